@@ -1,0 +1,95 @@
+"""API keys with roles, stored hashed; ``require_role`` guards ops and analyst endpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from shared.errors import BadInput, Forbidden, Unauthorized
+
+F = TypeVar("F", bound=Callable[..., Any])
+ROLES = ("analyst", "ops")  # ops may do everything an analyst may
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(db: Any, name: str, role: str) -> str:
+    """Create a key, store its hash, return the plain key (shown once)."""
+    from shared.models import ApiKey
+
+    if role not in ROLES:
+        raise BadInput(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    key = "fp_" + secrets.token_urlsafe(24)
+    with db.session() as s:
+        s.add(ApiKey(name=name, role=role, key_hash=hash_key(key)))
+    return key
+
+
+def revoke_key(db: Any, name: str) -> int:
+    from shared.models import ApiKey
+
+    with db.session() as s:
+        keys = s.scalars(select(ApiKey).where(ApiKey.name == name,
+                                              ApiKey.revoked_at.is_(None))).all()
+        for k in keys:
+            k.revoked_at = datetime.now(UTC)
+        return len(keys)
+
+
+def role_for(db: Any, key: str, ops_key: str | None) -> tuple[str, str] | None:
+    """(name, role) for a presented key, or None."""
+    from shared.models import ApiKey
+
+    if ops_key and hmac.compare_digest(hash_key(key), hash_key(ops_key)):
+        return ("ops-bootstrap", "ops")
+    with db.session() as s:
+        row = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key),
+                                             ApiKey.revoked_at.is_(None))).first()
+        return (row.name, row.role) if row else None
+
+
+def require_role(role: str) -> Callable[[F], F]:
+    """Decorator: the request needs ``Authorization: Bearer <key>`` of ``role`` (or ops)."""
+
+    def deco(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from flask import current_app, g, request
+
+            from shared.db import get_db
+
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer ") or not header[7:].strip():
+                raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+            found = role_for(get_db(), header[7:].strip(),
+                             current_app.config["FINPULSE"].ops_key)
+            if found is None:
+                raise Unauthorized("unknown or revoked API key")
+            name, have = found
+            if have != role and have != "ops":
+                raise Forbidden(f"this endpoint needs the {role!r} role; the key has {have!r}")
+            g.actor = name
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+def audit(db: Any, actor: str, action: str, target: str | None, outcome: str,
+          detail: dict | None = None) -> None:
+    """Record an admin action (who, what, when, outcome)."""
+    from shared.models import AuditLog
+
+    with db.session() as s:
+        s.add(AuditLog(actor=actor, action=action, target=target, outcome=outcome,
+                       detail=detail))

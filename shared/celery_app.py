@@ -1,0 +1,105 @@
+"""The Celery app: Redis as broker and result backend, queues per hardware, late acks.
+
+Built by :func:`make_celery` (never at import time); :func:`celery_init_app` binds it
+to a Flask app the way Flask's Celery example does, so tasks run in an app context.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery, Task
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from shared.settings import Settings
+
+QUEUE_CPU = "inference.cpu"
+QUEUE_GPU = "inference.gpu"
+QUEUE_TRAINING = "training"
+QUEUES = (QUEUE_CPU, QUEUE_GPU, QUEUE_TRAINING)
+
+# Modules holding @shared_task functions; the worker imports them all.
+TASK_MODULES = (
+    "shared.tasks",
+    "services.sentiment.tasks",
+    "services.chatbot.tasks",
+    "services.recommendations.tasks",
+    "training.tasks",
+)
+
+
+def inference_queue(settings: Settings) -> str:
+    return QUEUE_GPU if settings.device == "cuda" else QUEUE_CPU
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    infer = inference_queue(settings)
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "task_default_queue": QUEUE_CPU,
+        "task_routes": {
+            "training.*": {"queue": QUEUE_TRAINING},
+            "*.train*": {"queue": QUEUE_TRAINING},
+            "*.retrain*": {"queue": QUEUE_TRAINING},
+            "*": {"queue": infer},
+        },
+        # A task is acknowledged after it ran, and re-queued if its worker dies mid-way.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # One long task at a time per worker process: no task waits behind a training run.
+        "worker_prefetch_multiplier": 1,
+        "result_expires": settings.result_expires_s,
+        # Above the longest task, or Redis would re-deliver a task that is still running.
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_track_started": True,
+        "worker_hijack_root_logger": False,
+        "imports": [m for m in TASK_MODULES if _importable(m)],
+    }
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def make_celery(settings: Settings, name: str = "finpulse") -> Celery:
+    app = Celery(name)
+    app.config_from_object(celery_config(settings))
+    app.conf.finpulse_settings = settings
+    app.set_default()
+    return app
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    """Bind a Celery app to ``app``: tasks run inside its app context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.config_from_object(celery_config(settings))
+    celery.conf.finpulse_settings = settings
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def worker_pool_args(settings: Settings) -> list[str]:
+    """GPU workers: solo pool, so CUDA is initialised only in the process that uses it."""
+    if settings.device == "cuda":
+        return ["--pool", "solo", "-Q", QUEUE_GPU]
+    return ["--pool", "threads", "--concurrency", "4", "-Q", f"{QUEUE_CPU},{QUEUE_TRAINING}"]

@@ -1,0 +1,155 @@
+"""SQLAlchemy engine, sessions and Alembic migrations (SQLite by default, PostgreSQL by URL).
+
+Tables live with their owners (``shared/models.py``, ``services/<name>/models.py``), all on
+one :class:`Base`; each owner keeps its Alembic revisions in its own ``migrations/versions``
+folder as a separate branch, and :func:`upgrade` applies every branch (``heads``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from shared.errors import ConfigError, Unavailable
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from shared.settings import Settings
+
+# Packages whose ``models`` module and ``migrations/versions`` folder take part.
+MODEL_PACKAGES = ("shared", "services.sentiment", "services.chatbot", "services.recommendations")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every FinPulse table."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout for multi-process use."""
+    try:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                             connect_args={"connect_timeout": 5})
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise ConfigError(f"DATABASE_URL {url!r} is not usable: {exc}") from None
+
+
+def import_models() -> None:
+    """Import every ``models`` module so ``Base.metadata`` knows all tables."""
+    for pkg in MODEL_PACKAGES:
+        with contextlib.suppress(ModuleNotFoundError):
+            import_module(f"{pkg}.models")
+
+
+class Database:
+    """One engine and session factory per process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: commit on success, roll back on error."""
+        sess = self.sessionmaker()
+        try:
+            yield sess
+            sess.commit()
+        except BaseException:
+            sess.rollback()
+            raise
+        finally:
+            sess.close()
+
+    def ping(self) -> None:
+        """Raise :class:`Unavailable` with the reason when the database does not answer."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except (OperationalError, SQLAlchemyError, OSError) as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise Unavailable(f"database unreachable: {reason}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def init_app(app: Flask, settings: Settings) -> Database:
+    """Attach a :class:`Database` to ``app`` (``app.extensions['db']``)."""
+    db = Database(settings.db_url)
+    app.extensions["db"] = db
+    return db
+
+
+def get_db(app: Flask | None = None) -> Database:
+    from flask import current_app
+
+    return (app or current_app).extensions["db"]
+
+
+# -- migrations ---------------------------------------------------------------
+def _version_locations() -> list[str]:
+    locations = []
+    for pkg in MODEL_PACKAGES:
+        try:
+            mod = import_module(pkg)
+        except ModuleNotFoundError:
+            continue
+        folder = Path(mod.__file__).parent / "migrations" / "versions"
+        if folder.is_dir():
+            locations.append(str(folder))
+    return locations
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("version_locations", " ".join(_version_locations()))
+    cfg.set_main_option("path_separator", "space")
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Apply migrations up to ``revision`` (all branches by default)."""
+    from alembic import command
+
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise Unavailable(f"cannot migrate database {url.split('@')[-1]}: {reason}") from None
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)

@@ -1,0 +1,208 @@
+"""The model registry on disk: ``registry/DOMAIN/TASK/vN`` plus an atomic ``production`` pointer.
+
+A version directory holds a Hugging Face-format model, ``metrics.json``,
+``train_config.json`` and, after export, ``onnx/``. The ``production`` pointer is a
+small JSON file replaced atomically; its ``history`` makes rollback one step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.errors import BadInput, ModelNotFound
+from shared.io import write_json
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_REF = re.compile(r"^(?P<domain>[^/@]+)/(?P<task>[^/@]+)(?:@(?P<version>[^/@]+))?$")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    domain: str
+    task: str
+    version: int
+    path: Path
+
+    @property
+    def ref(self) -> str:
+        return f"{self.domain}/{self.task}@v{self.version}"
+
+    def metrics(self) -> dict[str, Any]:
+        return _read_json(self.path / "metrics.json")
+
+    def train_config(self) -> dict[str, Any]:
+        return _read_json(self.path / "train_config.json")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not _NAME.match(value or ""):
+        raise BadInput(f"{kind} {value!r} is not a valid name (letters, digits, '-', '_', '.')")
+    return value
+
+
+class Registry:
+    """File-system registry rooted at ``FINPULSE_HOME/registry``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # -- layout ------------------------------------------------------------
+    def task_dir(self, domain: str, task: str) -> Path:
+        return self.root / _check_name("domain", domain) / _check_name("task", task)
+
+    def versions(self, domain: str, task: str) -> list[ModelVersion]:
+        tdir = self.task_dir(domain, task)
+        out = []
+        if tdir.is_dir():
+            for child in tdir.iterdir():
+                if child.is_dir() and re.fullmatch(r"v\d+", child.name):
+                    out.append(ModelVersion(domain, task, int(child.name[1:]), child))
+        return sorted(out, key=lambda v: v.version)
+
+    def all_versions(self) -> list[ModelVersion]:
+        out: list[ModelVersion] = []
+        if not self.root.is_dir():
+            return out
+        for ddir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for tdir in sorted(p for p in ddir.iterdir() if p.is_dir()):
+                out.extend(self.versions(ddir.name, tdir.name))
+        return out
+
+    # -- writing -----------------------------------------------------------
+    def register(
+        self,
+        domain: str,
+        task: str,
+        source: str | Path,
+        *,
+        metrics: dict[str, Any] | None = None,
+        train_config: dict[str, Any] | None = None,
+        move: bool = True,
+    ) -> ModelVersion:
+        """Add ``source`` (a model directory) as the next version; returns it.
+
+        The directory is copied aside first and renamed into place, so a crash
+        never leaves a half-written ``vN``.
+        """
+        tdir = self.task_dir(domain, task)
+        tdir.mkdir(parents=True, exist_ok=True)
+        source = Path(source)
+        staging = tdir / f".staging-{os.getpid()}-{os.urandom(4).hex()}"
+        if move:
+            shutil.move(str(source), staging)
+        else:
+            shutil.copytree(source, staging)
+        if metrics is not None:
+            write_json(staging / "metrics.json", metrics)
+        if train_config is not None:
+            write_json(staging / "train_config.json", train_config)
+        while True:
+            existing = self.versions(domain, task)
+            number = (existing[-1].version + 1) if existing else 1
+            target = tdir / f"v{number}"
+            try:
+                os.rename(staging, target)  # fails if a concurrent writer took vN
+                break
+            except OSError:
+                if not target.exists():
+                    raise
+        return ModelVersion(domain, task, number, target)
+
+    # -- production pointer --------------------------------------------------
+    def _pointer(self, domain: str, task: str) -> Path:
+        return self.task_dir(domain, task) / "production.json"
+
+    def pointer(self, domain: str, task: str) -> dict[str, Any]:
+        return _read_json(self._pointer(domain, task))
+
+    def production(self, domain: str, task: str) -> ModelVersion | None:
+        version = self.pointer(domain, task).get("version")
+        if version is None:
+            return None
+        path = self.task_dir(domain, task) / f"v{version}"
+        return ModelVersion(domain, task, int(version), path) if path.is_dir() else None
+
+    def promote(self, ref: str, *, reason: str | None = None) -> ModelVersion:
+        """Point ``production`` at ``ref``'s version (atomic replace of the pointer)."""
+        mv = self.resolve_version(ref)
+        current = self.pointer(mv.domain, mv.task)
+        history = list(current.get("history", []))
+        if current.get("version") is not None and current.get("version") != mv.version:
+            history.append(current["version"])
+        write_json(
+            self._pointer(mv.domain, mv.task),
+            {"version": mv.version, "history": history[-50:], "reason": reason},
+        )
+        return mv
+
+    def rollback(self, domain: str, task: str) -> ModelVersion:
+        """Restore the previous production version."""
+        current = self.pointer(domain, task)
+        history = list(current.get("history", []))
+        while history:
+            previous = history.pop()
+            path = self.task_dir(domain, task) / f"v{previous}"
+            if path.is_dir():
+                write_json(
+                    self._pointer(domain, task),
+                    {"version": previous, "history": history, "reason": "rollback"},
+                )
+                return ModelVersion(domain, task, int(previous), path)
+        raise ModelNotFound(f"{domain}/{task} has no earlier production version to roll back to")
+
+    # -- resolution ----------------------------------------------------------
+    def resolve_version(self, ref: str) -> ModelVersion:
+        """Resolve ``DOMAIN/TASK[@vN|@N|@production|@latest]`` to a registered version."""
+        m = _REF.match(ref.strip())
+        if not m:
+            raise ModelNotFound(
+                f"model reference {ref!r} is neither a directory nor DOMAIN/TASK[@VERSION]"
+            )
+        domain, task, version = m["domain"], m["task"], m["version"]
+        versions = self.versions(domain, task)
+        if not versions:
+            raise ModelNotFound(f"no model registered under {domain}/{task} in {self.root}")
+        if version in (None, "production"):
+            prod = self.production(domain, task)
+            if prod is not None:
+                return prod
+            if version == "production":
+                raise ModelNotFound(f"{domain}/{task} has no production version; promote one")
+            return versions[-1]
+        if version == "latest":
+            return versions[-1]
+        number = version[1:] if version.lower().startswith("v") else version
+        for mv in versions:
+            if str(mv.version) == number:
+                return mv
+        raise ModelNotFound(
+            f"{domain}/{task} has no version {version!r} "
+            f"(have {', '.join(f'v{v.version}' for v in versions)})"
+        )
+
+    def resolve(self, ref: str | Path) -> Path:
+        """A ``REF`` (directory or registry reference) to a model directory."""
+        path = Path(str(ref)).expanduser()
+        if path.is_dir():
+            return path.resolve()
+        return self.resolve_version(str(ref)).path
+
+
+def get_registry(settings: Any = None) -> Registry:
+    from shared.settings import get_settings
+
+    settings = settings or get_settings()
+    return Registry(settings.registry_dir)

@@ -1,0 +1,124 @@
+"""Runtime settings: defaults, then ``FINPULSE_*`` environment, then explicit overrides."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every knob of the suite; one instance per process (see :func:`get_settings`)."""
+
+    model_config = SettingsConfigDict(env_prefix="FINPULSE_", extra="ignore")
+
+    # Where the registry, FAISS indexes, SQLite database and Redis data live.
+    home: Path = Field(default=Path("./var"))
+    # External Redis; None means "the local one `finpulse up` starts".
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "FINPULSE_REDIS_URL"),
+    )
+    # External database; None means SQLite under ``home``.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "FINPULSE_DATABASE_URL")
+    )
+    host: str = "127.0.0.1"
+    sentiment_port: int = Field(default=8101, ge=1, le=65535)
+    chatbot_port: int = Field(default=8102, ge=1, le=65535)
+    recommendations_port: int = Field(default=8103, ge=1, le=65535)
+    # First ops key; stored hashed, never logged.
+    ops_key: str | None = None
+    log_format: Literal["plain", "json"] = "plain"
+    log_level: str = "INFO"
+    # Data folder the first run prepares models from (../shared/data when present).
+    data_dir: Path | None = None
+    # Domains each service serves from the registry's `production` pointer.
+    sentiment_domain: str = "news"
+    chatbot_domain: str = "bank"
+    recommendations_domain: str = "default"
+    # Inference: runtime used by workers and services (torch | onnx | onnx-int8).
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    max_batch_size: int = Field(default=64, ge=1, le=4096)
+    max_batch_delay_ms: float = Field(default=5.0, ge=0, le=10_000)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    task_timeout_s: float = Field(default=30.0, gt=0)
+    # Celery: the longest task (training) must finish inside the visibility timeout.
+    visibility_timeout_s: int = Field(default=6 * 3600, ge=60)
+    result_expires_s: int = Field(default=3600, ge=1)
+    # Rate limit storage; defaults to the Redis above (memory:// in tests).
+    ratelimit_storage_url: str | None = None
+    testing: bool = False
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError(
+                f"REDIS_URL must look like redis://HOST:PORT/DB, got {value!r}"
+            )
+        return value
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL in force: DATABASE_URL or SQLite under ``home``."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://"):]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            return url
+        return f"sqlite:///{self.home / 'finpulse.db'}"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.home / "indexes"
+
+    def resolved_data_dir(self) -> Path | None:
+        """The data sets folder: the setting, else ``../shared/data`` beside the repo."""
+        if self.data_dir:
+            return self.data_dir
+        here = Path(__file__).resolve().parents[2] / "shared" / "data"
+        return here if here.is_dir() else None
+
+    def port_for(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings from the environment (cached; tests pass their own)."""
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (after the environment changed)."""
+    get_settings.cache_clear()

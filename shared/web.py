@@ -1,0 +1,181 @@
+"""What every FinPulse Flask service shares: JSON errors, health, readiness, OpenAPI.
+
+A service's ``create_app`` calls :func:`create_service_app`, adds its blueprints and
+registers readiness checks (callables that raise :class:`~shared.errors.Unavailable`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, jsonify, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from shared import metrics
+from shared.errors import BadInput, FinPulseError
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
+
+MAX_CONTENT_LENGTH = 8 * 1024 * 1024
+
+
+def error_response(code: str, message: str, status: int) -> tuple[Any, int]:
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every error leaves as ``{"error": {"code", "message"}}``; no HTML, no traceback."""
+
+    @app.errorhandler(FinPulseError)
+    def _finpulse(exc: FinPulseError) -> tuple[Any, int]:
+        return error_response(exc.code, exc.message, exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Any, int]:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(code, exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Any, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response("internal_error", "internal error; see the service log", 500)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_body(model: type[M]) -> M:
+    """Parse and validate the JSON body as ``model``; bad JSON or fields give a 400."""
+    if not request.is_json:
+        raise BadInput("expected a JSON body (Content-Type: application/json)",
+                       code="unsupported_media_type", status=415)
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadInput("request body is not valid JSON", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(format_validation_error(exc), code="validation_error") from None
+
+
+def json_body(model: type[BaseModel]) -> Callable[[F], F]:
+    """Decorator: pass the validated body as ``body``; records the schema for OpenAPI."""
+
+    def deco(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, body=parse_body(model), **kwargs)
+
+        wrapper._openapi_body = model  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+def openapi_document(app: Flask, title: str) -> dict[str, Any]:
+    """An OpenAPI 3 document built from the URL map, view docstrings and body models."""
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        view = app.view_functions[rule.endpoint]
+        path = str(rule.rule)
+        params = []
+        for arg in rule.arguments:
+            path = path.replace(f"<{arg}>", f"{{{arg}}}")
+            for conv in ("int", "string", "path"):
+                path = path.replace(f"<{conv}:{arg}>", f"{{{arg}}}")
+            params.append({"name": arg, "in": "path", "required": True,
+                           "schema": {"type": "string"}})
+        doc = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            op: dict[str, Any] = {
+                "operationId": f"{rule.endpoint}_{method.lower()}",
+                "summary": doc,
+                "parameters": params,
+                "responses": {
+                    "200": {"description": "OK"},
+                    "400": {"description": "Bad request"},
+                    "default": {"description": "Error", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Error"}}}},
+                },
+            }
+            body = getattr(view, "_openapi_body", None)
+            if body is not None and method in ("POST", "PUT", "PATCH"):
+                op["requestBody"] = {"required": True, "content": {"application/json": {
+                    "schema": body.model_json_schema(ref_template="#/components/schemas/{model}")
+                }}}
+            paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": "1.0.0"},
+        "paths": paths,
+        "components": {"schemas": {"Error": {
+            "type": "object",
+            "properties": {"error": {"type": "object", "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}}}},
+        }}},
+    }
+
+
+def create_service_app(name: str, settings: Settings | None = None) -> Flask:
+    """The skeleton of a service: settings, logging, errors, metrics, health endpoints."""
+    from shared.logs import configure_logging
+
+    settings = settings or get_settings()
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.config["FINPULSE"] = settings
+    app.config["TESTING"] = settings.testing
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["readiness"] = []
+    configure_logging(settings)
+    register_error_handlers(app)
+    metrics.init_app(app, name)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        """Process liveness."""
+        return jsonify({"status": "ok", "service": name})
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        """Readiness: model loaded, Redis and DB reachable (503 with the reasons)."""
+        problems = []
+        for check in current_app.extensions["readiness"]:
+            try:
+                check()
+            except FinPulseError as exc:
+                problems.append(exc.message)
+            except Exception as exc:  # a failing probe must not make readiness 500
+                problems.append(f"{getattr(check, '__name__', 'check')}: {exc}")
+        if problems:
+            return jsonify({"status": "unavailable", "service": name, "reasons": problems}), 503
+        return jsonify({"status": "ready", "service": name})
+
+    @app.get("/openapi.json")
+    def openapi() -> Any:
+        """The OpenAPI 3 document of this service."""
+        return jsonify(openapi_document(current_app, f"FinPulse {name}"))
+
+    return app
+
+
+def add_readiness_check(app: Flask, check: Callable[[], None]) -> None:
+    app.extensions["readiness"].append(check)
+
+
+def settings_of(app: Flask | None = None) -> Settings:
+    return (app or current_app).config["FINPULSE"]
