@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.errors import BadInput, Unavailable
+from shared.errors import BadInput, NotFound, Unavailable
 from shared.registry import Registry
 from shared.runtimes import Runtime, load_runtime
 
@@ -30,7 +30,7 @@ def get_model(registry: Registry, ref: str, kind: str = "torch", device: str = "
     """Load (once) the model behind ``ref`` (directory or DOMAIN/TASK[@VERSION])."""
     try:
         path = registry.resolve(ref)
-    except BadInput as exc:
+    except (BadInput, NotFound) as exc:
         raise Unavailable(f"model {ref!r} is not available: {exc.message}") from None
     key = (str(path), kind, device)
     with _lock:
