@@ -1,0 +1,96 @@
+"""Fixtures every test package shares: isolated settings, real Redis, a tiny real model."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"  # the real data sets (never copied into the repo)
+LABELS = ["negative", "neutral", "positive"]
+REDIS_URL = os.environ.get("FINPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("FINPULSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty FINPULSE_HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(home: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings on a temporary home, SQLite, the test Redis database, testing mode."""
+    from shared.settings import load_settings, reset_settings_cache
+
+    monkeypatch.setenv("FINPULSE_HOME", str(home))
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    reset_settings_cache()
+    yield load_settings(home=home, redis_url=REDIS_URL, testing=True,
+                        ratelimit_storage_url="memory://")
+    reset_settings_cache()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis test database; skipped with a reason when Redis is down."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # pragma: no cover - CI starts Redis
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 3-label classifier on the base encoder, briefly fitted to 30 obvious rows.
+
+    Real weights and tokenizer in Hugging Face format, so every runtime and service
+    path runs as in production; fitting a few steps makes its labels non-random.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from shared.encoders import base_encoder_path
+
+    out = tmp_path_factory.mktemp("tiny-sentiment")
+    base = base_encoder_path()
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=3, id2label=dict(enumerate(LABELS)),
+        label2id={lab: i for i, lab in enumerate(LABELS)})
+    texts = (["profit fell sharply and the company warned of losses"] * 10
+             + ["the company will hold its annual meeting in May"] * 10
+             + ["record profit and strong growth beat expectations"] * 10)
+    labels = torch.tensor([0] * 10 + [1] * 10 + [2] * 10)
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    enc = tok(texts, padding=True, return_tensors="pt")
+    model.train()
+    for _ in range(15):
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
