@@ -59,10 +59,20 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
+        problem = f"REDIS_URL must look like redis://HOST:PORT/DB, got {value!r}"
         if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
-            raise ValueError(
-                f"REDIS_URL must look like redis://HOST:PORT/DB, got {value!r}"
-            )
+            raise ValueError(problem)
+        if value.startswith(("redis://", "rediss://")):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(value)
+            try:
+                parts.port  # noqa: B018 - raises ValueError on a non-numeric or out-of-range port
+            except ValueError:
+                raise ValueError(problem) from None
+            db = parts.path.strip("/")
+            if not parts.hostname or (db and not db.isdigit()):
+                raise ValueError(problem)
         return value
 
     @field_validator("home")
