@@ -119,9 +119,10 @@ def _version_locations() -> list[str]:
             mod = import_module(pkg)
         except ModuleNotFoundError:
             continue
-        folder = Path(mod.__file__).parent / "migrations" / "versions"
-        if folder.is_dir():
-            locations.append(str(folder))
+        for base in getattr(mod, "__path__", []):  # a package still without __init__ has no __file__
+            folder = Path(base) / "migrations" / "versions"
+            if folder.is_dir():
+                locations.append(str(folder))
     return locations
 
 
