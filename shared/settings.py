@@ -54,6 +54,26 @@ class Settings(BaseSettings):
     result_expires_s: int = Field(default=3600, ge=1)
     # Rate limit storage; defaults to the Redis above (memory:// in tests).
     ratelimit_storage_url: str | None = None
+    # Sentiment service (services/sentiment): ingest limits, aggregation and alert rules.
+    sentiment_companies_csv: Path | None = None  # extra company list (ticker,name,aliases)
+    sentiment_max_article_chars: int = Field(default=100_000, ge=100)  # longer articles are rejected
+    sentiment_future_skew_s: float = Field(default=300.0, ge=0)  # tolerated clock skew for published_at
+    sentiment_scoring: Literal["inline", "celery", "off"] = "inline"  # where POST /v1/news scores
+    sentiment_score_batch: int = Field(default=64, ge=1, le=4096)  # articles per scoring task
+    sentiment_bucket: Literal["1h", "1d"] = "1d"  # alert evaluation bucket
+    sentiment_baseline_days: int = Field(default=30, ge=1)  # rolling baseline of each ticker
+    sentiment_min_articles: int = Field(default=3, ge=1)  # bucket size needed for a sentiment z-score
+    sentiment_ewma_alpha: float = Field(default=0.3, gt=0, le=1)
+    sentiment_warn_z: float = 2.0  # |z| of the sentiment shift for a warning
+    sentiment_critical_z: float = 3.0  # ... and for a critical alert
+    sentiment_min_shift: float = 0.3  # and at least this far from the baseline mean
+    sentiment_burst_min: int = Field(default=5, ge=1)  # negative articles in one bucket for a burst
+    sentiment_burst_share: float = Field(default=0.6, gt=0, le=1)  # ... making at least this share
+    sentiment_volume_z: float = 3.0  # volume z-score for a volume spike
+    sentiment_cooldown_h: float = Field(default=24.0, ge=0)  # one alert per ticker per event
+    sentiment_webhook_url: str | None = None  # alerts are POSTed here (with retries) when set
+    sentiment_feeds: list[str] = Field(default_factory=list)  # RSS/Atom URLs polled by Celery beat
+    sentiment_feed_poll_s: float = Field(default=300.0, ge=10)
     testing: bool = False
 
     @field_validator("redis_url")

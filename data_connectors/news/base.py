@@ -1,0 +1,74 @@
+"""The small base every news source shares: read raw article dicts plus per-row rejections.
+
+Sources only parse their format; normalisation (dates, text, dedup) happens once in
+``services.sentiment.ingest`` so every source is judged by the same rules.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.errors import BadInput
+
+
+@dataclass
+class NewsBatch:
+    """Raw rows (``id?, source, published_at, title, body?, url?, tickers?``) and rejected lines."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # {"line", "reason"}
+    not_modified: bool = False
+    etag: str | None = None
+    modified: str | None = None
+
+
+class NewsSource(ABC):
+    """A place articles come from; ``read`` never raises for one bad row."""
+
+    def __init__(self, target: str | Path, source: str | None = None):
+        self.target = str(target)
+        self.source = source
+
+    @abstractmethod
+    def read(self) -> NewsBatch: ...
+
+
+def is_url(target: str) -> bool:
+    return str(target).lower().startswith(("http://", "https://"))
+
+
+def open_source(target: str | Path, source: str | None = None, fmt: str | None = None) -> NewsSource:
+    """Pick the connector: URLs and .xml/.rss/.atom are feeds, .jsonl/.json and .csv are files."""
+    from data_connectors.news.files import CsvSource, JsonlSource
+    from data_connectors.news.rss import FeedSource
+
+    target = str(target)
+    if fmt is None:
+        suffix = Path(target).suffix.lower()
+        if is_url(target) or suffix in (".xml", ".rss", ".atom"):
+            fmt = "rss"
+        elif suffix == ".csv":
+            fmt = "csv"
+        elif suffix in (".jsonl", ".ndjson", ".json"):
+            fmt = "jsonl"
+        else:
+            fmt = _sniff(target)
+    if fmt != "rss" and not Path(target).is_file():
+        raise BadInput(f"{target}: no such file")
+    classes = {"rss": FeedSource, "csv": CsvSource, "jsonl": JsonlSource}
+    if fmt not in classes:
+        raise BadInput(f"unknown news format {fmt!r}; use rss, csv or jsonl")
+    return classes[fmt](target, source=source)
+
+
+def _sniff(target: str) -> str:
+    try:
+        head = Path(target).read_bytes()[:512].lstrip()
+    except OSError as exc:
+        raise BadInput(f"{target}: cannot read ({exc.strerror})") from None
+    if head.startswith(b"<"):
+        return "rss"
+    return "jsonl" if head.startswith(b"{") else "csv"

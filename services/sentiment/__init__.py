@@ -1,0 +1,66 @@
+"""The sentiment monitoring service: news in, per-ticker sentiment on event time, alerts out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from services.sentiment.scoring import Scorer
+    from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -> Flask:
+    """Build the Flask app; works with no model registered (``/readyz`` says what is missing).
+
+    ``scorer`` replaces the registry model (tests inject a known-answer scorer).
+    """
+    from services.sentiment.api import bp
+    from services.sentiment.pipeline import Pipeline
+    from shared import db as dbmod
+    from shared import redis_client
+    from shared.settings import get_settings
+    from shared.web import add_readiness_check, create_service_app
+
+    settings = settings or get_settings()
+    app = create_service_app("sentiment", settings)
+    db = dbmod.init_app(app, settings)
+    pipe = Pipeline(settings, db=db, scorer=scorer)
+    app.extensions["sentiment"] = pipe
+    app.register_blueprint(bp)
+    add_readiness_check(app, db.ping)
+    add_readiness_check(app, lambda: redis_client.ping(settings.redis_url))
+    add_readiness_check(app, lambda: pipe.scorer() and None)
+    if settings.sentiment_scoring == "celery":
+        from shared.celery_app import celery_init_app
+
+        celery_init_app(app, settings)
+    elif settings.sentiment_scoring == "inline" and not settings.testing:
+        start_sweeper(pipe)
+    return app
+
+
+def start_sweeper(pipe: Any, every_s: float = 60.0) -> threading.Thread:
+    """Score articles left unscored (crash, no model yet): at start-up, then every minute."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            try:
+                pipe.sweep()
+            except Exception as exc:  # no model yet or DB not migrated: try again later
+                log.info("sentiment sweep skipped: %s", exc)
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=loop, name="sentiment-sweeper", daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,193 @@
+"""Alert rules on event time, stored once per ticker and bucket, pushed to Redis and a webhook.
+
+After each scoring batch, :func:`evaluate` re-judges the buckets that received articles.
+A bucket raises at most one alert (the most severe rule; the others are named in the
+message), and a cool-down keeps one event from raising several. An alert's id and time
+come from the ticker and the bucket, so a backfill yields the same alerts as live arrival
+and re-posting the same articles adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from services.sentiment.aggregate import Point, floor_time, load_rows, series
+from services.sentiment.models import Alert, as_utc
+
+log = logging.getLogger(__name__)
+CHANNEL = "finpulse:sentiment:alerts"
+SEVERITY_RANK = {"warn": 1, "critical": 2}
+KIND_RANK = {"sentiment_shift": 3, "negative_burst": 2, "volume_spike": 1}
+MAX_ARTICLE_IDS = 50
+
+
+@dataclass(frozen=True)
+class Rules:
+    bucket_s: int = 86400
+    baseline_days: float = 30
+    alpha: float = 0.3
+    min_articles: int = 3
+    warn_z: float = 2.0
+    critical_z: float = 3.0
+    min_shift: float = 0.3
+    burst_min: int = 5
+    burst_share: float = 0.6
+    volume_z: float = 3.0
+    cooldown: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> Rules:
+        from services.sentiment.aggregate import bucket_seconds
+
+        return cls(bucket_seconds(s.sentiment_bucket), s.sentiment_baseline_days, s.sentiment_ewma_alpha,
+                   s.sentiment_min_articles, s.sentiment_warn_z, s.sentiment_critical_z, s.sentiment_min_shift,
+                   s.sentiment_burst_min, s.sentiment_burst_share, s.sentiment_volume_z,
+                   timedelta(hours=s.sentiment_cooldown_h))
+
+
+def candidates(p: Point, rules: Rules) -> list[dict[str, Any]]:
+    """Every rule ``p`` breaks, as alert fields (kind, severity, value, baseline, message)."""
+    out = []
+    if p.z is not None and abs(p.z) >= rules.warn_z and abs(p.sentiment - p.baseline) >= rules.min_shift:
+        way = "fell" if p.z < 0 else "rose"
+        out.append({"kind": "sentiment_shift", "severity": "critical" if abs(p.z) >= rules.critical_z else "warn",
+                    "value": p.sentiment, "baseline": p.baseline,
+                    "message": f"sentiment {way} to {p.sentiment:+.2f} (baseline {p.baseline:+.2f}, "
+                               f"z={p.z:+.1f}) on {p.volume} articles"})
+    if (p.negatives_z is not None and p.negatives >= rules.burst_min
+            and p.negatives >= rules.burst_share * p.volume and p.negatives_z >= rules.volume_z):
+        critical = p.negatives >= 2 * rules.burst_min and p.negatives_z >= 2 * rules.volume_z
+        out.append({"kind": "negative_burst", "severity": "critical" if critical else "warn",
+                    "value": float(p.negatives), "baseline": p.negatives_baseline,
+                    "message": f"{p.negatives} negative articles of {p.volume} "
+                               f"(baseline {p.negatives_baseline:.1f} per bucket)"})
+    if p.volume_z is not None and p.volume >= max(rules.burst_min, rules.min_articles) \
+            and p.volume_z >= rules.volume_z:
+        out.append({"kind": "volume_spike", "severity": "critical" if p.volume_z >= 2 * rules.volume_z else "warn",
+                    "value": float(p.volume), "baseline": p.volume_baseline,
+                    "message": f"{p.volume} articles (baseline {p.volume_baseline:.1f} per bucket, "
+                               f"z={p.volume_z:+.1f})"})
+    return out
+
+
+def choose(cands: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The one alert a bucket raises: most severe, then sentiment > burst > volume."""
+    if not cands:
+        return None
+    best = max(cands, key=lambda c: (SEVERITY_RANK[c["severity"]], KIND_RANK[c["kind"]]))
+    others = [c["kind"].replace("_", " ") for c in cands if c is not best]
+    if others:
+        best = {**best, "message": best["message"] + "; also " + ", ".join(others)}
+    return best
+
+
+def alert_id(ticker: str, at: datetime) -> str:
+    return f"{ticker}-{at:%Y%m%dT%H%M}"
+
+
+def to_json(a: Alert) -> dict[str, Any]:
+    return {"id": a.id, "ticker": a.ticker, "kind": a.kind, "severity": a.severity,
+            "at": as_utc(a.at).isoformat().replace("+00:00", "Z"), "value": round(a.value, 4),
+            "baseline": round(a.baseline, 4), "message": a.message, "article_ids": list(a.article_ids or [])}
+
+
+def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str) -> list[str]:
+    ids = p.article_ids
+    if kind in ("negative_burst", "sentiment_shift"):  # the articles that moved it first
+        ids = sorted(ids, key=lambda i: rows_by_id[i].sentiment)
+    return ids[:MAX_ARTICLE_IDS]
+
+
+def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -> list[dict[str, Any]]:
+    """Judge the buckets of ``times`` for ``ticker``; store and return the new alerts."""
+    buckets = sorted({floor_time(t, rules.bucket_s) for t in times})
+    if not buckets:
+        return []
+    lo, hi = buckets[0], buckets[-1] + timedelta(seconds=rules.bucket_s)
+    rows = load_rows(db, ticker, lo - timedelta(days=rules.baseline_days), hi)
+    by_id = {r.article_id: r for r in rows}
+    points = {p.at: p for p in series(rows, lo, hi, rules.bucket_s, rules.baseline_days, rules.alpha,
+                                      rules.min_articles)}
+    new = []
+    with db.session() as s:
+        existing = [as_utc(a) for a in s.scalars(select(Alert.at).where(
+            Alert.ticker == ticker, Alert.at >= lo - rules.cooldown, Alert.at <= hi + rules.cooldown))]
+    for at in buckets:
+        p = points.get(at)
+        best = choose(candidates(p, rules)) if p else None
+        if best is None or any(abs(at - e) <= rules.cooldown for e in existing):
+            continue
+        alert = Alert(id=alert_id(ticker, at), ticker=ticker, at=at, kind=best["kind"], severity=best["severity"],
+                      value=float(best["value"]), baseline=float(best["baseline"] or 0.0),
+                      message=f"{ticker}: {best['message']}", article_ids=_article_ids(p, by_id, best["kind"]))
+        try:
+            with db.session() as s:
+                s.add(alert)
+        except IntegrityError:  # a concurrent evaluation stored it first
+            continue
+        existing.append(at)
+        new.append(to_json(alert))
+    return new
+
+
+def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules) -> list[dict[str, Any]]:
+    new: list[dict[str, Any]] = []
+    for ticker in sorted(touched):
+        new += evaluate_ticker(db, ticker, touched[ticker], rules)
+    return new
+
+
+def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = None,
+                limit: int = 100, created_after: datetime | None = None) -> list[dict[str, Any]]:
+    """Alerts newest first (by event time), optionally from ``since`` on and for one ticker."""
+    q = select(Alert).order_by(Alert.at.desc(), Alert.ticker).limit(limit)
+    if since is not None:
+        q = q.where(Alert.at >= since)
+    if ticker:
+        q = q.where(Alert.ticker == ticker)
+    if created_after is not None:
+        q = q.where(Alert.created_at > created_after).order_by(None).order_by(Alert.created_at, Alert.id)
+    with db.session() as s:
+        return [to_json(a) for a in s.scalars(q)]
+
+
+def publish(settings: Any, alerts: list[dict[str, Any]]) -> None:
+    """Push new alerts to Redis pub/sub and (in the background) the webhook; never raises."""
+    if not alerts:
+        return
+    try:
+        from shared.redis_client import get_redis
+
+        client = get_redis(settings.redis_url)
+        for a in alerts:
+            client.publish(CHANNEL, json.dumps(a))
+    except Exception as exc:  # a Redis outage must not fail ingest; alerts are in the DB
+        log.warning("could not publish %d alerts to Redis: %s", len(alerts), exc)
+    if settings.sentiment_webhook_url:
+        threading.Thread(target=post_webhook, args=(settings.sentiment_webhook_url, alerts),
+                         daemon=True, name="alert-webhook").start()
+
+
+def post_webhook(url: str, alerts: list[dict[str, Any]], tries: int = 4, backoff_s: float = 0.5) -> bool:
+    """POST ``{"alerts": [...]}`` to ``url``, retrying with exponential back-off."""
+    import requests
+
+    for attempt in range(tries):
+        try:
+            resp = requests.post(url, json={"alerts": alerts}, timeout=5)
+            if resp.status_code < 500:
+                return resp.ok
+        except requests.RequestException as exc:
+            log.info("webhook %s failed (attempt %d): %s", url, attempt + 1, exc)
+        time.sleep(backoff_s * 2 ** attempt)
+    log.warning("webhook %s gave up after %d attempts", url, tries)
+    return False

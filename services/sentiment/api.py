@@ -1,0 +1,178 @@
+"""HTTP views: parse -> validate -> one pipeline call -> JSON (contract in ../shared/CONTRACT.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
+from pydantic import BaseModel, Field, field_validator
+
+from services.sentiment import queries
+from services.sentiment.aggregate import parse_duration, ticker_series
+from services.sentiment.alerts import list_alerts
+from services.sentiment.ingest import Rejected, parse_time
+from services.sentiment.pipeline import Pipeline
+from shared.errors import BadInput
+from shared.web import json_body, settings_of
+
+bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="templates",
+               static_url_path="/static/sentiment")
+MAX_SCORE_TEXTS = 256
+MAX_NEWS_ROWS = 5000
+_TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
+
+
+def pipeline() -> Pipeline:
+    return current_app.extensions["sentiment"]
+
+
+class ScoreRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, max_length=MAX_SCORE_TEXTS)
+
+    @field_validator("texts")
+    @classmethod
+    def _non_empty(cls, texts: list[str]) -> list[str]:
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise ValueError(f"texts[{i}] is empty")
+        return texts
+
+
+def _ticker(value: str) -> str:
+    t = value.strip().lstrip("$").upper()
+    if not _TICKER.match(t):
+        raise BadInput(f"invalid ticker {value[:20]!r}")
+    return t
+
+
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_time(raw)
+    except Rejected:
+        raise BadInput(f"{name} must be an ISO-8601 time, got {raw[:40]!r}") from None
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be an integer, got {raw[:20]!r}") from None
+    if not lo <= value <= hi:
+        raise BadInput(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+@bp.post("/v1/score")
+@json_body(ScoreRequest)
+def score(body: ScoreRequest) -> Any:
+    """Score texts with the production sentiment model."""
+    limit = settings_of().max_text_chars
+    for i, t in enumerate(body.texts):
+        if len(t) > limit:
+            raise BadInput(f"texts[{i}] has {len(t)} characters; the limit is {limit}", code="validation_error")
+    scorer = pipeline().scorer()
+    results = scorer.runtime.predict(body.texts, batch_size=settings_of().max_batch_size)
+    return jsonify({"results": [{"label": r["label"], "scores": r["scores"]} for r in results],
+                    "model_version": scorer.version})
+
+
+@bp.post("/v1/news")
+def post_news() -> Any:
+    """Ingest one article or a list; 202 with stored ids, duplicates and rejected rows."""
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        raise BadInput("request body is not valid UTF-8 JSON", code="invalid_json")
+    rows = data.get("articles", [data]) if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not rows:
+        raise BadInput("expected an article object, a list of articles or {\"articles\": [...]}")
+    if len(rows) > MAX_NEWS_ROWS:
+        raise BadInput(f"{len(rows)} articles in one request; the limit is {MAX_NEWS_ROWS}", status=413,
+                       code="too_large")
+    report = pipeline().ingest(rows)
+    if not report.stored and not report.duplicates:
+        return jsonify({"error": {"code": "all_rejected", "message": "; ".join(
+            f"[{r['index']}] {r['reason']}" for r in report.rejected[:5])}, **report.to_dict()}), 400
+    return jsonify({**report.to_dict(), "scoring": pipeline().dispatch(report.stored)}), 202
+
+
+@bp.get("/v1/tickers")
+def tickers() -> Any:
+    """Tickers with articles (most covered first) and the known sources."""
+    return jsonify(queries.tickers(pipeline().db))
+
+
+@bp.get("/v1/tickers/<ticker>/sentiment")
+def ticker_sentiment(ticker: str) -> Any:
+    """Sentiment, EWMA, volume and z-scores per bucket on event time, with the alerts."""
+    t = _ticker(ticker)
+    settings = settings_of()
+    window = parse_duration(request.args.get("window", "30d"))
+    bucket = request.args.get("bucket", settings.sentiment_bucket)
+    data = ticker_series(pipeline().db, t, window=window, bucket=bucket, end=_time_arg("end"),
+                         source=request.args.get("source") or None, settings=settings)
+    with_articles = request.args.get("articles", "0").lower() in ("1", "true", "yes")
+    start = parse_time(data["start"])
+    data["points"] = [p.to_dict(with_articles) for p in data["points"]]
+    data["window"] = request.args.get("window", "30d")
+    data["alerts"] = [a for a in list_alerts(pipeline().db, since=start, ticker=t, limit=1000)
+                      if a["at"] < data["end"]]
+    return jsonify(data)
+
+
+@bp.get("/v1/tickers/<ticker>/articles")
+def ticker_articles(ticker: str) -> Any:
+    """The scored articles behind a ticker's points (newest first), with scores and links."""
+    return jsonify({"articles": queries.articles(
+        pipeline().db, _ticker(ticker), start=_time_arg("start"), end=_time_arg("end"),
+        source=request.args.get("source") or None, limit=_int_arg("limit", 100, 1, 1000))})
+
+
+@bp.get("/v1/alerts")
+def alerts() -> Any:
+    """Alerts newest first (event time), from ``since`` on, optionally for one ticker."""
+    ticker = request.args.get("ticker")
+    return jsonify({"alerts": list_alerts(pipeline().db, since=_time_arg("since"),
+                                          ticker=_ticker(ticker) if ticker else None,
+                                          limit=_int_arg("limit", 100, 1, 1000))})
+
+
+@bp.get("/v1/alerts/stream")
+def alerts_stream() -> Any:
+    """Server-sent events: each new alert as ``event: alert``; reconnect with EventSource."""
+    max_s = _int_arg("max_s", 60, 1, 3600)
+    db = pipeline().db
+    after = _time_arg("after") or datetime.now(UTC) - timedelta(seconds=1)
+
+    def events() -> Iterator[str]:
+        cursor, sent = after, set()
+        deadline = time.monotonic() + max_s
+        yield "retry: 2000\n: connected\n\n"
+        last_ping = time.monotonic()
+        while time.monotonic() < deadline:
+            for a in queries.alerts_created_after(db, cursor):
+                if a["alert"]["id"] not in sent:
+                    sent.add(a["alert"]["id"])
+                    yield f"id: {a['alert']['id']}\nevent: alert\ndata: {json.dumps(a['alert'])}\n\n"
+                cursor = max(cursor, a["created_at"] - timedelta(seconds=1))
+            if time.monotonic() - last_ping > 15:
+                last_ping = time.monotonic()
+                yield ": keep-alive\n\n"
+            time.sleep(0.5)
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/")
+def dashboard() -> Any:
+    """The analysts' dashboard: live alerts, per-ticker chart, articles behind each point."""
+    return render_template("dashboard.html")

@@ -1,0 +1,249 @@
+"""Article ingest: normalise, reject with reasons, de-duplicate, store, link tickers.
+
+Every row is judged on its own: a bad row is rejected with a reason while the valid rows
+of the same batch are stored. Duplicates are found by id, normalised URL and a
+normalised-content hash (so syndicated copies count once); posting the same articles
+again stores nothing new. Rows are committed before the caller answers, and stay
+``scored_at IS NULL`` until scored, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from dateutil import parser as dateparser
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from services.sentiment.linking import Linker
+from services.sentiment.models import Article, ArticleTicker
+
+_TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
+_ID = re.compile(r"^[\w.:\-/@#]{1,128}$")
+_WORDS = re.compile(r"[^\w]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class Rejected(ValueError):
+    """A row that cannot be stored; the message is the reason shown to the caller."""
+
+
+@dataclass
+class NewsItem:
+    id: str
+    source: str
+    published_at: datetime
+    title: str
+    body: str
+    url: str | None
+    tickers: dict[str, float]
+    content_hash: str
+
+
+@dataclass
+class IngestReport:
+    """What a batch did: stored ids, duplicates and rejected rows with their reasons."""
+
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def merge(self, other: IngestReport, offset: int = 0) -> None:
+        self.stored += other.stored
+        self.duplicates += [{**d, "index": d["index"] + offset} for d in other.duplicates]
+        self.rejected += [{**r, "index": r["index"] + offset} for r in other.rejected]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ids": self.stored, "stored": len(self.stored), "duplicates": self.duplicates,
+                "rejected": self.rejected}
+
+
+def parse_time(value: Any) -> datetime:
+    """ISO-8601, RFC 2822 or epoch seconds/milliseconds -> aware UTC; naive means UTC."""
+    if value is None or value == "":
+        raise Rejected("missing published_at")
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, bool):
+        raise Rejected(f"unparseable published_at {value!r}")
+    elif isinstance(value, int | float):
+        secs = value / 1000 if value > 1e11 else value
+        try:
+            dt = datetime.fromtimestamp(secs, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Rejected(f"unparseable published_at {value!r}") from None
+    elif isinstance(value, str):
+        try:
+            dt = dateparser.parse(value.strip())
+        except (ValueError, OverflowError, TypeError):
+            raise Rejected(f"unparseable published_at {value[:60]!r}") from None
+    else:
+        raise Rejected(f"published_at must be a string or a number, got {type(value).__name__}")
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def normalise_url(url: str) -> str:
+    """Lower-case scheme and host, drop the fragment, tracking parameters and a trailing slash."""
+    parts = urlsplit(url.strip())
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not k.lower().startswith(("utm_", "fbclid", "gclid"))])
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
+
+
+def content_hash(title: str, body: str) -> str:
+    """Hash of the words of title and body: syndicated copies with other markup collide."""
+    norm = _WORDS.sub(" ", unicodedata.normalize("NFKC", f"{title} {body}").casefold()).strip()
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
+def _text(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Rejected(f"{key} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejected(f"{key} is not valid UTF-8 text") from None
+    return _CONTROL.sub("", unicodedata.normalize("NFC", value)).strip()
+
+
+def _tickers(value: Any) -> list[str] | None:
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[,\s;|]+", value) if v]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Rejected("tickers must be a list of strings")
+    out = [v.strip().lstrip("$").upper() for v in value]
+    bad = [v for v in out if not _TICKER.match(v)]
+    if bad:
+        raise Rejected(f"invalid ticker {bad[0][:20]!r}")
+    return list(dict.fromkeys(out))
+
+
+def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s: float) -> NewsItem:
+    """One raw row -> a :class:`NewsItem`, or :class:`Rejected` with the reason."""
+    if not isinstance(row, dict):
+        raise Rejected("expected a JSON object")
+    published = parse_time(row.get("published_at"))
+    if published > now + timedelta(seconds=skew_s):
+        raise Rejected(f"published_at {published.isoformat()} is in the future")
+    title, body = _text(row, "title"), _text(row, "body")
+    if not title and not body:
+        raise Rejected("empty text: title and body are both empty")
+    if len(title) + len(body) > max_chars:
+        raise Rejected(f"oversize text: {len(title) + len(body)} characters (limit {max_chars})")
+    if not title:
+        title = body.split(". ", 1)[0][:300]
+    source = _text(row, "source")[:200] or "unknown"
+    url = _text(row, "url") or None
+    if url:
+        if not url.lower().startswith(("http://", "https://")) or len(url) > 2000:
+            raise Rejected("url must be an http(s) URL of at most 2000 characters")
+        url = normalise_url(url)
+    digest = content_hash(title, body)
+    raw_id = row.get("id")
+    if raw_id is None or raw_id == "":
+        art_id = "h" + digest[:23]
+    else:
+        art_id = str(raw_id).strip() if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
+        if not _ID.match(art_id):
+            raise Rejected("id must be 1-128 characters of letters, digits and ._:-/@#")
+    given = _tickers(row.get("tickers"))
+    tickers = dict.fromkeys(given, 1.0) if given else linker.link(title, body)
+    return NewsItem(art_id, source, published, title, body, url, tickers, digest)
+
+
+def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, str]]:
+    """Which ids, urls and hashes of ``items`` are already stored (-> stored article id)."""
+    ids = [i.id for i in items]
+    urls = [i.url for i in items if i.url]
+    hashes = [i.content_hash for i in items]
+    found: dict[str, dict[str, str]] = {"id": {}, "url": {}, "hash": {}}
+    for start in range(0, len(items), 500):
+        for (aid,) in session.execute(select(Article.id).where(Article.id.in_(ids[start:start + 500]))):
+            found["id"][aid] = aid
+        for aid, h in session.execute(select(Article.id, Article.content_hash)
+                                      .where(Article.content_hash.in_(hashes[start:start + 500]))):
+            found["hash"][h] = aid
+    for start in range(0, len(urls), 500):
+        for aid, u in session.execute(select(Article.id, Article.url).where(Article.url.in_(urls[start:start + 500]))):
+            found["url"][u] = aid
+    return found
+
+
+def _duplicate_of(item: NewsItem, seen: dict[str, dict[str, str]]) -> tuple[str, str] | None:
+    if item.id in seen["id"]:
+        return "duplicate id", seen["id"][item.id]
+    if item.url and item.url in seen["url"]:
+        return "duplicate url", seen["url"][item.url]
+    if item.content_hash in seen["hash"]:
+        return "duplicate content (syndicated copy)", seen["hash"][item.content_hash]
+    return None
+
+
+def _add(session: Any, item: NewsItem) -> None:
+    session.add(Article(id=item.id, source=item.source, published_at=item.published_at, title=item.title,
+                        body=item.body, url=item.url, content_hash=item.content_hash))
+    for ticker, rel in item.tickers.items():
+        session.add(ArticleTicker(article_id=item.id, ticker=ticker, relevance=rel,
+                                  published_at=item.published_at))
+
+
+def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000, skew_s: float = 300.0,
+           now: datetime | None = None) -> IngestReport:
+    """Normalise, de-duplicate and store ``rows``; returns what happened to each row."""
+    now = now or datetime.now(UTC)
+    report = IngestReport()
+    items: list[tuple[int, NewsItem]] = []
+    for index, row in enumerate(rows):
+        try:
+            items.append((index, normalise(row, linker, now=now, max_chars=max_chars, skew_s=skew_s)))
+        except Rejected as exc:
+            rid = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str | int) else None
+            report.rejected.append({"index": index, "id": rid, "reason": str(exc)})
+    if not items:
+        return report
+    with db.session() as session:
+        seen = _existing(session, [i for _, i in items])
+        fresh: list[tuple[int, NewsItem]] = []
+        for index, item in items:
+            dup = _duplicate_of(item, seen)
+            if dup:
+                report.duplicates.append({"index": index, "id": item.id, "reason": dup[0], "duplicate_of": dup[1]})
+                continue
+            seen["id"][item.id] = item.id
+            seen["hash"][item.content_hash] = item.id
+            if item.url:
+                seen["url"][item.url] = item.id
+            fresh.append((index, item))
+        try:
+            for _, item in fresh:
+                _add(session, item)
+            session.flush()
+            report.stored = [i.id for _, i in fresh]
+            return report
+        except IntegrityError:  # a concurrent request stored some of them first
+            session.rollback()
+    return _ingest_one_by_one(db, fresh, report)
+
+
+def _ingest_one_by_one(db: Any, fresh: list[tuple[int, NewsItem]], report: IngestReport) -> IngestReport:
+    for index, item in fresh:
+        try:
+            with db.session() as session:
+                _add(session, item)
+            report.stored.append(item.id)
+        except IntegrityError:
+            report.duplicates.append({"index": index, "id": item.id, "reason": "duplicate (concurrent insert)",
+                                      "duplicate_of": item.id})
+    return report

@@ -1,0 +1,101 @@
+"""Sentiment tables: articles, their linked tickers, scores (with model version), alerts, feeds.
+
+Datetimes are stored as UTC; SQLite hands them back naive, so readers go through
+:func:`as_utc`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Stored datetimes are UTC; SQLite drops the zone, so put it back."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Article(Base):
+    __tablename__ = "news_articles"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(2000), nullable=True, unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # NULL until scored: the sweep picks these up again after a crash.
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+
+
+class ArticleTicker(Base):
+    __tablename__ = "news_article_tickers"
+
+    article_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("news_articles.id", ondelete="CASCADE"), primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(16), primary_key=True)
+    relevance: Mapped[float] = mapped_column(Float, default=1.0)
+    # Copy of the article's event time, so per-ticker series need no join.
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_news_article_tickers_ticker_time", "ticker", "published_at"),)
+
+
+class Score(Base):
+    """One score per (article, ticker); ticker '' scores an article with no linked ticker."""
+
+    __tablename__ = "news_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("news_articles.id", ondelete="CASCADE"), index=True)
+    ticker: Mapped[str] = mapped_column(String(16), default="")
+    model_version: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(20))
+    negative: Mapped[float] = mapped_column(Float)
+    neutral: Mapped[float] = mapped_column(Float)
+    positive: Mapped[float] = mapped_column(Float)
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("article_id", "ticker", name="uq_news_scores_article_ticker"),)
+
+
+class Alert(Base):
+    """One alert per ticker and bucket (``at`` is the bucket start, event time)."""
+
+    __tablename__ = "news_alerts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    baseline: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    article_ids: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("ticker", "at", name="uq_news_alerts_ticker_at"),)
+
+
+class FeedState(Base):
+    """Conditional-GET state of a polled feed (ETag / Last-Modified)."""
+
+    __tablename__ = "news_feed_state"
+
+    url: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    etag: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    modified: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status: Mapped[str | None] = mapped_column(Text, nullable=True)

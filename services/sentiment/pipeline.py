@@ -1,0 +1,118 @@
+"""The sentiment pipeline in one place: ingest -> score -> alerts, for views, tasks and the CLI.
+
+Views, Celery tasks and ``finpulse news ingest`` all call these methods, so a backfill
+through the CLI and live arrival over HTTP run the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from services.sentiment import alerts as alerts_mod
+from services.sentiment.ingest import IngestReport, ingest
+from services.sentiment.linking import Linker
+from services.sentiment.scoring import Scorer, load_scorer, score_articles, unscored_ids
+from shared.db import Database
+from shared.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4)
+def get_linker(extra_csv: str | None) -> Linker:
+    return Linker.from_files(extra_csv)
+
+
+@lru_cache(maxsize=4)
+def get_database(url: str) -> Database:
+    """One engine per process for tasks and the CLI (the web app keeps its own)."""
+    return Database(url)
+
+
+@dataclass
+class ScoreOutcome:
+    articles: int = 0
+    texts: int = 0
+    batches: list[int] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    model_version: str | None = None
+
+
+class Pipeline:
+    """Settings, database, linker and scorer (injectable) bound together."""
+
+    def __init__(self, settings: Any, db: Database | None = None, scorer: Scorer | None = None):
+        self.settings = settings
+        self.db = db or get_database(settings.db_url)
+        self._scorer = scorer
+        self.rules = alerts_mod.Rules.from_settings(settings)
+
+    @property
+    def linker(self) -> Linker:
+        extra = self.settings.sentiment_companies_csv
+        return get_linker(str(extra) if extra else None)
+
+    def scorer(self) -> Scorer:
+        """The injected scorer, else the registry's production model (raises Unavailable)."""
+        return self._scorer or load_scorer(self.settings)
+
+    def ingest(self, rows: list[Any], now: datetime | None = None) -> IngestReport:
+        return ingest(self.db, rows, self.linker, max_chars=self.settings.sentiment_max_article_chars,
+                      skew_s=self.settings.sentiment_future_skew_s, now=now)
+
+    def score(self, ids: list[str], publish: bool = True) -> ScoreOutcome:
+        """Score ``ids`` in batches, then judge alerts on the buckets they touched."""
+        scorer = self.scorer()
+        out = ScoreOutcome(model_version=scorer.version)
+        step = self.settings.sentiment_score_batch
+        for start in range(0, len(ids), step):
+            rep = score_articles(self.db, scorer, self.linker, ids[start:start + step],
+                                 batch_size=self.settings.max_batch_size)
+            if not rep.articles:
+                continue
+            out.articles += rep.articles
+            out.texts += rep.texts
+            out.batches.append(rep.articles)
+            new = alerts_mod.evaluate(self.db, rep.touched, self.rules)
+            out.alerts += new
+            if publish:
+                alerts_mod.publish(self.settings, new)
+        return out
+
+    def sweep(self, limit: int = 5000) -> ScoreOutcome:
+        """Score articles left unscored (worker crash, no model yet), oldest first."""
+        ids = unscored_ids(self.db, limit)
+        return self.score(ids) if ids else ScoreOutcome()
+
+    def dispatch(self, ids: list[str]) -> str:
+        """Hand new ids to scoring as configured: 'scored', 'queued' or 'pending'."""
+        mode = self.settings.sentiment_scoring
+        if not ids or mode == "off":
+            return "pending"
+        if mode == "celery":
+            try:
+                enqueue(self.settings, ids)
+                return "queued"
+            except Exception as exc:  # broker down: the sweep picks them up later
+                log.warning("could not queue %d articles for scoring: %s", len(ids), exc)
+                return "pending"
+        try:
+            self.score(ids)
+            return "scored"
+        except Unavailable as exc:
+            log.warning("articles stored unscored: %s", exc.message)
+            return "pending"
+
+
+def enqueue(settings: Any, ids: list[str]) -> None:
+    """Queue scoring tasks of ``sentiment_score_batch`` ids on the inference queue."""
+    from services.sentiment.tasks import score_articles_task
+    from shared.celery_app import inference_queue
+
+    step = settings.sentiment_score_batch
+    for start in range(0, len(ids), step):
+        score_articles_task.apply_async(args=[ids[start:start + step]], queue=inference_queue(settings))

@@ -1,0 +1,53 @@
+"""Read-side queries the API and dashboard need beyond series and alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from services.sentiment.alerts import to_json
+from services.sentiment.models import Alert, Article, ArticleTicker, Score, as_utc
+
+
+def _iso(dt: datetime) -> str:
+    return as_utc(dt).isoformat().replace("+00:00", "Z")
+
+
+def tickers(db: Any, limit: int = 200) -> dict[str, Any]:
+    with db.session() as s:
+        rows = s.execute(select(ArticleTicker.ticker, func.count(), func.max(ArticleTicker.published_at))
+                         .group_by(ArticleTicker.ticker).order_by(func.count().desc()).limit(limit)).all()
+        sources = [r[0] for r in s.execute(select(Article.source).distinct().order_by(Article.source).limit(200))]
+    return {"tickers": [{"ticker": t, "articles": n, "last_at": _iso(last)} for t, n, last in rows],
+            "sources": sources}
+
+
+def articles(db: Any, ticker: str, *, start: datetime | None, end: datetime | None, source: str | None,
+             limit: int = 100) -> list[dict[str, Any]]:
+    q = (select(Article, ArticleTicker.relevance, Score)
+         .join(ArticleTicker, ArticleTicker.article_id == Article.id)
+         .outerjoin(Score, and_(Score.article_id == Article.id, Score.ticker == ArticleTicker.ticker))
+         .where(ArticleTicker.ticker == ticker).order_by(ArticleTicker.published_at.desc()).limit(limit))
+    if start is not None:
+        q = q.where(ArticleTicker.published_at >= start)
+    if end is not None:
+        q = q.where(ArticleTicker.published_at < end)
+    if source:
+        q = q.where(Article.source == source)
+    out = []
+    with db.session() as s:
+        for art, rel, sc in s.execute(q):
+            out.append({"id": art.id, "source": art.source, "published_at": _iso(art.published_at),
+                        "title": art.title, "url": art.url, "relevance": rel,
+                        "label": sc.label if sc else None,
+                        "scores": {"negative": sc.negative, "neutral": sc.neutral, "positive": sc.positive}
+                        if sc else None, "model_version": sc.model_version if sc else None})
+    return out
+
+
+def alerts_created_after(db: Any, after: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    with db.session() as s:
+        rows = s.scalars(select(Alert).where(Alert.created_at > after).order_by(Alert.created_at).limit(limit))
+        return [{"alert": to_json(a), "created_at": as_utc(a.created_at)} for a in rows]

@@ -1,0 +1,114 @@
+"""Scoring: articles (by id) -> one score per linked ticker, stored with the model version.
+
+The scorer is injectable (anything with ``version`` and ``runtime.predict``), so tests use
+a known-answer stub or a tiny real model and production uses the registry's
+``production`` version through :func:`shared.inference.get_model`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from services.sentiment.linking import Linker, split_sentences
+from services.sentiment.models import Article, ArticleTicker, Score, as_utc
+
+log = logging.getLogger(__name__)
+LEAD_CHARS = 300  # title plus lead: enough for the tone, short enough for ~200 articles/s
+
+
+class Predictor(Protocol):
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A model version label and the runtime that predicts with it."""
+
+    version: str
+    runtime: Predictor
+
+
+def model_ref(settings: Any) -> str:
+    return f"{settings.sentiment_domain}/sentiment@production"
+
+
+def load_scorer(settings: Any) -> Scorer:
+    """The production sentiment model of the configured domain (cached per process)."""
+    from shared.errors import Unavailable
+    from shared.inference import get_model
+    from shared.registry import get_registry
+
+    ref = model_ref(settings)
+    try:
+        loaded = get_model(get_registry(settings), ref, kind=settings.runtime, device=settings.device)
+    except Unavailable:
+        raise Unavailable(f"no sentiment model registered for {settings.sentiment_domain}/sentiment; "
+                          "train one with `finpulse train sentiment` (or `finpulse up`)") from None
+    return Scorer(loaded.ref, loaded.runtime)
+
+
+@dataclass
+class ScoreReport:
+    articles: int = 0
+    texts: int = 0
+    batch_size: int = 0
+    # ticker -> event times of the newly scored articles (what alert evaluation needs)
+    touched: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
+
+
+def lead(title: str, body: str, max_chars: int = LEAD_CHARS) -> str:
+    return " ".join([title, *split_sentences(body)[:2]]).strip()[:max_chars]
+
+
+def _texts(art: Article, tickers: list[str], linker: Linker) -> dict[str, str]:
+    """Ticker -> text; with several tickers each gets the sentences that mention it."""
+    if len(tickers) <= 1:
+        return {(tickers[0] if tickers else ""): lead(art.title, art.body)}
+    return {t: linker.text_for(t, art.title, art.body, LEAD_CHARS) for t in tickers}
+
+
+def unscored_ids(db: Any, limit: int = 1000) -> list[str]:
+    with db.session() as s:
+        rows = s.execute(select(Article.id).where(Article.scored_at.is_(None))
+                         .order_by(Article.published_at).limit(limit))
+        return [r[0] for r in rows]
+
+
+def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batch_size: int = 64) -> ScoreReport:
+    """Score the still-unscored articles among ``ids``; idempotent (scored ones are skipped)."""
+    report = ScoreReport(batch_size=batch_size)
+    with db.session() as s:
+        arts = list(s.scalars(select(Article).where(Article.id.in_(ids), Article.scored_at.is_(None))))
+        if not arts:
+            return report
+        links: dict[str, list[str]] = defaultdict(list)
+        for at in s.scalars(select(ArticleTicker).where(ArticleTicker.article_id.in_([a.id for a in arts]))):
+            links[at.article_id].append(at.ticker)
+    jobs = [(a, t, text) for a in arts for t, text in _texts(a, sorted(links[a.id]), linker).items()]
+    unique = list(dict.fromkeys(text for _, _, text in jobs))
+    preds = dict(zip(unique, scorer.runtime.predict(unique, batch_size=batch_size), strict=True))
+    now = datetime.now(UTC)
+    try:
+        with db.session() as s:
+            for art, ticker, text in jobs:
+                p = preds[text]
+                sc = p["scores"]
+                s.add(Score(article_id=art.id, ticker=ticker, model_version=scorer.version, label=p["label"],
+                            negative=float(sc.get("negative", 0.0)), neutral=float(sc.get("neutral", 0.0)),
+                            positive=float(sc.get("positive", 0.0)), scored_at=now))
+                if ticker:
+                    report.touched[ticker].append(as_utc(art.published_at))
+            s.execute(Article.__table__.update().where(Article.id.in_([a.id for a in arts]))
+                      .values(scored_at=now))
+    except IntegrityError:  # another worker scored them meanwhile
+        log.info("articles already scored by another worker; skipping %d", len(arts))
+        return ScoreReport(batch_size=batch_size)
+    report.articles, report.texts = len(arts), len(unique)
+    return report

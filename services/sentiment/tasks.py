@@ -1,0 +1,68 @@
+"""Celery tasks: thin wrappers taking ids, calling the same pipeline the web app calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+
+def _settings() -> Any:
+    from celery import current_app
+
+    from shared.settings import get_settings
+
+    return getattr(current_app.conf, "finpulse_settings", None) or get_settings()
+
+
+def _pipeline() -> Any:
+    from services.sentiment.pipeline import Pipeline
+
+    return Pipeline(_settings())
+
+
+@shared_task(name="services.sentiment.tasks.score_articles", acks_late=True,
+             autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def score_articles_task(ids: list[str]) -> dict[str, Any]:
+    """Score articles by id (idempotent: already scored ones are skipped)."""
+    out = _pipeline().score(list(ids))
+    return {"articles": out.articles, "batches": out.batches, "alerts": len(out.alerts),
+            "model_version": out.model_version}
+
+
+@shared_task(name="services.sentiment.tasks.sweep_unscored", acks_late=True)
+def sweep_unscored_task() -> dict[str, Any]:
+    """Pick up articles a crash or a missing model left unscored."""
+    out = _pipeline().sweep()
+    return {"articles": out.articles, "alerts": len(out.alerts)}
+
+
+@shared_task(name="services.sentiment.tasks.poll_feeds", acks_late=True)
+def poll_feeds_task() -> dict[str, Any]:
+    """Poll every configured feed with ETag/Last-Modified and ingest what is new."""
+    from services.sentiment.feeds import poll_all
+
+    pipe = _pipeline()
+    return poll_all(pipe)
+
+
+def beat_schedule(settings: Any) -> dict[str, Any]:
+    """Entries for ``celery beat``: feed polling and the unscored sweep."""
+    sched = {"sentiment-sweep-unscored": {"task": "services.sentiment.tasks.sweep_unscored", "schedule": 60.0}}
+    if settings.sentiment_feeds:
+        sched["sentiment-poll-feeds"] = {"task": "services.sentiment.tasks.poll_feeds",
+                                         "schedule": settings.sentiment_feed_poll_s}
+    return sched
+
+
+def _install_beat_schedule(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is not None:
+        app.conf.beat_schedule = {**beat_schedule(_settings()), **(app.conf.beat_schedule or {})}
+
+
+def connect_beat() -> None:
+    """Add the schedule when a beat starts (the worker entry point calls this)."""
+    from celery.signals import beat_init
+
+    beat_init.connect(_install_beat_schedule, weak=False)

@@ -1,0 +1,96 @@
+"""Sentiment fixtures: a migrated SQLite app with a known-answer scorer, and news builders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+NEGATIVE = ("plunge", "fraud", "lawsuit", "recall", "loss", "collapse", "probe", "warning")
+POSITIVE = ("record", "beat", "surge", "growth", "upgrade", "strong")
+
+
+class KeywordRuntime:
+    """Known answers: negative/positive keywords decide the label; counts every call."""
+
+    labels = ["negative", "neutral", "positive"]
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
+        self.calls.append(len(texts))
+        out = []
+        for t in texts:
+            low = t.lower()
+            if any(w in low for w in NEGATIVE):
+                scores = {"negative": 0.9, "neutral": 0.05, "positive": 0.05}
+            elif any(w in low for w in POSITIVE):
+                scores = {"negative": 0.05, "neutral": 0.15, "positive": 0.8}
+            else:
+                scores = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
+            out.append({"label": max(scores, key=scores.get), "scores": scores})
+        return out
+
+
+@pytest.fixture
+def stub_scorer():
+    from services.sentiment.scoring import Scorer
+
+    return Scorer("stub/sentiment@v1", KeywordRuntime())
+
+
+@pytest.fixture
+def migrated(settings):
+    from shared.db import upgrade
+
+    upgrade(settings.db_url)
+    return settings
+
+
+@pytest.fixture
+def app(migrated, redis_url, stub_scorer):
+    from services.sentiment import create_app
+
+    return create_app(migrated, scorer=stub_scorer)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def pipe(app):
+    return app.extensions["sentiment"]
+
+
+ROUTINE = ["{n} schedules annual meeting", "{n} names new board member", "{n} opens office in Austin",
+           "{n} reports steady quarter, record growth in cloud", "{n} updates product line",
+           "{n} hosts investor day"]
+
+
+def history(tickers: list[str], start: datetime, days: int, per_day: int = 3) -> list[dict[str, Any]]:
+    """A month of calm, cashtagged news for each ticker (mostly neutral, some positive)."""
+    rows = []
+    for d in range(days):
+        for ti, t in enumerate(tickers):
+            for k in range(per_day):
+                title = ROUTINE[(d + k + ti) % len(ROUTINE)].format(n=f"${t}")
+                at = start + timedelta(days=d, hours=9 + 2 * k + ti)
+                rows.append({"id": f"{t}-{d}-{k}", "source": f"wire{k % 2}", "published_at": at.isoformat(),
+                             "title": title, "body": f"Day {d} note {k} about {t}.",
+                             "url": f"https://news.example/{t}/{d}/{k}"})
+    return rows
+
+
+def burst(ticker: str, day: datetime, n: int = 8) -> list[dict[str, Any]]:
+    words = ["fraud probe", "product recall", "lawsuit", "shares plunge", "profit warning", "accounting probe",
+             "loss widens", "collapse fears", "fraud charges", "recall expands"]
+    return [{"id": f"{ticker}-burst-{i}", "source": "wire0", "published_at": (day + timedelta(hours=8, minutes=20 * i))
+             .isoformat(), "title": f"${ticker} {words[i % len(words)]} #{i}", "body": "Investors reacted badly.",
+             "url": f"https://news.example/{ticker}/burst/{i}"} for i in range(n)]
+
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
