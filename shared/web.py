@@ -61,7 +61,10 @@ def parse_body(model: type[M]) -> M:
     if not request.is_json:
         raise BadInput("expected a JSON body (Content-Type: application/json)",
                        code="unsupported_media_type", status=415)
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # e.g. 100k nested "[" (issue 9: was a 500)
+        raise BadInput("request body is nested too deeply", code="invalid_json") from None
     if data is None:
         raise BadInput("request body is not valid JSON", code="invalid_json")
     try:
