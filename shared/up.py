@@ -1,0 +1,492 @@
+"""``finpulse up``: the whole suite on one machine, stopped as one by Ctrl-C or SIGTERM.
+
+Order: check the configuration and ports (nothing started yet), find or start Redis,
+migrate the database, then start the children, each in its own process group: a
+Celery worker, the three services under waitress and, on a first run, a background
+preparation (train the sentiment model, call each service's ``bootstrap.prepare``).
+The services answer ``/healthz`` at once; ``/readyz`` says what preparation is still
+doing (``FINPULSE_HOME/run/prepare.json``). Children are also given a parent-death
+signal, so even a killed ``up`` leaves no orphans behind.
+
+The same module is the children's entry point: ``python -m shared.up serve NAME``,
+``... worker [CELERY ARGS]`` and ``... prepare --services a,b``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import click
+
+from shared.errors import ConfigError, Unavailable
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("sentiment", "chatbot", "recommendations")
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+STOP_TIMEOUT_S = 10.0
+HEALTH_TIMEOUT_S = 60.0
+
+
+def _say(message: str) -> None:
+    click.echo(f"[up] {message}", err=True)
+
+
+# -- checks before anything starts ----------------------------------------------------
+def parse_services(value: str | None) -> list[str]:
+    """``a,b`` to a list of known service names (all three when empty)."""
+    if not value:
+        return list(SERVICES)
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown service(s) {', '.join(unknown) or value!r}; "
+                                 f"choose from {', '.join(SERVICES)}", param_hint="--services")
+    return names
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(settings: Settings, services: list[str]) -> None:
+    for name in services:
+        port = settings.port_for(name)
+        if not port_free(settings.host, port):
+            raise ConfigError(f"port {port} ({name}) is already in use on {settings.host}: stop what "
+                              f"uses it or set FINPULSE_{name.upper()}_PORT to a free port")
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def check_database(settings: Settings) -> None:
+    """Fail with one line when DATABASE_URL does not answer (SQLite always does)."""
+    from shared.db import Database
+
+    db = Database(settings.db_url)
+    try:
+        db.ping()
+    except Unavailable as exc:
+        raise ConfigError(f"DATABASE_URL {redact(settings.db_url)} is unreachable ({exc.message}); "
+                          "fix it, or unset it to use SQLite under FINPULSE_HOME") from None
+    finally:
+        db.dispose()
+
+
+# -- children ------------------------------------------------------------------------
+def _child_setup(nice: int) -> Any:
+    """Runs in the child before exec: die with the parent (Linux), lower priority."""
+
+    try:
+        prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: process groups alone
+        prctl = None
+
+    def setup() -> None:
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if nice:
+            os.nice(nice)
+
+    return setup
+
+
+class Supervisor:
+    """Starts children in their own process groups and stops every group it started."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.children: list[tuple[str, subprocess.Popen, bool]] = []
+
+    def start(self, name: str, argv: list[str], *, essential: bool = True, nice: int = 0) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_child_setup(nice))
+        self.children.append((name, proc, essential))
+        _say(f"started {name} (pid {proc.pid})")
+        return proc
+
+    def failed(self) -> tuple[str, int] | None:
+        """The first essential child that exited, with its code."""
+        for name, proc, essential in self.children:
+            if essential and proc.poll() is not None:
+                return name, proc.returncode
+        return None
+
+    def stop_all(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM every group (newest first, Redis last), then SIGKILL what is left."""
+        for _, proc, _ in reversed(self.children):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, proc, _ in reversed(self.children):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+        for name, proc, _ in self.children:
+            if proc.poll() is None:
+                _say(f"{name} did not stop in {timeout:.0f}s; killing it")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # also grandchildren left in the group
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self.children.clear()
+
+
+def ensure_redis(settings: Settings, sup: Supervisor) -> None:
+    """Use REDIS_URL when it answers; else start ``redis-server`` on its local port."""
+    from shared.redis_client import is_up
+
+    url = settings.redis_url
+    if url.startswith("memory://"):
+        raise ConfigError("REDIS_URL memory:// is for tests only; use redis://HOST:PORT/DB")
+    if is_up(url):
+        _say(f"using Redis at {redact(url)}")
+        return
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if url.startswith("unix://") or host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"REDIS_URL {redact(url)} does not answer: start that Redis, or point "
+                          "REDIS_URL at 127.0.0.1 so finpulse up starts its own")
+    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists()
+                                              else None)
+    if binary is None:
+        raise ConfigError(f"no Redis answers at REDIS_URL {redact(url)} and redis-server is not installed "
+                          "(apt-get install redis-server, or set REDIS_URL)")
+    if not port_free("127.0.0.1", port):
+        raise ConfigError(f"port {port} of REDIS_URL is in use by something that is not this Redis: "
+                          "set REDIS_URL to a free port")
+    data = settings.home / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+            "--save", "60 1", "--appendonly", "no", "--daemonize", "no",
+            "--logfile", str(data / "redis.log")]
+    if parts.password:
+        argv += ["--requirepass", parts.password]
+    proc = sup.start("redis", argv)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if is_up(url):
+            _say(f"started Redis at {redact(url)} (data in {data})")
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise ConfigError(f"redis-server did not start on port {port}; see {data / 'redis.log'}")
+
+
+def worker_argv() -> list[str]:
+    """The workers engineer's ``finpulse worker`` when present, else this module's."""
+    if importlib.util.find_spec("services.worker") is not None:
+        return [sys.executable, "-m", "shared.cli", "worker"]
+    return [sys.executable, "-m", "shared.up", "worker"]
+
+
+def wait_healthy(urls: dict[str, str], sup: Supervisor, timeout: float = HEALTH_TIMEOUT_S) -> list[str]:
+    """Poll each ``/healthz`` until 200; returns the services still not healthy."""
+    pending = dict(urls)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline and sup.failed() is None:
+        for name, base in list(pending.items()):
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    pending.pop(name)
+        time.sleep(0.2)
+    return list(pending)
+
+
+# -- the command ----------------------------------------------------------------------
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _frame: Any) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+@click.command("up")
+@click.option("--services", "services_opt", metavar="A,B", default=None,
+              help="Start only these services (sentiment, chatbot, recommendations); default all.")
+@click.option("--prepare/--no-prepare", default=True, show_default=True,
+              help="On a first run, train/load what each service needs, in the background.")
+@click.option("--worker/--no-worker", default=True, show_default=True, help="Start a Celery worker.")
+def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
+    """Start the whole suite locally: Redis (when none answers at REDIS_URL), database
+    migrations, a Celery worker and the three services (ports 8101/8102/8103 by default).
+
+    Prints the service URLs on stdout once their /healthz answers; progress goes to
+    stderr. A first run with an empty registry prepares the models from ../shared/data
+    (or the samples under data/samples/) in the background; /readyz says what is still
+    being prepared. Ctrl-C or SIGTERM stops everything it started.
+    """
+    from shared.db import upgrade
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    services = parse_services(services_opt)
+    check_ports(settings, services)
+    check_database(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    status_file = settings.home / "run" / "prepare.json"
+    status_file.unlink(missing_ok=True)
+
+    env = {**os.environ, "FINPULSE_HOME": str(settings.home), "REDIS_URL": settings.redis_url,
+           "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    for name in SERVICES:
+        env[f"FINPULSE_{name.upper()}_PORT"] = str(settings.port_for(name))
+    sup = Supervisor(env)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    failure: str | None = None
+    try:
+        ensure_redis(settings, sup)
+        _say(f"migrating {redact(settings.db_url)}")
+        upgrade(settings.db_url)
+        if worker:
+            sup.start("worker", worker_argv())
+        urls = {}
+        for name in services:
+            sup.start(name, [sys.executable, "-m", "shared.up", "serve", name])
+            urls[name] = f"http://{settings.host}:{settings.port_for(name)}"
+        if prepare:
+            sup.start("prepare", [sys.executable, "-m", "shared.up", "prepare", "--services",
+                                  ",".join(services)], essential=False, nice=10)
+        slow = wait_healthy(urls, sup)
+        if sup.failed() is None:
+            for name, base in urls.items():
+                click.echo(f"{name:<16} {base}/")
+            sys.stdout.flush()
+            if slow:
+                _say(f"still not healthy after {HEALTH_TIMEOUT_S:.0f}s: {', '.join(slow)}")
+            _say("running; Ctrl-C stops everything")
+        while (dead := sup.failed()) is None:
+            time.sleep(0.5)
+        failure = f"{dead[0]} exited with code {dead[1]} (its log is above); stopped everything"
+    except _Stop as stop:
+        _say(f"{stop}: stopping")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sup.stop_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure:
+        raise click.ClickException(failure)
+    _say("stopped")
+
+
+# -- children's entry points ----------------------------------------------------------------
+def preparation_check(settings: Settings, name: str) -> Any:
+    """A readiness check failing while ``finpulse up`` still prepares ``name``."""
+    from shared.registry import _read_json
+
+    def preparation() -> None:
+        state = _read_json(settings.home / "run" / "prepare.json").get(name)
+        if state and state.get("state") in ("pending", "running"):
+            raise Unavailable(f"preparing {name}: {state.get('detail', 'waiting')}")
+        if state and state.get("state") == "failed":
+            raise Unavailable(f"preparing {name} failed: {state.get('detail')}; see the finpulse up log")
+
+    return preparation
+
+
+def service_app(name: str, settings: Settings) -> Flask:
+    """``services.<name>:create_app(settings)``, or the minimal app while it is absent."""
+    from shared.web import add_readiness_check, create_service_app
+
+    try:
+        module = importlib.import_module(f"services.{name}")
+        factory = module.create_app
+    except (ModuleNotFoundError, AttributeError) as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name not in (f"services.{name}", "services"):
+            raise
+        app = create_service_app(name, settings)
+        add_readiness_check(app, _redis_check(settings))
+        add_readiness_check(app, _db_check(settings))
+    else:
+        app = factory(settings)
+    add_readiness_check(app, preparation_check(settings, name))
+    return app
+
+
+def _redis_check(settings: Settings) -> Any:
+    def redis() -> None:
+        from shared.redis_client import ping
+
+        ping(settings.redis_url)
+
+    return redis
+
+
+def _db_check(settings: Settings) -> Any:
+    from shared.db import Database
+
+    db = Database(settings.db_url)
+    return db.ping
+
+
+@click.group()
+def child() -> None:
+    """Entry points of the processes ``finpulse up`` starts."""
+
+
+@child.command()
+@click.argument("name", type=click.Choice(SERVICES))
+def serve(name: str) -> None:
+    """Serve one service with waitress on its configured port."""
+    from waitress import serve as waitress_serve
+
+    from shared.encoders import offline
+    from shared.settings import get_settings
+
+    offline()
+    settings = get_settings()
+    app = service_app(name, settings)
+    waitress_serve(app, host=settings.host, port=settings.port_for(name), threads=8,
+                   ident=f"finpulse-{name}", _quiet=True)
+
+
+@child.command(context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """A Celery worker (queues and pool from settings; CELERY_ARGS replace them)."""
+    from shared.celery_app import make_celery, worker_pool_args
+    from shared.encoders import offline
+    from shared.settings import get_settings
+
+    offline()
+    settings = get_settings()
+    app = make_celery(settings)
+    args = list(celery_args) or worker_pool_args(settings)
+    app.worker_main(["worker", "--loglevel", "INFO", "--hostname", f"finpulse-{os.getpid()}@%h", *args])
+
+
+@child.command("prepare")
+@click.option("--services", "services_opt", default=None)
+def prepare_cmd(services_opt: str | None) -> None:
+    """Prepare what each service needs on a first run (progress on stderr)."""
+    from shared.encoders import offline
+    from shared.settings import get_settings
+
+    offline()
+    failed = prepare_services(get_settings(), parse_services(services_opt))
+    sys.exit(1 if failed else 0)
+
+
+# -- first-run preparation ----------------------------------------------------------------
+def prepare_services(settings: Settings, services: list[str]) -> list[str]:
+    """Prepare each service once (a marker under ``run/prepared`` records success).
+
+    Returns the services whose preparation failed; the others keep their results.
+    """
+    from shared.io import atomic_write, write_json
+    from shared.registry import _read_json
+
+    status_file = settings.home / "run" / "prepare.json"
+    marks = settings.home / "run" / "prepared"
+    states = {n: {"state": "pending", "detail": "waiting for its turn"} for n in services}
+
+    def update(name: str, state: str, detail: str) -> None:
+        states[name] = {"state": state, "detail": detail}
+        write_json(status_file, {**_read_json(status_file), **states})
+        _say(f"prepare {name}: {state}: {detail}")
+
+    data_dir = settings.resolved_data_dir()
+    write_json(status_file, states)
+    failed = []
+    for name in services:
+        if (marks / name).exists():
+            update(name, "done", "prepared on an earlier run")
+            continue
+        update(name, "running", "starting")
+        try:
+            if name == "sentiment":
+                prepare_sentiment(settings, data_dir, lambda d, n=name: update(n, "running", d))
+            hook = _bootstrap_hook(name)
+            if hook is not None:
+                update(name, "running", f"services.{name}.bootstrap.prepare")
+                hook(settings, data_dir)
+            with atomic_write(marks / name) as fh:
+                fh.write(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+            update(name, "done", "prepared")
+        except Exception as exc:  # one service's failure must not stop the others
+            log.debug("preparation of %s failed", name, exc_info=True)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            update(name, "failed", reason)
+            failed.append(name)
+    return failed
+
+
+def _bootstrap_hook(name: str) -> Any:
+    try:
+        module = importlib.import_module(f"services.{name}.bootstrap")
+    except ModuleNotFoundError as exc:
+        if exc.name in (f"services.{name}.bootstrap", f"services.{name}", "services"):
+            return None
+        raise
+    return getattr(module, "prepare", None)
+
+
+def sentiment_training_files(data_dir: Path | None) -> tuple[Path, Path | None]:
+    """FPB train/dev from the data sets folder, else the repository's small sample."""
+    if data_dir is not None:
+        train, dev = data_dir / "fpb" / "train.jsonl", data_dir / "fpb" / "dev.jsonl"
+        if train.is_file():
+            return train, dev if dev.is_file() else None
+    return SAMPLES / "sentiment.jsonl", None
+
+
+def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Any) -> None:
+    """Train and promote the first sentiment model of the domain, unless one exists."""
+    from shared.registry import Registry
+
+    registry = Registry(settings.registry_dir)
+    domain = settings.sentiment_domain
+    if registry.versions(domain, "sentiment"):
+        progress(f"{domain}/sentiment already registered")
+        return
+    try:
+        from training import SentimentTrainConfig, train_sentiment
+    except ImportError as exc:
+        raise Unavailable(f"cannot train the sentiment model yet: {exc}") from None
+    train, dev = sentiment_training_files(data_dir)
+    progress(f"training {domain}/sentiment on {train}" + (f" + {dev.name}" if dev else ""))
+    config = SentimentTrainConfig(train_path=str(train), dev_path=str(dev) if dev else None, domain=domain)
+    version = train_sentiment(config, settings)
+    if registry.production(domain, "sentiment") is None:
+        registry.promote(version.ref, reason="first run of finpulse up")
+    progress(f"registered {version.ref}")
+
+
+if __name__ == "__main__":
+    child(prog_name="python -m shared.up")

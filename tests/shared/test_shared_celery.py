@@ -1,0 +1,65 @@
+"""A real Celery worker process against real Redis runs a task round trip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+@pytest.fixture
+def worker(redis_url: str, unique: str, home: Path):
+    """``python -m shared.up worker`` on a private queue, importing the test tasks."""
+    queue = f"fp-test-{unique}"
+    env = {**os.environ, "REDIS_URL": redis_url, "FINPULSE_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.up", "worker", "--pool", "solo", "-Q", queue,
+         "-I", "fp_test_tasks", "--without-mingle", "--without-gossip"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    yield queue, proc
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_worker_round_trip(worker, settings, redis_url):
+    from shared.celery_app import make_celery
+
+    queue, proc = worker
+    app = make_celery(settings.model_copy(update={"redis_url": redis_url}))
+    result = app.send_task("fp_test.add", args=[2, 3], queue=queue)
+    value = result.get(timeout=60)
+    assert value["sum"] == 5
+    assert value["pid"] == proc.pid  # the solo pool runs tasks in the worker process itself
+    assert result.state == "SUCCESS"
+    assert proc.poll() is None
+
+
+def test_worker_config_is_safe_for_long_tasks(settings):
+    """acks_late + reject on worker loss, prefetch 1, a visibility timeout above any task."""
+    from shared.celery_app import celery_config, worker_pool_args
+
+    conf = celery_config(settings)
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["broker_transport_options"]["visibility_timeout"] >= 3600
+    gpu = worker_pool_args(settings.model_copy(update={"device": "cuda"}))
+    assert gpu[:2] == ["--pool", "solo"] and "inference.gpu" in gpu
+
+
+def test_worker_entry_stops_on_sigterm(worker):
+    _, proc = worker
+    time.sleep(1)
+    proc.terminate()
+    assert proc.wait(20) is not None

@@ -1,0 +1,65 @@
+"""Alembic migrations up and down on SQLite and PostgreSQL (every branch, ``heads``)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+SHARED_TABLES = {"api_keys", "audit_log", "model_versions", "jobs"}
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _round_trip(url: str) -> None:
+    from shared.db import Database, downgrade, upgrade
+
+    upgrade(url)
+    tables = _tables(url)
+    assert tables >= SHARED_TABLES
+    assert "alembic_version" in tables
+    db = Database(url)
+    db.ping()
+    db.dispose()
+    upgrade(url)  # idempotent
+    downgrade(url)
+    assert _tables(url) - {"alembic_version"} == set()
+    upgrade(url)
+    assert _tables(url) >= SHARED_TABLES
+
+
+def test_migrations_sqlite(tmp_path):
+    _round_trip(f"sqlite:///{tmp_path / 'fp.db'}")
+
+
+@pytest.mark.postgres
+def test_migrations_postgres(postgres_url: str):
+    """Runs in a throw-away database, so other tests' tables are never touched."""
+    admin = postgres_url
+    name = f"fp_mig_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        _round_trip(admin.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def test_unreachable_database_is_one_line():
+    from shared.db import Database
+    from shared.errors import Unavailable
+
+    db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(Unavailable) as info:
+        db.ping()
+    assert "\n" not in info.value.message and "database unreachable" in info.value.message
