@@ -1,0 +1,75 @@
+"""Settings validation and ``finpulse`` CLI errors are one readable line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from shared.errors import ConfigError
+from shared.settings import load_settings
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/0", "redis://localhost:abc/0",
+                                 "redis://h:6379/not-a-db", "redis://h:70000/0", "localhost"])
+def test_malformed_redis_url_names_it(url):
+    with pytest.raises(ConfigError) as info:
+        load_settings(redis_url=url)
+    message = info.value.message
+    assert "REDIS_URL" in message and "\n" not in message
+
+
+def test_bad_port_names_the_setting(monkeypatch):
+    monkeypatch.setenv("FINPULSE_SENTIMENT_PORT", "eighty")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "sentiment_port" in info.value.message and "\n" not in info.value.message
+
+
+def test_good_settings_and_postgres_url_normalised(tmp_path):
+    s = load_settings(home=tmp_path, redis_url="redis://:secret@127.0.0.1:6380/2",
+                      database_url="postgres://u@db:5432/x")
+    assert s.db_url == "postgresql+psycopg://u@db:5432/x"
+    assert s.port_for("chatbot") == 8102
+    assert s.home == tmp_path.resolve()
+
+
+def _finpulse(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env}
+    full_env.pop("FINPULSE_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], env=full_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("finpulse: error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_cli_malformed_redis_url(tmp_path):
+    line = _one_line_error(_finpulse(["db", "upgrade"], REDIS_URL="redis://x:port/0",
+                                     FINPULSE_HOME=str(tmp_path)))
+    assert "REDIS_URL" in line
+
+
+def test_cli_unreachable_database(tmp_path):
+    line = _one_line_error(_finpulse(["db", "upgrade"], FINPULSE_HOME=str(tmp_path),
+                                     DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+    assert "127.0.0.1" in line or "database" in line
+
+
+def test_cli_unknown_command():
+    proc = _finpulse(["no-such-command"])
+    _one_line_error(proc)
+    assert "no-such-command" in proc.stderr
+
+
+def test_cli_db_upgrade_ok(tmp_path):
+    proc = _finpulse(["db", "upgrade"], FINPULSE_HOME=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "finpulse.db").is_file()
