@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.sentiment.linking import Linker
-from services.sentiment.models import Article, ArticleTicker
+from services.sentiment.models import Article, ArticleTicker, as_utc
 
 _TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 _ID = re.compile(r"^[\w.:\-/@#]{1,128}$")
@@ -163,31 +163,33 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
     return NewsItem(art_id, source, published, title, body, url, tickers, digest)
 
 
-def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, str]]:
-    """Which ids, urls and hashes of ``items`` are already stored (-> stored article id)."""
+def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, Any]]:
+    """Which ids, urls and content hashes of ``items`` are already stored (-> stored article id)."""
     ids = [i.id for i in items]
     urls = [i.url for i in items if i.url]
-    hashes = [i.content_hash for i in items]
-    found: dict[str, dict[str, str]] = {"id": {}, "url": {}, "hash": {}}
-    for start in range(0, len(items), 500):
+    hashes = list({i.content_hash for i in items})
+    found: dict[str, dict[str, Any]] = {"id": {}, "url": {}, "hash": {}}
+    for start in range(0, len(ids), 500):
         for (aid,) in session.execute(select(Article.id).where(Article.id.in_(ids[start:start + 500]))):
             found["id"][aid] = aid
-        for aid, h in session.execute(select(Article.id, Article.content_hash)
-                                      .where(Article.content_hash.in_(hashes[start:start + 500]))):
-            found["hash"][h] = aid
+    for start in range(0, len(hashes), 500):
+        for aid, h, at in session.execute(select(Article.id, Article.content_hash, Article.published_at)
+                                          .where(Article.content_hash.in_(hashes[start:start + 500]))):
+            found["hash"].setdefault(h, []).append((as_utc(at), aid))
     for start in range(0, len(urls), 500):
         for aid, u in session.execute(select(Article.id, Article.url).where(Article.url.in_(urls[start:start + 500]))):
             found["url"][u] = aid
     return found
 
 
-def _duplicate_of(item: NewsItem, seen: dict[str, dict[str, str]]) -> tuple[str, str] | None:
+def _duplicate_of(item: NewsItem, seen: dict[str, dict[str, Any]], window: timedelta) -> tuple[str, str] | None:
     if item.id in seen["id"]:
         return "duplicate id", seen["id"][item.id]
     if item.url and item.url in seen["url"]:
         return "duplicate url", seen["url"][item.url]
-    if item.content_hash in seen["hash"]:
-        return "duplicate content (syndicated copy)", seen["hash"][item.content_hash]
+    for at, aid in seen["hash"].get(item.content_hash, []):
+        if abs(at - item.published_at) <= window:  # the same text days apart is news again
+            return "duplicate content (syndicated copy)", aid
     return None
 
 
@@ -200,8 +202,12 @@ def _add(session: Any, item: NewsItem) -> None:
 
 
 def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000, skew_s: float = 300.0,
-           now: datetime | None = None) -> IngestReport:
-    """Normalise, de-duplicate and store ``rows``; returns what happened to each row."""
+           syndication_h: float = 72.0, now: datetime | None = None) -> IngestReport:
+    """Normalise, de-duplicate and store ``rows``; returns what happened to each row.
+
+    Copies of the same text within ``syndication_h`` hours are one article (syndication).
+    """
+    window = timedelta(hours=syndication_h)
     now = now or datetime.now(UTC)
     report = IngestReport()
     items: list[tuple[int, NewsItem]] = []
@@ -217,12 +223,12 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
         seen = _existing(session, [i for _, i in items])
         fresh: list[tuple[int, NewsItem]] = []
         for index, item in items:
-            dup = _duplicate_of(item, seen)
+            dup = _duplicate_of(item, seen, window)
             if dup:
                 report.duplicates.append({"index": index, "id": item.id, "reason": dup[0], "duplicate_of": dup[1]})
                 continue
             seen["id"][item.id] = item.id
-            seen["hash"][item.content_hash] = item.id
+            seen["hash"].setdefault(item.content_hash, []).append((item.published_at, item.id))
             if item.url:
                 seen["url"][item.url] = item.id
             fresh.append((index, item))

@@ -32,7 +32,7 @@ class Article(Base):
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str | None] = mapped_column(String(2000), nullable=True, unique=True)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # NULL until scored: the sweep picks these up again after a crash.
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)

@@ -62,7 +62,8 @@ class Pipeline:
 
     def ingest(self, rows: list[Any], now: datetime | None = None) -> IngestReport:
         return ingest(self.db, rows, self.linker, max_chars=self.settings.sentiment_max_article_chars,
-                      skew_s=self.settings.sentiment_future_skew_s, now=now)
+                      skew_s=self.settings.sentiment_future_skew_s,
+                      syndication_h=self.settings.sentiment_syndication_h, now=now)
 
     def score(self, ids: list[str], publish: bool = True) -> ScoreOutcome:
         """Score ``ids`` in batches, then judge alerts on the buckets they touched."""

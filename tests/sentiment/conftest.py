@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,11 +42,22 @@ def stub_scorer():
     return Scorer("stub/sentiment@v1", KeywordRuntime())
 
 
-@pytest.fixture
-def migrated(settings):
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory):
+    """Migrate once per session (all Alembic branches); tests copy the file."""
     from shared.db import upgrade
 
-    upgrade(settings.db_url)
+    path = tmp_path_factory.mktemp("sentiment-db") / "finpulse.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def migrated(settings, template_db):
+    for suffix in ("", "-wal", "-shm"):
+        src = template_db.with_name(template_db.name + suffix)
+        if src.exists():
+            shutil.copy(src, settings.home / f"finpulse.db{suffix}")
     return settings
 
 
@@ -79,9 +91,9 @@ def history(tickers: list[str], start: datetime, days: int, per_day: int = 3) ->
             for k in range(per_day):
                 title = ROUTINE[(d + k + ti) % len(ROUTINE)].format(n=f"${t}")
                 at = start + timedelta(days=d, hours=9 + 2 * k + ti)
-                rows.append({"id": f"{t}-{d}-{k}", "source": f"wire{k % 2}", "published_at": at.isoformat(),
-                             "title": title, "body": f"Day {d} note {k} about {t}.",
-                             "url": f"https://news.example/{t}/{d}/{k}"})
+                rows.append({"id": f"{t}-{at:%m%d}-{k}", "source": f"wire{k % 2}", "published_at": at.isoformat(),
+                             "title": title, "body": f"Note {k} about {t} on {at:%b %d}.",
+                             "url": f"https://news.example/{t}/{at:%m%d}/{k}"})
     return rows
 
 

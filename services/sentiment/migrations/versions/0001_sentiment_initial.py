@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("url", sa.String(2000), nullable=True, unique=True),
-        sa.Column("content_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("content_hash", sa.String(64), nullable=False, index=True),
         sa.Column("ingested_at", TS, nullable=False),
         sa.Column("scored_at", TS, nullable=True, index=True),
     )

@@ -1,0 +1,109 @@
+"""``finpulse news``: ingest files and feeds (with backfill), score leftovers, list alerts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+
+def _pipeline() -> Any:
+    from services.sentiment.pipeline import Pipeline
+    from shared.db import upgrade
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    upgrade(settings.db_url)  # idempotent: a fresh FINPULSE_HOME works straight away
+    return Pipeline(settings)
+
+
+@click.group()
+def news() -> None:
+    """Ingest news files and feeds (with backfill); score and alert on event time."""
+
+
+def _sort_key(row: dict[str, Any]) -> str:
+    return str(row.get("published_at") or "")
+
+
+@news.command("ingest")
+@click.argument("target")
+@click.option("--backfill", is_flag=True,
+              help="Replay history in event-time order, score in-process and do not push alerts to live channels.")
+@click.option("--source", default=None, help="Source name for rows that carry none.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "rss"]), default=None,
+              help="Input format (default: from the suffix or content).")
+@click.option("--chunk", default=500, show_default=True, type=click.IntRange(1, 5000),
+              help="Articles stored and scored per step.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def ingest_cmd(target: str, backfill: bool, source: str | None, fmt: str | None, chunk: int, as_json: bool) -> None:
+    """Ingest FILE (JSONL, CSV, RSS/Atom) or a feed URL; print stored, duplicates and rejected rows."""
+    from tqdm import tqdm
+
+    from data_connectors.news import open_source
+    from services.sentiment.ingest import IngestReport
+    from shared.errors import Unavailable
+
+    batch = open_source(target, source=source, fmt=fmt).read()
+    rows = sorted(batch.rows, key=_sort_key) if backfill else batch.rows
+    pipe = _pipeline()
+    report, scored, alerts, batches, note = IngestReport(), 0, 0, [], None
+    for start in tqdm(range(0, len(rows), chunk), desc="ingest", unit="chunk", file=sys.stderr,
+                      disable=len(rows) <= chunk):
+        part = rows[start:start + chunk]
+        rep = pipe.ingest(part)
+        report.merge(rep, offset=start)
+        if not rep.stored or note:
+            continue
+        try:
+            if backfill or pipe.settings.sentiment_scoring == "inline":
+                out = pipe.score(rep.stored, publish=not backfill)
+                scored, alerts, batches = scored + out.articles, alerts + len(out.alerts), batches + out.batches
+            else:
+                note = f"scoring {pipe.dispatch(rep.stored)}"
+        except Unavailable as exc:
+            note = f"stored unscored ({exc.message})"
+    lines = {i: r.get("_line", i + 1) for i, r in enumerate(rows)}
+    rejected = [{"line": r["line"], "reason": r["reason"]} for r in batch.rejected]
+    rejected += [{"line": lines.get(r["index"]), "id": r.get("id"), "reason": r["reason"]} for r in report.rejected]
+    result = {"read": len(rows) + len(batch.rejected), "stored": len(report.stored),
+              "duplicates": len(report.duplicates), "rejected": len(rejected), "rejections": rejected,
+              "scored": scored, "score_batches": batches, "alerts": alerts, "note": note}
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"read {result['read']}: stored {result['stored']}, duplicates {result['duplicates']}, "
+               f"rejected {result['rejected']}; scored {scored}, new alerts {alerts}")
+    for r in rejected[:50]:
+        click.echo(f"  rejected line {r['line']}: {r['reason']}")
+    if len(rejected) > 50:
+        click.echo(f"  ... and {len(rejected) - 50} more")
+    if note:
+        click.echo(f"note: {note}", err=True)
+
+
+@news.command("score")
+def score_cmd() -> None:
+    """Score every article still unscored (after a crash or before a model existed)."""
+    out = _pipeline().sweep(limit=1_000_000)
+    click.echo(f"scored {out.articles} articles with {out.model_version or '-'}; new alerts {len(out.alerts)}")
+
+
+@news.command("alerts")
+@click.option("--since", default=None, help="ISO-8601 event time.")
+@click.option("--ticker", default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+def alerts_cmd(since: str | None, ticker: str | None, limit: int) -> None:
+    """Print alerts as JSON lines, newest first."""
+    from services.sentiment.alerts import list_alerts
+    from services.sentiment.ingest import Rejected, parse_time
+    from shared.errors import BadInput
+
+    try:
+        since_dt = parse_time(since) if since else None
+    except Rejected:
+        raise BadInput(f"--since must be an ISO-8601 time, got {since!r}") from None
+    for a in list_alerts(_pipeline().db, since=since_dt, ticker=ticker.upper() if ticker else None, limit=limit):
+        click.echo(json.dumps(a))

@@ -1,0 +1,124 @@
+"""The key scenario: a month of calm history, a negative burst for one ticker, one alert."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from services.sentiment.aggregate import Row, series
+from services.sentiment.models import Alert, Article, Score
+from tests.sentiment.conftest import START, burst, history
+
+TICKERS = ["ACME", "BOLT", "CRUX"]
+BURST_DAY = START + timedelta(days=30)
+
+
+def _scenario() -> list[dict]:
+    return history(TICKERS, START, 30) + burst("ACME", BURST_DAY) + history(["BOLT", "CRUX"], BURST_DAY, 1)
+
+
+def _alert_keys(alerts: list[dict]) -> set[tuple]:
+    return {(a["id"], a["ticker"], a["kind"], a["severity"], a["at"]) for a in alerts}
+
+
+def test_burst_raises_one_alert_for_that_ticker_only(client, pipe) -> None:
+    rows = _scenario()
+    for day in range(31):  # live: one day at a time, in event-time order
+        todays = [r for r in rows if r["published_at"][:10] == (START + timedelta(days=day)).date().isoformat()]
+        assert client.post("/v1/news", json=todays).status_code == 202
+    alerts = client.get("/v1/alerts").json["alerts"]
+    on_burst_day = [a for a in alerts if a["at"].startswith(BURST_DAY.date().isoformat())]
+    assert [a["ticker"] for a in on_burst_day] == ["ACME"]
+    a = on_burst_day[0]
+    assert set(a) == {"id", "ticker", "kind", "severity", "at", "value", "baseline", "message", "article_ids"}
+    assert a["kind"] == "sentiment_shift" and a["severity"] == "critical" and a["value"] < a["baseline"]
+    assert a["at"] == "2024-03-31T00:00:00Z"
+    assert sorted(a["article_ids"]) == sorted(r["id"] for r in burst("ACME", BURST_DAY))
+    assert alerts == sorted(alerts, key=lambda x: x["at"], reverse=True)  # newest first
+    # posting everything again changes nothing
+    with pipe.db.session() as s:
+        before = [s.scalar(select(func.count()).select_from(m)) for m in (Article, Score, Alert)]
+    again = client.post("/v1/news", json=rows)
+    assert again.status_code == 202 and again.json["ids"] == []
+    with pipe.db.session() as s:
+        assert [s.scalar(select(func.count()).select_from(m)) for m in (Article, Score, Alert)] == before
+    assert client.get("/v1/alerts").json["alerts"] == alerts
+    since = client.get("/v1/alerts", query_string={"since": BURST_DAY.isoformat()}).json["alerts"]
+    assert [x["id"] for x in since] == [a["id"]]
+
+
+def test_backfill_gives_the_same_alerts_as_live(client, tmp_path, migrated, stub_scorer, monkeypatch) -> None:
+    rows = _scenario()
+    for day in range(31):
+        todays = [r for r in rows if r["published_at"][:10] == (START + timedelta(days=day)).date().isoformat()]
+        client.post("/v1/news", json=todays)
+    live = client.get("/v1/alerts").json["alerts"]
+    assert live
+
+    # the same articles, shuffled in a file, replayed through the CLI into a fresh home
+    shuffled = rows[:]
+    random.Random(3).shuffle(shuffled)
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in shuffled))
+    home2 = tmp_path / "home2"
+    home2.mkdir()
+    monkeypatch.setenv("FINPULSE_HOME", str(home2))
+    monkeypatch.setattr("services.sentiment.pipeline.load_scorer", lambda settings: stub_scorer)
+    from services.sentiment.cli import news
+    from shared.settings import reset_settings_cache
+
+    reset_settings_cache()
+    result = CliRunner().invoke(news, ["ingest", str(path), "--backfill", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["stored"] == len(rows) and report["rejected"] == 0 and report["scored"] == len(rows)
+    from services.sentiment.alerts import list_alerts
+    from services.sentiment.pipeline import get_database
+
+    backfilled = list_alerts(get_database(f"sqlite:///{home2 / 'finpulse.db'}"))
+    assert _alert_keys(backfilled) == _alert_keys(live)
+
+
+def test_cooldown_one_event_one_alert(client) -> None:
+    rows = history(TICKERS, START, 30) + burst("ACME", BURST_DAY) + [
+        {**r, "id": r["id"] + "-d2", "url": r["url"] + "/d2", "title": r["title"] + " (day 2)",
+         "published_at": (BURST_DAY + timedelta(days=1, hours=2)).isoformat()} for r in burst("ACME", BURST_DAY)]
+    client.post("/v1/news", json=rows)
+    acme = client.get("/v1/alerts?ticker=ACME").json["alerts"]
+    assert len(acme) == 1 and acme[0]["at"].startswith("2024-03-31")
+
+
+def test_series_is_on_event_time_whatever_the_arrival_order(client) -> None:
+    rows = history(["ACME"], START, 10, per_day=2)
+    client.post("/v1/news", json=list(reversed(rows)))
+    data = client.get("/v1/tickers/ACME/sentiment?window=10d&bucket=1d&articles=1").json
+    assert [p["volume"] for p in data["points"]] == [2] * 10
+    assert data["points"][0]["at"] == "2024-03-01T00:00:00Z"
+    assert data["points"][3]["article_ids"] == ["ACME-0304-0", "ACME-0304-1"]
+    hourly = client.get("/v1/tickers/ACME/sentiment?window=1d&bucket=1h").json
+    assert len(hourly["points"]) == 24 and sum(p["volume"] for p in hourly["points"]) == 2
+    arts = client.get("/v1/tickers/ACME/articles", query_string={"start": "2024-03-04", "end": "2024-03-05"}).json
+    assert [a["id"] for a in arts["articles"]] == ["ACME-0304-1", "ACME-0304-0"] and arts["articles"][0]["scores"]
+
+
+def test_ewma_and_z_score_known_answer() -> None:
+    from datetime import UTC, datetime
+
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [Row(f"a{d}", t0 + timedelta(days=d, hours=1), 1.0, "neutral", 0.1 + 0.1 * (d % 2), 0.0, 0.3, "v")
+            for d in range(10)]
+    rows += [Row(f"b{i}", t0 + timedelta(days=10, hours=i), 1.0, "negative", 0.9, 0.0, 0.0, "v") for i in range(3)]
+    pts = series(rows, t0 + timedelta(days=10), t0 + timedelta(days=11), 86400, baseline_days=30, alpha=0.5)
+    p = pts[0]
+    assert p.volume == 3 and abs(p.sentiment + 0.9) < 1e-9
+    assert abs(p.baseline - 0.15) < 1e-9 and abs(p.baseline_std - 0.05) < 1e-9
+    assert abs(p.z - (-0.9 - 0.15) / 0.15) < 1e-9  # std floored at 0.15
+    ewma = None
+    for d in range(10):
+        day = 0.3 - (0.1 + 0.1 * (d % 2))
+        ewma = day if ewma is None else 0.5 * day + 0.5 * ewma
+    assert abs(p.ewma - (0.5 * -0.9 + 0.5 * ewma)) < 1e-9

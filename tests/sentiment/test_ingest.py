@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from services.sentiment.models import Article, ArticleTicker, Score
+
+
+def _count(pipe, model) -> int:
+    with pipe.db.session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def art(i: int, **kw):
+    row = {"id": f"a{i}", "source": "wire", "published_at": "2024-05-01T10:00:00Z",
+           "title": f"$ACME item {i}", "body": f"Body {i}.", "url": f"https://x.example/{i}"}
+    row.update(kw)
+    return row
+
+
+def test_post_news_stores_links_and_scores_with_model_version(client, pipe) -> None:
+    r = client.post("/v1/news", json=art(1, published_at="2024-05-01T12:00:00+02:00"))
+    assert r.status_code == 202 and r.json["ids"] == ["a1"] and r.json["scoring"] == "scored"
+    with pipe.db.session() as s:
+        a = s.get(Article, "a1")
+        assert a.published_at.replace(tzinfo=UTC) == datetime(2024, 5, 1, 10, tzinfo=UTC)  # normalised to UTC
+        assert s.scalar(select(ArticleTicker.ticker)) == "ACME"
+        assert s.scalar(select(Score.model_version)) == "stub/sentiment@v1"
+
+
+def test_duplicates_by_id_url_and_syndicated_copy_count_once(client, pipe) -> None:
+    first = art(1, title="$ACME wins contract", body="Acme signed a deal.")
+    rows = [first,
+            art(2, url="https://x.example/1/?utm_source=feed#top"),  # same URL once normalised
+            {**art(3, title="$ACME WINS contract!", body="Acme signed a deal"), "source": "other"},  # syndicated
+            art(1, title="different text, same id"),
+            art(4, title="$ACME wins contract", body="Acme signed a deal.", published_at="2024-05-20T10:00:00Z")]
+    r = client.post("/v1/news", json=rows)
+    assert r.status_code == 202
+    assert r.json["ids"] == ["a1", "a4"]  # the same text weeks later is news again
+    reasons = {d["index"]: d["reason"] for d in r.json["duplicates"]}
+    assert reasons == {1: "duplicate url", 2: "duplicate content (syndicated copy)", 3: "duplicate id"}
+    again = client.post("/v1/news", json=rows)
+    assert again.status_code == 202 and again.json["ids"] == [] and len(again.json["duplicates"]) == 5
+    assert _count(pipe, Article) == 2 and _count(pipe, Score) == 2
+
+
+def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_stored(client, pipe, migrated) -> None:
+    future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    rows = [art(1), art(2, published_at=None), art(3, published_at="not a date"), art(4, published_at=future),
+            art(5, title="", body="  "), art(6, body="x" * (migrated.sentiment_max_article_chars + 1)),
+            art(7, title="bad \udcff bytes"), "not an object", art(8, tickers=[1, 2]), art(9)]
+    r = client.post("/v1/news", json=rows)
+    assert r.status_code == 202 and r.json["ids"] == ["a1", "a9"]
+    reasons = {x["index"]: x["reason"] for x in r.json["rejected"]}
+    assert reasons[1] == "missing published_at"
+    assert "unparseable" in reasons[2] and "future" in reasons[3] and "empty text" in reasons[4]
+    assert "oversize" in reasons[5] and "UTF-8" in reasons[6] and "object" in reasons[7] and "tickers" in reasons[8]
+    assert _count(pipe, Article) == 2
+
+
+def test_malformed_requests_are_4xx_json_never_500(client) -> None:
+    bad = [client.post("/v1/news", data=b"{not json", content_type="application/json"),
+           client.post("/v1/news", data=b'{"title": "\xff\xfe"}', content_type="application/json"),
+           client.post("/v1/news", json=[]), client.post("/v1/news", json=42),
+           client.post("/v1/news", json={"title": "no date"}),
+           client.get("/v1/tickers/$$$/sentiment"), client.get("/v1/tickers/ACME/sentiment?window=forever"),
+           client.get("/v1/alerts?since=yesterday-ish"), client.get("/v1/alerts?limit=0")]
+    for r in bad:
+        assert 400 <= r.status_code < 500, r.data
+        assert set(r.json["error"]) == {"code", "message"}
+
+
+def test_explicit_tickers_override_linking(client, pipe) -> None:
+    client.post("/v1/news", json=art(1, title="Apple and $MSFT news", tickers=["$bolt", "ACME"]))
+    with pipe.db.session() as s:
+        assert sorted(s.scalars(select(ArticleTicker.ticker))) == ["ACME", "BOLT"]
+
+
+def test_unscored_articles_are_picked_up_by_the_sweep(migrated, redis_url, stub_scorer) -> None:
+    from services.sentiment import create_app
+
+    off = migrated.model_copy(update={"sentiment_scoring": "off"})
+    client = create_app(off, scorer=stub_scorer).test_client()
+    assert client.post("/v1/news", json=[art(1), art(2)]).json["scoring"] == "pending"
+    pipe = create_app(migrated, scorer=stub_scorer).extensions["sentiment"]
+    assert _count(pipe, Score) == 0
+    assert pipe.sweep().articles == 2 and _count(pipe, Score) == 2
+    assert pipe.sweep().articles == 0  # idempotent
