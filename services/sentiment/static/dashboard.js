@@ -1,0 +1,162 @@
+// FinPulse sentiment dashboard. Every server string goes through textContent (no HTML injection).
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const state = { ticker: null, chart: null, series: null };
+  const params = new URLSearchParams(location.search);
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  async function getJSON(url) {
+    const r = await fetch(url, { headers: { Accept: "application/json" } });
+    const body = await r.json();
+    if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
+    return body;
+  }
+  const iso = (s) => (s || "").replace("T", " ").replace("Z", "").slice(0, 16);
+  const num = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
+
+  // ---- alerts -------------------------------------------------------------
+  function alertItem(a, fresh) {
+    const li = el("li", null, a.severity + (fresh ? " new" : ""));
+    li.dataset.id = a.id;
+    const head = el("div");
+    head.append(el("span", a.ticker, "ticker"), el("span", a.kind.replace(/_/g, " ") + " · " + a.severity));
+    li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + a.article_ids.length + " articles", "meta"));
+    li.addEventListener("click", () => { $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10); load(); });
+    return li;
+  }
+  function addAlert(a, fresh) {
+    const list = $("alerts");
+    if (list.querySelector('li[data-id="' + CSS.escape(a.id) + '"]')) return;
+    fresh ? list.prepend(alertItem(a, true)) : list.append(alertItem(a, false));
+    $("no-alerts").hidden = true;
+    if (fresh && a.ticker === state.ticker) load();
+  }
+  async function loadAlerts() {
+    const data = await getJSON("/v1/alerts?limit=100");
+    data.alerts.forEach((a) => addAlert(a, false));
+    return data.alerts;
+  }
+  function stream() {
+    const es = new EventSource("/v1/alerts/stream?max_s=300");
+    es.onopen = () => { $("live").textContent = "live"; $("live").className = "live on"; };
+    es.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "live off"; };
+    es.addEventListener("alert", (ev) => addAlert(JSON.parse(ev.data), true));
+  }
+
+  // ---- filters ------------------------------------------------------------
+  async function loadTickers() {
+    const data = await getJSON("/v1/tickers");
+    const dl = $("tickers");
+    data.tickers.forEach((t) => { const o = el("option"); o.value = t.ticker; o.label = t.articles + " articles"; dl.append(o); });
+    data.sources.forEach((s) => { const o = el("option", s); o.value = s; $("source").append(o); });
+    return data.tickers;
+  }
+
+  // ---- chart --------------------------------------------------------------
+  function alertMarkers(u, alerts) {
+    const ctx = u.ctx, top = u.bbox.top, h = u.bbox.height;
+    alerts.forEach((a) => {
+      const x = u.valToPos(Date.parse(a.at) / 1000, "x", true);
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+      ctx.save();
+      ctx.strokeStyle = a.severity === "critical" ? "#e63946" : "#e9c46a";
+      ctx.lineWidth = 2 * devicePixelRatio;
+      ctx.setLineDash([6, 4]);
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + h); ctx.stroke();
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.font = 12 * devicePixelRatio + "px sans-serif";
+      const nearRight = x > u.bbox.left + u.bbox.width - 160 * devicePixelRatio;
+      ctx.textAlign = nearRight ? "right" : "left";
+      ctx.fillText(a.kind.replace(/_/g, " ") + " ▲", nearRight ? x - 4 : x + 4, top + 14 * devicePixelRatio);
+      ctx.restore();
+    });
+  }
+  function drawChart(data) {
+    const xs = data.points.map((p) => Date.parse(p.at) / 1000);
+    const sent = data.points.map((p) => p.sentiment);
+    const ewma = data.points.map((p) => p.ewma);
+    const vol = data.points.map((p) => p.volume);
+    const opts = {
+      width: Math.max(400, $("chart").clientWidth - 10), height: 320,
+      scales: { x: { time: true }, s: { range: [-1, 1] }, v: { range: (u, lo, hi) => [0, Math.max(1, hi) * 1.2] } },
+      axes: [{}, { scale: "s", label: "sentiment" }, { scale: "v", side: 1, label: "articles", grid: { show: false } }],
+      series: [
+        { label: "time (UTC)" },
+        { label: "volume", scale: "v", stroke: "#8d99ae", fill: "rgba(141,153,174,.35)", paths: uPlot.paths.bars({ size: [0.6, 40] }) },
+        { label: "sentiment", scale: "s", stroke: "#457b9d", width: 1, points: { show: true } },
+        { label: "EWMA", scale: "s", stroke: "#1d3557", width: 2, spanGaps: true },
+      ],
+      hooks: { draw: [(u) => alertMarkers(u, data.alerts)],
+               setCursor: [(u) => { state.cursorIdx = u.cursor.idx; }] },
+    };
+    if (state.chart) state.chart.destroy();
+    $("chart").textContent = "";
+    state.chart = new uPlot(opts, [xs, vol, sent, ewma], $("chart"));
+    state.chart.over.addEventListener("click", () => {
+      const i = state.cursorIdx;
+      if (i === null || i === undefined) return;
+      const p = data.points[i];
+      const bucketS = data.bucket === "1h" ? 3600 : 86400;
+      const end = new Date(Date.parse(p.at) + bucketS * 1000).toISOString();
+      loadArticles(p.at, end, iso(p.at) + " (" + p.volume + " articles, sentiment " + num(p.sentiment) + ")");
+    });
+  }
+
+  // ---- articles -------------------------------------------------------------
+  async function loadArticles(start, end, label) {
+    const q = new URLSearchParams({ limit: "100" });
+    if (start) q.set("start", start);
+    if (end) q.set("end", end);
+    if ($("source").value) q.set("source", $("source").value);
+    const data = await getJSON("/v1/tickers/" + encodeURIComponent(state.ticker) + "/articles?" + q);
+    $("articles-title").textContent = "Articles · " + state.ticker + (label ? " · " + label : "");
+    const body = $("articles").tBodies[0];
+    body.textContent = "";
+    data.articles.forEach((a) => {
+      const tr = el("tr");
+      const title = el("td");
+      if (a.url && /^https?:\/\//i.test(a.url)) {
+        const link = el("a", a.title); link.href = a.url; link.target = "_blank"; link.rel = "noopener noreferrer";
+        title.append(link);
+      } else title.textContent = a.title;
+      const s = a.scores || {};
+      tr.append(el("td", iso(a.published_at)), el("td", a.source), title, el("td", a.label || "unscored", a.label),
+                el("td", num(s.negative) + " / " + num(s.neutral) + " / " + num(s.positive)), el("td", a.model_version || "–"));
+      body.append(tr);
+    });
+  }
+
+  async function load() {
+    const t = $("ticker").value.trim().replace(/^\$/, "").toUpperCase();
+    if (!t) return;
+    state.ticker = t;
+    const q = new URLSearchParams({ window: $("window").value, bucket: $("bucket").value });
+    if ($("source").value) q.set("source", $("source").value);
+    if ($("end").value) q.set("end", $("end").value + "T23:59:59Z");
+    history.replaceState(null, "", "?ticker=" + encodeURIComponent(t));
+    try {
+      const data = await getJSON("/v1/tickers/" + encodeURIComponent(t) + "/sentiment?" + q);
+      $("chart-title").textContent = t + " · sentiment and volume (" + data.bucket + " buckets)";
+      $("chart-note").textContent = iso(data.start) + " → " + iso(data.end) + " UTC · alerts " + data.alerts.length +
+        " · models " + (data.model_versions.join(", ") || "–");
+      drawChart(data);
+      await loadArticles(data.start, data.end, "window");
+    } catch (err) {
+      $("chart-note").textContent = "Could not load " + t + ": " + err.message;
+    }
+  }
+
+  $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+  (async function init() {
+    const [tickers, alerts] = await Promise.all([loadTickers(), loadAlerts()]);
+    const first = params.get("ticker") || (alerts[0] && alerts[0].ticker) || (tickers[0] && tickers[0].ticker);
+    if (first) { $("ticker").value = first; await load(); }
+    stream();
+  })();
+})();

@@ -1,0 +1,54 @@
+"""The analysts' dashboard in headless Chromium: alerts, a chart with markers, no HTML injection."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.sentiment.conftest import START, burst, history
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_dashboard_page_is_served_without_cdn(client) -> None:
+    html = client.get("/").get_data(as_text=True)
+    assert "/static/sentiment/vendor/uPlot.iife.min.js" in html and "http" not in html.split("<body>")[1]
+    assert client.get("/static/sentiment/vendor/uPlot.iife.min.js").status_code == 200
+
+
+@pytest.mark.browser
+def test_dashboard_shows_alert_chart_and_articles(app, pipe) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    evil = {"id": "evil", "source": "<b>wire</b>", "published_at": (START + timedelta(days=30, hours=20)).isoformat(),
+            "title": "$ACME <img src=x onerror=\"document.title='pwned'\"> fraud probe"}
+    rows = history(["ACME", "BOLT"], START, 30) + burst("ACME", START + timedelta(days=30)) + [evil]
+    report = pipe.ingest(rows)
+    assert "evil" in report.stored
+    pipe.score(report.stored)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"http://127.0.0.1:{server.port}/?ticker=ACME")
+            page.wait_for_selector("#alerts li.critical", timeout=15_000)
+            assert "ACME" in page.inner_text("#alerts li.critical")
+            page.wait_for_selector("#chart canvas", timeout=15_000)
+            page.wait_for_selector("#articles tbody tr", timeout=15_000)
+            assert "<img" in page.inner_text("#articles tbody")  # shown as text
+            assert page.locator("#articles img").count() == 0 and page.title() != "pwned"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "sentiment-dashboard.png"))
+            browser.close()
+    finally:
+        server.shutdown()
+    assert (ARTIFACTS / "sentiment-dashboard.png").stat().st_size > 10_000
