@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICES = ("sentiment", "chatbot", "recommendations")
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "data" / "samples"
 STOP_TIMEOUT_S = 10.0
 HEALTH_TIMEOUT_S = 60.0
 
@@ -250,6 +248,7 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
     being prepared. Ctrl-C or SIGTERM stops everything it started.
     """
     from shared.db import upgrade
+    from shared.firstrun import status_path
     from shared.settings import get_settings
 
     settings = get_settings()
@@ -257,8 +256,7 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
     check_ports(settings, services)
     check_database(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    status_file = settings.home / "run" / "prepare.json"
-    status_file.unlink(missing_ok=True)
+    status_path(settings).unlink(missing_ok=True)  # readiness must not read a stale run's state
 
     env = {**os.environ, "FINPULSE_HOME": str(settings.home), "REDIS_URL": settings.redis_url,
            "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -306,22 +304,9 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
 
 
 # -- children's entry points ----------------------------------------------------------------
-def preparation_check(settings: Settings, name: str) -> Any:
-    """A readiness check failing while ``finpulse up`` still prepares ``name``."""
-    from shared.registry import _read_json
-
-    def preparation() -> None:
-        state = _read_json(settings.home / "run" / "prepare.json").get(name)
-        if state and state.get("state") in ("pending", "running"):
-            raise Unavailable(f"preparing {name}: {state.get('detail', 'waiting')}")
-        if state and state.get("state") == "failed":
-            raise Unavailable(f"preparing {name} failed: {state.get('detail')}; see the finpulse up log")
-
-    return preparation
-
-
 def service_app(name: str, settings: Settings) -> Flask:
     """``services.<name>:create_app(settings)``, or the minimal app while it is absent."""
+    from shared.firstrun import preparation_check
     from shared.web import add_readiness_check, create_service_app
 
     try:
@@ -396,96 +381,15 @@ def worker(celery_args: tuple[str, ...]) -> None:
 def prepare_cmd(services_opt: str | None) -> None:
     """Prepare what each service needs on a first run (progress on stderr)."""
     from shared.encoders import offline
+    from shared.firstrun import prepare_services
+    from shared.logs import configure_logging
     from shared.settings import get_settings
 
     offline()
-    failed = prepare_services(get_settings(), parse_services(services_opt))
+    settings = get_settings()
+    configure_logging(settings)
+    failed = prepare_services(settings, parse_services(services_opt))
     sys.exit(1 if failed else 0)
-
-
-# -- first-run preparation ----------------------------------------------------------------
-def prepare_services(settings: Settings, services: list[str]) -> list[str]:
-    """Prepare each service once (a marker under ``run/prepared`` records success).
-
-    Returns the services whose preparation failed; the others keep their results.
-    """
-    from shared.io import atomic_write, write_json
-    from shared.registry import _read_json
-
-    status_file = settings.home / "run" / "prepare.json"
-    marks = settings.home / "run" / "prepared"
-    states = {n: {"state": "pending", "detail": "waiting for its turn"} for n in services}
-
-    def update(name: str, state: str, detail: str) -> None:
-        states[name] = {"state": state, "detail": detail}
-        write_json(status_file, {**_read_json(status_file), **states})
-        _say(f"prepare {name}: {state}: {detail}")
-
-    data_dir = settings.resolved_data_dir()
-    write_json(status_file, states)
-    failed = []
-    for name in services:
-        if (marks / name).exists():
-            update(name, "done", "prepared on an earlier run")
-            continue
-        update(name, "running", "starting")
-        try:
-            if name == "sentiment":
-                prepare_sentiment(settings, data_dir, lambda d, n=name: update(n, "running", d))
-            hook = _bootstrap_hook(name)
-            if hook is not None:
-                update(name, "running", f"services.{name}.bootstrap.prepare")
-                hook(settings, data_dir)
-            with atomic_write(marks / name) as fh:
-                fh.write(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
-            update(name, "done", "prepared")
-        except Exception as exc:  # one service's failure must not stop the others
-            log.debug("preparation of %s failed", name, exc_info=True)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            update(name, "failed", reason)
-            failed.append(name)
-    return failed
-
-
-def _bootstrap_hook(name: str) -> Any:
-    try:
-        module = importlib.import_module(f"services.{name}.bootstrap")
-    except ModuleNotFoundError as exc:
-        if exc.name in (f"services.{name}.bootstrap", f"services.{name}", "services"):
-            return None
-        raise
-    return getattr(module, "prepare", None)
-
-
-def sentiment_training_files(data_dir: Path | None) -> tuple[Path, Path | None]:
-    """FPB train/dev from the data sets folder, else the repository's small sample."""
-    if data_dir is not None:
-        train, dev = data_dir / "fpb" / "train.jsonl", data_dir / "fpb" / "dev.jsonl"
-        if train.is_file():
-            return train, dev if dev.is_file() else None
-    return SAMPLES / "sentiment.jsonl", None
-
-
-def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Any) -> None:
-    """Train and promote the first sentiment model of the domain, unless one exists."""
-    from shared.registry import Registry
-
-    registry = Registry(settings.registry_dir)
-    domain = settings.sentiment_domain
-    if registry.versions(domain, "sentiment"):
-        progress(f"{domain}/sentiment already registered")
-        return
-    try:
-        from training import SentimentTrainConfig, train_sentiment
-    except ImportError as exc:
-        raise Unavailable(f"cannot train the sentiment model yet: {exc}") from None
-    train, dev = sentiment_training_files(data_dir)
-    progress(f"training {domain}/sentiment on {train}" + (f" + {dev.name}" if dev else ""))
-    config = SentimentTrainConfig(train_path=str(train), dev_path=str(dev) if dev else None, domain=domain)
-    version = train_sentiment(config, settings)
-    if registry.production(domain, "sentiment") is None:
-        registry.promote(version.ref, reason="first run of finpulse up")
-    progress(f"registered {version.ref}")
 
 
 if __name__ == "__main__":

@@ -143,8 +143,8 @@ def test_unknown_service_is_a_usage_error(home):
 
 def test_readiness_reports_preparation(settings):
     from shared.errors import Unavailable
+    from shared.firstrun import preparation_check
     from shared.io import write_json
-    from shared.up import preparation_check
 
     check = preparation_check(settings, "chatbot")
     check()  # no preparation running: nothing to wait for
@@ -157,7 +157,7 @@ def test_readiness_reports_preparation(settings):
 
 
 def test_sentiment_sample_and_data_choice(tmp_path):
-    from shared.up import SAMPLES, sentiment_training_files
+    from shared.firstrun import SAMPLES, sentiment_training_files
 
     rows = [json.loads(line) for line in (SAMPLES / "sentiment.jsonl").read_text().splitlines()]
     assert len(rows) >= 60 and {r["label"] for r in rows} == {"negative", "neutral", "positive"}
@@ -172,8 +172,8 @@ def test_sentiment_sample_and_data_choice(tmp_path):
 def test_first_run_prepares_a_production_sentiment_model(settings):
     """Trains on the repository sample (no data folder) and promotes the first version."""
     pytest.importorskip("training", reason="training package not importable")
+    from shared.firstrun import prepare_services
     from shared.registry import Registry
-    from shared.up import prepare_services
 
     try:
         from training import train_sentiment  # noqa: F401
