@@ -1,0 +1,88 @@
+"""Item catalogues: id, title, text and categories, for content embeddings of cold items.
+
+Reads JSONL/CSV/TSV rows (``item_id``/``id``, ``title``, ``text``/``body``/``abstract``,
+``categories`` as a list or ``|``-separated string), MovieLens ``u.item``/``items.psv``
+(pipe-separated, genre flags) and MIND ``news.tsv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_connectors.base import BadRow, ReadReport, iter_rows
+from shared.errors import BadInput
+
+ML_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+             "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+             "Romance", "Sci-Fi", "Thriller", "War", "Western")
+
+
+@dataclass(frozen=True)
+class Item:
+    """A catalogue entry; ``content`` is the text the encoder sees."""
+
+    item_id: str
+    title: str = ""
+    text: str = ""
+    categories: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def content(self) -> str:
+        cats = ", ".join(self.categories)
+        return ". ".join(p for p in (self.title, cats, self.text[:500]) if p)
+
+
+def iter_movielens_items(path: str | Path, report: ReadReport) -> Iterator[Item]:
+    """MovieLens ``u.item``: ``id|title|date|video date|url|19 genre flags``."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, start=1):
+            cols = line.rstrip("\n").split("|")
+            if len(cols) < 5 or not cols[0].strip():
+                report.skip(BadRow(path, n, f"expected id|title|date|...; found {len(cols)} fields"))
+                continue
+            flags = cols[5:5 + len(ML_GENRES)]
+            genres = tuple(g for g, f in zip(ML_GENRES, flags, strict=False) if f.strip() == "1")
+            report.rows += 1
+            yield Item(cols[0].strip(), cols[1].strip(), "", genres)
+
+
+def _categories(value: object) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value if str(v).strip())
+    if isinstance(value, str) and value.strip():
+        return tuple(v.strip() for v in value.replace(",", "|").split("|") if v.strip())
+    return ()
+
+
+def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
+    for line, row in iter_rows(path):
+        item_id = row.get("item_id") or row.get("id") or row.get("news_id")
+        if item_id in (None, ""):
+            report.skip(BadRow(path, line, "missing item_id"))
+            continue
+        text = row.get("text") or row.get("body") or row.get("abstract") or row.get("description") or ""
+        cats = _categories(row.get("categories") or row.get("category") or row.get("genres"))
+        report.rows += 1
+        yield Item(str(item_id).strip(), str(row.get("title") or ""), str(text), cats)
+
+
+def read_items(path: str | Path) -> tuple[list[Item], ReadReport]:
+    """Read a catalogue in any supported format (chosen from the name and first line)."""
+    from data_connectors.interactions.mind import iter_mind_news
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    report = ReadReport()
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    if path.suffix.lower() in (".psv", ".item") or (first.count("|") >= 5 and "\t" not in first):
+        items = list(iter_movielens_items(path, report))
+    elif path.name == "news.tsv" or (first.startswith("N") and first.count("\t") >= 4
+                                     and "item_id" not in first):
+        items = list(iter_mind_news(path, report))
+    else:
+        items = list(iter_item_rows(path, report))
+    return items, report

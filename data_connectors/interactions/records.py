@@ -1,0 +1,131 @@
+"""Interaction rows (explicit ratings and implicit events) from TSV, CSV and JSONL files.
+
+Every reader returns the rows it could use plus a :class:`~data_connectors.base.ReadReport`
+naming the lines it skipped and why, so one malformed line never sinks a whole file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from data_connectors.base import BadRow, ReadReport, iter_rows
+from shared.errors import BadInput
+
+USER_KEYS = ("user_id", "user", "userId", "uid")
+ITEM_KEYS = ("item_id", "item", "itemId", "movie_id", "news_id", "iid")
+RATING_KEYS = ("rating", "score", "weight", "value")
+TIME_KEYS = ("timestamp", "ts", "time", "event_time", "at")
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One user-item event; ``rating`` is 1.0 for implicit events (view, click)."""
+
+    user_id: str
+    item_id: str
+    rating: float = 1.0
+    timestamp: int = 0
+    event: str = "rating"
+
+
+def _first(row: dict[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        value = row.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def parse_timestamp(value: Any) -> int:
+    """Unix seconds from an int/float, a numeric string or an ISO-8601 string (UTC if naive)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"timestamp {value!r} is not finite")
+        return int(value)
+    text = str(value).strip()
+    try:
+        return int(float(text))
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def parse_interaction(row: dict[str, Any]) -> Interaction:
+    """Validate one row; raises ``ValueError`` with the reason."""
+    user = _first(row, USER_KEYS)
+    item = _first(row, ITEM_KEYS)
+    if user is None:
+        raise ValueError("missing user_id")
+    if item is None:
+        raise ValueError("missing item_id")
+    raw_rating = _first(row, RATING_KEYS)
+    rating = 1.0 if raw_rating is None else float(raw_rating)
+    if not math.isfinite(rating):
+        raise ValueError(f"rating {raw_rating!r} is not a finite number")
+    try:
+        ts = parse_timestamp(_first(row, TIME_KEYS))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad timestamp ({exc})") from None
+    event = str(row.get("event") or row.get("type") or ("rating" if raw_rating is not None else "view"))
+    return Interaction(str(user).strip(), str(item).strip(), rating, ts, event)
+
+
+def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: bool = True,
+                      report: ReadReport | None = None) -> Iterator[Interaction]:
+    """Yield interactions; bad rows are recorded in ``report`` (or raised without ``skip_bad``)."""
+    report = report if report is not None else ReadReport()
+    rows = iter_rows(path, fmt)
+    while True:
+        try:
+            line, row = next(rows)
+        except StopIteration:
+            return
+        except BadRow as err:
+            # a structural error (bad UTF-8, broken CSV) ends the file: nothing after it is trusted
+            if not skip_bad:
+                raise
+            report.skip(err)
+            return
+        try:
+            inter = parse_interaction(row)
+        except (TypeError, ValueError) as exc:
+            err = BadRow(path, line, str(exc))
+            if not skip_bad:
+                raise err from None
+            report.skip(err)
+            continue
+        report.rows += 1
+        yield inter
+
+
+def read_interactions(path: str | Path, fmt: str | None = None, *,
+                      skip_bad: bool = True) -> tuple[list[Interaction], ReadReport]:
+    """All usable interactions of a file plus the report of skipped lines."""
+    report = ReadReport()
+    rows = list(iter_interactions(path, fmt, skip_bad=skip_bad, report=report))
+    if not rows:
+        detail = f" ({len(report.skipped)} bad rows, first: line {report.skipped[0]['line']}: " \
+                 f"{report.skipped[0]['reason']})" if report.skipped else ""
+        raise BadInput(f"{path}: no usable interactions; expected columns "
+                       f"user_id, item_id[, rating, timestamp]{detail}")
+    return rows, report
+
+
+def format_skips(report: ReadReport, path: str | Path, limit: int = 5) -> list[str]:
+    """Human lines for the skipped rows (first ``limit``), e.g. for stderr."""
+    lines = [f"{path}:{s['line']}: skipped: {s['reason']}" for s in report.skipped[:limit]]
+    if len(report.skipped) > limit:
+        lines.append(f"{path}: ... {len(report.skipped) - limit} more bad rows skipped")
+    return lines

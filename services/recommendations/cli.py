@@ -1,0 +1,101 @@
+"""``finpulse recs``: train, recommend and evaluate recommenders from files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from shared.errors import BadInput
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group()
+def recs() -> None:
+    """Recommendations: train on interactions, recommend for users, evaluate."""
+
+
+@recs.command("train")
+@click.option("--interactions", "interactions_path", required=True, type=click.Path(dir_okay=False),
+              help="TSV/CSV/JSONL with user_id, item_id[, rating, timestamp] (header line).")
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--items", "items_path", type=click.Path(dir_okay=False),
+              help="Item catalogue with text (JSONL/CSV/TSV, MovieLens items.psv, MIND news.tsv).")
+def train_cmd(interactions_path: str, output: str, items_path: str | None) -> None:
+    """Fit the hybrid recommender and write it to OUTPUT (atomically)."""
+    from services.recommendations.pipeline import train_from_files
+
+    _note(f"training recommender on {interactions_path} ...")
+    path, notes = train_from_files(interactions_path, output, items_path)
+    for line in notes:
+        _note(line)
+    metrics = json.loads((path / "metrics.json").read_text())
+    _note(f"fitted on {metrics['interactions']} interactions, {metrics['users']} users, "
+          f"{metrics['items']} items in {metrics['fit_seconds']} s")
+    click.echo(str(path))
+
+
+def read_user_ids(path: str) -> list[str]:
+    """One user id per line; blank lines skipped; a ``user_id`` header line is tolerated."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read user ids ({exc})") from None
+    users = [ln.strip().split("\t")[0] for ln in lines if ln.strip()]
+    if users and users[0] in ("user_id", "user", "userId"):
+        users = users[1:]
+    return users
+
+
+@recs.command("recommend")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Model directory written by `recs train`.")
+@click.option("--users", "users_path", required=True, type=click.Path(dir_okay=False),
+              help="File with one user id per line.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="JSONL to write.")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000), help="Items per user.")
+def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
+    """Top-K unseen items for each user id (unknown users get popular items)."""
+    from services.recommendations.pipeline import TrainedModel
+    from shared.io import write_jsonl
+
+    model = TrainedModel(model_dir)
+    users = read_user_ids(users_path)
+    recs_ = model.recommend(users, k)
+    unknown = sum(1 for u in users if u not in model.histories)
+    n = write_jsonl(output, ({"user_id": u, "items": items} for u, items in zip(users, recs_, strict=True)))
+    if unknown:
+        _note(f"{unknown} unknown users got popularity results")
+    click.echo(f"wrote {n} rows to {output}")
+
+
+@recs.command("eval")
+@click.option("--interactions", "interactions_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="Also run implicit's default ALS on the same split.")
+def eval_cmd(interactions_path: str, k: int, baseline: bool) -> None:
+    """Leave-last-out evaluation, full ranking: HR@K, NDCG@K, coverage (JSON on stdout)."""
+    from data_connectors.interactions import format_skips, read_interactions
+    from services.recommendations.evaluation import evaluate, evaluate_implicit_als
+    from services.recommendations.pipeline import RecsConfig, build_hybrid
+    from services.recommendations.recommenders.data import Interactions
+
+    rows, report = read_interactions(interactions_path)
+    for line in format_skips(report, interactions_path):
+        _note(line)
+    data = Interactions.from_records(rows)
+    config = RecsConfig()
+    result = {"finpulse": evaluate(data, lambda: build_hybrid(config, data.n_items), k)}
+    if baseline:
+        result["implicit_als"] = evaluate_implicit_als(data, k)
+        for metric in ("hr", "ndcg"):
+            base = result["implicit_als"][metric]
+            result[f"{metric}_ratio"] = result["finpulse"][metric] / base if base else None
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,139 @@
+"""Interactions as integer arrays: the one input every recommender fits on.
+
+String ids map to dense indices in first-seen order; rows are sorted by user, then time,
+then input order, so each user's slice is their history in the order it happened (the
+order the sequence-aware models learn from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from data_connectors.interactions import Interaction
+
+
+@dataclass
+class History:
+    """One user's items (indices into the catalogue) and their times, oldest first."""
+
+    items: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def last_time(self) -> int | None:
+        return int(self.times[-1]) if len(self.times) else None
+
+    def extended(self, items: Sequence[int], times: Sequence[int]) -> History:
+        """A new history with events appended, re-sorted by time (stable)."""
+        it = np.concatenate([self.items, np.asarray(items, dtype=np.int64)])
+        tm = np.concatenate([self.times, np.asarray(times, dtype=np.int64)])
+        order = np.argsort(tm, kind="stable")
+        return History(it[order], tm[order])
+
+
+@dataclass
+class Interactions:
+    """Sorted interaction arrays plus the id maps (indices are positions in the id lists)."""
+
+    user_ids: list[str]
+    item_ids: list[str]
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    times: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @classmethod
+    def from_records(cls, records: Iterable[Interaction], item_ids: Sequence[str] = ()) -> Interactions:
+        """Index ``records``; ``item_ids`` pre-seeds the catalogue (items with no events yet)."""
+        umap: dict[str, int] = {}
+        imap: dict[str, int] = {i: n for n, i in enumerate(dict.fromkeys(item_ids))}
+        us, its, rs, ts = [], [], [], []
+        for r in records:
+            us.append(umap.setdefault(r.user_id, len(umap)))
+            its.append(imap.setdefault(r.item_id, len(imap)))
+            rs.append(r.rating)
+            ts.append(r.timestamp)
+        return cls.from_arrays(list(umap), list(imap), np.asarray(us), np.asarray(its),
+                               np.asarray(rs, dtype=np.float32), np.asarray(ts, dtype=np.int64))
+
+    @classmethod
+    def from_arrays(cls, user_ids: list[str], item_ids: list[str], users: np.ndarray, items: np.ndarray,
+                    ratings: np.ndarray, times: np.ndarray) -> Interactions:
+        order = np.lexsort((np.arange(len(users)), times, users))
+        return cls(list(user_ids), list(item_ids), users[order].astype(np.int64),
+                   items[order].astype(np.int64), ratings[order].astype(np.float32),
+                   times[order].astype(np.int64))
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        """The rows where ``mask`` holds, same id maps (for evaluation splits)."""
+        return Interactions(self.user_ids, self.item_ids, self.users[mask], self.items[mask],
+                            self.ratings[mask], self.times[mask])
+
+    def user_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end row of each user's slice."""
+        counts = np.bincount(self.users, minlength=self.n_users)
+        ends = np.cumsum(counts)
+        return ends - counts, ends
+
+    def histories(self) -> list[History]:
+        starts, ends = self.user_bounds()
+        return [History(self.items[s:e], self.times[s:e]) for s, e in zip(starts, ends, strict=True)]
+
+    def matrix(self, binary: bool = True) -> sp.csr_matrix:
+        """The users x items matrix (1 per event, or the ratings), duplicates summed."""
+        values = np.ones(len(self), dtype=np.float32) if binary else self.ratings
+        mat = sp.csr_matrix((values, (self.users, self.items)), shape=(self.n_users, self.n_items))
+        if binary:
+            mat.data[:] = 1.0
+        return mat
+
+    def last_out(self) -> tuple[Interactions, np.ndarray, np.ndarray]:
+        """Leave-last-out: the training rows, and each held-out user with their last item."""
+        starts, ends = self.user_bounds()
+        has = ends - starts >= 2  # a user needs a history to be scored
+        last_rows = (ends - 1)[has]
+        mask = np.ones(len(self), dtype=bool)
+        mask[last_rows] = False
+        return self.subset(mask), self.users[last_rows], self.items[last_rows]
+
+
+def history_matrix(histories: Sequence[History], n_items: int, weights: Sequence[np.ndarray] | None = None
+                   ) -> sp.csr_matrix:
+    """Histories as a sparse (len(histories) x n_items) matrix, summing repeated items."""
+    indptr = np.zeros(len(histories) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(h) for h in histories])
+    idx = np.concatenate([h.items for h in histories]) if histories else np.zeros(0, dtype=np.int64)
+    if weights is None:
+        data = np.ones(len(idx), dtype=np.float32)
+    else:
+        data = np.concatenate(weights).astype(np.float32) if len(weights) else np.zeros(0, np.float32)
+    mat = sp.csr_matrix((data, idx, indptr), shape=(len(histories), n_items))
+    mat.sum_duplicates()
+    return mat
+
+
+def recency_weights(history: History, half_life: float | None) -> np.ndarray:
+    """Weight of each event by its position from the end: 1 for the latest, decaying."""
+    n = len(history)
+    if not half_life:
+        return np.ones(n, dtype=np.float32)
+    from_end = np.arange(n - 1, -1, -1, dtype=np.float32)
+    return np.exp(-from_end / float(half_life)).astype(np.float32)

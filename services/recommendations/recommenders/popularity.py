@@ -1,0 +1,70 @@
+"""Popularity, optionally time-aware: what others interacted with around the user's time.
+
+In ML-100k a user's next rating often goes to what was popular *when they were active*;
+``window_days`` counts events within that many days of the user's latest event (for a
+user without history: of the newest event), with global counts breaking ties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from services.recommendations.recommenders.base import RecommenderBase
+from services.recommendations.recommenders.data import History, Interactions
+
+DAY = 86400
+
+
+class Popularity(RecommenderBase):
+    """Most-interacted items, globally or within a time window around the user."""
+
+    name = "popularity"
+
+    def __init__(self, window_days: float | None = None):
+        if window_days is not None and window_days <= 0:
+            raise ValueError(f"window_days must be positive or None, got {window_days}")
+        self.window_days = window_days
+        self.counts = np.zeros(0, dtype=np.float32)
+        self.event_times = np.zeros(0, dtype=np.int64)
+        self.event_items = np.zeros(0, dtype=np.int64)
+
+    def fit(self, data: Interactions) -> Popularity:
+        self.n_items = data.n_items
+        self.counts = np.bincount(data.items, minlength=data.n_items).astype(np.float32)
+        if self.window_days:
+            order = np.argsort(data.times, kind="stable")
+            self.event_times = data.times[order]
+            self.event_items = data.items[order]
+        return self
+
+    def global_scores(self) -> np.ndarray:
+        total = self.counts.max() if len(self.counts) and self.counts.max() > 0 else 1.0
+        return self.counts / total
+
+    def score(self, histories: Sequence[History]) -> np.ndarray:
+        base = self.global_scores()
+        if not self.window_days or not len(self.event_times):
+            return np.tile(base, (len(histories), 1))
+        out = np.empty((len(histories), self.n_items), dtype=np.float32)
+        newest = int(self.event_times[-1])
+        half = self.window_days * DAY
+        for row, hist in enumerate(histories):
+            t = hist.last_time if hist.last_time else newest
+            lo, hi = np.searchsorted(self.event_times, [t - half, t + half])
+            window = np.bincount(self.event_items[lo:hi], minlength=self.n_items).astype(np.float32)
+            out[row] = window / max(window.max(), 1.0) + 1e-3 * base
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        return {"window_days": self.window_days}
+
+    def get_arrays(self) -> dict[str, np.ndarray]:
+        return {"counts": self.counts, "event_times": self.event_times, "event_items": self.event_items}
+
+    def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.counts = arrays["counts"]
+        self.event_times = arrays["event_times"]
+        self.event_items = arrays["event_items"]
