@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=64, ge=1, le=4096)
     max_batch_delay_ms: float = Field(default=5.0, ge=0, le=10_000)
     max_text_chars: int = Field(default=20_000, ge=1)
+    # Padded tokens (rows x longest row) in one forward pass of the dynamic batcher.
+    max_batch_tokens: int = Field(default=16_384, ge=16)
+    max_texts_per_call: int = Field(default=1024, ge=1)
+    # Where services score: a Celery worker, this process, or auto (local only when testing).
+    inference_mode: Literal["auto", "local", "celery"] = "auto"
     task_timeout_s: float = Field(default=30.0, gt=0)
     # Celery: the longest task (training) must finish inside the visibility timeout.
     visibility_timeout_s: int = Field(default=6 * 3600, ge=60)
