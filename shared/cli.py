@@ -30,7 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("shared.up:up", "Start the whole suite locally."),
     "worker": ("services.worker:worker", "Run a Celery inference/training worker."),
     "db": ("shared.cli_admin:db", "Database migrations."),
-    "keys": ("shared.cli_admin:keys", "Create and revoke API keys."),
+    "keys": ("shared.cli_admin:keys", "Create, list and revoke API keys."),
+    "audit": ("shared.cli_admin:audit", "Print the audit log of admin actions."),
+    "ops": ("shared.cli_ops:ops", "Retrain with the evaluation gate, promote, roll back, monitor."),
 }
 
 

@@ -59,3 +59,39 @@ def keys_revoke(name: str) -> None:
 
     n = revoke_key(Database(get_settings().db_url), name)
     click.echo(f"revoked {n} key(s)")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (names and roles; the keys themselves are never stored)."""
+    from sqlalchemy import select
+
+    from shared.db import Database, upgrade
+    from shared.models import ApiKey
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    with Database(settings.db_url).session() as s:
+        rows = s.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+        click.echo(f"{'name':<20} {'role':<8} {'created':<26} revoked")
+        for k in rows:
+            click.echo(f"{k.name:<20} {k.role:<8} {str(k.created_at)[:19]:<26} {str(k.revoked_at or '')[:19]}")
+
+
+@click.command("audit")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+def audit(limit: int, as_json: bool) -> None:
+    """Print the audit log of admin actions, newest first (who, what, when, outcome)."""
+    import json
+
+    from shared.db import Database, upgrade
+    from shared.lifecycle import audit_entries
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    for e in audit_entries(Database(settings.db_url), limit=limit):
+        if as_json:
+            click.echo(json.dumps(e, default=str))
+        else:
+            click.echo(f"{e['at'][:19]}  {e['actor']:<16} {e['action']:<16} {e['outcome']:<8} {e['target'] or ''}")

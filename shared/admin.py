@@ -1,0 +1,317 @@
+"""Ops endpoints every service mounts for its own models: one call in ``create_app``.
+
+Usage (in a service's ``create_app``, after :func:`shared.web.create_service_app`)::
+
+    from shared.admin import register_admin
+    register_admin(app, tasks={"sentiment": "training.retrain"}, domains=[settings.sentiment_domain])
+
+``tasks`` maps each model task the service owns to how a retrain is started: a Celery
+task name (sent to the ``training`` queue with the job id) or a callable
+``enqueue(job_id, settings)``. ``domains`` limits which domains it manages (None: any).
+Routes (``ops`` key unless said otherwise):
+
+- ``POST /v1/admin/retrain`` JSON ``{"domain", "task", "data": path, "dev"?, "eval"?, "method"?,
+  "epochs"?, "seed"?, "options"?, "auto_promote"?, "force"?, "reason"?}`` or multipart with a
+  ``data`` file → 202 ``{"job_id", "status", "url"}``
+- ``GET /v1/admin/jobs``, ``GET /v1/admin/jobs/<id>``, ``POST /v1/admin/jobs/<id>/cancel``
+- ``POST /v1/admin/models/promote`` ``{"ref" | "domain","task","version", "force"?, "reason"?}``
+- ``POST /v1/admin/models/rollback`` ``{"domain", "task"}``
+- ``GET /v1/admin/models``, ``GET /v1/admin/audit``
+- ``GET /v1/admin/monitoring`` and ``GET /ops`` (the ops page with plots): analyst key
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, jsonify, render_template_string, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.auth import require_role
+from shared.celery_app import QUEUE_TRAINING
+from shared.errors import BadInput, Forbidden
+from shared.web import parse_body, settings_of
+
+Enqueue = Callable[[str, Any], Any]
+EXT = "finpulse_admin"
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str | None = Field(None, max_length=64)
+    task: str | None = Field(None, max_length=64)
+    data: str | None = Field(None, max_length=1000, description="training data path on the server")
+    dev: str | None = Field(None, max_length=1000)
+    eval: str | None = Field(None, max_length=1000, description="overrides the domain's evaluation set")
+    method: str | None = Field(None, pattern="^(full|lora)$")
+    epochs: int | None = Field(None, ge=1, le=100)
+    seed: int | None = None
+    max_length: int | None = Field(None, ge=8, le=512)
+    time_budget_min: float | None = Field(None, gt=0)
+    options: dict[str, Any] | None = None
+    tolerance: float | None = Field(None, ge=0, le=1)
+    auto_promote: bool = True
+    force: bool = False
+    reason: str | None = Field(None, max_length=500)
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str | None = Field(None, max_length=200)
+    domain: str | None = Field(None, max_length=64)
+    task: str | None = Field(None, max_length=64)
+    version: str | int | None = None
+    force: bool = False
+    reason: str | None = Field(None, max_length=500)
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str | None = Field(None, max_length=64)
+    task: str | None = Field(None, max_length=64)
+
+
+def register_admin(app: Flask, *, tasks: Mapping[str, str | Enqueue],
+                   domains: Iterable[str] | None = None, queue: str = QUEUE_TRAINING) -> None:
+    """Mount the ops endpoints and the ops page on ``app`` for the given model tasks."""
+    from shared.db import init_app
+
+    if not tasks:
+        raise ValueError("register_admin needs at least one model task")
+    if "db" not in app.extensions:
+        init_app(app, settings_of(app))
+    app.extensions[EXT] = {"tasks": dict(tasks), "domains": list(domains) if domains else None,
+                           "queue": queue}
+    app.register_blueprint(_blueprint())
+
+
+def _conf() -> dict[str, Any]:
+    return current_app.extensions[EXT]
+
+
+def _scope(domain: str | None, task: str | None) -> tuple[str, str]:
+    """The (domain, task) a request is about, defaulted and checked against this service."""
+    conf = _conf()
+    task = task or next(iter(conf["tasks"]))
+    if task not in conf["tasks"]:
+        raise Forbidden(f"this service manages {', '.join(conf['tasks'])} models, not {task!r}")
+    domains = conf["domains"]
+    domain = domain or (domains[0] if domains else None)
+    if not domain:
+        raise BadInput("field 'domain' is required")
+    if domains and domain not in domains:
+        raise Forbidden(f"this service manages domains {', '.join(domains)}, not {domain!r}")
+    return domain, task
+
+
+def _enqueue(task: str, job_id: str) -> None:
+    target = _conf()["tasks"][task]
+    settings = settings_of()
+    if callable(target):
+        target(job_id, settings)
+        return
+    celery = current_app.extensions.get("celery")
+    if celery is None:
+        from shared.celery_app import make_celery
+
+        celery = _conf().setdefault("celery", make_celery(settings))
+    celery.send_task(target, args=[job_id], queue=_conf()["queue"])
+
+
+def _retrain_body() -> tuple[RetrainRequest, Any]:
+    """JSON body, or a multipart form whose ``data`` file is the training set."""
+    if request.files:
+        form = {k: v for k, v in request.form.items() if v != ""}
+        try:
+            body = RetrainRequest.model_validate(form)
+        except ValueError as exc:
+            raise BadInput(str(exc).splitlines()[0], code="validation_error") from None
+        upload = request.files.get("data")
+        if upload is None or not upload.filename:
+            raise BadInput("multipart retrain needs a 'data' file")
+        return body, upload
+    return parse_body(RetrainRequest), None
+
+
+def _blueprint() -> Blueprint:
+    from shared import lifecycle
+    from shared.db import get_db
+
+    bp = Blueprint("admin", __name__)
+
+    @bp.post("/v1/admin/retrain")
+    @require_role("ops")
+    def retrain() -> Any:
+        """Start a retrain job (train → evaluation gate → promotion) on the training queue."""
+        body, upload = _retrain_body()
+        domain, task = _scope(body.domain, body.task)
+        params = body.model_dump(exclude_none=True) | {"domain": domain, "task": task}
+        if upload is None and not body.data:
+            raise BadInput("give the training data as 'data' (a server path) or upload a 'data' file")
+        if upload is None and not Path(body.data).is_file():
+            raise BadInput(f"training data {body.data!r}: no such file on the server")
+        suffix = Path(upload.filename).suffix.lower() if upload is not None else ""
+        if upload is not None and suffix not in (".jsonl", ".csv", ".tsv", ".ndjson"):
+            raise BadInput(f"uploaded file must be .jsonl, .csv or .tsv, got {suffix or 'no suffix'!r}")
+        db = get_db()
+        job_id = lifecycle.create_job(db, f"retrain:{domain}/{task}", params, actor=g.actor)
+        if upload is not None:
+            path = settings_of().home / "uploads" / f"{job_id}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            upload.save(path)
+            _store_params(db, job_id, {"data": str(path)})
+        lifecycle.update_job(db, job_id, log_line=f"queued by {g.actor}")
+        _enqueue(task, job_id)
+        lifecycle.audit(db, g.actor, "model.retrain", f"{domain}/{task}", "queued", {"job": job_id})
+        return jsonify({"job_id": job_id, "status": "queued", "url": f"/v1/admin/jobs/{job_id}"}), 202
+
+    retrain._openapi_body = RetrainRequest  # type: ignore[attr-defined]
+
+    @bp.get("/v1/admin/jobs")
+    @require_role("ops")
+    def jobs() -> Any:
+        """Recent jobs, newest first."""
+        return jsonify({"jobs": lifecycle.list_jobs(get_db(), limit=_limit())})
+
+    @bp.get("/v1/admin/jobs/<job_id>")
+    @require_role("ops")
+    def job(job_id: str) -> Any:
+        """One job: status, progress (stage, epoch, step, metrics), result, log."""
+        return jsonify(lifecycle.get_job(get_db(), job_id))
+
+    @bp.post("/v1/admin/jobs/<job_id>/cancel")
+    @require_role("ops")
+    def cancel(job_id: str) -> Any:
+        """Cancel a queued or running job (it stops at its next step)."""
+        return jsonify(lifecycle.cancel_job(get_db(), job_id, actor=g.actor)), 202
+
+    @bp.post("/v1/admin/models/promote")
+    @require_role("ops")
+    def promote() -> Any:
+        """Move `production` to a version that passed its gate (or forced, with a reason)."""
+        body = parse_body(PromoteRequest)
+        ref = body.ref
+        if ref is None:
+            domain, task = _scope(body.domain, body.task)
+            if body.version is None:
+                raise BadInput("give 'ref' (DOMAIN/TASK@vN) or 'version'")
+            ref = f"{domain}/{task}@{body.version}"
+        else:
+            from shared.registry import get_registry
+
+            mv = get_registry(settings_of()).resolve_version(ref)
+            _scope(mv.domain, mv.task)
+        return jsonify(lifecycle.promote(settings_of(), get_db(), ref, actor=g.actor,
+                                         reason=body.reason, force=body.force))
+
+    promote._openapi_body = PromoteRequest  # type: ignore[attr-defined]
+
+    @bp.post("/v1/admin/models/rollback")
+    @require_role("ops")
+    def rollback() -> Any:
+        """Restore the previous production version."""
+        body = parse_body(RollbackRequest) if request.content_length else RollbackRequest()
+        domain, task = _scope(body.domain, body.task)
+        return jsonify(lifecycle.rollback(settings_of(), get_db(), domain, task, actor=g.actor))
+
+    rollback._openapi_body = RollbackRequest  # type: ignore[attr-defined]
+
+    @bp.get("/v1/admin/models")
+    @require_role("ops")
+    def models() -> Any:
+        """Versions of this service's models with production and gate verdicts."""
+        return jsonify({"models": _models()})
+
+    @bp.get("/v1/admin/audit")
+    @require_role("ops")
+    def audit_log() -> Any:
+        """The audit log, newest first."""
+        return jsonify({"entries": lifecycle.audit_entries(get_db(), limit=_limit(100))})
+
+    @bp.get("/v1/admin/monitoring")
+    @require_role("analyst")
+    def monitoring() -> Any:
+        """Drift, confidence and chatbot figures per domain and version, with alerts."""
+        from shared.monitoring import overview
+
+        return jsonify(overview(settings_of(), window_s=_window()))
+
+    @bp.get("/ops")
+    @require_role("analyst")
+    def ops_page() -> Any:
+        """The ops page: jobs, models, monitoring plots and alerts."""
+        from shared.monitoring import overview, plot_png
+
+        data = overview(settings_of(), window_s=_window())
+        plots = [base64.b64encode(plot_png(s)).decode() for s in data["series"][:12]]
+        return render_template_string(OPS_PAGE, data=data, plots=plots, models=_models(),
+                                      jobs=lifecycle.list_jobs(get_db(), limit=10))
+
+    return bp
+
+
+def _store_params(db: Any, job_id: str, params: dict[str, Any]) -> None:
+    from shared.models import Job
+
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        job.params = {**(job.params or {}), **params}
+
+
+def _limit(default: int = 20) -> int:
+    try:
+        return max(1, min(int(request.args.get("limit", default)), 500))
+    except ValueError:
+        raise BadInput("limit must be an integer") from None
+
+
+def _window() -> float:
+    try:
+        hours = float(request.args.get("hours", 24))
+    except ValueError:
+        raise BadInput("hours must be a number") from None
+    if not 0 < hours <= 24 * 30:
+        raise BadInput("hours must be in (0, 720]")
+    return hours * 3600
+
+
+def _models() -> list[dict[str, Any]]:
+    from shared.gate import load_report
+    from shared.registry import get_registry
+
+    registry, conf, out = get_registry(settings_of()), _conf(), []
+    for mv in registry.all_versions():
+        if mv.task not in conf["tasks"] or (conf["domains"] and mv.domain not in conf["domains"]):
+            continue
+        prod = registry.production(mv.domain, mv.task)
+        gate = load_report(mv.path) or {}
+        out.append({"ref": mv.ref, "production": bool(prod and prod.version == mv.version),
+                    "gate": gate.get("summary"), "passed": gate.get("passed"),
+                    "metrics": {k: v for k, v in mv.metrics().items() if isinstance(v, int | float)}})
+    return out
+
+
+OPS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>FinPulse ops</title>
+<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}
+td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.critical{color:#b00}.warn{color:#b60}</style>
+</head><body><h1>FinPulse ops</h1>
+<h2>Alerts</h2>{% if not data.alerts %}<p>none</p>{% endif %}<ul>
+{% for a in data.alerts %}<li class="{{a.severity}}">{{a.severity}}: {{a.message}}</li>{% endfor %}</ul>
+<h2>Models</h2><table><tr><th>version</th><th>production</th><th>gate</th><th>metrics</th></tr>
+{% for m in models %}<tr><td>{{m.ref}}</td><td>{{'yes' if m.production else ''}}</td><td>{{m.gate or ''}}</td>
+<td>{% for k, v in m.metrics.items() %}{{k}}={{'%.4f'|format(v)}} {% endfor %}</td></tr>{% endfor %}</table>
+<h2>Jobs</h2><table><tr><th>id</th><th>kind</th><th>status</th><th>stage</th><th>epoch</th><th>step</th></tr>
+{% for j in jobs %}<tr><td>{{j.id[:8]}}</td><td>{{j.kind}}</td><td>{{j.status}}</td><td>{{j.progress.stage}}</td>
+<td>{{j.progress.epoch}}</td><td>{{j.progress.step}}</td></tr>{% endfor %}</table>
+<h2>Monitoring (last window)</h2><table><tr><th>series</th><th>n</th><th>PSI</th><th>low-confidence</th>
+<th>handoff</th><th>thumbs-down</th></tr>{% for s in data.series %}<tr>
+<td>{{s.domain}}/{{s.task}}@{{s.version}}</td><td>{{s.n or s.chats or 0}}</td><td>{{s.psi}}</td>
+<td>{{s.low_confidence_rate}}</td><td>{{s.handoff_rate}}</td><td>{{s.thumbs_down_rate}}</td></tr>{% endfor %}
+</table>{% for p in plots %}<img alt="monitoring plot" src="data:image/png;base64,{{p}}">{% endfor %}
+</body></html>"""

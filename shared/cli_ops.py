@@ -1,0 +1,173 @@
+"""``finpulse ops``: the model lifecycle from the command line (same functions as the HTTP API).
+
+``retrain`` runs the whole job (train → gate → promote) in this process by default, or
+queues it for a worker with ``--queue``; ``promote`` is gated (unlike the plain
+``finpulse models promote``); every action is audited with the actor ``cli:<user>``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Any
+
+import click
+
+from shared.settings import get_settings
+
+
+def _db() -> Any:
+    from shared.db import Database, upgrade
+
+    settings = get_settings()
+    upgrade(settings.db_url)
+    return Database(settings.db_url)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _echo(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+@click.group()
+def ops() -> None:
+    """Retrain a domain behind the evaluation gate, promote, roll back, watch production."""
+
+
+@ops.command("retrain")
+@click.option("--domain", required=True)
+@click.option("--task", default="sentiment", show_default=True)
+@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled training data (JSONL/CSV/TSV).")
+@click.option("--dev", type=click.Path(exists=True, dir_okay=False), help="Dev data for early stopping.")
+@click.option("--eval", "eval_set", type=click.Path(exists=True, dir_okay=False),
+              help="Evaluation set of the gate (default: the domain's configured one).")
+@click.option("--method", type=click.Choice(["full", "lora"]))
+@click.option("--epochs", type=click.IntRange(1, 100))
+@click.option("--seed", type=int)
+@click.option("--no-promote", is_flag=True, help="Gate only; leave production alone.")
+@click.option("--force", is_flag=True, help="Promote even if the gate refuses (needs --reason).")
+@click.option("--reason")
+@click.option("--queue", "queued", is_flag=True, help="Send to the training queue instead of running here.")
+def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | None, method: str | None,
+            epochs: int | None, seed: int | None, no_promote: bool, force: bool, reason: str | None,
+            queued: bool) -> None:
+    """Retrain DOMAIN's TASK model, gate it against production, promote it if it passes."""
+    from shared.errors import BadInput
+    from shared.lifecycle import create_job
+
+    if force and not reason:
+        raise BadInput("--force needs --reason")
+    params = {k: v for k, v in {"domain": domain, "task": task, "data": data, "dev": dev, "eval": eval_set,
+                                "method": method, "epochs": epochs, "seed": seed, "force": force,
+                                "reason": reason, "auto_promote": not no_promote}.items() if v is not None}
+    db, settings = _db(), get_settings()
+    job_id = create_job(db, f"retrain:{domain}/{task}", params, actor=_actor())
+    if queued:
+        from shared.celery_app import QUEUE_TRAINING, make_celery
+        from training.tasks import TASK_NAME
+
+        make_celery(settings).send_task(TASK_NAME, args=[job_id], queue=QUEUE_TRAINING)
+        click.echo(job_id)
+        return
+    from training.tasks import run_retrain
+
+    job = run_retrain(job_id, settings, db)
+    _echo({k: job[k] for k in ("id", "status", "result", "error")})
+    if job["status"] != "succeeded":
+        raise click.ClickException(job["error"] or job["status"])
+
+
+@ops.command("job")
+@click.argument("job_id")
+@click.option("--log", "show_log", is_flag=True, help="Print the job's log instead.")
+def job(job_id: str, show_log: bool) -> None:
+    """Show a job's status and progress."""
+    from shared.lifecycle import get_job
+
+    info = get_job(_db(), job_id)
+    if show_log:
+        click.echo(info["log"], nl=False)
+    else:
+        _echo({k: v for k, v in info.items() if k != "log"})
+
+
+@ops.command("cancel")
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel a queued or running job."""
+    from shared.lifecycle import cancel_job
+
+    _echo(cancel_job(_db(), job_id, actor=_actor())["status"])
+
+
+@ops.command("gate")
+@click.argument("ref")
+@click.option("--eval", "eval_set", type=click.Path(exists=True, dir_okay=False))
+def gate(ref: str, eval_set: str | None) -> None:
+    """Evaluate REF against production and store its gate report (gate.json)."""
+    from shared.gate import run_gate
+    from shared.registry import get_registry
+
+    settings = get_settings()
+    report = run_gate(settings, get_registry(settings).resolve_version(ref), eval_set=eval_set)
+    _echo({k: v for k, v in report.items() if k != "reference"})
+
+
+@ops.command("promote")
+@click.argument("ref")
+@click.option("--force", is_flag=True)
+@click.option("--reason")
+def promote(ref: str, force: bool, reason: str | None) -> None:
+    """Promote REF if its gate passed (or --force --reason)."""
+    from shared.lifecycle import promote as do_promote
+
+    _echo(do_promote(get_settings(), _db(), ref, actor=_actor(), reason=reason, force=force))
+
+
+@ops.command("rollback")
+@click.argument("target", metavar="DOMAIN/TASK")
+def rollback(target: str) -> None:
+    """Restore DOMAIN/TASK's previous production version."""
+    from shared.errors import BadInput
+    from shared.lifecycle import rollback as do_rollback
+
+    if target.count("/") != 1:
+        raise BadInput(f"expected DOMAIN/TASK, got {target!r}")
+    domain, task = target.split("/")
+    _echo(do_rollback(get_settings(), _db(), domain, task, actor=_actor()))
+
+
+@ops.command("domain")
+@click.argument("domain")
+@click.option("--eval-set", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--tolerance", type=click.FloatRange(0, 1), default=0.01, show_default=True)
+@click.option("--metric", type=click.Choice(["macro_f1", "accuracy"]), default="macro_f1", show_default=True)
+def domain(domain: str, eval_set: str, tolerance: float, metric: str) -> None:
+    """Name DOMAIN's evaluation set and gate tolerance (FINPULSE_HOME/domains/DOMAIN.json)."""
+    from pathlib import Path
+
+    from shared.gate import DomainConfig, save_domain_config
+
+    path = save_domain_config(get_settings(), DomainConfig(domain, eval_set=Path(eval_set).resolve(),
+                                                           tolerance=tolerance, primary_metric=metric))
+    click.echo(str(path))
+
+
+@ops.command("monitor")
+@click.option("--hours", type=click.FloatRange(0.01, 720), default=24, show_default=True)
+def monitor(hours: float) -> None:
+    """Production figures per domain and version (PSI, low-confidence, handoff) and alerts."""
+    from shared.monitoring import overview
+
+    data = overview(get_settings(), window_s=hours * 3600)
+    for s in data["series"]:
+        s.pop("timeline", None)
+        s.pop("reference", None)
+    _echo(data)

@@ -1,0 +1,203 @@
+"""The evaluation gate: a candidate version replaces production only if it is not worse.
+
+Both versions are scored side by side on the domain's evaluation set, which is named in
+the domain's configuration (``FINPULSE_HOME/domains/<domain>.json``) and kept apart from
+the training data. The candidate passes when its primary metric (macro-F1 for sentiment)
+is at most ``tolerance`` below production's. The report is written as ``gate.json`` into
+the candidate's version directory, so ``finpulse models show`` prints it as lineage, and
+it carries the candidate's predicted-label and confidence distribution on that set, the
+reference that :mod:`shared.monitoring` measures drift against.
+
+Domain file (every key optional; paths relative to the file)::
+
+    {"eval_set": "news-eval.jsonl", "text_field": "text", "label_field": "label",
+     "primary_metric": "macro_f1", "tolerance": 0.01,
+     "thresholds": {"psi": 0.2, "low_confidence_rate": 0.3}}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.errors import BadInput, ConfigError
+from shared.io import write_json
+from shared.registry import ModelVersion, Registry, get_registry
+
+REPORT_NAME = "gate.json"
+CONF_BINS = 10  # confidence histogram bins over [0, 1]
+METRICS = ("macro_f1", "accuracy")
+
+
+@dataclass
+class DomainConfig:
+    """What the ops lifecycle needs to know about one domain."""
+
+    domain: str
+    eval_set: Path | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+    primary_metric: str = "macro_f1"
+    tolerance: float = 0.01  # how much worse than production a candidate may be
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.primary_metric not in METRICS:
+            raise ConfigError(f"domain {self.domain}: primary_metric must be one of "
+                              f"{', '.join(METRICS)}, got {self.primary_metric!r}")
+        if not 0 <= self.tolerance <= 1:
+            raise ConfigError(f"domain {self.domain}: tolerance must be in [0, 1], got {self.tolerance}")
+
+
+def domain_file(settings: Any, domain: str) -> Path:
+    return Path(settings.home) / "domains" / f"{domain}.json"
+
+
+def load_domain_config(settings: Any, domain: str) -> DomainConfig:
+    """The domain's configuration, or defaults (no evaluation set) when it has no file."""
+    path = domain_file(settings, domain)
+    if not path.is_file():
+        return DomainConfig(domain)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
+    known = {k: raw[k] for k in ("text_field", "label_field", "primary_metric", "tolerance",
+                                 "thresholds") if k in raw}
+    eval_set = raw.get("eval_set")
+    if eval_set:
+        eval_set = Path(eval_set).expanduser()
+        eval_set = eval_set if eval_set.is_absolute() else (path.parent / eval_set).resolve()
+    try:
+        return DomainConfig(domain, eval_set=eval_set, **known)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def save_domain_config(settings: Any, config: DomainConfig) -> Path:
+    """Write a domain file (used by the CLI ``finpulse ops domain`` and tests)."""
+    path = domain_file(settings, config.domain)
+    write_json(path, {"eval_set": str(config.eval_set) if config.eval_set else None,
+                      "text_field": config.text_field, "label_field": config.label_field,
+                      "primary_metric": config.primary_metric, "tolerance": config.tolerance,
+                      "thresholds": config.thresholds})
+    return path
+
+
+def read_eval_set(config: DomainConfig) -> tuple[list[str], list[str]]:
+    """Texts and gold labels of the evaluation set; a bad row names file and line."""
+    from data_connectors.base import BadRow, iter_rows
+
+    assert config.eval_set is not None
+    texts, labels = [], []
+    for line, row in iter_rows(config.eval_set):
+        text, label = row.get(config.text_field), row.get(config.label_field)
+        if not isinstance(text, str) or not text.strip():
+            raise BadRow(config.eval_set, line, f"empty or missing {config.text_field!r}")
+        if label in (None, ""):
+            raise BadRow(config.eval_set, line, f"missing {config.label_field!r}")
+        texts.append(text)
+        labels.append(str(label))
+    if not texts:
+        raise BadInput(f"evaluation set {config.eval_set} has no rows")
+    return texts, labels
+
+
+def evaluate(model_dir: Path, texts: list[str], gold: list[str]) -> dict[str, Any]:
+    """Score one model on the evaluation set: training's metrics plus its prediction distribution."""
+    import numpy as np
+
+    from shared.runtimes import load_runtime
+    from training.evaluation import classification_metrics
+
+    runtime = load_runtime(model_dir, "torch")
+    unknown = sorted(set(gold) - set(runtime.labels))
+    if unknown:
+        raise BadInput(f"evaluation labels {unknown} are not among the model's labels {runtime.labels}")
+    rows = runtime.predict(texts, batch_size=64)
+    probs = np.array([[r["scores"][lab] for lab in runtime.labels] for r in rows])
+    targets = [runtime.labels.index(g) for g in gold]
+    metrics = classification_metrics(probs, targets, runtime.labels)
+    pred = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    hist, _ = np.histogram(conf, bins=CONF_BINS, range=(0.0, 1.0))
+    metrics["distribution"] = {
+        "labels": {lab: float((pred == i).mean()) for i, lab in enumerate(runtime.labels)},
+        "confidence_hist": (hist / max(len(pred), 1)).tolist(),
+        "mean_confidence": float(conf.mean()),
+    }
+    return metrics
+
+
+def decide(config: DomainConfig, candidate: dict | None, production: dict | None) -> tuple[bool, str]:
+    """The gate rule, kept apart from model loading so it is easy to read and test."""
+    metric = config.primary_metric
+    if candidate is None:
+        if production is None:
+            return True, "first version of the domain and no evaluation set: nothing to compare"
+        return False, f"domain {config.domain} names no evaluation set ({metric} cannot be compared)"
+    if production is None:
+        return True, f"no production version; candidate {metric}={candidate[metric]:.4f}"
+    delta = candidate[metric] - production[metric]
+    verdict = delta >= -config.tolerance
+    word = "passed" if verdict else "refused"
+    return verdict, (f"{word}: {metric} {candidate[metric]:.4f} vs production {production[metric]:.4f} "
+                     f"(delta {delta:+.4f}, tolerance {config.tolerance})")
+
+
+def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | None = None,
+             eval_set: str | Path | None = None, tolerance: float | None = None,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate ``candidate`` against production, write ``gate.json``, return the report."""
+    from data_connectors.base import file_sha256
+
+    registry = registry or get_registry(settings)
+    config = load_domain_config(settings, candidate.domain)
+    if eval_set is not None:
+        config.eval_set = Path(eval_set)
+    if tolerance is not None:
+        config.tolerance = float(tolerance)
+    production = registry.production(candidate.domain, candidate.task)
+    if production is not None and production.version == candidate.version:
+        production = None
+    cand_m = prod_m = None
+    if config.eval_set is not None:
+        texts, gold = read_eval_set(config)
+        cand_m = evaluate(candidate.path, texts, gold)
+        if production is not None:
+            prod_m = evaluate(production.path, texts, gold)
+    passed, summary = decide(config, cand_m, prod_m)
+    report = {
+        "candidate": candidate.ref,
+        "production": production.ref if production else None,
+        "eval_set": str(config.eval_set) if config.eval_set else None,
+        "eval_sha256": file_sha256(config.eval_set) if config.eval_set else None,
+        "primary_metric": config.primary_metric,
+        "tolerance": config.tolerance,
+        "candidate_metrics": _strip(cand_m),
+        "production_metrics": _strip(prod_m),
+        "delta": (cand_m[config.primary_metric] - prod_m[config.primary_metric]) if cand_m and prod_m else None,
+        "passed": passed,
+        "summary": summary,
+        "reference": cand_m["distribution"] if cand_m else None,
+        "at": datetime.now(UTC).isoformat(),
+        **(extra or {}),
+    }
+    write_json(candidate.path / REPORT_NAME, report)
+    return report
+
+
+def _strip(metrics: dict | None) -> dict | None:
+    return None if metrics is None else {k: v for k, v in metrics.items() if k != "distribution"}
+
+
+def load_report(version_dir: str | Path) -> dict[str, Any] | None:
+    """The stored gate report of a version, or None."""
+    path = Path(version_dir) / REPORT_NAME
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

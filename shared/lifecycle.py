@@ -1,0 +1,225 @@
+"""Model lifecycle: retrain jobs, promotion and rollback, each audited and announced.
+
+The file registry stays the source of truth: promotion moves its ``production``
+pointer atomically (:meth:`shared.registry.Registry.promote`), then mirrors the stage
+into the ``model_versions`` table, tells every process serving the domain to reload
+(:mod:`shared.reload`, Redis pub/sub) and writes an audit row. Jobs (``jobs`` table)
+carry a retrain's progress, log and cancel flag between the web process and the worker.
+Importable without Flask or Celery, so the CLI, the views and the task share it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from shared.auth import audit
+from shared.db import Database
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.registry import ModelVersion, Registry, get_registry
+
+log = logging.getLogger(__name__)
+
+RELOAD_CHANNEL = "finpulse:models"  # fallback channel while shared.reload is absent
+ACTIVE = ("queued", "running", "cancelling")
+MAX_LOG_CHARS = 200_000
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when an operator asked to cancel it."""
+
+
+# -- jobs ---------------------------------------------------------------------------
+def create_job(db: Database, kind: str, params: dict[str, Any], *, actor: str) -> str:
+    """Insert a queued job; returns its id."""
+    from shared.models import Job
+
+    job_id = uuid.uuid4().hex
+    with db.session() as s:
+        s.add(Job(id=job_id, kind=kind, status="queued", params={**params, "actor": actor},
+                  progress={"stage": "queued"}, log=""))
+    return job_id
+
+
+def job_dict(job: Any) -> dict[str, Any]:
+    def iso(ts: datetime | None) -> str | None:
+        if ts is None:
+            return None
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).isoformat()  # SQLite: naive = UTC
+
+    return {"id": job.id, "kind": job.kind, "status": job.status, "params": job.params,
+            "progress": job.progress or {}, "result": job.result, "error": job.error,
+            "log": job.log or "", "created_at": iso(job.created_at), "updated_at": iso(job.updated_at)}
+
+
+def get_job(db: Database, job_id: str) -> dict[str, Any]:
+    from shared.models import Job
+
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job_dict(job)
+
+
+def list_jobs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    from shared.models import Job
+
+    with db.session() as s:
+        rows = s.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)).all()
+        return [job_dict(j) for j in rows]
+
+
+def update_job(db: Database, job_id: str, *, status: str | None = None,
+               progress: dict[str, Any] | None = None, result: dict[str, Any] | None = None,
+               error: str | None = None, log_line: str | None = None) -> str:
+    """Apply changes to a job; returns its status (so callers see a cancel request)."""
+    from shared.models import Job
+
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if status is not None and not (job.status == "cancelling" and status == "running"):
+            job.status = status
+        if progress is not None:
+            job.progress = {**(job.progress or {}), **progress}
+        if result is not None:
+            job.result = result
+        if error is not None:
+            job.error = error
+        if log_line is not None:
+            stamp = datetime.now(UTC).strftime("%H:%M:%S")
+            job.log = ((job.log or "") + f"{stamp} {log_line}\n")[-MAX_LOG_CHARS:]
+        job.updated_at = datetime.now(UTC)
+        return job.status
+
+
+def cancel_job(db: Database, job_id: str, *, actor: str) -> dict[str, Any]:
+    """Ask a job to stop; a queued job stops before it starts, a running one between steps."""
+    status = get_job(db, job_id)["status"]
+    if status not in ACTIVE:
+        raise Conflict(f"job {job_id} is already {status}")
+    update_job(db, job_id, status="cancelling", log_line=f"cancel requested by {actor}")
+    audit(db, actor, "job.cancel", job_id, "requested")
+    return get_job(db, job_id)
+
+
+# -- model_versions mirror ----------------------------------------------------------
+def _mirror(db: Database, mv: ModelVersion, stage: str) -> None:
+    """Upsert the version's row with ``stage``; demote the previous production row."""
+    from shared.models import ModelRecord
+
+    with db.session() as s:
+        rows = s.scalars(select(ModelRecord).where(ModelRecord.domain == mv.domain,
+                                                   ModelRecord.task == mv.task)).all()
+        mine = next((r for r in rows if r.version == mv.version), None)
+        if mine is None:
+            mine = ModelRecord(domain=mv.domain, task=mv.task, version=mv.version,
+                               path=str(mv.path), metrics=mv.metrics() or None,
+                               train_config=mv.train_config() or None)
+            s.add(mine)
+        if stage == "production":
+            for r in rows:
+                if r is not mine and r.stage == "production":
+                    r.stage = "archived"
+        mine.stage = stage
+
+
+def record_version(db: Database, mv: ModelVersion, stage: str = "registered") -> None:
+    """Make sure a registered version has its ``model_versions`` row (idempotent)."""
+    _mirror(db, mv, stage)
+
+
+# -- announcing ---------------------------------------------------------------------
+def announce(settings: Any, mv: ModelVersion) -> None:
+    """Tell every process serving ``mv``'s domain to reload; never fails the promotion."""
+    try:
+        from shared.reload import publish_model_change
+    except ImportError:
+        publish_model_change = None
+    try:
+        if publish_model_change is not None:
+            publish_model_change(settings, mv.domain, mv.task, mv.version)
+        else:
+            from shared.inference import invalidate
+            from shared.redis_client import get_redis
+
+            invalidate()
+            get_redis(settings.redis_url).publish(RELOAD_CHANNEL, json.dumps(
+                {"domain": mv.domain, "task": mv.task, "version": mv.version}))
+    except Exception as exc:  # the pointer moved; readers re-resolve it on their next call
+        log.warning("reload announcement for %s failed: %s", mv.ref, exc)
+
+
+# -- promotion and rollback ---------------------------------------------------------
+def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | None = None,
+            force: bool = False, registry: Registry | None = None) -> dict[str, Any]:
+    """Promote ``ref`` if its gate report passed (or ``force`` with a reason); audited.
+
+    A version without a gate report is evaluated first (:func:`shared.gate.run_gate`).
+    """
+    from shared.gate import load_report, run_gate
+
+    registry = registry or get_registry(settings)
+    target = ref
+    try:
+        mv = registry.resolve_version(ref)
+        target = mv.ref
+        if force and not (reason or "").strip():
+            raise Forbidden("a forced promotion needs a reason")
+        report = load_report(mv.path)
+        if report is None and not force:
+            report = run_gate(settings, mv, registry=registry)
+        if not force and report is not None and not report.get("passed"):
+            raise Conflict(f"{mv.ref} failed its evaluation gate: {report.get('summary')}; "
+                           "force it with a reason to promote anyway")
+        previous = registry.production(mv.domain, mv.task)
+        registry.promote(mv.ref, reason=reason or ("forced" if force else "gate passed"))
+    except Exception as exc:
+        audit(db, actor, "model.promote", target, "refused" if isinstance(exc, Conflict | Forbidden)
+              else "error", {"reason": reason, "force": force, "error": str(exc)[:500]})
+        raise
+    _mirror(db, mv, "production")
+    announce(settings, mv)
+    detail = {"reason": reason, "force": force,
+              "previous": previous.ref if previous else None,
+              "gate": (report or {}).get("summary")}
+    audit(db, actor, "model.promote", mv.ref, "ok", detail)
+    log.info("promoted %s (was %s) by %s", mv.ref, detail["previous"], actor)
+    return {"production": mv.ref, "version": mv.version, **detail}
+
+
+def rollback(settings: Any, db: Database, domain: str, task: str, *, actor: str,
+             registry: Registry | None = None) -> dict[str, Any]:
+    """Restore the previous production version; audited and announced."""
+    registry = registry or get_registry(settings)
+    target = f"{domain}/{task}"
+    try:
+        current = registry.production(domain, task)
+        mv = registry.rollback(domain, task)
+    except Exception as exc:
+        audit(db, actor, "model.rollback", target, "error", {"error": str(exc)[:500]})
+        raise
+    _mirror(db, mv, "production")
+    announce(settings, mv)
+    detail = {"previous": current.ref if current else None}
+    audit(db, actor, "model.rollback", mv.ref, "ok", detail)
+    log.info("rolled back %s to %s by %s", target, mv.ref, actor)
+    return {"production": mv.ref, "version": mv.version, **detail}
+
+
+def audit_entries(db: Database, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest audit rows, for the CLI and the ops page."""
+    from shared.models import AuditLog
+
+    with db.session() as s:
+        rows = s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)).all()
+        return [{"at": (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)).isoformat(),
+                 "actor": r.actor, "action": r.action, "target": r.target,
+                 "outcome": r.outcome, "detail": r.detail} for r in rows]

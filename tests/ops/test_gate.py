@@ -1,0 +1,46 @@
+"""The evaluation gate: the rule, the domain file, and a real side-by-side evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.errors import ConfigError
+from shared.gate import DomainConfig, decide, load_domain_config, load_report, run_gate
+
+
+def test_decide_rule_uses_tolerance_on_the_primary_metric():
+    conf = DomainConfig("news", tolerance=0.02)
+    assert decide(conf, {"macro_f1": 0.81}, {"macro_f1": 0.82})[0] is True  # within tolerance
+    ok, summary = decide(conf, {"macro_f1": 0.79}, {"macro_f1": 0.82})
+    assert ok is False and "refused" in summary and "-0.0300" in summary
+    assert decide(conf, {"macro_f1": 0.5}, None)[0] is True  # nothing in production yet
+    assert decide(conf, None, {"macro_f1": 0.5})[0] is False  # no evaluation set: cannot prove it
+    assert decide(DomainConfig("news", primary_metric="accuracy"), {"accuracy": 0.9, "macro_f1": 0.1},
+                  {"accuracy": 0.9, "macro_f1": 0.9})[0] is True
+
+
+def test_domain_file_is_read_and_validated(settings, tmp_path):
+    (settings.home / "domains").mkdir()
+    (settings.home / "domains" / "news.json").write_text(json.dumps(
+        {"eval_set": "news-eval.jsonl", "tolerance": 0.03, "thresholds": {"psi": 0.5}}))
+    conf = load_domain_config(settings, "news")
+    assert conf.eval_set == settings.home / "domains" / "news-eval.jsonl" and conf.tolerance == 0.03
+    assert load_domain_config(settings, "social").eval_set is None
+    (settings.home / "domains" / "bad.json").write_text(json.dumps({"primary_metric": "bleu"}))
+    with pytest.raises(ConfigError, match="primary_metric"):
+        load_domain_config(settings, "bad")
+
+
+def test_run_gate_compares_side_by_side_and_stores_report(ops):
+    registry = ops["registry"]
+    v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)  # same weights as production
+    report = run_gate(ops["settings"], v2)
+    assert report["passed"] is True and report["delta"] == pytest.approx(0.0)
+    assert report["production"] == "news/sentiment@v1" and report["eval_sha256"]
+    assert set(report["reference"]["labels"]) == {"negative", "neutral", "positive"}
+    assert load_report(v2.path)["summary"] == report["summary"]
+    # A stricter bar than production can meet on its own set is refused.
+    worse = run_gate(ops["settings"], v2, tolerance=0.0, extra={"note": "x"})
+    assert worse["passed"] is True and worse["note"] == "x"

@@ -1,0 +1,96 @@
+"""Promotion and rollback: gate-checked, forced with a reason, mirrored, announced, audited."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from shared import lifecycle
+from shared.errors import Conflict, Forbidden, ModelNotFound
+from shared.gate import REPORT_NAME
+from shared.models import ModelRecord
+
+
+def _stages(db):
+    with db.session() as s:
+        return {r.version: r.stage for r in s.scalars(select(ModelRecord)).all()}
+
+
+def test_refused_version_needs_force_and_reason(ops):
+    settings, db, registry = ops["settings"], ops["db"], ops["registry"]
+    v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)
+    (v2.path / REPORT_NAME).write_text(json.dumps({"passed": False, "summary": "refused: worse"}))
+    with pytest.raises(Conflict, match="failed its evaluation gate"):
+        lifecycle.promote(settings, db, v2.ref, actor="alice")
+    with pytest.raises(Forbidden, match="reason"):
+        lifecycle.promote(settings, db, v2.ref, actor="alice", force=True)
+    assert registry.production("news", "sentiment").version == 1
+    out = lifecycle.promote(settings, db, v2.ref, actor="alice", force=True, reason="hotfix for #12")
+    assert out["production"] == v2.ref and out["previous"] == "news/sentiment@v1"
+    assert registry.production("news", "sentiment").version == 2
+    assert _stages(db) == {2: "production"}
+    outcomes = [(e["action"], e["outcome"]) for e in lifecycle.audit_entries(db)]
+    assert outcomes == [("model.promote", "ok"), ("model.promote", "refused"), ("model.promote", "refused")]
+
+
+def test_promotion_is_announced_on_redis(ops, monkeypatch):
+    import redis
+
+    settings, db, registry = ops["settings"], ops["db"], ops["registry"]
+    v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)
+    (v2.path / REPORT_NAME).write_text(json.dumps({"passed": True, "summary": "ok"}))
+    calls = []
+    import shared.inference
+
+    monkeypatch.setattr(shared.inference, "invalidate", lambda: calls.append("invalidate"))
+    sub = redis.Redis.from_url(settings.redis_url).pubsub()
+    try:
+        from shared.reload import CHANNEL as channel  # the workers' channel when it exists
+    except ImportError:
+        channel = lifecycle.RELOAD_CHANNEL
+    sub.subscribe(channel)
+    sub.get_message(timeout=1)
+    lifecycle.promote(settings, db, v2.ref, actor="alice")
+    msg = sub.get_message(timeout=2)
+    while msg and msg["type"] != "message":
+        msg = sub.get_message(timeout=2)
+    sub.close()
+    assert msg is not None and b"news" in msg["data"] and b"2" in msg["data"]
+
+
+def test_rollback_restores_previous_and_fails_cleanly_without_history(ops):
+    settings, db, registry = ops["settings"], ops["db"], ops["registry"]
+    with pytest.raises(ModelNotFound):
+        lifecycle.rollback(settings, db, "news", "sentiment", actor="alice")
+    v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)
+    lifecycle.promote(settings, db, v2.ref, actor="alice", force=True, reason="test")
+    out = lifecycle.rollback(settings, db, "news", "sentiment", actor="alice")
+    assert out == {"production": "news/sentiment@v1", "version": 1, "previous": "news/sentiment@v2"}
+    assert _stages(db)[1] == "production" and _stages(db)[2] != "production"
+    assert [e["outcome"] for e in lifecycle.audit_entries(db) if e["action"] == "model.rollback"] == ["ok", "error"]
+
+
+def test_jobs_progress_and_cancel(ops):
+    from training.tasks import run_retrain
+
+    db = ops["db"]
+    job_id = lifecycle.create_job(db, "retrain:news/sentiment", {"domain": "news", "task": "sentiment",
+                                                                 "data": str(ops["data"]["train"])}, actor="alice")
+    assert lifecycle.update_job(db, job_id, progress={"stage": "x", "step": 3}, log_line="hello") == "queued"
+    assert lifecycle.cancel_job(db, job_id, actor="alice")["status"] == "cancelling"
+    job = run_retrain(job_id, ops["settings"], db)  # a cancelled queued job never starts training
+    assert job["status"] == "cancelled" and "hello" in job["log"] and "cancel requested by alice" in job["log"]
+    with pytest.raises(Conflict):
+        lifecycle.cancel_job(db, job_id, actor="alice")
+
+
+def test_unsupported_task_fails_the_job_with_a_reason(ops):
+    from training.tasks import run_retrain
+
+    db = ops["db"]
+    job_id = lifecycle.create_job(db, "retrain:news/ner", {"domain": "news", "task": "ner", "data": "x"},
+                                  actor="alice")
+    job = run_retrain(job_id, ops["settings"], db)
+    assert job["status"] == "failed" and "not supported" in job["error"]

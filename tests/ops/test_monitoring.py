@@ -1,0 +1,81 @@
+"""Monitoring on real Redis: PSI against the gate's reference, rates, alerts, the ops page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared import monitoring
+from shared.gate import REPORT_NAME
+
+
+def _rows(label: str, conf: float, n: int) -> list[dict]:
+    others = (1 - conf) / 2
+    return [{"label": label, "scores": {"negative": others, "neutral": others, "positive": others,
+                                        label: conf}}] * n
+
+
+@pytest.fixture
+def series(ops, unique):
+    """A fresh domain name per test, with a reference distribution in v1's gate report."""
+    registry = ops["registry"]
+    domain = f"mon{unique}"
+    mv = registry.register(domain, "sentiment", ops["v1"].path, move=False)
+    (mv.path / REPORT_NAME).write_text(json.dumps({"passed": True, "reference": {
+        "labels": {"negative": 1 / 3, "neutral": 1 / 3, "positive": 1 / 3},
+        "confidence_hist": [0.0] * 8 + [0.5, 0.5]}}))
+    return domain
+
+
+def test_psi_is_zero_for_equal_and_grows_with_shift():
+    assert monitoring.psi([0.3, 0.7], [0.3, 0.7]) == pytest.approx(0.0)
+    assert monitoring.psi([0.9, 0.1], [0.5, 0.5]) > monitoring.psi([0.6, 0.4], [0.5, 0.5]) > 0
+
+
+def test_drift_and_low_confidence_raise_alerts(ops, series):
+    settings = ops["settings"]
+    balanced = _rows("negative", 0.9, 10) + _rows("neutral", 0.9, 10) + _rows("positive", 0.9, 10)
+    monitoring.record_predictions(settings, series, "sentiment", "v1", balanced)
+    calm = monitoring.summary(settings, series, "sentiment", "v1")
+    assert calm["n"] == 30 and calm["psi"] < 0.05 and calm["low_confidence_rate"] == 0
+    assert monitoring.alerts_for(calm, {}) == []
+    monitoring.record_predictions(settings, series, "sentiment", "v1", _rows("negative", 0.4, 70))
+    drift = monitoring.summary(settings, series, "sentiment", "v1")
+    assert drift["n"] == 100 and drift["psi"] > 0.2 and drift["low_confidence_rate"] == pytest.approx(0.7)
+    kinds = {a["kind"]: a["severity"] for a in monitoring.alerts_for(drift, {})}
+    assert kinds["psi"] == "critical" and kinds["low_confidence_rate"] == "critical"
+    assert monitoring.alerts_for(drift, {"psi": 100, "low_confidence_rate": 1}) == []
+
+
+def test_chatbot_handoff_and_thumbs_down_rates(ops, unique):
+    settings = ops["settings"]
+    domain = f"bank{unique}"
+    for i in range(40):
+        monitoring.record_chat(settings, domain, handoff=i % 2 == 0)
+        monitoring.record_feedback(settings, domain, helpful=i % 4 != 0)
+    figures = monitoring.summary(settings, domain, "chat", "current")
+    assert figures["handoff_rate"] == pytest.approx(0.5) and figures["thumbs_down_rate"] == pytest.approx(0.25)
+    assert [a["kind"] for a in monitoring.alerts_for(figures, {})] == ["handoff_rate"]
+
+
+def test_recording_never_fails_when_redis_is_down(ops):
+    bad = ops["settings"].model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    monitoring.record_predictions(bad, "news", "sentiment", "v1", _rows("negative", 0.9, 3))
+    assert monitoring.list_series(bad) == []
+
+
+def test_ops_page_and_monitoring_endpoint(ops, series):
+    from conftest import make_app
+
+    monitoring.record_predictions(ops["settings"], series, "sentiment", "v1", _rows("positive", 0.3, 40))
+    client = make_app(ops["settings"], "unused").test_client()
+    analyst = {"Authorization": f"Bearer {ops['keys']['analyst']}"}
+    data = client.get("/v1/admin/monitoring", headers=analyst).get_json()
+    mine = [s for s in data["series"] if s["domain"] == series]
+    assert mine and mine[0]["n"] == 40
+    assert any(a["domain"] == series and a["kind"] == "psi" for a in data["alerts"])
+    page = client.get("/ops", headers=analyst)
+    assert page.status_code == 200 and b"data:image/png;base64," in page.data and series.encode() in page.data
+    assert client.get("/ops").status_code == 401
+    assert client.get("/v1/admin/monitoring?hours=abc", headers=analyst).status_code == 400
