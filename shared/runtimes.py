@@ -1,79 +1,279 @@
 """Inference runtimes behind one interface: ``load_runtime(model_dir, "torch"|"onnx"|"onnx-int8")``.
 
 Only this module imports onnxruntime. A runtime returns, for each text,
-``{"label": str, "scores": {label: probability}}`` in input order.
+``{"label": str, "scores": {label: probability}}`` in input order; a text that is not
+usable (empty, not a string) gets ``{"error": {...}}`` from the batcher
+(:mod:`shared.batching`), and one cut at the model's limit carries ``"truncated": true``.
+
+Speed comes from three things shared by every runtime: the fast (Rust) tokenizer run
+once over the whole input with truncation at the model's limit, length-sorted batches
+padded only to their own longest row (see :func:`shared.batching.plan_batches`), and
+numpy in and out of the forward pass. ``onnx-int8`` adds ONNX Runtime with full graph
+optimisation and dynamically quantised int8 weights.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from shared.batching import plan_batches
+from shared.errors import BadInput, ConfigError
+
 RUNTIMES = ("torch", "onnx", "onnx-int8")
+ONNX_DIR = "onnx"
+ONNX_FP32 = "model.onnx"
+ONNX_INT8 = "model.int8.onnx"
+DEFAULT_MAX_CHARS = 20_000  # texts longer than this are cut before tokenising
 
 
 class Runtime(Protocol):
     labels: list[str]
     model_dir: Path
+    max_length: int
 
-    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]: ...
+    def predict(self, texts: list[Any], batch_size: int = 32) -> list[dict]: ...
+
+    def tokenize(self, texts: list[str]) -> list[Any]: ...
+
+    def forward(self, encodings: list[Any]) -> np.ndarray: ...
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def check_text(text: Any, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str | None, dict | None, bool]:
+    """Validate one input: ``(usable text, error row, cut)``; never raises."""
+    if not isinstance(text, str):
+        return None, _error(f"text must be a string, got {type(text).__name__}"), False
+    if not text.strip():
+        return None, _error("text is empty"), False
+    if len(text) > max_chars:
+        return text[:max_chars], None, True
+    return text, None, False
+
+
+def _error(message: str) -> dict:
+    return {"error": {"code": "bad_request", "message": message}}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _rows(labels: list[str], probs: np.ndarray) -> list[dict]:
-    out = []
-    for p in probs:
-        i = int(p.argmax())
-        out.append({"label": labels[i], "scores": {lab: float(v) for lab, v in zip(labels, p, strict=True)}})
-    return out
+def result_row(labels: list[str], probs: np.ndarray, truncated: bool, max_length: int) -> dict:
+    i = int(probs.argmax())
+    row: dict[str, Any] = {"label": labels[i],
+                           "scores": {lab: float(v) for lab, v in zip(labels, probs, strict=True)}}
+    if truncated:
+        row["truncated"] = True
+        row["warning"] = f"text was truncated to the model's limit of {max_length} tokens"
+    return row
 
 
-class TorchRuntime:
-    """Plain PyTorch (CPU, or CUDA with autocast)."""
+def pad(encodings: list[Any], pad_id: int) -> dict[str, np.ndarray]:
+    """Pad a batch to its own longest row: int64 ids, mask and token types."""
+    n, width = len(encodings), max(len(e.ids) for e in encodings)
+    ids = np.full((n, width), pad_id, dtype=np.int64)
+    mask = np.zeros((n, width), dtype=np.int64)
+    types = np.zeros((n, width), dtype=np.int64)
+    for i, e in enumerate(encodings):
+        k = len(e.ids)
+        ids[i, :k] = e.ids
+        mask[i, :k] = 1
+        types[i, :k] = e.type_ids
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu", max_length: int = 128):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+def _read_labels(model_dir: Path) -> tuple[list[str], int]:
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{model_dir} is not a model directory (config.json unreadable: {exc})") from None
+    id2label = cfg.get("id2label") or {}
+    labels = [id2label.get(str(i), id2label.get(i, f"LABEL_{i}")) for i in range(len(id2label))]
+    if not labels:
+        raise BadInput(f"{model_dir}/config.json has no id2label; is this a classifier?")
+    return labels, int(cfg.get("max_position_embeddings", 512))
+
+
+class BaseRuntime:
+    """Tokenising, batching and post-processing; subclasses implement :meth:`_logits`."""
+
+    def __init__(self, model_dir: str | Path, tokenizer_dir: str | Path | None = None,
+                 max_length: int | None = None, max_chars: int = DEFAULT_MAX_CHARS):
+        from transformers import AutoTokenizer
 
         self.model_dir = Path(model_dir)
+        tdir = Path(tokenizer_dir or model_dir)
+        self.labels, positions = _read_labels(tdir)
+        tok = AutoTokenizer.from_pretrained(tdir)
+        if not getattr(tok, "is_fast", False):
+            raise ConfigError(f"{tdir} has no fast tokenizer (tokenizer.json); re-save it with transformers")
+        limit = tok.model_max_length if 0 < tok.model_max_length < 100_000 else positions
+        # The model's limit: the tokenizer's and the position table's, whichever is smaller.
+        self.max_length = min(max_length or limit, limit, positions)
+        self.max_chars = max_chars
+        self.pad_id = tok.pad_token_id or 0
+        # A private copy of the Rust tokenizer: truncation on, padding off (we pad per batch).
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+        self._tok.no_padding()
+        self._tok.enable_truncation(self.max_length)
+
+    def tokenize(self, texts: list[str]) -> list[Any]:
+        """Encode valid strings in one Rust call; ``len(e.ids)`` is each row's length."""
+        return self._tok.encode_batch(texts)
+
+    def forward(self, encodings: list[Any]) -> np.ndarray:
+        """Class probabilities for one padded batch."""
+        return softmax(self._logits(pad(encodings, self.pad_id)).astype(np.float32))
+
+    def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, texts: list[Any], batch_size: int = 32, max_tokens: int | None = None) -> list[dict]:
+        """Score ``texts`` in input order, in length-sorted batches; long texts are truncated.
+
+        Any string is scored (an empty one too, as callers like the CLI expect a label
+        per row); per-item errors for unusable input are the batcher's job.
+        """
+        clean: list[str] = []
+        cut: list[bool] = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise BadInput(f"text #{i} must be a string, got {type(text).__name__}")
+            cut.append(len(text) > self.max_chars)
+            clean.append(text[:self.max_chars])
+        encs = self.tokenize(clean) if clean else []
+        lengths = [len(e.ids) for e in encs]
+        rows: list[dict | None] = [None] * len(clean)
+        for batch in plan_batches(lengths, batch_size, max_tokens):
+            probs = self.forward([encs[j] for j in batch])
+            for j, p in zip(batch, probs, strict=True):
+                rows[j] = result_row(self.labels, p, cut[j] or bool(encs[j].overflowing), self.max_length)
+        return rows  # type: ignore[return-value]
+
+
+class TorchRuntime(BaseRuntime):
+    """PyTorch on CPU, or CUDA with fp16/bf16 autocast (CUDA touched only here, after any fork)."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", dtype: str | None = None, **kw: Any):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        super().__init__(model_dir, **kw)
         self.device = device
-        self.max_length = max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             self.model_dir, use_safetensors=True).to(device).eval()
-        cfg = self.model.config
-        self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self._torch = torch
+        self.autocast_dtype = None
+        if device.startswith("cuda"):
+            # bf16 where the card has it (Ampere+): fp16's range without loss scaling.
+            want = dtype or ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+            self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[want]
 
-    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
+    def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         torch = self._torch
-        out: list[dict] = []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        probs_by_idx: dict[int, np.ndarray] = {}
+        inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()}
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt").to(self.device)
-                logits = self.model(**enc).logits.float().cpu().numpy()
-                for i, p in zip(idx, _softmax(logits), strict=True):
-                    probs_by_idx[i] = p
-        probs = np.stack([probs_by_idx[i] for i in range(len(texts))]) if texts else np.zeros((0, len(self.labels)))
-        out = _rows(self.labels, probs)
-        return out
+            if self.autocast_dtype is not None:
+                with torch.autocast("cuda", dtype=self.autocast_dtype):
+                    logits = self.model(**inputs).logits
+            else:
+                logits = self.model(**inputs).logits
+        return logits.float().cpu().numpy()
 
 
-def load_runtime(model_dir: str | Path, kind: str = "torch", device: str = "cpu") -> Runtime:
-    """The one factory for inference runtimes."""
-    from shared.errors import BadInput
+class OnnxRuntime(BaseRuntime):
+    """ONNX Runtime on the exported graph (fp32 or dynamic int8), fully graph-optimised."""
 
+    def __init__(self, model_dir: str | Path, int8: bool = False, device: str = "cpu",
+                 threads: int | None = None, spinning: bool = True, **kw: Any):
+        import onnxruntime as ort
+
+        model_dir = Path(model_dir)
+        onnx_dir = model_dir / ONNX_DIR
+        path = onnx_dir / (ONNX_INT8 if int8 else ONNX_FP32)
+        if not path.is_file():
+            raise BadInput(f"{path} is missing: run `finpulse export --model {model_dir} --int8` first "
+                           f"(or use --runtime torch)")
+        tokenizer_dir = onnx_dir if (onnx_dir / "config.json").is_file() else model_dir
+        super().__init__(model_dir, tokenizer_dir=tokenizer_dir, **kw)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.intra_op_num_threads = threads or cpu_count()
+        opts.inter_op_num_threads = 1
+        # Spinning threads burn cores between batches; a worker needs them for Celery itself.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        opts.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.onnx_path = path
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self._output = self.session.get_outputs()[0].name
+
+    def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {name: batch[name] for name in self._inputs}
+        return self.session.run([self._output], feed)[0]
+
+
+def quantize_int8(fp32_path: str | Path, int8_path: str | Path, num_heads: int = 0, hidden_size: int = 0) -> Path:
+    """Fuse a BERT graph (attention, LayerNorm, GELU) then quantise weights to int8 per channel.
+
+    Fusing first lets the quantiser turn whole attention blocks into ``QAttention``; that
+    is most of int8's speed-up on CPU. The export command calls this; it lives here
+    because this is the one module that imports onnxruntime.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    fused = int8_path.with_name(int8_path.stem + ".fused.onnx")
+    try:
+        optimized = optimize_model(str(fp32_path), model_type="bert", num_heads=num_heads,
+                                   hidden_size=hidden_size, opt_level=1)
+        optimized.save_model_to_file(str(fused))
+        # Fused ops come from the com.microsoft domain: tell shape inference they are float.
+        quantize_dynamic(fused, int8_path, per_channel=True, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": 1})
+    finally:
+        fused.unlink(missing_ok=True)
+    return int8_path
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` means CUDA when present; called inside the worker, never at import."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_runtime(model_dir: str | Path, kind: str = "torch", device: str = "cpu", **options: Any) -> Runtime:
+    """The one factory for inference runtimes (options: max_length, threads, spinning, dtype)."""
+    device = resolve_device(device)
     if kind == "torch":
-        return TorchRuntime(model_dir, device=device)
+        options.pop("threads", None)
+        options.pop("spinning", None)
+        return TorchRuntime(model_dir, device=device, **options)
+    if kind in ("onnx", "onnx-int8"):
+        options.pop("dtype", None)
+        return OnnxRuntime(model_dir, int8=kind == "onnx-int8", device=device, **options)
     raise BadInput(f"unknown runtime {kind!r}; choose one of {', '.join(RUNTIMES)}")

@@ -1,0 +1,110 @@
+"""The Celery worker entry point: ``finpulse worker [--queues Q] [--pool P] [--concurrency N]``.
+
+CPU workers default to the threads pool with many threads, so concurrent one-text
+tasks meet in the process's dynamic batcher. GPU workers (``--device cuda``) default to
+the solo pool on ``inference.gpu``: one process per GPU, and CUDA is initialised only
+when that process loads its first model, never in a parent that forks. Each worker
+serves Prometheus metrics on its own port and listens for hot-reload announcements.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+log = logging.getLogger(__name__)
+CPU_THREADS = 32  # in-flight tasks per CPU worker: the batcher's supply of company
+
+
+def worker_argv(settings: Any, queues: str | None, pool: str | None, concurrency: int | None,
+                loglevel: str, hostname: str | None) -> list[str]:
+    """The ``celery worker`` arguments for these options and the configured device."""
+    from shared.celery_app import QUEUE_CPU, QUEUE_GPU, QUEUE_TRAINING
+
+    gpu = settings.device == "cuda"
+    pool = pool or ("solo" if gpu else "threads")
+    queues = queues or (QUEUE_GPU if gpu else f"{QUEUE_CPU},{QUEUE_TRAINING}")
+    argv = ["worker", "--pool", pool, "-Q", queues, "--loglevel", loglevel, "--without-gossip",
+            "--without-mingle", "--without-heartbeat"]
+    if pool != "solo":
+        argv += ["--concurrency", str(concurrency or (CPU_THREADS if pool == "threads" else 2))]
+    if hostname:
+        argv += ["--hostname", hostname]
+    return argv
+
+
+def start_observability(settings: Any, queues: list[str], metrics_port: int | None) -> None:
+    """Metrics port with queue depths, and the hot-reload subscriber, in this process."""
+    from prometheus_client import Gauge, start_http_server
+
+    from shared.metrics import _get_or_create
+    from shared.redis_client import get_redis
+    from shared.reload import start_subscriber
+
+    depth = _get_or_create(Gauge, "finpulse_queue_depth", "Messages waiting in a Celery queue", ("queue",))
+
+    def _llen(queue: str) -> float:
+        try:
+            return float(get_redis(settings.redis_url).llen(queue))
+        except Exception:  # noqa: BLE001 - a scrape must not fail on a Redis blip
+            return float("nan")
+
+    for queue in queues:
+        depth.labels(queue).set_function(lambda q=queue: _llen(q))
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.host)
+        log.info("worker metrics on http://%s:%d/metrics", settings.host, metrics_port)
+    start_subscriber(settings.redis_url)
+
+
+@click.command("worker")
+@click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: by device).")
+@click.option("--pool", "-P", type=click.Choice(["threads", "solo", "prefork"]), default=None,
+              help="threads (CPU default) or solo (GPU default).")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 1024), default=None,
+              help=f"Threads/processes (threads pool default {CPU_THREADS}).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on this port (0/unset: off).")
+@click.option("--runtime", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
+              help="Inference runtime (default: the runtime setting).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
+@click.option("--warm/--no-warm", default=True, help="Load the sentiment model before taking tasks.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--hostname", "-n", default=None, help="Celery node name (unique per worker).")
+def worker(queues: str | None, pool: str | None, concurrency: int | None, metrics_port: int | None,
+           runtime: str | None, device: str | None, warm: bool, loglevel: str, hostname: str | None) -> None:
+    """Run a Celery worker for inference (and training) tasks."""
+    from celery import signals
+
+    from shared.celery_app import make_celery
+    from shared.settings import load_settings
+
+    overrides = {k: v for k, v in {"runtime": runtime, "device": device}.items() if v}
+    settings = load_settings(**overrides)
+    app = make_celery(settings)
+    argv = worker_argv(settings, queues, pool, concurrency, loglevel, hostname)
+    queue_names = argv[argv.index("-Q") + 1].split(",")
+    if "prefork" in argv and metrics_port:
+        log.warning("prefork pool: the metrics port covers the parent process only; prefer threads")
+
+    @signals.worker_ready.connect(weak=False)
+    def _ready(**_: Any) -> None:
+        start_observability(settings, queue_names, metrics_port)
+        if warm:
+            _warm(settings)
+
+    app.worker_main(argv)
+
+
+def _warm(settings: Any) -> None:
+    """Load the serving model now, so the first task does not pay for it (absent: later)."""
+    from shared.errors import FinPulseError
+    from shared.inference import get_batcher
+
+    try:
+        loaded, _ = get_batcher(settings)
+        log.info("worker ready with %s (%s on %s)", loaded.ref, settings.runtime, settings.device)
+    except FinPulseError as exc:
+        log.warning("no model loaded yet: %s", exc.message)
