@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+PREPARE_ORDER = ("recommendations", "chatbot", "sentiment")
 
 
 def status_path(settings: Settings) -> Path:
@@ -67,7 +68,7 @@ def prepare_services(settings: Settings, services: list[str]) -> list[str]:
     data_dir = settings.resolved_data_dir()
     write_json(status_file, states)
     failed = []
-    for name in services:
+    for name in sorted(services, key=PREPARE_ORDER.index):  # quick ones first: training is longest
         if (marks / name).exists():
             update(name, "done", "prepared on an earlier run")
             continue
@@ -76,6 +77,9 @@ def prepare_services(settings: Settings, services: list[str]) -> list[str]:
             if name == "sentiment":
                 prepare_sentiment(settings, data_dir, lambda d, n=name: update(n, "running", d))
             hook = _bootstrap_hook(name)
+            if hook is None and name != "sentiment":
+                update(name, "done", f"nothing to prepare (no services.{name}.bootstrap yet)")
+                continue  # no marker: a bootstrap added later still runs once
             if hook is not None:
                 update(name, "running", f"services.{name}.bootstrap.prepare")
                 hook(settings, data_dir)
@@ -124,7 +128,10 @@ def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Calla
         raise Unavailable(f"cannot train the sentiment model yet: {exc}") from None
     train, dev = sentiment_training_files(data_dir)
     progress(f"training {domain}/sentiment on {train}" + (f" + {dev.name}" if dev else ""))
-    config = SentimentTrainConfig(train_path=str(train), dev_path=str(dev) if dev else None, domain=domain)
+    # The 60-row sample needs small batches to take enough steps; FPB uses the tuned defaults.
+    small = {} if dev else {"batch_size": 8, "epochs": 4}
+    config = SentimentTrainConfig(train_path=str(train), dev_path=str(dev) if dev else None, domain=domain,
+                                  **small)
     version = train_sentiment(config, settings)
     if registry.production(domain, "sentiment") is None:
         registry.promote(version.ref, reason="first run of finpulse up")

@@ -129,8 +129,9 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen, bool]] = []
 
     def start(self, name: str, argv: list[str], *, essential: bool = True, nice: int = 0) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=_child_setup(nice))
+        # Children log to stderr: stdout carries only the URLs.
+        proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                                start_new_session=True, preexec_fn=_child_setup(nice))
         self.children.append((name, proc, essential))
         _say(f"started {name} (pid {proc.pid})")
         return proc
