@@ -1,0 +1,31 @@
+"""Markdown FAQ pages: each heading is a question, the text below it the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from data_connectors.base import BadRow
+from data_connectors.faq.entry import FaqEntry, entry_from_row
+
+
+def read_markdown(path: Path) -> Iterator[tuple[int, FaqEntry]]:
+    """Yield ``(heading line, entry)``; a heading with no answer below it is a bad row."""
+    from markdown_it import MarkdownIt
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRow(path, 1, f"not UTF-8 ({exc.reason})") from None
+    lines = text.splitlines()
+    tokens = MarkdownIt().parse(text)
+    heads: list[tuple[int, int, str]] = []  # (first line, end line, heading text), 0-based
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.map:
+            heads.append((tok.map[0], tok.map[1], tokens[i + 1].content))
+    for n, (start, end, question) in enumerate(heads):
+        stop = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
+        answer = "\n".join(lines[end:stop]).strip()
+        if not answer and n + 1 < len(heads) and stop == end:
+            continue  # a section heading directly followed by a question heading
+        yield start + 1, entry_from_row({"question": question, "answer": answer}, path, start + 1)

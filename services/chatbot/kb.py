@@ -1,0 +1,222 @@
+"""The knowledge base on disk and in memory: entries, their FAISS index, meta and calibration.
+
+Layout of an index directory (written aside and swapped in atomically):
+``index.faiss`` (one vector per phrasing), ``entries.jsonl`` (entries with their int
+``key``), ``meta.json`` (model, kind, version, next key, scoring) and
+``calibration.json``. A phrasing's vector id is ``key << 16 | n``, so all of an
+entry's vectors are one id range: upsert and delete touch only that range.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_connectors.faq import FaqEntry, load_faq
+from services.chatbot.retriever import Calibration, Encoder, Scoring, aggregate
+from shared import search_index
+from shared.errors import BadInput, NotFound, Unavailable
+from shared.io import atomic_dir, write_json, write_jsonl
+
+SHIFT = 16  # phrasings per entry < 65536
+MAX_PHRASINGS = 1 << SHIFT
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    question: str
+
+
+@dataclass
+class KnowledgeBase:
+    """Entries plus their vector index; searches are thread-safe, changes take a lock."""
+
+    index: Any
+    entries: dict[str, FaqEntry]
+    keys: dict[str, int]
+    meta: dict[str, Any]
+    calibration: Calibration = field(default_factory=Calibration)
+    masked: set[int] = field(default_factory=set)  # deleted keys an HNSW index still holds
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.by_key = {k: i for i, k in self.keys.items()}
+
+    # -- building -------------------------------------------------------------
+    @classmethod
+    def build(cls, entries: list[FaqEntry], encoder: Encoder, kind: str = "auto",
+              model: str | None = None, progress: bool = False) -> KnowledgeBase:
+        """Embed every phrasing of ``entries`` and index them."""
+        texts, ids, keys = [], [], {}
+        for key, entry in enumerate(entries):
+            if len(entry.questions) >= MAX_PHRASINGS:
+                raise BadInput(f"entry {entry.id!r} has more than {MAX_PHRASINGS - 1} phrasings")
+            keys[entry.id] = key
+            for n, q in enumerate(entry.questions):
+                texts.append(q)
+                ids.append((key << SHIFT) | n)
+        vecs = encoder.encode(texts, progress=progress)
+        index = search_index.build_index(kind, vecs.shape[1], len(vecs))  # type: ignore[arg-type]
+        search_index.train(index, vecs)
+        search_index.add(index, vecs, np.asarray(ids, dtype=np.int64))
+        meta = {"model": model or encoder.name, "dim": int(vecs.shape[1]),
+                "kind": kind if kind != "auto" else search_index.choose_kind(len(vecs)),
+                "version": 1, "next_key": len(entries), "built_at": time.time(),
+                "scoring": asdict(Scoring())}
+        return cls(index, {e.id: e for e in entries}, keys, meta)
+
+    # -- persistence ------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write everything into a fresh directory and swap it in place of ``directory``."""
+        directory = Path(directory)
+        with self.lock, atomic_dir(directory) as tmp:
+            search_index.save(self.index, tmp / "index.faiss")
+            write_jsonl(tmp / "entries.jsonl",
+                        ({"key": self.keys[i], **e.to_dict()} for i, e in self.entries.items()))
+            self.meta["count"] = len(self.entries)
+            self.meta["masked"] = sorted(self.masked)
+            write_json(tmp / "meta.json", self.meta)
+            self.calibration.save(tmp / "calibration.json")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> KnowledgeBase:
+        directory = Path(directory)
+        if not (directory / "meta.json").is_file():
+            raise Unavailable(f"{directory} holds no knowledge-base index; run 'finpulse kb build' or 'kb load'")
+        meta = json.loads((directory / "meta.json").read_text())
+        entries, keys = {}, {}
+        with open(directory / "entries.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                key = int(row.pop("key"))
+                entry = FaqEntry(row.pop("id"), row.pop("questions"), row.pop("answer"), row)
+                entries[entry.id], keys[entry.id] = entry, key
+        kb = cls(search_index.load(directory / "index.faiss"), entries, keys, meta,
+                 Calibration.load(directory / "calibration.json"), set(meta.get("masked", [])))
+        return kb
+
+    # -- changes ------------------------------------------------------------------
+    def upsert(self, entry: FaqEntry, encoder: Encoder) -> bool:
+        """Add or replace one entry (re-embedding only its phrasings); True if it was new."""
+        vecs = encoder.encode(entry.questions)
+        with self.lock:
+            created = entry.id not in self.entries
+            if not created:
+                self._drop_vectors(self.keys[entry.id])
+            key = int(self.meta["next_key"])
+            self.meta["next_key"] = key + 1
+            ids = np.asarray([(key << SHIFT) | n for n in range(len(entry.questions))], dtype=np.int64)
+            search_index.add(self.index, vecs, ids)
+            self.entries[entry.id], self.keys[entry.id] = entry, key
+            self.by_key[key] = entry.id
+            self.meta["version"] = int(self.meta.get("version", 1)) + 1
+        return created
+
+    def delete(self, entry_id: str) -> FaqEntry:
+        with self.lock:
+            if entry_id not in self.entries:
+                raise NotFound(f"no knowledge-base entry with id {entry_id!r}")
+            self._drop_vectors(self.keys.pop(entry_id))
+            self.meta["version"] = int(self.meta.get("version", 1)) + 1
+            return self.entries.pop(entry_id)
+
+    def _drop_vectors(self, key: int) -> None:
+        removed = search_index.remove(self.index, id_range=(key << SHIFT, (key + 1) << SHIFT))
+        if removed is None:  # HNSW: cannot delete, mask the key instead
+            self.masked.add(key)
+        self.by_key.pop(key, None)
+
+    # -- search -------------------------------------------------------------------
+    @property
+    def scoring(self) -> Scoring:
+        return Scoring(**self.meta.get("scoring", {}))
+
+    def search(self, vectors: np.ndarray, k: int = 5) -> list[list[Hit]]:
+        """Top-``k`` distinct entries per query vector, best first."""
+        out = []
+        scoring = self.scoring
+        total = int(self.index.ntotal)
+        for vec in np.atleast_2d(vectors):
+            fetch = min(max(4 * k * scoring.top_m, 32), total)
+            while True:
+                scores, ids = search_index.search(self.index, vec[None, :], fetch)
+                keys = np.where(ids[0] >= 0, ids[0] >> SHIFT, -1)
+                keys = np.asarray([kk if kk in self.by_key else -1 for kk in keys.tolist()])
+                ranked = aggregate(scores[0], keys, k, scoring)
+                if len(ranked) >= min(k, len(self.entries)) or fetch >= total:
+                    break
+                fetch = min(fetch * 4, total)
+            hits = []
+            for key, score in ranked:
+                entry = self.entries[self.by_key[key]]
+                hits.append(Hit(entry.id, round(float(score), 6), entry.question))
+            out.append(hits)
+        return out
+
+    def confidence(self, hits: list[Hit]) -> float:
+        if not hits:
+            return 0.0
+        return self.calibration.confidence(hits[0].score, hits[1].score if len(hits) > 1 else None)
+
+
+def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind: str = "auto",
+                 model: str | None = None, progress: bool = True) -> KnowledgeBase:
+    """``kb build``: load a file, embed, write ``output`` atomically."""
+    kb = KnowledgeBase.build(load_faq(kb_file), encoder, kind, model, progress)
+    kb.meta["source"] = str(kb_file)
+    kb.save(output)
+    return kb
+
+
+class KbHandle:
+    """A running service's view of an index directory, reloaded when it is swapped.
+
+    ``get()`` costs one ``stat`` of ``meta.json`` at most every ``check_s`` seconds;
+    when its inode or mtime changed (``kb load`` swapped the directory), the new index
+    is loaded and replaces the old one for the following requests.
+    """
+
+    def __init__(self, directory: Path, check_s: float = 0.5):
+        self.directory = Path(directory)
+        self.check_s = check_s
+        self._kb: KnowledgeBase | None = None
+        self._marker: tuple[int, int] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = (self.directory / "meta.json").stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def get(self) -> KnowledgeBase:
+        now = time.monotonic()
+        if self._kb is None or now - self._checked >= self.check_s:
+            with self._lock:
+                self._checked = now
+                marker = self._stat()
+                if marker is not None and (marker != self._marker or self._kb is None):
+                    self._kb = KnowledgeBase.load(self.directory)
+                    self._marker = marker
+        if self._kb is None:
+            raise Unavailable(f"no knowledge base loaded at {self.directory}; run 'finpulse kb load --kb FILE'")
+        return self._kb
+
+    def persist(self) -> None:
+        """Write the in-memory KB back (after upsert/delete) and remember the new marker."""
+        with self._lock:
+            if self._kb is None:
+                return
+            self._kb.save(self.directory)
+            self._marker = self._stat()

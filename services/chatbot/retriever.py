@@ -1,0 +1,143 @@
+"""Query encoding, per-entry scoring and confidence calibration.
+
+An entry holds several phrasings; FAISS returns phrasing hits and :func:`aggregate`
+turns them into entry scores: the best phrasing plus a small bonus for further close
+phrasings of the same entry (``top_m``), which beats plain max on paraphrase sets
+such as BANKING77 because one lucky near-duplicate of a wrong intent no longer wins.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    dim: int
+    name: str
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
+
+
+class SentenceEncoder:
+    """A sentence-transformers model loaded lazily, once, on first use."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        self.path = Path(path)
+        self.name = str(path)
+        self.device = device
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+
+                    from shared.encoders import offline
+
+                    offline()
+                    self._model = SentenceTransformer(str(self.path), device=self.device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+                   else self.model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            vecs = self.model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
+                                     convert_to_numpy=True, normalize_embeddings=True)
+        return np.asarray(vecs, dtype=np.float32)
+
+
+_ENCODERS: dict[str, SentenceEncoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def get_encoder(path: str | Path) -> SentenceEncoder:
+    """One encoder per model directory and process."""
+    key = str(Path(path).resolve())
+    with _ENCODERS_LOCK:
+        if key not in _ENCODERS:
+            _ENCODERS[key] = SentenceEncoder(key)
+        return _ENCODERS[key]
+
+
+@dataclass
+class Scoring:
+    """How phrasing hits become entry scores (saved in the index's meta)."""
+
+    top_m: int = 3  # phrasings of an entry that count
+    bonus: float = 0.1  # weight of the mean of the 2nd..m-th best phrasing's margin
+
+
+def aggregate(scores: np.ndarray, entry_keys: np.ndarray, k: int, scoring: Scoring) -> list[tuple[int, float]]:
+    """Entry scores from one query's phrasing hits (sorted best first): max + bonus·rest."""
+    per: dict[int, list[float]] = {}
+    for s, key in zip(scores.tolist(), entry_keys.tolist(), strict=True):
+        if key < 0:
+            continue
+        hits = per.setdefault(key, [])
+        if len(hits) < scoring.top_m:
+            hits.append(s)
+    out = []
+    for key, hits in per.items():
+        best = hits[0]
+        rest = [best - h for h in hits[1:]] + [best] * (scoring.top_m - len(hits))
+        # a missing phrasing counts as a full margin: single-phrasing entries are not favoured
+        penalty = float(np.mean(rest)) if rest else 0.0
+        out.append((key, best - scoring.bonus * penalty if scoring.top_m > 1 else best))
+    out.sort(key=lambda t: -t[1])
+    return out[:k]
+
+
+@dataclass
+class Calibration:
+    """P(top entry is right) = sigmoid(a·top + b·margin + c), fitted on dev rows."""
+
+    a: float = 12.0
+    b: float = 8.0
+    c: float = -7.0
+    fitted_on: int = 0  # dev rows; 0 = the untuned default
+
+    def confidence(self, top: float, second: float | None) -> float:
+        margin = top - (second if second is not None else 0.0)
+        z = self.a * top + self.b * margin + self.c
+        return float(1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0))))
+
+    @classmethod
+    def fit(cls, tops: np.ndarray, margins: np.ndarray, correct: np.ndarray) -> Calibration:
+        """Platt scaling on (top score, margin); needs both right and wrong examples."""
+        from sklearn.linear_model import LogisticRegression
+
+        if len(set(correct.tolist())) < 2:
+            return cls(fitted_on=len(correct))
+        lr = LogisticRegression(C=10.0).fit(np.c_[tops, margins], correct.astype(int))
+        return cls(float(lr.coef_[0][0]), float(lr.coef_[0][1]), float(lr.intercept_[0]), len(correct))
+
+    def save(self, path: Path) -> None:
+        from shared.io import write_json
+
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return cls()

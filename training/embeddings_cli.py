@@ -1,0 +1,28 @@
+"""``finpulse train embeddings``: the click command (loaded lazily by ``training.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("embeddings")
+@click.option("--kb", "kb", required=True, type=click.Path(path_type=Path), help="Knowledge base file.")
+@click.option("--pairs", type=click.Path(path_type=Path), default=None, help="JSONL {text, id} query pairs.")
+@click.option("--domain", default="bank", show_default=True, help="Registry domain.")
+@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True)
+@click.option("--max-minutes", type=float, default=18.0, show_default=True, help="Wall-clock budget.")
+@click.option("--base-model", default=None, help="Base encoder directory (default: bundled MiniLM).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def embeddings(kb: Path, pairs: Path | None, domain: str, epochs: float, batch_size: int, lr: float,
+               max_minutes: float, base_model: str | None, seed: int) -> None:
+    """Contrastive fine-tune of the sentence encoder on a knowledge base's question groups."""
+    from training.embeddings import EmbeddingsConfig, train_embeddings
+
+    config = EmbeddingsConfig(base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr,
+                              max_minutes=max_minutes, seed=seed)
+    version = train_embeddings(kb, pairs, domain, config)
+    click.echo(str(version.path))
