@@ -6,12 +6,15 @@ registers readiness checks (callables that raise :class:`~shared.errors.Unavaila
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +31,31 @@ MAX_CONTENT_LENGTH = 8 * 1024 * 1024
 
 def error_response(code: str, message: str, status: int) -> tuple[Any, int]:
     return jsonify({"error": {"code": code, "message": message}}), status
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """JSON bodies that parse but cannot be stored or tokenised are invalid (issue 9).
+
+    Deep nesting (RecursionError) and lone UTF-16 surrogates (``"\\ud800"``, not
+    encodable as UTF-8) become ``ValueError``, which Flask's ``get_json`` treats as
+    invalid JSON, so every view answers 400 instead of a 500 further down.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            data = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        text = s if isinstance(s, str) else s.decode("utf-8", "replace")
+        if _ESCAPED_SURROGATE.search(text):
+            try:
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("JSON string holds a lone UTF-16 surrogate") from None
+        return data
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -61,10 +89,7 @@ def parse_body(model: type[M]) -> M:
     if not request.is_json:
         raise BadInput("expected a JSON body (Content-Type: application/json)",
                        code="unsupported_media_type", status=415)
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # e.g. 100k nested "[" (issue 9: was a 500)
-        raise BadInput("request body is nested too deeply", code="invalid_json") from None
+    data = request.get_json(silent=True)
     if data is None:
         raise BadInput("request body is not valid JSON", code="invalid_json")
     try:
@@ -139,6 +164,7 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
 
     settings = settings or get_settings()
     app = Flask(name)
+    app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.config["FINPULSE"] = settings
     app.config["TESTING"] = settings.testing

@@ -8,7 +8,6 @@ endpoints run for real instead of answering 503 "no model".
 from __future__ import annotations
 
 import importlib
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,21 @@ OPS_KEY = "fp_test_ops_key_for_security_tests"
 SERVICES = ["base", "sentiment", "chatbot", "recommendations"]
 
 
+class StubPredictor:
+    """Known-answer sentiment runtime: fuzzing thousands of requests needs no real model."""
+
+    labels = ["negative", "neutral", "positive"]
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict]:
+        return [{"label": "neutral", "scores": {"negative": 0.1, "neutral": 0.8, "positive": 0.1}}
+                for _ in texts]
+
+
 def build_app(name: str, settings: Any, tiny_model: Path | None = None) -> Any:
-    """``create_app(settings)`` of service ``name``, migrated DB, model where one is needed."""
+    """``create_app(settings)`` of service ``name``, migrated DB, model where one is needed.
+
+    Sentiment without ``tiny_model`` gets :class:`StubPredictor` as its scorer.
+    """
     settings = settings.model_copy(update={"ops_key": OPS_KEY})
     if name == "base":
         from shared.web import create_service_app
@@ -42,11 +54,11 @@ def build_app(name: str, settings: Any, tiny_model: Path | None = None) -> Any:
         reg = Registry(settings.registry_dir)
         mv = reg.register(settings.sentiment_domain, "sentiment", tiny_model, move=False)
         reg.promote(mv.ref)
-    app = mod.create_app(settings)
+    if name == "sentiment" and tiny_model is None:
+        from services.sentiment.scoring import Scorer
+
+        app = mod.create_app(settings, scorer=Scorer("stub@v0", StubPredictor()))
+    else:
+        app = mod.create_app(settings)
     app.config["TESTING"] = True
     return app
-
-
-def copy_model(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
