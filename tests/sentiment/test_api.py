@@ -1,0 +1,131 @@
+"""HTTP contract: readiness without a model, /v1/score through the real tiny model, SSE, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.sentiment.conftest import START, burst, history
+
+
+@pytest.fixture
+def registered(migrated, tiny_sentiment_model):
+    from shared.inference import invalidate
+    from shared.registry import Registry
+
+    reg = Registry(migrated.registry_dir)
+    version = reg.register("news", "sentiment", tiny_sentiment_model, move=False)
+    reg.promote(getattr(version, "ref", "news/sentiment@v1"))
+    invalidate()
+    yield migrated
+    invalidate()
+
+
+def test_readyz_says_which_model_is_missing_while_healthz_is_ok(migrated, redis_url) -> None:
+    from services.sentiment import create_app
+
+    client = create_app(migrated).test_client()
+    assert client.get("/healthz").status_code == 200
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert any("no sentiment model registered for news/sentiment" in x for x in r.json["reasons"])
+    assert client.post("/v1/score", json={"texts": ["hello"]}).status_code == 503
+    # articles are still accepted, stored unscored
+    r = client.post("/v1/news", json={"source": "w", "published_at": "2024-01-02", "title": "$ACME news"})
+    assert r.status_code == 202 and r.json["scoring"] == "pending"
+
+
+def test_real_tiny_model_scores_texts_and_news(registered, redis_url) -> None:
+    from services.sentiment import create_app
+
+    client = create_app(registered).test_client()
+    assert client.get("/readyz").status_code == 200
+    r = client.post("/v1/score", json={"texts": ["record profit and strong growth beat expectations",
+                                                 "profit fell sharply and the company warned of losses"]})
+    assert r.status_code == 200
+    results = r.json["results"]
+    assert [x["label"] for x in results] == ["positive", "negative"]
+    assert set(results[0]["scores"]) == {"negative", "neutral", "positive"}
+    assert abs(sum(results[0]["scores"].values()) - 1) < 1e-5
+    r = client.post("/v1/news", json=history(["ACME"], START, 2))
+    assert r.json["scoring"] == "scored"
+    arts = client.get("/v1/tickers/ACME/articles").json["articles"]
+    assert arts and all(a["model_version"] == "news/sentiment@v1" for a in arts)
+
+
+@pytest.mark.parametrize("body", [{}, {"texts": []}, {"texts": "one"}, {"texts": [""]}, {"texts": ["ok", 3]},
+                                  {"texts": ["x"] * 257}])
+def test_score_validates_input(client, body) -> None:
+    r = client.post("/v1/score", json=body)
+    assert r.status_code == 400 and r.json["error"]["code"] == "validation_error"
+
+
+def test_score_rejects_oversize_text(client, migrated) -> None:
+    r = client.post("/v1/score", json={"texts": ["x" * (migrated.max_text_chars + 1)]})
+    assert r.status_code == 400 and "limit" in r.json["error"]["message"]
+
+
+def test_alert_stream_pushes_new_alerts_as_server_sent_events(client, pipe) -> None:
+    pipe.score(pipe.ingest(history(["ACME", "BOLT"], START, 30)).stored)
+    received: list[str] = []
+
+    def listen() -> None:
+        resp = client.get("/v1/alerts/stream?max_s=4")
+        received.append(resp.get_data(as_text=True))
+
+    t = threading.Thread(target=listen)
+    t.start()
+    time.sleep(1.0)
+    pipe.score(pipe.ingest(burst("ACME", START.replace(day=31))).stored)
+    t.join(10)
+    events = [b for b in received[0].split("\n\n") if b.startswith("id: ")]
+    assert len(events) == 1
+    data = json.loads(events[0].split("data: ", 1)[1])
+    assert data["ticker"] == "ACME" and data["severity"] == "critical"
+
+
+def test_alerts_are_published_on_redis(client, pipe, redis_url) -> None:
+    from services.sentiment.alerts import CHANNEL
+    from shared.redis_client import get_redis
+
+    pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
+    sub = get_redis(redis_url).pubsub()
+    sub.subscribe(CHANNEL)
+    sub.get_message(timeout=1)
+    pipe.score(pipe.ingest(burst("ACME", START.replace(day=31))).stored)
+    msg = sub.get_message(timeout=2)
+    while msg and msg["type"] != "message":
+        msg = sub.get_message(timeout=2)
+    sub.close()
+    assert msg and json.loads(msg["data"])["ticker"] == "ACME"
+
+
+def test_webhook_retries_until_it_succeeds(monkeypatch) -> None:
+    import requests
+
+    from services.sentiment.alerts import post_webhook
+
+    calls = []
+
+    class Resp:
+        def __init__(self, code: int) -> None:
+            self.status_code, self.ok = code, code < 400
+
+    def fake_post(url, json, timeout):
+        calls.append(json)
+        if len(calls) == 1:
+            raise requests.ConnectionError("down")
+        return Resp(503 if len(calls) == 2 else 200)
+
+    monkeypatch.setattr(requests, "post", fake_post)
+    assert post_webhook("http://hook.example/x", [{"id": "a"}], backoff_s=0.01) is True
+    assert len(calls) == 3 and calls[-1] == {"alerts": [{"id": "a"}]}
+
+
+def test_openapi_lists_the_contract_endpoints(client) -> None:
+    paths = client.get("/openapi.json").json["paths"]
+    for p in ("/v1/score", "/v1/news", "/v1/tickers/{ticker}/sentiment", "/v1/alerts", "/v1/alerts/stream", "/"):
+        assert p in paths
