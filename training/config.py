@@ -34,7 +34,7 @@ class SentimentTrainConfig:
     skip_bad: bool = False               # count and skip bad rows instead of failing
     dev_fraction: float = 0.1
     # --- optimisation -------------------------------------------------------
-    epochs: int = 6                      # upper bound; early stopping usually ends sooner
+    epochs: int = 5                      # upper bound; early stopping may end sooner
     batch_size: int = 32
     grad_accum: int = 1                  # effective batch = batch_size * grad_accum
     lr: float | None = None              # None: 1e-4 full, 1e-3 LoRA (top layer; small encoders like it high)

@@ -1,0 +1,99 @@
+"""The finpulse train/predict/export/models commands, as the contract drives them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from shared.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def invoke(*args: str):  # noqa: ANN201
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+def test_train_sentiment_prints_version_dir_last(settings, tiny_train: Path, tiny_dev: Path) -> None:
+    result = invoke("train", "sentiment", "--train", str(tiny_train), "--dev", str(tiny_dev),
+                    "--domain", "news", "--epochs", "1", "--seed", "5", "--batch-size", "12",
+                    "--max-length", "32", "--set", "eval_every=1.0")
+    last = result.stdout.strip().splitlines()[-1]
+    assert Path(last) == settings.registry_dir / "news" / "sentiment" / "v1"
+    assert (Path(last) / "model.safetensors").is_file()
+    assert json.loads((Path(last) / "train_config.json").read_text())["seed"] == 5
+
+
+def test_predict_keeps_order_and_scores_sum_to_one(settings, tiny_sentiment_model: Path, tmp_path: Path) -> None:
+    texts = ["record profit and strong growth", "profit fell sharply", "the meeting is in May"]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    out = tmp_path / "out.jsonl"
+    invoke("predict", "sentiment", "--model", str(tiny_sentiment_model), "--input", str(src),
+           "--output", str(out), "--batch-size", "2", "--explain")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [0, 1, 2] and [r["text"] for r in rows] == texts
+    for r in rows:
+        assert r["label"] in {"negative", "neutral", "positive"}
+        assert abs(sum(r["scores"].values()) - 1) < 1e-5
+        assert r["label"] == max(r["scores"], key=r["scores"].get)
+        assert isinstance(r["explanation"], list)
+    assert any(r["explanation"] for r in rows)
+    assert all(tok["token"] in r["text"].split() for r in rows for tok in r["explanation"])
+
+
+def test_export_int8_writes_both_files_and_reports_parity(settings, model_copy: Path) -> None:
+    result = invoke("export", "--model", str(model_copy), "--int8")
+    onnx_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert onnx_dir == model_copy / "onnx"
+    for name in ("model.onnx", "model.int8.onnx", "config.json", "tokenizer.json"):
+        assert (onnx_dir / name).is_file(), name
+    assert "parity model.onnx: max prob diff" in result.stderr
+    assert "parity model.int8.onnx" in result.stderr
+    diff = float(result.stderr.split("parity model.onnx: max prob diff ")[1].split(",")[0])
+    assert diff < 1e-3
+
+
+def test_models_promote_rollback_list_show(registered_tiny) -> None:
+    reg, v1, v2 = registered_tiny
+    assert "news/sentiment@v2 is production" in invoke("models", "promote", "news/sentiment@v2",
+                                                       "--reason", "better").stdout
+    assert reg.production("news", "sentiment").version == 2
+    table = invoke("models", "list").stdout
+    assert "news/sentiment@v2" in table.splitlines()[2] and "*" in table.splitlines()[2]
+    assert "news/sentiment@v1 is production" in invoke("models", "rollback", "news/sentiment").stdout
+    assert reg.production("news", "sentiment").version == 1
+    shown = json.loads(invoke("models", "show", "news/sentiment@v2").stdout)
+    assert shown["ref"] == "news/sentiment@v2"
+
+
+def test_train_embeddings_missing_module_is_one_line(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "training.embeddings_cli", None)  # import now fails
+    result = CliRunner().invoke(cli, ["train", "embeddings", "--kb", "x.jsonl"])
+    assert result.exit_code != 0
+    assert "train embeddings is unavailable" in result.output + result.stderr
+    assert "sentiment" in CliRunner().invoke(cli, ["train", "--help"]).output
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "sentiment", "--train", "{tmp}/missing.jsonl"],
+    ["train", "sentiment", "--train", "{tmp}/bad.jsonl"],
+    ["predict", "sentiment", "--model", "news/none", "--input", "{tmp}/bad.jsonl", "--output", "{tmp}/o.jsonl"],
+])
+def test_bad_input_exits_nonzero_with_one_line(tmp_path: Path, home: Path, args: list[str]) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok", "label": "neutral"}\n{"text": "x", "label": "meh"}\n')
+    env = {**os.environ, "FINPULSE_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "shared.cli", *[a.format(tmp=tmp_path) for a in args]],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("finpulse: error:"), proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o.jsonl").exists()

@@ -1,0 +1,31 @@
+"""SentimentTrainConfig: validation errors name the option and the bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import ConfigError
+from training import SentimentTrainConfig
+
+
+@pytest.mark.parametrize(("changes", "needle"), [
+    ({"method": "qlora"}, "method='qlora'"),
+    ({"lr": -1.0}, "lr=-1.0"),
+    ({"epochs": 0}, "epochs=0"),
+    ({"schedule": "step"}, "schedule='step'"),
+    ({"max_length": 4}, "max_length=4"),
+    ({"dev_fraction": 0.9}, "dev_fraction=0.9"),
+    ({"labels": ("a", "a")}, "labels="),
+])
+def test_bad_values_are_named(changes: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SentimentTrainConfig(train_path="t.jsonl", **changes)
+    assert needle in str(info.value) and "expected" in str(info.value)
+
+
+def test_unknown_option_and_round_trip() -> None:
+    with pytest.raises(ConfigError, match="unknown training option.*lrate"):
+        SentimentTrainConfig.from_dict({"train_path": "t.jsonl", "lrate": 1})
+    cfg = SentimentTrainConfig(train_path="t.jsonl", method="lora", seed=7)
+    again = SentimentTrainConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.labels == ("negative", "neutral", "positive")
