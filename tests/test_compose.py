@@ -75,7 +75,7 @@ def test_commands_exist(compose):
     """Every command the file runs is one this repository provides."""
     from click.testing import CliRunner
 
-    from shared.cli import COMMANDS
+    from shared.cli import COMMANDS, load_command
     from shared.up import SERVICES, child
 
     for name, svc in compose["services"].items():
@@ -84,6 +84,7 @@ def test_commands_exist(compose):
             continue
         if cmd[0] == "finpulse":
             assert cmd[1] in COMMANDS, cmd
+            assert load_command(COMMANDS[cmd[1]][0]).name == cmd[1]  # its module is there
         else:
             assert cmd[:3] == ["python", "-m", "shared.up"], cmd
             assert cmd[3] in child.commands, cmd

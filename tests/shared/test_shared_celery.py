@@ -46,6 +46,25 @@ def test_worker_round_trip(worker, settings, redis_url):
     assert proc.poll() is None
 
 
+def test_finpulse_worker_answers_ping(redis_url: str, unique: str, home: Path, settings):
+    """The production entry point (``finpulse worker``) runs ``shared.tasks.ping``."""
+    pytest.importorskip("services.worker")
+    from shared.celery_app import make_celery
+
+    queue = f"fp-test-{unique}"
+    env = {**os.environ, "REDIS_URL": redis_url, "FINPULSE_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "--pool", "solo", "-Q", queue,
+                             "--no-warm"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        app = make_celery(settings.model_copy(update={"redis_url": redis_url}))
+        value = app.send_task("shared.tasks.ping", queue=queue).get(timeout=60)
+        assert value["pong"] is True and value["pid"] == proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 def test_worker_config_is_safe_for_long_tasks(settings):
     """acks_late + reject on worker loss, prefetch 1, a visibility timeout above any task."""
     from shared.celery_app import celery_config, worker_pool_args
