@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data_connectors.news import open_source
+from shared.errors import BadInput
+
+RSS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>Wire</title>
+<item><guid>r1</guid><title>$ACME beats estimates</title><link>https://w.example/1</link>
+<description>&lt;p&gt;Acme &lt;b&gt;rose&lt;/b&gt; 5%.&lt;/p&gt;</description>
+<pubDate>Tue, 05 Mar 2024 14:30:00 +0100</pubDate></item>
+<item><guid>r2</guid><title>No date here</title><link>https://w.example/2</link></item>
+</channel></rss>"""
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom wire</title>
+<entry><id>urn:a1</id><title>NYSE:BOLT falls</title><link href="https://a.example/1"/>
+<updated>2024-03-06T09:00:00Z</updated><summary>Bolt slid.</summary></entry></feed>"""
+
+
+def test_rss_file_entries_become_raw_articles(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_text(RSS)
+    rows = open_source(path).read().rows
+    assert [r["id"] for r in rows] == ["r1", "r2"]
+    assert rows[0]["published_at"] == "2024-03-05T13:30:00+00:00"  # UTC
+    assert rows[0]["body"] == "Acme rose 5%." and rows[0]["source"] == "Wire"
+    assert rows[1]["published_at"] is None  # the normaliser rejects it with a reason
+
+
+def test_atom_file(tmp_path: Path) -> None:
+    path = tmp_path / "feed.atom"
+    path.write_text(ATOM)
+    (row,) = open_source(path).read().rows
+    assert row["title"] == "NYSE:BOLT falls" and row["url"] == "https://a.example/1"
+    assert row["published_at"].startswith("2024-03-06T09:00")
+
+
+def test_malformed_xml_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.xml"
+    path.write_text("<html>not a feed</p>")
+    with pytest.raises(BadInput, match="bad.xml: not a readable RSS/Atom feed"):
+        open_source(path).read()
+    path.write_text("<rss><channel><item><title>truncated")  # recovered entry, no date: rejected later
+    (row,) = open_source(path).read().rows
+    assert row["published_at"] is None  # the normaliser rejects it with a reason
+
+
+def test_jsonl_bad_lines_are_rejected_alone(tmp_path: Path) -> None:
+    path = tmp_path / "n.jsonl"
+    path.write_bytes(b'{"title": "a", "published_at": "2024-01-01"}\n{oops\n[1]\n\xff\xfe\n'
+                     b'{"title": "b", "published_at": "2024-01-02"}\n')
+    batch = open_source(path, source="file").read()
+    assert [r["title"] for r in batch.rows] == ["a", "b"] and batch.rows[0]["source"] == "file"
+    assert [(r["line"], r["reason"].split(" (")[0]) for r in batch.rejected] == [
+        (2, "invalid JSON"), (3, "expected a JSON object"), (4, "not valid UTF-8")]
+
+
+def test_csv_with_ticker_column(tmp_path: Path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text('id,source,published_at,title,tickers\nc1,wire,2024-01-01T10:00:00Z,"Deal, signed",ACME|BOLT\n'
+                    'c2,wire,2024-01-01,too,many,fields\n')
+    batch = open_source(path).read()
+    assert batch.rows[0]["title"] == "Deal, signed" and batch.rows[0]["tickers"] == "ACME|BOLT"
+    assert batch.rejected == [{"line": 3, "reason": "more fields than the header"}]
+
+
+def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="no such file"):
+        open_source(tmp_path / "nope.jsonl")
