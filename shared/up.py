@@ -265,7 +265,8 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
     for name in SERVICES:
         env[f"FINPULSE_{name.upper()}_PORT"] = str(settings.port_for(name))
     sup = Supervisor(env)
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, closed terminal
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in stop_signals}
     failure: str | None = None
     try:
         ensure_redis(settings, sup)
@@ -294,8 +295,8 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
     except _Stop as stop:
         _say(f"{stop}: stopping")
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in stop_signals:  # a second Ctrl-C must not interrupt the clean-up
+            signal.signal(sig, signal.SIG_IGN)
         sup.stop_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
