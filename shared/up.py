@@ -144,22 +144,29 @@ class Supervisor:
         return None
 
     def stop_all(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM every group (newest first, Redis last), then SIGKILL what is left."""
-        for _, proc, _ in reversed(self.children):
+        """Stop every group, Redis last (a stopping worker still talks to it)."""
+        apps = [c for c in self.children if c[0] != "redis"]
+        self._stop(apps, timeout)
+        self._stop([c for c in self.children if c[0] == "redis"], timeout)
+        self.children.clear()
+
+    @staticmethod
+    def _stop(children: list[tuple[str, subprocess.Popen, bool]], timeout: float) -> None:
+        """SIGTERM each process group, wait, then SIGKILL what is left (grandchildren too)."""
+        for _, proc, _ in children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for _, proc, _ in reversed(self.children):
+        for _, proc, _ in children:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(max(0.1, deadline - time.monotonic()))
-        for name, proc, _ in self.children:
+        for name, proc, _ in children:
             if proc.poll() is None:
                 _say(f"{name} did not stop in {timeout:.0f}s; killing it")
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # also grandchildren left in the group
+                os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
-        self.children.clear()
 
 
 def ensure_redis(settings: Settings, sup: Supervisor) -> None:
