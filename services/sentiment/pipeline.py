@@ -18,6 +18,7 @@ from services.sentiment.linking import Linker
 from services.sentiment.scoring import Scorer, load_scorer, score_articles, unscored_ids
 from shared.db import Database
 from shared.errors import Unavailable
+from shared.metrics import counter, histogram
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ class Pipeline:
         return self._scorer or load_scorer(self.settings)
 
     def ingest(self, rows: list[Any], now: datetime | None = None) -> IngestReport:
+        report = self._ingest(rows, now)
+        articles = counter("finpulse_news_articles", "News rows by ingest outcome", ("outcome",))
+        articles.labels("stored").inc(len(report.stored))
+        articles.labels("duplicate").inc(len(report.duplicates))
+        articles.labels("rejected").inc(len(report.rejected))
+        return report
+
+    def _ingest(self, rows: list[Any], now: datetime | None) -> IngestReport:
         return ingest(self.db, rows, self.linker, max_chars=self.settings.sentiment_max_article_chars,
                       skew_s=self.settings.sentiment_future_skew_s,
                       syndication_h=self.settings.sentiment_syndication_h, now=now)
@@ -78,7 +87,12 @@ class Pipeline:
             out.articles += rep.articles
             out.texts += rep.texts
             out.batches.append(rep.articles)
+            histogram("finpulse_news_score_batch", "Articles per scoring batch", (),
+                      buckets=(1, 8, 16, 32, 64, 128, 256, 512)).observe(rep.articles)
             new = alerts_mod.evaluate(self.db, rep.touched, self.rules)
+            for a in new:
+                counter("finpulse_sentiment_alerts", "Alerts raised", ("kind", "severity")).labels(
+                    a["kind"], a["severity"]).inc()
             out.alerts += new
             if publish:
                 alerts_mod.publish(self.settings, new)

@@ -1,0 +1,36 @@
+"""Celery tasks and feed polling are thin: the same pipeline, by ids (no worker needed here)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from services.sentiment.models import Article, FeedState
+from tests.data_connectors.test_news import RSS
+
+
+def test_score_task_scores_by_id_and_is_idempotent(pipe, migrated, monkeypatch, stub_scorer) -> None:
+    from services.sentiment import tasks
+
+    monkeypatch.setattr(tasks, "_settings", lambda: migrated)
+    monkeypatch.setattr("services.sentiment.pipeline.load_scorer", lambda settings: stub_scorer)
+    ids = pipe.ingest([{"id": "t1", "source": "w", "published_at": "2024-02-01", "title": "$ACME fraud probe"}]).stored
+    assert tasks.score_articles_task.run(ids) == {"articles": 1, "batches": [1], "alerts": 0,
+                                                  "model_version": "stub/sentiment@v1"}
+    assert tasks.score_articles_task.run(ids)["articles"] == 0
+    assert tasks.sweep_unscored_task.run() == {"articles": 0, "alerts": 0}
+
+
+def test_feed_polling_ingests_and_keeps_state(pipe, migrated, tmp_path) -> None:
+    from services.sentiment.feeds import poll_all
+    from services.sentiment.tasks import beat_schedule
+
+    feed = tmp_path / "wire.xml"
+    feed.write_text(RSS)
+    pipe.settings = migrated.model_copy(update={"sentiment_feeds": [str(feed)]})
+    out = poll_all(pipe)
+    assert out["feeds"][0]["stored"] == 1  # the undated entry is rejected
+    assert poll_all(pipe)["feeds"][0]["stored"] == 0  # polling again adds nothing
+    with pipe.db.session() as s:
+        assert s.get(Article, "r1").scored_at is not None
+        assert s.scalar(select(FeedState.last_status)) == "2 entries"
+    assert "sentiment-poll-feeds" in beat_schedule(pipe.settings)
