@@ -30,7 +30,7 @@ from services.recommendations.recommenders import (
 )
 from services.recommendations.recommenders.data import History, Interactions
 from shared.errors import BadInput, ModelNotFound
-from shared.io import atomic_dir, write_json
+from shared.io import atomic_dir, write_json, write_jsonl
 
 
 @dataclass
@@ -107,6 +107,9 @@ def train(interactions: list[Interaction], output: str | Path, *, items: list[It
     model = build_hybrid(config, data.n_items, texts).fit(data)
     with atomic_dir(output) as tmp:
         model.save(tmp / "model")
+        if items:
+            write_jsonl(tmp / "items.jsonl", ({"item_id": it.item_id, "title": it.title, "text": it.text,
+                                               "categories": list(it.categories)} for it in items))
         write_json(tmp / "ids.json", {"user_ids": data.user_ids, "item_ids": data.item_ids})
         np.savez(tmp / "interactions.npz", users=data.users, items=data.items, times=data.times,
                  ratings=data.ratings)

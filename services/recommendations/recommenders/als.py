@@ -47,10 +47,10 @@ class ALS(RecommenderBase):
         from threadpoolctl import threadpool_limits
 
         self.n_items = data.n_items
-        model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
-                                        alpha=self.alpha, iterations=self.iterations,
-                                        random_state=self.seed)
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, single-threaded BLAS
+            model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
+                                            alpha=self.alpha, iterations=self.iterations,
+                                            random_state=self.seed)
             model.fit(data.matrix(binary=True), show_progress=False)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         return self

@@ -1,0 +1,46 @@
+"""Known-answer data for recommenders: a checker-board of two user groups and two item groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_connectors.interactions import Interaction
+from services.recommendations.recommenders.data import Interactions
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data" / "samples" / "interactions.tsv"
+GROUP_SIZE = 10
+SEEN = 7
+
+
+def checkerboard_records(seed: int = 0) -> list[Interaction]:
+    """Users ``a*`` touch only items ``A*``, users ``b*`` only ``B*``; each saw 7 of 10, in random order."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group in ("a", "b"):
+        for u in range(GROUP_SIZE):
+            items = rng.permutation(GROUP_SIZE)[:SEEN]
+            for step, i in enumerate(items):
+                rows.append(Interaction(f"{group}{u}", f"{group.upper()}{i}", 5.0, 1000 + 100 * u + step))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def checkerboard() -> Interactions:
+    return Interactions.from_records(checkerboard_records())
+
+
+def group_items(data: Interactions, group: str) -> set[int]:
+    return {n for n, i in enumerate(data.item_ids) if i.startswith(group.upper())}
+
+
+@pytest.fixture
+def trained_dir(tmp_path: Path) -> Path:
+    """A model trained on the repository's sample file, in its own directory."""
+    from services.recommendations.pipeline import train_from_files
+
+    path, _ = train_from_files(SAMPLE, tmp_path / "model")
+    return path

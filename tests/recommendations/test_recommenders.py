@@ -1,0 +1,141 @@
+"""The RecommenderBase contract, held once in a mixin and run against every algorithm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.recommendations.pipeline import RecsConfig, build_hybrid
+from services.recommendations.recommenders import (
+    ALS,
+    EASE,
+    Content,
+    ItemKNN,
+    Popularity,
+    RecommenderBase,
+    Transitions,
+)
+from services.recommendations.recommenders.data import History, Interactions
+from tests.recommendations.conftest import group_items
+
+
+class RecommenderContract:
+    """Each algorithm's test class sets ``make`` (and ``personalised`` when it is not)."""
+
+    personalised = True
+
+    def make(self, data: Interactions) -> RecommenderBase:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def model(self, checkerboard: Interactions) -> RecommenderBase:
+        return self.make(checkerboard).fit(checkerboard)
+
+    def test_never_recommends_seen_items(self, model: RecommenderBase, checkerboard: Interactions) -> None:
+        for hist in checkerboard.histories():
+            items, scores = model.recommend(hist, k=20)
+            assert not set(items.tolist()) & set(hist.items.tolist())
+            assert list(scores) == sorted(scores, reverse=True)
+
+    def test_recommends_the_users_own_group(self, model: RecommenderBase, checkerboard: Interactions) -> None:
+        if not self.personalised:
+            pytest.skip("not a personalised model")
+        for user, hist in zip(checkerboard.user_ids, checkerboard.histories(), strict=True):
+            items, _ = model.recommend(hist, k=2)
+            assert set(items.tolist()) <= group_items(checkerboard, user[0]), user
+
+    def test_similar_items_stay_in_group(self, model: RecommenderBase, checkerboard: Interactions) -> None:
+        if not self.personalised:
+            pytest.skip("not a personalised model")
+        item = checkerboard.item_ids.index("A0")
+        items, _ = model.similar_items(item, k=3)
+        assert item not in items.tolist()
+        assert set(items.tolist()) <= group_items(checkerboard, "a")
+
+    def test_fold_in_changes_recommendations(self, model: RecommenderBase, checkerboard: Interactions) -> None:
+        hist = checkerboard.histories()[0]
+        before, _ = model.recommend(hist, k=5)
+        newer = hist.extended([int(before[0])], [int(hist.times[-1]) + 1])
+        after, _ = model.recommend(newer, k=5)
+        assert int(before[0]) not in after.tolist()  # now seen, so never recommended again
+
+    def test_empty_history_gets_results(self, model: RecommenderBase) -> None:
+        scores = model.score([History()])
+        assert scores.shape == (1, model.n_items)
+        assert np.isfinite(scores).all()
+
+    def test_save_load_round_trip(self, model: RecommenderBase, checkerboard: Interactions,
+                                  tmp_path: Path) -> None:
+        model.save(tmp_path / "m")
+        loaded = RecommenderBase.load(tmp_path / "m")
+        hists = checkerboard.histories()[:5]
+        np.testing.assert_allclose(loaded.score(hists), model.score(hists), rtol=1e-5, atol=1e-6)
+        assert type(loaded) is type(model)
+
+
+class TestEASE(RecommenderContract):
+    def make(self, data: Interactions) -> RecommenderBase:
+        return EASE(l2=1.0)
+
+
+class TestTransitions(RecommenderContract):
+    def make(self, data: Interactions) -> RecommenderBase:
+        return Transitions()
+
+
+class TestItemKNN(RecommenderContract):
+    def make(self, data: Interactions) -> RecommenderBase:
+        return ItemKNN(neighbours=20)
+
+
+class TestALS(RecommenderContract):
+    def make(self, data: Interactions) -> RecommenderBase:
+        return ALS(factors=2, iterations=15, regularization=1.0, alpha=10.0)
+
+
+class TestPopularity(RecommenderContract):
+    personalised = False
+
+    def make(self, data: Interactions) -> RecommenderBase:
+        return Popularity(window_days=1.0)
+
+
+class TestContent(RecommenderContract):
+    def make(self, data: Interactions) -> RecommenderBase:
+        # one-hot "text embeddings": group A items point one way, group B the other
+        vecs = np.array([[1.0, 0.0] if i.startswith("A") else [0.0, 1.0] for i in data.item_ids], np.float32)
+        return Content(vectors=vecs)
+
+
+class TestHybrid(RecommenderContract):
+    def make(self, data: Interactions) -> RecommenderBase:
+        return build_hybrid(RecsConfig(ease_l2=1.0, w_popularity=0.1), data.n_items)
+
+
+def test_hybrid_gives_unknown_users_popular_items(checkerboard: Interactions) -> None:
+    model = build_hybrid(RecsConfig(), checkerboard.n_items).fit(checkerboard)
+    items, _ = model.recommend(History(), k=3)
+    counts = np.bincount(checkerboard.items, minlength=checkerboard.n_items)
+    assert len(items) == 3
+    assert counts[items].min() >= np.sort(counts)[-6]
+
+
+def test_transitions_learn_the_next_item() -> None:
+    from data_connectors.interactions import Interaction
+
+    # everyone watches 0 -> 1 -> 2 -> 3 in order; after 1 comes 2
+    rows = [Interaction(f"u{u}", str(i), 1.0, 10 * i) for u in range(5) for i in range(4)]
+    data = Interactions.from_records(rows)
+    model = Transitions(window=1).fit(data)
+    hist = History(np.array([data.item_ids.index("0"), data.item_ids.index("1")]), np.array([0, 10]))
+    items, _ = model.recommend(hist, k=1)
+    assert data.item_ids[items[0]] == "2"
+
+
+def test_ease_refuses_huge_catalogues(checkerboard: Interactions) -> None:
+    from shared.errors import BadInput
+
+    with pytest.raises(BadInput, match="itemknn"):
+        EASE(max_items=5).fit(checkerboard)
