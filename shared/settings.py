@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     sentiment_webhook_url: str | None = None  # alerts are POSTed here (with retries) when set
     sentiment_feeds: list[str] = Field(default_factory=list)  # RSS/Atom URLs polled by Celery beat
     sentiment_feed_poll_s: float = Field(default=300.0, ge=10)
+    # Chatbot: per-IP and per-session rate limits, message size, widget origins, handoff.
+    chatbot_rate_limit: str = "120/minute"
+    chatbot_session_rate_limit: str = "30/minute"
+    chatbot_max_message_chars: int = Field(default=1000, ge=1)
+    chatbot_cors_origins: list[str] = Field(default_factory=list)
+    chatbot_session_ttl_s: int = Field(default=1800, ge=1)
+    chatbot_handoff_webhook: str | None = None
     testing: bool = False
 
     @field_validator("redis_url")

@@ -41,7 +41,7 @@ def read_html(path: Path) -> Iterator[tuple[int, FaqEntry]]:
     for head in soup.find_all(_HEADINGS):
         parts = []
         for sib in head.find_next_siblings():
-            if sib.name in _HEADINGS:
+            if sib.name in _HEADINGS or sib.name in ("dl", "details"):
                 break
             parts.append(sib.get_text(" ", strip=True))
         answer = " ".join(p for p in parts if p)

@@ -19,13 +19,13 @@ def read_markdown(path: Path) -> Iterator[tuple[int, FaqEntry]]:
         raise BadRow(path, 1, f"not UTF-8 ({exc.reason})") from None
     lines = text.splitlines()
     tokens = MarkdownIt().parse(text)
-    heads: list[tuple[int, int, str]] = []  # (first line, end line, heading text), 0-based
+    heads: list[tuple[int, int, str, int]] = []  # (first line, end line, text, level), 0-based
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.map:
-            heads.append((tok.map[0], tok.map[1], tokens[i + 1].content))
-    for n, (start, end, question) in enumerate(heads):
+            heads.append((tok.map[0], tok.map[1], tokens[i + 1].content, int(tok.tag[1:])))
+    for n, (start, end, question, level) in enumerate(heads):
         stop = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
         answer = "\n".join(lines[end:stop]).strip()
-        if not answer and n + 1 < len(heads) and stop == end:
-            continue  # a section heading directly followed by a question heading
+        if not answer and n + 1 < len(heads) and heads[n + 1][3] > level:
+            continue  # a section title directly above deeper question headings
         yield start + 1, entry_from_row({"question": question, "answer": answer}, path, start + 1)

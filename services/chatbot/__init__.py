@@ -1,0 +1,63 @@
+"""The customer-service chatbot: FAQ retrieval with FAISS, clarify/handoff, widget.
+
+``create_app(settings=None)`` wires everything; nothing is loaded at import time and
+the index, encoder and Redis client are only touched by the first request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+
+from shared.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def _session_key() -> str:
+    from flask_limiter.util import get_remote_address
+
+    body = request.get_json(silent=True) if request.is_json else None
+    sid = body.get("session_id") if isinstance(body, dict) else None
+    return f"session:{sid}" if isinstance(sid, str) and sid else f"ip:{get_remote_address()}"
+
+
+def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
+    """The chatbot service; ``encoder`` overrides the index's model (tests, benchmarks)."""
+    from flask_cors import CORS
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    from services.chatbot.api import bp
+    from services.chatbot.conversation import ChatEngine
+    from services.chatbot.kb import KbHandle
+    from services.chatbot.service import kb_dir
+    from shared import db as dbm
+    from shared.redis_client import get_redis, ping
+    from shared.settings import get_settings
+    from shared.web import add_readiness_check, create_service_app
+
+    settings = settings or get_settings()
+    app = create_service_app("chatbot", settings)
+    app.template_folder = "templates"
+    db = dbm.init_app(app, settings)
+    handle = KbHandle(kb_dir(settings))
+    app.extensions["chatbot"] = ChatEngine(
+        handle=handle, redis=get_redis(settings.redis_url), db=db, domain=settings.chatbot_domain,
+        ttl_s=settings.chatbot_session_ttl_s, webhook=settings.chatbot_handoff_webhook, encoder=encoder)
+    app.register_blueprint(bp)
+    app.root_path = bp.root_path  # templates/ and static/ live beside this package
+    limiter = Limiter(get_remote_address, app=app,
+                      storage_uri=settings.ratelimit_storage_url or settings.redis_url,
+                      headers_enabled=True, strategy="moving-window")
+    chat_view = app.view_functions["chatbot.chat"]
+    limiter.limit(settings.chatbot_rate_limit)(chat_view)
+    limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key)(chat_view)
+    CORS(app, resources={r"/v1/chat": {"origins": settings.chatbot_cors_origins},
+                         r"/v1/feedback": {"origins": settings.chatbot_cors_origins},
+                         r"/widget.js": {"origins": "*"}})
+    add_readiness_check(app, lambda: handle.get() and None)
+    add_readiness_check(app, lambda: ping(settings.redis_url))
+    add_readiness_check(app, db.ping)
+    return app

@@ -70,12 +70,10 @@ def is_follow_up(text: str) -> bool:
     return bool(_FOLLOW_UP.match(text)) and len(text.split()) <= 8
 
 
-def query_text(message: str, state: State) -> str:
-    """The text to retrieve with: a short follow-up is read with the previous question."""
+def follow_up_context(message: str, state: State) -> str | None:
+    """The previous question when ``message`` is a short follow-up ("and for credit cards?")."""
     last_user = next((t["text"] for t in reversed(state.turns) if t.get("role") == "user"), None)
-    if last_user and is_follow_up(message):
-        return f"{last_user} {message}"
-    return message
+    return last_user if last_user and is_follow_up(message) else None
 
 
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],

@@ -1,0 +1,128 @@
+"""HTTP views of the chatbot: chat, feedback, KB edits, handoff release, widget and demo page."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, send_from_directory
+from pydantic import BaseModel, Field, field_validator
+
+from services.chatbot import handoff
+from shared.auth import audit, require_role
+from shared.db import get_db
+from shared.errors import BadInput
+from shared.web import json_body, settings_of
+
+bp = Blueprint("chatbot", __name__)
+
+
+class ChatIn(BaseModel):
+    session_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    message: str = Field(min_length=1)
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message is blank")
+        return value.strip()
+
+
+class FeedbackIn(BaseModel):
+    session_id: str = Field(min_length=1, max_length=64)
+    rating: Literal["up", "down"]
+    entry_id: str | None = Field(default=None, max_length=200)
+    message: str | None = Field(default=None, max_length=4000)
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class KbEntryIn(BaseModel):
+    question: str | None = None
+    questions: list[str] | None = None
+    answer: str = Field(min_length=1)
+    category: str | None = None
+
+
+def engine() -> Any:
+    return current_app.extensions["chatbot"]
+
+
+@bp.post("/v1/chat")
+@json_body(ChatIn)
+def chat(body: ChatIn) -> Any:
+    """Answer a customer message (or clarify, or hand off to a person)."""
+    limit = settings_of().chatbot_max_message_chars
+    if len(body.message) > limit:
+        raise BadInput(f"message is {len(body.message)} characters; the limit is {limit}",
+                       code="message_too_long", status=413)
+    return jsonify(engine().chat(body.message, body.session_id))
+
+
+@bp.post("/v1/feedback")
+@json_body(FeedbackIn)
+def feedback(body: FeedbackIn) -> Any:
+    """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
+    fid = handoff.add_feedback(get_db(), body.session_id, 1 if body.rating == "up" else -1,
+                               body.entry_id, body.message, body.comment)
+    return jsonify({"id": fid}), 201
+
+
+@bp.get("/v1/feedback/pairs")
+@require_role("ops")
+def feedback_pairs() -> Any:
+    """Thumbs-up feedback as JSONL {text, id} for ``finpulse train embeddings --pairs``."""
+    import json
+
+    rows = handoff.feedback_pairs(get_db())
+    return Response("".join(json.dumps(r) + "\n" for r in rows), mimetype="application/x-ndjson")
+
+
+@bp.put("/v1/kb/<entry_id>")
+@require_role("ops")
+@json_body(KbEntryIn)
+def put_entry(entry_id: str, body: KbEntryIn) -> Any:
+    """Create or replace one knowledge-base entry (no full rebuild)."""
+    from services.chatbot.editing import upsert_entry
+
+    created, version = upsert_entry(engine(), get_db(), entry_id, body.model_dump(exclude_none=True), g.actor)
+    return jsonify({"id": entry_id, "created": created, "kb_version": version}), 201 if created else 200
+
+
+@bp.delete("/v1/kb/<entry_id>")
+@require_role("ops")
+def delete_entry(entry_id: str) -> Any:
+    """Remove one knowledge-base entry."""
+    from services.chatbot.editing import delete_entry as delete
+
+    version = delete(engine(), get_db(), entry_id, g.actor)
+    return jsonify({"id": entry_id, "deleted": True, "kb_version": version})
+
+
+@bp.get("/v1/handoffs")
+@require_role("ops")
+def handoffs() -> Any:
+    """Open handoff tickets with their transcripts."""
+    return jsonify({"handoffs": handoff.open_tickets(get_db())})
+
+
+@bp.post("/v1/handoffs/<session_id>/release")
+@require_role("ops")
+def release(session_id: str) -> Any:
+    """An agent hands the conversation back to the bot."""
+    n = engine().release(session_id, g.actor)
+    audit(get_db(), g.actor, "chatbot.release", session_id, "ok")
+    return jsonify({"session_id": session_id, "released": n})
+
+
+@bp.get("/widget.js")
+def widget() -> Any:
+    """The embeddable chat widget (one self-contained script)."""
+    resp = send_from_directory(bp.root_path + "/static", "widget.js", mimetype="application/javascript")
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp
+
+
+@bp.get("/")
+def demo() -> Any:
+    """A demo page carrying the widget."""
+    return render_template("chatbot_demo.html")

@@ -1,0 +1,34 @@
+"""Versioned knowledge-base edits: change the live index in place, persist, record the change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from data_connectors.faq import entry_from_row
+from services.chatbot.models import KbChange
+from services.chatbot.retriever import get_encoder
+
+
+def upsert_entry(engine: Any, db: Any, entry_id: str, fields: dict[str, Any], actor: str) -> tuple[bool, int]:
+    """Add or replace ``entry_id``; returns (created, new KB version)."""
+    entry = entry_from_row({**fields, "id": entry_id}, "request body", 0)
+    kb = engine.handle.get()
+    before = kb.entries[entry_id].to_dict() if entry_id in kb.entries else None
+    created = kb.upsert(entry, engine.encoder or get_encoder(kb.meta["model"]))
+    engine.handle.persist()
+    version = int(kb.meta["version"])
+    with db.session() as s:
+        s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="upsert", before=before,
+                       after=entry.to_dict(), kb_version=version, actor=actor))
+    return created, version
+
+
+def delete_entry(engine: Any, db: Any, entry_id: str, actor: str) -> int:
+    kb = engine.handle.get()
+    old = kb.delete(entry_id)
+    engine.handle.persist()
+    version = int(kb.meta["version"])
+    with db.session() as s:
+        s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="delete", before=old.to_dict(),
+                       after=None, kb_version=version, actor=actor))
+    return version

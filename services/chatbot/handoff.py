@@ -1,0 +1,104 @@
+"""PII masking, transcripts, handoff tickets and feedback in the database."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from services.chatbot.models import ChatFeedback, ChatMessage, HandoffTicket
+from shared.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_PHONE = re.compile(r"(?<!\w)\+?\d[\d ().-]{6,}\d(?!\w)")
+
+
+def mask_pii(text: str) -> str:
+    """Card numbers, e-mails and phone numbers replaced before anything is stored or logged."""
+    text = _EMAIL.sub("[email]", text)
+    text = _CARD.sub("[card]", text)
+    return _PHONE.sub("[phone]", text)
+
+
+def record_turns(db: Any, session_id: str, turns: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+    """Append (role, text, meta) turns to the transcript, masked."""
+    with db.session() as s:
+        for role, text, meta in turns:
+            s.add(ChatMessage(session_id=session_id, role=role, text=mask_pii(text), meta=meta))
+
+
+def transcript(db: Any, session_id: str) -> list[dict[str, Any]]:
+    with db.session() as s:
+        rows = s.scalars(select(ChatMessage).where(ChatMessage.session_id == session_id)
+                         .order_by(ChatMessage.id)).all()
+        return [{"role": r.role, "text": r.text, "at": r.created_at.isoformat()} for r in rows]
+
+
+def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = None) -> int:
+    """Create a ticket holding the transcript; notify the webhook without blocking the reply."""
+    with db.session() as s:
+        ticket = HandoffTicket(session_id=session_id, reason=reason, status="open",
+                               transcript=transcript(db, session_id))
+        s.add(ticket)
+        s.flush()
+        ticket_id, payload = ticket.id, {"ticket_id": ticket.id, "session_id": session_id,
+                                         "reason": reason, "transcript": ticket.transcript}
+    if webhook:
+        threading.Thread(target=_post, args=(webhook, payload), daemon=True).start()
+    return int(ticket_id)
+
+
+def _post(url: str, payload: dict[str, Any]) -> None:
+    import requests
+
+    try:
+        requests.post(url, json=payload, timeout=3)
+    except requests.RequestException as exc:
+        log.warning("handoff webhook %s failed: %s", url, exc)
+
+
+def open_tickets(db: Any) -> list[dict[str, Any]]:
+    with db.session() as s:
+        rows = s.scalars(select(HandoffTicket).where(HandoffTicket.status == "open")
+                         .order_by(HandoffTicket.id)).all()
+        return [{"id": t.id, "session_id": t.session_id, "reason": t.reason,
+                 "created_at": t.created_at.isoformat(), "transcript": t.transcript} for t in rows]
+
+
+def release_ticket(db: Any, session_id: str, actor: str) -> int:
+    """Close the session's open tickets; returns how many were open."""
+    with db.session() as s:
+        rows = s.scalars(select(HandoffTicket).where(HandoffTicket.session_id == session_id,
+                                                     HandoffTicket.status == "open")).all()
+        if not rows:
+            raise NotFound(f"session {session_id!r} has no open handoff")
+        for t in rows:
+            t.status, t.released_at, t.released_by = "released", datetime.now(UTC), actor
+        return len(rows)
+
+
+def add_feedback(db: Any, session_id: str, rating: int, entry_id: str | None, query: str | None,
+                 comment: str | None) -> int:
+    with db.session() as s:
+        fb = ChatFeedback(session_id=session_id, rating=rating, entry_id=entry_id,
+                          query=mask_pii(query) if query else None,
+                          comment=mask_pii(comment) if comment else None)
+        s.add(fb)
+        s.flush()
+        return int(fb.id)
+
+
+def feedback_pairs(db: Any) -> list[dict[str, str]]:
+    """Thumbs-up (query, entry) pairs in the ``train embeddings --pairs`` format."""
+    with db.session() as s:
+        rows = s.scalars(select(ChatFeedback).where(ChatFeedback.rating > 0,
+                                                    ChatFeedback.entry_id.is_not(None),
+                                                    ChatFeedback.query.is_not(None))).all()
+        return [{"text": r.query, "id": r.entry_id} for r in rows]

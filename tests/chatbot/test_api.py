@@ -1,0 +1,107 @@
+"""The chatbot service over HTTP: chat, clarify/handoff, KB edits, reload, errors, widget."""
+
+from __future__ import annotations
+
+import json
+
+from services.chatbot.kb import build_kb_dir
+from services.chatbot.service import kb_dir
+
+
+def chat(client, message, session_id=None):
+    body = {"message": message} | ({"session_id": session_id} if session_id else {})
+    return client.post("/v1/chat", json=body)
+
+
+def test_chat_answers_with_sources(client) -> None:
+    r = chat(client, "How do I reset my card PIN?")
+    assert r.status_code == 200
+    data = r.get_json()
+    assert set(data) >= {"session_id", "answer", "confidence", "sources", "handoff"}
+    assert data["sources"][0]["id"] == "reset-pin" and data["answer"].startswith("Reset your PIN")
+    assert data["handoff"] is False and 0 < data["confidence"] <= 1
+
+
+def test_follow_up_uses_previous_turn(client) -> None:
+    sid = chat(client, "What is the interest rate on credit cards?").get_json()["session_id"]
+    data = chat(client, "and for savings accounts?", sid).get_json()
+    assert data["sources"][0]["id"] == "savings-rate"
+
+
+def test_unsure_then_handoff_then_silent_until_released(client, app, ops_headers) -> None:
+    sid = chat(client, "zebra quantum violin").get_json()["session_id"]
+    kinds = [chat(client, "zebra quantum violin", sid).get_json() for _ in range(2)]
+    assert kinds[-1]["handoff"] is True
+    silent = chat(client, "How do I reset my card PIN?", sid).get_json()
+    assert silent["handoff"] is True and silent["sources"] == []
+    tickets = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+    (ticket,) = [t for t in tickets if t["session_id"] == sid]
+    assert ticket["reason"] == "low_confidence" and len(ticket["transcript"]) >= 4
+    assert client.post(f"/v1/handoffs/{sid}/release").status_code == 401
+    assert client.post(f"/v1/handoffs/{sid}/release", headers=ops_headers).status_code == 200
+    assert chat(client, "How do I reset my card PIN?", sid).get_json()["handoff"] is False
+
+
+def test_asking_for_person_opens_ticket_with_masked_transcript(client, ops_headers) -> None:
+    sid = chat(client, "my card 4111 1111 1111 1111 was charged twice").get_json()["session_id"]
+    assert chat(client, "I want to speak to a human", sid).get_json()["handoff"] is True
+    tickets = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+    (ticket,) = [t for t in tickets if t["session_id"] == sid]
+    text = json.dumps(ticket["transcript"])
+    assert "4111" not in text and "[card]" in text and ticket["reason"] == "asked_for_person"
+
+
+def test_kb_put_and_delete_need_ops_and_change_answers(client, ops_headers) -> None:
+    body = {"questions": ["Do you offer pet insurance?"], "answer": "Yes, from 5 EUR a month."}
+    assert client.put("/v1/kb/pets", json=body).status_code == 401
+    r = client.put("/v1/kb/pets", json=body, headers=ops_headers)
+    assert r.status_code == 201 and r.get_json()["created"] is True
+    assert chat(client, "do you offer pet insurance").get_json()["sources"][0]["id"] == "pets"
+    assert client.delete("/v1/kb/pets", headers=ops_headers).status_code == 200
+    assert chat(client, "do you offer pet insurance").get_json()["sources"][0]["id"] != "pets"
+    assert client.delete("/v1/kb/pets", headers=ops_headers).status_code == 404
+    assert client.put("/v1/kb/x", json={"answer": "no question"}, headers=ops_headers).status_code == 400
+
+
+def test_running_app_picks_up_kb_load(client, chat_settings, bow, tmp_path) -> None:
+    assert chat(client, "How do I reset my card PIN?").get_json()["sources"][0]["id"] == "reset-pin"
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps({"id": "pin-v2", "question": "reset card PIN", "answer": "v2"}) + "\n")
+    build_kb_dir(new, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
+    data = chat(client, "How do I reset my card PIN?").get_json()
+    assert data["sources"][0]["id"] == "pin-v2"
+
+
+def test_bad_input_is_4xx_json(client, app) -> None:
+    assert client.post("/v1/chat", data="nope", content_type="text/plain").status_code == 415
+    assert client.post("/v1/chat", json={"message": "   "}).status_code == 400
+    assert client.post("/v1/chat", json={"message": "hi", "session_id": "../x"}).status_code == 400
+    r = client.post("/v1/chat", json={"message": "x" * 5000})
+    assert r.status_code == 413 and r.get_json()["error"]["code"] == "message_too_long"
+    assert client.post("/v1/feedback", json={"session_id": "s", "rating": "meh"}).status_code == 400
+
+
+def test_feedback_exports_training_pairs(client, ops_headers) -> None:
+    r = client.post("/v1/feedback", json={"session_id": "s1", "rating": "up", "entry_id": "reset-pin",
+                                          "message": "forgot pin, mail me at a@b.com"})
+    assert r.status_code == 201
+    lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
+    assert {"text": "forgot pin, mail me at [email]", "id": "reset-pin"} in [json.loads(x) for x in lines]
+
+
+def test_ready_widget_and_demo_page(client) -> None:
+    assert client.get("/readyz").status_code == 200
+    js = client.get("/widget.js")
+    assert js.status_code == 200 and "textContent" in js.get_data(as_text=True)
+    assert "innerHTML" not in js.get_data(as_text=True)
+    page = client.get("/").get_data(as_text=True)
+    assert "widget.js" in page
+
+
+def test_not_ready_without_kb(chat_settings, bow) -> None:
+    from services.chatbot import create_app
+
+    app = create_app(chat_settings, encoder=bow)
+    r = app.test_client().get("/readyz")
+    assert r.status_code == 503 and "kb load" in json.dumps(r.get_json())
+    assert app.test_client().post("/v1/chat", json={"message": "hi"}).status_code == 503

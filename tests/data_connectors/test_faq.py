@@ -1,0 +1,81 @@
+"""FAQ loaders: every format gives entries; bad rows name file:line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data_connectors.faq import derived_id, load_faq
+from shared.errors import BadInput
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_jsonl_with_phrasings_and_derived_ids(tmp_path: Path) -> None:
+    p = tmp_path / "kb.jsonl"
+    p.write_text(json.dumps({"id": "a", "questions": ["Q one", "Q  uno"], "answer": "A"}) + "\n"
+                 + json.dumps({"question": "No id here?", "answer": "B", "category": "x"}) + "\n")
+    a, b = load_faq(p)
+    assert a.questions == ["Q one", "Q uno"] and a.answer == "A"
+    assert b.id == derived_id("No id here?", "B") and b.extra == {"category": "x"}
+    assert load_faq(p)[1].id == b.id  # stable across reads
+
+
+def test_bad_row_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "kb.jsonl"
+    p.write_text(json.dumps({"id": "a", "question": "Q", "answer": "A"}) + "\n\n"
+                 + json.dumps({"id": "b", "question": "Q2"}) + "\n")
+    with pytest.raises(BadInput, match=r"kb.jsonl:3: missing or empty 'answer'"):
+        load_faq(p)
+
+
+def test_duplicate_explicit_id(tmp_path: Path) -> None:
+    p = tmp_path / "kb.jsonl"
+    row = json.dumps({"id": "a", "question": "Q", "answer": "A"})
+    p.write_text(row + "\n" + row + "\n")
+    with pytest.raises(BadInput, match=r":2: duplicate id 'a' \(first at line 1\)"):
+        load_faq(p)
+
+
+def test_csv_with_pipe_separated_phrasings(tmp_path: Path) -> None:
+    p = tmp_path / "kb.csv"
+    p.write_text('id,questions,answer\nx,"How to pay?|Paying",Use the app\n')
+    (e,) = load_faq(p)
+    assert e.id == "x" and e.questions == ["How to pay?", "Paying"]
+
+
+def test_markdown_heading_is_question(tmp_path: Path) -> None:
+    p = tmp_path / "faq.md"
+    p.write_text("# Bank FAQ\n\n## How do I reset my PIN?\n\nUse the **app**.\n\n## Empty?\n\n"
+                 "## Fees\nNo fees.\n")
+    with pytest.raises(BadInput, match=r"faq.md:7: missing or empty 'answer'"):
+        load_faq(p)
+    p.write_text("# Bank FAQ\n\n## How do I reset my PIN?\n\nUse the **app**.\n\n## Fees\nNo fees.\n")
+    entries = load_faq(p)
+    assert [e.question for e in entries] == ["How do I reset my PIN?", "Fees"]
+    assert entries[0].answer == "Use the **app**."
+
+
+def test_html_faq_page(tmp_path: Path) -> None:
+    p = tmp_path / "faq.html"
+    p.write_text("<html><body><h1>Help</h1><dl><dt>Can I pay by phone?</dt><dd>Yes, with <b>Pay</b>.</dd></dl>"
+                 "<details><summary>Opening hours?</summary><p>24/7</p></details>"
+                 "<h2>Where is my card?</h2><p>In the post.</p></body></html>")
+    got = {e.question: e.answer for e in load_faq(p)}
+    assert got == {"Can I pay by phone?": "Yes, with Pay .", "Opening hours?": "24/7",
+                   "Where is my card?": "In the post."}
+
+
+def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="no such"):
+        load_faq(tmp_path / "nope.jsonl")
+    (tmp_path / "kb.pdf").write_text("x")
+    with pytest.raises(BadInput, match="unknown knowledge-base format"):
+        load_faq(tmp_path / "kb.pdf")
+
+
+def test_repo_sample_loads() -> None:
+    entries = load_faq(REPO / "data" / "samples" / "faq.jsonl")
+    assert len(entries) >= 20 and all(e.answer for e in entries)
