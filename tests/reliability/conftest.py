@@ -8,7 +8,6 @@ import pytest
 from faultkit import FULL, RedisServer
 
 
-
 def pytest_report_header() -> str:
     return ("reliability: FULL mode (FINPULSE_RELIABILITY_FULL=1)" if FULL else
             "reliability: short mode; FINPULSE_RELIABILITY_FULL=1 runs the long fault loops")

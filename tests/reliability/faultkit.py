@@ -143,6 +143,8 @@ class TcpProxy:
     def cut(self) -> None:
         """Stop listening and reset every open connection."""
         if self._server:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
             self._server.close()
             self._server = None
         with self._lock:
