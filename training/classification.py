@@ -126,7 +126,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     optimizer = torch.optim.AdamW(_param_groups(model, config, lr), lr=lr)
     steps_per_epoch = math.ceil(math.ceil(len(train_ex) / config.batch_size) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
-    scheduler = _scheduler(optimizer, config, total_steps)
+    plan = {"total": total_steps, "warmup": int(total_steps * config.warmup_ratio)}
+    scheduler = _scheduler(optimizer, config, plan)
     weights = _class_weights(train_set.labels, len(labels), torch) if config.class_weights else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None,
                                         label_smoothing=config.label_smoothing)
@@ -149,6 +150,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     patience_evals = math.ceil(config.patience / config.eval_every) if config.patience else 10 ** 9
     since_best, stop = 0, False
     budget_s = config.time_budget_min * 60 if config.time_budget_min else None
+    loop_start, step0 = time.monotonic(), step
 
     # -- the loop ---------------------------------------------------------------------
     from tqdm import tqdm
@@ -179,7 +181,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
             if callback is not None:
                 callback({"stage": "training", "epoch": epoch + 1, "epochs": config.epochs, "step": step,
                           "total_steps": total_steps, "loss": round(loss.item() * config.grad_accum, 4)})
-            over_budget = budget_s is not None and time.monotonic() - started > budget_s
+            over_budget = (budget_s is not None and time.monotonic() - started > budget_s) \
+                or step >= plan["total"]  # a budget-shortened schedule has run out
             if step % eval_interval == 0 or step % steps_per_epoch == 0 or over_budget:
                 probs = predict_probs(model, dev_set, tokenizer.pad_token_id, device, amp_dtype)
                 m = classification_metrics(probs, dev_set.labels, labels)
@@ -198,17 +201,21 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
                 else:
                     since_best += 1
                 model.train()
+                if budget_s is not None:
+                    _fit_schedule_to_budget(plan, step, step0, loop_start, started, budget_s)
                 if since_best >= patience_evals or over_budget:
-                    _log("early stop: no dev gain" if not over_budget else "time budget reached")
+                    _log("early stop: no dev gain" if not over_budget else "end of (time-budgeted) schedule")
                     stop = True
                     break
         bar.close()
-        if stop:
-            break
+        if stop and b < len(batches) - 1:
+            break  # stopped mid-epoch: the last checkpoint stays the resumable state
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
                     "best_f1": best_f1, "best_state": best_state, "history": history},
                    run_dir / "checkpoint.pt")
+        if stop:
+            break
     writer.close()
 
     # -- best weights -> HF directory -> metrics -> registry -------------------------------
@@ -318,19 +325,36 @@ def _param_groups(model: Any, config: SentimentTrainConfig, lr: float) -> list[d
     return [{"params": ps, "lr": glr, "weight_decay": wd} for (glr, wd), ps in groups.items()]
 
 
-def _scheduler(optimizer: Any, config: SentimentTrainConfig, total_steps: int) -> Any:
-    from transformers import (
-        get_constant_schedule_with_warmup,
-        get_cosine_schedule_with_warmup,
-        get_linear_schedule_with_warmup,
-    )
+def _scheduler(optimizer: Any, config: SentimentTrainConfig, plan: dict[str, int]) -> Any:
+    """Warm-up then linear/cosine decay over ``plan["total"]`` steps (re-read each step).
 
-    warmup = int(total_steps * config.warmup_ratio)
-    if config.schedule == "cosine":
-        return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
-    if config.schedule == "constant":
-        return get_constant_schedule_with_warmup(optimizer, warmup)
-    return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    The plan is mutable so a time budget can shorten the run and still end at a low LR.
+    """
+    from torch.optim.lr_scheduler import LambdaLR
+
+    def factor(step: int) -> float:
+        warmup, total = plan["warmup"], max(plan["total"], 1)
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if config.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if config.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return max(0.0, 1.0 - progress)
+
+    return LambdaLR(optimizer, factor)
+
+
+def _fit_schedule_to_budget(plan: dict[str, int], step: int, step0: int, loop_start: float,
+                            started: float, budget_s: float, reserve_s: float = 45.0) -> None:
+    """Shorten the planned steps when the measured pace cannot finish them in the budget."""
+    now = time.monotonic()
+    per_step = (now - loop_start) / max(1, step - step0)  # includes evaluation overhead
+    feasible = step + int(max(0.0, budget_s - reserve_s - (now - started)) / per_step)
+    if feasible < plan["total"]:
+        plan["total"] = max(step + 1, feasible)
+        _log(f"time budget: schedule shortened to {plan['total']} steps ({per_step:.2f}s/step)")
 
 
 def _class_weights(targets: list[int], n: int, torch: Any) -> Any:
