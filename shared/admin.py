@@ -240,7 +240,7 @@ def _blueprint() -> Blueprint:
         """Drift, confidence and chatbot figures per domain and version, with alerts."""
         from shared.monitoring import overview
 
-        return jsonify(overview(settings_of(), window_s=_window()))
+        return jsonify(overview(settings_of(), window_s=_window(), domains=_domains()))
 
     @bp.get("/ops")
     @require_role("analyst")
@@ -248,7 +248,7 @@ def _blueprint() -> Blueprint:
         """The ops page: jobs, models, monitoring plots and alerts."""
         from shared.monitoring import overview, plot_png
 
-        data = overview(settings_of(), window_s=_window())
+        data = overview(settings_of(), window_s=_window(), domains=_domains())
         plots = [base64.b64encode(plot_png(s)).decode() for s in data["series"][:12]]
         return render_template_string(OPS_PAGE, data=data, plots=plots, models=_models(),
                                       jobs=lifecycle.list_jobs(get_db(), limit=10))
@@ -269,6 +269,12 @@ def _limit(default: int = 20) -> int:
         return max(1, min(int(request.args.get("limit", default)), 500))
     except ValueError:
         raise BadInput("limit must be an integer") from None
+
+
+def _domains() -> list[str] | None:
+    """``?domain=`` narrows the monitoring views; else this service's domains (None: all)."""
+    asked = request.args.get("domain")
+    return [asked] if asked else _conf()["domains"]
 
 
 def _window() -> float:

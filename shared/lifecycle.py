@@ -10,7 +10,6 @@ Importable without Flask or Celery, so the CLI, the views and the task share it.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -25,7 +24,6 @@ from shared.registry import ModelVersion, Registry, get_registry
 
 log = logging.getLogger(__name__)
 
-RELOAD_CHANNEL = "finpulse:models"  # fallback channel while shared.reload is absent
 ACTIVE = ("queued", "running", "cancelling")
 MAX_LOG_CHARS = 200_000
 
@@ -137,22 +135,13 @@ def record_version(db: Database, mv: ModelVersion, stage: str = "registered") ->
 
 
 # -- announcing ---------------------------------------------------------------------
-def announce(settings: Any, mv: ModelVersion) -> None:
+def announce(settings: Any, mv: ModelVersion, event: str = "promote") -> None:
     """Tell every process serving ``mv``'s domain to reload; never fails the promotion."""
     try:
         from shared.reload import publish_model_change
-    except ImportError:
-        publish_model_change = None
-    try:
-        if publish_model_change is not None:
-            publish_model_change(settings, mv.domain, mv.task, mv.version)
-        else:
-            from shared.inference import invalidate
-            from shared.redis_client import get_redis
 
-            invalidate()
-            get_redis(settings.redis_url).publish(RELOAD_CHANNEL, json.dumps(
-                {"domain": mv.domain, "task": mv.task, "version": mv.version}))
+        heard = publish_model_change(settings, mv.domain, mv.task, mv.version, event=event)
+        log.info("announced %s %s to %d process(es)", event, mv.ref, heard)
     except Exception as exc:  # the pointer moved; readers re-resolve it on their next call
         log.warning("reload announcement for %s failed: %s", mv.ref, exc)
 
@@ -162,7 +151,8 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
             force: bool = False, registry: Registry | None = None) -> dict[str, Any]:
     """Promote ``ref`` if its gate report passed (or ``force`` with a reason); audited.
 
-    A version without a gate report is evaluated first (:func:`shared.gate.run_gate`).
+    A version without a gate report, or whose report compared it with a version that is
+    no longer production, is evaluated first (:func:`shared.gate.run_gate`).
     """
     from shared.gate import load_report, run_gate
 
@@ -173,13 +163,14 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
         target = mv.ref
         if force and not (reason or "").strip():
             raise Forbidden("a forced promotion needs a reason")
+        previous = registry.production(mv.domain, mv.task)
+        against = previous.ref if previous and previous.version != mv.version else None
         report = load_report(mv.path)
-        if report is None and not force:
-            report = run_gate(settings, mv, registry=registry)
-        if not force and report is not None and not report.get("passed"):
+        if not force and (report is None or report.get("production") != against):
+            report = run_gate(settings, mv, registry=registry)  # none yet, or production moved since
+        if not force and not report.get("passed"):
             raise Conflict(f"{mv.ref} failed its evaluation gate: {report.get('summary')}; "
                            "force it with a reason to promote anyway")
-        previous = registry.production(mv.domain, mv.task)
         registry.promote(mv.ref, reason=reason or ("forced" if force else "gate passed"))
     except Exception as exc:
         audit(db, actor, "model.promote", target, "refused" if isinstance(exc, Conflict | Forbidden)
@@ -207,7 +198,7 @@ def rollback(settings: Any, db: Database, domain: str, task: str, *, actor: str,
         audit(db, actor, "model.rollback", target, "error", {"error": str(exc)[:500]})
         raise
     _mirror(db, mv, "production")
-    announce(settings, mv)
+    announce(settings, mv, event="rollback")
     detail = {"previous": current.ref if current else None}
     audit(db, actor, "model.rollback", mv.ref, "ok", detail)
     log.info("rolled back %s to %s by %s", target, mv.ref, actor)

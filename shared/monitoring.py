@@ -54,6 +54,7 @@ def _bump(settings: Any, series: str, fields: dict[str, int], at: float | None) 
         pipe.expire(key, KEEP_S)
         pipe.zadd(f"{PREFIX}:buckets:{series}", {str(bucket): bucket})
         pipe.sadd(f"{PREFIX}:series", series)
+        pipe.expire(f"{PREFIX}:series", KEEP_S)
         pipe.execute()
     except (redis.RedisError, OSError) as exc:
         log.debug("monitoring write skipped: %s", exc)
@@ -184,13 +185,16 @@ def alerts_for(figures: dict[str, Any], thresholds: dict[str, float], now: float
     return out
 
 
-def overview(settings: Any, *, window_s: float = 24 * 3600, domain: str | None = None) -> dict[str, Any]:
-    """Figures and alerts of every recorded series (optionally one domain)."""
+def overview(settings: Any, *, window_s: float = 24 * 3600,
+             domains: list[str] | None = None) -> dict[str, Any]:
+    """Figures and alerts of every recorded series (optionally only ``domains``')."""
     series, alerts = [], []
     for d, task, version in list_series(settings):
-        if domain and d != domain:
+        if domains and d not in domains:
             continue
         figures = summary(settings, d, task, version, window_s=window_s)
+        if not figures["n"] and not figures.get("chats") and not figures.get("feedback"):
+            continue  # nothing in this window
         series.append(figures)
         alerts.extend(alerts_for(figures, load_domain_config(settings, d).thresholds))
     for a in alerts:
@@ -220,7 +224,7 @@ def plot_png(figures: dict[str, Any]) -> bytes:
     ax1.set_title("share per hour")
     ax1.set_ylim(0, 1)
     ax1.tick_params(axis="x", labelrotation=45, labelsize=7)
-    if labels or timeline:
+    if ax1.get_legend_handles_labels()[0]:
         ax1.legend(fontsize=7)
     bins = [i / CONF_BINS for i in range(CONF_BINS)]
     if figures.get("confidence_hist"):
@@ -229,7 +233,8 @@ def plot_png(figures: dict[str, Any]) -> bytes:
     if figures.get("reference"):
         ax2.step(bins, figures["reference"]["confidence_hist"], where="post", color="k", label="reference")
     ax2.set_title(f"confidence (PSI {figures['psi']:.3f})" if figures.get("psi") is not None else "confidence")
-    ax2.legend(fontsize=7)
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend(fontsize=7)
     fig.suptitle(f"{figures['domain']}/{figures['task']}@{figures['version']}", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -67,24 +68,34 @@ def ops(settings, redis_url, tiny_sentiment_model, news_data):
 
 
 def make_app(settings, queue: str):
-    """A minimal sentiment service: /v1/score on the production model plus the ops endpoints."""
+    """The sentiment service (or, before it exists, a minimal /v1/score) plus the ops endpoints."""
+    from shared.admin import register_admin
+    from training.tasks import TASK_NAME
+
+    try:
+        from services.sentiment import create_app
+    except ImportError:
+        create_app = None
+    app = create_app(settings) if create_app else _minimal_app(settings)
+    register_admin(app, tasks={"sentiment": TASK_NAME}, domains=["news"], queue=queue)
+    return app
+
+
+def _minimal_app(settings):
     from flask import jsonify, request
 
-    from shared.admin import register_admin
     from shared.db import init_app
     from shared.inference import get_model
     from shared.registry import get_registry
     from shared.web import create_service_app
-    from training.tasks import TASK_NAME
 
     app = create_service_app("sentiment", settings)
     init_app(app, settings)
-    register_admin(app, tasks={"sentiment": TASK_NAME}, domains=["news"], queue=queue)
 
     @app.post("/v1/score")
     def score():
         model = get_model(get_registry(settings), "news/sentiment@production")
-        return jsonify({"model": model.ref, "results": model.runtime.predict(request.json["texts"])})
+        return jsonify({"model_version": model.ref, "results": model.runtime.predict(request.json["texts"])})
 
     return app
 
@@ -103,7 +114,7 @@ def worker(ops, unique):
          "--pool", "solo", "--concurrency", "1", "-l", "INFO", "--without-gossip", "--without-mingle",
          "--without-heartbeat"], env=env, cwd=HERE, stdout=log, stderr=subprocess.STDOUT)
     yield {"queue": queue, "proc": proc, "log": settings.home / "worker.log"}
-    proc.terminate()
+    proc.send_signal(signal.SIGQUIT)  # cold shutdown: the worker is idle by now
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:

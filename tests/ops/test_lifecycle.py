@@ -11,6 +11,7 @@ from shared import lifecycle
 from shared.errors import Conflict, Forbidden, ModelNotFound
 from shared.gate import REPORT_NAME
 from shared.models import ModelRecord
+from shared.reload import CHANNEL
 
 
 def _stages(db):
@@ -21,7 +22,8 @@ def _stages(db):
 def test_refused_version_needs_force_and_reason(ops):
     settings, db, registry = ops["settings"], ops["db"], ops["registry"]
     v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)
-    (v2.path / REPORT_NAME).write_text(json.dumps({"passed": False, "summary": "refused: worse"}))
+    (v2.path / REPORT_NAME).write_text(json.dumps({"passed": False, "summary": "refused: worse",
+                                                     "production": "news/sentiment@v1"}))
     with pytest.raises(Conflict, match="failed its evaluation gate"):
         lifecycle.promote(settings, db, v2.ref, actor="alice")
     with pytest.raises(Forbidden, match="reason"):
@@ -40,24 +42,23 @@ def test_promotion_is_announced_on_redis(ops, monkeypatch):
 
     settings, db, registry = ops["settings"], ops["db"], ops["registry"]
     v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)
-    (v2.path / REPORT_NAME).write_text(json.dumps({"passed": True, "summary": "ok"}))
+    (v2.path / REPORT_NAME).write_text(json.dumps({"passed": True, "summary": "ok",
+                                                     "production": "news/sentiment@v1"}))
     calls = []
     import shared.inference
 
     monkeypatch.setattr(shared.inference, "invalidate", lambda: calls.append("invalidate"))
     sub = redis.Redis.from_url(settings.redis_url).pubsub()
-    try:
-        from shared.reload import CHANNEL as channel  # the workers' channel when it exists
-    except ImportError:
-        channel = lifecycle.RELOAD_CHANNEL
-    sub.subscribe(channel)
+    sub.subscribe(CHANNEL)
     sub.get_message(timeout=1)
     lifecycle.promote(settings, db, v2.ref, actor="alice")
     msg = sub.get_message(timeout=2)
     while msg and msg["type"] != "message":
         msg = sub.get_message(timeout=2)
     sub.close()
-    assert msg is not None and b"news" in msg["data"] and b"2" in msg["data"]
+    assert msg is not None
+    assert json.loads(msg["data"]) == {"event": "promote", "domain": "news", "task": "sentiment", "version": 2}
+    assert calls == ["invalidate"]  # the promoting process reloads too
 
 
 def test_rollback_restores_previous_and_fails_cleanly_without_history(ops):

@@ -66,16 +66,20 @@ def test_recording_never_fails_when_redis_is_down(ops):
 
 
 def test_ops_page_and_monitoring_endpoint(ops, series):
-    from conftest import make_app
+    from shared.admin import register_admin
+    from shared.web import create_service_app
 
     monitoring.record_predictions(ops["settings"], series, "sentiment", "v1", _rows("positive", 0.3, 40))
-    client = make_app(ops["settings"], "unused").test_client()
+    app = create_service_app("sentiment", ops["settings"])
+    register_admin(app, tasks={"sentiment": "training.retrain"}, domains=[series, "news"])
+    client = app.test_client()
     analyst = {"Authorization": f"Bearer {ops['keys']['analyst']}"}
     data = client.get("/v1/admin/monitoring", headers=analyst).get_json()
+    assert all(s["domain"] in (series, "news") for s in data["series"])
     mine = [s for s in data["series"] if s["domain"] == series]
     assert mine and mine[0]["n"] == 40
     assert any(a["domain"] == series and a["kind"] == "psi" for a in data["alerts"])
-    page = client.get("/ops", headers=analyst)
+    page = client.get(f"/ops?domain={series}", headers=analyst)
     assert page.status_code == 200 and b"data:image/png;base64," in page.data and series.encode() in page.data
     assert client.get("/ops").status_code == 401
     assert client.get("/v1/admin/monitoring?hours=abc", headers=analyst).status_code == 400

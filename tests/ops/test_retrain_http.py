@@ -18,7 +18,7 @@ def test_retrain_gate_promote_refuse_rollback_audit(ops, worker):
     client = app.test_client()
     auth = {"Authorization": f"Bearer {ops['keys']['ops']}"}
     before = client.post("/v1/score", json={"texts": TEXTS}).get_json()
-    assert before["model"] == "news/sentiment@v1"
+    assert before["model_version"] == "news/sentiment@v1"
 
     # A good data set: trained on the worker, gated against v1 on the eval set, promoted.
     resp = client.post("/v1/admin/retrain", headers=auth, json={
@@ -32,7 +32,7 @@ def test_retrain_gate_promote_refuse_rollback_audit(ops, worker):
     gate = json.loads((ops["registry"].resolve("news/sentiment@v2") / "gate.json").read_text())
     assert gate["production"] == "news/sentiment@v1" and gate["candidate_metrics"]["macro_f1"] >= 0.8
     after = client.post("/v1/score", json={"texts": TEXTS}).get_json()
-    assert after["model"] == "news/sentiment@v2"  # served without restart
+    assert after["model_version"] == "news/sentiment@v2"  # served without restart
     assert after["results"] != before["results"]
 
     # A deliberately worse data set: trained and registered, but the gate refuses it.
@@ -42,7 +42,7 @@ def test_retrain_gate_promote_refuse_rollback_audit(ops, worker):
     assert job["status"] == "succeeded", job
     assert job["result"]["version"] == "news/sentiment@v3"
     assert job["result"]["gate"]["passed"] is False and job["result"]["promoted"] is False
-    assert client.post("/v1/score", json={"texts": TEXTS}).get_json()["model"] == "news/sentiment@v2"
+    assert client.post("/v1/score", json={"texts": TEXTS}).get_json()["model_version"] == "news/sentiment@v2"
     refused = client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v3"})
     assert refused.status_code == 409 and "gate" in refused.get_json()["error"]["message"]
 

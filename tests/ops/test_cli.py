@@ -1,0 +1,39 @@
+"""`finpulse keys list`, `finpulse audit` and `finpulse ops` on a temporary home."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from shared.cli import cli
+
+
+def _run(*args: str):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result
+
+
+def test_keys_list_audit_and_ops_commands(ops, tmp_path):
+    listed = _run("keys", "list")
+    assert listed.exit_code == 0 and "alice" in listed.output and "analyst" in listed.output
+    assert ops["keys"]["ops"] not in listed.output  # only hashes are stored, nothing to leak
+
+    out = _run("ops", "domain", "social", "--eval-set", str(ops["data"]["eval"]), "--tolerance", "0.1")
+    assert out.exit_code == 0
+    assert json.loads(Path(out.output.strip()).read_text())["tolerance"] == 0.1
+
+    v2 = ops["registry"].register("news", "sentiment", ops["v1"].path, move=False)
+    refused = CliRunner().invoke(cli, ["ops", "promote", v2.ref, "--force"])
+    assert refused.exit_code != 0 and "reason" in str(refused.exception)
+    ok = _run("ops", "promote", v2.ref, "--force", "--reason", "cli test")
+    assert ok.exit_code == 0 and json.loads(ok.output)["production"] == v2.ref
+    back = _run("ops", "rollback", "news/sentiment")
+    assert back.exit_code == 0 and json.loads(back.output)["production"] == "news/sentiment@v1"
+
+    log = _run("audit", "--json")
+    entries = [json.loads(line) for line in log.output.splitlines()]
+    assert [(e["action"], e["outcome"]) for e in entries[:3]] == [
+        ("model.rollback", "ok"), ("model.promote", "ok"), ("model.promote", "refused")]
+    assert entries[0]["actor"].startswith("cli")

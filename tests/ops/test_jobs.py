@@ -1,0 +1,68 @@
+"""Retrain jobs without the worker: uploads, bad requests, cancelling a running job."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+from conftest import make_app
+
+from shared import lifecycle
+
+
+def test_upload_is_stored_and_queued(ops):
+    queued: list[str] = []
+    from shared.admin import register_admin
+    from shared.web import create_service_app
+
+    app = create_service_app("sentiment", ops["settings"])
+    register_admin(app, tasks={"sentiment": lambda job_id, settings: queued.append(job_id)}, domains=["news"])
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {ops['keys']['ops']}"}
+    data = ops["data"]["train"].read_bytes()
+    resp = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
+                       data={"data": (io.BytesIO(data), "fresh.jsonl"), "epochs": "1"})
+    assert resp.status_code == 202, resp.get_json()
+    job = client.get(resp.get_json()["url"], headers=auth).get_json()
+    assert queued == [job["id"]] and job["status"] == "queued" and job["params"]["epochs"] == 1
+    stored = job["params"]["data"]
+    assert stored.startswith(str(ops["settings"].home)) and Path(stored).read_bytes() == data
+    assert client.get("/v1/admin/jobs", headers=auth).get_json()["jobs"][0]["id"] == job["id"]
+
+
+def test_bad_retrain_requests_are_4xx_and_queue_nothing(ops):
+    client = make_app(ops["settings"], "unused").test_client()
+    auth = {"Authorization": f"Bearer {ops['keys']['ops']}"}
+    cases = [({"data": "/nonexistent.jsonl"}, 400), ({}, 400), ({"data": str(ops["data"]["train"]), "epochs": 0}, 400),
+             ({"data": str(ops["data"]["train"]), "domain": "social"}, 403),
+             ({"data": str(ops["data"]["train"]), "task": "embeddings"}, 403),
+             ({"data": str(ops["data"]["train"]), "bogus": 1}, 400)]
+    for body, status in cases:
+        resp = client.post("/v1/admin/retrain", headers=auth, json=body)
+        assert resp.status_code == status, (body, resp.get_json())
+        assert set(resp.get_json()["error"]) == {"code", "message"}
+    assert lifecycle.list_jobs(ops["db"]) == []
+    assert client.get("/v1/admin/jobs/nope", headers=auth).status_code == 404
+    assert client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v9"}).status_code == 404
+
+
+def test_cancel_stops_a_running_job_between_steps(ops):
+    from training.tasks import run_retrain
+
+    db = ops["db"]
+    params = {"domain": "news", "task": "sentiment", "data": str(ops["data"]["train"]), "epochs": 50,
+              "max_length": 16, "options": {"batch_size": 4, "num_threads": 1, "eval_every": 1.0}}
+    job_id = lifecycle.create_job(db, "retrain:news/sentiment", params, actor="alice")
+    thread = threading.Thread(target=run_retrain, args=(job_id, ops["settings"], db))
+    thread.start()
+    deadline = time.monotonic() + 300
+    while lifecycle.get_job(db, job_id)["progress"].get("step", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lifecycle.cancel_job(db, job_id, actor="alice")
+    thread.join(timeout=300)
+    job = lifecycle.get_job(db, job_id)
+    assert job["status"] == "cancelled" and job["progress"]["stage"] == "cancelled"
+    assert job["progress"]["step"] < 10  # stopped at the next step, not after 50 epochs
+    assert [v.version for v in ops["registry"].versions("news", "sentiment")] == [1]  # nothing registered
