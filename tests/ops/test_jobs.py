@@ -66,3 +66,15 @@ def test_cancel_stops_a_running_job_between_steps(ops):
     assert job["status"] == "cancelled" and job["progress"]["stage"] == "cancelled"
     assert job["progress"]["step"] < 10  # stopped at the next step, not after 50 epochs
     assert [v.version for v in ops["registry"].versions("news", "sentiment")] == [1]  # nothing registered
+
+
+def test_bootstrap_ops_key_and_openapi(ops):
+    settings = ops["settings"].model_copy(update={"ops_key": "fp_bootstrap-secret"})
+    client = make_app(settings, "unused").test_client()
+    resp = client.get("/v1/admin/jobs", headers={"Authorization": "Bearer fp_bootstrap-secret"})
+    assert resp.status_code == 200 and resp.get_json() == {"jobs": []}
+    paths = client.get("/openapi.json").get_json()["paths"]
+    for path in ("/v1/admin/retrain", "/v1/admin/jobs/{job_id}", "/v1/admin/models/promote",
+                 "/v1/admin/models/rollback"):
+        assert path in paths, path
+    assert "requestBody" in paths["/v1/admin/retrain"]["post"]
