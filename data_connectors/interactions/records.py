@@ -6,6 +6,7 @@ naming the lines it skipped and why, so one malformed line never sinks a whole f
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, ReadReport, iter_rows
+from data_connectors.base import BadRow, ReadReport, detect_format, iter_rows
 from shared.errors import BadInput
 
 USER_KEYS = ("user_id", "user", "userId", "uid")
@@ -82,11 +83,29 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
     return Interaction(str(user).strip(), str(item).strip(), rating, ts, event)
 
 
+def _iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    """JSONL lines as dicts, or a :class:`BadRow` for a line that does not parse (read on after it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                yield n, BadRow(path, n, f"invalid JSON ({exc})")
+                continue
+            yield n, row if isinstance(row, dict) else BadRow(path, n, "expected a JSON object")
+
+
 def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: bool = True,
                       report: ReadReport | None = None) -> Iterator[Interaction]:
     """Yield interactions; bad rows are recorded in ``report`` (or raised without ``skip_bad``)."""
     report = report if report is not None else ReadReport()
-    rows = iter_rows(path, fmt)
+    fmt = fmt or detect_format(path)
+    rows = _iter_jsonl(path) if fmt == "jsonl" else iter_rows(path, fmt)
     while True:
         try:
             line, row = next(rows)
@@ -98,6 +117,11 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
                 raise
             report.skip(err)
             return
+        if isinstance(row, BadRow):  # one broken JSON line: skip it, read on
+            if not skip_bad:
+                raise row
+            report.skip(row)
+            continue
         try:
             inter = parse_interaction(row)
         except (TypeError, ValueError) as exc:

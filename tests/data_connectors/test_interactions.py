@@ -1,0 +1,100 @@
+"""Interaction and item connectors: formats, line-numbered skips, MIND and MovieLens files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data_connectors.interactions import (
+    iter_mind_behaviors,
+    iter_mind_news,
+    parse_timestamp,
+    read_interactions,
+    read_items,
+)
+from shared.errors import BadInput
+
+
+def test_tsv_with_bad_rows_keeps_the_good_ones(tmp_path: Path) -> None:
+    path = tmp_path / "r.tsv"
+    path.write_text("user_id\titem_id\trating\ttimestamp\n1\t10\t4\t100\n\t11\t3\t101\n2\t12\tx\t102\n"
+                    "3\t13\t5\tnot-a-time\n4\t14\t2\t103\n")
+    rows, report = read_interactions(path)
+    assert [(r.user_id, r.item_id, r.rating) for r in rows] == [("1", "10", 4.0), ("4", "14", 2.0)]
+    assert [s["line"] for s in report.skipped] == [3, 4, 5]
+    assert "missing user_id" in report.skipped[0]["reason"]
+
+
+def test_strict_mode_raises_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,item_id\nu1,i1\nu2,\n")
+    with pytest.raises(BadInput, match=r"r\.csv:3: missing item_id"):
+        read_interactions(path, skip_bad=False)
+
+
+def test_jsonl_implicit_events_and_iso_times(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"user_id": 7, "item_id": "a", "event": "click", "timestamp": "2024-01-01T00:00:00Z"}\n'
+                    "not json\n"
+                    '{"user": "8", "item": "b"}\n')
+    rows, report = read_interactions(path)
+    assert rows[0].user_id == "7" and rows[0].rating == 1.0 and rows[0].event == "click"
+    assert rows[0].timestamp == 1704067200
+    assert rows[1].event == "view"
+    assert report.skipped[0]["line"] == 2
+
+
+def test_ids_keep_their_input_form(tmp_path: Path) -> None:
+    path = tmp_path / "r.tsv"
+    path.write_text("user_id\titem_id\trating\ttimestamp\n007\t0042\t1\t1\n")
+    rows, _ = read_interactions(path)
+    assert (rows[0].user_id, rows[0].item_id) == ("007", "0042")
+
+
+def test_a_file_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "r.tsv"
+    path.write_text("user_id\titem_id\n\tx\n")
+    with pytest.raises(BadInput, match="no usable interactions"):
+        read_interactions(path)
+
+
+def test_timestamps() -> None:
+    assert parse_timestamp("874965478") == 874965478
+    assert parse_timestamp(1.5) == 1
+    assert parse_timestamp("1970-01-01T00:01:00") == 60
+    with pytest.raises(ValueError):
+        parse_timestamp("soon")
+
+
+def test_mind_behaviors_and_news(tmp_path: Path) -> None:
+    beh = tmp_path / "behaviors.tsv"
+    beh.write_text("1\tU1\t11/12/2019 2:14:46 PM\tN1 N2\tN3-1 N4-0\n"
+                   "2\tU1\t11/12/2019 3:00:00 PM\tN1 N2\tN5-0 N6-1\n"
+                   "3\tU2\tbad date\t\tN3-1\n")
+    from data_connectors.base import ReadReport
+
+    report = ReadReport()
+    events = list(iter_mind_behaviors(beh, report=report))
+    assert [e.item_id for e in events] == ["N1", "N2", "N3", "N6"]  # history once, then clicks
+    assert events[0].timestamp < events[1].timestamp < events[2].timestamp
+    assert report.skipped[0]["line"] == 3
+    news = tmp_path / "news.tsv"
+    news.write_text("N1\tnews\tpolitics\tA title\tAn abstract\turl\t[]\t[]\nbroken\n")
+    items = list(iter_mind_news(news))
+    assert items[0].item_id == "N1" and items[0].categories == ("news", "politics")
+    assert "A title" in items[0].content
+    items2, rep2 = read_items(news)
+    assert len(items2) == 1 and rep2.skipped[0]["line"] == 2
+
+
+def test_movielens_items_and_jsonl_catalogue(tmp_path: Path) -> None:
+    ml = tmp_path / "items.psv"
+    ml.write_text("1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n")
+    items, _ = read_items(ml)
+    assert items[0].title == "Toy Story (1995)"
+    assert items[0].categories == ("Animation", "Children's", "Comedy")
+    cat = tmp_path / "items.jsonl"
+    cat.write_text('{"item_id": "a", "title": "T", "categories": "x|y"}\n{"title": "no id"}\n')
+    items, report = read_items(cat)
+    assert items[0].categories == ("x", "y") and report.skipped[0]["line"] == 2

@@ -1,0 +1,100 @@
+"""The HTTP API through the real app, SQLite database and a model trained on the sample file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from services.recommendations import create_app
+from services.recommendations.serving import MAX_K, model_dir
+
+
+@pytest.fixture
+def client(settings, trained_dir: Path):
+    from shared.db import upgrade
+
+    upgrade(settings.db_url)
+    shutil.copytree(trained_dir, model_dir(settings))
+    app = create_app(settings)
+    return app.test_client()
+
+
+def test_known_user_gets_unseen_items(client) -> None:
+    res = client.get("/v1/users/u1/recommendations?k=5")
+    assert res.status_code == 200
+    body = res.get_json()
+    assert body["user_id"] == "u1" and len(body["items"]) == 5
+    assert body["strategy"] == "personalised"
+
+
+def test_unknown_user_gets_popular_items(client) -> None:
+    res = client.get("/v1/users/never-seen/recommendations")
+    assert res.status_code == 200
+    assert len(res.get_json()["items"]) == 10
+    assert res.get_json()["strategy"] == "popularity"
+
+
+@pytest.mark.parametrize("k", ["0", "-1", str(MAX_K + 1), "abc", "1.5"])
+def test_bad_k_is_a_400(client, k: str) -> None:
+    res = client.get(f"/v1/users/u1/recommendations?k={k}")
+    assert res.status_code == 400
+    assert res.get_json()["error"]["code"] == "bad_k"
+    assert client.get(f"/v1/items/m1/similar?k={k}").status_code == 400
+
+
+def test_posted_interaction_folds_in(client) -> None:
+    before = client.get("/v1/users/u1/recommendations?k=3").get_json()["items"]
+    res = client.post("/v1/interactions", json={"user_id": "u1", "item_id": before[0], "timestamp": 2_000_000_000})
+    assert res.status_code == 201
+    assert res.get_json()["folded_in"] == 1
+    after = client.get("/v1/users/u1/recommendations?k=3").get_json()["items"]
+    assert before[0] not in after
+    assert after != before
+
+
+def test_new_user_history_personalises(client) -> None:
+    events = [{"user_id": "fresh", "item_id": f"m{i}", "timestamp": 1_000 + i} for i in (10, 11, 12)]
+    assert client.post("/v1/interactions", json=events).status_code == 201
+    body = client.get("/v1/users/fresh/recommendations?k=5").get_json()
+    assert body["strategy"] == "personalised"
+    assert not {"m10", "m11", "m12"} & set(body["items"])
+
+
+def test_bad_interaction_is_a_400(client) -> None:
+    assert client.post("/v1/interactions", json={"item_id": "m1"}).status_code == 400
+    assert client.post("/v1/interactions", json=[]).status_code == 400
+    res = client.post("/v1/interactions", json={"user_id": "u", "item_id": "m1", "timestamp": "yesterday"})
+    assert res.status_code == 400
+    assert "error" in res.get_json()
+
+
+def test_similar_items(client) -> None:
+    res = client.get("/v1/items/m20/similar?k=4")
+    assert res.status_code == 200
+    items = [r["item_id"] for r in res.get_json()["items"]]
+    assert len(items) == 4 and "m20" not in items
+    unknown = client.get("/v1/items/not-an-item/similar?k=4")
+    assert unknown.status_code == 200 and len(unknown.get_json()["items"]) == 4
+
+
+def test_readiness_says_when_no_model(settings) -> None:
+    app = create_app(settings)
+    res = app.test_client().get("/readyz")
+    assert res.status_code == 503
+    assert any("no recommendations model" in r for r in res.get_json()["reasons"])
+    assert app.test_client().get("/v1/users/u1/recommendations").status_code == 503
+
+
+def test_retrain_includes_stored_interactions(client, settings) -> None:
+    from services.recommendations.pipeline import TrainedModel
+    from services.recommendations.serving import retrain
+    from shared.db import Database
+
+    client.post("/v1/interactions", json={"user_id": "late", "item_id": "m5", "timestamp": 1_000})
+    db = Database(settings.db_url)
+    out = retrain(settings, db)
+    assert out["db_max_id"] >= 1
+    assert "late" in TrainedModel(model_dir(settings)).histories
+    assert client.get("/v1/users/late/recommendations").get_json()["strategy"] == "personalised"
