@@ -109,14 +109,18 @@ def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str) -> list[str]:
 
 def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -> list[dict[str, Any]]:
     """Judge the buckets of ``times`` for ``ticker``; store and return the new alerts."""
-    buckets = sorted({floor_time(t, rules.bucket_s) for t in times})
-    if not buckets:
+    touched = {floor_time(t, rules.bucket_s) for t in times}
+    if not touched:
         return []
-    lo, hi = buckets[0], buckets[-1] + timedelta(seconds=rules.bucket_s)
+    # New articles also move the baseline of later buckets (late arrivals), so those are
+    # judged again too: the outcome converges on what a backfill in event order gives.
+    lo = min(touched)
+    hi = max(touched) + timedelta(seconds=rules.bucket_s) + timedelta(days=rules.baseline_days)
     rows = load_rows(db, ticker, lo - timedelta(days=rules.baseline_days), hi)
     by_id = {r.article_id: r for r in rows}
     points = {p.at: p for p in series(rows, lo, hi, rules.bucket_s, rules.baseline_days, rules.alpha,
                                       rules.min_articles)}
+    buckets = sorted(touched | {at for at, p in points.items() if p.volume})
     new = []
     with db.session() as s:
         existing = [as_utc(a) for a in s.scalars(select(Alert.at).where(
@@ -147,11 +151,15 @@ def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules) -> list[
 
 
 def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = None,
-                limit: int = 100, created_after: datetime | None = None) -> list[dict[str, Any]]:
-    """Alerts newest first (by event time), optionally from ``since`` on and for one ticker."""
+                limit: int = 100, created_after: datetime | None = None, bucket_s: int = 0) -> list[dict[str, Any]]:
+    """Alerts newest first (by event time), optionally from ``since`` on and for one ticker.
+
+    An alert covers its bucket ``[at, at + bucket_s)``, so ``since`` inside the burst day
+    still finds that day's alert.
+    """
     q = select(Alert).order_by(Alert.at.desc(), Alert.ticker).limit(limit)
     if since is not None:
-        q = q.where(Alert.at >= since)
+        q = q.where(Alert.at > since - timedelta(seconds=bucket_s)) if bucket_s else q.where(Alert.at >= since)
     if ticker:
         q = q.where(Alert.ticker == ticker)
     if created_after is not None:

@@ -142,7 +142,7 @@ def alerts() -> Any:
     ticker = request.args.get("ticker")
     return jsonify({"alerts": list_alerts(pipeline().db, since=_time_arg("since"),
                                           ticker=_ticker(ticker) if ticker else None,
-                                          limit=_int_arg("limit", 100, 1, 1000))})
+                                          limit=_int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s)})
 
 
 @bp.get("/v1/alerts/stream")

@@ -79,6 +79,8 @@ class Pipeline:
         scorer = self.scorer()
         out = ScoreOutcome(model_version=scorer.version)
         step = self.settings.sentiment_score_batch
+        if len(ids) > step:
+            ids = self._in_event_order(ids)
         for start in range(0, len(ids), step):
             rep = score_articles(self.db, scorer, self.linker, ids[start:start + step],
                                  batch_size=self.settings.max_batch_size)
@@ -97,6 +99,20 @@ class Pipeline:
             if publish:
                 alerts_mod.publish(self.settings, new)
         return out
+
+    def _in_event_order(self, ids: list[str]) -> list[str]:
+        """Score oldest first, so each bucket is judged against a baseline already scored."""
+        from sqlalchemy import select
+
+        from services.sentiment.models import Article
+
+        order: dict[str, Any] = {}
+        with self.db.session() as s:
+            for start in range(0, len(ids), 500):
+                for aid, at in s.execute(select(Article.id, Article.published_at)
+                                         .where(Article.id.in_(ids[start:start + 500]))):
+                    order[aid] = at
+        return sorted(ids, key=lambda i: (order.get(i) is None, order.get(i) or 0, i))
 
     def sweep(self, limit: int = 5000) -> ScoreOutcome:
         """Score articles left unscored (worker crash, no model yet), oldest first."""

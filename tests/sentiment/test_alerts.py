@@ -47,8 +47,11 @@ def test_burst_raises_one_alert_for_that_ticker_only(client, pipe) -> None:
     with pipe.db.session() as s:
         assert [s.scalar(select(func.count()).select_from(m)) for m in (Article, Score, Alert)] == before
     assert client.get("/v1/alerts").json["alerts"] == alerts
-    since = client.get("/v1/alerts", query_string={"since": BURST_DAY.isoformat()}).json["alerts"]
-    assert [x["id"] for x in since] == [a["id"]]
+    for since in (BURST_DAY, BURST_DAY + timedelta(hours=10)):  # an alert covers its whole bucket
+        got = client.get("/v1/alerts", query_string={"since": since.isoformat()}).json["alerts"]
+        assert [x["id"] for x in got] == [a["id"]]
+    assert client.get("/v1/alerts", query_string={"since": (BURST_DAY + timedelta(days=1)).isoformat()}
+                      ).json["alerts"] == []
 
 
 def test_backfill_gives_the_same_alerts_as_live(client, tmp_path, migrated, stub_scorer, monkeypatch) -> None:
@@ -122,3 +125,14 @@ def test_ewma_and_z_score_known_answer() -> None:
         day = 0.3 - (0.1 + 0.1 * (d % 2))
         ewma = day if ewma is None else 0.5 * day + 0.5 * ewma
     assert abs(p.ewma - (0.5 * -0.9 + 0.5 * ewma)) < 1e-9
+
+
+def test_late_history_still_judges_the_burst_day(client) -> None:
+    """Burst posted before its history: the history's arrival re-judges the later buckets."""
+    assert client.post("/v1/news", json=burst("ACME", BURST_DAY)).status_code == 202
+    assert client.get("/v1/alerts").json["alerts"] == []  # no baseline yet
+    shuffled = history(TICKERS, START, 30)
+    random.Random(5).shuffle(shuffled)
+    client.post("/v1/news", json=shuffled)
+    alerts = client.get("/v1/alerts").json["alerts"]
+    assert [(a["ticker"], a["at"]) for a in alerts] == [("ACME", "2024-03-31T00:00:00Z")]

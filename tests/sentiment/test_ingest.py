@@ -50,14 +50,18 @@ def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_stored(client, p
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     rows = [art(1), art(2, published_at=None), art(3, published_at="not a date"), art(4, published_at=future),
             art(5, title="", body="  "), art(6, body="x" * (migrated.sentiment_max_article_chars + 1)),
-            art(7, title="bad \udcff bytes"), "not an object", art(8, tickers=[1, 2]), art(9)]
+            art(7, title="bad\tcontrol\x00only"), "not an object", art(8, tickers=[1, 2]), art(9)]
     r = client.post("/v1/news", json=rows)
-    assert r.status_code == 202 and r.json["ids"] == ["a1", "a9"]
+    assert r.status_code == 202 and r.json["ids"] == ["a1", "a7", "a9"]  # control characters repaired
     reasons = {x["index"]: x["reason"] for x in r.json["rejected"]}
     assert reasons[1] == "missing published_at"
     assert "unparseable" in reasons[2] and "future" in reasons[3] and "empty text" in reasons[4]
-    assert "oversize" in reasons[5] and "UTF-8" in reasons[6] and "object" in reasons[7] and "tickers" in reasons[8]
-    assert _count(pipe, Article) == 2
+    assert "oversize" in reasons[5] and "object" in reasons[7] and "tickers" in reasons[8]
+    assert _count(pipe, Article) == 3
+    # a lone surrogate (not encodable as UTF-8) makes the JSON body itself a 400, never a 500
+    r = client.post("/v1/news", data=b'[{"title": "bad \\udcff", "published_at": "2024-01-01"}]',
+                    content_type="application/json")
+    assert r.status_code == 400
 
 
 def test_malformed_requests_are_4xx_json_never_500(client) -> None:
