@@ -54,19 +54,20 @@ def export_onnx(model_dir: str | Path, *, int8: bool = False,
                           output_names=["logits"], dynamic_axes=axes, opset_version=17,
                           dynamo=False)
         if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+            from shared.runtimes import quantize_int8
 
-            quantize_dynamic(str(tmp / "model.onnx"), str(tmp / "model.int8.onnx"),
-                             weight_type=QuantType.QInt8)
+            quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx",
+                          num_heads=getattr(model.config, "num_attention_heads", 0),
+                          hidden_size=getattr(model.config, "hidden_size", 0))
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
-        report = parity(model, tokenizer, tmp, parity_texts or _PARITY_TEXTS, int8)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    report = parity(model_dir, parity_texts or _PARITY_TEXTS, int8)
     return out, report
 
 
@@ -88,22 +89,18 @@ class _Logits:
         return Wrapped().eval()
 
 
-def parity(model: Any, tokenizer: Any, onnx_dir: Path, texts: list[str], int8: bool) -> dict[str, Any]:
-    """Max probability difference and label agreement of each ONNX file against torch."""
-    import onnxruntime as ort
-    import torch
+def parity(model_dir: Path, texts: list[str], int8: bool) -> dict[str, Any]:
+    """Max probability difference and label agreement of each ONNX runtime against torch."""
+    from shared.runtimes import load_runtime
 
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="np")
-    feeds = {k: enc[k].astype(np.int64) for k in ONNX_INPUTS if k in enc}
-    feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
-    with torch.inference_mode():
-        ref = torch.softmax(model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits, -1).numpy()
+    def probs(kind: str) -> np.ndarray:
+        rt = load_runtime(model_dir, kind)
+        return np.array([[r["scores"][lab] for lab in rt.labels] for r in rt.predict(texts, batch_size=32)])
+
+    ref = probs("torch")
     report: dict[str, Any] = {"texts": len(texts)}
-    for name in ["model.onnx"] + (["model.int8.onnx"] if int8 else []):
-        sess = ort.InferenceSession(str(onnx_dir / name), providers=["CPUExecutionProvider"])
-        logits = sess.run(["logits"], feeds)[0]
-        z = np.exp(logits - logits.max(-1, keepdims=True))
-        probs = z / z.sum(-1, keepdims=True)
-        report[name] = {"max_prob_diff": float(np.abs(probs - ref).max()),
-                        "label_agreement": float((probs.argmax(-1) == ref.argmax(-1)).mean())}
+    for name, kind in [("model.onnx", "onnx")] + ([("model.int8.onnx", "onnx-int8")] if int8 else []):
+        got = probs(kind)
+        report[name] = {"max_prob_diff": float(np.abs(got - ref).max()),
+                        "label_agreement": float((got.argmax(-1) == ref.argmax(-1)).mean())}
     return report

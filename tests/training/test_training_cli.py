@@ -60,6 +60,13 @@ def test_export_int8_writes_both_files_and_reports_parity(settings, model_copy: 
     assert "parity model.int8.onnx" in result.stderr
     diff = float(result.stderr.split("parity model.onnx: max prob diff ")[1].split(",")[0])
     assert diff < 1e-3
+    src, out = model_copy.parent / "in.jsonl", model_copy.parent / "out.jsonl"
+    src.write_text('{"text": "profit fell sharply"}\n{"text": "record profit and strong growth"}\n')
+    invoke("predict", "sentiment", "--model", str(model_copy), "--input", str(src), "--output", str(out),
+           "--runtime", "onnx-int8")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["profit fell sharply", "record profit and strong growth"]
+    assert all(abs(sum(r["scores"].values()) - 1) < 1e-4 for r in rows)
 
 
 def test_models_promote_rollback_list_show(registered_tiny) -> None:
