@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from shared import metrics
@@ -69,6 +70,15 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> tuple[Any, int]:
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(code, exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> tuple[Any, int]:
+        # A lost or refused database connection is an outage (retry later), not a bug (issue 9).
+        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+            log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                        str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+            return error_response("unavailable", "database unavailable; retry later", 503)
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Any, int]:
