@@ -1,0 +1,103 @@
+"""FinPulse's CPU inference path vs ``transformers.pipeline`` on the same model and texts.
+
+    python bench/sentiment_throughput.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000]
+
+Texts: FPB train+dev (../shared/data/fpb), repeated to ``--limit``. Prints both
+throughputs, their ratio, and FPB dev accuracy of the torch runtime and ``--runtime``
+(meaningful only for a fine-tuned model). Exports the ONNX files when they are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FPB = REPO.parent / "shared" / "data" / "fpb"
+
+
+def load_texts(limit: int) -> tuple[list[str], list[dict]]:
+    rows = [json.loads(line) for name in ("train.jsonl", "dev.jsonl") for line in (FPB / name).read_text().splitlines()]
+    texts = [r["text"] for r in rows]
+    while len(texts) < limit:
+        texts += texts[: limit - len(texts)]
+    dev = [json.loads(line) for line in (FPB / "dev.jsonl").read_text().splitlines()]
+    return texts[:limit], dev
+
+
+def resolve_model(ref: str | None) -> Path:
+    from shared.registry import get_registry
+
+    registry = get_registry()
+    if ref:
+        return registry.resolve(ref)
+    versions = registry.versions("news", "sentiment")
+    if not versions:
+        raise SystemExit("no news/sentiment model in FINPULSE_HOME's registry; pass --model DIR")
+    return versions[-1].path
+
+
+def ensure_onnx(model_dir: Path, runtime: str) -> None:
+    """Export with the training issue's exporter; int8 via the fused quantiser in shared.runtimes."""
+    from shared.runtimes import ONNX_DIR, ONNX_FP32, ONNX_INT8, quantize_int8
+
+    onnx_dir = model_dir / ONNX_DIR
+    if runtime.startswith("onnx") and not (onnx_dir / ONNX_FP32).is_file():
+        from training.export import export_onnx
+
+        export_onnx(model_dir, int8=False)
+    if runtime == "onnx-int8" and not (onnx_dir / ONNX_INT8).is_file():
+        cfg = json.loads((model_dir / "config.json").read_text())
+        quantize_int8(onnx_dir / ONNX_FP32, onnx_dir / ONNX_INT8, cfg["num_attention_heads"], cfg["hidden_size"])
+
+
+def timed(fn, texts: list[str]) -> float:  # noqa: ANN001
+    fn(texts[:64])  # warm-up
+    started = time.perf_counter()
+    fn(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def accuracy(rt, dev: list[dict]) -> float:  # noqa: ANN001
+    rows = rt.predict([r["text"] for r in dev], batch_size=32)
+    return 100.0 * sum(p["label"] == r["label"] for p, r in zip(rows, dev, strict=True)) / len(dev)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--runtime", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--limit", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-accuracy", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from transformers import pipeline
+
+    from shared.runtimes import cpu_count, load_runtime
+
+    model_dir = resolve_model(args.model)
+    ensure_onnx(model_dir, args.runtime)
+    texts, dev = load_texts(args.limit)
+    print(f"model {model_dir}  texts {len(texts)}  cores {cpu_count()}  batch {args.batch_size}")
+
+    pipe = pipeline("text-classification", model=str(model_dir), batch_size=args.batch_size, device="cpu")
+    base = timed(lambda t: pipe(t), texts)
+    print(f"transformers.pipeline        {base:8.1f} texts/s")
+    rt = load_runtime(model_dir, args.runtime)
+    fast = timed(lambda t: rt.predict(t, batch_size=args.batch_size), texts)
+    print(f"finpulse {args.runtime:<20}{fast:8.1f} texts/s")
+    print(f"speed-up {fast / base:.2f}x (target >= 4x)")
+    if not args.no_accuracy:
+        acc_torch = accuracy(load_runtime(model_dir, "torch"), dev)
+        acc_fast = accuracy(rt, dev)
+        print(f"FPB dev accuracy: torch {acc_torch:.2f}  {args.runtime} {acc_fast:.2f}  "
+              f"diff {acc_fast - acc_torch:+.2f} points (target within 0.5; fine-tuned models only)")
+
+
+if __name__ == "__main__":
+    main()
