@@ -104,3 +104,13 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path: Path, home: Path, args:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("finpulse: error:"), proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.jsonl").exists()
+
+
+def test_tune_ensemble_scores_averaged_probabilities(registered_tiny, tiny_dev: Path) -> None:
+    result = invoke("tune", "sentiment", "--ensemble", "news/sentiment@v1,news/sentiment@v2",
+                    "--dev", str(tiny_dev))
+    report = json.loads(result.stdout)
+    assert set(report["members"]) == {"news/sentiment@v1", "news/sentiment@v2"}
+    # identical members: the ensemble scores exactly like each of them
+    assert report["ensemble"]["accuracy"] == report["members"]["news/sentiment@v1"]["accuracy"]
+    assert set(report["ensemble"]["by_agreement"]) == {"66", "100"}
