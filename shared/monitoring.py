@@ -62,9 +62,13 @@ def _bump(settings: Any, series: str, fields: dict[str, int], at: float | None) 
 
 def record_predictions(settings: Any, domain: str, task: str, version: Any, results: list[dict],
                        *, at: float | None = None) -> None:
-    """Count labels, confidence bins and low-confidence answers of one scored batch."""
+    """Count labels, confidence bins and low-confidence answers of one scored batch.
+
+    ``version`` is ``"v3"`` or a loaded model's ref (``"news/sentiment@v3"``).
+    """
     if not results:
         return
+    version = str(version).rsplit("@", 1)[-1]
     fields: dict[str, int] = {"n": len(results)}
     for row in results:
         scores = row.get("scores") or {}
@@ -197,9 +201,20 @@ def overview(settings: Any, *, window_s: float = 24 * 3600,
             continue  # nothing in this window
         series.append(figures)
         alerts.extend(alerts_for(figures, load_domain_config(settings, d).thresholds))
-    for a in alerts:
-        log.warning("monitoring alert: %s", a["message"])
     return {"series": series, "alerts": sorted(alerts, key=lambda a: a["severity"] != "critical")}
+
+
+def forget(settings: Any, domain: str) -> int:
+    """Delete every recorded figure of ``domain`` (after a test, or to restart monitoring)."""
+    client, removed = _client(settings), 0
+    for d, task, version in list_series(settings):
+        if d != domain:
+            continue
+        series = _series(d, task, version)
+        keys = list(client.scan_iter(match=f"{PREFIX}:{series}:*", count=500))
+        removed += client.delete(*keys, f"{PREFIX}:buckets:{series}") if keys else 0
+        client.srem(f"{PREFIX}:series", series)
+    return removed
 
 
 def plot_png(figures: dict[str, Any]) -> bytes:

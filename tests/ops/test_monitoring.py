@@ -25,7 +25,9 @@ def series(ops, unique):
     (mv.path / REPORT_NAME).write_text(json.dumps({"passed": True, "reference": {
         "labels": {"negative": 1 / 3, "neutral": 1 / 3, "positive": 1 / 3},
         "confidence_hist": [0.0] * 8 + [0.5, 0.5]}}))
-    return domain
+    yield domain
+    monitoring.forget(ops["settings"], domain)
+    assert (domain, "sentiment", "v1") not in monitoring.list_series(ops["settings"])
 
 
 def test_psi_is_zero_for_equal_and_grows_with_shift():
@@ -36,7 +38,7 @@ def test_psi_is_zero_for_equal_and_grows_with_shift():
 def test_drift_and_low_confidence_raise_alerts(ops, series):
     settings = ops["settings"]
     balanced = _rows("negative", 0.9, 10) + _rows("neutral", 0.9, 10) + _rows("positive", 0.9, 10)
-    monitoring.record_predictions(settings, series, "sentiment", "v1", balanced)
+    monitoring.record_predictions(settings, series, "sentiment", f"{series}/sentiment@v1", balanced)  # a ref
     calm = monitoring.summary(settings, series, "sentiment", "v1")
     assert calm["n"] == 30 and calm["psi"] < 0.05 and calm["low_confidence_rate"] == 0
     assert monitoring.alerts_for(calm, {}) == []
@@ -57,6 +59,8 @@ def test_chatbot_handoff_and_thumbs_down_rates(ops, unique):
     figures = monitoring.summary(settings, domain, "chat", "current")
     assert figures["handoff_rate"] == pytest.approx(0.5) and figures["thumbs_down_rate"] == pytest.approx(0.25)
     assert [a["kind"] for a in monitoring.alerts_for(figures, {})] == ["handoff_rate"]
+    assert monitoring.forget(settings, domain) >= 1
+    assert monitoring.summary(settings, domain, "chat", "current").get("chats") is None
 
 
 def test_recording_never_fails_when_redis_is_down(ops):
