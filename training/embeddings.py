@@ -141,7 +141,7 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
             opt.step()
             sched.step()
             opt.zero_grad()
-            losses.append(float(loss))
+            losses.append(loss.detach().item())
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")

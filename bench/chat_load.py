@@ -1,0 +1,125 @@
+"""Load test of ``POST /v1/chat`` through the real service (waitress on loopback).
+
+    .venv/bin/python bench/chat_load.py [--entries 10000] [--clients 20] [--requests 100]
+
+Builds a knowledge base of ``--entries`` entries (the bank FAQ when present, plus
+generated product variants to reach the size) with the base encoder, starts the
+chatbot under waitress in a separate process, then ``--clients`` concurrent clients
+each send ``--requests`` distinct questions. Prints p50/p95/p99 latency, throughput
+and errors; the target is p99 <= 50 ms with no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+PRODUCTS = ["debit card", "credit card", "savings account", "current account", "mortgage", "personal loan",
+            "business account", "student account", "travel card", "premium card", "joint account", "ISA"]
+
+
+def make_kb(out: Path, entries: int) -> list[str]:
+    """Write a KB of ``entries`` rows; returns the questions to ask."""
+    faq = REPO.parent / "shared" / "data" / "bank_faq" / "faq.jsonl"
+    src = REPO / "data" / "samples" / "faq.jsonl"
+    base = [json.loads(x) for x in (faq if faq.is_file() else src).read_text().splitlines()]
+    rows, questions = [], []
+    for i in range(entries):
+        b = base[i % len(base)]
+        q = b.get("question") or b["questions"][0]
+        variant = i // len(base)
+        q = q if variant == 0 else f"{q} ({PRODUCTS[variant % len(PRODUCTS)]} {variant})"
+        rows.append({"id": f"e{i}", "question": q, "answer": b["answer"]})
+        questions.append(q)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return questions
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", type=int, default=10_000)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=100, help="per client")
+    ap.add_argument("--threads", type=int, default=8, help="waitress threads")
+    args = ap.parse_args()
+    import requests
+
+    work = Path(tempfile.mkdtemp(prefix="chat-load-"))
+    env = {**os.environ, "FINPULSE_HOME": str(work / "home"), "FINPULSE_CHATBOT_RATE_LIMIT": "1000000/minute",
+           "FINPULSE_CHATBOT_SESSION_RATE_LIMIT": "1000000/minute", "FINPULSE_LOG_LEVEL": "WARNING"}
+    questions = make_kb(work / "kb.jsonl", args.entries)
+    subprocess.run([sys.executable, "-m", "shared.cli", "db", "upgrade"], env=env, cwd=REPO, check=False)
+    subprocess.run([sys.executable, "-m", "shared.cli", "kb", "load", "--kb", str(work / "kb.jsonl")],
+                   env=env, cwd=REPO, check=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from waitress import serve; from services.chatbot import create_app; "
+         f"serve(create_app(), host='127.0.0.1', port={port}, threads={args.threads})"], env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if requests.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        requests.post(url + "/v1/chat", json={"message": "warm up"}, timeout=60)
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+
+        def client(n: int) -> None:
+            sess = requests.Session()
+            rng = np.random.default_rng(n)
+            for i in range(args.requests):
+                q = questions[int(rng.integers(len(questions)))]
+                body = {"message": q if i % 3 else q.lower(), "session_id": f"load{n}-{i // 5}"}
+                t0 = time.perf_counter()
+                r = sess.post(url + "/v1/chat", json=body, timeout=30)
+                dt = time.perf_counter() - t0
+                with lock:
+                    latencies.append(dt)
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} {r.text[:100]}")
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ms = np.array(latencies) * 1000
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    print(f"entries={args.entries} clients={args.clients} requests={len(ms)} errors={len(errors)} "
+          f"throughput={len(ms) / wall:.1f}/s")
+    print(f"p50={p50:.1f} ms  p95={p95:.1f} ms  p99={p99:.1f} ms  (target p99 <= 50 ms: "
+          f"{'met' if p99 <= 50 and not errors else 'missed'})")
+    if errors:
+        print("first errors:", errors[:3])
+
+
+if __name__ == "__main__":
+    main()

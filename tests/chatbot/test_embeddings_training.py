@@ -1,0 +1,47 @@
+"""``train embeddings``: pair building, entry-distinct batches, and one tiny real run."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from data_connectors.faq import FaqEntry
+from shared.errors import BadInput
+from training.embeddings import EmbeddingsConfig, distinct_batches, make_pairs, read_pairs
+
+
+def test_pairs_are_sibling_phrasings_or_answer() -> None:
+    entries = [FaqEntry("a", ["a1", "a2"], "A"), FaqEntry("b", ["b1"], "answer b")]
+    pairs = make_pairs(entries, [("customer words", "b")], random.Random(0))
+    assert ("a1", "a2", "a") in pairs and ("a2", "a1", "a") in pairs
+    assert ("b1", "answer b", "b") in pairs and ("customer words", "b1", "b") in pairs
+
+
+def test_batches_never_repeat_an_entry() -> None:
+    pairs = [(f"q{i}", f"p{i}", f"e{i % 5}") for i in range(40)]
+    batches = list(distinct_batches(pairs, 4, random.Random(0)))
+    assert all(len({p[2] for p in b}) == len(b) for b in batches)
+    assert sum(len(b) for b in batches) >= 36  # a last lone pair has no negatives and is dropped
+
+
+def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
+    with pytest.raises(BadInput, match="batch_size must be >= 2"):
+        EmbeddingsConfig(batch_size=1)
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"text": "hi", "id": "zz"}) + "\n")
+    with pytest.raises(BadInput, match="pairs.jsonl:1: id 'zz' is not in the knowledge base"):
+        read_pairs(tmp_path / "pairs.jsonl", {"a"})
+
+
+@pytest.mark.slow
+def test_tiny_run_registers_a_loadable_version(settings, sample_faq) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from training.embeddings import train_embeddings
+
+    version = train_embeddings(sample_faq, None, "bank", EmbeddingsConfig(epochs=0.1, batch_size=8),
+                               settings=settings)
+    assert version.ref == "bank/embeddings@v1"
+    assert version.metrics()["steps"] >= 1 and version.train_config()["data"]["kb_sha256"]
+    assert SentenceTransformer(str(version.path)).encode(["hi"]).shape == (1, 384)
