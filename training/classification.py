@@ -181,6 +181,9 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
             if callback is not None:
                 callback({"stage": "training", "epoch": epoch + 1, "epochs": config.epochs, "step": step,
                           "total_steps": total_steps, "loss": round(loss.item() * config.grad_accum, 4)})
+            if budget_s is not None and step - step0 >= 5:  # pace known: re-plan every step
+                _fit_schedule_to_budget(plan, step, step0, loop_start, started, budget_s,
+                                        config.warmup_ratio)
             over_budget = (budget_s is not None and time.monotonic() - started > budget_s) \
                 or step >= plan["total"]  # a budget-shortened schedule has run out
             if step % eval_interval == 0 or step % steps_per_epoch == 0 or over_budget:
@@ -201,8 +204,6 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
                 else:
                     since_best += 1
                 model.train()
-                if budget_s is not None:
-                    _fit_schedule_to_budget(plan, step, step0, loop_start, started, budget_s)
                 if since_best >= patience_evals or over_budget:
                     _log("early stop: no dev gain" if not over_budget else "end of (time-budgeted) schedule")
                     stop = True
@@ -347,13 +348,15 @@ def _scheduler(optimizer: Any, config: SentimentTrainConfig, plan: dict[str, int
 
 
 def _fit_schedule_to_budget(plan: dict[str, int], step: int, step0: int, loop_start: float,
-                            started: float, budget_s: float, reserve_s: float = 45.0) -> None:
-    """Shorten the planned steps when the measured pace cannot finish them in the budget."""
+                            started: float, budget_s: float, warmup_ratio: float = 0.1,
+                            reserve_s: float = 45.0) -> None:
+    """Shorten the planned steps (and warm-up) when the measured pace cannot finish them."""
     now = time.monotonic()
     per_step = (now - loop_start) / max(1, step - step0)  # includes evaluation overhead
     feasible = step + int(max(0.0, budget_s - reserve_s - (now - started)) / per_step)
-    if feasible < plan["total"]:
+    if feasible < plan["total"] * 0.98:  # ignore jitter: re-plan only for a real shortfall
         plan["total"] = max(step + 1, feasible)
+        plan["warmup"] = min(plan["warmup"], int(plan["total"] * warmup_ratio))
         _log(f"time budget: schedule shortened to {plan['total']} steps ({per_step:.2f}s/step)")
 
 
