@@ -8,7 +8,7 @@ import threading
 import urllib.request
 
 import pytest
-from conftest import make_app
+from ops_helpers import make_app
 
 from shared import lifecycle
 from shared.gate import REPORT_NAME

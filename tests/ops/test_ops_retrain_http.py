@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_app, wait_job
+from ops_helpers import make_app, wait_job
 
 # One epoch of four steps, one thread: enough to learn (or mislearn) 30 obvious rows.
 TINY = {"epochs": 1, "max_length": 24, "options": {"batch_size": 8, "patience": 0, "eval_every": 1.0,

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import make_app
+from ops_helpers import make_app
 
 from shared import lifecycle
 
