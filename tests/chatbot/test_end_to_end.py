@@ -83,3 +83,17 @@ def test_widget_in_headless_chromium(chat_settings, bow, loaded_kb) -> None:
     finally:
         server.close()
     assert (ARTIFACTS / "chatbot_widget.png").stat().st_size > 1000
+
+
+def test_kb_load_and_bootstrap_into_finpulse_home(settings, capsys) -> None:
+    from services.chatbot.bootstrap import SAMPLE, prepare
+    from services.chatbot.cli import kb
+    from services.chatbot.service import kb_dir
+
+    result = CliRunner().invoke(kb, ["load", "--kb", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == "22"
+    meta = kb_dir(settings) / "meta.json"
+    before = meta.stat().st_mtime_ns
+    prepare(settings, None)  # already loaded: nothing to do
+    assert meta.stat().st_mtime_ns == before
