@@ -1,0 +1,99 @@
+"""Keys, rate limits and CORS: ops/analyst endpoints refuse missing, unknown and
+under-privileged keys with 401/403 JSON; the public chat is rate limited; only allowed
+origins get CORS headers; secrets come from the environment, never from code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from services_under_test import OPS_KEY, SERVICES, build_app
+
+PROTECTED = re.compile(r"^/v1/(admin|kb|handoffs|feedback/pairs)(/|$)")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def protected_routes(app: Any) -> list[tuple[str, str]]:
+    doc = app.test_client().get("/openapi.json").get_json()
+    return [(m.upper(), p.replace("{", "").replace("}", "")) for p, ops in doc["paths"].items()
+            if PROTECTED.match(p) for m in ops]
+
+
+@pytest.mark.parametrize("service", SERVICES[1:])
+def test_ops_endpoints_need_keys(service: str, settings: Any, tally: Any) -> None:
+    from shared.auth import create_key
+    from shared.db import get_db
+
+    app = build_app(service, settings)
+    routes = protected_routes(app)
+    if not routes:
+        pytest.skip(f"{service} publishes no ops/analyst endpoints yet (contract: /v1/admin/* on every service)")
+    with app.app_context():
+        analyst = create_key(get_db(app), "sec-analyst", "analyst")
+    client = app.test_client()
+    for method, path in routes:
+        for headers, want in (({}, 401), ({"Authorization": "Bearer fp_wrong"}, 401),
+                              ({"Authorization": "Basic " + OPS_KEY}, 401)):
+            resp = client.open(path, method=method, headers=headers, json={})
+            tally(__name__, "inputs")
+            assert resp.status_code == want and resp.is_json, (method, path, headers, resp.status_code)
+            assert resp.get_json()["error"]["code"] == "unauthorized"
+        resp = client.open(path, method=method, headers={"Authorization": f"Bearer {analyst}"}, json={})
+        tally(__name__, "inputs")
+        # analyst keys pass analyst endpoints (then 2xx/4xx on the body), ops-only ones give 403
+        assert resp.status_code != 401 and resp.status_code < 500, (method, path, resp.status_code)
+        if resp.status_code == 403:
+            assert resp.get_json()["error"]["code"] == "forbidden"
+        resp = client.open(path, method=method, headers={"Authorization": f"Bearer {OPS_KEY}"}, json={})
+        assert resp.status_code not in (401, 403), (method, path, resp.status_code)
+        assert resp.status_code < 500 or resp.get_json()["error"]["code"] == "unavailable", (method, path)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 9 finding: services/chatbot/__init__.py applies limiter.limit(...)(chat_view) but drops the "
+    "returned wrapper; Flask-Limiter 4 checks decorated limits inside that wrapper, so /v1/chat is never "
+    "limited. Fix: app.view_functions['chatbot.chat'] = the wrapped view; then remove this xfail."))
+def test_chat_is_rate_limited(settings: Any) -> None:
+    app = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute"}))
+    client = app.test_client()
+    codes = [client.post("/v1/chat", json={"message": "hello"}).status_code for _ in range(5)]
+    assert codes[-1] == 429, codes
+    resp = client.post("/v1/chat", json={"message": "hello"})
+    assert resp.is_json and resp.get_json()["error"]["message"]
+
+
+def test_cors_allowlist_on_chat(settings: Any) -> None:
+    good, bad = "https://bank.example", "https://evil.example"
+    app = build_app("chatbot", settings.model_copy(update={"chatbot_cors_origins": [good]}))
+    client = app.test_client()
+    for origin, allowed in ((good, True), (bad, False)):
+        resp = client.options("/v1/chat", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                                   "Access-Control-Request-Headers": "Content-Type"})
+        got = resp.headers.get("Access-Control-Allow-Origin")
+        assert (got == origin) if allowed else (got is None), (origin, got)
+        resp = client.post("/v1/chat", json={"message": "hi"}, headers={"Origin": origin})
+        assert (resp.headers.get("Access-Control-Allow-Origin") == origin) is allowed
+
+
+def test_no_secrets_in_code() -> None:
+    """Keys and passwords come from the environment: no literal secret in shipped code."""
+    pattern = re.compile(r"""(ops_key|password|secret|api_key|token)\s*[:=]\s*["'][^"'{}<>\s]{8,}["']""", re.I)
+    hits = []
+    for folder in ("shared", "services", "training", "data_connectors"):
+        for path in (REPO / folder).rglob("*.py"):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if pattern.search(line):
+                    hits.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:100]}")
+    assert not hits, "\n".join(hits)
+
+
+def test_ops_key_read_from_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    from shared.settings import load_settings
+
+    monkeypatch.setenv("FINPULSE_OPS_KEY", "fp_from_env_123456")
+    assert load_settings(home=home).ops_key == "fp_from_env_123456"
+    monkeypatch.delenv("FINPULSE_OPS_KEY")
+    assert load_settings(home=home).ops_key is None  # no built-in default key
