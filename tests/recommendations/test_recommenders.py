@@ -139,3 +139,18 @@ def test_ease_refuses_huge_catalogues(checkerboard: Interactions) -> None:
 
     with pytest.raises(BadInput, match="itemknn"):
         EASE(max_items=5).fit(checkerboard)
+
+
+def test_sparse_fast_path_ranks_like_full_scoring(checkerboard: Interactions) -> None:
+    """The large-catalogue path (item-kNN + transitions + popularity) must equal dense ranking."""
+    from services.recommendations.recommenders import Hybrid, RecommenderBase
+
+    model = build_hybrid(RecsConfig(max_dense_items=1, w_popularity=0.3), checkerboard.n_items).fit(checkerboard)
+    assert model._sparse_ready()
+    hists = [*checkerboard.histories(), History()]
+    fast = model.recommend_batch(hists, k=5)
+    slow = RecommenderBase.recommend_batch(model, hists, k=5)
+    assert isinstance(model, Hybrid)
+    for (fi, fs), (si, ss) in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(fs, ss, rtol=1e-5, atol=1e-6)
+        assert set(fi.tolist()) == set(si.tolist()) or np.allclose(fs, ss)

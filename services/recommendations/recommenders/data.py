@@ -137,3 +137,14 @@ def recency_weights(history: History, half_life: float | None) -> np.ndarray:
         return np.ones(n, dtype=np.float32)
     from_end = np.arange(n - 1, -1, -1, dtype=np.float32)
     return np.exp(-from_end / float(half_life)).astype(np.float32)
+
+
+def gather_rows(M: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``weights @ M[rows]`` as (indices, values) without building sparse matrices (serving path)."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    lo, hi = M.indptr[rows], M.indptr[rows + 1]
+    idx = np.concatenate([M.indices[a:b] for a, b in zip(lo, hi, strict=True)])
+    vals = np.concatenate([M.data[a:b] * w for a, b, w in zip(lo, hi, weights, strict=True)])
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    return uniq.astype(np.int64), np.bincount(inverse, weights=vals).astype(np.float32)

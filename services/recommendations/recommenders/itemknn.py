@@ -13,7 +13,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from services.recommendations.recommenders.base import RecommenderBase, top_k
-from services.recommendations.recommenders.data import History, Interactions, history_matrix, recency_weights
+from services.recommendations.recommenders.data import (
+    History,
+    Interactions,
+    gather_rows,
+    history_matrix,
+    recency_weights,
+)
 
 
 def keep_top(S: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -59,10 +65,17 @@ class ItemKNN(RecommenderBase):
         self.S = keep_top(S, self.neighbours)
         return self
 
-    def score(self, histories: Sequence[History]) -> np.ndarray:
+    def sparse_scores(self, histories: Sequence[History]) -> sp.csr_matrix:
+        """Scores as a sparse matrix: only neighbours of the history are non-zero (all >= 0)."""
         weights = [recency_weights(h, self.half_life) for h in histories]
-        return np.asarray((history_matrix(histories, self.n_items, weights) @ self.S).toarray(),
-                          dtype=np.float32)
+        return (history_matrix(histories, self.n_items, weights) @ self.S).tocsr()
+
+    def sparse_row(self, history: History) -> tuple[np.ndarray, np.ndarray]:
+        """One history's non-zero scores as (items, values)."""
+        return gather_rows(self.S, history.items, recency_weights(history, self.half_life))
+
+    def score(self, histories: Sequence[History]) -> np.ndarray:
+        return np.asarray(self.sparse_scores(histories).toarray(), dtype=np.float32)
 
     def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         self._check_item(item)

@@ -7,6 +7,7 @@ user without history: of the newest event), with global counts breaking ties.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from services.recommendations.recommenders.base import RecommenderBase
 from services.recommendations.recommenders.data import History, Interactions
 
 DAY = 86400
+BUCKET = 3600  # window centres are rounded to the hour, so windows can be cached
+CACHE_SIZE = 64
 
 
 class Popularity(RecommenderBase):
@@ -38,6 +41,7 @@ class Popularity(RecommenderBase):
             order = np.argsort(data.times, kind="stable")
             self.event_times = data.times[order]
             self.event_items = data.items[order]
+        self.__dict__.pop("_cache", None)
         return self
 
     def global_scores(self) -> np.ndarray:
@@ -50,13 +54,42 @@ class Popularity(RecommenderBase):
             return np.tile(base, (len(histories), 1))
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
         newest = int(self.event_times[-1])
-        half = self.window_days * DAY
         for row, hist in enumerate(histories):
             t = hist.last_time if hist.last_time else newest
-            lo, hi = np.searchsorted(self.event_times, [t - half, t + half])
-            window = np.bincount(self.event_items[lo:hi], minlength=self.n_items).astype(np.float32)
-            out[row] = window / max(window.max(), 1.0) + 1e-3 * base
+            out[row] = self._window(t // BUCKET) + 1e-3 * base
         return out
+
+    def _window(self, bucket: int) -> np.ndarray:
+        """Scaled counts in the window around a time bucket (cached: serving asks for "now" a lot)."""
+        cache = self.__dict__.setdefault("_cache", OrderedDict())
+        hit = cache.get(bucket)
+        if hit is not None:
+            cache.move_to_end(bucket)
+            return hit
+        t, half = bucket * BUCKET + BUCKET // 2, int(self.window_days * DAY)
+        lo, hi = np.searchsorted(self.event_times, np.array([t - half, t + half], dtype=np.int64))
+        window = np.bincount(self.event_items[lo:hi], minlength=self.n_items).astype(np.float32)
+        window /= max(float(window.max()), 1.0)
+        cache[bucket] = window
+        if len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
+        return window
+
+    def ranked(self, history: History) -> tuple[np.ndarray, np.ndarray]:
+        """This history's scores scaled to [0, 1] and the items in descending order (cached)."""
+        from services.recommendations.recommenders.hybrid import scale_rows
+
+        key = ("ranked", (history.last_time or int(self.event_times[-1]) if len(self.event_times) else 0) // BUCKET
+               if self.window_days else None)
+        cache = self.__dict__.setdefault("_cache", OrderedDict())
+        hit = cache.get(key)
+        if hit is None:
+            row = scale_rows(self.score([history]))[0]
+            hit = (row, np.argsort(-row, kind="stable"))
+            cache[key] = hit
+            if len(cache) > CACHE_SIZE:
+                cache.popitem(last=False)
+        return hit
 
     def get_params(self) -> dict[str, Any]:
         return {"window_days": self.window_days}
@@ -68,3 +101,4 @@ class Popularity(RecommenderBase):
         self.counts = arrays["counts"]
         self.event_times = arrays["event_times"]
         self.event_items = arrays["event_items"]
+        self.__dict__.pop("_cache", None)

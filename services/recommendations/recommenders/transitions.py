@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from services.recommendations.recommenders.base import RecommenderBase, top_k
-from services.recommendations.recommenders.data import History, Interactions, history_matrix
+from services.recommendations.recommenders.data import History, Interactions, gather_rows, history_matrix
 
 
 class Transitions(RecommenderBase):
@@ -44,14 +44,22 @@ class Transitions(RecommenderBase):
         return self
 
     def score(self, histories: Sequence[History]) -> np.ndarray:
+        return np.asarray(self.sparse_scores(histories).toarray(), dtype=np.float32)
+
+    def sparse_row(self, history: History) -> tuple[np.ndarray, np.ndarray]:
+        """One history's non-zero scores as (items, values)."""
+        tail = history.items[-self.history:][::-1]
+        return gather_rows(self.C, tail, self.decay ** np.arange(len(tail), dtype=np.float32))
+
+    def sparse_scores(self, histories: Sequence[History]) -> sp.csr_matrix:
+        """Scores as a sparse matrix: only successors of the recent items are non-zero (all >= 0)."""
         recent = []
         weights = []
         for h in histories:
             tail = h.items[-self.history:][::-1]
             recent.append(History(tail, np.zeros(len(tail), dtype=np.int64)))
             weights.append(self.decay ** np.arange(len(tail), dtype=np.float32))
-        H = history_matrix(recent, self.n_items, weights)
-        return np.asarray((H @ self.C).toarray(), dtype=np.float32)
+        return (history_matrix(recent, self.n_items, weights) @ self.C).tocsr()
 
     def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         self._check_item(item)
