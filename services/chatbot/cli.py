@@ -54,3 +54,15 @@ def load(kb_file: Path, domain: str | None) -> None:
 
     kbase = load_kb(get_settings(), kb_file, domain, progress=sys.stderr.isatty() or True)
     click.echo(str(len(kbase.entries)))
+
+
+@kb.command("calibrate")
+@click.option("--index", "index_dir", required=True, type=click.Path(path_type=Path), help="Index directory.")
+@click.option("--dev", "dev_file", required=True, type=click.Path(path_type=Path),
+              help="JSONL {text, id} with the right entry id per question.")
+def calibrate(index_dir: Path, dev_file: Path) -> None:
+    """Fit the confidence calibration on labelled questions; stored next to the index."""
+    from services.chatbot.service import calibrate_index
+
+    report = calibrate_index(index_dir, dev_file)
+    click.echo(" ".join(f"{k}={v}" for k, v in report.items()))

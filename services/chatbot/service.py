@@ -80,3 +80,29 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
                    "handoff": bool(wants_human(row["text"]) or conf < policy.answer_threshold or ambiguous)}
             fh.write(json.dumps(out, ensure_ascii=False) + "\n")
     return len(rows)
+
+
+def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, float]:
+    """Platt-scale confidence on (top score, margin) against dev rows ``{text, id}``; saves it."""
+    import numpy as np
+
+    from services.chatbot.retriever import Calibration
+
+    kbase = KnowledgeBase.load(index_dir)
+    rows = []
+    for line, row in iter_rows(dev_file):
+        text, entry_id = row.get("text"), row.get("id", row.get("intent"))
+        if not isinstance(text, str) or not text.strip() or entry_id is None:
+            raise BadRow(dev_file, line, "expected {'text': ..., 'id': ...}")
+        rows.append((text, str(entry_id)))
+    if not rows:
+        raise BadInput(f"{dev_file}: no rows to calibrate on")
+    hits = kbase.search(get_encoder(kbase.meta["model"]).encode([t for t, _ in rows]), 2)
+    tops = np.array([h[0].score if h else 0.0 for h in hits])
+    margins = np.array([(h[0].score - h[1].score) if len(h) > 1 else 0.0 for h in hits])
+    correct = np.array([bool(h) and h[0].id == i for h, (_, i) in zip(hits, rows, strict=True)])
+    kbase.calibration = Calibration.fit(tops, margins, correct)
+    kbase.save(index_dir)
+    return {"rows": len(rows), "accuracy@1": round(float(correct.mean()), 4),
+            "a": round(kbase.calibration.a, 3), "b": round(kbase.calibration.b, 3),
+            "c": round(kbase.calibration.c, 3)}

@@ -85,3 +85,16 @@ def test_kb_ask_writes_results_answer_and_handoff(tmp_path, bow, sample_faq, mon
     assert first["n"] == 1 and first["results"][0]["id"] == "reset-pin" and len(first["results"]) == 3
     assert first["answer"].startswith("Reset your PIN") and first["handoff"] is False
     assert second["handoff"] is True
+
+
+def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monkeypatch) -> None:
+    from services.chatbot import service
+
+    build_kb_dir(sample_faq, tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    monkeypatch.setattr(service, "get_encoder", lambda _path: bow)
+    rows = [("how do I reset my PIN", "reset-pin"), ("lost card", "lost-card"), ("PIN", "lost-card"),
+            ("savings interest", "savings-rate"), ("my card", "reset-pin"), ("close account", "close-account")]
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps({"text": t, "id": i}) + "\n" for t, i in rows))
+    report = service.calibrate_index(tmp_path / "idx", tmp_path / "dev.jsonl")
+    assert report["rows"] == 6 and 0 < report["accuracy@1"] < 1
+    assert KnowledgeBase.load(tmp_path / "idx").calibration.fitted_on == 6
