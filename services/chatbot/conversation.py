@@ -17,7 +17,7 @@ import numpy as np
 from services.chatbot import handoff
 from services.chatbot.dialogue import Decision, Policy, State, decide, follow_up_context, wants_human
 from services.chatbot.kb import KbHandle
-from services.chatbot.retriever import Encoder, get_encoder
+from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder
 
 log = logging.getLogger(__name__)
 CONTEXT_WEIGHT = 0.6  # weight of the previous question's vector in a follow-up's query
@@ -33,6 +33,13 @@ class ChatEngine:
     policy: Policy = field(default_factory=Policy)
     webhook: str | None = None
     encoder: Encoder | None = None  # None: the encoder named in the index's meta
+    _batchers: dict[str, BatchingEncoder] = field(default_factory=dict, repr=False)
+
+    def query_encoder(self, model: str) -> BatchingEncoder:
+        """The index's encoder behind a batcher: concurrent chats share one forward pass."""
+        if model not in self._batchers:
+            self._batchers[model] = BatchingEncoder(self.encoder or get_encoder(model))
+        return self._batchers[model]
 
     def _key(self, session_id: str) -> str:
         return f"finpulse:chat:{self.domain}:{session_id}"
@@ -70,7 +77,7 @@ class ChatEngine:
         if state.handoff:
             return decide(message, [], 0.0, {}, state, self.policy)
         kb = self.handle.get()
-        encoder = self.encoder or get_encoder(kb.meta["model"])
+        encoder = self.query_encoder(kb.meta["model"])
         context = follow_up_context(message, state)
         if context is None:
             vec = encoder.encode([message])

@@ -141,3 +141,54 @@ class Calibration:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return cls()
+
+
+class BatchingEncoder:
+    """Coalesces concurrent single-query calls into one batch (one forward pass).
+
+    Under many concurrent chats, N one-sentence forward passes fight over the cores;
+    one batch of N short sentences costs little more than one. The first caller waits
+    at most ``max_delay_s`` for company, then encodes for everybody waiting.
+    """
+
+    def __init__(self, encoder: Encoder, max_batch: int = 32, max_delay_s: float = 0.002):
+        self.encoder = encoder
+        self.name = encoder.name
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self._cond = threading.Condition()
+        self._queue: list[tuple[str, dict[str, Any]]] = []
+        self._leader = False
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if len(texts) != 1:
+            return self.encoder.encode(texts, batch_size, progress)
+        slot: dict[str, Any] = {}
+        with self._cond:
+            self._queue.append((texts[0], slot))
+            while "vec" not in slot and "err" not in slot:
+                if self._leader:  # someone is collecting: wait for our vector
+                    self._cond.wait()
+                    continue
+                self._leader = True
+                self._cond.wait(self.max_delay_s)  # let concurrent callers join
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+                self._cond.release()
+                try:
+                    vecs = self.encoder.encode([t for t, _ in batch], batch_size=len(batch))
+                    for (_, s), v in zip(batch, vecs, strict=True):
+                        s["vec"] = v
+                except Exception as exc:  # every waiter gets the error, not a hang
+                    for _, s in batch:
+                        s["err"] = exc
+                finally:
+                    self._cond.acquire()
+                    self._leader = False
+                    self._cond.notify_all()
+        if "err" in slot:
+            raise slot["err"]
+        return slot["vec"][None, :]

@@ -98,3 +98,16 @@ def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monk
     report = service.calibrate_index(tmp_path / "idx", tmp_path / "dev.jsonl")
     assert report["rows"] == 6 and 0 < report["accuracy@1"] < 1
     assert KnowledgeBase.load(tmp_path / "idx").calibration.fitted_on == 6
+
+
+def test_batching_encoder_matches_direct_encoding_under_concurrency(bow) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.chatbot.retriever import BatchingEncoder
+
+    batching = BatchingEncoder(bow, max_batch=4, max_delay_s=0.01)
+    texts = [f"question number {i} about cards" for i in range(40)]
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda t: batching.encode([t]), texts))
+    for t, v in zip(texts, got, strict=True):
+        assert np.allclose(v, bow.encode([t]))
