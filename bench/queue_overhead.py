@@ -1,0 +1,107 @@
+"""Single-text Celery tasks through Redis vs. batched in-process inference, same model.
+
+    python bench/queue_overhead.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000]
+
+Starts a real ``finpulse worker`` (threads pool, many concurrent tasks feeding its
+dynamic batcher) on a private queue, submits one task per text, waits for every result,
+and compares with ``runtime.predict`` over the same texts in this process. Prints both
+throughputs, the ratio (target >= 80%) and the worker's batch-size histogram, scraped
+from its metrics port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sentiment_throughput import ensure_onnx, load_texts, resolve_model  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def histogram(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for m in re.finditer(r'finpulse_inference_batch_size_bucket\{le="([^"]+)",model="[^"]*"\} (\S+)', text):
+        out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--runtime", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--limit", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--delay-ms", type=float, default=5.0)
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from shared.inference import client_app
+    from shared.runtimes import load_runtime
+    from shared.settings import load_settings
+
+    model_dir = resolve_model(args.model)
+    ensure_onnx(model_dir, args.runtime)
+    texts, _ = load_texts(args.limit)
+
+    rt = load_runtime(model_dir, args.runtime)
+    rt.predict(texts[:64])
+    started = time.perf_counter()
+    rt.predict(texts, batch_size=32)
+    local = len(texts) / (time.perf_counter() - started)
+    print(f"in-process batched ({args.runtime})  {local:8.1f} texts/s")
+    del rt
+
+    queue, port = f"bench-{uuid.uuid4().hex[:8]}", free_port()
+    env = {**os.environ, "REDIS_URL": args.redis_url, "FINPULSE_RUNTIME": args.runtime,
+           "FINPULSE_MAX_BATCH_SIZE": str(args.max_batch), "FINPULSE_MAX_BATCH_DELAY_MS": str(args.delay_ms)}
+    worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "-Q", queue,
+                               "--concurrency", str(args.concurrency), "--metrics-port", str(port),
+                               "--no-warm", "--loglevel", "WARNING"], env=env)
+    try:
+        settings = load_settings(redis_url=args.redis_url)
+        app = client_app(settings)
+        send = lambda t: app.send_task("shared.tasks.sentiment_scores", args=[t], kwargs={"model": str(model_dir)},  # noqa: E731
+                                       queue=queue)
+        send(texts[:64]).get(timeout=300)  # worker up, model loaded
+        before = histogram(port)
+        started = time.perf_counter()
+        with app.producer_or_acquire() as producer:
+            results = [app.send_task("shared.tasks.sentiment_scores", args=[[t]], kwargs={"model": str(model_dir)},
+                                     queue=queue, producer=producer) for t in texts]
+        rows = [r.get(timeout=600) for r in results]
+        queued = len(texts) / (time.perf_counter() - started)
+        assert all("label" in r["results"][0] for r in rows)
+        after = histogram(port)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    print(f"celery, 1 text per task          {queued:8.1f} texts/s")
+    print(f"ratio {100 * queued / local:.0f}% of in-process (target >= 80%)")
+    print("batch-size histogram (forward passes with <= N rows):")
+    prev = 0.0
+    for le, count in after.items():
+        n = count - before.get(le, 0.0)
+        print(f"  <= {le:>5}: {n - prev:6.0f}")
+        prev = n
+
+
+if __name__ == "__main__":
+    main()
