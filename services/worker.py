@@ -89,6 +89,11 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
     if "prefork" in argv and metrics_port:
         log.warning("prefork pool: the metrics port covers the parent process only; prefer threads")
 
+    from shared.inference import configure_runtimes
+
+    # ORT threads must not spin between batches: Celery's own threads need those cores.
+    configure_runtimes(spinning=False)
+
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
         start_observability(settings, queue_names, metrics_port)

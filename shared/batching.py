@@ -70,13 +70,16 @@ class DynamicBatcher:
     """
 
     def __init__(self, runtime: Any, max_batch_size: int = 64, max_batch_tokens: int = 8192,
-                 max_delay_ms: float = 5.0, max_chars: int | None = None, name: str = "model"):
+                 max_delay_ms: float = 5.0, max_chars: int | None = None, name: str = "model",
+                 overhead_tokens: int = 256):
         from shared.runtimes import DEFAULT_MAX_CHARS
 
         self.runtime = runtime
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_delay = max_delay_ms / 1000.0
+        # What one more forward pass costs, in padded tokens; worth more under a busy worker.
+        self.overhead_tokens = overhead_tokens
         self.max_chars = max_chars or DEFAULT_MAX_CHARS
         self.name = name
         self._queue: queue.Queue = queue.Queue()
@@ -177,7 +180,7 @@ class DynamicBatcher:
         encs = self.runtime.tokenize(clean) if clean else []
         m["tokenize"].labels(self.name).observe(time.perf_counter() - t0)
         lengths = [len(e.ids) for e in encs]
-        for batch in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens):
+        for batch in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, self.overhead_tokens):
             t1 = time.perf_counter()
             probs = self.runtime.forward([encs[j] for j in batch])
             m["forward"].labels(self.name).observe(time.perf_counter() - t1)

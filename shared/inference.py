@@ -29,6 +29,13 @@ class LoadedModel:
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str], LoadedModel] = {}
+_runtime_options: dict[str, Any] = {}
+
+
+def configure_runtimes(**options: Any) -> None:
+    """Options for every runtime this process loads from now on (e.g. ``spinning=False`` in workers)."""
+    _runtime_options.clear()
+    _runtime_options.update(options)
 
 
 def get_model(registry: Registry, ref: str, kind: str = "torch", device: str = "cpu") -> LoadedModel:
@@ -44,7 +51,7 @@ def get_model(registry: Registry, ref: str, kind: str = "torch", device: str = "
             label = ref
             if Path(path).parent.parent.parent == registry.root:
                 label = f"{path.parent.parent.name}/{path.parent.name}@{path.name}"
-            hit = LoadedModel(label, load_runtime(path, kind, device))
+            hit = LoadedModel(label, load_runtime(path, kind, device, **_runtime_options))
             _cache[key] = hit
         return hit
 
