@@ -36,6 +36,10 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     add_readiness_check(app, db.ping)
     add_readiness_check(app, lambda: redis_client.ping(settings.redis_url))
     add_readiness_check(app, lambda: pipe.scorer() and None)
+    # Ops endpoints for this service's own model; the service never imports training.
+    from shared.admin import register_admin
+
+    register_admin(app, tasks={"sentiment": "training.retrain"}, domains=[settings.sentiment_domain])
     if settings.sentiment_scoring == "celery":
         from shared.celery_app import celery_init_app
 

@@ -18,6 +18,7 @@ from services.sentiment.alerts import list_alerts
 from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
+from shared.monitoring import record_predictions
 from shared.web import json_body, settings_of
 
 bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="templates",
@@ -80,7 +81,9 @@ def score(body: ScoreRequest) -> Any:
         if len(t) > limit:
             raise BadInput(f"texts[{i}] has {len(t)} characters; the limit is {limit}", code="validation_error")
     scorer = pipeline().scorer()
-    results = scorer.runtime.predict(body.texts, batch_size=settings_of().max_batch_size)
+    settings = settings_of()
+    results = scorer.runtime.predict(body.texts, batch_size=settings.max_batch_size)
+    record_predictions(settings, settings.sentiment_domain, "sentiment", scorer.version, results)
     return jsonify({"results": [{"label": r["label"], "scores": r["scores"]} for r in results],
                     "model_version": scorer.version})
 
