@@ -68,3 +68,13 @@ def test_poison_task_is_retried_then_recorded(worker, redis_url):
     started = time.monotonic()
     assert _get(app.send_task("shared.tasks.ping", queue=queue), 30)["pong"] is True
     assert time.monotonic() - started < 30
+
+
+def test_worker_pools_by_device(settings):
+    from services.worker import worker_argv
+
+    cpu = worker_argv(settings, None, None, None, "INFO", None)
+    assert cpu[cpu.index("--pool") + 1] == "threads" and "inference.cpu" in cpu[cpu.index("-Q") + 1]
+    gpu = worker_argv(settings.model_copy(update={"device": "cuda"}), None, None, None, "INFO", "g@h")
+    assert gpu[gpu.index("--pool") + 1] == "solo" and gpu[gpu.index("-Q") + 1] == "inference.gpu"
+    assert "--concurrency" not in gpu  # one process per GPU
