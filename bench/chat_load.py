@@ -82,7 +82,7 @@ def main() -> None:
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        requests.post(url + "/v1/chat", json={"message": "warm up"}, timeout=60)
+        requests.post(url + "/v1/chat", json={"message": "warm up"}, timeout=600)  # loads the encoder
         latencies: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
