@@ -1,7 +1,10 @@
 """One typed config per training run; validated on construction, saved beside the model.
 
-Every default is the setting measured on the FPB dev set (see the issue-3 report): it
-reaches FinBERT-level accuracy with MiniLM-L6 inside 15 minutes on two CPU cores.
+Defaults aim at FinBERT-level FPB accuracy with MiniLM-L6 inside 15 minutes on two CPU
+cores: a high, layer-decayed LR, label smoothing, half-epoch dev checks with early
+stopping on macro-F1, and a wall-clock budget that shortens the LR schedule instead of
+overrunning. They are NOT yet confirmed by a 3-seed dev run (issue 3: the shared
+machine was too loaded to finish one); measure with ``bench/train_sentiment.py``.
 """
 
 from __future__ import annotations
