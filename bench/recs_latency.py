@@ -6,7 +6,8 @@ Builds a synthetic catalogue (Zipf popularity, users walking through item sequen
 trains the default FinPulse model on it (above 20,000 items the hybrid uses sparse
 item-kNN instead of dense EASE), then times requests through the real app — the Flask
 ``create_app`` with its SQLite database, served by waitress on loopback (``--client test``
-uses Flask's test client instead). Known users, users with a posted interaction
+uses Flask's test client instead and also reports each request's CPU time, which a loaded
+shared machine does not inflate). Known users, users with a posted interaction
 (fold-in) and unknown users are mixed. Prints p50/p95/p99 against the 20 ms budget.
 """
 
@@ -68,6 +69,10 @@ def main() -> None:
     train(rows, model_dir(settings), items=catalogue)
     print(f"trained on {len(rows)} interactions, {args.items} items, {args.users} users "
           f"in {time.time() - started:.1f} s", flush=True)
+    del rows, catalogue  # a server holds the model, not the training rows: keep GC work realistic
+    import gc
+
+    gc.collect()
     app = create_app(settings)
 
     if args.client == "test":
@@ -99,18 +104,26 @@ def main() -> None:
         assert post("/v1/interactions", {"user_id": f"user{u}", "item_id": f"item{u}"}) == 201
     for _ in range(50):
         get("/v1/users/user1/recommendations?k=10")
-    lat = []
+    lat, cpu = [], []
     for n in range(args.requests):
         kind = n % 10
         user = f"new{n}" if kind == 0 else f"user{rng.integers(0, 50 if kind == 1 else args.users)}"
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         status = get(f"/v1/users/{user}/recommendations?k=10")
         lat.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
         assert status == 200, status
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
     print(f"client: {'waitress on loopback (requests.Session)' if args.client == 'waitress' else 'Flask test client'}"
           f"; {args.requests} requests (10% unknown users, 10% users with posted interactions)")
     print(f"latency ms: p50 {p50:.2f}  p95 {p95:.2f}  p99 {p99:.2f}  max {max(lat):.2f}")
+    if args.client == "test":
+        # the test client serves in this thread, so its CPU time is the request's own cost,
+        # free of the wait for a core that a loaded shared machine adds to wall time
+        c50, c99 = np.percentile(cpu, [50, 99])
+        print(f"CPU ms per request (this thread): p50 {c50:.2f}  p99 {c99:.2f}  "
+              f"-> {'PASS' if c99 <= BUDGET_MS else 'FAIL'} on CPU time")
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"p99 / budget ({BUDGET_MS:.0f} ms): {p99 / BUDGET_MS:.2f}  -> {'PASS' if p99 <= BUDGET_MS else 'FAIL'}")
 
 

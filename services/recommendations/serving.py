@@ -26,6 +26,7 @@ from services.recommendations.pipeline import TrainedModel
 from shared.errors import BadInput, Unavailable
 
 MAX_K = 100
+SYNC_INTERVAL_S = 0.5  # how stale another process's posted events may be on this one
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +53,7 @@ class RecsService:
         self._model: TrainedModel | None = None
         self._stamp: tuple[int, float] | None = None
         self._synced_id = 0
+        self._synced_at = 0.0
 
     # -- the model ------------------------------------------------------------------------
     def _dir_stamp(self) -> tuple[int, float] | None:
@@ -74,6 +76,7 @@ class RecsService:
                     model = TrainedModel(self.path)
                     self._synced_id = int(model.config.get("db_max_id") or 0)
                     self._model, self._stamp = model, stamp
+                    self._synced_at = 0.0
         self._sync()
         assert self._model is not None
         return self._model
@@ -83,10 +86,18 @@ class RecsService:
         self.model()
 
     # -- stored interactions ------------------------------------------------------------
-    def _sync(self) -> None:
-        """Fold in rows stored (by any process) since the last sync."""
+    def _sync(self, force: bool = False) -> None:
+        """Fold in rows stored (by any process) since the last sync.
+
+        At most every ``SYNC_INTERVAL_S`` on the read path (a query per request would be most
+        of the latency budget); a process's own posts sync at once (``force``).
+        """
         if self.db is None or self._model is None:
             return
+        now = time.monotonic()
+        if not force and now - self._synced_at < SYNC_INTERVAL_S:
+            return
+        self._synced_at = now
         from services.recommendations.models import RecsInteraction
 
         try:
@@ -123,7 +134,7 @@ class RecsService:
                                for e in events])
             except SQLAlchemyError as exc:
                 raise Unavailable(f"cannot store interactions: {str(exc).splitlines()[0]}") from None
-            self._sync()
+            self._sync(force=True)
             known = sum(1 for e in events if e.item_id in model.item_index)
         else:
             with self._lock:
