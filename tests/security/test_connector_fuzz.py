@@ -166,3 +166,30 @@ def test_news_sources(scratch: Path, tally, suffix: str, data: st.DataObject) ->
         return batch.rows
 
     feed(read, scratch, "news" + suffix, raw)
+
+
+# -- data_connectors.interactions ------------------------------------------------------
+INTERACTION_FIELDS = ("user_id", "item_id", "rating", "timestamp")
+
+
+@pytest.mark.parametrize(("suffix", "strict"), [(".tsv", False), (".csv", True), (".jsonl", False)])
+@FUZZ
+@given(data=st.data())
+def test_read_interactions(scratch: Path, tally, suffix: str, strict: bool, data: st.DataObject) -> None:
+    read = connector("data_connectors.interactions", "read_interactions")
+    structured = {".tsv": csv_bytes(INTERACTION_FIELDS, "\t"), ".csv": csv_bytes(INTERACTION_FIELDS),
+                  ".jsonl": jsonl_bytes(INTERACTION_FIELDS)}[suffix]
+    raw = data.draw(st.one_of(any_bytes, structured))
+    tally(__name__, "inputs")
+    feed(lambda p: read(p, skip_bad=not strict)[0], scratch, "interactions" + suffix, raw)
+
+
+@pytest.mark.parametrize("reader", ["read_items", "iter_mind_behaviors", "iter_mind_news"])
+@FUZZ
+@given(data=st.data())
+def test_item_and_mind_readers(scratch: Path, tally, reader: str, data: st.DataObject) -> None:
+    fn = connector("data_connectors.interactions", reader)
+    raw = data.draw(st.one_of(any_bytes, csv_bytes(("id", "title", "category", "text"), "\t"),
+                              csv_bytes(("item_id", "title", "genres"), "|")))
+    tally(__name__, "inputs")
+    feed(fn, scratch, "items.tsv", raw)
