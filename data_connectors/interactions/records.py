@@ -134,11 +134,30 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
         yield inter
 
 
+def _looks_like_mind(path: str | Path) -> bool:
+    """A MIND ``behaviors.tsv``: no header, 5 tab-separated fields, impressions like ``N1-0``."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            cols = fh.readline().rstrip("\n").split("\t")
+    except OSError:
+        return False
+    return len(cols) == 5 and "/" in cols[2] and all("-" in t for t in cols[4].split()[:3])
+
+
 def read_interactions(path: str | Path, fmt: str | None = None, *,
                       skip_bad: bool = True) -> tuple[list[Interaction], ReadReport]:
-    """All usable interactions of a file plus the report of skipped lines."""
+    """All usable interactions of a file plus the report of skipped lines.
+
+    ``fmt``: jsonl, csv, tsv or mind (MIND ``behaviors.tsv``); by default from the suffix
+    and, for MIND, the first line.
+    """
     report = ReadReport()
-    rows = list(iter_interactions(path, fmt, skip_bad=skip_bad, report=report))
+    if fmt == "mind" or (fmt is None and _looks_like_mind(path)):
+        from data_connectors.interactions.mind import iter_mind_behaviors
+
+        rows = list(iter_mind_behaviors(path, report=report))
+    else:
+        rows = list(iter_interactions(path, fmt, skip_bad=skip_bad, report=report))
     if not rows:
         detail = f" ({len(report.skipped)} bad rows, first: line {report.skipped[0]['line']}: " \
                  f"{report.skipped[0]['reason']})" if report.skipped else ""

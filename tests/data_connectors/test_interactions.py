@@ -79,6 +79,8 @@ def test_mind_behaviors_and_news(tmp_path: Path) -> None:
     assert [e.item_id for e in events] == ["N1", "N2", "N3", "N6"]  # history once, then clicks
     assert events[0].timestamp < events[1].timestamp < events[2].timestamp
     assert report.skipped[0]["line"] == 3
+    rows, _ = read_interactions(beh)  # the generic reader recognises the MIND format
+    assert [r.item_id for r in rows] == ["N1", "N2", "N3", "N6"]
     news = tmp_path / "news.tsv"
     news.write_text("N1\tnews\tpolitics\tA title\tAn abstract\turl\t[]\t[]\nbroken\n")
     items = list(iter_mind_news(news))
