@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -79,6 +81,13 @@ def register_error_handlers(app: Flask) -> None:
                         str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
             return error_response("unavailable", "database unavailable; retry later", 503)
         return _unexpected(exc)
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def _redis(exc: Exception) -> tuple[Any, int]:
+        # Redis down (sessions, queues, rate limits) is an outage, not a bug (issue 9).
+        log.warning("redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response("unavailable", "redis unavailable; retry later", 503)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Any, int]:
