@@ -60,4 +60,8 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     add_readiness_check(app, lambda: handle.get() and None)
     add_readiness_check(app, lambda: ping(settings.redis_url))
     add_readiness_check(app, db.ping)
+    # Ops endpoints for this service's own model (the sentence encoder of its domain).
+    from shared.admin import register_admin
+
+    register_admin(app, tasks={"embeddings": "training.retrain"}, domains=[settings.chatbot_domain])
     return app

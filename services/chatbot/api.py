@@ -11,6 +11,7 @@ from services.chatbot import handoff
 from shared.auth import audit, require_role
 from shared.db import get_db
 from shared.errors import BadInput
+from shared.monitoring import record_chat, record_feedback
 from shared.web import json_body, settings_of
 
 bp = Blueprint("chatbot", __name__)
@@ -55,13 +56,18 @@ def chat(body: ChatIn) -> Any:
     if len(body.message) > limit:
         raise BadInput(f"message is {len(body.message)} characters; the limit is {limit}",
                        code="message_too_long", status=413)
-    return jsonify(engine().chat(body.message, body.session_id))
+    settings = settings_of()
+    reply = engine().chat(body.message, body.session_id)
+    record_chat(settings, settings.chatbot_domain, handoff=bool(reply.get("handoff")))
+    return jsonify(reply)
 
 
 @bp.post("/v1/feedback")
 @json_body(FeedbackIn)
 def feedback(body: FeedbackIn) -> Any:
     """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
+    settings = settings_of()
+    record_feedback(settings, settings.chatbot_domain, helpful=body.rating == "up")
     fid = handoff.add_feedback(get_db(), body.session_id, 1 if body.rating == "up" else -1,
                                body.entry_id, body.message, body.comment)
     return jsonify({"id": fid}), 201
