@@ -73,8 +73,11 @@ def start_observability(settings: Any, queues: list[str], metrics_port: int | No
 @click.option("--warm/--no-warm", default=True, help="Load the sentiment model before taking tasks.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Celery node name (unique per worker).")
+@click.option("--beat", is_flag=True, help="Also run the periodic schedule (feed polling, recs retraining); "
+              "one worker per deployment.")
 def worker(queues: str | None, pool: str | None, concurrency: int | None, metrics_port: int | None,
-           runtime: str | None, device: str | None, warm: bool, loglevel: str, hostname: str | None) -> None:
+           runtime: str | None, device: str | None, warm: bool, loglevel: str, hostname: str | None,
+           beat: bool) -> None:
     """Run a Celery worker for inference (and training) tasks."""
     from celery import signals
 
@@ -86,6 +89,10 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
     app = make_celery(settings)
     argv = worker_argv(settings, queues, pool, concurrency, loglevel, hostname)
     queue_names = argv[argv.index("-Q") + 1].split(",")
+    if beat:
+        connect_beat_schedules()
+        argv += ["--beat", "--schedule", str(settings.home / "run" / "celerybeat-schedule")]
+        (settings.home / "run").mkdir(parents=True, exist_ok=True)
     if "prefork" in argv and metrics_port:
         log.warning("prefork pool: the metrics port covers the parent process only; prefer threads")
 
@@ -101,6 +108,15 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
             _warm(settings)
 
     app.worker_main(argv)
+
+
+def connect_beat_schedules() -> None:
+    """Each service adds its periodic tasks when the embedded beat starts."""
+    from services.recommendations.tasks import connect_beat as recs_beat
+    from services.sentiment.tasks import connect_beat as sentiment_beat
+
+    sentiment_beat()
+    recs_beat()
 
 
 def _warm(settings: Any) -> None:

@@ -135,7 +135,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     # -- state: resume from a checkpoint when asked ---------------------------------------
     step, epoch0, best_f1, best_state, history = 0, 0, -1.0, None, []
     if config.resume_from:
-        ckpt = torch.load(config.resume_from, map_location=device, weights_only=False)
+        ckpt = torch.load(config.resume_from, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])

@@ -51,9 +51,10 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     limiter = Limiter(get_remote_address, app=app,
                       storage_uri=settings.ratelimit_storage_url or settings.redis_url,
                       headers_enabled=True, strategy="moving-window")
-    chat_view = app.view_functions["chatbot.chat"]
-    limiter.limit(settings.chatbot_rate_limit)(chat_view)
-    limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key)(chat_view)
+    # Flask-Limiter checks decorated limits inside the wrapper, so the wrapper must be the view.
+    chat_view = limiter.limit(settings.chatbot_rate_limit)(app.view_functions["chatbot.chat"])
+    chat_view = limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key)(chat_view)
+    app.view_functions["chatbot.chat"] = chat_view
     CORS(app, resources={r"/v1/chat": {"origins": settings.chatbot_cors_origins},
                          r"/v1/feedback": {"origins": settings.chatbot_cors_origins},
                          r"/widget.js": {"origins": "*"}})

@@ -52,10 +52,6 @@ def test_ops_endpoints_need_keys(service: str, settings: Any, tally: Any) -> Non
         assert resp.status_code < 500 or resp.get_json()["error"]["code"] == "unavailable", (method, path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 9 finding: services/chatbot/__init__.py applies limiter.limit(...)(chat_view) but drops the "
-    "returned wrapper; Flask-Limiter 4 checks decorated limits inside that wrapper, so /v1/chat is never "
-    "limited. Fix: app.view_functions['chatbot.chat'] = the wrapped view; then remove this xfail."))
 def test_chat_is_rate_limited(settings: Any) -> None:
     app = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute"}))
     client = app.test_client()

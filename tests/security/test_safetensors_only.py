@@ -73,9 +73,6 @@ def test_classifier_loads_ask_for_safetensors() -> None:
     assert not missing, "\n".join(sorted(set(missing)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 9 finding: training/classification.py resumes with torch.load(..., weights_only=False), "
-    "which unpickles arbitrary objects; use weights_only=True (state dicts load fine) and remove this xfail"))
 def test_no_unrestricted_torch_load() -> None:
     hits = []
     for folder in CODE:
