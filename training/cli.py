@@ -194,28 +194,45 @@ def models_list(as_json: bool) -> None:
 
 @models.command("promote")
 @click.argument("ref")
-@click.option("--reason", default=None)
+@click.option("--reason", default=None, help="Recorded in the audit log.")
 def models_promote(ref: str, reason: str | None) -> None:
-    """Point DOMAIN/TASK's production at REF's version."""
-    from training.lineage import record_stage
+    """Point DOMAIN/TASK's production at REF's version (an operator's decision: no gate)."""
+    from shared.lifecycle import promote
 
-    mv = _registry().promote(ref, reason=reason)
-    _quiet_db(record_stage, mv, "production")
-    click.echo(f"{mv.ref} is production")
+    settings, db = _settings(), _database()
+    out = promote(settings, db, ref, actor=_actor(), reason=reason or "promoted from the CLI", force=True)
+    click.echo(f"{out['production']} is production (was {out['previous'] or 'none'})")
 
 
 @models.command("rollback")
 @click.argument("task_ref", metavar="DOMAIN/TASK")
 def models_rollback(task_ref: str) -> None:
     """Move production back to the previous version."""
-    from training.lineage import record_stage
+    from shared.lifecycle import rollback
 
     domain, sep, task = task_ref.partition("/")
     if not sep or not task or "@" in task:
         raise BadInput(f"rollback expects DOMAIN/TASK, got {task_ref!r}")
-    mv = _registry().rollback(domain, task)
-    _quiet_db(record_stage, mv, "production")
-    click.echo(f"{mv.ref} is production")
+    out = rollback(_settings(), _database(), domain, task, actor=_actor())
+    click.echo(f"{out['production']} is production (was {out['previous'] or 'none'})")
+
+
+def _database():  # noqa: ANN202
+    """The suite's database, migrated: promotions are audited and mirrored there."""
+    from shared.db import Database, upgrade
+
+    settings = _settings()
+    upgrade(settings.db_url)
+    return Database(settings.db_url)
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 @models.command("show")
@@ -225,16 +242,12 @@ def models_show(ref: str) -> None:
     mv = _registry().resolve_version(ref)
     cfg, m = mv.train_config(), mv.metrics()
     keep = ("method", "seed", "base_model", "git_commit", "data", "epochs", "lr", "max_length")
+    from shared.gate import load_report
+
     out = {"ref": mv.ref, "path": str(mv.path), **{k: cfg.get(k) for k in keep},
-           "metrics": {k: m.get(k) for k in ("accuracy", "macro_f1", "ece", "by_agreement")}}
+           "metrics": {k: m.get(k) for k in ("accuracy", "macro_f1", "ece", "by_agreement")},
+           "gate": load_report(mv.path)}
     click.echo(json.dumps(out, indent=2))
-
-
-def _quiet_db(fn, *args: object) -> None:  # noqa: ANN001
-    try:
-        fn(_settings(), *args)
-    except Exception as exc:  # the registry files are authoritative
-        click.echo(f"warning: model_versions not updated ({type(exc).__name__})", err=True)
 
 
 # -- tune ----------------------------------------------------------------------------

@@ -80,6 +80,9 @@ def test_models_promote_rollback_list_show(registered_tiny) -> None:
     assert reg.production("news", "sentiment").version == 1
     shown = json.loads(invoke("models", "show", "news/sentiment@v2").stdout)
     assert shown["ref"] == "news/sentiment@v2"
+    assert "gate" in shown  # lineage includes the gate report (None when promoted by hand)
+    audit = invoke("audit", "--json").stdout  # issue 8: CLI promotions are audited too
+    assert "model.promote" in audit and "model.rollback" in audit
 
 
 def test_train_embeddings_missing_module_is_one_line(settings, monkeypatch: pytest.MonkeyPatch) -> None:
