@@ -86,9 +86,11 @@ def register_admin(app: Flask, *, tasks: Mapping[str, str | Enqueue],
         raise ValueError("register_admin needs at least one model task")
     if "db" not in app.extensions:
         init_app(app, settings_of(app))
+    first = EXT not in app.extensions
     app.extensions[EXT] = {"tasks": dict(tasks), "domains": list(domains) if domains else None,
                            "queue": queue}
-    app.register_blueprint(_blueprint())
+    if first:  # a second call (tests, embedding apps) only changes the configuration
+        app.register_blueprint(_blueprint())
 
 
 def _conf() -> dict[str, Any]:

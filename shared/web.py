@@ -166,7 +166,7 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                 }}}
             paths.setdefault(path, {})[method.lower()] = op
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0"},
         "paths": paths,
         "components": {"schemas": {"Error": {
