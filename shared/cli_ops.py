@@ -16,7 +16,8 @@ import click
 from shared.settings import get_settings
 
 
-def _db() -> Any:
+def cli_database() -> Any:
+    """The suite's database, migrated: every CLI lifecycle action is recorded there."""
     from shared.db import Database, upgrade
 
     settings = get_settings()
@@ -24,7 +25,8 @@ def _db() -> Any:
     return Database(settings.db_url)
 
 
-def _actor() -> str:
+def cli_actor() -> str:
+    """Who the audit log names for a command-line action."""
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -67,8 +69,8 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
     params = {k: v for k, v in {"domain": domain, "task": task, "data": data, "dev": dev, "eval": eval_set,
                                 "method": method, "epochs": epochs, "seed": seed, "force": force,
                                 "reason": reason, "auto_promote": not no_promote}.items() if v is not None}
-    db, settings = _db(), get_settings()
-    job_id = create_job(db, f"retrain:{domain}/{task}", params, actor=_actor())
+    db, settings = cli_database(), get_settings()
+    job_id = create_job(db, f"retrain:{domain}/{task}", params, actor=cli_actor())
     if queued:
         from shared.celery_app import QUEUE_TRAINING, make_celery
         from training.tasks import TASK_NAME
@@ -91,7 +93,7 @@ def job(job_id: str, show_log: bool) -> None:
     """Show a job's status and progress."""
     from shared.lifecycle import get_job
 
-    info = get_job(_db(), job_id)
+    info = get_job(cli_database(), job_id)
     if show_log:
         click.echo(info["log"], nl=False)
     else:
@@ -104,7 +106,7 @@ def cancel(job_id: str) -> None:
     """Cancel a queued or running job."""
     from shared.lifecycle import cancel_job
 
-    _echo(cancel_job(_db(), job_id, actor=_actor())["status"])
+    _echo(cancel_job(cli_database(), job_id, actor=cli_actor())["status"])
 
 
 @ops.command("gate")
@@ -128,7 +130,7 @@ def promote(ref: str, force: bool, reason: str | None) -> None:
     """Promote REF if its gate passed (or --force --reason)."""
     from shared.lifecycle import promote as do_promote
 
-    _echo(do_promote(get_settings(), _db(), ref, actor=_actor(), reason=reason, force=force))
+    _echo(do_promote(get_settings(), cli_database(), ref, actor=cli_actor(), reason=reason, force=force))
 
 
 @ops.command("rollback")
@@ -141,7 +143,7 @@ def rollback(target: str) -> None:
     if target.count("/") != 1:
         raise BadInput(f"expected DOMAIN/TASK, got {target!r}")
     domain, task = target.split("/")
-    _echo(do_rollback(get_settings(), _db(), domain, task, actor=_actor()))
+    _echo(do_rollback(get_settings(), cli_database(), domain, task, actor=cli_actor()))
 
 
 @ops.command("domain")

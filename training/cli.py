@@ -197,10 +197,11 @@ def models_list(as_json: bool) -> None:
 @click.option("--reason", default=None, help="Recorded in the audit log.")
 def models_promote(ref: str, reason: str | None) -> None:
     """Point DOMAIN/TASK's production at REF's version (an operator's decision: no gate)."""
+    from shared.cli_ops import cli_actor, cli_database
     from shared.lifecycle import promote
 
-    settings, db = _settings(), _database()
-    out = promote(settings, db, ref, actor=_actor(), reason=reason or "promoted from the CLI", force=True)
+    settings, db = _settings(), cli_database()
+    out = promote(settings, db, ref, actor=cli_actor(), reason=reason or "promoted from the CLI", force=True)
     click.echo(f"{out['production']} is production (was {out['previous'] or 'none'})")
 
 
@@ -208,31 +209,14 @@ def models_promote(ref: str, reason: str | None) -> None:
 @click.argument("task_ref", metavar="DOMAIN/TASK")
 def models_rollback(task_ref: str) -> None:
     """Move production back to the previous version."""
+    from shared.cli_ops import cli_actor, cli_database
     from shared.lifecycle import rollback
 
     domain, sep, task = task_ref.partition("/")
     if not sep or not task or "@" in task:
         raise BadInput(f"rollback expects DOMAIN/TASK, got {task_ref!r}")
-    out = rollback(_settings(), _database(), domain, task, actor=_actor())
+    out = rollback(_settings(), cli_database(), domain, task, actor=cli_actor())
     click.echo(f"{out['production']} is production (was {out['previous'] or 'none'})")
-
-
-def _database():  # noqa: ANN202
-    """The suite's database, migrated: promotions are audited and mirrored there."""
-    from shared.db import Database, upgrade
-
-    settings = _settings()
-    upgrade(settings.db_url)
-    return Database(settings.db_url)
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @models.command("show")
