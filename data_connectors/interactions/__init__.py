@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from data_connectors.interactions.items import Item, read_items
-from data_connectors.interactions.mind import iter_mind_behaviors, iter_mind_news
+from data_connectors.interactions.msnews_clicks import iter_mind_behaviors, iter_mind_news
 from data_connectors.interactions.records import (
     Interaction,
     format_skips,

@@ -70,7 +70,7 @@ def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
 
 def read_items(path: str | Path) -> tuple[list[Item], ReadReport]:
     """Read a catalogue in any supported format (chosen from the name and first line)."""
-    from data_connectors.interactions.mind import iter_mind_news
+    from data_connectors.interactions.msnews_clicks import iter_mind_news
 
     path = Path(path)
     if not path.is_file():

@@ -153,7 +153,7 @@ def read_interactions(path: str | Path, fmt: str | None = None, *,
     """
     report = ReadReport()
     if fmt == "mind" or (fmt is None and _looks_like_mind(path)):
-        from data_connectors.interactions.mind import iter_mind_behaviors
+        from data_connectors.interactions.msnews_clicks import iter_mind_behaviors
 
         rows = list(iter_mind_behaviors(path, report=report))
     else:

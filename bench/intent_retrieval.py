@@ -3,7 +3,7 @@
 KB = one entry per intent holding its train.jsonl phrasings; queries = dev.jsonl.
 One command reproduces both numbers (the fine-tune runs ``finpulse train embeddings``):
 
-    .venv/bin/python bench/banking77_retrieval.py [--data ../shared/data/banking77] [--model DIR]
+    .venv/bin/python bench/intent_retrieval.py [--data ../shared/data/banking77] [--model DIR]
 
 ``--model DIR`` skips training and evaluates that encoder; ``--skip-train`` reports the
 untuned encoder only. The dev set also fits each index's confidence calibration
