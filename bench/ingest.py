@@ -157,6 +157,8 @@ def main() -> None:
     ap.add_argument("--mode", choices=["inline", "celery"], default="inline")
     ap.add_argument("--home-model", type=Path, default=None,
                     help="FINPULSE_HOME whose news/sentiment@production to use")
+    ap.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
+                    help="inference runtime (auto: onnx-int8 when the model has that export)")
     ap.add_argument("--timeout", type=float, default=1200)
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/11",
                     help="a Redis database of its own, so no other worker takes the bench's tasks")
@@ -171,17 +173,22 @@ def main() -> None:
     worker = None
     try:
         model = prepare_model(home, args.home_model)
-        base = dict(home=home, testing=True, sentiment_scoring=args.mode, redis_url=args.redis_url)
+        base = dict(home=home, testing=True, sentiment_scoring=args.mode, redis_url=args.redis_url,
+                    runtime=args.runtime)
         settings = load_settings(**base, sentiment_score_batch=args.score_batch, max_batch_size=args.model_batch)
         upgrade(settings.db_url)
         if args.mode == "celery":
             env = {**os.environ, "FINPULSE_HOME": str(home), "REDIS_URL": args.redis_url,
                    "FINPULSE_SENTIMENT_SCORE_BATCH": str(args.score_batch),
-                   "FINPULSE_MAX_BATCH_SIZE": str(args.model_batch)}
+                   "FINPULSE_MAX_BATCH_SIZE": str(args.model_batch), "FINPULSE_RUNTIME": args.runtime}
             log = open(home / "worker.log", "w")  # noqa: SIM115 - closed with the process
             worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "--concurrency", "1", "--warm"],
                                       env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        print(f"model: {model}; torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, mode {args.mode}")
+        from shared.runtimes import load_runtime
+
+        kind = type(load_runtime(settings.registry_dir / "news" / "sentiment" / "v1", args.runtime)).__name__
+        print(f"model: {model}; runtime {args.runtime} ({kind}); torch threads {torch.get_num_threads()}, "
+              f"cpus {os.cpu_count()}, mode {args.mode}")
         secs, sizes = run(make_articles(args.articles, seed=1), args.post_batch, settings, args.timeout)
         rate = args.articles / secs
         print(f"batched:   {args.articles} articles in {secs:.1f}s = {rate:.1f} articles/s "

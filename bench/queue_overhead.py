@@ -82,14 +82,22 @@ def main() -> None:
                                        queue=queue)
         send(texts[:64]).get(timeout=300)  # worker up, model loaded
         before = histogram(port)
+        import psutil
+
+        wproc, me = psutil.Process(worker.pid), psutil.Process()
+        w0, c0 = sum(wproc.cpu_times()[:2]), sum(me.cpu_times()[:2])
         started = time.perf_counter()
         with app.producer_or_acquire() as producer:
             results = [app.send_task("shared.tasks.sentiment_scores", args=[[t]], kwargs={"model": str(model_dir)},
                                      queue=queue, producer=producer) for t in texts]
+        sent = time.perf_counter() - started
         rows = [r.get(timeout=600) for r in results]
-        queued = len(texts) / (time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        queued = len(texts) / wall
         assert all("label" in r["results"][0] for r in rows)
         after = histogram(port)
+        print(f"submitting took {sent:.1f}s of {wall:.1f}s; CPU seconds: worker "
+              f"{sum(wproc.cpu_times()[:2]) - w0:.1f}, client {sum(me.cpu_times()[:2]) - c0:.1f}")
     finally:
         worker.terminate()
         worker.wait(timeout=30)

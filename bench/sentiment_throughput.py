@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument("--sessions", type=int, default=None,
+                        help="ONNX sessions run side by side (default: one single-threaded session per core)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -88,9 +90,11 @@ def main() -> None:
     pipe = pipeline("text-classification", model=str(model_dir), batch_size=args.batch_size, device="cpu")
     base = timed(lambda t: pipe(t), texts)
     print(f"transformers.pipeline        {base:8.1f} texts/s")
-    rt = load_runtime(model_dir, args.runtime)
+    options = {"sessions": args.sessions} if args.sessions else {}
+    rt = load_runtime(model_dir, args.runtime, **options)
     fast = timed(lambda t: rt.predict(t, batch_size=args.batch_size), texts)
-    print(f"finpulse {args.runtime:<20}{fast:8.1f} texts/s")
+    layout = (f" ({len(rt.sessions)} sessions x {rt.threads} threads)" if hasattr(rt, "sessions") else "")
+    print(f"finpulse {args.runtime:<20}{fast:8.1f} texts/s{layout}")
     print(f"speed-up {fast / base:.2f}x (target >= 4x)")
     if not args.no_accuracy:
         acc_torch = accuracy(load_runtime(model_dir, "torch"), dev)

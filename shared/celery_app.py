@@ -53,9 +53,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "result_expires": settings.result_expires_s,
         # Above the longest task, or Redis would re-deliver a task that is still running.
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
-        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        # unacked_mutex_expire: a worker killed mid restore-sweep blocks redelivery for a
+        # minute at most, not kombu's default five.
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s,
+                                     "socket_connect_timeout": 2, "unacked_mutex_expire": 60},
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_s,
+                                             "retry_policy": {"max_retries": 1, "interval_start": 0,
+                                                              "interval_step": 0.2, "interval_max": 0.2}},
         "broker_connection_retry_on_startup": True,
+        # A service publishing while Redis is down must fail fast (its caller answers 202
+        # "pending" or 503), not hang for kombu's default retries.
+        "broker_connection_timeout": 2.0,
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                                      "interval_max": 0.2},
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

@@ -133,6 +133,10 @@ def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Calla
     config = SentimentTrainConfig(train_path=str(train), dev_path=str(dev) if dev else None, domain=domain,
                                   **small)
     version = train_sentiment(config, settings)
+    progress(f"exporting {version.ref} to ONNX int8 (the CPU runtime)")
+    from training.export import export_onnx
+
+    export_onnx(version.path, int8=True)
     if registry.production(domain, "sentiment") is None:
         registry.promote(version.ref, reason="first run of finpulse up")
     progress(f"registered {version.ref}")

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     sentiment_domain: str = "news"
     chatbot_domain: str = "bank"
     recommendations_domain: str = "default"
-    # Inference: runtime used by workers and services (torch | onnx | onnx-int8).
-    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # Inference: runtime used by workers and services (auto: onnx-int8 on CPU when the
+    # version has that export, else torch).
+    runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     max_batch_size: int = Field(default=64, ge=1, le=4096)
     max_batch_delay_ms: float = Field(default=5.0, ge=0, le=10_000)

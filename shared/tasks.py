@@ -56,10 +56,16 @@ def record_failure(settings: Any, task: Task, reason: str) -> None:
 
 
 def _guard_deliveries(task: Task, settings: Any) -> None:
-    """Count runs of this task id in Redis; past the bound it is poison."""
+    """Count redeliveries of this task id in Redis; past the bound it is poison.
+
+    Only a redelivered message (its worker died before acking) pays the Redis round trip:
+    a first delivery is the common case and costs nothing here.
+    """
     from shared.redis_client import get_redis
 
     if not task.request.id or task.request.is_eager:
+        return
+    if not (task.request.delivery_info or {}).get("redelivered"):
         return
     key = _DELIVERIES + task.request.id
     try:
@@ -67,7 +73,7 @@ def _guard_deliveries(task: Task, settings: Any) -> None:
         pipe = client.pipeline()
         pipe.incr(key)
         pipe.expire(key, 3600)
-        runs = int(pipe.execute()[0])
+        runs = 1 + int(pipe.execute()[0])  # the first delivery was not counted
     except Exception:  # noqa: BLE001 - without Redis the broker is gone too
         return
     if runs > MAX_DELIVERIES:

@@ -214,7 +214,8 @@ def ensure_redis(settings: Settings, sup: Supervisor) -> None:
 def worker_argv() -> list[str]:
     """The workers engineer's ``finpulse worker`` when present, else this module's."""
     if importlib.util.find_spec("services.worker") is not None:
-        return [sys.executable, "-m", "shared.cli", "worker"]
+        # --beat: feed polling and the sweep of unscored articles run on a schedule
+        return [sys.executable, "-m", "shared.cli", "worker", "--beat"]
     return [sys.executable, "-m", "shared.up", "worker"]
 
 
@@ -280,6 +281,9 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
         _say(f"migrating {redact(settings.db_url)}")
         upgrade(settings.db_url)
         if worker:
+            # With a worker running, news is scored on the inference queue in batches, not
+            # inside the POST (an explicit FINPULSE_SENTIMENT_SCORING still wins).
+            sup.env.setdefault("FINPULSE_SENTIMENT_SCORING", "celery")
             sup.start("worker", worker_argv())
         urls = {}
         for name in services:

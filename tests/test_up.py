@@ -3,79 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SERVICES = ("sentiment", "chatbot", "recommendations")
-
-
-def _free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _env(home: Path, ports: list[int], **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FINPULSE_DEBUG")}
-    env.update({"FINPULSE_HOME": str(home), "FINPULSE_SENTIMENT_PORT": str(ports[0]),
-                "FINPULSE_CHATBOT_PORT": str(ports[1]), "FINPULSE_RECOMMENDATIONS_PORT": str(ports[2]),
-                "REDIS_URL": f"redis://127.0.0.1:{ports[3]}/0", **extra})
-    return env
-
-
-def _get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+from tests.upkit import REPO, SERVICES, alive, free_ports, get_json, running_up, up_env
 
 
 def test_up_starts_all_services_and_stops_without_orphans(home):
     """Own Redis on a free port (none answers there), SQLite, a worker, three services."""
-    ports = _free_ports(4)
-    env = _env(home, ports)
-    errlog = (home / "up.err").open("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "up", "--no-prepare"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=errlog, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        healthy: set[str] = set()
-        while len(healthy) < 3 and time.monotonic() < deadline and proc.poll() is None:
-            for name, port in zip(SERVICES, ports, strict=False):
-                try:
-                    if _get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                        healthy.add(name)
-                except (OSError, ValueError):
-                    pass
-            time.sleep(0.3)
-        errlog.seek(0)
-        assert healthy == set(SERVICES), f"not healthy within 60 s: {errlog.read()[-3000:]}"
-        status, body = _get(f"http://127.0.0.1:{ports[1]}/readyz")
+    ports = free_ports(4)
+    with running_up(up_env(home, ports), "--no-prepare") as proc:
+        status, body = get_json(f"http://127.0.0.1:{ports[1]}/readyz")
         assert status in (200, 503) and "status" in body  # readiness answers, JSON either way
         import redis
 
@@ -84,19 +27,14 @@ def test_up_starts_all_services_and_stops_without_orphans(home):
         children = psutil.Process(proc.pid).children(recursive=True)
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "redis-server" in names and "worker" in names and names.count(" serve ") == 3
+        assert "--beat" in names  # feed polling and the unscored sweep run under `up` too
         pids = [c.pid for c in children]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+    out = proc.stdout.read()
     for name, port in zip(SERVICES, ports, strict=False):
         assert f"{name}" in out and f":{port}/" in out  # the URLs were printed on stdout
     assert proc.returncode == 0
     time.sleep(0.5)
-    assert [p for p in pids if _alive(p)] == []
+    assert [p for p in pids if alive(p)] == []
     for port in ports:  # every port is free again
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
@@ -116,28 +54,28 @@ def _one_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_port_in_use_is_one_line_and_starts_nothing(home):
-    ports = _free_ports(4)
+    ports = free_ports(4)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports[1]))
         busy.listen()
-        line = _one_line(_run_up(_env(home, ports), "--no-prepare"))
+        line = _one_line(_run_up(up_env(home, ports), "--no-prepare"))
     assert str(ports[1]) in line and "FINPULSE_CHATBOT_PORT" in line
     assert not (home / "redis").exists()  # checked before anything started
 
 
 def test_malformed_redis_url_is_one_line(home):
-    line = _one_line(_run_up(_env(home, _free_ports(4), REDIS_URL="redis://localhost:port/0")))
+    line = _one_line(_run_up(up_env(home, free_ports(4), REDIS_URL="redis://localhost:port/0")))
     assert "REDIS_URL" in line
 
 
 def test_unreachable_database_is_one_line(home):
-    env = _env(home, _free_ports(4), DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    env = up_env(home, free_ports(4), DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     line = _one_line(_run_up(env, "--no-prepare"))
     assert "DATABASE_URL" in line and "unreachable" in line
 
 
 def test_unknown_service_is_a_usage_error(home):
-    line = _one_line(_run_up(_env(home, _free_ports(4)), "--services", "sentiment,nope"))
+    line = _one_line(_run_up(up_env(home, free_ports(4)), "--services", "sentiment,nope"))
     assert "nope" in line
 
 

@@ -28,6 +28,7 @@ from shared.registry import ModelVersion
 from training.config import SentimentTrainConfig
 from training.evaluation import classification_metrics, save_confusion_png
 from training.lineage import git_commit, publish
+from training.schedule import fit_schedule_to_budget, lr_schedule
 
 
 @dataclass
@@ -110,9 +111,13 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     train_set = _encode(tokenizer, train_ex, max_length)
     dev_set = _encode(tokenizer, dev_ex, max_length)
     labels = list(config.labels)
+    # The new head starts from one fixed init whatever the seed: seeds vary data order and
+    # dropout only, so a seed spread measures the recipe, not lucky head draws.
+    torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={lab: i for i, lab in enumerate(labels)}, use_safetensors=True)
+    torch.manual_seed(config.seed)
     if config.method == "lora":
         model = _wrap_lora(model, config)
     model.to(device)
@@ -126,8 +131,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     optimizer = torch.optim.AdamW(_param_groups(model, config, lr), lr=lr)
     steps_per_epoch = math.ceil(math.ceil(len(train_ex) / config.batch_size) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
-    plan = {"total": total_steps, "warmup": int(total_steps * config.warmup_ratio)}
-    scheduler = _scheduler(optimizer, config, plan)
+    plan = {"total": total_steps, "warmup": int(total_steps * config.warmup_ratio), "planned": total_steps}
+    scheduler = lr_schedule(optimizer, plan, config.schedule)
     weights = _class_weights(train_set.labels, len(labels), torch) if config.class_weights else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None,
                                         label_smoothing=config.label_smoothing)
@@ -146,11 +151,16 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
 
     writer = SummaryWriter(str(run_dir / "tb"))
     writer.add_text("config", f"```\n{config.to_dict()}\n```")
-    eval_interval = max(1, int(steps_per_epoch * config.eval_every))
+    # dev checks at even fractions of each epoch, the last one on the epoch's final step
+    per_epoch = max(1, round(1 / config.eval_every))
+    eval_points = {max(1, round(steps_per_epoch * k / per_epoch)) for k in range(1, per_epoch + 1)}
     patience_evals = math.ceil(config.patience / config.eval_every) if config.patience else 10 ** 9
     since_best, stop = 0, False
     budget_s = config.time_budget_min * 60 if config.time_budget_min else None
     loop_start, step0 = time.monotonic(), step
+    ema = _Ema(model, config.ema_decay) if config.ema_decay else None
+    if ema is not None and config.resume_from and ckpt.get("ema"):
+        ema.shadow = {n: v.to(device) for n, v in ckpt["ema"].items()}
 
     # -- the loop ---------------------------------------------------------------------
     from tqdm import tqdm
@@ -175,32 +185,44 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            if ema is not None:
+                ema.update(model, step)
             writer.add_scalar("train/loss", loss.item() * config.grad_accum, step)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             bar.set_postfix(loss=f"{loss.item() * config.grad_accum:.3f}")
             if callback is not None:
                 callback({"stage": "training", "epoch": epoch + 1, "epochs": config.epochs, "step": step,
                           "total_steps": total_steps, "loss": round(loss.item() * config.grad_accum, 4)})
-            if budget_s is not None and step - step0 >= 5:  # pace known: re-plan every step
-                _fit_schedule_to_budget(plan, step, step0, loop_start, started, budget_s,
-                                        config.warmup_ratio)
+            if budget_s is not None and step - step0 >= 20:  # pace known (past start-up): re-plan
+                fit_schedule_to_budget(plan, step, step0, loop_start, started, budget_s,
+                                       config.warmup_ratio, log=_log)
             over_budget = (budget_s is not None and time.monotonic() - started > budget_s) \
                 or step >= plan["total"]  # a budget-shortened schedule has run out
-            if step % eval_interval == 0 or step % steps_per_epoch == 0 or over_budget:
-                probs = predict_probs(model, dev_set, tokenizer.pad_token_id, device, amp_dtype)
-                m = classification_metrics(probs, dev_set.labels, labels)
-                history.append({"step": step, "epoch": round(step / steps_per_epoch, 2),
-                                "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
+            if (step - 1) % steps_per_epoch + 1 in eval_points or over_budget:
+                entry: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 2)}
+                if ema is None:
+                    m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id, device,
+                                                             amp_dtype), dev_set.labels, labels)
+                    entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"])
+                candidate = None  # the weights this evaluation scored
+                if ema is not None:  # the averaged weights are the ones judged and kept
+                    with ema.applied(model):
+                        m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id,
+                                                                 device, amp_dtype), dev_set.labels, labels)
+                        candidate = _cpu_state(model)
+                    entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], weights="ema")
+                history.append(entry)
                 writer.add_scalar("dev/accuracy", m["accuracy"], step)
                 writer.add_scalar("dev/macro_f1", m["macro_f1"], step)
                 if callback is not None:
                     callback({"stage": "training", "epoch": epoch + 1, "step": step,
                               "metrics": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}})
                 _log(f"step {step} epoch {step / steps_per_epoch:.2f}: dev acc {m['accuracy']:.4f} "
-                     f"macro-F1 {m['macro_f1']:.4f} ({time.monotonic() - started:.0f}s)")
+                     f"macro-F1 {m['macro_f1']:.4f}{' (EMA weights)' if ema else ''} "
+                     f"({time.monotonic() - started:.0f}s)")
                 if m["macro_f1"] > best_f1:
                     best_f1, since_best = m["macro_f1"], 0
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    best_state = candidate or _cpu_state(model)
                 else:
                     since_best += 1
                 model.train()
@@ -213,7 +235,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
             break  # stopped mid-epoch: the last checkpoint stays the resumable state
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
-                    "best_f1": best_f1, "best_state": best_state, "history": history},
+                    "best_f1": best_f1, "best_state": best_state, "history": history,
+                    "ema": ema.shadow if ema is not None else None},
                    run_dir / "checkpoint.pt")
         if stop:
             break
@@ -264,6 +287,53 @@ def predict_probs(model: Any, data: Batches, pad_id: int, device: str, amp_dtype
 
 
 # -- helpers ------------------------------------------------------------------------------
+class _Ema:
+    """Exponential moving average of the trainable weights: a free ensemble of the trajectory.
+
+    Small data sets make the dev score of single checkpoints jumpy; the average sits in a
+    flatter spot and usually generalises better (Polyak averaging / SWA).
+    """
+
+    def __init__(self, model: Any, decay: float):
+        self.decay = decay
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def update(self, model: Any, step: int) -> None:
+        import torch
+
+        decay = min(self.decay, (1 + step) / (10 + step))  # warm start: early steps count fully
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in self.shadow:
+                    self.shadow[name].lerp_(param.detach(), 1.0 - decay)
+
+    def applied(self, model: Any) -> Any:
+        """Context manager: the model holds the averaged weights inside, its own after."""
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def swap() -> Any:
+            params = dict(model.named_parameters())
+            saved = {n: params[n].detach().clone() for n in self.shadow}
+            with torch.no_grad():
+                for n, v in self.shadow.items():
+                    params[n].copy_(v)
+            try:
+                yield model
+            finally:
+                with torch.no_grad():
+                    for n, v in saved.items():
+                        params[n].copy_(v)
+
+        return swap()
+
+
+def _cpu_state(model: Any) -> dict[str, Any]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def _log(message: str) -> None:
     """Progress for people (stderr) and for job logs (the ``training`` logger)."""
     logging.getLogger("training").info(message)
@@ -324,40 +394,6 @@ def _param_groups(model: Any, config: SentimentTrainConfig, lr: float) -> list[d
         key = (group_lr, 0.0 if no_decay else config.weight_decay)
         groups.setdefault(key, []).append(param)
     return [{"params": ps, "lr": glr, "weight_decay": wd} for (glr, wd), ps in groups.items()]
-
-
-def _scheduler(optimizer: Any, config: SentimentTrainConfig, plan: dict[str, int]) -> Any:
-    """Warm-up then linear/cosine decay over ``plan["total"]`` steps (re-read each step).
-
-    The plan is mutable so a time budget can shorten the run and still end at a low LR.
-    """
-    from torch.optim.lr_scheduler import LambdaLR
-
-    def factor(step: int) -> float:
-        warmup, total = plan["warmup"], max(plan["total"], 1)
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if config.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        if config.schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return max(0.0, 1.0 - progress)
-
-    return LambdaLR(optimizer, factor)
-
-
-def _fit_schedule_to_budget(plan: dict[str, int], step: int, step0: int, loop_start: float,
-                            started: float, budget_s: float, warmup_ratio: float = 0.1,
-                            reserve_s: float = 45.0) -> None:
-    """Shorten the planned steps (and warm-up) when the measured pace cannot finish them."""
-    now = time.monotonic()
-    per_step = (now - loop_start) / max(1, step - step0)  # includes evaluation overhead
-    feasible = step + int(max(0.0, budget_s - reserve_s - (now - started)) / per_step)
-    if feasible < plan["total"] * 0.98:  # ignore jitter: re-plan only for a real shortfall
-        plan["total"] = max(step + 1, feasible)
-        plan["warmup"] = min(plan["warmup"], int(plan["total"] * warmup_ratio))
-        _log(f"time budget: schedule shortened to {plan['total']} steps ({per_step:.2f}s/step)")
 
 
 def _class_weights(targets: list[int], n: int, torch: Any) -> Any:

@@ -1,10 +1,12 @@
 """One typed config per training run; validated on construction, saved beside the model.
 
 Defaults aim at FinBERT-level FPB accuracy with MiniLM-L6 inside 15 minutes on two CPU
-cores: a high, layer-decayed LR, label smoothing, half-epoch dev checks with early
-stopping on macro-F1, and a wall-clock budget that shortens the LR schedule instead of
-overrunning. They are NOT yet confirmed by a 3-seed dev run (issue 3: the shared
-machine was too loaded to finish one); measure with ``bench/train_sentiment.py``.
+cores: a high, layer-decayed LR, label smoothing, an exponential moving average of the
+weights (judged and kept instead of the raw weights: +1 point dev accuracy at seed 42),
+half-epoch dev checks with early stopping on macro-F1, and a wall-clock budget that fits
+the LR schedule to the measured pace instead of overrunning. Measured over seeds 42/1/2
+with ``bench/train_sentiment.py``: about 0.84 dev accuracy, 0.82 macro-F1, 0.955+ on the
+all-agree subset (issue 3 has the figures); FinBERT's 0.86 is not reached yet.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
+from training.schedule import SCHEDULES
 
 METHODS = ("full", "lora")
-SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -48,6 +50,7 @@ class SentimentTrainConfig:
     schedule: str = "linear"
     max_grad_norm: float = 1.0
     label_smoothing: float = 0.1
+    ema_decay: float = 0.99              # >0: judge and keep an exponential moving average of the weights
     class_weights: bool = False          # inverse-frequency loss weights
     max_length: int | None = None        # None: fitted to the 99th token-length percentile
     patience: int = 2                    # epochs without dev macro-F1 gain before stopping
@@ -81,6 +84,7 @@ class SentimentTrainConfig:
         _check(self.head_lr is None or 0 < self.head_lr < 1, "head_lr", self.head_lr, "None or between 0 and 1")
         _check(0 < self.layer_decay <= 1, "layer_decay", self.layer_decay, "in (0, 1]")
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", self.warmup_ratio, "in [0, 1)")
+        _check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "in [0, 1) (0 = off)")
         _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "in [0, 1)")
         _check(0 < self.dev_fraction < 0.5, "dev_fraction", self.dev_fraction, "in (0, 0.5)")
         _check(0 < self.eval_every <= 1, "eval_every", self.eval_every, "in (0, 1] epochs")

@@ -24,6 +24,7 @@ from typing import Any
 from data_connectors.base import file_sha256, iter_rows
 from data_connectors.faq import FaqEntry, load_faq
 from shared.errors import BadInput
+from training.schedule import fit_schedule_to_budget, lr_schedule
 
 
 @dataclass
@@ -31,7 +32,7 @@ class EmbeddingsConfig:
     """Hyper-parameters, validated on construction and saved as train_config.json."""
 
     base_model: str | None = None  # None = the bundled all-MiniLM-L6-v2
-    epochs: float = 1.0  # passes over the anchors (fractions allowed)
+    epochs: float = 3.0  # passes over the anchors (fractions allowed); max_minutes caps it
     batch_size: int = 64  # in-batch negatives per anchor = batch_size - 1
     lr: float = 5e-5  # AdamW learning rate, linear warm-up then decay
     warmup_ratio: float = 0.1
@@ -110,7 +111,6 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from tqdm import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     from shared.encoders import resolve_base_model
 
@@ -127,12 +127,14 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     model.max_seq_length = config.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model, scale=config.scale)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    sched = get_linear_schedule_with_warmup(opt, int(total_steps * config.warmup_ratio), total_steps)
+    plan = {"total": total_steps, "warmup": int(total_steps * config.warmup_ratio), "planned": total_steps}
+    sched = lr_schedule(opt, plan)
     # loop
     model.train()
     started, step, losses, stopped_early = time.monotonic(), 0, [], False
+    budget_s = config.max_minutes * 60
     bar = tqdm(total=total_steps, desc="train embeddings", file=sys.stderr)
-    while step < total_steps and not stopped_early:
+    while step < plan["total"] and not stopped_early:
         for batch in distinct_batches(triples, config.batch_size, rng):
             feats = [model.tokenize([b[0] for b in batch]), model.tokenize([b[1] for b in batch])]
             loss = loss_fn(feats, torch.empty(0))
@@ -145,9 +147,12 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            if step >= total_steps:
+            if step >= 10:  # pace known: fit the LR schedule into the budget, decaying to its end
+                fit_schedule_to_budget(plan, step, 0, started, started, budget_s, config.warmup_ratio,
+                                       reserve_s=10.0)
+            if step >= plan["total"]:
                 break
-            if time.monotonic() - started > config.max_minutes * 60:
+            if time.monotonic() - started > budget_s:
                 stopped_early = True
                 break
     bar.close()
@@ -155,7 +160,8 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     model.save(str(out_dir))
     tail = losses[-20:] or [float("nan")]
     return {"train_loss": sum(tail) / len(tail), "first_loss": losses[0] if losses else None,
-            "steps": step, "planned_steps": total_steps, "pairs": len(triples), "entries": len(entries),
+            "steps": step, "planned_steps": total_steps, "budget_steps": plan["total"],
+            "pairs": len(triples), "entries": len(entries),
             "minutes": round((time.monotonic() - started) / 60, 2), "stopped_early": stopped_early}
 
 

@@ -11,7 +11,7 @@ import click
 @click.option("--kb", "kb", required=True, type=click.Path(path_type=Path), help="Knowledge base file.")
 @click.option("--pairs", type=click.Path(path_type=Path), default=None, help="JSONL {text, id} query pairs.")
 @click.option("--domain", default="bank", show_default=True, help="Registry domain.")
-@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--epochs", type=float, default=3.0, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=5e-5, show_default=True)
 @click.option("--max-minutes", type=float, default=18.0, show_default=True, help="Wall-clock budget.")

@@ -38,7 +38,8 @@ def export_onnx(model_dir: str | Path, *, int8: bool = False,
     if not (model_dir / "config.json").is_file():
         raise BadInput(f"{model_dir} is not a Hugging Face model directory (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True,
+                                                               attn_implementation="eager").eval()
     out = model_dir / "onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=model_dir))

@@ -85,7 +85,7 @@ class ChatEngine:
             pair = encoder.encode([message, context])
             vec = pair[:1] + CONTEXT_WEIGHT * pair[1:]
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-        hits = kb.search(vec, max(self.policy.suggestions, 2))[0]
+        hits = kb.search(vec, max(self.policy.suggestions, 2), texts=[message])[0]
         answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
         return decide(message, hits, kb.confidence(hits), answers, state, self.policy)
 

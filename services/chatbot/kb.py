@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from data_connectors.faq import FaqEntry, load_faq
+from services.chatbot.lexical import LexicalIndex, fuse
 from services.chatbot.retriever import Calibration, Encoder, Scoring, aggregate
 from shared import search_index
 from shared.errors import BadInput, NotFound, Unavailable
 from shared.io import atomic_dir, write_json, write_jsonl
 
 SHIFT = 16  # phrasings per entry < 65536
+HYBRID_CANDIDATES = 20  # dense candidates the BM25 fusion may re-order
 MAX_PHRASINGS = 1 << SHIFT
 
 
@@ -46,6 +48,7 @@ class KnowledgeBase:
     calibration: Calibration = field(default_factory=Calibration)
     masked: set[int] = field(default_factory=set)  # deleted keys an HNSW index still holds
     lock: threading.RLock = field(default_factory=threading.RLock)
+    _lexical: Any = field(default=None, repr=False)  # BM25, built on the first hybrid search
 
     def __post_init__(self) -> None:
         self.by_key = {k: i for i, k in self.keys.items()}
@@ -119,6 +122,7 @@ class KnowledgeBase:
             self.entries[entry.id], self.keys[entry.id] = entry, key
             self.by_key[key] = entry.id
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
+            self._lexical = None
         return created
 
     def delete(self, entry_id: str) -> FaqEntry:
@@ -127,6 +131,7 @@ class KnowledgeBase:
                 raise NotFound(f"no knowledge-base entry with id {entry_id!r}")
             self._drop_vectors(self.keys.pop(entry_id))
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
+            self._lexical = None
             return self.entries.pop(entry_id)
 
     def _drop_vectors(self, key: int) -> None:
@@ -140,27 +145,44 @@ class KnowledgeBase:
     def scoring(self) -> Scoring:
         return Scoring(**self.meta.get("scoring", {}))
 
-    def search(self, vectors: np.ndarray, k: int = 5) -> list[list[Hit]]:
-        """Top-``k`` distinct entries per query vector, best first."""
+    def search(self, vectors: np.ndarray, k: int = 5, texts: list[str] | None = None) -> list[list[Hit]]:
+        """Top-``k`` distinct entries per query vector, best first.
+
+        With the query ``texts`` and a ``bm25_weight`` in the scoring, the dense
+        candidates are re-ordered by reciprocal-rank fusion with BM25; hit scores stay
+        the dense ones, which is what the confidence calibration was fitted on.
+        """
         out = []
         scoring = self.scoring
+        hybrid = bool(scoring.bm25_weight and texts is not None)
+        want = max(k, HYBRID_CANDIDATES) if hybrid else k
         total = int(self.index.ntotal)
-        for vec in np.atleast_2d(vectors):
-            fetch = min(max(4 * k * scoring.top_m, 32), total)
+        for qi, vec in enumerate(np.atleast_2d(vectors)):
+            fetch = min(max(4 * want * scoring.top_m, 32), total)
             while True:
                 scores, ids = search_index.search(self.index, vec[None, :], fetch)
                 keys = np.where(ids[0] >= 0, ids[0] >> SHIFT, -1)
                 keys = np.asarray([kk if kk in self.by_key else -1 for kk in keys.tolist()])
-                ranked = aggregate(scores[0], keys, k, scoring)
-                if len(ranked) >= min(k, len(self.entries)) or fetch >= total:
+                ranked = aggregate(scores[0], keys, want, scoring)
+                if len(ranked) >= min(want, len(self.entries)) or fetch >= total:
                     break
                 fetch = min(fetch * 4, total)
             hits = []
             for key, score in ranked:
                 entry = self.entries[self.by_key[key]]
                 hits.append(Hit(entry.id, round(float(score), 6), entry.question))
-            out.append(hits)
+            if hybrid:
+                by_id = {h.id: h for h in hits}
+                order = fuse([h.id for h in hits], self.lexical().entry_ranks(texts[qi]), scoring.bm25_weight)
+                hits = [by_id[eid] for eid in order]
+            out.append(hits[:k])
         return out
+
+    def lexical(self) -> LexicalIndex:
+        with self.lock:
+            if self._lexical is None:
+                self._lexical = LexicalIndex([(e.id, q) for e in self.entries.values() for q in e.questions])
+            return self._lexical
 
     def confidence(self, hits: list[Hit]) -> float:
         if not hits:

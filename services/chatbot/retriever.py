@@ -85,6 +85,7 @@ class Scoring:
     top_m: int = 2  # phrasings of an entry that count (2 = mean of the best two: +1 pt on BANKING77 dev)
     bonus: float = 0.5  # weight of the mean gap between the best and the next m-1 phrasings
     missing_gap: float = 0.1  # gap assumed for phrasings an entry lacks or the search did not reach
+    bm25_weight: float = 0.0  # >0: hybrid, BM25 rank fused into the dense ranking (RRF) with this weight
 
 
 def aggregate(scores: np.ndarray, entry_keys: np.ndarray, k: int, scoring: Scoring) -> list[tuple[int, float]]:

@@ -66,8 +66,9 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
     if not rows:
         raise BadInput(f"{input_file}: no rows to answer")
     encoder = get_encoder(kbase.meta["model"])
-    vecs = encoder.encode([r["text"] for r in rows], progress=len(rows) > 256)
-    hits_all = kbase.search(vecs, k)
+    texts = [r["text"] for r in rows]
+    vecs = encoder.encode(texts, progress=len(rows) > 256)
+    hits_all = kbase.search(vecs, k, texts=texts)
     with atomic_write(output) as fh:
         import json
 
@@ -80,6 +81,9 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
                    "handoff": bool(wants_human(row["text"]) or conf < policy.answer_threshold or ambiguous)}
             fh.write(json.dumps(out, ensure_ascii=False) + "\n")
     return len(rows)
+
+
+BM25_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # hybrid weights `kb calibrate` tries on dev
 
 
 def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, float]:
@@ -97,12 +101,24 @@ def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, float]:
         rows.append((text, str(entry_id)))
     if not rows:
         raise BadInput(f"{dev_file}: no rows to calibrate on")
-    hits = kbase.search(get_encoder(kbase.meta["model"]).encode([t for t, _ in rows]), 2)
+    texts = [t for t, _ in rows]
+    vecs = get_encoder(kbase.meta["model"]).encode(texts)
+    # Hybrid BM25 only where it earns its place: the weight with the best dev accuracy@1
+    # (ties keep the simpler, dense-only ranking).
+    tried: dict[float, float] = {}
+    for weight in BM25_WEIGHTS:
+        kbase.meta["scoring"] = {**kbase.meta.get("scoring", {}), "bm25_weight": weight}
+        found = kbase.search(vecs, 1, texts=texts)
+        tried[weight] = float(np.mean([bool(h) and h[0].id == i for h, (_, i) in zip(found, rows, strict=True)]))
+    best = max(tried, key=lambda w: (tried[w], -w))
+    kbase.meta["scoring"]["bm25_weight"] = best
+    hits = kbase.search(vecs, 2, texts=texts)
     tops = np.array([h[0].score if h else 0.0 for h in hits])
     margins = np.array([(h[0].score - h[1].score) if len(h) > 1 else 0.0 for h in hits])
     correct = np.array([bool(h) and h[0].id == i for h, (_, i) in zip(hits, rows, strict=True)])
     kbase.calibration = Calibration.fit(tops, margins, correct)
     kbase.save(index_dir)
-    return {"rows": len(rows), "accuracy@1": round(float(correct.mean()), 4),
+    return {"rows": len(rows), "accuracy@1": round(float(correct.mean()), 4), "bm25_weight": best,
+            "accuracy@1_by_bm25_weight": {str(w): round(a, 4) for w, a in tried.items()},
             "a": round(kbase.calibration.a, 3), "b": round(kbase.calibration.b, 3),
             "c": round(kbase.calibration.c, 3)}

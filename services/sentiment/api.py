@@ -80,12 +80,14 @@ def score(body: ScoreRequest) -> Any:
     for i, t in enumerate(body.texts):
         if len(t) > limit:
             raise BadInput(f"texts[{i}] has {len(t)} characters; the limit is {limit}", code="validation_error")
-    scorer = pipeline().scorer()
     settings = settings_of()
-    results = scorer.runtime.predict(body.texts, batch_size=settings.max_batch_size)
-    record_predictions(settings, settings.sentiment_domain, "sentiment", scorer.version, results)
+    version, results = pipeline().score_texts(body.texts)
+    bad = [f"texts[{i}]: {r['error']['message']}" for i, r in enumerate(results) if "error" in r]
+    if bad:
+        raise BadInput("; ".join(bad[:5]), code="validation_error")
+    record_predictions(settings, settings.sentiment_domain, "sentiment", version, results)
     return jsonify({"results": [{"label": r["label"], "scores": r["scores"]} for r in results],
-                    "model_version": scorer.version})
+                    "model_version": version})
 
 
 @bp.post("/v1/news")

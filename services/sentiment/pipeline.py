@@ -15,7 +15,7 @@ from typing import Any
 from services.sentiment import alerts as alerts_mod
 from services.sentiment.ingest import IngestReport, ingest
 from services.sentiment.linking import Linker
-from services.sentiment.scoring import Scorer, load_scorer, score_articles, unscored_ids
+from services.sentiment.scoring import Scorer, load_scorer, model_ref, score_articles, unscored_ids
 from shared.db import Database
 from shared.errors import Unavailable
 from shared.metrics import counter, histogram
@@ -60,6 +60,21 @@ class Pipeline:
     def scorer(self) -> Scorer:
         """The injected scorer, else the registry's production model (raises Unavailable)."""
         return self._scorer or load_scorer(self.settings)
+
+    def score_texts(self, texts: list[str]) -> tuple[str, list[dict[str, Any]]]:
+        """(model version, rows) for ``POST /v1/score``.
+
+        The production model runs behind this process's dynamic batcher, so concurrent
+        one-headline requests share forward passes instead of queueing for the cores; an
+        injected scorer (tests, tools) is called directly.
+        """
+        if self._scorer is not None:
+            return self._scorer.version, self._scorer.runtime.predict(texts, batch_size=self.settings.max_batch_size)
+        from shared.inference import get_batcher
+
+        load_scorer(self.settings)  # no model: the clear Unavailable (503) of the scorer
+        loaded, batcher = get_batcher(self.settings, model_ref(self.settings), self.settings.runtime)
+        return loaded.ref, batcher.predict(texts, timeout=self.settings.task_timeout_s)
 
     def ingest(self, rows: list[Any], now: datetime | None = None) -> IngestReport:
         report = self._ingest(rows, now)

@@ -111,3 +111,30 @@ def test_batching_encoder_matches_direct_encoding_under_concurrency(bow) -> None
         got = list(pool.map(lambda t: batching.encode([t]), texts))
     for t, v in zip(texts, got, strict=True):
         assert np.allclose(v, bow.encode([t]))
+
+
+def test_hybrid_bm25_reorders_dense_candidates_and_calibrate_keeps_it_only_if_it_helps(
+        tmp_path, bow, sample_faq, monkeypatch) -> None:
+    from services.chatbot import service
+    from services.chatbot.lexical import LexicalIndex, fuse
+
+    lex = LexicalIndex([("a", "reset my PIN code"), ("b", "lost my card"), ("b", "card stolen")])
+    assert lex.entry_ranks("stolen card") == {"b": 0}
+    assert lex.entry_ranks("???") == {}
+    # dense says a then b; BM25 only knows b: a full-weight lexical vote flips them, a tiny one does not
+    assert fuse(["a", "b"], {"b": 0}, 1.0) == ["b", "a"]
+    assert fuse(["a", "b"], {"b": 0}, 0.0) == ["a", "b"]
+
+    build_kb_dir(sample_faq, tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    monkeypatch.setattr(service, "get_encoder", lambda _path: bow)
+    rows = [("how do I reset my PIN", "reset-pin"), ("lost card", "lost-card"),
+            ("savings interest", "savings-rate"), ("close account", "close-account")]
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps({"text": t, "id": i}) + "\n" for t, i in rows))
+    report = service.calibrate_index(tmp_path / "idx", tmp_path / "dev.jsonl")
+    tried = report["accuracy@1_by_bm25_weight"]
+    assert set(tried) == {"0.0", "0.25", "0.5", "1.0"}
+    assert tried[str(report["bm25_weight"])] == max(tried.values())  # the kept weight is a best one
+    kbase = KnowledgeBase.load(tmp_path / "idx")
+    assert kbase.scoring.bm25_weight == report["bm25_weight"]
+    kbase.upsert(FaqEntry("new", ["zebra crossing fee"], "Answer."), bow)  # a change drops the BM25 index
+    assert kbase._lexical is None

@@ -24,7 +24,10 @@ def build_app() -> object:
     app.conf.imports = []  # only this module's task
     app.conf.broker_transport_options = {
         **app.conf.broker_transport_options, "visibility_timeout": VISIBILITY_S,
-        "unacked_restore_interval": 1, "unacked_restore_throttle": 1}
+        "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
+        # A worker SIGKILLed inside its restore sweep leaves kombu's unacked mutex behind;
+        # others can restore nothing until it expires (default 300 s: the old flake).
+        "unacked_mutex_expire": 2}
     return app
 
 

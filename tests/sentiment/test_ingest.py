@@ -92,3 +92,21 @@ def test_unscored_articles_are_picked_up_by_the_sweep(migrated, redis_url, stub_
     assert _count(pipe, Score) == 0
     assert pipe.sweep().articles == 2 and _count(pipe, Score) == 2
     assert pipe.sweep().articles == 0  # idempotent
+
+
+def test_broker_down_stores_articles_and_answers_fast(migrated, stub_scorer) -> None:
+    """Celery scoring with Redis unreachable: 202 'pending' within seconds, rows kept for the sweep."""
+    import time
+
+    from services.sentiment import create_app
+    from tests.upkit import free_ports
+
+    dead = migrated.model_copy(update={"sentiment_scoring": "celery",
+                                       "redis_url": f"redis://127.0.0.1:{free_ports(1)[0]}/0"})
+    client = create_app(dead, scorer=stub_scorer).test_client()
+    started = time.monotonic()
+    r = client.post("/v1/news", json=[art(1), art(2)])
+    assert r.status_code == 202 and r.json["scoring"] == "pending" and len(r.json["ids"]) == 2
+    assert time.monotonic() - started < 8  # was ~19 s of kombu retries
+    pipe = create_app(migrated, scorer=stub_scorer).extensions["sentiment"]
+    assert pipe.sweep().articles == 2 and _count(pipe, Score) == 2

@@ -31,7 +31,7 @@ def test_ece_zero_when_calibrated_and_large_when_overconfident() -> None:
 
 
 def test_schedule_is_shortened_to_fit_the_time_budget() -> None:
-    from training.classification import _fit_schedule_to_budget
+    from training.schedule import fit_schedule_to_budget as _fit_schedule_to_budget
 
     plan = {"total": 1000, "warmup": 10}
     now = time.monotonic()
@@ -41,3 +41,36 @@ def test_schedule_is_shortened_to_fit_the_time_budget() -> None:
     roomy = {"total": 20, "warmup": 2}
     _fit_schedule_to_budget(roomy, step=10, step0=0, loop_start=now - 10, started=now - 10, budget_s=3600)
     assert roomy["total"] == 20
+
+
+def test_schedule_gives_steps_back_when_the_pace_recovers() -> None:
+    """A slow start must not cut the whole run: the plan grows back, never past the config."""
+    from training.schedule import fit_schedule_to_budget as _fit_schedule_to_budget
+
+    plan = {"total": 100, "warmup": 10, "planned": 100}
+    now = time.monotonic()
+    _fit_schedule_to_budget(plan, step=20, step0=0, loop_start=now - 40, started=now - 40, budget_s=150)
+    shortened = plan["total"]
+    assert shortened < 100 and plan["warmup"] == 10  # warm-up already over: left alone
+    _fit_schedule_to_budget(plan, step=60, step0=0, loop_start=now - 50, started=now - 50, budget_s=150)
+    assert shortened < plan["total"] <= 100
+
+
+def test_ema_tracks_the_weights_and_swaps_them_in_only_inside_the_block() -> None:
+    import torch
+
+    from training.classification import _Ema
+
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = _Ema(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for step in range(200, 210):  # late steps: the full 0.9 decay applies
+        ema.update(model, step)
+    expected = 1.0 - 0.9 ** 10  # ten steps towards 1.0 from 0.0
+    assert abs(ema.shadow["weight"][0, 0].item() - expected) < 1e-5
+    with ema.applied(model):
+        assert abs(model.weight[0, 0].item() - expected) < 1e-5
+    assert model.weight[0, 0].item() == 1.0  # the live weights are back

@@ -40,3 +40,30 @@ def test_long_text_is_truncated_and_says_so(tiny_sentiment_model):
     assert "truncated" not in rows[1] and rows[1]["label"] in rt.labels
     with pytest.raises(BadInput, match="#1 must be a string"):
         rt.predict(["fine", 3])
+
+
+def test_parallel_onnx_sessions_give_the_same_scores_in_input_order(onnx_model):
+    """Batches run side by side on several sessions (and a merged batch is split across
+    them): order and scores must not depend on which session ran a row."""
+    texts = TEXTS * 13  # 65 rows: several batches, and one forward big enough to split
+    # fp32: int8 quantises activations per batch, so chunking alone would move its scores
+    one = load_runtime(onnx_model, "onnx", sessions=1, threads=1)
+    many = load_runtime(onnx_model, "onnx", sessions=3, threads=1)
+    assert len(many.sessions) == 3 and one.threads == many.threads == 1
+    ref = one.predict(texts, batch_size=4)
+    got = many.predict(texts, batch_size=4)
+    assert [r["label"] for r in got] == [r["label"] for r in ref]
+    assert max(abs(a["scores"][k] - b["scores"][k]) for a, b in zip(got, ref, strict=True)
+               for k in a["scores"]) < 1e-4
+    encs = many.tokenize(texts)
+    split = many.forward(encs)  # 65 rows >= 2 * MIN_SPLIT_ROWS: runs as 3 chunks in parallel
+    whole = one.forward(encs)
+    assert split.shape == whole.shape == (65, len(one.labels))
+    assert abs(split - whole).max() < 1e-4
+
+
+def test_auto_runtime_picks_int8_when_exported_else_torch(onnx_model, tiny_sentiment_model):
+    from shared.runtimes import OnnxRuntime, TorchRuntime
+
+    assert isinstance(load_runtime(onnx_model, "auto"), OnnxRuntime)
+    assert isinstance(load_runtime(tiny_sentiment_model, "auto"), TorchRuntime)  # no export: still serves
