@@ -43,8 +43,11 @@ def fit_schedule_to_budget(plan: dict[str, int], step: int, step0: int, loop_sta
     now = time.monotonic()
     per_step = (now - loop_start) / max(1, step - step0)  # includes evaluation overhead
     feasible = step + int(max(0.0, budget_s - reserve_s - (now - started)) / per_step)
-    target = min(plan.get("planned", plan["total"]), max(step + 1, feasible))
-    if abs(target - plan["total"]) > 0.02 * plan.get("planned", plan["total"]):  # ignore jitter
+    planned = plan.get("planned", plan["total"])
+    target = min(planned, max(step + 1, feasible))
+    # hysteresis: shrink on a 2% shortfall, grow back only on a 5% surplus (evaluation
+    # pauses make the pace jitter, and every change moves the LR)
+    if target < plan["total"] - 0.02 * planned or target > plan["total"] + 0.05 * planned:
         plan["total"] = target
         if step < plan["warmup"]:  # never move the warm-up once it is over
             plan["warmup"] = min(plan["warmup"], int(target * warmup_ratio))
