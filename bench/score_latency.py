@@ -5,8 +5,8 @@
 Serves the sentiment app under waitress in its own process (as ``finpulse up`` does) with
 the given model as production, then ``--clients`` threads each post one headline per
 request. ``--rate 0`` (default) is a closed loop: every client sends its next request as
-soon as the last one is answered, the worst case. ``--rate R`` paces each client at R
-requests/s (an open, steady load). Prints p50/p95/p99, throughput and errors, once per
+soon as the last one is answered, the worst case. ``--rate R`` gives each client Poisson
+arrivals at R requests/s from a random phase (an open, steady load). Prints p50/p95/p99, throughput and errors, once per
 runtime so the ratio to torch is printed in the same run. The target is p99 <= 30 ms.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -61,11 +62,14 @@ def load(url: str, texts: list[str], clients: int, seconds: float, rate: float) 
 
     def client(n: int) -> None:
         sess = requests.Session()
-        i, next_at = n, time.perf_counter()
+        rng = random.Random(n)
+        # Independent clients: a random phase, then Poisson arrivals (clients in lock-step
+        # would turn a steady rate into bursts of ``clients`` requests at once).
+        i, next_at = n, time.perf_counter() + (rng.uniform(0, 1.0 / rate) if rate else 0.0)
         while time.perf_counter() < stop_at:
             if rate:
-                next_at += 1.0 / rate
                 time.sleep(max(0.0, next_at - time.perf_counter()))
+                next_at += rng.expovariate(rate)
             t0 = time.perf_counter()
             r = sess.post(url + "/v1/score", json={"texts": [texts[i % len(texts)]]}, timeout=30)
             dt = time.perf_counter() - t0

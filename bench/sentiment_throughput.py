@@ -1,10 +1,11 @@
 """FinPulse's CPU inference path vs ``transformers.pipeline`` on the same model and texts.
 
-    python bench/sentiment_throughput.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000]
+    python bench/sentiment_throughput.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000] [--processes]
 
 Texts: FPB train+dev (../shared/data/fpb), repeated to ``--limit``. Prints both
 throughputs, their ratio, and FPB dev accuracy of the torch runtime and ``--runtime``
-(meaningful only for a fine-tuned model). Exports the ONNX files when they are missing.
+(meaningful only for a fine-tuned model); ``--processes`` also times whole
+``finpulse predict`` and pipeline-script processes on the same file. Exports the ONNX files when they are missing.
 """
 
 from __future__ import annotations
@@ -66,6 +67,46 @@ def accuracy(rt, dev: list[dict]) -> float:  # noqa: ANN001
     return 100.0 * sum(p["label"] == r["label"] for p, r in zip(rows, dev, strict=True)) / len(dev)
 
 
+PIPELINE_PROCESS = """
+import json, sys
+from transformers import pipeline
+rows = [json.loads(line) for line in open(sys.argv[2])]
+pipe = pipeline("text-classification", model=sys.argv[1], batch_size=int(sys.argv[4]), device="cpu")
+preds = pipe([r["text"] for r in rows])
+with open(sys.argv[3], "w") as f:
+    f.writelines(json.dumps({**r, "label": p["label"]}) + "\\n" for r, p in zip(rows, preds))
+"""
+
+
+def processes(model_dir: Path, runtime: str, texts: list[str], batch_size: int) -> None:
+    """Whole processes, start-up and model loading included: what a user of the CLI waits for."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.jsonl"
+        src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        commands = {
+            "pipeline process": [sys.executable, "-c", PIPELINE_PROCESS, str(model_dir), str(src),
+                                 f"{tmp}/pipe.jsonl", str(batch_size)],
+            f"finpulse predict ({runtime})": [sys.executable, "-m", "shared.cli", "predict", "sentiment",
+                                              "--model", str(model_dir), "--input", str(src), "--output",
+                                              f"{tmp}/fp.jsonl", "--runtime", runtime,
+                                              "--batch-size", str(batch_size)]}
+        walls = {}
+        for name, cmd in commands.items():
+            started = time.perf_counter()
+            subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
+            walls[name] = time.perf_counter() - started
+            print(f"{name:<28} {walls[name]:6.1f} s wall  {len(texts) / walls[name]:8.1f} texts/s")
+        base, fast = walls.values()
+        agree = sum(json.loads(a)["label"] == json.loads(b)["label"] for a, b in
+                    zip(Path(f"{tmp}/pipe.jsonl").read_text().splitlines(),
+                        Path(f"{tmp}/fp.jsonl").read_text().splitlines(), strict=True))
+        print(f"process speed-up {base / fast:.2f}x (target >= 4x); label agreement {agree / len(texts):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
@@ -75,6 +116,8 @@ def main() -> None:
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--sessions", type=int, default=None,
                         help="ONNX sessions run side by side (default: one single-threaded session per core)")
+    parser.add_argument("--processes", action="store_true",
+                        help="also time whole processes: finpulse predict vs a pipeline script")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -101,6 +144,8 @@ def main() -> None:
         acc_fast = accuracy(rt, dev)
         print(f"FPB dev accuracy: torch {acc_torch:.2f}  {args.runtime} {acc_fast:.2f}  "
               f"diff {acc_fast - acc_torch:+.2f} points (target within 0.5; fine-tuned models only)")
+    if args.processes:
+        processes(model_dir, args.runtime, texts, args.batch_size)
 
 
 if __name__ == "__main__":

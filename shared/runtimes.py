@@ -32,7 +32,7 @@ ONNX_DIR = "onnx"
 ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model.int8.onnx"
 DEFAULT_MAX_CHARS = 20_000  # texts longer than this are cut before tokenising
-MIN_SPLIT_ROWS = 8  # a merged batch is split across ONNX sessions only into chunks this big
+MIN_SPLIT_ROWS = 1  # chunk rows when a batch is split across ONNX sessions (2 rows: 3.5 ms vs 5.4 on one)
 
 
 class Runtime(Protocol):
