@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,20 +44,17 @@ def make_kb(out: Path, entries: int) -> list[str]:
     return questions
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=100, help="per client")
     ap.add_argument("--threads", type=int, default=8, help="waitress threads")
+    ap.add_argument("--rate", type=float, default=0.0, help="requests/s per client, Poisson (0: closed loop)")
     args = ap.parse_args()
     import requests
+
+    from bench.loadgen import describe, drive, free_port, wait_ready
 
     work = Path(tempfile.mkdtemp(prefix="chat-load-"))
     env = {**os.environ, "FINPULSE_HOME": str(work / "home"), "FINPULSE_CHATBOT_RATE_LIMIT": "1000000/minute",
@@ -75,50 +69,24 @@ def main() -> None:
          f"serve(create_app(), host='127.0.0.1', port={port}, threads={args.threads})"], env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if requests.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
+        wait_ready(url, 600)
         requests.post(url + "/v1/chat", json={"message": "warm up"}, timeout=600)  # loads the encoder
-        latencies: list[float] = []
-        errors: list[str] = []
-        lock = threading.Lock()
+        rngs = [np.random.default_rng(n) for n in range(args.clients)]
 
-        def client(n: int) -> None:
-            sess = requests.Session()
-            rng = np.random.default_rng(n)
-            for i in range(args.requests):
-                q = questions[int(rng.integers(len(questions)))]
-                body = {"message": q if i % 3 else q.lower(), "session_id": f"load{n}-{i // 5}"}
-                t0 = time.perf_counter()
-                r = sess.post(url + "/v1/chat", json=body, timeout=30)
-                dt = time.perf_counter() - t0
-                with lock:
-                    latencies.append(dt)
-                    if r.status_code != 200:
-                        errors.append(f"{r.status_code} {r.text[:100]}")
+        def body(n: int, i: int) -> dict:
+            q = questions[int(rngs[n].integers(len(questions)))]
+            return {"message": q if i % 3 else q.lower(), "session_id": f"load{n}-{i // 5}"}
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
+        r = drive(url + "/v1/chat", body, args.clients, args.rate, requests_per_client=args.requests)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    ms = np.array(latencies) * 1000
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    print(f"entries={args.entries} clients={args.clients} requests={len(ms)} errors={len(errors)} "
-          f"throughput={len(ms) / wall:.1f}/s")
-    print(f"p50={p50:.1f} ms  p95={p95:.1f} ms  p99={p99:.1f} ms  (target p99 <= 50 ms: "
-          f"{'met' if p99 <= 50 and not errors else 'missed'})")
-    if errors:
-        print("first errors:", errors[:3])
+    print(f"entries={args.entries} {describe(args.clients, args.rate)} requests={r['requests']} "
+          f"errors={r['errors']} throughput={r['throughput']:.1f}/s")
+    print(f"p50={r['p50']:.1f} ms  p95={r['p95']:.1f} ms  p99={r['p99']:.1f} ms  (target p99 <= 50 ms: "
+          f"{'met' if r['p99'] <= 50 and not r['errors'] else 'missed'})")
+    if r["errors"]:
+        print("first errors:", r["first_errors"])
 
 
 if __name__ == "__main__":

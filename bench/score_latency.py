@@ -15,16 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -52,46 +47,6 @@ def serve(model_dir: Path, runtime: str, home: Path, port: int, threads: int) ->
          f"serve(create_app(), host='127.0.0.1', port={port}, threads={threads})"], env=env, cwd=REPO)
 
 
-def load(url: str, texts: list[str], clients: int, seconds: float, rate: float) -> dict:
-    import requests
-
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
-
-    def client(n: int) -> None:
-        sess = requests.Session()
-        rng = random.Random(n)
-        # Independent clients: a random phase, then Poisson arrivals (clients in lock-step
-        # would turn a steady rate into bursts of ``clients`` requests at once).
-        i, next_at = n, time.perf_counter() + (rng.uniform(0, 1.0 / rate) if rate else 0.0)
-        while time.perf_counter() < stop_at:
-            if rate:
-                time.sleep(max(0.0, next_at - time.perf_counter()))
-                next_at += rng.expovariate(rate)
-            t0 = time.perf_counter()
-            r = sess.post(url + "/v1/score", json={"texts": [texts[i % len(texts)]]}, timeout=30)
-            dt = time.perf_counter() - t0
-            with lock:
-                latencies.append(dt)
-                if r.status_code != 200:
-                    errors.append(f"{r.status_code} {r.text[:100]}")
-            i += clients
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    ms = np.array(latencies) * 1000
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return {"requests": len(ms), "errors": len(errors), "first_errors": errors[:3], "throughput": len(ms) / wall,
-            "p50": p50, "p95": p95, "p99": p99}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="model directory or DOMAIN/TASK[@VERSION] of FINPULSE_HOME")
@@ -103,7 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     import requests
 
-    from bench.chat_load import free_port
+    from bench.loadgen import describe, drive, free_port, wait_ready
     from bench.sentiment_throughput import ensure_onnx, resolve_model
 
     model_dir = resolve_model(args.model)
@@ -116,22 +71,18 @@ def main() -> None:
         server = serve(model_dir, runtime, home, port, args.threads)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(240):
-                try:
-                    if requests.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                time.sleep(0.5)
+            wait_ready(url)
             for t in texts[:50]:  # loads the model, warms the allocator
                 requests.post(url + "/v1/score", json={"texts": [t]}, timeout=120).raise_for_status()
-            rows.append((runtime, load(url, texts, args.clients, args.seconds, args.rate)))
+            def body(n: int, i: int) -> dict:
+                return {"texts": [texts[(n + i * args.clients) % len(texts)]]}
+
+            rows.append((runtime, drive(url + "/v1/score", body, args.clients, args.rate, seconds=args.seconds)))
         finally:
             server.terminate()
             server.wait(timeout=30)
             shutil.rmtree(home, ignore_errors=True)
-    mode = f"{args.rate:g} req/s per client" if args.rate else "closed loop"
-    print(f"POST /v1/score, one headline, {args.clients} clients, {mode}, {os.cpu_count()} cores")
+    print(f"POST /v1/score, one headline, {describe(args.clients, args.rate)}, {os.cpu_count()} cores")
     for runtime, r in rows:
         print(f"{runtime:<10} requests={r['requests']:6d} errors={r['errors']} throughput={r['throughput']:7.1f}/s "
               f"p50={r['p50']:6.1f} ms p95={r['p95']:6.1f} ms p99={r['p99']:6.1f} ms")

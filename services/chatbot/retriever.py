@@ -28,15 +28,25 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
 
-class SentenceEncoder:
-    """A sentence-transformers model loaded lazily, once, on first use."""
+ONNX_MAX_ROWS = 32  # queries go through ONNX; bulk encoding (KB builds) keeps torch on every core
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
+
+class SentenceEncoder:
+    """A sentence-transformers model loaded lazily, once, on first use.
+
+    With ``runtime="auto"`` on CPU, small batches (chat queries) run the transformer in
+    ONNX Runtime when the model is a plain mean-pooling encoder and the export matches
+    torch; anything else, or any failure to export, stays on torch.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu", runtime: str = "auto"):
         self.path = Path(path)
         self.name = str(path)
         self.device = device
+        self.runtime = runtime
         self._model: Any = None
-        self._lock = threading.Lock()
+        self._onnx: Any = None  # None: not tried yet; False: torch only
+        self._lock = threading.RLock()  # the ONNX set-up loads the model under it
 
     @property
     def model(self) -> Any:
@@ -59,10 +69,66 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         import torch
 
+        if 0 < len(texts) <= ONNX_MAX_ROWS and self.onnx_states():
+            return self._encode_onnx(list(texts))
         with torch.inference_mode():
             vecs = self.model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
                                      convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vecs, dtype=np.float32)
+
+
+    def onnx_states(self) -> Any:
+        """The ONNX token-state session, set up on first call (``False`` when not usable)."""
+        if self._onnx is None:
+            with self._lock:
+                if self._onnx is None:
+                    self._onnx = self._setup_onnx()
+        return self._onnx
+
+    def _setup_onnx(self) -> Any:
+        import logging
+
+        model = self.model
+        modules = [type(m).__name__ for m in model]
+        pool = model[1].get_config_dict() if len(modules) > 1 else {}
+        mean = pool.get("pooling_mode") == "mean" or (  # sentence-transformers 6 / older configs
+            pool.get("pooling_mode_mean_tokens") is True
+            and not any(v for k, v in pool.items()
+                        if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"))
+        plain = modules[:2] == ["Transformer", "Pooling"] and set(modules[2:]) <= {"Normalize"} and mean
+        weights = self.path / "model.safetensors"
+        if self.runtime != "auto" or self.device != "cpu" or not plain or not weights.is_file():
+            return False
+        try:
+            from shared.runtimes import OnnxTokenStates
+            from shared.settings import get_settings
+
+            states = OnnxTokenStates(model[0].auto_model, weights, get_settings().home / "cache" / "onnx-encoders")
+            self._onnx = states
+            probe = ["How do I reset my online banking password?", "card payment declined abroad"]
+            got = self._encode_onnx(probe)
+            import torch
+
+            with torch.inference_mode():
+                want = model.encode(probe, convert_to_numpy=True, normalize_embeddings=True)
+            if float(np.max(np.abs(got - want))) > 1e-4:
+                raise ValueError(f"ONNX and torch embeddings differ by {np.max(np.abs(got - want)):.2e}")
+            return states
+        except Exception as exc:  # noqa: BLE001 - torch still answers
+            logging.getLogger(__name__).warning("query encoder stays on torch: %s", exc)
+            return False
+
+    def _encode_onnx(self, texts: list[str]) -> np.ndarray:
+        """Tokenise, token states from ONNX, then the model's own recipe: mean pooling, L2 norm."""
+        enc = self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
+                                   return_tensors="np")
+        if "token_type_ids" not in enc:
+            enc["token_type_ids"] = np.zeros_like(enc["input_ids"])
+        states = self._onnx(enc)
+        mask = enc["attention_mask"][..., None].astype(np.float32)
+        vecs = (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return vecs.astype(np.float32)
 
 
 _ENCODERS: dict[str, SentenceEncoder] = {}
