@@ -32,6 +32,7 @@ def build_app() -> object:
 
 
 app = build_app()
+_RECORD_ONCE = """if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[1]) end"""
 
 
 @shared_task(name="rel.record", bind=True)
@@ -40,6 +41,7 @@ def record(self: object, key: str, i: int, sleep_s: float) -> int:
     client = redis.Redis.from_url(self.app.conf.broker_url)  # type: ignore[attr-defined]
     client.hincrby(f"{key}:runs", str(i), 1)
     time.sleep(sleep_s)
-    if client.sadd(f"{key}:done", i):
-        client.rpush(f"{key}:results", i)
+    # One atomic step: a kill between a separate SADD and RPUSH left the task marked done
+    # but its result never pushed, so its redelivery pushed nothing either (the old flake).
+    client.eval(_RECORD_ONCE, 2, f"{key}:done", f"{key}:results", i)
     return i
