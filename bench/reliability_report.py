@@ -55,6 +55,10 @@ def table(lines: list[dict]) -> tuple[list[str], dict[str, int]]:
                        f"{row.get('5xx', 0):>6}{'-':>6}")
     out.append(f"{'TOTAL faults / hostile inputs':<44}{str(totals['faults']) + ' / ' + str(totals['inputs']):>15}"
                f"{totals['survived']:>10}{totals['5xx']:>6}{totals['lost']:>6}")
+    # Not lost, but said: messages the broker dropped that a sweep had to publish again.
+    dropped = sum(row.get("republished", 0) for row in lines)
+    out.append(f"broker-dropped messages re-published by a sweep: {dropped} "
+               "(kombu's Redis transport, SIGKILL between BRPOP and its unacked record)")
     return out, totals
 
 
