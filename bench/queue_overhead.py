@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--delay-ms", type=float, default=5.0)
+    parser.add_argument("--delay-ms", type=float, default=2.0)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

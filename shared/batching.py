@@ -70,7 +70,7 @@ class DynamicBatcher:
     """
 
     def __init__(self, runtime: Any, max_batch_size: int = 64, max_batch_tokens: int = 8192,
-                 max_delay_ms: float = 5.0, max_chars: int | None = None, name: str = "model",
+                 max_delay_ms: float = 2.0, max_chars: int | None = None, name: str = "model",
                  overhead_tokens: int = 256):
         from shared.runtimes import DEFAULT_MAX_CHARS
 
