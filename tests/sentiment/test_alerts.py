@@ -136,3 +136,23 @@ def test_late_history_still_judges_the_burst_day(client) -> None:
     client.post("/v1/news", json=shuffled)
     alerts = client.get("/v1/alerts").json["alerts"]
     assert [(a["ticker"], a["at"]) for a in alerts] == [("ACME", "2024-03-31T00:00:00Z")]
+
+
+def test_window_stats_from_prefix_sums_match_direct_numpy() -> None:
+    """The O(1) baseline windows give the same count, mean and std as reading the window."""
+    import numpy as np
+
+    from services.sentiment.aggregate import _WindowStats
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-1, 1, 500)
+    present = rng.random(500) > 0.4
+    stats = _WindowStats(values, present)
+    for i, lo in [(0, 0), (10, 0), (250, 100), (500, 0), (499, 498), (300, 299)]:
+        window = values[lo:i][present[lo:i]]
+        k, mean, std = stats(i, lo)
+        assert k == window.size
+        if window.size:
+            assert abs(mean - window.mean()) < 1e-12 and abs(std - window.std()) < 1e-6
+        else:
+            assert (mean, std) == (0.0, 0.0)
