@@ -27,6 +27,10 @@ class Encoder(Protocol):
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
+    def warm(self) -> None:
+        """Make everything the first query needs (weights, exported graphs) now."""
+        ...
+
 
 ONNX_MAX_ROWS = 32  # queries go through ONNX; bulk encoding (KB builds) keeps torch on every core
 
@@ -76,6 +80,9 @@ class SentenceEncoder:
                                      convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vecs, dtype=np.float32)
 
+
+    def warm(self) -> None:
+        self.onnx_states()
 
     def onnx_states(self) -> Any:
         """The ONNX token-state session, set up on first call (``False`` when not usable)."""
@@ -226,6 +233,9 @@ class BatchingEncoder:
         self._cond = threading.Condition()
         self._queue: list[tuple[str, dict[str, Any]]] = []
         self._leader = False
+
+    def warm(self) -> None:
+        self.encoder.warm()
 
     @property
     def dim(self) -> int:

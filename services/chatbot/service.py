@@ -49,8 +49,10 @@ def load_kb(settings: Any, kb_file: str | Path, domain: str | None = None,
     Registry(settings.registry_dir).task_dir(domain, "embeddings")  # validates the name
     path = production_encoder_path(settings, domain)
     print(f"kb load: embedding {kb_file} with {path}", file=sys.stderr)
-    return build_kb_dir(kb_file, kb_dir(settings, domain), get_encoder(path), "auto",
-                        model=str(path), progress=progress)
+    encoder = get_encoder(path)
+    kbase = build_kb_dir(kb_file, kb_dir(settings, domain), encoder, "auto", model=str(path), progress=progress)
+    encoder.warm()  # the query graph is exported now, not on the first customer's chat
+    return kbase
 
 
 def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,

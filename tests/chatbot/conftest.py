@@ -28,6 +28,9 @@ class BowEncoder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
+    def warm(self) -> None:
+        """Nothing to prepare: no weights."""
+
 
 @pytest.fixture
 def bow() -> BowEncoder:

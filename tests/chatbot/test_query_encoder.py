@@ -39,3 +39,16 @@ def test_non_mean_pooling_models_stay_on_torch(settings, tmp_path) -> None:
     assert enc.onnx_states() is False
     want = cls.encode(QUERIES[:1], convert_to_numpy=True, normalize_embeddings=True)
     assert np.abs(enc.encode(QUERIES[:1]) - want).max() < 1e-5
+
+
+def test_kb_load_exports_the_query_graph_before_the_first_chat(settings, monkeypatch) -> None:
+    from pathlib import Path
+
+    from services.chatbot import retriever
+    from services.chatbot.service import load_kb
+
+    monkeypatch.setattr(retriever, "_ENCODERS", {})  # a fresh process: nothing set up yet
+    sample = Path(__file__).resolve().parents[2] / "data" / "samples" / "faq.jsonl"
+    kbase = load_kb(settings, sample, progress=False)
+    assert len(kbase.entries) > 0
+    assert len(list((settings.home / "cache" / "onnx-encoders").glob("*.onnx"))) == 1
