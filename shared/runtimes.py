@@ -237,14 +237,7 @@ class OnnxRuntime(BaseRuntime):
         elif sessions is None:
             sessions = max(1, cores // (threads or 1))
         threads = threads or max(1, cores // sessions)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # Spinning threads burn cores between batches; a worker needs them for Celery itself.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        opts.log_severity_level = 3
+        opts = _session_options(threads, spinning)
         self.sessions = [ort.InferenceSession(str(path), opts, providers=providers) for _ in range(sessions)]
         self.session = self.sessions[0]
         self.threads = threads
@@ -288,6 +281,21 @@ class OnnxRuntime(BaseRuntime):
             return super()._run_batches(encs, plan)
         fwd = super().forward
         return list(self._executor().map(lambda batch: fwd([encs[j] for j in batch]), plan))
+
+
+def _session_options(threads: int, spinning: bool) -> Any:
+    """Fully optimised graph, ``threads`` intra-op threads, no inter-op pool, quiet logs."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    # Spinning threads burn cores between batches; a worker needs them for Celery itself.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts.log_severity_level = 3
+    return opts
 
 
 def quantize_int8(fp32_path: str | Path, int8_path: str | Path, num_heads: int = 0, hidden_size: int = 0) -> Path:
@@ -362,12 +370,8 @@ class OnnxTokenStates:
         path = Path(cache_dir) / f"{key}.onnx"
         if not path.is_file():
             _export_token_states(auto_model, path)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), _session_options(threads=1, spinning=False),
+                                            providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:

@@ -73,13 +73,13 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         import torch
 
-        if 0 < len(texts) <= ONNX_MAX_ROWS and self.onnx_states():
-            return self._encode_onnx(list(texts))
+        states = self.onnx_states() if 0 < len(texts) <= ONNX_MAX_ROWS else False
+        if states:
+            return self._encode_onnx(states, list(texts))
         with torch.inference_mode():
             vecs = self.model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
                                      convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vecs, dtype=np.float32)
-
 
     def warm(self) -> None:
         self.onnx_states()
@@ -111,9 +111,8 @@ class SentenceEncoder:
             from shared.settings import get_settings
 
             states = OnnxTokenStates(model[0].auto_model, weights, get_settings().home / "cache" / "onnx-encoders")
-            self._onnx = states
             probe = ["How do I reset my online banking password?", "card payment declined abroad"]
-            got = self._encode_onnx(probe)
+            got = self._encode_onnx(states, probe)
             import torch
 
             with torch.inference_mode():
@@ -125,15 +124,15 @@ class SentenceEncoder:
             logging.getLogger(__name__).warning("query encoder stays on torch: %s", exc)
             return False
 
-    def _encode_onnx(self, texts: list[str]) -> np.ndarray:
+    def _encode_onnx(self, states: Any, texts: list[str]) -> np.ndarray:
         """Tokenise, token states from ONNX, then the model's own recipe: mean pooling, L2 norm."""
         enc = self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
                                    return_tensors="np")
         if "token_type_ids" not in enc:
             enc["token_type_ids"] = np.zeros_like(enc["input_ids"])
-        states = self._onnx(enc)
+        hidden = states(enc)
         mask = enc["attention_mask"][..., None].astype(np.float32)
-        vecs = (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        vecs = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return vecs.astype(np.float32)
 
