@@ -6,7 +6,9 @@ Starts a real ``finpulse worker`` (threads pool, many concurrent tasks feeding i
 dynamic batcher) on a private queue, submits one task per text, waits for every result,
 and compares with ``runtime.predict`` over the same texts in this process. Prints both
 throughputs, the ratio (target >= 80%) and the worker's batch-size histogram, scraped
-from its metrics port.
+from its metrics port. It then sends as many ``ping`` tasks (no model) to the same worker
+to measure Celery's own CPU cost per task, worker and client together, and prints the
+ratio that cost leaves attainable on this machine's cores even with free batching.
 """
 
 from __future__ import annotations
@@ -56,10 +58,14 @@ def main() -> None:
     texts, _ = load_texts(args.limit)
 
     rt = load_runtime(model_dir, args.runtime)
+    import psutil
+
+    me = psutil.Process()
     rt.predict(texts[:64])
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), sum(me.cpu_times()[:2])
     rt.predict(texts, batch_size=32)
     local = len(texts) / (time.perf_counter() - started)
+    model_cpu = (sum(me.cpu_times()[:2]) - cpu0) / len(texts)
     print(f"in-process batched ({args.runtime})  {local:8.1f} texts/s")
     del rt
 
@@ -76,9 +82,7 @@ def main() -> None:
                                        queue=queue)
         send(texts[:64]).get(timeout=300)  # worker up, model loaded
         before = histogram(port)
-        import psutil
-
-        wproc, me = psutil.Process(worker.pid), psutil.Process()
+        wproc = psutil.Process(worker.pid)
         w0, c0 = sum(wproc.cpu_times()[:2]), sum(me.cpu_times()[:2])
         started = time.perf_counter()
         with app.producer_or_acquire() as producer:
@@ -92,11 +96,22 @@ def main() -> None:
         after = histogram(port)
         print(f"submitting took {sent:.1f}s of {wall:.1f}s; CPU seconds: worker "
               f"{sum(wproc.cpu_times()[:2]) - w0:.1f}, client {sum(me.cpu_times()[:2]) - c0:.1f}")
+        w0, c0 = sum(wproc.cpu_times()[:2]), sum(me.cpu_times()[:2])
+        with app.producer_or_acquire() as producer:
+            pings = [app.send_task("shared.tasks.ping", queue=queue, producer=producer) for _ in texts]
+        for r in pings:
+            r.get(timeout=600)
+        floor = (sum(wproc.cpu_times()[:2]) - w0 + sum(me.cpu_times()[:2]) - c0) / len(texts)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
     print(f"celery, 1 text per task          {queued:8.1f} texts/s")
     print(f"ratio {100 * queued / local:.0f}% of in-process (target >= 80%)")
+    cores = psutil.cpu_count() or 1
+    bound = cores / (model_cpu + floor)
+    print(f"CPU per text: model {1000 * model_cpu:.2f} ms in-process; Celery's own cost per task (ping, worker "
+          f"+ client) {1000 * floor:.2f} ms -> at most {bound:.0f} texts/s = {100 * bound / local:.0f}% on "
+          f"{cores} cores, even if batching were free")
     print("batch-size histogram (forward passes with <= N rows):")
     prev = 0.0
     for le, count in after.items():

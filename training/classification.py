@@ -37,6 +37,7 @@ class Batches:
 
     ids: list[list[int]]
     labels: list[int]
+    targets: Any = None  # (rows, classes) soft targets, or None for the hard labels
 
     def batches(self, batch_size: int, rng: random.Random | None) -> list[list[int]]:
         """Index batches of similar length (less padding); shuffled when ``rng`` is given."""
@@ -61,8 +62,9 @@ class Batches:
             seq = self.ids[i]
             input_ids[row, :len(seq)] = torch.tensor(seq)
             mask[row, :len(seq)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask,
-                "labels": torch.tensor([self.labels[i] for i in idx])}
+        labels = (torch.from_numpy(self.targets[idx]) if self.targets is not None
+                  else torch.tensor([self.labels[i] for i in idx]))
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
 def train_sentiment(config: SentimentTrainConfig, settings: Any,
@@ -109,6 +111,9 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     tokenizer = AutoTokenizer.from_pretrained(base)
     max_length = config.max_length or _fit_max_length(tokenizer, [e.text for e in train_ex])
     train_set = _encode(tokenizer, train_ex, max_length)
+    train_set.targets = agreement_targets(train_ex, config.labels, config.agreement_targets)
+    if train_set.targets is not None:
+        _log(f"soft targets from annotator agreement (weight {config.agreement_targets})")
     dev_set = _encode(tokenizer, dev_ex, max_length)
     labels = list(config.labels)
     # The new head starts from one fixed init whatever the seed: seeds vary data order and
@@ -328,6 +333,32 @@ class _Ema:
                         params[n].copy_(v)
 
         return swap()
+
+
+def agreement_targets(examples: list[Example], labels: tuple[str, ...], weight: float) -> np.ndarray | None:
+    """Soft targets that carry the annotators' disagreement, or None without agreement data.
+
+    A sentence only 50% of annotators called positive is not as positive as a unanimous
+    one: ``weight * (1 - agreement)`` of its mass moves to the classes the others most
+    likely chose - neutral for a polar label, both polar labels for a neutral one (FPB's
+    annotators rarely split between positive and negative). Hard 50%-agreement labels
+    otherwise teach the model to be confidently wrong on half of such sentences.
+    """
+    known = [e.agreement for e in examples if e.agreement is not None]
+    if weight <= 0 or not known or len(known) < len(examples):
+        return None
+    n = len(labels)
+    neutral = labels.index("neutral") if "neutral" in labels else None
+    out = np.zeros((len(examples), n), dtype=np.float32)
+    for row, e in enumerate(examples):
+        share = min(max(e.agreement / 100.0 if e.agreement > 1 else float(e.agreement), 0.0), 1.0)
+        moved = weight * (1.0 - share)
+        polar = neutral is not None and e.label != neutral
+        others = [neutral] if polar else [k for k in range(n) if k != e.label]
+        out[row, e.label] = 1.0 - moved
+        for k in others:
+            out[row, k] += moved / len(others)
+    return out
 
 
 def _cpu_state(model: Any) -> dict[str, Any]:

@@ -67,3 +67,14 @@ def test_auto_runtime_picks_int8_when_exported_else_torch(onnx_model, tiny_senti
 
     assert isinstance(load_runtime(onnx_model, "auto"), OnnxRuntime)
     assert isinstance(load_runtime(tiny_sentiment_model, "auto"), TorchRuntime)  # no export: still serves
+
+
+
+def test_int8_graph_quantises_products_not_the_embedding_table(onnx_model):
+    """Matrix products run int8; the embedding lookup stays fp32 (no speed to gain there)."""
+    import onnx
+
+    nodes = onnx.load(str(onnx_model / "onnx" / "model.int8.onnx")).graph.node
+    ops = [n.op_type for n in nodes]
+    assert ops.count("QAttention") == 6 and ops.count("MatMulInteger") >= 18
+    assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops
