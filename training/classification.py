@@ -336,13 +336,13 @@ class _Ema:
 
 
 def agreement_targets(examples: list[Example], labels: tuple[str, ...], weight: float) -> np.ndarray | None:
-    """Soft targets that carry the annotators' disagreement, or None without agreement data.
+    """Soft targets that carry the annotators' disagreement; None unless every row has an agreement.
 
     A sentence only 50% of annotators called positive is not as positive as a unanimous
     one: ``weight * (1 - agreement)`` of its mass moves to the classes the others most
     likely chose - neutral for a polar label, both polar labels for a neutral one (FPB's
-    annotators rarely split between positive and negative). Hard 50%-agreement labels
-    otherwise teach the model to be confidently wrong on half of such sentences.
+    annotators rarely split between positive and negative). Hard labels would push the
+    model to full confidence on sentences that people themselves split on.
     """
     known = [e.agreement for e in examples if e.agreement is not None]
     if weight <= 0 or not known or len(known) < len(examples):
