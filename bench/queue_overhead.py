@@ -49,6 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+    import psutil
+
     from shared.inference import client_app
     from shared.runtimes import load_runtime
     from shared.settings import load_settings
@@ -58,8 +60,6 @@ def main() -> None:
     texts, _ = load_texts(args.limit)
 
     rt = load_runtime(model_dir, args.runtime)
-    import psutil
-
     me = psutil.Process()
     rt.predict(texts[:64])
     started, cpu0 = time.perf_counter(), sum(me.cpu_times()[:2])

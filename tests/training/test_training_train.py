@@ -84,8 +84,6 @@ def test_resume_continues_from_checkpoint(settings, tiny_train: Path, tiny_dev: 
     assert [h["step"] for h in mv.metrics()["history"]] == [2, 4]
 
 
-pytestmark = pytest.mark.timeout(300)
-
 
 def test_agreement_targets_move_mass_to_the_likely_other_votes() -> None:
     from data_connectors.labelled import Example
@@ -97,3 +95,6 @@ def test_agreement_targets_move_mass_to_the_likely_other_votes() -> None:
     assert t.tolist() == [[0.0, 0.25, 0.75], [0.125, 0.75, 0.125], [1.0, 0.0, 0.0]]
     assert agreement_targets(rows, labels, 0.0) is None
     assert agreement_targets(rows + [Example("d", 1, None)], labels, 0.5) is None
+
+
+pytestmark = pytest.mark.timeout(300)

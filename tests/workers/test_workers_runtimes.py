@@ -69,7 +69,6 @@ def test_auto_runtime_picks_int8_when_exported_else_torch(onnx_model, tiny_senti
     assert isinstance(load_runtime(tiny_sentiment_model, "auto"), TorchRuntime)  # no export: still serves
 
 
-
 def test_int8_graph_quantises_products_not_the_embedding_table(onnx_model):
     """Matrix products run int8; the embedding lookup stays fp32 (no speed to gain there)."""
     import onnx
