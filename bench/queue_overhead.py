@@ -1,6 +1,7 @@
 """Single-text Celery tasks through Redis vs. batched in-process inference, same model.
 
     python bench/queue_overhead.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000]
+    python bench/queue_overhead.py --device cuda [--pool solo]   # a GPU worker (torch, bf16 autocast)
 
 Starts a real ``finpulse worker`` (threads pool, many concurrent tasks feeding its
 dynamic batcher) on a private queue, submits one task per text, waits for every result,
@@ -40,7 +41,10 @@ def histogram(port: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--runtime", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--runtime", default=None, choices=["torch", "onnx", "onnx-int8"],
+                        help="default: onnx-int8 on CPU, torch on CUDA")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--pool", default="threads", choices=["threads", "solo"])
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-batch", type=int, default=64)
@@ -55,25 +59,27 @@ def main() -> None:
     from shared.runtimes import load_runtime
     from shared.settings import load_settings
 
+    args.runtime = args.runtime or ("torch" if args.device == "cuda" else "onnx-int8")
     model_dir = resolve_model(args.model)
     ensure_onnx(model_dir, args.runtime)
     texts, _ = load_texts(args.limit)
 
-    rt = load_runtime(model_dir, args.runtime)
+    rt = load_runtime(model_dir, args.runtime, device=args.device)
     me = psutil.Process()
     rt.predict(texts[:64])
     started, cpu0 = time.perf_counter(), sum(me.cpu_times()[:2])
     rt.predict(texts, batch_size=32)
     local = len(texts) / (time.perf_counter() - started)
     model_cpu = (sum(me.cpu_times()[:2]) - cpu0) / len(texts)
-    print(f"in-process batched ({args.runtime})  {local:8.1f} texts/s")
+    print(f"in-process batched ({args.runtime}, {args.device})  {local:8.1f} texts/s")
     del rt
 
     queue, port = f"bench-{uuid.uuid4().hex[:8]}", free_port()
-    env = {**os.environ, "REDIS_URL": args.redis_url, "FINPULSE_RUNTIME": args.runtime,
+    env = {**os.environ, "REDIS_URL": args.redis_url, "FINPULSE_RUNTIME": args.runtime, "FINPULSE_DEVICE": args.device,
            "FINPULSE_MAX_BATCH_SIZE": str(args.max_batch), "FINPULSE_MAX_BATCH_DELAY_MS": str(args.delay_ms)}
-    worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "-Q", queue,
-                               "--concurrency", str(args.concurrency), "--metrics-port", str(port),
+    concurrency = ["--concurrency", str(args.concurrency)] if args.pool == "threads" else []
+    worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "-Q", queue, "--pool", args.pool,
+                               *concurrency, "--metrics-port", str(port),
                                "--no-warm", "--loglevel", "WARNING"], env=env)
     try:
         settings = load_settings(redis_url=args.redis_url)
@@ -105,7 +111,7 @@ def main() -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    print(f"celery, 1 text per task          {queued:8.1f} texts/s")
+    print(f"celery, 1 text per task ({args.pool} pool)  {queued:8.1f} texts/s")
     print(f"ratio {100 * queued / local:.0f}% of in-process (target >= 80%)")
     cores = psutil.cpu_count() or 1
     bound = cores / (model_cpu + floor)

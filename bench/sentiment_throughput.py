@@ -1,6 +1,7 @@
 """FinPulse's CPU inference path vs ``transformers.pipeline`` on the same model and texts.
 
     python bench/sentiment_throughput.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000] [--processes]
+    python bench/sentiment_throughput.py --device cuda      # torch with bf16 autocast vs the pipeline on the GPU
 
 Texts: FPB train+dev (../shared/data/fpb), repeated to ``--limit``. Prints both
 throughputs, their ratio, and FPB dev accuracy of the torch runtime and ``--runtime``
@@ -55,8 +56,13 @@ def ensure_onnx(model_dir: Path, runtime: str) -> None:
         quantize_int8(onnx_dir / ONNX_FP32, onnx_dir / ONNX_INT8, cfg["num_attention_heads"], cfg["hidden_size"])
 
 
-def timed(fn, texts: list[str]) -> float:  # noqa: ANN001
-    fn(texts[:64])  # warm-up
+def timed(fn, texts: list[str], warm: int = 64) -> float:  # noqa: ANN001
+    """Texts/s of ``fn`` over ``texts`` after a warm-up on the first ``warm`` of them.
+
+    On a GPU the warm-up is a whole pass: the first batch of each new shape pays for
+    kernel selection, which a long-running worker pays once.
+    """
+    fn(texts[:warm])
     started = time.perf_counter()
     fn(texts)
     return len(texts) / (time.perf_counter() - started)
@@ -110,9 +116,13 @@ def processes(model_dir: Path, runtime: str, texts: list[str], batch_size: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--runtime", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--runtime", default=None, choices=["torch", "onnx", "onnx-int8"],
+                        help="default: onnx-int8 on CPU, torch (bf16 autocast) on CUDA")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--runtime-batch-size", type=int, default=None,
+                        help="FinPulse's batch size (default: --batch-size, the pipeline's)")
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--sessions", type=int, default=None,
                         help="ONNX sessions run side by side (default: one single-threaded session per core)")
@@ -125,27 +135,37 @@ def main() -> None:
 
     from shared.runtimes import cpu_count, load_runtime
 
+    runtime = args.runtime or ("torch" if args.device == "cuda" else "onnx-int8")
     model_dir = resolve_model(args.model)
-    ensure_onnx(model_dir, args.runtime)
+    ensure_onnx(model_dir, runtime)
     texts, dev = load_texts(args.limit)
-    print(f"model {model_dir}  texts {len(texts)}  cores {cpu_count()}  batch {args.batch_size}")
+    print(f"model {model_dir}  texts {len(texts)}  device {args.device}  cores {cpu_count()}  batch {args.batch_size}")
 
-    pipe = pipeline("text-classification", model=str(model_dir), batch_size=args.batch_size, device="cpu")
-    base = timed(lambda t: pipe(t), texts)
+    warm = len(texts) if args.device == "cuda" else 64
+    pipe = pipeline("text-classification", model=str(model_dir), batch_size=args.batch_size, device=args.device)
+    base = timed(lambda t: pipe(t), texts, warm)
     print(f"transformers.pipeline        {base:8.1f} texts/s")
+    if args.device == "cuda":  # the half-precision pipeline a GPU user might reach for, for reference
+        import torch
+
+        half = pipeline("text-classification", model=str(model_dir), batch_size=args.batch_size,
+                        device="cuda", dtype=torch.bfloat16)
+        print(f"transformers.pipeline bf16   {timed(lambda t: half(t), texts, warm):8.1f} texts/s")
+        del half
     options = {"sessions": args.sessions} if args.sessions else {}
-    rt = load_runtime(model_dir, args.runtime, **options)
-    fast = timed(lambda t: rt.predict(t, batch_size=args.batch_size), texts)
+    rt = load_runtime(model_dir, runtime, device=args.device, **options)
+    size = args.runtime_batch_size or args.batch_size
+    fast = timed(lambda t: rt.predict(t, batch_size=size), texts, warm)
     layout = (f" ({len(rt.sessions)} sessions x {rt.threads} threads)" if hasattr(rt, "sessions") else "")
-    print(f"finpulse {args.runtime:<20}{fast:8.1f} texts/s{layout}")
+    print(f"finpulse {runtime:<20}{fast:8.1f} texts/s{layout}, batch {size}")
     print(f"speed-up {fast / base:.2f}x (target >= 4x)")
-    if not args.no_accuracy:
-        acc_torch = accuracy(load_runtime(model_dir, "torch"), dev)
+    if not args.no_accuracy:  # the reference: fp32 torch on the same device
+        acc_torch = accuracy(load_runtime(model_dir, "torch", device=args.device, dtype="fp32"), dev)
         acc_fast = accuracy(rt, dev)
-        print(f"FPB dev accuracy: torch {acc_torch:.2f}  {args.runtime} {acc_fast:.2f}  "
+        print(f"FPB dev accuracy: torch fp32 {acc_torch:.2f}  {runtime} {acc_fast:.2f}  "
               f"diff {acc_fast - acc_torch:+.2f} points (target within 0.5; fine-tuned models only)")
     if args.processes:
-        processes(model_dir, args.runtime, texts, args.batch_size)
+        processes(model_dir, runtime, texts, args.batch_size)
 
 
 if __name__ == "__main__":

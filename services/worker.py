@@ -1,10 +1,10 @@
 """The Celery worker entry point: ``finpulse worker [--queues Q] [--pool P] [--concurrency N]``.
 
-CPU workers default to the threads pool with many threads, so concurrent one-text
-tasks meet in the process's dynamic batcher. GPU workers (``--device cuda``) default to
-the solo pool on ``inference.gpu``: one process per GPU, and CUDA is initialised only
-when that process loads its first model, never in a parent that forks. Each worker
-serves Prometheus metrics on its own port and listens for hot-reload announcements.
+Workers default to the threads pool with many threads, so concurrent one-text tasks
+meet in the process's dynamic batcher. GPU workers (``--device cuda``) take
+``inference.gpu``: one process per GPU, which initialises CUDA itself when it loads its
+first model (threads, no fork). Each worker serves Prometheus metrics on its own port
+and listens for hot-reload announcements.
 """
 
 from __future__ import annotations
@@ -14,22 +14,18 @@ from typing import Any
 
 import click
 
+from shared.celery_app import TASK_THREADS
+
 log = logging.getLogger(__name__)
-CPU_THREADS = 32  # in-flight tasks per CPU worker: the batcher's supply of company
 
 
 def worker_argv(settings: Any, queues: str | None, pool: str | None, concurrency: int | None,
                 loglevel: str, hostname: str | None) -> list[str]:
     """The ``celery worker`` arguments for these options and the configured device."""
-    from shared.celery_app import QUEUE_CPU, QUEUE_GPU, QUEUE_TRAINING
+    from shared.celery_app import worker_pool_args
 
-    gpu = settings.device == "cuda"
-    pool = pool or ("solo" if gpu else "threads")
-    queues = queues or (QUEUE_GPU if gpu else f"{QUEUE_CPU},{QUEUE_TRAINING}")
-    argv = ["worker", "--pool", pool, "-Q", queues, "--loglevel", loglevel, "--without-gossip",
-            "--without-mingle", "--without-heartbeat"]
-    if pool != "solo":
-        argv += ["--concurrency", str(concurrency or (CPU_THREADS if pool == "threads" else 2))]
+    argv = ["worker", *worker_pool_args(settings, queues, pool, concurrency), "--loglevel", loglevel,
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
     if hostname:
         argv += ["--hostname", hostname]
     return argv
@@ -62,9 +58,9 @@ def start_observability(settings: Any, queues: list[str], metrics_port: int | No
 @click.command("worker")
 @click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: by device).")
 @click.option("--pool", "-P", type=click.Choice(["threads", "solo", "prefork"]), default=None,
-              help="threads (CPU default) or solo (GPU default).")
+              help="threads (default: feeds the dynamic batcher) or solo.")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 1024), default=None,
-              help=f"Threads/processes (threads pool default {CPU_THREADS}).")
+              help=f"Threads/processes (threads pool default {TASK_THREADS}).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on this port (0/unset: off).")
 @click.option("--runtime", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,

@@ -180,7 +180,9 @@ class DynamicBatcher:
         encs = self.runtime.tokenize(clean) if clean else []
         m["tokenize"].labels(self.name).observe(time.perf_counter() - t0)
         lengths = [len(e.ids) for e in encs]
-        for batch in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, self.overhead_tokens):
+        # a GPU runtime packs by size: its forward pass costs about the same whatever the padding
+        overhead = max(self.overhead_tokens, getattr(self.runtime, "pad_overhead_tokens", 0))
+        for batch in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, overhead):
             t1 = time.perf_counter()
             probs = self.runtime.forward([encs[j] for j in batch])
             m["forward"].labels(self.name).observe(time.perf_counter() - t1)

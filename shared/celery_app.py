@@ -19,6 +19,7 @@ QUEUE_CPU = "inference.cpu"
 QUEUE_GPU = "inference.gpu"
 QUEUE_TRAINING = "training"
 QUEUES = (QUEUE_CPU, QUEUE_GPU, QUEUE_TRAINING)
+TASK_THREADS = 32  # in-flight tasks per threads-pool worker: the dynamic batcher's supply of company
 
 # Modules holding @shared_task functions; the worker imports them all.
 TASK_MODULES = (
@@ -108,8 +109,17 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     return celery
 
 
-def worker_pool_args(settings: Settings) -> list[str]:
-    """GPU workers: solo pool, so CUDA is initialised only in the process that uses it."""
-    if settings.device == "cuda":
-        return ["--pool", "solo", "-Q", QUEUE_GPU]
-    return ["--pool", "threads", "--concurrency", "4", "-Q", f"{QUEUE_CPU},{QUEUE_TRAINING}"]
+def worker_pool_args(settings: Settings, queues: str | None = None, pool: str | None = None,
+                     concurrency: int | None = None) -> list[str]:
+    """Pool, queues and concurrency of a worker on the configured device.
+
+    The threads pool on CPU and GPU alike: concurrent one-text tasks meet in the process's
+    dynamic batcher (a solo pool would hand it one task at a time), and with no fork CUDA is
+    initialised only in the worker process that loads the model.
+    """
+    pool = pool or "threads"
+    queues = queues or (QUEUE_GPU if settings.device == "cuda" else f"{QUEUE_CPU},{QUEUE_TRAINING}")
+    args = ["--pool", pool, "-Q", queues]
+    if pool != "solo":
+        args += ["--concurrency", str(concurrency or (TASK_THREADS if pool == "threads" else 2))]
+    return args

@@ -141,6 +141,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     weights = _class_weights(train_set.labels, len(labels), torch) if config.class_weights else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None,
                                         label_smoothing=config.label_smoothing)
+    # fp16's narrow range underflows small gradients: scale the loss (a no-op for bf16 and fp32)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     # -- state: resume from a checkpoint when asked ---------------------------------------
     step, epoch0, best_f1, best_state, history = 0, 0, -1.0, None, []
@@ -149,6 +151,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
         step, epoch0, best_f1, history = ckpt["step"], ckpt["epoch"], ckpt["best_f1"], ckpt["history"]
         best_state = ckpt.get("best_state")
         _log(f"resumed from {config.resume_from} at epoch {epoch0}, step {step}")
@@ -182,11 +186,13 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
             with torch.autocast(device_type=device, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = model(**batch).logits
             loss = loss_fn(logits.float(), target) / config.grad_accum
-            loss.backward()
+            scaler.scale(loss).backward()
             if (b + 1) % config.grad_accum and b + 1 != len(batches):
                 continue
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -241,7 +247,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
                     "best_f1": best_f1, "best_state": best_state, "history": history,
-                    "ema": ema.shadow if ema is not None else None},
+                    "ema": ema.shadow if ema is not None else None,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None},
                    run_dir / "checkpoint.pt")
         if stop:
             break

@@ -40,6 +40,7 @@ class EmbeddingsConfig:
     scale: float = 20.0  # MNRL temperature (1/τ)
     max_minutes: float = 18.0  # stop the loop at this wall-clock budget
     seed: int = 0
+    device: str = "auto"  # auto: CUDA (bf16 autocast) when present, else CPU in fp32
 
     def __post_init__(self) -> None:
         for name in ("epochs", "lr", "max_minutes", "scale"):
@@ -47,6 +48,8 @@ class EmbeddingsConfig:
                 raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.batch_size < 2:
             raise BadInput(f"batch_size must be >= 2 for in-batch negatives, got {self.batch_size}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise BadInput(f"device must be auto, cpu or cuda, got {self.device!r}")
 
 
 def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
@@ -110,6 +113,7 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.util import batch_to_device
     from tqdm import tqdm
 
     from shared.encoders import resolve_base_model
@@ -123,7 +127,10 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     steps_per_epoch = max(1, len(triples) // config.batch_size)
     total_steps = max(1, int(steps_per_epoch * config.epochs))
     # model, loss, optimizer
-    model = SentenceTransformer(str(resolve_base_model(config.base_model)), device="cpu")
+    cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    device = "cuda" if cuda else "cpu"
+    amp = cuda and torch.cuda.is_bf16_supported()  # bf16 needs no loss scaling; older cards train in fp32
+    model = SentenceTransformer(str(resolve_base_model(config.base_model)), device=device)
     model.max_seq_length = config.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model, scale=config.scale)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr)
@@ -136,8 +143,9 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     bar = tqdm(total=total_steps, desc="train embeddings", file=sys.stderr)
     while step < plan["total"] and not stopped_early:
         for batch in distinct_batches(triples, config.batch_size, rng):
-            feats = [model.tokenize([b[0] for b in batch]), model.tokenize([b[1] for b in batch])]
-            loss = loss_fn(feats, torch.empty(0))
+            feats = [batch_to_device(model.tokenize([b[i] for b in batch]), device) for i in (0, 1)]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                loss = loss_fn(feats, torch.empty(0))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()

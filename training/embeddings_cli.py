@@ -17,12 +17,14 @@ import click
 @click.option("--max-minutes", type=float, default=18.0, show_default=True, help="Wall-clock budget.")
 @click.option("--base-model", default=None, help="Base encoder directory (default: bundled MiniLM).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto: CUDA (bf16 autocast) when present.")
 def embeddings(kb: Path, pairs: Path | None, domain: str, epochs: float, batch_size: int, lr: float,
-               max_minutes: float, base_model: str | None, seed: int) -> None:
+               max_minutes: float, base_model: str | None, seed: int, device: str) -> None:
     """Contrastive fine-tune of the sentence encoder on a knowledge base's question groups."""
     from training.embeddings import EmbeddingsConfig, train_embeddings
 
     config = EmbeddingsConfig(base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr,
-                              max_minutes=max_minutes, seed=seed)
+                              max_minutes=max_minutes, seed=seed, device=device)
     version = train_embeddings(kb, pairs, domain, config)
     click.echo(str(version.path))

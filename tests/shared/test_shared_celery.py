@@ -74,7 +74,7 @@ def test_worker_config_is_safe_for_long_tasks(settings):
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["broker_transport_options"]["visibility_timeout"] >= 3600
     gpu = worker_pool_args(settings.model_copy(update={"device": "cuda"}))
-    assert gpu[:2] == ["--pool", "solo"] and "inference.gpu" in gpu
+    assert gpu[:2] == ["--pool", "threads"] and gpu[gpu.index("-Q") + 1] == "inference.gpu"
 
 
 def test_worker_entry_stops_on_sigterm(worker):

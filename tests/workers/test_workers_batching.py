@@ -40,6 +40,19 @@ def test_plan_batches_sorts_and_bounds():
     # Short and long rows never share a pass: padding would cost more than a pass.
     assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) < 10 for b in batches)
     assert plan_batches([500], max_size=4, max_tokens=100) == [[0]]  # too long still runs alone
+    # A GPU runtime packs by size alone: one pass costs about the same whatever its padding.
+    assert [len(b) for b in plan_batches(lengths, max_size=4, overhead_tokens=1 << 20)] == [4, 4]
+
+
+def test_pad_rounds_widths_up_to_a_multiple_within_the_limit(runtime):
+    from shared.runtimes import pad
+
+    encs = runtime.tokenize(["profit rose", "the company will hold its annual meeting in May"])
+    longest = max(len(e.ids) for e in encs)
+    assert pad(encs, 0)["input_ids"].shape == (2, longest)
+    wide = pad(encs, 0, multiple=16)
+    assert wide["input_ids"].shape == (2, 16) and wide["attention_mask"][0].sum() == len(encs[0].ids)
+    assert pad(encs, 0, multiple=16, limit=longest + 1)["input_ids"].shape == (2, longest + 1)
 
 
 def test_concurrent_requests_share_forward_passes(runtime):

@@ -76,5 +76,8 @@ def test_worker_pools_by_device(settings):
     cpu = worker_argv(settings, None, None, None, "INFO", None)
     assert cpu[cpu.index("--pool") + 1] == "threads" and "inference.cpu" in cpu[cpu.index("-Q") + 1]
     gpu = worker_argv(settings.model_copy(update={"device": "cuda"}), None, None, None, "INFO", "g@h")
-    assert gpu[gpu.index("--pool") + 1] == "solo" and gpu[gpu.index("-Q") + 1] == "inference.gpu"
-    assert "--concurrency" not in gpu  # one process per GPU
+    # threads on the GPU too: a solo pool would hand the dynamic batcher one task at a time
+    assert gpu[gpu.index("--pool") + 1] == "threads" and gpu[gpu.index("-Q") + 1] == "inference.gpu"
+    assert int(gpu[gpu.index("--concurrency") + 1]) > 1
+    solo = worker_argv(settings, None, "solo", None, "INFO", None)
+    assert "--concurrency" not in solo
