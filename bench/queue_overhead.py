@@ -1,7 +1,7 @@
 """Single-text Celery tasks through Redis vs. batched in-process inference, same model.
 
     python bench/queue_overhead.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000]
-    python bench/queue_overhead.py --device cuda [--pool solo]   # a GPU worker (torch, bf16 autocast)
+    python bench/queue_overhead.py --device cuda [--pool solo]   # a GPU worker (torch, bf16 weights)
 
 Starts a real ``finpulse worker`` (threads pool, many concurrent tasks feeding its
 dynamic batcher) on a private queue, submits one task per text, waits for every result,

@@ -1,7 +1,7 @@
-"""FinPulse's CPU inference path vs ``transformers.pipeline`` on the same model and texts.
+"""FinPulse's inference path (CPU or GPU) vs ``transformers.pipeline`` on the same model and texts.
 
     python bench/sentiment_throughput.py [--model REF_OR_DIR] [--runtime onnx-int8] [--limit 4000] [--processes]
-    python bench/sentiment_throughput.py --device cuda      # torch with bf16 autocast vs the pipeline on the GPU
+    python bench/sentiment_throughput.py --device cuda [--runtime-batch-size 128]   # torch in bf16 on a GPU
 
 Texts: FPB train+dev (../shared/data/fpb), repeated to ``--limit``. Prints both
 throughputs, their ratio, and FPB dev accuracy of the torch runtime and ``--runtime``
@@ -117,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--runtime", default=None, choices=["torch", "onnx", "onnx-int8"],
-                        help="default: onnx-int8 on CPU, torch (bf16 autocast) on CUDA")
+                        help="default: onnx-int8 on CPU, torch (bf16 weights) on CUDA")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -25,6 +25,7 @@ from data_connectors.labelled import Example, load_labelled, stratified_split
 from shared.encoders import offline, resolve_base_model
 from shared.io import write_json
 from shared.registry import ModelVersion
+from shared.runtimes import resolve_device
 from training.config import SentimentTrainConfig
 from training.evaluation import classification_metrics, save_confusion_png
 from training.lineage import git_commit, publish
@@ -83,7 +84,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.num_threads or max(1, torch.get_num_threads()))
-    device = "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+    device = resolve_device(config.device)
     amp_dtype = _amp_dtype(config, device, torch)
     run_dir = Path(config.run_dir) if config.run_dir else (
         settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}")

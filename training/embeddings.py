@@ -117,6 +117,7 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     from tqdm import tqdm
 
     from shared.encoders import resolve_base_model
+    from shared.runtimes import resolve_device
 
     # data
     rng = random.Random(config.seed)
@@ -127,9 +128,8 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     steps_per_epoch = max(1, len(triples) // config.batch_size)
     total_steps = max(1, int(steps_per_epoch * config.epochs))
     # model, loss, optimizer
-    cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    device = "cuda" if cuda else "cpu"
-    amp = cuda and torch.cuda.is_bf16_supported()  # bf16 needs no loss scaling; older cards train in fp32
+    device = resolve_device(config.device)
+    amp = device == "cuda" and torch.cuda.is_bf16_supported()  # bf16 needs no loss scaling; older cards train in fp32
     model = SentenceTransformer(str(resolve_base_model(config.base_model)), device=device)
     model.max_seq_length = config.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model, scale=config.scale)
