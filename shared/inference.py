@@ -198,7 +198,10 @@ def embed_local(texts: list[Any], settings: Settings, ref: str | None = None,
         if encoder is None:
             from sentence_transformers import SentenceTransformer
 
-            encoder = SentenceTransformer(path, device="cpu" if settings.device == "auto" else settings.device)
+            from shared.runtimes import resolve_device
+
+            encoder = SentenceTransformer(path, device="cpu" if settings.device == "auto"
+                                          else resolve_device(settings.device))
             _encoders[path] = encoder
     results: list[dict[str, Any]] = [{} for _ in texts]
     good: list[int] = []

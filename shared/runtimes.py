@@ -341,12 +341,21 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, num_heads: int =
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` means CUDA when present; called inside the worker, never at import."""
-    if device != "auto":
+    """``auto`` means CUDA when present; called inside the worker, never at import.
+
+    Asking for CUDA where torch sees none is a configuration error named as such, not
+    torch's assertion from deep inside the first ``.to("cuda")``.
+    """
+    if device == "cpu":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but torch {torch.__version__} sees no CUDA device; "
+                          f"use cpu or auto (FINPULSE_DEVICE, --device, --set device=...)")
+    return device
 
 
 def load_runtime(model_dir: str | Path, kind: str = "torch", device: str = "cpu", **options: Any) -> Runtime:

@@ -26,6 +26,18 @@ def test_onnx_runtimes_agree_with_torch(onnx_model):
         assert max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) < 1e-3
 
 
+def test_cuda_without_a_gpu_is_a_config_error_not_a_torch_assertion(tiny_sentiment_model):
+    import torch
+
+    from shared.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: nothing to refuse")
+    with pytest.raises(ConfigError, match="sees no CUDA device"):
+        load_runtime(tiny_sentiment_model, "torch", "cuda")
+    assert load_runtime(tiny_sentiment_model, "torch", "auto").device == "cpu"
+
+
 def test_missing_export_names_the_command(tiny_sentiment_model):
     with pytest.raises(BadInput, match="finpulse export --model .* --int8"):
         load_runtime(tiny_sentiment_model, "onnx-int8")
