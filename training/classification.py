@@ -175,7 +175,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     since_best, stop = 0, False
     budget_s = config.time_budget_min * 60 if config.time_budget_min else None
     loop_start, step0 = time.monotonic(), step
-    ema = _Ema(model, config.ema_decay) if config.ema_decay else None
+    ema = _Ema(model, config.ema_decay) if config.ema_decay and ranks.main else None  # only rank 0 judges
     if ema is not None and config.resume_from and ckpt.get("ema"):
         ema.shadow = {n: v.to(device) for n, v in ckpt["ema"].items()}
 
@@ -221,19 +221,11 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
                 plan["total"], over_budget = ranks.broadcast((plan["total"], over_budget))
             if (step - 1) % steps_per_epoch + 1 in eval_points or over_budget:
                 if ranks.main:  # the other ranks wait for its verdict
-                    entry: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 2)}
-                    if ema is None:
-                        m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id, device,
-                                                                 amp_dtype), dev_set.labels, labels)
-                        entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"])
-                    candidate = None  # the weights this evaluation scored
-                    if ema is not None:  # the averaged weights are the ones judged and kept
-                        with ema.applied(model):
-                            m = classification_metrics(predict_probs(model, dev_set, tokenizer.pad_token_id,
-                                                                     device, amp_dtype), dev_set.labels, labels)
-                            candidate = _cpu_state(model)
-                        entry.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], weights="ema")
-                    history.append(entry)
+                    m, candidate = _score_dev(model, ema, dev_set, tokenizer.pad_token_id, device, amp_dtype,
+                                              labels)
+                    history.append({"step": step, "epoch": round(step / steps_per_epoch, 2),
+                                    "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                                    **({"weights": "ema"} if ema else {})})
                     writer.add_scalar("dev/accuracy", m["accuracy"], step)
                     writer.add_scalar("dev/macro_f1", m["macro_f1"], step)
                     if callback is not None:
@@ -296,6 +288,18 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
                  train_config=train_config, promote_first=config.promote_first)
     _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return mv
+
+
+def _score_dev(model: Any, ema: Any, dev_set: Batches, pad_id: int, device: str, amp_dtype: Any,
+               labels: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Dev metrics of the weights training would keep, and those weights when they are the
+    EMA's (the averaged weights are the ones judged and kept; None: the live model's)."""
+    if ema is None:
+        return classification_metrics(predict_probs(model, dev_set, pad_id, device, amp_dtype),
+                                      dev_set.labels, labels), None
+    with ema.applied(model):
+        m = classification_metrics(predict_probs(model, dev_set, pad_id, device, amp_dtype), dev_set.labels, labels)
+        return m, _cpu_state(model)
 
 
 def predict_probs(model: Any, data: Batches, pad_id: int, device: str, amp_dtype: Any,
