@@ -7,12 +7,14 @@ Usage (in a service's ``create_app``, after :func:`shared.web.create_service_app
 
 ``tasks`` maps each model task the service owns to how a retrain is started: a Celery
 task name (sent to the ``training`` queue with the job id) or a callable
-``enqueue(job_id, settings)``. ``domains`` limits which domains it manages (None: any).
-Routes (``ops`` key unless said otherwise):
+``enqueue(job_id, settings)``, or a :class:`RetrainTask` when the task's retrain may go
+without ``data`` (it then refits production on what production already knows) or its data
+can be checked before anything is queued. ``domains`` limits which domains it manages
+(None: any). Routes (``ops`` key unless said otherwise):
 
 - ``POST /v1/admin/retrain`` JSON ``{"domain", "task", "data": path, "dev"?, "eval"?, "method"?,
   "epochs"?, "seed"?, "options"?, "auto_promote"?, "force"?, "reason"?}`` or multipart with a
-  ``data`` file → 202 ``{"job_id", "status", "url"}``
+  ``data`` file → 202 ``{"job_id", "status", "url"}`` (``data`` optional where the task says so)
 - ``GET /v1/admin/jobs``, ``GET /v1/admin/jobs/<id>``, ``POST /v1/admin/jobs/<id>/cancel``
 - ``POST /v1/admin/models/promote`` ``{"ref" | "domain","task","version", "force"?, "reason"?}``
 - ``POST /v1/admin/models/rollback`` ``{"domain", "task"}``
@@ -23,7 +25,9 @@ Routes (``ops`` key unless said otherwise):
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +36,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
-from shared.errors import BadInput, Forbidden
+from shared.errors import BadInput, Conflict, Forbidden
 from shared.web import parse_body, settings_of
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
+
+
+@dataclass(frozen=True)
+class RetrainTask:
+    """How one model task is retrained, beyond where its job is sent."""
+
+    start: str | Enqueue  # Celery task name (sent with the job id) or enqueue(job_id, settings)
+    # a request without `data` refits production on what it already has (it must exist)
+    data_optional: bool = False
+    # check(params) raises BadInput on a bad data file or option, before any job exists
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 class RetrainRequest(BaseModel):
@@ -77,7 +92,7 @@ class RollbackRequest(BaseModel):
     task: str | None = Field(None, max_length=64)
 
 
-def register_admin(app: Flask, *, tasks: Mapping[str, str | Enqueue],
+def register_admin(app: Flask, *, tasks: Mapping[str, str | Enqueue | RetrainTask],
                    domains: Iterable[str] | None = None, queue: str = QUEUE_TRAINING) -> None:
     """Mount the ops endpoints and the ops page on ``app`` for the given model tasks."""
     from shared.db import init_app
@@ -87,8 +102,8 @@ def register_admin(app: Flask, *, tasks: Mapping[str, str | Enqueue],
     if "db" not in app.extensions:
         init_app(app, settings_of(app))
     first = EXT not in app.extensions
-    app.extensions[EXT] = {"tasks": dict(tasks), "domains": list(domains) if domains else None,
-                           "queue": queue}
+    specs = {name: t if isinstance(t, RetrainTask) else RetrainTask(t) for name, t in tasks.items()}
+    app.extensions[EXT] = {"tasks": specs, "domains": list(domains) if domains else None, "queue": queue}
     if first:  # a second call (tests, embedding apps) only changes the configuration
         app.register_blueprint(_blueprint())
 
@@ -113,7 +128,7 @@ def _scope(domain: str | None, task: str | None) -> tuple[str, str]:
 
 
 def _enqueue(task: str, job_id: str) -> None:
-    target = _conf()["tasks"][task]
+    target = _conf()["tasks"][task].start
     settings = settings_of()
     if callable(target):
         target(job_id, settings)
@@ -124,6 +139,38 @@ def _enqueue(task: str, job_id: str) -> None:
 
         celery = _conf().setdefault("celery", make_celery(settings))
     celery.send_task(target, args=[job_id], queue=_conf()["queue"])
+
+
+def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -> dict[str, Any]:
+    """The job's parameters once the data is where the worker reads it; bad data is a 4xx here."""
+    spec: RetrainTask = _conf()["tasks"][task]
+    params = body.model_dump(exclude_none=True) | {"domain": domain, "task": task}
+    if upload is None and not body.data:
+        if not spec.data_optional:
+            raise BadInput("give the training data as 'data' (a server path) or upload a 'data' file")
+        from shared.registry import get_registry
+
+        if get_registry(settings_of()).production(domain, task) is None:
+            raise Conflict(f"{domain}/{task} has no production version to refit; give the training data "
+                           "as 'data' (a server path) or upload a 'data' file")
+    elif upload is None and not Path(body.data).is_file():
+        raise BadInput(f"training data {body.data!r}: no such file on the server")
+    if upload is not None:
+        suffix = Path(upload.filename).suffix.lower()
+        if suffix not in (".jsonl", ".csv", ".tsv", ".ndjson"):
+            raise BadInput(f"uploaded file must be .jsonl, .csv or .tsv, got {suffix or 'no suffix'!r}")
+        path = settings_of().home / "uploads" / f"{uuid.uuid4().hex}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        upload.save(path)
+        params["data"] = str(path)
+    try:
+        if spec.check is not None:
+            spec.check(params)
+    except Exception:  # a refused upload is not kept
+        if upload is not None:
+            Path(params["data"]).unlink(missing_ok=True)
+        raise
+    return params
 
 
 def _retrain_body() -> tuple[RetrainRequest, Any]:
@@ -153,21 +200,9 @@ def _blueprint() -> Blueprint:
         """Start a retrain job (train → evaluation gate → promotion) on the training queue."""
         body, upload = _retrain_body()
         domain, task = _scope(body.domain, body.task)
-        params = body.model_dump(exclude_none=True) | {"domain": domain, "task": task}
-        if upload is None and not body.data:
-            raise BadInput("give the training data as 'data' (a server path) or upload a 'data' file")
-        if upload is None and not Path(body.data).is_file():
-            raise BadInput(f"training data {body.data!r}: no such file on the server")
-        suffix = Path(upload.filename).suffix.lower() if upload is not None else ""
-        if upload is not None and suffix not in (".jsonl", ".csv", ".tsv", ".ndjson"):
-            raise BadInput(f"uploaded file must be .jsonl, .csv or .tsv, got {suffix or 'no suffix'!r}")
+        params = _retrain_params(body, upload, domain, task)
         db = get_db()
         job_id = lifecycle.create_job(db, f"retrain:{domain}/{task}", params, actor=g.actor)
-        if upload is not None:
-            path = settings_of().home / "uploads" / f"{job_id}{suffix}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            upload.save(path)
-            _store_params(db, job_id, {"data": str(path)})
         lifecycle.update_job(db, job_id, log_line=f"queued by {g.actor}")
         _enqueue(task, job_id)
         lifecycle.audit(db, g.actor, "model.retrain", f"{domain}/{task}", "queued", {"job": job_id})
@@ -256,14 +291,6 @@ def _blueprint() -> Blueprint:
                                       jobs=lifecycle.list_jobs(get_db(), limit=10))
 
     return bp
-
-
-def _store_params(db: Any, job_id: str, params: dict[str, Any]) -> None:
-    from shared.models import Job
-
-    with db.session() as s:
-        job = s.get(Job, job_id)
-        job.params = {**(job.params or {}), **params}
 
 
 def _limit(default: int = 20) -> int:

@@ -8,6 +8,12 @@ the candidate's version directory, so ``finpulse models show`` prints it as line
 it carries the candidate's predicted-label and confidence distribution on that set, the
 reference that :mod:`shared.monitoring` measures drift against.
 
+A trainer whose models the gate cannot score on a text set (a recommender) evaluates each
+version itself, on a split of that version's own data, and names the metric to compare in
+``metrics.json`` under :data:`GATE_METRIC_KEY` (e.g. ``"gate_metric": "ndcg@10"``, higher
+is better); the gate then compares the two versions' stored values, with the same rule
+and the domain's tolerance.
+
 Domain file (every key optional; paths relative to the file)::
 
     {"eval_set": "news-eval.jsonl", "text_field": "text", "label_field": "label",
@@ -30,6 +36,7 @@ from shared.registry import ModelVersion, Registry, get_registry
 REPORT_NAME = "gate.json"
 CONF_BINS = 10  # confidence histogram bins over [0, 1]
 METRICS = ("macro_f1", "accuracy")
+GATE_METRIC_KEY = "gate_metric"  # metrics.json key: the version was evaluated by its trainer
 
 
 @dataclass
@@ -132,15 +139,18 @@ def evaluate(model_dir: Path, texts: list[str], gold: list[str]) -> dict[str, An
     return metrics
 
 
-def decide(config: DomainConfig, candidate: dict | None, production: dict | None) -> tuple[bool, str]:
+def decide(config: DomainConfig, candidate: dict | None, production: dict | None,
+           metric: str | None = None) -> tuple[bool, str]:
     """The gate rule, kept apart from model loading so it is easy to read and test."""
-    metric = config.primary_metric
+    metric = metric or config.primary_metric
     if candidate is None:
         if production is None:
             return True, "first version of the domain and no evaluation set: nothing to compare"
         return False, f"domain {config.domain} names no evaluation set ({metric} cannot be compared)"
     if production is None:
         return True, f"no production version; candidate {metric}={candidate[metric]:.4f}"
+    if metric not in production:  # e.g. a version imported from before its trainer evaluated
+        return True, f"production reports no {metric}; candidate {metric}={candidate[metric]:.4f}"
     delta = candidate[metric] - production[metric]
     verdict = delta >= -config.tolerance
     word = "passed" if verdict else "refused"
@@ -163,31 +173,42 @@ def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | Non
     production = registry.production(candidate.domain, candidate.task)
     if production is not None and production.version == candidate.version:
         production = None
+    metric = candidate.metrics().get(GATE_METRIC_KEY)
     cand_m = prod_m = None
-    if config.eval_set is not None:
-        texts, gold = read_eval_set(config)
-        cand_m = evaluate(candidate.path, texts, gold)
-        if production is not None:
-            prod_m = evaluate(production.path, texts, gold)
-    passed, summary = decide(config, cand_m, prod_m)
+    if metric:  # evaluated by its trainer: compare the stored figures
+        config.eval_set = None
+        cand_m = _numbers(candidate.metrics())
+        prod_m = _numbers(production.metrics()) if production is not None else None
+    else:
+        metric = config.primary_metric
+        if config.eval_set is not None:
+            texts, gold = read_eval_set(config)
+            cand_m = evaluate(candidate.path, texts, gold)
+            if production is not None:
+                prod_m = evaluate(production.path, texts, gold)
+    passed, summary = decide(config, cand_m, prod_m, metric)
     report = {
         "candidate": candidate.ref,
         "production": production.ref if production else None,
         "eval_set": str(config.eval_set) if config.eval_set else None,
         "eval_sha256": file_sha256(config.eval_set) if config.eval_set else None,
-        "primary_metric": config.primary_metric,
+        "primary_metric": metric,
         "tolerance": config.tolerance,
         "candidate_metrics": _strip(cand_m),
         "production_metrics": _strip(prod_m),
-        "delta": (cand_m[config.primary_metric] - prod_m[config.primary_metric]) if cand_m and prod_m else None,
+        "delta": (cand_m[metric] - prod_m[metric]) if cand_m and prod_m and metric in prod_m else None,
         "passed": passed,
         "summary": summary,
-        "reference": cand_m["distribution"] if cand_m else None,
+        "reference": cand_m.get("distribution") if cand_m else None,
         "at": datetime.now(UTC).isoformat(),
         **(extra or {}),
     }
     write_json(candidate.path / REPORT_NAME, report)
     return report
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def _strip(metrics: dict | None) -> dict | None:

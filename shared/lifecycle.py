@@ -4,14 +4,17 @@ The file registry stays the source of truth: promotion moves its ``production``
 pointer atomically (:meth:`shared.registry.Registry.promote`), then mirrors the stage
 into the ``model_versions`` table, tells every process serving the domain to reload
 (:mod:`shared.reload`, Redis pub/sub) and writes an audit row. Jobs (``jobs`` table)
-carry a retrain's progress, log and cancel flag between the web process and the worker.
-Importable without Flask or Celery, so the CLI, the views and the task share it.
+carry a retrain's progress, log and cancel flag between the web process and the worker;
+:func:`run_job` and :func:`gate_and_promote` are the start and the end every retrain job
+shares, whatever it trains. Importable without Flask or Celery, so the CLI, the views and
+the tasks share it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +22,7 @@ from sqlalchemy import select
 
 from shared.auth import audit
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, FinPulseError, Forbidden, NotFound
 from shared.registry import ModelVersion, Registry, get_registry
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,62 @@ def cancel_job(db: Database, job_id: str, *, actor: str) -> dict[str, Any]:
     update_job(db, job_id, status="cancelling", log_line=f"cancel requested by {actor}")
     audit(db, actor, "job.cancel", job_id, "requested")
     return get_job(db, job_id)
+
+
+def job_stage(db: Database, job_id: str, stage: str, message: str) -> None:
+    """Record that a job entered ``stage``; raises :class:`JobCancelled` if it was asked to stop."""
+    if update_job(db, job_id, progress={"stage": stage}, log_line=message) == "cancelling":
+        raise JobCancelled(f"job {job_id} cancelled")
+
+
+def run_job(db: Database, job_id: str, work: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work(params)`` as job ``job_id`` to its end; the row says how it went (never raises).
+
+    A job that already ended (a re-delivered task) is left alone; one cancelled while
+    queued ends without starting.
+    """
+    job = get_job(db, job_id)
+    if job["status"] not in ACTIVE:
+        return job
+    if job["status"] == "cancelling":
+        update_job(db, job_id, status="cancelled", progress={"stage": "cancelled"},
+                   log_line="cancelled before it started")
+        return get_job(db, job_id)
+    update_job(db, job_id, status="running")
+    try:
+        result = work(job["params"] or {})
+        update_job(db, job_id, status="succeeded", result=result, progress={"stage": "done"})
+    except JobCancelled:
+        update_job(db, job_id, status="cancelled", progress={"stage": "cancelled"}, log_line="cancelled")
+    except FinPulseError as exc:
+        update_job(db, job_id, status="failed", error=exc.message, progress={"stage": "failed"},
+                   log_line=f"failed: {exc.message}")
+    except Exception as exc:  # the job must end in a state an operator can read
+        log.exception("job %s crashed", job_id)
+        update_job(db, job_id, status="failed", error=f"{type(exc).__name__}: {exc}",
+                   progress={"stage": "failed"}, log_line=f"crashed: {type(exc).__name__}: {exc}")
+    return get_job(db, job_id)
+
+
+def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion, params: dict[str, Any],
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The end of a retrain job: gate ``mv`` against production, promote it if it passed (or forced)."""
+    from shared.gate import run_gate
+
+    record_version(db, mv)
+    job_stage(db, job_id, "gate", f"registered {mv.ref}; evaluating against production")
+    report = run_gate(settings, mv, eval_set=params.get("eval"), tolerance=params.get("tolerance"),
+                      extra={"job": job_id, **(extra or {})})
+    update_job(db, job_id, log_line=f"gate {report['summary']}")
+    promoted = None
+    force = bool(params.get("force"))
+    if params.get("auto_promote", True) and (report["passed"] or force):
+        job_stage(db, job_id, "promote", f"promoting {mv.ref}")
+        promoted = promote(settings, db, mv.ref, actor=params.get("actor", "job"),
+                           reason=params.get("reason") or f"retrain job {job_id}", force=force)
+    return {"version": mv.ref, "path": str(mv.path), "gate": {
+        k: report.get(k) for k in ("passed", "summary", "delta", "primary_metric", "production")},
+        "promoted": promoted is not None, "production": promoted["production"] if promoted else None}
 
 
 # -- model_versions mirror ----------------------------------------------------------

@@ -122,11 +122,12 @@ class Registry:
         return ModelVersion(domain, task, number, target)
 
     # -- production pointer --------------------------------------------------
-    def _pointer(self, domain: str, task: str) -> Path:
+    def pointer_path(self, domain: str, task: str) -> Path:
+        """The pointer file; it is replaced on every promotion, so its stat tells readers to reload."""
         return self.task_dir(domain, task) / "production.json"
 
     def pointer(self, domain: str, task: str) -> dict[str, Any]:
-        return _read_json(self._pointer(domain, task))
+        return _read_json(self.pointer_path(domain, task))
 
     def production(self, domain: str, task: str) -> ModelVersion | None:
         version = self.pointer(domain, task).get("version")
@@ -143,7 +144,7 @@ class Registry:
         if current.get("version") is not None and current.get("version") != mv.version:
             history.append(current["version"])
         write_json(
-            self._pointer(mv.domain, mv.task),
+            self.pointer_path(mv.domain, mv.task),
             {"version": mv.version, "history": history[-50:], "reason": reason},
         )
         return mv
@@ -157,7 +158,7 @@ class Registry:
             path = self.task_dir(domain, task) / f"v{previous}"
             if path.is_dir():
                 write_json(
-                    self._pointer(domain, task),
+                    self.pointer_path(domain, task),
                     {"version": previous, "history": history, "reason": "rollback"},
                 )
                 return ModelVersion(domain, task, int(previous), path)

@@ -44,10 +44,12 @@ def up_env(home: Path, ports: list[int], **extra: str) -> dict[str, str]:
     return env
 
 
-def request_json(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
+def request_json(method: str, url: str, body: Any = None, timeout: float = 10,
+                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """(status, parsed JSON body) for any status; no exception for 4xx/5xx."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())

@@ -72,7 +72,10 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
     if item is None:
         raise ValueError("missing item_id")
     raw_rating = _first(row, RATING_KEYS)
-    rating = 1.0 if raw_rating is None else float(raw_rating)
+    try:
+        rating = 1.0 if raw_rating is None else float(raw_rating)
+    except (TypeError, ValueError):
+        raise ValueError(f"rating {raw_rating!r} is not a number") from None
     if not math.isfinite(rating):
         raise ValueError(f"rating {raw_rating!r} is not a finite number")
     try:

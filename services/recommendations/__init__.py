@@ -1,7 +1,9 @@
 """The recommendations service: ``create_app(settings=None)`` wires the API to the live model.
 
-The model is read from ``FINPULSE_HOME/recs/<recommendations_domain>/current``, lazily
-and once per process; ``/readyz`` says when none is trained yet.
+The model served is the registry's ``production`` version of
+``<recommendations_domain>/recommendations``, loaded lazily and once per process;
+``/readyz`` says when there is none yet. Ops endpoints (``/v1/admin/*``, ops key) retrain,
+promote and roll back recommender versions like every other FinPulse model.
 """
 
 from __future__ import annotations
@@ -11,13 +13,29 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
+    from shared.admin import Enqueue, RetrainTask
     from shared.settings import Settings
 
 
+def retrain_task(start: str | Enqueue | None = None) -> RetrainTask:
+    """How ops retrain recommenders: ``data`` optional (refit production), checked before queueing.
+
+    ``start`` defaults to the Celery job task on the training queue; tests pass a callable
+    that runs the job in-process.
+    """
+    from services.recommendations.retraining import check_request
+    from services.recommendations.tasks import JOB_TASK
+    from shared.admin import RetrainTask
+
+    return RetrainTask(start or JOB_TASK, data_optional=True, check=check_request)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the Flask app: JSON errors, health/readiness, metrics, the recommendations API."""
+    """Build the Flask app: JSON errors, health/readiness, metrics, the recommendations API, ops."""
     from services.recommendations.api import bp
     from services.recommendations.serving import RecsService
+    from services.recommendations.versions import TASK
+    from shared.admin import register_admin
     from shared.db import init_app
     from shared.settings import get_settings
     from shared.web import add_readiness_check, create_service_app
@@ -30,4 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bp)
     add_readiness_check(app, recs.ready)
     add_readiness_check(app, db.ping)
+    register_admin(app, tasks={TASK: retrain_task()}, domains=[settings.recommendations_domain])
     return app
+
+
+__all__ = ["create_app", "retrain_task"]

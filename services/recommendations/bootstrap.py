@@ -1,4 +1,9 @@
-"""First-run preparation for ``finpulse up``: train the served recommender if there is none."""
+"""First-run preparation for ``finpulse up``: a production recommender for the served domain.
+
+The first version is registered and promoted like any other (``DOMAIN/recommendations/v1``);
+a model left in ``recs/<domain>/current`` by an older install is imported as that version
+instead of training a new one.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +25,29 @@ def training_files(data_dir: Path | None) -> tuple[Path, Path | None]:
 
 
 def prepare(settings: Any, data_dir: Path | None) -> None:
-    """Train ``FINPULSE_HOME/recs/<domain>/current`` unless a model is already there."""
-    from services.recommendations.pipeline import train_from_files
-    from services.recommendations.serving import model_dir
+    """Register and promote ``<domain>/recommendations/v1`` unless production already exists."""
+    import tempfile
 
-    target = model_dir(settings)
-    if (target / "ids.json").is_file():
-        print(f"[recommendations] model already in {target}", file=sys.stderr)
+    from services.recommendations.pipeline import train_from_files
+    from services.recommendations.versions import TASK, import_legacy, register, registry
+
+    domain, reg = settings.recommendations_domain, registry(settings)
+    current = reg.production(domain, TASK)
+    if current is not None:
+        print(f"[recommendations] {current.ref} already in production", file=sys.stderr)
+        return
+    imported = import_legacy(settings, domain)
+    if imported is not None:
+        print(f"[recommendations] imported the older install's model as {imported.ref}", file=sys.stderr)
         return
     ratings, items = training_files(data_dir)
     print(f"[recommendations] training on {ratings}" + (f" with items {items}" if items else ""),
           file=sys.stderr)
-    path, notes = train_from_files(ratings, target, items)
-    for line in notes:
-        print(f"[recommendations] {line}", file=sys.stderr)
-    print(f"[recommendations] model ready in {path}", file=sys.stderr)
+    reg.task_dir(domain, TASK).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=reg.task_dir(domain, TASK), prefix=".train-") as tmp:
+        path, notes = train_from_files(ratings, Path(tmp) / "model", items)
+        for line in notes:
+            print(f"[recommendations] {line}", file=sys.stderr)
+        mv = register(settings, domain, path)
+    reg.promote(mv.ref, reason="first run of finpulse up")
+    print(f"[recommendations] {mv.ref} ready ({mv.path})", file=sys.stderr)

@@ -40,6 +40,21 @@ def train_cmd(interactions_path: str, output: str, items_path: str | None) -> No
     click.echo(str(path))
 
 
+def resolve_model(ref: str) -> Path:
+    """A directory as given; anything else must name a registered version (``DOMAIN/TASK@vN``)."""
+    from shared.errors import ModelNotFound
+    from shared.registry import get_registry
+
+    path = Path(ref)
+    if path.exists():
+        return path
+    try:
+        return get_registry().resolve_version(ref).path
+    except ModelNotFound as exc:
+        raise ModelNotFound(f"{ref} is neither a model directory nor a registered version ({exc.message})") \
+            from None
+
+
 def read_user_ids(path: str) -> list[str]:
     """One user id per line; blank lines skipped; a ``user_id`` header line is tolerated."""
     try:
@@ -54,7 +69,8 @@ def read_user_ids(path: str) -> list[str]:
 
 @recs.command("recommend")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
-              help="Model directory written by `recs train`.")
+              help="Model directory written by `recs train`, or a registry REF such as "
+                   "default/recommendations@production.")
 @click.option("--users", "users_path", required=True, type=click.Path(dir_okay=False),
               help="File with one user id per line.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="JSONL to write.")
@@ -64,7 +80,7 @@ def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
     from services.recommendations.pipeline import TrainedModel
     from shared.io import write_jsonl
 
-    model = TrainedModel(model_dir)
+    model = TrainedModel(resolve_model(model_dir))
     users = read_user_ids(users_path)
     recs_ = model.recommend(users, k)
     unknown = sum(1 for u in users if u not in model.histories)

@@ -9,7 +9,6 @@ their input form), ``interactions.npz`` (the training histories, which serving a
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,18 +89,11 @@ def build_hybrid(config: RecsConfig, n_items: int, texts: dict[str, str] | None 
     return Hybrid(comps, weights, cold_threshold=config.cold_threshold)
 
 
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def train(interactions: list[Interaction], output: str | Path, *, items: list[Item] | None = None,
           config: RecsConfig | None = None, lineage: dict[str, Any] | None = None) -> Path:
     """Fit the hybrid on ``interactions`` and write the model directory atomically."""
+    from training.lineage import git_commit  # the lineage helper every registered version uses
+
     config = config or RecsConfig()
     np.random.seed(config.seed)
     catalogue = [it.item_id for it in items or []]
@@ -118,7 +110,7 @@ def train(interactions: list[Interaction], output: str | Path, *, items: list[It
         np.savez(tmp / "interactions.npz", users=data.users, items=data.items, times=data.times,
                  ratings=data.ratings)
         write_json(tmp / "train_config.json", {
-            "algorithm": model.name, "config": asdict(config), "seed": config.seed,
+            "algorithm": model.name, "method": model.name, "config": asdict(config), "seed": config.seed,
             "git_commit": git_commit(), **(lineage or {})})
         write_json(tmp / "metrics.json", {
             "users": data.n_users, "items": data.n_items, "interactions": len(data),
@@ -143,22 +135,41 @@ def train_from_files(interactions_path: str | Path, output: str | Path, items_pa
     return train(rows, output, items=items, config=config, lineage=lineage), notes
 
 
+def load_interactions(path: str | Path) -> Interactions:
+    """The training events a model directory was fitted on (``ids.json`` + ``interactions.npz``)."""
+    path = Path(path)
+    ids = json.loads((path / "ids.json").read_text())
+    with np.load(path / "interactions.npz") as npz:
+        return Interactions(ids["user_ids"], ids["item_ids"], npz["users"], npz["items"], npz["ratings"],
+                            npz["times"])
+
+
+def load_config(path: str | Path) -> RecsConfig:
+    """The hyper-parameters a model directory was trained with (defaults for unknown keys)."""
+    stored = json.loads((Path(path) / "train_config.json").read_text()).get("config", {})
+    return RecsConfig(**{k: v for k, v in stored.items() if k in RecsConfig.__dataclass_fields__})
+
+
+def load_catalogue(path: str | Path) -> list[Item] | None:
+    """The item catalogue stored with a model directory, if it was trained with one."""
+    items = Path(path) / "items.jsonl"
+    return read_items(items)[0] if items.is_file() else None
+
+
 class TrainedModel:
     """A loaded model directory: string ids in and out, per-user histories, fold-in."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, ref: str | None = None):
         path = Path(path)
+        self.ref = ref or str(path)  # what answers name as their model: a registry ref or the directory
         if not (path / "ids.json").is_file():
             raise ModelNotFound(f"{path} is not a recommendations model directory (no ids.json); "
                                 f"train one with `finpulse recs train`")
         self.path = path
         self.recommender = RecommenderBase.load(path / "model")
-        ids = json.loads((path / "ids.json").read_text())
-        self.item_ids: list[str] = ids["item_ids"]
+        data = load_interactions(path)
+        self.item_ids: list[str] = data.item_ids
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
-        with np.load(path / "interactions.npz") as npz:
-            data = Interactions(ids["user_ids"], self.item_ids, npz["users"], npz["items"],
-                                npz["ratings"], npz["times"])
         self.histories: dict[str, History] = dict(zip(data.user_ids, data.histories(), strict=True))
         self.config = json.loads((path / "train_config.json").read_text()) \
             if (path / "train_config.json").is_file() else {}

@@ -1,11 +1,13 @@
-"""The recommendations service's domain logic: the live model, stored events, fold-in, retrain.
+"""The recommendations service's domain logic: the live model, stored events, fold-in.
 
-The served model lives in ``FINPULSE_HOME/recs/<domain>/current`` (a directory written
-by :func:`services.recommendations.pipeline.train`, swapped atomically). It is loaded
-lazily, once per process, and reloaded when the directory is replaced (a retrain).
-Posted interactions go to the ``recs_interactions`` table and into the in-memory
-histories; each request first folds in rows other processes stored since, so every
-process sees every new event without a retrain.
+The served model is the registry's ``production`` version of ``<domain>/recommendations``
+(:mod:`services.recommendations.versions`). It is loaded lazily, once per process, and
+reloaded when the ``production.json`` pointer is replaced (promote, rollback, a retrain
+job): one ``stat`` per request, like the sentiment service's per-call resolution of the
+pointer, so no reload message (``shared.reload``) is needed and a process that missed one
+cannot serve a stale version. Posted interactions go to the ``recs_interactions`` table
+and into the in-memory histories; each request first folds in rows other processes
+stored since, so every process sees every new event without a retrain.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from data_connectors.interactions import Interaction
 from services.recommendations.pipeline import TrainedModel
+from services.recommendations.versions import TASK, import_legacy, legacy_dir, registry
 from shared.errors import BadInput, Unavailable
 
 MAX_K = 100
@@ -31,8 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def model_dir(settings: Any, domain: str | None = None) -> Path:
-    """Where the served model of ``domain`` lives."""
-    return Path(settings.home) / "recs" / (domain or settings.recommendations_domain) / "current"
+    """The model directory of installs before the registry; imported as v1 on first use."""
+    return legacy_dir(settings, domain or settings.recommendations_domain)
 
 
 def check_k(k: int) -> int:
@@ -48,38 +51,48 @@ class RecsService:
         self.settings = settings
         self.db = db
         self.domain = domain or settings.recommendations_domain
-        self.path = model_dir(settings, self.domain)
+        self.registry = registry(settings)
+        self.pointer = self.registry.pointer_path(self.domain, TASK)
         self._lock = threading.RLock()
         self._model: TrainedModel | None = None
-        self._stamp: tuple[int, float] | None = None
+        self._stamp: tuple[int, int] | None = None
         self._synced_id = 0
         self._synced_at = 0.0
 
     # -- the model ------------------------------------------------------------------------
-    def _dir_stamp(self) -> tuple[int, float] | None:
+    def _pointer_stamp(self) -> tuple[int, int] | None:
         try:
-            st = self.path.stat()
+            st = self.pointer.stat()
         except OSError:
             return None
-        return (st.st_ino, st.st_mtime)
+        return (st.st_ino, st.st_mtime_ns)
 
     def model(self) -> TrainedModel:
-        """The current model, loaded on first use and after a retrain replaced the directory."""
-        stamp = self._dir_stamp()
+        """The production model, loaded on first use and again whenever production moved."""
+        stamp = self._pointer_stamp()
+        if stamp is None and import_legacy(self.settings, self.domain) is not None:
+            stamp = self._pointer_stamp()
         if stamp is None:
-            raise Unavailable(f"no recommendations model for domain {self.domain!r} yet ({self.path}); "
-                              f"train one with `finpulse recs train --output {self.path}` or wait for "
-                              f"`finpulse up` to prepare it")
+            raise Unavailable(f"no production recommender for {self.domain}/{TASK} yet; `finpulse up` "
+                              "prepares one, or POST /v1/admin/retrain with an interactions file")
         if self._model is None or stamp != self._stamp:
             with self._lock:
                 if self._model is None or stamp != self._stamp:
-                    model = TrainedModel(self.path)
-                    self._synced_id = int(model.config.get("db_max_id") or 0)
-                    self._model, self._stamp = model, stamp
-                    self._synced_at = 0.0
+                    self._load(stamp)
         self._sync()
         assert self._model is not None
         return self._model
+
+    def _load(self, stamp: tuple[int, int]) -> None:
+        mv = self.registry.production(self.domain, TASK)
+        if mv is None:
+            raise Unavailable(f"{self.pointer} names a version that is not in the registry; "
+                              f"promote one with `finpulse models promote {self.domain}/{TASK}@vN`")
+        model = TrainedModel(mv.path, ref=mv.ref)
+        self._synced_id = int(model.config.get("db_max_id") or 0)
+        self._model, self._stamp = model, stamp
+        self._synced_at = 0.0
+        log.info("recommendations: serving %s", mv.ref)
 
     def ready(self) -> None:
         """Readiness check: raises :class:`Unavailable` naming what is missing."""
@@ -148,56 +161,11 @@ class RecsService:
         known = str(user_id) in model.histories
         items = model.recommend([str(user_id)], k)[0]
         return {"user_id": str(user_id), "items": items,
-                "strategy": "personalised" if known else "popularity"}
+                "strategy": "personalised" if known else "popularity", "model_version": model.ref}
 
     def similar(self, item_id: str, k: int = 10) -> dict[str, Any]:
         check_k(k)
         model = self.model()
         known = str(item_id) in model.item_index
         return {"item_id": str(item_id), "items": model.similar(str(item_id), k),
-                "strategy": "similar" if known else "popularity"}
-
-    def max_stored_id(self) -> int:
-        if self.db is None:
-            return 0
-        from services.recommendations.models import RecsInteraction
-
-        with self.db.session() as s:
-            return int(s.execute(select(func.max(RecsInteraction.id))
-                                 .where(RecsInteraction.domain == self.domain)).scalar() or 0)
-
-
-def retrain(settings: Any, db: Any = None, domain: str | None = None) -> dict[str, Any]:
-    """Refit the served model on its own training events plus every stored one; swap it in."""
-    import json
-
-    import numpy as np
-
-    from data_connectors.interactions import read_items
-    from services.recommendations.pipeline import RecsConfig, train
-
-    service = RecsService(settings, db, domain)
-    path = service.path
-    if not (path / "ids.json").is_file():
-        raise Unavailable(f"nothing to retrain: no model in {path}")
-    ids = json.loads((path / "ids.json").read_text())
-    old = json.loads((path / "train_config.json").read_text())
-    with np.load(path / "interactions.npz") as npz:
-        users, items, times, ratings = npz["users"], npz["items"], npz["times"], npz["ratings"]
-    events = [Interaction(ids["user_ids"][u], ids["item_ids"][i], float(r), int(t))
-              for u, i, t, r in zip(users, items, times, ratings, strict=True)]
-    max_id = service.max_stored_id()
-    if db is not None:
-        from services.recommendations.models import RecsInteraction
-
-        with db.session() as s:
-            already = int(old.get("db_max_id") or 0)  # rows up to here are in interactions.npz
-            query = select(RecsInteraction).where(RecsInteraction.domain == service.domain,
-                                                  RecsInteraction.id > already, RecsInteraction.id <= max_id)
-            for r in s.execute(query).scalars():
-                events.append(Interaction(r.user_id, r.item_id, r.rating, r.ts, r.event))
-    catalogue = read_items(path / "items.jsonl")[0] if (path / "items.jsonl").is_file() else None
-    config = RecsConfig(**{k: v for k, v in old.get("config", {}).items() if k in RecsConfig.__dataclass_fields__})
-    train(events, path, items=catalogue, config=config,
-          lineage={"retrained_from": str(path), "db_max_id": max_id})
-    return {"domain": service.domain, "interactions": len(events), "db_max_id": max_id, "path": str(path)}
+                "strategy": "similar" if known else "popularity", "model_version": model.ref}

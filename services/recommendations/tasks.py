@@ -1,12 +1,20 @@
-"""Celery tasks: periodic retraining of the served recommender (thin: the work is in ``serving``)."""
+"""Celery tasks: retrain jobs and their six-hourly schedule (thin: the work is in ``retraining``).
+
+Both go through :func:`services.recommendations.retraining.run_retrain_job`, so a scheduled
+refit is an ordinary job (row, log, registered version, gate) like one an operator starts.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
 
+JOB_TASK = "services.recommendations.tasks.retrain_job"
+RETRAIN_TASK = "services.recommendations.tasks.retrain"
 RETRAIN_EVERY_S = 6 * 3600.0
+log = logging.getLogger(__name__)
 
 
 def _settings() -> Any:
@@ -17,24 +25,40 @@ def _settings() -> Any:
     return getattr(current_app.conf, "finpulse_settings", None) or get_settings()
 
 
-@shared_task(name="services.recommendations.tasks.retrain", acks_late=True)
-def retrain_task(domain: str | None = None) -> dict[str, Any]:
-    """Refit ``domain``'s model on its data plus every stored interaction (idempotent)."""
-    from services.recommendations.serving import retrain
+@shared_task(name=JOB_TASK, ignore_result=True)
+def retrain_job(job_id: str) -> None:
+    """Run the retrain job ``job_id`` (queued by ``POST /v1/admin/retrain``)."""
+    from services.recommendations.retraining import run_retrain_job
+
+    run_retrain_job(job_id, _settings())
+
+
+@shared_task(name=RETRAIN_TASK)
+def retrain_task(domain: str | None = None) -> dict[str, Any] | None:
+    """Refit ``domain``'s production recommender on its events plus every stored one, as a job."""
+    from services.recommendations.retraining import run_retrain_job
+    from services.recommendations.versions import TASK, registry
     from shared.db import Database
+    from shared.lifecycle import create_job
 
     settings = _settings()
+    domain = domain or settings.recommendations_domain
+    if registry(settings).production(domain, TASK) is None:
+        log.info("no production %s/%s yet: nothing to refit", domain, TASK)
+        return None
     db = Database(settings.db_url)
     try:
-        return retrain(settings, db, domain)
+        job_id = create_job(db, f"retrain:{domain}/{TASK}", {"domain": domain, "task": TASK,
+                                                             "reason": "scheduled refit"}, actor="beat")
+        job = run_retrain_job(job_id, settings, db)
+        return {k: job[k] for k in ("id", "status", "result", "error")}
     finally:
         db.dispose()
 
 
 def beat_schedule(settings: Any) -> dict[str, Any]:
     """The ``celery beat`` entry: retrain the served domain every six hours."""
-    return {"recommendations-retrain": {"task": "services.recommendations.tasks.retrain",
-                                        "schedule": RETRAIN_EVERY_S,
+    return {"recommendations-retrain": {"task": RETRAIN_TASK, "schedule": RETRAIN_EVERY_S,
                                         "args": (settings.recommendations_domain,)}}
 
 

@@ -67,9 +67,8 @@ def ops(settings, redis_url, tiny_sentiment_model, news_data):
 
 
 @pytest.fixture
-def worker(ops, unique):
-    """A real Celery worker subprocess consuming a queue of its own."""
-    settings = ops["settings"]
+def worker(settings, redis_url, unique):
+    """A real Celery worker subprocess consuming a queue of its own (on the test's home)."""
     queue = f"training-test-{unique}"
     env = {**os.environ, "FINPULSE_HOME": str(settings.home), "REDIS_URL": settings.redis_url,
            "PYTHONPATH": str(HERE), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}

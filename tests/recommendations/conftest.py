@@ -44,3 +44,13 @@ def trained_dir(tmp_path: Path) -> Path:
 
     path, _ = train_from_files(SAMPLE, tmp_path / "model")
     return path
+
+
+@pytest.fixture
+def production(settings, trained_dir: Path):
+    """``trained_dir`` registered and promoted: the domain's production recommender."""
+    from services.recommendations.versions import register, registry
+
+    mv = register(settings, settings.recommendations_domain, trained_dir)
+    registry(settings).promote(mv.ref)
+    return mv

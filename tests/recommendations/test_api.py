@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from services.recommendations import create_app
-from services.recommendations.serving import MAX_K, model_dir
+from services.recommendations.serving import MAX_K
 
 
 @pytest.fixture
-def client(settings, trained_dir: Path):
+def client(settings, production):
     from shared.db import upgrade
 
     upgrade(settings.db_url)
-    shutil.copytree(trained_dir, model_dir(settings))
     app = create_app(settings)
     return app.test_client()
 
@@ -83,18 +79,10 @@ def test_readiness_says_when_no_model(settings) -> None:
     app = create_app(settings)
     res = app.test_client().get("/readyz")
     assert res.status_code == 503
-    assert any("no recommendations model" in r for r in res.get_json()["reasons"])
+    assert any("no production recommender" in r for r in res.get_json()["reasons"])
     assert app.test_client().get("/v1/users/u1/recommendations").status_code == 503
 
 
-def test_retrain_includes_stored_interactions(client, settings) -> None:
-    from services.recommendations.pipeline import TrainedModel
-    from services.recommendations.serving import retrain
-    from shared.db import Database
-
-    client.post("/v1/interactions", json={"user_id": "late", "item_id": "m5", "timestamp": 1_000})
-    db = Database(settings.db_url)
-    out = retrain(settings, db)
-    assert out["db_max_id"] >= 1
-    assert "late" in TrainedModel(model_dir(settings)).histories
-    assert client.get("/v1/users/late/recommendations").get_json()["strategy"] == "personalised"
+def test_answers_name_the_served_version(client, production) -> None:
+    assert client.get("/v1/users/u1/recommendations").get_json()["model_version"] == production.ref
+    assert client.get("/v1/items/m20/similar").get_json()["model_version"] == production.ref

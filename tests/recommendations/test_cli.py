@@ -81,3 +81,16 @@ def test_eval_reports_both_rows(tmp_path: Path) -> None:
     assert set(out["finpulse"]) >= {"hr", "ndcg", "coverage"}
     assert 0 <= out["implicit_als"]["hr"] <= 1
     assert out["finpulse"]["users"] == 40
+
+
+def test_recommend_takes_a_registry_ref(settings, production, tmp_path: Path) -> None:
+    users = tmp_path / "u.txt"
+    users.write_text("u1\n")
+    out = tmp_path / "out.jsonl"
+    res = CliRunner().invoke(recs, ["recommend", "--model", f"{production.domain}/{production.task}@production",
+                                    "--users", str(users), "--output", str(out), "--k", "3"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(out.read_text())["items"]) == 3
+    res = CliRunner().invoke(recs, ["recommend", "--model", "nowhere/recommendations", "--users", str(users),
+                                    "--output", str(tmp_path / "x.jsonl")])
+    assert res.exit_code != 0 and "neither a model directory nor a registered version" in str(res.exception)

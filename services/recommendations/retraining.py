@@ -1,0 +1,140 @@
+"""Recommender retrain jobs: train → register → gate → promote, reported into the job row.
+
+One way to retrain, whoever asks (``POST /v1/admin/retrain``, the six-hourly beat): with
+``data`` the recommender is fitted on that interactions file; without, production is
+refitted on its own training events plus every interaction stored since (what the
+service has been folding in). Either way the result is a new registry version, gated
+against production on its offline NDCG@10 and promoted if it passes. Imports neither
+Flask nor Celery: the task and the views hand it ids and parameters.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from data_connectors.interactions import Interaction, format_skips, read_interactions
+from services.recommendations.pipeline import (
+    RecsConfig,
+    load_catalogue,
+    load_config,
+    load_interactions,
+    train,
+)
+from services.recommendations.versions import TASK, register, registry
+from shared.db import Database
+from shared.errors import BadInput, Conflict
+from shared.lifecycle import gate_and_promote, job_stage, run_job, update_job
+from shared.registry import ModelVersion
+
+# Retrain request fields that only text classifiers use: refused rather than ignored.
+UNUSED_FIELDS = ("dev", "eval", "method", "epochs", "max_length", "time_budget_min")
+CONFIG_FIELDS = {f.name for f in fields(RecsConfig)}
+
+
+def recs_config(params: dict[str, Any], base: RecsConfig | None = None) -> RecsConfig:
+    """``base`` (or the defaults) with the request's ``seed`` and ``options`` applied."""
+    overrides = {k: v for k, v in (params.get("options") or {}).items() if k != "skip_bad"}
+    unknown = sorted(set(overrides) - CONFIG_FIELDS)
+    if unknown:
+        raise BadInput(f"unknown recommender option(s) {unknown}; known: {sorted(CONFIG_FIELDS)}")
+    if params.get("seed") is not None:
+        overrides["seed"] = params["seed"]
+    values = {**vars(base or RecsConfig()), **overrides}
+    try:
+        return RecsConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"bad recommender option: {exc}") from None
+
+
+def check_request(params: dict[str, Any]) -> None:
+    """Reject a retrain the job would fail on, before it is queued: options, then the data file."""
+    unused = [k for k in UNUSED_FIELDS if params.get(k) is not None]
+    if unused:
+        raise BadInput(f"recommendations retraining does not use {', '.join(unused)}; "
+                       "send data, seed, options (recommender settings), tolerance, auto_promote, force, reason")
+    recs_config(params)
+    if params.get("data"):
+        skip_bad = bool((params.get("options") or {}).get("skip_bad"))
+        read_interactions(params["data"], skip_bad=skip_bad)  # raises BadRow naming file and line
+
+
+def stored_since(db: Database | None, domain: str, after_id: int) -> tuple[list[Interaction], int]:
+    """Interactions posted to the service after row ``after_id``, and the newest row id."""
+    if db is None:
+        return [], after_id
+    from services.recommendations.models import RecsInteraction
+
+    with db.session() as s:
+        newest = int(s.execute(select(func.max(RecsInteraction.id))
+                               .where(RecsInteraction.domain == domain)).scalar() or 0)
+        rows = s.execute(select(RecsInteraction).where(RecsInteraction.domain == domain,
+                                                       RecsInteraction.id > after_id,
+                                                       RecsInteraction.id <= newest)).scalars()
+        return [Interaction(r.user_id, r.item_id, r.rating, r.ts, r.event) for r in rows], newest
+
+
+def refit_production(settings: Any, db: Database | None, domain: str, params: dict[str, Any],
+                     output: Path) -> tuple[Path, str]:
+    """Production's own events plus every stored one since it was trained, fitted into ``output``."""
+    prod = registry(settings).production(domain, TASK)
+    if prod is None:
+        raise Conflict(f"{domain}/{TASK} has no production version to refit; retrain with data")
+    data = load_interactions(prod.path)
+    events = [Interaction(data.user_ids[u], data.item_ids[i], float(r), int(t))
+              for u, i, r, t in zip(data.users, data.items, data.ratings, data.times, strict=True)]
+    already = int(prod.train_config().get("db_max_id") or 0)  # stored rows up to here are in its events
+    new, newest = stored_since(db, domain, already)
+    path = train(events + new, output, items=load_catalogue(prod.path),
+                 config=recs_config(params, load_config(prod.path)),
+                 lineage={"retrained_from": prod.ref, "db_max_id": newest})
+    return path, f"refitted {prod.ref}'s {len(events)} events plus {len(new)} stored interactions"
+
+
+def train_from_request(params: dict[str, Any], output: Path) -> tuple[Path, str]:
+    """Fit on the request's interactions file (bad rows skipped only with ``options.skip_bad``)."""
+    from data_connectors.base import file_sha256
+
+    source = params["data"]
+    skip_bad = bool((params.get("options") or {}).get("skip_bad"))
+    rows, report = read_interactions(source, skip_bad=skip_bad)
+    path = train(rows, output, config=recs_config(params),
+                 lineage={"interactions": str(source), "interactions_sha256": file_sha256(source)})
+    notes = "; ".join(format_skips(report, source))
+    return path, f"trained on {len(rows)} interactions from {source}" + (f" ({notes})" if notes else "")
+
+
+def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The job's work: a candidate version, gated and (if it passes) promoted."""
+    domain = params["domain"]
+    source = params.get("data") or "production's events plus stored interactions"
+    job_stage(db, job_id, "training", f"training {domain}/{TASK} on {source}")
+    reg = registry(settings)
+    reg.task_dir(domain, TASK).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=reg.task_dir(domain, TASK), prefix=".train-") as tmp:
+        output = Path(tmp) / "model"
+        if params.get("data"):
+            path, note = train_from_request(params, output)
+        else:
+            path, note = refit_production(settings, db, domain, params, output)
+        update_job(db, job_id, log_line=note)
+        job_stage(db, job_id, "evaluating", "offline evaluation (leave-last-out) for the gate")
+        mv: ModelVersion = register(settings, domain, path)
+    update_job(db, job_id, progress={"metrics": {k: v for k, v in mv.metrics().items()
+                                                 if k.startswith(("hr@", "ndcg@"))}})
+    return gate_and_promote(settings, db, job_id, mv, params)
+
+
+def run_retrain_job(job_id: str, settings: Any, db: Database | None = None) -> dict[str, Any]:
+    """Run one retrain job to its end; the job row says how it went."""
+    own = db is None
+    db = db or Database(settings.db_url)
+    try:
+        return run_job(db, job_id, lambda params: retrain(settings, db, job_id, params))
+    finally:
+        if own:
+            db.dispose()

@@ -1,0 +1,221 @@
+"""Ops on the recommendations service: the contract's /v1/admin/* for recommender versions.
+
+Regression for "the recommendations service lacks the contract's ops endpoints": retrain
+(with a file, or a refit of production plus stored interactions), watch the job, gate,
+promote and roll back, all serving the new production without a restart. Jobs run
+in-process (the same function the Celery task calls) except in the worker test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from ops_helpers import wait_job
+
+from services.recommendations import create_app, retrain_task
+from services.recommendations.retraining import run_retrain_job
+from services.recommendations.versions import GATE_METRIC, TASK
+from shared import lifecycle
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data" / "samples" / "interactions.tsv"
+HEADER = "user_id\titem_id\trating\ttimestamp\n"
+
+
+def sequential_users(path: Path) -> Path:
+    """The sample plus new users x0..x12 walking forward through the items, as sample users do."""
+    rows = [f"x{u}\tm{start + step}\t3\t{900_000_000 + 1000 * step}\n"
+            for u, start in enumerate(range(1, 40, 3)) for step in range(10)]
+    path.write_text(SAMPLE.read_text() + "".join(rows))
+    return path
+
+
+def noise(path: Path) -> str:
+    """Random users and items: nothing to learn, so a far lower NDCG than production's."""
+    rng = random.Random(0)
+    return HEADER + "".join(f"n{u}\tm{rng.randint(1, 60)}\t1\t{1000 + j}\n" for u in range(40) for j in range(12))
+
+
+def client_for(settings):
+    """The real service app, its retrain jobs run in this process (the Celery task's function)."""
+    from shared.admin import register_admin
+
+    app = create_app(settings)
+    register_admin(app, tasks={TASK: retrain_task(lambda job_id, s: run_retrain_job(job_id, s))},
+                   domains=[settings.recommendations_domain])
+    return app.test_client()
+
+
+@pytest.fixture
+def recs(settings, redis_url):
+    """Migrated DB, ops and analyst keys, and v1 in production as `finpulse up` prepares it."""
+    from services.recommendations.bootstrap import prepare
+    from services.recommendations.versions import registry
+    from shared.auth import create_key
+    from shared.db import Database, upgrade
+
+    upgrade(settings.db_url)
+    db = Database(settings.db_url)
+    prepare(settings, None)
+    keys = {"ops": create_key(db, "carol", "ops"), "analyst": create_key(db, "dave", "analyst")}
+    yield {"settings": settings, "db": db, "keys": keys, "registry": registry(settings),
+           "domain": settings.recommendations_domain, "auth": {"Authorization": f"Bearer {keys['ops']}"}}
+    db.dispose()
+
+
+def served(client, user: str = "x0") -> dict:
+    res = client.get(f"/v1/users/{user}/recommendations?k=5")
+    assert res.status_code == 200, res.get_json()
+    return res.get_json()
+
+
+def test_retrain_with_data_then_refused_candidate_promote_and_rollback(recs, tmp_path):
+    client, auth, domain = client_for(recs["settings"]), recs["auth"], recs["domain"]
+    v1 = served(client)
+    assert v1["model_version"] == f"{domain}/{TASK}@v1" and v1["strategy"] == "popularity"
+
+    resp = client.post("/v1/admin/retrain", headers=auth, json={"data": str(sequential_users(tmp_path / "d.tsv"))})
+    assert resp.status_code == 202, resp.get_json()
+    job = wait_job(client, resp.get_json()["job_id"], auth)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["version"] == f"{domain}/{TASK}@v2" and job["result"]["promoted"] is True
+    assert job["result"]["gate"]["passed"] and job["result"]["gate"]["primary_metric"] == GATE_METRIC
+    assert "trained on 631 interactions" in job["log"], job["log"]
+    assert job["progress"]["stage"] == "done"
+    v2 = recs["registry"].resolve_version(f"{domain}/{TASK}@v2")
+    assert {"model", "ids.json", "interactions.npz", "gate.json"} <= {p.name for p in v2.path.iterdir()}
+    assert v2.metrics()[GATE_METRIC] > 0.7 and v2.metrics()["gate_metric"] == GATE_METRIC
+    lineage = v2.train_config()
+    assert lineage["interactions_sha256"] and "git_commit" in lineage and lineage["config"]["ease_l2"] > 0
+    after = served(client)  # the new production, without a restart
+    assert after["model_version"] == f"{domain}/{TASK}@v2" and after["strategy"] == "personalised"
+    assert client.get("/readyz").status_code == 200
+
+    # An uploaded file of noise: registered as v3, refused by the gate, production untouched.
+    resp = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
+                       data={"data": (io.BytesIO(noise(tmp_path).encode()), "noise.tsv")})
+    job = wait_job(client, resp.get_json()["job_id"], auth)
+    assert job["status"] == "succeeded" and job["result"]["version"] == f"{domain}/{TASK}@v3", job
+    assert job["result"]["gate"]["passed"] is False and job["result"]["promoted"] is False
+    assert served(client)["model_version"] == f"{domain}/{TASK}@v2"
+    refused = client.post("/v1/admin/models/promote", headers=auth, json={"version": "v3"})
+    assert refused.status_code == 409 and "gate" in refused.get_json()["error"]["message"]
+
+    back = client.post("/v1/admin/models/rollback", headers=auth, json={})
+    assert back.status_code == 200 and back.get_json()["production"] == f"{domain}/{TASK}@v1"
+    assert served(client) == v1
+    again = client.post("/v1/admin/models/promote", headers=auth, json={"ref": f"{domain}/{TASK}@v2"})
+    assert again.status_code == 200, again.get_json()
+    assert served(client) == after
+    seen = {(e["action"], e["target"], e["outcome"])
+            for e in client.get("/v1/admin/audit", headers=auth).get_json()["entries"]}
+    assert {("model.promote", f"{domain}/{TASK}@v2", "ok"), ("model.promote", f"{domain}/{TASK}@v3", "refused"),
+            ("model.rollback", f"{domain}/{TASK}@v1", "ok")} <= seen
+
+
+def test_retrain_without_data_folds_stored_interactions_in(recs):
+    from services.recommendations.pipeline import load_interactions
+
+    client, auth, domain = client_for(recs["settings"]), recs["auth"], recs["domain"]
+    events = [{"user_id": "late", "item_id": f"m{i}", "timestamp": 2_000_000_000 + i} for i in (5, 6, 7)]
+    assert client.post("/v1/interactions", json=events).status_code == 201
+    v1_events = len(load_interactions(recs["registry"].production(domain, TASK).path))
+
+    for version in (2, 3):  # the second refit finds nothing new: no event counted twice
+        job = wait_job(client, client.post("/v1/admin/retrain", headers=auth, json={}).get_json()["job_id"], auth)
+        assert job["status"] == "succeeded" and job["result"]["promoted"], job
+        mv = recs["registry"].production(domain, TASK)
+        assert mv.version == version and mv.train_config()["db_max_id"] == 3
+        assert mv.train_config()["retrained_from"] == f"{domain}/{TASK}@v{version - 1}"
+        data = load_interactions(mv.path)
+        assert len(data) == v1_events + 3 and "late" in data.user_ids
+    assert served(client, "late")["model_version"] == f"{domain}/{TASK}@v3"
+
+
+def test_scheduled_refit_is_an_ordinary_job(recs):
+    from services.recommendations.tasks import retrain_task as beat_task
+    from shared.celery_app import make_celery
+
+    make_celery(recs["settings"])  # the task reads its settings from the current Celery app
+    out = beat_task(recs["domain"])
+    assert out["status"] == "succeeded" and out["result"]["version"] == f"{recs['domain']}/{TASK}@v2"
+    job = lifecycle.get_job(recs["db"], out["id"])
+    assert job["params"]["actor"] == "beat" and job["kind"] == f"retrain:{recs['domain']}/{TASK}"
+
+
+@pytest.mark.parametrize("method,path", [
+    ("post", "/v1/admin/retrain"), ("get", "/v1/admin/jobs/x"), ("post", "/v1/admin/models/promote"),
+    ("post", "/v1/admin/models/rollback")])
+def test_ops_endpoints_need_the_ops_key(recs, method, path):
+    client = client_for(recs["settings"])
+    for headers, status in (({}, 401), ({"Authorization": "Bearer fp_not-a-key"}, 401),
+                            ({"Authorization": f"Bearer {recs['keys']['analyst']}"}, 403)):
+        resp = getattr(client, method)(path, json={}, headers=headers)
+        assert resp.status_code == status and resp.get_json()["error"]["code"] in ("unauthorized", "forbidden")
+    assert lifecycle.list_jobs(recs["db"]) == []
+
+
+def test_bad_retrain_requests_are_4xx_json_and_lose_nothing(recs, tmp_path):
+    client, auth, domain = client_for(recs["settings"]), recs["auth"], recs["domain"]
+    assert client.post("/v1/interactions", json={"user_id": "u1", "item_id": "m2", "timestamp": 5}).status_code == 201
+    before = served(client, "u1")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(HEADER + "u1\tm1\t5\t100\nu1\tm2\tfive\t101\n")
+    cases = [({"data": str(tmp_path / "missing.tsv")}, 400, "no such file"),
+             ({"data": str(bad)}, 400, f"{bad}:3: rating 'five' is not a number"),
+             ({"domain": "elsewhere"}, 403, "manages domains"),
+             ({"task": "sentiment"}, 403, "recommendations models"),
+             ({"options": {"neighbours": 5}}, 400, "unknown recommender option"),
+             ({"options": {"ease_l2": -1}}, 400, "ease_l2 must be positive"),
+             ({"epochs": 3}, 400, "does not use epochs")]
+    for body, status, words in cases:
+        resp = client.post("/v1/admin/retrain", headers=auth, json=body)
+        assert resp.status_code == status and words in resp.get_json()["error"]["message"], (body, resp.get_json())
+    for name in ("bad.tsv", "bad.txt"):
+        resp = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
+                           data={"data": (io.BytesIO(bad.read_bytes()), name)})
+        assert resp.status_code == 400 and set(resp.get_json()["error"]) == {"code", "message"}
+    assert not list((recs["settings"].home / "uploads").glob("*"))  # a refused upload is not kept
+    assert client.post("/v1/admin/models/promote", headers=auth, json={"version": 9}).status_code == 404
+    assert client.post("/v1/admin/models/rollback", headers=auth, json={}).status_code == 404
+    assert lifecycle.list_jobs(recs["db"]) == []
+    assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1]
+    assert served(client, "u1") == before  # the stored interaction is still folded in
+
+
+def test_refit_needs_a_production_version(settings, redis_url):
+    from shared.auth import create_key
+    from shared.db import Database, upgrade
+
+    upgrade(settings.db_url)
+    key = create_key(Database(settings.db_url), "erin", "ops")
+    resp = client_for(settings).post("/v1/admin/retrain", headers={"Authorization": f"Bearer {key}"}, json={})
+    assert resp.status_code == 409 and "no production version" in resp.get_json()["error"]["message"]
+
+
+def test_retrain_job_runs_on_a_celery_worker(recs, worker, tmp_path):
+    from shared.admin import register_admin
+
+    app = create_app(recs["settings"])  # the Celery job task, as `finpulse up` serves it
+    register_admin(app, tasks={TASK: retrain_task()}, domains=[recs["domain"]], queue=worker["queue"])
+    client, auth = app.test_client(), recs["auth"]
+    resp = client.post("/v1/admin/retrain", headers=auth, json={"data": str(sequential_users(tmp_path / "d.tsv"))})
+    job = wait_job(client, resp.get_json()["job_id"], auth, timeout=120)
+    assert job["status"] == "succeeded", (job, worker["log"].read_text()[-3000:])
+    assert served(client)["model_version"] == f"{recs['domain']}/{TASK}@v2"
+    gate = json.loads((recs["registry"].resolve(f"{recs['domain']}/{TASK}@v2") / "gate.json").read_text())
+    assert gate["production"] == f"{recs['domain']}/{TASK}@v1" and gate["primary_metric"] == GATE_METRIC
+
+
+def test_a_job_cancelled_while_queued_never_starts(recs):
+    db, domain = recs["db"], recs["domain"]
+    job_id = lifecycle.create_job(db, f"retrain:{domain}/{TASK}", {"domain": domain, "task": TASK}, actor="carol")
+    lifecycle.cancel_job(db, job_id, actor="carol")
+    job = run_retrain_job(job_id, recs["settings"], db)
+    assert job["status"] == "cancelled" and "before it started" in job["log"]
+    assert run_retrain_job(job_id, recs["settings"], db)["status"] == "cancelled"  # a re-delivery: left alone
+    assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1]
