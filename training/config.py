@@ -55,6 +55,11 @@ class SentimentTrainConfig:
     class_weights: bool = False          # inverse-frequency loss weights
     agreement_targets: float = 0.5       # >0: soft targets from an ``agreement`` column (see classification)
     max_length: int | None = None        # None: fitted to the 99th token-length percentile
+    # domain-adaptive MLM before fine-tuning (training.domain_adapt); off by default: on FPB
+    # it moved dev accuracy by +0.2 points over 3 seeds (noise), but a domain with a large
+    # unlabelled corpus (``mlm_text``) is where it is known to pay
+    mlm_epochs: float = 0.0              # >0: MLM passes over the train texts plus mlm_text
+    mlm_text: str | None = None          # unlabelled text: JSONL/CSV/TSV (text_field) or .txt lines
     patience: int = 2                    # epochs without dev macro-F1 gain before stopping
     eval_every: float = 0.5              # evaluate on dev every this many epochs
     seed: int = 42
@@ -94,6 +99,9 @@ class SentimentTrainConfig:
         _check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "> 0")
         _check(self.max_length is None or 8 <= self.max_length <= 512, "max_length",
                self.max_length, "None or 8..512 tokens")
+        _check(0 <= self.mlm_epochs <= 100, "mlm_epochs", self.mlm_epochs, "in [0, 100] (0 = off)")
+        _check(self.mlm_text is None or self.mlm_epochs > 0, "mlm_text", self.mlm_text,
+               "used only with mlm_epochs > 0")
         _check(self.time_budget_min is None or self.time_budget_min > 0, "time_budget_min",
                self.time_budget_min, "None or > 0 minutes")
         _check(len(set(self.labels)) == len(self.labels) >= 2, "labels", self.labels,
