@@ -36,10 +36,10 @@ def status_path(settings: Settings) -> Path:
 
 def preparation_check(settings: Settings, name: str) -> Callable[[], None]:
     """A readiness check failing while ``finpulse up`` still prepares ``name``."""
-    from shared.registry import _read_json
+    from shared.io import read_json
 
     def preparation() -> None:
-        state = _read_json(status_path(settings)).get(name)
+        state = read_json(status_path(settings)).get(name)
         if state and state.get("state") in ("pending", "running"):
             raise Unavailable(f"preparing {name}: {state.get('detail', 'waiting')}")
         if state and state.get("state") == "failed":
@@ -53,8 +53,7 @@ def prepare_services(settings: Settings, services: list[str]) -> list[str]:
 
     Returns the services whose preparation failed; the others keep their results.
     """
-    from shared.io import atomic_write, write_json
-    from shared.registry import _read_json
+    from shared.io import atomic_write, read_json, write_json
 
     status_file = status_path(settings)
     marks = settings.home / "run" / "prepared"
@@ -62,7 +61,7 @@ def prepare_services(settings: Settings, services: list[str]) -> list[str]:
 
     def update(name: str, state: str, detail: str) -> None:
         states[name] = {"state": state, "detail": detail}
-        write_json(status_file, {**_read_json(status_file), **states})
+        write_json(status_file, {**read_json(status_file), **states})
         click.echo(f"[prepare] {name}: {state}: {detail}", err=True)
 
     data_dir = settings.resolved_data_dir()

@@ -39,6 +39,14 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A small JSON state file, or ``{}`` when it is missing or unreadable (not written yet)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_write(path) as fh:
         json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)

@@ -7,7 +7,6 @@ small JSON file replaced atomically; its ``history`` makes rollback one step.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import BadInput, ModelNotFound
-from shared.io import write_json
+from shared.io import read_json, write_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REF = re.compile(r"^(?P<domain>[^/@]+)/(?P<task>[^/@]+)(?:@(?P<version>[^/@]+))?$")
@@ -34,17 +33,10 @@ class ModelVersion:
         return f"{self.domain}/{self.task}@v{self.version}"
 
     def metrics(self) -> dict[str, Any]:
-        return _read_json(self.path / "metrics.json")
+        return read_json(self.path / "metrics.json")
 
     def train_config(self) -> dict[str, Any]:
-        return _read_json(self.path / "train_config.json")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+        return read_json(self.path / "train_config.json")
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -127,7 +119,7 @@ class Registry:
         return self.task_dir(domain, task) / "production.json"
 
     def pointer(self, domain: str, task: str) -> dict[str, Any]:
-        return _read_json(self.pointer_path(domain, task))
+        return read_json(self.pointer_path(domain, task))
 
     def production(self, domain: str, task: str) -> ModelVersion | None:
         version = self.pointer(domain, task).get("version")

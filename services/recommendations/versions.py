@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.gate import GATE_METRIC_KEY
-from shared.io import write_json
-from shared.registry import ModelVersion, Registry, _read_json
+from shared.io import read_json, write_json
+from shared.registry import ModelVersion, Registry
 
 TASK = "recommendations"  # the registry task of every recommender version
 EVAL_K = 10
@@ -52,7 +52,7 @@ def offline_metrics(model_dir: str | Path, k: int = EVAL_K) -> dict[str, Any]:
 
 def register(settings: Any, domain: str, model_dir: str | Path) -> ModelVersion:
     """Evaluate ``model_dir`` offline and move it into the registry as the next version."""
-    metrics = {**_read_json(Path(model_dir) / "metrics.json"), **offline_metrics(model_dir)}
+    metrics = {**read_json(Path(model_dir) / "metrics.json"), **offline_metrics(model_dir)}
     return registry(settings).register(domain, TASK, model_dir, metrics=metrics)
 
 
@@ -73,7 +73,7 @@ def import_legacy(settings: Any, domain: str) -> ModelVersion | None:
         with tempfile.TemporaryDirectory(dir=reg.task_dir(domain, TASK), prefix=".import-") as tmp:
             copy = Path(tmp) / "model"
             shutil.copytree(source, copy)
-            config = _read_json(copy / "train_config.json")
+            config = read_json(copy / "train_config.json")
             write_json(copy / "train_config.json", {**config, "imported_from": str(source)})
             mv = register(settings, domain, copy)
         reg.promote(mv.ref, reason=f"imported from {source}")
