@@ -173,24 +173,30 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 def models_list(as_json: bool) -> None:
     """Every registered version with its key metric and production flag."""
+    from shared.gate import GATE_METRIC_KEY
+
     reg = _registry()
     rows = []
     for mv in reg.all_versions():
         prod = reg.pointer(mv.domain, mv.task).get("version") == mv.version
         m = mv.metrics()
+        key = m.get(GATE_METRIC_KEY)  # models the trainer evaluated itself (recommenders, encoders)
         rows.append({"ref": mv.ref, "production": prod, "accuracy": m.get("accuracy"),
-                     "macro_f1": m.get("macro_f1"), "method": mv.train_config().get("method"),
-                     "path": str(mv.path)})
+                     "macro_f1": m.get("macro_f1"), "gate_metric": {key: m.get(key)} if key else None,
+                     "method": mv.train_config().get("method"), "path": str(mv.path)})
     if as_json:
         for r in rows:
             click.echo(json.dumps(r))
         return
-    click.echo(f"{'REF':<32} {'PROD':<5} {'ACC':>6} {'F1':>6} {'METHOD':<7} PATH")
+    click.echo(f"{'REF':<32} {'PROD':<5} {'ACC':>6} {'F1':>6} {'OWN METRIC':<17} {'METHOD':<12} PATH")
     for r in rows:
         acc = f"{r['accuracy']:.4f}" if isinstance(r["accuracy"], float) else "-"
         f1 = f"{r['macro_f1']:.4f}" if isinstance(r["macro_f1"], float) else "-"
-        click.echo(f"{r['ref']:<32} {'*' if r['production'] else '':<5} {acc:>6} {f1:>6} "
-                   f"{r['method'] or '-':<7} {r['path']}")
+        own = "-"
+        for name, value in (r["gate_metric"] or {}).items():
+            own = f"{name}={value:.4f}" if isinstance(value, float) else f"{name}=-"
+        click.echo(f"{r['ref']:<32} {'*' if r['production'] else '':<5} {acc:>6} {f1:>6} {own:<17} "
+                   f"{r['method'] or '-':<12} {r['path']}")
 
 
 @models.command("promote")

@@ -85,6 +85,18 @@ def test_models_promote_rollback_list_show(registered_tiny) -> None:
     assert "model.promote" in audit and "model.rollback" in audit
 
 
+def test_models_list_shows_a_self_evaluated_models_own_metric(settings, tmp_path: Path) -> None:
+    from shared.registry import Registry
+
+    (tmp_path / "recs").mkdir()
+    Registry(settings.registry_dir).register("shop", "recommendations", tmp_path / "recs",
+                                             metrics={"gate_metric": "ndcg@10", "ndcg@10": 0.2512})
+    row = next(line for line in invoke("models", "list").stdout.splitlines() if "shop/recommendations@v1" in line)
+    assert "ndcg@10=0.2512" in row and row.split()[1:3] == ["-", "-"]  # no accuracy, no F1
+    listed = [json.loads(x) for x in invoke("models", "list", "--json").stdout.splitlines()]
+    assert listed[0]["gate_metric"] == {"ndcg@10": 0.2512}
+
+
 def test_train_embeddings_missing_module_is_one_line(settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "training.embeddings_cli", None)  # import now fails
     result = CliRunner().invoke(cli, ["train", "embeddings", "--kb", "x.jsonl"])
