@@ -52,6 +52,8 @@ class RetrainTask:
     data_optional: bool = False
     # check(params) raises BadInput on a bad data file or option, before any job exists
     check: Callable[[dict[str, Any]], None] | None = None
+    # suffixes an uploaded `data` file may have (the loader picks its reader by suffix)
+    uploads: tuple[str, ...] = (".jsonl", ".csv", ".tsv", ".ndjson")
 
 
 class RetrainRequest(BaseModel):
@@ -157,8 +159,8 @@ def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -
         raise BadInput(f"training data {body.data!r}: no such file on the server")
     if upload is not None:
         suffix = Path(upload.filename).suffix.lower()
-        if suffix not in (".jsonl", ".csv", ".tsv", ".ndjson"):
-            raise BadInput(f"uploaded file must be .jsonl, .csv or .tsv, got {suffix or 'no suffix'!r}")
+        if suffix not in spec.uploads:
+            raise BadInput(f"uploaded file must be one of {', '.join(spec.uploads)}, got {suffix or 'no suffix'!r}")
         path = settings_of().home / "uploads" / f"{uuid.uuid4().hex}{suffix}"
         path.parent.mkdir(parents=True, exist_ok=True)
         upload.save(path)

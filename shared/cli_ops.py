@@ -46,8 +46,9 @@ def ops() -> None:
 @click.option("--domain", required=True)
 @click.option("--task", default="sentiment", show_default=True)
 @click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled training data (JSONL/CSV/TSV).")
-@click.option("--dev", type=click.Path(exists=True, dir_okay=False), help="Dev data for early stopping.")
+              help="Training data: labelled texts (sentiment) or the knowledge base (embeddings).")
+@click.option("--dev", type=click.Path(exists=True, dir_okay=False),
+              help="Dev data (sentiment: early stopping; embeddings: query→id pairs the gate scores acc@1 on).")
 @click.option("--eval", "eval_set", type=click.Path(exists=True, dir_okay=False),
               help="Evaluation set of the gate (default: the domain's configured one).")
 @click.option("--method", type=click.Choice(["full", "lora"]))

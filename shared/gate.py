@@ -12,7 +12,9 @@ A trainer whose models the gate cannot score on a text set (a recommender) evalu
 version itself, on a split of that version's own data, and names the metric to compare in
 ``metrics.json`` under :data:`GATE_METRIC_KEY` (e.g. ``"gate_metric": "ndcg@10"``, higher
 is better); the gate then compares the two versions' stored values, with the same rule
-and the domain's tolerance.
+and the domain's tolerance. A job that can measure production on the candidate's own
+held-out data (the chatbot's encoders, on its dev queries) passes those figures as
+``production_metrics``, so both sides of the comparison come from the same data.
 
 Domain file (every key optional; paths relative to the file)::
 
@@ -140,10 +142,18 @@ def evaluate(model_dir: Path, texts: list[str], gold: list[str]) -> dict[str, An
 
 
 def decide(config: DomainConfig, candidate: dict | None, production: dict | None,
-           metric: str | None = None) -> tuple[bool, str]:
-    """The gate rule, kept apart from model loading so it is easy to read and test."""
+           metric: str | None = None, missing: str | None = None) -> tuple[bool, str]:
+    """The gate rule, kept apart from model loading so it is easy to read and test.
+
+    ``missing`` says why the candidate has no figures when the reason is not the usual
+    one (the domain names no evaluation set), so the summary tells the operator the fix.
+    """
     metric = metric or config.primary_metric
     if candidate is None:
+        if missing is not None:
+            if production is None:
+                return True, f"no production version; {missing}: nothing to compare"
+            return False, f"refused: {missing}, so it cannot be compared with production"
         if production is None:
             return True, "first version of the domain and no evaluation set: nothing to compare"
         return False, f"domain {config.domain} names no evaluation set ({metric} cannot be compared)"
@@ -160,8 +170,14 @@ def decide(config: DomainConfig, candidate: dict | None, production: dict | None
 
 def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | None = None,
              eval_set: str | Path | None = None, tolerance: float | None = None,
-             extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate ``candidate`` against production, write ``gate.json``, return the report."""
+             extra: dict[str, Any] | None = None,
+             production_metrics: dict[str, float] | None = None) -> dict[str, Any]:
+    """Evaluate ``candidate`` against production, write ``gate.json``, return the report.
+
+    ``production_metrics``: for a version its trainer evaluated (``gate_metric``),
+    production's figures as the caller measured them on the candidate's own held-out
+    data, compared instead of the ones production stored (which may come from other data).
+    """
     from data_connectors.base import file_sha256
 
     registry = registry or get_registry(settings)
@@ -174,11 +190,10 @@ def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | Non
     if production is not None and production.version == candidate.version:
         production = None
     metric = candidate.metrics().get(GATE_METRIC_KEY)
-    cand_m = prod_m = None
+    cand_m = prod_m = missing = None
     if metric:  # evaluated by its trainer: compare the stored figures
         config.eval_set = None
-        cand_m = _numbers(candidate.metrics())
-        prod_m = _numbers(production.metrics()) if production is not None else None
+        cand_m, prod_m, missing = _stored_figures(candidate, production, metric, production_metrics)
     else:
         metric = config.primary_metric
         if config.eval_set is not None:
@@ -186,7 +201,7 @@ def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | Non
             cand_m = evaluate(candidate.path, texts, gold)
             if production is not None:
                 prod_m = evaluate(production.path, texts, gold)
-    passed, summary = decide(config, cand_m, prod_m, metric)
+    passed, summary = decide(config, cand_m, prod_m, metric, missing)
     report = {
         "candidate": candidate.ref,
         "production": production.ref if production else None,
@@ -205,6 +220,20 @@ def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | Non
     }
     write_json(candidate.path / REPORT_NAME, report)
     return report
+
+
+def _stored_figures(candidate: ModelVersion, production: ModelVersion | None, metric: str,
+                    production_metrics: dict[str, float] | None
+                    ) -> tuple[dict | None, dict | None, str | None]:
+    """Both sides' figures for a trainer-evaluated version, and why the candidate has none (if so)."""
+    cand_m: dict | None = _numbers(candidate.metrics())
+    missing = None
+    if metric not in cand_m:  # its trainer had nothing to evaluate it on
+        cand_m, missing = None, f"{candidate.ref} carries no {metric} (trained without held-out data)"
+    prod_m = None
+    if production is not None:
+        prod_m = production_metrics if production_metrics is not None else _numbers(production.metrics())
+    return cand_m, prod_m, missing
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:

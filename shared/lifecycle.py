@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,15 +147,23 @@ def run_job(db: Database, job_id: str, work: Callable[[dict[str, Any]], dict[str
 
 
 def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion, params: dict[str, Any],
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The end of a retrain job: gate ``mv`` against production, promote it if it passed (or forced)."""
+                     extra: dict[str, Any] | None = None, *,
+                     production_metrics: dict[str, float] | None = None,
+                     progress_metrics: Sequence[str] = ()) -> dict[str, Any]:
+    """The end of a retrain job: gate ``mv`` against production, promote it if it passed (or forced).
+
+    ``extra`` goes into the gate report; ``production_metrics`` is production measured by
+    the job on the candidate's held-out data (see :func:`shared.gate.run_gate`);
+    ``progress_metrics`` names the candidate's gate figures the job's progress shows.
+    """
     from shared.gate import run_gate
 
     record_version(db, mv)
     job_stage(db, job_id, "gate", f"registered {mv.ref}; evaluating against production")
     report = run_gate(settings, mv, eval_set=params.get("eval"), tolerance=params.get("tolerance"),
-                      extra={"job": job_id, **(extra or {})})
-    update_job(db, job_id, log_line=f"gate {report['summary']}")
+                      extra={"job": job_id, **(extra or {})}, production_metrics=production_metrics)
+    shown = {k: v for k, v in (report.get("candidate_metrics") or {}).items() if k in progress_metrics}
+    update_job(db, job_id, log_line=f"gate {report['summary']}", progress={"metrics": shown} if shown else None)
     promoted = None
     force = bool(params.get("force"))
     if params.get("auto_promote", True) and (report["passed"] or force):

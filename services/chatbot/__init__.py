@@ -6,13 +6,16 @@ the index, encoder and Redis client are only touched by the first request.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
 
 from shared.settings import Settings
 
-__all__ = ["create_app"]
+if TYPE_CHECKING:
+    from shared.admin import Enqueue, RetrainTask
+
+__all__ = ["create_app", "retrain_task"]
 
 
 def _session_key() -> str:
@@ -32,7 +35,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     from services.chatbot.api import bp
     from services.chatbot.conversation import ChatEngine
     from services.chatbot.kb import KbHandle
-    from services.chatbot.service import kb_dir
+    from services.chatbot.service import EncoderWatch, kb_dir
     from shared import db as dbm
     from shared import search_index
     from shared.redis_client import get_redis, ping
@@ -49,7 +52,8 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     handle = KbHandle(kb_dir(settings))
     app.extensions["chatbot"] = ChatEngine(
         handle=handle, redis=get_redis(settings.redis_url), db=db, domain=settings.chatbot_domain,
-        ttl_s=settings.chatbot_session_ttl_s, webhook=settings.chatbot_handoff_webhook, encoder=encoder)
+        ttl_s=settings.chatbot_session_ttl_s, webhook=settings.chatbot_handoff_webhook, encoder=encoder,
+        watch=EncoderWatch(settings, settings.chatbot_domain) if encoder is None else None)
     app.register_blueprint(bp)
     app.root_path = bp.root_path  # templates/ and static/ live beside this package
     limiter = Limiter(get_remote_address, app=app,
@@ -68,5 +72,18 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     # Ops endpoints for this service's own model (the sentence encoder of its domain).
     from shared.admin import register_admin
 
-    register_admin(app, tasks={"embeddings": "training.retrain"}, domains=[settings.chatbot_domain])
+    register_admin(app, tasks={"embeddings": retrain_task()}, domains=[settings.chatbot_domain])
     return app
+
+
+def retrain_task(start: str | Enqueue | None = None) -> RetrainTask:
+    """How ops retrain the chatbot's encoder: any knowledge-base format, checked before queueing.
+
+    ``start`` defaults to the Celery retrain task on the training queue; tests pass a
+    callable ``start(job_id, settings)`` that runs the job in-process.
+    """
+    from shared.admin import RetrainTask
+    from training.embeddings_retrain import KB_SUFFIXES, check_request
+    from training.tasks import TASK_NAME
+
+    return RetrainTask(start or TASK_NAME, check=check_request, uploads=KB_SUFFIXES)

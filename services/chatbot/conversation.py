@@ -33,6 +33,7 @@ class ChatEngine:
     policy: Policy = field(default_factory=Policy)
     webhook: str | None = None
     encoder: Encoder | None = None  # None: the encoder named in the index's meta
+    watch: Any = None  # an EncoderWatch: re-embeds the index when production's encoder changes
     _batchers: dict[str, BatchingEncoder] = field(default_factory=dict, repr=False)
 
     def query_encoder(self, model: str) -> BatchingEncoder:
@@ -77,6 +78,8 @@ class ChatEngine:
         if state.handoff:
             return decide(message, [], 0.0, {}, state, self.policy)
         kb = self.handle.get()
+        if self.watch is not None:
+            self.watch.poke(kb.meta)
         encoder = self.query_encoder(kb.meta["model"])
         context = follow_up_context(message, state)
         if context is None:

@@ -191,10 +191,11 @@ class KnowledgeBase:
 
 
 def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind: str = "auto",
-                 model: str | None = None, progress: bool = True) -> KnowledgeBase:
-    """``kb build``: load a file, embed, write ``output`` atomically."""
+                 model: str | None = None, progress: bool = True, meta: dict[str, Any] | None = None
+                 ) -> KnowledgeBase:
+    """``kb build``: load a file, embed, write ``output`` atomically (``meta``: extra index facts)."""
     kb = KnowledgeBase.build(load_faq(kb_file), encoder, kind, model, progress)
-    kb.meta["source"] = str(kb_file)
+    kb.meta.update(source=str(kb_file), **(meta or {}))
     kb.save(output)
     return kb
 

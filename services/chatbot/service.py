@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,9 @@ from services.chatbot.kb import KnowledgeBase, build_kb_dir
 from services.chatbot.retriever import get_encoder
 from shared.errors import BadInput, ModelNotFound
 from shared.io import atomic_write
+
+FOLLOWS_PRODUCTION = "production"  # meta "follows": the index tracks the domain's production encoder
+log = logging.getLogger(__name__)
 
 
 def resolve_encoder_path(ref: str | None, settings: Any = None) -> Path:
@@ -50,9 +56,80 @@ def load_kb(settings: Any, kb_file: str | Path, domain: str | None = None,
     path = production_encoder_path(settings, domain)
     print(f"kb load: embedding {kb_file} with {path}", file=sys.stderr)
     encoder = get_encoder(path)
-    kbase = build_kb_dir(kb_file, kb_dir(settings, domain), encoder, "auto", model=str(path), progress=progress)
+    kbase = build_kb_dir(kb_file, kb_dir(settings, domain), encoder, "auto", model=str(path), progress=progress,
+                         meta={"follows": FOLLOWS_PRODUCTION})
     encoder.warm()  # the query graph is exported now, not on the first customer's chat
     return kbase
+
+
+def reembed(settings: Any, domain: str | None = None) -> bool:
+    """Re-embed the suite's knowledge base with the domain's production encoder if it changed.
+
+    A promotion or rollback of ``DOMAIN/embeddings`` would otherwise leave the chatbot
+    searching with the old encoder until someone ran ``kb load`` again, and a reload from
+    the original file would drop entries edited since through ``PUT/DELETE /v1/kb``: so the
+    entries come from the live index itself. One process re-embeds (a file lock); the
+    others pick the swapped index up like any ``kb load``. An edit saved while the new
+    vectors were computed is noticed and the rebuild starts over from it.
+    """
+    import fcntl
+
+    domain = domain or settings.chatbot_domain
+    directory = kb_dir(settings, domain)
+    if not (directory / "meta.json").is_file():
+        return False
+    with open(directory.parent / f".{directory.name}.reembed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for _ in range(3):
+            stamp = (directory / "meta.json").stat().st_mtime_ns
+            current = KnowledgeBase.load(directory)
+            path = str(production_encoder_path(settings, domain))
+            if current.meta.get("follows") != FOLLOWS_PRODUCTION or current.meta.get("model") == path:
+                return False
+            encoder = get_encoder(path)
+            fresh = KnowledgeBase.build(list(current.entries.values()), encoder, current.meta.get("kind", "auto"), path)
+            # the hybrid weight and confidence fit were chosen for the old encoder's scores:
+            # kept (better than untuned defaults) until `kb calibrate` is run again
+            fresh.meta.update(scoring=current.meta.get("scoring", fresh.meta["scoring"]), follows=FOLLOWS_PRODUCTION,
+                              source=current.meta.get("source"), reembedded_from=current.meta.get("model"))
+            fresh.calibration = current.calibration
+            if (directory / "meta.json").stat().st_mtime_ns != stamp:
+                continue  # an edit landed meanwhile: rebuild from it
+            fresh.save(directory)
+            encoder.warm()
+            print(f"[chatbot] re-embedded {len(fresh.entries)} entries with {path}", file=sys.stderr)
+            return True
+    return False
+
+
+class EncoderWatch:
+    """Starts :func:`reembed` in the background when production's encoder is not the index's.
+
+    ``poke`` is called per chat with the index's model; it looks at the registry at most
+    every ``check_s`` seconds, and never blocks the request.
+    """
+
+    def __init__(self, settings: Any, domain: str, check_s: float = 2.0):
+        self.settings, self.domain, self.check_s = settings, domain, check_s
+        self._checked = 0.0
+        self._thread: threading.Thread | None = None
+
+    def poke(self, kb_meta: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if kb_meta.get("follows") != FOLLOWS_PRODUCTION or now - self._checked < self.check_s:
+            return
+        self._checked = now
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if str(production_encoder_path(self.settings, self.domain)) != kb_meta.get("model"):
+            self._thread = threading.Thread(target=self._run, name="chatbot-reembed", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            reembed(self.settings, self.domain)
+        except Exception:  # serving goes on with the old index; the next poke tries again
+            log.exception("re-embedding the knowledge base of %s failed", self.domain)
 
 
 def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,

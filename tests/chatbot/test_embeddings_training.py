@@ -45,3 +45,26 @@ def test_tiny_run_registers_a_loadable_version(settings, sample_faq) -> None:
     assert version.ref == "bank/embeddings@v1"
     assert version.metrics()["steps"] >= 1 and version.train_config()["data"]["kb_sha256"]
     assert SentenceTransformer(str(version.path)).encode(["hi"]).shape == (1, 384)
+
+
+def test_cli_dev_gives_the_version_its_acc1_and_db_row(settings, sample_faq, tmp_path) -> None:
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from shared.cli import cli
+    from shared.db import Database
+    from shared.models import ModelRecord
+    from shared.registry import get_registry
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"text": t, "id": i}) + "\n" for t, i in
+                           [("my card got stolen", "lost-card"), ("forgot my pin number", "reset-pin")]))
+    result = CliRunner().invoke(cli, ["train", "embeddings", "--kb", str(sample_faq), "--dev", str(dev),
+                                      "--epochs", "0.1", "--batch-size", "8", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    version = get_registry(settings).resolve_version("bank/embeddings@v1")
+    assert result.stdout.strip().splitlines()[-1] == str(version.path)
+    assert version.metrics()["gate_metric"] == "acc@1" and 0 <= version.metrics()["acc@1"] <= 1
+    assert version.train_config()["data"]["dev"] == str(dev)
+    with Database(settings.db_url).session() as s:  # `finpulse train embeddings` mirrors it like sentiment
+        assert [(r.version, r.stage) for r in s.scalars(select(ModelRecord))] == [(1, "registered")]
