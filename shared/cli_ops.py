@@ -45,8 +45,9 @@ def ops() -> None:
 @ops.command("retrain")
 @click.option("--domain", required=True)
 @click.option("--task", default="sentiment", show_default=True)
-@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Training data: labelled texts (sentiment) or the knowledge base (embeddings).")
+@click.option("--data", "data", type=click.Path(exists=True, dir_okay=False),
+              help="Training data: labelled texts (sentiment), the knowledge base (embeddings) or "
+                   "interactions (recommendations; without it production is refitted on what it has).")
 @click.option("--dev", type=click.Path(exists=True, dir_okay=False),
               help="Dev data (sentiment: early stopping; embeddings: query→id pairs the gate scores acc@1 on).")
 @click.option("--eval", "eval_set", type=click.Path(exists=True, dir_okay=False),
@@ -62,29 +63,51 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
             epochs: int | None, seed: int | None, no_promote: bool, force: bool, reason: str | None,
             queued: bool) -> None:
     """Retrain DOMAIN's TASK model, gate it against production, promote it if it passes."""
+    from pkgutil import resolve_name
+
     from shared.errors import BadInput
     from shared.lifecycle import create_job
 
     if force and not reason:
         raise BadInput("--force needs --reason")
+    spec = _retrain_spec(task)
+    if not data and not spec.data_optional:
+        raise BadInput(f"retraining {task} needs --data")
     params = {k: v for k, v in {"domain": domain, "task": task, "data": data, "dev": dev, "eval": eval_set,
                                 "method": method, "epochs": epochs, "seed": seed, "force": force,
                                 "reason": reason, "auto_promote": not no_promote}.items() if v is not None}
+    if spec.check is not None:
+        spec.check(params)  # the HTTP endpoint's checks: a bad file or option is refused before a job exists
     db, settings = cli_database(), get_settings()
     job_id = create_job(db, f"retrain:{domain}/{task}", params, actor=cli_actor())
     if queued:
         from shared.celery_app import QUEUE_TRAINING, make_celery
-        from training.tasks import TASK_NAME
 
-        make_celery(settings).send_task(TASK_NAME, args=[job_id], queue=QUEUE_TRAINING)
+        make_celery(settings).send_task(spec.start, args=[job_id], queue=QUEUE_TRAINING)
         click.echo(job_id)
         return
-    from training.tasks import run_retrain
-
-    job = run_retrain(job_id, settings, db)
+    job = resolve_name(JOB_RUNNERS[spec.start])(job_id, settings, db)
     _echo({k: job[k] for k in ("id", "status", "result", "error")})
     if job["status"] != "succeeded":
         raise click.ClickException(job["error"] or job["status"])
+
+
+# Each service's retrain spec (shared.admin.RetrainTask) by model task, so the CLI checks and
+# starts a job exactly as that service's POST /v1/admin/retrain does; other tasks: training.tasks.
+SERVICE_SPECS = {"embeddings": "services.chatbot:retrain_task",
+                 "recommendations": "services.recommendations:retrain_task"}
+# A job's Celery task -> the function it runs, for jobs run in this process.
+JOB_RUNNERS = {"training.retrain": "training.tasks:run_retrain",
+               "services.recommendations.tasks.retrain_job": "services.recommendations.retraining:run_retrain_job"}
+
+
+def _retrain_spec(task: str) -> Any:
+    from pkgutil import resolve_name
+
+    from shared.admin import RetrainTask
+    from training.tasks import TASK_NAME
+
+    return resolve_name(SERVICE_SPECS[task])() if task in SERVICE_SPECS else RetrainTask(TASK_NAME)
 
 
 @ops.command("job")

@@ -219,3 +219,24 @@ def test_a_job_cancelled_while_queued_never_starts(recs):
     assert job["status"] == "cancelled" and "before it started" in job["log"]
     assert run_retrain_job(job_id, recs["settings"], db)["status"] == "cancelled"  # a re-delivery: left alone
     assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1]
+
+
+def test_ops_cli_retrains_recommenders_with_the_endpoints_checks(recs, tmp_path):
+    """`finpulse ops retrain --task recommendations` refits (no --data needed) and refuses bad files."""
+    from click.testing import CliRunner
+
+    from shared.cli import cli
+
+    domain = recs["domain"]
+    done = CliRunner().invoke(cli, ["ops", "retrain", "--domain", domain, "--task", TASK])
+    assert done.exit_code == 0, done.output
+    job = json.loads(done.output)
+    assert job["status"] == "succeeded" and job["result"]["version"] == f"{domain}/{TASK}@v2", job
+    assert recs["registry"].production(domain, TASK).version == 2
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(HEADER + "u1\tm1\tfive\t1\n")
+    refused = CliRunner().invoke(cli, ["ops", "retrain", "--domain", domain, "--task", TASK, "--data", str(bad)])
+    assert "bad.tsv:2: rating 'five' is not a number" in str(refused.exception)  # main() prints it as one line
+    assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1, 2]  # nothing registered
+    no_data = CliRunner().invoke(cli, ["ops", "retrain", "--domain", "news", "--task", "sentiment"])
+    assert "retraining sentiment needs --data" in str(no_data.exception)
