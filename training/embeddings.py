@@ -5,7 +5,8 @@ save and register. Each entry's phrasings are positives of one another (an entry
 one phrasing pairs its question with its answer); optional ``query → id`` pairs (e.g.
 exported feedback) add real customer wording. The loss is sentence-transformers'
 ``MultipleNegativesRankingLoss`` over batches in which every entry appears at most
-once, so in-batch negatives are never secretly positives. A wall-clock budget
+once, so in-batch negatives are never secretly positives, and of pairs of similar length,
+so the CPU does not compute padding; every pass draws new sibling positives. A wall-clock budget
 (``max_minutes``) stops the loop early on a busy machine, so a run always finishes.
 Given dev queries, the version is scored by :func:`retrieval_accuracy` (acc@1), the
 figure the ops evaluation gate compares with production's.
@@ -87,22 +88,39 @@ def make_pairs(entries: list[FaqEntry], queries: list[tuple[str, str]], rng: ran
     return out
 
 
-def distinct_batches(pairs: list[tuple[str, str, str]], size: int, rng: random.Random
+def distinct_batches(pairs: list[tuple[str, str, str]], size: int, rng: random.Random, bucket: int = 50
                      ) -> Iterator[list[tuple[str, str, str]]]:
-    """Shuffled batches with each entry at most once (no false in-batch negatives)."""
+    """Shuffled batches with each entry at most once (no false in-batch negatives), of similar lengths.
+
+    Each random chunk of ``bucket`` batches' worth of pairs is sorted by the longer text of
+    each pair before it is cut, so a batch pads to about its own length: BANKING77 queries
+    average 16 tokens, but random batches of 64 pad to 46 and the CPU computes the padding.
+    """
     pool = pairs[:]
     rng.shuffle(pool)
-    while pool:
-        batch, seen, rest = [], set(), []
-        for p in pool:
-            if len(batch) < size and p[2] not in seen:
-                batch.append(p)
-                seen.add(p[2])
-            else:
-                rest.append(p)
-        pool = rest
-        if len(batch) >= 2:
-            yield batch
+    chunk = size * bucket
+    out: list[list[tuple[str, str, str]]] = []
+    carry: list[tuple[str, str, str]] = []  # what could not fill a batch joins the next chunk
+    for start in range(0, len(pool), chunk):
+        last = start + chunk >= len(pool)
+        part = sorted(carry + pool[start:start + chunk], key=lambda p: max(len(p[0]), len(p[1])))
+        carry = []
+        while part:
+            batch, seen, rest = [], set(), []
+            for p in part:
+                if len(batch) < size and p[2] not in seen:
+                    batch.append(p)
+                    seen.add(p[2])
+                else:
+                    rest.append(p)
+            if len(batch) < size and not last:
+                carry = batch + rest
+                break
+            part = rest
+            if len(batch) >= 2:
+                out.append(batch)
+    rng.shuffle(out)
+    yield from out
 
 
 def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: Path,
@@ -126,7 +144,8 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     entries = load_faq(kb)
     queries = read_pairs(pairs, {e.id for e in entries}) if pairs else []
     triples = make_pairs(entries, queries, rng)
-    steps_per_epoch = max(1, len(triples) // config.batch_size)
+    # an epoch is as many steps as the batcher makes (partly filled batches included)
+    steps_per_epoch = max(1, sum(1 for _ in distinct_batches(triples, config.batch_size, random.Random(config.seed))))
     total_steps = max(1, int(steps_per_epoch * config.epochs))
     # model, loss, optimizer
     device = resolve_device(config.device)
@@ -166,6 +185,7 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
             if time.monotonic() - started > budget_s:
                 stopped_early = True
                 break
+        triples = make_pairs(entries, queries, rng)  # each pass pairs every phrasing with a new sibling
     bar.close()
     model.eval()
     model.save(str(out_dir))

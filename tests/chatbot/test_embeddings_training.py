@@ -26,6 +26,26 @@ def test_batches_never_repeat_an_entry() -> None:
     assert sum(len(b) for b in batches) >= 36  # a last lone pair has no negatives and is dropped
 
 
+def test_batches_group_pairs_of_similar_length() -> None:
+    """Padding is the CPU's cost: a batch holds pairs of about one length, in shuffled order."""
+    rng = random.Random(1)
+    pairs = [("w " * rng.randint(1, 40), "v " * rng.randint(1, 40), f"e{i % 50}") for i in range(2000)]
+    batches = list(distinct_batches(pairs, 20, random.Random(0)))
+    assert all(len({p[2] for p in b}) == len(b) for b in batches)
+    assert sum(len(b) for b in batches) >= 1990
+
+    def width(b):  # what the two padded columns cost
+        return max(len(p[0]) for p in b) + max(len(p[1]) for p in b)
+
+    shuffled = pairs[:]
+    random.Random(0).shuffle(shuffled)
+    plain = [shuffled[i:i + 20] for i in range(0, len(shuffled), 20)]
+    assert sum(map(width, batches)) / len(batches) < 0.75 * sum(map(width, plain)) / len(plain)
+    keys = [max(len(p[0]), len(p[1])) for p in batches[0]]
+    assert keys[-1] - keys[0] < 20  # one length band, not the whole 2..80 range
+    assert [width(b) for b in batches] != sorted(width(b) for b in batches)  # batch order stays random
+
+
 def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
     with pytest.raises(BadInput, match="batch_size must be >= 2"):
         EmbeddingsConfig(batch_size=1)
