@@ -54,7 +54,7 @@ def main() -> None:
 
     from services.recommendations import create_app
     from services.recommendations.pipeline import train
-    from services.recommendations.serving import model_dir
+    from services.recommendations.versions import TASK, registry
     from shared.db import upgrade
     from shared.settings import load_settings
 
@@ -66,7 +66,11 @@ def main() -> None:
     from data_connectors.interactions import Item
 
     catalogue = [Item(f"item{i}") for i in range(args.items)]  # every item in the model, most cold
-    train(rows, model_dir(settings), items=catalogue)
+    reg = registry(settings)  # served as the registry's production version, as under `finpulse up`
+    reg.task_dir(settings.recommendations_domain, TASK).mkdir(parents=True)
+    trained = train(rows, Path(tempfile.mkdtemp(dir=reg.task_dir(settings.recommendations_domain, TASK))) / "m",
+                    items=catalogue)
+    reg.promote(reg.register(settings.recommendations_domain, TASK, trained).ref)
     print(f"trained on {len(rows)} interactions, {args.items} items, {args.users} users "
           f"in {time.time() - started:.1f} s", flush=True)
     del rows, catalogue  # a server holds the model, not the training rows: keep GC work realistic

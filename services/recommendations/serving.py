@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -25,17 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from data_connectors.interactions import Interaction
 from services.recommendations.pipeline import TrainedModel
-from services.recommendations.versions import TASK, import_legacy, legacy_dir, registry
+from services.recommendations.versions import TASK, import_legacy, registry
 from shared.errors import BadInput, Unavailable
 
 MAX_K = 100
 SYNC_INTERVAL_S = 0.5  # how stale another process's posted events may be on this one
 log = logging.getLogger(__name__)
-
-
-def model_dir(settings: Any, domain: str | None = None) -> Path:
-    """The model directory of installs before the registry; imported as v1 on first use."""
-    return legacy_dir(settings, domain or settings.recommendations_domain)
 
 
 def check_k(k: int) -> int:

@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 from services.recommendations.bootstrap import SAMPLE, prepare, training_files
-from services.recommendations.serving import model_dir
-from services.recommendations.versions import GATE_METRIC, TASK, import_legacy, registry
+from services.recommendations.versions import GATE_METRIC, TASK, import_legacy, legacy_dir, registry
 
 
 def test_prepare_registers_and_promotes_v1(settings, capsys) -> None:
+    old = legacy_dir(settings, settings.recommendations_domain)
     prepare(settings, None)
     mv = registry(settings).production(settings.recommendations_domain, TASK)
     assert mv is not None and mv.version == 1 and (mv.path / "ids.json").is_file()
@@ -19,7 +19,7 @@ def test_prepare_registers_and_promotes_v1(settings, capsys) -> None:
     assert "ready" in capsys.readouterr().err
     prepare(settings, None)  # second run: nothing to do
     assert "already in production" in capsys.readouterr().err
-    assert not model_dir(settings).exists()  # nothing written to the pre-registry location
+    assert not old.exists()  # nothing written to the pre-registry location
 
 
 def test_older_install_model_is_imported_once(settings, trained_dir: Path) -> None:
@@ -27,11 +27,12 @@ def test_older_install_model_is_imported_once(settings, trained_dir: Path) -> No
     from shared.db import upgrade
 
     upgrade(settings.db_url)
-    shutil.copytree(trained_dir, model_dir(settings))  # where installs before the registry kept it
+    old = legacy_dir(settings, settings.recommendations_domain)
+    shutil.copytree(trained_dir, old)  # where installs before the registry kept it
     body = create_app(settings).test_client().get("/v1/users/u1/recommendations").get_json()
     assert body["model_version"] == f"{settings.recommendations_domain}/{TASK}@v1"
     mv = registry(settings).production(settings.recommendations_domain, TASK)
-    assert mv.train_config()["imported_from"] == str(model_dir(settings)) and GATE_METRIC in mv.metrics()
+    assert mv.train_config()["imported_from"] == str(old) and GATE_METRIC in mv.metrics()
     assert import_legacy(settings, settings.recommendations_domain) is None
     prepare(settings, None)
     assert [v.version for v in registry(settings).versions(settings.recommendations_domain, TASK)] == [1]
