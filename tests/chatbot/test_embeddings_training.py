@@ -58,13 +58,19 @@ def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
 def test_tiny_run_registers_a_loadable_version(settings, sample_faq) -> None:
     from sentence_transformers import SentenceTransformer
 
+    from shared.encoders import base_encoder_path
     from training.embeddings import train_embeddings
 
-    version = train_embeddings(sample_faq, None, "bank", EmbeddingsConfig(epochs=0.1, batch_size=8),
+    version = train_embeddings(sample_faq, None, "bank", EmbeddingsConfig(epochs=0.1, batch_size=8, freeze_layers=0),
                                settings=settings)
     assert version.ref == "bank/embeddings@v1"
     assert version.metrics()["steps"] >= 1 and version.train_config()["data"]["kb_sha256"]
-    assert SentenceTransformer(str(version.path)).encode(["hi"]).shape == (1, 384)
+    tuned = SentenceTransformer(str(version.path))
+    assert tuned.encode(["hi"]).shape == (1, 384)
+    assert version.metrics()["frozen_layers"] == 0  # the whole-encoder path: the bottom layer moves too
+    base = SentenceTransformer(str(base_encoder_path()))[0].auto_model.encoder.layer[0]
+    assert any((a != b).any() for a, b in zip(base.parameters(), tuned[0].auto_model.encoder.layer[0].parameters(),
+                                              strict=True))
 
 
 def test_cli_dev_gives_the_version_its_acc1_and_db_row(settings, sample_faq, tmp_path) -> None:
@@ -88,3 +94,46 @@ def test_cli_dev_gives_the_version_its_acc1_and_db_row(settings, sample_faq, tmp
     assert version.train_config()["data"]["dev"] == str(dev)
     with Database(settings.db_url).session() as s:  # `finpulse train embeddings` mirrors it like sentiment
         assert [(r.version, r.stage) for r in s.scalars(select(ModelRecord))] == [(1, "registered")]
+
+
+def test_cached_bottom_layers_embed_as_the_whole_model() -> None:
+    """The frozen path must compute what the model computes, or training tunes a different model."""
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from shared.encoders import base_encoder_path
+    from training.embeddings_frozen import TopLayers, freezable
+
+    model = SentenceTransformer(str(base_encoder_path()), device="cpu")
+    texts = ["How do I reset my PIN?", "card payment declined abroad, what now", "hi"]
+    want = model.encode(texts, normalize_embeddings=True)
+    top = TopLayers(model, 3, texts, "cpu")
+    model.eval()
+    with torch.no_grad():
+        got = top.embed(texts).numpy()
+    assert np.min(np.sum(got * want, axis=1)) > 0.9999  # fp16 cache: cosine to the full forward
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert any("embeddings" in n for n in frozen) and any("layer.2." in n for n in frozen)
+    assert not any("layer.3." in n for n in frozen)
+    with pytest.raises(BadInput, match="between 1 and 5"):
+        TopLayers(model, 6, texts, "cpu")
+    assert freezable(model, 9) == 5 and freezable(model, 3) == 3  # a default deeper than the encoder is capped
+
+
+@pytest.mark.slow
+def test_frozen_run_moves_only_the_top_layers(settings, sample_faq) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from shared.encoders import base_encoder_path
+    from training.embeddings import train_embeddings
+
+    version = train_embeddings(sample_faq, None, "bank", EmbeddingsConfig(epochs=1, batch_size=8, freeze_layers=4),
+                               settings=settings)
+    assert version.train_config()["freeze_layers"] == 4 and version.metrics()["frozen_layers"] == 4
+    base = dict(SentenceTransformer(str(base_encoder_path()))[0].auto_model.named_parameters())
+    tuned = dict(SentenceTransformer(str(version.path))[0].auto_model.named_parameters())
+    moved = {n.split(".")[2] for n in base if n.startswith("encoder.") and not torch.equal(base[n], tuned[n])}
+    assert moved == {"4", "5"}
+    assert all(torch.equal(base[n], tuned[n]) for n in base if n.startswith("embeddings."))
