@@ -12,11 +12,23 @@ import copy
 import sys
 from typing import Any
 
+CACHE_BYTES = 2 << 30  # fp16 token states of every training text; past this, train the whole encoder
 
-def freezable(model: Any, wanted: int) -> int:
-    """How many of ``wanted`` bottom layers can be frozen: at most all but one, none if not BERT-like."""
+
+def freezable(model: Any, wanted: int, texts: list[str], cache_bytes: int = CACHE_BYTES) -> int:
+    """How many of ``wanted`` bottom layers to freeze: all but one at most, none for an encoder that
+    is not BERT-like or for texts whose cached states would not fit in ``cache_bytes``."""
+    if not wanted:
+        return 0
     layers = getattr(getattr(model[0].auto_model, "encoder", None), "layer", None)
     frozen = min(wanted, len(layers) - 1) if layers is not None else 0
+    if frozen:
+        lengths = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+        need = sum(map(len, lengths)) * model[0].auto_model.config.hidden_size * 2
+        if need > cache_bytes:
+            print(f"freeze_layers {wanted}: caching {len(texts)} texts needs {need / 2**30:.1f} GiB, "
+                  f"training the whole encoder instead", file=sys.stderr)
+            return 0
     if frozen < wanted:
         print(f"freeze_layers {wanted}: this encoder allows {frozen}, freezing {frozen}", file=sys.stderr)
     return frozen

@@ -118,7 +118,8 @@ def test_cached_bottom_layers_embed_as_the_whole_model() -> None:
     assert not any("layer.3." in n for n in frozen)
     with pytest.raises(BadInput, match="between 1 and 5"):
         TopLayers(model, 6, texts, "cpu")
-    assert freezable(model, 9) == 5 and freezable(model, 3) == 3  # a default deeper than the encoder is capped
+    assert freezable(model, 9, texts) == 5 and freezable(model, 3, texts) == 3  # capped at the encoder's depth
+    assert freezable(model, 3, texts, cache_bytes=1000) == 0  # a cache that would not fit: the whole encoder
 
 
 @pytest.mark.slow
