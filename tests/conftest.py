@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Trainings in tests stay on their tiny files: no data-sets folder for the "auto" transfer stage
+# (the real sets are read by path, through DATA below, where a test wants them).
+os.environ["FINPULSE_DATA_DIR"] = str(Path(__file__).resolve().parent / "no-data")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"  # the real data sets (never copied into the repo)

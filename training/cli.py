@@ -48,6 +48,9 @@ def train() -> None:
 @click.option("--skip-bad", is_flag=True, help="Count and skip bad rows instead of failing.")
 @click.option("--class-weights", is_flag=True, help="Inverse-frequency loss weights.")
 @click.option("--base-model", default=None, help="Local HF encoder directory (default: MiniLM-L6).")
+@click.option("--transfer-data", default=None,
+              help="Labelled data of a neighbouring task (same labels) to fine-tune on first; "
+                   "'auto': the financial tweets in the data-sets folder; 'none': no transfer stage.")
 @click.option("--resume", "resume_from", default=None, help="checkpoint.pt of an interrupted run.")
 @click.option("--time-budget", "time_budget_min", type=float, default=None, help="Minutes of training at most.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any other config option (JSON value).")
@@ -57,6 +60,8 @@ def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
 
     values = {k: v for k, v in opts.items() if v not in (None, False)}
     values["method"] = opts["method"]
+    if isinstance(opts["transfer_data"], str) and opts["transfer_data"].lower() == "none":
+        values["transfer_data"] = None
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:

@@ -7,7 +7,8 @@ and kept instead of the raw weights: +1 point dev accuracy at seed 42), half-epo
 checks with early stopping on macro-F1, and a wall-clock budget that fits the LR
 schedule to the measured pace instead of overrunning. Measured over seeds 42/1/2 with
 ``bench/train_sentiment.py``: about 0.837 dev accuracy, 0.82 macro-F1, 0.95 on the
-all-agree subset (issue 3 has the figures); FinBERT's 0.86 is not reached yet.
+all-agree subset; one epoch on the labelled financial tweets first (``transfer_data``)
+lifts that to 0.848 / 0.828 / 0.955 (issue 3 has the figures); FinBERT's 0.86 is not reached yet.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ class SentimentTrainConfig:
     # unlabelled corpus (``mlm_text``) is where it is known to pay
     mlm_epochs: float = 0.0              # >0: MLM passes over the train texts plus mlm_text
     mlm_text: str | None = None          # unlabelled text: JSONL/CSV/TSV (text_field) or .txt lines
+    # intermediate-task transfer: fine-tune on labelled data of a neighbouring task with the
+    # same labels first (its own 10% dev, at most 30% of the budget), then on train. "auto":
+    # the labelled financial tweets in the data-sets folder when present (FPB dev, 3 seeds on
+    # CPU: +1.0 point accuracy, +0.8 macro-F1, better on every seed; ~3 more minutes)
+    transfer_data: str | None = "auto"
+    transfer_epochs: int = 1
     patience: int = 2                    # epochs without dev macro-F1 gain before stopping
     eval_every: float = 0.5              # evaluate on dev every this many epochs
     seed: int = 42
@@ -83,7 +90,7 @@ class SentimentTrainConfig:
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
         _check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto, cpu or cuda")
-        for name in ("epochs", "batch_size", "grad_accum", "lora_r", "lora_alpha"):
+        for name in ("epochs", "batch_size", "grad_accum", "lora_r", "lora_alpha", "transfer_epochs"):
             _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
                    name, getattr(self, name), "an integer >= 1")
         _check(self.patience >= 0, "patience", self.patience, "an integer >= 0")
@@ -127,6 +134,18 @@ class SentimentTrainConfig:
     @property
     def train_file(self) -> Path:
         return Path(self.train_path)
+
+    def resolved_transfer_data(self, settings: Any) -> Path | None:
+        """The transfer stage's data file, or None: off, or "auto" with no tweets beside the data."""
+        if not self.transfer_data:
+            return None
+        if self.transfer_data != "auto":
+            return Path(self.transfer_data)
+        data_dir = settings.resolved_data_dir()
+        path = data_dir / "fin_tweets" / "train.jsonl" if data_dir else None
+        if path is None or not path.is_file() or path.resolve() == self.train_file.resolve():
+            return None
+        return path
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
