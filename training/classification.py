@@ -111,6 +111,8 @@ def _transfer(config: SentimentTrainConfig, settings: Any,
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _log("transfer stage skipped: not supported under torchrun")
         return None
+    if config.resume_from:  # the checkpoint already holds weights trained after any transfer
+        return None
     started = time.monotonic()
     stage = replace(config, train_path=str(source), dev_path=None, epochs=config.transfer_epochs,
                     transfer_data=None, mlm_epochs=0.0, resume_from=None,

@@ -43,7 +43,7 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
             params["lora_alpha"] = 2 * params["lora_r"]
 
         def report(event: dict[str, Any]) -> None:
-            if "metrics" not in event:
+            if "metrics" not in event or event.get("stage") == "transfer":  # prune on the main stage only
                 return
             trial.report(event["metrics"]["macro_f1"], event["step"])
             if trial.should_prune():
