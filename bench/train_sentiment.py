@@ -2,7 +2,9 @@
 
 Runs the real command in a child process (so peak RSS is the trainer's own) on a
 scratch FINPULSE_HOME and prints one summary; ``--limit N`` trains on the first N rows
-for a quick look, ``--repeat-seeds`` gives mean and spread over seeds.
+for a quick look, ``--seeds`` gives mean and spread over seeds. The default transfer stage
+(one epoch on the labelled tweets first) is in the wall time and examples/s, and its seconds
+are printed as ``transfer_s``; ``-- --transfer-data none`` times the main stage alone.
 
     .venv/bin/python bench/train_sentiment.py --train ../shared/data/fpb/train.jsonl \
         --dev ../shared/data/fpb/dev.jsonl [--limit 300] [--seeds 42,1,2] [-- --method lora]
@@ -37,11 +39,15 @@ def run_once(train: str, dev: str | None, seed: int, extra: list[str], home: Pat
         sys.exit(f"training failed (exit {proc.returncode})")
     version = Path(proc.stdout.strip().splitlines()[-1])
     metrics = json.loads((version / "metrics.json").read_text())
-    rows = sum(h["rows"] for h in [json.loads((version / "train_config.json").read_text())["data"]["train"]])
+    lineage = json.loads((version / "train_config.json").read_text())
     epochs_run = metrics["history"][-1]["epoch"] if metrics["history"] else 0
+    transfer = lineage.get("transfer") or {}  # the transfer stage's examples count too: its time is in train_seconds
+    examples = lineage["data"]["train"]["rows"] * epochs_run + transfer.get("data", {}).get("rows", 0) * transfer.get(
+        "epochs_run", 0)
     return {"seed": seed, "wall_s": round(wall, 1), "cpu_s": round((after.ru_utime + after.ru_stime)
             - (before.ru_utime + before.ru_stime), 1), "peak_rss_mb": round(after.ru_maxrss / 1024),
-            "examples_per_s": round(rows * epochs_run / max(metrics["train_seconds"], 1e-9), 1),
+            "examples_per_s": round(examples / max(metrics["train_seconds"], 1e-9), 1),
+            "transfer_s": transfer.get("seconds"),
             "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "all_agree_accuracy": metrics.get("by_agreement", {}).get("100", {}).get("accuracy"),
             "epochs_run": epochs_run, "version": str(version)}

@@ -125,6 +125,7 @@ def _transfer(config: SentimentTrainConfig, settings: Any,
     _run_dir, staging, metrics, stage_config = fitted
     _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return {"path": str(staging), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
+            "epochs_run": metrics["history"][-1]["epoch"] if metrics["history"] else 0,
             "dev_accuracy": metrics["accuracy"], "dev_macro_f1": metrics["macro_f1"],
             "base_model": stage_config["base_model"], "seconds": round(time.monotonic() - started, 1)}
 

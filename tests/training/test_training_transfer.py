@@ -35,7 +35,7 @@ def test_transfer_stage_trains_first_and_only_the_final_model_registers(settings
 
     lineage = mv.train_config()
     transfer = lineage["transfer"]
-    assert transfer["data"]["sha256"] == file_sha256(tweets) and transfer["epochs"] == 1
+    assert transfer["data"]["sha256"] == file_sha256(tweets) and transfer["epochs"] == transfer["epochs_run"] == 1
     assert 0 <= transfer["dev_accuracy"] <= 1  # scored on its own held-out 10%
     assert transfer["path"].startswith(str(tmp_path / "run" / "transfer"))
     assert lineage["base_model_path"] == transfer["path"]  # the main stage started from it
