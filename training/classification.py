@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from data_connectors.labelled import Example, load_labelled, stratified_split
 from shared.encoders import offline, resolve_base_model
+from shared.errors import BadInput
 from shared.io import write_json
 from shared.registry import ModelVersion
 from shared.runtimes import resolve_device
@@ -84,7 +85,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     started = time.monotonic()  # time_budget_min covers both stages
     transfer = _transfer(config, settings, callback)
     if transfer is not None:
-        config = replace(config, base_model=transfer["path"])
+        config = config.replace(base_model=transfer["path"])
     fitted = _fit(config, settings, callback, started)
     if fitted is None:
         return None
@@ -114,7 +115,7 @@ def _transfer(config: SentimentTrainConfig, settings: Any,
     if config.resume_from:  # the checkpoint already holds weights trained after any transfer
         return None
     started = time.monotonic()
-    stage = replace(config, train_path=str(source), dev_path=None, epochs=config.transfer_epochs,
+    stage = config.replace(train_path=str(source), dev_path=None, epochs=config.transfer_epochs,
                     transfer_data=None, mlm_epochs=0.0, resume_from=None,
                     time_budget_min=config.time_budget_min * TRANSFER_SHARE if config.time_budget_min else None,
                     run_dir=str(Path(config.run_dir) / "transfer") if config.run_dir else None)
@@ -162,6 +163,9 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
         data_lineage = {"train": train_data.lineage(), "dev": dev_data.lineage()}
     else:
         train_ex, dev_ex = stratified_split(train_data.examples, config.dev_fraction, config.seed)
+        if not dev_ex:
+            raise BadInput(f"{config.train_path}: too few rows to hold out a dev set (a label needs at least "
+                           "2 rows); give a dev file")
         data_lineage = {"train": train_data.lineage(),
                         "dev": {"held_out_from": "train", "fraction": config.dev_fraction,
                                 "rows": len(dev_ex), "seed": config.seed}}

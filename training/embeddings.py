@@ -161,11 +161,11 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     model = SentenceTransformer(str(resolve_base_model(config.base_model)), device=device)
     model.max_seq_length = config.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model, scale=config.scale)
-    texts = {t for a, p, _ in triples for t in (a, p)} | {e.answer[:300] for e in entries}
-    texts |= {q for e in entries for q in e.questions}  # every text any pass can draw
-    frozen = freezable(model, config.freeze_layers, sorted(texts))
+    texts = sorted({t for a, p, _ in triples for t in (a, p)} | {e.answer[:300] for e in entries}
+                   | {q for e in entries for q in e.questions})  # every text any pass can draw
+    frozen = freezable(model, config.freeze_layers, texts)
     if frozen:
-        top = TopLayers(model, frozen, sorted(texts), device)
+        top = TopLayers(model, frozen, texts, device)
 
         def embed(texts: list[str]) -> Any:
             return top.embed(texts)

@@ -108,10 +108,13 @@ def test_train_embeddings_missing_module_is_one_line(settings, monkeypatch: pyte
 @pytest.mark.parametrize("args", [
     ["train", "sentiment", "--train", "{tmp}/missing.jsonl"],
     ["train", "sentiment", "--train", "{tmp}/bad.jsonl"],
+    ["train", "sentiment", "--train", "{tmp}/one_each.jsonl"],  # no dev file, nothing to hold out
     ["predict", "sentiment", "--model", "news/none", "--input", "{tmp}/bad.jsonl", "--output", "{tmp}/o.jsonl"],
 ])
 def test_bad_input_exits_nonzero_with_one_line(tmp_path: Path, home: Path, args: list[str]) -> None:
     (tmp_path / "bad.jsonl").write_text('{"text": "ok", "label": "neutral"}\n{"text": "x", "label": "meh"}\n')
+    (tmp_path / "one_each.jsonl").write_text("".join(f'{{"text": "t {lab}", "label": "{lab}"}}\n'
+                                                     for lab in ("negative", "neutral", "positive")))
     env = {**os.environ, "FINPULSE_HOME": str(home)}
     proc = subprocess.run([sys.executable, "-m", "shared.cli", *[a.format(tmp=tmp_path) for a in args]],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
