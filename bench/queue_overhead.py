@@ -4,7 +4,8 @@
     python bench/queue_overhead.py --device cuda [--pool solo]   # a GPU worker (torch, bf16 weights)
 
 Starts a real ``finpulse worker`` (threads pool, many concurrent tasks feeding its
-dynamic batcher) on a private queue, submits one task per text, waits for every result,
+dynamic batcher) on a private queue, submits one task per text (pipelined as a producer of
+a burst does, ``--publish-batch``; 0 sends each alone), waits for every result,
 and compares with ``runtime.predict`` over the same texts in this process. Prints both
 throughputs, the ratio (target >= 80%) and the worker's batch-size histogram, scraped
 from its metrics port. It then sends as many ``ping`` tasks (no model) to the same worker
@@ -15,6 +16,7 @@ ratio that cost leaves attainable on this machine's cores even with free batchin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -23,6 +25,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -38,6 +41,11 @@ def histogram(port: int) -> dict[str, float]:
     return out
 
 
+def publishing(producer: Any, size: int) -> Any:
+    """Submissions pipelined ``size`` Redis commands at a time (kombu's Producer.batch), or one by one."""
+    return producer.batch(size) if size else contextlib.nullcontext()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
@@ -49,6 +57,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--delay-ms", type=float, default=2.0)
+    parser.add_argument("--publish-batch", type=int, default=500,
+                        help="pipeline the submissions, as a producer of a burst does (kombu Producer.batch); 0: one "
+                        "round trip per task")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -91,7 +102,7 @@ def main() -> None:
         wproc = psutil.Process(worker.pid)
         w0, c0 = sum(wproc.cpu_times()[:2]), sum(me.cpu_times()[:2])
         started = time.perf_counter()
-        with app.producer_or_acquire() as producer:
+        with app.producer_or_acquire() as producer, publishing(producer, args.publish_batch):
             results = [app.send_task("shared.tasks.sentiment_scores", args=[[t]], kwargs={"model": str(model_dir)},
                                      queue=queue, producer=producer) for t in texts]
         sent = time.perf_counter() - started
@@ -103,7 +114,7 @@ def main() -> None:
         print(f"submitting took {sent:.1f}s of {wall:.1f}s; CPU seconds: worker "
               f"{sum(wproc.cpu_times()[:2]) - w0:.1f}, client {sum(me.cpu_times()[:2]) - c0:.1f}")
         w0, c0 = sum(wproc.cpu_times()[:2]), sum(me.cpu_times()[:2])
-        with app.producer_or_acquire() as producer:
+        with app.producer_or_acquire() as producer, publishing(producer, args.publish_batch):
             pings = [app.send_task("shared.tasks.ping", queue=queue, producer=producer) for _ in texts]
         for r in pings:
             r.get(timeout=600)
