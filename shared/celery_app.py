@@ -37,11 +37,13 @@ def inference_queue(settings: Settings) -> str:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     infer = inference_queue(settings)
+    # kombu's and Celery's Redis classes with fewer round trips per task (shared.celery_redis);
+    # a memory:// URL (tests only) keeps the classes its scheme names
+    plain = settings.redis_url.startswith(("redis://", "rediss://", "unix://"))
     return {
         "broker_url": settings.redis_url,
-        # kombu's and Celery's Redis classes with fewer round trips per task (shared.celery_redis)
-        "broker_transport": "shared.celery_redis:Transport",
-        "result_backend": f"shared.celery_redis:RedisBackend+{settings.redis_url}",
+        "broker_transport": "shared.celery_redis:Transport" if plain else None,
+        "result_backend": f"shared.celery_redis:RedisBackend+{settings.redis_url}" if plain else settings.redis_url,
         "task_default_queue": QUEUE_CPU,
         "task_routes": {
             "training.*": {"queue": QUEUE_TRAINING},
