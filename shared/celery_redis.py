@@ -19,6 +19,7 @@ transport class and ``result_backend`` the backend class before the Redis URL.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from celery import states
@@ -77,8 +78,9 @@ class RedisBackend(_CeleryRedisBackend):
         self.ensure(self._store, (key, value, int(expires or 0)))
         return result
 
+    @cached_property
+    def _store_script(self) -> Any:
+        return self.client.register_script(_STORE_SCRIPT)  # EVALSHA, reloaded if Redis lost it
+
     def _store(self, key: Any, value: Any, expires: int) -> None:
-        script = self.__dict__.get("_finpulse_store")
-        if script is None:
-            script = self.__dict__["_finpulse_store"] = self.client.register_script(_STORE_SCRIPT)
-        script(keys=[key], args=[value, expires])
+        self._store_script(keys=[key], args=[value, expires])
