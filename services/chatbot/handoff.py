@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from services.chatbot.models import ChatFeedback, ChatMessage, HandoffTicket
 from shared.errors import NotFound
@@ -28,10 +28,15 @@ def mask_pii(text: str) -> str:
 
 
 def record_turns(db: Any, session_id: str, turns: list[tuple[str, str, dict[str, Any] | None]]) -> None:
-    """Append (role, text, meta) turns to the transcript, masked."""
+    """Append (role, text, meta) turns to the transcript, masked.
+
+    One bulk INSERT rather than ORM objects: every chat turn pays this, and nothing reads
+    the new rows back (the unit of work's flush was ~8% of a chat request's CPU).
+    """
+    rows = [{"session_id": session_id, "role": role, "text": mask_pii(text), "meta": meta}
+            for role, text, meta in turns]
     with db.session() as s:
-        for role, text, meta in turns:
-            s.add(ChatMessage(session_id=session_id, role=role, text=mask_pii(text), meta=meta))
+        s.execute(insert(ChatMessage), rows)
 
 
 def transcript(db: Any, session_id: str) -> list[dict[str, Any]]:
