@@ -35,6 +35,8 @@ def record_turns(db: Any, session_id: str, turns: list[tuple[str, str, dict[str,
     """
     rows = [{"session_id": session_id, "role": role, "text": mask_pii(text), "meta": meta}
             for role, text, meta in turns]
+    if not rows:  # an empty parameter list would be one INSERT of defaults only
+        return
     with db.session() as s:
         s.execute(insert(ChatMessage), rows)
 

@@ -105,3 +105,15 @@ def test_not_ready_without_kb(chat_settings, bow) -> None:
     r = app.test_client().get("/readyz")
     assert r.status_code == 503 and "kb load" in json.dumps(r.get_json())
     assert app.test_client().post("/v1/chat", json={"message": "hi"}).status_code == 503
+
+
+def test_record_turns_stores_masked_rows_in_order_and_ignores_an_empty_list(app) -> None:
+    from services.chatbot import handoff
+    from shared.db import get_db
+
+    db = get_db(app)
+    handoff.record_turns(db, "turns1", [])
+    assert handoff.transcript(db, "turns1") == []
+    handoff.record_turns(db, "turns1", [("user", "mail me at a@b.com", None), ("bot", "Sure.", {"kind": "answer"})])
+    rows = handoff.transcript(db, "turns1")
+    assert [(r["role"], r["text"]) for r in rows] == [("user", "mail me at [email]"), ("bot", "Sure.")]
