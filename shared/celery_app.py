@@ -7,6 +7,7 @@ to a Flask app the way Flask's Celery example does, so tasks run in an app conte
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from celery import Celery, Task
 
@@ -35,15 +36,30 @@ def inference_queue(settings: Settings) -> str:
     return QUEUE_GPU if settings.device == "cuda" else QUEUE_CPU
 
 
+def celery_urls(redis_url: str) -> tuple[str, str]:
+    """(broker, result backend) URL for REDIS_URL: kombu and Celery spell redis-py's Unix socket
+    ``unix:///PATH?db=N`` as ``socket:///PATH?virtual_host=N`` (kombu behind a transport prefix)."""
+    from shared.celery_redis import KOMBU_ALIAS
+
+    if not redis_url.startswith("unix://"):
+        return redis_url, redis_url
+    parts = urlsplit(redis_url)
+    query = dict(parse_qsl(parts.query))
+    query["virtual_host"] = query.pop("db", "0")
+    socket = f"socket://{parts.netloc}{parts.path}?{urlencode(query)}"
+    return f"{KOMBU_ALIAS}+{socket}", socket
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     infer = inference_queue(settings)
     # kombu's and Celery's Redis classes with fewer round trips per task (shared.celery_redis);
     # a memory:// URL (tests only) keeps the classes its scheme names
     plain = settings.redis_url.startswith(("redis://", "rediss://", "unix://"))
+    broker, backend = celery_urls(settings.redis_url)
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": broker,
         "broker_transport": "shared.celery_redis:Transport" if plain else None,
-        "result_backend": f"shared.celery_redis:RedisBackend+{settings.redis_url}" if plain else settings.redis_url,
+        "result_backend": f"shared.celery_redis:RedisBackend+{backend}" if plain else backend,
         "task_default_queue": QUEUE_CPU,
         "task_routes": {
             "training.*": {"queue": QUEUE_TRAINING},

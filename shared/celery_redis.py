@@ -25,6 +25,7 @@ from typing import Any
 from celery import states
 from celery.backends.redis import RedisBackend as _CeleryRedisBackend
 from celery.exceptions import BackendStoreError
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 
@@ -59,6 +60,12 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+# kombu takes a Unix socket only as TRANSPORT+socket:///PATH, and the prefix picks the transport
+# over ``broker_transport``: this alias keeps the class above for such URLs too
+KOMBU_ALIAS = "finpulse-redis"
+TRANSPORT_ALIASES.setdefault(KOMBU_ALIAS, f"{__name__}:Transport")
 
 
 class RedisBackend(_CeleryRedisBackend):

@@ -16,6 +16,11 @@ def get_redis(url: str) -> redis.Redis:
                                 health_check_interval=15, decode_responses=False)
 
 
+def limiter_storage_uri(url: str) -> str:
+    """REDIS_URL as the limits library (Flask-Limiter's storage) spells it: redis+unix:// for a socket."""
+    return f"redis+{url}" if url.startswith("unix://") else url
+
+
 def ping(url: str) -> None:
     try:
         get_redis(url).ping()

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        problem = f"REDIS_URL must look like redis://HOST:PORT/DB, got {value!r}"
+        problem = f"REDIS_URL must look like redis://HOST:PORT/DB or unix:///PATH?db=N, got {value!r}"
         if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
             raise ValueError(problem)
         if value.startswith(("redis://", "rediss://")):

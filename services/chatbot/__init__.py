@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     from services.chatbot.service import EncoderWatch, kb_dir
     from shared import db as dbm
     from shared import search_index
-    from shared.redis_client import get_redis, ping
+    from shared.redis_client import get_redis, limiter_storage_uri, ping
     from shared.settings import get_settings
     from shared.web import add_readiness_check, create_service_app
 
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     app.register_blueprint(bp)
     app.root_path = bp.root_path  # templates/ and static/ live beside this package
     limiter = Limiter(get_remote_address, app=app,
-                      storage_uri=settings.ratelimit_storage_url or settings.redis_url,
+                      storage_uri=limiter_storage_uri(settings.ratelimit_storage_url or settings.redis_url),
                       headers_enabled=True, strategy="moving-window")
     # Flask-Limiter checks decorated limits inside the wrapper, so the wrapper must be the view.
     chat_view = limiter.limit(settings.chatbot_rate_limit)(app.view_functions["chatbot.chat"])
