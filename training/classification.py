@@ -123,7 +123,10 @@ def _transfer(config: SentimentTrainConfig, settings: Any,
     tagged = (lambda d: callback({**d, "stage": "transfer"})) if callback is not None else None
     fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer")
     assert fitted is not None  # single process
-    _run_dir, staging, metrics, stage_config = fitted
+    stage_dir, staging, metrics, stage_config = fitted
+    # never resumed (a resumed run skips this stage), so its resumable state (weights, optimiser,
+    # best and EMA copies: ~5x the model) is dead weight; its model, logs and lineage stay
+    (stage_dir / "checkpoint.pt").unlink(missing_ok=True)
     _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return {"path": str(staging), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
             "epochs_run": metrics["history"][-1]["epoch"] if metrics["history"] else 0,

