@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, iter_rows
+from data_connectors.base import BadRow, file_sha256, iter_rows
 from services.chatbot.dialogue import Policy, wants_human
 from services.chatbot.kb import KnowledgeBase, build_kb_dir
 from services.chatbot.retriever import get_encoder
@@ -88,11 +88,10 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
                 return False
             encoder = get_encoder(path)
             fresh = KnowledgeBase.build(list(current.entries.values()), encoder, current.meta.get("kind", "auto"), path)
-            # the hybrid weight and confidence fit were chosen for the old encoder's scores:
-            # kept (better than untuned defaults) until `kb calibrate` is run again
             fresh.meta.update(scoring=current.meta.get("scoring", fresh.meta["scoring"]), follows=FOLLOWS_PRODUCTION,
                               source=current.meta.get("source"), reembedded_from=current.meta.get("model"))
             fresh.calibration = current.calibration
+            _refit_scoring(fresh, current.meta.get("calibrated_on"))
             if (directory / "meta.json").stat().st_mtime_ns != stamp:
                 continue  # an edit landed meanwhile: rebuild from it
             fresh.save(directory)
@@ -100,6 +99,26 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
             print(f"[chatbot] re-embedded {len(fresh.entries)} entries with {path}", file=sys.stderr)
             return True
     return False
+
+
+def _refit_scoring(kbase: KnowledgeBase, source: dict[str, str] | None) -> None:
+    """The hybrid weight and confidence fit were chosen on the old encoder's scores: fit them
+    again on the rows ``kb calibrate`` used, if that file is still there unchanged; else the
+    old fit stays (better than untuned defaults) until ``kb calibrate`` runs again."""
+    if not source:
+        return
+    path = Path(source["file"])
+    try:
+        if file_sha256(path) != source["sha256"]:
+            raise BadInput(f"{path} changed since it was calibrated on")
+        report = fit_scoring(kbase, calibration_rows(path))
+    except (OSError, BadInput) as exc:
+        print(f"[chatbot] confidence fit kept from the old encoder ({exc}); run 'finpulse kb calibrate'",
+              file=sys.stderr)
+        return
+    kbase.meta["calibrated_on"] = source
+    print(f"[chatbot] confidence refitted on {report['rows']} rows of {path}: "
+          f"acc@1 {report['accuracy@1']}", file=sys.stderr)
 
 
 class EncoderWatch:
@@ -165,13 +184,20 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
 BM25_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # hybrid weights `kb calibrate` tries on dev
 
 
-def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, float]:
-    """Platt-scale confidence on (top score, margin) against dev rows ``{text, id}``; saves it."""
-    import numpy as np
+def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, Any]:
+    """Platt-scale confidence on (top score, margin) against dev rows ``{text, id}``; saves it.
 
-    from services.chatbot.retriever import Calibration
-
+    The index remembers the file (path and hash), so a re-embedding after an encoder
+    promotion can fit the new encoder's scores on the same rows (:func:`reembed`).
+    """
     kbase = KnowledgeBase.load(index_dir)
+    report = fit_scoring(kbase, calibration_rows(dev_file))
+    kbase.meta["calibrated_on"] = {"file": str(Path(dev_file).resolve()), "sha256": file_sha256(dev_file)}
+    kbase.save(index_dir)
+    return report
+
+
+def calibration_rows(dev_file: Path) -> list[tuple[str, str]]:
     rows = []
     for line, row in iter_rows(dev_file):
         text, entry_id = row.get("text"), row.get("id", row.get("intent"))
@@ -180,6 +206,15 @@ def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, float]:
         rows.append((text, str(entry_id)))
     if not rows:
         raise BadInput(f"{dev_file}: no rows to calibrate on")
+    return rows
+
+
+def fit_scoring(kbase: KnowledgeBase, rows: list[tuple[str, str]]) -> dict[str, Any]:
+    """Choose the BM25 weight and fit the confidence of ``kbase`` (in memory) on ``rows``."""
+    import numpy as np
+
+    from services.chatbot.retriever import Calibration
+
     texts = [t for t, _ in rows]
     vecs = get_encoder(kbase.meta["model"]).encode(texts)
     # Hybrid BM25 only where it earns its place: the weight with the best dev accuracy@1
@@ -196,7 +231,6 @@ def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, float]:
     margins = np.array([(h[0].score - h[1].score) if len(h) > 1 else 0.0 for h in hits])
     correct = np.array([bool(h) and h[0].id == i for h, (_, i) in zip(hits, rows, strict=True)])
     kbase.calibration = Calibration.fit(tops, margins, correct)
-    kbase.save(index_dir)
     return {"rows": len(rows), "accuracy@1": round(float(correct.mean()), 4), "bm25_weight": best,
             "accuracy@1_by_bm25_weight": {str(w): round(a, 4) for w, a in tried.items()},
             "a": round(kbase.calibration.a, 3), "b": round(kbase.calibration.b, 3),

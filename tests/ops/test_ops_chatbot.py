@@ -223,3 +223,46 @@ def test_promote_and_rollback_re_embed_the_live_index_keeping_its_edits(bot):
     assert reembed(settings) is True and KnowledgeBase.load(directory).meta["model"] == str(v2.path)
     assert client.post("/v1/admin/models/rollback", headers=auth, json={}).status_code == 200
     assert reembed(settings) is True and KnowledgeBase.load(directory).meta["model"] == str(v1.path)
+
+
+def test_re_embedding_refits_the_confidence_on_the_rows_kb_calibrate_used(bot, tmp_path, capfd):
+    """Regression: after a promotion the chatbot kept the old encoder's confidence fit (its
+    scores, hence its handoffs, drifted) until someone ran `kb calibrate` again."""
+    import shutil
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from services.chatbot.kb import KnowledgeBase
+    from services.chatbot.service import calibrate_index, kb_dir, load_kb, reembed
+    from shared.encoders import base_encoder_path
+
+    settings, registry = bot["settings"], bot["registry"]
+    dev = write_pairs(tmp_path / "calibration.jsonl", DEV + [("PIN", "lost-card"), ("my card", "reset-pin")])
+    load_kb(settings, KB, progress=False)
+    directory = kb_dir(settings)
+    before = calibrate_index(directory, dev)  # some rows answered wrongly: a real fit, not the defaults
+    model = SentenceTransformer(str(base_encoder_path()), device="cpu")  # another encoder: its top layer shaken
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model[0].auto_model.encoder.layer[-1].parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    model.save(str(tmp_path / "shaken"))
+    registry.promote(registry.register(DOMAIN, TASK, tmp_path / "shaken", move=False).ref)
+
+    assert reembed(settings) is True
+    live = KnowledgeBase.load(directory)
+    assert live.meta["model"].endswith("/v1") and live.meta["calibrated_on"]["file"] == str(dev.resolve())
+    shutil.copytree(directory, tmp_path / "copy")  # what `kb calibrate` gives on the new index
+    want = calibrate_index(tmp_path / "copy", dev)
+    got = live.calibration
+    assert (round(got.a, 3), round(got.b, 3), round(got.c, 3)) == (want["a"], want["b"], want["c"])
+    assert (want["a"], want["b"], want["c"]) != (before["a"], before["b"], before["c"])  # the new scores' fit
+    assert "confidence refitted on 10 rows" in capfd.readouterr().err
+
+    dev.write_text(dev.read_text() + json.dumps({"text": "hello", "id": "lost-card"}) + "\n")
+    registry.promote(registry.register(DOMAIN, TASK, base_encoder_path(), move=False).ref)
+    assert reembed(settings) is True  # the rows changed since: the fit stays, and it says so
+    kept = KnowledgeBase.load(directory).calibration
+    assert (kept.a, kept.b, kept.c) == (got.a, got.b, got.c)
+    assert "confidence fit kept from the old encoder" in capfd.readouterr().err
