@@ -99,16 +99,20 @@ class Settings(BaseSettings):
         problem = f"REDIS_URL must look like redis://HOST:PORT/DB or unix:///PATH?db=N, got {value!r}"
         if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
             raise ValueError(problem)
-        if value.startswith(("redis://", "rediss://")):
-            from urllib.parse import urlsplit
+        from urllib.parse import parse_qs, urlsplit
 
-            parts = urlsplit(value)
+        parts = urlsplit(value)
+        if value.startswith(("redis://", "rediss://")):
             try:
                 parts.port  # noqa: B018 - raises ValueError on a non-numeric or out-of-range port
             except ValueError:
                 raise ValueError(problem) from None
             db = parts.path.strip("/")
             if not parts.hostname or (db and not db.isdigit()):
+                raise ValueError(problem)
+        if value.startswith("unix://"):  # a socket path, and the database (if any) as ?db=N
+            dbs = parse_qs(parts.query).get("db", ["0"])
+            if parts.path in ("", "/") or not all(d.isdigit() for d in dbs):
                 raise ValueError(problem)
         return value
 

@@ -13,12 +13,17 @@ from shared.settings import load_settings
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:6379/0", "redis://localhost:abc/0",
-                                 "redis://h:6379/not-a-db", "redis://h:70000/0", "localhost"])
+                                 "redis://h:6379/not-a-db", "redis://h:70000/0", "localhost",
+                                 "unix://", "unix:///run/redis.sock?db=one"])
 def test_malformed_redis_url_names_it(url):
     with pytest.raises(ConfigError) as info:
         load_settings(redis_url=url)
     message = info.value.message
     assert "REDIS_URL" in message and "\n" not in message
+
+
+def test_unix_socket_redis_url_is_accepted():
+    assert load_settings(redis_url="unix:///run/redis.sock?db=2").redis_url == "unix:///run/redis.sock?db=2"
 
 
 def test_bad_port_names_the_setting(monkeypatch):
