@@ -97,7 +97,22 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
                  train_config=train_config, promote_first=config.promote_first)
     _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    prune_checkpoints(Path(settings.home) / "runs", settings.keep_run_checkpoints)
     return mv
+
+
+def prune_checkpoints(runs: Path, keep: int) -> list[Path]:
+    """Delete the checkpoints of finished runs (metrics.json written) beyond the ``keep`` newest.
+
+    Each is ~430 MB and every retrain adds one; a finished run's model is in the registry,
+    so only a recent one is worth continuing with ``--resume``. An unfinished run (no
+    metrics.json) keeps its checkpoint whatever its age: that is what ``--resume`` is for.
+    """
+    finished = sorted((c for c in runs.glob("*/checkpoint.pt") if (c.parent / "metrics.json").is_file()),
+                      key=lambda c: c.stat().st_mtime_ns, reverse=True)
+    for checkpoint in finished[keep:]:
+        checkpoint.unlink(missing_ok=True)
+    return finished[keep:]
 
 
 def _transfer(config: SentimentTrainConfig, settings: Any,

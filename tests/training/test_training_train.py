@@ -98,3 +98,40 @@ def test_agreement_targets_move_mass_to_the_likely_other_votes() -> None:
 
 
 pytestmark = pytest.mark.timeout(300)
+
+
+def _run(runs: Path, name: str, finished: bool, age_s: int) -> Path:
+    import os
+    import time
+
+    folder = runs / name
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.pt").write_bytes(b"state")
+    if finished:
+        (folder / "metrics.json").write_text("{}")
+    stamp = time.time() - age_s
+    os.utime(folder / "checkpoint.pt", (stamp, stamp))
+    return folder / "checkpoint.pt"
+
+
+def test_old_finished_runs_lose_their_checkpoints_unfinished_ones_keep_them(tmp_path: Path) -> None:
+    from training.classification import prune_checkpoints
+
+    runs = tmp_path / "runs"
+    new, mid, old = (_run(runs, n, True, age) for n, age in (("new", 10), ("mid", 20), ("old", 30)))
+    interrupted = _run(runs, "interrupted", False, 99)  # what --resume is for: kept at any age
+    assert prune_checkpoints(runs, 2) == [old]
+    assert new.is_file() and mid.is_file() and interrupted.is_file() and not old.is_file()
+    assert (runs / "old" / "metrics.json").is_file()  # logs and metrics stay
+    assert prune_checkpoints(runs, 0) == [new, mid] and interrupted.is_file()
+    assert prune_checkpoints(tmp_path / "nothing-yet", 3) == []
+
+
+def test_training_prunes_older_finished_checkpoints(settings, tiny_train: Path, tiny_dev: Path,
+                                                    fast_options: dict) -> None:
+    runs = settings.home / "runs"
+    older = _run(runs, "news-sentiment-older", True, 3600)
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev), **fast_options)
+    train_sentiment(cfg, settings.model_copy(update={"keep_run_checkpoints": 1}))
+    kept = list(runs.glob("*/checkpoint.pt"))
+    assert not older.is_file() and len(kept) == 1 and kept[0].parent.name.startswith("news-sentiment-2")
