@@ -108,11 +108,17 @@ def prune_checkpoints(runs: Path, keep: int) -> list[Path]:
     so only a recent one is worth continuing with ``--resume``. An unfinished run (no
     metrics.json) keeps its checkpoint whatever its age: that is what ``--resume`` is for.
     """
-    finished = sorted((c for c in runs.glob("*/checkpoint.pt") if (c.parent / "metrics.json").is_file()),
-                      key=lambda c: c.stat().st_mtime_ns, reverse=True)
-    for checkpoint in finished[keep:]:
+    stamped = []
+    for checkpoint in runs.glob("*/checkpoint.pt"):
+        try:  # another training's pruning may delete it meanwhile
+            if (checkpoint.parent / "metrics.json").is_file():
+                stamped.append((checkpoint.stat().st_mtime_ns, checkpoint))
+        except FileNotFoundError:
+            continue
+    old = [c for _, c in sorted(stamped, reverse=True)[keep:]]
+    for checkpoint in old:
         checkpoint.unlink(missing_ok=True)
-    return finished[keep:]
+    return old
 
 
 def _transfer(config: SentimentTrainConfig, settings: Any,
