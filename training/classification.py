@@ -142,12 +142,11 @@ def _transfer(config: SentimentTrainConfig, settings: Any,
                     run_dir=str(Path(config.run_dir) / "transfer") if config.run_dir else None)
     _log(f"transfer stage: {config.transfer_epochs} epoch(s) on {source} before {config.train_path}")
     tagged = (lambda d: callback({**d, "stage": "transfer"})) if callback is not None else None
-    fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer")
+    # no checkpoint: nothing resumes this stage (a resumed run skips it), and its resumable state
+    # (weights, optimiser, best and EMA copies: ~430 MB) would be written only to lie unused
+    fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer", checkpoint=False)
     assert fitted is not None  # single process
-    stage_dir, staging, metrics, stage_config = fitted
-    # never resumed (a resumed run skips this stage), so its resumable state (weights, optimiser,
-    # best and EMA copies: ~5x the model) is dead weight; its model, logs and lineage stay
-    (stage_dir / "checkpoint.pt").unlink(missing_ok=True)
+    _run_dir, staging, metrics, stage_config = fitted
     _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return {"path": str(staging), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
             "epochs_run": metrics["history"][-1]["epoch"] if metrics["history"] else 0,
@@ -156,7 +155,8 @@ def _transfer(config: SentimentTrainConfig, settings: Any,
 
 
 def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[str, Any]], None] | None,
-         started: float, run_suffix: str = "") -> tuple[Path, Path, dict[str, Any], dict[str, Any]] | None:
+         started: float, run_suffix: str = "", checkpoint: bool = True
+         ) -> tuple[Path, Path, dict[str, Any], dict[str, Any]] | None:
     """The training run: best weights saved as an HF directory; (run dir, model dir, metrics, lineage).
 
     ``started`` is when the caller's clock began: ``time_budget_min`` counts from it.
@@ -341,7 +341,7 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
         bar.close()
         if stop and b < len(batches) - 1:
             break  # stopped mid-epoch: the last checkpoint stays the resumable state
-        if ranks.main:
+        if ranks.main and checkpoint:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
                         "best_f1": best_f1, "best_state": best_state, "history": history,

@@ -56,6 +56,7 @@ def unix_redis():
     deadline = time.monotonic() + 10
     while not sock.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert sock.exists(), f"redis-server did not open {sock} within 10 s"
     yield sock
     proc.kill()
     proc.wait()
