@@ -27,7 +27,7 @@ from shared.encoders import offline, resolve_base_model
 from shared.errors import BadInput
 from shared.io import write_json
 from shared.registry import ModelVersion
-from shared.runtimes import resolve_device
+from shared.runtimes import autocast_dtype, resolve_device
 from training.config import SentimentTrainConfig
 from training.distributed import Silent, init_ranks
 from training.evaluation import classification_metrics, save_confusion_png
@@ -172,7 +172,7 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     torch.set_num_threads(config.num_threads or max(1, torch.get_num_threads()))
     device = resolve_device(config.device)
     ranks = init_ranks(device)
-    amp_dtype = _amp_dtype(config, device, torch)
+    amp_dtype = autocast_dtype(device, config.precision)
     run_dir = Path(ranks.broadcast(str(Path(config.run_dir) if config.run_dir else (
         settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}{run_suffix}"))))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -499,17 +499,6 @@ def _log(message: str) -> None:
     """Progress for people (stderr) and for job logs (the ``training`` logger)."""
     logging.getLogger("training").info(message)
     print(f"[train] {message}", file=sys.stderr, flush=True)
-
-
-def _amp_dtype(config: SentimentTrainConfig, device: str, torch: Any) -> Any:
-    """Autocast dtype on CUDA (bf16 where supported, else fp16); CPU trains in fp32."""
-    if device != "cuda" or config.precision == "fp32":
-        return None
-    if config.precision == "fp16":
-        return torch.float16
-    if config.precision == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
 
 
 def _fit_max_length(tokenizer: Any, texts: list[str]) -> int:

@@ -76,7 +76,7 @@ class SentimentTrainConfig:
     lora_dropout: float = 0.1
     # --- runtime ----------------------------------------------------------------
     device: str = "auto"                 # auto | cpu | cuda
-    precision: str = "auto"              # autocast dtype on CUDA (auto: bf16 if supported)
+    precision: str = "auto"              # autocast dtype: auto = shared.runtimes.autocast_dtype (bf16 where native)
     num_threads: int | None = None       # torch CPU threads (None: all cores)
     time_budget_min: float | None = 13.0 # stop training (keeping the best) after this long
     resume_from: str | None = None       # a checkpoint.pt written by an earlier run

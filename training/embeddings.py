@@ -52,7 +52,10 @@ class EmbeddingsConfig:
     freeze_layers: int = 3
     max_minutes: float = 18.0  # stop the loop at this wall-clock budget
     seed: int = 0
-    device: str = "auto"  # auto: CUDA (bf16 autocast) when present, else CPU in fp32
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    # auto: bf16 autocast on CUDA cards and CPUs that have it natively (BANKING77 on an AVX512-BF16 CPU:
+    # 1,568 steps in 11.9 min instead of 1,478 in the whole 18, same dev acc@1), else fp32; or fp32 / bf16
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "lr", "max_minutes", "scale"):
@@ -64,6 +67,8 @@ class EmbeddingsConfig:
             raise BadInput(f"freeze_layers must be >= 0, got {self.freeze_layers}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise BadInput(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 
 
 def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
@@ -144,7 +149,7 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     from tqdm import tqdm
 
     from shared.encoders import resolve_base_model
-    from shared.runtimes import resolve_device
+    from shared.runtimes import autocast_dtype, resolve_device
 
     # data
     rng = random.Random(config.seed)
@@ -157,7 +162,8 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     total_steps = max(1, int(steps_per_epoch * config.epochs))
     # model, loss, optimizer
     device = resolve_device(config.device)
-    amp = device == "cuda" and torch.cuda.is_bf16_supported()  # bf16 needs no loss scaling; older cards train in fp32
+    # bf16 needs no loss scaling; fp16 would (older cards train in fp32)
+    amp = autocast_dtype(device, config.precision) == torch.bfloat16
     model = SentenceTransformer(str(resolve_base_model(config.base_model)), device=device)
     model.max_seq_length = config.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model, scale=config.scale)
@@ -182,7 +188,7 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     bar = tqdm(total=total_steps, desc="train embeddings", file=sys.stderr)
     while step < plan["total"] and not stopped_early:
         for batch in distinct_batches(triples, config.batch_size, rng):
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
                 loss = loss_fn.compute_loss_from_embeddings([embed([b[i] for b in batch]) for i in (0, 1)],
                                                             torch.empty(0))
             loss.backward()

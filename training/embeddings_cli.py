@@ -25,13 +25,17 @@ from training.embeddings import EmbeddingsConfig as Defaults
 @click.option("--base-model", default=None, help="Base encoder directory (default: bundled MiniLM).")
 @click.option("--seed", type=int, default=Defaults.seed, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="auto: CUDA (bf16 autocast) when present.")
+              help="auto: CUDA when present.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=Defaults.precision, show_default=True,
+              help="auto: bf16 autocast on CUDA cards and CPUs that have it natively, else fp32.")
 def embeddings(kb: Path, pairs: Path | None, dev: Path | None, domain: str, epochs: float, batch_size: int, lr: float,
-               freeze_layers: int, max_minutes: float, base_model: str | None, seed: int, device: str) -> None:
+               freeze_layers: int, max_minutes: float, base_model: str | None, seed: int, device: str,
+               precision: str) -> None:
     """Contrastive fine-tune of the sentence encoder on a knowledge base's question groups."""
     from training.embeddings import train_embeddings
 
     config = Defaults(base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr,
-                      freeze_layers=freeze_layers, max_minutes=max_minutes, seed=seed, device=device)
+                      freeze_layers=freeze_layers, max_minutes=max_minutes, seed=seed, device=device,
+                      precision=precision)
     version = train_embeddings(kb, pairs, domain, config, dev=dev)
     click.echo(str(version.path))

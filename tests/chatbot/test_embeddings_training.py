@@ -138,3 +138,19 @@ def test_frozen_run_moves_only_the_top_layers(settings, sample_faq) -> None:
     moved = {n.split(".")[2] for n in base if n.startswith("encoder.") and not torch.equal(base[n], tuned[n])}
     assert moved == {"4", "5"}
     assert all(torch.equal(base[n], tuned[n]) for n in base if n.startswith("embeddings."))
+
+
+@pytest.mark.slow
+def test_bf16_run_saves_fp32_weights_and_bad_precision_is_refused(settings, sample_faq) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from training.embeddings import train_embeddings
+
+    with pytest.raises(BadInput, match="precision must be auto, fp32 or bf16"):
+        EmbeddingsConfig(precision="fp16")
+    version = train_embeddings(sample_faq, None, "bank", EmbeddingsConfig(epochs=1, batch_size=8, precision="bf16",
+                                                                          device="cpu"), settings=settings)
+    assert version.train_config()["precision"] == "bf16" and version.metrics()["steps"] >= 1
+    state = load_file(version.path / "model.safetensors")
+    assert all(t.dtype == torch.float32 and bool(torch.isfinite(t).all()) for t in state.values())
