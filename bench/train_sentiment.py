@@ -48,6 +48,7 @@ def run_once(train: str, dev: str | None, seed: int, extra: list[str], home: Pat
             - (before.ru_utime + before.ru_stime), 1), "peak_rss_mb": round(after.ru_maxrss / 1024),
             "examples_per_s": round(examples / max(metrics["train_seconds"], 1e-9), 1),
             "transfer_s": transfer.get("seconds"),
+            "amp": lineage.get("amp"),  # bf16 autocast on CPUs that have it natively: ~1.4x faster than fp32
             "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "all_agree_accuracy": metrics.get("by_agreement", {}).get("100", {}).get("accuracy"),
             "epochs_run": epochs_run, "version": str(version)}
