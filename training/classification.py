@@ -173,6 +173,8 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     device = resolve_device(config.device)
     ranks = init_ranks(device)
     amp_dtype = autocast_dtype(device, config.precision)
+    if config.precision == "fp16" and device == "cpu" and ranks.main:
+        _log("precision fp16 has no fast path on a CPU: training in fp32 (bf16 is the CPU's half precision)")
     run_dir = Path(ranks.broadcast(str(Path(config.run_dir) if config.run_dir else (
         settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}{run_suffix}"))))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
 Layout of an index directory (written aside and swapped in atomically):
 ``index.faiss`` (one vector per phrasing), ``entries.jsonl`` (entries with their int
-``key``), ``meta.json`` (model, kind, version, next key, scoring) and
-``calibration.json``. A phrasing's vector id is ``key << 16 | n``, so all of an
+``key``), ``meta.json`` (model, kind, version, next key, scoring), ``calibration.json``
+and, once ``kb calibrate`` ran, ``calibration_rows.jsonl`` (the rows it fitted on, so an
+encoder change can fit again without the original file). A phrasing's vector id is ``key << 16 | n``, so all of an
 entry's vectors are one id range: upsert and delete touch only that range.
 """
 
@@ -28,6 +29,7 @@ from shared.io import atomic_dir, write_json, write_jsonl
 SHIFT = 16  # phrasings per entry < 65536
 HYBRID_CANDIDATES = 20  # dense candidates the BM25 fusion may re-order
 MAX_PHRASINGS = 1 << SHIFT
+ROWS_FILE = "calibration_rows.jsonl"
 
 
 @dataclass
@@ -47,6 +49,7 @@ class KnowledgeBase:
     meta: dict[str, Any]
     calibration: Calibration = field(default_factory=Calibration)
     masked: set[int] = field(default_factory=set)  # deleted keys an HNSW index still holds
+    calibration_rows: list[tuple[str, str]] = field(default_factory=list)  # (query, entry id) fitted on
     lock: threading.RLock = field(default_factory=threading.RLock)
     _lexical: Any = field(default=None, repr=False)  # BM25, built on the first hybrid search
 
@@ -88,6 +91,8 @@ class KnowledgeBase:
             self.meta["masked"] = sorted(self.masked)
             write_json(tmp / "meta.json", self.meta)
             self.calibration.save(tmp / "calibration.json")
+            if self.calibration_rows:
+                write_jsonl(tmp / ROWS_FILE, ({"text": t, "id": i} for t, i in self.calibration_rows))
         return directory
 
     @classmethod
@@ -103,9 +108,12 @@ class KnowledgeBase:
                 key = int(row.pop("key"))
                 entry = FaqEntry(row.pop("id"), row.pop("questions"), row.pop("answer"), row)
                 entries[entry.id], keys[entry.id] = entry, key
-        kb = cls(search_index.load(directory / "index.faiss"), entries, keys, meta,
-                 Calibration.load(directory / "calibration.json"), set(meta.get("masked", [])))
-        return kb
+        rows = []
+        if (directory / ROWS_FILE).is_file():
+            with open(directory / ROWS_FILE, encoding="utf-8") as fh:
+                rows = [(r["text"], r["id"]) for r in map(json.loads, fh)]
+        return cls(search_index.load(directory / "index.faiss"), entries, keys, meta,
+                   Calibration.load(directory / "calibration.json"), set(meta.get("masked", [])), rows)
 
     # -- changes ------------------------------------------------------------------
     def upsert(self, entry: FaqEntry, encoder: Encoder) -> bool:

@@ -91,7 +91,7 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
             fresh.meta.update(scoring=current.meta.get("scoring", fresh.meta["scoring"]), follows=FOLLOWS_PRODUCTION,
                               source=current.meta.get("source"), reembedded_from=current.meta.get("model"))
             fresh.calibration = current.calibration
-            _refit_scoring(fresh, current.meta.get("calibrated_on"))
+            _refit_scoring(fresh, current)
             if (directory / "meta.json").stat().st_mtime_ns != stamp:
                 continue  # an edit landed meanwhile: rebuild from it
             fresh.save(directory)
@@ -101,23 +101,27 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
     return False
 
 
-def _refit_scoring(kbase: KnowledgeBase, source: dict[str, str] | None) -> None:
+def _refit_scoring(kbase: KnowledgeBase, old: KnowledgeBase) -> None:
     """The hybrid weight and confidence fit were chosen on the old encoder's scores: fit them
-    again on the rows ``kb calibrate`` used, if that file is still there unchanged; else the
-    old fit stays (better than untuned defaults) until ``kb calibrate`` runs again."""
+    again on the rows ``kb calibrate`` used, which the index keeps. An index calibrated before
+    it kept them reads that file again if it is unchanged; else the old fit stays (better than
+    untuned defaults) until ``kb calibrate`` runs again."""
+    source = old.meta.get("calibrated_on")
     if not source:
         return
-    path = Path(source["file"])
+    path, rows = Path(source["file"]), old.calibration_rows
     try:
-        if file_sha256(path) != source["sha256"]:
-            raise BadInput(f"{path} changed since it was calibrated on")
-        report = fit_scoring(kbase, calibration_rows(path))
+        if not rows:
+            if file_sha256(path) != source["sha256"]:
+                raise BadInput(f"{path} changed since it was calibrated on")
+            rows = calibration_rows(path)
+        report = fit_scoring(kbase, rows)
     except (OSError, BadInput) as exc:
         print(f"[chatbot] confidence fit kept from the old encoder ({exc}); run 'finpulse kb calibrate'",
               file=sys.stderr)
         return
-    kbase.meta["calibrated_on"] = source
-    print(f"[chatbot] confidence refitted on {report['rows']} rows of {path}: "
+    kbase.meta["calibrated_on"], kbase.calibration_rows = source, rows
+    print(f"[chatbot] confidence refitted on {report['rows']} rows calibrated on ({path}): "
           f"acc@1 {report['accuracy@1']}", file=sys.stderr)
 
 
@@ -187,11 +191,13 @@ BM25_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # hybrid weights `kb calibrate` tries on d
 def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, Any]:
     """Platt-scale confidence on (top score, margin) against dev rows ``{text, id}``; saves it.
 
-    The index remembers the file (path and hash), so a re-embedding after an encoder
-    promotion can fit the new encoder's scores on the same rows (:func:`reembed`).
+    The index keeps the rows (and the file's path and hash), so a re-embedding after an
+    encoder promotion fits the new encoder's scores on the same rows (:func:`reembed`), even
+    once the file is gone.
     """
     kbase = KnowledgeBase.load(index_dir)
-    report = fit_scoring(kbase, calibration_rows(dev_file))
+    kbase.calibration_rows = calibration_rows(dev_file)
+    report = fit_scoring(kbase, kbase.calibration_rows)
     kbase.meta["calibrated_on"] = {"file": str(Path(dev_file).resolve()), "sha256": file_sha256(dev_file)}
     kbase.save(index_dir)
     return report

@@ -97,7 +97,11 @@ def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monk
     (tmp_path / "dev.jsonl").write_text("".join(json.dumps({"text": t, "id": i}) + "\n" for t, i in rows))
     report = service.calibrate_index(tmp_path / "idx", tmp_path / "dev.jsonl")
     assert report["rows"] == 6 and 0 < report["accuracy@1"] < 1
-    assert KnowledgeBase.load(tmp_path / "idx").calibration.fitted_on == 6
+    kbase = KnowledgeBase.load(tmp_path / "idx")
+    assert kbase.calibration.fitted_on == 6 and kbase.calibration_rows == rows  # kept for a later refit
+    kbase.upsert(FaqEntry("new", ["zebra crossing fee"], "Answer."), bow)  # an edit saves the rows again
+    kbase.save(tmp_path / "idx")
+    assert KnowledgeBase.load(tmp_path / "idx").calibration_rows == rows
 
 
 def test_batching_encoder_matches_direct_encoding_under_concurrency(bow) -> None:

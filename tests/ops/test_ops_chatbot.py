@@ -260,9 +260,24 @@ def test_re_embedding_refits_the_confidence_on_the_rows_kb_calibrate_used(bot, t
     assert (want["a"], want["b"], want["c"]) != (before["a"], before["b"], before["c"])  # the new scores' fit
     assert "confidence refitted on 10 rows" in capfd.readouterr().err
 
-    dev.write_text(dev.read_text() + json.dumps({"text": "hello", "id": "lost-card"}) + "\n")
+    # the index keeps the rows: the calibration file may go, the next promotion still refits on them
+    rows_text = dev.read_text()
+    stored = [json.loads(x) for x in (directory / "calibration_rows.jsonl").read_text().splitlines()]
+    assert stored == [json.loads(x) for x in rows_text.splitlines()] and len(live.calibration_rows) == 10
+    dev.unlink()
     registry.promote(registry.register(DOMAIN, TASK, base_encoder_path(), move=False).ref)
+    assert reembed(settings) is True
+    refitted = KnowledgeBase.load(directory)
+    assert refitted.calibration_rows == live.calibration_rows and refitted.calibration.fitted_on == 10
+    # the base encoder again: the same fit as the first `kb calibrate` on it
+    assert (round(refitted.calibration.a, 3), round(refitted.calibration.c, 3)) == (before["a"], before["c"])
+    assert "confidence refitted on 10 rows" in capfd.readouterr().err
+
+    # an index calibrated before it kept its rows: the file is read again only if unchanged
+    (directory / "calibration_rows.jsonl").unlink()
+    dev.write_text(rows_text + json.dumps({"text": "hello", "id": "lost-card"}) + "\n")
+    registry.promote(registry.register(DOMAIN, TASK, tmp_path / "shaken", move=False).ref)
     assert reembed(settings) is True  # the rows changed since: the fit stays, and it says so
     kept = KnowledgeBase.load(directory).calibration
-    assert (kept.a, kept.b, kept.c) == (got.a, got.b, got.c)
+    assert (kept.a, kept.b, kept.c) == (refitted.calibration.a, refitted.calibration.b, refitted.calibration.c)
     assert "confidence fit kept from the old encoder" in capfd.readouterr().err

@@ -24,15 +24,17 @@ def test_autocast_dtype_takes_bf16_on_a_cpu_only_where_it_is_native(monkeypatch,
 
 
 def test_cpu_bf16_training_records_its_autocast_and_saves_finite_fp32_weights(
-        settings, tiny_train: Path, tiny_dev: Path, fast_options: dict, tmp_path: Path) -> None:
+        settings, tiny_train: Path, tiny_dev: Path, fast_options: dict, tmp_path: Path, capsys) -> None:
     from safetensors.torch import load_file
 
     runs = {}
-    for precision in ("bf16", "fp32"):
+    for precision in ("bf16", "fp32", "fp16"):
         cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev), device="cpu", seed=5,
                                    precision=precision, run_dir=str(tmp_path / precision), **fast_options)
         runs[precision] = mv = train_sentiment(cfg, settings)
         assert mv.train_config()["amp"] == ("torch.bfloat16" if precision == "bf16" else None)
+        # fp16 asked for on a CPU trains in fp32, and says so rather than silently
+        assert ("training in fp32" in capsys.readouterr().err) == (precision == "fp16")
     bf16, fp32 = (load_file(runs[p].path / "model.safetensors") for p in ("bf16", "fp32"))
     assert all(t.dtype == torch.float32 and bool(torch.isfinite(t).all()) for t in bf16.values())
     # the same seed and data: only the autocast differs, and it changes the trained weights
