@@ -4,8 +4,9 @@ Layout of an index directory (written aside and swapped in atomically):
 ``index.faiss`` (one vector per phrasing), ``entries.jsonl`` (entries with their int
 ``key``), ``meta.json`` (model, kind, version, next key, scoring), ``calibration.json``
 and, once ``kb calibrate`` ran, ``calibration_rows.jsonl`` (the rows it fitted on, so an
-encoder change can fit again without the original file). A phrasing's vector id is ``key << 16 | n``, so all of an
-entry's vectors are one id range: upsert and delete touch only that range.
+encoder change can fit again without the original file). A phrasing's vector id is
+``key << 16 | n``, so all of an entry's vectors are one id range: upsert and delete touch
+only that range.
 """
 
 from __future__ import annotations
@@ -108,12 +109,9 @@ class KnowledgeBase:
                 key = int(row.pop("key"))
                 entry = FaqEntry(row.pop("id"), row.pop("questions"), row.pop("answer"), row)
                 entries[entry.id], keys[entry.id] = entry, key
-        rows = []
-        if (directory / ROWS_FILE).is_file():
-            with open(directory / ROWS_FILE, encoding="utf-8") as fh:
-                rows = [(r["text"], r["id"]) for r in map(json.loads, fh)]
         return cls(search_index.load(directory / "index.faiss"), entries, keys, meta,
-                   Calibration.load(directory / "calibration.json"), set(meta.get("masked", [])), rows)
+                   Calibration.load(directory / "calibration.json"), set(meta.get("masked", [])),
+                   _load_rows(directory / ROWS_FILE))
 
     # -- changes ------------------------------------------------------------------
     def upsert(self, entry: FaqEntry, encoder: Encoder) -> bool:
@@ -196,6 +194,16 @@ class KnowledgeBase:
         if not hits:
             return 0.0
         return self.calibration.confidence(hits[0].score, hits[1].score if len(hits) > 1 else None)
+
+
+def _load_rows(path: Path) -> list[tuple[str, str]]:
+    """The calibration rows an index keeps; a missing or damaged file only means none (like
+    ``calibration.json``): the index must still load and serve."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [(str(r["text"]), str(r["id"])) for r in map(json.loads, fh)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind: str = "auto",

@@ -90,8 +90,8 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
             fresh = KnowledgeBase.build(list(current.entries.values()), encoder, current.meta.get("kind", "auto"), path)
             fresh.meta.update(scoring=current.meta.get("scoring", fresh.meta["scoring"]), follows=FOLLOWS_PRODUCTION,
                               source=current.meta.get("source"), reembedded_from=current.meta.get("model"))
-            fresh.calibration = current.calibration
-            _refit_scoring(fresh, current)
+            fresh.calibration, fresh.calibration_rows = current.calibration, current.calibration_rows
+            _refit_scoring(fresh, current.meta.get("calibrated_on"))
             if (directory / "meta.json").stat().st_mtime_ns != stamp:
                 continue  # an edit landed meanwhile: rebuild from it
             fresh.save(directory)
@@ -101,15 +101,15 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
     return False
 
 
-def _refit_scoring(kbase: KnowledgeBase, old: KnowledgeBase) -> None:
+def _refit_scoring(kbase: KnowledgeBase, source: dict[str, str] | None) -> None:
     """The hybrid weight and confidence fit were chosen on the old encoder's scores: fit them
-    again on the rows ``kb calibrate`` used, which the index keeps. An index calibrated before
-    it kept them reads that file again if it is unchanged; else the old fit stays (better than
-    untuned defaults) until ``kb calibrate`` runs again."""
-    source = old.meta.get("calibrated_on")
+    again on the rows ``kb calibrate`` used, which the index keeps (``kbase.calibration_rows``).
+    An index calibrated before it kept them reads that file again if it is unchanged; else the
+    old fit stays (better than untuned defaults) until ``kb calibrate`` runs again."""
     if not source:
         return
-    path, rows = Path(source["file"]), old.calibration_rows
+    kbase.meta["calibrated_on"] = source
+    path, rows = Path(source["file"]), kbase.calibration_rows
     try:
         if not rows:
             if file_sha256(path) != source["sha256"]:
@@ -120,8 +120,8 @@ def _refit_scoring(kbase: KnowledgeBase, old: KnowledgeBase) -> None:
         print(f"[chatbot] confidence fit kept from the old encoder ({exc}); run 'finpulse kb calibrate'",
               file=sys.stderr)
         return
-    kbase.meta["calibrated_on"], kbase.calibration_rows = source, rows
-    print(f"[chatbot] confidence refitted on {report['rows']} rows calibrated on ({path}): "
+    kbase.calibration_rows = rows
+    print(f"[chatbot] confidence refitted on {report['rows']} rows that kb calibrate used ({path}): "
           f"acc@1 {report['accuracy@1']}", file=sys.stderr)
 
 

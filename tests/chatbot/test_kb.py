@@ -102,6 +102,9 @@ def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monk
     kbase.upsert(FaqEntry("new", ["zebra crossing fee"], "Answer."), bow)  # an edit saves the rows again
     kbase.save(tmp_path / "idx")
     assert KnowledgeBase.load(tmp_path / "idx").calibration_rows == rows
+    (tmp_path / "idx" / "calibration_rows.jsonl").write_text('{"text": "half a row')  # damaged by hand
+    damaged = KnowledgeBase.load(tmp_path / "idx")  # still loads and serves, with no rows to refit on
+    assert damaged.calibration_rows == [] and damaged.calibration.fitted_on == 6 and "new" in damaged.entries
 
 
 def test_batching_encoder_matches_direct_encoding_under_concurrency(bow) -> None:
