@@ -16,6 +16,7 @@ from training import SentimentTrainConfig
     ({"max_length": 4}, "max_length=4"),
     ({"dev_fraction": 0.9}, "dev_fraction=0.9"),
     ({"labels": ("a", "a")}, "labels="),
+    ({"adversarial_eps": -0.5}, "adversarial_eps=-0.5"),
 ])
 def test_bad_values_are_named(changes: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -24,7 +24,8 @@ def test_cuda_fine_tune_under_autocast_saves_finite_fp32_weights(settings, tiny_
     from safetensors.torch import load_file
 
     cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev), device="cuda",
-                               precision=precision, run_dir=str(tmp_path / "run"), **fast_options)
+                               precision=precision, adversarial_eps=1.0,  # FGM's second backward, scaled too
+                               run_dir=str(tmp_path / "run"), **fast_options)
     mv = train_sentiment(cfg, settings)
 
     assert 0 <= mv.metrics()["accuracy"] <= 1

@@ -21,7 +21,8 @@ def test_torchrun_ranks_share_each_epoch_and_rank0_registers_once(tiny_train: Pa
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "shared.cli", "train", "sentiment", "--train", str(tiny_train), "--dev", str(tiny_dev),
            "--epochs", "1", "--batch-size", "6", "--max-length", "32", "--set", "device=cpu",
-           "--set", "num_threads=1", "--set", "eval_every=1.0"]
+           "--set", "num_threads=1", "--set", "eval_every=1.0",
+           "--set", "adversarial_eps=1"]  # FGM's second backward goes through DDP's all-reduce too
     out = subprocess.run(cmd, cwd=REPO, env={**os.environ, "FINPULSE_HOME": str(home)}, capture_output=True,
                          text=True, timeout=420)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -33,3 +34,4 @@ def test_torchrun_ranks_share_each_epoch_and_rank0_registers_once(tiny_train: Pa
     history = json.loads((version / "metrics.json").read_text())["history"]
     assert [h["step"] for h in history] == [2]
     assert "2 data-parallel ranks" in out.stderr
+    assert out.stderr.count("adversarial training (FGM)") == 1  # said by rank 0 alone
