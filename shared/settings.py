@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=6 * 3600, ge=60)
     result_expires_s: int = Field(default=3600, ge=1)
     # Finished sentiment runs under FINPULSE_HOME/runs whose checkpoint.pt (~430 MB each) is kept for
-    # `--resume`: the newest this many; older finished runs keep their logs and metrics only.
+    # `--resume`, with the intermediate encoders they started from: the newest this many; older
+    # finished runs keep their logs, metrics and lineage only.
     keep_run_checkpoints: int = Field(default=3, ge=0)
     # Rate limit storage; defaults to the Redis above (memory:// in tests).
     ratelimit_storage_url: str | None = None

@@ -8,10 +8,12 @@ merged first), so every runtime loads it without peft.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -99,28 +101,49 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
                  train_config=train_config, promote_first=config.promote_first)
     _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
-    prune_checkpoints(Path(settings.home) / "runs", settings.keep_run_checkpoints)
+    prune_runs(Path(settings.home) / "runs", settings.keep_run_checkpoints)
     return mv
 
 
-def prune_checkpoints(runs: Path, keep: int) -> list[Path]:
-    """Delete the checkpoints of finished runs (metrics.json written) beyond the ``keep`` newest.
+def prune_runs(runs: Path, keep: int) -> list[Path]:
+    """Delete what finished runs (metrics.json written) beyond the ``keep`` newest no longer need;
+    the paths deleted.
 
-    Each is ~430 MB and every retrain adds one; a finished run's model is in the registry,
-    so only a recent one is worth continuing with ``--resume``. An unfinished run (no
-    metrics.json) keeps its checkpoint whatever its age: that is what ``--resume`` is for.
+    That is their checkpoint (~430 MB; every retrain adds one) and the intermediate encoders
+    they started from (transfer stage, MLM-adapted: ~90 MB each), which nothing reads again:
+    the final model is in the registry and ``--resume`` skips both stages. Only a recent run
+    is worth continuing. An unfinished run keeps everything whatever its age: that is what
+    ``--resume`` is for. Logs, metrics and lineage stay.
     """
-    stamped = []
-    for checkpoint in runs.glob("*/checkpoint.pt"):
-        try:  # another training's pruning may delete it meanwhile
-            if (checkpoint.parent / "metrics.json").is_file():
-                stamped.append((checkpoint.stat().st_mtime_ns, checkpoint))
+    finished = []
+    for metrics in runs.glob("*/metrics.json"):
+        try:  # another training's pruning may be at work meanwhile
+            finished.append((metrics.stat().st_mtime_ns, metrics.parent))
         except FileNotFoundError:
             continue
-    old = [c for _, c in sorted(stamped, reverse=True)[keep:]]
-    for checkpoint in old:
-        checkpoint.unlink(missing_ok=True)
-    return old
+    deleted: list[Path] = []
+    for _, run in sorted(finished, reverse=True)[keep:]:
+        checkpoint = run / "checkpoint.pt"
+        if checkpoint.is_file():
+            checkpoint.unlink(missing_ok=True)
+            deleted.append(checkpoint)
+        for model in _intermediate_models(run, runs):
+            shutil.rmtree(model, ignore_errors=True)
+            deleted.append(model)
+    return deleted
+
+
+def _intermediate_models(run: Path, runs: Path) -> list[Path]:
+    """The transfer-stage and MLM-adapted encoders a run's lineage names, where they still lie
+    under ``runs`` (a path outside it is somebody else's and is never touched)."""
+    try:
+        lineage = json.loads((run / "train_config.json").read_text())
+    except (OSError, ValueError):
+        return []
+    named = [(lineage.get(key) or {}).get("path") for key in ("transfer", "domain_adapt")]
+    root, own = runs.resolve(), run.resolve()
+    return [Path(p) for p in named if p and Path(p).is_dir() and Path(p).resolve().is_relative_to(root)
+            and Path(p).resolve() not in (root, own)]
 
 
 def _transfer(config: SentimentTrainConfig, settings: Any,

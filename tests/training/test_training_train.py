@@ -110,28 +110,66 @@ def _run(runs: Path, name: str, finished: bool, age_s: int) -> Path:
     if finished:
         (folder / "metrics.json").write_text("{}")
     stamp = time.time() - age_s
-    os.utime(folder / "checkpoint.pt", (stamp, stamp))
+    for name in ("checkpoint.pt", "metrics.json"):
+        if (folder / name).exists():
+            os.utime(folder / name, (stamp, stamp))
     return folder / "checkpoint.pt"
 
 
 def test_old_finished_runs_lose_their_checkpoints_unfinished_ones_keep_them(tmp_path: Path) -> None:
-    from training.classification import prune_checkpoints
+    from training.classification import prune_runs
 
     runs = tmp_path / "runs"
     new, mid, old = (_run(runs, n, True, age) for n, age in (("new", 10), ("mid", 20), ("old", 30)))
     interrupted = _run(runs, "interrupted", False, 99)  # what --resume is for: kept at any age
-    assert prune_checkpoints(runs, 2) == [old]
+    assert prune_runs(runs, 2) == [old]
     assert new.is_file() and mid.is_file() and interrupted.is_file() and not old.is_file()
     assert (runs / "old" / "metrics.json").is_file()  # logs and metrics stay
-    assert prune_checkpoints(runs, 0) == [new, mid] and interrupted.is_file()
-    assert prune_checkpoints(tmp_path / "nothing-yet", 3) == []
+    assert prune_runs(runs, 0) == [new, mid] and interrupted.is_file()
+    assert prune_runs(tmp_path / "nothing-yet", 3) == []
+
+
+def test_old_finished_runs_lose_the_intermediate_encoders_they_name_under_runs(tmp_path: Path) -> None:
+    from training.classification import prune_runs
+
+    runs = tmp_path / "runs"
+    models = {}
+    for name, age in (("new", 10), ("old", 20)):
+        _run(runs, name, True, age)
+        transfer = runs / f"{name}-transfer" / ".train-x"
+        adapted = runs / name / "adapted"
+        for folder in (transfer, adapted):
+            folder.mkdir(parents=True)
+            (folder / "model.safetensors").write_bytes(b"weights")
+        elsewhere = tmp_path / f"{name}-mine"  # a base model of the user's, outside runs
+        elsewhere.mkdir()
+        (runs / name / "train_config.json").write_text(json.dumps({
+            "transfer": {"path": str(transfer)}, "domain_adapt": {"path": str(adapted)},
+            "base_model_path": str(elsewhere)}))
+        models[name] = (transfer, adapted, elsewhere)
+    broken = _run(runs, "broken", True, 30)
+    (runs / "broken" / "train_config.json").write_text("{not json")  # a damaged lineage: its checkpoint only
+
+    deleted = prune_runs(runs, 1)
+    transfer, adapted, elsewhere = models["old"]
+    assert set(deleted) == {runs / "old" / "checkpoint.pt", transfer, adapted, broken}
+    assert not transfer.exists() and not adapted.exists() and elsewhere.is_dir()
+    assert (runs / "old" / "metrics.json").is_file() and (runs / "old-transfer").is_dir()  # logs stay
+    assert all(m.is_dir() for m in models["new"])  # the newest run keeps its own
+    assert prune_runs(runs, 1) == []  # nothing left to delete
 
 
 def test_training_prunes_older_finished_checkpoints(settings, tiny_train: Path, tiny_dev: Path,
                                                     fast_options: dict) -> None:
     runs = settings.home / "runs"
     older = _run(runs, "news-sentiment-older", True, 3600)
-    cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev), **fast_options)
-    train_sentiment(cfg, settings.model_copy(update={"keep_run_checkpoints": 1}))
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev), transfer_data=str(tiny_train),
+                               **fast_options)
+    keep_one = settings.model_copy(update={"keep_run_checkpoints": 1})
+    first = train_sentiment(cfg, keep_one)
     kept = list(runs.glob("*/checkpoint.pt"))
     assert not older.is_file() and len(kept) == 1 and kept[0].parent.name.startswith("news-sentiment-2")
+    first_transfer = Path(first.train_config()["transfer"]["path"])
+    assert first_transfer.is_dir()
+    second = train_sentiment(cfg, keep_one)  # the first run is now beyond the newest one kept
+    assert not first_transfer.exists() and Path(second.train_config()["transfer"]["path"]).is_dir()
