@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
 import subprocess
 import sys
@@ -29,7 +30,11 @@ def test_up_starts_all_services_and_stops_without_orphans(home):
         assert "redis-server" in names and "worker" in names and names.count(" serve ") == 3
         assert "--beat" in names  # feed polling and the unscored sweep run under `up` too
         pids = [c.pid for c in children]
-    out = proc.stdout.read()
+        # `up` prints the URLs once its own polling sees every service healthy, which can be a
+        # moment after the kit's polling did: stopping it before then would leave nothing printed
+        printed, _, _ = select.select([proc.stdout], [], [], 30)
+        assert printed, "finpulse up printed no URLs within 30 s of its services answering"
+        out = "".join(proc.stdout.readline() for _ in SERVICES)
     for name, port in zip(SERVICES, ports, strict=False):
         assert f"{name}" in out and f":{port}/" in out  # the URLs were printed on stdout
     assert proc.returncode == 0
