@@ -140,10 +140,9 @@ def _intermediate_models(run: Path, runs: Path) -> list[Path]:
         lineage = json.loads((run / "train_config.json").read_text())
     except (OSError, ValueError):
         return []
-    named = [(lineage.get(key) or {}).get("path") for key in ("transfer", "domain_adapt")]
+    named = [Path(p) for key in ("transfer", "domain_adapt") if (p := (lineage.get(key) or {}).get("path"))]
     root, own = runs.resolve(), run.resolve()
-    return [Path(p) for p in named if p and Path(p).is_dir() and Path(p).resolve().is_relative_to(root)
-            and Path(p).resolve() not in (root, own)]
+    return [p for p in named if p.is_dir() and p.resolve().is_relative_to(root) and p.resolve() not in (root, own)]
 
 
 def _transfer(config: SentimentTrainConfig, settings: Any,
@@ -296,12 +295,12 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     if ema is not None and config.resume_from and ckpt.get("ema"):
         ema.shadow = {n: v.to(device) for n, v in ckpt["ema"].items()}
     fgm = _Fgm(model, config.adversarial_eps) if config.adversarial_eps else None
-    if fgm is not None and ranks.main:
-        _log(f"adversarial training (FGM) on the word embeddings, eps {config.adversarial_eps}"
-             if fgm.weight.requires_grad else
-             f"adversarial training skipped: the word embeddings are frozen ({config.method})")
-    if fgm is not None and not fgm.weight.requires_grad:
-        fgm = None
+    if fgm is not None:
+        if ranks.main:
+            _log(f"adversarial training (FGM) on the word embeddings, eps {config.adversarial_eps}"
+                 if fgm.weight.requires_grad else
+                 f"adversarial training skipped: the word embeddings are frozen ({config.method})")
+        fgm = fgm if fgm.weight.requires_grad else None
 
     # -- the loop ---------------------------------------------------------------------
     from tqdm import tqdm
@@ -525,11 +524,13 @@ class _Fgm:
 
         @contextlib.contextmanager
         def push() -> Any:
-            grad = self.weight.grad
+            if self.weight.grad is None:
+                yield False
+                return
             rows = torch.unique(input_ids)
-            g = grad[rows] if grad is not None else None
-            norm = torch.linalg.vector_norm(g) if g is not None else None
-            if norm is None or not bool(torch.isfinite(norm)) or float(norm) == 0.0:
+            g = self.weight.grad[rows]
+            norm = float(torch.linalg.vector_norm(g))
+            if not math.isfinite(norm) or norm == 0.0:
                 yield False
                 return
             saved = self.weight.data[rows].clone()  # restored exactly, not by subtracting again

@@ -91,6 +91,10 @@ class SentimentTrainConfig:
 
     def __post_init__(self) -> None:
         self.labels = tuple(self.labels)
+        for f in dataclasses.fields(self):  # `--set lr=abc` must be named here, not fail deep inside
+            value = getattr(self, f.name)
+            if f.type in ("float", "float | None") and value is not None:
+                _check(isinstance(value, int | float) and not isinstance(value, bool), f.name, value, "a number")
         _check(self.method in METHODS, "method", self.method, f"one of {', '.join(METHODS)}")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")

@@ -17,6 +17,8 @@ from training import SentimentTrainConfig
     ({"dev_fraction": 0.9}, "dev_fraction=0.9"),
     ({"labels": ("a", "a")}, "labels="),
     ({"adversarial_eps": -0.5}, "adversarial_eps=-0.5"),
+    ({"adversarial_eps": "abc"}, "adversarial_eps='abc'"),  # --set turns non-JSON into a string
+    ({"label_smoothing": False}, "label_smoothing=False"),  # a JSON bool is not a number
 ])
 def test_bad_values_are_named(changes: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
