@@ -65,6 +65,9 @@ def test_sigkill_worker_mid_batch(tmp_path: Path, private_redis: RedisServer, mo
         worker = start_worker(private_redis.url, log)
         target = (k + 1) * TASKS // (KILLS + 2)
         wait_for(lambda t=target: done() >= t, 120, 0.05, what=f"{target} tasks done before kill {k + 1}")
+        # kill inside a task, not in the gap between one batch's acks and the next batch's start
+        # (killed there, nothing is in flight and the run proves nothing: a flake seen in CI)
+        wait_for(lambda: client.hlen(f"{key}:runs") > done(), 30, 0.01, what=f"a task running at kill {k + 1}")
         os.killpg(worker.pid, signal.SIGKILL)  # no warm shutdown: in-flight tasks stay unacked
         worker.wait(10)
         killed_at.append(done())
