@@ -87,7 +87,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     started = time.monotonic()  # time_budget_min covers both stages
     if config.precision == "fp16" and resolve_device(config.device) == "cpu" and os.environ.get("RANK", "0") == "0":
         _log("precision fp16 has no fast path on a CPU: training in fp32 (bf16 is the CPU's half precision)")
-    transfer = _transfer(config, settings, callback)
+    transfer = run_transfer_stage(config, settings, callback)
     if transfer is not None:
         config = config.replace(base_model=transfer["path"])
     fitted = _fit(config, settings, callback, started)
@@ -145,8 +145,8 @@ def _intermediate_models(run: Path, runs: Path) -> list[Path]:
     return [p for p in named if p.is_dir() and p.resolve().is_relative_to(root) and p.resolve() not in (root, own)]
 
 
-def _transfer(config: SentimentTrainConfig, settings: Any,
-              callback: Callable[[dict[str, Any]], None] | None) -> dict[str, Any] | None:
+def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
+                       callback: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
     """Intermediate-task stage: fine-tune on ``transfer_data`` first (its own 10% dev); its summary.
 
     Returns None when the config asks for none or it cannot run here (said on stderr).

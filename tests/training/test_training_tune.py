@@ -1,0 +1,56 @@
+"""``finpulse tune sentiment``: Optuna trials on a scratch home, one shared transfer stage."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch(
+        settings, tiny_train: Path, tiny_dev: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from data_connectors.base import file_sha256
+    from shared.registry import Registry
+    from training import tuning
+
+    scratch_root = tmp_path / "scratch"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    tweets = tmp_path / "tweets.jsonl"
+    tweets.write_text(tiny_train.read_text())  # any labelled file of the same labels will do
+    fixed = {"epochs": 1, "batch_size": 12, "eval_every": 1.0, "max_length": 32, "transfer_data": str(tweets)}
+
+    best = tuning.search(settings, str(tiny_train), str(tiny_dev), trials=2, fixed=fixed)
+
+    assert best["trials"] == 2 and 0 <= best["macro_f1"] <= 1
+    assert set(best["params"]) == {"lr", "warmup_ratio"}  # pinned options left the search space
+    assert best["fixed"] == fixed
+    assert best["transfer"]["data"]["sha256"] == file_sha256(tweets)
+    err = capsys.readouterr().err
+    assert err.count("transfer stage: 1 epoch(s)") == 1  # once, not once per trial
+    assert err.count("model: .train-") == 2  # both trials started from the transfer stage's encoder
+    saved = json.loads((settings.home / "tuning" / "news-sentiment-best.json").read_text())
+    assert saved == json.loads(json.dumps(best))
+    assert not list(scratch_root.glob("finpulse-tune-*"))  # trial models and checkpoints are gone
+    assert Registry(settings.registry_dir).versions("news", "sentiment") == []  # the real registry untouched
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "epochs=abc"], "training option epochs='abc' is invalid"),
+    (["--set", "nope=1"], "unknown training option(s): nope"),
+    (["--trials", "0"], "--trials must be at least 1"),
+    (["--trial-budget", "0"], "time_budget_min=0.0 is invalid"),
+])
+def test_bad_tune_options_fail_in_one_line_before_training(settings, tiny_train: Path, args: list[str],
+                                                           message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", "sentiment", "--train", str(tiny_train), *args])
+    assert exit_.value.code != 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("finpulse: error:") and message in lines[0]
+    assert not (settings.home / "tuning").exists()
