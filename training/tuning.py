@@ -7,7 +7,9 @@ registers deliberately; the best config is written to ``FINPULSE_HOME/tuning/``.
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
                                             "method": method, "seed": seed, **fixed})
     base = final.replace(time_budget_min=trial_budget_min)
     scratch = Path(tempfile.mkdtemp(prefix="finpulse-tune-"))
+    previous = _interrupt_on_sigterm()
     try:
         trial_settings = load_settings(home=scratch, redis_url=settings.redis_url)
         # on the retrain's budget, not a trial's: trials start from the encoder the retrain will
@@ -76,11 +79,26 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
         study.optimize(objective, n_trials=trials)
     finally:  # trial models and checkpoints (~0.5 GB a trial) are not kept: retrain with the best config
         shutil.rmtree(scratch, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     best = {"macro_f1": study.best_value, "params": study.best_params, "fixed": fixed, "method": method,
             "trials": len(study.trials), "train": train_path, "dev": dev_path,
             "transfer": None if transfer is None else {k: transfer[k] for k in ("data", "dev_accuracy", "seconds")}}
     write_json(settings.home / "tuning" / f"{domain}-sentiment-best.json", best)
     return best
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM (``kill``, a scheduler's timeout) interrupt like Ctrl-C, so that the
+    ``finally`` still deletes the scratch trials; the handler it replaced, or None where
+    signals cannot be handled (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt) or signal.SIG_DFL  # None: set outside Python
 
 
 def score_ensemble(registry: Registry, refs: list[str], dev_path: str) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,6 +40,32 @@ def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch
     assert saved == json.loads(json.dumps(best))
     assert not list(scratch_root.glob("finpulse-tune-*"))  # trial models and checkpoints are gone
     assert Registry(settings.registry_dir).versions("news", "sentiment") == []  # the real registry untouched
+
+
+def test_sigterm_mid_search_still_deletes_the_scratch_trials(home: Path, tiny_train: Path, tiny_dev: Path,
+                                                              tmp_path: Path) -> None:
+    scratch_root = tmp_path / "scratch"
+    scratch_root.mkdir()
+    env = {**os.environ, "FINPULSE_HOME": str(home), "TMPDIR": str(scratch_root)}
+    cmd = [sys.executable, "-m", "shared.cli", "tune", "sentiment", "--train", str(tiny_train), "--dev",
+           str(tiny_dev), "--trials", "50", "--set", "max_length=32", "--set", "transfer_data=null"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        seen = []
+        for line in proc.stderr:  # the first trial is training: its scratch home exists
+            seen.append(line)
+            if line.startswith("[train] data:"):
+                break
+        assert list(scratch_root.glob("finpulse-tune-*")), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+    assert rest.strip().splitlines()[-1] == "finpulse: error: aborted"  # as after Ctrl-C
+    assert not list(scratch_root.glob("finpulse-tune-*"))
+    assert not (home / "tuning").exists()  # nothing claims to be a best configuration
 
 
 @pytest.mark.parametrize(("args", "message"), [
