@@ -60,8 +60,6 @@ def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
 
     values = {k: v for k, v in opts.items() if v not in (None, False)}
     values["method"] = opts["method"]
-    if isinstance(opts["transfer_data"], str) and opts["transfer_data"].lower() == "none":
-        values["transfer_data"] = None
     values.update(_parse_sets(overrides))
     config = SentimentTrainConfig.from_dict(values)
     mv = train_sentiment(config, _settings())
@@ -284,8 +282,6 @@ def tune_sentiment(train_path: str | None, dev_path: str | None, domain: str, tr
     else:
         if not train_path:
             raise BadInput("tune sentiment needs --train (or --ensemble REF,REF --dev F)")
-        if trials < 1:
-            raise BadInput("--trials must be at least 1")
         result = tuning.search(_settings(), train_path, dev_path, domain=domain, trials=trials,
                                method=method, trial_budget_min=trial_budget, seed=seed,
                                fixed=_parse_sets(overrides))

@@ -91,6 +91,8 @@ class SentimentTrainConfig:
 
     def __post_init__(self) -> None:
         self.labels = tuple(self.labels)
+        if isinstance(self.transfer_data, str) and self.transfer_data.strip().lower() in ("", "none"):
+            self.transfer_data = None  # --transfer-data none, --set transfer_data=none, a job's JSON alike
         for f in dataclasses.fields(self):  # `--set lr=abc` must be named here, not fail deep inside
             value = getattr(self, f.name)
             if f.type in ("float", "float | None") and value is not None:

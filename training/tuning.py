@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from data_connectors.labelled import load_labelled
+from shared.errors import BadInput
 from shared.io import write_json
 from shared.registry import Registry
 from training.config import SentimentTrainConfig
@@ -36,6 +37,8 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
     from shared.settings import load_settings
     from training.classification import run_transfer_stage, train_sentiment
 
+    if trials < 1:
+        raise BadInput("--trials must be at least 1")
     fixed = dict(fixed or {})
     # what retraining with the best parameters will run; a bad --set fails here, before any training
     final = SentimentTrainConfig.from_dict({"train_path": train_path, "dev_path": dev_path, "domain": domain,
@@ -106,8 +109,6 @@ def score_ensemble(registry: Registry, refs: list[str], dev_path: str) -> dict[s
     from shared.runtimes import load_runtime
 
     if len(refs) < 2:
-        from shared.errors import BadInput
-
         raise BadInput("--ensemble needs at least two model references separated by commas")
     runtimes = [load_runtime(registry.resolve(ref), "torch") for ref in refs]
     labels = runtimes[0].labels

@@ -62,6 +62,8 @@ def test_auto_transfer_finds_the_tweets_beside_the_data(tmp_path: Path, tiny_tra
     assert auto.replace(train_path=str(tweets)).resolved_transfer_data(here) is None  # training on the tweets
     assert auto.resolved_transfer_data(SimpleNamespace(resolved_data_dir=lambda: None)) is None
     assert auto.replace(transfer_data=None).resolved_transfer_data(here) is None
+    for off in ("none", "None", ""):  # --set transfer_data=none reads as off, not as a file named "none"
+        assert auto.replace(transfer_data=off).transfer_data is None
     assert auto.replace(transfer_data="x.csv").resolved_transfer_data(here) == Path("x.csv")
     with pytest.raises(ConfigError, match="transfer_epochs"):
         auto.replace(transfer_epochs=0)
