@@ -6,8 +6,10 @@ registers deliberately; the best config is written to ``FINPULSE_HOME/tuning/``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -44,7 +46,7 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
     final = SentimentTrainConfig.from_dict({"train_path": train_path, "dev_path": dev_path, "domain": domain,
                                             "method": method, "seed": seed, **fixed})
     base = final.replace(time_budget_min=trial_budget_min)
-    scratch = Path(tempfile.mkdtemp(prefix="finpulse-tune-"))
+    scratch = _scratch_home()
     previous = _interrupt_on_sigterm()
     try:
         trial_settings = load_settings(home=scratch, redis_url=settings.redis_url)
@@ -89,6 +91,28 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
             "transfer": None if transfer is None else {k: transfer[k] for k in ("data", "dev_accuracy", "seconds")}}
     write_json(settings.home / "tuning" / f"{domain}-sentiment-best.json", best)
     return best
+
+
+def _scratch_home() -> Path:
+    """A scratch home named by host and process. Those that searches on this host left behind
+    when their process was killed outright (SIGKILL, the OOM killer: no ``finally`` runs)
+    are deleted first; a live search's are not."""
+    prefix = f"finpulse-tune-{socket.gethostname()}-"
+    for old in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = old.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _interrupt_on_sigterm() -> Any:

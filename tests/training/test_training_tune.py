@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,12 @@ def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    prefix = f"finpulse-tune-{socket.gethostname()}-"
+    killed = scratch_root / f"{prefix}{int(gone.stdout)}-x1"  # a search killed outright left it
+    live = scratch_root / f"{prefix}{os.getpid()}-x2"  # a search still running owns it
+    for left in (killed, live):
+        (left / "trial-0").mkdir(parents=True)
     tweets = tmp_path / "tweets.jsonl"
     tweets.write_text(tiny_train.read_text())  # any labelled file of the same labels will do
     fixed = {"epochs": 1, "batch_size": 12, "eval_every": 1.0, "max_length": 32, "transfer_data": str(tweets)}
@@ -38,7 +45,8 @@ def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch
     assert err.count("model: .train-") == 2  # both trials started from the transfer stage's encoder
     saved = json.loads((settings.home / "tuning" / "news-sentiment-best.json").read_text())
     assert saved == json.loads(json.dumps(best))
-    assert not list(scratch_root.glob("finpulse-tune-*"))  # trial models and checkpoints are gone
+    # this search's trial models and checkpoints are gone, and so is the killed search's scratch
+    assert list(scratch_root.glob("finpulse-tune-*")) == [live]
     assert Registry(settings.registry_dir).versions("news", "sentiment") == []  # the real registry untouched
 
 
