@@ -86,7 +86,7 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
     argv = worker_argv(settings, queues, pool, concurrency, loglevel, hostname)
     queue_names = argv[argv.index("-Q") + 1].split(",")
     if beat:
-        connect_beat_schedules()
+        app.conf.beat_schedule = beat_schedules(settings)
         argv += ["--beat", "--schedule", str(settings.home / "run" / "celerybeat-schedule")]
         (settings.home / "run").mkdir(parents=True, exist_ok=True)
     if "prefork" in argv and metrics_port:
@@ -106,13 +106,14 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
     app.worker_main(argv)
 
 
-def connect_beat_schedules() -> None:
-    """Each service adds its periodic tasks when the embedded beat starts."""
-    from services.recommendations.tasks import connect_beat as recs_beat
-    from services.sentiment.tasks import connect_beat as sentiment_beat
+def beat_schedules(settings: Any) -> dict[str, Any]:
+    """Every service's periodic tasks. They go on the app before the worker starts: the beat
+    reads ``beat_schedule`` once, when it builds its scheduler, which it does before sending
+    ``beat_init``, so entries added by a handler of that signal never ran."""
+    from services.recommendations.tasks import beat_schedule as recs_schedule
+    from services.sentiment.tasks import beat_schedule as sentiment_schedule
 
-    sentiment_beat()
-    recs_beat()
+    return {**sentiment_schedule(settings), **recs_schedule(settings)}
 
 
 def _warm(settings: Any) -> None:

@@ -61,15 +61,3 @@ def beat_schedule(settings: Any) -> dict[str, Any]:
     return {"recommendations-retrain": {"task": RETRAIN_TASK, "schedule": RETRAIN_EVERY_S,
                                         "args": (settings.recommendations_domain,)}}
 
-
-def _install_beat_schedule(sender: Any = None, **_: Any) -> None:
-    app = getattr(sender, "app", None)
-    if app is not None:
-        app.conf.beat_schedule = {**beat_schedule(_settings()), **(app.conf.beat_schedule or {})}
-
-
-def connect_beat() -> None:
-    """Add the schedule when a beat starts (call from the worker entry point)."""
-    from celery.signals import beat_init
-
-    beat_init.connect(_install_beat_schedule, weak=False)

@@ -54,15 +54,3 @@ def beat_schedule(settings: Any) -> dict[str, Any]:
                                          "schedule": settings.sentiment_feed_poll_s}
     return sched
 
-
-def _install_beat_schedule(sender: Any = None, **_: Any) -> None:
-    app = getattr(sender, "app", None)
-    if app is not None:
-        app.conf.beat_schedule = {**beat_schedule(_settings()), **(app.conf.beat_schedule or {})}
-
-
-def connect_beat() -> None:
-    """Add the schedule when a beat starts (the worker entry point calls this)."""
-    from celery.signals import beat_init
-
-    beat_init.connect(_install_beat_schedule, weak=False)
