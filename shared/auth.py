@@ -67,11 +67,10 @@ def require_role(role: str) -> Callable[[F], F]:
 
             from shared.db import get_db
 
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer ") or not header[7:].strip():
+            scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
+            if scheme.lower() != "bearer" or not key.strip():  # schemes are case-insensitive (RFC 9110)
                 raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-            found = role_for(get_db(), header[7:].strip(),
-                             current_app.config["FINPULSE"].ops_key)
+            found = role_for(get_db(), key.strip(), current_app.config["FINPULSE"].ops_key)
             if found is None:
                 raise Unauthorized("unknown or revoked API key")
             name, have = found

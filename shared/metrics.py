@@ -62,7 +62,8 @@ def init_app(app: Flask, service: str) -> None:
     @app.get("/metrics")
     def metrics() -> Response:
         """Prometheus text exposition of this process's metrics."""
-        return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+        # content_type, not mimetype: Flask appends a charset to a mimetype, and this one has it
+        return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
 def render(registry: CollectorRegistry = REGISTRY) -> bytes:

@@ -69,9 +69,12 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(exc.code, exc.message, exc.status)
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> tuple[Any, int]:
+    def _http(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(code, exc.description or exc.name, exc.code or 500)
+        body, status = error_response(code, exc.description or exc.name, exc.code or 500)
+        # what the exception adds to its own response (a 405's Allow, a 429's Retry-After)
+        body.headers.extend([(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"])
+        return body, status
 
     @app.errorhandler(DBAPIError)
     def _database(exc: DBAPIError) -> tuple[Any, int]:

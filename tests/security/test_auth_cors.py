@@ -60,6 +60,7 @@ def test_chat_is_rate_limited(settings: Any) -> None:
     assert codes[-1] == 429, codes
     resp = client.post("/v1/chat", json={"message": "hello"})
     assert resp.is_json and resp.get_json()["error"]["message"]
+    assert len(resp.headers.getlist("Retry-After")) == 1  # once, whoever sets it
 
 
 def test_cors_allowlist_on_chat(settings: Any) -> None:

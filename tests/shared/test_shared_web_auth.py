@@ -76,7 +76,9 @@ def _error(resp, status: int) -> dict:
 
 def test_json_errors(client):
     assert _error(client.get("/nope"), 404)["code"] == "not_found"
-    assert _error(client.get("/v1/echo"), 405)["code"] == "method_not_allowed"
+    not_allowed = client.get("/v1/echo")
+    assert _error(not_allowed, 405)["code"] == "method_not_allowed"
+    assert "POST" in not_allowed.headers["Allow"]  # RFC 9110: a 405 says what is allowed
     assert _error(client.post("/v1/echo", data="{bad", content_type="application/json"), 400)["code"] \
         == "invalid_json"
     assert _error(client.post("/v1/echo", data="text=x"), 415)["code"] == "unsupported_media_type"
@@ -94,6 +96,7 @@ def test_health_readiness_metrics(app, client):
     assert "not loaded yet" in resp.get_json()["reasons"][0]
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and b"finpulse_http_requests" in metrics.data
+    assert metrics.headers["Content-Type"].count("charset") == 1  # strict scrapers refuse a repeated one
 
 
 def test_openapi_document_is_valid(client):
@@ -122,6 +125,8 @@ def test_require_role_and_audit(app, client):
     assert client.post("/v1/admin/thing", headers={"Authorization": f"Bearer {ops}"}).status_code == 200
     assert client.get("/v1/report", headers={"Authorization": f"Bearer {ops}"}).status_code == 200
     assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key"}).status_code == 200
+    assert client.post("/v1/admin/thing", headers={"Authorization": "bearer boot-key"}).status_code == 200
+    assert _error(client.post("/v1/admin/thing", headers={"Authorization": "Basic boot-key"}), 401)
     with db.session() as s:  # keys are stored hashed, never in clear
         hashes = s.scalars(select(ApiKey.key_hash)).all()
     assert analyst not in hashes and len(hashes) == 2
