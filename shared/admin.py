@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
-from shared.errors import BadInput, Conflict, Forbidden
+from shared.errors import BadInput, Conflict, Forbidden, NotFound
 from shared.web import parse_body, settings_of
 
 Enqueue = Callable[[str, Any], Any]
@@ -216,18 +216,19 @@ def _blueprint() -> Blueprint:
     @require_role("ops")
     def jobs() -> Any:
         """Recent jobs, newest first."""
-        return jsonify({"jobs": lifecycle.list_jobs(get_db(), limit=_limit())})
+        return jsonify({"jobs": _own_jobs(limit=_limit())})
 
     @bp.get("/v1/admin/jobs/<job_id>")
     @require_role("ops")
     def job(job_id: str) -> Any:
         """One job: status, progress (stage, epoch, step, metrics), result, log."""
-        return jsonify(lifecycle.get_job(get_db(), job_id))
+        return jsonify(_own_job(job_id))
 
     @bp.post("/v1/admin/jobs/<job_id>/cancel")
     @require_role("ops")
     def cancel(job_id: str) -> Any:
         """Cancel a queued or running job (it stops at its next step)."""
+        _own_job(job_id)
         return jsonify(lifecycle.cancel_job(get_db(), job_id, actor=g.actor)), 202
 
     @bp.post("/v1/admin/models/promote")
@@ -290,9 +291,30 @@ def _blueprint() -> Blueprint:
         data = overview(settings_of(), window_s=_window(), domains=_domains())
         plots = [base64.b64encode(plot_png(s)).decode() for s in data["series"][:12]]
         return render_template_string(OPS_PAGE, data=data, plots=plots, models=_models(),
-                                      jobs=lifecycle.list_jobs(get_db(), limit=10))
+                                      jobs=_own_jobs(limit=10))
 
     return bp
+
+
+def _own_jobs(limit: int) -> list[dict[str, Any]]:
+    """This service's retrain jobs: another service's are its own ops' business."""
+    from shared import lifecycle
+    from shared.db import get_db
+
+    return lifecycle.list_jobs(get_db(), limit=limit, tasks=_conf()["tasks"], domains=_conf()["domains"])
+
+
+def _own_job(job_id: str) -> dict[str, Any]:
+    """One of this service's jobs; another service's is a 404 here, as if it did not exist."""
+    from shared import lifecycle
+    from shared.db import get_db
+
+    job = lifecycle.get_job(get_db(), job_id)
+    model = lifecycle.job_model(job)
+    domains = _conf()["domains"]
+    if model is None or model[1] not in _conf()["tasks"] or (domains and model[0] not in domains):
+        raise NotFound(f"no job {job_id!r} on this service")
+    return job
 
 
 def _limit(default: int = 20) -> int:

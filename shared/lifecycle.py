@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, or_, select
 
 from shared.auth import audit
 from shared.db import Database
@@ -68,12 +68,32 @@ def get_job(db: Database, job_id: str) -> dict[str, Any]:
         return job_dict(job)
 
 
-def list_jobs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+def list_jobs(db: Database, limit: int = 20, *, tasks: Iterable[str] | None = None,
+              domains: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Newest first; ``tasks``/``domains`` keep the retrain jobs of those models only."""
     from shared.models import Job
 
+    query = select(Job)
+    for names, pattern in ((tasks, "retrain:%/{}"), (domains, "retrain:{}/%")):
+        if names is not None:
+            query = query.where(or_(false(), *(Job.kind.like(pattern.format(_like_literal(n)), escape="\\")
+                                               for n in names)))
     with db.session() as s:
-        rows = s.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)).all()
+        rows = s.scalars(query.order_by(Job.created_at.desc()).limit(limit)).all()
         return [job_dict(j) for j in rows]
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def job_model(job: dict[str, Any]) -> tuple[str, str] | None:
+    """The (domain, task) a retrain job is about, from its kind ``retrain:DOMAIN/TASK``."""
+    kind = str(job.get("kind", ""))
+    if not kind.startswith("retrain:") or "/" not in kind:
+        return None
+    domain, _, task = kind.removeprefix("retrain:").partition("/")
+    return domain, task
 
 
 def update_job(db: Database, job_id: str, *, status: str | None = None,

@@ -78,3 +78,25 @@ def test_bootstrap_ops_key_and_openapi(ops):
                  "/v1/admin/models/rollback"):
         assert path in paths, path
     assert "requestBody" in paths["/v1/admin/retrain"]["post"]
+
+
+def test_a_service_sees_and_cancels_only_its_own_jobs(ops):
+    from shared.admin import register_admin
+    from shared.web import create_service_app
+
+    db = ops["db"]
+    ours = lifecycle.create_job(db, "retrain:news/sentiment", {}, actor="alice")
+    other_service = lifecycle.create_job(db, "retrain:default/recommendations", {}, actor="alice")
+    other_domain = lifecycle.create_job(db, "retrain:social/sentiment", {}, actor="alice")
+    lookalike = lifecycle.create_job(db, "retrain:nxws/sentiment", {}, actor="alice")  # '_' is a LIKE wildcard
+    app = create_service_app("sentiment", ops["settings"])
+    register_admin(app, tasks={"sentiment": lambda job_id, settings: None}, domains=["n_ws", "news"])
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {ops['keys']['ops']}"}
+    assert [j["id"] for j in client.get("/v1/admin/jobs", headers=auth).get_json()["jobs"]] == [ours]
+    for job_id in (other_service, other_domain, lookalike):
+        assert client.get(f"/v1/admin/jobs/{job_id}", headers=auth).status_code == 404
+        assert client.post(f"/v1/admin/jobs/{job_id}/cancel", headers=auth).status_code == 404
+        assert lifecycle.get_job(db, job_id)["status"] == "queued"  # untouched
+    assert client.get(f"/v1/admin/jobs/{ours}", headers=auth).get_json()["id"] == ours
+    assert len(lifecycle.list_jobs(db)) == 4  # unscoped (the CLI) it is every job
