@@ -201,6 +201,8 @@ def _blueprint() -> Blueprint:
     def retrain() -> Any:
         """Start a retrain job (train → evaluation gate → promotion) on the training queue."""
         body, upload = _retrain_body()
+        if body.force and not (body.reason or "").strip():  # as `finpulse ops retrain --force`
+            raise BadInput("'force' needs a 'reason' (it goes into the audit log)")
         domain, task = _scope(body.domain, body.task)
         params = _retrain_params(body, upload, domain, task)
         db = get_db()

@@ -38,7 +38,9 @@ def test_bad_retrain_requests_are_4xx_and_queue_nothing(ops):
     cases = [({"data": "/nonexistent.jsonl"}, 400), ({}, 400), ({"data": str(ops["data"]["train"]), "epochs": 0}, 400),
              ({"data": str(ops["data"]["train"]), "domain": "social"}, 403),
              ({"data": str(ops["data"]["train"]), "task": "embeddings"}, 403),
-             ({"data": str(ops["data"]["train"]), "bogus": 1}, 400)]
+             ({"data": str(ops["data"]["train"]), "bogus": 1}, 400),
+             ({"data": str(ops["data"]["train"]), "force": True}, 400), ({"data": str(ops["data"]["train"]),
+                                                                          "force": True, "reason": " "}, 400)]
     for body, status in cases:
         resp = client.post("/v1/admin/retrain", headers=auth, json=body)
         assert resp.status_code == status, (body, resp.get_json())
