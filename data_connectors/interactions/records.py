@@ -42,8 +42,12 @@ def _first(row: dict[str, Any], keys: Iterable[str]) -> Any:
     return None
 
 
+LATEST_TIMESTAMP = 4_102_444_800  # 2100-01-01: past it a "timestamp" is a unit mistake (ms, ns)
+
+
 def parse_timestamp(value: Any) -> int:
-    """Unix seconds from an int/float, a numeric string or an ISO-8601 string (UTC if naive)."""
+    """Unix seconds from an int/float, a numeric string or an ISO-8601 string (UTC if naive),
+    between 1970 and 2100: outside that it is a mistake, and 1e20 would not even fit the database."""
     if value is None or value == "":
         return 0
     if isinstance(value, bool):
@@ -51,16 +55,19 @@ def parse_timestamp(value: Any) -> int:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise ValueError(f"timestamp {value!r} is not finite")
-        return int(value)
-    text = str(value).strip()
-    try:
-        return int(float(text))
-    except ValueError:
-        pass
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp())
+        seconds = int(value)
+    else:
+        text = str(value).strip()
+        try:
+            seconds = int(float(text))
+        except ValueError:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            seconds = int(dt.timestamp())
+    if not 0 <= seconds < LATEST_TIMESTAMP:
+        raise ValueError(f"timestamp {value!r} is outside 1970-2100 (Unix seconds expected)")
+    return seconds
 
 
 def parse_interaction(row: dict[str, Any]) -> Interaction:

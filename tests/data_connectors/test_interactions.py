@@ -65,6 +65,9 @@ def test_timestamps() -> None:
     assert parse_timestamp("1970-01-01T00:01:00") == 60
     with pytest.raises(ValueError):
         parse_timestamp("soon")
+    for unit_mistake in (1_700_000_000_000, "1700000000000", -1, "0001-01-05T00:00:00Z"):
+        with pytest.raises(ValueError, match="outside 1970-2100"):
+            parse_timestamp(unit_mistake)
 
 
 def test_mind_behaviors_and_news(tmp_path: Path) -> None:

@@ -64,6 +64,10 @@ def test_bad_interaction_is_a_400(client) -> None:
     res = client.post("/v1/interactions", json={"user_id": "u", "item_id": "m1", "timestamp": "yesterday"})
     assert res.status_code == 400
     assert "error" in res.get_json()
+    # out of any plausible range (1e20 overflowed the database's integer: a 500)
+    for stamp in (1e20, -99999999999999, "9999-12-31T23:59:59Z", "2026-11-20T10:00:00+25:00"):
+        res = client.post("/v1/interactions", json={"user_id": "u", "item_id": "m1", "timestamp": stamp})
+        assert res.status_code == 400 and "timestamp" in res.get_json()["error"]["message"], stamp
 
 
 def test_similar_items(client) -> None:
