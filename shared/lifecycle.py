@@ -251,7 +251,11 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
         if force and not (reason or "").strip():
             raise Forbidden("a forced promotion needs a reason")
         previous = registry.production(mv.domain, mv.task)
-        against = previous.ref if previous and previous.version != mv.version else None
+        if previous is not None and previous.version == mv.version:
+            # nothing moves: re-gating it against no production would overwrite its real verdict
+            return {"production": mv.ref, "version": mv.version, "previous": mv.ref, "unchanged": True,
+                    "reason": reason, "force": force, "gate": (load_report(mv.path) or {}).get("summary")}
+        against = previous.ref if previous else None
         report = load_report(mv.path)
         if not force and (report is None or report.get("production") != against):
             report = run_gate(settings, mv, registry=registry)  # none yet, or production moved since

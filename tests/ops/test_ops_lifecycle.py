@@ -35,6 +35,13 @@ def test_refused_version_needs_force_and_reason(ops):
     assert _stages(db) == {2: "production"}
     outcomes = [(e["action"], e["outcome"]) for e in lifecycle.audit_entries(db)]
     assert outcomes == [("model.promote", "ok"), ("model.promote", "refused"), ("model.promote", "refused")]
+    # promoting production again moves nothing and keeps its verdict (it was re-gated against
+    # no production, which overwrote the report with "no production version")
+    report = (v2.path / REPORT_NAME).read_text()
+    again = lifecycle.promote(settings, db, v2.ref, actor="alice")
+    assert again["unchanged"] and again["production"] == v2.ref and again["gate"] == "refused: worse"
+    assert (v2.path / REPORT_NAME).read_text() == report
+    assert registry.rollback("news", "sentiment").version == 1  # the history did not gain a v2 -> v2 step
 
 
 def test_promotion_is_announced_on_redis(ops, monkeypatch):
