@@ -63,7 +63,11 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     chat_view = limiter.limit(settings.chatbot_rate_limit)(app.view_functions["chatbot.chat"])
     chat_view = limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key)(chat_view)
     app.view_functions["chatbot.chat"] = chat_view
+    # The widget polls this while an agent has the conversation: its own per-IP budget.
+    poll_view = app.view_functions["chatbot.session_messages"]
+    app.view_functions["chatbot.session_messages"] = limiter.limit(settings.chatbot_rate_limit)(poll_view)
     CORS(app, resources={r"/v1/chat": {"origins": settings.chatbot_cors_origins},
+                         r"/v1/chat/[^/]+/messages": {"origins": settings.chatbot_cors_origins},
                          r"/v1/feedback": {"origins": settings.chatbot_cors_origins},
                          r"/widget.js": {"origins": "*"}})
     add_readiness_check(app, lambda: handle.get() and None)

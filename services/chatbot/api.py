@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, send_from_directory
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, send_from_directory
 from pydantic import BaseModel, Field, field_validator
 
 from services.chatbot import handoff
@@ -15,11 +16,14 @@ from shared.monitoring import record_chat, record_feedback
 from shared.web import json_body, settings_of
 
 bp = Blueprint("chatbot", __name__)
+SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"  # one rule for every endpoint that takes a session id
 
 
 class ChatIn(BaseModel):
-    session_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    session_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=SESSION_ID)
     message: str = Field(min_length=1)
+    entry_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                 description="the suggested entry the customer picked after a clarify")
 
     @field_validator("message")
     @classmethod
@@ -30,11 +34,22 @@ class ChatIn(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    session_id: str = Field(min_length=1, max_length=64)
+    session_id: str = Field(min_length=1, max_length=64, pattern=SESSION_ID)
     rating: Literal["up", "down"]
     entry_id: str | None = Field(default=None, max_length=200)
     message: str | None = Field(default=None, max_length=4000)
     comment: str | None = Field(default=None, max_length=4000)
+
+
+class AgentReplyIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is blank")
+        return value.strip()
 
 
 class KbEntryIn(BaseModel):
@@ -57,7 +72,7 @@ def chat(body: ChatIn) -> Any:
         raise BadInput(f"message is {len(body.message)} characters; the limit is {limit}",
                        code="message_too_long", status=413)
     settings = settings_of()
-    reply = engine().chat(body.message, body.session_id)
+    reply = engine().chat(body.message, body.session_id, body.entry_id)
     record_chat(settings, settings.chatbot_domain, handoff=bool(reply.get("handoff")))
     return jsonify(reply)
 
@@ -66,6 +81,9 @@ def chat(body: ChatIn) -> Any:
 @json_body(FeedbackIn)
 def feedback(body: FeedbackIn) -> Any:
     """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
+    if body.entry_id is not None and body.entry_id not in engine().handle.get().entries:
+        # a pair naming no entry would make a retrain that uses the export fail
+        raise BadInput(f"no knowledge-base entry with id {body.entry_id!r}", code="unknown_entry")
     settings = settings_of()
     record_feedback(settings, settings.chatbot_domain, helpful=body.rating == "up")
     fid = handoff.add_feedback(get_db(), body.session_id, 1 if body.rating == "up" else -1,
@@ -79,7 +97,7 @@ def feedback_pairs() -> Any:
     """Thumbs-up feedback as JSONL {text, id} for ``finpulse train embeddings --pairs``."""
     import json
 
-    rows = handoff.feedback_pairs(get_db())
+    rows = handoff.feedback_pairs(get_db(), engine().handle.get().entries)
     return Response("".join(json.dumps(r) + "\n" for r in rows), mimetype="application/x-ndjson")
 
 
@@ -118,6 +136,32 @@ def release(session_id: str) -> Any:
     n = engine().release(session_id, g.actor)
     audit(get_db(), g.actor, "chatbot.release", session_id, "ok")
     return jsonify({"session_id": session_id, "released": n})
+
+
+@bp.post("/v1/handoffs/<session_id>/messages")
+@require_role("ops")
+@json_body(AgentReplyIn)
+def agent_reply(session_id: str, body: AgentReplyIn) -> Any:
+    """An agent replies into a handed-off conversation (the customer's widget polls for it)."""
+    message = engine().agent_reply(_session_id(session_id), body.text, g.actor)
+    audit(get_db(), g.actor, "chatbot.agent_reply", session_id, "ok")
+    return jsonify({"session_id": session_id, **message}), 201
+
+
+@bp.get("/v1/chat/<session_id>/messages")
+def session_messages(session_id: str) -> Any:
+    """Agent messages of a conversation after ``?after=<message id>``, and whether an agent has it."""
+    raw = request.args.get("after", "0")
+    if not re.fullmatch(r"[0-9]{1,18}", raw):
+        raise BadInput("'after' must be a message id (a non-negative integer)", code="validation_error")
+    return jsonify(engine().messages(_session_id(session_id), int(raw)))
+
+
+def _session_id(value: str) -> str:
+    """A session id in a path follows the same rule as in a body (400 otherwise)."""
+    if not re.fullmatch(SESSION_ID, value):
+        raise BadInput("session_id must be 1-64 letters, digits, '-' or '_'", code="validation_error")
+    return value
 
 
 @bp.get("/widget.js")

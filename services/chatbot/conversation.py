@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from services.chatbot import handoff
-from services.chatbot.dialogue import Decision, Policy, State, decide, follow_up_context, wants_human
+from services.chatbot.dialogue import Decision, Policy, State, chosen, decide, follow_up_context, silent, wants_human
 from services.chatbot.kb import KbHandle
 from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder
+from shared.errors import BadInput
 
 log = logging.getLogger(__name__)
 CONTEXT_WEIGHT = 0.6  # weight of the previous question's vector in a follow-up's query
@@ -52,16 +53,23 @@ class ChatEngine:
     def save_state(self, session_id: str, state: State) -> None:
         self.redis.set(self._key(session_id), json.dumps(state.to_dict()), ex=self.ttl_s)
 
-    def chat(self, message: str, session_id: str | None = None) -> dict[str, Any]:
-        """Answer one message; returns the ``POST /v1/chat`` response body."""
+    def chat(self, message: str, session_id: str | None = None, entry_id: str | None = None) -> dict[str, Any]:
+        """Answer one message; returns the ``POST /v1/chat`` response body.
+
+        ``entry_id`` is the suggestion the customer picked after a clarify: that entry is
+        answered as is (an unknown id is a 400), since its question text may be shared by
+        another entry and searching the text again would only ask again.
+        """
         session_id = session_id or uuid.uuid4().hex
         state = self.load_state(session_id)
-        decision = self._decide(message, state)
+        decision = self._pick(entry_id, state) if entry_id is not None else self._decide(message, state)
         state.turns.append({"role": "user", "text": handoff.mask_pii(message)})
         if decision.kind != "silent":
             state.turns.append({"role": "bot", "text": decision.answer})
         meta = {"kind": decision.kind, "confidence": round(decision.confidence, 4),
                 "sources": [h.id for h in decision.hits]}
+        if entry_id is not None:
+            meta["picked"] = entry_id
         turns = [("user", message, None)] + ([("bot", decision.answer, meta)] if decision.kind != "silent" else [])
         handoff.record_turns(self.db, session_id, turns)
         if decision.kind == "handoff":
@@ -73,6 +81,15 @@ class ChatEngine:
                 "confidence": round(decision.confidence, 4),
                 "sources": [{"id": h.id, "question": h.question, "score": h.score} for h in decision.hits],
                 "handoff": decision.kind in ("handoff", "silent"), "kind": decision.kind}
+
+    def _pick(self, entry_id: str, state: State) -> Decision:
+        kb = self.handle.get()
+        entry = kb.entries.get(entry_id)
+        if entry is None:
+            raise BadInput(f"no knowledge-base entry with id {entry_id!r}", code="unknown_entry")
+        if state.handoff:
+            return silent(state)
+        return chosen(entry.id, entry.question, entry.answer, state)
 
     def _decide(self, message: str, state: State) -> Decision:
         if state.handoff:
@@ -96,6 +113,27 @@ class ChatEngine:
         """An agent hands the conversation back to the bot."""
         n = handoff.release_ticket(self.db, session_id, actor)
         state = self.load_state(session_id)
-        state.handoff, state.unsure, state.ticket_id = False, 0, None
+        state.handoff, state.unsure, state.ticket_id, state.notified = False, 0, None, False
         self.save_state(session_id, state)
         return n
+
+    def agent_reply(self, session_id: str, text: str, actor: str) -> dict[str, Any]:
+        """An agent writes into a handed-off conversation; the widget fetches it with :meth:`messages`.
+
+        Only while a ticket is open (404 otherwise). The Redis state is refreshed so the bot
+        stays silent while the agent is talking, even after the state's TTL ran out.
+        """
+        ticket_id = handoff.open_ticket_id(self.db, session_id)
+        message = handoff.add_agent_message(self.db, session_id, text, actor)
+        state = self.load_state(session_id)
+        state.handoff, state.ticket_id = True, ticket_id
+        state.turns.append({"role": "agent", "text": message["text"]})
+        self.save_state(session_id, state)
+        return message
+
+    def messages(self, session_id: str, after: int = 0) -> dict[str, Any]:
+        """Agent messages of ``session_id`` after the cursor ``after`` (a message id), for the widget's poll."""
+        rows = handoff.agent_messages(self.db, session_id, after)
+        return {"session_id": session_id, "messages": rows,
+                "cursor": rows[-1]["id"] if rows else after,
+                "handoff": self.load_state(session_id).handoff}

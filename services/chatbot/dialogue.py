@@ -20,7 +20,7 @@ _FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|also|same for|what if|or
 
 HANDOFF_ANSWER = ("I'm handing this conversation to a member of our team; "
                   "an agent will reply here shortly.")
-SILENT_ANSWER = "An agent has this conversation and will reply here."
+SILENT_ANSWER = "An agent has this conversation and will reply here."  # said once per handoff
 CLARIFY_ANSWER = "I'm not sure I understood. Did you mean one of these?"
 
 
@@ -42,16 +42,17 @@ class State:
     unsure: int = 0
     handoff: bool = False
     ticket_id: int | None = None
+    notified: bool = False  # the "an agent has this conversation" notice was given this handoff
 
     def to_dict(self) -> dict[str, Any]:
         return {"turns": self.turns[-10:], "unsure": self.unsure, "handoff": self.handoff,
-                "ticket_id": self.ticket_id}
+                "ticket_id": self.ticket_id, "notified": self.notified}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> State:
         data = data or {}
         return cls(list(data.get("turns", [])), int(data.get("unsure", 0)), bool(data.get("handoff")),
-                   data.get("ticket_id"))
+                   data.get("ticket_id"), bool(data.get("notified")))
 
 
 @dataclass
@@ -76,20 +77,70 @@ def follow_up_context(message: str, state: State) -> str | None:
     return last_user if last_user and is_follow_up(message) else None
 
 
+def _norm(text: str) -> str:
+    """Case, spacing and end punctuation ignored: "Withdraw cash?" and "withdraw  cash" match."""
+    return " ".join(text.casefold().split()).rstrip("?.! ")
+
+
+def same_entry_text(a: Hit, b: Hit, answers: dict[str, str]) -> bool:
+    """Two entries a customer could not tell apart: the same question, or the same answer.
+
+    FAQs often hold one question twice (different wording of the answer, or a copy);
+    asking "which of these?" with two identical buttons only loops.
+    """
+    if _norm(a.question) == _norm(b.question):
+        return True
+    ans_a, ans_b = answers.get(a.id), answers.get(b.id)
+    return ans_a is not None and ans_b is not None and _norm(ans_a) == _norm(ans_b)
+
+
+def is_ambiguous(hits: list[Hit], answers: dict[str, str], margin: float) -> bool:
+    """A distinct entry scores within ``margin`` of the top one (duplicates of it do not count)."""
+    if not hits:
+        return False
+    top = hits[0]
+    return any(top.score - h.score < margin and not same_entry_text(top, h, answers) for h in hits[1:])
+
+
+def distinct_suggestions(hits: list[Hit], answers: dict[str, str], n: int) -> list[Hit]:
+    """Up to ``n`` hits, best first, leaving out any a customer could not tell from an earlier one."""
+    out: list[Hit] = []
+    for h in hits:
+        if not any(same_entry_text(o, h, answers) for o in out):
+            out.append(h)
+        if len(out) == n:
+            break
+    return out
+
+
+def silent(state: State) -> Decision:
+    """While an agent has the conversation: say so once, then stay quiet (empty answer)."""
+    if state.notified:
+        return Decision("silent", "", 0.0, [])
+    state.notified = True
+    return Decision("silent", SILENT_ANSWER, 0.0, [])
+
+
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],
            state: State, policy: Policy) -> Decision:
     """Choose this turn's reply and update ``state`` in place."""
     if state.handoff:
-        return Decision("silent", SILENT_ANSWER, 0.0, [])
+        return silent(state)
     if wants_human(message):
-        state.handoff = True
+        state.handoff, state.notified = True, False
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])
-    ambiguous = len(hits) > 1 and hits[0].score - hits[1].score < policy.ambiguity_margin
+    ambiguous = is_ambiguous(hits, answers, policy.ambiguity_margin)
     if hits and confidence >= policy.answer_threshold and not ambiguous:
         state.unsure = 0
         return Decision("answer", answers[hits[0].id], confidence, hits[: policy.suggestions])
     state.unsure += 1
     if state.unsure > policy.max_unsure or not hits:
-        state.handoff = True
+        state.handoff, state.notified = True, False
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])
-    return Decision("clarify", CLARIFY_ANSWER, confidence, hits[: policy.suggestions])
+    return Decision("clarify", CLARIFY_ANSWER, confidence, distinct_suggestions(hits, answers, policy.suggestions))
+
+
+def chosen(entry_id: str, question: str, answer: str, state: State) -> Decision:
+    """The customer picked a suggested entry: answer it outright, a resolved turn (not unsure)."""
+    state.unsure = 0
+    return Decision("answer", answer, 1.0, [Hit(entry_id, 1.0, question)])

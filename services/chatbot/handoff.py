@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Container
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +80,42 @@ def open_tickets(db: Any) -> list[dict[str, Any]]:
                  "created_at": t.created_at.isoformat(), "transcript": t.transcript} for t in rows]
 
 
+def open_ticket_id(db: Any, session_id: str) -> int:
+    """The session's open ticket (the newest); NotFound when nobody has the conversation."""
+    with db.session() as s:
+        ticket_id = s.scalar(select(HandoffTicket.id).where(HandoffTicket.session_id == session_id,
+                                                            HandoffTicket.status == "open")
+                             .order_by(HandoffTicket.id.desc()).limit(1))
+    if ticket_id is None:
+        raise NotFound(f"session {session_id!r} has no open handoff")
+    return int(ticket_id)
+
+
+def _message(row: ChatMessage) -> dict[str, Any]:
+    return {"id": row.id, "role": row.role, "text": row.text, "at": row.created_at.isoformat()}
+
+
+def add_agent_message(db: Any, session_id: str, text: str, actor: str) -> dict[str, Any]:
+    """Store an agent's reply in the transcript (masked like every stored turn); returns it."""
+    with db.session() as s:
+        row = ChatMessage(session_id=session_id, role="agent", text=mask_pii(text), meta={"actor": actor})
+        s.add(row)
+        s.flush()
+        return _message(row)
+
+
+def agent_messages(db: Any, session_id: str, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    """The agent's messages of a session with an id above ``after``, oldest first.
+
+    Only the agent's: the customer's widget already shows its own turns and the bot's.
+    """
+    with db.session() as s:
+        rows = s.scalars(select(ChatMessage).where(ChatMessage.session_id == session_id,
+                                                   ChatMessage.role == "agent", ChatMessage.id > after)
+                         .order_by(ChatMessage.id).limit(limit)).all()
+        return [_message(r) for r in rows]
+
+
 def release_ticket(db: Any, session_id: str, actor: str) -> int:
     """Close the session's open tickets; returns how many were open."""
     with db.session() as s:
@@ -102,10 +139,17 @@ def add_feedback(db: Any, session_id: str, rating: int, entry_id: str | None, qu
         return int(fb.id)
 
 
-def feedback_pairs(db: Any) -> list[dict[str, str]]:
-    """Thumbs-up (query, entry) pairs in the ``train embeddings --pairs`` format."""
+def feedback_pairs(db: Any, entry_ids: Container[str] | None = None) -> list[dict[str, str]]:
+    """Thumbs-up (query, entry) pairs in the ``train embeddings --pairs`` format.
+
+    ``entry_ids``: the current knowledge base's ids; pairs naming an entry deleted since are
+    left out, as a retrain fails on a pair whose id is not in the knowledge base.
+    """
     with db.session() as s:
         rows = s.scalars(select(ChatFeedback).where(ChatFeedback.rating > 0,
                                                     ChatFeedback.entry_id.is_not(None),
-                                                    ChatFeedback.query.is_not(None))).all()
-        return [{"text": r.query, "id": r.entry_id} for r in rows]
+                                                    ChatFeedback.query.is_not(None))
+                         .order_by(ChatFeedback.id)).all()
+        return [{"text": r.query, "id": r.entry_id} for r in rows
+                if r.entry_id is not None and r.query is not None
+                and (entry_ids is None or r.entry_id in entry_ids)]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from data_connectors.base import BadRow, file_sha256, iter_rows
-from services.chatbot.dialogue import Policy, wants_human
+from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
 from services.chatbot.kb import KnowledgeBase, build_kb_dir
 from services.chatbot.retriever import get_encoder
 from shared.errors import BadInput, ModelNotFound
@@ -176,7 +176,8 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
 
         for row, hits in zip(rows, hits_all, strict=True):
             conf = kbase.confidence(hits)
-            ambiguous = len(hits) > 1 and hits[0].score - hits[1].score < policy.ambiguity_margin
+            # the chat's rule: an entry whose question or answer repeats the top one is no rival
+            ambiguous = is_ambiguous(hits, {h.id: kbase.entries[h.id].answer for h in hits}, policy.ambiguity_margin)
             out = {**row, "results": [{"id": h.id, "score": h.score} for h in hits],
                    "answer": kbase.entries[hits[0].id].answer if hits else None,
                    "confidence": round(conf, 4),

@@ -117,3 +117,105 @@ def test_record_turns_stores_masked_rows_in_order_and_ignores_an_empty_list(app)
     handoff.record_turns(db, "turns1", [("user", "mail me at a@b.com", None), ("bot", "Sure.", {"kind": "answer"})])
     rows = handoff.transcript(db, "turns1")
     assert [(r["role"], r["text"]) for r in rows] == [("user", "mail me at [email]"), ("bot", "Sure.")]
+
+
+ATM_Q = "What options should I choose to withdraw cash from the ATM"
+
+
+def load_with_duplicates(chat_settings, bow, tmp_path, sample_faq):
+    """The sample FAQ plus one question held twice without ids, as in the bank FAQ."""
+    path = tmp_path / "dup.jsonl"
+    rows = [{"question": ATM_Q, "answer": "Choose the credit option abroad."},
+            {"question": ATM_Q, "answer": "Choose the Checking/Current option."}]
+    path.write_text(sample_faq.read_text() + "".join(json.dumps(r) + "\n" for r in rows))
+    return build_kb_dir(path, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
+
+
+def test_exact_duplicated_question_is_answered(client, chat_settings, bow, tmp_path, sample_faq) -> None:
+    kb = load_with_duplicates(chat_settings, bow, tmp_path, sample_faq)
+    sid = "dup1"
+    for _ in range(4):  # used to be clarify, clarify, then a handoff
+        data = chat(client, ATM_Q, sid).get_json()
+        assert data["kind"] == "answer" and data["handoff"] is False
+        assert data["answer"] == kb.entries[data["sources"][0]["id"]].answer
+
+
+def test_picking_a_suggestion_answers_that_entry(client) -> None:
+    """The widget sends the picked entry's id: answered outright, never counted as unsure."""
+    sid = "pick1"
+    for _ in range(4):  # more rounds than max_unsure: without the pick counting as resolved, a handoff
+        data = chat(client, "How do I reset my card PIN? <b>x</b>", sid).get_json()
+        assert data["kind"] == "clarify", data
+        picked = data["sources"][-1]
+        r = client.post("/v1/chat", json={"session_id": sid, "message": picked["question"], "entry_id": picked["id"]})
+        out = r.get_json()
+        assert r.status_code == 200 and out["kind"] == "answer" and out["handoff"] is False
+        assert out["sources"][0]["id"] == picked["id"] and out["confidence"] == 1.0
+    r = client.post("/v1/chat", json={"session_id": sid, "message": "x", "entry_id": "no-such-entry"})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_entry"
+
+
+def test_agent_replies_reach_the_customer_and_the_notice_is_said_once(client, app, ops_headers) -> None:
+    from services.chatbot import handoff
+    from services.chatbot.dialogue import SILENT_ANSWER
+    from shared.db import get_db
+
+    sid = "agent1"
+    assert chat(client, "I want to talk to a human agent please", sid).get_json()["kind"] == "handoff"
+    poll = client.get(f"/v1/chat/{sid}/messages").get_json()
+    assert poll == {"session_id": sid, "messages": [], "cursor": 0, "handoff": True}
+    assert [chat(client, m, sid).get_json()["answer"] for m in ("hello?", "anyone?", "hi")] == [SILENT_ANSWER, "", ""]
+
+    url = f"/v1/handoffs/{sid}/messages"
+    assert client.post(url, json={"text": "Hi, Anna here."}).status_code == 401
+    assert client.post(url, json={"text": "  "}, headers=ops_headers).status_code == 400
+    r = client.post(url, json={"text": "Hi, Anna here. How can I help?"}, headers=ops_headers)
+    assert r.status_code == 201 and r.get_json()["role"] == "agent"
+    poll = client.get(f"/v1/chat/{sid}/messages").get_json()
+    assert [m["text"] for m in poll["messages"]] == ["Hi, Anna here. How can I help?"] and poll["handoff"]
+    assert poll["cursor"] == r.get_json()["id"]
+    assert client.get(f"/v1/chat/{sid}/messages?after={poll['cursor']}").get_json()["messages"] == []
+    roles = [m["role"] for m in handoff.transcript(get_db(app), sid)]
+    assert roles[-1] == "agent" and roles.count("user") == 4
+
+    assert client.post(f"/v1/handoffs/{sid}/release", headers=ops_headers).status_code == 200
+    assert client.get(f"/v1/chat/{sid}/messages").get_json()["handoff"] is False
+    r = client.post(url, json={"text": "late"}, headers=ops_headers)  # nobody has the conversation now
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
+    assert client.get("/v1/chat/bad%20id/messages").status_code == 400
+    assert client.get(f"/v1/chat/{sid}/messages?after=-1").status_code == 400
+    assert client.get(f"/v1/chat/{sid}/messages?after=%C2%B2").status_code == 400  # "²".isdigit()
+
+
+def test_openapi_lists_the_agent_and_poll_endpoints(client) -> None:
+    doc = client.get("/openapi.json").get_json()
+    reply = doc["paths"]["/v1/handoffs/{session_id}/messages"]["post"]
+    assert "text" in reply["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert "get" in doc["paths"]["/v1/chat/{session_id}/messages"]
+    chat_schema = doc["paths"]["/v1/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "entry_id" in chat_schema["properties"]
+
+
+def test_widget_origins_may_poll(chat_settings, bow, loaded_kb) -> None:
+    from services.chatbot import create_app
+
+    origin = "https://www.bank.example"
+    app = create_app(chat_settings.model_copy(update={"chatbot_cors_origins": [origin]}), encoder=bow)
+    r = app.test_client().get("/v1/chat/s1/messages", headers={"Origin": origin})
+    assert r.status_code == 200 and r.headers.get("Access-Control-Allow-Origin") == origin
+
+
+def test_feedback_is_validated_and_export_holds_only_live_entries(client, ops_headers) -> None:
+    bogus = {"session_id": "never-existed-3", "rating": "up", "entry_id": "no-such-entry", "message": "bogus pair"}
+    r = client.post("/v1/feedback", json=bogus)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_entry"
+    r = client.post("/v1/feedback", json={"session_id": "qa s1", "rating": "up", "entry_id": "reset-pin"})
+    assert r.status_code == 400
+    body = {"questions": ["Do you offer pet insurance?"], "answer": "Yes."}
+    assert client.put("/v1/kb/pets", json=body, headers=ops_headers).status_code == 201
+    for entry, text in (("pets", "insure my dog"), ("reset-pin", "forgot my pin")):
+        fb = {"session_id": "fb1", "rating": "up", "entry_id": entry, "message": text}
+        assert client.post("/v1/feedback", json=fb).status_code == 201
+    assert client.delete("/v1/kb/pets", headers=ops_headers).status_code == 200
+    lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
+    assert [json.loads(x) for x in lines] == [{"text": "forgot my pin", "id": "reset-pin"}]

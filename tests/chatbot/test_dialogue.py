@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.chatbot.dialogue import Policy, State, decide, follow_up_context, wants_human
+from services.chatbot.dialogue import SILENT_ANSWER, Policy, State, chosen, decide, follow_up_context, wants_human
 from services.chatbot.handoff import mask_pii
 from services.chatbot.kb import Hit
 
@@ -43,3 +43,38 @@ def test_follow_up_is_read_with_previous_question() -> None:
 def test_pii_is_masked() -> None:
     text = "card 4111 1111 1111 1111, mail jo.doe+x@bank.co.uk, call +44 20 7946 0958"
     assert mask_pii(text) == "card [card], mail [email], call [phone]"
+
+
+def test_duplicate_question_text_is_answered_not_clarified() -> None:
+    """Two entries with one question (FAQs hold copies) tie; asking "which one?" only loops."""
+    dup = [Hit("x1", 0.98, "What options should I choose?"), Hit("x2", 0.98, "what options should I choose")]
+    answers = {"x1": "Choose checking.", "x2": "Generally choose the checking option."}
+    state = State()
+    d = decide("q", dup, 0.95, answers, state, Policy())
+    assert (d.kind, d.answer, state.unsure) == ("answer", "Choose checking.", 0)
+    same_answer = [Hit("a", 0.9, "qa"), Hit("b", 0.9, "qb")]
+    assert decide("q", same_answer, 0.95, {"a": "Same.", "b": "same"}, State(), Policy()).kind == "answer"
+
+
+def test_genuine_ambiguity_still_clarifies_with_distinct_suggestions() -> None:
+    """A distinct third entry within the margin is a real choice; the copy is not offered twice."""
+    hits = [Hit("x1", 0.80, "qx"), Hit("x2", 0.80, "QX?"), Hit("y", 0.79, "qy")]
+    d = decide("q", hits, 0.95, {"x1": "ax", "x2": "ax2", "y": "ay"}, State(), Policy(ambiguity_margin=0.02))
+    assert d.kind == "clarify" and [h.id for h in d.hits] == ["x1", "y"]
+
+
+def test_silent_notice_is_given_once_per_handoff() -> None:
+    state = State()
+    assert decide("talk to a human", HITS, 0.9, ANSWERS, state, Policy()).kind == "handoff"
+    replies = [decide("hello?", HITS, 0.9, ANSWERS, state, Policy()) for _ in range(3)]
+    assert [r.kind for r in replies] == ["silent"] * 3
+    assert [r.answer for r in replies] == [SILENT_ANSWER, "", ""]
+    state = State.from_dict(state.to_dict())  # survives the round trip through Redis
+    assert decide("still there?", HITS, 0.9, ANSWERS, state, Policy()).answer == ""
+
+
+def test_picked_suggestion_is_answered_and_resets_unsure() -> None:
+    state = State(unsure=2)
+    d = chosen("b", "qb", "answer b", state)
+    assert (d.kind, d.answer, d.confidence, state.unsure) == ("answer", "answer b", 1.0, 0)
+    assert [h.id for h in d.hits] == ["b"]

@@ -97,3 +97,89 @@ def test_kb_load_and_bootstrap_into_finpulse_home(settings, capsys) -> None:
     before = meta.stat().st_mtime_ns
     prepare(settings, None)  # already loaded: nothing to do
     assert meta.stat().st_mtime_ns == before
+
+
+@pytest.mark.browser
+def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_settings, bow, loaded_kb,
+                                                                    ops_headers) -> None:
+    """A picked suggestion goes out with its entry id; an agent's reply appears while handed off;
+    the "agent has this conversation" notice shows once; a 429 reads as a friendly sentence."""
+    from playwright.sync_api import sync_playwright
+    from waitress.server import create_server
+
+    from services.chatbot import create_app
+    from services.chatbot.dialogue import SILENT_ANSWER
+
+    app = create_app(chat_settings.model_copy(update={"chatbot_session_rate_limit": "5/minute"}), encoder=bow)
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    sent: list[dict] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+            page = browser.new_page()
+            page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}"))
+                    if r.method == "POST" and r.url.endswith("/v1/chat") else None)
+            page.goto(f"http://127.0.0.1:{server.effective_port}/")
+            page.get_by_role("button", name="Chat with us").click()
+            box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+            box.fill("How do I reset my card PIN? <b>x</b>")
+            box.press("Enter")
+            log.get_by_role("button", name="I forgot my PIN").click()
+            log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
+            assert sent[-1]["entry_id"] == "reset-pin"
+
+            box.fill("I want to talk to a human agent please")
+            box.press("Enter")
+            log.get_by_text("an agent will reply here shortly").wait_for(timeout=15_000)
+            sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+            for text in ("hello?", "anyone there?"):
+                box.fill(text)
+                box.press("Enter")
+                log.get_by_text(text).wait_for(timeout=15_000)
+                page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+            r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna from the team."},
+                                       headers=ops_headers)
+            assert r.status_code == 201
+            log.get_by_text("Hi, Anna from the team.").wait_for(timeout=15_000)  # polled, no message sent
+            assert log.get_by_text(SILENT_ANSWER).count() == 1
+            bubbles = log.locator(".fpc-bot").all_inner_texts()
+            assert all(b.replace("Assistant:", "").strip() for b in bubbles), bubbles  # no empty bubbles
+
+            # the 1st chat had no session id yet: these are the session's 5th and 6th (limit 5/minute)
+            for text in ("one more", "and another"):
+                box.fill(text)
+                box.press("Enter")
+                page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+            log.get_by_text("You're sending messages quickly").wait_for(timeout=15_000)
+            assert "per 1 minute" not in log.inner_text()
+            assert log.get_attribute("aria-live") == "polite"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "chatbot_widget_handoff.png"))
+            browser.close()
+    finally:
+        server.close()
+
+
+def test_bank_faq_duplicate_question_answered_with_real_encoder(chat_settings, tmp_path) -> None:
+    """The bank FAQ holds this question twice (two answers): the real encoder ties them, and the
+    customer gets an answer, not a "Did you mean" with two identical buttons, then a handoff."""
+    from services.chatbot import create_app
+    from services.chatbot.service import load_kb
+
+    bank = Path(__file__).resolve().parents[3] / "shared" / "data" / "bank_faq" / "faq.jsonl"
+    if not bank.is_file():
+        pytest.skip(f"{bank} not present")
+    question = "What options should I choose to withdraw cash from the ATM"
+    rows = [line for line in bank.read_text(encoding="utf-8").splitlines() if json.loads(line)["question"] == question]
+    assert len(rows) == 2
+    sample = Path(__file__).resolve().parents[2] / "data" / "samples" / "faq.jsonl"
+    kb_file = tmp_path / "faq.jsonl"
+    kb_file.write_text(sample.read_text() + "\n".join(rows) + "\n")
+    load_kb(chat_settings, kb_file, progress=False)
+    client = create_app(chat_settings).test_client()
+    for _ in range(3):
+        data = client.post("/v1/chat", json={"session_id": "atm1", "message": question}).get_json()
+        assert data["kind"] == "answer" and data["handoff"] is False, data
+        assert data["sources"][0]["question"] == data["sources"][1]["question"] == question

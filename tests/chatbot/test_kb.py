@@ -87,6 +87,22 @@ def test_kb_ask_writes_results_answer_and_handoff(tmp_path, bow, sample_faq, mon
     assert second["handoff"] is True
 
 
+
+def test_kb_ask_does_not_hand_off_on_a_duplicated_question(tmp_path, bow, monkeypatch) -> None:
+    """Two entries holding the same question tie exactly; that is no reason to hand off."""
+    from services.chatbot import service
+
+    q = "What options should I choose to withdraw cash from the ATM"
+    (tmp_path / "kb.jsonl").write_text(json.dumps({"question": q, "answer": "Credit."}) + "\n"
+                                       + json.dumps({"question": q, "answer": "Checking."}) + "\n"
+                                       + json.dumps({"question": "Close my account", "answer": "App."}) + "\n")
+    build_kb_dir(tmp_path / "kb.jsonl", tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    monkeypatch.setattr(service, "get_encoder", lambda _path: bow)
+    (tmp_path / "q.jsonl").write_text(json.dumps({"text": q}) + "\n")
+    service.answer_rows(tmp_path / "idx", tmp_path / "q.jsonl", tmp_path / "out.jsonl", 3)
+    row = json.loads((tmp_path / "out.jsonl").read_text())
+    assert row["results"][0]["score"] == row["results"][1]["score"] and row["handoff"] is False
+
 def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monkeypatch) -> None:
     from services.chatbot import service
 

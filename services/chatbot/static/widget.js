@@ -1,8 +1,13 @@
 /* FinPulse chat widget: one self-contained script, no framework.
- * Embed: <script src="https://bank.example/widget.js" defer></script>
+ * Embed: <script src="https://bank.example/widget.js" defer></script> (list the embedding
+ * site in FINPULSE_CHATBOT_CORS_ORIGINS, or the browser blocks its requests).
  * Every string from the server or the user is rendered with textContent (never as HTML).
  * Accessible: a labelled dialog, a role="log" aria-live region for replies, native
- * buttons and a form, so it works with the keyboard and screen readers. */
+ * buttons and a form, so it works with the keyboard and screen readers.
+ * A picked suggestion is sent with its entry id (the same question text may belong to
+ * two entries). While a person has the chat (handoff) it polls for the agent's messages,
+ * every 3 s at first, slower while nothing comes (up to 15 s) or on errors (up to 60 s).
+ * Server error texts are never shown: customers get a plain, friendly message. */
 (function () {
   "use strict";
   if (window.FinPulseChat) { return; }
@@ -30,6 +35,7 @@
     ".fpc-panel[hidden]{display:none}.fpc-head{padding:.6rem;font-weight:600;border-bottom:1px solid #ddd}" +
     ".fpc-log{flex:1;overflow-y:auto;padding:.6rem}.fpc-msg{margin:.3rem 0;padding:.4rem .6rem;border-radius:.5rem}" +
     ".fpc-user{background:#e8f0fe;margin-left:2rem}.fpc-bot{background:#f1f1f1;margin-right:2rem}" +
+    ".fpc-agent{background:#fff4d6;margin-right:2rem}.fpc-error{background:#fdecea;margin-right:2rem}" +
     ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;border:1px solid #0b5;" +
     "border-radius:.4rem;padding:.3rem .5rem;cursor:pointer}.fpc-status{padding:0 .6rem;color:#a40}" +
     ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:.6rem;border:0}" +
@@ -62,9 +68,10 @@
   toggle.addEventListener("click", function () { setOpen(panel.hidden); });
   panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { setOpen(false); } });
 
+  var SPEAKER = {user: "You said: ", bot: "Assistant: ", agent: "Agent: ", error: "Assistant: "};
   function addMessage(who, text) {
     var msg = el("div", {"class": "fpc-msg fpc-" + who});
-    msg.appendChild(el("span", {"class": "fpc-sr"}, who === "user" ? "You said: " : "Assistant: "));
+    msg.appendChild(el("span", {"class": "fpc-sr"}, SPEAKER[who]));
     msg.appendChild(document.createTextNode(text));
     log.appendChild(msg);
     log.scrollTop = log.scrollHeight;
@@ -75,13 +82,69 @@
     var box = el("div", {"class": "fpc-sugg", "role": "group", "aria-label": "Suggested questions"});
     sources.forEach(function (s) {
       var b = el("button", {"type": "button"}, s.question);
-      b.addEventListener("click", function () { ask(s.question); });
+      b.addEventListener("click", function () { ask(s.question, s.id); });
       box.appendChild(b);
     });
     log.appendChild(box);
   }
 
-  function ask(text) {
+  /* What a customer reads for a failed request: never the server's own error text. */
+  function friendlyError(status) {
+    if (status === 429) { return "You're sending messages quickly \u2014 please wait a moment."; }
+    if (status === 413) { return "That message is too long \u2014 please make it shorter."; }
+    if (status >= 500 || status === 0) { return "The chat is unavailable right now. Please try again in a moment."; }
+    return "Sorry, something went wrong. Please try again.";
+  }
+
+  /* Handoff: poll for the agent's messages after a cursor, backing off while idle or failing. */
+  var POLL_MIN = 3000, POLL_IDLE_MAX = 15000, POLL_ERROR_MAX = 60000;
+  var cursor = 0, pollDelay = POLL_MIN, pollTimer = null, handedOff = false, polling = false;
+  function schedulePoll(delay) {
+    if (pollTimer) { clearTimeout(pollTimer); }
+    pollTimer = setTimeout(poll, delay);
+  }
+  function startPolling() {
+    handedOff = true;
+    if (!polling) { polling = true; pollDelay = POLL_MIN; schedulePoll(pollDelay); }
+  }
+  function stopPolling() {
+    polling = false;
+    if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; }
+  }
+  function poll() {
+    pollTimer = null;
+    if (!sessionId || !polling) { return; }
+    if (document.hidden) { schedulePoll(pollDelay); return; }  /* resumes on visibilitychange */
+    fetch(base + "/v1/chat/" + encodeURIComponent(sessionId) + "/messages?after=" + cursor)
+      .then(function (r) {
+        if (!r.ok) {
+          var wait = parseInt(r.headers.get("Retry-After") || "", 10) * 1000;
+          pollDelay = Math.min(POLL_ERROR_MAX, Math.max(pollDelay * 2, wait || 0));
+          return null;
+        }
+        return r.json();
+      })
+      .then(function (data) {
+        if (!data) { return; }
+        var fresh = data.messages || [];
+        fresh.forEach(function (m) { addMessage("agent", m.text); });
+        cursor = data.cursor || cursor;
+        if (data.handoff) { handedOff = true; }
+        pollDelay = fresh.length ? POLL_MIN : Math.min(POLL_IDLE_MAX, pollDelay * 1.5);
+        if (!data.handoff) {
+          if (handedOff) { status.textContent = "You're chatting with our assistant again."; }
+          handedOff = false;
+          stopPolling();
+        }
+      })
+      .catch(function () { pollDelay = Math.min(POLL_ERROR_MAX, pollDelay * 2); })
+      .then(function () { if (polling) { schedulePoll(pollDelay); } });
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && polling) { pollDelay = POLL_MIN; schedulePoll(0); }
+  });
+
+  function ask(text, entryId) {
     text = (text || "").trim();
     if (!text) { return; }
     addMessage("user", text);
@@ -90,24 +153,28 @@
     status.textContent = "Sending…";
     var body = {message: text};
     if (sessionId) { body.session_id = sessionId; }
+    if (entryId) { body.entry_id = entryId; }
     fetch(base + "/v1/chat", {method: "POST", headers: {"Content-Type": "application/json"},
       body: JSON.stringify(body)})
-      .then(function (r) { return r.json().then(function (j) { return {ok: r.ok, body: j}; }); })
+      .then(function (r) {
+        if (!r.ok) { return {ok: false, status: r.status}; }
+        return r.json().then(function (j) { return {ok: true, body: j}; });
+      })
       .then(function (res) {
-        if (!res.ok) {
-          var err = res.body && res.body.error ? res.body.error.message : "Something went wrong.";
-          addMessage("bot", err); status.textContent = ""; return;
-        }
+        if (!res.ok) { addMessage("error", friendlyError(res.status)); status.textContent = ""; return; }
         var data = res.body;
         sessionId = data.session_id;
         try { sessionStorage.setItem(KEY, sessionId); } catch (e) { /* private mode */ }
-        addMessage("bot", data.answer);
+        if (data.answer) { addMessage("bot", data.answer); }  /* silent while an agent has the chat */
         if (data.kind === "clarify" && data.sources && data.sources.length) { addSuggestions(data.sources); }
         status.textContent = data.handoff ? "A member of our team will take over this chat." : "";
+        if (data.handoff) { startPolling(); }
       })
-      .catch(function () { addMessage("bot", "The chat is unavailable right now."); status.textContent = ""; })
+      .catch(function () { addMessage("error", friendlyError(0)); status.textContent = ""; })
       .then(function () { send.disabled = false; input.focus(); });
   }
   form.addEventListener("submit", function (ev) { ev.preventDefault(); ask(input.value); });
   window.FinPulseChat = {open: function () { setOpen(true); }, ask: ask};
+  /* A page reload in the middle of a handoff: pick the agent's side of the chat up again. */
+  if (sessionId) { polling = true; schedulePoll(0); }
 })();
