@@ -79,6 +79,7 @@ def require_role(role: str) -> Callable[[F], F]:
             g.actor = name
             return view(*args, **kwargs)
 
+        wrapper._openapi_role = role  # type: ignore[attr-defined]  # the OpenAPI document's security
         return wrapper  # type: ignore[return-value]
 
     return deco

@@ -137,6 +137,7 @@ def json_body(model: type[BaseModel]) -> Callable[[F], F]:
 def openapi_document(app: Flask, title: str) -> dict[str, Any]:
     """An OpenAPI 3 document built from the URL map, view docstrings and body models."""
     paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
@@ -162,21 +163,29 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                         "schema": {"$ref": "#/components/schemas/Error"}}}},
                 },
             }
+            if getattr(view, "_openapi_role", None):
+                op["security"] = [{"bearer": []}]
+                op["responses"].update({"401": {"description": "No or unknown API key"},
+                                        "403": {"description": f"Needs the {view._openapi_role} role"}})
             body = getattr(view, "_openapi_body", None)
             if body is not None and method in ("POST", "PUT", "PATCH"):
-                op["requestBody"] = {"required": True, "content": {"application/json": {
-                    "schema": body.model_json_schema(ref_template="#/components/schemas/{model}")
-                }}}
+                schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))  # nested models are what the refs point to
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0"},
         "paths": paths,
-        "components": {"schemas": {"Error": {
-            "type": "object",
-            "properties": {"error": {"type": "object", "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"}}}},
-        }}},
+        "components": {
+            "schemas": {**schemas, "Error": {
+                "type": "object",
+                "properties": {"error": {"type": "object", "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}}}},
+            }},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "an API key: `finpulse keys create` or FINPULSE_OPS_KEY"}},
+        },
     }
 
 
