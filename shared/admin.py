@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, render_template_string, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
 from shared.errors import BadInput, Conflict, Forbidden, NotFound
-from shared.web import parse_body, settings_of
+from shared.web import format_validation_error, parse_body, settings_of
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
@@ -181,8 +181,8 @@ def _retrain_body() -> tuple[RetrainRequest, Any]:
         form = {k: v for k, v in request.form.items() if v != ""}
         try:
             body = RetrainRequest.model_validate(form)
-        except ValueError as exc:
-            raise BadInput(str(exc).splitlines()[0], code="validation_error") from None
+        except ValidationError as exc:  # name the field, as a JSON body's error does
+            raise BadInput(format_validation_error(exc), code="validation_error") from None
         upload = request.files.get("data")
         if upload is None or not upload.filename:
             raise BadInput("multipart retrain needs a 'data' file")

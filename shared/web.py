@@ -111,9 +111,11 @@ def parse_body(model: type[M]) -> M:
     if not request.is_json:
         raise BadInput("expected a JSON body (Content-Type: application/json)",
                        code="unsupported_media_type", status=415)
+    if not request.get_data(cache=True).strip():
+        raise BadInput("request body is empty; expected a JSON object", code="invalid_json")
     data = request.get_json(silent=True)
-    if data is None:
-        raise BadInput("request body is not valid JSON", code="invalid_json")
+    if data is None:  # unparsable, or the JSON literal null
+        raise BadInput("request body is not valid JSON, or is null; expected a JSON object", code="invalid_json")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -45,6 +45,9 @@ def test_bad_retrain_requests_are_4xx_and_queue_nothing(ops):
         resp = client.post("/v1/admin/retrain", headers=auth, json=body)
         assert resp.status_code == status, (body, resp.get_json())
         assert set(resp.get_json()["error"]) == {"code", "message"}
+    bad_form = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
+                           data={"data": (io.BytesIO(b"x"), "d.jsonl"), "auto_promote": "maybe"})
+    assert bad_form.status_code == 400 and "auto_promote" in bad_form.get_json()["error"]["message"]
     assert lifecycle.list_jobs(ops["db"]) == []
     assert client.get("/v1/admin/jobs/nope", headers=auth).status_code == 404
     assert client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v9"}).status_code == 404

@@ -82,6 +82,8 @@ def test_json_errors(client):
     assert _error(client.post("/v1/echo", data="{bad", content_type="application/json"), 400)["code"] \
         == "invalid_json"
     assert _error(client.post("/v1/echo", data="text=x"), 415)["code"] == "unsupported_media_type"
+    for body, says in (("", "empty"), ("null", "null")):  # valid JSON, or nothing: the message says which
+        assert says in _error(client.post("/v1/echo", data=body, content_type="application/json"), 400)["message"]
     err = _error(client.post("/v1/echo", json={"text": ""}), 400)
     assert err["code"] == "validation_error" and "text" in err["message"]
     assert client.post("/v1/echo", json={"text": "ab", "n": 2}).get_json() == {"text": "abab"}
