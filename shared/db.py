@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,3 +155,11 @@ def downgrade(url: str, revision: str = "base") -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
+
+
+def utc_iso(ts: datetime | None) -> str | None:
+    """ISO-8601 with its offset: a DateTime column comes back naive from SQLite, and naive
+    here always means UTC (PostgreSQL hands back the same instant with +00:00)."""
+    if ts is None:
+        return None
+    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).isoformat()

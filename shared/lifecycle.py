@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import false, or_, select
 
 from shared.auth import audit
-from shared.db import Database
+from shared.db import Database, utc_iso
 from shared.errors import Conflict, FinPulseError, Forbidden, NotFound
 from shared.registry import ModelVersion, Registry, get_registry
 
@@ -48,14 +48,9 @@ def create_job(db: Database, kind: str, params: dict[str, Any], *, actor: str) -
 
 
 def job_dict(job: Any) -> dict[str, Any]:
-    def iso(ts: datetime | None) -> str | None:
-        if ts is None:
-            return None
-        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).isoformat()  # SQLite: naive = UTC
-
     return {"id": job.id, "kind": job.kind, "status": job.status, "params": job.params,
             "progress": job.progress or {}, "result": job.result, "error": job.error,
-            "log": job.log or "", "created_at": iso(job.created_at), "updated_at": iso(job.updated_at)}
+            "log": job.log or "", "created_at": utc_iso(job.created_at), "updated_at": utc_iso(job.updated_at)}
 
 
 def get_job(db: Database, job_id: str) -> dict[str, Any]:
@@ -302,6 +297,6 @@ def audit_entries(db: Database, limit: int = 50) -> list[dict[str, Any]]:
 
     with db.session() as s:
         rows = s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)).all()
-        return [{"at": (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)).isoformat(),
+        return [{"at": utc_iso(r.at),
                  "actor": r.actor, "action": r.action, "target": r.target,
                  "outcome": r.outcome, "detail": r.detail} for r in rows]

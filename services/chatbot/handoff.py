@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from services.chatbot.models import ChatFeedback, ChatMessage, HandoffTicket
+from shared.db import utc_iso
 from shared.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def transcript(db: Any, session_id: str) -> list[dict[str, Any]]:
     with db.session() as s:
         rows = s.scalars(select(ChatMessage).where(ChatMessage.session_id == session_id)
                          .order_by(ChatMessage.id)).all()
-        return [{"role": r.role, "text": r.text, "at": r.created_at.isoformat()} for r in rows]
+        return [{"role": r.role, "text": r.text, "at": utc_iso(r.created_at)} for r in rows]
 
 
 def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = None) -> int:
@@ -77,7 +78,7 @@ def open_tickets(db: Any) -> list[dict[str, Any]]:
         rows = s.scalars(select(HandoffTicket).where(HandoffTicket.status == "open")
                          .order_by(HandoffTicket.id)).all()
         return [{"id": t.id, "session_id": t.session_id, "reason": t.reason,
-                 "created_at": t.created_at.isoformat(), "transcript": t.transcript} for t in rows]
+                 "created_at": utc_iso(t.created_at), "transcript": t.transcript} for t in rows]
 
 
 def open_ticket_id(db: Any, session_id: str) -> int:
@@ -92,7 +93,7 @@ def open_ticket_id(db: Any, session_id: str) -> int:
 
 
 def _message(row: ChatMessage) -> dict[str, Any]:
-    return {"id": row.id, "role": row.role, "text": row.text, "at": row.created_at.isoformat()}
+    return {"id": row.id, "role": row.role, "text": row.text, "at": utc_iso(row.created_at)}
 
 
 def add_agent_message(db: Any, session_id: str, text: str, actor: str) -> dict[str, Any]:

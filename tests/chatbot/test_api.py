@@ -37,6 +37,8 @@ def test_unsure_then_handoff_then_silent_until_released(client, app, ops_headers
     tickets = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
     (ticket,) = [t for t in tickets if t["session_id"] == sid]
     assert ticket["reason"] == "low_confidence" and len(ticket["transcript"]) >= 4
+    # times carry their offset (SQLite hands them back naive), as the audit log's do
+    assert all(t.endswith("+00:00") for t in [ticket["created_at"], *(m["at"] for m in ticket["transcript"])])
     assert client.post(f"/v1/handoffs/{sid}/release").status_code == 401
     assert client.post(f"/v1/handoffs/{sid}/release", headers=ops_headers).status_code == 200
     assert chat(client, "How do I reset my card PIN?", sid).get_json()["handoff"] is False
