@@ -39,12 +39,21 @@ def error_response(code: str, message: str, status: int) -> tuple[Any, int]:
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
+def _holds_nul(data: Any) -> bool:
+    if isinstance(data, str):
+        return "\x00" in data
+    if isinstance(data, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in data.items())
+    return isinstance(data, list) and any(_holds_nul(v) for v in data)
+
+
 class StrictJSONProvider(DefaultJSONProvider):
     """JSON bodies that parse but cannot be stored or tokenised are invalid (issue 9).
 
-    Deep nesting (RecursionError) and lone UTF-16 surrogates (``"\\ud800"``, not
-    encodable as UTF-8) become ``ValueError``, which Flask's ``get_json`` treats as
-    invalid JSON, so every view answers 400 instead of a 500 further down.
+    Deep nesting (RecursionError), lone UTF-16 surrogates (``"\\ud800"``, not
+    encodable as UTF-8) and NUL characters (not storable in PostgreSQL) become
+    ``ValueError``, which Flask's ``get_json`` treats as invalid JSON, so every view
+    answers 400 instead of a 500 further down.
     """
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
@@ -53,6 +62,12 @@ class StrictJSONProvider(DefaultJSONProvider):
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
         text = s if isinstance(s, str) else s.decode("utf-8", "replace")
+        try:
+            nul = "\\u0000" in text and _holds_nul(data)  # PostgreSQL refuses NUL in text: a 500 there
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        if nul:
+            raise ValueError("JSON string holds a NUL character")
         if _ESCAPED_SURROGATE.search(text):
             try:
                 json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -206,6 +221,12 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
     configure_logging(settings)
     register_error_handlers(app)
     metrics.init_app(app, name)
+
+    @app.before_request
+    def _no_nul() -> None:
+        # an id in the path or query (%00) would reach the database as in a JSON body
+        if "\x00" in request.path or any("\x00" in v for v in request.args.values()):
+            raise BadInput("the URL holds a NUL character", code="invalid_url")
 
     @app.get("/healthz")
     def healthz() -> Any:

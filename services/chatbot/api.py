@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, send_from_directory
@@ -28,7 +29,8 @@ class ChatIn(BaseModel):
     @field_validator("message")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        # zero-width and other invisible format characters alone are no question either
+        if not any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in value):
             raise ValueError("message is blank")
         return value.strip()
 

@@ -77,6 +77,8 @@ def test_running_app_picks_up_kb_load(client, chat_settings, bow, tmp_path) -> N
 def test_bad_input_is_4xx_json(client, app) -> None:
     assert client.post("/v1/chat", data="nope", content_type="text/plain").status_code == 415
     assert client.post("/v1/chat", json={"message": "   "}).status_code == 400
+    assert client.post("/v1/chat", json={"message": "\u200b\u200b\ufeff"}).status_code == 400  # invisible only
+    assert client.post("/v1/chat", json={"message": "\u200bhi"}).status_code == 200
     assert client.post("/v1/chat", json={"message": "hi", "session_id": "../x"}).status_code == 400
     r = client.post("/v1/chat", json={"message": "x" * 5000})
     assert r.status_code == 413 and r.get_json()["error"]["code"] == "message_too_long"
