@@ -5,23 +5,66 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from shared.errors import BadInput
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()  # read once, at import: setting it to read it is not thread-safe
+
+
+def default_mode(directory: bool = False) -> int:
+    """What ``open``/``mkdir`` would give: temp files and folders are made 0600/0700, so
+    whatever is renamed into place from one is opened up to this (a service run as another
+    user must be able to read the registry and the outputs)."""
+    return (0o777 if directory else 0o666) & ~UMASK
+
+
+def open_tree(root: str | Path) -> None:
+    """Give a folder built in temp space (0700 folders, 0600 files) the default modes."""
+    root = Path(root)
+    os.chmod(root, default_mode(directory=True))
+    for base, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(base, name), default_mode(directory=True))
+        for name in files:
+            os.chmod(os.path.join(base, name), default_mode())
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
-    """Write to a temp file beside ``path`` and rename it into place on success."""
+    """Write to a temp file beside ``path`` and rename it into place on success.
+
+    A link is followed (its target is replaced, the link stays). A device or pipe
+    (``--output /dev/stdout``) is written in place: renaming over it would replace it.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory, not a file")
+    if path.exists() and not path.is_file():
+        with open(path, mode, encoding=None if "b" in mode else encoding) as fh:
+            yield fh
+        return
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
+    keep = stat.S_IMODE(path.stat().st_mode) if path.is_file() else default_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, keep)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -59,8 +102,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     import shutil
 
     path = Path(path)
+    if path.exists() and not path.is_dir():  # e.g. --output naming the input file: never swap that away
+        raise BadInput(f"{path} exists and is not a directory; choose another --output")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, default_mode(directory=True))
     try:
         yield tmp
         old = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import BadInput, ModelNotFound
-from shared.io import read_json, write_json
+from shared.io import open_tree, read_json, write_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REF = re.compile(r"^(?P<domain>[^/@]+)/(?P<task>[^/@]+)(?:@(?P<version>[^/@]+))?$")
@@ -101,6 +101,7 @@ class Registry:
             write_json(staging / "metrics.json", metrics)
         if train_config is not None:
             write_json(staging / "train_config.json", train_config)
+        open_tree(staging)  # trainers stage in temp folders (0700): services may run as another user
         while True:
             existing = self.versions(domain, task)
             number = (existing[-1].version + 1) if existing else 1

@@ -8,6 +8,7 @@ Writes ``<version>/onnx/model.onnx`` (inputs ``input_ids``, ``attention_mask``,
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from shared.errors import BadInput
+from shared.io import default_mode
 
 ONNX_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 _PARITY_TEXTS = [
@@ -43,6 +45,7 @@ def export_onnx(model_dir: str | Path, *, int8: bool = False,
     out = model_dir / "onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=model_dir))
+    os.chmod(tmp, default_mode(directory=True))  # renamed to onnx/ below: readable like the version
     try:
         sample = tokenizer(["a short example", "a somewhat longer example sentence here"],
                            padding=True, return_tensors="pt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,56 @@ def test_atomic_dir_swaps_whole_directory(tmp_path):
         raise RuntimeError("crash mid-build")
     assert sorted(p.name for p in target.iterdir()) == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_outputs_and_versions_get_the_umask_modes_not_temp_ones(tmp_path):
+    """mkstemp/mkdtemp make 0600/0700: renamed into place as they were, a service run as
+    another user could not read the registry or the outputs."""
+    import os
+    import stat
+    import tempfile
+
+    from shared.io import default_mode
+
+    def mode(p):
+        return stat.S_IMODE(os.stat(p).st_mode)
+
+    out = tmp_path / "out.jsonl"
+    write_jsonl(out, [{"a": 1}])
+    assert mode(out) == default_mode()
+    out.chmod(0o640)
+    write_jsonl(out, [{"a": 2}])
+    assert mode(out) == 0o640  # replacing a file keeps the mode it had
+    with atomic_dir(tmp_path / "index") as d:
+        (d / "meta.json").write_text("{}")
+    assert mode(tmp_path / "index") == default_mode(directory=True)
+    staged = Path(tempfile.mkdtemp(dir=tmp_path))  # as a trainer stages a model
+    fd, weights = tempfile.mkstemp(dir=staged)
+    os.close(fd)
+    mv = Registry(tmp_path / "reg").register("news", "sentiment", staged)
+    assert mode(mv.path) == default_mode(directory=True)
+    assert mode(mv.path / Path(weights).name) == default_mode()
+
+
+def test_outputs_never_replace_a_device_link_or_the_wrong_kind_of_path(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    write_jsonl(fifo, [{"a": 1}])  # as --output /dev/stdout: streamed into it, not renamed over it
+    assert os.read(reader, 100) == b'{"a": 1}\n' and fifo.is_fifo()
+    os.close(reader)
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    write_jsonl(link, [{"b": 2}])
+    assert link.is_symlink() and real.read_text() == '{"b": 2}\n'
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text('{"id": "x"}\n')
+    with pytest.raises(BadInput, match="not a directory"), atomic_dir(kb):
+        pass
+    assert kb.read_text() == '{"id": "x"}\n'  # kb build --output naming its own --kb
+    with pytest.raises(BadInput, match="is a directory"), atomic_write(tmp_path):
+        pass
