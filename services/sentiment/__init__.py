@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from services.sentiment.scoring import Scorer
+    from shared.admin import Enqueue, RetrainTask
     from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     # Ops endpoints for this service's own model; the service never imports training.
     from shared.admin import register_admin
 
-    register_admin(app, tasks={"sentiment": "training.retrain"}, domains=[settings.sentiment_domain])
+    register_admin(app, tasks={"sentiment": retrain_task()}, domains=[settings.sentiment_domain])
     if settings.sentiment_scoring == "celery":
         from shared.celery_app import celery_init_app
 
@@ -47,6 +48,18 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     elif settings.sentiment_scoring == "inline" and not settings.testing:
         start_sweeper(pipe)
     return app
+
+
+def retrain_task(start: str | Enqueue | None = None) -> RetrainTask:
+    """How ops retrain the sentiment model: the data (and dev) file checked before queueing.
+
+    ``start`` defaults to the Celery retrain task on the training queue; tests pass a
+    callable ``start(job_id, settings)``.
+    """
+    from services.sentiment.retraining import check_request
+    from shared.admin import RetrainTask
+
+    return RetrainTask(start or "training.retrain", check=check_request)
 
 
 def start_sweeper(pipe: Any, every_s: float = 60.0) -> threading.Thread:
@@ -67,4 +80,4 @@ def start_sweeper(pipe: Any, every_s: float = 60.0) -> threading.Thread:
     return thread
 
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "retrain_task"]

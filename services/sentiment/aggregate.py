@@ -44,6 +44,15 @@ def bucket_seconds(bucket: str) -> int:
     return BUCKETS[bucket]
 
 
+def shift(dt: datetime, delta: timedelta) -> datetime:
+    """``dt + delta`` clamped to the datetime range, so window arithmetic near year 1 or 9999
+    (an old stored article, a far ``end``) narrows the window instead of raising OverflowError."""
+    try:
+        return dt + delta
+    except OverflowError:
+        return (datetime.max if delta > timedelta(0) else datetime.min).replace(tzinfo=UTC)
+
+
 def floor_time(dt: datetime, seconds: int) -> datetime:
     ts = int(as_utc(dt).timestamp())
     return datetime.fromtimestamp(ts - ts % seconds, UTC)
@@ -132,7 +141,7 @@ class _WindowStats:
 def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, baseline_days: float = 30,
            alpha: float = 0.3, min_articles: int = 3) -> list[Point]:
     """Points for the buckets in ``[start, end)``; ``rows`` must reach back ``baseline_days``."""
-    first = floor_time(start - timedelta(days=baseline_days), bucket_s)
+    first = floor_time(shift(start, -timedelta(days=baseline_days)), bucket_s)
     n_buckets = max(0, math.ceil((end - first).total_seconds() / bucket_s))
     pts = [Point(first + timedelta(seconds=i * bucket_s)) for i in range(n_buckets)]
     wsum, wsent = np.zeros(n_buckets), np.zeros(n_buckets)
@@ -186,9 +195,9 @@ def ticker_series(db: Any, ticker: str, *, window: timedelta, bucket: str, end: 
             latest = s.scalar(select(ArticleTicker.published_at).where(ArticleTicker.ticker == ticker)
                               .order_by(ArticleTicker.published_at.desc()).limit(1))
         end = as_utc(latest) if latest else datetime.now(UTC)
-    end = floor_time(end, bucket_s) + timedelta(seconds=bucket_s)
-    start = end - window
-    rows = load_rows(db, ticker, start - timedelta(days=baseline_days), end, source)
+    end = shift(floor_time(end, bucket_s), timedelta(seconds=bucket_s))
+    start = shift(end, -window)
+    rows = load_rows(db, ticker, shift(start, -timedelta(days=baseline_days)), end, source)
     pts = series(rows, start, end, bucket_s, baseline_days, getattr(settings, "sentiment_ewma_alpha", 0.3),
                  getattr(settings, "sentiment_min_articles", 3))
     return {"ticker": ticker, "bucket": bucket, "start": start.isoformat().replace("+00:00", "Z"),

@@ -20,8 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.sentiment.aggregate import Point, floor_time, load_rows, series
+from services.sentiment.aggregate import Point, floor_time, load_rows, series, shift
+from services.sentiment.ingest import EARLIEST, LATEST
 from services.sentiment.models import Alert, as_utc
+from shared.metrics import counter
 
 log = logging.getLogger(__name__)
 CHANNEL = "finpulse:sentiment:alerts"
@@ -108,8 +110,16 @@ def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str) -> list[str]:
 
 
 def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -> list[dict[str, Any]]:
-    """Judge the buckets of ``times`` for ``ticker``; store and return the new alerts."""
-    touched = {floor_time(t, rules.bucket_s) for t in times}
+    """Judge the buckets of ``times`` for ``ticker``; store and return the new alerts.
+
+    Times outside the plausible range (a year-0001 article stored before ingest refused
+    them) are skipped: their window arithmetic would overflow and sink the whole batch.
+    """
+    plausible = [t for t in times if EARLIEST <= as_utc(t) < LATEST]
+    if len(plausible) < len(times):
+        log.warning("%s: %d article(s) with an implausible published_at left out of alert evaluation",
+                    ticker, len(times) - len(plausible))
+    touched = {floor_time(t, rules.bucket_s) for t in plausible}
     if not touched:
         return []
     # New articles also move the baseline of later buckets (late arrivals), so those are
@@ -144,9 +154,15 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -
 
 
 def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules) -> list[dict[str, Any]]:
+    """New alerts of every touched ticker; one ticker failing never loses the others' alerts
+    (its articles are scored and stored already; the error is logged and counted)."""
     new: list[dict[str, Any]] = []
     for ticker in sorted(touched):
-        new += evaluate_ticker(db, ticker, touched[ticker], rules)
+        try:
+            new += evaluate_ticker(db, ticker, touched[ticker], rules)
+        except Exception:
+            log.exception("alert evaluation failed for %s; other tickers go on", ticker)
+            counter("finpulse_sentiment_alert_errors", "Tickers whose alert evaluation failed", ()).inc()
     return new
 
 
@@ -159,7 +175,8 @@ def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = 
     """
     q = select(Alert).order_by(Alert.at.desc(), Alert.ticker).limit(limit)
     if since is not None:
-        q = q.where(Alert.at > since - timedelta(seconds=bucket_s)) if bucket_s else q.where(Alert.at >= since)
+        q = (q.where(Alert.at > shift(since, -timedelta(seconds=bucket_s))) if bucket_s
+             else q.where(Alert.at >= since))
     if ticker:
         q = q.where(Alert.ticker == ticker)
     if created_after is not None:

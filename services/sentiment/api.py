@@ -25,6 +25,9 @@ bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="t
                static_url_path="/static/sentiment")
 MAX_SCORE_TEXTS = 256
 MAX_NEWS_ROWS = 5000
+REPLAY_MAX = 500  # alerts a reconnecting stream client is sent at most ...
+REPLAY_S = 3600  # ... and none raised longer ago than this
+NO_ALERT_ID = "0"  # the stream's id before any alert exists: resuming from it replays the window
 _TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 
 
@@ -56,9 +59,9 @@ def _time_arg(name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return parse_time(raw)
-    except Rejected:
-        raise BadInput(f"{name} must be an ISO-8601 time, got {raw[:40]!r}") from None
+        return parse_time(raw, name)
+    except Rejected as exc:  # the reason names the argument: unparseable, bad offset or out of range
+        raise BadInput(f"{exc}; {name} must be an ISO-8601 time") from None
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -125,7 +128,7 @@ def ticker_sentiment(ticker: str) -> Any:
     data = ticker_series(pipeline().db, t, window=window, bucket=bucket, end=_time_arg("end"),
                          source=request.args.get("source") or None, settings=settings)
     with_articles = request.args.get("articles", "0").lower() in ("1", "true", "yes")
-    start = parse_time(data["start"])
+    start = datetime.fromisoformat(data["start"])  # may lie before EARLIEST: not re-validated
     data["points"] = [p.to_dict(with_articles) for p in data["points"]]
     data["window"] = request.args.get("window", "30d")
     data["alerts"] = [a for a in list_alerts(pipeline().db, since=start, ticker=t, limit=1000)
@@ -150,23 +153,54 @@ def alerts() -> Any:
                                           limit=_int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s)})
 
 
+def _sse(alert: dict[str, Any]) -> str:
+    """One alert as an SSE block; its ``id`` is what EventSource sends back as Last-Event-ID."""
+    return f"id: {alert['id']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
+
+
 @bp.get("/v1/alerts/stream")
 def alerts_stream() -> Any:
-    """Server-sent events: each new alert as ``event: alert``; reconnect with EventSource."""
+    """Server-sent events: each new alert as ``event: alert``; reconnect with EventSource.
+
+    A reconnect carrying ``Last-Event-ID`` (EventSource sends it by itself) first replays
+    the alerts raised after that one (the newest ``REPLAY_MAX`` of the last ``REPLAY_S``;
+    an id the server does not know replays that whole window), then goes on live. The first
+    block names the newest alert (``0`` before any exists) as the stream's id, so a client
+    that got no event before it lost the connection still resumes where it joined.
+    """
     max_s = _int_arg("max_s", 60, 1, 3600)
     db = pipeline().db
-    after = _time_arg("after") or datetime.now(UTC) - timedelta(seconds=1)
+    last_id = (request.headers.get("Last-Event-ID") or "").strip()[:128] or None
+    replay: list[dict[str, Any]] = []
+    sent: set[str] = set()
+    head = ""
+    if last_id is None:  # a new client: live from now (a second back, for commits in flight)
+        after = _time_arg("after") or datetime.now(UTC) - timedelta(seconds=1)
+        newest = queries.alert_position(db)
+        head = f"id: {newest[1] if newest else NO_ALERT_ID}\n"
+    else:
+        floor = (datetime.now(UTC) - timedelta(seconds=REPLAY_S), "")
+        known = queries.alert_position(db, last_id)
+        base = max(known, floor) if known else floor
+        replay = queries.alerts_to_replay(db, after=base, limit=REPLAY_MAX)
+        caught_up = (replay[-1]["created_at"], replay[-1]["alert"]["id"]) if replay else base
+        after = caught_up[0] - timedelta(seconds=1)
+        # the live loop looks a second back: what lies at or before the client's position is not resent
+        sent = {a["alert"]["id"] for a in queries.alerts_created_after(db, after, limit=REPLAY_MAX + 100)
+                if (a["created_at"], a["alert"]["id"]) <= caught_up}
 
     def events() -> Iterator[str]:
-        cursor, sent = after, set()
+        cursor = after
         deadline = time.monotonic() + max_s
-        yield "retry: 2000\n: connected\n\n"
+        yield f"retry: 2000\n{head}: connected\n\n"
+        for a in replay:
+            yield _sse(a["alert"])
         last_ping = time.monotonic()
         while time.monotonic() < deadline:
             for a in queries.alerts_created_after(db, cursor):
                 if a["alert"]["id"] not in sent:
                     sent.add(a["alert"]["id"])
-                    yield f"id: {a['alert']['id']}\nevent: alert\ndata: {json.dumps(a['alert'])}\n\n"
+                    yield _sse(a["alert"])
                 cursor = max(cursor, a["created_at"] - timedelta(seconds=1))
             if time.monotonic() - last_ping > 15:
                 last_ping = time.monotonic()

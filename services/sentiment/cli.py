@@ -102,8 +102,8 @@ def alerts_cmd(since: str | None, ticker: str | None, limit: int) -> None:
     from shared.errors import BadInput
 
     try:
-        since_dt = parse_time(since) if since else None
-    except Rejected:
-        raise BadInput(f"--since must be an ISO-8601 time, got {since!r}") from None
+        since_dt = parse_time(since, "--since") if since else None
+    except Rejected as exc:
+        raise BadInput(f"{exc}; --since must be an ISO-8601 time") from None
     for a in list_alerts(_pipeline().db, since=since_dt, ticker=ticker.upper() if ticker else None, limit=limit):
         click.echo(json.dumps(a))

@@ -48,44 +48,83 @@ class NewsItem:
 
 @dataclass
 class IngestReport:
-    """What a batch did: stored ids, duplicates and rejected rows with their reasons."""
+    """What a batch did: stored ids, duplicates and rejected rows with their reasons.
+
+    ``row_ids`` maps each row's index to the id it is stored under (new or the earlier copy
+    it duplicates; None when rejected), so a client that retries still learns every id.
+    """
 
     stored: list[str] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    row_ids: dict[int, str | None] = field(default_factory=dict)
 
     def merge(self, other: IngestReport, offset: int = 0) -> None:
         self.stored += other.stored
         self.duplicates += [{**d, "index": d["index"] + offset} for d in other.duplicates]
         self.rejected += [{**r, "index": r["index"] + offset} for r in other.rejected]
+        self.row_ids.update({i + offset: aid for i, aid in other.row_ids.items()})
 
     def to_dict(self) -> dict[str, Any]:
+        """``ids``: newly stored ids (as before); ``article_ids``: every row's stored id, in order."""
         return {"ids": self.stored, "stored": len(self.stored), "duplicates": self.duplicates,
-                "rejected": self.rejected}
+                "rejected": self.rejected,
+                "article_ids": [self.row_ids.get(i) for i in range(max(self.row_ids, default=-1) + 1)]}
 
 
-def parse_time(value: Any) -> datetime:
-    """ISO-8601, RFC 2822 or epoch seconds/milliseconds -> aware UTC; naive means UTC."""
+# Event times outside these bounds are typos or sentinels (year 0001, 9999), not news; they
+# would also overflow the window arithmetic near datetime.min/max. Ingest also refuses
+# published_at beyond now + ``sentiment_future_skew_s``.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_OFFSET = timedelta(hours=18)  # real zones span -12:00..+14:00; ISO/Java allow up to 18:00
+
+
+def parse_time(value: Any, name: str = "published_at") -> datetime:
+    """ISO-8601, RFC 2822 or epoch seconds/milliseconds -> aware UTC; naive means UTC.
+
+    The one parser of the service's timestamps (bodies, query arguments, the CLI): an
+    offset beyond +-18:00 or a time outside [EARLIEST, LATEST) is :class:`Rejected` with a
+    reason naming ``name``, so callers answer 400 instead of overflowing later.
+    """
     if value is None or value == "":
-        raise Rejected("missing published_at")
+        raise Rejected(f"missing {name}")
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, bool):
-        raise Rejected(f"unparseable published_at {value!r}")
+        raise Rejected(f"unparseable {name} {value!r}")
     elif isinstance(value, int | float):
         secs = value / 1000 if value > 1e11 else value
         try:
             dt = datetime.fromtimestamp(secs, UTC)
         except (OverflowError, OSError, ValueError):
-            raise Rejected(f"unparseable published_at {value!r}") from None
+            raise Rejected(_out_of_range(name, value)) from None
     elif isinstance(value, str):
         try:
             dt = dateparser.parse(value.strip())
         except (ValueError, OverflowError, TypeError):
-            raise Rejected(f"unparseable published_at {value[:60]!r}") from None
+            raise Rejected(f"unparseable {name} {value[:60]!r}") from None
     else:
-        raise Rejected(f"published_at must be a string or a number, got {type(value).__name__}")
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        raise Rejected(f"{name} must be a string or a number, got {type(value).__name__}")
+    shown = str(value)[:60]
+    try:
+        offset = dt.utcoffset()  # raises ValueError for +24:00 and beyond
+        if offset is not None and abs(offset) > MAX_OFFSET:
+            raise ValueError("offset beyond 18 hours")
+    except ValueError:
+        raise Rejected(f"{name} {shown!r} has an invalid UTC offset (at most +-18:00)") from None
+    try:
+        dt = dt.replace(tzinfo=UTC) if offset is None else dt.astimezone(UTC)
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        dt = EARLIEST - timedelta(days=1)
+    if not EARLIEST <= dt < LATEST:
+        raise Rejected(_out_of_range(name, value))
+    return dt
+
+
+def _out_of_range(name: str, value: Any) -> str:
+    return (f"{name} {str(value)[:60]!r} is out of range: must be between {EARLIEST:%Y-%m-%d} "
+            f"and {LATEST - timedelta(days=1):%Y-%m-%d}")
 
 
 def normalise_url(url: str) -> str:
@@ -217,6 +256,7 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
         except Rejected as exc:
             rid = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str | int) else None
             report.rejected.append({"index": index, "id": rid, "reason": str(exc)})
+            report.row_ids[index] = None
     if not items:
         return report
     with db.session() as session:
@@ -226,6 +266,7 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
             dup = _duplicate_of(item, seen, window)
             if dup:
                 report.duplicates.append({"index": index, "id": item.id, "reason": dup[0], "duplicate_of": dup[1]})
+                report.row_ids[index] = dup[1]
                 continue
             seen["id"][item.id] = item.id
             seen["hash"].setdefault(item.content_hash, []).append((item.published_at, item.id))
@@ -237,6 +278,7 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
                 _add(session, item)
             session.flush()
             report.stored = [i.id for _, i in fresh]
+            report.row_ids.update({index: i.id for index, i in fresh})
             return report
         except IntegrityError:  # a concurrent request stored some of them first
             session.rollback()
@@ -252,4 +294,5 @@ def _ingest_one_by_one(db: Any, fresh: list[tuple[int, NewsItem]], report: Inges
         except IntegrityError:
             report.duplicates.append({"index": index, "id": item.id, "reason": "duplicate (concurrent insert)",
                                       "duplicate_of": item.id})
+        report.row_ids[index] = item.id
     return report

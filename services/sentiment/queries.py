@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 
 from services.sentiment.alerts import to_json
 from services.sentiment.models import Alert, Article, ArticleTicker, Score, as_utc
@@ -51,3 +51,27 @@ def alerts_created_after(db: Any, after: datetime, limit: int = 100) -> list[dic
     with db.session() as s:
         rows = s.scalars(select(Alert).where(Alert.created_at > after).order_by(Alert.created_at).limit(limit))
         return [{"alert": to_json(a), "created_at": as_utc(a.created_at)} for a in rows]
+
+
+def alert_position(db: Any, alert_id: str | None = None) -> tuple[datetime, str] | None:
+    """``(created_at, id)`` of alert ``alert_id``, or of the newest alert when None; None if absent.
+
+    The stream orders alerts by this pair, so it is where a reconnect resumes.
+    """
+    q = select(Alert.created_at, Alert.id)
+    q = q.where(Alert.id == alert_id) if alert_id is not None else q.order_by(Alert.created_at.desc(),
+                                                                               Alert.id.desc()).limit(1)
+    with db.session() as s:
+        row = s.execute(q).first()
+    return (as_utc(row[0]), row[1]) if row else None
+
+
+def alerts_to_replay(db: Any, *, after: tuple[datetime, str], limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` alerts past stream position ``after``, oldest first (what a
+    reconnecting stream client missed, bounded)."""
+    q = (select(Alert).where(or_(Alert.created_at > after[0],
+                                 and_(Alert.created_at == after[0], Alert.id > after[1])))
+         .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit))
+    with db.session() as s:
+        rows = [{"alert": to_json(a), "created_at": as_utc(a.created_at)} for a in s.scalars(q)]
+    return rows[::-1]

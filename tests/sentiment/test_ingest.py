@@ -41,8 +41,10 @@ def test_duplicates_by_id_url_and_syndicated_copy_count_once(client, pipe) -> No
     assert r.json["ids"] == ["a1", "a4"]  # the same text weeks later is news again
     reasons = {d["index"]: d["reason"] for d in r.json["duplicates"]}
     assert reasons == {1: "duplicate url", 2: "duplicate content (syndicated copy)", 3: "duplicate id"}
+    assert r.json["article_ids"] == ["a1", "a1", "a1", "a1", "a4"]  # each row's stored id, in order
     again = client.post("/v1/news", json=rows)
     assert again.status_code == 202 and again.json["ids"] == [] and len(again.json["duplicates"]) == 5
+    assert again.json["article_ids"] == r.json["article_ids"]  # a retry still learns every stored id
     assert _count(pipe, Article) == 2 and _count(pipe, Score) == 2
 
 
@@ -50,9 +52,11 @@ def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_stored(client, p
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     rows = [art(1), art(2, published_at=None), art(3, published_at="not a date"), art(4, published_at=future),
             art(5, title="", body="  "), art(6, body="x" * (migrated.sentiment_max_article_chars + 1)),
-            art(7, title="bad\tcontrol\x00only"), "not an object", art(8, tickers=[1, 2]), art(9)]
+            art(7, title="bad\tcontrol\x07only"), "not an object", art(8, tickers=[1, 2]), art(9)]
     r = client.post("/v1/news", json=rows)
-    assert r.status_code == 202 and r.json["ids"] == ["a1", "a7", "a9"]  # control characters repaired
+    assert r.status_code == 202, r.json
+    assert r.json["ids"] == ["a1", "a7", "a9"]  # control characters repaired
+    assert r.json["article_ids"] == ["a1", *[None] * 5, "a7", None, None, "a9"]  # None: rejected
     reasons = {x["index"]: x["reason"] for x in r.json["rejected"]}
     assert reasons[1] == "missing published_at"
     assert "unparseable" in reasons[2] and "future" in reasons[3] and "empty text" in reasons[4]

@@ -1,0 +1,96 @@
+"""POST /v1/admin/retrain checks the sentiment data file before any job exists (as recs and chatbot do)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+OPS_KEY = "test-ops-key"
+AUTH = {"Authorization": f"Bearer {OPS_KEY}"}
+
+
+def _jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture
+def ops_app(migrated, redis_url, stub_scorer):
+    """The sentiment service with an ops key; retrains are recorded instead of sent to Celery."""
+    from services.sentiment import create_app, retrain_task
+    from shared.admin import register_admin
+
+    app = create_app(migrated.model_copy(update={"ops_key": OPS_KEY}), scorer=stub_scorer)
+    queued: list[str] = []
+    register_admin(app, tasks={"sentiment": retrain_task(lambda job_id, settings: queued.append(job_id))},
+                   domains=[migrated.sentiment_domain])
+    app.extensions["queued"] = queued
+    return app
+
+
+def _faq(tmp_path: Path) -> str:
+    """Rows shaped like ../shared/data/bank_faq/faq.jsonl (the QA repro): a knowledge base, no labels."""
+    return _jsonl(tmp_path / "faq.jsonl", [
+        {"question": "How do I reset my IVR password?", "answer": "Call the bank.", "category": "security"},
+        {"question": "What is a CVV?", "answer": "The code on the back of the card.", "category": "cards"}])
+
+
+def _jobs(client) -> list[dict]:
+    return client.get("/v1/admin/jobs", headers=AUTH).json["jobs"]
+
+
+def test_the_default_retrain_task_checks_the_data(migrated, redis_url, stub_scorer) -> None:
+    from services.sentiment import create_app
+
+    app = create_app(migrated, scorer=stub_scorer)
+    spec = app.extensions["finpulse_admin"]["tasks"]["sentiment"]
+    assert spec.start == "training.retrain" and spec.check is not None
+
+
+def test_retrain_refuses_files_that_are_not_labelled_sentiment_data(ops_app, tmp_path) -> None:
+    client = ops_app.test_client()
+    unreadable = tmp_path / "locked.jsonl"
+    unreadable.write_text('{"text": "x", "label": "negative"}\n')
+    unreadable.chmod(0)
+    cases = {
+        _faq(tmp_path): "missing field 'text'",
+        str(tmp_path / "missing.jsonl"): "no such file",
+        _jsonl(tmp_path / "stars.jsonl", [{"text": "great", "label": "5 stars"}]): "unknown label",
+        _jsonl(tmp_path / "one.jsonl", [{"text": f"fine {i}", "label": "neutral"} for i in range(5)]): "only the label",
+        str(tmp_path): "no such file",
+    }
+    if unreadable.stat().st_mode & 0o777 == 0 and not _readable(unreadable):
+        cases[str(unreadable)] = "cannot be read"
+    for data, words in cases.items():
+        r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": data})
+        assert r.status_code == 400, (data, r.json)
+        assert set(r.json["error"]) == {"code", "message"} and words in r.json["error"]["message"], r.json
+    good = _jsonl(tmp_path / "good.jsonl", [{"text": "profit fell", "label": "negative"},
+                                           {"text": "profit rose", "label": "positive"}])
+    r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "dev": _faq(tmp_path)})
+    assert r.status_code == 400 and r.json["error"]["message"].startswith("dev is not labelled sentiment data")
+    assert _jobs(client) == [] and ops_app.extensions["queued"] == []  # nothing was queued or recorded
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+        return True
+    except OSError:
+        return False
+
+
+def test_retrain_with_labelled_data_is_queued(ops_app, tmp_path) -> None:
+    client = ops_app.test_client()
+    # mapped columns and integer labels, as `finpulse train sentiment` reads them
+    data = _jsonl(tmp_path / "mapped.jsonl", [{"sentence": "profit fell", "y": 0}, {"sentence": "profit rose", "y": 2}])
+    r = client.post("/v1/admin/retrain", headers=AUTH,
+                    json={"data": data, "options": {"text_field": "sentence", "label_field": "y"}})
+    assert r.status_code == 202, r.json
+    assert ops_app.extensions["queued"] == [r.json["job_id"]]
+    three = _jsonl(tmp_path / "three.csv.jsonl", [{"text": t, "label": lab} for t, lab in (
+        ("shares plunged", "bearish"), ("the board met", "neutral"), ("record profit", "positive"))])
+    r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": three, "dev": three})
+    assert r.status_code == 202 and len(_jobs(client)) == 2

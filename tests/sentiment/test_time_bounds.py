@@ -1,0 +1,108 @@
+"""Out-of-range times: a 400 naming the field, never a 500, and never a batch's lost alerts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from services.sentiment.models import Article, ArticleTicker
+from tests.sentiment.conftest import START, burst, history
+
+BURST_DAY = START + timedelta(days=30)
+Y1 = {"id": "qbt-y1", "source": "qa", "published_at": "0001-01-05T00:00:00Z", "title": "x", "tickers": ["QBTX"]}
+
+
+@pytest.mark.parametrize("url,field", [
+    ("/v1/alerts?since=2026-11-20T10:00:00%2B25:00", "since"),
+    ("/v1/alerts?since=0001-01-01T00:00:00Z", "since"),
+    ("/v1/alerts?since=9999-12-31T00:00:00Z", "since"),
+    ("/v1/tickers/ACME/sentiment?end=2026-11-20T10:00:00%2B25:00", "end"),
+    ("/v1/tickers/ACME/sentiment?window=3660d&end=0001-01-02T00:00:00Z", "end"),
+    ("/v1/tickers/ACME/sentiment?end=9999-12-31T00:00:00Z", "end"),
+    ("/v1/tickers/ACME/sentiment?end=2026-11-20T10:00:00-24:00", "end"),
+    ("/v1/tickers/ACME/articles?start=0001-01-01", "start"),
+])
+def test_out_of_range_query_times_are_a_400_naming_the_argument(client, url, field) -> None:
+    r = client.get(url)
+    assert r.status_code == 400, r.get_data(as_text=True)
+    err = r.json["error"]
+    assert set(err) == {"code", "message"} and err["message"].startswith(field + " ")
+    assert "offset" in err["message"] or "out of range" in err["message"]
+
+
+def test_windows_at_the_edges_of_the_range_do_not_overflow(client, pipe) -> None:
+    pipe.score(pipe.ingest(history(["ACME"], START, 3)).stored)
+    for end in ("1900-01-02T00:00:00Z", "2199-12-31T12:00:00Z"):
+        r = client.get(f"/v1/tickers/ACME/sentiment?window=3660d&end={end}")
+        assert r.status_code == 200 and r.json["points"] and r.json["alerts"] == []
+    r = client.get("/v1/alerts?since=1900-01-01T00:00:00Z")
+    assert r.status_code == 200
+    r = client.get("/v1/tickers/ACME/sentiment?end=2024-03-02T10:00:00%2B05:30")  # a real offset still works
+    assert r.status_code == 200 and r.json["end"] == "2024-03-03T00:00:00Z"
+
+
+@pytest.mark.parametrize("published_at,words", [
+    ("2026-11-20T10:00:00+25:00", "invalid UTC offset"), ("0001-01-05T00:00:00Z", "out of range"),
+    ("1899-12-31T23:00:00Z", "out of range"), (-1e13, "out of range")])
+def test_news_with_an_implausible_published_at_is_a_400_naming_the_row(client, published_at, words) -> None:
+    r = client.post("/v1/news", json={"id": "bad-1", "source": "qa", "published_at": published_at,
+                                      "title": "$ACME news"})
+    assert r.status_code == 400 and r.json["error"]["code"] == "all_rejected"
+    assert r.json["error"]["message"].startswith("[0] published_at") and words in r.json["error"]["message"]
+    assert r.json["rejected"] == [{"index": 0, "id": "bad-1", "reason": r.json["rejected"][0]["reason"]}]
+
+
+def test_a_year_one_row_in_a_burst_is_rejected_and_the_burst_still_alerts(client, pipe) -> None:
+    pipe.score(pipe.ingest(history(["QBTX"], START, 30)).stored)
+    rows = burst("QBTX", BURST_DAY)
+    r = client.post("/v1/news", json=[*rows[:4], Y1, *rows[4:]])
+    assert r.status_code == 202 and r.json["scoring"] == "scored"
+    assert [(x["index"], x["id"]) for x in r.json["rejected"]] == [(4, "qbt-y1")]
+    assert "published_at" in r.json["rejected"][0]["reason"] and "1900-01-01" in r.json["rejected"][0]["reason"]
+    assert r.json["ids"] == [x["id"] for x in rows]
+    alerts = client.get("/v1/alerts?ticker=QBTX").json["alerts"]
+    assert [a["at"] for a in alerts] == ["2024-03-31T00:00:00Z"]
+
+
+def _store_unscored_year_one(pipe) -> None:
+    """What ingest let through before it bounded published_at: a year-0001 row left unscored."""
+    at = datetime(1, 1, 5, tzinfo=UTC)
+    with pipe.db.session() as s:
+        s.add(Article(id="qbt-y1", source="qa", published_at=at, title="x", body="", content_hash="y1"))
+        s.add(ArticleTicker(article_id="qbt-y1", ticker="QBTX", relevance=1.0, published_at=at))
+
+
+def test_a_stored_year_one_article_never_loses_the_batch_alerts(client, pipe) -> None:
+    pipe.score(pipe.ingest(history(["QBTX", "ACME"], START, 30)).stored)
+    stored = pipe.ingest(burst("QBTX", BURST_DAY) + burst("ACME", BURST_DAY)).stored
+    _store_unscored_year_one(pipe)
+    out = pipe.sweep()  # the y1 row and the bursts are scored in one batch
+    assert out.articles == len(stored) + 1
+    assert sorted(a["ticker"] for a in out.alerts) == ["ACME", "QBTX"]
+    with pipe.db.session() as s:
+        assert s.scalar(select(Article.scored_at).where(Article.id == "qbt-y1")) is not None
+    r = client.get("/v1/tickers/QBTX/sentiment?window=30d&end=0001-01-06T00:00:00Z")
+    assert r.status_code == 400  # asking for year 1 is refused ...
+    assert client.get("/v1/tickers/QBTX/sentiment?window=3660d").status_code == 200  # ... its series still works
+
+
+def test_one_ticker_failing_evaluation_keeps_the_other_tickers_alerts(pipe, monkeypatch) -> None:
+    from services.sentiment import alerts as alerts_mod
+
+    pipe.score(pipe.ingest(history(["QBTX"], START, 30)).stored)
+    stored = pipe.ingest(burst("QBTX", BURST_DAY)).stored
+    real = alerts_mod.evaluate_ticker
+
+    def flaky(db, ticker, times, rules):
+        if ticker == "AAAA":  # sorted first: a failure here must not stop QBTX
+            raise RuntimeError("boom")
+        return real(db, ticker, times, rules)
+
+    monkeypatch.setattr(alerts_mod, "evaluate_ticker", flaky)
+    from services.sentiment.scoring import score_articles
+
+    rep = score_articles(pipe.db, pipe.scorer(), pipe.linker, stored)
+    new = alerts_mod.evaluate(pipe.db, {"AAAA": [BURST_DAY], **rep.touched}, pipe.rules)
+    assert [a["ticker"] for a in new] == ["QBTX"]
