@@ -26,12 +26,13 @@ def recs() -> None:
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--items", "items_path", type=click.Path(dir_okay=False),
               help="Item catalogue with text (JSONL/CSV/TSV, MovieLens items.psv, MIND news.tsv).")
-def train_cmd(interactions_path: str, output: str, items_path: str | None) -> None:
+@click.option("--skip-bad", is_flag=True, help="Skip (and count) bad interaction rows instead of failing on the first.")
+def train_cmd(interactions_path: str, output: str, items_path: str | None, skip_bad: bool) -> None:
     """Fit the hybrid recommender and write it to OUTPUT (atomically)."""
     from services.recommendations.pipeline import train_from_files
 
     _note(f"training recommender on {interactions_path} ...")
-    path, notes = train_from_files(interactions_path, output, items_path)
+    path, notes = train_from_files(interactions_path, output, items_path, skip_bad=skip_bad)
     for line in notes:
         _note(line)
     metrics = json.loads((path / "metrics.json").read_text())

@@ -119,11 +119,12 @@ def train(interactions: list[Interaction], output: str | Path, *, items: list[It
 
 
 def train_from_files(interactions_path: str | Path, output: str | Path, items_path: str | Path | None = None,
-                     config: RecsConfig | None = None) -> tuple[Path, list[str]]:
-    """Read the files (skipping bad rows), train; returns the directory and skip messages."""
+                     config: RecsConfig | None = None, *, skip_bad: bool = True) -> tuple[Path, list[str]]:
+    """Read the files, train; returns the directory and skip messages. ``skip_bad=False``:
+    a bad interaction row is an error naming file and line (what the CLI does by default)."""
     from data_connectors.interactions import format_skips
 
-    rows, report = read_interactions(interactions_path)
+    rows, report = read_interactions(interactions_path, skip_bad=skip_bad)
     notes = format_skips(report, interactions_path)
     items = None
     lineage: dict[str, Any] = {"interactions": str(interactions_path),

@@ -58,7 +58,11 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
                     "u1\t\t4\t101\n"  # line 3: no item
                     "u2\ti1\tfive\t102\n"  # line 4: bad rating
                     "u2\ti2\t3\t103\n")
-    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m")])
+    strict = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m")])
+    assert strict.exit_code != 0 and str(strict.exception) == f"{data}:3: missing item_id"  # finpulse prints it
+    assert not (tmp_path / "m").exists()  # a bad row fails the command, as train sentiment's do
+    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m"),
+                                    "--skip-bad"])
     assert res.exit_code == 0, res.output
     assert f"{data}:3: skipped: missing item_id" in res.output
     assert f"{data}:4: skipped" in res.output
