@@ -22,7 +22,7 @@ from sqlalchemy import false, or_, select
 
 from shared.auth import audit
 from shared.db import Database, utc_iso
-from shared.errors import Conflict, FinPulseError, Forbidden, NotFound
+from shared.errors import Conflict, FinPulseError, Forbidden, ModelNotFound, NotFound
 from shared.registry import ModelVersion, Registry, get_registry
 
 log = logging.getLogger(__name__)
@@ -243,6 +243,8 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
     try:
         mv = registry.resolve_version(ref)
         target = mv.ref
+        if not any((mv.path / name).is_file() for name in ("config.json", "train_config.json", "metrics.json")):
+            raise ModelNotFound(f"{mv.ref}: {mv.path} holds no model; promoting it would break serving")
         if force and not (reason or "").strip():
             raise Forbidden("a forced promotion needs a reason")
         previous = registry.production(mv.domain, mv.task)

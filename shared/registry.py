@@ -159,12 +159,16 @@ class Registry:
 
     # -- resolution ----------------------------------------------------------
     def resolve_version(self, ref: str) -> ModelVersion:
-        """Resolve ``DOMAIN/TASK[@vN|@N|@production|@latest]`` to a registered version."""
+        """Resolve ``DOMAIN/TASK[@vN|@N|@production|@latest]``, or a version's own directory
+        (``.../registry/DOMAIN/TASK/vN``, as ``models list`` shows it), to a registered version."""
+        path = Path(ref.strip()).expanduser().resolve()
+        inside = path.relative_to(self.root.resolve()).parts if path.is_relative_to(self.root.resolve()) else ()
+        if path.is_dir() and len(inside) == 3 and re.fullmatch(r"v\d+", inside[2]):
+            return self.resolve_version(f"{inside[0]}/{inside[1]}@{inside[2]}")
         m = _REF.match(ref.strip())
         if not m:
-            raise ModelNotFound(
-                f"model reference {ref!r} is neither a directory nor DOMAIN/TASK[@VERSION]"
-            )
+            where = "a directory outside the registry's versions" if path.is_dir() else "no directory"
+            raise ModelNotFound(f"model reference {ref!r} is {where} and not DOMAIN/TASK[@VERSION]")
         domain, task, version = m["domain"], m["task"], m["version"]
         versions = self.versions(domain, task)
         if not versions:

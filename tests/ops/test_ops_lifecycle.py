@@ -42,6 +42,11 @@ def test_refused_version_needs_force_and_reason(ops):
     assert again["unchanged"] and again["production"] == v2.ref and again["gate"] == "refused: worse"
     assert (v2.path / REPORT_NAME).read_text() == report
     assert registry.rollback("news", "sentiment").version == 1  # the history did not gain a v2 -> v2 step
+    broken = registry.task_dir("news", "sentiment") / "v3"
+    broken.mkdir()  # an empty version (made by hand): serving it would fail
+    with pytest.raises(ModelNotFound, match="holds no model"):
+        lifecycle.promote(settings, db, "news/sentiment@v3", actor="alice", force=True, reason="oops")
+    assert registry.production("news", "sentiment").version == 1
 
 
 def test_promotion_is_announced_on_redis(ops, monkeypatch):

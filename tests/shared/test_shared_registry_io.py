@@ -38,6 +38,10 @@ def test_register_promote_rollback_resolve(tmp_path):
     with pytest.raises(ModelNotFound):
         reg.rollback("news", "sentiment")
     assert reg.resolve(str(v2.path)) == v2.path  # a directory is its own reference
+    # ... and a version's directory names that version wherever a version is needed (promote)
+    assert reg.resolve_version(str(v2.path) + "/") == v2
+    with pytest.raises(ModelNotFound, match="outside the registry's versions"):
+        reg.resolve_version(str(tmp_path))
     with pytest.raises(ModelNotFound, match="have v1, v2"):
         reg.resolve("news/sentiment@v9")
     with pytest.raises(BadInput):
