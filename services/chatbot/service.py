@@ -31,12 +31,13 @@ def resolve_encoder_path(ref: str | None, settings: Any = None) -> Path:
 
 
 def production_encoder_path(settings: Any, domain: str) -> Path:
-    """The domain's production (else latest) embeddings version, else the base encoder."""
+    """The domain's production embeddings version, else the base encoder: a version never
+    promoted (it may have failed its gate) does not reach customers by a ``kb load``."""
     from shared.encoders import base_encoder_path
     from shared.registry import get_registry
 
     try:
-        return get_registry(settings).resolve_version(f"{domain}/embeddings").path
+        return get_registry(settings).resolve_version(f"{domain}/embeddings@production").path
     except ModelNotFound:
         return base_encoder_path()
 

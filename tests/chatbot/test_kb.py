@@ -161,3 +161,20 @@ def test_hybrid_bm25_reorders_dense_candidates_and_calibrate_keeps_it_only_if_it
     assert kbase.scoring.bm25_weight == report["bm25_weight"]
     kbase.upsert(FaqEntry("new", ["zebra crossing fee"], "Answer."), bow)  # a change drops the BM25 index
     assert kbase._lexical is None
+
+
+def test_kb_load_follows_production_not_an_unpromoted_version(settings, tmp_path) -> None:
+    """A fine-tune is registered unpromoted (it may have failed its gate): the suite's index
+    keeps the base encoder until a version is promoted."""
+    from services.chatbot.service import production_encoder_path
+    from shared.encoders import base_encoder_path
+    from shared.registry import Registry
+
+    model = tmp_path / "enc"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    registry = Registry(settings.registry_dir)
+    mv = registry.register("bank", "embeddings", model, move=False)
+    assert production_encoder_path(settings, "bank") == base_encoder_path()
+    registry.promote(mv.ref)
+    assert production_encoder_path(settings, "bank") == mv.path
