@@ -30,6 +30,14 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~UMASK
 
 
+def check_output_outside(output: str | Path, folder: str | Path, what: str) -> None:
+    """Refuse an output file inside the index or model a command reads: writing it there
+    would replace one of that folder's own files (``kb ask --output IDX/entries.jsonl``)."""
+    out, base = Path(output).resolve(), Path(folder).resolve()
+    if base.is_dir() and out.is_relative_to(base):
+        raise BadInput(f"--output {output} lies inside the {what} {folder}; write it elsewhere")
+
+
 def open_tree(root: str | Path) -> None:
     """Give a folder built in temp space (0700 folders, 0600 files) the default modes."""
     root = Path(root)

@@ -39,7 +39,9 @@ def build(kb_file: Path, output: Path, model: str | None, kind: str) -> None:
 def ask(index_dir: Path, input_file: Path, output: Path, k: int) -> None:
     """Answer JSONL rows {"text"} with ranked entry ids, the answer and a handoff flag."""
     from services.chatbot.service import answer_rows
+    from shared.io import check_output_outside
 
+    check_output_outside(output, index_dir, "index")
     n = answer_rows(index_dir, input_file, output, k)
     click.echo(f"{n} rows -> {output}", err=True)
 

@@ -79,8 +79,9 @@ def read_user_ids(path: str) -> list[str]:
 def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
     """Top-K unseen items for each user id (unknown users get popular items)."""
     from services.recommendations.pipeline import TrainedModel
-    from shared.io import write_jsonl
+    from shared.io import check_output_outside, write_jsonl
 
+    check_output_outside(output, resolve_model(model_dir), "model")
     model = TrainedModel(resolve_model(model_dir))
     users = read_user_ids(users_path)
     recs_ = model.recommend(users, k)

@@ -149,3 +149,15 @@ def test_outputs_never_replace_a_device_link_or_the_wrong_kind_of_path(tmp_path)
     assert kb.read_text() == '{"id": "x"}\n'  # kb build --output naming its own --kb
     with pytest.raises(BadInput, match="is a directory"), atomic_write(tmp_path):
         pass
+
+
+def test_an_output_inside_the_folder_a_command_reads_is_refused(tmp_path):
+    from shared.io import check_output_outside
+
+    index = tmp_path / "idx"
+    index.mkdir()
+    with pytest.raises(BadInput, match="inside the index"):
+        check_output_outside(index / "entries.jsonl", index, "index")
+    with pytest.raises(BadInput, match="inside the index"):
+        check_output_outside(tmp_path / "idx" / ".." / "idx" / "x.jsonl", index, "index")
+    check_output_outside(tmp_path / "answers.jsonl", index, "index")  # beside it is fine
