@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         if debug:
             raise
-        if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            click.echo(exc.ctx.get_usage(), err=True)
-        fail(exc.format_message(), exc.exit_code or 2)
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:  # one line: the contract's rule
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        fail(exc.format_message().splitlines()[0] + hint, exc.exit_code or 2)
     except FinPulseError as exc:
         if debug:
             raise

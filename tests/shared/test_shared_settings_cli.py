@@ -78,3 +78,20 @@ def test_cli_db_upgrade_ok(tmp_path):
     proc = _finpulse(["db", "upgrade"], FINPULSE_HOME=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "finpulse.db").is_file()
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["kb", "ask", "--index", "i", "--input", "q", "--output", "o", "--k", "0"], "'--k': 0 is not in the range"),
+    (["kb", "bogus"], "No such command 'bogus'"),
+    (["predict", "sentiment", "--model", "m", "--input", "i", "--output", "o", "--runtime", "tensorrt"],
+     "'--runtime'"),
+])
+def test_usage_errors_are_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The contract: one line on stderr (click's own usage block came first)."""
+    from shared.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("finpulse: error:") and says in lines[0], lines
