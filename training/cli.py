@@ -169,7 +169,7 @@ def _parity_texts(model_dir: Path, limit: int = 300) -> list[str] | None:
             if len(texts) >= limit:
                 break
         return texts or None
-    except (OSError, ValueError, KeyError, TypeError, BadInput):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):  # no readable data file
         return None
 
 

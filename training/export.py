@@ -8,6 +8,7 @@ Writes ``<version>/onnx/model.onnx`` (inputs ``input_ids``, ``attention_mask``,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -39,6 +40,11 @@ def export_onnx(model_dir: str | Path, *, int8: bool = False,
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise BadInput(f"{model_dir} is not a Hugging Face model directory (no config.json)")
+    architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        # a sentence encoder would be given a random classification head and exported as if trained
+        raise BadInput(f"{model_dir} is not a sequence classifier ({', '.join(architectures) or 'no architecture'}); "
+                       "export takes sentiment models")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True,
                                                                attn_implementation="eager").eval()
