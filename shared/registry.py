@@ -155,6 +155,8 @@ class Registry:
                     {"version": previous, "history": history, "reason": "rollback"},
                 )
                 return ModelVersion(domain, task, int(previous), path)
+        if not self.versions(domain, task):  # a typo in DOMAIN/TASK reads differently from a short history
+            raise ModelNotFound(f"no model registered under {domain}/{task} in {self.root}")
         raise ModelNotFound(f"{domain}/{task} has no earlier production version to roll back to")
 
     # -- resolution ----------------------------------------------------------

@@ -163,8 +163,10 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
     kbase = KnowledgeBase.load(index_dir)
     rows = []
     for line, row in iter_rows(input_file):
-        if not isinstance(row.get("text"), str) or not row["text"].strip():
-            raise BadRow(input_file, line, "missing 'text'")
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            what = "missing" if text is None else "blank" if isinstance(text, str) else f"of type {type(text).__name__}"
+            raise BadRow(input_file, line, f"'text' is {what}; a question string is expected")
         rows.append(row)
     if not rows:
         raise BadInput(f"{input_file}: no rows to answer")

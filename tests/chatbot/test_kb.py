@@ -85,7 +85,14 @@ def test_kb_ask_writes_results_answer_and_handoff(tmp_path, bow, sample_faq, mon
     assert first["n"] == 1 and first["results"][0]["id"] == "reset-pin" and len(first["results"]) == 3
     assert first["answer"].startswith("Reset your PIN") and first["handoff"] is False
     assert second["handoff"] is True
+    from data_connectors.base import BadRow
 
+    for row, says in (('{"text": ""}', "'text' is blank"), ('{"q": "x"}', "'text' is missing"),
+                      ('{"text": 42}', "'text' is of type int")):
+        (tmp_path / "bad.jsonl").write_text(row + "\n")
+        with pytest.raises(BadRow, match=says):
+            service.answer_rows(tmp_path / "idx", tmp_path / "bad.jsonl", tmp_path / "bad-out.jsonl", 3)
+    assert not (tmp_path / "bad-out.jsonl").exists()
 
 
 def test_kb_ask_does_not_hand_off_on_a_duplicated_question(tmp_path, bow, monkeypatch) -> None:

@@ -35,8 +35,10 @@ def test_register_promote_rollback_resolve(tmp_path):
     assert reg.production("news", "sentiment").version == 2
     assert reg.rollback("news", "sentiment").version == 1
     assert reg.resolve("news/sentiment") == v1.path
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(ModelNotFound, match="no earlier production version"):
         reg.rollback("news", "sentiment")
+    with pytest.raises(ModelNotFound, match="no model registered under news/nothing"):
+        reg.rollback("news", "nothing")
     assert reg.resolve(str(v2.path)) == v2.path  # a directory is its own reference
     # ... and a version's directory names that version wherever a version is needed (promote)
     assert reg.resolve_version(str(v2.path) + "/") == v2
