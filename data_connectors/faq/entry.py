@@ -65,6 +65,8 @@ def entry_from_row(row: dict[str, Any], path: Any = "<row>", line: int = 0) -> F
     if raw_id in (None, ""):
         entry_id = derived_id(questions[0], answer)
     else:
+        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):  # ["a"] became the id "['a']"
+            raise BadRow(path, line, f"id must be a string or an integer, not {type(raw_id).__name__}")
         entry_id = str(raw_id).strip()
         if not _ID.match(entry_id):
             raise BadRow(path, line, f"id {entry_id!r} must be 1-200 characters without spaces or slashes")

@@ -39,6 +39,17 @@ def test_duplicate_explicit_id(tmp_path: Path) -> None:
         load_faq(p)
 
 
+@pytest.mark.parametrize(("raw", "ok"), [(["a"], False), ({"x": 1}, False), (True, False), (7, True)])
+def test_an_id_is_a_string_or_an_integer(tmp_path: Path, raw: object, ok: bool) -> None:
+    p = tmp_path / "kb.jsonl"
+    p.write_text(json.dumps({"id": raw, "question": "Q", "answer": "A"}) + "\n")
+    if ok:
+        assert [e.id for e in load_faq(p)] == [str(raw)]
+    else:
+        with pytest.raises(BadInput, match=r":1: id must be a string or an integer"):
+            load_faq(p)
+
+
 def test_csv_with_pipe_separated_phrasings(tmp_path: Path) -> None:
     p = tmp_path / "kb.csv"
     p.write_text('id,questions,answer\nx,"How to pay?|Paying",Use the app\n')
