@@ -40,6 +40,16 @@ class ReadReport:
     def skip(self, err: BadRow) -> None:
         self.skipped.append({"line": err.line, "reason": err.reason})
 
+    def summary(self, path: str | Path, limit: int = 3) -> str | None:
+        """One stderr line: how many bad rows of ``path`` were skipped and the first reasons;
+        None when none were (``--skip-bad`` must never drop rows silently)."""
+        if not self.skipped:
+            return None
+        first = "; ".join(f"line {s['line']}: {s['reason']}" for s in self.skipped[:limit])
+        more = f"; ... {len(self.skipped) - limit} more" if len(self.skipped) > limit else ""
+        n = len(self.skipped)
+        return f"{path}: skipped {n} bad row{'s' if n != 1 else ''} ({first}{more})"
+
 
 def file_sha256(path: str | Path) -> str:
     """Content hash of a data file, recorded for lineage."""
@@ -50,10 +60,19 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _open_text(path: Path) -> io.TextIOWrapper:
+def check_file(path: str | Path) -> Path:
+    """``path`` as a Path when it is a readable file; else BadInput saying what it is instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    return open(path, encoding="utf-8", errors="strict", newline="")
+    return path
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    # utf-8-sig: files saved on Windows start with a BOM, which plain utf-8 hands to json/csv
+    return open(check_file(path), encoding="utf-8-sig", errors="strict", newline="")
 
 
 def detect_format(path: str | Path) -> str:

@@ -3,28 +3,40 @@
 Every bad row (unknown label, empty text, undecodable bytes, malformed line) is a
 :class:`BadRow` naming file and line; with ``skip_bad`` it is counted and skipped so a
 large, slightly dirty file still trains. Hashes of the files go into the lineage record.
+
+Numeric sentiment labels are read per file, not per row: a row's ``1`` is neutral in the
+0/1/2 scheme (FPB, Hugging Face) and positive in the -1/0/1 one, so the file's other
+labels decide (:func:`numeric_scheme`), and a file that does not say which is an error.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, ReadReport, detect_format, file_sha256, iter_rows
+from data_connectors.base import BadRow, ReadReport, check_file, detect_format, file_sha256, iter_rows
 from shared.errors import BadInput
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
-# Spellings seen in public sentiment sets, mapped onto the canonical three labels.
+# Spellings seen in public sentiment sets, mapped onto the canonical three labels
+# (numbers are not aliases: what "1" means depends on the file, see numeric_scheme).
 _ALIASES = {
-    "neg": "negative", "bearish": "negative", "-1": "negative",
+    "neg": "negative", "bearish": "negative",
     "neu": "neutral", "none": "neutral",
-    "pos": "positive", "bullish": "positive", "+1": "positive",
+    "pos": "positive", "bullish": "positive",
 }
+_INTEGER = re.compile(r"^[+-]?[0-9]+(?:\.0*)?$")
+# numeric sentiment schemes: label value -> index into SENTIMENT_LABELS
+INDEX, SIGNED = "0/1/2", "-1/0/1"
+_SCHEMES = {INDEX: {0: 0, 1: 1, 2: 2}, SIGNED: {-1: 0, 0: 1, 1: 2}}
+_SCHEME_HELP = ("numeric labels must be all 0/1/2 (0=negative, 1=neutral, 2=positive) or all "
+                "-1/0/1 (-1=negative, 0=neutral, 1=positive), or use the label names")
 
 
 @dataclass
@@ -58,20 +70,67 @@ class LabelledData:
                 "skipped": len(self.report.skipped)}
 
 
-def normalise_label(value: Any, labels: Sequence[str]) -> int | None:
-    """Index of ``value`` in ``labels`` (names, common aliases or integer ids), else None."""
+def label_number(value: Any) -> int | None:
+    """``value`` as an integer label (``2``, ``"-1"``, ``"+1"``, ``1.0``), else None (a name, a bool)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float) and float(value).is_integer():
-        idx = int(value)
-        return idx if 0 <= idx < len(labels) else None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = str(value).strip()
+    return int(text.split(".")[0]) if _INTEGER.match(text) else None
+
+
+def normalise_label(value: Any, labels: Sequence[str], scheme: str | None = None) -> int | None:
+    """Index of ``value`` in ``labels`` (names, common aliases or numbers), else None.
+
+    Numbers are indices into ``labels`` unless ``scheme`` (a file's :func:`numeric_scheme`)
+    names one of the sentiment schemes: one row cannot tell whether ``1`` is neutral or positive.
+    """
+    number = label_number(value)
+    if number is not None:
+        if scheme in _SCHEMES:
+            return _SCHEMES[scheme].get(number)
+        return number if 0 <= number < len(labels) else None
+    if isinstance(value, bool) or value is None:
+        return None
     text = str(value).strip().lower()
-    if text.isdigit():
-        idx = int(text)
-        return idx if idx < len(labels) else None
     text = _ALIASES.get(text, text) if tuple(labels) == SENTIMENT_LABELS else text
     lowered = [lab.lower() for lab in labels]
     return lowered.index(text) if text in lowered else None
+
+
+def numeric_scheme(path: str | Path, values: Sequence[tuple[int, Any]], labels: Sequence[str]) -> str | None:
+    """How a file's numeric labels read: :data:`INDEX` (0/1/2), :data:`SIGNED` (-1/0/1) or None
+    (no numeric labels, or a label set other than sentiment's, whose numbers are plain indices).
+
+    ``values`` are ``(line, raw label)`` of the file's rows. Decided from the whole file so
+    that a -1/0/1 file does not train with its positives read as neutral: a ``2`` means
+    0/1/2, a ``-1`` (or ``+1``) means -1/0/1; both, or neither (only 0 and 1), is a
+    :class:`BadRow` naming the line that decides it. Other numbers stay per-row bad labels.
+    """
+    if tuple(labels) != SENTIMENT_LABELS:
+        return None
+    first: dict[str, int] = {}   # scheme -> first line whose label only that scheme has
+    either = None                # first line of a 0 or 1, which both schemes have
+    for line, raw in values:
+        number = label_number(raw)
+        if number == 2:
+            first.setdefault(INDEX, line)
+        elif number == -1 or (number == 1 and isinstance(raw, str) and raw.strip().startswith("+")):
+            first.setdefault(SIGNED, line)
+        elif number in (0, 1):
+            either = either or line
+    if len(first) == 2:
+        raise BadRow(path, max(first.values()), f"numeric labels mix the 0/1/2 scheme (line {first[INDEX]}) "
+                                                f"and the -1/0/1 scheme (line {first[SIGNED]}); {_SCHEME_HELP}")
+    if first:
+        return next(iter(first))
+    if either is not None:
+        raise BadRow(path, either, f"numeric labels are only 0 and 1, which could mean either scheme; "
+                                   f"{_SCHEME_HELP}")
+    return None  # no numbers, or none a scheme has: each is an unknown label of its row
 
 
 def load_labelled(
@@ -89,23 +148,29 @@ def load_labelled(
     ``negative/neutral/positive`` both work; an ``agreement`` column is kept for
     per-agreement evaluation.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+    path = check_file(path)
     data = LabelledData(str(path), file_sha256(path), list(labels))
     # JSONL is read per line from bytes: exact line numbers, and a bad line can be skipped
     is_jsonl = (fmt or detect_format(path)) == "jsonl"
     rows = _iter_jsonl_lines(path) if is_jsonl else iter_rows(path, fmt)
-    while True:
+    items: list[tuple[int, dict[str, Any]] | BadRow] = []
+    while True:  # read it all first: the numeric label scheme is the whole file's
         try:
-            item = next(rows)
-            if isinstance(item, BadRow):  # a line the lenient reader could not parse
-                raise item
-            line, row = item
-            data.examples.append(_example(path, line, row, labels, text_field, label_field))
-            data.report.rows += 1
+            items.append(next(rows))
         except StopIteration:
             break
+        except BadRow as err:  # the strict CSV reader stops at its first bad row
+            items.append(err)
+            break
+    scheme = numeric_scheme(path, [(item[0], item[1][label_field]) for item in items
+                                   if not isinstance(item, BadRow) and label_field in item[1]], labels)
+    for item in items:
+        try:
+            if isinstance(item, BadRow):  # a line the reader could not parse
+                raise item
+            line, row = item
+            data.examples.append(_example(path, line, row, labels, text_field, label_field, scheme))
+            data.report.rows += 1
         except BadRow as err:
             if not skip_bad:
                 raise
@@ -119,8 +184,8 @@ def _iter_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]] | BadRo
     """JSONL read line by line from bytes, so one bad line does not end the read."""
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
+            try:  # utf-8-sig: a BOM (files saved on Windows) opens the first line
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 yield BadRow(path, line_no, f"not UTF-8 ({exc.reason})")
                 continue
@@ -138,17 +203,21 @@ def _iter_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]] | BadRo
 
 
 def _example(path: Path, line: int, row: dict[str, Any], labels: Sequence[str],
-             text_field: str, label_field: str) -> Example:
+             text_field: str, label_field: str, scheme: str | None = None) -> Example:
     if text_field not in row:
         raise BadRow(path, line, f"missing field {text_field!r} (use --text-field to map another column)")
     if label_field not in row:
         raise BadRow(path, line, f"missing field {label_field!r} (use --label-field to map another column)")
     text = row[text_field]
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise BadRow(path, line, f"text in field {text_field!r} is not a string ({type(text).__name__})")
+    if not text.strip():
         raise BadRow(path, line, f"empty text in field {text_field!r}")
-    label = normalise_label(row[label_field], labels)
+    label = normalise_label(row[label_field], labels, scheme)
     if label is None:
-        raise BadRow(path, line, f"unknown label {row[label_field]!r}; expected one of {', '.join(labels)}")
+        expected = (f"this file's numeric labels are {scheme}; {_SCHEME_HELP}" if scheme
+                    else f"expected one of {', '.join(labels)}")
+        raise BadRow(path, line, f"unknown label {row[label_field]!r}; {expected}")
     agreement = row.get("agreement")
     try:
         agreement = int(agreement) if agreement not in (None, "") else None

@@ -8,6 +8,7 @@ merged first), so every runtime loads it without peft.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from data_connectors.labelled import Example, load_labelled, stratified_split
 from shared.encoders import offline, resolve_base_model
 from shared.errors import BadInput
 from shared.io import write_json
-from shared.registry import ModelVersion
+from shared.registry import ModelVersion, Registry
 from shared.runtimes import autocast_dtype, resolve_device
 from training.config import SentimentTrainConfig
 from training.distributed import Silent, init_ranks
@@ -85,12 +86,16 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     the version; the other ranks return None.
     """
     started = time.monotonic()  # time_budget_min covers both stages
+    # before any training: a bad name would fail only at registration, after the run folder
+    # (named after it: "../x" lands outside FINPULSE_HOME) and its checkpoint were written
+    Registry(settings.registry_dir).task_dir(config.domain, config.task)
+    data = load_data(config)  # a missing file or bad row fails before any folder or stage exists
     if config.precision == "fp16" and resolve_device(config.device) == "cpu" and os.environ.get("RANK", "0") == "0":
         _log("precision fp16 has no fast path on a CPU: training in fp32 (bf16 is the CPU's half precision)")
     transfer = run_transfer_stage(config, settings, callback)
     if transfer is not None:
         config = config.replace(base_model=transfer["path"])
-    fitted = _fit(config, settings, callback, started)
+    fitted = _fit(config, settings, callback, started, data=data)
     if fitted is None:
         return None
     run_dir, staging, metrics, train_config = fitted
@@ -178,14 +183,80 @@ def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
             "base_model": stage_config["base_model"], "seconds": round(time.monotonic() - started, 1)}
 
 
+@dataclass
+class SplitData:
+    """A run's train and dev examples and their lineage, read before anything is written."""
+
+    train: list[Example]
+    dev: list[Example]
+    lineage: dict[str, Any]
+
+
+def load_data(config: SentimentTrainConfig) -> SplitData:
+    """Read ``train_path`` (and ``dev_path``, else a stratified hold-out); BadInput on bad data.
+
+    With ``skip_bad``, one stderr line per file says how many rows were dropped and why.
+    """
+    load = dict(labels=config.labels, text_field=config.text_field,
+                label_field=config.label_field, skip_bad=config.skip_bad)
+    train_data = load_labelled(config.train_path, **load)
+    files = [train_data]
+    if config.dev_path:
+        dev_data = load_labelled(config.dev_path, **load)
+        files.append(dev_data)
+        split = SplitData(train_data.examples, dev_data.examples,
+                          {"train": train_data.lineage(), "dev": dev_data.lineage()})
+    else:
+        train_ex, dev_ex = stratified_split(train_data.examples, config.dev_fraction, config.seed)
+        if not dev_ex:
+            raise BadInput(f"{config.train_path}: too few rows to hold out a dev set (a label needs at least "
+                           "2 rows); give a dev file")
+        split = SplitData(train_ex, dev_ex, {"train": train_data.lineage(),
+                                             "dev": {"held_out_from": "train", "fraction": config.dev_fraction,
+                                                     "rows": len(dev_ex), "seed": config.seed}})
+    if os.environ.get("RANK", "0") == "0":
+        for data in files:
+            if (line := data.report.summary(data.path)) is not None:
+                _log(line)
+    return split
+
+
+def _run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> Path:
+    """``config.run_dir``, else a new folder under ``FINPULSE_HOME/runs`` (never outside it)."""
+    if config.run_dir:
+        return Path(config.run_dir)
+    runs = Path(settings.home) / "runs"
+    run_dir = runs / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}{run_suffix}"
+    if not run_dir.resolve().is_relative_to(runs.resolve()):  # the registry's name rule keeps it inside
+        raise BadInput(f"run folder {run_dir} would lie outside {runs}")
+    return run_dir
+
+
+@contextlib.contextmanager
+def _removed_on_failure(run_dir: Path, owner: bool = True) -> Iterator[None]:
+    """Remove ``run_dir`` when the run fails, if it did not exist before and holds no checkpoint
+    (``--resume`` needs that): a failed run leaves no empty or half-filled run folder.
+    Only the ``owner`` (rank 0 under torchrun) removes it."""
+    existed = run_dir.exists() or not owner
+    try:
+        yield
+    except BaseException:
+        if not existed and not (run_dir / "checkpoint.pt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
 def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[str, Any]], None] | None,
-         started: float, run_suffix: str = "", checkpoint: bool = True
+         started: float, run_suffix: str = "", checkpoint: bool = True, data: SplitData | None = None
          ) -> tuple[Path, Path, dict[str, Any], dict[str, Any]] | None:
     """The training run: best weights saved as an HF directory; (run dir, model dir, metrics, lineage).
 
     ``started`` is when the caller's clock began: ``time_budget_min`` counts from it.
-    Non-zero ranks return None.
+    ``data``: the examples when the caller read them already (else read here, before the
+    run folder is made). Non-zero ranks return None.
     """
+    if data is None:
+        data = load_data(config)
     import torch
 
     offline()
@@ -197,26 +268,19 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     device = resolve_device(config.device)
     ranks = init_ranks(device)
     amp_dtype = autocast_dtype(device, config.precision)
-    run_dir = Path(ranks.broadcast(str(Path(config.run_dir) if config.run_dir else (
-        settings.home / "runs" / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}{run_suffix}"))))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(ranks.broadcast(str(_run_dir(config, settings, run_suffix))))
+    with _removed_on_failure(run_dir, owner=ranks.main):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return _train_in(config, callback, started, checkpoint, data, run_dir, ranks, device, amp_dtype)
 
-    # -- data ----------------------------------------------------------------------
-    load = dict(labels=config.labels, text_field=config.text_field,
-                label_field=config.label_field, skip_bad=config.skip_bad)
-    train_data = load_labelled(config.train_path, **load)
-    if config.dev_path:
-        dev_data = load_labelled(config.dev_path, **load)
-        train_ex, dev_ex = train_data.examples, dev_data.examples
-        data_lineage = {"train": train_data.lineage(), "dev": dev_data.lineage()}
-    else:
-        train_ex, dev_ex = stratified_split(train_data.examples, config.dev_fraction, config.seed)
-        if not dev_ex:
-            raise BadInput(f"{config.train_path}: too few rows to hold out a dev set (a label needs at least "
-                           "2 rows); give a dev file")
-        data_lineage = {"train": train_data.lineage(),
-                        "dev": {"held_out_from": "train", "fraction": config.dev_fraction,
-                                "rows": len(dev_ex), "seed": config.seed}}
+
+def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]], None] | None,
+              started: float, checkpoint: bool, data: SplitData, run_dir: Path, ranks: Any, device: str,
+              amp_dtype: Any) -> tuple[Path, Path, dict[str, Any], dict[str, Any]] | None:
+    """:func:`_fit` from the model on, in its run folder."""
+    import torch
+
+    train_ex, dev_ex, data_lineage = data.train, data.dev, data.lineage
     _log(f"data: {len(train_ex)} train, {len(dev_ex)} dev rows")
 
     # -- tokenizer and model ---------------------------------------------------------

@@ -58,7 +58,9 @@ def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
     """Fine-tune a 3-class sentiment classifier and register it; prints the version dir."""
     from training import SentimentTrainConfig, train_sentiment
 
-    values = {k: v for k, v in opts.items() if v not in (None, False)}
+    # only options not given drop out: `v not in (None, False)` also dropped 0 (0 == False), so
+    # --epochs 0 trained the default 5 epochs and --seed 0 silently became seed 42
+    values = {k: v for k, v in opts.items() if v is not None and v is not False}
     values["method"] = opts["method"]
     values.update(_parse_sets(overrides))
     config = SentimentTrainConfig.from_dict(values)

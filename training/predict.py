@@ -6,6 +6,7 @@ predicted label's probability falls), so they are the same for torch and ONNX.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +19,42 @@ from shared.registry import Registry
 def predict_file(registry: Registry, ref: str, input_path: str | Path, output_path: str | Path, *,
                  runtime: str = "torch", batch_size: int = 32, text_field: str = "text",
                  explain: bool = False, top_k: int = 5) -> int:
-    """Score every row of ``input_path`` and write rows + label + scores atomically."""
+    """Score every row of ``input_path`` and write rows + label + scores atomically.
+
+    A row bar on stderr shows progress (always, as ``kb build`` and training do: a large
+    file at a small batch size runs for minutes).
+    """
+    from tqdm import tqdm
+
     from shared.runtimes import load_runtime
 
     if batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
     rows = []
     for line, row in iter_rows(input_path):
-        text = row.get(text_field)
+        if text_field not in row:
+            raise BadRow(input_path, line, f"missing field {text_field!r} (use --text-field to map another)")
+        text = row[text_field]
         if not isinstance(text, str):
-            raise BadRow(input_path, line, f"missing or non-text field {text_field!r}")
+            raise BadRow(input_path, line, f"text in field {text_field!r} is not a string ({type(text).__name__})")
         rows.append(row)
     model_dir = registry.resolve(ref)
     rt = load_runtime(model_dir, runtime)
-    results = rt.predict([r[text_field] for r in rows], batch_size=batch_size) if rows else []
+    texts = [r[text_field] for r in rows]
+    results: list[dict[str, Any]] = [{}] * len(texts)
+    # chunks of similar length (sorted once, as the runtime would), so the bar moves without
+    # costing the runtime its length-sorted batches
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    chunk = max(256, batch_size * 32)
+    with tqdm(total=len(texts), desc="predict", unit="row", file=sys.stderr, dynamic_ncols=True) as bar:
+        for start in range(0, len(order), chunk):
+            part = order[start:start + chunk]
+            for i, res in zip(part, rt.predict([texts[i] for i in part], batch_size=batch_size), strict=True):
+                results[i] = res
+            bar.update(len(part))
     out = []
-    for row, res in zip(rows, results, strict=True):
+    for row, res in zip(tqdm(rows, desc="explain", unit="row", file=sys.stderr, dynamic_ncols=True,
+                             disable=not explain), results, strict=True):
         item = {**row, "label": res["label"], "scores": res["scores"]}
         if explain:
             item["explanation"] = occlusion(rt, row[text_field], res, top_k, batch_size)

@@ -36,7 +36,7 @@ class Item:
 
 def iter_movielens_items(path: str | Path, report: ReadReport) -> Iterator[Item]:
     """MovieLens ``u.item``: ``id|title|date|video date|url|19 genre flags``."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for n, line in enumerate(fh, start=1):
             cols = line.rstrip("\n").split("|")
             if len(cols) < 5 or not cols[0].strip():
@@ -76,7 +76,7 @@ def read_items(path: str | Path) -> tuple[list[Item], ReadReport]:
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
     report = ReadReport()
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         first = fh.readline()
     if path.suffix.lower() in (".psv", ".item") or (first.count("|") >= 5 and "\t" not in first):
         items = list(iter_movielens_items(path, report))

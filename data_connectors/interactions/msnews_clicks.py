@@ -24,7 +24,7 @@ def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for n, line in enumerate(fh, start=1):
             if line.strip():
                 yield n, line.rstrip("\n").split("\t")

@@ -98,7 +98,7 @@ def _iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | BadRow
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -147,7 +147,7 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
 def _looks_like_mind(path: str | Path) -> bool:
     """A MIND ``behaviors.tsv``: no header, 5 tab-separated fields, impressions like ``N1-0``."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
             cols = fh.readline().rstrip("\n").split("\t")
     except OSError:
         return False

@@ -12,9 +12,10 @@ from shared.errors import BadInput
 
 
 def _read_text(path: str) -> str:
-    """The file as text; invalid UTF-8 becomes surrogates the normaliser rejects per row."""
+    """The file as text; invalid UTF-8 becomes surrogates the normaliser rejects per row.
+    A leading BOM (files saved on Windows) is dropped: json and csv would choke on it."""
     try:
-        return Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
+        return Path(path).read_bytes().decode("utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
 

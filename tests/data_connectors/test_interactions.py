@@ -103,3 +103,14 @@ def test_movielens_items_and_jsonl_catalogue(tmp_path: Path) -> None:
     cat.write_text('{"item_id": "a", "title": "T", "categories": "x|y"}\n{"title": "no id"}\n')
     items, report = read_items(cat)
     assert items[0].categories == ("x", "y") and report.skipped[0]["line"] == 2
+
+
+@pytest.mark.parametrize(("name", "body"), [
+    ("e.jsonl", '{"user_id": 7, "item_id": "a"}\n'),
+    ("e.tsv", "user_id\titem_id\n7\ta\n"),
+])
+def test_utf8_bom_is_accepted(tmp_path: Path, name: str, body: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())  # saved on Windows
+    rows, report = read_interactions(path)
+    assert [(r.user_id, r.item_id) for r in rows] == [("7", "a")] and not report.skipped

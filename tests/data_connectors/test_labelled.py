@@ -24,11 +24,12 @@ def test_jsonl_labels_names_and_ints(tmp_path: Path) -> None:
         {"text": "profit fell", "label": "negative", "agreement": 100},
         {"text": "meeting held", "label": 1},
         {"text": "sales rose", "label": "Positive"},
+        {"text": "orders grew", "label": 2},
     ])
     data = load_labelled(path)
-    assert data.targets == [0, 1, 2]
+    assert data.targets == [0, 1, 2, 2]
     assert data.examples[0].agreement == 100 and data.examples[1].agreement is None
-    assert len(data.sha256) == 64 and data.lineage()["rows"] == 3
+    assert len(data.sha256) == 64 and data.lineage()["rows"] == 4
 
 
 def test_csv_and_tsv_with_field_mapping(tmp_path: Path) -> None:
@@ -88,3 +89,94 @@ def test_stratified_split_keeps_every_label(tmp_path: Path) -> None:
     assert not {e.text for e in held} & {e.text for e in train}
     again, _ = stratified_split(data.examples, 0.1, seed=3)
     assert [e.text for e in again] == [e.text for e in train]
+
+
+# -- numeric labels: one scheme per file (QA: "-1/0/1" trained with no positive class) ------
+@pytest.mark.parametrize(("values", "expected"), [
+    ([-1, 0, 1], [0, 1, 2]),                  # JSON ints, -1/0/1
+    (["-1", "0", "1"], [0, 1, 2]),            # strings, -1/0/1
+    (["0", "-1", "+1"], [1, 0, 2]),
+    ([0, 1, 2], [0, 1, 2]),                   # FPB / Hugging Face 0/1/2
+    (["2", "0", "1"], [2, 0, 1]),
+    ([1, 0, -1, "neutral"], [2, 1, 0, 1]),    # names may sit beside the numbers
+])
+def test_numeric_labels_are_read_per_file(tmp_path: Path, values: list, expected: list[int]) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "label": v} for i, v in enumerate(values)])
+    assert load_labelled(path).targets == expected
+
+
+def test_numeric_labels_in_csv_minus_one_zero_one(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nprofit fell,-1\nmeeting held,0\nsales rose,1\n")
+    assert load_labelled(path).targets == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("values", "line", "reason"), [
+    ([0, 1, 2, 1, -1], 5, "mix the 0/1/2 scheme (line 3) and the -1/0/1 scheme (line 5)"),
+    (["-1", "2"], 2, "mix the 0/1/2 scheme"),
+    ([0, 1, 1], 1, "only 0 and 1, which could mean either scheme"),
+    (["positive", "1"], 2, "only 0 and 1"),
+])
+def test_ambiguous_numeric_labels_fail_even_with_skip_bad(tmp_path: Path, values: list, line: int,
+                                                          reason: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "label": v} for i, v in enumerate(values)])
+    for skip_bad in (False, True):
+        with pytest.raises(BadRow) as info:
+            load_labelled(path, skip_bad=skip_bad)
+        assert info.value.line == line and f"{path}:{line}:" in str(info.value) and reason in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_out_of_scheme_number_is_a_bad_row(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": -1}, {"text": "b", "label": 1},
+                                              {"text": "c", "label": 5}])
+    with pytest.raises(BadRow, match=r"d.jsonl:3: unknown label 5; this file's numeric labels are -1/0/1"):
+        load_labelled(path)
+    data = load_labelled(path, skip_bad=True)
+    assert data.targets == [0, 2] and [s["line"] for s in data.report.skipped] == [3]
+
+
+def test_custom_label_sets_keep_numbers_as_indices(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": 0}, {"text": "b", "label": 1}])
+    assert load_labelled(path, labels=("down", "up")).targets == [0, 1]
+
+
+# -- text fields that are not strings, BOMs, directories ----------------------------------------
+@pytest.mark.parametrize(("text", "kind"), [(42, "int"), (["a", "b"], "list"), (None, "NoneType")])
+def test_non_string_text_says_so(tmp_path: Path, text: object, kind: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "ok", "label": "neutral"}, {"text": text, "label": "neutral"}])
+    with pytest.raises(BadRow, match=rf"d.jsonl:2: text in field 'text' is not a string \({kind}\)"):
+        load_labelled(path)
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.csv"])
+def test_utf8_bom_is_accepted(tmp_path: Path, name: str) -> None:
+    body = ('{"text": "profit fell", "label": "negative"}\n{"text": "sales rose", "label": "positive"}\n'
+            if name.endswith(".jsonl") else "text,label\nprofit fell,negative\nsales rose,positive\n")
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    data = load_labelled(path)
+    assert data.texts == ["profit fell", "sales rose"] and data.targets == [0, 2]
+    from data_connectors.base import iter_rows
+
+    assert [row["text"] for _, row in iter_rows(path)] == ["profit fell", "sales rose"]
+
+
+def test_directory_is_named_as_such(tmp_path: Path) -> None:
+    from data_connectors.base import iter_rows
+
+    with pytest.raises(BadInput, match="is a directory, not a file"):
+        load_labelled(tmp_path)
+    with pytest.raises(BadInput, match="is a directory, not a file"):
+        list(iter_rows(tmp_path))
+
+
+def test_skip_summary_is_one_line_with_count_and_first_reasons(tmp_path: Path) -> None:
+    rows = [{"text": "ok", "label": "neutral"}] + [{"text": f"x{i}", "label": "meh"} for i in range(5)]
+    data = load_labelled(write_jsonl(tmp_path / "d.jsonl", rows), skip_bad=True)
+    line = data.report.summary(data.path)
+    assert line is not None and "\n" not in line
+    assert line.startswith(f"{data.path}: skipped 5 bad rows (line 2: unknown label 'meh'")
+    assert "line 4:" in line and "line 5:" not in line and "2 more" in line
+    clean = load_labelled(write_jsonl(tmp_path / "c.jsonl", rows[:1]))
+    assert clean.report.summary(clean.path) is None

@@ -71,3 +71,14 @@ def test_csv_with_ticker_column(tmp_path: Path) -> None:
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="no such file"):
         open_source(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize(("name", "body"), [
+    ("n.jsonl", '{"title": "a", "published_at": "2024-01-01"}\n'),
+    ("n.csv", "title,published_at\na,2024-01-01\n"),
+])
+def test_utf8_bom_is_accepted(tmp_path: Path, name: str, body: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())  # saved on Windows
+    batch = open_source(path, source="file").read()
+    assert [r["title"] for r in batch.rows] == ["a"] and not batch.rejected

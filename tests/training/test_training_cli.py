@@ -110,18 +110,33 @@ def test_train_embeddings_missing_module_is_one_line(settings, monkeypatch: pyte
     ["train", "sentiment", "--train", "{tmp}/bad.jsonl"],
     ["train", "sentiment", "--train", "{tmp}/one_each.jsonl"],  # no dev file, nothing to hold out
     ["predict", "sentiment", "--model", "news/none", "--input", "{tmp}/bad.jsonl", "--output", "{tmp}/o.jsonl"],
+    # QA pass: each of these trained (minutes) or wrote a run folder before failing, or misnamed the fault
+    ["train", "sentiment", "--train", "{tmp}/good.jsonl", "--domain", "../../evil"],
+    ["train", "sentiment", "--train", "{tmp}/good.jsonl", "--domain", "a/b"],
+    ["train", "sentiment", "--train", "{tmp}/good.jsonl", "--domain", ""],
+    ["train", "sentiment", "--train", "{tmp}/good.jsonl", "--epochs", "0"],
+    ["train", "sentiment", "--train", "{tmp}/empty.jsonl"],
+    ["train", "sentiment", "--train", "{tmp}/good.jsonl", "--dev", "{tmp}/bad.jsonl"],
+    ["predict", "sentiment", "--model", "news/none", "--input", "{tmp}", "--output", "{tmp}/o.jsonl"],
 ])
 def test_bad_input_exits_nonzero_with_one_line(tmp_path: Path, home: Path, args: list[str]) -> None:
     (tmp_path / "bad.jsonl").write_text('{"text": "ok", "label": "neutral"}\n{"text": "x", "label": "meh"}\n')
     (tmp_path / "one_each.jsonl").write_text("".join(f'{{"text": "t {lab}", "label": "{lab}"}}\n'
                                                      for lab in ("negative", "neutral", "positive")))
-    env = {**os.environ, "FINPULSE_HOME": str(home)}
+    (tmp_path / "good.jsonl").write_text("".join(f'{{"text": "t {lab} {i}", "label": "{lab}"}}\n'
+                                                 for i in range(4) for lab in ("negative", "neutral", "positive")))
+    (tmp_path / "empty.jsonl").write_text("")
+    env = {**os.environ, "FINPULSE_HOME": str(home), "FINPULSE_DATA_DIR": str(tmp_path / "no-data")}
     proc = subprocess.run([sys.executable, "-m", "shared.cli", *[a.format(tmp=tmp_path) for a in args]],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("finpulse: error:"), proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.jsonl").exists()
+    # nothing written: no run folder under FINPULSE_HOME, none beside it (a '../' domain)
+    assert not list(home.glob("runs/*")) and not list(tmp_path.rglob("*-sentiment-*"))
+    if "--input" in args and args[args.index("--input") + 1] == "{tmp}":
+        assert "is a directory" in lines[0]
 
 
 def test_tune_ensemble_scores_averaged_probabilities(registered_tiny, tiny_dev: Path) -> None:

@@ -1,0 +1,147 @@
+"""What `train sentiment` and `predict sentiment` check before they work (QA pass defects).
+
+Bad names, options and data fail before any training or run folder; skipped rows are
+counted on stderr; numeric -1/0/1 labels, BOM files and progress work end to end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from data_connectors.base import BadRow
+from shared.cli import cli
+from shared.errors import BadInput, ConfigError
+from training import SentimentTrainConfig, train_sentiment
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reaching the training loop is the failure these tests look for."""
+    import training.classification as classification
+
+    def trained(*args: object, **kw: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(classification, "_fit", trained)
+
+
+def test_cli_passes_zero_options_through(monkeypatch: pytest.MonkeyPatch, settings, tiny_train: Path) -> None:
+    import training
+
+    seen: list[SentimentTrainConfig] = []
+    monkeypatch.setattr(training, "train_sentiment", lambda config, settings: seen.append(config))
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--train", str(tiny_train), "--seed", "0"])
+    assert result.exit_code == 0 and seen[0].seed == 0  # was silently the default 42
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--train", str(tiny_train), "--epochs", "0"])
+    assert isinstance(result.exception, ConfigError) and "epochs=0" in str(result.exception)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("domain", ["../../evil", "a/b", "", ".hidden"])
+def test_domain_is_checked_before_training(settings, tiny_train: Path, no_training: None, domain: str) -> None:
+    with pytest.raises(BadInput, match="is not a valid name"):
+        train_sentiment(SentimentTrainConfig(train_path=str(tiny_train), domain=domain), settings)
+    assert not (settings.home / "runs").exists()
+
+
+def test_bad_data_fails_before_the_transfer_stage(settings, tiny_train: Path, tmp_path: Path,
+                                                  no_training: None) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok", "label": "neutral"}\n{"text": 42, "label": "neutral"}\n')
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(bad), transfer_data=str(tiny_train))
+    with pytest.raises(BadRow, match=r"bad.jsonl:2: text in field 'text' is not a string \(int\)"):
+        train_sentiment(cfg, settings)
+    assert not (settings.home / "runs").exists()
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_run_that_fails_after_its_folder_was_made_removes_it(settings, tiny_train: Path, tmp_path: Path,
+                                                              explicit: bool) -> None:
+    run_dir = tmp_path / "run" if explicit else None
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), base_model=str(tmp_path / "no-such-encoder"),
+                               transfer_data=None, run_dir=str(run_dir) if run_dir else None)
+    with pytest.raises(BadInput, match="is not a directory"):
+        train_sentiment(cfg, settings)
+    assert not list((settings.home / "runs").glob("*")) and not (run_dir and run_dir.exists())
+
+
+def test_a_failed_run_keeps_a_folder_it_did_not_make(settings, tiny_train: Path, tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), base_model=str(tmp_path / "nope"), transfer_data=None,
+                               run_dir=str(tmp_path / "run"))
+    with pytest.raises(BadInput):
+        train_sentiment(cfg, settings)
+    assert (tmp_path / "run").is_dir()
+
+
+def test_skip_bad_says_per_file_how_many_rows_it_dropped(tiny_train: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from training.classification import load_data
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(tiny_train.read_text() + '{"text": "x", "label": "meh"}\n{"text": [1], "label": "neutral"}\n')
+    data = load_data(SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(dev), skip_bad=True))
+    assert len(data.dev) == 24 and data.lineage["dev"]["skipped"] == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    assert lines == [f"[train] {dev}: skipped 2 bad rows (line 25: unknown label 'meh'; expected one of "
+                     f"negative, neutral, positive; line 26: text in field 'text' is not a string (list))"]
+
+
+def test_train_minus_one_zero_one_labels_from_a_bom_file(settings, tmp_path: Path) -> None:
+    """The -1/0/1 scheme trains three classes (positives were read as neutral); BOM and skips too."""
+    from tests.training.conftest import _rows
+
+    scheme = {"negative": "-1", "neutral": "0", "positive": "1"}
+    rows = [{**r, "label": scheme[r["label"]]} for r in _rows(8)]
+    train = tmp_path / "signed.jsonl"
+    train.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode()
+                      + b'{"text": "odd", "label": "7"}\n')
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--train", str(train), "--skip-bad", "--epochs", "1",
+                                      "--batch-size", "12", "--max-length", "32", "--transfer-data", "none",
+                                      "--set", "eval_every=1.0", "--set", "dev_fraction=0.25"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"{train}: skipped 1 bad row (line 25: unknown label '7'" in result.stderr
+    version = Path(result.stdout.strip().splitlines()[-1])
+    metrics = json.loads((version / "metrics.json").read_text())
+    assert {name: m["support"] for name, m in metrics["per_class"].items()} == \
+        {"negative": 2, "neutral": 2, "positive": 2}
+
+
+# -- predict ----------------------------------------------------------------------------------
+def test_predict_reads_a_bom_file_keeps_order_and_shows_progress(settings, tiny_sentiment_model: Path,
+                                                                 tmp_path: Path) -> None:
+    from shared.runtimes import load_runtime
+
+    texts = [("profit fell " * (i % 7 + 1)).strip() if i % 2 else f"record sales {i}" for i in range(300)]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps({"id": i, "text": t}) + "\n"
+                                              for i, t in enumerate(texts)).encode())
+    result = CliRunner().invoke(cli, ["predict", "sentiment", "--model", str(tiny_sentiment_model), "--input",
+                                      str(src), "--output", str(out), "--batch-size", "4"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "predict: 100%" in result.stderr and "300/300" in result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == list(range(300)) and [r["text"] for r in rows] == texts
+    direct = load_runtime(tiny_sentiment_model, "torch").predict(texts, batch_size=64)
+    assert [r["label"] for r in rows] == [d["label"] for d in direct]
+    assert max(abs(r["scores"][k] - d["scores"][k]) for r, d in zip(rows, direct, strict=True)
+               for k in d["scores"]) < 1e-4
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ({"text": 42}, r"in.jsonl:2: text in field 'text' is not a string \(int\)"),
+    ({"body": "x"}, r"in.jsonl:2: missing field 'text'"),
+])
+def test_predict_names_a_bad_text_field(settings, tmp_path: Path, row: dict, reason: str) -> None:
+    from shared.registry import get_registry
+    from training.predict import predict_file
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "ok"}\n' + json.dumps(row) + "\n")
+    with pytest.raises(BadRow, match=reason):
+        predict_file(get_registry(settings), "news/none", src, tmp_path / "out.jsonl")
