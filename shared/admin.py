@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
 from shared.errors import BadInput, Conflict, Forbidden, NotFound
-from shared.web import format_validation_error, parse_body, settings_of
+from shared.web import format_validation_error, parse_body, query_params, settings_of
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
@@ -215,6 +215,7 @@ def _blueprint() -> Blueprint:
     retrain._openapi_body = RetrainRequest  # type: ignore[attr-defined]
 
     @bp.get("/v1/admin/jobs")
+    @query_params(limit=("integer", "rows, 1-500"))
     @require_role("ops")
     def jobs() -> Any:
         """Recent jobs, newest first."""
@@ -271,12 +272,15 @@ def _blueprint() -> Blueprint:
         return jsonify({"models": _models()})
 
     @bp.get("/v1/admin/audit")
+    @query_params(limit=("integer", "rows, 1-500"))
     @require_role("ops")
     def audit_log() -> Any:
         """The audit log, newest first."""
         return jsonify({"entries": lifecycle.audit_entries(get_db(), limit=_limit(100))})
 
     @bp.get("/v1/admin/monitoring")
+    @query_params(hours=("number", "look-back window in hours, up to 720 (default 24)"),
+                  domain=("string", "one domain (default: this service's)"))
     @require_role("analyst")
     def monitoring() -> Any:
         """Drift, confidence and chatbot figures per domain and version, with alerts."""
@@ -285,6 +289,8 @@ def _blueprint() -> Blueprint:
         return jsonify(overview(settings_of(), window_s=_window(), domains=_domains()))
 
     @bp.get("/ops")
+    @query_params(hours=("number", "look-back window in hours, up to 720 (default 24)"),
+                  domain=("string", "one domain (default: this service's)"))
     @require_role("analyst")
     def ops_page() -> Any:
         """The ops page: jobs, models, monitoring plots and alerts."""

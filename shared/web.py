@@ -151,6 +151,17 @@ def json_body(model: type[BaseModel]) -> Callable[[F], F]:
     return deco
 
 
+def query_params(**params: tuple[str, str]) -> Callable[[F], F]:
+    """Decorator: document a view's query arguments (``name=(type, description)``) in the
+    OpenAPI document; the view still reads and validates them itself."""
+
+    def deco(view: F) -> F:
+        view._openapi_query = params  # type: ignore[attr-defined]
+        return view
+
+    return deco
+
+
 def openapi_document(app: Flask, title: str) -> dict[str, Any]:
     """An OpenAPI 3 document built from the URL map, view docstrings and body models."""
     paths: dict[str, dict[str, Any]] = {}
@@ -167,6 +178,8 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                 path = path.replace(f"<{conv}:{arg}>", f"{{{arg}}}")
             params.append({"name": arg, "in": "path", "required": True,
                            "schema": {"type": "string"}})
+        params += [{"name": name, "in": "query", "required": False, "description": text,
+                    "schema": {"type": kind}} for name, (kind, text) in getattr(view, "_openapi_query", {}).items()]
         doc = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {

@@ -14,7 +14,7 @@ from shared.auth import audit, require_role
 from shared.db import get_db
 from shared.errors import BadInput
 from shared.monitoring import record_chat, record_feedback
-from shared.web import json_body, settings_of
+from shared.web import json_body, query_params, settings_of
 
 bp = Blueprint("chatbot", __name__)
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"  # one rule for every endpoint that takes a session id
@@ -151,6 +151,7 @@ def agent_reply(session_id: str, body: AgentReplyIn) -> Any:
 
 
 @bp.get("/v1/chat/<session_id>/messages")
+@query_params(after=("integer", "the cursor: messages with a larger id (default 0)"))
 def session_messages(session_id: str) -> Any:
     """Agent messages of a conversation after ``?after=<message id>``, and whether an agent has it."""
     raw = request.args.get("after", "0")

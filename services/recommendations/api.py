@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 from data_connectors.interactions import Interaction, parse_timestamp
 from services.recommendations.serving import MAX_K, RecsService
 from shared.errors import BadInput
-from shared.web import json_body
+from shared.web import json_body, query_params
 
 bp = Blueprint("recommendations", __name__)
 
@@ -77,12 +77,14 @@ def post_interactions(body: InteractionsIn) -> Any:
 
 
 @bp.get("/v1/users/<user_id>/recommendations")
+@query_params(k=("integer", "items to return (default 10)"))
 def user_recommendations(user_id: str) -> Any:
     """Top-k unseen items for a user (unknown users get popular items)."""
     return jsonify(service().recommend(user_id, k_arg()))
 
 
 @bp.get("/v1/items/<item_id>/similar")
+@query_params(k=("integer", "items to return (default 10)"))
 def similar_items(item_id: str) -> Any:
     """Items most related to an item (unknown items get popular items)."""
     return jsonify(service().similar(item_id, k_arg()))

@@ -19,7 +19,7 @@ from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
-from shared.web import json_body, settings_of
+from shared.web import json_body, query_params, settings_of
 
 bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="templates",
                static_url_path="/static/sentiment")
@@ -28,6 +28,7 @@ MAX_NEWS_ROWS = 5000
 REPLAY_MAX = 500  # alerts a reconnecting stream client is sent at most ...
 REPLAY_S = 3600  # ... and none raised longer ago than this
 NO_ALERT_ID = "0"  # the stream's id before any alert exists: resuming from it replays the window
+TIME_ARG = ("string", "ISO-8601 time (event time, UTC if no offset)")  # a query argument
 _TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 
 
@@ -119,6 +120,10 @@ def tickers() -> Any:
 
 
 @bp.get("/v1/tickers/<ticker>/sentiment")
+@query_params(window=("string", "span back from end, e.g. 30d, 12h (default 30d)"),
+              bucket=("string", "bucket width, e.g. 1h, 1d"), end=TIME_ARG,
+              source=("string", "only articles of this source"),
+              articles=("string", "1/true: list each point's articles"))
 def ticker_sentiment(ticker: str) -> Any:
     """Sentiment, EWMA, volume and z-scores per bucket on event time, with the alerts."""
     t = _ticker(ticker)
@@ -137,6 +142,8 @@ def ticker_sentiment(ticker: str) -> Any:
 
 
 @bp.get("/v1/tickers/<ticker>/articles")
+@query_params(start=TIME_ARG, end=TIME_ARG,
+              source=("string", "only articles of this source"), limit=("integer", "1-1000, default 100"))
 def ticker_articles(ticker: str) -> Any:
     """The scored articles behind a ticker's points (newest first), with scores and links."""
     return jsonify({"articles": queries.articles(
@@ -145,6 +152,8 @@ def ticker_articles(ticker: str) -> Any:
 
 
 @bp.get("/v1/alerts")
+@query_params(since=TIME_ARG, ticker=("string", "one ticker, e.g. ACME"),
+              limit=("integer", "1-1000, default 100"))
 def alerts() -> Any:
     """Alerts newest first (event time), from ``since`` on, optionally for one ticker."""
     ticker = request.args.get("ticker")
@@ -159,6 +168,8 @@ def _sse(alert: dict[str, Any]) -> str:
 
 
 @bp.get("/v1/alerts/stream")
+@query_params(max_s=("integer", "seconds the stream stays open, 1-3600 (default 60)"),
+              after=TIME_ARG)
 def alerts_stream() -> Any:
     """Server-sent events: each new alert as ``event: alert``; reconnect with EventSource.
 

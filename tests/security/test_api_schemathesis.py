@@ -102,3 +102,8 @@ def test_openapi_refs_resolve_and_ops_need_a_key(service: str, settings: Any) ->
     retrain = doc["paths"]["/v1/admin/retrain"]["post"]
     assert retrain["security"] == [{"bearer": []}] and "401" in retrain["responses"]
     assert "security" not in doc["paths"]["/healthz"]["get"]
+    jobs_query = [p["name"] for p in doc["paths"]["/v1/admin/jobs"]["get"]["parameters"] if p["in"] == "query"]
+    assert jobs_query == ["limit"]  # query arguments are documented (and so fuzzed above)
+    own = {"sentiment": ("/v1/alerts", "since"), "chatbot": ("/v1/chat/{session_id}/messages", "after"),
+           "recommendations": ("/v1/users/{user_id}/recommendations", "k")}[service]
+    assert own[1] in [p["name"] for p in doc["paths"][own[0]]["get"]["parameters"]]
