@@ -81,8 +81,9 @@ def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
     from services.recommendations.pipeline import TrainedModel
     from shared.io import check_output_outside, write_jsonl
 
-    check_output_outside(output, resolve_model(model_dir), "model")
-    model = TrainedModel(resolve_model(model_dir))
+    path = resolve_model(model_dir)
+    check_output_outside(output, path, "model")
+    model = TrainedModel(path)
     users = read_user_ids(users_path)
     recs_ = model.recommend(users, k)
     unknown = sum(1 for u in users if u not in model.histories)
