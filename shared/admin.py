@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, render_template_string, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -82,7 +82,7 @@ class PromoteRequest(BaseModel):
     ref: str | None = Field(None, max_length=200)
     domain: str | None = Field(None, max_length=64)
     task: str | None = Field(None, max_length=64)
-    version: str | int | None = None
+    version: Annotated[str, Field(max_length=20)] | int | None = None
     force: bool = False
     reason: str | None = Field(None, max_length=500)
 

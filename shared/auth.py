@@ -90,6 +90,6 @@ def audit(db: Any, actor: str, action: str, target: str | None, outcome: str,
     """Record an admin action (who, what, when, outcome)."""
     from shared.models import AuditLog
 
-    with db.session() as s:
-        s.add(AuditLog(actor=actor, action=action, target=target, outcome=outcome,
-                       detail=detail))
+    with db.session() as s:  # fitted to the columns: PostgreSQL refuses an over-long value (a 500)
+        s.add(AuditLog(actor=actor[:100], action=action[:100], target=None if target is None else target[:300],
+                       outcome=outcome[:50], detail=detail))

@@ -157,7 +157,8 @@ def session_messages(session_id: str) -> Any:
     raw = request.args.get("after", "0")
     if not re.fullmatch(r"[0-9]{1,18}", raw):
         raise BadInput("'after' must be a message id (a non-negative integer)", code="validation_error")
-    return jsonify(engine().messages(_session_id(session_id), int(raw)))
+    # ids are 32-bit on PostgreSQL: a larger cursor is past every message (there it was a 500)
+    return jsonify(engine().messages(_session_id(session_id), min(int(raw), 2**31 - 1)))
 
 
 def _session_id(value: str) -> str:

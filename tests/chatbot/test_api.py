@@ -188,6 +188,8 @@ def test_agent_replies_reach_the_customer_and_the_notice_is_said_once(client, ap
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
     assert client.get("/v1/chat/bad%20id/messages").status_code == 400
     assert client.get(f"/v1/chat/{sid}/messages?after=-1").status_code == 400
+    huge = client.get(f"/v1/chat/{sid}/messages?after=999999999999999999")  # past every id (a 500 on PostgreSQL)
+    assert huge.status_code == 200 and huge.get_json()["messages"] == []
     assert client.get(f"/v1/chat/{sid}/messages?after=%C2%B2").status_code == 400  # "²".isdigit()
 
 

@@ -51,6 +51,8 @@ def test_bad_retrain_requests_are_4xx_and_queue_nothing(ops):
     assert lifecycle.list_jobs(ops["db"]) == []
     assert client.get("/v1/admin/jobs/nope", headers=auth).status_code == 404
     assert client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v9"}).status_code == 404
+    long_version = client.post("/v1/admin/models/promote", headers=auth, json={"version": "v" + "9" * 400})
+    assert long_version.status_code == 400 and "version" in long_version.get_json()["error"]["message"]
 
 
 def test_cancel_stops_a_running_job_between_steps(ops):
