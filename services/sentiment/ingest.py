@@ -291,8 +291,12 @@ def _ingest_one_by_one(db: Any, fresh: list[tuple[int, NewsItem]], report: Inges
             with db.session() as session:
                 _add(session, item)
             report.stored.append(item.id)
-        except IntegrityError:
+            report.row_ids[index] = item.id
+        except IntegrityError:  # a concurrent request stored it first: by id, or by url under another id
+            with db.session() as session:
+                winner = session.scalar(select(Article.id).where(
+                    (Article.id == item.id) | (Article.url == item.url) if item.url else Article.id == item.id))
             report.duplicates.append({"index": index, "id": item.id, "reason": "duplicate (concurrent insert)",
-                                      "duplicate_of": item.id})
-        report.row_ids[index] = item.id
+                                      "duplicate_of": winner or item.id})
+            report.row_ids[index] = winner or item.id
     return report

@@ -48,6 +48,19 @@ def test_duplicates_by_id_url_and_syndicated_copy_count_once(client, pipe) -> No
     assert _count(pipe, Article) == 2 and _count(pipe, Score) == 2
 
 
+def test_a_concurrent_insert_of_the_same_url_reports_the_stored_id(client, pipe) -> None:
+    """Two requests race with one URL under different ids: the loser's row must name the
+    winner's id (it named its own, which was never stored)."""
+    from services.sentiment.ingest import IngestReport, _ingest_one_by_one, normalise
+
+    assert client.post("/v1/news", json=art(1)).json["article_ids"] == ["a1"]  # the winner
+    loser = normalise(art(2, url="https://x.example/1"), pipe.linker, now=datetime.now(UTC),
+                      max_chars=100_000, skew_s=300)  # checked before a1 existed, then inserted
+    report = _ingest_one_by_one(pipe.db, [(0, loser)], IngestReport())
+    assert report.stored == [] and report.to_dict()["article_ids"] == ["a1"]
+    assert report.duplicates[0]["duplicate_of"] == "a1"
+
+
 def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_stored(client, pipe, migrated) -> None:
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     rows = [art(1), art(2, published_at=None), art(3, published_at="not a date"), art(4, published_at=future),
