@@ -201,6 +201,8 @@ def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | Non
             cand_m = evaluate(candidate.path, texts, gold)
             if production is not None:
                 prod_m = evaluate(production.path, texts, gold)
+        elif production is not None:
+            prod_m = {}  # production exists but nothing measures either: refused, not "first version"
     passed, summary = decide(config, cand_m, prod_m, metric, missing)
     report = {
         "candidate": candidate.ref,

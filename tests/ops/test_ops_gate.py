@@ -44,3 +44,15 @@ def test_run_gate_compares_side_by_side_and_stores_report(ops):
     # A stricter bar than production can meet on its own set is refused.
     worse = run_gate(ops["settings"], v2, tolerance=0.0, extra={"note": "x"})
     assert worse["passed"] is True and worse["note"] == "x"
+
+
+def test_without_an_evaluation_set_only_the_first_version_passes(ops):
+    """With production in place and nothing to measure either on, the gate used to say
+    "first version of the domain" and pass (a macro-F1 0.17 candidate went through)."""
+    registry = ops["registry"]
+    first = registry.register("wire", "sentiment", ops["v1"].path, move=False)  # no domains/wire.json
+    assert run_gate(ops["settings"], first)["passed"] is True
+    registry.promote(first.ref)
+    second = registry.register("wire", "sentiment", ops["v1"].path, move=False)
+    report = run_gate(ops["settings"], second)
+    assert report["passed"] is False and "names no evaluation set" in report["summary"]
