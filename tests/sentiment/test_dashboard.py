@@ -27,11 +27,12 @@ def test_dashboard_shows_alert_chart_and_articles(app, pipe) -> None:
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
-    evil = {"id": "evil", "source": "<b>wire</b>", "published_at": (START + timedelta(days=30, hours=20)).isoformat(),
+    long_source = "<b>wire</b>" + "-a-very-long-source-name" * 8  # 202 characters: stored as 200
+    evil = {"id": "evil", "source": long_source, "published_at": (START + timedelta(days=30, hours=20)).isoformat(),
             "title": "$ACME <img src=x onerror=\"document.title='pwned'\"> fraud probe"}
     rows = history(["ACME", "BOLT"], START, 30) + burst("ACME", START + timedelta(days=30)) + [evil]
     report = pipe.ingest(rows)
-    assert "evil" in report.stored
+    assert "evil" in report.stored, report.rejected
     pipe.score(report.stored)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -39,15 +40,23 @@ def test_dashboard_shows_alert_chart_and_articles(app, pipe) -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"http://127.0.0.1:{server.port}/?ticker=ACME")
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"http://127.0.0.1:{server.port}/?ticker=BOLT")
             page.wait_for_selector("#alerts li.critical", timeout=15_000)
             assert "ACME" in page.inner_text("#alerts li.critical")
+            assert page.get_attribute("#alerts", "aria-live") == "polite"  # new alerts are announced
+            page.focus("#alerts li.critical")  # an alert opens from the keyboard, not by mouse only
+            page.keyboard.press("Enter")
+            page.wait_for_function("document.getElementById('ticker').value === 'ACME'", timeout=15_000)
             page.wait_for_selector("#chart canvas", timeout=15_000)
             page.wait_for_selector("#articles tbody tr", timeout=15_000)
             assert "<img" in page.inner_text("#articles tbody")  # shown as text
             assert page.locator("#articles img").count() == 0 and page.title() != "pwned"
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "sentiment-dashboard.png"))
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # long source names
+            assert errors == [], errors  # e.g. no favicon 404
             browser.close()
     finally:
         server.shutdown()

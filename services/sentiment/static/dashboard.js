@@ -27,7 +27,10 @@
     const head = el("div");
     head.append(el("span", a.ticker, "ticker"), el("span", a.kind.replace(/_/g, " ") + " · " + a.severity));
     li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + a.article_ids.length + " articles", "meta"));
-    li.addEventListener("click", () => { $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10); load(); });
+    const open = () => { $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10); load(); };
+    li.tabIndex = 0;  // reachable and opened by keyboard too, not by mouse only
+    li.addEventListener("click", open);
+    li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
     return li;
   }
   function addAlert(a, fresh) {
@@ -40,6 +43,7 @@
   async function loadAlerts() {
     const data = await getJSON("/v1/alerts?limit=100");
     data.alerts.forEach((a) => addAlert(a, false));
+    $("alerts").setAttribute("aria-live", "polite");  // after the first fill: announce only new alerts
     return data.alerts;
   }
   function stream() {
