@@ -135,7 +135,7 @@ def handoffs() -> Any:
 @require_role("ops")
 def release(session_id: str) -> Any:
     """An agent hands the conversation back to the bot."""
-    n = engine().release(session_id, g.actor)
+    n = engine().release(_session_id(session_id), g.actor)
     audit(get_db(), g.actor, "chatbot.release", session_id, "ok")
     return jsonify({"session_id": session_id, "released": n})
 

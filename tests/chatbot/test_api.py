@@ -41,6 +41,7 @@ def test_unsure_then_handoff_then_silent_until_released(client, app, ops_headers
     assert all(t.endswith("+00:00") for t in [ticket["created_at"], *(m["at"] for m in ticket["transcript"])])
     assert client.post(f"/v1/handoffs/{sid}/release").status_code == 401
     assert client.post(f"/v1/handoffs/{sid}/release", headers=ops_headers).status_code == 200
+    assert client.post(f"/v1/handoffs/{'x' * 100}/release", headers=ops_headers).status_code == 400  # as /messages
     assert chat(client, "How do I reset my card PIN?", sid).get_json()["handoff"] is False
 
 
