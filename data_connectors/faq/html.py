@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,13 @@ from data_connectors.base import BadRow
 from data_connectors.faq.entry import FaqEntry, entry_from_row
 
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_OTHER_QUESTIONS = (*_HEADINGS, "dl", "details")  # where a heading's answer ends
+_SPACE_BEFORE_MARK = re.compile(r"\s+(?=[.,;:!?)])")
+
+
+def _text(tag: object) -> str:
+    """The tag's text, elements apart by a space, but none before punctuation ("with <b>Pay</b>.")."""
+    return _SPACE_BEFORE_MARK.sub("", tag.get_text(" ", strip=True))  # type: ignore[attr-defined]
 
 
 def _line(tag: object) -> int:
@@ -29,23 +37,21 @@ def read_html(path: Path) -> Iterator[tuple[int, FaqEntry]]:
         summary = details.find("summary")
         if summary is None:
             continue
-        question = summary.get_text(" ", strip=True)
+        question = _text(summary)
         summary.extract()
-        yield _line(details), entry_from_row(
-            {"question": question, "answer": details.get_text(" ", strip=True)}, path, _line(details))
+        yield _line(details), entry_from_row({"question": question, "answer": _text(details)}, path, _line(details))
     for dt in soup.find_all("dt"):
         dd = dt.find_next_sibling("dd")
-        answer = dd.get_text(" ", strip=True) if dd else ""
-        yield _line(dt), entry_from_row({"question": dt.get_text(" ", strip=True), "answer": answer},
-                                        path, _line(dt))
+        yield _line(dt), entry_from_row({"question": _text(dt), "answer": _text(dd) if dd else ""}, path, _line(dt))
     for head in soup.find_all(_HEADINGS):
         parts = []
         for sib in head.find_next_siblings():
-            if sib.name in _HEADINGS or sib.name in ("dl", "details"):
+            # a block holding other questions (<div class="faq-item"><h3>…) ends this answer:
+            # else a page title took the whole page's text as its answer
+            if sib.name in _OTHER_QUESTIONS or sib.find(_OTHER_QUESTIONS) is not None:
                 break
-            parts.append(sib.get_text(" ", strip=True))
+            parts.append(_text(sib))
         answer = " ".join(p for p in parts if p)
         if not answer:
             continue  # a page or section title, not a question
-        yield _line(head), entry_from_row({"question": head.get_text(" ", strip=True), "answer": answer},
-                                          path, _line(head))
+        yield _line(head), entry_from_row({"question": _text(head), "answer": answer}, path, _line(head))

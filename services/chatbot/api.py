@@ -86,6 +86,10 @@ def feedback(body: FeedbackIn) -> Any:
     if body.entry_id is not None and body.entry_id not in engine().handle.get().entries:
         # a pair naming no entry would make a retrain that uses the export fail
         raise BadInput(f"no knowledge-base entry with id {body.entry_id!r}", code="unknown_entry")
+    if not handoff.has_conversation(get_db(), body.session_id):
+        # feedback rates an answer given: on no conversation it is noise (or a made-up pair)
+        raise BadInput(f"session {body.session_id!r} has no conversation; send feedback with the "
+                       "session_id that POST /v1/chat returned", code="unknown_session")
     settings = settings_of()
     record_feedback(settings, settings.chatbot_domain, helpful=body.rating == "up")
     fid = handoff.add_feedback(get_db(), body.session_id, 1 if body.rating == "up" else -1,

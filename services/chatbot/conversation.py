@@ -47,8 +47,19 @@ class ChatEngine:
         return f"finpulse:chat:{self.domain}:{session_id}"
 
     def load_state(self, session_id: str) -> State:
+        """The session's state; once it expired from Redis, an open ticket still means handed off.
+
+        The state's TTL runs out while a customer waits for an agent more than ``ttl_s``: the
+        widget's poll then read "no handoff", stopped polling and never showed the reply.
+        """
         raw = self.redis.get(self._key(session_id))
-        return State.from_dict(json.loads(raw) if raw else None)
+        if raw:
+            return State.from_dict(json.loads(raw))
+        state = State()
+        ticket_id = handoff.find_open_ticket(self.db, session_id)
+        if ticket_id is not None:
+            state.handoff, state.ticket_id = True, ticket_id
+        return state
 
     def save_state(self, session_id: str, state: State) -> None:
         self.redis.set(self._key(session_id), json.dumps(state.to_dict()), ex=self.ttl_s)

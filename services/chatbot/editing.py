@@ -5,30 +5,39 @@ from __future__ import annotations
 from typing import Any
 
 from data_connectors.faq import entry_from_row
+from services.chatbot.kb import edit_lock
 from services.chatbot.models import KbChange
 from services.chatbot.retriever import get_encoder
 
 
 def upsert_entry(engine: Any, db: Any, entry_id: str, fields: dict[str, Any], actor: str) -> tuple[bool, int]:
-    """Add or replace ``entry_id``; returns (created, new KB version)."""
+    """Add or replace ``entry_id``; returns (created, new KB version).
+
+    Under :func:`edit_lock` from the freshly read index to the logged change, so concurrent
+    edits (any process) each start from the previous one's result and the change log
+    replays: every ``before`` is the previous ``after``, versions rise in log order.
+    """
     entry = entry_from_row({**fields, "id": entry_id}, "request body", 0)
-    kb = engine.handle.get()
-    before = kb.entries[entry_id].to_dict() if entry_id in kb.entries else None
-    created = kb.upsert(entry, engine.encoder or get_encoder(kb.meta["model"]))
-    engine.handle.persist()
-    version = int(kb.meta["version"])
-    with db.session() as s:
-        s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="upsert", before=before,
-                       after=entry.to_dict(), kb_version=version, actor=actor))
+    with edit_lock(engine.handle.directory):
+        kb = engine.handle.get(fresh=True)
+        before = kb.entries[entry_id].to_dict() if entry_id in kb.entries else None
+        created = kb.upsert(entry, engine.encoder or get_encoder(kb.meta["model"]))
+        engine.handle.persist()
+        version = int(kb.meta["version"])
+        with db.session() as s:
+            s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="upsert", before=before,
+                           after=entry.to_dict(), kb_version=version, actor=actor))
     return created, version
 
 
 def delete_entry(engine: Any, db: Any, entry_id: str, actor: str) -> int:
-    kb = engine.handle.get()
-    old = kb.delete(entry_id)
-    engine.handle.persist()
-    version = int(kb.meta["version"])
-    with db.session() as s:
-        s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="delete", before=old.to_dict(),
-                       after=None, kb_version=version, actor=actor))
+    """Remove ``entry_id`` (NotFound if absent); returns the new KB version. Serialised like upserts."""
+    with edit_lock(engine.handle.directory):
+        kb = engine.handle.get(fresh=True)
+        old = kb.delete(entry_id)
+        engine.handle.persist()
+        version = int(kb.meta["version"])
+        with db.session() as s:
+            s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="delete", before=old.to_dict(),
+                           after=None, kb_version=version, actor=actor))
     return version

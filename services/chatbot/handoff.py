@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from services.chatbot.models import ChatFeedback, ChatMessage, HandoffTicket
 from shared.db import utc_iso
@@ -51,14 +52,21 @@ def transcript(db: Any, session_id: str) -> list[dict[str, Any]]:
 
 
 def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = None) -> int:
-    """Create a ticket holding the transcript; notify the webhook without blocking the reply."""
-    with db.session() as s:
-        ticket = HandoffTicket(session_id=session_id, reason=reason, status="open",
-                               transcript=transcript(db, session_id))
-        s.add(ticket)
-        s.flush()
-        ticket_id, payload = ticket.id, {"ticket_id": ticket.id, "session_id": session_id,
-                                         "reason": reason, "transcript": ticket.transcript}
+    """Create a ticket holding the transcript; notify the webhook without blocking the reply.
+
+    A session already handed off keeps its open ticket (its id is returned, nobody is
+    notified twice): the unique index on open tickets decides when two turns race.
+    """
+    try:
+        with db.session() as s:
+            ticket = HandoffTicket(session_id=session_id, reason=reason, status="open",
+                                   transcript=transcript(db, session_id))
+            s.add(ticket)
+            s.flush()
+            ticket_id, payload = ticket.id, {"ticket_id": ticket.id, "session_id": session_id,
+                                             "reason": reason, "transcript": ticket.transcript}
+    except IntegrityError:
+        return open_ticket_id(db, session_id)
     if webhook:
         threading.Thread(target=_post, args=(webhook, payload), daemon=True).start()
     return int(ticket_id)
@@ -81,15 +89,21 @@ def open_tickets(db: Any) -> list[dict[str, Any]]:
                  "created_at": utc_iso(t.created_at), "transcript": t.transcript} for t in rows]
 
 
-def open_ticket_id(db: Any, session_id: str) -> int:
-    """The session's open ticket (the newest); NotFound when nobody has the conversation."""
+def find_open_ticket(db: Any, session_id: str) -> int | None:
+    """The session's open ticket (the newest), or None."""
     with db.session() as s:
         ticket_id = s.scalar(select(HandoffTicket.id).where(HandoffTicket.session_id == session_id,
                                                             HandoffTicket.status == "open")
                              .order_by(HandoffTicket.id.desc()).limit(1))
+    return None if ticket_id is None else int(ticket_id)
+
+
+def open_ticket_id(db: Any, session_id: str) -> int:
+    """The session's open ticket; NotFound when nobody has the conversation."""
+    ticket_id = find_open_ticket(db, session_id)
     if ticket_id is None:
         raise NotFound(f"session {session_id!r} has no open handoff")
-    return int(ticket_id)
+    return ticket_id
 
 
 def _message(row: ChatMessage) -> dict[str, Any]:
@@ -127,6 +141,12 @@ def release_ticket(db: Any, session_id: str, actor: str) -> int:
         for t in rows:
             t.status, t.released_at, t.released_by = "released", datetime.now(UTC), actor
         return len(rows)
+
+
+def has_conversation(db: Any, session_id: str) -> bool:
+    """Whether ``session_id`` ever chatted (its transcript outlives the Redis state)."""
+    with db.session() as s:
+        return s.scalar(select(ChatMessage.id).where(ChatMessage.session_id == session_id).limit(1)) is not None
 
 
 def add_feedback(db: Any, session_id: str, rating: int, entry_id: str | None, query: str | None,

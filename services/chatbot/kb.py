@@ -11,9 +11,12 @@ only that range.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +219,21 @@ def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind
     return kb
 
 
+@contextlib.contextmanager
+def edit_lock(directory: str | Path) -> Iterator[None]:
+    """Hold the lock on changes to the index at ``directory`` (threads and processes alike).
+
+    An edit reads the index, changes it, saves it and logs the change: two at once would
+    save over each other and log versions that do not replay. ``flock`` on a file beside the
+    directory (which the atomic swap replaces) is released when the holder exits, even killed.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.edit.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 class KbHandle:
     """A running service's view of an index directory, reloaded when it is swapped.
 
@@ -239,9 +257,11 @@ class KbHandle:
             return None
         return (st.st_ino, st.st_mtime_ns)
 
-    def get(self) -> KnowledgeBase:
+    def get(self, fresh: bool = False) -> KnowledgeBase:
+        """The current index; ``fresh`` looks at the directory now (an edit must start from
+        what another process saved a moment ago, not from this one's copy)."""
         now = time.monotonic()
-        if self._kb is None or now - self._checked >= self.check_s:
+        if fresh or self._kb is None or now - self._checked >= self.check_s:
             with self._lock:
                 self._checked = now
                 marker = self._stat()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -31,6 +31,10 @@ class HandoffTicket(Base):
     """A conversation handed to a person; the bot stays silent while it is open."""
 
     __tablename__ = "chat_handoffs"
+    # At most one open ticket per session, even when two turns hand off at once (the
+    # database refuses the second, on SQLite and PostgreSQL alike): migration chatbot_0002.
+    __table_args__ = (Index("uq_chat_handoffs_open_session", "session_id", unique=True,
+                            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | released

@@ -11,7 +11,7 @@ from typing import Any
 
 from data_connectors.base import BadRow, file_sha256, iter_rows
 from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
-from services.chatbot.kb import KnowledgeBase, build_kb_dir
+from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock
 from services.chatbot.retriever import get_encoder
 from shared.errors import BadInput, ModelNotFound
 from shared.io import atomic_write
@@ -93,9 +93,10 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
                               source=current.meta.get("source"), reembedded_from=current.meta.get("model"))
             fresh.calibration, fresh.calibration_rows = current.calibration, current.calibration_rows
             _refit_scoring(fresh, current.meta.get("calibrated_on"))
-            if (directory / "meta.json").stat().st_mtime_ns != stamp:
-                continue  # an edit landed meanwhile: rebuild from it
-            fresh.save(directory)
+            with edit_lock(directory):  # no edit may land between this check and the save
+                if (directory / "meta.json").stat().st_mtime_ns != stamp:
+                    continue  # an edit landed meanwhile: rebuild from it
+                fresh.save(directory)
             encoder.warm()
             print(f"[chatbot] re-embedded {len(fresh.entries)} entries with {path}", file=sys.stderr)
             return True

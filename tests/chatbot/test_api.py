@@ -87,6 +87,7 @@ def test_bad_input_is_4xx_json(client, app) -> None:
 
 
 def test_feedback_exports_training_pairs(client, ops_headers) -> None:
+    chat(client, "I forgot my PIN", "s1")
     r = client.post("/v1/feedback", json={"session_id": "s1", "rating": "up", "entry_id": "reset-pin",
                                           "message": "forgot pin, mail me at a@b.com"})
     assert r.status_code == 201
@@ -220,9 +221,136 @@ def test_feedback_is_validated_and_export_holds_only_live_entries(client, ops_he
     assert r.status_code == 400
     body = {"questions": ["Do you offer pet insurance?"], "answer": "Yes."}
     assert client.put("/v1/kb/pets", json=body, headers=ops_headers).status_code == 201
+    chat(client, "insure my dog", "fb1")
     for entry, text in (("pets", "insure my dog"), ("reset-pin", "forgot my pin")):
         fb = {"session_id": "fb1", "rating": "up", "entry_id": entry, "message": text}
         assert client.post("/v1/feedback", json=fb).status_code == 201
     assert client.delete("/v1/kb/pets", headers=ops_headers).status_code == 200
     lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
     assert [json.loads(x) for x in lines] == [{"text": "forgot my pin", "id": "reset-pin"}]
+
+
+def test_feedback_on_a_session_that_never_chatted_is_refused(client, ops_headers, unique) -> None:
+    """Known defect 3: it was stored (201), and a thumbs-up became a made-up training pair."""
+    fb = {"session_id": f"never-{unique}", "rating": "up", "entry_id": "reset-pin", "message": "made up"}
+    r = client.post("/v1/feedback", json=fb)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_session"
+    assert fb["session_id"] in r.get_json()["error"]["message"]
+    assert client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True) == ""
+    chat(client, "How do I reset my card PIN?", fb["session_id"])
+    assert client.post("/v1/feedback", json=fb).status_code == 201
+
+
+def race(n, fn):
+    """``fn(i)`` in ``n`` threads released together; their results in order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = threading.Barrier(n)
+
+    def run(i):
+        gate.wait()
+        return fn(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def test_parallel_handoffs_of_one_session_open_one_ticket(any_db_url) -> None:
+    """Known defect 1: parallel "talk to a person" turns each opened a ticket (SQLite and PostgreSQL)."""
+    from sqlalchemy import func, select
+
+    from services.chatbot import handoff
+    from services.chatbot.models import HandoffTicket
+    from shared.db import Database
+
+    db = Database(any_db_url)
+    try:
+        handoff.record_turns(db, "race1", [("user", "I want a human", None)])
+        ids = race(8, lambda i: handoff.open_ticket(db, "race1", "asked_for_person"))
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(HandoffTicket)) == 1
+        assert set(ids) == {handoff.open_ticket_id(db, "race1")}
+        assert handoff.release_ticket(db, "race1", "ops") == 1
+        assert handoff.open_ticket(db, "race1", "low_confidence") not in ids  # a new handoff, a new ticket
+    finally:
+        db.dispose()
+
+
+def test_parallel_chat_handoffs_give_one_ticket(client, ops_headers, unique) -> None:
+    sid = f"race-{unique}"  # the Redis state outlives a test run
+    replies = race(6, lambda i: chat(client, "I want to speak to a human agent", sid).get_json())
+    assert all(r["handoff"] for r in replies)
+    tickets = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+    assert len([t for t in tickets if t["session_id"] == sid]) == 1
+
+
+def test_parallel_kb_edits_of_one_id_leave_a_replayable_log(app, chat_settings, bow, ops_headers) -> None:
+    """Known defect 2: parallel PUTs of one id logged the same version and stale ``before``s;
+    two apps (as two processes, each with its own copy of the index) edit the same index."""
+    from sqlalchemy import select
+
+    from services.chatbot import create_app
+    from services.chatbot.models import KbChange
+    from shared.db import get_db
+
+    other = create_app(chat_settings, encoder=bow)
+    clients = [app.test_client(), other.test_client()]
+    for c in clients:  # each process has its index in memory before the edits
+        chat(c, "How do I reset my card PIN?")
+
+    def put(i):
+        body = {"questions": [f"Do you insure pets, take {i}?"], "answer": f"answer {i}"}
+        return clients[i % 2].put("/v1/kb/pets", json=body, headers=ops_headers).status_code
+
+    assert sorted(race(8, put)) == [200] * 7 + [201]
+    with get_db(app).session() as s:
+        log = [(c.before, c.after, c.kb_version) for c in s.scalars(select(KbChange).order_by(KbChange.id))]
+    assert len(log) == 8 and log[0][0] is None
+    assert [v for _, _, v in log] == list(range(log[0][2], log[0][2] + 8))  # one version each, in log order
+    assert all(log[i][0] == log[i - 1][1] for i in range(1, 8))  # each starts from the previous
+    from services.chatbot.kb import KnowledgeBase
+
+    on_disk = KnowledgeBase.load(kb_dir(chat_settings))
+    assert on_disk.entries["pets"].to_dict() == log[-1][1] and on_disk.meta["version"] == log[-1][2]
+
+
+def test_migration_closes_duplicate_open_tickets_then_guards(any_db_url) -> None:
+    """A database from before chatbot_0002 may hold duplicates: the oldest stays open."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from services.chatbot import handoff
+    from shared.db import Database, downgrade, upgrade
+
+    downgrade(any_db_url, "chatbot_0001")
+    db = Database(any_db_url)
+    try:
+        with db.engine.begin() as conn:
+            for _ in range(3):
+                conn.execute(text("INSERT INTO chat_handoffs (session_id, status, reason, transcript, created_at) "
+                                  "VALUES ('dup', 'open', 'asked_for_person', '[]', CURRENT_TIMESTAMP)"))
+        upgrade(any_db_url)
+        assert [t["id"] for t in handoff.open_tickets(db)] == [1]
+        with pytest.raises(IntegrityError), db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO chat_handoffs (session_id, status, reason, transcript, created_at) "
+                              "VALUES ('dup', 'open', 'x', '[]', CURRENT_TIMESTAMP)"))
+    finally:
+        db.dispose()
+
+
+def test_handoff_outlives_the_session_state_ttl(client, app, ops_headers, unique) -> None:
+    """The Redis state expired while the customer waited for an agent: the poll said "no
+    handoff" (the widget stopped polling, the agent's reply never showed) and the bot answered."""
+    from services.chatbot.dialogue import SILENT_ANSWER
+
+    sid, bot = f"ttl-{unique}", app.extensions["chatbot"]
+    assert chat(client, "I want to talk to a human agent please", sid).get_json()["kind"] == "handoff"
+    bot.redis.delete(bot._key(sid))  # what the TTL does after chatbot_session_ttl_s
+    assert client.get(f"/v1/chat/{sid}/messages").get_json()["handoff"] is True
+    again = chat(client, "How do I reset my card PIN?", sid).get_json()
+    assert again["kind"] == "silent" and again["answer"] == SILENT_ANSWER
+    assert chat(client, "I want to talk to a human agent please", f"new-{unique}").get_json()["kind"] == "handoff"
+    assert client.post(f"/v1/handoffs/{sid}/release", headers=ops_headers).status_code == 200
+    assert chat(client, "How do I reset my card PIN?", sid).get_json()["kind"] == "answer"

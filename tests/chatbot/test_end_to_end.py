@@ -162,6 +162,46 @@ def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_setting
         server.close()
 
 
+@pytest.mark.browser
+def test_widget_reload_mid_handoff_shows_the_conversation_once(chat_settings, bow, loaded_kb, ops_headers) -> None:
+    """A reload used to leave only the agent's messages: the customer's turns and the bot's
+    answers were gone, and the handoff status line too."""
+    from playwright.sync_api import sync_playwright
+    from waitress.server import create_server
+
+    from services.chatbot import create_app
+
+    app = create_app(chat_settings, encoder=bow)
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.effective_port}/")
+            page.get_by_role("button", name="Chat with us").click()
+            box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+            for text, reply in (("How do I reset my card PIN?", "Reset your PIN in the app"),
+                                ("I want to talk to a human agent please", "an agent will reply here shortly")):
+                box.fill(text)
+                box.press("Enter")
+                log.get_by_text(reply).wait_for(timeout=15_000)
+            sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+            r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna here."},
+                                       headers=ops_headers)
+            assert r.status_code == 201
+            log.get_by_text("Hi, Anna here.").wait_for(timeout=15_000)
+            page.reload()
+            page.get_by_role("button", name="Chat with us").click()
+            page.locator(".fpc-status").get_by_text("team").wait_for(timeout=15_000)  # after the first poll
+            texts = [t.split(":", 1)[-1].strip() for t in log.locator(".fpc-msg").all_inner_texts()]
+            assert texts[0] == "How do I reset my card PIN?" and texts[1].startswith("Reset your PIN in the app")
+            assert texts.count("Hi, Anna here.") == 1 and texts[-1] == "Hi, Anna here.", texts
+            browser.close()
+    finally:
+        server.close()
+
+
 def test_bank_faq_duplicate_question_answered_with_real_encoder(chat_settings, tmp_path) -> None:
     """The bank FAQ holds this question twice (two answers): the real encoder ties them, and the
     customer gets an answer, not a "Did you mean" with two identical buttons, then a handoff."""

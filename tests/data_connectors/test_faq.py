@@ -75,8 +75,18 @@ def test_html_faq_page(tmp_path: Path) -> None:
                  "<details><summary>Opening hours?</summary><p>24/7</p></details>"
                  "<h2>Where is my card?</h2><p>In the post.</p></body></html>")
     got = {e.question: e.answer for e in load_faq(p)}
-    assert got == {"Can I pay by phone?": "Yes, with Pay .", "Opening hours?": "24/7",
+    assert got == {"Can I pay by phone?": "Yes, with Pay.", "Opening hours?": "24/7",
                    "Where is my card?": "In the post."}
+
+
+def test_html_page_title_above_wrapped_questions_is_no_entry(tmp_path: Path) -> None:
+    """Each question in its own <div>: the <h1> title took the whole page as its answer."""
+    p = tmp_path / "faq.html"
+    p.write_text("<html><body><h1>Help</h1><p>Ask us.</p>"
+                 '<div class="faq"><h3>How do I reset my PIN?</h3><div><p>Open the <b>app</b>.</p></div></div>'
+                 '<div class="faq"><h3>Lost card?</h3><p>Call us &amp; block it.</p></div></body></html>')
+    got = {e.question: e.answer for e in load_faq(p)}
+    assert got == {"Help": "Ask us.", "How do I reset my PIN?": "Open the app.", "Lost card?": "Call us & block it."}
 
 
 def test_unknown_format_and_missing_file(tmp_path: Path) -> None:

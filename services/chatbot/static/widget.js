@@ -7,16 +7,27 @@
  * A picked suggestion is sent with its entry id (the same question text may belong to
  * two entries). While a person has the chat (handoff) it polls for the agent's messages,
  * every 3 s at first, slower while nothing comes (up to 15 s) or on errors (up to 60 s).
- * Server error texts are never shown: customers get a plain, friendly message. */
+ * Server error texts are never shown: customers get a plain, friendly message.
+ * The conversation shown and the agent-message cursor are kept in sessionStorage with the
+ * session id, so a page reload (or the next page of the site) shows the chat as it was. */
 (function () {
   "use strict";
   if (window.FinPulseChat) { return; }
   var script = document.currentScript;
   var base = (script && script.getAttribute("data-endpoint")) ||
     (script && script.src ? new URL(script.src, location.href).origin : location.origin);
-  var KEY = "finpulse-chat-session";
-  var sessionId = null;
-  try { sessionId = sessionStorage.getItem(KEY); } catch (e) { sessionId = null; }
+  var KEY = "finpulse-chat-session", HISTORY_KEY = "finpulse-chat-history", CURSOR_KEY = "finpulse-chat-cursor";
+  var HISTORY_MAX = 100;  /* bubbles kept for a reload */
+  var sessionId = null, shown = [], savedCursor = 0;
+  try {
+    sessionId = sessionStorage.getItem(KEY);
+    shown = sessionId ? JSON.parse(sessionStorage.getItem(HISTORY_KEY) || "[]") : [];
+    savedCursor = sessionId ? parseInt(sessionStorage.getItem(CURSOR_KEY) || "0", 10) || 0 : 0;
+  } catch (e) { sessionId = null; shown = []; }
+  if (!Array.isArray(shown)) { shown = []; }
+  function store(key, value) {
+    try { sessionStorage.setItem(key, value); } catch (e) { /* private mode: no reload memory */ }
+  }
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -69,7 +80,12 @@
   panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { setOpen(false); } });
 
   var SPEAKER = {user: "You said: ", bot: "Assistant: ", agent: "Agent: ", error: "Assistant: "};
-  function addMessage(who, text) {
+  function addMessage(who, text, replayed) {
+    if (!replayed && who !== "error") {  /* a stale error is not worth showing again */
+      shown.push([who, text]);
+      shown = shown.slice(-HISTORY_MAX);
+      store(HISTORY_KEY, JSON.stringify(shown));
+    }
     var msg = el("div", {"class": "fpc-msg fpc-" + who});
     msg.appendChild(el("span", {"class": "fpc-sr"}, SPEAKER[who]));
     msg.appendChild(document.createTextNode(text));
@@ -98,7 +114,7 @@
 
   /* Handoff: poll for the agent's messages after a cursor, backing off while idle or failing. */
   var POLL_MIN = 3000, POLL_IDLE_MAX = 15000, POLL_ERROR_MAX = 60000;
-  var cursor = 0, pollDelay = POLL_MIN, pollTimer = null, handedOff = false, polling = false;
+  var cursor = savedCursor, pollDelay = POLL_MIN, pollTimer = null, handedOff = false, polling = false;
   function schedulePoll(delay) {
     if (pollTimer) { clearTimeout(pollTimer); }
     pollTimer = setTimeout(poll, delay);
@@ -129,6 +145,8 @@
         var fresh = data.messages || [];
         fresh.forEach(function (m) { addMessage("agent", m.text); });
         cursor = data.cursor || cursor;
+        store(CURSOR_KEY, String(cursor));
+        if (data.handoff && !handedOff) { status.textContent = "A member of our team has this chat."; }
         if (data.handoff) { handedOff = true; }
         pollDelay = fresh.length ? POLL_MIN : Math.min(POLL_IDLE_MAX, pollDelay * 1.5);
         if (!data.handoff) {
@@ -164,7 +182,7 @@
         if (!res.ok) { addMessage("error", friendlyError(res.status)); status.textContent = ""; return; }
         var data = res.body;
         sessionId = data.session_id;
-        try { sessionStorage.setItem(KEY, sessionId); } catch (e) { /* private mode */ }
+        store(KEY, sessionId);
         if (data.answer) { addMessage("bot", data.answer); }  /* silent while an agent has the chat */
         if (data.kind === "clarify" && data.sources && data.sources.length) { addSuggestions(data.sources); }
         status.textContent = data.handoff ? "A member of our team will take over this chat." : "";
@@ -175,6 +193,9 @@
   }
   form.addEventListener("submit", function (ev) { ev.preventDefault(); ask(input.value); });
   window.FinPulseChat = {open: function () { setOpen(true); }, ask: ask};
-  /* A page reload in the middle of a handoff: pick the agent's side of the chat up again. */
+  /* A page reload: show the conversation again, and in a handoff pick the agent's side up again. */
+  shown.forEach(function (m) {
+    if (Array.isArray(m) && SPEAKER.hasOwnProperty(m[0]) && typeof m[1] === "string") { addMessage(m[0], m[1], true); }
+  });
   if (sessionId) { polling = true; schedulePoll(0); }
 })();
