@@ -245,11 +245,17 @@ def models_show(ref: str) -> None:
     mv = _registry().resolve_version(ref)
     cfg, m = mv.train_config(), mv.metrics()
     keep = ("method", "seed", "base_model", "git_commit", "data", "epochs", "lr", "max_length")
-    from shared.gate import load_report
+    # a recommender's lineage: its interactions/items files and hashes, or the version it refitted
+    recs_lineage = ("interactions", "interactions_sha256", "items", "items_sha256", "retrained_from",
+                    "db_max_id", "config")
+    from shared.gate import GATE_METRIC_KEY, load_report
 
+    if m.get(GATE_METRIC_KEY):  # evaluated by its own trainer (recommenders, encoders): its own figures
+        metrics = {k: v for k, v in m.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    else:
+        metrics = {k: m.get(k) for k in ("accuracy", "macro_f1", "ece", "by_agreement")}
     out = {"ref": mv.ref, "path": str(mv.path), **{k: cfg.get(k) for k in keep},
-           "metrics": {k: m.get(k) for k in ("accuracy", "macro_f1", "ece", "by_agreement")},
-           "gate": load_report(mv.path)}
+           **{k: cfg[k] for k in recs_lineage if k in cfg}, "metrics": metrics, "gate": load_report(mv.path)}
     click.echo(json.dumps(out, indent=2))
 
 

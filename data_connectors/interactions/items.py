@@ -57,9 +57,12 @@ def _categories(value: object) -> tuple[str, ...]:
 
 
 def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
+    from data_connectors.interactions.records import ITEM_KEYS
+
     for line, row in iter_rows(path):
-        item_id = row.get("item_id") or row.get("id") or row.get("news_id")
-        if item_id in (None, ""):
+        # the interactions' id columns (movie_id, itemId, ...) name the same items here
+        item_id = next((row[k] for k in ("item_id", "id", *ITEM_KEYS) if row.get(k) not in (None, "")), None)
+        if item_id is None:
             report.skip(BadRow(path, line, "missing item_id"))
             continue
         text = row.get("text") or row.get("body") or row.get("abstract") or row.get("description") or ""
@@ -69,7 +72,8 @@ def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
 
 
 def read_items(path: str | Path) -> tuple[list[Item], ReadReport]:
-    """Read a catalogue in any supported format (chosen from the name and first line)."""
+    """Read a catalogue in any supported format (chosen from the name and first line); one
+    without a usable item is a :class:`BadInput`."""
     from data_connectors.interactions.msnews_clicks import iter_mind_news
 
     path = Path(path)
@@ -85,4 +89,10 @@ def read_items(path: str | Path) -> tuple[list[Item], ReadReport]:
         items = list(iter_mind_news(path, report))
     else:
         items = list(iter_item_rows(path, report))
+    if not items:
+        # a catalogue was asked for: training on without one would silently drop content features
+        detail = f" ({len(report.skipped)} bad rows, first: line {report.skipped[0]['line']}: " \
+                 f"{report.skipped[0]['reason']})" if report.skipped else ""
+        raise BadInput(f"{path}: no usable items; expected item_id (or id) with title, text, "
+                       f"categories{detail}")
     return items, report

@@ -30,9 +30,10 @@ def _lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
                 yield n, line.rstrip("\n").split("\t")
 
 
-def iter_mind_behaviors(path: str | Path, *, include_history: bool = True,
-                        report: ReadReport | None = None) -> Iterator[Interaction]:
-    """Click events from a MIND ``behaviors.tsv`` (bad lines are skipped into ``report``)."""
+def iter_mind_behaviors(path: str | Path, *, include_history: bool = True, report: ReadReport | None = None,
+                        skip_bad: bool = True) -> Iterator[Interaction]:
+    """Click events from a MIND ``behaviors.tsv``; bad lines are skipped into ``report``, or
+    raised as :class:`BadRow` without ``skip_bad`` (as for every other interactions file)."""
     report = report if report is not None else ReadReport()
     seen_history: set[str] = set()
     for n, cols in _lines(path):
@@ -49,6 +50,8 @@ def iter_mind_behaviors(path: str | Path, *, include_history: bool = True,
                 if label == "1":
                     clicks.append(news)
         except ValueError as exc:
+            if not skip_bad:
+                raise BadRow(path, n, str(exc)) from None
             report.skip(BadRow(path, n, str(exc)))
             continue
         events = []

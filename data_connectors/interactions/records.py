@@ -165,7 +165,7 @@ def read_interactions(path: str | Path, fmt: str | None = None, *,
     if fmt == "mind" or (fmt is None and _looks_like_mind(path)):
         from data_connectors.interactions.msnews_clicks import iter_mind_behaviors
 
-        rows = list(iter_mind_behaviors(path, report=report))
+        rows = list(iter_mind_behaviors(path, report=report, skip_bad=skip_bad))
     else:
         rows = list(iter_interactions(path, fmt, skip_bad=skip_bad, report=report))
     if not rows:

@@ -98,14 +98,18 @@ def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also run implicit's default ALS on the same split.")
-def eval_cmd(interactions_path: str, k: int, baseline: bool) -> None:
-    """Leave-last-out evaluation, full ranking: HR@K, NDCG@K, coverage (JSON on stdout)."""
+@click.option("--skip-bad", is_flag=True, help="Skip (and count) bad interaction rows instead of failing on the first.")
+def eval_cmd(interactions_path: str, k: int, baseline: bool, skip_bad: bool) -> None:
+    """Leave-last-out evaluation, full ranking: HR@K, NDCG@K, coverage (JSON on stdout).
+
+    A bad row fails it, as it fails ``recs train``: figures from a silently trimmed file mislead.
+    """
     from data_connectors.interactions import format_skips, read_interactions
     from services.recommendations.evaluation import evaluate, evaluate_implicit_als
     from services.recommendations.pipeline import RecsConfig, build_hybrid
     from services.recommendations.recommenders.data import Interactions
 
-    rows, report = read_interactions(interactions_path)
+    rows, report = read_interactions(interactions_path, skip_bad=skip_bad)
     for line in format_skips(report, interactions_path):
         _note(line)
     data = Interactions.from_records(rows)

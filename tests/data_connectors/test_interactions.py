@@ -114,3 +114,26 @@ def test_utf8_bom_is_accepted(tmp_path: Path, name: str, body: str) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + body.encode())  # saved on Windows
     rows, report = read_interactions(path)
     assert [(r.user_id, r.item_id) for r in rows] == [("7", "a")] and not report.skipped
+
+
+def test_mind_behaviors_strict_mode_raises_with_file_and_line(tmp_path: Path) -> None:
+    beh = tmp_path / "behaviors.tsv"
+    beh.write_text("1\tU1\t11/12/2019 2:14:46 PM\tN1 N2\tN3-1 N4-0\n"
+                   "2\tU2\tbad date\t\tN3-1\n")
+    with pytest.raises(BadInput, match=r"behaviors\.tsv:2: time data"):
+        read_interactions(beh, skip_bad=False)
+
+
+def test_catalogue_ids_named_like_interaction_ids_and_nothing_usable(tmp_path: Path) -> None:
+    cat = tmp_path / "movies.csv"
+    cat.write_text("movie_id,title\n42,Answer\n")
+    items, _ = read_items(cat)
+    assert [(i.item_id, i.title) for i in items] == [("42", "Answer")]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(BadInput, match="no usable items"):
+        read_items(empty)
+    nameless = tmp_path / "nameless.jsonl"
+    nameless.write_text('{"title": "no id"}\n')
+    with pytest.raises(BadInput, match=r"no usable items.*line 1: missing item_id"):
+        read_items(nameless)

@@ -240,3 +240,20 @@ def test_ops_cli_retrains_recommenders_with_the_endpoints_checks(recs, tmp_path)
     assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1, 2]  # nothing registered
     no_data = CliRunner().invoke(cli, ["ops", "retrain", "--domain", "news", "--task", "sentiment"])
     assert "retraining sentiment needs --data" in str(no_data.exception)
+
+
+def test_models_show_gives_a_recommenders_lineage_and_own_metrics(recs):
+    """`finpulse models show` printed null accuracy/F1 and no data for recommenders, hiding
+    the interactions file, its hash, the refit source and NDCG/HR."""
+    from click.testing import CliRunner
+
+    from shared.cli import cli
+
+    domain = recs["domain"]
+    shown = json.loads(CliRunner().invoke(cli, ["models", "show", f"{domain}/{TASK}@v1"]).stdout)
+    assert shown["interactions"] == str(SAMPLE) and len(shown["interactions_sha256"]) == 64
+    assert shown["metrics"][GATE_METRIC] > 0 and "hr@10" in shown["metrics"] and "accuracy" not in shown["metrics"]
+    assert shown["config"]["ease_l2"] > 0
+    CliRunner().invoke(cli, ["ops", "retrain", "--domain", domain, "--task", TASK])
+    refit = json.loads(CliRunner().invoke(cli, ["models", "show", f"{domain}/{TASK}@v2"]).stdout)
+    assert refit["retrained_from"] == f"{domain}/{TASK}@v1" and "db_max_id" in refit

@@ -98,3 +98,26 @@ def test_recommend_takes_a_registry_ref(settings, production, tmp_path: Path) ->
     res = CliRunner().invoke(recs, ["recommend", "--model", "nowhere/recommendations", "--users", str(users),
                                     "--output", str(tmp_path / "x.jsonl")])
     assert res.exit_code != 0 and "neither a model directory nor a registered version" in str(res.exception)
+
+
+def test_eval_fails_on_a_bad_row_unless_skip_bad(tmp_path: Path) -> None:
+    data = tmp_path / "inter.tsv"
+    data.write_text(SAMPLE.read_text() + "u1\ti1\tfive\t100\n")
+    line = len(data.read_text().splitlines())
+    strict = CliRunner().invoke(recs, ["eval", "--interactions", str(data), "--no-baseline"])
+    assert strict.exit_code != 0 and str(strict.exception) == f"{data}:{line}: rating 'five' is not a number"
+    res = CliRunner().invoke(recs, ["eval", "--interactions", str(data), "--no-baseline", "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert f"{data}:{line}: skipped" in res.output
+
+
+def test_train_refuses_an_items_file_without_usable_items(tmp_path: Path) -> None:
+    """An --items file that yields nothing would silently drop the content features the user asked for."""
+    for name, body in (("empty.jsonl", ""), ("other.csv", "name,title\nm1,One\n")):
+        items = tmp_path / name
+        items.write_text(body)
+        out = tmp_path / f"m-{name}"
+        res = CliRunner().invoke(recs, ["train", "--interactions", str(SAMPLE), "--output", str(out),
+                                        "--items", str(items)])
+        assert res.exit_code != 0 and "no usable items" in str(res.exception), res.output
+        assert not out.exists()
