@@ -185,9 +185,14 @@ def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion,
         job_stage(db, job_id, "promote", f"promoting {mv.ref}")
         promoted = promote(settings, db, mv.ref, actor=params.get("actor", "job"),
                            reason=params.get("reason") or f"retrain job {job_id}", force=force)
+    if promoted is not None:
+        production = promoted["production"]
+    else:  # what still serves: a refused candidate's job said null, as if nothing did
+        current = get_registry(settings).production(mv.domain, mv.task)
+        production = current.ref if current is not None else None
     return {"version": mv.ref, "path": str(mv.path), "gate": {
         k: report.get(k) for k in ("passed", "summary", "delta", "primary_metric", "production")},
-        "promoted": promoted is not None, "production": promoted["production"] if promoted else None}
+        "promoted": promoted is not None, "production": production}
 
 
 # -- model_versions mirror ----------------------------------------------------------

@@ -43,6 +43,7 @@ def test_retrain_gate_promote_refuse_rollback_audit(ops, worker):
     assert job["status"] == "succeeded", job
     assert job["result"]["version"] == "news/sentiment@v3"
     assert job["result"]["gate"]["passed"] is False and job["result"]["promoted"] is False
+    assert job["result"]["production"] == "news/sentiment@v2"  # what still serves, not null
     assert client.post("/v1/score", json={"texts": TEXTS}).get_json()["model_version"] == "news/sentiment@v2"
     refused = client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v3"})
     assert refused.status_code == 409 and "gate" in refused.get_json()["error"]["message"]
