@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
 from services.sentiment.models import Article, ArticleTicker, Score, as_utc
 from shared.errors import BadInput
@@ -108,11 +108,22 @@ def load_rows(db: Any, ticker: str, start: datetime, end: datetime, source: str 
          .join(Score, and_(Score.article_id == ArticleTicker.article_id, Score.ticker == ArticleTicker.ticker))
          .where(ArticleTicker.ticker == ticker, ArticleTicker.published_at >= start,
                 ArticleTicker.published_at < end)
-         .order_by(ArticleTicker.published_at))
+         .order_by(ArticleTicker.published_at, ArticleTicker.article_id))  # ties too: ids in a fixed order
     if source:
         q = q.join(Article, Article.id == ArticleTicker.article_id).where(Article.source == source)
     with db.session() as s:
         return [Row(r[0], as_utc(r[1]), *r[2:]) for r in s.execute(q)]
+
+
+def coverage(db: Any, ticker: str, source: str | None = None) -> tuple[datetime, datetime] | None:
+    """Event times of the ticker's first and latest article (None when it has none)."""
+    q = select(func.min(ArticleTicker.published_at), func.max(ArticleTicker.published_at)).where(
+        ArticleTicker.ticker == ticker)
+    if source:
+        q = q.join(Article, Article.id == ArticleTicker.article_id).where(Article.source == source)
+    with db.session() as s:
+        first, latest = s.execute(q).one()
+    return (as_utc(first), as_utc(latest)) if first is not None else None
 
 
 class _WindowStats:
@@ -139,8 +150,13 @@ class _WindowStats:
 
 
 def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, baseline_days: float = 30,
-           alpha: float = 0.3, min_articles: int = 3) -> list[Point]:
-    """Points for the buckets in ``[start, end)``; ``rows`` must reach back ``baseline_days``."""
+           alpha: float = 0.3, min_articles: int = 3, since: datetime | None = None) -> list[Point]:
+    """Points for the buckets in ``[start, end)``; ``rows`` must reach back ``baseline_days``.
+
+    ``since`` is the ticker's first article: volume baselines count empty buckets from there
+    on only. Without it the first row given stands in, which makes the baselines depend on
+    how far back the caller happened to load (a weekend at the start of the loaded range).
+    """
     first = floor_time(shift(start, -timedelta(days=baseline_days)), bucket_s)
     n_buckets = max(0, math.ceil((end - first).total_seconds() / bucket_s))
     pts = [Point(first + timedelta(seconds=i * bucket_s)) for i in range(n_buckets)]
@@ -160,6 +176,8 @@ def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, basel
     sent = np.where(wsum > 0, wsent / np.maximum(wsum, 1e-9), 0.0)
     data_idx = np.flatnonzero(has)
     first_data = int(data_idx[0]) if data_idx.size else n_buckets
+    if since is not None:
+        first_data = min(max(0, int((floor_time(since, bucket_s) - first).total_seconds() // bucket_s)), first_data)
     window = int(baseline_days * 86400 // bucket_s)
     everywhere = np.ones(n_buckets, dtype=bool)
     sent_stats, vol_stats, neg_stats = (_WindowStats(sent, has), _WindowStats(vol, everywhere),
@@ -190,16 +208,14 @@ def ticker_series(db: Any, ticker: str, *, window: timedelta, bucket: str, end: 
     """The series the API returns: window ends at ``end`` or at the ticker's latest article."""
     bucket_s = bucket_seconds(bucket)
     baseline_days = getattr(settings, "sentiment_baseline_days", 30)
+    span = coverage(db, ticker, source)
     if end is None:
-        with db.session() as s:
-            latest = s.scalar(select(ArticleTicker.published_at).where(ArticleTicker.ticker == ticker)
-                              .order_by(ArticleTicker.published_at.desc()).limit(1))
-        end = as_utc(latest) if latest else datetime.now(UTC)
+        end = span[1] if span else datetime.now(UTC)
     end = shift(floor_time(end, bucket_s), timedelta(seconds=bucket_s))
     start = shift(end, -window)
     rows = load_rows(db, ticker, shift(start, -timedelta(days=baseline_days)), end, source)
     pts = series(rows, start, end, bucket_s, baseline_days, getattr(settings, "sentiment_ewma_alpha", 0.3),
-                 getattr(settings, "sentiment_min_articles", 3))
+                 getattr(settings, "sentiment_min_articles", 3), since=span[0] if span else None)
     return {"ticker": ticker, "bucket": bucket, "start": start.isoformat().replace("+00:00", "Z"),
             "end": end.isoformat().replace("+00:00", "Z"), "points": pts,
             "model_versions": sorted({r.model_version for r in rows if r.published_at >= start})}

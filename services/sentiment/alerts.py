@@ -1,10 +1,11 @@
 """Alert rules on event time, stored once per ticker and bucket, pushed to Redis and a webhook.
 
-After each scoring batch, :func:`evaluate` re-judges the buckets that received articles.
+After each scoring batch, :func:`evaluate` re-judges the buckets from the earliest one
+that received articles on, and brings the stored alerts in line with that judgment.
 A bucket raises at most one alert (the most severe rule; the others are named in the
 message), and a cool-down keeps one event from raising several. An alert's id and time
 come from the ticker and the bucket, so a backfill yields the same alerts as live arrival
-and re-posting the same articles adds nothing.
+(in any order or batching) and re-posting the same articles adds nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
-from services.sentiment.aggregate import Point, floor_time, load_rows, series, shift
+from services.sentiment.aggregate import Point, coverage, floor_time, load_rows, series, shift
 from services.sentiment.ingest import EARLIEST, LATEST
-from services.sentiment.models import Alert, as_utc
+from services.sentiment.models import Alert, ArticleTicker, Score, as_utc
 from shared.metrics import counter
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ CHANNEL = "finpulse:sentiment:alerts"
 SEVERITY_RANK = {"warn": 1, "critical": 2}
 KIND_RANK = {"sentiment_shift": 3, "negative_burst": 2, "volume_spike": 1}
 MAX_ARTICLE_IDS = 50
+MAX_PASSES = 5  # judgments of one ticker per batch while concurrent scoring keeps changing its rows
 
 
 @dataclass(frozen=True)
@@ -110,47 +113,102 @@ def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str) -> list[str]:
 
 
 def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -> list[dict[str, Any]]:
-    """Judge the buckets of ``times`` for ``ticker``; store and return the new alerts.
+    """Judge ``ticker`` again from the earliest bucket of ``times`` on; returns what live channels hear.
+
+    A bucket's numbers depend only on itself and earlier buckets, so alerts before the
+    earliest touched bucket stand. From there to the ticker's latest article every bucket is
+    judged again in event order (a late article moves later baselines, and an alert raised
+    or retracted moves the next ones' cool-down) and the stored alerts are made to match:
+    new ones stored, changed ones updated in place (a bucket first judged on part of its
+    articles), ones no longer raised removed. So the stored alerts depend on the articles
+    only, never on their arrival order or batching: a backfill equals live arrival.
+    Returned: the new alerts and those whose kind or severity changed (re-sent to the
+    stream under the same id).
 
     Times outside the plausible range (a year-0001 article stored before ingest refused
     them) are skipped: their window arithmetic would overflow and sink the whole batch.
     """
-    plausible = [t for t in times if EARLIEST <= as_utc(t) < LATEST]
+    plausible = [as_utc(t) for t in times if EARLIEST <= as_utc(t) < LATEST]
     if len(plausible) < len(times):
         log.warning("%s: %d article(s) with an implausible published_at left out of alert evaluation",
                     ticker, len(times) - len(plausible))
-    touched = {floor_time(t, rules.bucket_s) for t in plausible}
-    if not touched:
+    if not plausible:
         return []
-    # New articles also move the baseline of later buckets (late arrivals), so those are
-    # judged again too: the outcome converges on what a backfill in event order gives.
-    lo = min(touched)
-    hi = max(touched) + timedelta(seconds=rules.bucket_s) + timedelta(days=rules.baseline_days)
-    rows = load_rows(db, ticker, lo - timedelta(days=rules.baseline_days), hi)
-    by_id = {r.article_id: r for r in rows}
-    points = {p.at: p for p in series(rows, lo, hi, rules.bucket_s, rules.baseline_days, rules.alpha,
-                                      rules.min_articles)}
-    buckets = sorted(touched | {at for at, p in points.items() if p.volume})
-    new = []
-    with db.session() as s:
-        existing = [as_utc(a) for a in s.scalars(select(Alert.at).where(
-            Alert.ticker == ticker, Alert.at >= lo - rules.cooldown, Alert.at <= hi + rules.cooldown))]
-    for at in buckets:
-        p = points.get(at)
-        best = choose(candidates(p, rules)) if p else None
-        if best is None or any(abs(at - e) <= rules.cooldown for e in existing):
-            continue
-        alert = Alert(id=alert_id(ticker, at), ticker=ticker, at=at, kind=best["kind"], severity=best["severity"],
-                      value=float(best["value"]), baseline=float(best["baseline"] or 0.0),
-                      message=f"{ticker}: {best['message']}", article_ids=_article_ids(p, by_id, best["kind"]))
+    lo = floor_time(min(plausible), rules.bucket_s)
+    heard: dict[str, dict[str, Any]] = {}
+    for _ in range(MAX_PASSES):
+        # Scoring tasks run concurrently: one judging rows read before another's scores were
+        # committed could store a stale judgment last. So judge again until the rows behind the
+        # judgment are still the rows there after storing it.
+        span = coverage(db, ticker)
+        if span is None:
+            return []
+        hi = floor_time(min(max(span[1], *plausible), shift(LATEST, -timedelta(seconds=rules.bucket_s))),
+                        rules.bucket_s) + timedelta(seconds=rules.bucket_s)
+        start = lo - timedelta(days=rules.baseline_days)
+        before = _fingerprint(db, ticker, start, hi)
+        rows = load_rows(db, ticker, start, hi)
+        points = series(rows, lo, hi, rules.bucket_s, rules.baseline_days, rules.alpha, rules.min_articles,
+                        since=max(span[0], EARLIEST))
         try:
-            with db.session() as s:
-                s.add(alert)
-        except IntegrityError:  # a concurrent evaluation stored it first
+            heard.update((a["id"], a) for a in _reconcile(db, ticker, lo, points, {r.article_id: r for r in rows},
+                                                          rules))
+        except (IntegrityError, StaleDataError):  # a concurrent evaluation changed them first: judge again
             continue
-        existing.append(at)
-        new.append(to_json(alert))
-    return new
+        if _fingerprint(db, ticker, start, hi) == before:
+            break
+    else:  # the next batch of this ticker judges it again
+        log.warning("%s: articles kept changing during %d alert evaluations; left to the next batch", ticker,
+                    MAX_PASSES)
+    return list(heard.values())
+
+
+def _fingerprint(db: Any, ticker: str, start: datetime, end: datetime) -> tuple[int, int | None]:
+    """Count and newest id of the ticker's scores in ``[start, end)``: changes when scores do."""
+    with db.session() as s:
+        return tuple(s.execute(select(func.count(), func.max(Score.id)).join(
+            ArticleTicker, and_(Score.article_id == ArticleTicker.article_id, Score.ticker == ArticleTicker.ticker))
+            .where(ArticleTicker.ticker == ticker, ArticleTicker.published_at >= start,
+                   ArticleTicker.published_at < end)).one())
+
+
+def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: dict[str, Any],
+               rules: Rules) -> list[dict[str, Any]]:
+    """Store, update and remove ``ticker``'s alerts from ``lo`` on to match ``points``."""
+    heard: list[dict[str, Any]] = []
+    with db.session() as s:
+        stored = {as_utc(a.at): a for a in s.scalars(select(Alert).where(
+            Alert.ticker == ticker, Alert.at >= lo - rules.cooldown))}
+        raised = [at for at in stored if at < lo]  # before the judged range: final
+        kept: set[datetime] = set()
+        for p in points:
+            best = choose(candidates(p, rules)) if p.volume else None
+            if best is None or any(p.at - e <= rules.cooldown for e in raised):
+                continue
+            raised.append(p.at)
+            kept.add(p.at)
+            fields = {"kind": best["kind"], "severity": best["severity"], "value": float(best["value"]),
+                      "baseline": float(best["baseline"] or 0.0), "message": f"{ticker}: {best['message']}",
+                      "article_ids": _article_ids(p, by_id, best["kind"])}
+            old = stored.get(p.at)
+            if old is None:
+                alert = Alert(id=alert_id(ticker, p.at), ticker=ticker, at=p.at, **fields)
+                s.add(alert)
+                s.flush()
+                heard.append(to_json(alert))
+                continue
+            if all(getattr(old, k) == v for k, v in fields.items()):
+                continue
+            louder = (old.kind, old.severity) != (fields["kind"], fields["severity"])
+            for k, v in fields.items():
+                setattr(old, k, v)
+            if louder:  # the stream follows created_at: an alert that changed meaning is sent again
+                old.created_at = datetime.now(UTC)
+                heard.append(to_json(old))
+        for at, old in stored.items():
+            if at >= lo and at not in kept:  # no longer raised now that the bucket or its past changed
+                s.delete(old)
+    return heard
 
 
 def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules) -> list[dict[str, Any]]:

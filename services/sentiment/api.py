@@ -136,8 +136,9 @@ def ticker_sentiment(ticker: str) -> Any:
     start = datetime.fromisoformat(data["start"])  # may lie before EARLIEST: not re-validated
     data["points"] = [p.to_dict(with_articles) for p in data["points"]]
     data["window"] = request.args.get("window", "30d")
-    data["alerts"] = [a for a in list_alerts(pipeline().db, since=start, ticker=t, limit=1000)
-                      if a["at"] < data["end"]]
+    # an alert covers its bucket: one that began before a mid-bucket start is still on the chart
+    data["alerts"] = [a for a in list_alerts(pipeline().db, since=start, ticker=t, limit=1000,
+                                             bucket_s=pipeline().rules.bucket_s) if a["at"] < data["end"]]
     return jsonify(data)
 
 
@@ -183,7 +184,7 @@ def alerts_stream() -> Any:
     db = pipeline().db
     last_id = (request.headers.get("Last-Event-ID") or "").strip()[:128] or None
     replay: list[dict[str, Any]] = []
-    sent: set[str] = set()
+    sent: set[tuple[str, datetime]] = set()  # (id, created_at): an alert that changed kind or severity is sent again
     head = ""
     if last_id is None:  # a new client: live from now (a second back, for commits in flight)
         after = _time_arg("after") or datetime.now(UTC) - timedelta(seconds=1)
@@ -197,7 +198,8 @@ def alerts_stream() -> Any:
         caught_up = (replay[-1]["created_at"], replay[-1]["alert"]["id"]) if replay else base
         after = caught_up[0] - timedelta(seconds=1)
         # the live loop looks a second back: what lies at or before the client's position is not resent
-        sent = {a["alert"]["id"] for a in queries.alerts_created_after(db, after, limit=REPLAY_MAX + 100)
+        sent = {(a["alert"]["id"], a["created_at"])
+                for a in queries.alerts_created_after(db, after, limit=REPLAY_MAX + 100)
                 if (a["created_at"], a["alert"]["id"]) <= caught_up}
 
     def events() -> Iterator[str]:
@@ -209,8 +211,8 @@ def alerts_stream() -> Any:
         last_ping = time.monotonic()
         while time.monotonic() < deadline:
             for a in queries.alerts_created_after(db, cursor):
-                if a["alert"]["id"] not in sent:
-                    sent.add(a["alert"]["id"])
+                if (a["alert"]["id"], a["created_at"]) not in sent:
+                    sent.add((a["alert"]["id"], a["created_at"]))
                     yield _sse(a["alert"])
                 cursor = max(cursor, a["created_at"] - timedelta(seconds=1))
             if time.monotonic() - last_ping > 15:

@@ -24,8 +24,15 @@ def news() -> None:
     """Ingest news files and feeds (with backfill); score and alert on event time."""
 
 
-def _sort_key(row: dict[str, Any]) -> str:
-    return str(row.get("published_at") or "")
+def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
+    """Event time, as ingest will read it: the text sorted RFC 2822 dates by weekday name and
+    mixed UTC offsets out of order. Unreadable times go last (ingest rejects them with a reason)."""
+    from services.sentiment.ingest import Rejected, parse_time
+
+    try:
+        return 0, parse_time(row.get("published_at")).timestamp()
+    except Rejected:
+        return 1, 0.0
 
 
 @news.command("ingest")

@@ -105,4 +105,13 @@ def burst(ticker: str, day: datetime, n: int = 8) -> list[dict[str, Any]]:
              "url": f"https://news.example/{ticker}/burst/{i}"} for i in range(n)]
 
 
+def mixed_day(ticker: str, day: datetime) -> list[dict[str, Any]]:
+    """A day that opens with bad news and ends well: judged on its first articles it looks
+    like a crash, judged whole it is a volume spike."""
+    good = [{"id": f"{ticker}-good-{i}", "source": "wire1", "title": f"${ticker} record growth upgrade #{i}",
+             "published_at": (day + timedelta(hours=14, minutes=10 * i)).isoformat(), "body": "Strong.",
+             "url": f"https://news.example/{ticker}/good/{i}"} for i in range(6)]
+    return burst(ticker, day, 4) + good
+
+
 START = datetime(2024, 3, 1, tzinfo=UTC)

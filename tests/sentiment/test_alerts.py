@@ -10,8 +10,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from services.sentiment.aggregate import Row, series
+from services.sentiment.alerts import list_alerts
 from services.sentiment.models import Alert, Article, Score
-from tests.sentiment.conftest import START, burst, history
+from tests.sentiment.conftest import START, burst, history, mixed_day
 
 TICKERS = ["ACME", "BOLT", "CRUX"]
 BURST_DAY = START + timedelta(days=30)
@@ -22,7 +23,9 @@ def _scenario() -> list[dict]:
 
 
 def _alert_keys(alerts: list[dict]) -> set[tuple]:
-    return {(a["id"], a["ticker"], a["kind"], a["severity"], a["at"]) for a in alerts}
+    """Every field of each alert: value, baseline and article ids must match too, not only kind and time."""
+    return {tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(a.items())) for a in alerts}
+
 
 
 def test_burst_raises_one_alert_for_that_ticker_only(client, pipe) -> None:
@@ -79,11 +82,20 @@ def test_backfill_gives_the_same_alerts_as_live(client, tmp_path, migrated, stub
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["stored"] == len(rows) and report["rejected"] == 0 and report["scored"] == len(rows)
-    from services.sentiment.alerts import list_alerts
     from services.sentiment.pipeline import get_database
 
     backfilled = list_alerts(get_database(f"sqlite:///{home2 / 'finpulse.db'}"))
     assert _alert_keys(backfilled) == _alert_keys(live)
+
+
+def test_a_window_starting_inside_the_alert_bucket_still_lists_the_alert(client) -> None:
+    """Regression: window=36h put the start at noon of the burst day; its point was charted but
+    its alert (at midnight) was left out of ``alerts``, so the chart had no marker."""
+    client.post("/v1/news", json=_scenario())
+    end = (BURST_DAY + timedelta(days=1)).isoformat()
+    data = client.get("/v1/tickers/ACME/sentiment", query_string={"window": "36h", "end": end}).json
+    assert data["points"][0]["at"] == "2024-03-31T00:00:00Z" and data["start"] == "2024-03-31T12:00:00Z"
+    assert [a["at"] for a in data["alerts"]] == ["2024-03-31T00:00:00Z"]
 
 
 def test_cooldown_one_event_one_alert(client) -> None:
@@ -156,3 +168,75 @@ def test_window_stats_from_prefix_sums_match_direct_numpy() -> None:
             assert abs(mean - window.mean()) < 1e-12 and abs(std - window.std()) < 1e-6
         else:
             assert (mean, std) == (0.0, 0.0)
+
+
+def _wipe(pipe) -> None:
+    from services.sentiment.models import ArticleTicker
+
+    with pipe.db.session() as s:
+        for model in (Alert, Score, ArticleTicker, Article):
+            s.query(model).delete()
+
+
+def test_alerts_do_not_depend_on_arrival_order_or_batching(pipe) -> None:
+    """Regression (sentiment QA): live arrival one article at a time kept the alert judged on the
+    bucket's first 3 articles (critical sentiment_shift, value -0.85, 3 ids) while a backfill
+    judged the whole day (volume_spike, 10 ids); late history kept alerts its baseline no
+    longer supports. Stored alerts must be a function of the articles alone."""
+    rows = sorted(history(["ACME", "BOLT"], START, 30) + mixed_day("ACME", BURST_DAY)
+                  + history(["ACME", "BOLT"], BURST_DAY + timedelta(days=1), 3), key=lambda r: r["published_at"])
+    shuffled = rows[:]
+    random.Random(1).shuffle(shuffled)
+    outcomes, heard = {}, {}
+    for mode, chunks in {"backfill": [rows], "live": [[r] for r in rows],
+                         "shuffled": [shuffled[i:i + 25] for i in range(0, len(shuffled), 25)]}.items():
+        _wipe(pipe)
+        heard[mode] = []
+        for chunk in chunks:
+            heard[mode] += pipe.score(pipe.ingest(chunk).stored, publish=False).alerts
+        outcomes[mode] = _alert_keys(list_alerts(pipe.db))
+    assert outcomes["live"] == outcomes["backfill"] == outcomes["shuffled"]
+    (alert,) = list_alerts(pipe.db)
+    assert (alert["kind"], alert["at"], len(alert["article_ids"])) == ("volume_spike", "2024-03-31T00:00:00Z", 10)
+    # live channels heard the early crash and then each change of kind or severity, under one id
+    assert {a["id"] for a in heard["live"]} == {"ACME-20240331T0000"}
+    assert (heard["live"][0]["kind"], heard["live"][-1]["kind"]) == ("sentiment_shift", "volume_spike")
+
+
+def test_volume_baseline_does_not_depend_on_how_far_back_rows_were_loaded() -> None:
+    """Regression: a bucket's volume baseline counted empty days only from the first row the
+    caller loaded, so a weekday-only ticker got another baseline live (rows from 30 days back,
+    starting on a weekend) than in a backfill, and in a 7d than in a 30d chart."""
+    from datetime import UTC, datetime
+
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday; no news at weekends
+    rows = [Row(f"a{d}{k}", t0 + timedelta(days=d, hours=9 + k), 1.0, "neutral", 0.1, 0.8, 0.1, "v")
+            for d in range(60) if (t0 + timedelta(days=d)).weekday() < 5 for k in range(2)]
+    day = t0 + timedelta(days=35)  # its baseline window opens on a Saturday
+    full = series(rows, t0, day + timedelta(days=1), 86400)[-1]  # judged from the start (a backfill)
+    recent = series(rows, day, day + timedelta(days=1), 86400, since=t0)[0]  # from 30 days back (live)
+    assert (full.at, recent.volume_baseline) == (day, full.volume_baseline)
+
+
+def test_a_judgment_on_rows_read_before_a_concurrent_batch_does_not_stand(pipe, monkeypatch) -> None:
+    """Regression: under `finpulse up` (32 scoring threads) an evaluation that read the bucket
+    before another task's scores were committed stored its stale alert last (8 of 10 articles)."""
+    import services.sentiment.alerts as alerts_mod
+
+    rows = sorted(history(["ACME"], START, 30) + mixed_day("ACME", BURST_DAY), key=lambda r: r["published_at"])
+    early, late = rows[:-2], rows[-2:]
+    pipe.score(pipe.ingest(early).stored, publish=False)
+    late_ids = pipe.ingest(late).stored
+    real, calls = alerts_mod.load_rows, []
+
+    def racing_load_rows(*args, **kw):
+        got = real(*args, **kw)
+        calls.append(len(got))
+        if len(calls) == 1:  # the other task commits its scores and judges them meanwhile
+            pipe.score(late_ids, publish=False)
+        return got
+
+    monkeypatch.setattr(alerts_mod, "load_rows", racing_load_rows)
+    alerts_mod.evaluate_ticker(pipe.db, "ACME", [BURST_DAY], pipe.rules)
+    (alert,) = list_alerts(pipe.db)
+    assert len(alert["article_ids"]) == 10 and alert["value"] == 10.0

@@ -50,7 +50,9 @@ def test_dashboard_shows_alert_chart_and_articles(app, pipe) -> None:
             page.keyboard.press("Enter")
             page.wait_for_function("document.getElementById('ticker').value === 'ACME'", timeout=15_000)
             page.wait_for_selector("#chart canvas", timeout=15_000)
-            page.wait_for_selector("#articles tbody tr", timeout=15_000)
+            # BOLT's rows are on the page already: wait for ACME's, not for any row
+            page.wait_for_function("document.querySelector('#articles tbody').innerText.includes('$ACME')",
+                                   timeout=15_000)
             assert "<img" in page.inner_text("#articles tbody")  # shown as text
             assert page.locator("#articles img").count() == 0 and page.title() != "pwned"
             ARTIFACTS.mkdir(exist_ok=True)

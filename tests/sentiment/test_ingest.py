@@ -127,3 +127,14 @@ def test_broker_down_stores_articles_and_answers_fast(migrated, stub_scorer) -> 
     assert time.monotonic() - started < 8  # was ~19 s of kombu retries
     pipe = create_app(migrated, scorer=stub_scorer).extensions["sentiment"]
     assert pipe.sweep().articles == 2 and _count(pipe, Score) == 2
+
+
+def test_backfill_replays_in_event_time_whatever_the_date_format() -> None:
+    """Regression: `news ingest --backfill` sorted published_at as text, so RFC 2822 dates went by
+    weekday name and "+02:00" times out of order; it now sorts on the parsed event time."""
+    from services.sentiment.cli import _sort_key
+
+    rows = [{"published_at": "Wed, 01 May 2024 09:00:00 +0000"}, {"published_at": "2024-05-01T10:00:00+02:00"},
+            {"published_at": "Tue, 30 Apr 2024 23:00:00 -0300"}, {"published_at": "garbage"},
+            {"published_at": 1714546800}]  # 07:00Z
+    assert [rows.index(r) for r in sorted(rows, key=_sort_key)] == [2, 4, 1, 0, 3]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sentiment.conftest import START, burst, history
+from tests.sentiment.conftest import START, burst, history, mixed_day
 
 BURST_DAY = START + timedelta(days=30)
 CHROMIUM = "/usr/bin/chromium"
@@ -125,6 +125,26 @@ def test_reconnect_with_last_event_id_replays_missed_alerts_then_goes_live(serve
     from_start.next()
     assert [x["ticker"] for x in from_start.alerts(4)] == ["ACME", "BOLT", "CRUX", "DUNE"]
     from_start.close()
+
+
+def test_an_alert_that_changes_kind_as_its_bucket_fills_is_sent_again(server, pipe) -> None:
+    """Regression: a bucket judged on its first articles raised a crash alert that stood for
+    good; now it is judged again as articles arrive, and a change of kind reaches the stream
+    under the same id (the dashboard replaces the entry)."""
+    pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
+    s = Stream(server)
+    s.next()
+    rows = mixed_day("ACME", BURST_DAY)
+    for row in rows[:3]:  # live, one article at a time: the morning's bad news
+        pipe.score(pipe.ingest([row]).stored)
+    (crash,) = s.alerts(1)
+    for row in rows[3:]:  # the afternoon's good news
+        pipe.score(pipe.ingest([row]).stored)
+    (spike,) = s.alerts(1)
+    assert (crash["id"], crash["kind"]) == ("ACME-20240331T0000", "sentiment_shift")
+    assert (spike["id"], spike["kind"], len(spike["article_ids"])) == ("ACME-20240331T0000", "volume_spike", 10)
+    assert s.quiet(1.5)
+    s.close()
 
 
 def test_replay_is_bounded(server, pipe, monkeypatch) -> None:

@@ -35,7 +35,9 @@
   }
   function addAlert(a, fresh) {
     const list = $("alerts");
-    if (list.querySelector('li[data-id="' + CSS.escape(a.id) + '"]')) return;
+    const known = list.querySelector('li[data-id="' + CSS.escape(a.id) + '"]');
+    if (known && !fresh) return;
+    if (known) known.remove();  // sent again: the bucket's alert changed kind or severity
     fresh ? list.prepend(alertItem(a, true)) : list.append(alertItem(a, false));
     $("no-alerts").hidden = true;
     if (fresh && a.ticker === state.ticker) load();
