@@ -210,12 +210,17 @@ def _load_rows(path: Path) -> list[tuple[str, str]]:
 
 
 def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind: str = "auto",
-                 model: str | None = None, progress: bool = True, meta: dict[str, Any] | None = None
-                 ) -> KnowledgeBase:
-    """``kb build``: load a file, embed, write ``output`` atomically (``meta``: extra index facts)."""
+                 model: str | None = None, progress: bool = True, meta: dict[str, Any] | None = None,
+                 live: bool = False) -> KnowledgeBase:
+    """``kb build``: load a file, embed, write ``output`` atomically (``meta``: extra index facts).
+
+    ``live``: ``output`` is a served index that ``PUT/DELETE /v1/kb`` edit, so the save waits
+    for :func:`edit_lock`: an edit that read the old index cannot then save over the new one.
+    """
     kb = KnowledgeBase.build(load_faq(kb_file), encoder, kind, model, progress)
     kb.meta.update(source=str(kb_file), **(meta or {}))
-    kb.save(output)
+    with edit_lock(output) if live else contextlib.nullcontext():
+        kb.save(output)
     return kb
 
 

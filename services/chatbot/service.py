@@ -58,7 +58,7 @@ def load_kb(settings: Any, kb_file: str | Path, domain: str | None = None,
     print(f"kb load: embedding {kb_file} with {path}", file=sys.stderr)
     encoder = get_encoder(path)
     kbase = build_kb_dir(kb_file, kb_dir(settings, domain), encoder, "auto", model=str(path), progress=progress,
-                         meta={"follows": FOLLOWS_PRODUCTION})
+                         meta={"follows": FOLLOWS_PRODUCTION}, live=True)
     encoder.warm()  # the query graph is exported now, not on the first customer's chat
     return kbase
 

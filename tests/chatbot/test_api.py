@@ -354,3 +354,25 @@ def test_handoff_outlives_the_session_state_ttl(client, app, ops_headers, unique
     assert chat(client, "I want to talk to a human agent please", f"new-{unique}").get_json()["kind"] == "handoff"
     assert client.post(f"/v1/handoffs/{sid}/release", headers=ops_headers).status_code == 200
     assert chat(client, "How do I reset my card PIN?", sid).get_json()["kind"] == "answer"
+
+
+def test_kb_load_waits_for_an_edit_in_progress(chat_settings, loaded_kb, sample_faq, bow, monkeypatch) -> None:
+    """An edit holds the index from its read to its save: a ``kb load`` landing in between
+    would be saved over by the edit (the old entries plus one). The load's save waits."""
+    import threading
+
+    from services.chatbot import service
+    from services.chatbot.kb import edit_lock
+
+    monkeypatch.setattr(service, "get_encoder", lambda path: bow)
+    directory = kb_dir(chat_settings)
+    stamp = (directory / "meta.json").stat().st_mtime_ns
+    done = threading.Event()
+    with edit_lock(directory):
+        worker = threading.Thread(target=lambda: (service.load_kb(chat_settings, sample_faq, progress=False),
+                                                  done.set()))
+        worker.start()
+        assert not done.wait(3.0)  # embedded, but not saved while the edit holds the index
+        assert (directory / "meta.json").stat().st_mtime_ns == stamp
+    worker.join(30)
+    assert done.is_set() and (directory / "meta.json").stat().st_mtime_ns != stamp

@@ -129,6 +129,9 @@ def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_setting
             log.get_by_role("button", name="I forgot my PIN").click()
             log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
             assert sent[-1]["entry_id"] == "reset-pin"
+            offered = log.locator(".fpc-sugg button")
+            assert all(offered.nth(i).is_disabled() for i in range(offered.count()))  # one pick per offer
+            assert log.get_by_role("button", name="I forgot my PIN").get_attribute("aria-pressed") == "true"
 
             box.fill("I want to talk to a human agent please")
             box.press("Enter")

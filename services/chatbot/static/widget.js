@@ -98,7 +98,12 @@
     var box = el("div", {"class": "fpc-sugg", "role": "group", "aria-label": "Suggested questions"});
     sources.forEach(function (s) {
       var b = el("button", {"type": "button"}, s.question);
-      b.addEventListener("click", function () { ask(s.question, s.id); });
+      b.addEventListener("click", function () {
+        /* one pick per offer: a second click would ask again; the pick stays marked */
+        Array.prototype.forEach.call(box.querySelectorAll("button"), function (x) { x.disabled = true; });
+        b.setAttribute("aria-pressed", "true");
+        ask(s.question, s.id);
+      });
       box.appendChild(b);
     });
     log.appendChild(box);
