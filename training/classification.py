@@ -222,10 +222,19 @@ def load_data(config: SentimentTrainConfig) -> SplitData:
 
 
 def _run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> Path:
-    """``config.run_dir``, else a new folder under ``FINPULSE_HOME/runs`` (never outside it)."""
+    """``config.run_dir``, else a new folder under ``FINPULSE_HOME/runs`` (never outside it).
+
+    A ``--resume`` of an unfinished run under ``runs`` continues in that run's folder: a new
+    one left the interrupted run's ~430 MB checkpoint behind for good (pruning spares
+    unfinished runs) and split the run's TensorBoard curves over two folders.
+    """
     if config.run_dir:
         return Path(config.run_dir)
     runs = Path(settings.home) / "runs"
+    if config.resume_from:
+        interrupted = Path(config.resume_from).resolve().parent
+        if interrupted.parent == runs.resolve() and not (interrupted / "metrics.json").exists():
+            return interrupted
     run_dir = runs / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}{run_suffix}"
     if not run_dir.resolve().is_relative_to(runs.resolve()):  # the registry's name rule keeps it inside
         raise BadInput(f"run folder {run_dir} would lie outside {runs}")
@@ -241,8 +250,11 @@ def _removed_on_failure(run_dir: Path, owner: bool = True) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if not existed and not (run_dir / "checkpoint.pt").exists():
+        checkpoint = run_dir / "checkpoint.pt"
+        if not existed and not checkpoint.exists():
             shutil.rmtree(run_dir, ignore_errors=True)
+        elif owner and checkpoint.exists():  # the one-line error alone left the user to find it
+            _log(f"run stopped; continue it with --resume {checkpoint}")
         raise
 
 
@@ -335,6 +347,7 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     step, epoch0, best_f1, best_state, history = 0, 0, -1.0, None, []
     if config.resume_from:
         ckpt = torch.load(config.resume_from, map_location=device, weights_only=True)
+        _check_resume(config, ckpt.get("config") or {}, data_lineage, ckpt.get("data") or {})
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -447,6 +460,7 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
                         "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
                         "best_f1": best_f1, "best_state": best_state, "history": history,
                         "ema": ema.shadow if ema is not None else None,
+                        "config": config.to_dict(), "data": data_lineage,
                         "scaler": scaler.state_dict() if scaler.is_enabled() else None},
                        run_dir / "checkpoint.pt")
         if stop:
@@ -462,13 +476,16 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     if config.method == "lora":
         model = model.merge_and_unload()
     model.to("cpu").eval()
-    probs = predict_probs(model, dev_set, tokenizer.pad_token_id, "cpu", None)
+    # scored at the length the version is served with (its saved tokenizer's limit, below), not
+    # the training cut: metrics.json must be what `predict` gives on the same dev file
+    served_length = max(max_length, 128)
+    probs = predict_probs(model, _encode(tokenizer, dev_ex, served_length), tokenizer.pad_token_id, "cpu", None)
     metrics = classification_metrics(probs, dev_set.labels, labels, [e.agreement for e in dev_ex])
     metrics.update(split="dev", history=history, train_seconds=round(time.monotonic() - started, 1),
                    trainable_params=trainable, total_params=total, max_length=max_length)
     staging = Path(tempfile.mkdtemp(prefix=".train-", dir=run_dir))
     model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.model_max_length = max(max_length, 128)
+    tokenizer.model_max_length = served_length
     tokenizer.save_pretrained(staging)
     save_confusion_png(metrics, str(staging / "confusion.png"))
     train_config = {**config.to_dict(), "lr": lr, "max_length": max_length, "data": data_lineage,
@@ -476,6 +493,35 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
                     "base_model_path": str(base), "domain_adapt": adapted, "git_commit": git_commit(),
                     "device": device, "amp": str(amp_dtype) if amp_dtype else None, "world_size": ranks.world}
     return run_dir, staging, metrics, train_config
+
+
+# the weights' layout (not base_model: a transfer stage's run saved its stage's encoder there)
+_RESUME_SHAPE = ("method", "labels")
+_RESUME_RUN = ("seed", "epochs", "batch_size", "grad_accum", "lr", "schedule", "warmup_ratio", "max_length",
+               "lora_alpha")
+
+
+def _check_resume(config: SentimentTrainConfig, saved: dict[str, Any], data: dict[str, Any],
+                  saved_data: dict[str, Any]) -> None:
+    """Compare a resumed run with the checkpoint's: options are not restored from it, so a
+    ``--resume`` without the interrupted run's options silently ran on the defaults.
+
+    A different weight layout (method, labels, LoRA rank) is a BadInput, not
+    ``load_state_dict``'s wall of keys; other changed options and data are said on stderr.
+    """
+    now = config.to_dict()
+    shape = [k for k in _RESUME_SHAPE + (("lora_r",) if config.method == "lora" else ())
+             if k in saved and saved[k] != now[k]]
+    if shape:
+        raise BadInput(f"{config.resume_from} was trained with " + ", ".join(f"{k}={saved[k]!r}" for k in shape)
+                       + "; resume with the same options")
+    changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in _RESUME_RUN if k in saved and saved[k] != now[k]]
+    for split in ("train", "dev"):
+        before, after = (saved_data.get(split) or {}).get("sha256"), (data.get(split) or {}).get("sha256")
+        if before != after and before is not None:
+            changed.append(f"{split} data changed")
+    if changed:
+        _log(f"resuming with options that differ from the checkpoint's run: {', '.join(changed)}")
 
 
 def _domain_adapt(config: SentimentTrainConfig, base: Path, texts: list[str], run_dir: Path, device: str,

@@ -7,6 +7,7 @@ FinPulseError/ValueError, which ``shared.cli.main`` turns into one stderr line.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -51,12 +52,15 @@ def train() -> None:
 @click.option("--transfer-data", default=None,
               help="Labelled data of a neighbouring task (same labels) to fine-tune on first; "
                    "'auto': the financial tweets in the data-sets folder; 'none': no transfer stage.")
-@click.option("--resume", "resume_from", default=None, help="checkpoint.pt of an interrupted run.")
+@click.option("--resume", "resume_from", default=None,
+              help="checkpoint.pt of an interrupted run (its path is printed when a run stops); "
+                   "give the run's options again: they are not read from the checkpoint.")
 @click.option("--time-budget", "time_budget_min", type=float, default=None, help="Minutes of training at most.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any other config option (JSON value).")
 def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
     """Fine-tune a 3-class sentiment classifier and register it; prints the version dir."""
     from training import SentimentTrainConfig, train_sentiment
+    from training.tuning import interrupt_on_sigterm
 
     # only options not given drop out: `v not in (None, False)` also dropped 0 (0 == False), so
     # --epochs 0 trained the default 5 epochs and --seed 0 silently became seed 42
@@ -64,7 +68,14 @@ def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
     values["method"] = opts["method"]
     values.update(_parse_sets(overrides))
     config = SentimentTrainConfig.from_dict(values)
-    mv = train_sentiment(config, _settings())
+    # SIGTERM (kill, a scheduler's timeout) ends the run like Ctrl-C: the checkpoint's --resume
+    # line is printed and a folder with nothing to resume is removed, instead of a silent death
+    previous = interrupt_on_sigterm()
+    try:
+        mv = train_sentiment(config, _settings())
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if mv is not None:  # under torchrun, rank 0 alone registers and prints
         click.echo(str(mv.path))
 
@@ -160,14 +171,15 @@ def export(ref: str, int8: bool) -> None:
 def _parity_texts(model_dir: Path, limit: int = 300) -> list[str] | None:
     """Up to ``limit`` texts of the version's own dev (or train) file, when still readable."""
     try:
-        data = json.loads((model_dir / "train_config.json").read_text())["data"]
+        lineage = json.loads((model_dir / "train_config.json").read_text())
+        data, field = lineage["data"], lineage.get("text_field") or "text"  # a --text-field run's column
         path = data["dev"].get("path") or data["train"]["path"]
         from data_connectors.base import iter_rows
 
         texts = []
         for _, row in iter_rows(path):
-            if isinstance(row.get("text"), str) and row["text"].strip():
-                texts.append(row["text"])
+            if isinstance(row.get(field), str) and row[field].strip():
+                texts.append(row[field])
             if len(texts) >= limit:
                 break
         return texts or None

@@ -47,7 +47,7 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
                                             "method": method, "seed": seed, **fixed})
     base = final.replace(time_budget_min=trial_budget_min)
     scratch = _scratch_home()
-    previous = _interrupt_on_sigterm()
+    previous = interrupt_on_sigterm()
     try:
         trial_settings = load_settings(home=scratch, redis_url=settings.redis_url)
         # on the retrain's budget, not a trial's: trials start from the encoder the retrain will
@@ -115,7 +115,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _interrupt_on_sigterm() -> Any:
+def interrupt_on_sigterm() -> Any:
     """Make SIGTERM (``kill``, a scheduler's timeout) interrupt like Ctrl-C, so that the
     ``finally`` still deletes the scratch trials; the handler it replaced, or None where
     signals cannot be handled (not the main thread)."""

@@ -69,6 +69,35 @@ def test_export_int8_writes_both_files_and_reports_parity(settings, model_copy: 
     assert all(abs(sum(r["scores"].values()) - 1) < 1e-4 for r in rows)
 
 
+def test_export_parity_texts_come_from_the_versions_text_field(tmp_path: Path) -> None:
+    """A version trained with --text-field headline was checked on the 6 built-in sentences."""
+    from training.cli import _parity_texts
+
+    dev = tmp_path / "dev.csv"
+    dev.write_text("headline,sentiment\nprofit fell,negative\nsales rose,positive\n")
+    (tmp_path / "train_config.json").write_text(json.dumps(
+        {"text_field": "headline", "data": {"dev": {"path": str(dev)}, "train": {"path": str(dev)}}}))
+    assert _parity_texts(tmp_path) == ["profit fell", "sales rose"]
+
+
+def test_train_sentiment_treats_sigterm_like_ctrl_c(settings, tiny_train: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM killed the run outright: no --resume line, a folder with nothing to resume kept."""
+    import signal
+
+    import training
+
+    during = []
+    monkeypatch.setattr(training, "train_sentiment",
+                        lambda config, settings: during.append(signal.getsignal(signal.SIGTERM)))
+    before = signal.getsignal(signal.SIGTERM)
+    invoke("train", "sentiment", "--train", str(tiny_train))
+    assert during and during[0] not in (signal.SIG_DFL, before)
+    with pytest.raises(KeyboardInterrupt):
+        during[0](signal.SIGTERM, None)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_models_promote_rollback_list_show(registered_tiny) -> None:
     reg, v1, v2 = registered_tiny
     assert "news/sentiment@v2 is production" in invoke("models", "promote", "news/sentiment@v2",

@@ -48,6 +48,26 @@ def test_full_fine_tune_registers_first_version_as_production(settings, tiny_tra
     assert (rec.domain, rec.task, rec.version, rec.stage) == ("news", "sentiment", 1, "production")
 
 
+def test_dev_metrics_are_those_of_the_served_model(settings, tiny_train: Path, tiny_dev: Path,
+                                                  fast_options: dict) -> None:
+    """metrics.json was scored with dev cut at the training length (fitted to the data, here 8
+    tokens) while the version serves up to 128: `predict` on the same dev file disagreed."""
+    import numpy as np
+
+    from data_connectors.labelled import load_labelled
+    from shared.runtimes import load_runtime
+    from training.evaluation import classification_metrics
+
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev),
+                               **{**fast_options, "max_length": 8})
+    mv = train_sentiment(cfg, settings)
+    dev = load_labelled(tiny_dev)
+    rows = load_runtime(mv.path, "torch").predict(dev.texts)
+    served = classification_metrics(np.array([[r["scores"][lab] for lab in dev.labels] for r in rows]),
+                                    dev.targets, dev.labels)
+    assert mv.metrics()["ece"] == pytest.approx(served["ece"], abs=1e-5)
+
+
 def test_lora_trains_few_params_and_merges_into_a_plain_model(settings, tiny_train: Path,
                                                               fast_options: dict) -> None:
     from transformers import AutoModelForSequenceClassification
@@ -82,6 +102,58 @@ def test_resume_continues_from_checkpoint(settings, tiny_train: Path, tiny_dev: 
     resumed = first.replace(epochs=2, resume_from=str(ckpt), run_dir=str(tmp_path / "run2"))
     mv = train_sentiment(resumed, settings)
     assert [h["step"] for h in mv.metrics()["history"]] == [2, 4]
+
+
+def test_resume_of_an_interrupted_run_continues_in_its_folder(settings, tiny_train: Path) -> None:
+    """A new folder per --resume left the interrupted run's ~430 MB checkpoint unfinished, so
+    never pruned, and split its TensorBoard curves over two folders."""
+    from training.classification import _run_dir
+
+    runs = Path(settings.home) / "runs"
+    interrupted = runs / "news-sentiment-20260101-000000"
+    interrupted.mkdir(parents=True)
+    (interrupted / "checkpoint.pt").write_bytes(b"state")
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), resume_from=str(interrupted / "checkpoint.pt"))
+    assert _run_dir(cfg, settings, "") == interrupted
+    (interrupted / "metrics.json").write_text("{}")  # a finished run's checkpoint, trained further: a new run
+    assert _run_dir(cfg, settings, "").parent == runs and _run_dir(cfg, settings, "") != interrupted
+    elsewhere = Path(settings.home) / "saved" / "checkpoint.pt"
+    assert _run_dir(cfg.replace(resume_from=str(elsewhere)), settings, "").parent == runs
+
+
+def test_resume_names_options_that_differ_from_the_checkpoints(tiny_train: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Options are not restored from a checkpoint: a bare --resume silently trained on defaults."""
+    from shared.errors import BadInput
+    from training.classification import _check_resume
+
+    saved = SentimentTrainConfig(train_path=str(tiny_train), seed=5, epochs=3)
+    data = {"train": {"sha256": "a"}, "dev": {"held_out_from": "train"}}
+    resumed = saved.replace(seed=42, resume_from="ckpt.pt")
+    _check_resume(resumed, saved.to_dict(), {"train": {"sha256": "b"}}, data)
+    err = capsys.readouterr().err
+    assert "seed 5 -> 42" in err and "train data changed" in err and "epochs" not in err
+    _check_resume(saved.replace(resume_from="ckpt.pt"), saved.to_dict(), data, data)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(BadInput, match="method='full'"):  # not load_state_dict's list of keys
+        _check_resume(resumed.replace(method="lora"), saved.to_dict(), data, data)
+    _check_resume(resumed, {}, data, {})  # a checkpoint from before the config was saved in it
+
+
+def test_a_stopped_run_with_a_checkpoint_says_how_to_resume(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from training.classification import _removed_on_failure
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt), _removed_on_failure(run):
+        run.mkdir()
+        (run / "checkpoint.pt").write_bytes(b"state")
+        raise KeyboardInterrupt
+    assert f"--resume {run / 'checkpoint.pt'}" in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt), _removed_on_failure(tmp_path / "early"):
+        (tmp_path / "early").mkdir()
+        raise KeyboardInterrupt
+    assert not (tmp_path / "early").exists() and "--resume" not in capsys.readouterr().err
 
 
 
