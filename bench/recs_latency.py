@@ -3,12 +3,13 @@
     .venv/bin/python bench/recs_latency.py [--items 100000] [--users 20000] [--requests 2000]
 
 Builds a synthetic catalogue (Zipf popularity, users walking through item sequences),
-trains the default FinPulse model on it (above 20,000 items the hybrid uses sparse
-item-kNN instead of dense EASE), then times requests through the real app — the Flask
-``create_app`` with its SQLite database, served by waitress on loopback (``--client test``
-uses Flask's test client instead and also reports each request's CPU time, which a loaded
-shared machine does not inflate). Known users, users with a posted interaction
-(fold-in) and unknown users are mixed. Prints p50/p95/p99 against the 20 ms budget.
+trains the default FinPulse model on it (above 5,000 items, ``RecsConfig.max_dense_items``,
+the hybrid uses sparse item-kNN instead of dense EASE), then times requests through the
+real app — the Flask ``create_app`` with its SQLite database, served by waitress on
+loopback (``--client test`` uses Flask's test client instead and also reports each
+request's CPU time, which a loaded shared machine does not inflate). Known users, users
+with a posted interaction (fold-in) and unknown users are mixed. Prints p50/p95/p99
+against the 20 ms budget.
 """
 
 from __future__ import annotations

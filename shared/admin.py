@@ -12,7 +12,7 @@ without ``data`` (it then refits production on what production already knows) or
 can be checked before anything is queued. ``domains`` limits which domains it manages
 (None: any). Routes (``ops`` key unless said otherwise):
 
-- ``POST /v1/admin/retrain`` JSON ``{"domain", "task", "data": path, "dev"?, "eval"?, "method"?,
+- ``POST /v1/admin/retrain`` JSON ``{"domain", "task", "data": path, "dev"?, "eval"?, "items"?, "method"?,
   "epochs"?, "seed"?, "options"?, "auto_promote"?, "force"?, "reason"?}`` or multipart with a
   ``data`` file → 202 ``{"job_id", "status", "url"}`` (``data`` optional where the task says so)
 - ``GET /v1/admin/jobs``, ``GET /v1/admin/jobs/<id>``, ``POST /v1/admin/jobs/<id>/cancel``
@@ -64,6 +64,8 @@ class RetrainRequest(BaseModel):
     data: str | None = Field(None, max_length=1000, description="training data path on the server")
     dev: str | None = Field(None, max_length=1000)
     eval: str | None = Field(None, max_length=1000, description="overrides the domain's evaluation set")
+    # only recommendations reads it (its item catalogue); a task's check may refuse it, as for `dev`
+    items: str | None = Field(None, max_length=1000, description="item catalogue path on the server (recommendations)")
     method: str | None = Field(None, pattern="^(full|lora)$")
     epochs: int | None = Field(None, ge=1, le=100)
     seed: int | None = None

@@ -52,6 +52,8 @@ def ops() -> None:
               help="Dev data (sentiment: early stopping; embeddings: query→id pairs the gate scores acc@1 on).")
 @click.option("--eval", "eval_set", type=click.Path(exists=True, dir_okay=False),
               help="Evaluation set of the gate (default: the domain's configured one).")
+@click.option("--items", type=click.Path(exists=True, dir_okay=False),
+              help="Item catalogue (recommendations; with --data and without it, production's is reused).")
 @click.option("--method", type=click.Choice(["full", "lora"]))
 @click.option("--epochs", type=click.IntRange(1, 100))
 @click.option("--seed", type=int)
@@ -59,8 +61,8 @@ def ops() -> None:
 @click.option("--force", is_flag=True, help="Promote even if the gate refuses (needs --reason).")
 @click.option("--reason")
 @click.option("--queue", "queued", is_flag=True, help="Send to the training queue instead of running here.")
-def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | None, method: str | None,
-            epochs: int | None, seed: int | None, no_promote: bool, force: bool, reason: str | None,
+def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | None, items: str | None,
+            method: str | None, epochs: int | None, seed: int | None, no_promote: bool, force: bool, reason: str | None,
             queued: bool) -> None:
     """Retrain DOMAIN's TASK model, gate it against production, promote it if it passes."""
     from pkgutil import resolve_name
@@ -74,7 +76,7 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
     if not data and not spec.data_optional:
         raise BadInput(f"retraining {task} needs --data")
     params = {k: v for k, v in {"domain": domain, "task": task, "data": data, "dev": dev, "eval": eval_set,
-                                "method": method, "epochs": epochs, "seed": seed, "force": force,
+                                "items": items, "method": method, "epochs": epochs, "seed": seed, "force": force,
                                 "reason": reason, "auto_promote": not no_promote}.items() if v is not None}
     if spec.check is not None:
         spec.check(params)  # the HTTP endpoint's checks: a bad file or option is refused before a job exists

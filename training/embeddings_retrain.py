@@ -30,8 +30,9 @@ REQUEST_FIELDS = {"epochs": "epochs", "seed": "seed", "time_budget_min": "max_mi
                   "max_length": "max_seq_length"}
 JOB_OPTIONS = ("pairs",)  # options that are files of the job, not config fields
 CONFIG_FIELDS = {f.name for f in fields(EmbeddingsConfig)}
-# Retrain request fields only text classifiers use: refused rather than ignored.
-UNUSED_FIELDS = ("eval", "method")
+# Retrain request fields only text classifiers (eval, method) or recommenders (items) use:
+# refused rather than ignored.
+UNUSED_FIELDS = ("eval", "method", "items")
 NO_DEV = ("no 'dev' given: the gate has no acc@1 to compare with production; send 'dev' "
           "(query→id pairs kept out of training) to gate on retrieval accuracy, or 'force' with a 'reason'")
 

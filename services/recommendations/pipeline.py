@@ -43,8 +43,9 @@ class RecsConfig:
     # item-item part: EASE ridge strength and the recency half-life (in events) of its input
     ease_l2: float = 300.0
     ease_half_life: float = 10.0
-    # above this catalogue size the dense EASE is swapped for sparse item-kNN
-    max_dense_items: int = 20000
+    # above this catalogue size the dense EASE (n_items^2 floats) is swapped for sparse item-kNN:
+    # on the MIND slice (17,628 items) dense took 406 s and 1.2 GB for 0.2 points more HR@10
+    max_dense_items: int = 5000
     knn_neighbours: int = 100
     # Markov part: steps counted as a transition, history items used, per-step decay
     transition_window: int = 5

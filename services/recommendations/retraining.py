@@ -3,7 +3,9 @@
 One way to retrain, whoever asks (``POST /v1/admin/retrain``, the six-hourly beat): with
 ``data`` the recommender is fitted on that interactions file; without, production is
 refitted on its own training events plus every interaction stored since (what the
-service has been folding in). Either way the result is a new registry version, gated
+service has been folding in). The item catalogue (content features) is the request's
+``items``, else production's: the file its lineage names for ``data``, its stored copy
+for a refit. Either way the result is a new registry version, gated
 against production on its offline NDCG@10 and promoted if it passes. Imports neither
 Flask nor Celery: the task and the views hand it ids and parameters.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from data_connectors.interactions import Interaction, format_skips, read_interactions
+from data_connectors.interactions import Interaction, Item, format_skips, read_interactions, read_items
 from services.recommendations.pipeline import (
     RecsConfig,
     load_catalogue,
@@ -56,11 +58,13 @@ def check_request(params: dict[str, Any]) -> None:
     unused = [k for k in UNUSED_FIELDS if params.get(k) is not None]
     if unused:
         raise BadInput(f"recommendations retraining does not use {', '.join(unused)}; "
-                       "send data, seed, options (recommender settings), tolerance, auto_promote, force, reason")
+                       "send data, items, seed, options (recommender settings), tolerance, auto_promote, force, reason")
     recs_config(params)
     if params.get("data"):
         skip_bad = bool((params.get("options") or {}).get("skip_bad"))
         read_interactions(params["data"], skip_bad=skip_bad)  # raises BadRow naming file and line
+    if params.get("items"):
+        read_items(params["items"])  # a missing file or one without a usable item is a BadInput
 
 
 def stored_since(db: Database | None, domain: str, after_id: int) -> tuple[list[Interaction], int]:
@@ -79,33 +83,68 @@ def stored_since(db: Database | None, domain: str, after_id: int) -> tuple[list[
 
 
 def refit_production(settings: Any, db: Database | None, domain: str, params: dict[str, Any],
-                     output: Path) -> tuple[Path, str]:
-    """Production's own events plus every stored one since it was trained, fitted into ``output``."""
+                     output: Path) -> tuple[Path, list[str]]:
+    """Production's own events plus every stored one since it was trained, fitted into ``output``
+    with the request's ``items`` or production's catalogue."""
     prod = registry(settings).production(domain, TASK)
     if prod is None:
         raise Conflict(f"{domain}/{TASK} has no production version to refit; retrain with data")
     data = load_interactions(prod.path)
     events = [Interaction(data.user_ids[u], data.item_ids[i], float(r), int(t))
               for u, i, r, t in zip(data.users, data.items, data.ratings, data.times, strict=True)]
-    already = int(prod.train_config().get("db_max_id") or 0)  # stored rows up to here are in its events
+    lineage = prod.train_config()
+    already = int(lineage.get("db_max_id") or 0)  # stored rows up to here are in its events
     new, newest = stored_since(db, domain, already)
-    path = train(events + new, output, items=load_catalogue(prod.path),
-                 config=recs_config(params, load_config(prod.path)),
-                 lineage={"retrained_from": prod.ref, "db_max_id": newest})
-    return path, f"refitted {prod.ref}'s {len(events)} events plus {len(new)} stored interactions"
+    if params.get("items"):
+        items, source, notes = request_items(params["items"])
+    else:  # production's stored copy; its lineage goes on naming the file it came from
+        items, notes = load_catalogue(prod.path), []
+        source = {k: lineage[k] for k in ("items", "items_sha256") if k in lineage}
+    path = train(events + new, output, items=items, config=recs_config(params, load_config(prod.path)),
+                 lineage={"retrained_from": prod.ref, "db_max_id": newest, **source})
+    return path, [f"refitted {prod.ref}'s {len(events)} events plus {len(new)} stored interactions", *notes]
 
 
-def train_from_request(params: dict[str, Any], output: Path) -> tuple[Path, str]:
-    """Fit on the request's interactions file (bad rows skipped only with ``options.skip_bad``)."""
+def request_items(path: str | Path) -> tuple[list[Item], dict[str, str], list[str]]:
+    """The catalogue at ``path``, its lineage entries and the job log's lines about it."""
+    from data_connectors.base import file_sha256
+
+    items, report = read_items(path)
+    return (items, {"items": str(path), "items_sha256": file_sha256(path)},
+            [f"items: {len(items)} from {path}", *format_skips(report, path)])
+
+
+def production_items(settings: Any, domain: str) -> tuple[list[Item] | None, dict[str, str], list[str]]:
+    """The catalogue file production was trained with, when its lineage names one that is still
+    usable: new data alone would otherwise drop the content features production has."""
+    prod = registry(settings).production(domain, TASK)
+    source = prod.train_config().get("items") if prod is not None else None
+    if not source:
+        why = f"{prod.ref} was trained without a catalogue" if prod is not None else "no production version"
+        return None, {}, [f"items: none in the request and {why}; no content features (send \"items\" to add them)"]
+    try:
+        items, lineage, notes = request_items(source)
+    except BadInput as exc:  # moved or rewritten since: train on, saying so
+        return None, {}, [f"items: {prod.ref}'s catalogue is not usable any more ({exc.message}); "
+                          "no content features (send \"items\")"]
+    return items, lineage, [f"{notes[0]} (production {prod.ref}'s catalogue, reused)", *notes[1:]]
+
+
+def train_from_request(settings: Any, domain: str, params: dict[str, Any], output: Path) -> tuple[Path, list[str]]:
+    """Fit on the request's interactions file (bad rows skipped only with ``options.skip_bad``)
+    and its ``items``, else production's catalogue file."""
     from data_connectors.base import file_sha256
 
     source = params["data"]
     skip_bad = bool((params.get("options") or {}).get("skip_bad"))
     rows, report = read_interactions(source, skip_bad=skip_bad)
-    path = train(rows, output, config=recs_config(params),
-                 lineage={"interactions": str(source), "interactions_sha256": file_sha256(source)})
+    items, item_lineage, item_notes = (request_items(params["items"]) if params.get("items")
+                                       else production_items(settings, domain))
+    path = train(rows, output, items=items, config=recs_config(params),
+                 lineage={"interactions": str(source), "interactions_sha256": file_sha256(source), **item_lineage})
     notes = "; ".join(format_skips(report, source))
-    return path, f"trained on {len(rows)} interactions from {source}" + (f" ({notes})" if notes else "")
+    return path, [f"trained on {len(rows)} interactions from {source}" + (f" ({notes})" if notes else ""),
+                  *item_notes]
 
 
 def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -118,10 +157,11 @@ def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) ->
     with tempfile.TemporaryDirectory(dir=reg.task_dir(domain, TASK), prefix=".train-") as tmp:
         output = Path(tmp) / "model"
         if params.get("data"):
-            path, note = train_from_request(params, output)
+            path, notes = train_from_request(settings, domain, params, output)
         else:
-            path, note = refit_production(settings, db, domain, params, output)
-        update_job(db, job_id, log_line=note)
+            path, notes = refit_production(settings, db, domain, params, output)
+        for line in notes:
+            update_job(db, job_id, log_line=line)
         job_stage(db, job_id, "evaluating", "offline evaluation (leave-last-out) for the gate")
         mv: ModelVersion = register(settings, domain, path)
     update_job(db, job_id, progress={"metrics": {k: v for k, v in mv.metrics().items()

@@ -238,6 +238,11 @@ def test_ops_cli_retrains_recommenders_with_the_endpoints_checks(recs, tmp_path)
     refused = CliRunner().invoke(cli, ["ops", "retrain", "--domain", domain, "--task", TASK, "--data", str(bad)])
     assert "bad.tsv:2: rating 'five' is not a number" in str(refused.exception)  # main() prints it as one line
     assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1, 2]  # nothing registered
+    bare = tmp_path / "bare.tsv"
+    bare.write_text("title\nA film with no id\n")  # no usable item
+    no_items = CliRunner().invoke(cli, ["ops", "retrain", "--domain", domain, "--task", TASK, "--items", str(bare)])
+    assert "bare.tsv" in str(no_items.exception), no_items.output  # the catalogue is checked as over HTTP
+    assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1, 2]
     no_data = CliRunner().invoke(cli, ["ops", "retrain", "--domain", "news", "--task", "sentiment"])
     assert "retraining sentiment needs --data" in str(no_data.exception)
 
@@ -257,3 +262,62 @@ def test_models_show_gives_a_recommenders_lineage_and_own_metrics(recs):
     CliRunner().invoke(cli, ["ops", "retrain", "--domain", domain, "--task", TASK])
     refit = json.loads(CliRunner().invoke(cli, ["models", "show", f"{domain}/{TASK}@v2"]).stdout)
     assert refit["retrained_from"] == f"{domain}/{TASK}@v1" and "db_max_id" in refit
+
+
+def catalogue(path: Path) -> Path:
+    """Titles and a genre for the sample's items m1..m60."""
+    path.write_text("item_id\ttitle\tcategories\n" + "".join(f"m{i}\tMovie {i}\tdrama\n" for i in range(1, 61)))
+    return path
+
+
+@pytest.fixture
+def cheap_encoder(monkeypatch):
+    """Deterministic text vectors instead of the sentence encoder: the tests are about the catalogue."""
+    import zlib
+
+    import numpy as np
+
+    def encode(texts, model_path=None, batch_size=64):
+        vecs = np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=8) for t in texts])
+        return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+
+    monkeypatch.setattr("services.recommendations.recommenders.content.encode_texts", encode)
+
+
+def test_retrain_with_data_keeps_productions_item_catalogue(recs, tmp_path, cheap_encoder):
+    """Regression for "a retrain with data drops production's item catalogue": `"items"` is accepted
+    (checked before queueing), and without it the catalogue file production was trained with is
+    reused while it exists; the job log says which."""
+    client, auth, domain = client_for(recs["settings"]), recs["auth"], recs["domain"]
+    data, items = str(sequential_users(tmp_path / "d.tsv")), catalogue(tmp_path / "items.tsv")
+    bare = tmp_path / "bare.tsv"
+    bare.write_text("title\nA film with no id\n")
+    for body, words in (({"data": data, "items": str(tmp_path / "gone.tsv")}, "no such file"),
+                        ({"items": str(bare)}, "no usable items")):
+        resp = client.post("/v1/admin/retrain", headers=auth, json=body)
+        assert resp.status_code == 400 and words in resp.get_json()["error"]["message"], resp.get_json()
+    assert lifecycle.list_jobs(recs["db"]) == []
+
+    def retrain(body: dict) -> tuple[dict, object]:
+        job = wait_job(client, client.post("/v1/admin/retrain", headers=auth, json=body).get_json()["job_id"], auth)
+        assert job["status"] == "succeeded", job
+        return job, recs["registry"].resolve_version(job["result"]["version"])
+
+    job, v2 = retrain({"data": data})  # v1 (the sample, as `finpulse up` trains it) has no catalogue
+    assert f"{domain}/{TASK}@v1 was trained without a catalogue; no content features" in job["log"], job["log"]
+    assert not (v2.path / "items.jsonl").exists() and "items" not in v2.train_config()
+    job, v3 = retrain({"data": data, "items": str(items), "force": True, "reason": "add the catalogue"})
+    assert f"items: 60 from {items}" in job["log"] and recs["registry"].production(domain, TASK).version == 3
+    assert (v3.path / "items.jsonl").is_file() and v3.train_config()["items"] == str(items)
+
+    job, v4 = retrain({"data": data})
+    assert f"items: 60 from {items} (production {domain}/{TASK}@v3's catalogue, reused)" in job["log"], job["log"]
+    assert (v4.path / "items.jsonl").is_file()
+    assert v4.train_config()["items_sha256"] == v3.train_config()["items_sha256"]
+    job, v5 = retrain({})  # a refit keeps production's stored catalogue and goes on naming its file
+    assert (v5.path / "items.jsonl").is_file() and v5.train_config()["items"] == str(items)
+
+    items.unlink()
+    job, v6 = retrain({"data": data})
+    assert "catalogue is not usable any more" in job["log"] and "no such file" in job["log"], job["log"]
+    assert not (v6.path / "items.jsonl").exists() and "items" not in v6.train_config()
