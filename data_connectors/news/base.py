@@ -16,7 +16,10 @@ from shared.errors import BadInput
 
 @dataclass
 class NewsBatch:
-    """Raw rows (``id?, source, published_at, title, body?, url?, tickers?``) and rejected lines."""
+    """Raw rows (``id?, source, published_at, title, body?, url?, tickers?, cashtags?``) and rejected lines.
+
+    ``tickers`` replace linking from the text; ``cashtags`` (a feed item's ``$TICKER`` tags) add to it.
+    """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {"line", "reason"}

@@ -59,7 +59,7 @@ class FeedSource(NewsSource):
             tags = [t.get("term") for t in e.get("tags") or [] if t.get("term", "").startswith("$")]
             row = {"id": e.get("id") or e.get("link"), "source": source, "published_at": _when(e),
                    "title": _plain(e.get("title", "")), "body": body, "url": e.get("link"), "_line": i}
-            if tags:
-                row["tickers"] = tags
+            if tags:  # added to the tickers linked from the text (``tickers`` would replace them)
+                row["cashtags"] = tags
             batch.rows.append(row)
         return batch

@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
 
     ``scorer`` replaces the registry model (tests inject a known-answer scorer).
     """
+    from services.sentiment import metrics
     from services.sentiment.api import bp
     from services.sentiment.pipeline import Pipeline
     from shared import db as dbmod
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     pipe = Pipeline(settings, db=db, scorer=scorer)
     app.extensions["sentiment"] = pipe
     app.register_blueprint(bp)
+    metrics.init_app(db)  # the scoring backlog as the database sees it, whichever process scores
     add_readiness_check(app, db.ping)
     add_readiness_check(app, lambda: redis_client.ping(settings.redis_url))
     add_readiness_check(app, lambda: pipe.scorer() and None)

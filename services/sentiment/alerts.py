@@ -120,7 +120,7 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -
     judged again in event order (a late article moves later baselines, and an alert raised
     or retracted moves the next ones' cool-down) and the stored alerts are made to match:
     new ones stored, changed ones updated in place (a bucket first judged on part of its
-    articles), ones no longer raised removed. So the stored alerts depend on the articles
+    articles), ones no longer raised retracted. So the stored alerts depend on the articles
     only, never on their arrival order or batching: a backfill equals live arrival.
     Returned: the new alerts and those whose kind or severity changed (re-sent to the
     stream under the same id).
@@ -174,12 +174,17 @@ def _fingerprint(db: Any, ticker: str, start: datetime, end: datetime) -> tuple[
 
 def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: dict[str, Any],
                rules: Rules) -> list[dict[str, Any]]:
-    """Store, update and remove ``ticker``'s alerts from ``lo`` on to match ``points``."""
+    """Store, update and retract ``ticker``'s alerts from ``lo`` on to match ``points``.
+
+    A retracted alert is kept as a tombstone (``retracted_at``, and ``created_at`` moved to
+    now so the stream sends the retraction); raised again, the tombstone comes back to life.
+    """
     heard: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
     with db.session() as s:
         stored = {as_utc(a.at): a for a in s.scalars(select(Alert).where(
             Alert.ticker == ticker, Alert.at >= lo - rules.cooldown))}
-        raised = [at for at in stored if at < lo]  # before the judged range: final
+        raised = [at for at, a in stored.items() if at < lo and a.retracted_at is None]  # before the range: final
         kept: set[datetime] = set()
         for p in points:
             best = choose(candidates(p, rules)) if p.volume else None
@@ -197,17 +202,17 @@ def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: d
                 s.flush()
                 heard.append(to_json(alert))
                 continue
-            if all(getattr(old, k) == v for k, v in fields.items()):
+            if old.retracted_at is None and all(getattr(old, k) == v for k, v in fields.items()):
                 continue
-            louder = (old.kind, old.severity) != (fields["kind"], fields["severity"])
+            louder = old.retracted_at is not None or (old.kind, old.severity) != (fields["kind"], fields["severity"])
             for k, v in fields.items():
                 setattr(old, k, v)
             if louder:  # the stream follows created_at: an alert that changed meaning is sent again
-                old.created_at = datetime.now(UTC)
+                old.created_at, old.retracted_at = now, None
                 heard.append(to_json(old))
         for at, old in stored.items():
-            if at >= lo and at not in kept:  # no longer raised now that the bucket or its past changed
-                s.delete(old)
+            if at >= lo and at not in kept and old.retracted_at is None:  # the bucket or its past changed
+                old.retracted_at = old.created_at = now
     return heard
 
 
@@ -231,7 +236,7 @@ def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = 
     An alert covers its bucket ``[at, at + bucket_s)``, so ``since`` inside the burst day
     still finds that day's alert.
     """
-    q = select(Alert).order_by(Alert.at.desc(), Alert.ticker).limit(limit)
+    q = select(Alert).where(Alert.retracted_at.is_(None)).order_by(Alert.at.desc(), Alert.ticker).limit(limit)
     if since is not None:
         q = (q.where(Alert.at > shift(since, -timedelta(seconds=bucket_s))) if bucket_s
              else q.where(Alert.at >= since))

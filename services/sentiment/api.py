@@ -96,7 +96,7 @@ def score(body: ScoreRequest) -> Any:
 
 @bp.post("/v1/news")
 def post_news() -> Any:
-    """Ingest one article or a list; 202 with stored ids, duplicates and rejected rows."""
+    """Ingest one article or a list; 202 with stored and updated ids, duplicates and rejected rows."""
     data = request.get_json(silent=True, force=True)
     if data is None:
         raise BadInput("request body is not valid UTF-8 JSON", code="invalid_json")
@@ -107,10 +107,10 @@ def post_news() -> Any:
         raise BadInput(f"{len(rows)} articles in one request; the limit is {MAX_NEWS_ROWS}", status=413,
                        code="too_large")
     report = pipeline().ingest(rows)
-    if not report.stored and not report.duplicates:
+    if not report.stored and not report.updated and not report.duplicates:
         return jsonify({"error": {"code": "all_rejected", "message": "; ".join(
             f"[{r['index']}] {r['reason']}" for r in report.rejected[:5])}, **report.to_dict()}), 400
-    return jsonify({**report.to_dict(), "scoring": pipeline().dispatch(report.stored)}), 202
+    return jsonify({**report.to_dict(), "scoring": pipeline().dispatch(report.to_score)}), 202
 
 
 @bp.get("/v1/tickers")
@@ -163,8 +163,12 @@ def alerts() -> Any:
                                           limit=_int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s)})
 
 
-def _sse(alert: dict[str, Any]) -> str:
-    """One alert as an SSE block; its ``id`` is what EventSource sends back as Last-Event-ID."""
+def _sse(event: dict[str, Any]) -> str:
+    """One alert (or its retraction) as an SSE block; its ``id`` is what EventSource sends back
+    as Last-Event-ID (a retraction's position is its tombstone's, so replay resumes after it)."""
+    alert = event["alert"]
+    if event["retracted"]:
+        return f"id: {alert['id']}\nevent: retract\ndata: {json.dumps({'id': alert['id']})}\n\n"
     return f"id: {alert['id']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
 
 
@@ -172,7 +176,8 @@ def _sse(alert: dict[str, Any]) -> str:
 @query_params(max_s=("integer", "seconds the stream stays open, 1-3600 (default 60)"),
               after=TIME_ARG)
 def alerts_stream() -> Any:
-    """Server-sent events: each new alert as ``event: alert``; reconnect with EventSource.
+    """Server-sent events: each new alert as ``event: alert``, each retracted one as
+    ``event: retract`` with ``{"id"}``; reconnect with EventSource.
 
     A reconnect carrying ``Last-Event-ID`` (EventSource sends it by itself) first replays
     the alerts raised after that one (the newest ``REPLAY_MAX`` of the last ``REPLAY_S``;
@@ -207,13 +212,13 @@ def alerts_stream() -> Any:
         deadline = time.monotonic() + max_s
         yield f"retry: 2000\n{head}: connected\n\n"
         for a in replay:
-            yield _sse(a["alert"])
+            yield _sse(a)
         last_ping = time.monotonic()
         while time.monotonic() < deadline:
             for a in queries.alerts_created_after(db, cursor):
                 if (a["alert"]["id"], a["created_at"]) not in sent:
                     sent.add((a["alert"]["id"], a["created_at"]))
-                    yield _sse(a["alert"])
+                    yield _sse(a)
                 cursor = max(cursor, a["created_at"] - timedelta(seconds=1))
             if time.monotonic() - last_ping > 15:
                 last_ping = time.monotonic()

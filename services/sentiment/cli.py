@@ -46,7 +46,7 @@ def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
               help="Articles stored and scored per step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def ingest_cmd(target: str, backfill: bool, source: str | None, fmt: str | None, chunk: int, as_json: bool) -> None:
-    """Ingest FILE (JSONL, CSV, RSS/Atom) or a feed URL; print stored, duplicates and rejected rows."""
+    """Ingest FILE (JSONL, CSV, RSS/Atom) or a feed URL; print stored, updated, duplicates and rejected rows."""
     from tqdm import tqdm
 
     from data_connectors.news import open_source
@@ -60,28 +60,30 @@ def ingest_cmd(target: str, backfill: bool, source: str | None, fmt: str | None,
     for start in tqdm(range(0, len(rows), chunk), desc="ingest", unit="chunk", file=sys.stderr,
                       disable=len(rows) <= chunk):
         part = rows[start:start + chunk]
-        rep = pipe.ingest(part)
+        rep = pipe.ingest(part, publish=not backfill)
         report.merge(rep, offset=start)
-        if not rep.stored or note:
+        if not rep.to_score or note:
             continue
         try:
             if backfill or pipe.settings.sentiment_scoring == "inline":
-                out = pipe.score(rep.stored, publish=not backfill)
+                out = pipe.score(rep.to_score, publish=not backfill)
                 scored, alerts, batches = scored + out.articles, alerts + len(out.alerts), batches + out.batches
             else:
-                note = f"scoring {pipe.dispatch(rep.stored)}"
+                note = f"scoring {pipe.dispatch(rep.to_score)}"
         except Unavailable as exc:
             note = f"stored unscored ({exc.message})"
     lines = {i: r.get("_line", i + 1) for i, r in enumerate(rows)}
     rejected = [{"line": r["line"], "reason": r["reason"]} for r in batch.rejected]
     rejected += [{"line": lines.get(r["index"]), "id": r.get("id"), "reason": r["reason"]} for r in report.rejected]
     result = {"read": len(rows) + len(batch.rejected), "stored": len(report.stored),
-              "duplicates": len(report.duplicates), "rejected": len(rejected), "rejections": rejected,
+              "updated": len(report.updated), "duplicates": len(report.duplicates), "rejected": len(rejected),
+              "rejections": rejected,
               "scored": scored, "score_batches": batches, "alerts": alerts, "note": note}
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"read {result['read']}: stored {result['stored']}, duplicates {result['duplicates']}, "
+    click.echo(f"read {result['read']}: stored {result['stored']}, updated {result['updated']}, "
+               f"duplicates {result['duplicates']}, "
                f"rejected {result['rejected']}; scored {scored}, new alerts {alerts}")
     for r in rejected[:50]:
         click.echo(f"  rejected line {r['line']}: {r['reason']}")

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def poll_feed(pipe: Any, url: str) -> dict[str, Any]:
-    """Fetch ``url`` unless unchanged (ETag/Last-Modified), ingest and dispatch what is new."""
+    """Fetch ``url`` unless unchanged (ETag/Last-Modified), ingest and dispatch what is new or changed."""
     with pipe.db.session() as s:
         state = s.get(FeedState, url) or FeedState(url=url)
         etag, modified = state.etag, state.modified
@@ -23,11 +23,11 @@ def poll_feed(pipe: Any, url: str) -> dict[str, Any]:
         status = "not modified" if batch.not_modified else f"{len(batch.rows)} entries"
     except FinPulseError as exc:
         batch, status = None, f"error: {exc.message}"
-    stored = 0
+    stored = updated = 0
     if batch is not None and not batch.not_modified:
         report = pipe.ingest(batch.rows)
-        stored = len(report.stored)
-        pipe.dispatch(report.stored)
+        stored, updated = len(report.stored), len(report.updated)
+        pipe.dispatch(report.to_score)
     with pipe.db.session() as s:
         state = s.get(FeedState, url) or FeedState(url=url)
         if batch is not None:
@@ -36,7 +36,7 @@ def poll_feed(pipe: Any, url: str) -> dict[str, Any]:
         state.polled_at = datetime.now(UTC)
         state.last_status = status
         s.merge(state)
-    return {"url": url, "status": status, "stored": stored}
+    return {"url": url, "status": status, "stored": stored, "updated": updated}
 
 
 def poll_all(pipe: Any) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Every row is judged on its own: a bad row is rejected with a reason while the valid rows
 of the same batch are stored. Duplicates are found by id, normalised URL and a
 normalised-content hash (so syndicated copies count once); posting the same articles
-again stores nothing new. Rows are committed before the caller answers, and stay
+again stores nothing new. A known id or URL with other text (a corrected story, an edited
+feed entry) updates the stored article instead: new text, time and tickers, old scores
+dropped, unscored again. Rows are committed before the caller answers, and stay
 ``scored_at IS NULL`` until scored, so a crash loses nothing.
 """
 
@@ -18,16 +20,17 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dateutil import parser as dateparser
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from services.sentiment.linking import Linker
-from services.sentiment.models import Article, ArticleTicker, as_utc
+from services.sentiment.linking import W_TITLE, Linker
+from services.sentiment.models import Article, ArticleTicker, Score, as_utc, utcnow
 
 _TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 _ID = re.compile(r"^[\w.:\-/@#]{1,128}$")
 _WORDS = re.compile(r"[^\w]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+DUPLICATE_ID, DUPLICATE_URL = "duplicate id", "duplicate url"
 
 
 class Rejected(ValueError):
@@ -48,27 +51,41 @@ class NewsItem:
 
 @dataclass
 class IngestReport:
-    """What a batch did: stored ids, duplicates and rejected rows with their reasons.
+    """What a batch did: stored and updated ids, duplicates and rejected rows with their reasons.
 
-    ``row_ids`` maps each row's index to the id it is stored under (new or the earlier copy
-    it duplicates; None when rejected), so a client that retries still learns every id.
+    ``row_ids`` maps each row's index to the id it is stored under (new, updated or the earlier
+    copy it duplicates; None when rejected), so a client that retries still learns every id.
+    ``vacated``: ticker -> event times an updated article no longer counts at (a ticker it
+    lost, or its old time), whose alerts are judged again now; its new tickers and time are
+    judged when it is scored again, like a new article's.
     """
 
     stored: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     row_ids: dict[int, str | None] = field(default_factory=dict)
+    vacated: dict[str, list[datetime]] = field(default_factory=dict)
+
+    @property
+    def to_score(self) -> list[str]:
+        """New and updated articles: both are unscored now."""
+        return self.stored + self.updated
 
     def merge(self, other: IngestReport, offset: int = 0) -> None:
         self.stored += other.stored
+        self.updated += other.updated
         self.duplicates += [{**d, "index": d["index"] + offset} for d in other.duplicates]
         self.rejected += [{**r, "index": r["index"] + offset} for r in other.rejected]
         self.row_ids.update({i + offset: aid for i, aid in other.row_ids.items()})
+        for ticker, times in other.vacated.items():
+            self.vacated.setdefault(ticker, []).extend(times)
 
     def to_dict(self) -> dict[str, Any]:
-        """``ids``: newly stored ids (as before); ``article_ids``: every row's stored id, in order."""
-        return {"ids": self.stored, "stored": len(self.stored), "duplicates": self.duplicates,
-                "rejected": self.rejected,
+        """``ids``: newly stored ids (as before); ``updated``: ids whose text changed;
+        ``article_ids``: every row's stored id, in order."""
+        return {"ids": self.stored, "stored": len(self.stored), "updated": self.updated,
+                "duplicates": self.duplicates, "rejected": self.rejected,
                 "article_ids": [self.row_ids.get(i) for i in range(max(self.row_ids, default=-1) + 1)]}
 
 
@@ -155,6 +172,14 @@ def _text(row: dict[str, Any], key: str) -> str:
     return _CONTROL.sub("", unicodedata.normalize("NFC", value)).strip()
 
 
+def _cashtags(value: Any) -> list[str]:
+    """A feed item's ``$TICKER`` category tags; anything else among them is not a ticker, skipped."""
+    if not isinstance(value, list):
+        return []
+    tags = [v.strip().lstrip("$").upper() for v in value if isinstance(v, str)]
+    return [t for t in dict.fromkeys(tags) if _TICKER.match(t)]
+
+
 def _tickers(value: Any) -> list[str] | None:
     if value is None or value == "" or value == []:
         return None
@@ -198,34 +223,42 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
         if not _ID.match(art_id):
             raise Rejected("id must be 1-128 characters of letters, digits and ._:-/@#")
     given = _tickers(row.get("tickers"))
-    tickers = dict.fromkeys(given, 1.0) if given else linker.link(title, body)
+    if given:  # explicit tickers override linking
+        tickers = dict.fromkeys(given, 1.0)
+    else:  # a feed's $TICKER tags add to what the text names, as editors' tags weigh like a title mention
+        tickers = {**linker.link(title, body), **dict.fromkeys(_cashtags(row.get("cashtags")), W_TITLE)}
     return NewsItem(art_id, source, published, title, body, url, tickers, digest)
 
 
 def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, Any]]:
-    """Which ids, urls and content hashes of ``items`` are already stored (-> stored article id)."""
+    """Which ids, urls and content hashes of ``items`` are already stored (-> stored article id);
+    ``text``: the stored content hash of each article found by id or url."""
     ids = [i.id for i in items]
     urls = [i.url for i in items if i.url]
     hashes = list({i.content_hash for i in items})
-    found: dict[str, dict[str, Any]] = {"id": {}, "url": {}, "hash": {}}
+    found: dict[str, dict[str, Any]] = {"id": {}, "url": {}, "hash": {}, "text": {}}
     for start in range(0, len(ids), 500):
-        for (aid,) in session.execute(select(Article.id).where(Article.id.in_(ids[start:start + 500]))):
+        for aid, h in session.execute(select(Article.id, Article.content_hash)
+                                      .where(Article.id.in_(ids[start:start + 500]))):
             found["id"][aid] = aid
+            found["text"][aid] = h
     for start in range(0, len(hashes), 500):
         for aid, h, at in session.execute(select(Article.id, Article.content_hash, Article.published_at)
                                           .where(Article.content_hash.in_(hashes[start:start + 500]))):
             found["hash"].setdefault(h, []).append((as_utc(at), aid))
     for start in range(0, len(urls), 500):
-        for aid, u in session.execute(select(Article.id, Article.url).where(Article.url.in_(urls[start:start + 500]))):
+        for aid, u, h in session.execute(select(Article.id, Article.url, Article.content_hash)
+                                         .where(Article.url.in_(urls[start:start + 500]))):
             found["url"][u] = aid
+            found["text"][aid] = h
     return found
 
 
 def _duplicate_of(item: NewsItem, seen: dict[str, dict[str, Any]], window: timedelta) -> tuple[str, str] | None:
     if item.id in seen["id"]:
-        return "duplicate id", seen["id"][item.id]
+        return DUPLICATE_ID, seen["id"][item.id]
     if item.url and item.url in seen["url"]:
-        return "duplicate url", seen["url"][item.url]
+        return DUPLICATE_URL, seen["url"][item.url]
     for at, aid in seen["hash"].get(item.content_hash, []):
         if abs(at - item.published_at) <= window:  # the same text days apart is news again
             return "duplicate content (syndicated copy)", aid
@@ -240,11 +273,63 @@ def _add(session: Any, item: NewsItem) -> None:
                                   published_at=item.published_at))
 
 
+def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]]:
+    """Give stored article ``aid`` the text, time and tickers of ``item``, drop its scores and
+    leave it unscored; returns the (ticker -> times) it no longer counts at.
+
+    Its id, url and source stay: they name the story, the text is what changed.
+    """
+    art = session.get(Article, aid, with_for_update=True)  # PostgreSQL: concurrent updates queue
+    old_at = as_utc(art.published_at)
+    old = list(session.scalars(select(ArticleTicker.ticker).where(ArticleTicker.article_id == aid)))
+    session.execute(delete(Score).where(Score.article_id == aid))
+    session.execute(delete(ArticleTicker).where(ArticleTicker.article_id == aid))
+    art.title, art.body, art.content_hash = item.title, item.body, item.content_hash
+    art.published_at, art.ingested_at, art.scored_at = item.published_at, utcnow(), None
+    for ticker, rel in item.tickers.items():
+        session.add(ArticleTicker(article_id=aid, ticker=ticker, relevance=rel, published_at=item.published_at))
+    return {t: [old_at] for t in old if t not in item.tickers or old_at != item.published_at}
+
+
+def _record_update(report: IngestReport, aid: str, index: int, vacated: dict[str, list[datetime]]) -> None:
+    report.updated.append(aid)
+    report.row_ids[index] = aid
+    for ticker, times in vacated.items():
+        report.vacated.setdefault(ticker, []).extend(times)
+
+
+def _sort_out(items: list[tuple[int, NewsItem]], seen: dict[str, dict[str, Any]], window: timedelta,
+              report: IngestReport) -> tuple[list[tuple[int, NewsItem]], list[tuple[int, str, NewsItem]]]:
+    """Split ``items`` into new articles, new versions of stored ones ``(row, stored id, item)``
+    and duplicates (recorded in ``report``)."""
+    fresh: list[tuple[int, NewsItem]] = []
+    changed: list[tuple[int, str, NewsItem]] = []
+    for index, item in items:
+        dup = _duplicate_of(item, seen, window)
+        # the first row naming a stored article decides; later ones in this batch are duplicates
+        known = seen["text"].pop(dup[1], None) if dup and dup[0] in (DUPLICATE_ID, DUPLICATE_URL) else None
+        if known is not None and known != item.content_hash:
+            seen["hash"].setdefault(item.content_hash, []).append((item.published_at, dup[1]))
+            changed.append((index, dup[1], item))
+        elif dup:
+            report.duplicates.append({"index": index, "id": item.id, "reason": dup[0], "duplicate_of": dup[1]})
+            report.row_ids[index] = dup[1]
+        else:
+            seen["id"][item.id] = item.id
+            seen["hash"].setdefault(item.content_hash, []).append((item.published_at, item.id))
+            if item.url:
+                seen["url"][item.url] = item.id
+            fresh.append((index, item))
+    return fresh, changed
+
+
 def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000, skew_s: float = 300.0,
            syndication_h: float = 72.0, now: datetime | None = None) -> IngestReport:
-    """Normalise, de-duplicate and store ``rows``; returns what happened to each row.
+    """Normalise, de-duplicate, store and update ``rows``; returns what happened to each row.
 
     Copies of the same text within ``syndication_h`` hours are one article (syndication).
+    Within one batch the first row of an id or url counts (later ones are duplicates), so
+    posting the same batch again is a no-op even when it holds two versions of a story.
     """
     window = timedelta(hours=syndication_h)
     now = now or datetime.now(UTC)
@@ -260,32 +345,34 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
     if not items:
         return report
     with db.session() as session:
-        seen = _existing(session, [i for _, i in items])
-        fresh: list[tuple[int, NewsItem]] = []
-        for index, item in items:
-            dup = _duplicate_of(item, seen, window)
-            if dup:
-                report.duplicates.append({"index": index, "id": item.id, "reason": dup[0], "duplicate_of": dup[1]})
-                report.row_ids[index] = dup[1]
-                continue
-            seen["id"][item.id] = item.id
-            seen["hash"].setdefault(item.content_hash, []).append((item.published_at, item.id))
-            if item.url:
-                seen["url"][item.url] = item.id
-            fresh.append((index, item))
+        fresh, changed = _sort_out(items, _existing(session, [i for _, i in items]), window, report)
         try:
             for _, item in fresh:
                 _add(session, item)
             session.flush()
+            vacated = [(index, aid, _update(session, aid, item)) for index, aid, item in changed]
+            session.flush()
             report.stored = [i.id for _, i in fresh]
             report.row_ids.update({index: i.id for index, i in fresh})
+            for index, aid, gone in vacated:
+                _record_update(report, aid, index, gone)
             return report
         except IntegrityError:  # a concurrent request stored some of them first
             session.rollback()
-    return _ingest_one_by_one(db, fresh, report)
+    return _ingest_one_by_one(db, fresh, report, changed)
 
 
-def _ingest_one_by_one(db: Any, fresh: list[tuple[int, NewsItem]], report: IngestReport) -> IngestReport:
+def _ingest_one_by_one(db: Any, fresh: list[tuple[int, NewsItem]], report: IngestReport,
+                       changed: list[tuple[int, str, NewsItem]] | None = None) -> IngestReport:
+    for index, aid, item in changed or []:
+        try:
+            with db.session() as session:
+                gone = _update(session, aid, item)
+            _record_update(report, aid, index, gone)
+        except IntegrityError:  # a concurrent request updated it at the same time; its version stands
+            report.duplicates.append({"index": index, "id": item.id, "reason": "duplicate (concurrent update)",
+                                      "duplicate_of": aid})
+            report.row_ids[index] = aid
     for index, item in fresh:
         try:
             with db.session() as session:

@@ -33,9 +33,13 @@ class Article(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str | None] = mapped_column(String(2000), nullable=True, unique=True)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # When this text arrived (a re-post with changed text is a new arrival): the scoring backlog's age.
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # NULL until scored: the sweep picks these up again after a crash.
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+
+    # /metrics reads the backlog's size and oldest arrival from this index alone.
+    __table_args__ = (Index("ix_news_articles_unscored", "scored_at", "ingested_at"),)
 
 
 class ArticleTicker(Base):
@@ -71,7 +75,11 @@ class Score(Base):
 
 
 class Alert(Base):
-    """One alert per ticker and bucket (``at`` is the bucket start, event time)."""
+    """One alert per ticker and bucket (``at`` is the bucket start, event time).
+
+    A retracted alert stays as a tombstone (``retracted_at`` set) so the stream can send the
+    retraction, also on a ``Last-Event-ID`` replay; raised again, the same row comes back.
+    """
 
     __tablename__ = "news_alerts"
 
@@ -84,7 +92,9 @@ class Alert(Base):
     baseline: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
     article_ids: Mapped[list] = mapped_column(JSON, default=list)
+    # When last raised, changed in kind or severity, or retracted: the stream's order.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    retracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (UniqueConstraint("ticker", "at", name="uq_news_alerts_ticker_at"),)
 

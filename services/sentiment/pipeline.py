@@ -76,12 +76,17 @@ class Pipeline:
         loaded, batcher = get_batcher(self.settings, model_ref(self.settings), self.settings.runtime)
         return loaded.ref, batcher.predict(texts, timeout=self.settings.task_timeout_s)
 
-    def ingest(self, rows: list[Any], now: datetime | None = None) -> IngestReport:
+    def ingest(self, rows: list[Any], now: datetime | None = None, publish: bool = True) -> IngestReport:
+        """Store ``rows``; an updated article's old tickers and time are judged again at once
+        (its new ones when :meth:`dispatch` has it scored, like a new article's)."""
         report = self._ingest(rows, now)
         articles = counter("finpulse_news_articles", "News rows by ingest outcome", ("outcome",))
         articles.labels("stored").inc(len(report.stored))
+        articles.labels("updated").inc(len(report.updated))
         articles.labels("duplicate").inc(len(report.duplicates))
         articles.labels("rejected").inc(len(report.rejected))
+        if report.vacated:
+            self.judge(report.vacated, publish)
         return report
 
     def _ingest(self, rows: list[Any], now: datetime | None) -> IngestReport:
@@ -106,14 +111,19 @@ class Pipeline:
             out.batches.append(rep.articles)
             histogram("finpulse_news_score_batch", "Articles per scoring batch", (),
                       buckets=(1, 8, 16, 32, 64, 128, 256, 512)).observe(rep.articles)
-            new = alerts_mod.evaluate(self.db, rep.touched, self.rules)
-            for a in new:
-                counter("finpulse_sentiment_alerts", "Alerts raised", ("kind", "severity")).labels(
-                    a["kind"], a["severity"]).inc()
-            out.alerts += new
-            if publish:
-                alerts_mod.publish(self.settings, new)
+            out.alerts += self.judge(rep.touched, publish)
         return out
+
+    def judge(self, touched: dict[str, list[datetime]], publish: bool = True) -> list[dict[str, Any]]:
+        """Bring the stored alerts of ``touched`` (ticker -> event times) in line; returns what
+        live channels hear (sent there unless ``publish`` is False)."""
+        new = alerts_mod.evaluate(self.db, touched, self.rules)
+        for a in new:
+            counter("finpulse_sentiment_alerts", "Alerts raised", ("kind", "severity")).labels(
+                a["kind"], a["severity"]).inc()
+        if publish:
+            alerts_mod.publish(self.settings, new)
+        return new
 
     def _in_event_order(self, ids: list[str]) -> list[str]:
         """Score oldest first, so each bucket is judged against a baseline already scored."""

@@ -47,16 +47,23 @@ def articles(db: Any, ticker: str, *, start: datetime | None, end: datetime | No
     return out
 
 
+def _event(a: Alert) -> dict[str, Any]:
+    """A stream event: the alert, its stream time, and whether it was retracted (a tombstone)."""
+    return {"alert": to_json(a), "created_at": as_utc(a.created_at), "retracted": a.retracted_at is not None}
+
+
 def alerts_created_after(db: Any, after: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """Alerts raised, changed or retracted after ``after``, in that order."""
     with db.session() as s:
         rows = s.scalars(select(Alert).where(Alert.created_at > after).order_by(Alert.created_at).limit(limit))
-        return [{"alert": to_json(a), "created_at": as_utc(a.created_at)} for a in rows]
+        return [_event(a) for a in rows]
 
 
 def alert_position(db: Any, alert_id: str | None = None) -> tuple[datetime, str] | None:
     """``(created_at, id)`` of alert ``alert_id``, or of the newest alert when None; None if absent.
 
-    The stream orders alerts by this pair, so it is where a reconnect resumes.
+    The stream orders alerts (and retractions: tombstones keep their row) by this pair, so
+    it is where a reconnect resumes.
     """
     q = select(Alert.created_at, Alert.id)
     q = q.where(Alert.id == alert_id) if alert_id is not None else q.order_by(Alert.created_at.desc(),
@@ -67,11 +74,11 @@ def alert_position(db: Any, alert_id: str | None = None) -> tuple[datetime, str]
 
 
 def alerts_to_replay(db: Any, *, after: tuple[datetime, str], limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` alerts past stream position ``after``, oldest first (what a
-    reconnecting stream client missed, bounded)."""
+    """The newest ``limit`` alerts and retractions past stream position ``after``, oldest first
+    (what a reconnecting stream client missed, bounded)."""
     q = (select(Alert).where(or_(Alert.created_at > after[0],
                                  and_(Alert.created_at == after[0], Alert.id > after[1])))
          .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit))
     with db.session() as s:
-        rows = [{"alert": to_json(a), "created_at": as_utc(a.created_at)} for a in s.scalars(q)]
+        rows = [_event(a) for a in s.scalars(q)]
     return rows[::-1]

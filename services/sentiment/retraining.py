@@ -41,6 +41,8 @@ def check_request(params: dict[str, Any]) -> None:
     options = params.get("options") or {}
     if not isinstance(options, dict):
         raise BadInput("options must be an object")
+    if params.get("items") is not None:  # a recommender's catalogue: refused rather than ignored
+        raise BadInput("sentiment retraining does not use items (an item catalogue is for recommendations)")
     _labelled("data", params.get("data"), options)
     if params.get("dev") is not None:
         _labelled("dev", params["dev"], options)

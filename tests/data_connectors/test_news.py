@@ -82,3 +82,30 @@ def test_utf8_bom_is_accepted(tmp_path: Path, name: str, body: str) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + body.encode())  # saved on Windows
     batch = open_source(path, source="file").read()
     assert [r["title"] for r in batch.rows] == ["a"] and not batch.rejected
+
+
+TAGGED = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>Wire</title>
+<item><guid>t1</guid><title>$AAPL supplier deal</title><link>https://w.example/t1</link>
+<category>$TSLA</category><category>Autos</category><category>$$$</category>
+<description>Also touches NASDAQ:MSFT.</description><pubDate>Tue, 05 Mar 2024 14:30:00 +0000</pubDate></item>
+</channel></rss>"""
+
+
+def test_rss_ticker_tags_add_to_text_linking_instead_of_replacing_it(tmp_path: Path) -> None:
+    """Regression (sentiment QA): an item tagged $TSLA whose text names $AAPL and NASDAQ:MSFT
+    was linked to TSLA only: the tags were passed as explicit ``tickers``, which replace linking."""
+    from datetime import UTC, datetime
+
+    from services.sentiment.ingest import normalise
+    from services.sentiment.linking import Linker
+
+    path = tmp_path / "tagged.xml"
+    path.write_text(TAGGED)
+    (row,) = open_source(path).read().rows
+    assert "tickers" not in row and row["cashtags"] == ["$TSLA", "$$$"]
+    item = normalise(row, Linker.from_files(), now=datetime.now(UTC), max_chars=10_000, skew_s=300)
+    assert item.tickers == {"AAPL": 1.0, "MSFT": 0.8, "TSLA": 1.0}  # a bad tag is skipped, not the item
+    explicit = normalise({**row, "tickers": ["ACME"]}, Linker.from_files(), now=datetime.now(UTC),
+                         max_chars=10_000, skew_s=300)
+    assert explicit.tickers == {"ACME": 1.0}  # given tickers still override

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -240,3 +240,19 @@ def test_a_judgment_on_rows_read_before_a_concurrent_batch_does_not_stand(pipe, 
     alerts_mod.evaluate_ticker(pipe.db, "ACME", [BURST_DAY], pipe.rules)
     (alert,) = list_alerts(pipe.db)
     assert len(alert["article_ids"]) == 10 and alert["value"] == 10.0
+
+
+def test_a_corrected_article_moves_its_alert_to_its_new_tickers_and_time(client, pipe) -> None:
+    """Regression (sentiment QA): re-posting articles with changed text was ignored, so the
+    alert stayed on the old text. Now the old ticker and time are judged again at once and
+    the new ones when rescored."""
+    client.post("/v1/news", json=history(["ACME", "BOLT"], START, 30) + burst("ACME", BURST_DAY))
+    assert [(a["ticker"], a["at"]) for a in list_alerts(pipe.db)] == [("ACME", "2024-03-31T00:00:00Z")]
+    moved = [{**r, "title": r["title"].replace("$ACME", "$BOLT")} for r in burst("ACME", BURST_DAY)]
+    r = client.post("/v1/news", json=moved)
+    assert len(r.json["updated"]) == len(moved) and r.json["ids"] == []
+    assert [(a["ticker"], a["at"]) for a in list_alerts(pipe.db)] == [("BOLT", "2024-03-31T00:00:00Z")]
+    later = [{**r, "published_at": (datetime.fromisoformat(r["published_at"]) + timedelta(days=1)).isoformat()}
+             for r in moved]  # the same text, a day later: its old day no longer has it
+    client.post("/v1/news", json=[{**r, "body": "Investors reacted badly, again."} for r in later])
+    assert [(a["ticker"], a["at"]) for a in list_alerts(pipe.db)] == [("BOLT", "2024-04-01T00:00:00Z")]

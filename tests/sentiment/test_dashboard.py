@@ -63,3 +63,32 @@ def test_dashboard_shows_alert_chart_and_articles(app, pipe) -> None:
     finally:
         server.shutdown()
     assert (ARTIFACTS / "sentiment-dashboard.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_a_retracted_alert_leaves_the_open_dashboard(app, pipe) -> None:
+    """Regression (sentiment QA): an alert that re-evaluation removed stayed listed until reload."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    day = START + timedelta(days=30)
+    pipe.score(pipe.ingest(history(["ACME"], START, 30) + burst("ACME", day)).stored)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.port}/?ticker=ACME")
+            page.wait_for_selector('#alerts li[data-id="ACME-20240331T0000"]', timeout=15_000)
+            page.wait_for_selector("#live.on", timeout=15_000)  # the stream is open
+            calm = [{**r, "title": f"$ACME hosts investor day #{i}", "body": "Routine."}
+                    for i, r in enumerate(burst("ACME", day))]
+            pipe.score(pipe.ingest(calm).to_score)  # the burst's articles corrected: its alert is retracted
+            page.wait_for_selector("#alerts li", state="detached", timeout=15_000)
+            assert page.is_visible("#no-alerts")
+            browser.close()
+    finally:
+        server.shutdown()

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from services.sentiment.models import Article, ArticleTicker, Score
+from services.sentiment.models import Article, ArticleTicker, Score, as_utc
 
 
 def _count(pipe, model) -> int:
@@ -138,3 +138,75 @@ def test_backfill_replays_in_event_time_whatever_the_date_format() -> None:
             {"published_at": "Tue, 30 Apr 2024 23:00:00 -0300"}, {"published_at": "garbage"},
             {"published_at": 1714546800}]  # 07:00Z
     assert [rows.index(r) for r in sorted(rows, key=_sort_key)] == [2, 4, 1, 0, 3]
+
+
+def _scores(pipe, aid: str) -> dict[str, str]:
+    with pipe.db.session() as s:
+        return dict(s.execute(select(Score.ticker, Score.label).where(Score.article_id == aid)).all())
+
+
+def test_a_repost_with_changed_text_updates_relinks_and_rescores(client, pipe) -> None:
+    """Regression (sentiment QA): a known id with other text answered "duplicate" and the
+    score stayed on the old text. Identical re-posts still change nothing."""
+    assert client.post("/v1/news", json=art(1, title="$ACME schedules meeting")).json["ids"] == ["a1"]
+    assert _scores(pipe, "a1") == {"ACME": "neutral"}
+    fixed = art(1, title="$BOLT fraud probe", body="NASDAQ:CRUX too.", published_at="2024-05-02T10:00:00Z")
+    r = client.post("/v1/news", json=fixed)
+    assert r.status_code == 202, r.json
+    assert (r.json["ids"], r.json["updated"], r.json["duplicates"], r.json["article_ids"]) == ([], ["a1"], [], ["a1"])
+    assert r.json["scoring"] == "scored"
+    assert _scores(pipe, "a1") == {"BOLT": "negative", "CRUX": "negative"}  # re-linked, old scores gone
+    with pipe.db.session() as s:
+        a = s.get(Article, "a1")
+        assert (a.title, as_utc(a.published_at)) == ("$BOLT fraud probe", datetime(2024, 5, 2, 10, tzinfo=UTC))
+        assert {t.published_at.replace(tzinfo=UTC).day for t in s.scalars(select(ArticleTicker))} == {2}
+        score_ids = sorted(s.scalars(select(Score.id)))
+    again = client.post("/v1/news", json=fixed)  # the same text again: a pure duplicate
+    assert (again.json["updated"], again.json["duplicates"][0]["reason"]) == ([], "duplicate id")
+    with pipe.db.session() as s:
+        assert sorted(s.scalars(select(Score.id))) == score_ids
+    # explicit tickers of the new version replace linking; a row without id is matched by its url
+    r = client.post("/v1/news", json={**fixed, "id": None, "title": "$BOLT recall", "tickers": ["DUNE"]})
+    assert (r.json["updated"], r.json["article_ids"]) == (["a1"], ["a1"])
+    assert _scores(pipe, "a1") == {"DUNE": "negative"} and _count(pipe, Article) == 1
+
+
+def test_two_versions_in_one_batch_first_wins_and_a_repost_changes_nothing(client, pipe) -> None:
+    client.post("/v1/news", json=art(1))
+    rows = [art(1, title="$ACME version two"), art(1, title="$ACME version three")]
+    r = client.post("/v1/news", json=rows)
+    assert r.json["updated"] == ["a1"] and [d["index"] for d in r.json["duplicates"]] == [1]
+    again = client.post("/v1/news", json=rows)
+    assert again.json["updated"] == [] and len(again.json["duplicates"]) == 2
+    with pipe.db.session() as s:
+        assert s.get(Article, "a1").title == "$ACME version two"
+
+
+def test_an_update_is_rescored_through_celery_under_up(client, pipe, monkeypatch) -> None:
+    client.post("/v1/news", json=art(1))
+    queued: list[list[str]] = []
+    monkeypatch.setattr("services.sentiment.pipeline.enqueue", lambda settings, ids: queued.append(ids))
+    pipe.settings = pipe.settings.model_copy(update={"sentiment_scoring": "celery"})
+    r = client.post("/v1/news", json=[art(1, title="$ACME fraud probe"), art(2)])
+    assert r.json["scoring"] == "queued" and queued == [["a2", "a1"]]
+    with pipe.db.session() as s:
+        assert s.get(Article, "a1").scored_at is None and _scores(pipe, "a1") == {}
+    assert pipe.sweep().articles == 2 and _scores(pipe, "a1") == {"ACME": "negative"}
+
+
+def test_cli_ingest_of_a_changed_file_updates(pipe, migrated, tmp_path, monkeypatch, stub_scorer) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from services.sentiment.cli import news
+
+    monkeypatch.setattr("services.sentiment.pipeline.load_scorer", lambda settings: stub_scorer)
+    path = tmp_path / "news.jsonl"
+    path.write_text(json.dumps(art(1)) + "\n" + json.dumps(art(2)) + "\n")
+    first = json.loads(CliRunner().invoke(news, ["ingest", str(path), "--json"]).output)
+    path.write_text(json.dumps(art(1, body="Acme fraud probe widens.")) + "\n" + json.dumps(art(2)) + "\n")
+    second = json.loads(CliRunner().invoke(news, ["ingest", str(path), "--json"]).output)
+    assert (first["stored"], first["updated"]) == (2, 0)
+    assert (second["stored"], second["updated"], second["duplicates"], second["scored"]) == (0, 1, 1, 1)
+    assert _scores(pipe, "a1") == {"ACME": "negative"}

@@ -71,6 +71,8 @@ def test_retrain_refuses_files_that_are_not_labelled_sentiment_data(ops_app, tmp
                                            {"text": "profit rose", "label": "positive"}])
     r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "dev": _faq(tmp_path)})
     assert r.status_code == 400 and r.json["error"]["message"].startswith("dev is not labelled sentiment data")
+    r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "items": good})
+    assert r.status_code == 400 and "does not use items" in r.json["error"]["message"]  # refused, not ignored
     assert _jobs(client) == [] and ops_app.extensions["queued"] == []  # nothing was queued or recorded
 
 

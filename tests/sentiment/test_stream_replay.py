@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from services.sentiment.alerts import list_alerts
 from tests.sentiment.conftest import START, burst, history, mixed_day
 
 BURST_DAY = START + timedelta(days=30)
@@ -72,6 +73,15 @@ class Stream:
             if b.get("event") == "alert":
                 assert b["id"] == json.loads(b["data"])["id"]
                 out.append(json.loads(b["data"]))
+        return out
+
+    def events(self, n: int, timeout: float = 10) -> list[tuple[str, str, dict]]:
+        """The next ``n`` alert or retract events as ``(event, id, data)``."""
+        out: list[tuple[str, str, dict]] = []
+        while len(out) < n:
+            b = self.next(timeout)
+            if b.get("event") in ("alert", "retract"):
+                out.append((b["event"], b["id"], json.loads(b["data"])))
         return out
 
     def quiet(self, seconds: float) -> bool:
@@ -164,6 +174,41 @@ def test_replay_is_bounded(server, pipe, monkeypatch) -> None:
     s.next()
     assert s.quiet(1.5)
     s.close()
+
+
+def _calm(ticker: str, day: int = 0) -> list[dict]:
+    """The burst's articles corrected to routine news: re-evaluation retracts its alert."""
+    return [{**r, "id": f"{r['id']}-{day}", "title": f"${ticker} hosts investor day #{i}", "body": "Routine."}
+            for i, r in enumerate(burst(ticker, BURST_DAY + timedelta(days=day)))]
+
+
+def test_a_retracted_alert_is_sent_as_retract_live_and_on_replay(server, pipe) -> None:
+    """Regression (sentiment QA): an alert removed by re-evaluation stayed on an open dashboard."""
+    pipe.score(pipe.ingest(history(["ACME", "BOLT"], START, 30)).stored)
+    s = Stream(server)
+    s.next()
+    _raise(pipe, "ACME")
+    (a,) = s.alerts(1)
+    pipe.score(pipe.ingest(_calm("ACME")).to_score)  # its articles corrected: no longer a burst
+    assert s.events(1) == [("retract", a["id"], {"id": a["id"]})]
+    _raise(pipe, "BOLT")
+    (b,) = s.alerts(1)  # the stream goes on
+    s.close()
+    assert [x["id"] for x in list_alerts(pipe.db)] == [b["id"]]
+
+    replay = Stream(server, last_event_id="0")  # joined before both: the retraction is replayed, not the alert
+    replay.next()
+    assert [e[:2] for e in replay.events(2)] == [("retract", a["id"]), ("alert", b["id"])]
+    replay.close()
+    after = Stream(server, last_event_id=a["id"])  # resumes after the retraction
+    after.next()
+    assert [x["id"] for x in after.alerts(1)] == [b["id"]] and after.quiet(1.5)
+    after.close()
+    pipe.score(pipe.ingest(burst("ACME", BURST_DAY)).to_score)  # raised again: the same id comes back
+    again = Stream(server, last_event_id=b["id"])
+    assert again.events(1)[0][:2] == ("alert", a["id"])
+    again.close()
+    assert [x["id"] for x in list_alerts(pipe.db)] == [a["id"], b["id"]]
 
 
 @pytest.mark.browser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from services.sentiment.models import Article, FeedState
+from services.sentiment.models import Article, FeedState, Score
 from tests.data_connectors.test_news import RSS
 
 
@@ -34,3 +34,18 @@ def test_feed_polling_ingests_and_keeps_state(pipe, migrated, tmp_path) -> None:
         assert s.get(Article, "r1").scored_at is not None
         assert s.scalar(select(FeedState.last_status)) == "2 entries"
     assert "sentiment-poll-feeds" in beat_schedule(pipe.settings)
+
+
+def test_an_updated_feed_entry_is_picked_up_and_rescored(pipe, migrated, tmp_path) -> None:
+    """Regression (sentiment QA): an RSS entry whose content was edited stayed on its first text."""
+    from services.sentiment.feeds import poll_all
+
+    feed = tmp_path / "wire.xml"
+    feed.write_text(RSS)
+    pipe.settings = migrated.model_copy(update={"sentiment_feeds": [str(feed)]})
+    poll_all(pipe)
+    feed.write_text(RSS.replace("$ACME beats estimates", "$ACME fraud probe"))
+    assert poll_all(pipe)["feeds"][0] | {"status": ""} == {"url": str(feed), "status": "", "stored": 0, "updated": 1}
+    with pipe.db.session() as s:
+        assert s.scalar(select(Score.label).where(Score.article_id == "r1")) == "negative"
+    assert poll_all(pipe)["feeds"][0]["updated"] == 0

@@ -42,6 +42,14 @@
     $("no-alerts").hidden = true;
     if (fresh && a.ticker === state.ticker) load();
   }
+  function retractAlert(id) {  // re-evaluation no longer supports it: drop it, and its chart marker
+    const known = $("alerts").querySelector('li[data-id="' + CSS.escape(id) + '"]');
+    if (!known) return;
+    const ticker = known.querySelector(".ticker").textContent;
+    known.remove();
+    $("no-alerts").hidden = $("alerts").children.length > 0;
+    if (ticker === state.ticker) load();
+  }
   async function loadAlerts() {
     const data = await getJSON("/v1/alerts?limit=100");
     data.alerts.forEach((a) => addAlert(a, false));
@@ -53,6 +61,7 @@
     es.onopen = () => { $("live").textContent = "live"; $("live").className = "live on"; };
     es.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "live off"; };
     es.addEventListener("alert", (ev) => addAlert(JSON.parse(ev.data), true));
+    es.addEventListener("retract", (ev) => retractAlert(JSON.parse(ev.data).id));
   }
 
   // ---- filters ------------------------------------------------------------
