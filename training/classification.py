@@ -105,7 +105,9 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     write_json(run_dir / "metrics.json", metrics)
     mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
                  train_config=train_config, promote_first=config.promote_first)
-    _log(f"registered {mv.ref}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    # the registry named: a tune trial registers in its scratch home, not the one `models list` shows
+    _log(f"registered {mv.ref} in {settings.registry_dir}: dev accuracy {metrics['accuracy']:.4f}, "
+         f"macro-F1 {metrics['macro_f1']:.4f}")
     prune_runs(Path(settings.home) / "runs", settings.keep_run_checkpoints)
     return mv
 
