@@ -225,18 +225,24 @@ def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind
 
 
 @contextlib.contextmanager
-def edit_lock(directory: str | Path) -> Iterator[None]:
-    """Hold the lock on changes to the index at ``directory`` (threads and processes alike).
+def index_lock(directory: str | Path, purpose: str) -> Iterator[None]:
+    """Hold the ``purpose`` lock of the index at ``directory`` (threads and processes alike).
 
-    An edit reads the index, changes it, saves it and logs the change: two at once would
-    save over each other and log versions that do not replay. ``flock`` on a file beside the
-    directory (which the atomic swap replaces) is released when the holder exits, even killed.
+    ``flock`` on a file beside the directory (which the atomic swap replaces) is released
+    when the holder exits, even killed.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    with open(directory.parent / f".{directory.name}.edit.lock", "w") as fh:
+    with open(directory.parent / f".{directory.name}.{purpose}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
+
+
+def edit_lock(directory: str | Path) -> contextlib.AbstractContextManager[None]:
+    """The lock on changes to the index at ``directory``: an edit reads the index, changes it,
+    saves it and logs the change; two at once would save over each other and log versions
+    that do not replay."""
+    return index_lock(directory, "edit")
 
 
 class KbHandle:

@@ -11,7 +11,7 @@ from typing import Any
 
 from data_connectors.base import BadRow, file_sha256, iter_rows
 from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
-from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock
+from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock, index_lock
 from services.chatbot.retriever import get_encoder
 from shared.errors import BadInput, ModelNotFound
 from shared.io import atomic_write
@@ -73,14 +73,11 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
     others pick the swapped index up like any ``kb load``. An edit saved while the new
     vectors were computed is noticed and the rebuild starts over from it.
     """
-    import fcntl
-
     domain = domain or settings.chatbot_domain
     directory = kb_dir(settings, domain)
     if not (directory / "meta.json").is_file():
         return False
-    with open(directory.parent / f".{directory.name}.reembed.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with index_lock(directory, "reembed"):
         for _ in range(3):
             stamp = (directory / "meta.json").stat().st_mtime_ns
             current = KnowledgeBase.load(directory)

@@ -66,11 +66,14 @@ class BacklogCollector(Collector):
         yield from (unscored, oldest, alerts)
 
 
+_collector: BacklogCollector | None = None
+
+
 def init_app(db: Any) -> BacklogCollector:
     """Register the collector once per process; a later app (tests build many) takes it over."""
-    collector = REGISTRY._names_to_collectors.get(UNSCORED)  # type: ignore[attr-defined]
-    if collector is None:
-        collector = BacklogCollector(db)
-        REGISTRY.register(collector)
-    collector.db = db
-    return collector
+    global _collector
+    if _collector is None:
+        _collector = BacklogCollector(db)
+        REGISTRY.register(_collector)
+    _collector.db = db
+    return _collector
