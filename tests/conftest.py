@@ -97,3 +97,36 @@ def tiny_sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_url(request, tmp_path):
+    """A migrated database on SQLite and on a throw-away PostgreSQL database (skipped when down)."""
+    from sqlalchemy import create_engine, text
+
+    from shared.db import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'chat.db'}"
+        upgrade(url)
+        yield url
+        return
+    server = POSTGRES_URL
+    for prefix in ("postgresql://", "postgres://"):  # the driver the project installs
+        server = server.replace(prefix, "postgresql+psycopg://", 1)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"fp_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {server}: {str(exc).splitlines()[0]}")
+    url = server.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,4 +1,5 @@
-"""Alert rules on event time, stored once per ticker and bucket, pushed to Redis and a webhook.
+"""Alert rules on event time, stored once per ticker and bucket, pushed to Redis and a webhook
+(retractions too, so a listener can drop what re-evaluation no longer supports).
 
 After each scoring batch, :func:`evaluate` re-judges the buckets from the earliest one
 that received articles on, and brings the stored alerts in line with that judgment.
@@ -14,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,20 @@ SEVERITY_RANK = {"warn": 1, "critical": 2}
 KIND_RANK = {"sentiment_shift": 3, "negative_burst": 2, "volume_spike": 1}
 MAX_ARTICLE_IDS = 50
 MAX_PASSES = 5  # judgments of one ticker per batch while concurrent scoring keeps changing its rows
+
+
+@dataclass
+class Judgement:
+    """What live channels hear from one evaluation: alerts raised (new, or changed in kind or
+    severity) and alerts retracted, each as :func:`to_json`."""
+
+    raised: list[dict[str, Any]] = field(default_factory=list)
+    retracted: list[dict[str, Any]] = field(default_factory=list)
+
+    def __iadd__(self, other: Judgement) -> Judgement:
+        self.raised += other.raised
+        self.retracted += other.retracted
+        return self
 
 
 @dataclass(frozen=True)
@@ -112,7 +127,7 @@ def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str) -> list[str]:
     return ids[:MAX_ARTICLE_IDS]
 
 
-def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -> list[dict[str, Any]]:
+def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -> Judgement:
     """Judge ``ticker`` again from the earliest bucket of ``times`` on; returns what live channels hear.
 
     A bucket's numbers depend only on itself and earlier buckets, so alerts before the
@@ -123,7 +138,8 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -
     articles), ones no longer raised retracted. So the stored alerts depend on the articles
     only, never on their arrival order or batching: a backfill equals live arrival.
     Returned: the new alerts and those whose kind or severity changed (re-sent to the
-    stream under the same id).
+    stream under the same id), and the retracted ones; an alert's last state across the
+    repeated judgments below is what counts.
 
     Times outside the plausible range (a year-0001 article stored before ingest refused
     them) are skipped: their window arithmetic would overflow and sink the whole batch.
@@ -133,16 +149,16 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -
         log.warning("%s: %d article(s) with an implausible published_at left out of alert evaluation",
                     ticker, len(times) - len(plausible))
     if not plausible:
-        return []
+        return Judgement()
     lo = floor_time(min(plausible), rules.bucket_s)
-    heard: dict[str, dict[str, Any]] = {}
+    heard: dict[str, tuple[dict[str, Any], bool]] = {}  # id -> (alert, retracted)
     for _ in range(MAX_PASSES):
         # Scoring tasks run concurrently: one judging rows read before another's scores were
         # committed could store a stale judgment last. So judge again until the rows behind the
         # judgment are still the rows there after storing it.
         span = coverage(db, ticker)
         if span is None:
-            return []
+            return Judgement()
         hi = floor_time(min(max(span[1], *plausible), shift(LATEST, -timedelta(seconds=rules.bucket_s))),
                         rules.bucket_s) + timedelta(seconds=rules.bucket_s)
         start = lo - timedelta(days=rules.baseline_days)
@@ -151,8 +167,8 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -
         points = series(rows, lo, hi, rules.bucket_s, rules.baseline_days, rules.alpha, rules.min_articles,
                         since=max(span[0], EARLIEST))
         try:
-            heard.update((a["id"], a) for a in _reconcile(db, ticker, lo, points, {r.article_id: r for r in rows},
-                                                          rules))
+            heard.update((a["id"], (a, gone)) for a, gone in _reconcile(db, ticker, lo, points,
+                                                                         {r.article_id: r for r in rows}, rules))
         except (IntegrityError, StaleDataError):  # a concurrent evaluation changed them first: judge again
             continue
         if _fingerprint(db, ticker, start, hi) == before:
@@ -160,7 +176,7 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -
     else:  # the next batch of this ticker judges it again
         log.warning("%s: articles kept changing during %d alert evaluations; left to the next batch", ticker,
                     MAX_PASSES)
-    return list(heard.values())
+    return Judgement([a for a, gone in heard.values() if not gone], [a for a, gone in heard.values() if gone])
 
 
 def _fingerprint(db: Any, ticker: str, start: datetime, end: datetime) -> tuple[int, int | None]:
@@ -173,13 +189,14 @@ def _fingerprint(db: Any, ticker: str, start: datetime, end: datetime) -> tuple[
 
 
 def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: dict[str, Any],
-               rules: Rules) -> list[dict[str, Any]]:
-    """Store, update and retract ``ticker``'s alerts from ``lo`` on to match ``points``.
+               rules: Rules) -> list[tuple[dict[str, Any], bool]]:
+    """Store, update and retract ``ticker``'s alerts from ``lo`` on to match ``points``;
+    returns the (alert, retracted) pairs live channels hear.
 
     A retracted alert is kept as a tombstone (``retracted_at``, and ``created_at`` moved to
     now so the stream sends the retraction); raised again, the tombstone comes back to life.
     """
-    heard: list[dict[str, Any]] = []
+    heard: list[tuple[dict[str, Any], bool]] = []
     now = datetime.now(UTC)
     with db.session() as s:
         stored = {as_utc(a.at): a for a in s.scalars(select(Alert).where(
@@ -200,7 +217,7 @@ def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: d
                 alert = Alert(id=alert_id(ticker, p.at), ticker=ticker, at=p.at, **fields)
                 s.add(alert)
                 s.flush()
-                heard.append(to_json(alert))
+                heard.append((to_json(alert), False))
                 continue
             if old.retracted_at is None and all(getattr(old, k) == v for k, v in fields.items()):
                 continue
@@ -209,17 +226,18 @@ def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: d
                 setattr(old, k, v)
             if louder:  # the stream follows created_at: an alert that changed meaning is sent again
                 old.created_at, old.retracted_at = now, None
-                heard.append(to_json(old))
+                heard.append((to_json(old), False))
         for at, old in stored.items():
             if at >= lo and at not in kept and old.retracted_at is None:  # the bucket or its past changed
                 old.retracted_at = old.created_at = now
+                heard.append((to_json(old), True))
     return heard
 
 
-def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules) -> list[dict[str, Any]]:
-    """New alerts of every touched ticker; one ticker failing never loses the others' alerts
-    (its articles are scored and stored already; the error is logged and counted)."""
-    new: list[dict[str, Any]] = []
+def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules) -> Judgement:
+    """Raised and retracted alerts of every touched ticker; one ticker failing never loses the
+    others' (its articles are scored and stored already; the error is logged and counted)."""
+    new = Judgement()
     for ticker in sorted(touched):
         try:
             new += evaluate_ticker(db, ticker, touched[ticker], rules)
@@ -248,30 +266,34 @@ def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = 
         return [to_json(a) for a in s.scalars(q)]
 
 
-def publish(settings: Any, alerts: list[dict[str, Any]]) -> None:
-    """Push new alerts to Redis pub/sub and (in the background) the webhook; never raises."""
-    if not alerts:
+def publish(settings: Any, judged: Judgement) -> None:
+    """Push raised and retracted alerts to Redis pub/sub (a retraction is the alert with
+    ``"retracted": true``) and, in the background, the webhook; never raises."""
+    messages = judged.raised + [{**a, "retracted": True} for a in judged.retracted]
+    if not messages:
         return
     try:
         from shared.redis_client import get_redis
 
         client = get_redis(settings.redis_url)
-        for a in alerts:
-            client.publish(CHANNEL, json.dumps(a))
+        for m in messages:
+            client.publish(CHANNEL, json.dumps(m))
     except Exception as exc:  # a Redis outage must not fail ingest; alerts are in the DB
-        log.warning("could not publish %d alerts to Redis: %s", len(alerts), exc)
+        log.warning("could not publish %d alert events to Redis: %s", len(messages), exc)
     if settings.sentiment_webhook_url:
-        threading.Thread(target=post_webhook, args=(settings.sentiment_webhook_url, alerts),
+        threading.Thread(target=post_webhook, args=(settings.sentiment_webhook_url, judged.raised, judged.retracted),
                          daemon=True, name="alert-webhook").start()
 
 
-def post_webhook(url: str, alerts: list[dict[str, Any]], tries: int = 4, backoff_s: float = 0.5) -> bool:
-    """POST ``{"alerts": [...]}`` to ``url``, retrying with exponential back-off."""
+def post_webhook(url: str, alerts: list[dict[str, Any]], retracted: list[dict[str, Any]] | None = None,
+                 tries: int = 4, backoff_s: float = 0.5) -> bool:
+    """POST ``{"alerts": [...], "retracted": [...]}`` to ``url``, retrying with exponential back-off."""
     import requests
 
+    body = {"alerts": alerts, "retracted": retracted or []}
     for attempt in range(tries):
         try:
-            resp = requests.post(url, json={"alerts": alerts}, timeout=5)
+            resp = requests.post(url, json=body, timeout=5)
             if resp.status_code < 500:
                 return resp.ok
         except requests.RequestException as exc:

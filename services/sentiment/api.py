@@ -167,9 +167,10 @@ def _sse(event: dict[str, Any]) -> str:
     """One alert (or its retraction) as an SSE block; its ``id`` is what EventSource sends back
     as Last-Event-ID (a retraction's position is its tombstone's, so replay resumes after it)."""
     alert = event["alert"]
+    position = queries.stream_id(event["created_at"], alert["id"])
     if event["retracted"]:
-        return f"id: {alert['id']}\nevent: retract\ndata: {json.dumps({'id': alert['id']})}\n\n"
-    return f"id: {alert['id']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
+        return f"id: {position}\nevent: retract\ndata: {json.dumps({'id': alert['id']})}\n\n"
+    return f"id: {position}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
 
 
 @bp.get("/v1/alerts/stream")
@@ -194,11 +195,12 @@ def alerts_stream() -> Any:
     if last_id is None:  # a new client: live from now (a second back, for commits in flight)
         after = _time_arg("after") or datetime.now(UTC) - timedelta(seconds=1)
         newest = queries.alert_position(db)
-        head = f"id: {newest[1] if newest else NO_ALERT_ID}\n"
+        head = f"id: {queries.stream_id(*newest) if newest else NO_ALERT_ID}\n"
     else:
-        floor = (datetime.now(UTC) - timedelta(seconds=REPLAY_S), "")
-        known = queries.alert_position(db, last_id)
-        base = max(known, floor) if known else floor
+        now = datetime.now(UTC)
+        floor = (now - timedelta(seconds=REPLAY_S), "")
+        known = queries.resume_position(db, last_id)
+        base = max(min(known, (now, "")), floor) if known else floor  # a position ahead of now would skip live alerts
         replay = queries.alerts_to_replay(db, after=base, limit=REPLAY_MAX)
         caught_up = (replay[-1]["created_at"], replay[-1]["alert"]["id"]) if replay else base
         after = caught_up[0] - timedelta(seconds=1)

@@ -115,15 +115,18 @@ class Pipeline:
         return out
 
     def judge(self, touched: dict[str, list[datetime]], publish: bool = True) -> list[dict[str, Any]]:
-        """Bring the stored alerts of ``touched`` (ticker -> event times) in line; returns what
-        live channels hear (sent there unless ``publish`` is False)."""
-        new = alerts_mod.evaluate(self.db, touched, self.rules)
-        for a in new:
+        """Bring the stored alerts of ``touched`` (ticker -> event times) in line; returns the alerts
+        raised (sent to live channels with the retractions unless ``publish`` is False)."""
+        judged = alerts_mod.evaluate(self.db, touched, self.rules)
+        for a in judged.raised:
             counter("finpulse_sentiment_alerts", "Alerts raised", ("kind", "severity")).labels(
                 a["kind"], a["severity"]).inc()
+        if judged.retracted:
+            counter("finpulse_sentiment_alerts_retracted", "Alerts retracted by re-evaluation", ()).inc(
+                len(judged.retracted))
         if publish:
-            alerts_mod.publish(self.settings, new)
-        return new
+            alerts_mod.publish(self.settings, judged)
+        return judged.raised
 
     def _in_event_order(self, ids: list[str]) -> list[str]:
         """Score oldest first, so each bucket is judged against a baseline already scored."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -57,6 +57,24 @@ def alerts_created_after(db: Any, after: datetime, limit: int = 100) -> list[dic
     with db.session() as s:
         rows = s.scalars(select(Alert).where(Alert.created_at > after).order_by(Alert.created_at).limit(limit))
         return [_event(a) for a in rows]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def stream_id(created_at: datetime, alert_id: str) -> str:
+    """An event's SSE id: its alert id and stream time (µs since the epoch). A reconnect resumes
+    at the position the client saw even when that alert has changed or been retracted since."""
+    return f"{alert_id}@{(as_utc(created_at) - EPOCH) // timedelta(microseconds=1)}"
+
+
+def resume_position(db: Any, last_event_id: str) -> tuple[datetime, str] | None:
+    """The stream position a ``Last-Event-ID`` names: read from a :func:`stream_id`, or looked up
+    for a bare alert id (what ids were before they carried a position); None if unknown."""
+    alert_id, sep, micros = last_event_id.rpartition("@")
+    if sep and alert_id and micros.isdigit() and len(micros) <= 18:
+        return EPOCH + timedelta(microseconds=int(micros)), alert_id
+    return alert_position(db, last_event_id)
 
 
 def alert_position(db: Any, alert_id: str | None = None) -> tuple[datetime, str] | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from services.sentiment.linking import Linker, split_sentences
@@ -97,7 +97,20 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
     now = datetime.now(UTC)
     try:
         with db.session() as s:
+            # claim first: only articles still unscored and still carrying the text just scored.
+            # One updated meanwhile (new text, scores dropped) is left to its own scoring task;
+            # one updated after the claim waits for this commit (row lock) and then drops these scores.
+            claimed = set(s.scalars(update(Article).where(
+                tuple_(Article.id, Article.content_hash).in_([(a.id, a.content_hash) for a in arts]),
+                Article.scored_at.is_(None)).values(scored_at=now).returning(Article.id)
+                .execution_options(synchronize_session=False)))
+            if len(claimed) < len(arts):
+                log.info("%d of %d articles changed or were scored elsewhere while scoring; their scores "
+                         "are not written", len(arts) - len(claimed), len(arts))
+            arts = [a for a in arts if a.id in claimed]
             for art, ticker, text in jobs:
+                if art.id not in claimed:
+                    continue
                 p = preds[text]
                 sc = p["scores"]
                 s.add(Score(article_id=art.id, ticker=ticker, model_version=scorer.version, label=p["label"],
@@ -105,10 +118,8 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
                             positive=float(sc.get("positive", 0.0)), scored_at=now))
                 if ticker:
                     report.touched[ticker].append(as_utc(art.published_at))
-            s.execute(Article.__table__.update().where(Article.id.in_([a.id for a in arts]))
-                      .values(scored_at=now))
     except IntegrityError:  # another worker scored them meanwhile
         log.info("articles already scored by another worker; skipping %d", len(arts))
         return ScoreReport(batch_size=batch_size)
-    report.articles, report.texts = len(arts), len(unique)
+    report.articles, report.texts = len(arts), len({text for art, _, text in jobs if art.id in claimed})
     return report

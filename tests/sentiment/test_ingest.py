@@ -171,6 +171,34 @@ def test_a_repost_with_changed_text_updates_relinks_and_rescores(client, pipe) -
     assert _scores(pipe, "a1") == {"DUNE": "negative"} and _count(pipe, Article) == 1
 
 
+def test_an_update_landing_while_its_old_text_is_scored_gets_its_own_scores(any_db_url, settings, redis_url,
+                                                                             stub_scorer) -> None:
+    """Regression (left open in session 17): a new version stored while a scoring task was still
+    predicting the old text got the old text's scores and was never scored again. On SQLite and
+    PostgreSQL: scores are written only for articles claimed with the text that was scored."""
+    from services.sentiment import create_app
+    from services.sentiment.scoring import score_articles
+
+    pipe = create_app(settings.model_copy(update={"database_url": any_db_url}), scorer=stub_scorer
+                      ).extensions["sentiment"]
+    pipe.ingest([art(1, title="$ACME schedules meeting"), art(2)])
+    runtime, predict = stub_scorer.runtime, stub_scorer.runtime.predict
+
+    def predict_while_a1_is_updated(texts, batch_size=32):
+        out = predict(texts, batch_size)  # the old text's answers ...
+        assert pipe.ingest([art(1, title="$ACME fraud probe")]).updated == ["a1"]  # ... while a1 changes
+        return out
+
+    runtime.predict = predict_while_a1_is_updated
+    rep = score_articles(pipe.db, stub_scorer, pipe.linker, ["a1", "a2"])
+    runtime.predict = predict
+    assert rep.articles == 1 and _scores(pipe, "a1") == {} and _scores(pipe, "a2") == {"ACME": "neutral"}
+    with pipe.db.session() as s:
+        assert s.get(Article, "a1").scored_at is None  # left for the new version's own scoring
+    assert score_articles(pipe.db, stub_scorer, pipe.linker, ["a1"]).articles == 1
+    assert _scores(pipe, "a1") == {"ACME": "negative"}
+
+
 def test_two_versions_in_one_batch_first_wins_and_a_repost_changes_nothing(client, pipe) -> None:
     client.post("/v1/news", json=art(1))
     rows = [art(1, title="$ACME version two"), art(1, title="$ACME version three")]

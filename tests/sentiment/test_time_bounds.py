@@ -105,4 +105,4 @@ def test_one_ticker_failing_evaluation_keeps_the_other_tickers_alerts(pipe, monk
 
     rep = score_articles(pipe.db, pipe.scorer(), pipe.linker, stored)
     new = alerts_mod.evaluate(pipe.db, {"AAAA": [BURST_DAY], **rep.touched}, pipe.rules)
-    assert [a["ticker"] for a in new] == ["QBTX"]
+    assert [a["ticker"] for a in new.raised] == ["QBTX"]
