@@ -85,6 +85,105 @@ def test_widget_in_headless_chromium(chat_settings, bow, loaded_kb) -> None:
     assert (ARTIFACTS / "chatbot_widget.png").stat().st_size > 1000
 
 
+
+MARKDOWN_FAQ = """# Cards
+
+## How do I block my lost card?
+
+You can block it straight away:
+
+- in the **app** under Cards
+- by phone, 24/7
+
+Read [our card guide](https://bank.example/cards) first. [Click here](javascript:alert(1)) is no link,
+and <img src=x onerror=alert(1)> is just text.\\
+Call us any time.
+
+## What are your opening hours?
+
+We are open *9 to 5* on working days.
+
+## How do I reset my card PIN?
+
+Reset your PIN in the app under Cards > PIN.
+"""
+
+
+@pytest.mark.browser
+def test_widget_renders_markdown_answers_safely(chat_settings, bow, ops_headers, tmp_path) -> None:
+    """Answers from a Markdown FAQ showed their raw markup (`**`, `- `, `[text](url)`): the widget
+    builds a small Markdown subset as DOM nodes, for answers and agent replies only, with links
+    to http(s)/mailto only and HTML as literal text."""
+    from playwright.sync_api import sync_playwright
+    from waitress.server import create_server
+
+    from services.chatbot import create_app
+    from services.chatbot.kb import build_kb_dir
+    from services.chatbot.service import kb_dir
+
+    faq = tmp_path / "faq.md"
+    faq.write_text(MARKDOWN_FAQ, encoding="utf-8")
+    build_kb_dir(faq, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
+    app = create_app(chat_settings, encoder=bow)
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+            page = browser.new_page()
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(f"http://127.0.0.1:{server.effective_port}/")
+            page.get_by_role("button", name="Chat with us").click()
+            box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+            box.fill("How do I block my lost card?")
+            box.press("Enter")
+            answer = log.locator(".fpc-bot").last
+            answer.locator("ul").wait_for(timeout=15_000)
+            assert answer.locator("ul > li").all_inner_texts() == ["in the app under Cards", "by phone, 24/7"]
+            assert answer.locator("strong").all_inner_texts() == ["app"]
+            links = answer.locator("a")
+            assert links.count() == 1 and links.inner_text() == "our card guide"
+            assert links.get_attribute("href") == "https://bank.example/cards"
+            assert links.get_attribute("target") == "_blank"
+            assert "noopener" in links.get_attribute("rel").split()
+            text = answer.inner_text()
+            assert "Click here is no link" in text  # the javascript: link is plain text
+            assert "<img src=x onerror=alert(1)> is just text" in text
+            # a hard-wrapped line flows on; one ending in two spaces breaks
+            assert "is no link, and <img" in text and answer.locator("br").count() == 1
+            assert page.locator("img").count() == 0 and not dialogs
+            assert "**" not in text and "](" not in text and "- in" not in text
+            assert answer.locator(".fpc-sr").inner_text() == "Assistant:"  # still a labelled bubble in the log
+            assert log.get_attribute("aria-live") == "polite"
+
+            # the customer's own words stay plain; an agent's reply is rendered like an answer
+            box.fill("I want to talk to a *human* agent please")
+            box.press("Enter")
+            log.get_by_text("an agent will reply here shortly").wait_for(timeout=15_000)
+            assert log.locator(".fpc-user").last.inner_text().endswith("I want to talk to a *human* agent please")
+            assert log.locator(".fpc-user em").count() == 0
+            sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+            r = app.test_client().post(f"/v1/handoffs/{sid}/messages", headers=ops_headers,
+                                       json={"text": "Hi, Anna here. Please:\n\n1. open the app\n2. tap **Help**"})
+            assert r.status_code == 201
+            agent = log.locator(".fpc-agent").last
+            agent.locator("ol").wait_for(timeout=15_000)
+            assert agent.locator("ol > li").all_inner_texts() == ["open the app", "tap Help"]
+            assert agent.locator("strong").inner_text() == "Help"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "chatbot_widget_markdown.png"))
+
+            page.reload()  # the kept conversation is rendered the same way
+            page.get_by_role("button", name="Chat with us").click()
+            assert log.locator(".fpc-bot ul > li").count() == 2 and log.locator(".fpc-agent ol > li").count() == 2
+            assert page.locator("img").count() == 0 and not dialogs
+            browser.close()
+    finally:
+        server.close()
+    assert (ARTIFACTS / "chatbot_widget_markdown.png").stat().st_size > 1000
+
+
 def test_kb_load_and_bootstrap_into_finpulse_home(settings, capsys) -> None:
     from services.chatbot.bootstrap import SAMPLE, prepare
     from services.chatbot.cli import kb

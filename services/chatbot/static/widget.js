@@ -2,6 +2,9 @@
  * Embed: <script src="https://bank.example/widget.js" defer></script> (list the embedding
  * site in FINPULSE_CHATBOT_CORS_ORIGINS, or the browser blocks its requests).
  * Every string from the server or the user is rendered with textContent (never as HTML).
+ * Bot and agent messages may use a small Markdown subset, built as DOM nodes (see markdown()):
+ * paragraphs, line breaks, bullet (-, * or +) and 1. lists, **bold**, *italic*, `code` and links to
+ * http(s): or mailto: only; anything else (HTML too) stays literal text.
  * Accessible: a labelled dialog, a role="log" aria-live region for replies, native
  * buttons and a form, so it works with the keyboard and screen readers.
  * A picked suggestion is sent with its entry id (the same question text may belong to
@@ -36,6 +39,101 @@
     return node;
   }
 
+  /* The Markdown subset of answers, as DOM nodes: text only ever goes in through textContent
+   * or text nodes, so markup that is not in the subset (HTML included) shows as typed. */
+  var SAFE_HREF = /^(?:https?:\/\/|mailto:)\S+$/i;
+  var INLINE = [  /* [pattern, builder, not inside_a_word]; earliest match wins */
+    [/\\([\\`*_\[\]()#+.!-])/g, function (m) { return document.createTextNode(m[1]); }],
+    [/`([^`\n]+)`/g, function (m) { return el("code", {}, m[1]); }],
+    [/\[([^\]\n]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)/g, function (m) {
+      var a = SAFE_HREF.test(m[2]) ? el("a", {"href": m[2], "target": "_blank", "rel": "noopener noreferrer"})
+        : document.createDocumentFragment();  /* javascript:, data:, relative...: the text only */
+      inline(a, m[1]);
+      return a;
+    }],
+    [/\*\*(\S(?:[\s\S]*?\S)?)\*\*/g, wrap("strong")],
+    [/__(\S(?:[\s\S]*?\S)?)__(?![A-Za-z0-9_])/g, wrap("strong"), true],
+    [/\*([^\s*](?:[^*\n]*[^\s*])?)\*/g, wrap("em")],
+    [/_([^\s_](?:[^_\n]*[^\s_])?)_(?![A-Za-z0-9_])/g, wrap("em"), true]  /* not in snake_case_words */
+  ];
+  function wrap(tag) {
+    return function (m) { var node = el(tag); inline(node, m[1]); return node; };
+  }
+  function addText(parent, text) {  /* as in Markdown: a line ending in two spaces or "\\" breaks, */
+    var lines = text.split("\n");   /* any other newline is a space (FAQ files are often hard-wrapped) */
+    lines.forEach(function (line, i) {
+      var hard = i < lines.length - 1 && /(?: {2,}|\\)$/.test(line);
+      line = hard ? line.replace(/(?: +|\\)$/, "") : line;
+      if (line) { parent.appendChild(document.createTextNode(line)); }
+      if (hard) { parent.appendChild(el("br")); } else if (i < lines.length - 1) { parent.appendChild(document.createTextNode(" ")); }
+    });
+  }
+  function inline(parent, text) {
+    var pos = 0, next = [];  /* next[i]: rule i's first match at or after pos (null: none left) */
+    for (;;) {
+      var best = -1;
+      INLINE.forEach(function (r, i) {
+        if (next[i] === undefined || (next[i] && next[i].index < pos)) {
+          var re = r[0], m;
+          re.lastIndex = pos;
+          while ((m = re.exec(text)) && r[2] && /[A-Za-z0-9_]/.test(text.charAt(m.index - 1))) {
+            re.lastIndex = m.index + 1;
+          }
+          next[i] = m;
+        }
+        if (next[i] && (best < 0 || next[i].index < next[best].index)) { best = i; }
+      });
+      if (best < 0) { break; }
+      var m = next[best];
+      addText(parent, text.slice(pos, m.index));
+      parent.appendChild(INLINE[best][1](m));
+      pos = m.index + m[0].length;
+    }
+    addText(parent, text.slice(pos));
+  }
+  /* Blocks: paragraphs (blank-line separated) and flat "- ", "* ", "+ " and "1. " lists; the lines
+   * after an item continue it. A message that is one paragraph gets no <p> of its own. */
+  var ITEM = /^\s*(?:([-*+])|(\d{1,9})[.)])\s+(.*)$/;
+  function markdown(parent, text) {
+    var blocks = [], open = null, list = null, blank = false;
+    function close() {
+      if (open) { inline(open.node, open.lines.join("\n")); }
+      open = null;
+    }
+    function start(node, first, into) {
+      close();
+      if (into) { into.appendChild(node); } else { blocks.push(node); }
+      open = {node: node, lines: [first], item: !!into};
+    }
+    String(text).replace(/\r\n?/g, "\n").split("\n").forEach(function (line) {
+      var m = ITEM.exec(line), trimmed = line.trim();
+      if (!trimmed) { blank = true; return; }
+      /* like CommonMark: "2024. was a good year" inside a paragraph does not start a list */
+      if (m && m[2] && parseInt(m[2], 10) !== 1 && open && !open.item && !blank) { m = null; }
+      if (m) {
+        var tag = m[1] ? "UL" : "OL", n = m[2] ? parseInt(m[2], 10) : 1;
+        if (!list || list.tagName !== tag) {  /* "- a\n\n- b" stays one list */
+          close();
+          list = el(tag.toLowerCase(), n !== 1 ? {"start": String(n)} : {});
+          blocks.push(list);
+        }
+        start(el("li"), m[3], list);
+      } else if (open && (!blank || (open.item && /^\s{2,}/.test(line)))) {
+        open.lines.push(line.replace(/^\s+/, ""));  /* the paragraph or list item goes on (its end kept: "  " breaks) */
+      } else {
+        list = null;
+        start(el("p"), line.replace(/^\s+/, ""));
+      }
+      blank = false;
+    });
+    close();
+    if (blocks.length === 1 && blocks[0].tagName === "P") {
+      while (blocks[0].firstChild) { parent.appendChild(blocks[0].firstChild); }
+    } else {
+      blocks.forEach(function (b) { parent.appendChild(b); });
+    }
+  }
+
   var css = el("style");
   css.textContent =
     ".fpc-toggle{position:fixed;right:1rem;bottom:1rem;padding:.7rem 1rem;border-radius:2rem;border:0;" +
@@ -49,6 +147,10 @@
     ".fpc-agent{background:#fff4d6;margin-right:2rem}.fpc-error{background:#fdecea;margin-right:2rem}" +
     ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;border:1px solid #0b5;" +
     "border-radius:.4rem;padding:.3rem .5rem;cursor:pointer}.fpc-status{padding:0 .6rem;color:#a40}" +
+    ".fpc-msg p,.fpc-msg ul,.fpc-msg ol{margin:.4em 0}.fpc-msg>:first-child+*{margin-top:0}" +
+    ".fpc-msg>:last-child{margin-bottom:0}.fpc-msg ul,.fpc-msg ol{padding-left:1.3em}" +
+    ".fpc-msg a{color:#05a;text-decoration:underline}.fpc-msg code{font-family:monospace;" +
+    "background:rgba(0,0,0,.07);padding:0 .2em;border-radius:.2em}" +
     ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:.6rem;border:0}" +
     ".fpc-form button{border:0;background:#0b5;color:#fff;padding:0 1rem}" +
     ".fpc-sr{position:absolute;left:-9999px}:focus-visible{outline:3px solid #f90}";
@@ -88,7 +190,8 @@
     }
     var msg = el("div", {"class": "fpc-msg fpc-" + who});
     msg.appendChild(el("span", {"class": "fpc-sr"}, SPEAKER[who]));
-    msg.appendChild(document.createTextNode(text));
+    /* answers and agent replies may use the Markdown subset; the customer's words and errors never */
+    if (who === "bot" || who === "agent") { markdown(msg, text); } else { msg.appendChild(document.createTextNode(text)); }
     log.appendChild(msg);
     log.scrollTop = log.scrollHeight;
     return msg;
