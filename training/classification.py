@@ -298,7 +298,7 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     _log(f"data: {len(train_ex)} train, {len(dev_ex)} dev rows")
 
     # -- tokenizer and model ---------------------------------------------------------
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     base = resolve_base_model(config.base_model)
     adapted = None
@@ -318,9 +318,7 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     # The new head starts from one fixed init whatever the seed: seeds vary data order and
     # dropout only, so a seed spread measures the recipe, not lucky head draws.
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={lab: i for i, lab in enumerate(labels)}, use_safetensors=True)
+    model = _load_for_classification(base, labels)
     torch.manual_seed(config.seed)
     if config.method == "lora":
         model = _wrap_lora(model, config)
@@ -685,6 +683,33 @@ def agreement_targets(examples: list[Example], labels: tuple[str, ...], weight: 
 
 def _cpu_state(model: Any) -> dict[str, Any]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _load_for_classification(base: Path, labels: list[str]) -> Any:
+    """``base`` as a sequence classifier. transformers logs a LOAD REPORT table whenever the head
+    is new, which from a plain encoder it always is; one line says so instead, and any other
+    weight missing from ``base`` (a wrong or damaged model) still warns by name."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_log = hf_logging.get_logger("transformers.modeling_utils")
+    level = hf_log.level
+    hf_log.setLevel(logging.ERROR)
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)}, use_safetensors=True, output_loading_info=True)
+    finally:
+        hf_log.setLevel(level)
+    encoder = {n for n, _ in model.named_parameters() if n.startswith(f"{model.base_model_prefix}.")}
+    fresh = sorted(k for k in info["missing_keys"] if k not in encoder)  # the classifier's own weights
+    other = sorted(k for k in info["missing_keys"] if k in encoder) + sorted(map(str, info["mismatched_keys"]))
+    if fresh:
+        _log(f"new classification head: {', '.join(fresh)}")
+    if other:
+        logging.getLogger(__name__).warning("%s: encoder weights not in the checkpoint, initialised at random: %s",
+                                            base, ", ".join(other))
+    return model
 
 
 def _log(message: str) -> None:

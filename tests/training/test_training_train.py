@@ -245,3 +245,29 @@ def test_training_prunes_older_finished_checkpoints(settings, tiny_train: Path, 
     assert first_transfer.is_dir()
     second = train_sentiment(cfg, keep_one)  # the first run is now beyond the newest one kept
     assert not first_transfer.exists() and Path(second.train_config()["transfer"]["path"]).is_dir()
+
+
+def test_a_fresh_head_is_one_line_and_a_missing_encoder_weight_warns_by_name(tmp_path: Path, capfd, caplog) -> None:
+    """transformers printed a LOAD REPORT table on every training (the head is always new);
+    now one line says so, while an encoder weight missing from the checkpoint still warns."""
+    import logging
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from shared.encoders import base_encoder_path
+    from training.classification import _load_for_classification
+
+    labels = ["negative", "neutral", "positive"]
+    model = _load_for_classification(base_encoder_path(), labels)
+    err = capfd.readouterr().err
+    assert model.config.id2label == dict(enumerate(labels))
+    assert "new classification head: classifier.bias, classifier.weight" in err and "LOAD REPORT" not in err
+    damaged = Path(shutil.copytree(base_encoder_path(), tmp_path / "damaged"))
+    weights = load_file(damaged / "model.safetensors")
+    lost = next(k for k in weights if k.endswith("layer.5.output.dense.bias"))
+    del weights[lost]
+    save_file(weights, damaged / "model.safetensors", metadata={"format": "pt"})
+    with caplog.at_level(logging.WARNING, logger="training.classification"):
+        _load_for_classification(damaged, labels)
+    assert any(lost in r.getMessage() and "initialised at random" in r.getMessage() for r in caplog.records)
