@@ -36,17 +36,22 @@ from shared.registry import ModelVersion
 # Retrain request fields that only text classifiers use: refused rather than ignored.
 UNUSED_FIELDS = ("dev", "eval", "method", "epochs", "max_length", "time_budget_min")
 CONFIG_FIELDS = {f.name for f in fields(RecsConfig)}
+# Limits of the machine doing the fit, not choices of the model: a refit takes today's default
+# (or the request's option), not the one production was fitted under.
+RESOURCE_FIELDS = ("max_dense_items",)
 
 
 def recs_config(params: dict[str, Any], base: RecsConfig | None = None) -> RecsConfig:
-    """``base`` (or the defaults) with the request's ``seed`` and ``options`` applied."""
+    """``base`` (or the defaults) with the request's ``seed`` and ``options`` applied; resource
+    limits always start from the defaults."""
     overrides = {k: v for k, v in (params.get("options") or {}).items() if k != "skip_bad"}
     unknown = sorted(set(overrides) - CONFIG_FIELDS)
     if unknown:
         raise BadInput(f"unknown recommender option(s) {unknown}; known: {sorted(CONFIG_FIELDS)}")
     if params.get("seed") is not None:
         overrides["seed"] = params["seed"]
-    values = {**vars(base or RecsConfig()), **overrides}
+    defaults = RecsConfig()
+    values = {**vars(base or defaults), **{k: getattr(defaults, k) for k in RESOURCE_FIELDS}, **overrides}
     try:
         return RecsConfig(**values)
     except (TypeError, ValueError) as exc:

@@ -321,3 +321,24 @@ def test_retrain_with_data_keeps_productions_item_catalogue(recs, tmp_path, chea
     job, v6 = retrain({"data": data})
     assert "catalogue is not usable any more" in job["log"] and "no such file" in job["log"], job["log"]
     assert not (v6.path / "items.jsonl").exists() and "items" not in v6.train_config()
+
+
+def test_a_refit_takes_todays_resource_limits_not_productions(recs):
+    """Regression (left open in session 17): a refit kept the max_dense_items its production
+    version was fitted under, so lowering the default (20,000 -> 5,000, for memory) never
+    reached versions refitted from older ones."""
+    from services.recommendations.pipeline import RecsConfig
+
+    client, auth, domain = client_for(recs["settings"]), recs["auth"], recs["domain"]
+    prod = recs["registry"].production(domain, TASK)
+    stored = json.loads((prod.path / "train_config.json").read_text())
+    stored["config"].update(max_dense_items=20_000, ease_l2=123.0)  # as fitted under an older default
+    (prod.path / "train_config.json").write_text(json.dumps(stored))
+    job = wait_job(client, client.post("/v1/admin/retrain", headers=auth, json={}).get_json()["job_id"], auth)
+    assert job["status"] == "succeeded", job
+    config = recs["registry"].resolve_version(f"{domain}/{TASK}@v2").train_config()["config"]
+    # the resource limit is today's; the model's own choice (ease_l2) is kept
+    assert (config["max_dense_items"], config["ease_l2"]) == (RecsConfig().max_dense_items, 123.0)
+    job = wait_job(client, client.post("/v1/admin/retrain", headers=auth,
+                                       json={"options": {"max_dense_items": 7}}).get_json()["job_id"], auth)
+    assert recs["registry"].resolve_version(f"{domain}/{TASK}@v3").train_config()["config"]["max_dense_items"] == 7
