@@ -46,6 +46,9 @@ class ChatEngine:
     def _key(self, session_id: str) -> str:
         return f"finpulse:chat:{self.domain}:{session_id}"
 
+    def _agent_text_key(self, session_id: str, message_id: int) -> str:
+        return f"{self._key(session_id)}:agent:{message_id}"
+
     def load_state(self, session_id: str) -> State:
         """The session's state; once it expired from Redis, an open ticket still means handed off.
 
@@ -136,6 +139,9 @@ class ChatEngine:
         """
         ticket_id = handoff.open_ticket_id(self.db, session_id)
         message = handoff.add_agent_message(self.db, session_id, text, actor)
+        # the transcript keeps the masked text; the customer gets what the agent wrote (the bank's
+        # phone number, a mailto: link) for as long as the conversation's state lives
+        self.redis.set(self._agent_text_key(session_id, message["id"]), text, ex=self.ttl_s)
         state = self.load_state(session_id)
         state.handoff, state.ticket_id = True, ticket_id
         state.turns.append({"role": "agent", "text": message["text"]})
@@ -145,6 +151,10 @@ class ChatEngine:
     def messages(self, session_id: str, after: int = 0) -> dict[str, Any]:
         """Agent messages of ``session_id`` after the cursor ``after`` (a message id), for the widget's poll."""
         rows = handoff.agent_messages(self.db, session_id, after)
+        if rows:
+            exact = self.redis.mget([self._agent_text_key(session_id, r["id"]) for r in rows])
+            rows = [{**r, "text": t.decode() if isinstance(t, bytes) else t} if t is not None else r
+                    for r, t in zip(rows, exact, strict=True)]
         return {"session_id": session_id, "messages": rows,
                 "cursor": rows[-1]["id"] if rows else after,
                 "handoff": self.load_state(session_id).handoff}

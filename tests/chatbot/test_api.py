@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from services.chatbot.kb import build_kb_dir
 from services.chatbot.service import kb_dir
@@ -193,6 +194,29 @@ def test_agent_replies_reach_the_customer_and_the_notice_is_said_once(client, ap
     huge = client.get(f"/v1/chat/{sid}/messages?after=999999999999999999")  # past every id (a 500 on PostgreSQL)
     assert huge.status_code == 200 and huge.get_json()["messages"] == []
     assert client.get(f"/v1/chat/{sid}/messages?after=%C2%B2").status_code == 400  # "²".isdigit()
+
+
+def test_the_customer_reads_the_agents_words_while_the_transcript_stays_masked(client, app, ops_headers,
+                                                                               redis_url) -> None:
+    """Regression: agent replies reached the customer masked, so "call 0800 123 4567 or mail
+    help@bank.example" arrived as "call [phone] or mail [email]"."""
+    import redis
+
+    from services.chatbot import handoff
+    from shared.db import get_db
+
+    sid = f"agent-exact-{uuid.uuid4().hex[:8]}"  # the Redis state outlives a test run
+    opened = chat(client, "I want to talk to a human agent please", sid).get_json()
+    assert opened["kind"] == "handoff", opened
+    text = "Call us on +44 20 7946 0958 or [mail us](mailto:help@bank.example)."
+    r = client.post(f"/v1/handoffs/{sid}/messages", json={"text": text}, headers=ops_headers)
+    assert r.status_code == 201
+    assert [m["text"] for m in client.get(f"/v1/chat/{sid}/messages").get_json()["messages"]] == [text]
+    stored = handoff.transcript(get_db(app), sid)[-1]["text"]
+    assert "7946" not in stored and "help@bank.example" not in stored  # the transcript is masked
+    for key in redis.Redis.from_url(redis_url).scan_iter(f"finpulse:chat:*:{sid}:agent:*"):
+        redis.Redis.from_url(redis_url).delete(key)  # the exact text expired with the session
+    assert [m["text"] for m in client.get(f"/v1/chat/{sid}/messages").get_json()["messages"]] == [stored]
 
 
 def test_openapi_lists_the_agent_and_poll_endpoints(client) -> None:
