@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@contextlib.contextmanager
+def demo_page(app: Any) -> Iterator[tuple[Any, str]]:
+    """``app`` on a real waitress server and a fresh headless Chromium page: ``(page, base URL)``.
+    The page is not navigated yet, so a test can hook its requests and dialogs first."""
+    from playwright.sync_api import sync_playwright
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+            try:
+                yield browser.new_page(), f"http://127.0.0.1:{server.effective_port}"
+            finally:
+                browser.close()
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="session")
@@ -50,38 +73,25 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
 @pytest.mark.browser
 def test_widget_in_headless_chromium(chat_settings, bow, loaded_kb) -> None:
     """Type a question into the widget on the demo page and see the answer."""
-    from playwright.sync_api import sync_playwright
-    from waitress.server import create_server
-
     from services.chatbot import create_app
 
-    server = create_server(create_app(chat_settings, encoder=bow), host="127.0.0.1", port=0, threads=4)
-    port = server.effective_port
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.keyboard.press("Tab")  # keyboard only: focus the toggle, open, type, Enter
-            page.get_by_role("button", name="Chat with us").focus()
-            page.keyboard.press("Enter")
-            page.get_by_label("Your question").fill("How do I reset my card PIN? <b>x</b>")
-            page.keyboard.press("Enter")
-            log = page.locator("[role=log]")
-            # the markup makes the bag-of-words bot unsure: it offers suggestions as buttons
-            log.get_by_role("button", name="I forgot my PIN").focus()
-            page.keyboard.press("Enter")
-            ARTIFACTS.mkdir(exist_ok=True)
-            try:
-                log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
-            finally:
-                page.screenshot(path=str(ARTIFACTS / "chatbot_widget.png"))
-            assert log.locator("b").count() == 0  # user text rendered as text, not HTML
-            browser.close()
-    finally:
-        server.close()
+    with demo_page(create_app(chat_settings, encoder=bow)) as (page, base):
+        page.goto(f"{base}/")
+        page.keyboard.press("Tab")  # keyboard only: focus the toggle, open, type, Enter
+        page.get_by_role("button", name="Chat with us").focus()
+        page.keyboard.press("Enter")
+        page.get_by_label("Your question").fill("How do I reset my card PIN? <b>x</b>")
+        page.keyboard.press("Enter")
+        log = page.locator("[role=log]")
+        # the markup makes the bag-of-words bot unsure: it offers suggestions as buttons
+        log.get_by_role("button", name="I forgot my PIN").focus()
+        page.keyboard.press("Enter")
+        ARTIFACTS.mkdir(exist_ok=True)
+        try:
+            log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "chatbot_widget.png"))
+        assert log.locator("b").count() == 0  # user text rendered as text, not HTML
     assert (ARTIFACTS / "chatbot_widget.png").stat().st_size > 1000
 
 
@@ -114,9 +124,6 @@ def test_widget_renders_markdown_answers_safely(chat_settings, bow, ops_headers,
     """Answers from a Markdown FAQ showed their raw markup (`**`, `- `, `[text](url)`): the widget
     builds a small Markdown subset as DOM nodes, for answers and agent replies only, with links
     to http(s)/mailto only and HTML as literal text."""
-    from playwright.sync_api import sync_playwright
-    from waitress.server import create_server
-
     from services.chatbot import create_app
     from services.chatbot.kb import build_kb_dir
     from services.chatbot.service import kb_dir
@@ -125,62 +132,54 @@ def test_widget_renders_markdown_answers_safely(chat_settings, bow, ops_headers,
     faq.write_text(MARKDOWN_FAQ, encoding="utf-8")
     build_kb_dir(faq, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
     app = create_app(chat_settings, encoder=bow)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            page = browser.new_page()
-            dialogs: list[str] = []
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(f"http://127.0.0.1:{server.effective_port}/")
-            page.get_by_role("button", name="Chat with us").click()
-            box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-            box.fill("How do I block my lost card?")
-            box.press("Enter")
-            answer = log.locator(".fpc-bot").last
-            answer.locator("ul").wait_for(timeout=15_000)
-            assert answer.locator("ul > li").all_inner_texts() == ["in the app under Cards", "by phone, 24/7"]
-            assert answer.locator("strong").all_inner_texts() == ["app"]
-            links = answer.locator("a")
-            assert links.count() == 1 and links.inner_text() == "our card guide"
-            assert links.get_attribute("href") == "https://bank.example/cards"
-            assert links.get_attribute("target") == "_blank"
-            assert "noopener" in links.get_attribute("rel").split()
-            text = answer.inner_text()
-            assert "Click here is no link" in text  # the javascript: link is plain text
-            assert "<img src=x onerror=alert(1)> is just text" in text
-            # a hard-wrapped line flows on; one ending in two spaces breaks
-            assert "is no link, and <img" in text and answer.locator("br").count() == 1
-            assert page.locator("img").count() == 0 and not dialogs
-            assert "**" not in text and "](" not in text and "- in" not in text
-            assert answer.locator(".fpc-sr").inner_text() == "Assistant:"  # still a labelled bubble in the log
-            assert log.get_attribute("aria-live") == "polite"
+    with demo_page(app) as (page, base):
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        box.fill("How do I block my lost card?")
+        box.press("Enter")
+        answer = log.locator(".fpc-bot").last
+        answer.locator("ul").wait_for(timeout=15_000)
+        assert answer.locator("ul > li").all_inner_texts() == ["in the app under Cards", "by phone, 24/7"]
+        assert answer.locator("strong").all_inner_texts() == ["app"]
+        links = answer.locator("a")
+        assert links.count() == 1 and links.inner_text() == "our card guide"
+        assert links.get_attribute("href") == "https://bank.example/cards"
+        assert links.get_attribute("target") == "_blank"
+        assert "noopener" in links.get_attribute("rel").split()
+        text = answer.inner_text()
+        assert "Click here is no link" in text  # the javascript: link is plain text
+        assert "<img src=x onerror=alert(1)> is just text" in text
+        # a hard-wrapped line flows on; one ending in two spaces breaks
+        assert "is no link, and <img" in text and answer.locator("br").count() == 1
+        assert page.locator("img").count() == 0 and not dialogs
+        assert "**" not in text and "](" not in text and "- in" not in text
+        assert answer.locator(".fpc-sr").inner_text() == "Assistant:"  # still a labelled bubble in the log
+        assert log.get_attribute("aria-live") == "polite"
 
-            # the customer's own words stay plain; an agent's reply is rendered like an answer
-            box.fill("I want to talk to a *human* agent please")
-            box.press("Enter")
-            log.get_by_text("an agent will reply here shortly").wait_for(timeout=15_000)
-            assert log.locator(".fpc-user").last.inner_text().endswith("I want to talk to a *human* agent please")
-            assert log.locator(".fpc-user em").count() == 0
-            sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
-            r = app.test_client().post(f"/v1/handoffs/{sid}/messages", headers=ops_headers,
-                                       json={"text": "Hi, Anna here. Please:\n\n1. open the app\n2. tap **Help**"})
-            assert r.status_code == 201
-            agent = log.locator(".fpc-agent").last
-            agent.locator("ol").wait_for(timeout=15_000)
-            assert agent.locator("ol > li").all_inner_texts() == ["open the app", "tap Help"]
-            assert agent.locator("strong").inner_text() == "Help"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "chatbot_widget_markdown.png"))
+        # the customer's own words stay plain; an agent's reply is rendered like an answer
+        box.fill("I want to talk to a *human* agent please")
+        box.press("Enter")
+        log.get_by_text("an agent will reply here shortly").wait_for(timeout=15_000)
+        assert log.locator(".fpc-user").last.inner_text().endswith("I want to talk to a *human* agent please")
+        assert log.locator(".fpc-user em").count() == 0
+        sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+        r = app.test_client().post(f"/v1/handoffs/{sid}/messages", headers=ops_headers,
+                                   json={"text": "Hi, Anna here. Please:\n\n1. open the app\n2. tap **Help**"})
+        assert r.status_code == 201
+        agent = log.locator(".fpc-agent").last
+        agent.locator("ol").wait_for(timeout=15_000)
+        assert agent.locator("ol > li").all_inner_texts() == ["open the app", "tap Help"]
+        assert agent.locator("strong").inner_text() == "Help"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chatbot_widget_markdown.png"))
 
-            page.reload()  # the kept conversation is rendered the same way
-            page.get_by_role("button", name="Chat with us").click()
-            assert log.locator(".fpc-bot ul > li").count() == 2 and log.locator(".fpc-agent ol > li").count() == 2
-            assert page.locator("img").count() == 0 and not dialogs
-            browser.close()
-    finally:
-        server.close()
+        page.reload()  # the kept conversation is rendered the same way
+        page.get_by_role("button", name="Chat with us").click()
+        assert log.locator(".fpc-bot ul > li").count() == 2 and log.locator(".fpc-agent ol > li").count() == 2
+        assert page.locator("img").count() == 0 and not dialogs
     assert (ARTIFACTS / "chatbot_widget_markdown.png").stat().st_size > 1000
 
 
@@ -203,105 +202,82 @@ def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_setting
                                                                     ops_headers) -> None:
     """A picked suggestion goes out with its entry id; an agent's reply appears while handed off;
     the "agent has this conversation" notice shows once; a 429 reads as a friendly sentence."""
-    from playwright.sync_api import sync_playwright
-    from waitress.server import create_server
-
     from services.chatbot import create_app
     from services.chatbot.dialogue import SILENT_ANSWER
 
     app = create_app(chat_settings.model_copy(update={"chatbot_session_rate_limit": "5/minute"}), encoder=bow)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     sent: list[dict] = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            page = browser.new_page()
-            page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}"))
-                    if r.method == "POST" and r.url.endswith("/v1/chat") else None)
-            page.goto(f"http://127.0.0.1:{server.effective_port}/")
-            page.get_by_role("button", name="Chat with us").click()
-            box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-            box.fill("How do I reset my card PIN? <b>x</b>")
-            box.press("Enter")
-            log.get_by_role("button", name="I forgot my PIN").click()
-            log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
-            assert sent[-1]["entry_id"] == "reset-pin"
-            offered = log.locator(".fpc-sugg button")
-            assert all(offered.nth(i).is_disabled() for i in range(offered.count()))  # one pick per offer
-            assert log.get_by_role("button", name="I forgot my PIN").get_attribute("aria-pressed") == "true"
+    with demo_page(app) as (page, base):
+        page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}"))
+                if r.method == "POST" and r.url.endswith("/v1/chat") else None)
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        box.fill("How do I reset my card PIN? <b>x</b>")
+        box.press("Enter")
+        log.get_by_role("button", name="I forgot my PIN").click()
+        log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
+        assert sent[-1]["entry_id"] == "reset-pin"
+        offered = log.locator(".fpc-sugg button")
+        assert all(offered.nth(i).is_disabled() for i in range(offered.count()))  # one pick per offer
+        assert log.get_by_role("button", name="I forgot my PIN").get_attribute("aria-pressed") == "true"
 
-            box.fill("I want to talk to a human agent please")
+        box.fill("I want to talk to a human agent please")
+        box.press("Enter")
+        log.get_by_text("an agent will reply here shortly").wait_for(timeout=15_000)
+        sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+        for text in ("hello?", "anyone there?"):
+            box.fill(text)
             box.press("Enter")
-            log.get_by_text("an agent will reply here shortly").wait_for(timeout=15_000)
-            sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
-            for text in ("hello?", "anyone there?"):
-                box.fill(text)
-                box.press("Enter")
-                log.get_by_text(text).wait_for(timeout=15_000)
-                page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
-            r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna from the team."},
-                                       headers=ops_headers)
-            assert r.status_code == 201
-            log.get_by_text("Hi, Anna from the team.").wait_for(timeout=15_000)  # polled, no message sent
-            assert log.get_by_text(SILENT_ANSWER).count() == 1
-            bubbles = log.locator(".fpc-bot").all_inner_texts()
-            assert all(b.replace("Assistant:", "").strip() for b in bubbles), bubbles  # no empty bubbles
+            log.get_by_text(text).wait_for(timeout=15_000)
+            page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+        r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna from the team."},
+                                   headers=ops_headers)
+        assert r.status_code == 201
+        log.get_by_text("Hi, Anna from the team.").wait_for(timeout=15_000)  # polled, no message sent
+        assert log.get_by_text(SILENT_ANSWER).count() == 1
+        bubbles = log.locator(".fpc-bot").all_inner_texts()
+        assert all(b.replace("Assistant:", "").strip() for b in bubbles), bubbles  # no empty bubbles
 
-            # the 1st chat had no session id yet: these are the session's 5th and 6th (limit 5/minute)
-            for text in ("one more", "and another"):
-                box.fill(text)
-                box.press("Enter")
-                page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
-            log.get_by_text("You're sending messages quickly").wait_for(timeout=15_000)
-            assert "per 1 minute" not in log.inner_text()
-            assert log.get_attribute("aria-live") == "polite"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "chatbot_widget_handoff.png"))
-            browser.close()
-    finally:
-        server.close()
+        # the 1st chat had no session id yet: these are the session's 5th and 6th (limit 5/minute)
+        for text in ("one more", "and another"):
+            box.fill(text)
+            box.press("Enter")
+            page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+        log.get_by_text("You're sending messages quickly").wait_for(timeout=15_000)
+        assert "per 1 minute" not in log.inner_text()
+        assert log.get_attribute("aria-live") == "polite"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chatbot_widget_handoff.png"))
 
 
 @pytest.mark.browser
 def test_widget_reload_mid_handoff_shows_the_conversation_once(chat_settings, bow, loaded_kb, ops_headers) -> None:
     """A reload used to leave only the agent's messages: the customer's turns and the bot's
     answers were gone, and the handoff status line too."""
-    from playwright.sync_api import sync_playwright
-    from waitress.server import create_server
-
     from services.chatbot import create_app
 
     app = create_app(chat_settings, encoder=bow)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{server.effective_port}/")
-            page.get_by_role("button", name="Chat with us").click()
-            box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-            for text, reply in (("How do I reset my card PIN?", "Reset your PIN in the app"),
-                                ("I want to talk to a human agent please", "an agent will reply here shortly")):
-                box.fill(text)
-                box.press("Enter")
-                log.get_by_text(reply).wait_for(timeout=15_000)
-            sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
-            r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna here."},
-                                       headers=ops_headers)
-            assert r.status_code == 201
-            log.get_by_text("Hi, Anna here.").wait_for(timeout=15_000)
-            page.reload()
-            page.get_by_role("button", name="Chat with us").click()
-            page.locator(".fpc-status").get_by_text("team").wait_for(timeout=15_000)  # after the first poll
-            texts = [t.split(":", 1)[-1].strip() for t in log.locator(".fpc-msg").all_inner_texts()]
-            assert texts[0] == "How do I reset my card PIN?" and texts[1].startswith("Reset your PIN in the app")
-            assert texts.count("Hi, Anna here.") == 1 and texts[-1] == "Hi, Anna here.", texts
-            browser.close()
-    finally:
-        server.close()
+    with demo_page(app) as (page, base):
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        for text, reply in (("How do I reset my card PIN?", "Reset your PIN in the app"),
+                            ("I want to talk to a human agent please", "an agent will reply here shortly")):
+            box.fill(text)
+            box.press("Enter")
+            log.get_by_text(reply).wait_for(timeout=15_000)
+        sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+        r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna here."},
+                                   headers=ops_headers)
+        assert r.status_code == 201
+        log.get_by_text("Hi, Anna here.").wait_for(timeout=15_000)
+        page.reload()
+        page.get_by_role("button", name="Chat with us").click()
+        page.locator(".fpc-status").get_by_text("team").wait_for(timeout=15_000)  # after the first poll
+        texts = [t.split(":", 1)[-1].strip() for t in log.locator(".fpc-msg").all_inner_texts()]
+        assert texts[0] == "How do I reset my card PIN?" and texts[1].startswith("Reset your PIN in the app")
+        assert texts.count("Hi, Anna here.") == 1 and texts[-1] == "Hi, Anna here.", texts
 
 
 def test_bank_faq_duplicate_question_answered_with_real_encoder(chat_settings, tmp_path) -> None:
