@@ -180,11 +180,12 @@ def alerts_stream() -> Any:
     """Server-sent events: each new alert as ``event: alert``, each retracted one as
     ``event: retract`` with ``{"id"}``; reconnect with EventSource.
 
-    A reconnect carrying ``Last-Event-ID`` (EventSource sends it by itself) first replays
-    the alerts raised after that one (the newest ``REPLAY_MAX`` of the last ``REPLAY_S``;
-    an id the server does not know replays that whole window), then goes on live. The first
-    block names the newest alert (``0`` before any exists) as the stream's id, so a client
-    that got no event before it lost the connection still resumes where it joined.
+    Each event's id is ``ALERT_ID@µs``, its position in the stream. A reconnect carrying
+    ``Last-Event-ID`` (EventSource sends it by itself) first replays what came after that
+    position (the newest ``REPLAY_MAX`` of the last ``REPLAY_S``; an id the server cannot place
+    replays that whole window), then goes on live. The first block names the newest alert's
+    position (``0`` before any exists) as the stream's id, so a client that got no event before
+    it lost the connection still resumes where it joined.
     """
     max_s = _int_arg("max_s", 60, 1, 3600)
     db = pipeline().db
