@@ -1,4 +1,8 @@
-"""HTML FAQ pages: headings, ``<dt>/<dd>`` pairs or ``<details>/<summary>`` blocks."""
+"""HTML FAQ pages: headings, ``<dt>/<dd>`` pairs or ``<details>/<summary>`` blocks.
+
+Answers become Markdown (markdownify), the form the widget renders: a page's lists, bold text
+and links survive as such instead of running together into one line of words.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,16 @@ _SPACE_BEFORE_MARK = re.compile(r"\s+(?=[.,;:!?)])")
 def _text(tag: object) -> str:
     """The tag's text, elements apart by a space, but none before punctuation ("with <b>Pay</b>.")."""
     return _SPACE_BEFORE_MARK.sub("", tag.get_text(" ", strip=True))  # type: ignore[attr-defined]
+
+
+def _markdown(nodes: list[object]) -> str:
+    """The nodes, converted together, as one Markdown answer. Underscores stay bare ("snake_case"):
+    the widget does not italicise inside words, and API users read the answer as typed."""
+    from markdownify import markdownify
+
+    md = markdownify("".join(map(str, nodes)), bullets="-", heading_style="ATX", strip=["img"],
+                     escape_underscores=False)
+    return re.sub(r"\n{3,}", "\n\n", md).strip()
 
 
 def _line(tag: object) -> int:
@@ -39,10 +53,11 @@ def read_html(path: Path) -> Iterator[tuple[int, FaqEntry]]:
             continue
         question = _text(summary)
         summary.extract()
-        yield _line(details), entry_from_row({"question": question, "answer": _text(details)}, path, _line(details))
+        answer = _markdown(details.contents)
+        yield _line(details), entry_from_row({"question": question, "answer": answer}, path, _line(details))
     for dt in soup.find_all("dt"):
         dd = dt.find_next_sibling("dd")
-        yield _line(dt), entry_from_row({"question": _text(dt), "answer": _text(dd) if dd else ""}, path, _line(dt))
+        yield _line(dt), entry_from_row({"question": _text(dt), "answer": _markdown(dd.contents) if dd else ""}, path, _line(dt))
     for head in soup.find_all(_HEADINGS):
         parts = []
         for sib in head.find_next_siblings():
@@ -50,8 +65,8 @@ def read_html(path: Path) -> Iterator[tuple[int, FaqEntry]]:
             # else a page title took the whole page's text as its answer
             if sib.name in _OTHER_QUESTIONS or sib.find(_OTHER_QUESTIONS) is not None:
                 break
-            parts.append(_text(sib))
-        answer = " ".join(p for p in parts if p)
+            parts.append(sib)
+        answer = _markdown(parts)
         if not answer:
             continue  # a page or section title, not a question
         yield _line(head), entry_from_row({"question": _text(head), "answer": answer}, path, _line(head))

@@ -75,7 +75,7 @@ def test_html_faq_page(tmp_path: Path) -> None:
                  "<details><summary>Opening hours?</summary><p>24/7</p></details>"
                  "<h2>Where is my card?</h2><p>In the post.</p></body></html>")
     got = {e.question: e.answer for e in load_faq(p)}
-    assert got == {"Can I pay by phone?": "Yes, with Pay.", "Opening hours?": "24/7",
+    assert got == {"Can I pay by phone?": "Yes, with **Pay**.", "Opening hours?": "24/7",
                    "Where is my card?": "In the post."}
 
 
@@ -86,7 +86,21 @@ def test_html_page_title_above_wrapped_questions_is_no_entry(tmp_path: Path) -> 
                  '<div class="faq"><h3>How do I reset my PIN?</h3><div><p>Open the <b>app</b>.</p></div></div>'
                  '<div class="faq"><h3>Lost card?</h3><p>Call us &amp; block it.</p></div></body></html>')
     got = {e.question: e.answer for e in load_faq(p)}
-    assert got == {"Help": "Ask us.", "How do I reset my PIN?": "Open the app.", "Lost card?": "Call us & block it."}
+    assert got == {"Help": "Ask us.", "How do I reset my PIN?": "Open the **app**.", "Lost card?": "Call us & block it."}
+
+
+def test_html_answers_keep_lists_and_links_as_the_markdown_the_widget_renders(tmp_path: Path) -> None:
+    """A page's steps were flattened into one run of words ("Open the app Tap Card Freeze")."""
+    p = tmp_path / "faq.html"
+    p.write_text('<h2>How do I freeze my card?</h2><p>In the <a href="https://bank.example/app">app</a>:</p>'
+                 "<ol><li>Tap <i>Cards</i></li><li>Choose <code>freeze_card</code></li></ol>"
+                 "<p>Or call us.<br>Lines open 24/7.</p><img src=x.png alt=photo>"
+                 "<details><summary>Fees?</summary>None for:<ul><li>UK cards</li><li>EU cards</li></ul></details>")
+    got = {e.question: e.answer for e in load_faq(p)}
+    assert got == {
+        "How do I freeze my card?": "In the [app](https://bank.example/app):\n\n1. Tap *Cards*\n"
+                                    "2. Choose `freeze_card`\n\nOr call us.  \nLines open 24/7.",
+        "Fees?": "None for:\n\n- UK cards\n- EU cards"}
 
 
 def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
