@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,46 @@ def any_db_url(request, tmp_path):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@dataclass
+class WebhookReceiver:
+    """A real HTTP receiver: ``got`` holds the bodies it accepted; ``fail`` lists status codes to
+    answer first; ``slow_first_s`` delays its first POST (so a later one could overtake it)."""
+
+    url: str = ""
+    got: list = field(default_factory=list)
+    fail: list = field(default_factory=list)
+    slow_first_s: float = 0.0
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hook = WebhookReceiver()
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body)
+            if len(seen) == 1 and hook.slow_first_s:
+                time.sleep(hook.slow_first_s)
+            code = hook.fail.pop(0) if hook.fail else 204
+            if code == 204:
+                hook.got.append(body)
+            self.send_response(code)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook.url = f"http://127.0.0.1:{server.server_port}/hook"
+    yield hook
+    server.shutdown()

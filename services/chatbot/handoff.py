@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from collections.abc import Container
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +11,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from services.chatbot.models import ChatFeedback, ChatMessage, HandoffTicket
+from shared import webhooks
 from shared.db import utc_iso
 from shared.errors import NotFound
-
-log = logging.getLogger(__name__)
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
@@ -68,17 +65,8 @@ def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = Non
     except IntegrityError:
         return open_ticket_id(db, session_id)
     if webhook:
-        threading.Thread(target=_post, args=(webhook, payload), daemon=True).start()
+        webhooks.send(webhook, payload)
     return int(ticket_id)
-
-
-def _post(url: str, payload: dict[str, Any]) -> None:
-    import requests
-
-    try:
-        requests.post(url, json=payload, timeout=3)
-    except requests.RequestException as exc:
-        log.warning("handoff webhook %s failed: %s", url, exc)
 
 
 def open_tickets(db: Any) -> list[dict[str, Any]]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from services.sentiment.aggregate import Point, coverage, floor_time, load_rows, series, shift
 from services.sentiment.ingest import EARLIEST, LATEST
 from services.sentiment.models import Alert, ArticleTicker, Score, as_utc
+from shared import webhooks
 from shared.metrics import counter
 
 log = logging.getLogger(__name__)
@@ -268,7 +267,8 @@ def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = 
 
 def publish(settings: Any, judged: Judgement) -> None:
     """Push raised and retracted alerts to Redis pub/sub (a retraction is the alert with
-    ``"retracted": true``) and, in the background, the webhook; never raises."""
+    ``"retracted": true``) and the webhook (``{"alerts": [...], "retracted": [...]}``, in the
+    background and in order: ``shared.webhooks``); never raises."""
     messages = judged.raised + [{**a, "retracted": True} for a in judged.retracted]
     if not messages:
         return
@@ -281,23 +281,4 @@ def publish(settings: Any, judged: Judgement) -> None:
     except Exception as exc:  # a Redis outage must not fail ingest; alerts are in the DB
         log.warning("could not publish %d alert events to Redis: %s", len(messages), exc)
     if settings.sentiment_webhook_url:
-        threading.Thread(target=post_webhook, args=(settings.sentiment_webhook_url, judged.raised, judged.retracted),
-                         daemon=True, name="alert-webhook").start()
-
-
-def post_webhook(url: str, alerts: list[dict[str, Any]], retracted: list[dict[str, Any]] | None = None,
-                 tries: int = 4, backoff_s: float = 0.5) -> bool:
-    """POST ``{"alerts": [...], "retracted": [...]}`` to ``url``, retrying with exponential back-off."""
-    import requests
-
-    body = {"alerts": alerts, "retracted": retracted or []}
-    for attempt in range(tries):
-        try:
-            resp = requests.post(url, json=body, timeout=5)
-            if resp.status_code < 500:
-                return resp.ok
-        except requests.RequestException as exc:
-            log.info("webhook %s failed (attempt %d): %s", url, attempt + 1, exc)
-        time.sleep(backoff_s * 2 ** attempt)
-    log.warning("webhook %s gave up after %d attempts", url, tries)
-    return False
+        webhooks.send(settings.sentiment_webhook_url, {"alerts": judged.raised, "retracted": judged.retracted})

@@ -301,6 +301,26 @@ def test_parallel_handoffs_of_one_session_open_one_ticket(any_db_url) -> None:
         db.dispose()
 
 
+def test_a_handoff_notifies_the_webhook_once_with_the_masked_transcript(any_db_url, webhook_receiver) -> None:
+    """The handoff webhook had no retry: an agent desk that blinked missed the ticket for good."""
+    from services.chatbot import handoff
+    from shared import webhooks
+    from shared.db import Database
+
+    db = Database(any_db_url)
+    try:
+        handoff.record_turns(db, "hook1", [("user", "I am ann@example.com, get me a human", None)])
+        webhook_receiver.fail.append(503)
+        ticket = handoff.open_ticket(db, "hook1", "asked_for_person", webhook_receiver.url)
+        assert handoff.open_ticket(db, "hook1", "asked_for_person", webhook_receiver.url) == ticket  # no 2nd
+        assert webhooks.drain(10)
+        [body] = webhook_receiver.got
+        assert body["ticket_id"] == ticket and body["reason"] == "asked_for_person"
+        assert "ann@example.com" not in json.dumps(body) and body["transcript"][0]["role"] == "user"
+    finally:
+        db.dispose()
+
+
 def test_parallel_chat_handoffs_give_one_ticket(client, ops_headers, unique) -> None:
     sid = f"race-{unique}"  # the Redis state outlives a test run
     replies = race(6, lambda i: chat(client, "I want to speak to a human agent", sid).get_json())

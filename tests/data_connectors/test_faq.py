@@ -86,7 +86,8 @@ def test_html_page_title_above_wrapped_questions_is_no_entry(tmp_path: Path) -> 
                  '<div class="faq"><h3>How do I reset my PIN?</h3><div><p>Open the <b>app</b>.</p></div></div>'
                  '<div class="faq"><h3>Lost card?</h3><p>Call us &amp; block it.</p></div></body></html>')
     got = {e.question: e.answer for e in load_faq(p)}
-    assert got == {"Help": "Ask us.", "How do I reset my PIN?": "Open the **app**.", "Lost card?": "Call us & block it."}
+    assert got == {"Help": "Ask us.", "How do I reset my PIN?": "Open the **app**.",
+                   "Lost card?": "Call us & block it."}
 
 
 def test_html_answers_keep_lists_and_links_as_the_markdown_the_widget_renders(tmp_path: Path) -> None:

@@ -103,57 +103,23 @@ def test_alerts_are_published_on_redis(client, pipe, redis_url) -> None:
     assert msg and json.loads(msg["data"])["ticker"] == "ACME"
 
 
-def test_webhook_retries_until_it_succeeds(monkeypatch) -> None:
-    import requests
-
-    from services.sentiment.alerts import post_webhook
-
-    calls = []
-
-    class Resp:
-        def __init__(self, code: int) -> None:
-            self.status_code, self.ok = code, code < 400
-
-    def fake_post(url, json, timeout):
-        calls.append(json)
-        if len(calls) == 1:
-            raise requests.ConnectionError("down")
-        return Resp(503 if len(calls) == 2 else 200)
-
-    monkeypatch.setattr(requests, "post", fake_post)
-    assert post_webhook("http://hook.example/x", [{"id": "a"}], backoff_s=0.01) is True
-    assert len(calls) == 3 and calls[-1] == {"alerts": [{"id": "a"}], "retracted": []}
-
-
 def test_openapi_lists_the_contract_endpoints(client) -> None:
     paths = client.get("/openapi.json").json["paths"]
     for p in ("/v1/score", "/v1/news", "/v1/tickers/{ticker}/sentiment", "/v1/alerts", "/v1/alerts/stream", "/"):
         assert p in paths
 
 
-def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url, monkeypatch) -> None:
+def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url, monkeypatch,
+                                                                webhook_receiver) -> None:
     """Regression (left open in session 17): retractions went to the SSE stream only, so a webhook
     or pub/sub consumer kept an alert that re-evaluation had withdrawn."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from services.sentiment.alerts import CHANNEL
+    from shared import webhooks
     from shared.redis_client import get_redis
 
-    posts: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    webhook_receiver.slow_first_s = 0.3  # the retraction must not overtake the raise
     monkeypatch.setattr(pipe, "settings", pipe.settings.model_copy(
-        update={"sentiment_webhook_url": f"http://127.0.0.1:{hook.server_port}/alerts"}))
+        update={"sentiment_webhook_url": webhook_receiver.url}))
     pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
     sub = get_redis(redis_url).pubsub()
     sub.subscribe(CHANNEL)
@@ -168,11 +134,8 @@ def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url,
         if msg["type"] == "message":
             messages.append(json.loads(msg["data"]))
     sub.close()
-    deadline = time.monotonic() + 10
-    while len(posts) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    hook.shutdown()
+    assert webhooks.drain(10)
     alert_id = f"ACME-{day:%Y%m%dT%H%M}"
     assert [(m["id"], m.get("retracted", False)) for m in messages] == [(alert_id, False), (alert_id, True)]
-    bodies = sorted(([a["id"] for a in p["alerts"]], [a["id"] for a in p["retracted"]]) for p in posts)
-    assert bodies == [([], [alert_id]), ([alert_id], [])]  # one POST each (their threads may finish in any order)
+    bodies = [([a["id"] for a in p["alerts"]], [a["id"] for a in p["retracted"]]) for p in webhook_receiver.got]
+    assert bodies == [([alert_id], []), ([], [alert_id])]  # one POST each, the raise first

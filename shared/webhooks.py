@@ -1,0 +1,95 @@
+"""Webhooks, delivered in the background and in order.
+
+One sender thread per URL and process: a request never waits on a receiver, a receiver that is
+down gets retries with back-off, and a later message never overtakes an earlier one (a thread per
+POST let a retraction arrive before the alert it withdraws). Order holds within one process; the
+API and each worker process are separate senders.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1000  # deliveries waiting per URL; beyond it new ones are dropped with a warning
+_senders: dict[str, _Sender] = {}
+_lock = threading.Lock()
+
+
+def post(url: str, body: Any, tries: int = 4, backoff_s: float = 0.5) -> bool:
+    """POST ``body`` as JSON, retrying connection errors and 5xx with exponential back-off.
+    A 4xx is the receiver's answer, not an outage: no retry."""
+    import requests
+
+    for attempt in range(tries):
+        try:
+            resp = requests.post(url, json=body, timeout=5)
+            if resp.status_code < 500:
+                if not resp.ok:
+                    log.warning("webhook %s refused a delivery: HTTP %d", url, resp.status_code)
+                return bool(resp.ok)
+            log.info("webhook %s failed (attempt %d): HTTP %d", url, attempt + 1, resp.status_code)
+        except requests.RequestException as exc:
+            log.info("webhook %s failed (attempt %d): %s", url, attempt + 1, exc)
+        if attempt + 1 < tries:
+            time.sleep(backoff_s * 2 ** attempt)
+    log.warning("webhook %s gave up after %d attempts", url, tries)
+    return False
+
+
+class _Sender:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queue: queue.Queue[Any] = queue.Queue(QUEUE_LIMIT)
+        threading.Thread(target=self._run, name="webhook-sender", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            body = self.queue.get()
+            try:
+                post(self.url, body)
+            except Exception:  # a bad body must not end the sender and strand the queue behind it
+                log.exception("webhook %s: delivery failed", self.url)
+            finally:
+                self.queue.task_done()
+
+
+def send(url: str, body: Any) -> None:
+    """Queue ``body`` for ``url`` and return at once; never raises."""
+    with _lock:
+        sender = _senders.get(url)
+        if sender is None:
+            sender = _senders[url] = _Sender(url)
+    try:
+        sender.queue.put_nowait(body)
+    except queue.Full:
+        log.warning("webhook %s: %d deliveries already waiting; this one is dropped", url, QUEUE_LIMIT)
+
+
+def drain(timeout_s: float = 5.0) -> bool:
+    """Wait until every queued delivery has been tried; False if some are still waiting."""
+    deadline = time.monotonic() + timeout_s
+    with _lock:
+        senders = list(_senders.values())
+    for sender in senders:
+        while sender.queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+    return True
+
+
+def _forget_senders() -> None:
+    """A forked child (a prefork worker) has the parent's queues but not their threads."""
+    _senders.clear()
+
+
+os.register_at_fork(after_in_child=_forget_senders)
+atexit.register(drain, 5.0)  # a stopping process gives its last deliveries a few seconds

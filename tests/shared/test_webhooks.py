@@ -1,0 +1,33 @@
+"""Webhook delivery: retries, order, and a sender that survives a bad delivery."""
+
+from __future__ import annotations
+
+import time
+
+from shared import webhooks
+
+
+def test_deliveries_arrive_in_the_order_they_were_sent(webhook_receiver) -> None:
+    webhook_receiver.slow_first_s = 0.4  # a thread per POST let the later deliveries overtake it
+    t0 = time.monotonic()
+    for n in range(5):
+        webhooks.send(webhook_receiver.url, {"n": n})
+    assert time.monotonic() - t0 < 0.2  # the caller never waits on the receiver
+    assert webhooks.drain(10)
+    assert [b["n"] for b in webhook_receiver.got] == [0, 1, 2, 3, 4]
+
+
+def test_an_outage_is_retried_and_a_refusal_is_not(webhook_receiver) -> None:
+    url, got = webhook_receiver.url, webhook_receiver.got
+    webhook_receiver.fail.extend([503, 502])
+    assert webhooks.post(url, {"n": 1}, backoff_s=0.01) is True and got == [{"n": 1}]
+    webhook_receiver.fail.append(400)
+    assert webhooks.post(url, {"n": 2}, backoff_s=0.01) is False and got == [{"n": 1}]
+    assert webhooks.post("http://127.0.0.1:9/closed", {"n": 3}, tries=2, backoff_s=0.01) is False
+
+
+def test_a_body_that_cannot_be_sent_does_not_stop_later_ones(webhook_receiver) -> None:
+    webhooks.send(webhook_receiver.url, {"n": object()})  # not JSON: requests raises in the sender thread
+    webhooks.send(webhook_receiver.url, {"n": 7})
+    assert webhooks.drain(10)
+    assert webhook_receiver.got == [{"n": 7}]
