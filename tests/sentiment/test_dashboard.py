@@ -58,6 +58,12 @@ def test_dashboard_shows_alert_chart_and_articles(app, pipe) -> None:
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "sentiment-dashboard.png"))
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # long source names
+            source = page.locator("#articles td.source").first  # the newest row: the long name, cut
+            assert source.get_attribute("title") == long_source[:200] and len(source.inner_text()) <= 40
+            one_line = """[...document.querySelectorAll('#articles td.probs, #articles td.when')].every(td => {
+                const r = document.createRange(); r.selectNodeContents(td);
+                return r.getClientRects().length === 1; })"""
+            assert page.evaluate(one_line)  # "0.90 / 0.05 / 0.05" had wrapped into a column of numbers
             assert errors == [], errors  # e.g. no favicon 404
             browser.close()
     finally:

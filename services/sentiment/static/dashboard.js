@@ -11,6 +11,12 @@
     if (cls) e.className = cls;
     return e;
   }
+  function sourceCell(source) {  /* a long feed name is cut, not left to squeeze the titles; hover shows it */
+    const text = String(source ?? "");
+    const td = el("td", text.length > 40 ? text.slice(0, 39) + "\u2026" : text, "source");
+    td.title = text;
+    return td;
+  }
   async function getJSON(url) {
     const r = await fetch(url, { headers: { Accept: "application/json" } });
     const body = await r.json();
@@ -135,14 +141,14 @@
     body.textContent = "";
     data.articles.forEach((a) => {
       const tr = el("tr");
-      const title = el("td");
+      const title = el("td", null, "title");
       if (a.url && /^https?:\/\//i.test(a.url)) {
         const link = el("a", a.title); link.href = a.url; link.target = "_blank"; link.rel = "noopener noreferrer";
         title.append(link);
       } else title.textContent = a.title;
       const s = a.scores || {};
-      tr.append(el("td", iso(a.published_at)), el("td", a.source), title, el("td", a.label || "unscored", a.label),
-                el("td", num(s.negative) + " / " + num(s.neutral) + " / " + num(s.positive)), el("td", a.model_version || "–"));
+      tr.append(el("td", iso(a.published_at), "when"), sourceCell(a.source), title, el("td", a.label || "unscored", a.label),
+                el("td", num(s.negative) + " / " + num(s.neutral) + " / " + num(s.positive), "probs"), el("td", a.model_version || "–", "model"));
       body.append(tr);
     });
   }
