@@ -28,7 +28,7 @@ from typing import Any
 from data_connectors.base import file_sha256, iter_rows
 from data_connectors.faq import FaqEntry, load_faq
 from shared.errors import BadInput
-from training.embeddings_frozen import TopLayers, freezable
+from training.embeddings_frozen import FgmShare, TopLayers, fgm_loss, freezable
 from training.lineage import git_commit, publish
 from training.schedule import fit_schedule_to_budget, lr_schedule
 
@@ -56,11 +56,18 @@ class EmbeddingsConfig:
     # auto: bf16 autocast on CUDA cards and CPUs that have it natively (BANKING77 on an AVX512-BF16 CPU:
     # 1,568 steps in 11.9 min instead of 1,478 in the whole 18, same dev acc@1), else fp32; or fp32 / bf16
     precision: str = "auto"
+    # >0: FGM (training/embeddings_frozen.fgm_loss): a second loss on a batch with the cached token
+    # states pushed this far (per text) along their gradient; needs freeze_layers > 0. It costs ~1.5x
+    # a step, so it runs on the share of steps the time budget has room for (FgmShare): all of them
+    # on a fast host, none on one that needs the whole budget for the plain plan. README, Chatbot ops
+    adversarial_eps: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "lr", "max_minutes", "scale"):
             if getattr(self, name) <= 0:
                 raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.adversarial_eps < 0:
+            raise BadInput(f"adversarial_eps must be >= 0, got {self.adversarial_eps!r}")
         if self.batch_size < 2:
             raise BadInput(f"batch_size must be >= 2 for in-batch negatives, got {self.batch_size}")
         if self.freeze_layers < 0:
@@ -178,6 +185,10 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     else:
         def embed(texts: list[str]) -> Any:
             return model(batch_to_device(model.preprocess(texts), device))["sentence_embedding"]
+    eps = config.adversarial_eps if frozen else 0.0
+    if config.adversarial_eps and not frozen:
+        print("adversarial_eps: FGM pushes the cached token states, and with no frozen layers there are none; "
+              "training without it", file=sys.stderr)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     plan = {"total": total_steps, "warmup": int(total_steps * config.warmup_ratio), "planned": total_steps}
     sched = lr_schedule(opt, plan)
@@ -185,25 +196,37 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     model.train()
     started, step, losses, stopped_early = time.monotonic(), 0, [], False
     budget_s = config.max_minutes * 60
+    fgm = FgmShare(budget_s, config.seed) if eps else None
+    pace_step, pace_from = 0, started  # where the pace the schedule is fitted to is measured from
     bar = tqdm(total=total_steps, desc="train embeddings", file=sys.stderr)
     while step < plan["total"] and not stopped_early:
         for batch in distinct_batches(triples, config.batch_size, rng):
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-                loss = loss_fn.compute_loss_from_embeddings([embed([b[i] for b in batch]) for i in (0, 1)],
-                                                            torch.empty(0))
-            loss.backward()
+            columns = [[b[i] for b in batch] for i in (0, 1)]
+            t0, adversarial = time.monotonic(), fgm is not None and fgm.wants(step)
+            if adversarial:
+                loss = fgm_loss(top, loss_fn, columns, eps, device, amp)
+            else:
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+                    loss = loss_fn.compute_loss_from_embeddings([embed(c) for c in columns], torch.empty(0))
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             opt.zero_grad()
             losses.append(loss.detach().item())
+            if fgm is not None:
+                fgm.record(step, adversarial, time.monotonic() - t0)
             step += 1
+            if fgm is not None and (line := fgm.fit(step, plan["planned"] - step, time.monotonic() - started, 10.0)):
+                print(line, file=sys.stderr)
+                pace_step, pace_from = step, time.monotonic()  # the mix changes: measure the pace anew
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             if callback is not None:
                 callback({"stage": "training", "step": step, "steps": plan["total"], "loss": round(losses[-1], 4)})
-            if step >= 10:  # pace known: fit the LR schedule into the budget, decaying to its end
-                fit_schedule_to_budget(plan, step, 0, started, started, budget_s, config.warmup_ratio,
+            # pace known (FGM's share fixed first): fit the LR schedule into the budget, decaying to its end
+            if step - pace_step >= 10 and (fgm is None or fgm.share is not None):
+                fit_schedule_to_budget(plan, step, pace_step, pace_from, started, budget_s, config.warmup_ratio,
                                        reserve_s=10.0)
             if step >= plan["total"]:
                 break
@@ -218,7 +241,8 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     return {"train_loss": sum(tail) / len(tail), "first_loss": losses[0] if losses else None,
             "steps": step, "planned_steps": total_steps, "budget_steps": plan["total"],
             "pairs": len(triples), "entries": len(entries), "frozen_layers": frozen,
-            "minutes": round((time.monotonic() - started) / 60, 2), "stopped_early": stopped_early}
+            "minutes": round((time.monotonic() - started) / 60, 2), "stopped_early": stopped_early,
+            **({"fgm_steps": fgm.steps, "fgm_share": fgm.share} if fgm is not None else {})}
 
 
 def retrieval_accuracy(model_dir: str | Path, entries: list[FaqEntry], pairs: list[tuple[str, str]],

@@ -9,6 +9,7 @@ more passes over the data in the same wall-clock budget.
 from __future__ import annotations
 
 import copy
+import random
 import sys
 from typing import Any
 
@@ -84,6 +85,10 @@ class TopLayers:
 
     def embed(self, texts: list[str]) -> Any:
         """Sentence embeddings with grad through the top layers and the model's own pooling."""
+        return self.encode(*self.states_of(texts))
+
+    def states_of(self, texts: list[str]) -> tuple[Any, Any]:
+        """The cached token states of ``texts``, padded: ``(hidden, attention mask)``."""
         import torch
 
         states = [self.states[t] for t in texts]
@@ -93,8 +98,87 @@ class TopLayers:
         for i, s in enumerate(states):
             hidden[i, :len(s)] = s.float()
             mask[i, :len(s)] = 1
+        return hidden, mask
+
+    def encode(self, hidden: Any, mask: Any) -> Any:
+        """Sentence embeddings of token states at the top layers' input (FGM pushes these)."""
         out = self.top(inputs_embeds=hidden, attention_mask=mask)
         features: dict[str, Any] = {"token_embeddings": out.last_hidden_state, "attention_mask": mask}
         for module in list(self.model)[1:]:  # pooling, normalisation, ... as the model defines them
             features = module(features)
         return features["sentence_embedding"]
+
+
+def fgm_loss(top: TopLayers, loss_fn: Any, columns: list[list[str]], eps: float, device: str, amp: bool) -> Any:
+    """The batch's contrastive loss, backpropagated twice: as is, then with each text's cached
+    token states moved ``eps`` along its own gradient (FGM, Miyato et al., 2017, at the top
+    layers' input rather than the word embeddings, which are frozen here). Returns the clean loss.
+
+    The push is per text (its gradient's norm over its tokens), so a long question is not moved
+    less per token than a short one; padding is not moved.
+    """
+    import torch
+
+    states = [top.states_of(c) for c in columns]
+    for hidden, _ in states:
+        hidden.requires_grad_(True)
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+        loss = loss_fn.compute_loss_from_embeddings([top.encode(h, m) for h, m in states], torch.empty(0))
+    loss.backward()  # the weights' gradients and, the states being leaves, the states' own
+    pushed = [(push_states(hidden, mask, hidden.grad, eps), mask) for hidden, mask in states]
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+        adversarial = loss_fn.compute_loss_from_embeddings([top.encode(h, m) for h, m in pushed], torch.empty(0))
+    adversarial.backward()
+    return loss
+
+
+def push_states(hidden: Any, mask: Any, grad: Any, eps: float) -> Any:
+    """``hidden`` moved ``eps`` along ``grad``, normalised per text over its tokens; padding and
+    texts without gradient stay put."""
+    import torch
+
+    grad = grad * mask.unsqueeze(-1)
+    norm = torch.linalg.vector_norm(grad, dim=(1, 2), keepdim=True)
+    step = torch.where(norm > 0, eps * grad / norm.clamp_min(1e-12), torch.zeros_like(grad))
+    return hidden.detach() + step
+
+
+class FgmShare:
+    """Which steps get FGM's second pass: every one when the time budget affords it, else the
+    share it does, so a slow CPU keeps the plain recipe's passes and a fast one gets FGM throughout.
+
+    Steps ``1..pace-1`` run plain and ``pace+1..2*pace-1`` with FGM (the first of each is not
+    timed: allocation); at ``2*pace`` the two paces give the room the budget has beyond the
+    plain remainder, and each later step takes FGM with that probability (its own seeded draw,
+    so the batches are those of a plain run).
+    """
+
+    def __init__(self, budget_s: float, seed: int, pace: int = 10) -> None:
+        self.budget_s, self.pace = budget_s, pace
+        self.times: dict[bool, list[float]] = {False: [], True: []}
+        self.share: float | None = None
+        self.steps = 0
+        self._draw = random.Random(seed + 1)
+
+    def wants(self, step: int) -> bool:
+        """Whether optimiser step ``step`` (0-based) runs FGM."""
+        if self.share is None:
+            return step >= self.pace
+        return self.share >= 1.0 or self._draw.random() < self.share
+
+    def record(self, step: int, used: bool, seconds: float) -> None:
+        self.steps += used
+        if self.share is None and step % self.pace:  # the first step of each phase is not timed
+            self.times[used].append(seconds)
+
+    def fit(self, step: int, remaining: int, elapsed_s: float, reserve_s: float) -> str | None:
+        """At step ``2*pace``: fix the share from the two paces; returns the line to log."""
+        if self.share is not None or step < 2 * self.pace:
+            return None
+        plain = sum(self.times[False]) / max(1, len(self.times[False]))
+        fgm = sum(self.times[True]) / max(1, len(self.times[True]))
+        room = self.budget_s - reserve_s - elapsed_s - remaining * plain
+        extra = remaining * max(fgm - plain, 1e-9)
+        self.share = min(1.0, max(0.0, room / extra))
+        return (f"adversarial_eps: FGM on {self.share:.0%} of the remaining {remaining} steps "
+                f"({fgm:.2f}s/step against {plain:.2f}s plain; the time budget decides)")

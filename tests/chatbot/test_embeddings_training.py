@@ -154,3 +154,74 @@ def test_bf16_run_saves_fp32_weights_and_bad_precision_is_refused(settings, samp
     assert version.train_config()["precision"] == "bf16" and version.metrics()["steps"] >= 1
     state = load_file(version.path / "model.safetensors")
     assert all(t.dtype == torch.float32 and bool(torch.isfinite(t).all()) for t in state.values())
+
+
+def test_fgm_push_moves_each_text_by_eps_and_leaves_padding_alone() -> None:
+    import torch
+
+    from training.embeddings_frozen import push_states
+
+    hidden = torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]])
+    grad = torch.randn(3, 5, 4)
+    grad[2] = 0  # a text without gradient
+    moved = push_states(hidden, mask, grad, 0.5) - hidden
+    per_text = torch.linalg.vector_norm(moved, dim=(1, 2))
+    assert torch.allclose(per_text[:2], torch.tensor([0.5, 0.5])) and per_text[2] == 0
+    assert torch.equal(moved[1, 2:], torch.zeros(3, 4))  # padding stays put
+    assert torch.allclose(moved[0] / moved[0].norm(), grad[0] / grad[0].norm(), atol=1e-6)  # along the gradient
+
+
+@pytest.mark.slow
+def test_fgm_changes_training_only_when_on_and_needs_frozen_layers(sample_faq, tmp_path, capsys) -> None:
+    """The adversarial second loss reaches the weights (two plain runs are identical, so this can
+    fail), and without frozen layers there are no cached states to push: a notice, plain training."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.embeddings import fine_tune
+
+    metrics = {}
+
+    def run(name: str, **kw) -> dict:  # 24 steps: 10 plain and 10 FGM to time both, then the budget's share
+        config = EmbeddingsConfig(epochs=4, batch_size=8, freeze_layers=4, precision="fp32", device="cpu", **kw)
+        metrics[name] = fine_tune(sample_faq, None, config, tmp_path / name)
+        return load_file(tmp_path / name / "model.safetensors")
+
+    plain, again, fgm = run("plain"), run("again"), run("fgm", adversarial_eps=1.0)
+    assert all(torch.equal(plain[k], again[k]) for k in plain)
+    assert any(not torch.equal(plain[k], fgm[k]) for k in plain)
+    assert metrics["fgm"]["steps"] == 24 and "fgm_steps" not in metrics["plain"]
+    assert (metrics["fgm"]["fgm_steps"], metrics["fgm"]["fgm_share"]) == (14, 1.0)  # 18 minutes: room for all
+    assert "adversarial_eps: FGM on 100% of the remaining 4 steps" in capsys.readouterr().err
+    with pytest.raises(BadInput, match="adversarial_eps must be >= 0"):
+        EmbeddingsConfig(adversarial_eps=-1)
+    unfrozen = EmbeddingsConfig(epochs=0.2, batch_size=8, freeze_layers=0, adversarial_eps=1.0, device="cpu")
+    assert fine_tune(sample_faq, None, unfrozen, tmp_path / "unfrozen")["steps"] >= 1
+    assert "with no frozen layers there are none; training without it" in capsys.readouterr().err
+
+
+def test_fgm_runs_on_the_share_of_steps_the_budget_has_room_for() -> None:
+    """A slow host must keep the plain recipe's passes: FGM only fills the budget's spare time."""
+    from training.embeddings_frozen import FgmShare
+
+    def share(budget_s: float, elapsed_s: float) -> float:
+        fgm = FgmShare(budget_s, seed=0, pace=10)
+        for step in range(20):
+            used = fgm.wants(step)
+            assert used == (step >= 10)  # 10 plain steps, then 10 with FGM, to time both
+            fgm.record(step, used, 2.0 if used else 1.0)
+        assert fgm.fit(19, 100, elapsed_s, 0.0) is None  # not before step 20
+        assert "FGM on" in fgm.fit(20, 100, elapsed_s, 0.0)
+        return fgm.share
+
+    # 100 steps left at 1 s plain, 2 s with FGM; 30 s spent so far
+    assert share(1000, 30) == 1.0  # room for every step
+    assert share(30 + 100 + 50, 30) == 0.5  # room for half of FGM's extra 100 s
+    assert share(100, 30) == 0.0  # the plain steps alone overrun: none
+    fgm = FgmShare(155, seed=0)  # room for 25 of the extra 50 s
+    for step in range(20):
+        fgm.record(step, fgm.wants(step), 1.5 if fgm.wants(step) else 1.0)
+    fgm.fit(20, 100, 30, 0.0)
+    draws = [fgm.wants(step) for step in range(20, 2020)]
+    assert fgm.share == 0.5 and abs(sum(draws) / len(draws) - fgm.share) < 0.05
