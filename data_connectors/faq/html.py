@@ -57,7 +57,8 @@ def read_html(path: Path) -> Iterator[tuple[int, FaqEntry]]:
         yield _line(details), entry_from_row({"question": question, "answer": answer}, path, _line(details))
     for dt in soup.find_all("dt"):
         dd = dt.find_next_sibling("dd")
-        yield _line(dt), entry_from_row({"question": _text(dt), "answer": _markdown(dd.contents) if dd else ""}, path, _line(dt))
+        answer = _markdown(dd.contents) if dd else ""
+        yield _line(dt), entry_from_row({"question": _text(dt), "answer": answer}, path, _line(dt))
     for head in soup.find_all(_HEADINGS):
         parts = []
         for sib in head.find_next_siblings():
