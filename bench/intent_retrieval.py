@@ -4,6 +4,7 @@ KB = one entry per intent holding its train.jsonl phrasings; queries = dev.jsonl
 One command reproduces both numbers (the fine-tune runs ``finpulse train embeddings``):
 
     .venv/bin/python bench/intent_retrieval.py [--data ../shared/data/banking77] [--model DIR]
+    .venv/bin/python bench/intent_retrieval.py --seed 1 -- --adversarial-eps 1   # more training options
 
 ``--model DIR`` skips training and evaluates that encoder; ``--skip-train`` reports the
 untuned encoder only. The dev set also fits each index's confidence calibration
@@ -74,6 +75,8 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--max-minutes", type=float, default=18.0, help="fine-tuning wall-clock budget")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: the trainer's)")
+    ap.add_argument("extra", nargs="*", help="extra `train embeddings` options after --")
     args = ap.parse_args()
     from shared.encoders import base_encoder_path
 
@@ -87,7 +90,9 @@ def main() -> None:
         env = {**os.environ, "FINPULSE_HOME": str(work / "home")}
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "shared.cli", "train", "embeddings", "--kb", str(kb_file),
-                              "--max-minutes", str(args.max_minutes)], env=env, cwd=REPO,
+                              "--max-minutes", str(args.max_minutes),
+                              *(["--seed", str(args.seed)] if args.seed is not None else []), *args.extra],
+                             env=env, cwd=REPO,
                              stdout=subprocess.PIPE, text=True, check=True)
         minutes = (time.perf_counter() - t0) / 60
         tuned = Path(out.stdout.strip().splitlines()[-1])

@@ -29,7 +29,8 @@ from training.embeddings import EmbeddingsConfig as Defaults
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=Defaults.precision, show_default=True,
               help="auto: bf16 autocast on CUDA cards and CPUs that have it natively, else fp32.")
 @click.option("--adversarial-eps", type=float, default=Defaults.adversarial_eps, show_default=True,
-              help=">0: FGM adversarial training on the cached token states (about 1.6x per step; see README).")
+              help=">0: FGM adversarial training on the cached token states, on the steps the time "
+                   "budget has room for (see README).")
 def embeddings(kb: Path, pairs: Path | None, dev: Path | None, domain: str, epochs: float, batch_size: int, lr: float,
                freeze_layers: int, max_minutes: float, base_model: str | None, seed: int, device: str,
                precision: str, adversarial_eps: float) -> None:
