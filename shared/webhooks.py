@@ -87,7 +87,10 @@ def drain(timeout_s: float = 5.0) -> bool:
 
 
 def _forget_senders() -> None:
-    """A forked child (a prefork worker) has the parent's queues but not their threads."""
+    """A forked child (a prefork worker) has the parent's queues but not their threads, and
+    a copy of the lock that may have been held at the fork."""
+    global _lock
+    _lock = threading.Lock()
     _senders.clear()
 
 

@@ -31,3 +31,21 @@ def test_a_body_that_cannot_be_sent_does_not_stop_later_ones(webhook_receiver) -
     webhooks.send(webhook_receiver.url, {"n": 7})
     assert webhooks.drain(10)
     assert webhook_receiver.got == [{"n": 7}]
+
+
+def _send_from_child(url: str) -> None:
+    webhooks.send(url, {"n": 9})
+    raise SystemExit(0 if webhooks.drain(10) else 1)
+
+
+def test_a_child_forked_while_the_lock_is_held_can_still_send(webhook_receiver) -> None:
+    import multiprocessing
+
+    with webhooks._lock:  # another thread mid-send at the fork: the child's copy would stay held
+        child = multiprocessing.get_context("fork").Process(target=_send_from_child, args=(webhook_receiver.url,))
+        child.start()
+    child.join(20)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+    assert webhook_receiver.got == [{"n": 9}]
