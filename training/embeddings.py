@@ -57,7 +57,7 @@ class EmbeddingsConfig:
     # 1,568 steps in 11.9 min instead of 1,478 in the whole 18, same dev acc@1), else fp32; or fp32 / bf16
     precision: str = "auto"
     # >0: FGM (training/embeddings_frozen.fgm_loss): a second loss on a batch with the cached token
-    # states pushed this far (per text) along their gradient; needs freeze_layers > 0. It costs ~1.5x
+    # states pushed this far (per text) along their gradient; needs freeze_layers > 0. It costs ~1.8x
     # a step, so it runs on the share of steps the time budget has room for (FgmShare): all of them
     # on a fast host, none on one that needs the whole budget for the plain plan. README, Chatbot ops
     adversarial_eps: float = 0.0
