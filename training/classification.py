@@ -693,14 +693,15 @@ def _load_for_classification(base: Path, labels: list[str]) -> Any:
     from transformers.utils import logging as hf_logging
 
     hf_log = hf_logging.get_logger("transformers.modeling_utils")
-    level = hf_log.level
-    hf_log.setLevel(logging.ERROR)
+    # a filter, not a higher level: at WARNING or above transformers also checks the (absent)
+    # tensor-parallel plan and logs every layer as "not sharded"
+    hf_log.addFilter(_drop_load_report)
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={lab: i for i, lab in enumerate(labels)}, use_safetensors=True, output_loading_info=True)
     finally:
-        hf_log.setLevel(level)
+        hf_log.removeFilter(_drop_load_report)
     encoder = {n for n, _ in model.named_parameters() if n.startswith(f"{model.base_model_prefix}.")}
     fresh = sorted(k for k in info["missing_keys"] if k not in encoder)  # the classifier's own weights
     other = sorted(k for k in info["missing_keys"] if k in encoder) + sorted(map(str, info["mismatched_keys"]))
@@ -710,6 +711,10 @@ def _load_for_classification(base: Path, labels: list[str]) -> Any:
         logging.getLogger(__name__).warning("%s: encoder weights not in the checkpoint, initialised at random: %s",
                                             base, ", ".join(other))
     return model
+
+
+def _drop_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
 
 
 def _log(message: str) -> None:
