@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     keep_run_checkpoints: int = Field(default=3, ge=0)
     # Rate limit storage; defaults to the Redis above (memory:// in tests).
     ratelimit_storage_url: str | None = None
+    # Reverse proxies in front of the services (X-Forwarded-For/-Proto/-Host hops to trust):
+    # behind one, leave this 0 and every customer has the proxy's address (one rate-limit bucket).
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
     # Sentiment service (services/sentiment): ingest limits, aggregation and alert rules.
     sentiment_companies_csv: Path | None = None  # extra company list (ticker,name,aliases)
     sentiment_max_article_chars: int = Field(default=100_000, ge=100)  # longer articles are rejected
@@ -91,6 +94,9 @@ class Settings(BaseSettings):
     # Chatbot: per-IP and per-session rate limits, message size, widget origins, handoff.
     chatbot_rate_limit: str = "120/minute"
     chatbot_session_rate_limit: str = "30/minute"
+    # Client addresses neither limit applies to: this host (scripts, an evaluation run, probes).
+    # A request that came through a proxy not declared in trusted_proxies is never exempt.
+    chatbot_rate_limit_exempt: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     chatbot_max_message_chars: int = Field(default=1000, ge=1)
     chatbot_cors_origins: list[str] = Field(default_factory=list)
     chatbot_session_ttl_s: int = Field(default=1800, ge=1)

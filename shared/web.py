@@ -225,6 +225,11 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
 
     settings = settings or get_settings()
     app = Flask(name)
+    if settings.trusted_proxies:  # the client's address, scheme and host as the proxy saw them
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.config["FINPULSE"] = settings

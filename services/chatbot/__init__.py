@@ -59,6 +59,16 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     limiter = Limiter(get_remote_address, app=app,
                       storage_uri=limiter_storage_uri(settings.ratelimit_storage_url or settings.redis_url),
                       headers_enabled=True, strategy="moving-window")
+    exempt = set(settings.chatbot_rate_limit_exempt)
+
+    @limiter.request_filter
+    def _exempt() -> bool:
+        from flask import request
+
+        if not settings.trusted_proxies and "X-Forwarded-For" in request.headers:
+            return False  # forwarded by a proxy nobody declared: the address is the proxy's
+        return request.remote_addr in exempt
+
     # Flask-Limiter checks decorated limits inside the wrapper, so the wrapper must be the view.
     chat_view = limiter.limit(settings.chatbot_rate_limit)(app.view_functions["chatbot.chat"])
     chat_view = limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key)(chat_view)

@@ -205,7 +205,8 @@ def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_setting
     from services.chatbot import create_app
     from services.chatbot.dialogue import SILENT_ANSWER
 
-    app = create_app(chat_settings.model_copy(update={"chatbot_session_rate_limit": "5/minute"}), encoder=bow)
+    app = create_app(chat_settings.model_copy(update={"chatbot_session_rate_limit": "5/minute",
+                                                      "chatbot_rate_limit_exempt": []}), encoder=bow)
     sent: list[dict] = []
     with demo_page(app) as (page, base):
         page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}"))

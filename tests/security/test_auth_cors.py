@@ -56,11 +56,29 @@ def test_ops_endpoints_need_keys(service: str, settings: Any, tally: Any) -> Non
 def test_chat_is_rate_limited(settings: Any) -> None:
     app = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute"}))
     client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "203.0.113.7"  # a customer, not this host
     codes = [client.post("/v1/chat", json={"message": "hello"}).status_code for _ in range(5)]
     assert codes[-1] == 429, codes
     resp = client.post("/v1/chat", json={"message": "hello"})
     assert resp.is_json and resp.get_json()["error"]["message"]
     assert len(resp.headers.getlist("Retry-After")) == 1  # once, whoever sets it
+
+
+def test_this_host_is_not_rate_limited_unless_a_proxy_forwarded_it(settings: Any) -> None:
+    """An evaluation run over HTTP from the host got 429s after 120 questions a minute."""
+    app = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute"}))
+    local = app.test_client()  # 127.0.0.1
+    assert all(local.post("/v1/chat", json={"message": "hello"}).status_code != 429 for _ in range(6))
+    forwarded = [local.post("/v1/chat", json={"message": "hello"}, headers={"X-Forwarded-For": "198.51.100.2"})
+                 for _ in range(5)]  # through a local proxy nobody declared: limited, as the proxy
+    assert forwarded[-1].status_code == 429
+    behind = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute",
+                                                               "trusted_proxies": 1}))
+    proxy = behind.test_client()  # a declared proxy: each customer has a bucket of their own
+    for who, limited in (("198.51.100.3", True), ("198.51.100.4", True), ("127.0.0.1", False)):
+        codes = [proxy.post("/v1/chat", json={"message": "hi"}, headers={"X-Forwarded-For": who}).status_code
+                 for _ in range(5)]
+        assert (codes[-1] == 429) is limited, (who, codes)
 
 
 def test_cors_allowlist_on_chat(settings: Any) -> None:
