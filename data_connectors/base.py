@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,19 +70,50 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
+def not_utf8(path: str | Path, exc: UnicodeDecodeError) -> BadRow:
+    """The error for a file that failed to decode, naming the line that holds the bad byte.
+
+    A text reader decodes whole chunks, so the line it had reached says nothing about where
+    the byte is; the file is read again, line by line, to find it (only on this error path).
+    """
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                return BadRow(path, line_no, f"not UTF-8 ({err.reason} at byte {err.start + 1} of the line)")
+    return BadRow(path, 1, f"not UTF-8 ({exc.reason})")  # e.g. a sequence cut at the end of the file
+
+
 def _open_text(path: Path) -> io.TextIOWrapper:
     # utf-8-sig: files saved on Windows start with a BOM, which plain utf-8 hands to json/csv
     return open(check_file(path), encoding="utf-8-sig", errors="strict", newline="")
 
 
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
+                  ".tsv": "tsv", ".tab": "tsv"}
+
+
 def detect_format(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
-            ".tsv": "tsv", ".tab": "tsv"}.get(suffix, "jsonl")
+    """From the suffix; a file named otherwise (MovieLens' ``u.data``) by its first line:
+    JSON when it opens with ``{``, else TSV with a tab in it, CSV with a comma, else JSONL."""
+    fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
+    if fmt:
+        return fmt
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            first = next((line.strip() for line in fh if line.strip()), "")
+    except OSError:
+        return "jsonl"  # the reader names the missing file
+    if first.startswith("{"):
+        return "jsonl"
+    return "tsv" if "\t" in first else "csv" if "," in first else "jsonl"
 
 
-def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line, row)`` from a JSONL, CSV or TSV file (format from the suffix)."""
+def iter_rows(path: str | Path, fmt: str | None = None,
+              fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line, row)`` from a JSONL, CSV or TSV file (format from the suffix);
+    ``fieldnames`` names the columns of a CSV/TSV without a header line."""
     path = Path(path)
     fmt = fmt or detect_format(path)
     fh = _open_text(path)
@@ -93,7 +124,7 @@ def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
                 try:
                     line = fh.readline()
                 except UnicodeDecodeError as exc:
-                    raise BadRow(path, line_no + 1, f"not UTF-8 ({exc.reason})") from None
+                    raise not_utf8(path, exc) from None
                 if not line:
                     break
                 line_no += 1
@@ -107,14 +138,14 @@ def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
                     raise BadRow(path, line_no, "expected a JSON object")
                 yield line_no, row
         else:
-            reader = csv.DictReader(fh, delimiter="\t" if fmt == "tsv" else ",")
+            reader = csv.DictReader(fh, fieldnames, delimiter="\t" if fmt == "tsv" else ",")
             try:
                 for row in reader:
                     if None in row:
                         raise BadRow(path, reader.line_num, "more fields than the header")
                     yield reader.line_num, row
             except UnicodeDecodeError as exc:
-                raise BadRow(path, reader.line_num + 1, f"not UTF-8 ({exc.reason})") from None
+                raise not_utf8(path, exc) from None
             except csv.Error as exc:
                 raise BadRow(path, reader.line_num, f"malformed CSV ({exc})") from None
     finally:

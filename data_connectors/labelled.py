@@ -69,6 +69,14 @@ class LabelledData:
         return {"path": self.path, "sha256": self.sha256, "rows": len(self.examples),
                 "skipped": len(self.report.skipped)}
 
+    def require_labels(self, minimum: int = 2, name: str | None = None) -> None:
+        """BadInput unless the rows hold ``minimum`` distinct labels: a classifier fitted on one
+        label predicts it for everything, and as a domain's first version it went to production."""
+        found = sorted({self.labels[t] for t in self.targets})
+        if len(found) < minimum:
+            raise BadInput(f"{name or 'train'} {self.path!r} has only the label(s) {found}; sentiment training "
+                           f"needs at least {minimum} of {', '.join(self.labels)}")
+
 
 def label_number(value: Any) -> int | None:
     """``value`` as an integer label (``2``, ``"-1"``, ``"+1"``, ``1.0``), else None (a name, a bool)."""

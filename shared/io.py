@@ -49,6 +49,28 @@ def open_tree(root: str | Path) -> None:
             os.chmod(os.path.join(base, name), default_mode())
 
 
+def check_writable(path: str | Path) -> None:
+    """BadInput now if ``path`` cannot be written, so a command fails before its work (scoring
+    every row first, then "[Errno 2] ... '.out.jsonl.x1y2.tmp'") and nothing is left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory, not a file")
+    if path.exists() and not path.is_file():  # a device or pipe: written in place
+        return
+    parent = path.resolve().parent
+    try:
+        if parent.is_dir():
+            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+            os.close(fd)
+            os.unlink(probe)
+            return
+        ancestor = next(p for p in parent.parents if p.exists())
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            raise PermissionError(f"{ancestor} is not a writable folder")
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Write to a temp file beside ``path`` and rename it into place on success.
@@ -64,9 +86,12 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             yield fh
         return
     path = path.resolve() if path.is_symlink() else path
-    path.parent.mkdir(parents=True, exist_ok=True)
     keep = stat.S_IMODE(path.stat().st_mode) if path.is_file() else default_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # named by the output, not by the temp file's name
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
@@ -104,14 +129,44 @@ def write_json(path: str | Path, obj: Any) -> None:
         fh.write("\n")
 
 
+def check_replaceable(path: str | Path, marker: str, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse an output directory whose swap would delete what is not ours to delete.
+
+    The swap removes the old directory whole, so it may only replace an earlier output of
+    the same kind (one holding ``marker``) or an empty folder, never the folder the command
+    runs in, and never a folder holding one of the command's ``inputs``. Returns the
+    resolved path (``--output .`` or ``out/..`` name a real folder, not an empty name).
+    """
+    path = Path(path).resolve()
+    if path.exists() and not path.is_dir():  # e.g. --output naming the input file: never swap that away
+        raise BadInput(f"{path} exists and is not a directory; choose another --output")
+    if Path.cwd().resolve().is_relative_to(path):
+        raise BadInput(f"--output {path} is the current folder or one above it; name a new folder")
+    for item in inputs:
+        if Path(item).resolve().is_relative_to(path):
+            raise BadInput(f"--output {path} holds the input {item}, which replacing it would delete; "
+                           "name another folder")
+    if path.is_dir() and not (path / marker).exists() and any(path.iterdir()):
+        raise BadInput(f"--output {path} is a folder with other files in it, not an earlier output "
+                       "of this command; name a new or empty folder (nothing was changed)")
+    return path
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Build a directory aside and swap it into place (old one removed) on success."""
+def atomic_dir(path: str | Path, marker: str | None = None,
+               inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
+    """Build a directory aside and swap it into place (old one removed) on success.
+
+    ``marker``: a file every output of this kind holds; an existing folder without it is
+    refused (:func:`check_replaceable`) rather than deleted.
+    """
     import shutil
 
     path = Path(path)
     if path.exists() and not path.is_dir():  # e.g. --output naming the input file: never swap that away
         raise BadInput(f"{path} exists and is not a directory; choose another --output")
+    if marker is not None:
+        path = check_replaceable(path, marker, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, default_mode(directory=True))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.errors import BadInput, ModelNotFound
+from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.io import open_tree, read_json, write_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -157,7 +157,8 @@ class Registry:
                 return ModelVersion(domain, task, int(previous), path)
         if not self.versions(domain, task):  # a typo in DOMAIN/TASK reads differently from a short history
             raise ModelNotFound(f"no model registered under {domain}/{task} in {self.root}")
-        raise ModelNotFound(f"{domain}/{task} has no earlier production version to roll back to")
+        # the model exists: nothing is missing, the state does not allow it (409, not 404)
+        raise Conflict(f"{domain}/{task} has no earlier production version to roll back to")
 
     # -- resolution ----------------------------------------------------------
     def resolve_version(self, ref: str) -> ModelVersion:

@@ -114,7 +114,17 @@ def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     if _threads is not None and getattr(_applied, "threads", None) != _threads:
         _faiss().omp_set_num_threads(_threads)
         _applied.threads = _threads
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    hnsw = _hnsw_of(index) if k > 16 else None
+    if hnsw is not None and k > hnsw.efSearch:  # HNSW returns at most about efSearch neighbours
+        return index.search(queries, k, params=_faiss().SearchParametersHNSW(efSearch=k))
+    return index.search(queries, k)
+
+
+def _hnsw_of(index: Any) -> Any:
+    """The HNSW graph of an HNSW index (inside its id map), else None."""
+    inner = _faiss().downcast_index(index.index) if hasattr(index, "index") else index
+    return getattr(inner, "hnsw", None)
 
 
 def set_search_params(index: Any, nprobe: int | None = None, ef_search: int | None = None) -> None:

@@ -17,17 +17,24 @@ _ID = re.compile(r"^[^\s/\\]{1,200}$")  # ids travel in URLs (PUT /v1/kb/{id})
 class FaqEntry:
     """A knowledge-base entry: several phrasings of one question and its answer."""
 
-    id: str
+    id: str  # the key everywhere inside (URLs, the database, the index)
     questions: list[str]
     answer: str
     extra: dict[str, Any] = field(default_factory=dict)
+    int_id: bool = False  # the file gave the id as a JSON integer
 
     @property
     def question(self) -> str:
         return self.questions[0]
 
+    @property
+    def public_id(self) -> str | int:
+        """The id as the knowledge base gave it: results carry ``1``, not ``"1"``, for a
+        file whose ids are integers, so they compare equal to the file's own rows."""
+        return int(self.id) if self.int_id else self.id
+
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "questions": list(self.questions), "answer": self.answer, **self.extra}
+        return {"id": self.public_id, "questions": list(self.questions), "answer": self.answer, **self.extra}
 
 
 def clean(text: str) -> str:
@@ -71,4 +78,4 @@ def entry_from_row(row: dict[str, Any], path: Any = "<row>", line: int = 0) -> F
         if not _ID.match(entry_id):
             raise BadRow(path, line, f"id {entry_id!r} must be 1-200 characters without spaces or slashes")
     extra = {k: v for k, v in row.items() if k not in ("id", "question", "questions", "answer")}
-    return FaqEntry(entry_id, questions, answer.strip(), extra)
+    return FaqEntry(entry_id, questions, answer.strip(), extra, int_id=isinstance(raw_id, int))

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_connectors.base import BadRow
+from data_connectors.base import not_utf8
 from data_connectors.faq.entry import FaqEntry, entry_from_row
 
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
@@ -44,7 +44,7 @@ def read_html(path: Path) -> Iterator[tuple[int, FaqEntry]]:
     try:
         soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
     except UnicodeDecodeError as exc:
-        raise BadRow(path, 1, f"not UTF-8 ({exc.reason})") from None
+        raise not_utf8(path, exc) from None
     for tag in soup(["script", "style"]):
         tag.decompose()
     for details in soup.find_all("details"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_connectors.base import BadRow
+from data_connectors.base import not_utf8
 from data_connectors.faq.entry import FaqEntry, entry_from_row
 
 
@@ -16,7 +16,7 @@ def read_markdown(path: Path) -> Iterator[tuple[int, FaqEntry]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRow(path, 1, f"not UTF-8 ({exc.reason})") from None
+        raise not_utf8(path, exc) from None
     lines = text.splitlines()
     tokens = MarkdownIt().parse(text)
     heads: list[tuple[int, int, str, int]] = []  # (first line, end line, text, level), 0-based

@@ -60,6 +60,7 @@ def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
     from data_connectors.interactions.records import ITEM_KEYS
 
     for line, row in iter_rows(path):
+        row = {str(k).strip().lower(): v for k, v in row.items()}  # as interactions' columns are read
         # the interactions' id columns (movie_id, itemId, ...) name the same items here
         item_id = next((row[k] for k in ("item_id", "id", *ITEM_KEYS) if row.get(k) not in (None, "")), None)
         if item_id is None:

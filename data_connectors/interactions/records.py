@@ -17,10 +17,13 @@ from typing import Any
 from data_connectors.base import BadRow, ReadReport, detect_format, iter_rows
 from shared.errors import BadInput
 
-USER_KEYS = ("user_id", "user", "userId", "uid")
-ITEM_KEYS = ("item_id", "item", "itemId", "movie_id", "news_id", "iid")
+# column names, matched case-insensitively
+USER_KEYS = ("user_id", "user", "userid", "uid")
+ITEM_KEYS = ("item_id", "item", "itemid", "movie_id", "news_id", "iid")
 RATING_KEYS = ("rating", "score", "weight", "value")
 TIME_KEYS = ("timestamp", "ts", "time", "event_time", "at")
+KNOWN_KEYS = {*USER_KEYS, *ITEM_KEYS, *RATING_KEYS, *TIME_KEYS, "event", "type"}
+HEADERLESS_COLUMNS = ("user_id", "item_id", "rating", "timestamp")  # MovieLens u.data's order
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def parse_timestamp(value: Any) -> int:
 
 def parse_interaction(row: dict[str, Any]) -> Interaction:
     """Validate one row; raises ``ValueError`` with the reason."""
+    row = {str(k).strip().lower(): v for k, v in row.items()}
     user = _first(row, USER_KEYS)
     item = _first(row, ITEM_KEYS)
     if user is None:
@@ -115,7 +119,7 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
     """Yield interactions; bad rows are recorded in ``report`` (or raised without ``skip_bad``)."""
     report = report if report is not None else ReadReport()
     fmt = fmt or detect_format(path)
-    rows = _iter_jsonl(path) if fmt == "jsonl" else iter_rows(path, fmt)
+    rows = _iter_jsonl(path) if fmt == "jsonl" else iter_rows(path, fmt, _headerless_columns(path, fmt))
     while True:
         try:
             line, row = next(rows)
@@ -142,6 +146,24 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
             continue
         report.rows += 1
         yield inter
+
+
+def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
+    """The column names of a CSV/TSV whose first line is data, not a header (MovieLens'
+    ``u.data``: user, item, rating, timestamp): none of its cells names a known column and
+    the rating and timestamp cells, where present, are numbers. None when it has a header."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            cells = [c.strip() for c in fh.readline().rstrip("\r\n").split("\t" if fmt == "tsv" else ",")]
+    except OSError:
+        return None
+    if not 2 <= len(cells) <= len(HEADERLESS_COLUMNS) or any(c.lower() in KNOWN_KEYS for c in cells):
+        return None
+    try:
+        [float(c) for c in cells[2:]]
+    except ValueError:
+        return None
+    return HEADERLESS_COLUMNS[:len(cells)]
 
 
 def _looks_like_mind(path: str | Path) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, send_from_directory
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from services.chatbot import handoff
 from shared.auth import audit, require_role
@@ -20,10 +20,18 @@ bp = Blueprint("chatbot", __name__)
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"  # one rule for every endpoint that takes a session id
 
 
+def entry_key(value: Any) -> Any:
+    """An entry id sent back as the integer a source carried (``"id": 5``) is the entry ``"5"``."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+EntryId = Annotated[str | None, BeforeValidator(entry_key)]
+
+
 class ChatIn(BaseModel):
     session_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=SESSION_ID)
     message: str = Field(min_length=1)
-    entry_id: str | None = Field(default=None, min_length=1, max_length=200,
+    entry_id: EntryId = Field(default=None, min_length=1, max_length=200,
                                  description="the suggested entry the customer picked after a clarify")
 
     @field_validator("message")
@@ -38,7 +46,7 @@ class ChatIn(BaseModel):
 class FeedbackIn(BaseModel):
     session_id: str = Field(min_length=1, max_length=64, pattern=SESSION_ID)
     rating: Literal["up", "down"]
-    entry_id: str | None = Field(default=None, max_length=200)
+    entry_id: EntryId = Field(default=None, max_length=200)
     message: str | None = Field(default=None, max_length=4000)
     comment: str | None = Field(default=None, max_length=4000)
 

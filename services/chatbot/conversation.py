@@ -91,9 +91,11 @@ class ChatEngine:
             state.ticket_id = handoff.open_ticket(self.db, session_id, reason, self.webhook)
         self.save_state(session_id, state)
         log.info("chat %s %s conf=%.3f", session_id[:8], decision.kind, decision.confidence)
+        kb = self.handle.get()
         return {"session_id": session_id, "answer": decision.answer,
                 "confidence": round(decision.confidence, 4),
-                "sources": [{"id": h.id, "question": h.question, "score": h.score} for h in decision.hits],
+                "sources": [{"id": kb.public_id(h.id), "question": h.question, "score": h.score}
+                            for h in decision.hits],
                 "handoff": decision.kind in ("handoff", "silent"), "kind": decision.kind}
 
     def _pick(self, entry_id: str, state: State) -> Decision:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,12 +29,13 @@ from services.chatbot.lexical import LexicalIndex, fuse
 from services.chatbot.retriever import Calibration, Encoder, Scoring, aggregate
 from shared import search_index
 from shared.errors import BadInput, NotFound, Unavailable
-from shared.io import atomic_dir, write_json, write_jsonl
+from shared.io import atomic_dir, check_replaceable, write_json, write_jsonl
 
 SHIFT = 16  # phrasings per entry < 65536
 HYBRID_CANDIDATES = 20  # dense candidates the BM25 fusion may re-order
 MAX_PHRASINGS = 1 << SHIFT
 ROWS_FILE = "calibration_rows.jsonl"
+MARKER = "meta.json"  # every index directory holds it; a folder without it is not replaced
 
 
 @dataclass
@@ -84,16 +86,17 @@ class KnowledgeBase:
         return cls(index, {e.id: e for e in entries}, keys, meta)
 
     # -- persistence ------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write everything into a fresh directory and swap it in place of ``directory``."""
+    def save(self, directory: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
+        """Write everything into a fresh directory and swap it in place of ``directory``
+        (an earlier index or an empty folder; ``inputs`` must not lie inside it)."""
         directory = Path(directory)
-        with self.lock, atomic_dir(directory) as tmp:
+        with self.lock, atomic_dir(directory, MARKER, inputs) as tmp:
             search_index.save(self.index, tmp / "index.faiss")
             write_jsonl(tmp / "entries.jsonl",
                         ({"key": self.keys[i], **e.to_dict()} for i, e in self.entries.items()))
             self.meta["count"] = len(self.entries)
             self.meta["masked"] = sorted(self.masked)
-            write_json(tmp / "meta.json", self.meta)
+            write_json(tmp / MARKER, self.meta)
             self.calibration.save(tmp / "calibration.json")
             if self.calibration_rows:
                 write_jsonl(tmp / ROWS_FILE, ({"text": t, "id": i} for t, i in self.calibration_rows))
@@ -110,7 +113,9 @@ class KnowledgeBase:
             for line in fh:
                 row = json.loads(line)
                 key = int(row.pop("key"))
-                entry = FaqEntry(row.pop("id"), row.pop("questions"), row.pop("answer"), row)
+                raw_id = row.pop("id")
+                entry = FaqEntry(str(raw_id), row.pop("questions"), row.pop("answer"), row,
+                                 int_id=isinstance(raw_id, int))
                 entries[entry.id], keys[entry.id] = entry, key
         return cls(search_index.load(directory / "index.faiss"), entries, keys, meta,
                    Calibration.load(directory / "calibration.json"), set(meta.get("masked", [])),
@@ -122,6 +127,10 @@ class KnowledgeBase:
         vecs = encoder.encode(entry.questions)
         with self.lock:
             created = entry.id not in self.entries
+            # an edit through PUT /v1/kb/{id} (a string in the URL) keeps an integer id integer,
+            # and a new digits-only id is one too in a base whose ids are all integers
+            entry.int_id = entry.int_id or (self.entries[entry.id].int_id if not created else bool(
+                entry.id.lstrip("-").isdigit() and self.entries and all(e.int_id for e in self.entries.values())))
             if not created:
                 self._drop_vectors(self.keys[entry.id])
             key = int(self.meta["next_key"])
@@ -133,6 +142,11 @@ class KnowledgeBase:
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
             self._lexical = None
         return created
+
+    def public_id(self, entry_id: str) -> str | int:
+        """``entry_id`` as results show it: an integer where the knowledge base gave one."""
+        entry = self.entries.get(entry_id)
+        return entry.public_id if entry is not None else entry_id
 
     def delete(self, entry_id: str) -> FaqEntry:
         with self.lock:
@@ -211,16 +225,23 @@ def _load_rows(path: Path) -> list[tuple[str, str]]:
 
 def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind: str = "auto",
                  model: str | None = None, progress: bool = True, meta: dict[str, Any] | None = None,
-                 live: bool = False) -> KnowledgeBase:
+                 live: bool = False, announce: str | None = None) -> KnowledgeBase:
     """``kb build``: load a file, embed, write ``output`` atomically (``meta``: extra index facts).
+
+    ``announce``: a progress line for stderr, printed once the file has been read (a bad row's
+    error is then the only line a failed command prints).
 
     ``live``: ``output`` is a served index that ``PUT/DELETE /v1/kb`` edit, so the save waits
     for :func:`edit_lock`: an edit that read the old index cannot then save over the new one.
     """
-    kb = KnowledgeBase.build(load_faq(kb_file), encoder, kind, model, progress)
+    check_replaceable(output, MARKER, [kb_file])  # before the embedding, not after it
+    entries = load_faq(kb_file)
+    if announce:
+        print(announce, file=sys.stderr)
+    kb = KnowledgeBase.build(entries, encoder, kind, model, progress)
     kb.meta.update(source=str(kb_file), **(meta or {}))
     with edit_lock(output) if live else contextlib.nullcontext():
-        kb.save(output)
+        kb.save(output, (kb_file,))
     return kb
 
 

@@ -14,7 +14,7 @@ from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
 from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock, index_lock
 from services.chatbot.retriever import get_encoder
 from shared.errors import BadInput, ModelNotFound
-from shared.io import atomic_write
+from shared.io import atomic_write, check_writable
 
 FOLLOWS_PRODUCTION = "production"  # meta "follows": the index tracks the domain's production encoder
 log = logging.getLogger(__name__)
@@ -55,10 +55,10 @@ def load_kb(settings: Any, kb_file: str | Path, domain: str | None = None,
 
     Registry(settings.registry_dir).task_dir(domain, "embeddings")  # validates the name
     path = production_encoder_path(settings, domain)
-    print(f"kb load: embedding {kb_file} with {path}", file=sys.stderr)
     encoder = get_encoder(path)
     kbase = build_kb_dir(kb_file, kb_dir(settings, domain), encoder, "auto", model=str(path), progress=progress,
-                         meta={"follows": FOLLOWS_PRODUCTION}, live=True)
+                         meta={"follows": FOLLOWS_PRODUCTION}, live=True,
+                         announce=f"kb load: embedding {kb_file} with {path}")
     encoder.warm()  # the query graph is exported now, not on the first customer's chat
     return kbase
 
@@ -158,6 +158,7 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
                 policy: Policy | None = None) -> int:
     """``kb ask``: rows plus results, the best entry's answer and a handoff flag."""
     policy = policy or Policy()
+    check_writable(output)
     kbase = KnowledgeBase.load(index_dir)
     rows = []
     for line, row in iter_rows(input_file):
@@ -179,7 +180,7 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
             conf = kbase.confidence(hits)
             # the chat's rule: an entry whose question or answer repeats the top one is no rival
             ambiguous = is_ambiguous(hits, {h.id: kbase.entries[h.id].answer for h in hits}, policy.ambiguity_margin)
-            out = {**row, "results": [{"id": h.id, "score": h.score} for h in hits],
+            out = {**row, "results": [{"id": kbase.public_id(h.id), "score": h.score} for h in hits],
                    "answer": kbase.entries[hits[0].id].answer if hits else None,
                    "confidence": round(conf, 4),
                    "handoff": bool(wants_human(row["text"]) or conf < policy.answer_threshold or ambiguous)}

@@ -76,14 +76,15 @@ def post_interactions(body: InteractionsIn) -> Any:
     return jsonify(result), 201
 
 
-@bp.get("/v1/users/<user_id>/recommendations")
+# path: ids may hold slashes (an article URL as item id), sent as %2F; merge_slashes=False keeps "//"
+@bp.get("/v1/users/<path:user_id>/recommendations", merge_slashes=False)
 @query_params(k=("integer", "items to return (default 10)"))
 def user_recommendations(user_id: str) -> Any:
     """Top-k unseen items for a user (unknown users get popular items)."""
     return jsonify(service().recommend(user_id, k_arg()))
 
 
-@bp.get("/v1/items/<item_id>/similar")
+@bp.get("/v1/items/<path:item_id>/similar", merge_slashes=False)
 @query_params(k=("integer", "items to return (default 10)"))
 def similar_items(item_id: str) -> Any:
     """Items most related to an item (unknown items get popular items)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,8 +32,7 @@ def train_cmd(interactions_path: str, output: str, items_path: str | None, skip_
     """Fit the hybrid recommender and write it to OUTPUT (atomically)."""
     from services.recommendations.pipeline import train_from_files
 
-    _note(f"training recommender on {interactions_path} ...")
-    path, notes = train_from_files(interactions_path, output, items_path, skip_bad=skip_bad)
+    path, notes = train_from_files(interactions_path, output, items_path, skip_bad=skip_bad, note=_note)
     for line in notes:
         _note(line)
     metrics = json.loads((path / "metrics.json").read_text())
@@ -41,16 +41,18 @@ def train_cmd(interactions_path: str, output: str, items_path: str | None, skip_
     click.echo(str(path))
 
 
-def resolve_model(ref: str) -> Path:
-    """A directory as given; anything else must name a registered version (``DOMAIN/TASK@vN``)."""
+def resolve_model(ref: str) -> tuple[Path, str | None]:
+    """A directory as given, else the registered version ``DOMAIN/TASK@vN`` it names, and that
+    version's domain (None for a directory)."""
     from shared.errors import ModelNotFound
     from shared.registry import get_registry
 
     path = Path(ref)
     if path.exists():
-        return path
+        return path, None
     try:
-        return get_registry().resolve_version(ref).path
+        mv = get_registry().resolve_version(ref)
+        return mv.path, mv.domain
     except ModelNotFound as exc:
         raise ModelNotFound(f"{ref} is neither a model directory nor a registered version ({exc.message})") \
             from None
@@ -65,7 +67,33 @@ def read_user_ids(path: str) -> list[str]:
     users = [ln.strip().split("\t")[0] for ln in lines if ln.strip()]
     if users and users[0] in ("user_id", "user", "userId"):
         users = users[1:]
+    if not users:  # an empty output would pass for "no recommendations" downstream
+        raise BadInput(f"{path}: no user ids (one a line)")
     return users
+
+
+def fold_in_stored(model: Any, domain: str) -> None:
+    """Add the interactions posted to the recommendations service since ``model`` was fitted
+    (the database of the settings), as the service does, so the CLI never recommends what a
+    user has since posted; without a readable database, says so and goes on without them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.recommendations.retraining import stored_since
+    from shared.db import Database
+    from shared.settings import get_settings
+
+    db = Database(get_settings().db_url)
+    try:
+        events, _ = stored_since(db, domain, int(model.config.get("db_max_id") or 0))
+    except SQLAlchemyError as exc:
+        _note(f"stored interactions not read ({str(exc).splitlines()[0]}); the model's own histories only")
+        return
+    finally:
+        db.dispose()
+    for e in events:
+        model.add(e.user_id, e.item_id, e.timestamp)
+    if events:
+        _note(f"{len(events)} interactions posted to the service since the fit count as seen")
 
 
 @recs.command("recommend")
@@ -79,18 +107,21 @@ def read_user_ids(path: str) -> list[str]:
 def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
     """Top-K unseen items for each user id (unknown users get popular items)."""
     from services.recommendations.pipeline import TrainedModel
-    from shared.io import check_output_outside, write_jsonl
+    from shared.io import check_output_outside, check_writable, write_jsonl
 
-    path = resolve_model(model_dir)
+    path, domain = resolve_model(model_dir)
     check_output_outside(output, path, "model")
+    check_writable(output)
     model = TrainedModel(path)
     users = read_user_ids(users_path)
+    if domain is not None:  # a registered version: what users posted to the service counts too
+        fold_in_stored(model, domain)
     recs_ = model.recommend(users, k)
     unknown = sum(1 for u in users if u not in model.histories)
     n = write_jsonl(output, ({"user_id": u, "items": items} for u, items in zip(users, recs_, strict=True)))
     if unknown:
         _note(f"{unknown} unknown users got popularity results")
-    click.echo(f"wrote {n} rows to {output}")
+    _note(f"wrote {n} rows to {output}")  # stderr: --output /dev/stdout must stay pure JSONL
 
 
 @recs.command("eval")

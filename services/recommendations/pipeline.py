@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from services.recommendations.recommenders import (
 )
 from services.recommendations.recommenders.data import History, Interactions
 from shared.errors import BadInput, ModelNotFound
-from shared.io import atomic_dir, write_json, write_jsonl
+from shared.io import atomic_dir, check_replaceable, write_json, write_jsonl
+
+MARKER = "interactions.npz"  # every model directory holds it; a folder without it is not replaced
 
 
 @dataclass
@@ -91,8 +94,10 @@ def build_hybrid(config: RecsConfig, n_items: int, texts: dict[str, str] | None 
 
 
 def train(interactions: list[Interaction], output: str | Path, *, items: list[Item] | None = None,
-          config: RecsConfig | None = None, lineage: dict[str, Any] | None = None) -> Path:
-    """Fit the hybrid on ``interactions`` and write the model directory atomically."""
+          config: RecsConfig | None = None, lineage: dict[str, Any] | None = None,
+          inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Fit the hybrid on ``interactions`` and write the model directory atomically (over an
+    earlier model or an empty folder only; ``inputs`` are files that must not lie inside it)."""
     from training.lineage import git_commit  # the lineage helper every registered version uses
 
     config = config or RecsConfig()
@@ -102,13 +107,13 @@ def train(interactions: list[Interaction], output: str | Path, *, items: list[It
     texts = {it.item_id: it.content for it in items or [] if it.content}
     started = time.time()
     model = build_hybrid(config, data.n_items, texts).fit(data)
-    with atomic_dir(output) as tmp:
+    with atomic_dir(output, MARKER, inputs) as tmp:
         model.save(tmp / "model")
         if items:
             write_jsonl(tmp / "items.jsonl", ({"item_id": it.item_id, "title": it.title, "text": it.text,
                                                "categories": list(it.categories)} for it in items))
         write_json(tmp / "ids.json", {"user_ids": data.user_ids, "item_ids": data.item_ids})
-        np.savez(tmp / "interactions.npz", users=data.users, items=data.items, times=data.times,
+        np.savez(tmp / MARKER, users=data.users, items=data.items, times=data.times,
                  ratings=data.ratings)
         write_json(tmp / "train_config.json", {
             "algorithm": model.name, "method": model.name, "config": asdict(config), "seed": config.seed,
@@ -120,11 +125,14 @@ def train(interactions: list[Interaction], output: str | Path, *, items: list[It
 
 
 def train_from_files(interactions_path: str | Path, output: str | Path, items_path: str | Path | None = None,
-                     config: RecsConfig | None = None, *, skip_bad: bool = True) -> tuple[Path, list[str]]:
+                     config: RecsConfig | None = None, *, skip_bad: bool = True,
+                     note: Callable[[str], None] | None = None) -> tuple[Path, list[str]]:
     """Read the files, train; returns the directory and skip messages. ``skip_bad=False``:
     a bad interaction row is an error naming file and line (what the CLI does by default)."""
     from data_connectors.interactions import format_skips
 
+    inputs = tuple(p for p in (interactions_path, items_path) if p)
+    check_replaceable(output, MARKER, inputs)  # before the fit, not after it
     rows, report = read_interactions(interactions_path, skip_bad=skip_bad)
     notes = format_skips(report, interactions_path)
     items = None
@@ -134,14 +142,16 @@ def train_from_files(interactions_path: str | Path, output: str | Path, items_pa
         items, item_report = read_items(items_path)
         notes += format_skips(item_report, items_path)
         lineage.update(items=str(items_path), items_sha256=file_sha256(items_path))
-    return train(rows, output, items=items, config=config, lineage=lineage), notes
+    if note:  # after the files were read: a bad row's error is then the only line on stderr
+        note(f"fitting the recommender on {len(rows)} interactions from {interactions_path} ...")
+    return train(rows, output, items=items, config=config, lineage=lineage, inputs=inputs), notes
 
 
 def load_interactions(path: str | Path) -> Interactions:
     """The training events a model directory was fitted on (``ids.json`` + ``interactions.npz``)."""
     path = Path(path)
     ids = json.loads((path / "ids.json").read_text())
-    with np.load(path / "interactions.npz") as npz:
+    with np.load(path / MARKER) as npz:
         return Interactions(ids["user_ids"], ids["item_ids"], npz["users"], npz["items"], npz["ratings"],
                             npz["times"])
 

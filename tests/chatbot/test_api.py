@@ -420,3 +420,18 @@ def test_kb_load_waits_for_an_edit_in_progress(chat_settings, loaded_kb, sample_
         assert (directory / "meta.json").stat().st_mtime_ns == stamp
     worker.join(30)
     assert done.is_set() and (directory / "meta.json").stat().st_mtime_ns != stamp
+
+
+def test_an_integer_entry_id_picked_and_rated_as_the_sources_gave_it(client, ops_headers) -> None:
+    """A base with integer ids gives sources ``"id": 5``; sending that 5 back was a 400."""
+    r = client.put("/v1/kb/5", json={"question": "Where is the nearest branch?", "answer": "See the map."},
+                   headers=ops_headers)
+    assert r.status_code == 201
+    sid = "int-pick"
+    r = client.post("/v1/chat", json={"session_id": sid, "message": "nearest branch", "entry_id": 5})
+    assert r.status_code == 200 and r.get_json()["kind"] == "answer"
+    assert r.get_json()["answer"] == "See the map."
+    r = client.post("/v1/feedback", json={"session_id": sid, "rating": "up", "entry_id": 5})
+    assert r.status_code == 201, r.get_json()
+    r = client.post("/v1/chat", json={"session_id": sid, "message": "x", "entry_id": True})
+    assert r.status_code == 400

@@ -185,3 +185,28 @@ def test_kb_load_follows_production_not_an_unpromoted_version(settings, tmp_path
     assert production_encoder_path(settings, "bank") == base_encoder_path()
     registry.promote(mv.ref)
     assert production_encoder_path(settings, "bank") == mv.path
+
+
+def test_integer_ids_come_back_as_integers(tmp_path, bow, monkeypatch) -> None:
+    """Results carried "1" for a file whose ids are 1, 2, 3: a check comparing them with the
+    file's own rows failed. Inside (index, URLs, database) the id stays the string key."""
+    from services.chatbot import service
+
+    rows = [{"id": 1, "question": "How do I reset my card PIN?", "answer": "In the app."},
+            {"id": 2, "question": "Close my savings account", "answer": "At a branch."},
+            {"id": "x-3", "question": "Order a new debit card", "answer": "Online."}]
+    (tmp_path / "kb.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_kb_dir(tmp_path / "kb.jsonl", tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    monkeypatch.setattr(service, "get_encoder", lambda _path: bow)
+    (tmp_path / "q.jsonl").write_text('{"text": "reset my PIN"}\n{"text": "new debit card"}\n')
+    service.answer_rows(tmp_path / "idx", tmp_path / "q.jsonl", tmp_path / "out.jsonl", 3)
+    first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert first["results"][0]["id"] == 1 and {r["id"] for r in first["results"]} == {1, 2, "x-3"}
+    assert second["results"][0]["id"] == "x-3"
+    kb = KnowledgeBase.load(tmp_path / "idx")  # the type survives the entry store
+    assert sorted(kb.entries) == ["1", "2", "x-3"] and kb.public_id("1") == 1 and kb.public_id("x-3") == "x-3"
+    kb.upsert(FaqEntry("1", ["Reset PIN"], "Changed."), bow)  # as PUT /v1/kb/1 gives it: a string
+    assert kb.entries["1"].to_dict()["id"] == 1
+    ints = KnowledgeBase.build([FaqEntry("7", ["a"], "b", int_id=True)], bow, "flat")
+    ints.upsert(FaqEntry("8", ["c"], "d"), bow)  # a new digits id in an all-integer base
+    assert ints.public_id("8") == 8

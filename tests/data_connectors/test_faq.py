@@ -115,3 +115,17 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
 def test_repo_sample_loads() -> None:
     entries = load_faq(REPO / "data" / "samples" / "faq.jsonl")
     assert len(entries) >= 20 and all(e.answer for e in entries)
+
+
+@pytest.mark.parametrize("name", ["kb.jsonl", "kb.csv", "kb.md"])
+def test_a_bad_byte_is_reported_at_its_own_line(tmp_path: Path, name: str) -> None:
+    """A text reader decodes whole chunks: the error said line 1 (or a line thousands early)."""
+    rows = {"kb.jsonl": [json.dumps({"id": f"e{i}", "question": f"q {i}?", "answer": "a"}) for i in range(3000)],
+            "kb.csv": ["id,question,answer", *(f"e{i},q {i}?,a" for i in range(3000))],
+            "kb.md": [line for i in range(1500) for line in (f"# q {i}?", "a")]}[name]
+    path = tmp_path / name
+    data = "\n".join(rows).encode().splitlines(keepends=True)
+    data[2990] = data[2990].replace(b"q", b"q\xff", 1)
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(data) + b"\n")  # a BOM too: line 1 is fine
+    with pytest.raises(BadInput, match=rf"{name}:2991: not UTF-8 \(invalid start byte at byte \d+ of the line\)"):
+        load_faq(path)

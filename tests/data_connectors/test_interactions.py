@@ -52,6 +52,27 @@ def test_ids_keep_their_input_form(tmp_path: Path) -> None:
     assert (rows[0].user_id, rows[0].item_id) == ("007", "0042")
 
 
+def test_a_file_without_a_header_is_read_in_movielens_order(tmp_path: Path) -> None:
+    """MovieLens' own u.data has no header line: its first row was taken for one, and the
+    file failed with "line 2: missing user_id"."""
+    path = tmp_path / "u.data"
+    path.write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    rows, report = read_interactions(path, skip_bad=False)  # no suffix: TSV from its first line
+    assert [(r.user_id, r.item_id, r.rating, r.timestamp) for r in rows] == [
+        ("196", "242", 3.0, 881250949), ("186", "302", 3.0, 891717742)]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("u1,i1\nu2,i2\n")
+    assert [(r.user_id, r.item_id, r.rating) for r in read_interactions(pairs)[0]] == [
+        ("u1", "i1", 1.0), ("u2", "i2", 1.0)]
+    upper = tmp_path / "upper.tsv"  # a header in capitals is still a header
+    upper.write_text("USER_ID\tItemId\tRating\tTIMESTAMP\n1\t2\t4\t100\n")
+    assert [(r.user_id, r.item_id, r.rating) for r in read_interactions(upper, skip_bad=False)[0]] == [("1", "2", 4.0)]
+    with pytest.raises(BadInput, match=r"bad\.tsv:2: rating 'x'"):  # line numbers stay the file's
+        bad = tmp_path / "bad.tsv"
+        bad.write_text("1\t2\t3\t4\n1\t3\tx\t5\n")
+        read_interactions(bad, skip_bad=False)
+
+
 def test_a_file_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "r.tsv"
     path.write_text("user_id\titem_id\n\tx\n")

@@ -181,7 +181,7 @@ def test_bad_retrain_requests_are_4xx_json_and_lose_nothing(recs, tmp_path):
         assert resp.status_code == 400 and set(resp.get_json()["error"]) == {"code", "message"}
     assert not list((recs["settings"].home / "uploads").glob("*"))  # a refused upload is not kept
     assert client.post("/v1/admin/models/promote", headers=auth, json={"version": 9}).status_code == 404
-    assert client.post("/v1/admin/models/rollback", headers=auth, json={}).status_code == 404
+    assert client.post("/v1/admin/models/rollback", headers=auth, json={}).status_code == 409
     assert lifecycle.list_jobs(recs["db"]) == []
     assert [v.version for v in recs["registry"].versions(domain, TASK)] == [1]
     assert served(client, "u1") == before  # the stored interaction is still folded in

@@ -90,3 +90,39 @@ def test_readiness_says_when_no_model(settings) -> None:
 def test_answers_name_the_served_version(client, production) -> None:
     assert client.get("/v1/users/u1/recommendations").get_json()["model_version"] == production.ref
     assert client.get("/v1/items/m20/similar").get_json()["model_version"] == production.ref
+
+
+def test_ids_with_slashes_are_reachable(client) -> None:
+    """An article URL is a natural item id: it was stored (201) but both GETs were a 404."""
+    from urllib.parse import quote
+
+    url_item, user = "https://news.example/x/1", "team/a"
+    events = [{"user_id": user, "item_id": i, "timestamp": 1_000 + n} for n, i in enumerate(("m10", url_item))]
+    assert client.post("/v1/interactions", json=events).status_code == 201
+    res = client.get(f"/v1/users/{quote(user, safe='')}/recommendations?k=5")
+    assert res.status_code == 200 and res.get_json()["strategy"] == "personalised"
+    assert not {"m10", url_item} & set(res.get_json()["items"])
+    res = client.get(f"/v1/items/{quote(url_item, safe='')}/similar?k=3")
+    assert res.status_code == 200 and len(res.get_json()["items"]) == 3
+
+
+def test_the_cli_on_the_registered_version_counts_what_was_posted(client, production, tmp_path) -> None:
+    """`recs recommend --model DOMAIN/recommendations@production` recommended items a user had
+    posted through the service since the fit, which the service itself never does."""
+    import json
+
+    from click.testing import CliRunner
+
+    from services.recommendations.cli import recs
+
+    served = client.get("/v1/users/u1/recommendations?k=3").get_json()["items"]
+    assert client.post("/v1/interactions", json={"user_id": "u1", "item_id": served[0]}).status_code == 201
+    (tmp_path / "u.txt").write_text("u1\n")
+    res = CliRunner().invoke(recs, ["recommend", "--model", f"{production.domain}/recommendations@production",
+                                    "--users", str(tmp_path / "u.txt"), "--output", str(tmp_path / "o.jsonl"),
+                                    "--k", "3"])
+    assert res.exit_code == 0, res.output
+    items = json.loads((tmp_path / "o.jsonl").read_text())["items"]
+    assert served[0] not in items and len(items) == 3
+    assert items == client.get("/v1/users/u1/recommendations?k=3").get_json()["items"]
+    assert "1 interactions posted to the service" in res.stderr and res.stdout == ""

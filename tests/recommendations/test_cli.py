@@ -121,3 +121,39 @@ def test_train_refuses_an_items_file_without_usable_items(tmp_path: Path) -> Non
                                         "--items", str(items)])
         assert res.exit_code != 0 and "no usable items" in str(res.exception), res.output
         assert not out.exists()
+
+
+def test_train_never_deletes_what_the_output_folder_held(tmp_path: Path) -> None:
+    """--output over a folder swapped it away whole: the interactions file in it and the user's
+    other files were gone, and the command said nothing."""
+    work = tmp_path / "work"
+    work.mkdir()
+    data = work / "inter.tsv"
+    data.write_text(SAMPLE.read_text())
+    (work / "notes.txt").write_text("keep")
+    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(work)])
+    assert res.exit_code != 0 and "holds the input" in str(res.exception)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(other)])
+    assert res.exit_code != 0 and "not an earlier output" in str(res.exception)
+    assert res.stderr == ""  # the refusal comes before any progress line
+    assert (work / "notes.txt").read_text() == "keep" and data.is_file() and (other / "notes.txt").is_file()
+    model = tmp_path / "model"
+    for _ in range(2):  # an earlier model is replaced, as before
+        res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(model)])
+        assert res.exit_code == 0, res.output
+
+
+def test_recommend_writes_only_rows_to_stdout_and_refuses_an_empty_users_file(trained_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    users = tmp_path / "u.txt"
+    users.write_text("\n\n")
+    res = CliRunner().invoke(recs, ["recommend", "--model", str(trained_dir), "--users", str(users),
+                                    "--output", str(tmp_path / "o.jsonl")])
+    assert res.exit_code != 0 and "no user ids" in str(res.exception) and not (tmp_path / "o.jsonl").exists()
+    users.write_text("u1\n")
+    res = CliRunner().invoke(recs, ["recommend", "--model", str(trained_dir), "--users", str(users),
+                                    "--output", "/dev/stdout", "--k", "2"])
+    assert res.exit_code == 0 and "wrote 1 rows" in res.stderr and "wrote" not in res.stdout

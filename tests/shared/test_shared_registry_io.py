@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import BadInput, ModelNotFound
+from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.io import atomic_dir, atomic_write, write_jsonl
 from shared.registry import Registry
 
@@ -35,7 +35,7 @@ def test_register_promote_rollback_resolve(tmp_path):
     assert reg.production("news", "sentiment").version == 2
     assert reg.rollback("news", "sentiment").version == 1
     assert reg.resolve("news/sentiment") == v1.path
-    with pytest.raises(ModelNotFound, match="no earlier production version"):
+    with pytest.raises(Conflict, match="no earlier production version"):
         reg.rollback("news", "sentiment")
     with pytest.raises(ModelNotFound, match="no model registered under news/nothing"):
         reg.rollback("news", "nothing")
@@ -98,6 +98,34 @@ def test_atomic_dir_swaps_whole_directory(tmp_path):
         raise RuntimeError("crash mid-build")
     assert sorted(p.name for p in target.iterdir()) == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_a_directory_output_replaces_only_an_earlier_output_or_an_empty_folder(tmp_path, monkeypatch):
+    """The swap deletes the old folder whole: `recs train --output DIR` over a folder holding
+    the interactions file (or anything else of the user's) deleted them."""
+    monkeypatch.chdir(tmp_path)
+    theirs = tmp_path / "work"
+    (theirs / "sub").mkdir(parents=True)
+    (theirs / "notes.txt").write_text("keep")
+    with pytest.raises(BadInput, match="not an earlier output"), atomic_dir(theirs, "meta.json") as d:
+        raise AssertionError("must not be reached")
+    assert (theirs / "notes.txt").read_text() == "keep" and (theirs / "sub").is_dir()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with atomic_dir(empty, "meta.json") as d:
+        (d / "meta.json").write_text("1")
+    with atomic_dir(empty, "meta.json") as d:  # an earlier output of the same kind: replaced
+        (d / "meta.json").write_text("2")
+    assert (empty / "meta.json").read_text() == "2"
+    kb = empty / "kb.jsonl"
+    kb.write_text("x")
+    with pytest.raises(BadInput, match="holds the input"), atomic_dir(empty, "meta.json", [kb]):
+        pass
+    assert kb.read_text() == "x"
+    for here in (".", "work/.."):  # the current folder: refused, not "PosixPath('.') has an empty name"
+        with pytest.raises(BadInput, match="current folder"), atomic_dir(here, "meta.json"):
+            pass
+    assert (theirs / "notes.txt").exists()
 
 
 def test_outputs_and_versions_get_the_umask_modes_not_temp_ones(tmp_path):
