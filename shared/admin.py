@@ -246,7 +246,8 @@ def _blueprint() -> Blueprint:
             domain, task = _scope(body.domain, body.task)
             if body.version is None:
                 raise BadInput("give 'ref' (DOMAIN/TASK@vN) or 'version'")
-            ref = f"{domain}/{task}@{body.version}"
+            version = str(body.version)  # 5, "5" and "v5" all name v5
+            ref = f"{domain}/{task}@{'v' + version if version.isdigit() else version}"
         else:
             from shared.registry import get_registry
 

@@ -90,6 +90,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     # (named after it: "../x" lands outside FINPULSE_HOME) and its checkpoint were written
     Registry(settings.registry_dir).task_dir(config.domain, config.task)
     data = load_data(config)  # a missing file or bad row fails before any folder or stage exists
+    check_inputs(config, settings)
     if config.precision == "fp16" and resolve_device(config.device) == "cpu" and os.environ.get("RANK", "0") == "0":
         _log("precision fp16 has no fast path on a CPU: training in fp32 (bf16 is the CPU's half precision)")
     transfer = run_transfer_stage(config, settings, callback)
@@ -110,6 +111,17 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
          f"macro-F1 {metrics['macro_f1']:.4f}")
     prune_runs(Path(settings.home) / "runs", settings.keep_run_checkpoints)
     return mv
+
+
+def check_inputs(config: SentimentTrainConfig, settings: Any) -> None:
+    """The other files a run reads, checked before its first line of progress: a missing
+    transfer file, base model or checkpoint failed only after a stage had started."""
+    resolve_base_model(config.base_model)
+    if config.resume_from and not Path(config.resume_from).is_file():
+        raise BadInput(f"--resume {config.resume_from}: no such checkpoint file (a run folder's checkpoint.pt)")
+    source = config.resolved_transfer_data(settings)
+    if source is not None and not config.resume_from:
+        load_labelled(source, labels=config.labels, skip_bad=config.skip_bad, **config.transfer_fields())
 
 
 def prune_runs(runs: Path, keep: int) -> list[Path]:
@@ -168,6 +180,7 @@ def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
         return None
     started = time.monotonic()
     stage = config.replace(train_path=str(source), dev_path=None, epochs=config.transfer_epochs,
+                    **config.transfer_fields(),
                     transfer_data=None, mlm_epochs=0.0, resume_from=None, adversarial_eps=0.0,
                     time_budget_min=config.time_budget_min * TRANSFER_SHARE if config.time_budget_min else None,
                     run_dir=str(Path(config.run_dir) / "transfer") if config.run_dir else None)
@@ -202,6 +215,7 @@ def load_data(config: SentimentTrainConfig) -> SplitData:
     load = dict(labels=config.labels, text_field=config.text_field,
                 label_field=config.label_field, skip_bad=config.skip_bad)
     train_data = load_labelled(config.train_path, **load)
+    train_data.require_labels()
     files = [train_data]
     if config.dev_path:
         dev_data = load_labelled(config.dev_path, **load)

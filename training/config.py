@@ -147,6 +147,13 @@ class SentimentTrainConfig:
     def train_file(self) -> Path:
         return Path(self.train_path)
 
+    def transfer_fields(self) -> dict[str, str]:
+        """Column names of the transfer data: the bundled tweets' own for "auto" (a ``--text-field``
+        meant for the training file broke the stage), the training file's for a file you name."""
+        if self.transfer_data == "auto":
+            return {"text_field": "text", "label_field": "label"}
+        return {"text_field": self.text_field, "label_field": self.label_field}
+
     def resolved_transfer_data(self, settings: Any) -> Path | None:
         """The transfer stage's data file, or None: off, or "auto" with no tweets beside the data."""
         if not self.transfer_data:
@@ -163,3 +170,18 @@ class SentimentTrainConfig:
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
     if not ok:
         raise ConfigError(f"training option {name}={value!r} is invalid: expected {expected}")
+
+
+# Keys of a retrain request that become SentimentTrainConfig fields directly.
+RETRAIN_KEYS = ("method", "epochs", "seed", "batch_size", "lr", "max_length", "time_budget_min",
+                "text_field", "label_field", "skip_bad")
+
+
+def retrain_config(params: dict[str, Any]) -> SentimentTrainConfig:
+    """The config a ``POST /v1/admin/retrain`` request trains with (top-level keys, then its
+    ``options``); the service builds it before queueing so a bad option is a 400, not a failed job."""
+    options = {k: params[k] for k in RETRAIN_KEYS if params.get(k) is not None}
+    options.update(params.get("options") or {})
+    return SentimentTrainConfig.from_dict({
+        "train_path": params.get("data"), "dev_path": params.get("dev"), "domain": params.get("domain", "news"),
+        "task": params.get("task", "sentiment"), "promote_first": False, **options})

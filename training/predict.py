@@ -6,13 +6,14 @@ predicted label's probability falls), so they are the same for torch and ONNX.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from data_connectors.base import BadRow, iter_rows
 from shared.errors import BadInput
-from shared.io import write_jsonl
+from shared.io import check_writable, write_jsonl
 from shared.registry import Registry
 
 
@@ -30,6 +31,7 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
 
     if batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
+    check_writable(output_path)
     rows = []
     for line, row in iter_rows(input_path):
         if text_field not in row:
@@ -38,6 +40,9 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
         if not isinstance(text, str):
             raise BadRow(input_path, line, f"text in field {text_field!r} is not a string ({type(text).__name__})")
         rows.append(row)
+    if not rows:  # an empty file, or a CSV/TSV header alone: whatever it meant, nothing was scored
+        raise BadInput(f"{input_path}: no rows to score (JSONL rows {{\"{text_field}\": ...}} or a CSV/TSV "
+                       f"with a {text_field!r} column)")
     model_dir = registry.resolve(ref)
     rt = load_runtime(model_dir, runtime)
     texts = [r[text_field] for r in rows]
@@ -64,15 +69,25 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
 
 def occlusion(rt: Any, text: str, result: dict[str, Any], top_k: int = 5,
               batch_size: int = 32) -> list[dict[str, Any]]:
-    """Words whose removal lowers the predicted label's probability most, best first."""
+    """Words whose removal lowers the predicted label's probability most, best first.
+
+    Only the words inside the model's token window are tried: a word past the truncation point
+    cannot change the answer (on a 3,000-word text they were listed with weight 0.0, after
+    3,000 forward passes). A weight that rounds to 0 is no reason and is left out.
+    """
     words = text.split()
     if len(words) < 2:
         return []
+    readable = len(words)
+    if hasattr(rt, "tokenize"):
+        enc = rt.tokenize([text[:getattr(rt, "max_chars", len(text))]])[0]
+        if enc.overflowing:
+            seen = max((end for _, end in enc.offsets), default=0)
+            readable = sum(1 for m in re.finditer(r"\S+", text) if m.start() < seen)
     label = result["label"]
     base = result["scores"][label]
-    variants = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+    variants = [" ".join(words[:i] + words[i + 1:]) for i in range(readable)]
     scores = rt.predict(variants, batch_size=batch_size)
-    deltas = [(base - s["scores"][label], i) for i, s in enumerate(scores)]
+    deltas = [(round(float(base - s["scores"][label]), 4), i) for i, s in enumerate(scores)]
     deltas.sort(reverse=True)
-    return [{"token": words[i], "position": i, "weight": round(float(d), 4)}
-            for d, i in deltas[:top_k] if d > 0]
+    return [{"token": words[i], "position": i, "weight": d} for d, i in deltas[:top_k] if d > 0]

@@ -25,11 +25,6 @@ from shared.lifecycle import JobCancelled, gate_and_promote, job_stage, run_job,
 
 TASK_NAME = "training.retrain"
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second, whatever the step rate
-# Keys of a retrain request that become SentimentTrainConfig fields directly.
-CONFIG_KEYS = ("method", "epochs", "seed", "batch_size", "lr", "max_length", "time_budget_min",
-               "text_field", "label_field", "skip_bad")
-
-
 class _JobLogHandler(logging.Handler):
     """Collects the trainer's log lines so they are stored with the job."""
 
@@ -94,14 +89,10 @@ def _retrain_sentiment(settings: Any, db: Database, job_id: str, params: dict[st
                        reporter: _Reporter) -> dict[str, Any]:
     """Fine-tune a classifier, warn if the gate's evaluation texts leaked into training, gate it."""
     from shared.gate import load_domain_config, read_eval_set
-    from training import SentimentTrainConfig, train_sentiment
+    from training import train_sentiment
+    from training.config import retrain_config
 
-    options = {k: params[k] for k in CONFIG_KEYS if params.get(k) is not None}
-    options.update(params.get("options") or {})
-    config = SentimentTrainConfig.from_dict({
-        "train_path": params["data"], "dev_path": params.get("dev"), "domain": params["domain"],
-        "task": params["task"], "promote_first": False, **options})
-    mv = train_sentiment(config, settings, callback=reporter)
+    mv = train_sentiment(retrain_config(params), settings, callback=reporter)
     extra: dict[str, Any] = {}
     domain = load_domain_config(settings, mv.domain)
     eval_set = params.get("eval") or domain.eval_set

@@ -94,6 +94,9 @@ class IngestReport:
 # published_at beyond now + ``sentiment_future_skew_s``.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# dateutil fills what a text lacks from a default date; two different ones reveal the gaps
+DEFAULTS = (datetime(2000, 1, 1), datetime(2001, 2, 2))
+EPOCH = re.compile(r"\d{9,13}(\.\d+)?")  # epoch seconds or milliseconds written as text
 MAX_OFFSET = timedelta(hours=18)  # real zones span -12:00..+14:00; ISO/Java allow up to 18:00
 
 
@@ -110,6 +113,8 @@ def parse_time(value: Any, name: str = "published_at") -> datetime:
         dt = value
     elif isinstance(value, bool):
         raise Rejected(f"unparseable {name} {value!r}")
+    elif isinstance(value, str) and EPOCH.fullmatch(value.strip()):  # "1733400000" in a query string
+        return parse_time(float(value), name)
     elif isinstance(value, int | float):
         secs = value / 1000 if value > 1e11 else value
         try:
@@ -117,10 +122,12 @@ def parse_time(value: Any, name: str = "published_at") -> datetime:
         except (OverflowError, OSError, ValueError):
             raise Rejected(_out_of_range(name, value)) from None
     elif isinstance(value, str):
-        try:
-            dt = dateparser.parse(value.strip())
+        try:  # parsed against two defaults: a field the text lacks comes out different
+            dt, other = (dateparser.parse(value.strip(), default=d) for d in DEFAULTS)
         except (ValueError, OverflowError, TypeError):
             raise Rejected(f"unparseable {name} {value[:60]!r}") from None
+        if dt.date() != other.date():  # "March" or "12" became a day of this year
+            raise Rejected(f"{name} {value[:60]!r} is not a full date (year, month and day are needed)")
     else:
         raise Rejected(f"{name} must be a string or a number, got {type(value).__name__}")
     shown = str(value)[:60]

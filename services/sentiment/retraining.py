@@ -3,7 +3,7 @@
 The job would read its files with :func:`data_connectors.labelled.load_labelled`; reading
 them here with the same options turns a missing, unreadable or unlabelled file (a FAQ, an
 interactions log) into a 400 naming the file and line instead of a job that fails later.
-Imports neither training nor torch (the service never does).
+Imports no torch (the service never does): of training only its plain config module.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from typing import Any
 
 from data_connectors.labelled import SENTIMENT_LABELS, load_labelled
 from shared.errors import BadInput
-
-MIN_LABELS = 2  # a classifier cannot be fitted on rows of a single label
 
 
 def _labelled(name: str, path: Any, options: dict[str, Any]) -> None:
@@ -30,17 +28,23 @@ def _labelled(name: str, path: Any, options: dict[str, Any]) -> None:
         raise BadInput(f"{name} is not labelled sentiment data: {exc.message}", code=exc.code) from None
     except (OSError, UnicodeError, ValueError, TypeError) as exc:
         raise BadInput(f"{name} {path!r} cannot be read: {exc}") from None
-    found = {labels[t] for t in data.targets}
-    if len(found) < MIN_LABELS:
-        raise BadInput(f"{name} {path!r} has only the label(s) {sorted(found)}; sentiment training needs "
-                       f"at least {MIN_LABELS} of {', '.join(labels)}")
+    data.require_labels(name=name)
 
 
 def check_request(params: dict[str, Any]) -> None:
     """Reject a sentiment retrain whose ``data``, ``dev`` or ``eval`` file the job could not use."""
+    from shared.errors import ConfigError
+    from training.config import retrain_config  # light: no torch
+
     options = params.get("options") or {}
     if not isinstance(options, dict):
         raise BadInput("options must be an object")
+    try:
+        retrain_config(params)  # an unknown option or a bad value fails here, not in the job
+    except ConfigError as exc:
+        raise BadInput(exc.message, code="bad_option") from None
+    except TypeError as exc:  # e.g. {"options": {"labels": 3}}
+        raise BadInput(f"options: {exc}", code="bad_option") from None
     if params.get("items") is not None:  # a recommender's catalogue: refused rather than ignored
         raise BadInput("sentiment retraining does not use items (an item catalogue is for recommendations)")
     _labelled("data", params.get("data"), options)

@@ -75,7 +75,7 @@ def test_promotion_is_announced_on_redis(ops, monkeypatch):
 
 def test_rollback_restores_previous_and_fails_cleanly_without_history(ops):
     settings, db, registry = ops["settings"], ops["db"], ops["registry"]
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(Conflict):
         lifecycle.rollback(settings, db, "news", "sentiment", actor="alice")
     v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)
     lifecycle.promote(settings, db, v2.ref, actor="alice", force=True, reason="test")

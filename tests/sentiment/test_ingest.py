@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from services.sentiment.models import Article, ArticleTicker, Score, as_utc
@@ -138,6 +139,23 @@ def test_backfill_replays_in_event_time_whatever_the_date_format() -> None:
             {"published_at": "Tue, 30 Apr 2024 23:00:00 -0300"}, {"published_at": "garbage"},
             {"published_at": 1714546800}]  # 07:00Z
     assert [rows.index(r) for r in sorted(rows, key=_sort_key)] == [2, 4, 1, 0, 3]
+
+
+def test_a_date_missing_its_year_month_or_day_is_refused_not_filled_from_today(client) -> None:
+    """dateutil fills what a text lacks from today: "March" was stored as March the 6th of
+    this year, "12" as the 12th of this month; an alerts ?since=5 answered 200."""
+    from services.sentiment.ingest import Rejected, parse_time
+
+    for vague in ("March", "12", "5", "2026-03", "10:30"):
+        with pytest.raises(Rejected, match="not a full date"):
+            parse_time(vague)
+        r = client.post("/v1/news", json={"source": "qa", "title": "vague", "published_at": vague})
+        assert r.status_code == 400 and "published_at" in r.get_json()["error"]["message"], vague
+        assert client.get(f"/v1/alerts?since={vague}").status_code == 400, vague
+    for full, iso in (("2026-12-01", "2026-12-01T00:00:00+00:00"), ("Dec 3 2026", "2026-12-03T00:00:00+00:00"),
+                      ("Thu, 03 Dec 2026 10:00:00 GMT", "2026-12-03T10:00:00+00:00"),
+                      ("1764900000", "2025-12-05T02:00:00+00:00"), ("1764900000000", "2025-12-05T02:00:00+00:00")):
+        assert parse_time(full).isoformat() == iso, full
 
 
 def _scores(pipe, aid: str) -> dict[str, str]:

@@ -73,6 +73,12 @@ def test_retrain_refuses_files_that_are_not_labelled_sentiment_data(ops_app, tmp
     assert r.status_code == 400 and r.json["error"]["message"].startswith("dev is not labelled sentiment data")
     r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "items": good})
     assert r.status_code == 400 and "does not use items" in r.json["error"]["message"]  # refused, not ignored
+    for options, words in (({"bogus": 1}, "unknown training option(s): bogus"), ({"lr": "abc"}, "lr"),
+                           ({"method": "qlora"}, "method")):  # the job failed on these after a 202
+        r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "options": options})
+        assert r.status_code == 400 and words in r.json["error"]["message"], (options, r.json)
+    r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "epochs": 0})
+    assert r.status_code == 400 and "epochs" in r.json["error"]["message"], r.json
     assert _jobs(client) == [] and ops_app.extensions["queued"] == []  # nothing was queued or recorded
 
 

@@ -176,3 +176,20 @@ def test_tune_ensemble_scores_averaged_probabilities(registered_tiny, tiny_dev: 
     # identical members: the ensemble scores exactly like each of them
     assert report["ensemble"]["accuracy"] == report["members"]["news/sentiment@v1"]["accuracy"]
     assert set(report["ensemble"]["by_agreement"]) == {"66", "100"}
+
+
+def test_explain_tries_only_the_words_the_model_reads(tiny_sentiment_model: Path) -> None:
+    """A 3,000-word text took 3,000 forward passes and listed words past the truncation point
+    (positions 2995-2999) with weight 0.0."""
+    from shared.runtimes import load_runtime
+    from training.predict import occlusion
+
+    rt = load_runtime(tiny_sentiment_model, "torch", max_length=32)
+    calls: list[int] = []
+    predict = rt.predict
+    rt.predict = lambda texts, **kw: calls.append(len(texts)) or predict(texts, **kw)  # type: ignore[method-assign]
+    text = "record profit and strong growth beat expectations " + "filler " * 3000
+    result = predict([text])[0]
+    out = occlusion(rt, text, result, top_k=5)
+    assert len(calls) == 1 and 7 < calls[0] <= 30  # the words inside 30 word-piece tokens, not 3,007
+    assert out and all(tok["position"] < calls[0] and tok["weight"] > 0 for tok in out)

@@ -145,3 +145,47 @@ def test_predict_names_a_bad_text_field(settings, tmp_path: Path, row: dict, rea
     src.write_text('{"text": "ok"}\n' + json.dumps(row) + "\n")
     with pytest.raises(BadRow, match=reason):
         predict_file(get_registry(settings), "news/none", src, tmp_path / "out.jsonl")
+
+
+def test_one_label_missing_inputs_and_a_bad_transfer_file_fail_before_any_stage(
+        settings, tiny_train: Path, tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """A one-label file trained and, as the domain's first version, went to production; a
+    missing transfer file, base model or checkpoint failed only after progress had started."""
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(json.dumps({"text": f"flat {i}", "label": "neutral"}) + "\n" for i in range(20)))
+    with pytest.raises(BadInput, match=r"has only the label\(s\) \['neutral'\]"):
+        train_sentiment(SentimentTrainConfig(train_path=str(one), transfer_data=None), settings)
+    for options, says in (({"transfer_data": str(tmp_path / "nothere.jsonl")}, "no such file"),
+                          ({"base_model": str(tmp_path / "nonexist")}, "is not a directory"),
+                          ({"resume_from": str(tmp_path / "no" / "checkpoint.pt")}, "no such checkpoint file")):
+        with pytest.raises(BadInput, match=says):
+            train_sentiment(SentimentTrainConfig(train_path=str(tiny_train), **options), settings)
+    assert "transfer stage" not in capsys.readouterr().err and not (settings.home / "runs").exists()
+
+
+def test_auto_transfer_reads_the_tweets_with_their_own_columns(settings, tmp_path: Path) -> None:
+    """--text-field meant for the training file was applied to the bundled tweets too."""
+    cfg = SentimentTrainConfig(train_path="t.csv", text_field="headline", label_field="tone")
+    assert cfg.transfer_fields() == {"text_field": "text", "label_field": "label"}
+    mine = cfg.replace(transfer_data=str(tmp_path / "mine.csv"))
+    assert mine.transfer_fields() == {"text_field": "headline", "label_field": "tone"}
+
+
+def test_predict_refuses_an_unwritable_output_and_an_input_without_rows(settings, tmp_path: Path) -> None:
+    """/proc/zz.jsonl failed only after every row was scored, naming the temp file; a TSV holding
+    a header alone (no text column) wrote an empty output and exited 0."""
+    from shared.registry import Registry
+    from training.predict import predict_file
+
+    reg = Registry(settings.registry_dir)
+    rows = tmp_path / "in.jsonl"
+    rows.write_text('{"text": "profit rose"}\n')
+    with pytest.raises(BadInput, match=r"cannot write /proc/zz.jsonl: No such file or directory"):
+        predict_file(reg, "news/sentiment@v99", rows, "/proc/zz.jsonl")  # before the REF is even resolved
+    header = tmp_path / "h.tsv"
+    header.write_text("a\tb\n")
+    for empty in (header, tmp_path / "empty.jsonl"):
+        empty.touch()
+        with pytest.raises(BadInput, match="no rows to score"):
+            predict_file(reg, "news/sentiment@v99", empty, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
