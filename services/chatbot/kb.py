@@ -127,10 +127,7 @@ class KnowledgeBase:
         vecs = encoder.encode(entry.questions)
         with self.lock:
             created = entry.id not in self.entries
-            # an edit through PUT /v1/kb/{id} (a string in the URL) keeps an integer id integer,
-            # and a new digits-only id is one too in a base whose ids are all integers
-            entry.int_id = entry.int_id or (self.entries[entry.id].int_id if not created else bool(
-                entry.id.lstrip("-").isdigit() and self.entries and all(e.int_id for e in self.entries.values())))
+            entry.int_id = entry.int_id or self._int_id_like(entry.id, created)
             if not created:
                 self._drop_vectors(self.keys[entry.id])
             key = int(self.meta["next_key"])
@@ -142,6 +139,14 @@ class KnowledgeBase:
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
             self._lexical = None
         return created
+
+    def _int_id_like(self, entry_id: str, created: bool) -> bool:
+        """Whether an id sent as text (PUT /v1/kb/{id} has it from the URL) is an integer here:
+        an existing entry's stays what it was; a new digits-only id in an all-integer base is one."""
+        if not created:
+            return self.entries[entry_id].int_id
+        return bool(entry_id.lstrip("-").isdigit() and self.entries
+                    and all(e.int_id for e in self.entries.values()))
 
     def public_id(self, entry_id: str) -> str | int:
         """``entry_id`` as results show it: an integer where the knowledge base gave one."""
