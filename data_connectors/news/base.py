@@ -26,6 +26,7 @@ class NewsBatch:
     not_modified: bool = False
     etag: str | None = None
     modified: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a malformed feed read leniently
 
 
 class NewsSource(ABC):
@@ -49,6 +50,10 @@ def open_source(target: str | Path, source: str | None = None, fmt: str | None =
     from data_connectors.news.rss import FeedSource
 
     target = str(target)
+    if target.lower().startswith("file://"):  # file:///srv/wire.xml is the file /srv/wire.xml
+        from urllib.parse import unquote, urlsplit
+
+        target = unquote(urlsplit(target).path)
     if fmt is None:
         suffix = Path(target).suffix.lower()
         if is_url(target) or suffix in (".xml", ".rss", ".atom"):

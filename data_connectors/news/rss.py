@@ -30,6 +30,43 @@ def _when(entry: Any) -> str | None:
     return entry.get("published") or entry.get("updated")  # unparsed: the normaliser says why
 
 
+FETCH_TIMEOUT_S = 30.0  # a feed server that accepts and never answers must not hang a poll
+MAX_FEED_BYTES = 20 << 20
+
+
+def fetch(url: str, etag: str | None = None, modified: str | None = None,
+          timeout: float = FETCH_TIMEOUT_S) -> tuple[bytes, dict[str, str]] | None:
+    """GET a feed: its bytes and lower-cased headers, or None for 304 Not Modified.
+
+    feedparser fetches with no timeout and turns an HTTP error into an empty feed (a 404 was
+    "read 0, stored 0", exit 0); any status but 200/304 is a BadInput naming it here.
+    """
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    headers = {"User-Agent": "FinPulse/1.0", "Accept": "application/rss+xml, application/atom+xml, */*"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if modified:
+        headers["If-Modified-Since"] = modified
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+            body = resp.read(MAX_FEED_BYTES + 1)
+            got = {k.lower(): v for k, v in resp.headers.items()}
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304:
+            return None
+        raise BadInput(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # refused, DNS, timeout, a server that closed without answering, a bad URL
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        raise BadInput(f"{url}: cannot fetch the feed ({reason})") from None
+    if len(body) > MAX_FEED_BYTES:
+        raise BadInput(f"{url}: the feed is larger than {MAX_FEED_BYTES >> 20} MB")
+    return body, got
+
+
 class FeedSource(NewsSource):
     """An RSS 2.0 / Atom feed; conditional GET when ``etag``/``modified`` are known."""
 
@@ -39,19 +76,24 @@ class FeedSource(NewsSource):
         self.etag, self.modified = etag, modified
 
     def read(self) -> NewsBatch:
-        kwargs: dict[str, Any] = {}
-        if not is_url(self.target) and not Path(self.target).is_file():
-            raise BadInput(f"{self.target}: no such file")
-        if is_url(self.target):
-            kwargs = {"etag": self.etag, "modified": self.modified, "agent": "FinPulse/1.0"}
-        parsed = feedparser.parse(self.target, **kwargs)
+        if not is_url(self.target):
+            if not Path(self.target).is_file():
+                raise BadInput(f"{self.target}: no such file")
+            parsed = feedparser.parse(self.target)
+        else:
+            fetched = fetch(self.target, self.etag, self.modified)
+            if fetched is None:
+                return NewsBatch(etag=self.etag, modified=self.modified, not_modified=True)
+            body, headers = fetched
+            parsed = feedparser.parse(body, response_headers=headers)
+            parsed["etag"], parsed["modified"] = headers.get("etag"), headers.get("last-modified")
         batch = NewsBatch(etag=parsed.get("etag"), modified=parsed.get("modified"))
-        if parsed.get("status") == 304:
-            batch.not_modified = True
-            return batch
         if parsed.get("bozo") and not parsed.entries:
             exc = parsed.get("bozo_exception")
             raise BadInput(f"{self.target}: not a readable RSS/Atom feed ({exc})")
+        if parsed.get("bozo"):  # read on (feeds in the wild are often a little broken), but say so
+            batch.warnings.append(f"{self.target}: malformed feed, read leniently "
+                                  f"({parsed.get('bozo_exception')})")
         feed_title = parsed.feed.get("title") or (urlsplit(self.target).netloc if is_url(self.target) else None)
         source = self.source or feed_title or "feed"
         for i, e in enumerate(parsed.entries, start=1):

@@ -54,6 +54,8 @@ def ingest_cmd(target: str, backfill: bool, source: str | None, fmt: str | None,
     from shared.errors import Unavailable
 
     batch = open_source(target, source=source, fmt=fmt).read()
+    for warning in batch.warnings:
+        click.echo(f"warning: {warning}", err=True)
     rows = sorted(batch.rows, key=_sort_key) if backfill else batch.rows
     pipe = _pipeline()
     report, scored, alerts, batches, note = IngestReport(), 0, 0, [], None

@@ -21,6 +21,8 @@ def poll_feed(pipe: Any, url: str) -> dict[str, Any]:
     try:
         batch = FeedSource(url, etag=etag, modified=modified).read()
         status = "not modified" if batch.not_modified else f"{len(batch.rows)} entries"
+        for warning in batch.warnings:
+            log.warning("feed %s", warning)
     except FinPulseError as exc:
         batch, status = None, f"error: {exc.message}"
     stored = updated = 0

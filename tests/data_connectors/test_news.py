@@ -109,3 +109,51 @@ def test_rss_ticker_tags_add_to_text_linking_instead_of_replacing_it(tmp_path: P
     explicit = normalise({**row, "tickers": ["ACME"]}, Linker.from_files(), now=datetime.now(UTC),
                          max_chars=10_000, skew_s=300)
     assert explicit.tickers == {"ACME": 1.0}  # given tickers still override
+
+
+def test_feed_urls_fail_on_http_errors_time_out_and_honour_304(tmp_path: Path) -> None:
+    """A 404 or 503 read as an empty feed ("read 0", exit 0); a server that never answered
+    hung the command; file:// URLs were "no such file"."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from data_connectors.news import rss
+
+    release = threading.Event()
+
+    class Feeds(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path == "/hang":
+                release.wait(10)
+                return
+            if self.path == "/ok.xml" and self.headers.get("If-None-Match") == '"v1"':
+                self.send_response(304)
+                self.end_headers()
+                return
+            ok = self.path == "/ok.xml"
+            self.send_response(200 if ok else 404)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            self.wfile.write(RSS.encode() if ok else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Feeds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        batch = open_source(f"{base}/ok.xml").read()
+        assert [r["id"] for r in batch.rows] == ["r1", "r2"] and batch.etag == '"v1"'
+        assert rss.FeedSource(f"{base}/ok.xml", etag='"v1"').read().not_modified
+        with pytest.raises(BadInput, match=r"/missing.xml: HTTP 404"):
+            open_source(f"{base}/missing.xml").read()
+        with pytest.raises(BadInput, match=r"/hang: cannot fetch the feed \(.*timed out"):
+            rss.fetch(f"{base}/hang", timeout=0.5)
+    finally:
+        release.set()
+        server.shutdown()
+    path = tmp_path / "wire.xml"
+    path.write_text(RSS.replace("</channel>", "<item><title>unclosed</channel>"))
+    batch = open_source(f"file://{path}").read()
+    assert batch.rows and batch.warnings and "malformed feed, read leniently" in batch.warnings[0]
