@@ -28,6 +28,8 @@ def create_key(db: Any, name: str, role: str) -> str:
 
     if role not in ROLES:
         raise BadInput(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not name.strip() or len(name) > 100 or not name.isprintable():
+        raise BadInput("a key's name must be 1-100 printable characters (who holds the key)")
     key = "fp_" + secrets.token_urlsafe(24)
     with db.session() as s:
         s.add(ApiKey(name=name, role=role, key_hash=hash_key(key)))

@@ -16,20 +16,24 @@ def db() -> None:
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations."""
-    from shared.db import upgrade
+    from shared.db import current_revisions, upgrade
 
-    upgrade(get_settings().db_url, revision)
-    click.echo("database up to date")
+    url = get_settings().db_url
+    upgrade(url, revision)
+    click.echo(f"database at {', '.join(current_revisions(url)) or 'base'}")
 
 
 @db.command("downgrade")
-@click.option("--revision", default="base", show_default=True)
+@click.option("--revision", required=True,
+              help="Where to go back to: a revision id, BRANCH@-1, or 'base' (drops every table).")
 def db_downgrade(revision: str) -> None:
-    """Revert migrations."""
-    from shared.db import downgrade
+    """Revert migrations (the data of the tables they made is lost; every other command upgrades
+    again on its next start)."""
+    from shared.db import current_revisions, downgrade
 
-    downgrade(get_settings().db_url, revision)
-    click.echo(f"database at {revision}")
+    url = get_settings().db_url
+    downgrade(url, revision)
+    click.echo(f"database at {', '.join(current_revisions(url)) or 'base'}")
 
 
 @click.group()
@@ -42,22 +46,28 @@ def keys() -> None:
 @click.option("--role", type=click.Choice(["analyst", "ops"]), required=True)
 def keys_create(name: str, role: str) -> None:
     """Create a key and print it."""
-    from shared.auth import create_key
-    from shared.db import Database, upgrade
+    from shared.auth import audit, create_key
+    from shared.cli_ops import cli_actor, cli_database
 
-    settings = get_settings()
-    upgrade(settings.db_url)
-    click.echo(create_key(Database(settings.db_url), name, role))
+    db = cli_database()
+    key = create_key(db, name, role)
+    audit(db, cli_actor(), "keys.create", name, "ok", {"role": role})
+    click.echo(key)
 
 
 @keys.command("revoke")
 @click.option("--name", required=True)
 def keys_revoke(name: str) -> None:
     """Revoke every key of NAME."""
-    from shared.auth import revoke_key
-    from shared.db import Database
+    from shared.auth import audit, revoke_key
+    from shared.cli_ops import cli_actor, cli_database
+    from shared.errors import NotFound
 
-    n = revoke_key(Database(get_settings().db_url), name)
+    db = cli_database()
+    n = revoke_key(db, name)
+    if not n:  # a typo must not read as done
+        raise NotFound(f"no active key named {name!r} (see `finpulse keys list`)")
+    audit(db, cli_actor(), "keys.revoke", name, "ok", {"revoked": n})
     click.echo(f"revoked {n} key(s)")
 
 

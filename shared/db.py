@@ -151,10 +151,23 @@ def upgrade(url: str, revision: str = "heads") -> None:
         raise Unavailable(f"cannot migrate database {url.split('@')[-1]}: {reason}") from None
 
 
-def downgrade(url: str, revision: str = "base") -> None:
+def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
+
+
+def current_revisions(url: str) -> list[str]:
+    """The revisions the database is at (one per migration branch), for ``finpulse db``'s answer."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sorted(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
 
 
 def utc_iso(ts: datetime | None) -> str | None:

@@ -182,8 +182,13 @@ def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | Non
 
     registry = registry or get_registry(settings)
     config = load_domain_config(settings, candidate.domain)
+    earlier = load_report(candidate.path) or {}
     if eval_set is not None:
         config.eval_set = Path(eval_set)
+    elif config.eval_set is None and earlier.get("eval_set") and Path(earlier["eval_set"]).is_file():
+        # judged before on a set named in that request (a retrain's "eval"): the same set again,
+        # so a later promote compares on it instead of finding none
+        config.eval_set = Path(earlier["eval_set"])
     if tolerance is not None:
         config.tolerance = float(tolerance)
     production = registry.production(candidate.domain, candidate.task)
@@ -220,7 +225,10 @@ def run_gate(settings: Any, candidate: ModelVersion, *, registry: Registry | Non
         "at": datetime.now(UTC).isoformat(),
         **(extra or {}),
     }
-    write_json(candidate.path / REPORT_NAME, report)
+    if cand_m is not None or not earlier.get("candidate_metrics"):
+        write_json(candidate.path / REPORT_NAME, report)
+    else:  # an attempt that measured nothing never replaces a report that measured something
+        report["summary"] += f"; the earlier report ({earlier.get('summary')}) is kept"
     return report
 
 

@@ -56,3 +56,24 @@ def test_without_an_evaluation_set_only_the_first_version_passes(ops):
     second = registry.register("wire", "sentiment", ops["v1"].path, move=False)
     report = run_gate(ops["settings"], second)
     assert report["passed"] is False and "names no evaluation set" in report["summary"]
+
+
+def test_a_version_judged_on_a_request_eval_set_is_judged_on_it_again(ops):
+    """A retrain's "eval" gated v2 and passed; a later promote of v2, with no evaluation set in
+    the domain file, overwrote that report with "names no evaluation set" and was refused."""
+    registry = ops["registry"]
+    first = registry.register("wire", "sentiment", ops["v1"].path, move=False)  # no domains/wire.json
+    registry.promote(first.ref)
+    second = registry.register("wire", "sentiment", ops["v1"].path, move=False)
+    passed = run_gate(ops["settings"], second, eval_set=ops["data"]["eval"])
+    assert passed["passed"] is True and passed["candidate_metrics"]
+    again = run_gate(ops["settings"], second)  # as a promote runs it: no eval_set given
+    assert again["passed"] is True and again["eval_set"] == str(ops["data"]["eval"])
+    moved = ops["data"]["eval"].with_suffix(".gone")
+    ops["data"]["eval"].rename(moved)  # the set is gone: nothing can be measured now
+    try:
+        refused = run_gate(ops["settings"], second)
+        assert refused["passed"] is False and "earlier report" in refused["summary"]
+        assert load_report(second.path)["candidate_metrics"] == again["candidate_metrics"]  # kept
+    finally:
+        moved.rename(ops["data"]["eval"])

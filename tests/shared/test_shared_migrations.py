@@ -19,9 +19,12 @@ def _tables(url: str) -> set[str]:
 
 
 def _round_trip(url: str) -> None:
-    from shared.db import Database, downgrade, upgrade
+    from shared.db import Database, current_revisions, downgrade, upgrade
 
+    assert current_revisions(url) == []
     upgrade(url)
+    heads = current_revisions(url)
+    assert len(heads) >= 4 and all(isinstance(h, str) for h in heads)  # shared + one per service
     tables = _tables(url)
     assert tables >= SHARED_TABLES
     assert "alembic_version" in tables
@@ -29,8 +32,8 @@ def _round_trip(url: str) -> None:
     db.ping()
     db.dispose()
     upgrade(url)  # idempotent
-    downgrade(url)
-    assert _tables(url) - {"alembic_version"} == set()
+    downgrade(url, "base")
+    assert _tables(url) - {"alembic_version"} == set() and current_revisions(url) == []
     upgrade(url)
     assert _tables(url) >= SHARED_TABLES
 

@@ -95,3 +95,27 @@ def test_usage_errors_are_one_line(argv: list[str], says: str, capsys: pytest.Ca
     assert exit_.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("finpulse: error:") and says in lines[0], lines
+
+
+def test_keys_and_db_commands_say_what_they_did(settings) -> None:
+    """`keys revoke --name nobody` exited 0 ("revoked 0"); keys were created and revoked without an
+    audit entry; `db upgrade` said "up to date" whatever it did; `db downgrade` with no argument
+    dropped every table."""
+    import json
+
+    from click.testing import CliRunner
+
+    from shared.cli import cli
+
+    run = CliRunner().invoke
+    assert run(cli, ["keys", "create", "--name", " ", "--role", "ops"]).exit_code != 0
+    assert run(cli, ["keys", "create", "--name", "alice", "--role", "ops"]).exit_code == 0
+    missing = run(cli, ["keys", "revoke", "--name", "nobody"])
+    assert missing.exit_code != 0 and "no active key named 'nobody'" in str(missing.exception)
+    assert run(cli, ["keys", "revoke", "--name", "alice"]).output.strip() == "revoked 1 key(s)"
+    actions = [json.loads(line)["action"] for line in run(cli, ["audit", "--json"]).output.splitlines()]
+    assert actions[:2] == ["keys.revoke", "keys.create"]
+    res = run(cli, ["db", "downgrade"])
+    assert res.exit_code != 0 and "--revision" in res.output  # required: no silent drop of everything
+    up = run(cli, ["db", "upgrade"])
+    assert up.exit_code == 0 and up.output.startswith("database at ") and up.output.strip() != "database at base"
