@@ -176,8 +176,8 @@ def test_widget_renders_markdown_answers_safely(chat_settings, bow, ops_headers,
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "chatbot_widget_markdown.png"))
 
-        page.reload()  # the kept conversation is rendered the same way
-        page.get_by_role("button", name="Chat with us").click()
+        page.reload()  # the kept conversation is rendered the same way, the chat open as it was
+        page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)
         assert log.locator(".fpc-bot ul > li").count() == 2 and log.locator(".fpc-agent ol > li").count() == 2
         assert page.locator("img").count() == 0 and not dialogs
     assert (ARTIFACTS / "chatbot_widget_markdown.png").stat().st_size > 1000
@@ -274,7 +274,7 @@ def test_widget_reload_mid_handoff_shows_the_conversation_once(chat_settings, bo
         assert r.status_code == 201
         log.get_by_text("Hi, Anna here.").wait_for(timeout=15_000)
         page.reload()
-        page.get_by_role("button", name="Chat with us").click()
+        page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)  # reopened as it was
         page.locator(".fpc-status").get_by_text("team").wait_for(timeout=15_000)  # after the first poll
         texts = [t.split(":", 1)[-1].strip() for t in log.locator(".fpc-msg").all_inner_texts()]
         assert texts[0] == "How do I reset my card PIN?" and texts[1].startswith("Reset your PIN in the app")
@@ -302,3 +302,38 @@ def test_bank_faq_duplicate_question_answered_with_real_encoder(chat_settings, t
         data = client.post("/v1/chat", json={"session_id": "atm1", "message": question}).get_json()
         assert data["kind"] == "answer" and data["handoff"] is False, data
         assert data["sources"][0]["question"] == data["sources"][1]["question"] == question
+
+
+@pytest.mark.browser
+def test_widget_keeps_an_offer_across_a_reload_wraps_long_words_and_gives_back_failed_text(
+        chat_settings, bow, loaded_kb) -> None:
+    """A reload dropped the "Did you mean" buttons (the unsure turn could not be answered); a
+    1,000-character word ran out of its bubble; a refused message emptied the input."""
+    from services.chatbot import create_app
+
+    app = create_app(chat_settings, encoder=bow)
+    with demo_page(app) as (page, base):
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        box.fill("How do I reset my card PIN? <b>x</b>")
+        box.press("Enter")
+        log.locator(".fpc-sugg button").first.wait_for(timeout=15_000)
+        offered = log.locator(".fpc-sugg button").all_inner_texts()
+        page.reload()
+        page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)
+        kept = log.locator(".fpc-sugg button")
+        assert kept.all_inner_texts() == offered and kept.last.is_enabled()
+        kept.last.click()
+        log.locator(".fpc-bot").nth(1).wait_for(timeout=15_000)
+        assert log.locator(".fpc-bot").nth(1).inner_text().split(":", 1)[-1].strip()
+
+        box.fill("x" * 1000)
+        box.press("Enter")
+        bubble = log.locator(".fpc-user").last
+        assert bubble.evaluate("b => b.scrollWidth <= b.clientWidth")
+        page.route("**/v1/chat", lambda route: route.fulfill(status=413, body="{}"))
+        box.fill("a question the server refuses")
+        box.press("Enter")
+        log.locator(".fpc-error").last.wait_for(timeout=15_000)
+        assert box.input_value() == "a question the server refuses"

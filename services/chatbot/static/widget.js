@@ -20,6 +20,7 @@
   var base = (script && script.getAttribute("data-endpoint")) ||
     (script && script.src ? new URL(script.src, location.href).origin : location.origin);
   var KEY = "finpulse-chat-session", HISTORY_KEY = "finpulse-chat-history", CURSOR_KEY = "finpulse-chat-cursor";
+  var OPEN_KEY = "finpulse-chat-open";
   var HISTORY_MAX = 100;  /* bubbles kept for a reload */
   var sessionId = null, shown = [], savedCursor = 0;
   try {
@@ -45,6 +46,7 @@
   var INLINE = [  /* [pattern, builder, not inside_a_word]; earliest match wins */
     [/\\([\\`*_\[\]()#+.!-])/g, function (m) { return document.createTextNode(m[1]); }],
     [/`([^`\n]+)`/g, function (m) { return el("code", {}, m[1]); }],
+    [/!\[[^\]\n]*\]\([^()\s]*\)/g, function (m) { return document.createTextNode(m[0]); }],  /* images: as typed */
     [/\[([^\]\n]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)/g, function (m) {
       var a = SAFE_HREF.test(m[2]) ? el("a", {"href": m[2], "target": "_blank", "rel": "noopener noreferrer"})
         : document.createDocumentFragment();  /* javascript:, data:, relative...: the text only */
@@ -142,7 +144,8 @@
     "height:28rem;display:flex;flex-direction:column;background:#fff;color:#111;border:1px solid #888;" +
     "border-radius:.6rem;box-shadow:0 4px 20px rgba(0,0,0,.2);font:14px sans-serif;z-index:2147483000}" +
     ".fpc-panel[hidden]{display:none}.fpc-head{padding:.6rem;font-weight:600;border-bottom:1px solid #ddd}" +
-    ".fpc-log{flex:1;overflow-y:auto;padding:.6rem}.fpc-msg{margin:.3rem 0;padding:.4rem .6rem;border-radius:.5rem}" +
+    ".fpc-log{flex:1;overflow-y:auto;padding:.6rem}.fpc-msg{margin:.3rem 0;padding:.4rem .6rem;border-radius:.5rem;" +
+    "overflow-wrap:anywhere}.fpc-sugg button{overflow-wrap:anywhere}" +
     ".fpc-user{background:#e8f0fe;margin-left:2rem}.fpc-bot{background:#f1f1f1;margin-right:2rem}" +
     ".fpc-agent{background:#fff4d6;margin-right:2rem}.fpc-error{background:#fdecea;margin-right:2rem}" +
     ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;border:1px solid #0b5;" +
@@ -173,9 +176,12 @@
   panel.appendChild(head); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
   document.body.appendChild(toggle); document.body.appendChild(panel);
 
-  function setOpen(open) {
+  function setOpen(open, quiet) {
     panel.hidden = !open;
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.textContent = open ? "Close chat" : "Chat with us";
+    store(OPEN_KEY, open ? "1" : "");
+    if (quiet) { return; }  /* reopened by a page load: the page keeps its focus */
     if (open) { input.focus(); } else { toggle.focus(); }
   }
   toggle.addEventListener("click", function () { setOpen(panel.hidden); });
@@ -183,11 +189,7 @@
 
   var SPEAKER = {user: "You said: ", bot: "Assistant: ", agent: "Agent: ", error: "Assistant: "};
   function addMessage(who, text, replayed) {
-    if (!replayed && who !== "error") {  /* a stale error is not worth showing again */
-      shown.push([who, text]);
-      shown = shown.slice(-HISTORY_MAX);
-      store(HISTORY_KEY, JSON.stringify(shown));
-    }
+    if (!replayed && who !== "error") { remember([who, text]); }  /* a stale error is not worth showing again */
     var msg = el("div", {"class": "fpc-msg fpc-" + who});
     msg.appendChild(el("span", {"class": "fpc-sr"}, SPEAKER[who]));
     /* answers and agent replies may use the Markdown subset; the customer's words and errors never */
@@ -197,7 +199,13 @@
     return msg;
   }
 
-  function addSuggestions(sources) {
+  function remember(item) {
+    shown.push(item);
+    shown = shown.slice(-HISTORY_MAX);
+    store(HISTORY_KEY, JSON.stringify(shown));
+  }
+  function addSuggestions(sources, replayed, spent) {
+    if (!replayed) { remember(["sugg", sources.map(function (s) { return {id: s.id, question: s.question}; })]); }
     var box = el("div", {"class": "fpc-sugg", "role": "group", "aria-label": "Suggested questions"});
     sources.forEach(function (s) {
       var b = el("button", {"type": "button"}, s.question);
@@ -207,9 +215,11 @@
         b.setAttribute("aria-pressed", "true");
         ask(s.question, s.id);
       });
+      b.disabled = !!spent;  /* replayed after a later turn: that offer has passed */
       box.appendChild(b);
     });
     log.appendChild(box);
+    log.scrollTop = log.scrollHeight;
   }
 
   /* What a customer reads for a failed request: never the server's own error text. */
@@ -276,7 +286,13 @@
     addMessage("user", text);
     input.value = "";
     send.disabled = true;
-    status.textContent = "Sending…";
+    log.setAttribute("aria-busy", "true");
+    status.textContent = "The assistant is answering…";
+    function failed(code) {
+      addMessage("error", friendlyError(code));
+      status.textContent = "";
+      if (!input.value) { input.value = text; }  /* to edit or send again, not to type again */
+    }
     var body = {message: text};
     if (sessionId) { body.session_id = sessionId; }
     if (entryId) { body.entry_id = entryId; }
@@ -287,8 +303,9 @@
         return r.json().then(function (j) { return {ok: true, body: j}; });
       })
       .then(function (res) {
-        if (!res.ok) { addMessage("error", friendlyError(res.status)); status.textContent = ""; return; }
+        if (!res.ok) { failed(res.status); return; }
         var data = res.body;
+        if (!data || typeof data.session_id !== "string") { failed(500); return; }
         sessionId = data.session_id;
         store(KEY, sessionId);
         if (data.answer) { addMessage("bot", data.answer); }  /* silent while an agent has the chat */
@@ -296,14 +313,19 @@
         status.textContent = data.handoff ? "A member of our team will take over this chat." : "";
         if (data.handoff) { startPolling(); }
       })
-      .catch(function () { addMessage("error", friendlyError(0)); status.textContent = ""; })
-      .then(function () { send.disabled = false; input.focus(); });
+      .catch(function () { failed(0); })
+      .then(function () { send.disabled = false; log.removeAttribute("aria-busy"); input.focus(); });
   }
   form.addEventListener("submit", function (ev) { ev.preventDefault(); ask(input.value); });
   window.FinPulseChat = {open: function () { setOpen(true); }, ask: ask};
   /* A page reload: show the conversation again, and in a handoff pick the agent's side up again. */
-  shown.forEach(function (m) {
-    if (Array.isArray(m) && SPEAKER.hasOwnProperty(m[0]) && typeof m[1] === "string") { addMessage(m[0], m[1], true); }
+  shown.forEach(function (m, i) {
+    if (!Array.isArray(m)) { return; }
+    if (m[0] === "sugg" && Array.isArray(m[1])) {
+      addSuggestions(m[1].filter(function (s) { return s && typeof s.question === "string"; }), true,
+                     i < shown.length - 1);
+    } else if (SPEAKER.hasOwnProperty(m[0]) && typeof m[1] === "string") { addMessage(m[0], m[1], true); }
   });
   if (sessionId) { polling = true; schedulePoll(0); }
+  try { if (sessionId && sessionStorage.getItem(OPEN_KEY)) { setOpen(true, true); } } catch (e) { /* no storage */ }
 })();
