@@ -64,6 +64,15 @@ def test_dashboard_shows_alert_chart_and_articles(app, pipe) -> None:
                 const r = document.createRange(); r.selectNodeContents(td);
                 return r.getClientRects().length === 1; })"""
             assert page.evaluate(one_line)  # "0.90 / 0.05 / 0.05" had wrapped into a column of numbers
+            assert page.get_attribute("#alerts li.critical", "role") == "button"  # announced as acting
+            # a ticker that fails to load leaves nothing of the last one on screen
+            page.route("**/v1/tickers/NOPE/sentiment*", lambda route: route.fulfill(status=503, body="{}"))
+            page.fill("#ticker", "NOPE")
+            page.click("#filters button[type=submit]")
+            page.wait_for_function("document.getElementById('chart-note').innerText.includes('Could not load NOPE')",
+                                   timeout=15_000)
+            assert page.locator("#chart canvas").count() == 0 and "ACME" not in page.inner_text("#detail")
+            errors = [e for e in errors if "503" not in e]  # the refused load itself
             assert errors == [], errors  # e.g. no favicon 404
             browser.close()
     finally:

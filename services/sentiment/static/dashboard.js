@@ -35,6 +35,7 @@
     li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + a.article_ids.length + " articles", "meta"));
     const open = () => { $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10); load(); };
     li.tabIndex = 0;  // reachable and opened by keyboard too, not by mouse only
+    li.setAttribute("role", "button");  // announced as something that acts, not as plain text
     li.addEventListener("click", open);
     li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
     return li;
@@ -139,6 +140,10 @@
     $("articles-title").textContent = "Articles · " + state.ticker + (label ? " · " + label : "");
     const body = $("articles").tBodies[0];
     body.textContent = "";
+    if (!data.articles.length) {
+      const tr = el("tr"); const td = el("td", "No articles in this period.", "muted"); td.colSpan = 6;
+      tr.append(td); body.append(tr);
+    }
     data.articles.forEach((a) => {
       const tr = el("tr");
       const title = el("td", null, "title");
@@ -168,8 +173,13 @@
         " · models " + (data.model_versions.join(", ") || "–");
       drawChart(data);
       await loadArticles(data.start, data.end, "window");
-    } catch (err) {
+    } catch (err) {  // nothing of the ticker shown before may pass for this one's
+      if (state.chart) { state.chart.destroy(); state.chart = null; }
+      $("chart").textContent = "";
+      $("chart-title").textContent = t + " · sentiment and volume";
       $("chart-note").textContent = "Could not load " + t + ": " + err.message;
+      $("articles-title").textContent = "Articles · " + t;
+      $("articles").tBodies[0].textContent = "";
     }
   }
 
