@@ -72,6 +72,9 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
 
     if force and not reason:
         raise BadInput("--force needs --reason")
+    from shared.registry import get_registry
+
+    get_registry().task_dir(domain, task)  # a bad name is refused before a job record exists
     spec = _retrain_spec(task)
     if not data and not spec.data_optional:
         raise BadInput(f"retraining {task} needs --data")

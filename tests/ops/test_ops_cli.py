@@ -37,3 +37,12 @@ def test_keys_list_audit_and_ops_commands(ops, tmp_path):
     assert [(e["action"], e["outcome"]) for e in entries[:3]] == [
         ("model.rollback", "ok"), ("model.promote", "ok"), ("model.promote", "refused")]
     assert entries[0]["actor"].startswith("cli")
+
+
+def test_ops_retrain_refuses_a_bad_domain_before_any_job(ops, tmp_path):
+    """It wrote a failed job record and printed its JSON, then the error."""
+    from shared.lifecycle import list_jobs
+
+    res = CliRunner().invoke(cli, ["ops", "retrain", "--domain", "bad domain", "--data", str(ops["data"]["eval"])])
+    assert res.exit_code != 0 and "is not a valid name" in str(res.exception) and res.stdout == ""
+    assert list_jobs(ops["db"]) == []
