@@ -8,6 +8,7 @@ folder as a separate branch, and :func:`upgrade` applies every branch (``heads``
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import import_module
@@ -88,9 +89,25 @@ class Database:
 
     def ping(self) -> None:
         """Raise :class:`Unavailable` with the reason when the database does not answer."""
+        self._versions()
+
+    def ready(self) -> None:
+        """Readiness: the database answers with this FinPulse's schema (after a ``db downgrade``
+        readiness said ready while every query failed with a 500)."""
+        current, wanted = self._versions(), schema_heads()
+        if current != wanted:
+            raise Unavailable(f"database schema at {', '.join(sorted(current)) or 'nothing'}, this FinPulse "
+                              f"needs {', '.join(sorted(wanted))}: run `finpulse db upgrade`")
+
+    def _versions(self) -> set[str]:
+        """The migration revisions stored in the database (empty before the first upgrade)."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
+                try:
+                    return {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+                except SQLAlchemyError:
+                    return set()
         except (OperationalError, SQLAlchemyError, OSError) as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise Unavailable(f"database unreachable: {reason}") from None
@@ -155,6 +172,14 @@ def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
+
+
+@functools.cache
+def schema_heads() -> frozenset[str]:
+    """The migration heads this code expects (one per branch), read once per process."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
 def current_revisions(url: str) -> list[str]:

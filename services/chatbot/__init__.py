@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
                          r"/widget.js": {"origins": "*"}})
     add_readiness_check(app, lambda: handle.get() and None)
     add_readiness_check(app, lambda: ping(settings.redis_url))
-    add_readiness_check(app, db.ping)
+    add_readiness_check(app, db.ready)
     # Ops endpoints for this service's own model (the sentence encoder of its domain).
     from shared.admin import register_admin
 

@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["recs"] = recs
     app.register_blueprint(bp)
     add_readiness_check(app, recs.ready)
-    add_readiness_check(app, db.ping)
+    add_readiness_check(app, db.ready)
     register_admin(app, tasks={TASK: retrain_task()}, domains=[settings.recommendations_domain])
     return app
 

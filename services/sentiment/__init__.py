@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     app.extensions["sentiment"] = pipe
     app.register_blueprint(bp)
     metrics.init_app(db)  # the scoring backlog as the database sees it, whichever process scores
-    add_readiness_check(app, db.ping)
+    add_readiness_check(app, db.ready)
     add_readiness_check(app, lambda: redis_client.ping(settings.redis_url))
     add_readiness_check(app, lambda: pipe.scorer() and None)
     # Ops endpoints for this service's own model; the service never imports training.

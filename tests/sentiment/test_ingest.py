@@ -80,6 +80,14 @@ def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_stored(client, p
     r = client.post("/v1/news", data=b'[{"title": "bad \\udcff", "published_at": "2024-01-01"}]',
                     content_type="application/json")
     assert r.status_code == 400
+    # ... and in a list it is that row's fault alone: the good rows are stored (the whole request
+    # was a 400 "not valid UTF-8 JSON"); a NUL is a control character like the others, removed
+    body = ('[{"id": "s1", "source": "w", "title": "good row", "published_at": "2024-01-01"},'
+            ' {"id": "s2", "source": "w", "title": "bad \\udcff", "published_at": "2024-01-01"},'
+            ' {"id": "s3", "source": "w", "title": "nul \\u0000 row", "published_at": "2024-01-01"}]')
+    r = client.post("/v1/news", data=body.encode(), content_type="application/json")
+    assert r.status_code == 202 and r.json["ids"] == ["s1", "s3"], r.json
+    assert [x["index"] for x in r.json["rejected"]] == [1] and "UTF-8" in r.json["rejected"][0]["reason"]
 
 
 def test_malformed_requests_are_4xx_json_never_500(client) -> None:

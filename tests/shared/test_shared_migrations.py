@@ -20,6 +20,7 @@ def _tables(url: str) -> set[str]:
 
 def _round_trip(url: str) -> None:
     from shared.db import Database, current_revisions, downgrade, upgrade
+    from shared.errors import Unavailable
 
     assert current_revisions(url) == []
     upgrade(url)
@@ -34,6 +35,11 @@ def _round_trip(url: str) -> None:
     upgrade(url)  # idempotent
     downgrade(url, "base")
     assert _tables(url) - {"alembic_version"} == set() and current_revisions(url) == []
+    db = Database(url)  # readiness reports the schema, not "ready" while every query fails
+    db.ping()  # it answers...
+    with pytest.raises(Unavailable, match="run `finpulse db upgrade`"):
+        db.ready()  # ...with no schema
+    db.dispose()
     upgrade(url)
     assert _tables(url) >= SHARED_TABLES
 
