@@ -80,6 +80,11 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
                          r"/v1/chat/[^/]+/messages": {"origins": settings.chatbot_cors_origins},
                          r"/v1/feedback": {"origins": settings.chatbot_cors_origins},
                          r"/widget.js": {"origins": "*"}})
+    if encoder is None and not settings.testing:
+        import threading
+
+        threading.Thread(target=_warm_query_encoder, args=(app.extensions["chatbot"],), daemon=True,
+                         name="chatbot-warm").start()
     add_readiness_check(app, lambda: handle.get() and None)
     add_readiness_check(app, lambda: ping(settings.redis_url))
     add_readiness_check(app, db.ready)
@@ -88,6 +93,17 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
 
     register_admin(app, tasks={"embeddings": retrain_task()}, domains=[settings.chatbot_domain])
     return app
+
+
+def _warm_query_encoder(engine: Any) -> None:
+    """Load the index's encoder and its query graph at start: the first chat after a restart
+    otherwise waited seconds for them while /readyz already said ready."""
+    import logging
+
+    try:
+        engine.query_encoder(engine.handle.get().meta["model"]).warm()
+    except Exception as exc:  # no knowledge base yet (kb load warms it then): readiness says so
+        logging.getLogger(__name__).info("chatbot: query encoder not warmed at start (%s)", exc)
 
 
 def retrain_task(start: str | Enqueue | None = None) -> RetrainTask:
