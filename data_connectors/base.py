@@ -90,6 +90,20 @@ def _open_text(path: Path) -> io.TextIOWrapper:
     return open(check_file(path), encoding="utf-8-sig", errors="strict", newline="")
 
 
+def first_line(path: str | Path, skip_blank: bool = False) -> str:
+    """The file's first line (or first non-blank one), without its line ending, for sniffing a
+    format; "" when it cannot be read (the reader proper then names the problem)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            for line in fh:
+                line = line.rstrip("\r\n")
+                if line.strip() or not skip_blank:
+                    return line
+    except OSError:
+        pass
+    return ""
+
+
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                   ".tsv": "tsv", ".tab": "tsv"}
 
@@ -100,12 +114,8 @@ def detect_format(path: str | Path) -> str:
     fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
     if fmt:
         return fmt
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as fh:
-            first = next((line.strip() for line in fh if line.strip()), "")
-    except OSError:
-        return "jsonl"  # the reader names the missing file
-    if first.startswith("{"):
+    first = first_line(path, skip_blank=True).strip()
+    if not first or first.startswith("{"):
         return "jsonl"
     return "tsv" if "\t" in first else "csv" if "," in first else "jsonl"
 

@@ -246,8 +246,7 @@ def _blueprint() -> Blueprint:
             domain, task = _scope(body.domain, body.task)
             if body.version is None:
                 raise BadInput("give 'ref' (DOMAIN/TASK@vN) or 'version'")
-            version = str(body.version)  # 5, "5" and "v5" all name v5
-            ref = f"{domain}/{task}@{'v' + version if version.isdigit() else version}"
+            ref = f"{domain}/{task}@{body.version}"  # the registry reads @5 and @v5 alike
         else:
             from shared.registry import get_registry
 

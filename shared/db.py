@@ -89,17 +89,17 @@ class Database:
 
     def ping(self) -> None:
         """Raise :class:`Unavailable` with the reason when the database does not answer."""
-        self._versions()
+        self.revisions()
 
     def ready(self) -> None:
         """Readiness: the database answers with this FinPulse's schema (after a ``db downgrade``
         readiness said ready while every query failed with a 500)."""
-        current, wanted = self._versions(), schema_heads()
+        current, wanted = self.revisions(), schema_heads()
         if current != wanted:
             raise Unavailable(f"database schema at {', '.join(sorted(current)) or 'nothing'}, this FinPulse "
                               f"needs {', '.join(sorted(wanted))}: run `finpulse db upgrade`")
 
-    def _versions(self) -> set[str]:
+    def revisions(self) -> set[str]:
         """The migration revisions stored in the database (empty before the first upgrade)."""
         try:
             with self.engine.connect() as conn:
@@ -183,16 +183,12 @@ def schema_heads() -> frozenset[str]:
 
 
 def current_revisions(url: str) -> list[str]:
-    """The revisions the database is at (one per migration branch), for ``finpulse db``'s answer."""
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine
-
-    engine = create_engine(url)
+    """The revisions the database at ``url`` is at (one per migration branch), sorted."""
+    db = Database(url)
     try:
-        with engine.connect() as conn:
-            return sorted(MigrationContext.configure(conn).get_current_heads())
+        return sorted(db.revisions())
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def utc_iso(ts: datetime | None) -> str | None:

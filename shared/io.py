@@ -163,10 +163,10 @@ def atomic_dir(path: str | Path, marker: str | None = None,
     import shutil
 
     path = Path(path)
-    if path.exists() and not path.is_dir():  # e.g. --output naming the input file: never swap that away
-        raise BadInput(f"{path} exists and is not a directory; choose another --output")
     if marker is not None:
         path = check_replaceable(path, marker, inputs)
+    elif path.exists() and not path.is_dir():  # e.g. --output naming the input file: never swap that away
+        raise BadInput(f"{path} exists and is not a directory; choose another --output")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, default_mode(directory=True))

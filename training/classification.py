@@ -90,10 +90,12 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     # (named after it: "../x" lands outside FINPULSE_HOME) and its checkpoint were written
     Registry(settings.registry_dir).task_dir(config.domain, config.task)
     data = load_data(config)  # a missing file or bad row fails before any folder or stage exists
-    check_inputs(config, settings)
+    check_inputs(config)
+    stage = transfer_stage_config(config, settings)
+    stage_data = load_data(stage) if stage is not None else None  # a bad transfer file fails now too
     if config.precision == "fp16" and resolve_device(config.device) == "cpu" and os.environ.get("RANK", "0") == "0":
         _log("precision fp16 has no fast path on a CPU: training in fp32 (bf16 is the CPU's half precision)")
-    transfer = run_transfer_stage(config, settings, callback)
+    transfer = run_transfer_stage(config, settings, callback, data=stage_data) if stage is not None else None
     if transfer is not None:
         config = config.replace(base_model=transfer["path"])
     fitted = _fit(config, settings, callback, started, data=data)
@@ -113,15 +115,28 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     return mv
 
 
-def check_inputs(config: SentimentTrainConfig, settings: Any) -> None:
-    """The other files a run reads, checked before its first line of progress: a missing
-    transfer file, base model or checkpoint failed only after a stage had started."""
+def check_inputs(config: SentimentTrainConfig) -> None:
+    """The base model and a ``--resume`` checkpoint, checked before the first line of progress:
+    a missing one failed only after a stage had started."""
     resolve_base_model(config.base_model)
     if config.resume_from and not Path(config.resume_from).is_file():
         raise BadInput(f"--resume {config.resume_from}: no such checkpoint file (a run folder's checkpoint.pt)")
+
+
+def transfer_stage_config(config: SentimentTrainConfig, settings: Any) -> SentimentTrainConfig | None:
+    """The transfer stage's own config, or None when the run has no stage (off, no data here,
+    resumed: the checkpoint holds its weights, or under torchrun, said on stderr)."""
     source = config.resolved_transfer_data(settings)
-    if source is not None and not config.resume_from:
-        load_labelled(source, labels=config.labels, skip_bad=config.skip_bad, **config.transfer_fields())
+    if source is None or config.resume_from:
+        return None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _log("transfer stage skipped: not supported under torchrun")
+        return None
+    return config.replace(train_path=str(source), dev_path=None, epochs=config.transfer_epochs,
+                          **config.transfer_fields(),
+                          transfer_data=None, mlm_epochs=0.0, resume_from=None, adversarial_eps=0.0,
+                          time_budget_min=config.time_budget_min * TRANSFER_SHARE if config.time_budget_min else None,
+                          run_dir=str(Path(config.run_dir) / "transfer") if config.run_dir else None)
 
 
 def prune_runs(runs: Path, keep: int) -> list[Path]:
@@ -165,30 +180,22 @@ def _intermediate_models(run: Path, runs: Path) -> list[Path]:
 
 
 def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
-                       callback: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
+                       callback: Callable[[dict[str, Any]], None] | None = None,
+                       data: SplitData | None = None) -> dict[str, Any] | None:
     """Intermediate-task stage: fine-tune on ``transfer_data`` first (its own 10% dev); its summary.
 
-    Returns None when the config asks for none or it cannot run here (said on stderr).
+    Returns None when the run has no stage (:func:`transfer_stage_config`). ``data``: the
+    stage's examples when the caller read them already.
     """
-    source = config.resolved_transfer_data(settings)
-    if source is None:
-        return None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _log("transfer stage skipped: not supported under torchrun")
-        return None
-    if config.resume_from:  # the checkpoint already holds weights trained after any transfer
+    stage = transfer_stage_config(config, settings)
+    if stage is None:
         return None
     started = time.monotonic()
-    stage = config.replace(train_path=str(source), dev_path=None, epochs=config.transfer_epochs,
-                    **config.transfer_fields(),
-                    transfer_data=None, mlm_epochs=0.0, resume_from=None, adversarial_eps=0.0,
-                    time_budget_min=config.time_budget_min * TRANSFER_SHARE if config.time_budget_min else None,
-                    run_dir=str(Path(config.run_dir) / "transfer") if config.run_dir else None)
-    _log(f"transfer stage: {config.transfer_epochs} epoch(s) on {source} before {config.train_path}")
+    _log(f"transfer stage: {config.transfer_epochs} epoch(s) on {stage.train_path} before {config.train_path}")
     tagged = (lambda d: callback({**d, "stage": "transfer"})) if callback is not None else None
     # no checkpoint: nothing resumes this stage (a resumed run skips it), and its resumable state
     # (weights, optimiser, best and EMA copies: ~430 MB) would be written only to lie unused
-    fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer", checkpoint=False)
+    fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer", checkpoint=False, data=data)
     assert fitted is not None  # single process
     _run_dir, staging, metrics, stage_config = fitted
     _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")

@@ -79,11 +79,10 @@ def occlusion(rt: Any, text: str, result: dict[str, Any], top_k: int = 5,
     if len(words) < 2:
         return []
     readable = len(words)
-    if hasattr(rt, "tokenize"):
-        enc = rt.tokenize([text[:getattr(rt, "max_chars", len(text))]])[0]
-        if enc.overflowing:
-            seen = max((end for _, end in enc.offsets), default=0)
-            readable = sum(1 for m in re.finditer(r"\S+", text) if m.start() < seen)
+    enc = rt.tokenize([text])[0]
+    if enc.overflowing:
+        seen = max((end for _, end in enc.offsets), default=0)
+        readable = sum(1 for m in re.finditer(r"\S+", text) if m.start() < seen)
     label = result["label"]
     base = result["scores"][label]
     variants = [" ".join(words[:i] + words[i + 1:]) for i in range(readable)]

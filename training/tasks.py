@@ -25,6 +25,8 @@ from shared.lifecycle import JobCancelled, gate_and_promote, job_stage, run_job,
 
 TASK_NAME = "training.retrain"
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second, whatever the step rate
+
+
 class _JobLogHandler(logging.Handler):
     """Collects the trainer's log lines so they are stored with the job."""
 

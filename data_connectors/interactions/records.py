@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, ReadReport, detect_format, iter_rows
+from data_connectors.base import BadRow, ReadReport, detect_format, first_line, iter_rows
 from shared.errors import BadInput
 
 # column names, matched case-insensitively
@@ -152,11 +152,7 @@ def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
     """The column names of a CSV/TSV whose first line is data, not a header (MovieLens'
     ``u.data``: user, item, rating, timestamp): none of its cells names a known column and
     the rating and timestamp cells, where present, are numbers. None when it has a header."""
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as fh:
-            cells = [c.strip() for c in fh.readline().rstrip("\r\n").split("\t" if fmt == "tsv" else ",")]
-    except OSError:
-        return None
+    cells = [c.strip() for c in first_line(path).split("\t" if fmt == "tsv" else ",")]
     if not 2 <= len(cells) <= len(HEADERLESS_COLUMNS) or any(c.lower() in KNOWN_KEYS for c in cells):
         return None
     try:
@@ -168,11 +164,7 @@ def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
 
 def _looks_like_mind(path: str | Path) -> bool:
     """A MIND ``behaviors.tsv``: no header, 5 tab-separated fields, impressions like ``N1-0``."""
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as fh:
-            cols = fh.readline().rstrip("\n").split("\t")
-    except OSError:
-        return False
+    cols = first_line(path).split("\t")
     return len(cols) == 5 and "/" in cols[2] and all("-" in t for t in cols[4].split()[:3])
 
 

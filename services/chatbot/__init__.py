@@ -63,8 +63,6 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
 
     @limiter.request_filter
     def _exempt() -> bool:
-        from flask import request
-
         if not settings.trusted_proxies and "X-Forwarded-For" in request.headers:
             return False  # forwarded by a proxy nobody declared: the address is the proxy's
         return request.remote_addr in exempt
