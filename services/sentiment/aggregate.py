@@ -27,13 +27,16 @@ MIN_BASELINE_BUCKETS = 7  # buckets with articles (a week of days) before any z-
 _DURATION = re.compile(r"^(\d{1,4})([hdw])$")
 
 
+MAX_WINDOW = timedelta(days=3660)  # the longest series one request may ask for
+
+
 def parse_duration(text: str, name: str = "window") -> timedelta:
     m = _DURATION.match((text or "").strip())
     if not m:
         raise BadInput(f"{name} must look like 12h, 30d or 4w, got {text!r}")
     n, unit = int(m.group(1)), m.group(2)
     delta = timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
-    if not timedelta(hours=1) <= delta <= timedelta(days=3660):
+    if not timedelta(hours=1) <= delta <= MAX_WINDOW:
         raise BadInput(f"{name} must be between 1h and 3660d, got {text!r}")
     return delta
 
@@ -204,15 +207,27 @@ def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, basel
 
 
 def ticker_series(db: Any, ticker: str, *, window: timedelta, bucket: str, end: datetime | None = None,
-                  source: str | None = None, settings: Any = None) -> dict[str, Any]:
-    """The series the API returns: window ends at ``end`` or at the ticker's latest article."""
+                  source: str | None = None, settings: Any = None, start: datetime | None = None) -> dict[str, Any]:
+    """The series the API returns: window ends at ``end`` or at the ticker's latest article.
+
+    A ``start`` replaces the window, so a chart can be asked for a fixed period (a quarter)
+    without the caller working out its length.
+    """
     bucket_s = bucket_seconds(bucket)
     baseline_days = getattr(settings, "sentiment_baseline_days", 30)
     span = coverage(db, ticker, source)
     if end is None:
         end = span[1] if span else datetime.now(UTC)
     end = shift(floor_time(end, bucket_s), timedelta(seconds=bucket_s))
-    start = shift(end, -window)
+    if start is None:
+        start = shift(end, -window)
+    else:
+        start = floor_time(start, bucket_s)
+        if start >= end:
+            raise BadInput(f"start must lie before end ({end.isoformat().replace('+00:00', 'Z')}), "
+                           f"got {start.isoformat().replace('+00:00', 'Z')}")
+        if end - start > MAX_WINDOW:
+            raise BadInput(f"start must lie at most 3660 days before end, got {(end - start).days} days")
     rows = load_rows(db, ticker, shift(start, -timedelta(days=baseline_days)), end, source)
     pts = series(rows, start, end, bucket_s, baseline_days, getattr(settings, "sentiment_ewma_alpha", 0.3),
                  getattr(settings, "sentiment_min_articles", 3), since=span[0] if span else None)

@@ -125,20 +125,24 @@ def tickers() -> Any:
 @bp.get("/v1/tickers/<ticker>/sentiment")
 @query_params(window=("string", "span back from end, e.g. 30d, 12h (default 30d)"),
               bucket=("string", "bucket width, e.g. 1h, 1d"), end=TIME_ARG,
+              start=("string", "ISO-8601 time the series starts at, instead of window"),
               source=("string", "only articles of this source"),
               articles=("string", "1/true: list each point's articles"))
 def ticker_sentiment(ticker: str) -> Any:
     """Sentiment, EWMA, volume and z-scores per bucket on event time, with the alerts."""
     t = _ticker(ticker)
     settings = settings_of()
+    first = _time_arg("start")
+    if first is not None and "window" in request.args:
+        raise BadInput("give start or window, not both")
     window = parse_duration(request.args.get("window", "30d"))
     bucket = request.args.get("bucket", settings.sentiment_bucket)
     data = ticker_series(pipeline().db, t, window=window, bucket=bucket, end=_time_arg("end"),
-                         source=request.args.get("source") or None, settings=settings)
+                         source=request.args.get("source") or None, settings=settings, start=first)
     with_articles = request.args.get("articles", "0").lower() in ("1", "true", "yes")
     start = datetime.fromisoformat(data["start"])  # may lie before EARLIEST: not re-validated
     data["points"] = [p.to_dict(with_articles) for p in data["points"]]
-    data["window"] = request.args.get("window", "30d")
+    data["window"] = request.args.get("window", "30d") if first is None else None
     # an alert covers its bucket: one that began before a mid-bucket start is still on the chart
     data["alerts"] = [a for a in list_alerts(pipeline().db, since=start, ticker=t, limit=1000,
                                              bucket_s=pipeline().rules.bucket_s) if a["at"] < data["end"]]

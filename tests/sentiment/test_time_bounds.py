@@ -106,3 +106,25 @@ def test_one_ticker_failing_evaluation_keeps_the_other_tickers_alerts(pipe, monk
     rep = score_articles(pipe.db, pipe.scorer(), pipe.linker, stored)
     new = alerts_mod.evaluate(pipe.db, {"AAAA": [BURST_DAY], **rep.touched}, pipe.rules)
     assert [a["ticker"] for a in new.raised] == ["QBTX"]
+
+
+def test_a_series_can_start_at_a_given_time_instead_of_a_window(client, pipe) -> None:
+    pipe.score(pipe.ingest(history(["ACME"], START, 10, per_day=2)).stored)
+    r = client.get("/v1/tickers/ACME/sentiment?start=2024-03-04T05:00:00Z&end=2024-03-07&bucket=1d")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.json["start"] == "2024-03-04T00:00:00Z" and r.json["window"] is None
+    assert [p["at"][:10] for p in r.json["points"]] == ["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07"]
+    assert [p["volume"] for p in r.json["points"]] == [2, 2, 2, 2]
+    until_latest = client.get("/v1/tickers/ACME/sentiment?start=2024-03-08&bucket=1d").json  # end: latest article
+    assert [p["at"][:10] for p in until_latest["points"]] == ["2024-03-08", "2024-03-09", "2024-03-10"]
+
+
+@pytest.mark.parametrize("query,words", [
+    ("start=2024-03-09&end=2024-03-05", "start must lie before end"),
+    ("start=1900-01-01&end=2199-12-31", "at most 3660 days"),
+    ("start=2024-03-01&window=3d", "start or window"),
+    ("start=March", "start "),
+])
+def test_a_bad_series_start_is_a_400(client, query, words) -> None:
+    r = client.get(f"/v1/tickers/ACME/sentiment?{query}")
+    assert r.status_code == 400 and words in r.json["error"]["message"], r.get_data(as_text=True)
