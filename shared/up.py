@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("sentiment", "chatbot", "recommendations")
 STOP_TIMEOUT_S = 10.0
+MIN_UPTIME_S = float(os.environ.get("FINPULSE_UP_MIN_UPTIME_S", "10"))  # dying sooner: broken, not crashed
+MAX_RESTARTS = 5  # per child within RESTART_WINDOW_S, then the suite stops
+RESTART_WINDOW_S = 600.0
 HEALTH_TIMEOUT_S = 60.0
 
 
@@ -121,52 +125,89 @@ def _child_setup(nice: int) -> Any:
     return setup
 
 
+@dataclass
+class Child:
+    """One supervised process and what it takes to start it again."""
+
+    name: str
+    argv: list[str]
+    essential: bool
+    nice: int
+    proc: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+    restarts: list[float] = field(default_factory=list)  # monotonic times, newest last
+
+
 class Supervisor:
-    """Starts children in their own process groups and stops every group it started."""
+    """Starts children in their own process groups and stops every group it started.
+
+    An essential child that dies after it had come up (an OOM kill, a crash) is started
+    again, so one worker's death does not take the chat widget down with it; one that dies
+    within ``MIN_UPTIME_S`` of its start, or too often, stops the suite (it would only loop).
+    """
 
     def __init__(self, env: dict[str, str]):
         self.env = env
-        self.children: list[tuple[str, subprocess.Popen, bool]] = []
+        self.children: list[Child] = []
+
+    def _spawn(self, argv: list[str], nice: int) -> subprocess.Popen:
+        # Children log to stderr: stdout carries only the URLs.
+        return subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                                start_new_session=True, preexec_fn=_child_setup(nice))
 
     def start(self, name: str, argv: list[str], *, essential: bool = True, nice: int = 0) -> subprocess.Popen:
-        # Children log to stderr: stdout carries only the URLs.
-        proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-                                start_new_session=True, preexec_fn=_child_setup(nice))
-        self.children.append((name, proc, essential))
+        proc = self._spawn(argv, nice)
+        self.children.append(Child(name, argv, essential, nice, proc))
         _say(f"started {name} (pid {proc.pid})")
         return proc
 
-    def failed(self) -> tuple[str, int] | None:
-        """The first essential child that exited, with its code."""
-        for name, proc, essential in self.children:
-            if essential and proc.poll() is not None:
-                return name, proc.returncode
+    def failed(self) -> str | None:
+        """Why the suite must stop: the first essential child that exited and may not be restarted.
+
+        Restarts the others on the way, and reaps finished non-essential children.
+        """
+        for child in self.children:
+            code = child.proc.poll()
+            if code is None or not child.essential:
+                continue
+            now = time.monotonic()
+            recent = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
+            if now - child.started < MIN_UPTIME_S:
+                return f"{child.name} exited with code {code} {now - child.started:.0f}s after it started"
+            if len(recent) >= MAX_RESTARTS:
+                return (f"{child.name} exited with code {code}, its {len(recent) + 1}th exit in "
+                        f"{RESTART_WINDOW_S / 60:.0f} min")
+            # its group may still hold grandchildren (a worker's pool): they go first
+            self._stop([child], STOP_TIMEOUT_S)
+            child.restarts = [*recent, now]
+            child.proc, child.started = self._spawn(child.argv, child.nice), now
+            _say(f"{child.name} exited with code {code}; started it again (pid {child.proc.pid}, "
+                 f"restart {len(child.restarts)} of {MAX_RESTARTS} allowed in {RESTART_WINDOW_S / 60:.0f} min)")
         return None
 
     def stop_all(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop every group, Redis last (a stopping worker still talks to it)."""
-        apps = [c for c in self.children if c[0] != "redis"]
-        self._stop(apps, timeout)
-        self._stop([c for c in self.children if c[0] == "redis"], timeout)
+        self._stop([c for c in self.children if c.name != "redis"], timeout)
+        self._stop([c for c in self.children if c.name == "redis"], timeout)
         self.children.clear()
 
     @staticmethod
-    def _stop(children: list[tuple[str, subprocess.Popen, bool]], timeout: float) -> None:
+    def _stop(children: list[Child], timeout: float) -> None:
         """SIGTERM each process group, wait, then SIGKILL what is left (grandchildren too)."""
-        for _, proc, _ in children:
+        for c in children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(c.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for _, proc, _ in children:
+        for c in children:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-        for name, proc, _ in children:
-            if proc.poll() is None:
-                _say(f"{name} did not stop in {timeout:.0f}s; killing it")
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+        for c in children:
+            if c.proc.poll() is None:
+                _say(f"{c.name} did not stop in {timeout:.0f}s; killing it")
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(c.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
+                c.proc.wait(5)
 
 
 def ensure_redis(settings: Settings, sup: Supervisor) -> None:
@@ -302,7 +343,7 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
             _say("running; Ctrl-C stops everything")
         while (dead := sup.failed()) is None:
             time.sleep(0.5)
-        failure = f"{dead[0]} exited with code {dead[1]} (its log is above); stopped everything"
+        failure = f"{dead} (its log is above); stopped everything"
     except _Stop as stop:
         _say(f"{stop}: stopping")
     finally:

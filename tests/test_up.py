@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -128,3 +129,42 @@ def test_first_run_prepares_a_production_sentiment_model(settings):
     state = json.loads((s.home / "run" / "prepare.json").read_text())
     assert state["sentiment"]["state"] == "done"
     assert (s.home / "run" / "prepared" / "sentiment").is_file()
+
+
+def test_a_crashed_child_is_started_again_and_the_suite_keeps_serving(home):
+    """An OOM-killed worker or service comes back; the chat widget does not die with it."""
+    ports = free_ports(4)
+    env = up_env(home, ports, FINPULSE_UP_MIN_UPTIME_S="1")
+    with running_up(env, "--no-prepare", "--services", "chatbot", services=("chatbot",)) as proc:
+        time.sleep(1.5)
+        for word in ("worker", " serve chatbot"):
+            old = _children(proc, word)
+            assert len(old) == 1
+            old[0].kill()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and [c.pid for c in _children(proc, word)] in ([], [old[0].pid]):
+                time.sleep(0.2)
+            assert len(_children(proc, word)) == 1 and proc.poll() is None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _status(f"http://127.0.0.1:{ports[1]}/healthz") != 200:
+            time.sleep(0.3)
+        assert _status(f"http://127.0.0.1:{ports[1]}/healthz") == 200
+    log = (home / "up.err").read_text()
+    assert "worker exited with code -9; started it again" in log and "chatbot exited with code -9" in log
+
+
+def _children(proc: subprocess.Popen, word: str) -> list[psutil.Process]:
+    """``finpulse up``'s live direct children whose command line holds ``word``."""
+    found = []
+    for c in psutil.Process(proc.pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if c.status() != psutil.STATUS_ZOMBIE and word in " ".join(c.cmdline()):
+                found.append(c)
+    return found
+
+
+def _status(url: str) -> int | None:
+    try:
+        return get_json(url)[0]
+    except OSError:
+        return None
