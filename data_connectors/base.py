@@ -70,6 +70,15 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
+def decode_line(path: str | Path, line_no: int, raw: bytes) -> str:
+    """One line read as bytes, decoded (a BOM opens line 1, as files saved on Windows do); a
+    :class:`BadRow` naming the line and the bad byte's place in it when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise BadRow(path, line_no, f"not UTF-8 ({err.reason} at byte {err.start + 1} of the line)") from None
+
+
 def not_utf8(path: str | Path, exc: UnicodeDecodeError) -> BadRow:
     """The error for a file that failed to decode, naming the line that holds the bad byte.
 
@@ -79,10 +88,20 @@ def not_utf8(path: str | Path, exc: UnicodeDecodeError) -> BadRow:
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             try:
-                raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                return BadRow(path, line_no, f"not UTF-8 ({err.reason} at byte {err.start + 1} of the line)")
+                decode_line(path, line_no, raw)
+            except BadRow as err:
+                return err
     return BadRow(path, 1, f"not UTF-8 ({exc.reason})")  # e.g. a sequence cut at the end of the file
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of a plain text file, line ending dropped. Read as every row reader
+    reads: a BOM is no part of the first line, and a byte that is not UTF-8 is a
+    :class:`BadRow` naming its line (not a codec message with a byte offset in the file)."""
+    path = check_file(path)
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            yield line_no, decode_line(path, line_no, raw).rstrip("\r\n")
 
 
 def _open_text(path: Path) -> io.TextIOWrapper:
@@ -166,11 +185,7 @@ def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
     """Unlabelled text for MLM: a ``.txt`` file (a text a line) or JSONL/CSV/TSV rows' ``text_field``."""
     path = Path(path)
     if path.suffix.lower() == ".txt":
-        with _open_text(path) as fh:
-            try:
-                texts = [line.strip() for line in fh if line.strip()]
-            except UnicodeDecodeError as exc:
-                raise BadInput(f"{path}: not UTF-8 ({exc.reason})") from None
+        texts = [line.strip() for _, line in iter_lines(path) if line.strip()]
     else:
         texts = []
         for line, row in iter_rows(path):

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
 from shared.errors import BadInput, Conflict, Forbidden, NotFound
-from shared.web import format_validation_error, parse_body, query_params, settings_of
+from shared.web import documented, format_validation_error, parse_body, query_params, settings_of
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
@@ -199,6 +199,7 @@ def _blueprint() -> Blueprint:
     bp = Blueprint("admin", __name__)
 
     @bp.post("/v1/admin/retrain")
+    @documented(status=202, body=RetrainRequest, multipart=True)
     @require_role("ops")
     def retrain() -> Any:
         """Start a retrain job (train → evaluation gate → promotion) on the training queue."""
@@ -214,8 +215,6 @@ def _blueprint() -> Blueprint:
         lifecycle.audit(db, g.actor, "model.retrain", f"{domain}/{task}", "queued", {"job": job_id})
         return jsonify({"job_id": job_id, "status": "queued", "url": f"/v1/admin/jobs/{job_id}"}), 202
 
-    retrain._openapi_body = RetrainRequest  # type: ignore[attr-defined]
-
     @bp.get("/v1/admin/jobs")
     @query_params(limit=("integer", "rows, 1-500"))
     @require_role("ops")
@@ -230,6 +229,7 @@ def _blueprint() -> Blueprint:
         return jsonify(_own_job(job_id))
 
     @bp.post("/v1/admin/jobs/<job_id>/cancel")
+    @documented(status=202)
     @require_role("ops")
     def cancel(job_id: str) -> Any:
         """Cancel a queued or running job (it stops at its next step)."""

@@ -129,8 +129,11 @@ def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Calla
     progress(f"training {domain}/sentiment on {train}" + (f" + {dev.name}" if dev else ""))
     # The 60-row sample needs small batches to take enough steps; FPB uses the tuned defaults.
     small = {} if dev else {"batch_size": 8, "epochs": 4}
+    # No wall-clock budget: it fits the schedule to the time left, and on a busy host (this
+    # runs niced beside the services) that cut a first model to a few steps that call every
+    # text neutral. A slower first model beats a useless one; /readyz says it is preparing.
     config = SentimentTrainConfig(train_path=str(train), dev_path=str(dev) if dev else None, domain=domain,
-                                  **small)
+                                  time_budget_min=None, **small)
     version = train_sentiment(config, settings)
     progress(f"exporting {version.ref} to ONNX int8 (the CPU runtime)")
     from training.export import export_onnx

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +33,71 @@ def default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~UMASK
 
 
+_FD_LINK = re.compile(r"/proc/(?P<pid>\d+)(?:/task/\d+)?/fd/(?P<fd>\d+)|/dev/fd/(?P<own>\d+)")
+_MAX_HOPS = 40  # as the kernel's own limit on links followed in one lookup
+
+
+def in_place_target(path: str | Path) -> int | Path | None:
+    """How an output at ``path`` is written, decided on the path as given, before its links
+    are resolved: ``/dev/stdout`` is a link to ``/proc/self/fd/1``, itself a link to the file
+    the shell redirected stdout to, and a rename over that file would wipe what it held.
+
+    Returns one of this process's descriptors (``/dev/stdout``, ``/dev/fd/N``,
+    ``/proc/self/fd/N``, or a link to one): written through a duplicate, so the rows land at
+    the descriptor's offset, as ``> log`` and ``>> log`` both expect; a path to write into
+    (another process's descriptor, opened for appending; a device, a pipe or a socket); or
+    None: an ordinary file (or a link to one), replaced atomically.
+    """
+    hop = os.path.join(os.getcwd(), os.fspath(path))  # not abspath: "link/.." is not "."
+    for _ in range(_MAX_HOPS):
+        # folders' links resolved (/dev/fd -> /proc/self/fd -> /proc/PID/fd), not the last name's
+        where = os.path.join(os.path.realpath(os.path.dirname(hop)), os.path.basename(hop))
+        fd_link = _FD_LINK.fullmatch(where)
+        if fd_link is not None:
+            own = fd_link["own"] is not None  # /dev/fd/N where it is no link to /proc (macOS)
+            fd = int(fd_link["own"] if own else fd_link["fd"])
+            if own or int(fd_link["pid"]) == os.getpid():
+                with contextlib.suppress(OSError):
+                    os.fstat(fd)
+                    return fd
+            return Path(path)
+        if not os.path.islink(where):
+            break
+        hop = os.path.join(os.path.dirname(where), os.readlink(where))
+    try:
+        st = os.stat(path)
+    except OSError:  # not there yet (or a dangling link): created, atomically
+        return None
+    return None if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else Path(path)
+
+
+@contextlib.contextmanager
+def _open_in_place(path: Path, target: int | Path, mode: str, encoding: str | None) -> Iterator[IO[Any]]:
+    """Open what :func:`in_place_target` named without truncating what others wrote to it."""
+    enc = None if "b" in mode else encoding
+    if isinstance(target, int):
+        for stream in (sys.stdout, sys.stderr):  # what was printed before the rows stays before them
+            with contextlib.suppress(Exception):
+                if stream is not None and stream.fileno() == target:
+                    stream.flush()
+        dup = os.dup(target)
+        try:
+            fh = os.fdopen(dup, mode, encoding=enc)
+        except BaseException:
+            os.close(dup)
+            raise
+    else:
+        # a regular file behind another process's descriptor keeps its content ('a', never 'w');
+        # a device or pipe has none to keep
+        regular = os.path.isfile(target)
+        try:
+            fh = open(target, mode.replace("w", "a") if regular else mode, encoding=enc)  # noqa: SIM115
+        except OSError as exc:
+            raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    with fh:
+        yield fh
+
+
 def check_output_outside(output: str | Path, folder: str | Path, what: str) -> None:
     """Refuse an output file inside the index or model a command reads: writing it there
     would replace one of that folder's own files (``kb ask --output IDX/entries.jsonl``)."""
@@ -49,40 +117,80 @@ def open_tree(root: str | Path) -> None:
             os.chmod(os.path.join(base, name), default_mode())
 
 
-def check_writable(path: str | Path) -> None:
+def _not_a_folder(path: Path) -> Path | None:
+    """The existing non-folder on ``path``'s way (``--output afile/out.jsonl`` with ``afile`` a
+    file), which creating ``path`` would trip over with a misleading "File exists"; else None."""
+    existing = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` (absolute) cannot be created, or None when it can: its folder, or the nearest
+    existing one above it (the rest are made on write), takes a probe file. A probe, not
+    ``os.access``: root passes that for ``/proc`` and read-only mounts, then fails on write."""
+    blocker = _not_a_folder(path)
+    if blocker is not None:
+        return f"{blocker} is not a directory"
+    folder = next(p for p in path.parents if p.exists())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _write_error(path: Path, exc: OSError) -> BadInput:
+    """``cannot write PATH: reason`` for a failed create, naming the output, not a temp file."""
+    blocker = _not_a_folder(path.absolute())
+    reason = f"{blocker} is not a directory" if blocker is not None else exc.strerror or str(exc)
+    return BadInput(f"cannot write {path}: {reason}")
+
+
+def check_writable(path: str | Path, inputs: Iterable[str | Path] = ()) -> None:
     """BadInput now if ``path`` cannot be written, so a command fails before its work (scoring
-    every row first, then "[Errno 2] ... '.out.jsonl.x1y2.tmp'") and nothing is left behind."""
+    every row first, then "[Errno 2] ... '.out.jsonl.x1y2.tmp'") and nothing is left behind.
+
+    ``inputs``: the files the command reads; an output that is one of them is refused, as the
+    atomic rename would silently replace the input with the results.
+    """
     path = Path(path)
     if path.is_dir():
         raise BadInput(f"{path}: is a directory, not a file")
-    if path.exists() and not path.is_file():  # a device or pipe: written in place
+    target = in_place_target(path)
+    if isinstance(target, int):  # one of our open descriptors (/dev/stdout): its open mode decides
+        if fcntl.fcntl(target, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise BadInput(f"cannot write {path}: descriptor {target} is open for reading only")
         return
-    parent = path.resolve().parent
-    try:
-        if parent.is_dir():
-            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-            os.close(fd)
-            os.unlink(probe)
-            return
-        ancestor = next(p for p in parent.parents if p.exists())
-        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-            raise PermissionError(f"{ancestor} is not a writable folder")
-    except OSError as exc:
-        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    if target is not None:  # a device, a pipe or another process's descriptor: written in place
+        if not os.access(target, os.W_OK):  # e.g. /dev/stdout with stdout closed (>&-)
+            raise BadInput(f"cannot write {path}: not writable (or no longer open)")
+        return
+    for item in inputs:
+        with contextlib.suppress(OSError):  # an input not there is the reader's error to give
+            if os.path.samefile(path, item):
+                raise BadInput(f"--output {path} is the input file {item}: the results would replace it; "
+                               "name another file")
+    reason = _unwritable(path.resolve())
+    if reason is not None:
+        raise BadInput(f"cannot write {path}: {reason}")
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Write to a temp file beside ``path`` and rename it into place on success.
 
-    A link is followed (its target is replaced, the link stays). A device or pipe
-    (``--output /dev/stdout``) is written in place: renaming over it would replace it.
+    A link is followed (its target is replaced, the link stays). What :func:`in_place_target`
+    names (``--output /dev/stdout``, a device, a pipe) is written into instead: renaming over
+    it would replace the file the shell redirected stdout to, with whatever it held.
     """
     path = Path(path)
     if path.is_dir():
         raise BadInput(f"{path}: is a directory, not a file")
-    if path.exists() and not path.is_file():
-        with open(path, mode, encoding=None if "b" in mode else encoding) as fh:
+    target = in_place_target(path)
+    if target is not None:
+        with _open_in_place(path, target, mode, encoding) as fh:
             yield fh
         return
     path = path.resolve() if path.is_symlink() else path
@@ -91,7 +199,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # named by the output, not by the temp file's name
-        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _write_error(path, exc) from None
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
@@ -134,8 +242,9 @@ def check_replaceable(path: str | Path, marker: str, inputs: Iterable[str | Path
 
     The swap removes the old directory whole, so it may only replace an earlier output of
     the same kind (one holding ``marker``) or an empty folder, never the folder the command
-    runs in, and never a folder holding one of the command's ``inputs``. Returns the
-    resolved path (``--output .`` or ``out/..`` name a real folder, not an empty name).
+    runs in, and never a folder holding one of the command's ``inputs``; a folder it cannot
+    create beside (``/proc/x``, below a file) fails here, before the work, as one line. Returns
+    the resolved path (``--output .`` or ``out/..`` name a real folder, not an empty name).
     """
     path = Path(path).resolve()
     if path.exists() and not path.is_dir():  # e.g. --output naming the input file: never swap that away
@@ -149,6 +258,9 @@ def check_replaceable(path: str | Path, marker: str, inputs: Iterable[str | Path
     if path.is_dir() and not (path / marker).exists() and any(path.iterdir()):
         raise BadInput(f"--output {path} is a folder with other files in it, not an earlier output "
                        "of this command; name a new or empty folder (nothing was changed)")
+    reason = _unwritable(path)  # the folder is built beside it, then swapped in: fail before the work
+    if reason is not None:
+        raise BadInput(f"cannot write {path}: {reason}")
     return path
 
 
@@ -167,8 +279,11 @@ def atomic_dir(path: str | Path, marker: str | None = None,
         path = check_replaceable(path, marker, inputs)
     elif path.exists() and not path.is_dir():  # e.g. --output naming the input file: never swap that away
         raise BadInput(f"{path} exists and is not a directory; choose another --output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:  # named by the output, not by the temp folder's name
+        raise _write_error(path, exc) from None
     os.chmod(tmp, default_mode(directory=True))
     try:
         yield tmp

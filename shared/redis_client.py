@@ -16,6 +16,14 @@ def get_redis(url: str) -> redis.Redis:
                                 health_check_interval=15, decode_responses=False)
 
 
+def channel(url: str, name: str) -> str:
+    """The pub/sub channel ``name`` for the suite on ``url``. Pub/sub ignores the DB number, so
+    suites sharing one Redis server on different DBs heard each other's model changes (and
+    reloaded) and alerts: DB 0 keeps ``finpulse:NAME``, DB N uses ``finpulse:dbN:NAME``."""
+    db = int(redis.connection.parse_url(url).get("db") or 0)
+    return f"finpulse:{name}" if db == 0 else f"finpulse:db{db}:{name}"
+
+
 def limiter_storage_uri(url: str) -> str:
     """REDIS_URL as the limits library (Flask-Limiter's storage) spells it: redis+unix:// for a socket."""
     return f"redis+{url}" if url.startswith("unix://") else url

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
-CHANNEL = "finpulse:models"
+CHANNEL = "models"  # shared.redis_client.channel() names it per Redis DB: finpulse:models on DB 0
 
 _callbacks: list[Callable[[dict[str, Any]], None]] = []
 _subscribers: dict[str, ReloadSubscriber] = {}
@@ -35,11 +35,11 @@ def publish_model_change(settings: Any, domain: str, task: str, version: int | s
                          event: str = "promote") -> int:
     """Announce a new production version; returns how many processes heard it."""
     from shared.inference import invalidate
-    from shared.redis_client import get_redis
+    from shared.redis_client import channel, get_redis
 
     invalidate()  # this process too, subscriber or not
     message = json.dumps({"event": event, "domain": domain, "task": task, "version": version})
-    return int(get_redis(settings.redis_url).publish(CHANNEL, message))
+    return int(get_redis(settings.redis_url).publish(channel(settings.redis_url, CHANNEL), message))
 
 
 def handle(message: dict[str, Any]) -> None:
@@ -56,7 +56,7 @@ def handle(message: dict[str, Any]) -> None:
 
 
 class ReloadSubscriber(threading.Thread):
-    """Daemon thread listening on :data:`CHANNEL`; reconnects after Redis outages."""
+    """Daemon thread listening on the models channel of its Redis DB; reconnects after outages."""
 
     def __init__(self, redis_url: str):
         super().__init__(name="finpulse-reload", daemon=True)
@@ -71,13 +71,15 @@ class ReloadSubscriber(threading.Thread):
     def run(self) -> None:
         import redis
 
+        from shared.redis_client import channel
+
         backoff = 0.5
         while not self._stop_event.is_set():
             try:
                 client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2,
                                               health_check_interval=10)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(channel(self.redis_url, CHANNEL))
                 self.ready.set()
                 backoff = 0.5
                 while not self._stop_event.is_set():

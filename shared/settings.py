@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.errors import ConfigError
+
+# Kernel views, not storage: nothing FinPulse writes can live there.
+VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
+DEFAULT_PORTS = {"http": 80, "https": 443}  # browsers leave these out of an Origin
 
 
 class Settings(BaseSettings):
@@ -129,7 +136,34 @@ class Settings(BaseSettings):
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+        home = value.expanduser().resolve()
+        problem = home_problem(home)
+        if problem:
+            raise ValueError(f"FINPULSE_HOME {home} {problem}")
+        return home
+
+    @field_validator("chatbot_rate_limit", "chatbot_session_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str, info: ValidationInfo) -> str:
+        # Flask-Limiter only logs a limit it cannot parse and then applies none
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{env_name(info.field_name)} must be a rate limit such as '120/minute' or "
+                             f"'10/second;500/hour', got {value!r}") from None
+        return value
+
+    @field_validator("chatbot_cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            problem = origin_problem(origin)
+            if problem:
+                raise ValueError(f"FINPULSE_CHATBOT_CORS_ORIGINS: {origin!r} {problem}; list origins as "
+                                 "scheme://host[:port], e.g. https://www.bank.example (or \"*\" for any)")
+        return value
 
     @property
     def db_url(self) -> str:
@@ -162,16 +196,101 @@ class Settings(BaseSettings):
         return int(getattr(self, f"{service}_port"))
 
 
+def home_problem(home: Path) -> str | None:
+    """Why FINPULSE_HOME cannot hold the suite's files, or None; it creates nothing.
+
+    Caught here, a bad home is one line naming the setting, not a bare ``[Errno 17] File
+    exists`` from whichever command first made a folder in it.
+    """
+    root = next((r for r in VIRTUAL_ROOTS if home == r or r in home.parents), None)
+    if root is not None:
+        where = "is" if home == root else f"is under {root},"
+        return f"{where} the kernel's virtual file system, not storage"
+    existing = home
+    while not _exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if existing == home:
+        if home.is_dir():
+            return None
+        return "is a file, not a folder" if home.is_file() else "is not a folder"
+    if not existing.is_dir():
+        return f"cannot be created: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot be created: {existing} is not writable"
+    return None
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path`` (a broken link counts: it blocks a folder there too)."""
+    try:
+        path.lstat()
+    except OSError:
+        return False
+    return True
+
+
+def origin_problem(origin: str) -> str | None:
+    """Why ``origin`` can never equal a browser's ``Origin`` header, or None ("*" is any origin)."""
+    if origin == "*":
+        return None
+    parts = urlsplit(origin)
+    if parts.scheme not in DEFAULT_PORTS or "://" not in origin:
+        return "has no http:// or https:// scheme"
+    try:
+        port = parts.port
+    except ValueError:
+        return "has a bad port"
+    if not parts.hostname or "@" in parts.netloc or re.search(r"\s", origin):
+        return "has no host"
+    if parts.path or parts.query or parts.fragment or origin.endswith(("?", "#")):
+        return "has a path (an origin ends at the host or port, without a '/')"
+    if port == DEFAULT_PORTS[parts.scheme]:
+        return f"names the default port {port}, which browsers leave out"
+    return None
+
+
+def env_name(field: str) -> str:
+    """The environment variable a setting is read from (``FINPULSE_<FIELD>`` or its alias).
+
+    ``field`` may be an alias already (an error's location is the name the value came by).
+    """
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return field if field.isupper() else f"FINPULSE_{field.upper()}"
+    alias = info.validation_alias
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"FINPULSE_{field.upper()}"
+
+
+def _problem(err: Any) -> str:
+    """One validation error as a phrase that names the environment variable."""
+    loc = [str(p) for p in err["loc"]]
+    ctx = err.get("ctx") or {}
+    message = str(ctx["error"]) if err["type"] == "value_error" and "error" in ctx else err["msg"]
+    if not loc:
+        return f"settings: {message}"
+    name = env_name(loc[0])
+    if name in message:  # our validators' messages say which variable already
+        return message
+    return f"{name} ({'.'.join(loc)}): {message}"
+
+
+def _unparsable(exc: SettingsError) -> str:
+    """A list or object setting whose environment value is not JSON, as one phrase."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    name = env_name(match.group(1)) if match else "a setting"
+    reason = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return f"{name} is not valid JSON{reason}; write a JSON list, e.g. '[\"a\", \"b\"]'"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning validation errors into one readable line."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
+    except SettingsError as exc:  # the environment's text of a list setting did not parse
+        raise ConfigError(f"invalid configuration: {_unparsable(exc)}") from None
 
 
 @lru_cache(maxsize=1)

@@ -162,6 +162,25 @@ def query_params(**params: tuple[str, str]) -> Callable[[F], F]:
     return deco
 
 
+_STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted"}
+
+
+def documented(*, status: int = 200, body: type[BaseModel] | None = None, multipart: bool = False
+               ) -> Callable[[F], F]:
+    """Decorator: what the OpenAPI document cannot see in the view: its success status, the
+    schema of a body the view reads itself (per-row rejection, not one model), and whether a
+    multipart form (a ``data`` file plus the body's fields) is accepted too."""
+
+    def deco(view: F) -> F:
+        view._openapi_status = status  # type: ignore[attr-defined]
+        if body is not None:
+            view._openapi_body = body  # type: ignore[attr-defined]
+        view._openapi_multipart = multipart  # type: ignore[attr-defined]
+        return view
+
+    return deco
+
+
 def openapi_document(app: Flask, title: str) -> dict[str, Any]:
     """An OpenAPI 3 document built from the URL map, view docstrings and body models."""
     paths: dict[str, dict[str, Any]] = {}
@@ -181,13 +200,14 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
         params += [{"name": name, "in": "query", "required": False, "description": text,
                     "schema": {"type": kind}} for name, (kind, text) in getattr(view, "_openapi_query", {}).items()]
         doc = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
+        status = getattr(view, "_openapi_status", 200)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {
                 "operationId": f"{rule.endpoint}_{method.lower()}",
                 "summary": doc,
                 "parameters": params,
                 "responses": {
-                    "200": {"description": "OK"},
+                    str(status): {"description": _STATUS_TEXT.get(status, "OK")},
                     "400": {"description": "Bad request"},
                     "default": {"description": "Error", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Error"}}}},
@@ -201,7 +221,12 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
             if body is not None and method in ("POST", "PUT", "PATCH"):
                 schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))  # nested models are what the refs point to
-                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+                content = {"application/json": {"schema": schema}}
+                if getattr(view, "_openapi_multipart", False):
+                    form = {**schema, "properties": {**schema.get("properties", {}), "data": {
+                        "type": "string", "format": "binary", "description": "the training set, uploaded"}}}
+                    content["multipart/form-data"] = {"schema": form}
+                op["requestBody"] = {"required": True, "content": content}
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import shutil
 import sys
@@ -28,9 +29,10 @@ import numpy as np
 from data_connectors.labelled import Example, load_labelled, stratified_split
 from shared.encoders import offline, resolve_base_model
 from shared.errors import BadInput
-from shared.io import write_json
+from shared.io import open_tree, write_json
 from shared.registry import ModelVersion, Registry
 from shared.runtimes import autocast_dtype, resolve_device
+from training.checkpoint import check_checkpoint
 from training.config import SentimentTrainConfig
 from training.distributed import Silent, init_ranks
 from training.evaluation import classification_metrics, save_confusion_png
@@ -38,6 +40,7 @@ from training.lineage import git_commit, publish
 from training.schedule import fit_schedule_to_budget, lr_schedule
 
 TRANSFER_SHARE = 0.3  # of time_budget_min the transfer stage may use; the rest is the main stage's
+STAGE_MODEL = "model"  # the transfer stage's model: <run>-transfer/model
 
 
 @dataclass
@@ -119,8 +122,8 @@ def check_inputs(config: SentimentTrainConfig) -> None:
     """The base model and a ``--resume`` checkpoint, checked before the first line of progress:
     a missing one failed only after a stage had started."""
     resolve_base_model(config.base_model)
-    if config.resume_from and not Path(config.resume_from).is_file():
-        raise BadInput(f"--resume {config.resume_from}: no such checkpoint file (a run folder's checkpoint.pt)")
+    if config.resume_from:  # /etc/passwd got as far as torch.load, after the model: an IndexError
+        check_checkpoint(config.resume_from)
 
 
 def transfer_stage_config(config: SentimentTrainConfig, settings: Any) -> SentimentTrainConfig | None:
@@ -197,12 +200,26 @@ def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
     # (weights, optimiser, best and EMA copies: ~430 MB) would be written only to lie unused
     fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer", checkpoint=False, data=data)
     assert fitted is not None  # single process
-    _run_dir, staging, metrics, stage_config = fitted
-    _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
-    return {"path": str(staging), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
+    stage_dir, staging, metrics, stage_config = fitted
+    model_dir = _keep_stage_model(staging, stage_dir / STAGE_MODEL)
+    _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
+         f"model {model_dir}")
+    return {"path": str(model_dir), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
             "epochs_run": metrics["history"][-1]["epoch"] if metrics["history"] else 0,
             "dev_accuracy": metrics["accuracy"], "dev_macro_f1": metrics["macro_f1"],
             "base_model": stage_config["base_model"], "seconds": round(time.monotonic() - started, 1)}
+
+
+def _keep_stage_model(staging: Path, target: Path) -> Path:
+    """Give the stage's model (staged in a hidden 0700 temp folder) its lasting name and the
+    modes a registry version has: the lineage names it, the main stage and tune trials read it,
+    and a service run as another user may too. An earlier stage's model in a reused
+    ``run_dir`` is replaced."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    open_tree(target)
+    return target
 
 
 @dataclass
@@ -346,7 +363,7 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    _log(f"model: {base.name}, {config.method}, {trainable:,}/{total:,} trainable "
+    _log(f"model: {_model_name(base)}, {config.method}, {trainable:,}/{total:,} trainable "
          f"({100 * trainable / total:.2f}%), max_length {max_length}, device {device}"
          + (f", {ranks.world} data-parallel ranks" if ranks.active else ""))
 
@@ -367,7 +384,11 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     # -- state: resume from a checkpoint when asked ---------------------------------------
     step, epoch0, best_f1, best_state, history = 0, 0, -1.0, None, []
     if config.resume_from:
-        ckpt = torch.load(config.resume_from, map_location=device, weights_only=True)
+        try:  # checked before the model was loaded (check_inputs); a damaged one still gets one line
+            ckpt = torch.load(config.resume_from, map_location=device, weights_only=True)
+        except (RuntimeError, pickle.UnpicklingError, EOFError, IndexError, ValueError) as exc:
+            raise BadInput(f"--resume {config.resume_from} cannot be loaded as a checkpoint: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         _check_resume(config, ckpt.get("config") or {}, data_lineage, ckpt.get("data") or {})
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -742,6 +763,12 @@ def _log(message: str) -> None:
     """Progress for people (stderr) and for job logs (the ``training`` logger)."""
     logging.getLogger("training").info(message)
     print(f"[train] {message}", file=sys.stderr, flush=True)
+
+
+def _model_name(base: Path) -> str:
+    """How progress names the encoder a run starts from: a transfer stage's ``model`` folder
+    with its run's name (``news-sentiment-...-transfer/model``), any other by its own name."""
+    return f"{base.parent.name}/{base.name}" if base.name == STAGE_MODEL else base.name
 
 
 def _fit_max_length(tokenizer: Any, texts: list[str]) -> int:

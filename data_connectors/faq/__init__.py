@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from data_connectors.base import BadRow
+from data_connectors.base import BadRow, check_file
 from data_connectors.faq.entry import FaqEntry, derived_id, entry_from_row
 from data_connectors.faq.html import read_html
 from data_connectors.faq.markdown import read_markdown
@@ -29,9 +29,7 @@ LOADERS: dict[str, Loader] = {
 
 def load_faq(path: str | Path) -> list[FaqEntry]:
     """Read a knowledge base; errors name ``file:line`` and what was expected."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: no such knowledge-base file")
+    path = check_file(path)  # a folder is "is a directory, not a file", as for every input
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise BadInput(f"{path}: unknown knowledge-base format {path.suffix!r} "

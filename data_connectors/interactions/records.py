@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, ReadReport, detect_format, first_line, iter_rows
+from data_connectors.base import (
+    BadRow,
+    ReadReport,
+    check_file,
+    decode_line,
+    detect_format,
+    first_line,
+    iter_rows,
+)
 from shared.errors import BadInput
 
 # column names, matched case-insensitively
@@ -98,12 +106,20 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
 
 
 def _iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
-    """JSONL lines as dicts, or a :class:`BadRow` for a line that does not parse (read on after it)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: no such file")
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        for n, line in enumerate(fh, start=1):
+    """JSONL lines as dicts, or a :class:`BadRow` for a line that does not parse (read on after it).
+
+    Decoded per line, strictly: a file that is not text (``ratings.tsv.gz``, read as JSONL by its
+    first line) is "line 1: not UTF-8", as every reader says, not "invalid JSON" about a
+    replacement character; and a bad byte in an id is never read as U+FFFD.
+    """
+    path = check_file(path)
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                line = decode_line(path, n, raw)
+            except BadRow as err:
+                yield n, err
+                continue
             if not line.strip():
                 continue
             try:

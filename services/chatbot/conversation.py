@@ -9,19 +9,25 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from redis.exceptions import LockError
 
 from services.chatbot import handoff
 from services.chatbot.dialogue import Decision, Policy, State, chosen, decide, follow_up_context, silent, wants_human
 from services.chatbot.kb import KbHandle
 from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder
-from shared.errors import BadInput
+from shared.errors import BadInput, FinPulseError
 
 log = logging.getLogger(__name__)
 CONTEXT_WEIGHT = 0.6  # weight of the previous question's vector in a follow-up's query
+# A session's turns take its lock one at a time; a holder that died frees it after LOCK_TTL_S.
+LOCK_TTL_S = 60.0
+LOCK_WAIT_S = 30.0  # a turn queued longer than this behind its session's others is refused (429)
 
 
 @dataclass
@@ -67,6 +73,27 @@ class ChatEngine:
     def save_state(self, session_id: str, state: State) -> None:
         self.redis.set(self._key(session_id), json.dumps(state.to_dict()), ex=self.ttl_s)
 
+    @contextmanager
+    def session_lock(self, session_id: str) -> Iterator[None]:
+        """Hold ``session_id``'s conversation from reading its state to saving it (across processes).
+
+        Parallel turns of one session each read the state, decided and saved it: a turn that
+        read it before a handoff was saved wrote "no handoff" back over it, and the bot went on
+        answering beside an open ticket. A conversation is answered one message at a time.
+        """
+        lock = self.redis.lock(f"{self._key(session_id)}:lock", timeout=LOCK_TTL_S, sleep=0.01,
+                               blocking_timeout=LOCK_WAIT_S, thread_local=False)
+        if not lock.acquire():
+            raise FinPulseError(f"session {session_id!r} is still busy with earlier messages; "
+                                "send this one again in a moment", code="session_busy", status=429)
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except LockError:  # held past LOCK_TTL_S: it expired, and another turn may hold it now
+                log.warning("chat %s: the session lock expired during a turn", session_id[:8])
+
     def chat(self, message: str, session_id: str | None = None, entry_id: str | None = None) -> dict[str, Any]:
         """Answer one message; returns the ``POST /v1/chat`` response body.
 
@@ -75,6 +102,11 @@ class ChatEngine:
         another entry and searching the text again would only ask again.
         """
         session_id = session_id or uuid.uuid4().hex
+        with self.session_lock(session_id):
+            return self._turn(message, session_id, entry_id)
+
+    def _turn(self, message: str, session_id: str, entry_id: str | None) -> dict[str, Any]:
+        """One turn, under the session's lock: read the state, decide, record, save."""
         state = self.load_state(session_id)
         decision = self._pick(entry_id, state) if entry_id is not None else self._decide(message, state)
         state.turns.append({"role": "user", "text": handoff.mask_pii(message)})
@@ -127,10 +159,11 @@ class ChatEngine:
 
     def release(self, session_id: str, actor: str) -> int:
         """An agent hands the conversation back to the bot."""
-        n = handoff.release_ticket(self.db, session_id, actor)
-        state = self.load_state(session_id)
-        state.handoff, state.unsure, state.ticket_id, state.notified = False, 0, None, False
-        self.save_state(session_id, state)
+        with self.session_lock(session_id):
+            n = handoff.release_ticket(self.db, session_id, actor)
+            state = self.load_state(session_id)
+            state.handoff, state.unsure, state.ticket_id, state.notified = False, 0, None, False
+            self.save_state(session_id, state)
         return n
 
     def agent_reply(self, session_id: str, text: str, actor: str) -> dict[str, Any]:
@@ -139,19 +172,24 @@ class ChatEngine:
         Only while a ticket is open (404 otherwise). The Redis state is refreshed so the bot
         stays silent while the agent is talking, even after the state's TTL ran out.
         """
-        ticket_id = handoff.open_ticket_id(self.db, session_id)
-        message = handoff.add_agent_message(self.db, session_id, text, actor)
-        # the transcript keeps the masked text; the customer gets what the agent wrote (the bank's
-        # phone number, a mailto: link) for as long as the conversation's state lives
-        self.redis.set(self._agent_text_key(session_id, message["id"]), text, ex=self.ttl_s)
-        state = self.load_state(session_id)
-        state.handoff, state.ticket_id = True, ticket_id
-        state.turns.append({"role": "agent", "text": message["text"]})
-        self.save_state(session_id, state)
+        with self.session_lock(session_id):
+            ticket_id = handoff.open_ticket_id(self.db, session_id)
+            message = handoff.add_agent_message(self.db, session_id, text, actor)
+            # the transcript keeps the masked text; the customer gets what the agent wrote (the bank's
+            # phone number, a mailto: link) for as long as the conversation's state lives
+            self.redis.set(self._agent_text_key(session_id, message["id"]), text, ex=self.ttl_s)
+            state = self.load_state(session_id)
+            state.handoff, state.ticket_id = True, ticket_id
+            state.turns.append({"role": "agent", "text": message["text"]})
+            self.save_state(session_id, state)
         return message
 
     def messages(self, session_id: str, after: int = 0) -> dict[str, Any]:
-        """Agent messages of ``session_id`` after the cursor ``after`` (a message id), for the widget's poll."""
+        """Agent messages of ``session_id`` after the cursor ``after`` (a message id), for the widget's poll.
+
+        ``handoff`` is the open ticket's word, not the Redis state's: the ticket is what the
+        agents work from, and it outlives the state.
+        """
         rows = handoff.agent_messages(self.db, session_id, after)
         if rows:
             exact = self.redis.mget([self._agent_text_key(session_id, r["id"]) for r in rows])
@@ -159,4 +197,4 @@ class ChatEngine:
                     for r, t in zip(rows, exact, strict=True)]
         return {"session_id": session_id, "messages": rows,
                 "cursor": rows[-1]["id"] if rows else after,
-                "handoff": self.load_state(session_id).handoff}
+                "handoff": handoff.find_open_ticket(self.db, session_id) is not None}

@@ -42,10 +42,21 @@ def record_turns(db: Any, session_id: str, turns: list[tuple[str, str, dict[str,
 
 
 def transcript(db: Any, session_id: str) -> list[dict[str, Any]]:
+    """The session's stored turns (masked), oldest first."""
+    return transcripts(db, [session_id]).get(session_id, [])
+
+
+def transcripts(db: Any, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The stored turns of each of ``session_ids`` in one query, oldest first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not session_ids:
+        return out
     with db.session() as s:
-        rows = s.scalars(select(ChatMessage).where(ChatMessage.session_id == session_id)
+        rows = s.scalars(select(ChatMessage).where(ChatMessage.session_id.in_(set(session_ids)))
                          .order_by(ChatMessage.id)).all()
-        return [{"role": r.role, "text": r.text, "at": utc_iso(r.created_at)} for r in rows]
+        for r in rows:
+            out.setdefault(r.session_id, []).append({"role": r.role, "text": r.text, "at": utc_iso(r.created_at)})
+    return out
 
 
 def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = None) -> int:
@@ -70,11 +81,18 @@ def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = Non
 
 
 def open_tickets(db: Any) -> list[dict[str, Any]]:
+    """Open tickets, each with its conversation as it stands now (masked), for the agents.
+
+    Not the copy taken at the handoff (that one went to the webhook): what the customer
+    wrote after it, and the agents' replies, are in the agents' view too.
+    """
     with db.session() as s:
         rows = s.scalars(select(HandoffTicket).where(HandoffTicket.status == "open")
                          .order_by(HandoffTicket.id)).all()
-        return [{"id": t.id, "session_id": t.session_id, "reason": t.reason,
-                 "created_at": utc_iso(t.created_at), "transcript": t.transcript} for t in rows]
+        tickets = [{"id": t.id, "session_id": t.session_id, "reason": t.reason,
+                    "created_at": utc_iso(t.created_at)} for t in rows]
+    turns = transcripts(db, [t["session_id"] for t in tickets])
+    return [{**t, "transcript": turns.get(t["session_id"], [])} for t in tickets]
 
 
 def find_open_ticket(db: Any, session_id: str) -> int | None:

@@ -172,15 +172,19 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
     encoder = get_encoder(kbase.meta["model"])
     texts = [r["text"] for r in rows]
     vecs = encoder.encode(texts, progress=len(rows) > 256)
-    hits_all = kbase.search(vecs, k, texts=texts)
+    # decided on the hits the chat decides on, whatever --k lists: with --k 1 there was no
+    # runner-up, so the confidence (top score and margin) and the handoff flag changed with k
+    decide_k = max(policy.suggestions, 2)
+    hits_all = kbase.search(vecs, max(k, decide_k), texts=texts)
     with atomic_write(output) as fh:
         import json
 
-        for row, hits in zip(rows, hits_all, strict=True):
+        for row, found in zip(rows, hits_all, strict=True):
+            hits = found[:decide_k]
             conf = kbase.confidence(hits)
             # the chat's rule: an entry whose question or answer repeats the top one is no rival
             ambiguous = is_ambiguous(hits, {h.id: kbase.entries[h.id].answer for h in hits}, policy.ambiguity_margin)
-            out = {**row, "results": [{"id": kbase.public_id(h.id), "score": h.score} for h in hits],
+            out = {**row, "results": [{"id": kbase.public_id(h.id), "score": h.score} for h in found[:k]],
                    "answer": kbase.entries[hits[0].id].answer if hits else None,
                    "confidence": round(conf, 4),
                    "handoff": bool(wants_human(row["text"]) or conf < policy.answer_threshold or ambiguous)}

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 from data_connectors.interactions import Interaction, parse_timestamp
 from services.recommendations.serving import MAX_K, RecsService
 from shared.errors import BadInput
-from shared.web import json_body, query_params
+from shared.web import documented, json_body, query_params
 
 bp = Blueprint("recommendations", __name__)
 
@@ -68,6 +68,7 @@ def k_arg() -> int:
 
 
 @bp.post("/v1/interactions")
+@documented(status=201)
 @json_body(InteractionsIn)
 def post_interactions(body: InteractionsIn) -> Any:
     """Store interactions; they change the users' next recommendations at once (fold-in)."""

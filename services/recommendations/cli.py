@@ -59,12 +59,14 @@ def resolve_model(ref: str) -> tuple[Path, str | None]:
 
 
 def read_user_ids(path: str) -> list[str]:
-    """One user id per line; blank lines skipped; a ``user_id`` header line is tolerated."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read user ids ({exc})") from None
-    users = [ln.strip().split("\t")[0] for ln in lines if ln.strip()]
+    """One user id per line; blank lines skipped; a ``user_id`` header line is tolerated.
+
+    Read as every input is: a BOM would otherwise make the first id unknown ("\ufeff1"), and a
+    byte that is not UTF-8 is named by its line.
+    """
+    from data_connectors.base import iter_lines
+
+    users = [ln.strip().split("\t")[0] for _, ln in iter_lines(path) if ln.strip()]
     if users and users[0] in ("user_id", "user", "userId"):
         users = users[1:]
     if not users:  # an empty output would pass for "no recommendations" downstream
@@ -111,9 +113,9 @@ def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
 
     path, domain = resolve_model(model_dir)
     check_output_outside(output, path, "model")
-    check_writable(output)
+    check_writable(output, [users_path])
+    users = read_user_ids(users_path)  # a bad file fails before the model loads
     model = TrainedModel(path)
-    users = read_user_ids(users_path)
     if domain is not None:  # a registered version: what users posted to the service counts too
         fold_in_stored(model, domain)
     recs_ = model.recommend(users, k)

@@ -127,26 +127,37 @@ class RecsService:
                     self._synced_id = row_id
 
     def add_interactions(self, events: Sequence[Interaction]) -> dict[str, Any]:
-        """Store events and fold them into the users' histories; unknown items wait for a retrain."""
-        model = self.model()
-        now = datetime.now(UTC)
-        if self.db is not None:
-            from services.recommendations.models import RecsInteraction
+        """Store events and fold them into the users' histories; unknown items wait for a retrain.
 
-            try:
-                with self.db.session() as s:
-                    s.add_all([RecsInteraction(domain=self.domain, user_id=e.user_id, item_id=e.item_id,
-                                               rating=e.rating, event=e.event,
-                                               ts=e.timestamp or int(time.time()), created_at=now)
-                               for e in events])
-            except SQLAlchemyError as exc:
-                raise Unavailable(f"cannot store interactions: {str(exc).splitlines()[0]}") from None
-            self._sync(force=True)
-            known = sum(1 for e in events if e.item_id in model.item_index)
-        else:
+        Storing needs no model: clicks posted before the first one is promoted (``finpulse up``'s
+        first-run preparation) are kept, and the model folds them in when it loads. A database
+        that cannot be written raises here, for the shared handler's 503 (driver text logged, not
+        sent).
+        """
+        if self.db is None:  # nowhere to keep them but the live model's histories
+            model = self.model()
             with self._lock:
                 known = sum(model.add(e.user_id, e.item_id, e.timestamp) for e in events)
-        return {"stored": len(events), "folded_in": known, "unknown_items": len(events) - known}
+            return {"stored": len(events), "folded_in": known, "unknown_items": len(events) - known,
+                    "model_version": model.ref}
+        from services.recommendations.models import RecsInteraction
+
+        now = datetime.now(UTC)
+        with self.db.session() as s:
+            s.add_all([RecsInteraction(domain=self.domain, user_id=e.user_id, item_id=e.item_id,
+                                       rating=e.rating, event=e.event,
+                                       ts=e.timestamp or int(time.time()), created_at=now)
+                       for e in events])
+        try:
+            model = self.model()
+        except Unavailable as exc:  # stored: the first model to load folds them in
+            log.info("recommendations: %d interactions stored before a model is served (%s)",
+                     len(events), exc.message)
+            return {"stored": len(events), "folded_in": 0, "unknown_items": 0, "model_version": None}
+        self._sync(force=True)
+        known = sum(1 for e in events if e.item_id in model.item_index)
+        return {"stored": len(events), "folded_in": known, "unknown_items": len(events) - known,
+                "model_version": model.ref}
 
     # -- queries --------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int = 10) -> dict[str, Any]:

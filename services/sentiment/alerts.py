@@ -28,7 +28,7 @@ from shared import webhooks
 from shared.metrics import counter
 
 log = logging.getLogger(__name__)
-CHANNEL = "finpulse:sentiment:alerts"
+CHANNEL = "sentiment:alerts"  # on DB 0 finpulse:sentiment:alerts (shared.redis_client.channel)
 SEVERITY_RANK = {"warn": 1, "critical": 2}
 KIND_RANK = {"sentiment_shift": 3, "negative_burst": 2, "volume_spike": 1}
 MAX_ARTICLE_IDS = 50
@@ -273,11 +273,11 @@ def publish(settings: Any, judged: Judgement) -> None:
     if not messages:
         return
     try:
-        from shared.redis_client import get_redis
+        from shared.redis_client import channel, get_redis
 
-        client = get_redis(settings.redis_url)
+        client, name = get_redis(settings.redis_url), channel(settings.redis_url, CHANNEL)
         for m in messages:
-            client.publish(CHANNEL, json.dumps(m))
+            client.publish(name, json.dumps(m))
     except Exception as exc:  # a Redis outage must not fail ingest; alerts are in the DB
         log.warning("could not publish %d alert events to Redis: %s", len(messages), exc)
     if settings.sentiment_webhook_url:

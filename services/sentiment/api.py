@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, RootModel, field_validator
 
 from services.sentiment import queries
 from services.sentiment.aggregate import parse_duration, ticker_series
@@ -19,7 +19,7 @@ from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
-from shared.web import json_body, query_params, settings_of
+from shared.web import documented, json_body, query_params, settings_of
 
 bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="templates",
                static_url_path="/static/sentiment")
@@ -94,7 +94,28 @@ def score(body: ScoreRequest) -> Any:
                     "model_version": version})
 
 
+class NewsArticleIn(BaseModel):
+    """One article as ``POST /v1/news`` takes it (rows are checked one by one, so a bad row is
+    rejected alone: this model documents the body, the ingest validates it)."""
+
+    id: str | int | None = Field(None, description="your id; a re-post with the same id is a duplicate or an update")
+    source: str | None = Field(None, description="feed or publisher; 'unknown' when absent")
+    published_at: str | int | float = Field(description="event time: ISO-8601, RFC 2822 or epoch s/ms")
+    title: str
+    body: str | None = None
+    url: str | None = Field(None, description="also identifies the article (normalised)")
+    tickers: list[str] | None = Field(None, description="instead of linking tickers from the text")
+
+
+class NewsListIn(BaseModel):
+    articles: list[NewsArticleIn] = Field(max_length=MAX_NEWS_ROWS)
+
+
+NewsIn = RootModel[NewsArticleIn | list[NewsArticleIn] | NewsListIn]
+
+
 @bp.post("/v1/news")
+@documented(status=202, body=NewsIn)
 def post_news() -> Any:
     """Ingest one article or a list; 202 with stored and updated ids, duplicates and rejected rows."""
     data = request.get_json(silent=True, force=True)

@@ -237,6 +237,15 @@ def test_widget_origins_may_poll(chat_settings, bow, loaded_kb) -> None:
     assert r.status_code == 200 and r.headers.get("Access-Control-Allow-Origin") == origin
 
 
+def test_the_star_origin_lets_any_page_embed_the_widget(chat_settings, bow, loaded_kb) -> None:
+    """Settings accept "*" because Flask-CORS, which the chatbot hands the list to, takes it as any origin."""
+    from services.chatbot import create_app
+
+    app = create_app(chat_settings.model_copy(update={"chatbot_cors_origins": ["*"]}), encoder=bow)
+    r = app.test_client().get("/v1/chat/s1/messages", headers={"Origin": "https://anywhere.example"})
+    assert r.status_code == 200 and r.headers.get("Access-Control-Allow-Origin") in ("*", "https://anywhere.example")
+
+
 def test_feedback_is_validated_and_export_holds_only_live_entries(client, ops_headers) -> None:
     bogus = {"session_id": "never-existed-3", "rating": "up", "entry_id": "no-such-entry", "message": "bogus pair"}
     r = client.post("/v1/feedback", json=bogus)

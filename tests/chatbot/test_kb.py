@@ -110,6 +110,27 @@ def test_kb_ask_does_not_hand_off_on_a_duplicated_question(tmp_path, bow, monkey
     row = json.loads((tmp_path / "out.jsonl").read_text())
     assert row["results"][0]["score"] == row["results"][1]["score"] and row["handoff"] is False
 
+def test_kb_ask_decides_the_same_whatever_k_lists(tmp_path, bow, sample_faq, monkeypatch) -> None:
+    """Regression: --k 1 left no runner-up, so confidence and handoff depended on --k."""
+    from services.chatbot import service
+
+    build_kb_dir(sample_faq, tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    monkeypatch.setattr(service, "get_encoder", lambda _path: bow)
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in (
+        "How do I reset my card PIN?", "PIN", "card", "savings interest", "close")))
+    out = {}
+    for k in (1, 2, 5):
+        service.answer_rows(tmp_path / "idx", tmp_path / "q.jsonl", tmp_path / f"k{k}.jsonl", k)
+        out[k] = [json.loads(line) for line in (tmp_path / f"k{k}.jsonl").read_text().splitlines()]
+        assert all(0 < len(r["results"]) <= k for r in out[k]) and len(out[k][0]["results"]) == k
+    for k in (1, 2):
+        assert [(r["answer"], r["confidence"], r["handoff"]) for r in out[k]] == \
+            [(r["answer"], r["confidence"], r["handoff"]) for r in out[5]]
+        assert [r["results"][0] for r in out[k]] == [r["results"][0] for r in out[5]]
+        assert [[x["score"] for x in r["results"]] for r in out[k]] == \
+            [[x["score"] for x in r["results"][:k]] for r in out[5]]  # ids may differ only among ties
+
+
 def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monkeypatch) -> None:
     from services.chatbot import service
 

@@ -11,6 +11,7 @@ from shared import lifecycle
 from shared.errors import Conflict, Forbidden, ModelNotFound
 from shared.gate import REPORT_NAME
 from shared.models import ModelRecord
+from shared.redis_client import channel
 from shared.reload import CHANNEL
 
 
@@ -61,7 +62,7 @@ def test_promotion_is_announced_on_redis(ops, monkeypatch):
 
     monkeypatch.setattr(shared.inference, "invalidate", lambda: calls.append("invalidate"))
     sub = redis.Redis.from_url(settings.redis_url).pubsub()
-    sub.subscribe(CHANNEL)
+    sub.subscribe(channel(settings.redis_url, CHANNEL))
     sub.get_message(timeout=1)
     lifecycle.promote(settings, db, v2.ref, actor="alice")
     msg = sub.get_message(timeout=2)

@@ -126,3 +126,77 @@ def test_the_cli_on_the_registered_version_counts_what_was_posted(client, produc
     assert served[0] not in items and len(items) == 3
     assert items == client.get("/v1/users/u1/recommendations?k=3").get_json()["items"]
     assert "1 interactions posted to the service" in res.stderr and res.stdout == ""
+
+
+def _refused_postgres_url() -> str:
+    """A PostgreSQL URL whose port nothing listens on: every connection is refused."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql+psycopg://postgres:secret-pw@127.0.0.1:{port}/test"
+
+
+def test_interactions_without_a_writable_database_are_a_clean_503(settings, production, caplog) -> None:
+    """The answer was "cannot store interactions: (sqlite3.OperationalError) disk I/O error" (or
+    psycopg's connection text on PostgreSQL): now the 503 every service gives, the detail logged."""
+    import logging
+    import shutil
+    from pathlib import Path
+
+    from shared.db import upgrade
+    from shared.settings import load_settings
+
+    upgrade(settings.db_url)
+    sqlite_app = create_app(settings)
+    db_file = Path(settings.db_url.split("///", 1)[1])
+    sqlite_app.extensions["db"].dispose()
+    for leftover in db_file.parent.glob(db_file.name + "*"):  # the database and its WAL files
+        leftover.unlink()
+    db_file.mkdir()  # SQLite cannot open a folder: "unable to open database file"
+    refused = load_settings(home=settings.home, redis_url=settings.redis_url, testing=True,
+                            ratelimit_storage_url="memory://", database_url=_refused_postgres_url())
+    try:
+        for app in (sqlite_app, create_app(refused)):
+            with caplog.at_level(logging.WARNING, logger="shared.web"):
+                res = app.test_client().post("/v1/interactions", json={"user_id": "u1", "item_id": "m2"})
+            assert res.status_code == 503, res.get_json()
+            assert res.get_json() == {"error": {"code": "unavailable", "message": "database unavailable; retry later"}}
+            text = res.get_data(as_text=True).lower()
+            assert not any(leak in text for leak in ("sqlite", "psycopg", "operationalerror", "127.0.0.1",
+                                                     "secret-pw", "connection"))
+            assert "database unavailable on POST /v1/interactions" in caplog.text  # the detail stays here
+            caplog.clear()
+    finally:
+        shutil.rmtree(db_file, ignore_errors=True)
+
+
+def test_interactions_are_stored_before_the_first_model_exists(settings) -> None:
+    """During `finpulse up`'s first-run preparation there is no model yet: clicks posted then were
+    a 503 and lost; they are stored, and the first model served folds them in."""
+    from sqlalchemy import select
+
+    from services.recommendations.models import RecsInteraction
+    from services.recommendations.pipeline import train_from_files
+    from services.recommendations.versions import register, registry
+    from shared.db import upgrade
+    from tests.recommendations.conftest import SAMPLE
+
+    upgrade(settings.db_url)
+    app = create_app(settings)
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 503  # no production recommender yet
+    events = [{"user_id": "early", "item_id": f"m{i}", "timestamp": 1_000 + i} for i in (10, 11, 12)]
+    res = client.post("/v1/interactions", json=events)
+    assert res.status_code == 201, res.get_json()
+    assert res.get_json() == {"stored": 3, "folded_in": 0, "unknown_items": 0, "model_version": None}
+    with app.extensions["db"].session() as s:
+        stored = s.execute(select(RecsInteraction.user_id, RecsInteraction.item_id)
+                           .where(RecsInteraction.domain == settings.recommendations_domain)).all()
+    assert sorted(stored) == [("early", "m10"), ("early", "m11"), ("early", "m12")]
+    assert client.get("/v1/users/early/recommendations").status_code == 503  # recommending needs the model
+    path, _ = train_from_files(SAMPLE, settings.home / "first-model")
+    registry(settings).promote(register(settings, settings.recommendations_domain, path).ref)
+    body = client.get("/v1/users/early/recommendations?k=5").get_json()
+    assert body["strategy"] == "personalised" and not {"m10", "m11", "m12"} & set(body["items"])

@@ -157,3 +157,30 @@ def test_recommend_writes_only_rows_to_stdout_and_refuses_an_empty_users_file(tr
     res = CliRunner().invoke(recs, ["recommend", "--model", str(trained_dir), "--users", str(users),
                                     "--output", "/dev/stdout", "--k", "2"])
     assert res.exit_code == 0 and "wrote 1 rows" in res.stderr and "wrote" not in res.stdout
+
+
+def test_recommend_to_dev_stdout_appends_to_the_file_stdout_is_redirected_to(trained_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    """``(echo BEFORE; finpulse recs recommend ... --output /dev/stdout; echo AFTER) >> log``
+    kept only the rows: /dev/stdout resolved to log, and the atomic rename replaced it."""
+    import os
+    import subprocess
+    import sys
+
+    users = tmp_path / "users.txt"
+    users.write_text("u1\nu2\n")
+    log = tmp_path / "log.txt"
+    log.write_text("old log line\n")
+    env = {**os.environ, "FINPULSE_HOME": str(tmp_path / "home")}
+    env.pop("FINPULSE_DEBUG", None)
+    with open(log, "a") as out:  # as the shell's >>
+        out.write("BEFORE\n")
+        out.flush()
+        proc = subprocess.run([sys.executable, "-m", "shared.cli", "recs", "recommend", "--model", str(trained_dir),
+                               "--users", str(users), "--output", "/dev/stdout", "--k", "2"],
+                              env=env, stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+        out.write("AFTER\n")
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    assert lines[:2] == ["old log line", "BEFORE"] and lines[-1] == "AFTER", lines
+    assert [json.loads(row)["user_id"] for row in lines[2:-1]] == ["u1", "u2"]

@@ -89,11 +89,11 @@ def test_alert_stream_pushes_new_alerts_as_server_sent_events(client, pipe) -> N
 
 def test_alerts_are_published_on_redis(client, pipe, redis_url) -> None:
     from services.sentiment.alerts import CHANNEL
-    from shared.redis_client import get_redis
+    from shared.redis_client import channel, get_redis
 
     pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
     sub = get_redis(redis_url).pubsub()
-    sub.subscribe(CHANNEL)
+    sub.subscribe(channel(redis_url, CHANNEL))
     sub.get_message(timeout=1)
     pipe.score(pipe.ingest(burst("ACME", START.replace(day=31))).stored)
     msg = sub.get_message(timeout=2)
@@ -109,20 +109,35 @@ def test_openapi_lists_the_contract_endpoints(client) -> None:
         assert p in paths
 
 
+def test_openapi_gives_each_post_its_real_status_and_body(client) -> None:
+    """Regression: every operation said 200, and /v1/news (read row by row) had no body schema."""
+    doc = client.get("/openapi.json").json
+    news = doc["paths"]["/v1/news"]["post"]
+    assert set(news["responses"]) >= {"202"} and "200" not in news["responses"]
+    schema = news["requestBody"]["content"]["application/json"]["schema"]
+    assert len(schema["anyOf"]) == 3 and "NewsArticleIn" in doc["components"]["schemas"]
+    assert doc["components"]["schemas"]["NewsArticleIn"]["required"] == ["published_at", "title"]
+    retrain = doc["paths"]["/v1/admin/retrain"]["post"]
+    assert "202" in retrain["responses"] and "multipart/form-data" in retrain["requestBody"]["content"]
+    form = retrain["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["data"]["format"] == "binary"
+    assert "200" in doc["paths"]["/v1/score"]["post"]["responses"]
+
+
 def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url, monkeypatch,
                                                                 webhook_receiver) -> None:
     """Regression (left open in session 17): retractions went to the SSE stream only, so a webhook
     or pub/sub consumer kept an alert that re-evaluation had withdrawn."""
     from services.sentiment.alerts import CHANNEL
     from shared import webhooks
-    from shared.redis_client import get_redis
+    from shared.redis_client import channel, get_redis
 
     webhook_receiver.slow_first_s = 0.3  # the retraction must not overtake the raise
     monkeypatch.setattr(pipe, "settings", pipe.settings.model_copy(
         update={"sentiment_webhook_url": webhook_receiver.url}))
     pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
     sub = get_redis(redis_url).pubsub()
-    sub.subscribe(CHANNEL)
+    sub.subscribe(channel(redis_url, CHANNEL))
     sub.get_message(timeout=1)
     day = START.replace(day=31)
     pipe.score(pipe.ingest(burst("ACME", day)).stored)
