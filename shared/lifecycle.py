@@ -98,7 +98,10 @@ def update_job(db: Database, job_id: str, *, status: str | None = None,
     from shared.models import Job
 
     with db.session() as s:
-        job = s.get(Job, job_id)
+        # the row locked till commit: the log is appended by read-modify-write, and a cancel
+        # request or a concurrent writer's line would otherwise be lost (PostgreSQL; SQLite
+        # serialises writers anyway)
+        job = s.get(Job, job_id, with_for_update=True)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
         if status is not None and not (job.status == "cancelling" and status == "running"):

@@ -168,6 +168,8 @@ class Registry:
         inside = path.relative_to(self.root.resolve()).parts if path.is_relative_to(self.root.resolve()) else ()
         if path.is_dir() and len(inside) == 3 and re.fullmatch(r"v\d+", inside[2]):
             return self.resolve_version(f"{inside[0]}/{inside[1]}@{inside[2]}")
+        if ref.strip().startswith(("./", "../", "/", "~")) and not path.exists():  # a path, not D/T
+            raise ModelNotFound(f"model directory {ref.strip()!r} does not exist")
         m = _REF.match(ref.strip())
         if not m:
             where = "a directory outside the registry's versions" if path.is_dir() else "no directory"

@@ -9,6 +9,7 @@ merged first), so every runtime loads it without peft.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -268,25 +269,54 @@ def _run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> Pa
     one left the interrupted run's ~430 MB checkpoint behind for good (pruning spares
     unfinished runs) and split the run's TensorBoard curves over two folders.
     """
+    return _run_folder(config, settings, run_suffix)[0]
+
+
+def _run_folder(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> tuple[Path, str | None]:
+    """:func:`_run_dir` and, for a new folder, its name's stem (None: a given or resumed one)."""
     if config.run_dir:
-        return Path(config.run_dir)
+        return Path(config.run_dir), None
     runs = Path(settings.home) / "runs"
     if config.resume_from:
         interrupted = Path(config.resume_from).resolve().parent
         if interrupted.parent == runs.resolve() and not (interrupted / "metrics.json").exists():
-            return interrupted
-    run_dir = runs / f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}{run_suffix}"
+            return interrupted, None
+    stem = f"{config.domain}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = runs / f"{stem}{run_suffix}"
     if not run_dir.resolve().is_relative_to(runs.resolve()):  # the registry's name rule keeps it inside
         raise BadInput(f"run folder {run_dir} would lie outside {runs}")
-    return run_dir
+    return run_dir, stem
+
+
+def _claim_run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> tuple[Path, bool]:
+    """The run's folder, made now; (folder, whether this run made it).
+
+    A new folder is claimed atomically: two runs started in the same second (two retrain
+    jobs at once) shared one and overwrote each other's checkpoint and transfer-stage model;
+    the later one now gets ``-2``, ``-3``... after the time.
+    """
+    run_dir, stem = _run_folder(config, settings, run_suffix)
+    if stem is None:
+        existed = run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir, not existed
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(2):
+        try:
+            run_dir.mkdir()
+            return run_dir, True
+        except FileExistsError:
+            run_dir = run_dir.parent / f"{stem}-{n}{run_suffix}"
+    raise AssertionError("unreachable")  # pragma: no cover - count() never ends
 
 
 @contextlib.contextmanager
-def _removed_on_failure(run_dir: Path, owner: bool = True) -> Iterator[None]:
+def _removed_on_failure(run_dir: Path, owner: bool = True, made: bool | None = None) -> Iterator[None]:
     """Remove ``run_dir`` when the run fails, if it did not exist before and holds no checkpoint
     (``--resume`` needs that): a failed run leaves no empty or half-filled run folder.
-    Only the ``owner`` (rank 0 under torchrun) removes it."""
-    existed = run_dir.exists() or not owner
+    Only the ``owner`` (rank 0 under torchrun) removes it; ``made``: whether this run made
+    it already (None: it is made inside)."""
+    existed = (run_dir.exists() if made is None else not made) or not owner
     try:
         yield
     except BaseException:
@@ -320,9 +350,10 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     device = resolve_device(config.device)
     ranks = init_ranks(device)
     amp_dtype = autocast_dtype(device, config.precision)
-    run_dir = Path(ranks.broadcast(str(_run_dir(config, settings, run_suffix))))
-    with _removed_on_failure(run_dir, owner=ranks.main):
-        run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, made = _claim_run_dir(config, settings, run_suffix) if ranks.main else (Path(), False)
+    run_dir = Path(ranks.broadcast(str(run_dir)))
+    with _removed_on_failure(run_dir, owner=ranks.main, made=made):
+        run_dir.mkdir(parents=True, exist_ok=True)  # made by rank 0; the other ranks find it
         return _train_in(config, callback, started, checkpoint, data, run_dir, ranks, device, amp_dtype)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +28,39 @@ TASK_NAME = "training.retrain"
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second, whatever the step rate
 
 
-class _JobLogHandler(logging.Handler):
-    """Collects the trainer's log lines so they are stored with the job."""
+# The job the current thread (or task) is running; a handler takes only that job's records.
+_CURRENT_JOB: ContextVar[str | None] = ContextVar("finpulse_training_job", default=None)
 
-    def __init__(self) -> None:
+
+class _JobLogHandler(logging.Handler):
+    """Writes the ``training`` logger's lines into one job's log, each as it is logged.
+
+    The logger is the process's: with one handler per running job and nothing to tell them
+    apart, two retrain jobs in a threads-pool worker each stored both trainers' lines. A
+    handler takes only the records logged in its own job's context (:data:`_CURRENT_JOB`).
+    Buffered until the next progress report, the trainer's last lines (``registered ...``)
+    landed after the job's own gate and promotion lines; written at once, they keep their order.
+    """
+
+    def __init__(self, db: Database, job_id: str) -> None:
         super().__init__(logging.INFO)
-        self.lines: list[str] = []
+        self.db, self.job_id = db, job_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _CURRENT_JOB.get() == self.job_id and super().filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.name}: {record.getMessage()}")
-
-    def drain(self) -> str | None:
-        lines, self.lines = self.lines, []
-        return "\n".join(lines) if lines else None
+        try:
+            update_job(self.db, self.job_id, log_line=f"{record.name}: {record.getMessage()}")
+        except Exception:  # noqa: BLE001 - a lost log line must not stop the training
+            self.handleError(record)
 
 
 class _Reporter:
     """The trainer's callback: writes progress (throttled) and raises on cancel."""
 
-    def __init__(self, db: Database, job_id: str, handler: _JobLogHandler):
-        self.db, self.job_id, self.handler = db, job_id, handler
+    def __init__(self, db: Database, job_id: str):
+        self.db, self.job_id = db, job_id
         self.last = 0.0
         self.stage: str | None = None
 
@@ -57,7 +71,7 @@ class _Reporter:
         if not important and now - self.last < PROGRESS_EVERY_S:
             return
         self.last, self.stage = now, event.get("stage", self.stage)
-        status = update_job(self.db, self.job_id, progress=_jsonable(event), log_line=self.handler.drain())
+        status = update_job(self.db, self.job_id, progress=_jsonable(event))
         if status == "cancelling":
             raise JobCancelled(f"job {self.job_id} cancelled")
 
@@ -124,31 +138,34 @@ TRAINERS: dict[str, Callable[[Any, Database, str, dict[str, Any], _Reporter], di
 def run_retrain(job_id: str, settings: Any, db: Database | None = None) -> dict[str, Any]:
     """Run one retrain job to its end; the job row says how it went.
 
-    The ``training`` logger's lines go into the job's log while it runs.
+    The ``training`` logger's lines logged by this job (not by another job running in the
+    same process) go into the job's log as they come, in order with the job's own lines.
     """
     own = db is None
     db = db or Database(settings.db_url)
-    handler = _JobLogHandler()
-    logging.getLogger("training").addHandler(handler)
+    trainer_log = logging.getLogger("training")
+    if trainer_log.level == logging.NOTSET:  # INFO lines reach the job whatever the root's level
+        trainer_log.setLevel(logging.INFO)
+    handler = _JobLogHandler(db, job_id)
+    token = _CURRENT_JOB.set(job_id)
+    trainer_log.addHandler(handler)
     try:
-        return run_job(db, job_id, lambda params: _retrain(settings, db, job_id, params, handler))
+        return run_job(db, job_id, lambda params: _retrain(settings, db, job_id, params))
     finally:
-        logging.getLogger("training").removeHandler(handler)
-        if handler.lines:  # what the trainer logged after its last progress report
-            update_job(db, job_id, log_line=handler.drain())
+        trainer_log.removeHandler(handler)
+        _CURRENT_JOB.reset(token)
         if own:
             db.dispose()
 
 
-def _retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any],
-             handler: _JobLogHandler) -> dict[str, Any]:
+def _retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """Train → register → gate → promote (if it passed or is forced), by the task's trainer."""
     trainer = TRAINERS.get(params.get("task", ""))
     if trainer is None:
         raise BadInput(f"retraining {params.get('task')!r} is not supported; "
                        f"supported: {', '.join(TRAINERS)}")
     job_stage(db, job_id, "training", f"training {params['domain']}/{params['task']} on {params['data']}")
-    return trainer(settings, db, job_id, params, _Reporter(db, job_id, handler))
+    return trainer(settings, db, job_id, params, _Reporter(db, job_id))
 
 
 @shared_task(name=TASK_NAME, bind=True, ignore_result=True)

@@ -14,7 +14,7 @@ from shared.auth import audit, require_role
 from shared.db import get_db
 from shared.errors import BadInput
 from shared.monitoring import record_chat, record_feedback
-from shared.web import json_body, query_params, settings_of
+from shared.web import documented, json_body, query_params, settings_of
 
 bp = Blueprint("chatbot", __name__)
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"  # one rule for every endpoint that takes a session id
@@ -88,6 +88,7 @@ def chat(body: ChatIn) -> Any:
 
 
 @bp.post("/v1/feedback")
+@documented(status=201)
 @json_body(FeedbackIn)
 def feedback(body: FeedbackIn) -> Any:
     """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
@@ -153,6 +154,7 @@ def release(session_id: str) -> Any:
 
 
 @bp.post("/v1/handoffs/<session_id>/messages")
+@documented(status=201)
 @require_role("ops")
 @json_body(AgentReplyIn)
 def agent_reply(session_id: str, body: AgentReplyIn) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -27,7 +28,18 @@ def resolve_encoder_path(ref: str | None, settings: Any = None) -> Path:
 
     if not ref:
         return base_encoder_path()
-    return get_registry(settings).resolve(ref)
+    path = get_registry(settings).resolve(ref)
+    config = path / "config.json"
+    if not (path / "modules.json").is_file() and config.is_file():
+        try:
+            archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+        except (OSError, ValueError, AttributeError):
+            archs = []
+        heads = [a for a in archs if "For" in str(a)]  # e.g. BertForSequenceClassification
+        if heads:  # its [CLS] was trained to separate labels, not to place paraphrases together
+            raise BadInput(f"{ref} is a {heads[0]}, not a sentence encoder: give an embeddings version "
+                           "(finpulse train embeddings) or leave --model out for the base encoder")
+    return path
 
 
 def production_encoder_path(settings: Any, domain: str) -> Path:

@@ -231,3 +231,21 @@ def test_integer_ids_come_back_as_integers(tmp_path, bow, monkeypatch) -> None:
     ints = KnowledgeBase.build([FaqEntry("7", ["a"], "b", int_id=True)], bow, "flat")
     ints.upsert(FaqEntry("8", ["c"], "d"), bow)  # a new digits id in an all-integer base
     assert ints.public_id("8") == 8
+
+
+def test_kb_build_refuses_a_classifier_as_its_encoder(tmp_path) -> None:
+    """Regression: a sentiment classifier was accepted as --model and embedded the KB."""
+    from services.chatbot.service import resolve_encoder_path
+    from shared.errors import BadInput, ModelNotFound
+
+    clf = tmp_path / "clf"
+    clf.mkdir()
+    (clf / "config.json").write_text(json.dumps({"architectures": ["BertForSequenceClassification"]}))
+    with pytest.raises(BadInput, match="is a BertForSequenceClassification, not a sentence encoder"):
+        resolve_encoder_path(str(clf))
+    st = tmp_path / "st"
+    st.mkdir()
+    (st / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    assert resolve_encoder_path(str(st)) == st.resolve()
+    with pytest.raises(ModelNotFound, match="model directory './nowhere' does not exist"):
+        resolve_encoder_path("./nowhere")

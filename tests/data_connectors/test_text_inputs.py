@@ -1,0 +1,64 @@
+"""Every text input is read alike: a BOM is fine, a byte that is not UTF-8 is named by its line
+(also for a binary file read by its first line), and a folder is "a directory, not a file"."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from data_connectors.base import BadRow, iter_lines, read_texts
+from data_connectors.faq import load_faq
+from data_connectors.interactions import read_interactions
+from shared.errors import BadInput
+
+ROWS = "user_id\titem_id\trating\ttimestamp\nu1\ti1\t5\t100\nu2\ti2\t4\t101\n"
+
+
+def test_lines_drop_the_bom_and_name_the_line_of_a_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "u.txt"
+    path.write_bytes(b"\xef\xbb\xbf1\r\n2\r\n3\r\n")
+    assert list(iter_lines(path)) == [(1, "1"), (2, "2"), (3, "3")]
+    path.write_bytes(b"1\nus\xe9\n")
+    with pytest.raises(BadRow, match=rf"^{path}:2: not UTF-8 \(invalid continuation byte at byte 3 of the line\)$"):
+        list(iter_lines(path))
+    with pytest.raises(BadInput, match="is a directory, not a file"):
+        list(iter_lines(tmp_path))
+
+
+def test_unlabelled_text_names_the_line_of_a_bad_byte(tmp_path: Path) -> None:
+    """A ``.txt`` for domain adaptation said "not UTF-8 (...)" with no line."""
+    path = tmp_path / "mlm.txt"
+    path.write_bytes(b"\xef\xbb\xbffirst\nsecond \xff\n")
+    with pytest.raises(BadRow, match=rf"^{path}:2: not UTF-8"):
+        read_texts(path)
+
+
+def test_gzipped_interactions_are_not_utf8_at_line_1(tmp_path: Path) -> None:
+    """``r.tsv.gz`` (read as JSONL by its first line) said ``:1: invalid JSON`` of the
+    replacement characters the lenient decoding put in place of its bytes."""
+    path = tmp_path / "r.tsv.gz"
+    path.write_bytes(gzip.compress(ROWS.encode() * 50, mtime=0))
+    with pytest.raises(BadRow, match=rf"^{path}:1: not UTF-8 \(invalid start byte at byte 2 of the line\)$"):
+        read_interactions(path, skip_bad=False)
+    with pytest.raises(BadInput, match=r"no usable interactions.*first: line 1: not UTF-8"):
+        read_interactions(path, skip_bad=True)
+
+
+def test_a_bad_byte_in_jsonl_interactions_is_a_bad_row_not_a_replacement_character(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"user_id": "u1", "item_id": "i1"}\n'
+                     b'{"user_id": "u\xe9", "item_id": "i2"}\n'
+                     b'{"user_id": "u3", "item_id": "i3"}\n')
+    with pytest.raises(BadRow, match=rf"^{path}:2: not UTF-8"):
+        read_interactions(path, skip_bad=False)
+    rows, report = read_interactions(path)  # --skip-bad: that line is skipped, the rest read on
+    assert [r.user_id for r in rows] == ["u1", "u3"] and [s["line"] for s in report.skipped] == [2]
+
+
+def test_a_knowledge_base_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=rf"^{tmp_path}: is a directory, not a file$"):
+        load_faq(tmp_path)
+    with pytest.raises(BadInput, match=r"no such file"):
+        load_faq(tmp_path / "nope.jsonl")
