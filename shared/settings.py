@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     sentiment_max_article_chars: int = Field(default=100_000, ge=100)  # longer articles are rejected
     sentiment_future_skew_s: float = Field(default=300.0, ge=0)  # tolerated clock skew for published_at
     sentiment_syndication_h: float = Field(default=72.0, ge=0)  # same text within this many hours = one article
+    # the scheduled sweep leaves articles that arrived this recently to the tasks queued for them
+    sentiment_sweep_grace_s: float = Field(default=300.0, ge=0)
     sentiment_scoring: Literal["inline", "celery", "off"] = "inline"  # where POST /v1/news scores
     sentiment_score_batch: int = Field(default=64, ge=1, le=4096)  # articles per scoring task
     sentiment_bucket: Literal["1h", "1d"] = "1d"  # alert evaluation bucket

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -142,9 +142,14 @@ class Pipeline:
                     order[aid] = at
         return sorted(ids, key=lambda i: (order.get(i) is None, order.get(i) or 0, i))
 
-    def sweep(self, limit: int = 5000) -> ScoreOutcome:
-        """Score articles left unscored (worker crash, no model yet), oldest first."""
-        ids = unscored_ids(self.db, limit)
+    def sweep(self, limit: int = 5000, grace_s: float = 0.0) -> ScoreOutcome:
+        """Score articles left unscored (worker crash, no model yet), oldest first.
+
+        ``grace_s``: skip articles that arrived this recently; their queued tasks score them,
+        and a sweep that took them too scored a backlog twice.
+        """
+        before = datetime.now(UTC) - timedelta(seconds=grace_s) if grace_s else None
+        ids = unscored_ids(self.db, limit, arrived_before=before)
         return self.score(ids) if ids else ScoreOutcome()
 
     def dispatch(self, ids: list[str]) -> str:

@@ -74,10 +74,12 @@ def _texts(art: Article, tickers: list[str], linker: Linker) -> dict[str, str]:
     return {t: linker.text_for(t, art.title, art.body, LEAD_CHARS) for t in tickers}
 
 
-def unscored_ids(db: Any, limit: int = 1000) -> list[str]:
+def unscored_ids(db: Any, limit: int = 1000, arrived_before: datetime | None = None) -> list[str]:
     with db.session() as s:
-        rows = s.execute(select(Article.id).where(Article.scored_at.is_(None))
-                         .order_by(Article.published_at).limit(limit))
+        q = select(Article.id).where(Article.scored_at.is_(None))
+        if arrived_before is not None:
+            q = q.where(Article.ingested_at <= arrived_before)
+        rows = s.execute(q.order_by(Article.published_at).limit(limit))
         return [r[0] for r in rows]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from celery import shared_task
@@ -30,10 +31,28 @@ def score_articles_task(ids: list[str]) -> dict[str, Any]:
             "model_version": out.model_version}
 
 
+SWEEP_LOCK_S = 1800  # a sweep that died holding the lock frees it after this long
+
+
 @shared_task(name="services.sentiment.tasks.sweep_unscored", acks_late=True)
 def sweep_unscored_task() -> dict[str, Any]:
-    """Pick up articles a crash or a missing model left unscored."""
-    out = _pipeline().sweep()
+    """Pick up articles a crash or a missing model left unscored.
+
+    One sweep at a time (a Redis lock): beat starts one a minute, and a sweep through a
+    backlog takes longer, so overlapping sweeps scored the same articles over and over.
+    """
+    from shared.redis_client import get_redis
+
+    settings = _settings()
+    lock = get_redis(settings.redis_url).lock("finpulse:sentiment:sweep", timeout=SWEEP_LOCK_S,
+                                              blocking=False)
+    if not lock.acquire():
+        return {"articles": 0, "alerts": 0, "skipped": "another sweep is running"}
+    try:
+        out = _pipeline().sweep(grace_s=settings.sentiment_sweep_grace_s)
+    finally:
+        with contextlib.suppress(Exception):  # expired meanwhile: nothing to release
+            lock.release()
     return {"articles": out.articles, "alerts": len(out.alerts)}
 
 

@@ -49,3 +49,30 @@ def test_an_updated_feed_entry_is_picked_up_and_rescored(pipe, migrated, tmp_pat
     with pipe.db.session() as s:
         assert s.scalar(select(Score.label).where(Score.article_id == "r1")) == "negative"
     assert poll_all(pipe)["feeds"][0]["updated"] == 0
+
+
+def test_the_sweep_leaves_fresh_arrivals_to_their_tasks_and_never_overlaps(pipe, migrated, monkeypatch,
+                                                                          stub_scorer) -> None:
+    """Regression (resilience QA): under a 5,000-article backlog the minutely sweep scored, in
+    several overlapping runs, the articles their queued tasks were scoring too."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.sentiment import tasks
+    from shared.redis_client import get_redis
+
+    monkeypatch.setattr(tasks, "_settings", lambda: migrated)
+    monkeypatch.setattr("services.sentiment.pipeline.load_scorer", lambda settings: stub_scorer)
+    ids = pipe.ingest([{"id": f"s{i}", "source": "w", "published_at": "2024-02-01", "title": f"$ACME item {i}"}
+                       for i in range(3)]).stored
+    assert tasks.sweep_unscored_task.run()["articles"] == 0  # just arrived: their tasks have them
+    with pipe.db.session() as s:
+        s.get(Article, ids[0]).ingested_at = datetime.now(UTC) - timedelta(minutes=10)
+    lock = get_redis(migrated.redis_url).lock("finpulse:sentiment:sweep", timeout=30)
+    assert lock.acquire(blocking=False)
+    try:
+        assert tasks.sweep_unscored_task.run()["skipped"] == "another sweep is running"
+    finally:
+        lock.release()
+    assert tasks.sweep_unscored_task.run()["articles"] == 1  # only the one left behind
+    with pipe.db.session() as s:
+        assert [a.id for a in s.scalars(select(Article).where(Article.scored_at.is_not(None)))] == [ids[0]]
