@@ -62,7 +62,7 @@ def _time_arg(name: str) -> datetime | None:
     try:
         return parse_time(raw, name)
     except Rejected as exc:  # the reason names the argument: unparseable, bad offset or out of range
-        raise BadInput(f"{exc}; {name} must be an ISO-8601 time") from None
+        raise BadInput(f"{exc}; {name} must be a time: ISO-8601, RFC 2822 or epoch seconds/milliseconds") from None
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
