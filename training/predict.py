@@ -31,7 +31,7 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
 
     if batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
-    check_writable(output_path)
+    check_writable(output_path, [input_path])
     rows, mended = [], []
     for line, row in iter_rows(input_path):
         if text_field not in row:

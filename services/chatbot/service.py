@@ -170,7 +170,7 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
                 policy: Policy | None = None) -> int:
     """``kb ask``: rows plus results, the best entry's answer and a handoff flag."""
     policy = policy or Policy()
-    check_writable(output)
+    check_writable(output, [input_file])
     kbase = KnowledgeBase.load(index_dir)
     rows = []
     for line, row in iter_rows(input_file):

@@ -249,3 +249,15 @@ def test_kb_build_refuses_a_classifier_as_its_encoder(tmp_path) -> None:
     assert resolve_encoder_path(str(st)) == st.resolve()
     with pytest.raises(ModelNotFound, match="model directory './nowhere' does not exist"):
         resolve_encoder_path("./nowhere")
+
+
+def test_kb_ask_refuses_to_write_over_its_input(tmp_path, bow, sample_faq, monkeypatch) -> None:
+    from services.chatbot import service
+    from shared.errors import BadInput
+
+    build_kb_dir(sample_faq, tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    monkeypatch.setattr(service, "get_encoder", lambda _path: bow)
+    (tmp_path / "q.jsonl").write_text('{"text": "PIN"}\n')
+    with pytest.raises(BadInput, match="is the input file"):
+        service.answer_rows(tmp_path / "idx", tmp_path / "q.jsonl", tmp_path / "q.jsonl", 3)
+    assert (tmp_path / "q.jsonl").read_text() == '{"text": "PIN"}\n'

@@ -102,3 +102,44 @@ def test_retrain_with_labelled_data_is_queued(ops_app, tmp_path) -> None:
         ("shares plunged", "bearish"), ("the board met", "neutral"), ("record profit", "positive"))])
     r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": three, "dev": three})
     assert r.status_code == 202 and len(_jobs(client)) == 2
+
+
+def test_retrain_refuses_a_bad_transfer_file_resume_checkpoint_or_eval_label(ops_app, tmp_path) -> None:
+    """Each was queued (202) and failed in the job: `/nope.jsonl: no such file`, `IndexError: list index
+    out of range` from torch.load, and an eval label the gate refused only after a whole training."""
+    import torch
+
+    client = ops_app.test_client()
+    good = _jsonl(tmp_path / "train.jsonl", [{"text": "profit fell", "label": "negative"},
+                                             {"text": "profit rose", "label": "positive"}])
+    bad_eval = _jsonl(tmp_path / "baddev.jsonl", [{"text": "profit fell", "label": "negative"},
+                                                  {"text": "profit soared", "label": "great"}])
+    aliased_eval = _jsonl(tmp_path / "aliased.jsonl", [{"text": "shares sank", "label": "bearish"}])
+    cases = [
+        ({"options": {"transfer_data": "/nope.jsonl"}},
+         "options.transfer_data '/nope.jsonl': no such file on the server"),
+        ({"options": {"transfer_data": _faq(tmp_path)}}, "options.transfer_data is not labelled sentiment data"),
+        ({"options": {"resume_from": "/etc/passwd"}},
+         "options.resume_from /etc/passwd is not a FinPulse training checkpoint"),
+        ({"options": {"resume_from": str(tmp_path / "gone.pt")}}, "no such checkpoint file"),
+        ({"eval": bad_eval}, f"eval is not a usable evaluation set: {bad_eval}:2: label 'great' is not one of"),
+        ({"eval": aliased_eval}, "label 'bearish' is not one of the model's labels"),  # the gate compares names
+        ({"eval": _faq(tmp_path)}, "eval is not a usable evaluation set"),
+        ({"eval": str(tmp_path / "none.jsonl")}, "no such file"),
+    ]
+    for extra, words in cases:
+        r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, **extra})
+        assert r.status_code == 400, (extra, r.json)
+        assert set(r.json["error"]) == {"code", "message"} and words in r.json["error"]["message"], (extra, r.json)
+    assert _jobs(client) == [] and ops_app.extensions["queued"] == []  # nothing was queued or recorded
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"  # what the trainer's torch.save holds
+    checkpoint.parent.mkdir()
+    torch.save({"model": {"w": torch.zeros(2)}, "optimizer": {"state": {}}, "scheduler": {}, "step": 2,
+                "epoch": 1, "best_f1": 0.5, "history": [], "config": {"method": "full"}}, checkpoint)
+    good_eval = _jsonl(tmp_path / "eval.jsonl", [{"text": "sales slumped", "label": "negative"},
+                                                 {"text": "sales jumped", "label": "positive"}])
+    r = client.post("/v1/admin/retrain", headers=AUTH, json={
+        "data": good, "eval": good_eval, "options": {"transfer_data": good, "resume_from": str(checkpoint)}})
+    assert r.status_code == 202, r.json
+    assert ops_app.extensions["queued"] == [r.json["job_id"]]

@@ -182,6 +182,9 @@ def test_predict_refuses_an_unwritable_output_and_an_input_without_rows(settings
     rows.write_text('{"text": "profit rose"}\n')
     with pytest.raises(BadInput, match=r"cannot write /proc/zz.jsonl: No such file or directory"):
         predict_file(reg, "news/sentiment@v99", rows, "/proc/zz.jsonl")  # before the REF is even resolved
+    with pytest.raises(BadInput, match="is the input file"):  # the results would replace the rows
+        predict_file(reg, "news/sentiment@v99", rows, rows)
+    assert rows.read_text() == '{"text": "profit rose"}\n'
     header = tmp_path / "h.tsv"
     header.write_text("a\tb\n")
     for empty in (header, tmp_path / "empty.jsonl"):

@@ -95,20 +95,21 @@ def test_the_transfer_stage_model_gets_a_lasting_readable_folder(settings, tiny_
     assert f"model: {transfer.parent.name}/model, full" in err and ".train-" not in err
 
 
-def test_runs_started_in_the_same_second_get_folders_of_their_own(settings, tiny_train: Path) -> None:
+def test_runs_started_in_the_same_second_get_folders_of_their_own(settings, tiny_train: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Two retrain jobs at once named the same `<domain>-<task>-<time>` folder and wrote into it together."""
-    from training.classification import _claim_run_dir, _run_dir
+    import training.classification as classification
 
+    monkeypatch.setattr(classification.time, "strftime", lambda fmt: "20260101-120000")  # one second
     cfg = SentimentTrainConfig(train_path=str(tiny_train))
-    claimed = [_claim_run_dir(cfg, settings, "-transfer") for _ in range(3)]
-    folders = [folder for folder, made in claimed]
-    assert all(made for _, made in claimed) and len(set(folders)) == 3 and all(f.is_dir() for f in folders)
-    stem = folders[0].name.removesuffix("-transfer")
-    assert [f.name for f in folders[1:]] == [f"{stem}-2-transfer", f"{stem}-3-transfer"] or \
-        len({f.name[:len(stem)] for f in folders}) > 1  # the clock moved on between two claims
-    given = cfg.replace(run_dir=str(folders[0]))
-    assert _claim_run_dir(given, settings, "") == (folders[0], False)  # a given folder is used as it is
-    assert _run_dir(given, settings, "") == folders[0]
+    claimed = [classification._claim_run_dir(cfg, settings, "-transfer") for _ in range(3)]
+    runs = settings.home / "runs"
+    assert claimed == [(runs / "news-sentiment-20260101-120000-transfer", True),
+                       (runs / "news-sentiment-20260101-120000-2-transfer", True),
+                       (runs / "news-sentiment-20260101-120000-3-transfer", True)]
+    assert all(folder.is_dir() for folder, _ in claimed)
+    given = cfg.replace(run_dir=str(claimed[0][0]))
+    assert classification._claim_run_dir(given, settings, "") == (claimed[0][0], False)  # used as it is
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_predict_scores_a_text_with_a_lone_surrogate(settings, int8_model: Path,
                                                      runtime: str) -> None:
     """`printf '{"text": "x\\\\ud800y"}'` failed after the model loaded: `TypeError: TextEncodeInput must be
     Union[...]` with both runtimes; the row is scored instead, as a NUL already was."""
-    src, out = tmp_path / "sur.jsonl", tmp_path / "out.jsonl"
+    src, out = tmp_path / "sur.jsonl", tmp_path / "out.jsonl"  # a NUL and a whole pair were fine already
     src.write_text('{"id": 0, "text": "profit fell sharply"}\n{"id": 1, "text": "x\\ud800y", "note": "\\udfff"}\n'
                    '{"id": 2, "text": "nul \\u0000 here"}\n{"id": 3, "text": "pair \\ud83d\\ude00"}\n')
     result = CliRunner().invoke(cli, ["predict", "sentiment", "--model", str(int8_model), "--input", str(src),
@@ -139,5 +140,5 @@ def test_predict_scores_a_text_with_a_lone_surrogate(settings, int8_model: Path,
     assert rows[1]["text"] == "x\ufffdy" and rows[1]["note"] == "\ufffd" and rows[3]["text"] == "pair \U0001f600"
     assert all(r["label"] in r["scores"] and abs(sum(r["scores"].values()) - 1) < 1e-4 for r in rows)
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert warning == [f"warning: {src}: 2 row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff escapes that "
+    assert warning == [f"warning: {src}: 1 row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff escapes that "
                        "are no character; first on line 2): replaced with U+FFFD and scored"]

@@ -42,7 +42,7 @@ def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch
     assert best["transfer"]["data"]["sha256"] == file_sha256(tweets)
     err = capsys.readouterr().err
     assert err.count("transfer stage: 1 epoch(s)") == 1  # once, not once per trial
-    assert err.count("model: .train-") == 2  # both trials started from the transfer stage's encoder
+    assert err.count("model: transfer/model, full") == 2  # both trials started from the transfer stage's encoder
     saved = json.loads((settings.home / "tuning" / "news-sentiment-best.json").read_text())
     assert saved == json.loads(json.dumps(best))
     # this search's trial models and checkpoints are gone, and so is the killed search's scratch
