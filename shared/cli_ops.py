@@ -99,7 +99,7 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
 
 # Each service's retrain spec (shared.admin.RetrainTask) by model task, so the CLI checks and
 # starts a job exactly as that service's POST /v1/admin/retrain does; other tasks: training.tasks.
-SERVICE_SPECS = {"embeddings": "services.chatbot:retrain_task",
+SERVICE_SPECS = {"sentiment": "services.sentiment:retrain_task", "embeddings": "services.chatbot:retrain_task",
                  "recommendations": "services.recommendations:retrain_task"}
 # A job's Celery task -> the function it runs, for jobs run in this process.
 JOB_RUNNERS = {"training.retrain": "training.tasks:run_retrain",

@@ -120,11 +120,14 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
 
 
 def check_inputs(config: SentimentTrainConfig) -> None:
-    """The base model and a ``--resume`` checkpoint, checked before the first line of progress:
-    a missing one failed only after a stage had started."""
+    """The base model, a ``--resume`` checkpoint (:func:`training.checkpoint.check_checkpoint`)
+    and an ``mlm_text`` file, checked before the first line of progress: a missing or wrong one
+    failed only after a stage had started or the model had loaded."""
     resolve_base_model(config.base_model)
     if config.resume_from:  # /etc/passwd got as far as torch.load, after the model: an IndexError
         check_checkpoint(config.resume_from)
+    if config.mlm_text and not Path(config.mlm_text).is_file():  # read only after the model loaded
+        raise BadInput(f"mlm_text {config.mlm_text}: no such file")
 
 
 def transfer_stage_config(config: SentimentTrainConfig, settings: Any) -> SentimentTrainConfig | None:

@@ -4,9 +4,10 @@
 the Celery task :func:`retrain` only hands it a job id. The job's start and end are the
 shared ones (:func:`shared.lifecycle.run_job`, :func:`~shared.lifecycle.gate_and_promote`);
 :data:`TRAINERS` holds what differs per model task (sentiment classifiers, the chatbot's
-sentence encoders). Progress (stage, epoch, step, current metrics) and log lines go to the
-job row as the trainer reports them through its ``callback``; a cancel request
-(``status = cancelling``) is seen at the next step.
+sentence encoders). Progress (stage, epoch, step, current metrics) goes to the job row as
+the trainer reports it through its ``callback``, where a cancel request (``status =
+cancelling``) is seen at the next step; the trainer's log lines go there as it logs them,
+each job's own only (several jobs may run at once in one worker's threads).
 """
 
 from __future__ import annotations

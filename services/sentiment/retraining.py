@@ -3,8 +3,9 @@
 The job would read its files with :func:`data_connectors.labelled.load_labelled`; reading
 them here with the same options turns a missing, unreadable or unlabelled file (a FAQ, an
 interactions log) into a 400 naming the file and line instead of a job that fails later.
-That holds for every file the job reads: ``data``, ``dev``, a transfer file and a resume
-checkpoint in ``options``, and ``eval``, read as the gate reads it (after the whole training).
+That holds for every file the job reads: ``data``, ``dev``, the files ``options`` name (a
+transfer file, a resume checkpoint, a base model, MLM text), and ``eval``, read as the gate
+reads it (after the whole training).
 Imports no torch (the service never does): of training only its plain modules.
 """
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from data_connectors.base import read_texts
 from data_connectors.labelled import load_labelled
+from shared.encoders import resolve_base_model  # paths only: no torch
 from shared.errors import BadInput, ConfigError
 from training.checkpoint import check_checkpoint  # zip and pickle opcodes: no torch
 from training.config import SentimentTrainConfig, retrain_config  # plain dataclasses: no torch
@@ -32,6 +35,18 @@ def _labelled(name: str, path: Any, config: SentimentTrainConfig) -> None:
     except (OSError, UnicodeError, ValueError, TypeError) as exc:
         raise BadInput(f"{name} {path!r} cannot be read: {exc}") from None
     data.require_labels(name=name)
+
+
+def _unlabelled(name: str, path: Any, text_field: str) -> None:
+    """Read ``path`` as the domain-adaptive stage's unlabelled text will be, or raise BadInput naming ``name``."""
+    if not isinstance(path, str) or not Path(path).is_file():
+        raise BadInput(f"{name} {path!r}: no such file on the server")
+    try:
+        read_texts(path, text_field)
+    except BadInput as exc:
+        raise BadInput(f"{name} is not usable text: {exc.message}", code=exc.code) from None
+    except (OSError, UnicodeError, ValueError, TypeError) as exc:
+        raise BadInput(f"{name} {path!r} cannot be read: {exc}") from None
 
 
 def _eval_set(path: Any, params: dict[str, Any], config: SentimentTrainConfig) -> None:
@@ -76,8 +91,8 @@ def _settings() -> Any:
 
 
 def check_request(params: dict[str, Any]) -> None:
-    """Reject a sentiment retrain whose files or options the job could not use: ``data``,
-    ``dev``, ``options.transfer_data``, ``options.resume_from`` and ``eval``."""
+    """Reject a sentiment retrain whose files or options the job could not use: ``data``, ``dev``,
+    the files in ``options`` and ``eval``."""
     if not isinstance(params.get("options") or {}, dict):
         raise BadInput("options must be an object")
     try:
@@ -98,5 +113,9 @@ def check_request(params: dict[str, Any]) -> None:
         if not isinstance(config.resume_from, str):
             raise BadInput("options.resume_from must be a path on the server", code="bad_option")
         check_checkpoint(config.resume_from, name="options.resume_from")
+    if config.base_model is not None:
+        resolve_base_model(config.base_model)  # "base model ... is not a directory"
+    if config.mlm_text is not None:
+        _unlabelled("options.mlm_text", config.mlm_text, config.text_field)
     if params.get("eval") is not None:
         _eval_set(params["eval"], params, config)

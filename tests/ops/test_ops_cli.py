@@ -46,3 +46,16 @@ def test_ops_retrain_refuses_a_bad_domain_before_any_job(ops, tmp_path):
     res = CliRunner().invoke(cli, ["ops", "retrain", "--domain", "bad domain", "--data", str(ops["data"]["eval"])])
     assert res.exit_code != 0 and "is not a valid name" in str(res.exception) and res.stdout == ""
     assert list_jobs(ops["db"]) == []
+
+
+def test_ops_retrain_checks_a_sentiment_request_as_the_service_does(ops, tmp_path):
+    """Regression: `ops retrain --task sentiment` ran no request check, so a bad eval file
+    failed only inside the job, after training."""
+    from shared.lifecycle import list_jobs
+
+    bad = tmp_path / "bad-eval.jsonl"
+    bad.write_text('{"text": "shares rose", "label": "great"}\n')
+    res = CliRunner().invoke(cli, ["ops", "retrain", "--domain", "news", "--task", "sentiment",
+                                   "--data", str(ops["data"]["eval"]), "--eval", str(bad)])
+    assert res.exit_code != 0 and "label 'great'" in str(res.exception), res.output
+    assert list_jobs(ops["db"]) == []

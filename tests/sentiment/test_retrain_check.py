@@ -122,6 +122,8 @@ def test_retrain_refuses_a_bad_transfer_file_resume_checkpoint_or_eval_label(ops
         ({"options": {"resume_from": "/etc/passwd"}},
          "options.resume_from /etc/passwd is not a FinPulse training checkpoint"),
         ({"options": {"resume_from": str(tmp_path / "gone.pt")}}, "no such checkpoint file"),
+        ({"options": {"base_model": str(tmp_path / "no-encoder")}}, "is not a directory"),
+        ({"options": {"mlm_epochs": 1, "mlm_text": "/nope.txt"}}, "options.mlm_text '/nope.txt': no such file"),
         ({"eval": bad_eval}, f"eval is not a usable evaluation set: {bad_eval}:2: label 'great' is not one of"),
         ({"eval": aliased_eval}, "label 'bearish' is not one of the model's labels"),  # the gate compares names
         ({"eval": _faq(tmp_path)}, "eval is not a usable evaluation set"),
