@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import BadInput, NotFound, Unavailable
+from shared.model_loading import model_loading
 from shared.registry import Registry
 from shared.runtimes import Runtime, load_runtime
 
@@ -200,8 +201,9 @@ def embed_local(texts: list[Any], settings: Settings, ref: str | None = None,
 
             from shared.runtimes import resolve_device
 
-            encoder = SentenceTransformer(path, device="cpu" if settings.device == "auto"
-                                          else resolve_device(settings.device))
+            with model_loading():
+                encoder = SentenceTransformer(path, device="cpu" if settings.device == "auto"
+                                              else resolve_device(settings.device))
             _encoders[path] = encoder
     results: list[dict[str, Any]] = [{} for _ in texts]
     good: list[int] = []

@@ -26,6 +26,7 @@ import numpy as np
 
 from shared.batching import plan_batches
 from shared.errors import BadInput, ConfigError
+from shared.model_loading import model_loading
 
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 ONNX_DIR = "onnx"
@@ -200,8 +201,9 @@ class TorchRuntime(BaseRuntime):
 
         super().__init__(model_dir, **kw)
         self.device = device
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_dir, use_safetensors=True).to(device).eval()
+        with model_loading():
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                self.model_dir, use_safetensors=True).to(device).eval()
         self._torch = torch
         self.dtype = torch.float32
         if device.startswith("cuda"):

@@ -31,6 +31,7 @@ from data_connectors.labelled import Example, load_labelled, stratified_split
 from shared.encoders import offline, resolve_base_model
 from shared.errors import BadInput
 from shared.io import open_tree, write_json
+from shared.model_loading import model_loading
 from shared.registry import ModelVersion, Registry
 from shared.runtimes import autocast_dtype, resolve_device
 from training.checkpoint import check_checkpoint
@@ -773,9 +774,10 @@ def _load_for_classification(base: Path, labels: list[str]) -> Any:
     # tensor-parallel plan and logs every layer as "not sharded"
     hf_log.addFilter(_drop_load_report)
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            base, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={lab: i for i, lab in enumerate(labels)}, use_safetensors=True, output_loading_info=True)
+        with model_loading():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={lab: i for i, lab in enumerate(labels)}, use_safetensors=True, output_loading_info=True)
     finally:
         hf_log.removeFilter(_drop_load_report)
     encoder = {n for n, _ in model.named_parameters() if n.startswith(f"{model.base_model_prefix}.")}

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared.model_loading import model_loading
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,8 @@ def adapt_encoder(texts: list[str], base: str | Path, output: str | Path, *, epo
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForMaskedLM.from_pretrained(base, use_safetensors=True).to(device)
+    with model_loading():
+        model = AutoModelForMaskedLM.from_pretrained(base, use_safetensors=True).to(device)
     encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob, return_tensors="pt")
     per_epoch = math.ceil(len(encoded) / batch_size)
@@ -89,7 +92,8 @@ def adapt_encoder(texts: list[str], base: str | Path, output: str | Path, *, epo
     from transformers import AutoModel
 
     # the MLM model's encoder has no pooler; keep the base's so classifiers start from it
-    encoder = AutoModel.from_pretrained(base, use_safetensors=True)
+    with model_loading():
+        encoder = AutoModel.from_pretrained(base, use_safetensors=True)
     missing = encoder.load_state_dict(model.base_model.state_dict(), strict=False).missing_keys
     assert all(k.startswith("pooler.") for k in missing), missing
     encoder.save_pretrained(out, safe_serialization=True)

@@ -28,6 +28,7 @@ from typing import Any
 from data_connectors.base import file_sha256, iter_rows
 from data_connectors.faq import FaqEntry, load_faq
 from shared.errors import BadInput
+from shared.model_loading import model_loading
 from training.embeddings_frozen import FgmShare, TopLayers, fgm_loss, freezable
 from training.lineage import git_commit, publish
 from training.schedule import fit_schedule_to_budget, lr_schedule
@@ -171,7 +172,8 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     device = resolve_device(config.device)
     # bf16 needs no loss scaling; fp16 would (older cards train in fp32)
     amp = autocast_dtype(device, config.precision) == torch.bfloat16
-    model = SentenceTransformer(str(resolve_base_model(config.base_model)), device=device)
+    with model_loading():
+        model = SentenceTransformer(str(resolve_base_model(config.base_model)), device=device)
     model.max_seq_length = config.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model, scale=config.scale)
     texts = sorted({t for a, p, _ in triples for t in (a, p)} | {e.answer[:300] for e in entries}
@@ -261,7 +263,8 @@ def retrieval_accuracy(model_dir: str | Path, entries: list[FaqEntry], pairs: li
     if not pairs:
         raise BadInput("no dev queries to evaluate retrieval on")
     offline()
-    model = SentenceTransformer(str(model_dir), device=resolve_device(device))
+    with model_loading():
+        model = SentenceTransformer(str(model_dir), device=resolve_device(device))
     phrasings = [q for e in entries for q in e.questions]
     owner = np.asarray([i for i, e in enumerate(entries) for _ in e.questions])
     position = {e.id: i for i, e in enumerate(entries)}

@@ -19,6 +19,7 @@ import numpy as np
 
 from shared.errors import BadInput
 from shared.io import default_mode
+from shared.model_loading import model_loading
 
 ONNX_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 _PARITY_TEXTS = [
@@ -46,8 +47,9 @@ def export_onnx(model_dir: str | Path, *, int8: bool = False,
         raise BadInput(f"{model_dir} is not a sequence classifier ({', '.join(architectures) or 'no architecture'}); "
                        "export takes sentiment models")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True,
-                                                               attn_implementation="eager").eval()
+    with model_loading():
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True,
+                                                                   attn_implementation="eager").eval()
     out = model_dir / "onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=model_dir))

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from shared.model_loading import model_loading
+
 
 class Encoder(Protocol):
     """Turns texts into L2-normalised float32 vectors."""
@@ -62,7 +64,8 @@ class SentenceEncoder:
                     from shared.encoders import offline
 
                     offline()
-                    self._model = SentenceTransformer(str(self.path), device=self.device)
+                    with model_loading():
+                        self._model = SentenceTransformer(str(self.path), device=self.device)
         return self._model
 
     @property

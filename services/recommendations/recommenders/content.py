@@ -14,6 +14,7 @@ import numpy as np
 
 from services.recommendations.recommenders.base import RecommenderBase
 from services.recommendations.recommenders.data import History, Interactions, recency_weights
+from shared.model_loading import model_loading
 
 
 def encode_texts(texts: Sequence[str], model_path: str | None = None, batch_size: int = 64) -> np.ndarray:
@@ -22,7 +23,8 @@ def encode_texts(texts: Sequence[str], model_path: str | None = None, batch_size
 
     from shared.encoders import resolve_base_model
 
-    model = SentenceTransformer(str(resolve_base_model(model_path)), device="cpu")
+    with model_loading():
+        model = SentenceTransformer(str(resolve_base_model(model_path)), device="cpu")
     vecs = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
                         show_progress_bar=False, convert_to_numpy=True)
     return np.asarray(vecs, dtype=np.float32)
