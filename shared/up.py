@@ -161,7 +161,7 @@ class Supervisor:
         _say(f"started {name} (pid {proc.pid})")
         return proc
 
-    def failed(self) -> str | None:
+    def supervise(self) -> str | None:
         """Why the suite must stop: the first essential child that exited and may not be restarted.
 
         Restarts the others on the way, and reaps finished non-essential children.
@@ -264,7 +264,7 @@ def wait_healthy(urls: dict[str, str], sup: Supervisor, timeout: float = HEALTH_
     """Poll each ``/healthz`` until 200; returns the services still not healthy."""
     pending = dict(urls)
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline and sup.failed() is None:
+    while pending and time.monotonic() < deadline and sup.supervise() is None:
         for name, base in list(pending.items()):
             with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
                 if resp.status == 200:
@@ -334,14 +334,14 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
             sup.start("prepare", [sys.executable, "-m", "shared.up", "prepare", "--services",
                                   ",".join(services)], essential=False, nice=10)
         slow = wait_healthy(urls, sup)
-        if sup.failed() is None:
+        if sup.supervise() is None:
             for name, base in urls.items():
                 click.echo(f"{name:<16} {base}/")
             sys.stdout.flush()
             if slow:
                 _say(f"still not healthy after {HEALTH_TIMEOUT_S:.0f}s: {', '.join(slow)}")
             _say("running; Ctrl-C stops everything")
-        while (dead := sup.failed()) is None:
+        while (dead := sup.supervise()) is None:
             time.sleep(0.5)
         failure = f"{dead} (its log is above); stopped everything"
     except _Stop as stop:
