@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import import_module
@@ -130,6 +131,12 @@ def get_db(app: Flask | None = None) -> Database:
 
 
 # -- migrations ---------------------------------------------------------------
+# Alembic's ``context`` and ``op`` are module-level proxies: two migrations run by threads of
+# one process (retrain jobs in a Celery worker) swap each other's connection mid-run, which
+# crashed the interpreter inside SQLite. One migration at a time per process.
+_MIGRATION_LOCK = threading.RLock()
+
+
 def _version_locations() -> list[str]:
     locations = []
     for pkg in MODEL_PACKAGES:
@@ -162,7 +169,8 @@ def upgrade(url: str, revision: str = "heads") -> None:
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        command.upgrade(alembic_config(url), revision)
+        with _MIGRATION_LOCK:
+            command.upgrade(alembic_config(url), revision)
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0]
         raise Unavailable(f"cannot migrate database {url.split('@')[-1]}: {reason}") from None
@@ -171,7 +179,8 @@ def upgrade(url: str, revision: str = "heads") -> None:
 def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(url), revision)
+    with _MIGRATION_LOCK:
+        command.downgrade(alembic_config(url), revision)
 
 
 @functools.cache

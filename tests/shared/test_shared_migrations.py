@@ -72,3 +72,37 @@ def test_unreachable_database_is_one_line():
     with pytest.raises(Unavailable) as info:
         db.ping()
     assert "\n" not in info.value.message and "database unreachable" in info.value.message
+
+
+CONCURRENT_UPGRADES = """
+import sys, threading
+from shared.db import current_revisions, schema_heads, upgrade
+failures = []
+for n in range(6):
+    url = f"sqlite:///{sys.argv[1]}/fp{n}.db"
+    def run():
+        try:
+            upgrade(url)
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(current_revisions(url)) == schema_heads(), current_revisions(url)
+print(failures)
+"""
+
+
+def test_threads_of_one_process_migrate_one_at_a_time(tmp_path):
+    """Two retrain jobs in one worker each bring the schema up to date; Alembic's module-level
+    ``op`` proxy, shared by threads, crashed the interpreter (SIGSEGV inside SQLite). In a
+    child process, so a crash fails this test instead of ending the run."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", CONCURRENT_UPGRADES, str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
