@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,7 @@ def iter_rows(path: str | Path, fmt: str | None = None,
     fh = _open_text(path)
     try:
         if fmt == "jsonl":
-            line_no = 0
+            line_no, mended = 0, []
             while True:
                 try:
                     line = fh.readline()
@@ -165,7 +166,14 @@ def iter_rows(path: str | Path, fmt: str | None = None,
                     raise BadRow(path, line_no, f"invalid JSON ({exc})") from None
                 if not isinstance(row, dict):
                     raise BadRow(path, line_no, "expected a JSON object")
-                yield line_no, row
+                clean = without_lone_surrogates(row)
+                if clean is not row:
+                    mended.append(line_no)
+                yield line_no, clean
+            if mended:
+                print(f"warning: {path}: {len(mended)} row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff "
+                      f"escapes that are no character; first on line {mended[0]}): replaced with U+FFFD",
+                      file=sys.stderr)
         else:
             reader = csv.DictReader(fh, fieldnames, delimiter="\t" if fmt == "tsv" else ",")
             try:
@@ -179,6 +187,38 @@ def iter_rows(path: str | Path, fmt: str | None = None,
                 raise BadRow(path, reader.line_num, f"malformed CSV ({exc})") from None
     finally:
         fh.close()
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` (a row, a string, a list) with every lone UTF-16 surrogate replaced by U+FFFD;
+    ``value`` itself when it holds none.
+
+    JSON may escape half a surrogate pair (``"x\\ud800y"``); Python reads it into a string
+    that is no Unicode text: tokenizers refused the whole file with a TypeError (``predict``
+    after the model had loaded, ``kb build``), and no output row or database column can hold it. A
+    complete pair, even as two separate escapes, stays the one character it encodes.
+    """
+    mended, changed = _mend(value)
+    return mended if changed else value
+
+
+def _mend(value: Any) -> tuple[Any, bool]:
+    """(``value`` mended, whether anything in it changed)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value, False
+        try:
+            value.encode("utf-8")
+            return value, False
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), True
+    if isinstance(value, dict):
+        pairs = [(_mend(k), _mend(v)) for k, v in value.items()]
+        return {k: v for (k, _), (v, _) in pairs}, any(ck or cv for (_, ck), (_, cv) in pairs)
+    if isinstance(value, list):
+        items = [_mend(v) for v in value]
+        return [v for v, _ in items], any(c for _, c in items)
+    return value, False
 
 
 def read_texts(path: str | Path, text_field: str = "text") -> list[str]:

@@ -70,8 +70,8 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
     from shared.errors import BadInput
     from shared.lifecycle import create_job
 
-    if force and not reason:
-        raise BadInput("--force needs --reason")
+    if force and not (reason or "").strip():
+        raise BadInput("--force needs --reason (it goes into the audit log)")
     from shared.registry import get_registry
 
     get_registry().task_dir(domain, task)  # a bad name is refused before a job record exists

@@ -22,7 +22,7 @@ from sqlalchemy import false, or_, select
 
 from shared.auth import audit
 from shared.db import Database, utc_iso
-from shared.errors import Conflict, FinPulseError, Forbidden, ModelNotFound, NotFound
+from shared.errors import BadInput, Conflict, FinPulseError, Forbidden, ModelNotFound, NotFound
 from shared.registry import ModelVersion, Registry, get_registry
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
         if not any((mv.path / name).is_file() for name in ("config.json", "train_config.json", "metrics.json")):
             raise ModelNotFound(f"{mv.ref}: {mv.path} holds no model; promoting it would break serving")
         if force and not (reason or "").strip():
-            raise Forbidden("a forced promotion needs a reason")
+            raise BadInput("a forced promotion needs a reason (it goes into the audit log)")
         previous = registry.production(mv.domain, mv.task)
         if previous is not None and previous.version == mv.version:
             # nothing moves: re-gating it against no production would overwrite its real verdict
@@ -269,7 +269,7 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
                            "force it with a reason to promote anyway")
         registry.promote(mv.ref, reason=reason or ("forced" if force else "gate passed"))
     except Exception as exc:
-        audit(db, actor, "model.promote", target, "refused" if isinstance(exc, Conflict | Forbidden)
+        audit(db, actor, "model.promote", target, "refused" if isinstance(exc, BadInput | Conflict | Forbidden)
               else "error", {"reason": reason, "force": force, "error": str(exc)[:500]})
         raise
     _mirror(db, mv, "production")

@@ -350,15 +350,21 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.num_threads or max(1, torch.get_num_threads()))
     device = resolve_device(config.device)
     ranks = init_ranks(device)
     amp_dtype = autocast_dtype(device, config.precision)
     run_dir, made = _claim_run_dir(config, settings, run_suffix) if ranks.main else (Path(), False)
     run_dir = Path(ranks.broadcast(str(run_dir)))
-    with _removed_on_failure(run_dir, owner=ranks.main, made=made):
-        run_dir.mkdir(parents=True, exist_ok=True)  # made by rank 0; the other ranks find it
-        return _train_in(config, callback, started, checkpoint, data, run_dir, ranks, device, amp_dtype)
+    # The thread count is the process's: a worker's retrain job with num_threads=1 must not
+    # leave the worker's scoring on one thread after it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.num_threads or threads)
+    try:
+        with _removed_on_failure(run_dir, owner=ranks.main, made=made):
+            run_dir.mkdir(parents=True, exist_ok=True)  # made by rank 0; the other ranks find it
+            return _train_in(config, callback, started, checkpoint, data, run_dir, ranks, device, amp_dtype)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]], None] | None,

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from training.schedule import fit_schedule_to_budget, lr_schedule
 
 ACC = "acc@1"  # the gate's figure for encoders: retrieval accuracy on held-out queries
 Progress = Callable[[dict[str, Any]], None]
+_FIELD_TYPES = {"float": ((int, float), "a number"), "int": ((int,), "an integer"), "str": ((str,), "a string")}
 
 
 @dataclass
@@ -64,6 +65,12 @@ class EmbeddingsConfig:
     adversarial_eps: float = 0.0
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # a job's JSON `"epochs": "8"` is named here, not a comparison error later
+            value, kind = getattr(self, f.name), f.type.split(" | ")[0]
+            types, what = _FIELD_TYPES[kind]
+            if not (value is None and "None" in f.type) and (
+                    not isinstance(value, types) or isinstance(value, bool)):
+                raise BadInput(f"{f.name} must be {what}, got {value!r}")
         for name in ("epochs", "lr", "max_minutes", "scale"):
             if getattr(self, name) <= 0:
                 raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -89,6 +96,8 @@ def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
         entry_id = str(row.get("id") or row.get("entry_id") or "")
         if not isinstance(text, str) or not text.strip():
             raise BadRow(path, line, "missing 'text'")
+        if not entry_id:
+            raise BadRow(path, line, "missing 'id' (the knowledge-base entry this query should find)")
         if entry_id not in ids:
             raise BadRow(path, line, f"id {entry_id!r} is not in the knowledge base")
         out.append((text.strip(), entry_id))

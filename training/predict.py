@@ -32,22 +32,14 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
     if batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
     check_writable(output_path, [input_path])
-    rows, mended = [], []
-    for line, row in iter_rows(input_path):
+    rows = []
+    for line, row in iter_rows(input_path):  # lone UTF-16 surrogates come back mended, with a warning
         if text_field not in row:
             raise BadRow(input_path, line, f"missing field {text_field!r} (use --text-field to map another)")
         text = row[text_field]
         if not isinstance(text, str):
             raise BadRow(input_path, line, f"text in field {text_field!r} is not a string ({type(text).__name__})")
-        clean = without_lone_surrogates(row)
-        if clean is not row:
-            mended.append(line)
-            row = clean
         rows.append(row)
-    if mended:
-        print(f"warning: {input_path}: {len(mended)} row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff "
-              f"escapes that are no character; first on line {mended[0]}): replaced with U+FFFD and scored",
-              file=sys.stderr)
     if not rows:  # an empty file, or a CSV/TSV header alone: whatever it meant, nothing was scored
         raise BadInput(f"{input_path}: no rows to score (JSONL rows {{\"{text_field}\": ...}} or a CSV/TSV "
                        f"with a {text_field!r} column)")
@@ -73,38 +65,6 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
             item["explanation"] = occlusion(rt, row[text_field], res, top_k, batch_size)
         out.append(item)
     return write_jsonl(output_path, out)
-
-
-def without_lone_surrogates(value: Any) -> Any:
-    """``value`` (a row, a string, a list) with every lone UTF-16 surrogate replaced by U+FFFD;
-    ``value`` itself when it holds none.
-
-    JSON may escape half a surrogate pair (``"x\\ud800y"``); Python reads it into a string
-    that is no Unicode text: the tokenizer refused the whole file with a TypeError after
-    the model had loaded, and the output row could not be written as UTF-8 either. A
-    complete pair, even as two separate escapes, stays the one character it encodes.
-    """
-    mended, changed = _mend(value)
-    return mended if changed else value
-
-
-def _mend(value: Any) -> tuple[Any, bool]:
-    """(``value`` mended, whether anything in it changed)."""
-    if isinstance(value, str):
-        if value.isascii():
-            return value, False
-        try:
-            value.encode("utf-8")
-            return value, False
-        except UnicodeEncodeError:
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), True
-    if isinstance(value, dict):
-        pairs = [(_mend(k), _mend(v)) for k, v in value.items()]
-        return {k: v for (k, _), (v, _) in pairs}, any(ck or cv for (_, ck), (_, cv) in pairs)
-    if isinstance(value, list):
-        items = [_mend(v) for v in value]
-        return [v for v, _ in items], any(c for _, c in items)
-    return value, False
 
 
 def occlusion(rt: Any, text: str, result: dict[str, Any], top_k: int = 5,

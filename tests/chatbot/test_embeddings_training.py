@@ -49,8 +49,15 @@ def test_batches_group_pairs_of_similar_length() -> None:
 def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
     with pytest.raises(BadInput, match="batch_size must be >= 2"):
         EmbeddingsConfig(batch_size=1)
+    with pytest.raises(BadInput, match="^epochs must be a number, got 'many'$"):  # a retrain job's JSON
+        EmbeddingsConfig(epochs="many")
+    with pytest.raises(BadInput, match="^batch_size must be an integer, got 8.5$"):
+        EmbeddingsConfig(batch_size=8.5)
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"text": "hi", "id": "zz"}) + "\n")
     with pytest.raises(BadInput, match="pairs.jsonl:1: id 'zz' is not in the knowledge base"):
+        read_pairs(tmp_path / "pairs.jsonl", {"a"})
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"text": "hi"}) + "\n")
+    with pytest.raises(BadInput, match="pairs.jsonl:1: missing 'id'"):
         read_pairs(tmp_path / "pairs.jsonl", {"a"})
 
 

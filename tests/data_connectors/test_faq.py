@@ -23,6 +23,21 @@ def test_jsonl_with_phrasings_and_derived_ids(tmp_path: Path) -> None:
     assert load_faq(p)[1].id == b.id  # stable across reads
 
 
+def test_lone_surrogates_are_mended_with_one_warning(tmp_path: Path, capsys) -> None:
+    """`kb build` on `{"question": "reset my \\ud800 password"}` failed in the tokenizer with
+    "TypeError: TextEncodeInput must be Union[...]"; every JSONL reader now mends such rows."""
+    p = tmp_path / "kb.jsonl"
+    p.write_text('{"id": "a", "question": "reset my \\ud800 password", "answer": "In the app \\udc00."}\n'
+                 '{"id": "b", "question": "smile \\ud83d\\ude00", "answer": "ok"}\n')
+    a, b = load_faq(p)
+    assert a.questions == ["reset my \ufffd password"] and a.answer == "In the app \ufffd."
+    assert b.questions == ["smile \U0001f600"]  # a whole pair, even escaped in halves, is one character
+    a.answer.encode("utf-8")  # storable and tokenizable
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {p}: 1 row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff escapes that are no "
+        "character; first on line 1): replaced with U+FFFD"]
+
+
 def test_bad_row_names_file_and_line(tmp_path: Path) -> None:
     p = tmp_path / "kb.jsonl"
     p.write_text(json.dumps({"id": "a", "question": "Q", "answer": "A"}) + "\n\n"

@@ -139,7 +139,7 @@ def test_bad_retrain_requests_are_4xx_json_and_queue_nothing(bot, tmp_path):
              ({"data": str(notes)}, 400, "unknown knowledge-base format"),
              ({"data": str(KB), "options": {"warmup": 0.2}}, 400, "unknown embeddings option(s) ['warmup']"),
              ({"data": str(KB), "options": {"batch_size": 1}}, 400, "batch_size must be >= 2"),
-             ({"data": str(KB), "options": {"epochs": "many"}}, 400, "bad embeddings option"),
+             ({"data": str(KB), "options": {"epochs": "many"}}, 400, "epochs must be a number, got 'many'"),
              ({"data": str(KB), "options": {"pairs": str(tmp_path / "nope.jsonl")}}, 400, "no such file"),
              ({"data": str(KB), "dev": str(stray)}, 400, "stray.jsonl:1: id 'no-such-entry' is not in the"),
              ({"data": str(KB), "method": "lora"}, 400, "does not use method"),

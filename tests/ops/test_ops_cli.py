@@ -26,7 +26,7 @@ def test_keys_list_audit_and_ops_commands(ops, tmp_path):
 
     v2 = ops["registry"].register("news", "sentiment", ops["v1"].path, move=False)
     refused = CliRunner().invoke(cli, ["ops", "promote", v2.ref, "--force"])
-    assert refused.exit_code != 0 and "reason" in str(refused.exception)
+    assert refused.exit_code != 0 and "forced promotion needs a reason" in str(refused.exception)
     ok = _run("ops", "promote", v2.ref, "--force", "--reason", "cli test")
     assert ok.exit_code == 0 and json.loads(ok.output)["production"] == v2.ref
     back = _run("ops", "rollback", "news/sentiment")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from shared import lifecycle
-from shared.errors import Conflict, Forbidden, ModelNotFound
+from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.gate import REPORT_NAME
 from shared.models import ModelRecord
 from shared.redis_client import channel
@@ -27,7 +27,7 @@ def test_refused_version_needs_force_and_reason(ops):
                                                      "production": "news/sentiment@v1"}))
     with pytest.raises(Conflict, match="failed its evaluation gate"):
         lifecycle.promote(settings, db, v2.ref, actor="alice")
-    with pytest.raises(Forbidden, match="reason"):
+    with pytest.raises(BadInput, match="forced promotion needs a reason"):  # a 400, as the retrain request's
         lifecycle.promote(settings, db, v2.ref, actor="alice", force=True)
     assert registry.production("news", "sentiment").version == 1
     out = lifecycle.promote(settings, db, v2.ref, actor="alice", force=True, reason="hotfix for #12")

@@ -141,4 +141,4 @@ def test_predict_scores_a_text_with_a_lone_surrogate(settings, int8_model: Path,
     assert all(r["label"] in r["scores"] and abs(sum(r["scores"].values()) - 1) < 1e-4 for r in rows)
     warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warning == [f"warning: {src}: 1 row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff escapes that "
-                       "are no character; first on line 2): replaced with U+FFFD and scored"]
+                       "are no character; first on line 2): replaced with U+FFFD"]

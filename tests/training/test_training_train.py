@@ -85,8 +85,12 @@ def test_lora_trains_few_params_and_merges_into_a_plain_model(settings, tiny_tra
     assert model.config.id2label[0] == "negative"
     assert mv.train_config()["data"]["dev"]["held_out_from"] == "train"
     # a second version of the same domain is registered but not promoted automatically
-    mv2 = train_sentiment(cfg.replace(method="full"), settings)
+    import torch
+
+    threads = torch.get_num_threads()
+    mv2 = train_sentiment(cfg.replace(method="full", num_threads=threads + 1), settings)
     assert mv2.version == 2 and Registry(settings.registry_dir).production("social", "sentiment").version == 1
+    assert torch.get_num_threads() == threads  # a worker's job leaves the process's threads as it found them
 
 
 @pytest.mark.slow
