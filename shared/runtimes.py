@@ -18,6 +18,7 @@ import json
 import os
 import queue
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -434,6 +435,17 @@ class OnnxTokenStates:
         return self.session.run(None, {k: np.asarray(batch[k], dtype=np.int64) for k in self.inputs})[0]
 
 
+def quiet_onnx_export() -> None:
+    """Silence the tracer's notes on BERT's shape checks, which every export printed to a user's
+    terminal (a screenful per ``kb build``): they hold for the dynamic axes we export with, and
+    the exported graphs are checked against torch. Process-wide filters, set once: a
+    ``catch_warnings`` block is not thread-safe, and exports run in worker threads."""
+    import torch
+
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message="Exporting aten::index operator", category=UserWarning)
+
+
 def _export_token_states(auto_model: Any, path: Path) -> None:
     """Write the transformer's last hidden states as ONNX (atomically: concurrent processes)."""
     import tempfile
@@ -454,6 +466,7 @@ def _export_token_states(auto_model: Any, path: Path) -> None:
     axes = {k: {0: "batch", 1: "sequence"} for k in (*OnnxTokenStates.INPUTS, "states")}
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         out = Path(tmp) / "model.onnx"
+        quiet_onnx_export()
         with torch.no_grad():
             torch.onnx.export(_States(auto_model.eval()), (sample, sample, torch.zeros_like(sample)), str(out),
                               input_names=list(OnnxTokenStates.INPUTS), output_names=["states"],

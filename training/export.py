@@ -20,6 +20,7 @@ import numpy as np
 from shared.errors import BadInput
 from shared.io import default_mode
 from shared.model_loading import model_loading
+from shared.runtimes import quiet_onnx_export
 
 ONNX_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 _PARITY_TEXTS = [
@@ -62,6 +63,7 @@ def export_onnx(model_dir: str | Path, *, int8: bool = False,
         args = tuple(sample[k] for k in ONNX_INPUTS)
         axes = {k: {0: "batch", 1: "sequence"} for k in ONNX_INPUTS}
         axes["logits"] = {0: "batch"}
+        quiet_onnx_export()
         torch.onnx.export(_Logits(model), args, str(tmp / "model.onnx"), input_names=ONNX_INPUTS,
                           output_names=["logits"], dynamic_axes=axes, opset_version=17,
                           dynamo=False)
