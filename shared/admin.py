@@ -14,7 +14,8 @@ can be checked before anything is queued. ``domains`` limits which domains it ma
 
 - ``POST /v1/admin/retrain`` JSON ``{"domain", "task", "data": path, "dev"?, "eval"?, "items"?, "method"?,
   "epochs"?, "seed"?, "options"?, "auto_promote"?, "force"?, "reason"?}`` or multipart with a
-  ``data`` file → 202 ``{"job_id", "status", "url"}`` (``data`` optional where the task says so)
+  ``data`` file and the other fields as form fields (``options`` as JSON text) → 202
+  ``{"job_id", "status", "url"}`` (``data`` optional where the task says so)
 - ``GET /v1/admin/jobs``, ``GET /v1/admin/jobs/<id>``, ``POST /v1/admin/jobs/<id>/cancel``
 - ``POST /v1/admin/models/promote`` ``{"ref" | "domain","task","version", "force"?, "reason"?}``
 - ``POST /v1/admin/models/rollback`` ``{"domain", "task"}``
@@ -25,6 +26,7 @@ can be checked before anything is queued. ``domains`` limits which domains it ma
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -180,7 +182,13 @@ def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -
 def _retrain_body() -> tuple[RetrainRequest, Any]:
     """JSON body, or a multipart form whose ``data`` file is the training set."""
     if request.files:
-        form = {k: v for k, v in request.form.items() if v != ""}
+        form: dict[str, Any] = {k: v for k, v in request.form.items() if v != ""}
+        if "options" in form:  # a form field is text: the options object comes as JSON
+            try:
+                form["options"] = json.loads(form["options"])
+            except ValueError:
+                raise BadInput("options: a multipart form's 'options' field must be a JSON object, "
+                               f"got {form['options'][:80]!r}") from None
         try:
             body = RetrainRequest.model_validate(form)
         except ValidationError as exc:  # name the field, as a JSON body's error does

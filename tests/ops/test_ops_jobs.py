@@ -23,10 +23,12 @@ def test_upload_is_stored_and_queued(ops):
     auth = {"Authorization": f"Bearer {ops['keys']['ops']}"}
     data = ops["data"]["train"].read_bytes()
     resp = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
-                       data={"data": (io.BytesIO(data), "fresh.jsonl"), "epochs": "1"})
+                       data={"data": (io.BytesIO(data), "fresh.jsonl"), "epochs": "1",
+                             "options": '{"batch_size": 8, "time_budget_min": null}'})
     assert resp.status_code == 202, resp.get_json()
     job = client.get(resp.get_json()["url"], headers=auth).get_json()
     assert queued == [job["id"]] and job["status"] == "queued" and job["params"]["epochs"] == 1
+    assert job["params"]["options"] == {"batch_size": 8, "time_budget_min": None}  # a form carries options too
     stored = job["params"]["data"]
     assert stored.startswith(str(ops["settings"].home)) and Path(stored).read_bytes() == data
     assert client.get("/v1/admin/jobs", headers=auth).get_json()["jobs"][0]["id"] == job["id"]
@@ -48,6 +50,10 @@ def test_bad_retrain_requests_are_4xx_and_queue_nothing(ops):
     bad_form = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
                            data={"data": (io.BytesIO(b"x"), "d.jsonl"), "auto_promote": "maybe"})
     assert bad_form.status_code == 400 and "auto_promote" in bad_form.get_json()["error"]["message"]
+    for options in ("{batch_size: 8}", "[8]"):
+        bad_form = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
+                               data={"data": (io.BytesIO(b"x"), "d.jsonl"), "options": options})
+        assert bad_form.status_code == 400 and "options" in bad_form.get_json()["error"]["message"], options
     assert lifecycle.list_jobs(ops["db"]) == []
     assert client.get("/v1/admin/jobs/nope", headers=auth).status_code == 404
     assert client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v9"}).status_code == 404
