@@ -8,6 +8,7 @@ folder as a separate branch, and :func:`upgrade` applies every branch (``heads``
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import threading
 from collections.abc import Iterator
@@ -44,13 +45,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite ``url``; None for another database or an in-memory one."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except SQLAlchemyError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout for multi-process use."""
     try:
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            path = sqlite_file(url)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -137,6 +151,22 @@ def get_db(app: Flask | None = None) -> Database:
 _MIGRATION_LOCK = threading.RLock()
 
 
+@contextlib.contextmanager
+def _migrating(url: str) -> Iterator[None]:
+    """One migration at a time: per process (above) and, on SQLite, across processes: two
+    commands started together on a fresh FINPULSE_HOME each created the same tables ("table
+    ... already exists"). PostgreSQL's take an advisory lock instead (``migrations/env.py``)."""
+    with _MIGRATION_LOCK:
+        path = sqlite_file(url)
+        if path is None:
+            yield
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(f"{path.name}.migrate-lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            yield
+
+
 def _version_locations() -> list[str]:
     locations = []
     for pkg in MODEL_PACKAGES:
@@ -166,10 +196,8 @@ def upgrade(url: str, revision: str = "heads") -> None:
     """Apply migrations up to ``revision`` (all branches by default)."""
     from alembic import command
 
-    if url.startswith("sqlite"):
-        Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _MIGRATION_LOCK:
+        with _migrating(url):
             command.upgrade(alembic_config(url), revision)
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0]
@@ -179,7 +207,7 @@ def upgrade(url: str, revision: str = "heads") -> None:
 def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
-    with _MIGRATION_LOCK:
+    with _migrating(url):
         command.downgrade(alembic_config(url), revision)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 
 from shared.db import Base, import_models, make_engine
+
+MIGRATION_LOCK_KEY = 0x46504D49  # "FPMI": FinPulse's migrations, one advisory lock per database
 
 import_models()
 config = context.config
@@ -27,6 +29,9 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":  # processes migrate one at a time; the
+                # next one then reads the revisions the first committed (SQLite: shared.db)
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
     engine.dispose()
 

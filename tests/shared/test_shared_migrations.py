@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -106,3 +107,46 @@ def test_threads_of_one_process_migrate_one_at_a_time(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def _fresh_postgres(postgres_url: str) -> tuple[str, Any]:
+    """A throw-away database's URL and a callable that drops it."""
+    name = f"fp_mig_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_processes_migrate_a_fresh_database_one_at_a_time(backend, tmp_path, request):
+    """Commands started together on a fresh FINPULSE_HOME (or a fresh PostgreSQL database)
+    each created the same tables: "table news_articles already exists", a failed command."""
+    import subprocess
+    import sys
+    import time
+
+    from shared.db import current_revisions, schema_heads
+
+    url, drop = (f"sqlite:///{tmp_path / 'fp.db'}", None) if backend == "sqlite" else \
+        _fresh_postgres(request.getfixturevalue("postgres_url"))
+    try:
+        go = tmp_path / "go"  # the children import first, then start migrating together
+        child = (f"import os, time\nfrom shared.db import upgrade\nwhile not os.path.exists({str(go)!r}): "
+                 f"time.sleep(0.01)\nupgrade({url!r})")
+        procs = [subprocess.Popen([sys.executable, "-c", child], stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        time.sleep(3)
+        go.touch()
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], [e.strip().splitlines()[-1:] for e in errors]
+        assert set(current_revisions(url)) == schema_heads()
+    finally:
+        if drop:
+            drop()
