@@ -156,15 +156,17 @@ def _migrating(url: str) -> Iterator[None]:
     """One migration at a time: per process (above) and, on SQLite, across processes: two
     commands started together on a fresh FINPULSE_HOME each created the same tables ("table
     ... already exists"). PostgreSQL's take an advisory lock instead (``migrations/env.py``)."""
-    with _MIGRATION_LOCK:
+    with _MIGRATION_LOCK, contextlib.ExitStack() as stack:
         path = sqlite_file(url)
-        if path is None:
-            yield
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(f"{path.name}.migrate-lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            yield
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                lock = stack.enter_context(open(path.with_name(f"{path.name}.migrate-lock"), "a"))
+            except OSError:  # a read-only folder: nothing can migrate there, and reads need no lock
+                pass
+            else:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _version_locations() -> list[str]:
