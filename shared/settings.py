@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     sentiment_webhook_url: str | None = None  # alerts are POSTed here (with retries) when set
     sentiment_feeds: list[str] = Field(default_factory=list)  # RSS/Atom URLs polled by Celery beat
     sentiment_feed_poll_s: float = Field(default=300.0, ge=10)
+    # open /v1/alerts/stream connections per process; each holds a server thread of its own
+    # (added to the request threads), and one more is refused with a 503 and Retry-After
+    sentiment_alert_streams: int = Field(default=32, ge=1, le=1000)
     # Chatbot: per-IP and per-session rate limits, message size, widget origins, handoff.
     chatbot_rate_limit: str = "120/minute"
     chatbot_session_rate_limit: str = "30/minute"

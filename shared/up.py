@@ -411,15 +411,19 @@ def serve(name: str) -> None:
     offline()
     settings = get_settings()
     app = service_app(name, settings)
-    waitress_serve(app, host=settings.host, port=settings.port_for(name), _quiet=True, **waitress_options(name))
+    waitress_serve(app, host=settings.host, port=settings.port_for(name), _quiet=True,
+                   **waitress_options(name, app))
 
 
-def waitress_options(name: str) -> dict[str, Any]:
-    """How every service is served. X-Forwarded-* reach the app: ProxyFix trusts exactly
+def waitress_options(name: str, app: Any = None) -> dict[str, Any]:
+    """How every service is served: 8 request threads, plus one for each long-lived response
+    the app allows at once (``FINPULSE_STREAM_THREADS``: sentiment's alert streams), which
+    would otherwise hold request threads. X-Forwarded-* reach the app: ProxyFix trusts exactly
     FINPULSE_TRUSTED_PROXIES hops of them, and without a declared proxy their presence is what
     keeps a local proxy's customers from passing for this host in the chat's rate limits
     (waitress strips them by default, unseen)."""
-    return {"threads": 8, "ident": f"finpulse-{name}", "clear_untrusted_proxy_headers": False}
+    streams = int(app.config.get("FINPULSE_STREAM_THREADS", 0)) if app is not None else 0
+    return {"threads": 8 + streams, "ident": f"finpulse-{name}", "clear_untrusted_proxy_headers": False}
 
 
 @child.command(context_settings={"ignore_unknown_options": True})

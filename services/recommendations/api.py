@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, field_validator
 
 from data_connectors.interactions import Interaction, parse_timestamp
 from services.recommendations.serving import MAX_K, RecsService
@@ -41,7 +41,16 @@ class InteractionIn(BaseModel):
                            parse_timestamp(self.timestamp), self.event)
 
 
-class InteractionsIn(RootModel[InteractionIn | list[InteractionIn]]):
+def _one_or_many(value: Any) -> str:
+    return "interactions" if isinstance(value, list) else "interaction"
+
+
+# Tagged by the body's shape, so a bad object is told what it lacks, not also that it is no list.
+OneOrMany = Annotated[Annotated[InteractionIn, Tag("interaction")]
+                      | Annotated[list[InteractionIn], Tag("interactions")], Discriminator(_one_or_many)]
+
+
+class InteractionsIn(RootModel[OneOrMany]):
     """One interaction or a list of them (at most 10,000)."""
 
     @field_validator("root")

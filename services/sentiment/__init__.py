@@ -34,6 +34,10 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     db = dbmod.init_app(app, settings)
     pipe = Pipeline(settings, db=db, scorer=scorer)
     app.extensions["sentiment"] = pipe
+    # alert streams sleep most of their life: their own server threads, so a dashboard per
+    # analyst never starves ingestion and health checks of the request threads
+    app.config["FINPULSE_STREAM_THREADS"] = settings.sentiment_alert_streams
+    app.extensions["alert_streams"] = threading.BoundedSemaphore(settings.sentiment_alert_streams)
     app.register_blueprint(bp)
     metrics.init_app(db)  # the scoring backlog as the database sees it, whichever process scores
     add_readiness_check(app, db.ready)

@@ -19,7 +19,7 @@ from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
-from shared.web import documented, json_body, query_params, settings_of
+from shared.web import documented, error_response, json_body, query_params, settings_of
 
 bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="templates",
                static_url_path="/static/sentiment")
@@ -28,6 +28,8 @@ MAX_NEWS_ROWS = 5000
 REPLAY_MAX = 500  # alerts a reconnecting stream client is sent at most ...
 REPLAY_S = 3600  # ... and none raised longer ago than this
 NO_ALERT_ID = "0"  # the stream's id before any alert exists: resuming from it replays the window
+KEEPALIVE_S = 5  # a comment line this often: the server only learns a client left when it writes
+STREAM_RETRY_S = 15  # Retry-After of a stream refused because every stream slot is taken
 TIME_ARG = ("string", "ISO-8601 time (event time, UTC if no offset)")  # a query argument
 _TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 
@@ -213,9 +215,26 @@ def alerts_stream() -> Any:
     position (the newest ``REPLAY_MAX`` of the last ``REPLAY_S``; an id the server cannot place
     replays that whole window), then goes on live. The first block names the newest alert's
     position (``0`` before any exists) as the stream's id, so a client that got no event before
-    it lost the connection still resumes where it joined.
+    it lost the connection still resumes where it joined. At most ``sentiment_alert_streams``
+    are open at once per process; one more is a 503 with Retry-After.
     """
     max_s = _int_arg("max_s", 60, 1, 3600)
+    slots = current_app.extensions["alert_streams"]
+    if not slots.acquire(blocking=False):
+        resp, status = error_response("too_many_streams", f"{settings_of().sentiment_alert_streams} alert streams are "
+                                      "open (FINPULSE_SENTIMENT_ALERT_STREAMS); retry later, or poll GET /v1/alerts",
+                                      503)
+        resp.headers["Retry-After"] = str(STREAM_RETRY_S)
+        return resp, status
+    try:
+        return _alert_stream(max_s, slots)
+    except BaseException:
+        slots.release()
+        raise
+
+
+def _alert_stream(max_s: int, slots: Any) -> Response:
+    """The stream of :func:`alerts_stream`; its slot is given back when the server closes it."""
     db = pipeline().db
     last_id = (request.headers.get("Last-Event-ID") or "").strip()[:128] or None
     replay: list[dict[str, Any]] = []
@@ -251,13 +270,15 @@ def alerts_stream() -> Any:
                     sent.add((a["alert"]["id"], a["created_at"]))
                     yield _sse(a)
                 cursor = max(cursor, a["created_at"] - timedelta(seconds=1))
-            if time.monotonic() - last_ping > 15:
+            if time.monotonic() - last_ping > KEEPALIVE_S:  # a client gone is noticed on a write
                 last_ping = time.monotonic()
                 yield ": keep-alive\n\n"
             time.sleep(0.5)
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
+    resp = Response(stream_with_context(events()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    resp.call_on_close(slots.release)  # the server closes every response, sent in full or not
+    return resp
 
 
 @bp.get("/")

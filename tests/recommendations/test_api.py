@@ -59,7 +59,11 @@ def test_new_user_history_personalises(client) -> None:
 
 
 def test_bad_interaction_is_a_400(client) -> None:
-    assert client.post("/v1/interactions", json={"item_id": "m1"}).status_code == 400
+    missing = client.post("/v1/interactions", json={"item_id": "m1"})
+    assert missing.status_code == 400  # what the object lacks, and not also that it is no list
+    assert missing.get_json()["error"]["message"] == "interaction.user_id: Field required"
+    in_list = client.post("/v1/interactions", json=[{"user_id": "u", "item_id": "m1"}, {"user_id": "u"}])
+    assert in_list.get_json()["error"]["message"] == "interactions.1.item_id: Field required"
     assert client.post("/v1/interactions", json=[]).status_code == 400
     res = client.post("/v1/interactions", json={"user_id": "u", "item_id": "m1", "timestamp": "yesterday"})
     assert res.status_code == 400

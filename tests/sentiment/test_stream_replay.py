@@ -261,3 +261,49 @@ def test_browser_eventsource_gets_alerts_raised_while_it_reconnects(server, pipe
         page.wait_for_timeout(3500)  # another reconnect: nothing comes twice
         assert page.evaluate("window.got") == ["ACME", "BOLT", "CRUX"]
         browser.close()
+
+
+def test_open_streams_never_starve_requests_and_one_too_many_is_a_503(migrated, redis_url, stub_scorer) -> None:
+    """Eight dashboards held waitress's eight request threads: /healthz and POST /v1/news waited
+    for a stream to end (58 s). Streams now have threads of their own, as many as the slots."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from waitress.server import create_server
+
+    from services.sentiment import create_app
+    from shared.up import waitress_options
+
+    app = create_app(migrated.model_copy(update={"sentiment_alert_streams": 2}), scorer=stub_scorer)
+    options = waitress_options("sentiment", app)
+    assert options["threads"] == 8 + 2
+    server = create_server(app, host="127.0.0.1", port=0, **{**options, "threads": 3})  # 1 request thread
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        streams = [Stream(base, max_s=60) for _ in range(2)]
+        for s in streams:
+            assert s.next()  # the `connected` block: both hold a thread and a slot
+        started = time.monotonic()
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:
+            assert resp.status == 200 and time.monotonic() - started < 2
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/v1/alerts/stream?max_s=5", timeout=10)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "15"
+        assert json.loads(refused.value.read())["error"]["code"] == "too_many_streams"
+        streams[0].close()  # a client leaves: the server learns it when keep-alive writes fail
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/v1/alerts/stream?max_s=1", timeout=10) as resp:
+                    assert resp.status == 200 and b": connected" in resp.read()
+                break
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503 and time.monotonic() < deadline, "the closed stream's slot never came back"
+                time.sleep(0.5)
+        assert time.monotonic() - started < 25  # within a few keep-alives, not at the stream's max_s (60)
+    finally:
+        for s in streams:
+            s.close()
+        server.close()

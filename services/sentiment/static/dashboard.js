@@ -66,7 +66,12 @@
   function stream() {
     const es = new EventSource("/v1/alerts/stream?max_s=300");
     es.onopen = () => { $("live").textContent = "live"; $("live").className = "live on"; };
-    es.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "live off"; };
+    es.onerror = () => {
+      $("live").textContent = "reconnecting"; $("live").className = "live off";
+      // EventSource retries by itself, except after an answer that is not a stream (a 503 when
+      // every stream slot is taken): then it is closed for good, and a new one is opened later
+      if (es.readyState === EventSource.CLOSED) setTimeout(stream, 15000);
+    };
     es.addEventListener("alert", (ev) => addAlert(JSON.parse(ev.data), true));
     es.addEventListener("retract", (ev) => retractAlert(JSON.parse(ev.data).id));
   }
