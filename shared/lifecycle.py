@@ -255,6 +255,7 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
             raise ModelNotFound(f"{mv.ref}: {mv.path} holds no model; promoting it would break serving")
         if force and not (reason or "").strip():
             raise BadInput("a forced promotion needs a reason (it goes into the audit log)")
+        seen = registry.pointer(mv.domain, mv.task).get("version")  # what the gate compares against
         previous = registry.production(mv.domain, mv.task)
         if previous is not None and previous.version == mv.version:
             # nothing moves: re-gating it against no production would overwrite its real verdict
@@ -267,7 +268,9 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
         if not force and not report.get("passed"):
             raise Conflict(f"{mv.ref} failed its evaluation gate: {report.get('summary')}; "
                            "force it with a reason to promote anyway")
-        registry.promote(mv.ref, reason=reason or ("forced" if force else "gate passed"))
+        # only over the production the gate compared with: a concurrent promotion is a 409
+        registry.promote(mv.ref, reason=reason or ("forced" if force else "gate passed"),
+                         expect=seen)
     except Exception as exc:
         audit(db, actor, "model.promote", target, "refused" if isinstance(exc, BadInput | Conflict | Forbidden)
               else "error", {"reason": reason, "force": force, "error": str(exc)[:500]})
@@ -288,10 +291,14 @@ def rollback(settings: Any, db: Database, domain: str, task: str, *, actor: str,
     registry = registry or get_registry(settings)
     target = f"{domain}/{task}"
     try:
+        seen = registry.pointer(domain, task).get("version")
         current = registry.production(domain, task)
-        mv = registry.rollback(domain, task)
+        # one step back from the production read here, or a 409: concurrent rollbacks each
+        # reported the same step while the pointer moved fewer
+        mv = registry.rollback(domain, task, expect=seen)
     except Exception as exc:
-        audit(db, actor, "model.rollback", target, "error", {"error": str(exc)[:500]})
+        audit(db, actor, "model.rollback", target, "refused" if isinstance(exc, Conflict) else "error",
+              {"error": str(exc)[:500]})
         raise
     _mirror(db, mv, "production")
     announce(settings, mv, event="rollback")

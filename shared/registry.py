@@ -7,9 +7,13 @@ small JSON file replaced atomically; its ``history`` makes rollback one step.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,8 @@ from typing import Any
 from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.io import open_tree, read_json, write_json
 
+_POINTER_LOCK = threading.RLock()  # with the file lock below: threads and processes alike
+UNCHECKED: Any = object()  # promote/rollback without a compare-and-swap on the current version
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REF = re.compile(r"^(?P<domain>[^/@]+)/(?P<task>[^/@]+)(?:@(?P<version>[^/@]+))?$")
 
@@ -129,32 +135,53 @@ class Registry:
         path = self.task_dir(domain, task) / f"v{version}"
         return ModelVersion(domain, task, int(version), path) if path.is_dir() else None
 
-    def promote(self, ref: str, *, reason: str | None = None) -> ModelVersion:
-        """Point ``production`` at ``ref``'s version (atomic replace of the pointer)."""
+    @contextlib.contextmanager
+    def _pointer_locked(self, domain: str, task: str) -> Iterator[dict[str, Any]]:
+        """The pointer, read and rewritten by one promote or rollback at a time: concurrent ones
+        (HTTP, CLI, auto-promoting jobs) each read the same pointer and lost each other's steps."""
+        tdir = self.task_dir(domain, task)
+        with _POINTER_LOCK, contextlib.ExitStack() as stack:
+            if tdir.is_dir():  # else nothing is registered there: no pointer to guard (nor folder to make)
+                fcntl.flock(stack.enter_context(open(tdir / ".production.lock", "a")), fcntl.LOCK_EX)
+            yield self.pointer(domain, task)
+
+    @staticmethod
+    def _check_current(ref: str, current: dict[str, Any], expect: Any) -> None:
+        if expect is not UNCHECKED and current.get("version") != expect:
+            now = f"v{current['version']}" if current.get("version") is not None else "none"
+            raise Conflict(f"{ref}: production moved meanwhile (now {now}); nothing changed, try again")
+
+    def promote(self, ref: str, *, reason: str | None = None, expect: Any = UNCHECKED) -> ModelVersion:
+        """Point ``production`` at ``ref``'s version (atomic replace of the pointer).
+
+        ``expect``: the version the caller saw in production (None: none), e.g. the one its gate
+        compared against; if production moved since, nothing changes (:class:`Conflict`)."""
         mv = self.resolve_version(ref)
-        current = self.pointer(mv.domain, mv.task)
-        history = list(current.get("history", []))
-        if current.get("version") is not None and current.get("version") != mv.version:
-            history.append(current["version"])
-        write_json(
-            self.pointer_path(mv.domain, mv.task),
-            {"version": mv.version, "history": history[-50:], "reason": reason},
-        )
+        with self._pointer_locked(mv.domain, mv.task) as current:
+            self._check_current(f"{mv.domain}/{mv.task}", current, expect)
+            history = list(current.get("history", []))
+            if current.get("version") is not None and current.get("version") != mv.version:
+                history.append(current["version"])
+            write_json(
+                self.pointer_path(mv.domain, mv.task),
+                {"version": mv.version, "history": history[-50:], "reason": reason},
+            )
         return mv
 
-    def rollback(self, domain: str, task: str) -> ModelVersion:
-        """Restore the previous production version."""
-        current = self.pointer(domain, task)
-        history = list(current.get("history", []))
-        while history:
-            previous = history.pop()
-            path = self.task_dir(domain, task) / f"v{previous}"
-            if path.is_dir():
-                write_json(
-                    self.pointer_path(domain, task),
-                    {"version": previous, "history": history, "reason": "rollback"},
-                )
-                return ModelVersion(domain, task, int(previous), path)
+    def rollback(self, domain: str, task: str, *, expect: Any = UNCHECKED) -> ModelVersion:
+        """Restore the previous production version (``expect`` as for :meth:`promote`)."""
+        with self._pointer_locked(domain, task) as current:
+            self._check_current(f"{domain}/{task}", current, expect)
+            history = list(current.get("history", []))
+            while history:
+                previous = history.pop()
+                path = self.task_dir(domain, task) / f"v{previous}"
+                if path.is_dir():
+                    write_json(
+                        self.pointer_path(domain, task),
+                        {"version": previous, "history": history, "reason": "rollback"},
+                    )
+                    return ModelVersion(domain, task, int(previous), path)
         if not self.versions(domain, task):  # a typo in DOMAIN/TASK reads differently from a short history
             raise ModelNotFound(f"no model registered under {domain}/{task} in {self.root}")
         # the model exists: nothing is missing, the state does not allow it (409, not 404)

@@ -83,7 +83,7 @@ def test_rollback_restores_previous_and_fails_cleanly_without_history(ops):
     out = lifecycle.rollback(settings, db, "news", "sentiment", actor="alice")
     assert out == {"production": "news/sentiment@v1", "version": 1, "previous": "news/sentiment@v2"}
     assert _stages(db)[1] == "production" and _stages(db)[2] != "production"
-    assert [e["outcome"] for e in lifecycle.audit_entries(db) if e["action"] == "model.rollback"] == ["ok", "error"]
+    assert [e["outcome"] for e in lifecycle.audit_entries(db) if e["action"] == "model.rollback"] == ["ok", "refused"]
 
 
 def test_jobs_progress_and_cancel(ops):
@@ -108,3 +108,54 @@ def test_unsupported_task_fails_the_job_with_a_reason(ops):
                                   actor="alice")
     job = run_retrain(job_id, ops["settings"], db)
     assert job["status"] == "failed" and "not supported" in job["error"]
+
+
+def test_concurrent_rollbacks_and_promotions_each_move_one_step_or_are_refused(ops):
+    """Four rollbacks at once all answered 200, two reporting the same step, and the pointer
+    moved three; six forced promotions at once lost versions from the history."""
+    import threading
+
+    settings, db, registry = ops["settings"], ops["db"], ops["registry"]
+    versions = [registry.register("news", "sentiment", ops["v1"].path, move=False) for _ in range(5)]  # v2..v6
+    for mv in versions:
+        lifecycle.promote(settings, db, mv.ref, actor="alice", force=True, reason="setup")
+    start, outcomes = threading.Barrier(4), []
+
+    def rollback() -> None:
+        start.wait()
+        try:
+            outcomes.append(lifecycle.rollback(settings, db, "news", "sentiment", actor="alice"))
+        except Conflict as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=rollback) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    steps = [o for o in outcomes if isinstance(o, dict)]
+    assert all("production moved meanwhile" in o for o in outcomes if isinstance(o, str)), outcomes
+    pairs = sorted((o["previous"], o["production"]) for o in steps)
+    assert len({prev for prev, _ in pairs}) == len(pairs)  # no step reported twice
+    assert registry.production("news", "sentiment").version == 6 - len(steps)  # one pointer step per 200
+
+    start, outcomes = threading.Barrier(len(versions)), []
+
+    def promote(ref: str) -> None:
+        start.wait()
+        try:
+            outcomes.append(lifecycle.promote(settings, db, ref, actor="bob", force=True, reason="race"))
+        except Conflict as exc:
+            outcomes.append(str(exc))
+
+    before = registry.pointer("news", "sentiment")
+    threads = [threading.Thread(target=promote, args=(mv.ref,)) for mv in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [o for o in outcomes if isinstance(o, dict) and not o.get("unchanged")]
+    after = registry.pointer("news", "sentiment")
+    # each promotion that answered ok is one step in the history, in the order they landed
+    assert len(after["history"]) == len(before["history"]) + len(done)
+    assert {o["production"] for o in done} >= {f"news/sentiment@v{after['version']}"}
