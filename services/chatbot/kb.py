@@ -36,6 +36,7 @@ HYBRID_CANDIDATES = 20  # dense candidates the BM25 fusion may re-order
 MAX_PHRASINGS = 1 << SHIFT
 ROWS_FILE = "calibration_rows.jsonl"
 MARKER = "meta.json"  # every index directory holds it; a folder without it is not replaced
+EDITED_META = frozenset({"version", "next_key", "count", "masked"})  # what PUT/DELETE change in meta.json
 
 
 @dataclass
@@ -236,17 +237,22 @@ def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind
     ``announce``: a progress line for stderr, printed once the file has been read (a bad row's
     error is then the only line a failed command prints).
 
-    ``live``: ``output`` is a served index that ``PUT/DELETE /v1/kb`` edit, so the save waits
-    for :func:`edit_lock`: an edit that read the old index cannot then save over the new one.
+    ``live``: ``output`` is a served index that ``PUT/DELETE /v1/kb`` edit: the file's entries
+    replace the index's, and the edits saved while they were embedded are applied on top
+    (:func:`swap_in`); loads take turns, so a second one does not take the first for edits.
     """
     check_replaceable(output, MARKER, [kb_file])  # before the embedding, not after it
     entries = load_faq(kb_file)
     if announce:
         print(announce, file=sys.stderr)
-    kb = KnowledgeBase.build(entries, encoder, kind, model, progress)
-    kb.meta.update(source=str(kb_file), **(meta or {}))
-    with edit_lock(output) if live else contextlib.nullcontext():
-        kb.save(output, (kb_file,))
+    with index_lock(output, "load") if live else contextlib.nullcontext():
+        before = _replaced(output) if live else None
+        kb = KnowledgeBase.build(entries, encoder, kind, model, progress)
+        kb.meta.update(source=str(kb_file), **(meta or {}))
+        if live:
+            swap_in(kb, output, before, encoder, (kb_file,))
+        else:
+            kb.save(output, (kb_file,))
     return kb
 
 
@@ -269,6 +275,75 @@ def edit_lock(directory: str | Path) -> contextlib.AbstractContextManager[None]:
     saves it and logs the change; two at once would save over each other and log versions
     that do not replay."""
     return index_lock(directory, "edit")
+
+
+def read_live(directory: str | Path) -> KnowledgeBase | None:
+    """The index at ``directory`` (None: none yet), read under :func:`edit_lock`: whole, as the
+    last edit saved it, never half of one swap and half of the next."""
+    with edit_lock(directory):
+        return _load_if_any(directory)
+
+
+def _replaced(directory: str | Path) -> KnowledgeBase | None:
+    """The live index a load replaces; one that cannot be read could not be edited either, and
+    the load is how it is repaired: None, nothing to carry over."""
+    try:
+        return read_live(directory)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+        return None
+
+
+def _load_if_any(directory: str | Path) -> KnowledgeBase | None:
+    return KnowledgeBase.load(directory) if (Path(directory) / MARKER).is_file() else None
+
+
+def edits_between(before: KnowledgeBase, after: KnowledgeBase) -> tuple[list[FaqEntry], list[str]]:
+    """What ``PUT/DELETE /v1/kb`` changed from ``before`` to ``after`` (one index at two moments):
+    the entries put and the ids deleted. Within one build every upsert gives its entry a new key,
+    so a PUT of unchanged content counts too; a rebuild (re-embedding) renumbers the keys, and
+    across one only changed content tells."""
+    same_build = before.meta.get("built_at") is not None and before.meta.get("built_at") == after.meta.get("built_at")
+    put = [e for i, e in after.entries.items()
+           if i not in before.entries or e.to_dict() != before.entries[i].to_dict()
+           or (same_build and after.keys[i] != before.keys[i])]
+    return put, [i for i in before.entries if i not in after.entries]
+
+
+def same_setup(a: KnowledgeBase, b: KnowledgeBase) -> bool:
+    """Whether ``a`` and ``b`` differ at most by entry edits: one build, one scoring and calibration
+    (a ``kb load`` or ``kb calibrate`` in between changes these)."""
+    return (_setup_meta(a) == _setup_meta(b) and a.calibration == b.calibration
+            and a.calibration_rows == b.calibration_rows)
+
+
+def _setup_meta(kb: KnowledgeBase) -> dict[str, Any]:
+    return {k: v for k, v in kb.meta.items() if k not in EDITED_META}
+
+
+def swap_in(fresh: KnowledgeBase, directory: str | Path, before: KnowledgeBase | None, encoder: Encoder,
+            inputs: tuple[str | Path, ...] = (), rebuilds: bool = False) -> bool:
+    """Save ``fresh``, built aside while the live index at ``directory`` was ``before``, in its
+    place, with the edits saved since then applied to it first (re-embedded by ``encoder``):
+    an edit answered 2xx during a long embedding is kept, never undone by the swap. Under
+    :func:`edit_lock` from the look to the save, so no edit lands in between (they wait for a
+    few entries' embedding at most, chats not at all).
+
+    ``rebuilds``: ``fresh`` is ``before`` itself re-embedded; if anything but edits changed it
+    meanwhile (a load, a calibration), ``fresh`` is stale: nothing is saved and False returned.
+    """
+    with edit_lock(directory):
+        after = _load_if_any(directory) if before is not None else None
+        if before is not None and after is not None:
+            if rebuilds and not same_setup(before, after):
+                return False
+            put, deleted = edits_between(before, after)
+            for entry_id in deleted:
+                if entry_id in fresh.entries:
+                    fresh.delete(entry_id)
+            for entry in put:
+                fresh.upsert(entry, encoder)
+        fresh.save(directory, inputs)
+    return True
 
 
 class KbHandle:

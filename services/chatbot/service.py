@@ -12,7 +12,7 @@ from typing import Any
 
 from data_connectors.base import BadRow, file_sha256, iter_rows
 from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
-from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock, index_lock
+from services.chatbot.kb import KnowledgeBase, build_kb_dir, index_lock, read_live, swap_in
 from services.chatbot.retriever import get_encoder
 from shared.errors import BadInput, ModelNotFound
 from shared.io import atomic_write, check_writable
@@ -82,8 +82,9 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
     searching with the old encoder until someone ran ``kb load`` again, and a reload from
     the original file would drop entries edited since through ``PUT/DELETE /v1/kb``: so the
     entries come from the live index itself. One process re-embeds (a file lock); the
-    others pick the swapped index up like any ``kb load``. An edit saved while the new
-    vectors were computed is noticed and the rebuild starts over from it.
+    others pick the swapped index up like any ``kb load``. Edits saved while the new vectors
+    were computed are applied to them before the swap (:func:`swap_in`); a ``kb load`` that
+    swapped in meanwhile makes the rebuild start over from it.
     """
     domain = domain or settings.chatbot_domain
     directory = kb_dir(settings, domain)
@@ -91,8 +92,9 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
         return False
     with index_lock(directory, "reembed"):
         for _ in range(3):
-            stamp = (directory / "meta.json").stat().st_mtime_ns
-            current = KnowledgeBase.load(directory)
+            current = read_live(directory)
+            if current is None:
+                return False
             path = str(production_encoder_path(settings, domain))
             if current.meta.get("follows") != FOLLOWS_PRODUCTION or current.meta.get("model") == path:
                 return False
@@ -102,10 +104,8 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
                               source=current.meta.get("source"), reembedded_from=current.meta.get("model"))
             fresh.calibration, fresh.calibration_rows = current.calibration, current.calibration_rows
             _refit_scoring(fresh, current.meta.get("calibrated_on"))
-            with edit_lock(directory):  # no edit may land between this check and the save
-                if (directory / "meta.json").stat().st_mtime_ns != stamp:
-                    continue  # an edit landed meanwhile: rebuild from it
-                fresh.save(directory)
+            if not swap_in(fresh, directory, current, encoder, rebuilds=True):
+                continue  # a kb load replaced the index meanwhile: start from it
             encoder.warm()
             print(f"[chatbot] re-embedded {len(fresh.entries)} entries with {path}", file=sys.stderr)
             return True
