@@ -5,8 +5,9 @@ of the same batch are stored. Duplicates are found by id, normalised URL and a
 normalised-content hash (so syndicated copies count once); posting the same articles
 again stores nothing new. A known id or URL with other text (a corrected story, an edited
 feed entry) updates the stored article instead: new text, time and tickers, old scores
-dropped, unscored again. Rows are committed before the caller answers, and stay
-``scored_at IS NULL`` until scored, so a crash loses nothing.
+dropped, unscored again. Requests racing on one id or URL end as if posted one after
+another. Rows are committed before the caller answers, and stay ``scored_at IS NULL``
+until scored, so a crash loses nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dateutil import parser as dateparser
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.sentiment.linking import W_TITLE, Linker
@@ -286,13 +287,17 @@ def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]]
 
     Its id, url and source stay: they name the story, the text is what changed.
     """
-    art = session.get(Article, aid, with_for_update=True)  # PostgreSQL: concurrent updates queue
+    # lock first (PostgreSQL's row lock, SQLite's write lock): concurrent updates queue, and each
+    # reads the version the one before it left (on SQLite a read before the lock may be stale)
+    session.execute(update(Article).where(Article.id == aid).values(scored_at=None)
+                    .execution_options(synchronize_session=False))
+    art = session.get(Article, aid, populate_existing=True)
     old_at = as_utc(art.published_at)
     old = list(session.scalars(select(ArticleTicker.ticker).where(ArticleTicker.article_id == aid)))
     session.execute(delete(Score).where(Score.article_id == aid))
     session.execute(delete(ArticleTicker).where(ArticleTicker.article_id == aid))
     art.title, art.body, art.content_hash = item.title, item.body, item.content_hash
-    art.published_at, art.ingested_at, art.scored_at = item.published_at, utcnow(), None
+    art.published_at, art.ingested_at = item.published_at, utcnow()
     for ticker, rel in item.tickers.items():
         session.add(ArticleTicker(article_id=aid, ticker=ticker, relevance=rel, published_at=item.published_at))
     return {t: [old_at] for t in old if t not in item.tickers or old_at != item.published_at}
@@ -330,6 +335,21 @@ def _sort_out(items: list[tuple[int, NewsItem]], seen: dict[str, dict[str, Any]]
     return fresh, changed
 
 
+def _write(session: Any, fresh: list[tuple[int, NewsItem]], changed: list[tuple[int, str, NewsItem]],
+           report: IngestReport) -> None:
+    """Insert ``fresh``, update ``changed`` and record both in ``report``; IntegrityError when a
+    concurrent request stored one of their ids or urls first (nothing is recorded then)."""
+    for _, item in fresh:
+        _add(session, item)
+    session.flush()
+    vacated = [(index, aid, _update(session, aid, item)) for index, aid, item in changed]
+    session.flush()
+    report.stored += [i.id for _, i in fresh]
+    report.row_ids.update({index: i.id for index, i in fresh})
+    for index, aid, gone in vacated:
+        _record_update(report, aid, index, gone)
+
+
 def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000, skew_s: float = 300.0,
            syndication_h: float = 72.0, now: datetime | None = None) -> IngestReport:
     """Normalise, de-duplicate, store and update ``rows``; returns what happened to each row.
@@ -354,43 +374,40 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
     with db.session() as session:
         fresh, changed = _sort_out(items, _existing(session, [i for _, i in items]), window, report)
         try:
-            for _, item in fresh:
-                _add(session, item)
-            session.flush()
-            vacated = [(index, aid, _update(session, aid, item)) for index, aid, item in changed]
-            session.flush()
-            report.stored = [i.id for _, i in fresh]
-            report.row_ids.update({index: i.id for index, i in fresh})
-            for index, aid, gone in vacated:
-                _record_update(report, aid, index, gone)
+            _write(session, fresh, changed, report)
             return report
         except IntegrityError:  # a concurrent request stored some of them first
             session.rollback()
-    return _ingest_one_by_one(db, fresh, report, changed)
+    pending = sorted([*fresh, *((index, item) for index, _, item in changed)], key=lambda row: row[0])
+    return _ingest_one_by_one(db, pending, report, window)
 
 
-def _ingest_one_by_one(db: Any, fresh: list[tuple[int, NewsItem]], report: IngestReport,
-                       changed: list[tuple[int, str, NewsItem]] | None = None) -> IngestReport:
-    for index, aid, item in changed or []:
-        try:
-            with db.session() as session:
-                gone = _update(session, aid, item)
-            _record_update(report, aid, index, gone)
-        except IntegrityError:  # a concurrent request updated it at the same time; its version stands
-            report.duplicates.append({"index": index, "id": item.id, "reason": "duplicate (concurrent update)",
-                                      "duplicate_of": aid})
-            report.row_ids[index] = aid
-    for index, item in fresh:
-        try:
-            with db.session() as session:
-                _add(session, item)
-            report.stored.append(item.id)
-            report.row_ids[index] = item.id
-        except IntegrityError:  # a concurrent request stored it first: by id, or by url under another id
-            with db.session() as session:
-                winner = session.scalar(select(Article.id).where(
-                    (Article.id == item.id) | (Article.url == item.url) if item.url else Article.id == item.id))
-            report.duplicates.append({"index": index, "id": item.id, "reason": "duplicate (concurrent insert)",
-                                      "duplicate_of": winner or item.id})
-            report.row_ids[index] = winner or item.id
+def _ingest_one_by_one(db: Any, rows: list[tuple[int, NewsItem]], report: IngestReport,
+                       window: timedelta) -> IngestReport:
+    """Store ``rows`` (row index, item) in row order, each in a transaction of its own."""
+    for index, item in rows:
+        _ingest_row(db, index, item, report, window)
     return report
+
+
+def _ingest_row(db: Any, index: int, item: NewsItem, report: IngestReport, window: timedelta,
+                tries: int = 3) -> None:
+    """Judge one row against what is stored now and store it.
+
+    A unique-key conflict means a concurrent request stored its id or url between the read and
+    the write: judged again, the row ends as if posted after that one (the same text a duplicate,
+    other text a new version), never dropped as a duplicate unseen. Still conflicting after
+    ``tries``, the IntegrityError is the answer.
+    """
+    for attempt in range(tries):
+        outcome = IngestReport()
+        try:
+            with db.session() as session:
+                fresh, changed = _sort_out([(index, item)], _existing(session, [item]), window, outcome)
+                _write(session, fresh, changed, outcome)
+        except IntegrityError:
+            if attempt == tries - 1:
+                raise
+            continue
+        report.merge(outcome)
+        return

@@ -49,17 +49,22 @@ def test_duplicates_by_id_url_and_syndicated_copy_count_once(client, pipe) -> No
     assert _count(pipe, Article) == 2 and _count(pipe, Score) == 2
 
 
-def test_a_concurrent_insert_of_the_same_url_reports_the_stored_id(client, pipe) -> None:
+def test_a_concurrent_insert_of_the_same_url_is_judged_against_the_stored_article(client, pipe) -> None:
     """Two requests race with one URL under different ids: the loser's row must name the
-    winner's id (it named its own, which was never stored)."""
+    winner's id (it named its own, which was never stored), and its text, if other, is a new
+    version of the winner's article (it was dropped as a duplicate)."""
     from services.sentiment.ingest import IngestReport, _ingest_one_by_one, normalise
 
     assert client.post("/v1/news", json=art(1)).json["article_ids"] == ["a1"]  # the winner
-    loser = normalise(art(2, url="https://x.example/1"), pipe.linker, now=datetime.now(UTC),
-                      max_chars=100_000, skew_s=300)  # checked before a1 existed, then inserted
-    report = _ingest_one_by_one(pipe.db, [(0, loser)], IngestReport())
-    assert report.stored == [] and report.to_dict()["article_ids"] == ["a1"]
-    assert report.duplicates[0]["duplicate_of"] == "a1"
+    window = timedelta(hours=72)
+    same, other = (normalise(row, pipe.linker, now=datetime.now(UTC), max_chars=100_000, skew_s=300)
+                   for row in (art(2, title="$ACME item 1", body="Body 1.", url="https://x.example/1"),
+                               art(3, url="https://x.example/1")))  # checked before a1 existed, then inserted
+    report = _ingest_one_by_one(pipe.db, [(0, same), (1, other)], IngestReport(), window)
+    assert (report.stored, report.updated, report.to_dict()["article_ids"]) == ([], ["a1"], ["a1", "a1"])
+    assert [(d["index"], d["reason"], d["duplicate_of"]) for d in report.duplicates] == [(0, "duplicate url", "a1")]
+    with pipe.db.session() as s:
+        assert s.get(Article, "a1").title == "$ACME item 3" and _count(pipe, Article) == 1
 
 
 def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_stored(client, pipe, migrated) -> None:
@@ -264,3 +269,76 @@ def test_cli_ingest_of_a_changed_file_updates(pipe, migrated, tmp_path, monkeypa
     assert (first["stored"], first["updated"]) == (2, 0)
     assert (second["stored"], second["updated"], second["duplicates"], second["scored"]) == (0, 1, 1, 1)
     assert _scores(pipe, "a1") == {"ACME": "negative"}
+
+
+def _post_at_once(app, rows: list[dict], monkeypatch) -> list[dict]:
+    """POST each row from a thread of its own, every request reading what is stored before any
+    of them writes: the race QA found (all take the row for new), made certain."""
+    import threading
+
+    from services.sentiment import ingest as ingest_mod
+
+    read, first, existing = threading.Barrier(len(rows)), threading.local(), ingest_mod._existing
+
+    def existing_then_meet(session, items):
+        found = existing(session, items)
+        if not getattr(first, "met", False):  # a request's first read only; a re-judging read runs free
+            first.met = True
+            read.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(ingest_mod, "_existing", existing_then_meet)
+    answers: list[dict] = [{} for _ in rows]
+
+    def post(k: int) -> None:
+        r = app.test_client().post("/v1/news", json=rows[k])
+        answers[k] = {"status": r.status_code, **r.get_json()}
+
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(len(rows))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return answers
+
+
+@pytest.mark.parametrize("key", ["id", "url", "stored id"])
+def test_concurrent_posts_of_an_article_end_as_if_posted_one_after_another(
+        any_db_url, settings, redis_url, stub_scorer, monkeypatch, key) -> None:
+    """Regression (QA): four requests posting one new id (or url) at once with four texts: one was
+    stored, the other three answered "duplicate (concurrent insert)" and their texts were dropped.
+    Now it ends as some order of them: one stored (none for a stored id), the others new versions,
+    the last text scored. On SQLite and PostgreSQL."""
+    from services.sentiment import create_app
+
+    app = create_app(settings.model_copy(update={"database_url": any_db_url}), scorer=stub_scorer)
+    pipe = app.extensions["sentiment"]
+    rows = [{"id": f"w-1-{k}" if key == "url" else "w-1", "source": "qa", "published_at": "2026-12-02T11:00:00Z",
+             "url": "https://qa.example/w-1" if key == "url" else None,
+             "title": f"Variant {k}: Acme $ACME shares {('surge', 'plunge')[k % 2]} {k}"} for k in range(4)]
+    if key == "stored id":
+        assert pipe.ingest([{**rows[0], "title": "Acme $ACME schedules meeting"}]).stored == ["w-1"]
+    answers = _post_at_once(app, rows, monkeypatch)
+    assert all(a["status"] == 202 and not a["duplicates"] for a in answers), answers
+    stored = [aid for a in answers for aid in a["ids"]]
+    assert len(stored) == (key != "stored id"), answers
+    aid = stored[0] if stored else "w-1"
+    assert sorted(a["updated"] for a in answers) == [[]] * len(stored) + [[aid]] * (4 - len(stored)), answers
+    assert all(a["article_ids"] == [aid] for a in answers), answers
+    with pipe.db.session() as s:
+        (title,) = s.scalars(select(Article.title)).all()
+    assert title in [r["title"] for r in rows]
+    assert _scores(pipe, aid) == {"ACME": "positive" if "surge" in title else "negative"}
+
+
+def test_concurrent_identical_posts_of_a_new_article_store_one_row(any_db_url, settings, redis_url, stub_scorer,
+                                                                   monkeypatch) -> None:
+    from services.sentiment import create_app
+
+    app = create_app(settings.model_copy(update={"database_url": any_db_url}), scorer=stub_scorer)
+    row = {"id": "w-2", "source": "qa", "published_at": "2026-12-02T11:00:00Z", "title": "Acme $ACME shares surge"}
+    answers = _post_at_once(app, [row] * 4, monkeypatch)
+    assert sorted(a["ids"] for a in answers) == [[], [], [], ["w-2"]], answers
+    assert all(a["article_ids"] == ["w-2"] and not a["updated"] for a in answers), answers
+    assert sum(len(a["duplicates"]) for a in answers) == 3
+    assert _count(app.extensions["sentiment"], Article) == 1
