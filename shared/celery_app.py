@@ -1,7 +1,8 @@
 """The Celery app: Redis as broker and result backend, queues per hardware, late acks.
 
 Built by :func:`make_celery` (never at import time); :func:`celery_init_app` binds it
-to a Flask app the way Flask's Celery example does, so tasks run in an app context.
+to a Flask app the way Flask's Celery example does, so tasks run in an app context. A
+worker taking the training queue also ends the jobs of dead workers (:func:`start_job_reaper`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -143,3 +144,22 @@ def worker_pool_args(settings: Settings, queues: str | None = None, pool: str | 
     if pool != "solo":
         args += ["--concurrency", str(concurrency or (TASK_THREADS if pool == "threads" else 2))]
     return args
+
+
+@signals.worker_ready.connect(weak=False, dispatch_uid="finpulse-job-reaper")
+def start_job_reaper(sender: Any = None, **_: Any) -> None:
+    """In a worker taking the training queue: end the retrain jobs whose worker died
+    (:func:`shared.lifecycle.start_reaper`), at start and every minute.
+
+    Not a beat entry: a deployment need not run ``--beat`` (compose's workers do not). Every
+    training worker reaping is safe: each job is ended once, under its row lock.
+    """
+    app = getattr(sender, "app", None)
+    if app is None or QUEUE_TRAINING not in (app.amqp.queues.consume_from or {}):
+        return
+    from shared.db import Database
+    from shared.lifecycle import start_reaper
+    from shared.settings import get_settings
+
+    settings = getattr(app.conf, "finpulse_settings", None) or get_settings()
+    start_reaper(Database(settings.db_url), settings.job_stale_s)

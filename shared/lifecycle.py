@@ -6,19 +6,22 @@ into the ``model_versions`` table, tells every process serving the domain to rel
 (:mod:`shared.reload`, Redis pub/sub) and writes an audit row. Jobs (``jobs`` table)
 carry a retrain's progress, log and cancel flag between the web process and the worker;
 :func:`run_job` and :func:`gate_and_promote` are the start and the end every retrain job
-shares, whatever it trains. Importable without Flask or Celery, so the CLI, the views and
-the tasks share it.
+shares, whatever it trains. A running job's row is its heartbeat (``updated_at``, touched
+every :data:`HEARTBEAT_S`); :func:`reap_lost_jobs` ends the jobs whose worker stopped
+beating. Importable without Flask or Celery, so the CLI, the views and the tasks share it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import false, or_, select, update
 
 from shared.auth import audit
 from shared.db import Database, utc_iso
@@ -28,7 +31,15 @@ from shared.registry import ModelVersion, Registry, get_registry
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running", "cancelling")
+RUNNING = ("running", "cancelling")  # a worker has the job: its row must keep beating
+FINAL = ("succeeded", "failed", "cancelled")
+STOP = ("cancelling", *FINAL)  # a job whose row says this stops at its next step
 MAX_LOG_CHARS = 200_000
+# A running job touches its row this often, between progress reports too: model loading, an
+# ONNX export or the gate report nothing for minutes, and must not look like a dead worker.
+HEARTBEAT_S = 30.0
+REAP_EVERY_S = 60.0  # how often a training worker looks for jobs whose worker died
+REAPER = "reaper"  # the actor of the audit rows of jobs ended for a lost worker
 
 
 class JobCancelled(Exception):
@@ -104,6 +115,15 @@ def update_job(db: Database, job_id: str, *, status: str | None = None,
         job = s.get(Job, job_id, with_for_update=True)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
+        _apply(job, status=status, progress=progress, result=result, error=error, log_line=log_line)
+        return job.status
+
+
+def _apply(job: Any, *, status: str | None = None, progress: dict[str, Any] | None = None,
+           result: dict[str, Any] | None = None, error: str | None = None, log_line: str | None = None) -> None:
+    """Change a locked job row. An ended job only gains log lines: one the reaper ended while
+    its worker hung keeps that outcome (its retrain may have been sent again meanwhile)."""
+    if job.status not in FINAL:
         if status is not None and not (job.status == "cancelling" and status == "running"):
             job.status = status
         if progress is not None:
@@ -112,11 +132,10 @@ def update_job(db: Database, job_id: str, *, status: str | None = None,
             job.result = result
         if error is not None:
             job.error = error
-        if log_line is not None:
-            stamp = datetime.now(UTC).strftime("%H:%M:%S")
-            job.log = ((job.log or "") + f"{stamp} {log_line}\n")[-MAX_LOG_CHARS:]
-        job.updated_at = datetime.now(UTC)
-        return job.status
+    if log_line is not None:
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        job.log = ((job.log or "") + f"{stamp} {log_line}\n")[-MAX_LOG_CHARS:]
+    job.updated_at = datetime.now(UTC)
 
 
 def cancel_job(db: Database, job_id: str, *, actor: str) -> dict[str, Any]:
@@ -130,38 +149,154 @@ def cancel_job(db: Database, job_id: str, *, actor: str) -> dict[str, Any]:
 
 
 def job_stage(db: Database, job_id: str, stage: str, message: str) -> None:
-    """Record that a job entered ``stage``; raises :class:`JobCancelled` if it was asked to stop."""
-    if update_job(db, job_id, progress={"stage": stage}, log_line=message) == "cancelling":
+    """Record that a job entered ``stage``; raises :class:`JobCancelled` if it was asked to stop
+    (or was ended meanwhile, as lost)."""
+    if update_job(db, job_id, progress={"stage": stage}, log_line=message) in STOP:
         raise JobCancelled(f"job {job_id} cancelled")
 
 
-def run_job(db: Database, job_id: str, work: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+def run_job(db: Database, job_id: str, work: Callable[[dict[str, Any]], dict[str, Any]], *,
+            heartbeat_s: float = HEARTBEAT_S) -> dict[str, Any]:
     """Run ``work(params)`` as job ``job_id`` to its end; the row says how it went (never raises).
 
-    A job that already ended (a re-delivered task) is left alone; one cancelled while
-    queued ends without starting.
+    Only a queued job starts: a re-delivered task (its worker died) finds its job ended, or
+    running elsewhere, and leaves it alone; one cancelled while queued ends without starting.
+    While ``work`` runs, the row beats every ``heartbeat_s`` (see :func:`reap_lost_jobs`).
     """
-    job = get_job(db, job_id)
-    if job["status"] not in ACTIVE:
-        return job
-    if job["status"] == "cancelling":
-        update_job(db, job_id, status="cancelled", progress={"stage": "cancelled"},
-                   log_line="cancelled before it started")
+    params = _claim(db, job_id)
+    if params is None:
         return get_job(db, job_id)
-    update_job(db, job_id, status="running")
-    try:
-        result = work(job["params"] or {})
-        update_job(db, job_id, status="succeeded", result=result, progress={"stage": "done"})
-    except JobCancelled:
-        update_job(db, job_id, status="cancelled", progress={"stage": "cancelled"}, log_line="cancelled")
-    except FinPulseError as exc:
-        update_job(db, job_id, status="failed", error=exc.message, progress={"stage": "failed"},
-                   log_line=f"failed: {exc.message}")
-    except Exception as exc:  # the job must end in a state an operator can read
-        log.exception("job %s crashed", job_id)
-        update_job(db, job_id, status="failed", error=f"{type(exc).__name__}: {exc}",
-                   progress={"stage": "failed"}, log_line=f"crashed: {type(exc).__name__}: {exc}")
+    with _heartbeat(db, job_id, heartbeat_s):
+        try:
+            result = work(params)
+            _end(db, job_id, "succeeded", result=result, progress={"stage": "done"})
+        except JobCancelled:
+            _end(db, job_id, "cancelled", progress={"stage": "cancelled"}, log_line="cancelled")
+        except FinPulseError as exc:
+            _end(db, job_id, "failed", error=exc.message, progress={"stage": "failed"},
+                 log_line=f"failed: {exc.message}")
+        except Exception as exc:  # the job must end in a state an operator can read
+            log.exception("job %s crashed", job_id)
+            _end(db, job_id, "failed", error=f"{type(exc).__name__}: {exc}",
+                 progress={"stage": "failed"}, log_line=f"crashed: {type(exc).__name__}: {exc}")
     return get_job(db, job_id)
+
+
+def _claim(db: Database, job_id: str) -> dict[str, Any] | None:
+    """The job's params if this delivery may run it, now ``running``; else None.
+
+    Decided under the row lock, so two deliveries of one task never both start it.
+    """
+    from shared.models import Job
+
+    with db.session() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if job.status == "queued":
+            _apply(job, status="running", progress={"stage": "starting"})
+            return dict(job.params or {})
+        if job.status == "cancelling":
+            _apply(job, status="cancelled", progress={"stage": "cancelled"}, log_line="cancelled before it started")
+        else:  # its row is no business of this delivery (touching it would fake a heartbeat)
+            log.warning("job %s is %s: this delivery of its task does not run it", job_id, job.status)
+        return None
+
+
+def _end(db: Database, job_id: str, status: str, **changes: Any) -> None:
+    """Write the job's outcome; a job ended meanwhile (reaped as lost) keeps its own, noted."""
+    now = update_job(db, job_id, status=status, **changes)
+    if now != status:
+        log.warning("job %s finished %s after it was ended as %s", job_id, status, now)
+        update_job(db, job_id, log_line=f"its worker finished it ({status}) after it was ended as {now}")
+
+
+@contextlib.contextmanager
+def _heartbeat(db: Database, job_id: str, every_s: float) -> Iterator[None]:
+    """Touch the job's row every ``every_s`` while the block runs, from a thread of its own:
+    a step without progress reports is alive as long as its process is."""
+    stop = _repeat(lambda: _touch(db, job_id), every_s, f"heartbeat of job {job_id}", now=False)
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+def _touch(db: Database, job_id: str) -> bool:
+    """Stamp a running job's ``updated_at``; False once it is not running (nothing to keep alive)."""
+    from shared.models import Job
+
+    with db.session() as s:
+        hit = s.execute(update(Job).where(Job.id == job_id, Job.status.in_(RUNNING))
+                        .values(updated_at=datetime.now(UTC)))
+        return bool(hit.rowcount)
+
+
+def _repeat(call: Callable[[], object], every_s: float, name: str, *, now: bool) -> threading.Event:
+    """Call ``call`` every ``every_s`` (and at once if ``now``) in a daemon thread, till the
+    returned event is set or it returns False; a failed call is logged, and tried again."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        wait = 0.0 if now else every_s
+        while not stop.wait(wait):
+            wait = every_s
+            try:
+                if call() is False:
+                    return
+            except Exception as exc:  # noqa: BLE001 - a database blip must not end the thread
+                log.warning("%s failed: %s", name, exc)
+
+    threading.Thread(target=loop, name=name, daemon=True).start()
+    return stop
+
+
+def reap_lost_jobs(db: Database, stale_s: float) -> list[dict[str, Any]]:
+    """End the running and cancelling jobs whose row has not beaten for ``stale_s``; returns them.
+
+    Their worker died (kill -9, out of memory, a lost host): late acks keep its task on the
+    broker, which re-delivers it only after the visibility timeout (hours), and the job read
+    ``running`` (or ``cancelling``) till then. A running one fails, saying so; a cancelling
+    one is cancelled, as asked. Each is audited.
+    """
+    from shared.models import Job
+
+    cutoff = datetime.now(UTC) - timedelta(seconds=stale_s)
+    with db.session() as s:
+        rows = s.scalars(select(Job).where(Job.status.in_(RUNNING), Job.updated_at < cutoff)
+                         .with_for_update()).all()
+        reasons: dict[str, str] = {}
+        for job in rows:
+            changes = _lost(job)
+            reasons[job.id] = changes["log_line"]
+            _apply(job, **changes)
+        reaped = [job_dict(j) for j in rows]
+    for job in reaped:
+        log.warning("job %s ended: %s", job["id"], reasons[job["id"]])
+        audit(db, REAPER, "job.lost", job["id"], job["status"], {"reason": reasons[job["id"]], "stale_s": stale_s})
+    return reaped
+
+
+def _lost(job: Any) -> dict[str, Any]:
+    """The changes that end a job whose worker stopped beating."""
+    if job.status == "cancelling" and (job.progress or {}).get("stage") == "queued":
+        return {"status": "cancelled", "progress": {"stage": "cancelled"},
+                "log_line": "cancelled before a worker took it"}
+    lost = f"worker lost (no heartbeat since {utc_iso(job.updated_at)})"
+    if job.status == "cancelling":
+        error = f"{lost}; cancelled as requested"
+        return {"status": "cancelled", "error": error, "progress": {"stage": "cancelled"}, "log_line": error}
+    error = f"{lost}; send the retrain again"
+    return {"status": "failed", "error": error, "progress": {"stage": "failed"}, "log_line": f"failed: {error}"}
+
+
+def start_reaper(db: Database, stale_s: float, every_s: float = REAP_EVERY_S) -> threading.Event:
+    """Reap lost jobs now and every ``every_s`` in a daemon thread; set the event to stop.
+
+    Now: a worker restarted after a kill ends what a longer outage left. Every ``every_s``:
+    restarted within seconds, it still finds its own last job beating, stale only later.
+    """
+    return _repeat(lambda: reap_lost_jobs(db, stale_s), every_s, "job reaper", now=True)
 
 
 def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion, params: dict[str, Any],

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     task_timeout_s: float = Field(default=30.0, gt=0)
     # Celery: the longest task (training) must finish inside the visibility timeout.
     visibility_timeout_s: int = Field(default=6 * 3600, ge=60)
+    # A running retrain job whose row has not beaten (every 30 s) for this long lost its worker:
+    # a training worker marks it failed (cancelled, if cancelling) instead of it waiting for
+    # the visibility timeout above. Keep it well above the heartbeat.
+    job_stale_s: int = Field(default=180, ge=60)
     result_expires_s: int = Field(default=3600, ge=1)
     # Finished sentiment runs under FINPULSE_HOME/runs whose checkpoint.pt (~430 MB each) is kept for
     # `--resume`, with the intermediate encoders they started from: the newest this many; older

@@ -23,7 +23,7 @@ from celery import shared_task
 
 from shared.db import Database
 from shared.errors import BadInput
-from shared.lifecycle import JobCancelled, gate_and_promote, job_stage, run_job, update_job
+from shared.lifecycle import STOP, JobCancelled, gate_and_promote, job_stage, run_job, update_job
 
 TASK_NAME = "training.retrain"
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second, whatever the step rate
@@ -58,7 +58,11 @@ class _JobLogHandler(logging.Handler):
 
 
 class _Reporter:
-    """The trainer's callback: writes progress (throttled) and raises on cancel."""
+    """The trainer's callback: writes progress (throttled) and raises on cancel.
+
+    Progress is not the job's heartbeat (:func:`shared.lifecycle.run_job` beats from a
+    thread): loading a model or exporting ONNX reports nothing for minutes.
+    """
 
     def __init__(self, db: Database, job_id: str):
         self.db, self.job_id = db, job_id
@@ -73,7 +77,7 @@ class _Reporter:
             return
         self.last, self.stage = now, event.get("stage", self.stage)
         status = update_job(self.db, self.job_id, progress=_jsonable(event))
-        if status == "cancelling":
+        if status in STOP:  # cancelling, or ended meanwhile (reaped as lost while this worker hung)
             raise JobCancelled(f"job {self.job_id} cancelled")
 
 
