@@ -336,6 +336,9 @@ def swap_in(fresh: KnowledgeBase, directory: str | Path, before: KnowledgeBase |
         if before is not None and after is not None:
             if rebuilds and not same_setup(before, after):
                 return False
+            # versions go on from the live index's (a load is one more), never back to 1:
+            # the change log's kb_version stays rising across loads and re-embeddings
+            fresh.meta["version"] = int(after.meta.get("version", 0)) + (0 if rebuilds else 1)
             put, deleted = edits_between(before, after)
             for entry_id in deleted:
                 if entry_id in fresh.entries:

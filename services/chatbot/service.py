@@ -12,9 +12,9 @@ from typing import Any
 
 from data_connectors.base import BadRow, file_sha256, iter_rows
 from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
-from services.chatbot.kb import KnowledgeBase, build_kb_dir, index_lock, read_live, swap_in
+from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock, index_lock, read_live, swap_in
 from services.chatbot.retriever import get_encoder
-from shared.errors import BadInput, ModelNotFound
+from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.io import atomic_write, check_writable
 
 FOLLOWS_PRODUCTION = "production"  # meta "follows": the index tracks the domain's production encoder
@@ -217,8 +217,17 @@ def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, Any]:
     kbase = KnowledgeBase.load(index_dir)
     kbase.calibration_rows = calibration_rows(dev_file)
     report = fit_scoring(kbase, kbase.calibration_rows)
-    kbase.meta["calibrated_on"] = {"file": str(Path(dev_file).resolve()), "sha256": file_sha256(dev_file)}
-    kbase.save(index_dir)
+    # The fit takes seconds; the index it read may have been edited since (PUT/DELETE /v1/kb):
+    # the fit goes onto the index as it is now, so no acknowledged edit is saved over.
+    with edit_lock(index_dir):
+        live = KnowledgeBase.load(index_dir)
+        if live.meta.get("model") != kbase.meta.get("model") or live.meta.get("built_at") != kbase.meta.get("built_at"):
+            raise Conflict(f"{index_dir} was rebuilt while it was being calibrated (a kb load or a new "
+                           "encoder); nothing saved, run kb calibrate again")
+        live.calibration, live.calibration_rows = kbase.calibration, kbase.calibration_rows
+        live.meta["scoring"] = kbase.meta["scoring"]
+        live.meta["calibrated_on"] = {"file": str(Path(dev_file).resolve()), "sha256": file_sha256(dev_file)}
+        live.save(index_dir)
     return report
 
 

@@ -488,7 +488,8 @@ def test_kb_edits_acknowledged_during_a_kb_load_survive_it(client, chat_settings
         assert client.put("/v1/kb/reset-pin", json=pin, headers=ops_headers).status_code == 200
         same = {k: old["lost-card"][k] for k in ("questions", "answer", "category")}  # as it was, still an edit
         assert client.put("/v1/kb/lost-card", json=same, headers=ops_headers).status_code == 200
-        assert client.delete("/v1/kb/card-arrival", headers=ops_headers).status_code == 200
+        deleted = client.delete("/v1/kb/card-arrival", headers=ops_headers)
+        assert deleted.status_code == 200
     finally:
         held.go.set()
         load.join(60)
@@ -501,6 +502,8 @@ def test_kb_edits_acknowledged_during_a_kb_load_survive_it(client, chat_settings
     assert live.entries["activate-card"].answer == "file activate-card"  # the file's where nobody edited
     assert chat(client, "Where can I park my bicycle?").get_json()["sources"][0]["id"] == "late1"
     assert chat(client, "I forgot my PIN").get_json()["answer"] == "Edited during the load."
+    after = client.put("/v1/kb/late2", json=bike, headers=ops_headers).get_json()["kb_version"]
+    assert after > live.meta["version"] > deleted.get_json()["kb_version"]  # versions never start over
 
 
 def test_a_re_embedding_keeps_edits_saved_meanwhile_and_yields_to_a_load(client, chat_settings, bow, ops_headers,

@@ -151,6 +151,31 @@ def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monk
     assert damaged.calibration_rows == [] and damaged.calibration.fitted_on == 6 and "new" in damaged.entries
 
 
+def test_an_edit_saved_while_calibrate_fits_is_kept(tmp_path, bow, sample_faq, monkeypatch) -> None:
+    """calibrate read the index, fitted for seconds and saved what it had read: a PUT acknowledged
+    meanwhile was undone. The fit now goes onto the index as it is when saved."""
+    from services.chatbot import service
+    from services.chatbot.kb import edit_lock
+
+    build_kb_dir(sample_faq, tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    monkeypatch.setattr(service, "get_encoder", lambda _path: bow)
+    fit = service.fit_scoring
+
+    def fit_while_an_edit_lands(kbase, rows):  # noqa: ANN001, ANN202
+        with edit_lock(tmp_path / "idx"):  # what PUT /v1/kb/{id} does
+            live = KnowledgeBase.load(tmp_path / "idx")
+            live.upsert(FaqEntry("late", ["bicycle parking"], "Racks at the door."), bow)
+            live.save(tmp_path / "idx")
+        return fit(kbase, rows)
+
+    monkeypatch.setattr(service, "fit_scoring", fit_while_an_edit_lands)
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps({"text": t, "id": i}) + "\n" for t, i in [
+        ("how do I reset my PIN", "reset-pin"), ("lost card", "lost-card"), ("close account", "close-account")]))
+    service.calibrate_index(tmp_path / "idx", tmp_path / "dev.jsonl")
+    saved = KnowledgeBase.load(tmp_path / "idx")
+    assert "late" in saved.entries and saved.calibration.fitted_on == 3
+
+
 def test_batching_encoder_matches_direct_encoding_under_concurrency(bow) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
