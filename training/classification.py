@@ -266,18 +266,14 @@ def load_data(config: SentimentTrainConfig) -> SplitData:
     return split
 
 
-def _run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> Path:
-    """``config.run_dir``, else a new folder under ``FINPULSE_HOME/runs`` (never outside it).
+def _run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> tuple[Path, str | None]:
+    """``config.run_dir``, else a new folder under ``FINPULSE_HOME/runs`` (never outside it), and
+    for a new folder its name's stem (None: a given or resumed one).
 
     A ``--resume`` of an unfinished run under ``runs`` continues in that run's folder: a new
     one left the interrupted run's ~430 MB checkpoint behind for good (pruning spares
     unfinished runs) and split the run's TensorBoard curves over two folders.
     """
-    return _run_folder(config, settings, run_suffix)[0]
-
-
-def _run_folder(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> tuple[Path, str | None]:
-    """:func:`_run_dir` and, for a new folder, its name's stem (None: a given or resumed one)."""
     if config.run_dir:
         return Path(config.run_dir), None
     runs = Path(settings.home) / "runs"
@@ -299,7 +295,7 @@ def _claim_run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str)
     jobs at once) shared one and overwrote each other's checkpoint and transfer-stage model;
     the later one now gets ``-2``, ``-3``... after the time.
     """
-    run_dir, stem = _run_folder(config, settings, run_suffix)
+    run_dir, stem = _run_dir(config, settings, run_suffix)
     if stem is None:
         existed = run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -118,11 +118,11 @@ def test_resume_of_an_interrupted_run_continues_in_its_folder(settings, tiny_tra
     interrupted.mkdir(parents=True)
     (interrupted / "checkpoint.pt").write_bytes(b"state")
     cfg = SentimentTrainConfig(train_path=str(tiny_train), resume_from=str(interrupted / "checkpoint.pt"))
-    assert _run_dir(cfg, settings, "") == interrupted
+    assert _run_dir(cfg, settings, "")[0] == interrupted
     (interrupted / "metrics.json").write_text("{}")  # a finished run's checkpoint, trained further: a new run
-    assert _run_dir(cfg, settings, "").parent == runs and _run_dir(cfg, settings, "") != interrupted
+    assert _run_dir(cfg, settings, "")[0].parent == runs and _run_dir(cfg, settings, "")[0] != interrupted
     elsewhere = Path(settings.home) / "saved" / "checkpoint.pt"
-    assert _run_dir(cfg.replace(resume_from=str(elsewhere)), settings, "").parent == runs
+    assert _run_dir(cfg.replace(resume_from=str(elsewhere)), settings, "")[0].parent == runs
 
 
 def test_resume_names_options_that_differ_from_the_checkpoints(tiny_train: Path,
