@@ -8,7 +8,6 @@ folder as a separate branch, and :func:`upgrade` applies every branch (``heads``
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from shared.errors import ConfigError, Unavailable
+from shared.io import file_lock
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -160,12 +160,8 @@ def _migrating(url: str) -> Iterator[None]:
         path = sqlite_file(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                lock = stack.enter_context(open(path.with_name(f"{path.name}.migrate-lock"), "a"))
-            except OSError:  # a read-only folder: nothing can migrate there, and reads need no lock
-                pass
-            else:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            with contextlib.suppress(OSError):  # a read-only folder: nothing migrates there, reads need no lock
+                stack.enter_context(file_lock(path.with_name(f"{path.name}.migrate-lock")))
         yield
 
 

@@ -17,6 +17,18 @@ from typing import IO, Any
 from shared.errors import BadInput
 
 
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (made if missing) for the block.
+
+    One holder at a time across processes and, as each holder opens the file anew, across the
+    threads of one process too; released when the holder exits, even killed.
+    """
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def _read_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -8,20 +8,17 @@ small JSON file replaced atomically; its ``history`` makes rollback one step.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shared.errors import BadInput, Conflict, ModelNotFound
-from shared.io import open_tree, read_json, write_json
+from shared.io import file_lock, open_tree, read_json, write_json
 
-_POINTER_LOCK = threading.RLock()  # with the file lock below: threads and processes alike
 UNCHECKED: Any = object()  # promote/rollback without a compare-and-swap on the current version
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REF = re.compile(r"^(?P<domain>[^/@]+)/(?P<task>[^/@]+)(?:@(?P<version>[^/@]+))?$")
@@ -140,9 +137,8 @@ class Registry:
         """The pointer, read and rewritten by one promote or rollback at a time: concurrent ones
         (HTTP, CLI, auto-promoting jobs) each read the same pointer and lost each other's steps."""
         tdir = self.task_dir(domain, task)
-        with _POINTER_LOCK, contextlib.ExitStack() as stack:
-            if tdir.is_dir():  # else nothing is registered there: no pointer to guard (nor folder to make)
-                fcntl.flock(stack.enter_context(open(tdir / ".production.lock", "a")), fcntl.LOCK_EX)
+        # nothing registered there: no pointer to guard (nor a folder to make for the lock)
+        with file_lock(tdir / ".production.lock") if tdir.is_dir() else contextlib.nullcontext():
             yield self.pointer(domain, task)
 
     @staticmethod

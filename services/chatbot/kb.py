@@ -12,7 +12,6 @@ only that range.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import sys
 import threading
@@ -29,7 +28,7 @@ from services.chatbot.lexical import LexicalIndex, fuse
 from services.chatbot.retriever import Calibration, Encoder, Scoring, aggregate
 from shared import search_index
 from shared.errors import BadInput, NotFound, Unavailable
-from shared.io import atomic_dir, check_replaceable, write_json, write_jsonl
+from shared.io import atomic_dir, check_replaceable, file_lock, write_json, write_jsonl
 
 SHIFT = 16  # phrasings per entry < 65536
 HYBRID_CANDIDATES = 20  # dense candidates the BM25 fusion may re-order
@@ -265,8 +264,7 @@ def index_lock(directory: str | Path, purpose: str) -> Iterator[None]:
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    with open(directory.parent / f".{directory.name}.{purpose}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with file_lock(directory.parent / f".{directory.name}.{purpose}.lock"):
         yield
 
 

@@ -12,14 +12,13 @@ registers such a directory once, as the first version, when the registry has non
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from shared.gate import GATE_METRIC_KEY
-from shared.io import read_json, write_json
+from shared.io import file_lock, read_json, write_json
 from shared.registry import ModelVersion, Registry
 
 TASK = "recommendations"  # the registry task of every recommender version
@@ -66,8 +65,7 @@ def import_legacy(settings: Any, domain: str) -> ModelVersion | None:
     if not (source / "ids.json").is_file() or reg.versions(domain, TASK):
         return None
     reg.task_dir(domain, TASK).mkdir(parents=True, exist_ok=True)
-    with open(reg.task_dir(domain, TASK) / ".import.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(reg.task_dir(domain, TASK) / ".import.lock"):
         if reg.versions(domain, TASK):
             return None
         with tempfile.TemporaryDirectory(dir=reg.task_dir(domain, TASK), prefix=".import-") as tmp:
