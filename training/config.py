@@ -93,10 +93,8 @@ class SentimentTrainConfig:
         self.labels = tuple(self.labels)
         if isinstance(self.transfer_data, str) and self.transfer_data.strip().lower() in ("", "none"):
             self.transfer_data = None  # --transfer-data none, --set transfer_data=none, a job's JSON alike
-        for f in dataclasses.fields(self):  # `--set lr=abc` must be named here, not fail deep inside
-            value = getattr(self, f.name)
-            if f.type in ("float", "float | None") and value is not None:
-                _check(isinstance(value, int | float) and not isinstance(value, bool), f.name, value, "a number")
+        if (bad := wrong_type(self)) is not None:  # `--set lr=abc` is named here, not a TypeError deep inside
+            _check(False, *bad)
         _check(self.method in METHODS, "method", self.method, f"one of {', '.join(METHODS)}")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
@@ -165,6 +163,24 @@ class SentimentTrainConfig:
         if path is None or not path.is_file() or path.resolve() == self.train_file.resolve():
             return None
         return path
+
+
+_KINDS = {"float": ((int, float), "a number"), "int": ((int,), "an integer"), "str": ((str,), "a string")}
+
+
+def wrong_type(config: Any) -> tuple[str, Any, str] | None:
+    """The first field of the dataclass ``config`` whose value is not of its annotated kind
+    (``int``, ``float``, ``str``; ``| None`` allows None; other annotations are not checked), as
+    (name, value, what it should be): ``--set`` values and a job's JSON options arrive untyped,
+    and ``"8"`` then failed as a comparison deep inside instead of being named."""
+    for f in dataclasses.fields(config):
+        value, kinds = getattr(config, f.name), str(f.type).split(" | ")
+        if kinds[0] not in _KINDS or (value is None and "None" in kinds):
+            continue
+        types, what = _KINDS[kinds[0]]
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f.name, value, what
+    return None
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,13 @@ from data_connectors.base import file_sha256, iter_rows
 from data_connectors.faq import FaqEntry, load_faq
 from shared.errors import BadInput
 from shared.model_loading import model_loading
+from training.config import wrong_type
 from training.embeddings_frozen import FgmShare, TopLayers, fgm_loss, freezable
 from training.lineage import git_commit, publish
 from training.schedule import fit_schedule_to_budget, lr_schedule
 
 ACC = "acc@1"  # the gate's figure for encoders: retrieval accuracy on held-out queries
 Progress = Callable[[dict[str, Any]], None]
-_FIELD_TYPES = {"float": ((int, float), "a number"), "int": ((int,), "an integer"), "str": ((str,), "a string")}
 
 
 @dataclass
@@ -65,12 +65,9 @@ class EmbeddingsConfig:
     adversarial_eps: float = 0.0
 
     def __post_init__(self) -> None:
-        for f in fields(self):  # a job's JSON `"epochs": "8"` is named here, not a comparison error later
-            value, kind = getattr(self, f.name), f.type.split(" | ")[0]
-            types, what = _FIELD_TYPES[kind]
-            if not (value is None and "None" in f.type) and (
-                    not isinstance(value, types) or isinstance(value, bool)):
-                raise BadInput(f"{f.name} must be {what}, got {value!r}")
+        if (bad := wrong_type(self)) is not None:  # a job's JSON `"epochs": "8"`
+            name, value, what = bad
+            raise BadInput(f"{name} must be {what}, got {value!r}")
         for name in ("epochs", "lr", "max_minutes", "scale"):
             if getattr(self, name) <= 0:
                 raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")

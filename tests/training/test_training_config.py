@@ -19,6 +19,9 @@ from training import SentimentTrainConfig
     ({"adversarial_eps": -0.5}, "adversarial_eps=-0.5"),
     ({"adversarial_eps": "abc"}, "adversarial_eps='abc'"),  # --set turns non-JSON into a string
     ({"label_smoothing": False}, "label_smoothing=False"),  # a JSON bool is not a number
+    ({"max_length": "abc"}, "max_length='abc'"),  # an integer field: was a TypeError from a comparison
+    ({"patience": "2"}, "patience='2'"),
+    ({"seed": "x"}, "seed='x'"),  # was accepted, to fail in torch.manual_seed
 ])
 def test_bad_values_are_named(changes: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
