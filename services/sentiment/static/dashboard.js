@@ -43,9 +43,16 @@
   function addAlert(a, fresh) {
     const list = $("alerts");
     const known = list.querySelector('li[data-id="' + CSS.escape(a.id) + '"]');
-    if (known && !fresh) return;
+    const sig = JSON.stringify(a, Object.keys(a).sort());  // list and stream order keys differently
+    // the stream also sends what the list already shows (it looks a second back): leave that
+    // item be, or the one an analyst has focused would vanish under the keyboard
+    if (known && (!fresh || known.dataset.sig === sig)) return;
+    const focused = known !== null && document.activeElement === known;
     if (known) known.remove();  // sent again: the bucket's alert changed kind or severity
-    fresh ? list.prepend(alertItem(a, true)) : list.append(alertItem(a, false));
+    const li = alertItem(a, fresh);
+    li.dataset.sig = sig;
+    fresh ? list.prepend(li) : list.append(li);
+    if (focused) li.focus();
     $("no-alerts").hidden = true;
     if (fresh && a.ticker === state.ticker) load();
   }
@@ -57,6 +64,8 @@
     $("no-alerts").hidden = $("alerts").children.length > 0;
     if (ticker === state.ticker) load();
   }
+  let listed = null;  // the first fill of the list: stream events wait for it, so none it holds reads as new
+  const afterList = (fn) => listed.then(fn, fn);
   async function loadAlerts() {
     const data = await getJSON("/v1/alerts?limit=100");
     data.alerts.forEach((a) => addAlert(a, false));
@@ -72,8 +81,8 @@
       // every stream slot is taken): then it is closed for good, and a new one is opened later
       if (es.readyState === EventSource.CLOSED) setTimeout(stream, 15000);
     };
-    es.addEventListener("alert", (ev) => addAlert(JSON.parse(ev.data), true));
-    es.addEventListener("retract", (ev) => retractAlert(JSON.parse(ev.data).id));
+    es.addEventListener("alert", (ev) => afterList(() => addAlert(JSON.parse(ev.data), true)));
+    es.addEventListener("retract", (ev) => afterList(() => retractAlert(JSON.parse(ev.data).id)));
   }
 
   // ---- filters ------------------------------------------------------------
@@ -190,9 +199,10 @@
 
   $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
   (async function init() {
-    const [tickers, alerts] = await Promise.all([loadTickers(), loadAlerts()]);
+    listed = loadAlerts();
+    stream();  // opened with the list: an alert raised while the page loads falls in neither's gap
+    const [tickers, alerts] = await Promise.all([loadTickers(), listed]);
     const first = params.get("ticker") || (alerts[0] && alerts[0].ticker) || (tickers[0] && tickers[0].ticker);
     if (first) { $("ticker").value = first; await load(); }
-    stream();
   })();
 })();
