@@ -3,7 +3,9 @@
 A :class:`Linker` is built once from the shipped ``companies.csv`` plus an optional
 user CSV (``ticker,name,aliases`` with ``|``-separated aliases). Explicit forms
 (``$ACME``, ``NASDAQ:ACME``) are trusted for any ticker; parentheses and bare
-all-caps words only for listed tickers or words that are not on the stoplist.
+all-caps words only for listed tickers or words that are not on the stoplist. A cashtag
+not in capitals (``$aapl``, as often typed on social media) counts only for a listed ticker,
+so ``$us`` or ``$fun`` link nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ EURO MLN BLN KW KWH MW MWH GW GWH TWH BBL
 STOPLIST = frozenset(_STOPWORDS.split())
 
 _T = r"[A-Z]{1,5}(?:\.[A-Z])?"
-_CASHTAG = re.compile(rf"(?<![\w$])\$({_T})\b")
+_CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,5}(?:\.[A-Za-z])?)\b")
 _PREFIX = re.compile(rf"\b(?:NASDAQ|NYSE|NYSEARCA|NYSEAMERICAN|AMEX|LSE|TSX|XETRA|BATS)\s*:\s*({_T})\b")
 _PAREN = re.compile(rf"\(\s*({_T})\s*\)")
 _BARE = re.compile(rf"\b({_T})\b")
@@ -93,10 +95,13 @@ class Linker:
     def mentions(self, text: str) -> dict[str, str]:
         """Ticker -> strongest mention kind ('explicit' or 'name') found in ``text``."""
         found: dict[str, str] = {}
-        for rx in (_CASHTAG, _PREFIX):
-            for m in rx.finditer(text):
-                if m.group(1) not in STOPLIST or m.group(1) in self.known:
-                    found[m.group(1)] = "explicit"
+        for m in _CASHTAG.finditer(text):
+            t = m.group(1).upper()
+            if t in self.known or (t == m.group(1) and t not in STOPLIST):
+                found[t] = "explicit"
+        for m in _PREFIX.finditer(text):
+            if m.group(1) not in STOPLIST or m.group(1) in self.known:
+                found[m.group(1)] = "explicit"
         for m in _PAREN.finditer(text):
             t = m.group(1)
             if t in self.known or (t not in STOPLIST and len(t) >= 2):

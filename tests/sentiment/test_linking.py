@@ -18,6 +18,8 @@ def linker() -> Linker:
     ("JPMorgan and Goldman Sachs report results", {"JPM", "GS"}),
     ("The CEO said AI and USA EPS beat the IPO (CEO) (AI) plan", set()),
     ("Priced in USD at $5 per share", set()),
+    # social media types cashtags in lower case: a listed ticker only, not any word after a $
+    ("$aapl and $Msft up, $fun and $us not tickers", {"AAPL", "MSFT"}),
     # units and currencies in parentheses, common in company releases (FPB), are no tickers
     ("A plant of 350 megawatts ( MW ) for as much as ( EURO ) 2.7 bn", set()),
 ])
