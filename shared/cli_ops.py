@@ -142,13 +142,19 @@ def cancel(job_id: str) -> None:
 @click.argument("ref")
 @click.option("--eval", "eval_set", type=click.Path(exists=True, dir_okay=False))
 def gate(ref: str, eval_set: str | None) -> None:
-    """Evaluate REF against production and store its gate report (gate.json)."""
+    """Evaluate REF against production and store its gate report (gate.json).
+
+    Exits 1 when the gate refuses REF, so a script can run `ops gate REF && ops promote REF`.
+    """
     from shared.gate import run_gate
     from shared.registry import get_registry
 
     settings = get_settings()
     report = run_gate(settings, get_registry(settings).resolve_version(ref), eval_set=eval_set)
     _echo({k: v for k, v in report.items() if k != "reference"})
+    if not report["passed"]:
+        click.echo(f"finpulse: gate refused {report['candidate']}: {report['summary']}", err=True)
+        raise SystemExit(1)
 
 
 @ops.command("promote")

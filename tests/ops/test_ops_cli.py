@@ -59,3 +59,16 @@ def test_ops_retrain_checks_a_sentiment_request_as_the_service_does(ops, tmp_pat
                                    "--data", str(ops["data"]["eval"]), "--eval", str(bad)])
     assert res.exit_code != 0 and "label 'great'" in str(res.exception), res.output
     assert list_jobs(ops["db"]) == []
+
+
+def test_ops_gate_exits_1_when_it_refuses(ops):
+    """Scripts chain `ops gate REF && ops promote REF`: a refusal must not exit 0."""
+    registry = ops["registry"]
+    same = registry.register("news", "sentiment", ops["v1"].path, move=False)
+    passed = _run("ops", "gate", same.ref)
+    assert passed.exit_code == 0 and json.loads(passed.stdout)["passed"] is True
+    worse = registry.register("news", "sentiment", ops["v1"].path, move=False,
+                              metrics={"gate_metric": "macro_f1", "macro_f1": 0.5})
+    refused = _run("ops", "gate", worse.ref)
+    assert refused.exit_code == 1 and json.loads(refused.stdout)["passed"] is False
+    assert refused.stderr.startswith(f"finpulse: gate refused {worse.ref}: refused: macro_f1 0.5000")
