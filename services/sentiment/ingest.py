@@ -167,6 +167,15 @@ def content_hash(title: str, body: str) -> str:
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
+def derived_id(url: str | None, digest: str, published: datetime) -> str:
+    """The id of an article posted without one: from its URL, which names the story across
+    edits, else from its text and time. Not from the text alone: another URL with the same
+    words, or the same headline days later, is another article, and a story whose text was
+    edited would still own its first text's id."""
+    key = f"url {url}" if url else f"text {digest} {published.isoformat()}"
+    return ("u" if url else "h") + hashlib.sha256(key.encode("utf-8")).hexdigest()[:23]
+
+
 def _text(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if value is None:
@@ -225,7 +234,7 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
     digest = content_hash(title, body)
     raw_id = row.get("id")
     if raw_id is None or raw_id == "":
-        art_id = "h" + digest[:23]
+        art_id = derived_id(url, digest, published)
     else:
         art_id = str(raw_id).strip() if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
         if not _ID.match(art_id):

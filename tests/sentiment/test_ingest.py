@@ -49,6 +49,31 @@ def test_duplicates_by_id_url_and_syndicated_copy_count_once(client, pipe) -> No
     assert _count(pipe, Article) == 2 and _count(pipe, Score) == 2
 
 
+def test_rows_without_id_are_told_apart_by_url_or_by_text_and_time(client, pipe) -> None:
+    """Regression (sentiment QA): a row without id took its id from its text alone, so another
+    URL with the same words weeks later was dropped as a "duplicate id", and after a story's
+    text was edited a new URL carrying its first text overwrote it."""
+    def post(url, title, day):
+        row = {"source": "wire", "published_at": f"2024-03-{day:02d}T10:00:00Z", "title": title}
+        return client.post("/v1/news", json={**row, "url": url} if url else row).json
+
+    first = post("https://over.example/A", "$ACME story first draft", 1)["article_ids"][0]
+    assert post("https://over.example/A", "$ACME story corrected", 1)["updated"] == [first]
+    other = post("https://over.example/B", "$ACME story first draft", 20)  # another URL, its own story
+    assert other["stored"] == 1 and other["ids"] != [first] and other["updated"] == []
+    with pipe.db.session() as s:
+        a = s.get(Article, first)
+        assert (a.url, a.title) == ("https://over.example/A", "$ACME story corrected")
+    later = post("https://rec.example/2", "$ACME recurring headline", 1), post("https://rec.example/3",
+                                                                              "$ACME recurring headline", 25)
+    assert [r["stored"] for r in later] == [1, 1]  # the same words weeks later are news again
+    # no url: the same headline is one article within the syndication window, another outside it
+    assert post(None, "$ACME weekly update", 1)["stored"] == 1
+    assert post(None, "$ACME weekly update", 2)["duplicates"][0]["reason"] == "duplicate content (syndicated copy)"
+    assert post(None, "$ACME weekly update", 15)["stored"] == 1
+    assert post(None, "$ACME weekly update", 15)["duplicates"][0]["reason"] == "duplicate id"  # a retry
+
+
 def test_a_concurrent_insert_of_the_same_url_is_judged_against_the_stored_article(client, pipe) -> None:
     """Two requests race with one URL under different ids: the loser's row must name the
     winner's id (it named its own, which was never stored), and its text, if other, is a new
