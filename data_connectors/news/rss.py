@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import html
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,18 @@ from data_connectors.news.base import NewsBatch, NewsSource, is_url
 from shared.errors import BadInput
 
 
-def _plain(html: str) -> str:
-    """Feed summaries are HTML; keep the text only."""
-    if "<" not in html:
-        return html.strip()
-    return BeautifulSoup(html, "html.parser").get_text(" ", strip=True)
+def _plain(text: str, kind: str | None = "text/html") -> str:
+    """Feed text as the reader sees it. RSS text and Atom ``type="html"`` are HTML: tags go and
+    entities are read (``AT&amp;T`` is AT&T, tags or not); Atom ``type="text"`` is literal."""
+    if kind == "text/plain":
+        return text.strip()
+    if "<" not in text:
+        return html.unescape(text).strip()
+    return BeautifulSoup(text, "html.parser").get_text(" ", strip=True)
+
+
+def _detail(entry: Any, key: str) -> str | None:
+    return (entry.get(f"{key}_detail") or {}).get("type")
 
 
 def _when(entry: Any) -> str | None:
@@ -97,10 +105,13 @@ class FeedSource(NewsSource):
         feed_title = parsed.feed.get("title") or (urlsplit(self.target).netloc if is_url(self.target) else None)
         source = self.source or feed_title or "feed"
         for i, e in enumerate(parsed.entries, start=1):
-            body = _plain(e.get("summary") or (e.get("content") or [{}])[0].get("value", ""))
+            content = (e.get("content") or [{}])[0]
+            body = (_plain(e["summary"], _detail(e, "summary")) if e.get("summary")
+                    else _plain(content.get("value", ""), content.get("type")))
             tags = [t.get("term") for t in e.get("tags") or [] if t.get("term", "").startswith("$")]
             row = {"id": e.get("id") or e.get("link"), "source": source, "published_at": _when(e),
-                   "title": _plain(e.get("title", "")), "body": body, "url": e.get("link"), "_line": i}
+                   "title": _plain(e.get("title", ""), _detail(e, "title")), "body": body,
+                   "url": e.get("link"), "_line": i}
             if tags:  # added to the tickers linked from the text (``tickers`` would replace them)
                 row["cashtags"] = tags
             batch.rows.append(row)

@@ -39,6 +39,23 @@ def test_atom_file(tmp_path: Path) -> None:
     assert row["published_at"].startswith("2024-03-06T09:00")
 
 
+def test_entities_in_feed_html_are_read_tags_or_not_and_atom_text_is_literal(tmp_path: Path) -> None:
+    """Regression (sentiment QA): HTML text without a tag kept its entities, so "Johnson &amp;
+    Johnson" reached the dashboard as written and linked no ticker."""
+    rss = tmp_path / "ent.rss"
+    rss.write_text("""<?xml version="1.0"?><rss version="2.0"><channel><title>E</title>
+<item><guid>e1</guid><title>AT&amp;amp;T slips</title><link>https://e.example/1</link>
+<description>Johnson &amp;amp; Johnson rallies</description></item></channel></rss>""")
+    (row,) = open_source(rss).read().rows
+    assert (row["title"], row["body"]) == ("AT&T slips", "Johnson & Johnson rallies")
+    atom = tmp_path / "ent.atom"
+    atom.write_text("""<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">
+<title>A</title><entry><id>urn:1</id><title type="html">Procter &amp;amp; Gamble beats</title>
+<summary type="text">Quoted as &amp;amp; in plain text</summary></entry></feed>""")
+    (row,) = open_source(atom).read().rows
+    assert (row["title"], row["body"]) == ("Procter & Gamble beats", "Quoted as &amp; in plain text")
+
+
 def test_malformed_xml_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.xml"
     path.write_text("<html>not a feed</p>")
