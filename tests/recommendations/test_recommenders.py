@@ -161,3 +161,23 @@ def test_default_config_keeps_dense_ease_to_small_catalogues() -> None:
     slice's 17,628 items got a dense EASE (n_items^2 floats) for ~0.2 points of HR@10 over item-kNN."""
     assert build_hybrid(RecsConfig(), 1682).components[0].name == "ease"  # MovieLens-100K
     assert build_hybrid(RecsConfig(), 17_628).components[0].name == "itemknn"  # the MIND slice
+
+
+def test_a_quiet_window_does_not_put_one_click_items_in_front_of_everyone() -> None:
+    """Regression (recommendations QA): after an old seed set, two clicks posted today made
+    today's window, and the one-click items led every newcomer's popularity list."""
+    from data_connectors.interactions.records import Interaction
+
+    day, old = 86400, 900_000_000
+    seed = [Interaction(f"u{u}", f"i{i}", 5.0, old + (u * 7 + i) * 3600)
+            for u in range(40) for i in range(10) if (u + i) % 3]  # i0..i9, many events, years ago
+    fresh = [Interaction("new", "fresh-item", 5.0, old + 4000 * day), Interaction("new", "i9", 5.0, old + 4000 * day)]
+    data = Interactions.from_records(seed + fresh)
+    model = Popularity(window_days=7).fit(data)
+    items, _ = model.recommend(History(), k=3)
+    top = [data.item_ids[i] for i in items]
+    assert "fresh-item" not in top, top
+    crowd = Interactions.from_records(seed + fresh + [
+        Interaction(f"n{n}", "fresh-item", 5.0, old + 4000 * day) for n in range(300)])
+    top = Popularity(window_days=7).fit(crowd).recommend(History(), k=1)[0]
+    assert crowd.item_ids[top[0]] == "fresh-item"  # a busy window decides

@@ -2,7 +2,10 @@
 
 In ML-100k a user's next rating often goes to what was popular *when they were active*;
 ``window_days`` counts events within that many days of the user's latest event (for a
-user without history: of the newest event), with global counts breaking ties.
+user without history: of the newest event). A window weighs by its evidence: with n events
+its share is n / (n + ``PRIOR_EVENTS``) and global counts take the rest, so a quiet window (a
+few clicks posted after an old seed set) does not put its one-click items in front of
+everyone, while a busy one (ML-100k has thousands of ratings a week) decides.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from services.recommendations.recommenders.data import History, Interactions
 DAY = 86400
 BUCKET = 3600  # window centres are rounded to the hour, so windows can be cached
 CACHE_SIZE = 64
+PRIOR_EVENTS = 100  # a window of this many events weighs as much as the global counts
 
 
 class Popularity(RecommenderBase):
@@ -56,11 +60,14 @@ class Popularity(RecommenderBase):
         newest = int(self.event_times[-1])
         for row, hist in enumerate(histories):
             t = hist.last_time if hist.last_time else newest
-            out[row] = self._window(t // BUCKET) + 1e-3 * base
+            window, events = self._window(t // BUCKET)
+            share = events / (events + PRIOR_EVENTS)
+            out[row] = share * window + (1.0 - share) * base
         return out
 
-    def _window(self, bucket: int) -> np.ndarray:
-        """Scaled counts in the window around a time bucket (cached: serving asks for "now" a lot)."""
+    def _window(self, bucket: int) -> tuple[np.ndarray, int]:
+        """Scaled counts in the window around a time bucket and its number of events (cached:
+        serving asks for "now" a lot)."""
         cache = self.__dict__.setdefault("_cache", OrderedDict())
         hit = cache.get(bucket)
         if hit is not None:
@@ -70,10 +77,10 @@ class Popularity(RecommenderBase):
         lo, hi = np.searchsorted(self.event_times, np.array([t - half, t + half], dtype=np.int64))
         window = np.bincount(self.event_items[lo:hi], minlength=self.n_items).astype(np.float32)
         window /= max(float(window.max()), 1.0)
-        cache[bucket] = window
+        cache[bucket] = (window, int(hi - lo))
         if len(cache) > CACHE_SIZE:
             cache.popitem(last=False)
-        return window
+        return cache[bucket]
 
     def ranked(self, history: History) -> tuple[np.ndarray, np.ndarray]:
         """This history's scores scaled to [0, 1] and the items in descending order (cached)."""
