@@ -84,6 +84,11 @@ def test_json_errors(client):
     assert _error(client.post("/v1/echo", data="text=x"), 415)["code"] == "unsupported_media_type"
     nul = client.post("/v1/echo", data='{"text": "a\\u0000b"}', content_type="application/json")
     assert _error(nul, 400)["code"] == "invalid_json"  # PostgreSQL cannot store it: it was a 500 there
+    # valid JSON the strict parser refuses says why, not "not valid JSON" (sentiment QA)
+    assert "holds a NUL character" in _error(client.post("/v1/echo", data='{"text": "a\\u0000b"}',
+                                                         content_type="application/json"), 400)["message"]
+    assert "Expecting" in _error(client.post("/v1/echo", data="{bad", content_type="application/json"),
+                                 400)["message"]  # a syntax error names where
     assert _error(client.get("/v1/items/a%00b"), 400)["code"] == "invalid_url"
     assert client.post("/v1/echo", json={"text": "a\\u0000b"}).status_code == 200  # a backslash, not NUL
     for body, says in (("", "empty"), ("null", "null")):  # valid JSON, or nothing: the message says which
