@@ -12,9 +12,23 @@ from typing import Any
 
 from services.chatbot.kb import Hit
 
+# A request for a person, not a question that mentions one ("at what age can a person open a
+# savings account?", "which mobile operator...", "I sent money to a person"): a verb of asking
+# with a person after it, a real/live/human one, or a message that is only that.
+_NOUN = (r"(?:human(?: being)?|person|people|agent|representative|rep|operator|someone|somebody|"
+         r"staff(?: member)?|advis[eo]r|manager|customer (?:service|support|care))")
+_DET = r"(?:(?:a|an|the|some|your|one of your|real|live|actual|human|bank)\s+)*"
 _HUMAN = re.compile(
-    r"\b(human|real person|a person|someone real|(live |human |customer service )?agent|representative|"
-    r"operator|speak to (someone|somebody)|talk to (someone|somebody)|call me)\b", re.I)
+    r"\b(?:real|live|actual) (?:person|human|agent|people|representative)\b"
+    r"|\bhuman (?:agent|representative|rep|being|support)\b"
+    rf"|\b(?:speak|talk|chat|(?:connect|transfer|put) me(?: through)?) (?:to|with) {_DET}{_NOUN}s?\b"
+    rf"|\b(?:get|give|want|need|see|find) (?:me )?{_DET}(?:human|agent|representative|operator|advis[eo]r)s?\b"
+    r"|\bcall me back\b"
+    rf"|^(?:{_DET}{_NOUN}|human|agent)(?: please| pls| now)?$", re.I)
+# "do I need to speak to a representative to change my PIN?" is a question for the FAQ
+_ASKS_IF_NEEDED = re.compile(r"\b(?:do|does|would|will|must|should) (?:i|we|you) (?:need|have) to "
+                             r"(?:speak|talk|chat)\b", re.I)
+_MARKS = re.compile(r"[^\w'\s]+")
 # Short follow-ups ("and for credit cards?", "what about savings?") lean on the previous turn.
 _FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|also|same for|what if|or)\b", re.I)
 
@@ -64,7 +78,8 @@ class Decision:
 
 
 def wants_human(text: str) -> bool:
-    return bool(_HUMAN.search(text))
+    words = " ".join(_MARKS.sub(" ", text).split())  # "talk to a *human* agent!" reads as its words
+    return bool(_HUMAN.search(words)) and not _ASKS_IF_NEEDED.search(words)
 
 
 def is_follow_up(text: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.chatbot.dialogue import SILENT_ANSWER, Policy, State, chosen, decide, follow_up_context, wants_human
 from services.chatbot.handoff import mask_pii
 from services.chatbot.kb import Hit
@@ -30,6 +32,25 @@ def test_ambiguous_top_two_clarify_even_when_confident() -> None:
 
 def test_asking_for_a_person_hands_off_at_once() -> None:
     assert wants_human("Can I speak to a real person please") and not wants_human("personal loan rates")
+
+
+@pytest.mark.parametrize("text", [
+    "I want to talk to a *human* agent please", "get me a real person, my card is 4111", "agent", "Operator!",
+    "Representative please", "can I talk to someone", "connect me with customer service", "I need a live agent",
+    "transfer me to a representative", "I want a human", "Can I speak with one of your advisors?",
+    "please call me back", "speak to a manager"])
+def test_a_request_for_a_person_hands_off(text: str) -> None:
+    assert wants_human(text)
+
+
+@pytest.mark.parametrize("text", [  # chatbot QA: each of these opened a ticket and silenced the bot
+    "At what age can a person open a savings account?", "I sent money to a person",
+    "Which mobile operator do I need for SMS alerts when I change my address?",
+    "Is it possible for a person who lives in the US to get a card?", "send the 5% deposit over to the agent",
+    "How can I transfer to someone else's account?", "I need someone to assist me with a top-up",
+    "Do I need to speak to a representative to change my pin?", "Why did the bank call me?"])
+def test_a_question_that_mentions_a_person_is_answered(text: str) -> None:
+    assert not wants_human(text)
     assert decide("let me talk to an agent", HITS, 0.99, ANSWERS, State(), Policy()).kind == "handoff"
 
 
