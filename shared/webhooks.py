@@ -1,7 +1,7 @@
 """Webhooks, delivered in the background and in order.
 
 One sender thread per URL and process: a request never waits on a receiver, a receiver that is
-down gets retries with back-off, and a later message never overtakes an earlier one (a thread per
+down gets retries with back-off for 10 minutes, and a later message never overtakes an earlier one (a thread per
 POST let a retraction arrive before the alert it withdraws). Order holds within one process; the
 API and each worker process are separate senders.
 """
@@ -23,25 +23,35 @@ _senders: dict[str, _Sender] = {}
 _lock = threading.Lock()
 
 
-def post(url: str, body: Any, tries: int = 4, backoff_s: float = 0.5) -> bool:
-    """POST ``body`` as JSON, retrying connection errors and 5xx with exponential back-off.
-    A 4xx is the receiver's answer, not an outage: no retry."""
+RETRY_FOR_S = 600.0  # a receiver down this long (a restart, a deploy) still gets the delivery
+MAX_BACKOFF_S = 30.0
+
+
+def post(url: str, body: Any, retry_for_s: float = RETRY_FOR_S, backoff_s: float = 0.5) -> bool:
+    """POST ``body`` as JSON, retrying connection errors and 5xx with exponential back-off (at
+    most ``MAX_BACKOFF_S`` apart) for ``retry_for_s``; it was 4 tries in 3.5 s, so a handoff
+    ticket sent while the agent desk restarted was lost. A 4xx is the receiver's answer, not an
+    outage: no retry."""
     import requests
 
-    for attempt in range(tries):
+    deadline = time.monotonic() + retry_for_s
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             resp = requests.post(url, json=body, timeout=5)
             if resp.status_code < 500:
                 if not resp.ok:
                     log.warning("webhook %s refused a delivery: HTTP %d", url, resp.status_code)
                 return bool(resp.ok)
-            log.info("webhook %s failed (attempt %d): HTTP %d", url, attempt + 1, resp.status_code)
+            log.info("webhook %s failed (attempt %d): HTTP %d", url, attempt, resp.status_code)
         except requests.RequestException as exc:
-            log.info("webhook %s failed (attempt %d): %s", url, attempt + 1, exc)
-        if attempt + 1 < tries:
-            time.sleep(backoff_s * 2 ** attempt)
-    log.warning("webhook %s gave up after %d attempts", url, tries)
-    return False
+            log.info("webhook %s failed (attempt %d): %s", url, attempt, exc)
+        pause = min(backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
+        if time.monotonic() + pause > deadline:
+            log.warning("webhook %s gave up after %d attempts in %.0f s", url, attempt, retry_for_s)
+            return False
+        time.sleep(pause)
 
 
 class _Sender:

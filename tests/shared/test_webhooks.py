@@ -23,7 +23,16 @@ def test_an_outage_is_retried_and_a_refusal_is_not(webhook_receiver) -> None:
     assert webhooks.post(url, {"n": 1}, backoff_s=0.01) is True and got == [{"n": 1}]
     webhook_receiver.fail.append(400)
     assert webhooks.post(url, {"n": 2}, backoff_s=0.01) is False and got == [{"n": 1}]
-    assert webhooks.post("http://127.0.0.1:9/closed", {"n": 3}, tries=2, backoff_s=0.01) is False
+    assert webhooks.post("http://127.0.0.1:9/closed", {"n": 3}, retry_for_s=0.05, backoff_s=0.01) is False
+
+
+def test_a_receiver_down_for_seconds_still_gets_the_delivery(webhook_receiver) -> None:
+    """Regression (chatbot QA): 4 tries in 3.5 s lost a handoff ticket sent while the agent
+    desk restarted."""
+    webhook_receiver.fail.extend([503] * 6)  # 6 failures in a row: 0.02 + 0.04 + ... + 0.64 s of back-off
+    t0 = time.monotonic()
+    assert webhooks.post(webhook_receiver.url, {"n": 1}, backoff_s=0.02) is True
+    assert webhook_receiver.got == [{"n": 1}] and time.monotonic() - t0 > 1.2
 
 
 def test_a_body_that_cannot_be_sent_does_not_stop_later_ones(webhook_receiver) -> None:
