@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from shared.errors import ConfigError
 
 # Kernel views, not storage: nothing FinPulse writes can live there.
 VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
 DEFAULT_PORTS = {"http": 80, "https": 443}  # browsers leave these out of an Origin
+# A list setting: a JSON list, or (read by Settings._env_list) one value or comma-separated values
+EnvList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -102,7 +105,7 @@ class Settings(BaseSettings):
     sentiment_volume_z: float = 3.0  # volume z-score for a volume spike
     sentiment_cooldown_h: float = Field(default=24.0, ge=0)  # one alert per ticker per event
     sentiment_webhook_url: str | None = None  # alerts are POSTed here (with retries) when set
-    sentiment_feeds: list[str] = Field(default_factory=list)  # RSS/Atom URLs polled by Celery beat
+    sentiment_feeds: EnvList = Field(default_factory=list)  # RSS/Atom URLs polled by Celery beat
     sentiment_feed_poll_s: float = Field(default=300.0, ge=10)
     # open /v1/alerts/stream connections per process; each holds a server thread of its own
     # (added to the request threads), and one more is refused with a 503 and Retry-After
@@ -112,9 +115,9 @@ class Settings(BaseSettings):
     chatbot_session_rate_limit: str = "30/minute"
     # Client addresses neither limit applies to: this host (scripts, an evaluation run, probes).
     # A request that came through a proxy not declared in trusted_proxies is never exempt.
-    chatbot_rate_limit_exempt: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    chatbot_rate_limit_exempt: EnvList = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     chatbot_max_message_chars: int = Field(default=1000, ge=1)
-    chatbot_cors_origins: list[str] = Field(default_factory=list)
+    chatbot_cors_origins: EnvList = Field(default_factory=list)
     chatbot_session_ttl_s: int = Field(default=1800, ge=1)
     chatbot_handoff_webhook: str | None = None
     testing: bool = False
@@ -163,6 +166,23 @@ class Settings(BaseSettings):
             raise ValueError(f"{env_name(info.field_name)} must be a rate limit such as '120/minute' or "
                              f"'10/second;500/hour', got {value!r}") from None
         return value
+
+    @field_validator("sentiment_feeds", "chatbot_rate_limit_exempt", "chatbot_cors_origins", mode="before")
+    @classmethod
+    def _env_list(cls, value: Any, info: ValidationInfo) -> Any:
+        """A JSON list, or the plain values people write: FINPULSE_CHATBOT_CORS_ORIGINS=* as the
+        README's "*" for any site, or ``https://a.example,https://b.example``."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith(("[", '"')):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"{env_name(info.field_name)} is not valid JSON ({exc}); write a JSON list, "
+                                 "e.g. '[\"a\", \"b\"]', or comma-separated values") from None
+            return [value] if isinstance(value, str) else value
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @field_validator("chatbot_cors_origins")
     @classmethod

@@ -18,12 +18,20 @@ if TYPE_CHECKING:
 __all__ = ["create_app", "retrain_task"]
 
 
-def _session_key() -> str:
-    from flask_limiter.util import get_remote_address
-
+def _session_id() -> str | None:
     body = request.get_json(silent=True) if request.is_json else None
     sid = body.get("session_id") if isinstance(body, dict) else None
-    return f"session:{sid}" if isinstance(sid, str) and sid else f"ip:{get_remote_address()}"
+    return sid if isinstance(sid, str) and sid else None
+
+
+def _session_key() -> str:
+    return f"session:{_session_id()}"
+
+
+def _no_session() -> bool:
+    """A first message opens a conversation: only the address's limit applies to it (its
+    fallback to the address held every new conversation behind one NAT to 30 a minute)."""
+    return _session_id() is None
 
 
 def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
@@ -69,7 +77,8 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
 
     # Flask-Limiter checks decorated limits inside the wrapper, so the wrapper must be the view.
     chat_view = limiter.limit(settings.chatbot_rate_limit)(app.view_functions["chatbot.chat"])
-    chat_view = limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key)(chat_view)
+    chat_view = limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key,
+                              exempt_when=_no_session)(chat_view)
     app.view_functions["chatbot.chat"] = chat_view
     # The widget polls this while an agent has the conversation: its own per-IP budget.
     poll_view = app.view_functions["chatbot.session_messages"]

@@ -532,3 +532,22 @@ def test_a_re_embedding_keeps_edits_saved_meanwhile_and_yields_to_a_load(client,
     build_kb_dir(new, directory, bow, "flat", model="bow", progress=False, live=True)
     assert swap_in(stale, directory, before, bow, rebuilds=True) is False
     assert list(KnowledgeBase.load(directory).entries) == ["pin-v2"]
+
+
+def test_new_conversations_count_against_the_address_limit_only(chat_settings, bow, loaded_kb) -> None:
+    """Regression (chatbot QA): a message without session_id fell under the per-conversation
+    limit keyed by address, so one address (a NAT) could open 30 conversations a minute, not 120."""
+    from services.chatbot import create_app
+
+    app = create_app(chat_settings.model_copy(update={"chatbot_rate_limit": "12/minute",
+                                                      "chatbot_session_rate_limit": "3/minute",
+                                                      "chatbot_rate_limit_exempt": []}), encoder=bow)
+    c = app.test_client()
+    firsts = [chat(c, "How do I reset my card PIN?") for _ in range(6)]  # six new conversations
+    assert [r.status_code for r in firsts] == [200] * 6
+    sid = firsts[0].get_json()["session_id"]
+    assert [chat(c, "and for savings?", sid).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert chat(c, "How do I reset my card PIN?").status_code == 200  # another conversation: the address's 11th
+    assert chat(c, "How do I reset my card PIN?").status_code == 200
+    too_many = chat(c, "How do I reset my card PIN?")  # the 13th from this address
+    assert too_many.status_code == 429 and too_many.headers.get("Retry-After")

@@ -65,7 +65,17 @@ def test_origins_a_browser_sends_are_accepted(monkeypatch, home) -> None:
     assert load_settings(home=home).chatbot_cors_origins == origins
 
 
-@pytest.mark.parametrize("value", ["[www", '["https://www.bank.example"', "https://www.bank.example"])
+@pytest.mark.parametrize(("value", "origins"), [
+    ("*", ["*"]), ('"*"', ["*"]),  # the README's "*" for any site, as people write it (chatbot QA)
+    ("https://www.bank.example", ["https://www.bank.example"]),
+    (" https://a.example, http://localhost:3000 ", ["https://a.example", "http://localhost:3000"]),
+    ("", [])])
+def test_a_list_setting_takes_one_value_or_comma_separated_values(monkeypatch, home, value, origins) -> None:
+    monkeypatch.setenv("FINPULSE_CHATBOT_CORS_ORIGINS", value)
+    assert load_settings(home=home).chatbot_cors_origins == origins
+
+
+@pytest.mark.parametrize("value", ["[www", '["https://www.bank.example"', '"https://a.example'])
 def test_a_list_setting_that_is_not_json_is_the_usual_one_line(monkeypatch, home, value) -> None:
     """It read 'error parsing value for field "chatbot_cors_origins" from source "EnvSettingsSource"'."""
     message = config_error(monkeypatch, FINPULSE_HOME=str(home), FINPULSE_CHATBOT_CORS_ORIGINS=value)
