@@ -174,8 +174,10 @@ def iter_rows(path: str | Path, fmt: str | None = None,
                 print(f"warning: {path}: {len(mended)} row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff "
                       f"escapes that are no character; first on line {mended[0]}): replaced with U+FFFD",
                       file=sys.stderr)
+        elif fmt == "tsv":
+            yield from _tsv_rows(path, fh, fieldnames)
         else:
-            reader = csv.DictReader(fh, fieldnames, delimiter="\t" if fmt == "tsv" else ",")
+            reader = csv.DictReader(fh, fieldnames)
             try:
                 for row in reader:
                     if None in row:
@@ -187,6 +189,43 @@ def iter_rows(path: str | Path, fmt: str | None = None,
                 raise BadRow(path, reader.line_num, f"malformed CSV ({exc})") from None
     finally:
         fh.close()
+
+
+def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
+              ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Plain TSV (IANA text/tab-separated-values): a line is a row and quotes are text.
+
+    Read as CSV, a text opening with an unclosed quote (a cut-off tweet) swallowed every line
+    after it into one row, silently or with an error naming the last line. A field a CSV
+    writer quoted whole (in quotes, inner quotes doubled, as pandas writes a text holding
+    quotes) is unquoted.
+    """
+    header = list(fieldnames) if fieldnames else None
+    line_no = 0
+    while True:
+        try:
+            line = fh.readline()
+        except UnicodeDecodeError as exc:
+            raise not_utf8(path, exc) from None
+        if not line:
+            return
+        line_no += 1
+        line = line.rstrip("\r\n")
+        if not line:
+            continue
+        fields = [_unquoted(f) for f in line.split("\t")]
+        if header is None:
+            header = fields
+            continue
+        if len(fields) > len(header):
+            raise BadRow(path, line_no, "more fields than the header")
+        yield line_no, dict(zip(header, fields + [None] * (len(header) - len(fields)), strict=True))
+
+
+def _unquoted(field: str) -> str:
+    if len(field) >= 2 and field[0] == field[-1] == '"' and '"' not in field[1:-1].replace('""', ""):
+        return field[1:-1].replace('""', '"')
+    return field
 
 
 def without_lone_surrogates(value: Any) -> Any:

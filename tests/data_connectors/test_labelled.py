@@ -40,6 +40,23 @@ def test_csv_and_tsv_with_field_mapping(tmp_path: Path) -> None:
         assert data.texts == ["profit fell", "sales rose"] and data.targets == [0, 2]
 
 
+def test_tsv_lines_are_rows_and_quotes_are_text(tmp_path: Path) -> None:
+    """Regression (CLI QA): TSV was read with CSV quoting, so a text opening with an unclosed
+    quote (a cut-off tweet) swallowed the lines after it: 195 of 200 rows lost, no error."""
+    rows = [("profit fell", "negative"), ('"Truncated quote from the CEO about the outlook https://t.co/x', "neutral"),
+            ("sales rose", "positive"), ('"Record quarter"', "positive"), ('"He said ""no"" twice"', "negative"),
+            ('a "quoted" word', "neutral")]
+    path = tmp_path / "d.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
+    data = load_labelled(path)
+    assert data.texts == ["profit fell", '"Truncated quote from the CEO about the outlook https://t.co/x',
+                          "sales rose", "Record quarter", 'He said "no" twice', 'a "quoted" word']  # quoted whole: CSV
+    assert data.targets == [0, 1, 2, 2, 0, 1]
+    path.write_text('text\tlabel\n"cut off\tneutral\nfine\tbullishish\n')
+    with pytest.raises(BadRow, match=r"d\.tsv:3: unknown label"):  # the line it is on, not the last
+        load_labelled(path)
+
+
 @pytest.mark.parametrize(("row", "reason"), [
     ({"text": "x", "label": "bullishish"}, "unknown label"),
     ({"text": "  ", "label": "neutral"}, "empty text"),
