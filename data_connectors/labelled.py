@@ -226,12 +226,22 @@ def _example(path: Path, line: int, row: dict[str, Any], labels: Sequence[str],
         expected = (f"this file's numeric labels are {scheme}; {_SCHEME_HELP}" if scheme
                     else f"expected one of {', '.join(labels)}")
         raise BadRow(path, line, f"unknown label {row[label_field]!r}; {expected}")
-    agreement = row.get("agreement")
+    return Example(text.strip(), label, agreement_percent(row.get("agreement")), line)
+
+
+def agreement_percent(value: Any) -> int | None:
+    """Annotator agreement as a whole percentage: 75, "75", "75%" and the fraction 0.75 alike
+    (``int(0.75)`` had made a 75% sentence a fully split one); None when it is no share."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
     try:
-        agreement = int(agreement) if agreement not in (None, "") else None
-    except (TypeError, ValueError):
-        agreement = None
-    return Example(text.strip(), label, agreement, line)
+        share = float(text.removesuffix("%"))
+    except ValueError:
+        return None
+    if not 0 <= share <= 100:  # NaN too
+        return None
+    return round(share * 100 if share <= 1 and not text.endswith("%") else share)
 
 
 def stratified_split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:

@@ -388,6 +388,9 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     train_set.targets = agreement_targets(train_ex, config.labels, config.agreement_targets)
     if train_set.targets is not None:
         _log(f"soft targets from annotator agreement (weight {config.agreement_targets})")
+    elif config.agreement_targets > 0 and (missing := sum(e.agreement is None for e in train_ex)) < len(train_ex):
+        _log(f"no soft targets: {missing} of {len(train_ex)} training rows have no usable agreement "
+             "(a percentage or a fraction)")
     dev_set = _encode(tokenizer, dev_ex, max_length)
     labels = list(config.labels)
     # The new head starts from one fixed init whatever the seed: seeds vary data order and
@@ -750,7 +753,7 @@ def agreement_targets(examples: list[Example], labels: tuple[str, ...], weight: 
     neutral = labels.index("neutral") if "neutral" in labels else None
     out = np.zeros((len(examples), n), dtype=np.float32)
     for row, e in enumerate(examples):
-        share = min(max(e.agreement / 100.0 if e.agreement > 1 else float(e.agreement), 0.0), 1.0)
+        share = min(max(e.agreement / 100.0, 0.0), 1.0)  # a percentage (data_connectors.labelled)
         moved = weight * (1.0 - share)
         polar = neutral is not None and e.label != neutral
         others = [neutral] if polar else [k for k in range(n) if k != e.label]

@@ -32,6 +32,15 @@ def test_jsonl_labels_names_and_ints(tmp_path: Path) -> None:
     assert len(data.sha256) == 64 and data.lineage()["rows"] == 4
 
 
+def test_agreement_as_percent_or_fraction_is_one_scale(tmp_path: Path) -> None:
+    """Regression (CLI QA): 0.75 was read as int(0.75) = 0, a fully split sentence, while 75
+    trained as 87.5% on its label."""
+    values = [75, "75", "75%", 0.75, 1.0, 100, 0.5, "66", "high", None, -3]
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": f"t{i}", "label": "positive", "agreement": v}
+                                              for i, v in enumerate(values)])
+    assert [e.agreement for e in load_labelled(path).examples] == [75, 75, 75, 75, 100, 100, 50, 66, None, None, None]
+
+
 def test_csv_and_tsv_with_field_mapping(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("sentence,sentiment\nprofit fell,negative\nsales rose,positive\n")
     (tmp_path / "d.tsv").write_text("sentence\tsentiment\nprofit fell\t0\nsales rose\t2\n")
