@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -15,9 +15,12 @@ from shared import webhooks
 from shared.db import utc_iso
 from shared.errors import NotFound
 
+if TYPE_CHECKING:
+    from data_connectors.faq import FaqEntry
+
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-_PHONE = re.compile(r"(?<!\w)\+?\d[\d ().-]{6,}\d(?!\w)")
+_PHONE = re.compile(r"(?<![\w(])(?:\+|\()?\d[\d ().-]{6,}\d(?!\w)")  # "(415) 555-0123" whole, not "([phone]"
 
 
 def mask_pii(text: str) -> str:
@@ -166,17 +169,18 @@ def add_feedback(db: Any, session_id: str, rating: int, entry_id: str | None, qu
         return int(fb.id)
 
 
-def feedback_pairs(db: Any, entry_ids: Container[str] | None = None) -> list[dict[str, str]]:
+def feedback_pairs(db: Any, entries: Mapping[str, FaqEntry] | None = None) -> list[dict[str, Any]]:
     """Thumbs-up (query, entry) pairs in the ``train embeddings --pairs`` format.
 
-    ``entry_ids``: the current knowledge base's ids; pairs naming an entry deleted since are
-    left out, as a retrain fails on a pair whose id is not in the knowledge base.
+    ``entries``: the current knowledge base's; pairs naming an entry deleted since are left
+    out, as a retrain fails on a pair whose id is not in the knowledge base, and an id goes
+    out as the base gave it (``5``, not ``"5"``), as in ``sources``.
     """
     with db.session() as s:
         rows = s.scalars(select(ChatFeedback).where(ChatFeedback.rating > 0,
                                                     ChatFeedback.entry_id.is_not(None),
                                                     ChatFeedback.query.is_not(None))
                          .order_by(ChatFeedback.id)).all()
-        return [{"text": r.query, "id": r.entry_id} for r in rows
-                if r.entry_id is not None and r.query is not None
-                and (entry_ids is None or r.entry_id in entry_ids)]
+        return [{"text": r.query, "id": entries[r.entry_id].public_id if entries is not None else r.entry_id}
+                for r in rows if r.entry_id is not None and r.query is not None
+                and (entries is None or r.entry_id in entries)]

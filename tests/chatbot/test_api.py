@@ -551,3 +551,20 @@ def test_new_conversations_count_against_the_address_limit_only(chat_settings, b
     assert chat(c, "How do I reset my card PIN?").status_code == 200
     too_many = chat(c, "How do I reset my card PIN?")  # the 13th from this address
     assert too_many.status_code == 429 and too_many.headers.get("Retry-After")
+
+
+def test_feedback_pairs_carry_ids_as_the_base_gave_them(chat_settings, bow, tmp_path, ops_headers) -> None:
+    """Regression (chatbot QA): sources said ``"id": 3`` and the pairs export ``"id": "3"``."""
+    from services.chatbot import create_app
+
+    rows = [{"id": 3, "question": "How do I reset my card PIN?", "answer": "In the app."},
+            {"id": 4, "question": "Close my savings account", "answer": "At a branch."}]
+    (tmp_path / "kb.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_kb_dir(tmp_path / "kb.jsonl", kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
+    client = create_app(chat_settings, encoder=bow).test_client()
+    r = chat(client, "reset my card PIN", "int-pairs").get_json()
+    assert r["sources"][0]["id"] == 3
+    assert client.post("/v1/feedback", json={"session_id": "int-pairs", "rating": "up", "entry_id": 3,
+                                             "message": "reset my card PIN"}).status_code == 201
+    lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
+    assert [json.loads(line) for line in lines] == [{"text": "reset my card PIN", "id": 3}]

@@ -64,6 +64,7 @@ def test_follow_up_is_read_with_previous_question() -> None:
 def test_pii_is_masked() -> None:
     text = "card 4111 1111 1111 1111, mail jo.doe+x@bank.co.uk, call +44 20 7946 0958"
     assert mask_pii(text) == "card [card], mail [email], call [phone]"
+    assert mask_pii("call (415) 555-0123 (after 5)") == "call [phone] (after 5)"  # it left "([phone]"
 
 
 def test_duplicate_question_text_is_answered_not_clarified() -> None:
