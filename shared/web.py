@@ -175,20 +175,31 @@ def query_params(**params: tuple[str, str]) -> Callable[[F], F]:
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted"}
 
 
-def documented(*, status: int = 200, body: type[BaseModel] | None = None, multipart: bool = False
+def documented(*, status: int = 200, body: type[BaseModel] | None = None, multipart: bool = False,
+               response: type[BaseModel] | None = None, errors: dict[int, str] | None = None
                ) -> Callable[[F], F]:
     """Decorator: what the OpenAPI document cannot see in the view: its success status, the
-    schema of a body the view reads itself (per-row rejection, not one model), and whether a
-    multipart form (a ``data`` file plus the body's fields) is accepted too."""
+    schema of a body the view reads itself (per-row rejection, not one model), whether a
+    multipart form (a ``data`` file plus the body's fields) is accepted too, the success
+    answer's schema and the error statuses the view itself answers."""
 
     def deco(view: F) -> F:
         view._openapi_status = status  # type: ignore[attr-defined]
         if body is not None:
             view._openapi_body = body  # type: ignore[attr-defined]
         view._openapi_multipart = multipart  # type: ignore[attr-defined]
+        if response is not None:
+            view._openapi_response = response  # type: ignore[attr-defined]
+        view._openapi_errors = dict(errors or {})  # type: ignore[attr-defined]
         return view
 
     return deco
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))  # nested models are what the refs point to
+    return schema
 
 
 def openapi_document(app: Flask, title: str) -> dict[str, Any]:
@@ -227,10 +238,14 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                 op["security"] = [{"bearer": []}]
                 op["responses"].update({"401": {"description": "No or unknown API key"},
                                         "403": {"description": f"Needs the {view._openapi_role} role"}})
+            if (answer := getattr(view, "_openapi_response", None)) is not None:
+                op["responses"][str(status)]["content"] = {"application/json": {"schema": _schema(answer, schemas)}}
+            op["responses"].update({str(code): {"description": text}
+                                    for code, text in getattr(view, "_openapi_errors", {}).items()})
             body = getattr(view, "_openapi_body", None)
             if body is not None and method in ("POST", "PUT", "PATCH"):
-                schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
-                schemas.update(schema.pop("$defs", {}))  # nested models are what the refs point to
+                op["responses"]["415"] = {"description": "Body not sent as application/json"}
+                schema = _schema(body, schemas)
                 content = {"application/json": {"schema": schema}}
                 if getattr(view, "_openapi_multipart", False):
                     form = {**schema, "properties": {**schema.get("properties", {}), "data": {

@@ -7,7 +7,7 @@ import unicodedata
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, send_from_directory
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 
 from services.chatbot import handoff
 from shared.auth import audit, require_role
@@ -25,12 +25,16 @@ def entry_key(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-EntryId = Annotated[str | None, BeforeValidator(entry_key)]
+# sent back as the source gave it: a string, or an integer where the knowledge base has them
+EntryId = Annotated[str | None, BeforeValidator(entry_key),
+                    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200},
+                                              {"type": "integer"}, {"type": "null"}], "default": None})]
 
 
 class ChatIn(BaseModel):
     session_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=SESSION_ID)
-    message: str = Field(min_length=1)
+    message: str = Field(min_length=1, description="at most FINPULSE_CHATBOT_MAX_MESSAGE_CHARS (1000) characters; "
+                                                  "longer is a 413 message_too_long")
     entry_id: EntryId = Field(default=None, min_length=1, max_length=200,
                                  description="the suggested entry the customer picked after a clarify")
 
@@ -41,6 +45,21 @@ class ChatIn(BaseModel):
         if not any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in value):
             raise ValueError("message is blank")
         return value.strip()
+
+
+class Source(BaseModel):
+    id: str | int = Field(description="the entry's id, an integer where the knowledge base gave one")
+    question: str
+    score: float
+
+
+class ChatOut(BaseModel):
+    session_id: str = Field(description="send it with the next message of this conversation")
+    answer: str = Field(description="empty while an agent has the conversation")
+    confidence: float = Field(ge=0, le=1, description="calibrated on dev queries")
+    sources: list[Source] = Field(description="best first: the answer's entry, or the suggestions of a clarify")
+    handoff: bool = Field(description="a person has (or is taking) this conversation")
+    kind: Literal["answer", "clarify", "handoff", "silent"]
 
 
 class FeedbackIn(BaseModel):
@@ -74,6 +93,8 @@ def engine() -> Any:
 
 
 @bp.post("/v1/chat")
+@documented(response=ChatOut, errors={413: "message_too_long", 429: "Rate limit (per address, per conversation) "
+                                      "or session_busy; Retry-After says when"})
 @json_body(ChatIn)
 def chat(body: ChatIn) -> Any:
     """Answer a customer message (or clarify, or hand off to a person)."""

@@ -226,6 +226,16 @@ def test_openapi_lists_the_agent_and_poll_endpoints(client) -> None:
     assert "get" in doc["paths"]["/v1/chat/{session_id}/messages"]
     chat_schema = doc["paths"]["/v1/chat"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "entry_id" in chat_schema["properties"]
+    # what /v1/chat really takes and answers (chatbot QA: integer ids, 413/415/429 and the answer's fields)
+    assert {"type": "integer"} in chat_schema["properties"]["entry_id"]["anyOf"]
+    responses = doc["paths"]["/v1/chat"]["post"]["responses"]
+    assert {"200", "400", "413", "415", "429"} <= set(responses)
+    answer = responses["200"]["content"]["application/json"]["schema"]
+    assert set(answer["properties"]) == {"session_id", "answer", "confidence", "sources", "handoff", "kind"}
+    got = client.post("/v1/chat", json={"message": "How do I reset my card PIN?"}).get_json()
+    assert set(got) == set(answer["properties"])  # the document and the service agree
+    feedback = doc["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"type": "integer"} in feedback["properties"]["entry_id"]["anyOf"]
 
 
 def test_widget_origins_may_poll(chat_settings, bow, loaded_kb) -> None:
