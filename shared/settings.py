@@ -11,14 +11,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
 
 # Kernel views, not storage: nothing FinPulse writes can live there.
 VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
 DEFAULT_PORTS = {"http": 80, "https": 443}  # browsers leave these out of an Origin
-# A list setting: a JSON list, or (read by Settings._env_list) one value or comma-separated values
+# A list setting: a JSON list, or (read by Settings._env_list) one value or comma-separated values;
+# every list setting must be one, since the JSON decoding of pydantic-settings is switched off for it
 EnvList = Annotated[list[str], NoDecode]
 
 
@@ -303,14 +304,6 @@ def _problem(err: Any) -> str:
     return f"{name} ({'.'.join(loc)}): {message}"
 
 
-def _unparsable(exc: SettingsError) -> str:
-    """A list or object setting whose environment value is not JSON, as one phrase."""
-    match = re.search(r'field "(\w+)"', str(exc))
-    name = env_name(match.group(1)) if match else "a setting"
-    reason = f" ({exc.__cause__})" if exc.__cause__ else ""
-    return f"{name} is not valid JSON{reason}; write a JSON list, e.g. '[\"a\", \"b\"]'"
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning validation errors into one readable line."""
     try:
@@ -318,8 +311,6 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
-    except SettingsError as exc:  # the environment's text of a list setting did not parse
-        raise ConfigError(f"invalid configuration: {_unparsable(exc)}") from None
 
 
 @lru_cache(maxsize=1)
