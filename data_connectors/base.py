@@ -149,15 +149,8 @@ def iter_rows(path: str | Path, fmt: str | None = None,
     fh = _open_text(path)
     try:
         if fmt == "jsonl":
-            line_no, mended = 0, []
-            while True:
-                try:
-                    line = fh.readline()
-                except UnicodeDecodeError as exc:
-                    raise not_utf8(path, exc) from None
-                if not line:
-                    break
-                line_no += 1
+            mended = []
+            for line_no, line in _lines(path, fh):
                 if not line.strip():
                     continue
                 try:
@@ -201,15 +194,7 @@ def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
     quotes) is unquoted.
     """
     header = list(fieldnames) if fieldnames else None
-    line_no = 0
-    while True:
-        try:
-            line = fh.readline()
-        except UnicodeDecodeError as exc:
-            raise not_utf8(path, exc) from None
-        if not line:
-            return
-        line_no += 1
+    for line_no, line in _lines(path, fh):
         line = line.rstrip("\r\n")
         if not line:
             continue
@@ -220,6 +205,20 @@ def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
         if len(fields) > len(header):
             raise BadRow(path, line_no, "more fields than the header")
         yield line_no, dict(zip(header, fields + [None] * (len(header) - len(fields)), strict=True))
+
+
+def _lines(path: Path, fh: io.TextIOWrapper) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` from 1; bytes that are not UTF-8 name the file and line."""
+    line_no = 0
+    while True:
+        try:
+            line = fh.readline()
+        except UnicodeDecodeError as exc:
+            raise not_utf8(path, exc) from None
+        if not line:
+            return
+        line_no += 1
+        yield line_no, line
 
 
 def _unquoted(field: str) -> str:
