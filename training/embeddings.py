@@ -90,7 +90,8 @@ def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
     out = []
     for line, row in iter_rows(path):
         text = row.get("text") or row.get("query")
-        entry_id = str(row.get("id") or row.get("entry_id") or "")
+        raw = row.get("id", row.get("entry_id"))  # 0 is an id: a base numbered from 0 has an entry 0
+        entry_id = "" if raw is None or isinstance(raw, bool) else str(raw).strip()
         if not isinstance(text, str) or not text.strip():
             raise BadRow(path, line, "missing 'text'")
         if not entry_id:
@@ -98,6 +99,8 @@ def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
         if entry_id not in ids:
             raise BadRow(path, line, f"id {entry_id!r} is not in the knowledge base")
         out.append((text.strip(), entry_id))
+    if not out:  # before training: an empty --dev failed only after the whole budget was spent
+        raise BadInput(f"{path}: no query rows (each a {{\"text\", \"id\"}} object)")
     return out
 
 

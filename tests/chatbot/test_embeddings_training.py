@@ -59,6 +59,13 @@ def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"text": "hi"}) + "\n")
     with pytest.raises(BadInput, match="pairs.jsonl:1: missing 'id'"):
         read_pairs(tmp_path / "pairs.jsonl", {"a"})
+    # training QA: a base numbered from 0 has an entry 0 ("missing 'id'"), and an empty dev file
+    # failed only after the whole training budget
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"text": "hi", "id": 0}) + "\n")
+    assert read_pairs(tmp_path / "pairs.jsonl", {"0"}) == [("hi", "0")]
+    (tmp_path / "pairs.jsonl").write_text("\n")
+    with pytest.raises(BadInput, match="pairs.jsonl: no query rows"):
+        read_pairs(tmp_path / "pairs.jsonl", {"0"})
 
 
 @pytest.mark.slow
