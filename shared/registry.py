@@ -21,6 +21,7 @@ from shared.io import file_lock, open_tree, read_json, write_json
 
 UNCHECKED: Any = object()  # promote/rollback without a compare-and-swap on the current version
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+LAST_VERSION = ".last_version"  # in a task folder: the highest version number given out
 _REF = re.compile(r"^(?P<domain>[^/@]+)/(?P<task>[^/@]+)(?:@(?P<version>[^/@]+))?$")
 
 
@@ -106,8 +107,7 @@ class Registry:
             write_json(staging / "train_config.json", train_config)
         open_tree(staging)  # trainers stage in temp folders (0700): services may run as another user
         while True:
-            existing = self.versions(domain, task)
-            number = (existing[-1].version + 1) if existing else 1
+            number = self._highest_number(domain, task) + 1
             target = tdir / f"v{number}"
             try:
                 os.rename(staging, target)  # fails if a concurrent writer took vN
@@ -115,7 +115,21 @@ class Registry:
             except OSError:
                 if not target.exists():
                     raise
+        if number > self._highest_number(domain, task, dirs=False):
+            (tdir / LAST_VERSION).write_text(str(number))
         return ModelVersion(domain, task, number, target)
+
+    def _highest_number(self, domain: str, task: str, dirs: bool = True) -> int:
+        """The highest version number ever given out: a number is never given twice, so ``vN``
+        always names one model. A ``vN`` folder deleted by hand had its number reused, and a
+        rollback to the history's ``vN`` then made the new, never promoted model production."""
+        pointer = self.pointer(domain, task)
+        numbers = [int(n) for n in [pointer.get("version"), *pointer.get("history", [])] if n is not None]
+        with contextlib.suppress(OSError, ValueError):  # none written yet
+            numbers.append(int((self.task_dir(domain, task) / LAST_VERSION).read_text()))
+        if dirs:
+            numbers += [v.version for v in self.versions(domain, task)]
+        return max(numbers, default=0)
 
     # -- production pointer --------------------------------------------------
     def pointer_path(self, domain: str, task: str) -> Path:

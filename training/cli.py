@@ -253,9 +253,19 @@ def models_rollback(task_ref: str) -> None:
 @models.command("show")
 @click.argument("ref")
 def models_show(ref: str) -> None:
-    """Lineage of a version: data hashes, seed, method, base model, commit, metrics."""
-    mv = _registry().resolve_version(ref)
-    cfg, m = mv.train_config(), mv.metrics()
+    """Lineage of a version: data hashes, seed, method, base model, commit, metrics.
+
+    REF may be any model directory too (a version copied out, another home's), as for predict."""
+    from shared.errors import ModelNotFound
+    from shared.io import read_json
+
+    registry = _registry()
+    path = registry.resolve(ref)
+    try:
+        name: str | None = registry.resolve_version(ref).ref
+    except ModelNotFound:  # a directory outside this registry
+        name = None
+    cfg, m = read_json(path / "train_config.json"), read_json(path / "metrics.json")
     keep = ("method", "seed", "base_model", "git_commit", "data", "epochs", "lr", "max_length")
     # a recommender's lineage: its interactions/items files and hashes, or the version it refitted
     recs_lineage = ("interactions", "interactions_sha256", "items", "items_sha256", "retrained_from",
@@ -266,8 +276,8 @@ def models_show(ref: str) -> None:
         metrics = {k: v for k, v in m.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     else:
         metrics = {k: m.get(k) for k in ("accuracy", "macro_f1", "ece", "by_agreement")}
-    out = {"ref": mv.ref, "path": str(mv.path), **{k: cfg.get(k) for k in keep},
-           **{k: cfg[k] for k in recs_lineage if k in cfg}, "metrics": metrics, "gate": load_report(mv.path)}
+    out = {"ref": name, "path": str(path), **{k: cfg.get(k) for k in keep},
+           **{k: cfg[k] for k in recs_lineage if k in cfg}, "metrics": metrics, "gate": load_report(path)}
     click.echo(json.dumps(out, indent=2))
 
 

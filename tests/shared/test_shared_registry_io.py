@@ -51,6 +51,25 @@ def test_register_promote_rollback_resolve(tmp_path):
     assert [v.ref for v in reg.all_versions()] == ["news/sentiment@v1", "news/sentiment@v2"]
 
 
+def test_a_version_number_is_never_given_twice(tmp_path):
+    """Regression (training QA): v2 deleted by hand, the next model became v2 again, and a
+    rollback to the history's v2 made that never promoted model production."""
+    import shutil
+
+    reg = Registry(tmp_path / "registry")
+    for name in "ab":
+        reg.register("rb", "sentiment", _model_dir(tmp_path, name))
+    reg.promote("rb/sentiment@v2")
+    reg.promote("rb/sentiment@v1")  # history: [2]
+    shutil.rmtree(reg.task_dir("rb", "sentiment") / "v2")
+    assert reg.register("rb", "sentiment", _model_dir(tmp_path, "c")).version == 3
+    shutil.rmtree(reg.task_dir("rb", "sentiment") / "v3")  # never promoted: only the marker knows it
+    assert reg.register("rb", "sentiment", _model_dir(tmp_path, "d")).version == 4
+    with pytest.raises(Conflict):  # v2 is gone: nothing earlier to roll back to
+        reg.rollback("rb", "sentiment")
+    assert reg.production("rb", "sentiment").version == 1
+
+
 def test_pointer_write_is_atomic(tmp_path, monkeypatch):
     reg = Registry(tmp_path / "registry")
     reg.register("news", "sentiment", _model_dir(tmp_path, "a"))

@@ -110,6 +110,11 @@ def test_models_promote_rollback_list_show(registered_tiny) -> None:
     shown = json.loads(invoke("models", "show", "news/sentiment@v2").stdout)
     assert shown["ref"] == "news/sentiment@v2"
     assert "gate" in shown  # lineage includes the gate report (None when promoted by hand)
+    import shutil  # a version copied out of the registry is shown too, as predict reads it (training QA)
+
+    copy = Path(shutil.copytree(v2.path, v2.path.parents[3] / "copied-v2"))
+    out = json.loads(invoke("models", "show", str(copy)).stdout)
+    assert out["ref"] is None and out["path"] == str(copy) and out["metrics"] == shown["metrics"]
     audit = invoke("audit", "--json").stdout  # issue 8: CLI promotions are audited too
     assert "model.promote" in audit and "model.rollback" in audit
 
