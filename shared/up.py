@@ -79,6 +79,15 @@ def port_free(host: str, port: int) -> bool:
 
 
 def check_ports(settings: Settings, services: list[str]) -> None:
+    """Each service's port is its own and free; two set to one port failed only after the start,
+    with a traceback, blaming whichever service lost the race."""
+    taken: dict[int, str] = {}
+    for name in services:
+        port = settings.port_for(name)
+        if port in taken:
+            raise ConfigError(f"FINPULSE_{taken[port].upper()}_PORT and FINPULSE_{name.upper()}_PORT are both "
+                              f"{port}: give each service a port of its own")
+        taken[port] = name
     for name in services:
         port = settings.port_for(name)
         if not port_free(settings.host, port):

@@ -69,6 +69,16 @@ def test_port_in_use_is_one_line_and_starts_nothing(home):
     assert not (home / "redis").exists()  # checked before anything started
 
 
+def test_two_services_on_one_port_is_one_line_and_starts_nothing(home):
+    """Regression (up QA): both started, one died with a traceback, exit 1, blaming the loser."""
+    ports = free_ports(4)
+    env = up_env(home, ports, FINPULSE_RECOMMENDATIONS_PORT=str(ports[1]))
+    proc = _run_up(env, "--no-prepare")
+    line = _one_line(proc)
+    assert proc.returncode == 2 and "FINPULSE_CHATBOT_PORT and FINPULSE_RECOMMENDATIONS_PORT" in line
+    assert not (home / "redis").exists()  # checked before anything started
+
+
 def test_malformed_redis_url_is_one_line(home):
     line = _one_line(_run_up(up_env(home, free_ports(4), REDIS_URL="redis://localhost:port/0")))
     assert "REDIS_URL" in line
