@@ -1,9 +1,9 @@
 """Webhooks, delivered in the background and in order.
 
 One sender thread per URL and process: a request never waits on a receiver, a receiver that is
-down gets retries with back-off for 10 minutes, and a later message never overtakes an earlier one (a thread per
-POST let a retraction arrive before the alert it withdraws). Order holds within one process; the
-API and each worker process are separate senders.
+down gets retries with back-off for 10 minutes, and a later message never overtakes an earlier
+one (a thread per POST let a retraction arrive before the alert it withdraws). Order holds within
+one process; the API and each worker process are separate senders.
 """
 
 from __future__ import annotations
