@@ -50,12 +50,15 @@ def ingest_cmd(target: str, backfill: bool, source: str | None, fmt: str | None,
     from tqdm import tqdm
 
     from data_connectors.news import open_source
+    from data_connectors.news.base import is_url
     from services.sentiment.ingest import IngestReport
-    from shared.errors import Unavailable
+    from shared.errors import BadInput, Unavailable
 
     batch = open_source(target, source=source, fmt=fmt).read()
     for warning in batch.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if not batch.rows and not batch.rejected and not is_url(target):  # a feed URL may have nothing new
+        raise BadInput(f"{target}: no articles in it; an input without rows is an error")
     rows = sorted(batch.rows, key=_sort_key) if backfill else batch.rows
     pipe = _pipeline()
     report, scored, alerts, batches, note = IngestReport(), 0, 0, [], None

@@ -294,6 +294,9 @@ def test_cli_ingest_of_a_changed_file_updates(pipe, migrated, tmp_path, monkeypa
     assert (first["stored"], first["updated"]) == (2, 0)
     assert (second["stored"], second["updated"], second["duplicates"], second["scored"]) == (0, 1, 1, 1)
     assert _scores(pipe, "a1") == {"ACME": "negative"}
+    path.write_text("\n\n")  # an input without rows is an error, as for every command (it exited 0)
+    empty = CliRunner().invoke(news, ["ingest", str(path)])
+    assert empty.exit_code != 0 and "no articles in it" in str(empty.exception)
 
 
 def _post_at_once(app, rows: list[dict], monkeypatch) -> list[dict]:
