@@ -115,21 +115,18 @@ class Registry:
             except OSError:
                 if not target.exists():
                     raise
-        if number > self._highest_number(domain, task, dirs=False):
-            (tdir / LAST_VERSION).write_text(str(number))
+        if number > _given_out(tdir):
+            write_json(tdir / LAST_VERSION, number)
         return ModelVersion(domain, task, number, target)
 
-    def _highest_number(self, domain: str, task: str, dirs: bool = True) -> int:
+    def _highest_number(self, domain: str, task: str) -> int:
         """The highest version number ever given out: a number is never given twice, so ``vN``
         always names one model. A ``vN`` folder deleted by hand had its number reused, and a
         rollback to the history's ``vN`` then made the new, never promoted model production."""
         pointer = self.pointer(domain, task)
         numbers = [int(n) for n in [pointer.get("version"), *pointer.get("history", [])] if n is not None]
-        with contextlib.suppress(OSError, ValueError):  # none written yet
-            numbers.append(int((self.task_dir(domain, task) / LAST_VERSION).read_text()))
-        if dirs:
-            numbers += [v.version for v in self.versions(domain, task)]
-        return max(numbers, default=0)
+        numbers += [v.version for v in self.versions(domain, task)]
+        return max([*numbers, _given_out(self.task_dir(domain, task))])
 
     # -- production pointer --------------------------------------------------
     def pointer_path(self, domain: str, task: str) -> Path:
@@ -239,6 +236,12 @@ class Registry:
         if path.is_dir():
             return path.resolve()
         return self.resolve_version(str(ref)).path
+
+
+def _given_out(task_dir: Path) -> int:
+    """The number in a task folder's ``LAST_VERSION`` file (0 before the first)."""
+    number = read_json(task_dir / LAST_VERSION)  # {} when missing
+    return number if isinstance(number, int) else 0
 
 
 def get_registry(settings: Any = None) -> Registry:
