@@ -88,8 +88,6 @@ def check_ports(settings: Settings, services: list[str]) -> None:
             raise ConfigError(f"FINPULSE_{taken[port].upper()}_PORT and FINPULSE_{name.upper()}_PORT are both "
                               f"{port}: give each service a port of its own")
         taken[port] = name
-    for name in services:
-        port = settings.port_for(name)
         if not port_free(settings.host, port):
             raise ConfigError(f"port {port} ({name}) is already in use on {settings.host}: stop what "
                               f"uses it or set FINPULSE_{name.upper()}_PORT to a free port")
