@@ -113,6 +113,20 @@ class Database:
         if current != wanted:
             raise Unavailable(f"database schema at {', '.join(sorted(current)) or 'nothing'}, this FinPulse "
                               f"needs {', '.join(sorted(wanted))}: run `finpulse db upgrade`")
+        self.check_writable()
+
+    def check_writable(self) -> None:
+        """Raise :class:`Unavailable` when the database answers reads but refuses writes (a
+        PostgreSQL replica or read-only transaction default, a read-only SQLite file or mount):
+        readiness said ready while every ingest failed. The probe rewrites the schema row in a
+        transaction that is rolled back; a write lock held elsewhere is busy, not refusing."""
+        try:
+            with self.engine.connect() as conn:  # leaving the block rolls the probe back
+                conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        except (OperationalError, SQLAlchemyError, OSError) as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            if "locked" not in reason:  # SQLite's "database is locked": another writer, after the busy timeout
+                raise Unavailable(f"database refuses writes: {reason}") from None
 
     def revisions(self) -> set[str]:
         """The migration revisions stored in the database (empty before the first upgrade)."""

@@ -76,6 +76,11 @@ class StrictJSONProvider(DefaultJSONProvider):
         return data
 
 
+# PostgreSQL's read_only_sql_transaction: a replica after a fail-over, or a database set read-only.
+# An outage of writes like a lost connection (503, retry), not a bug; psycopg raises it as InternalError.
+READ_ONLY_SQLSTATE = "25006"
+
+
 def register_error_handlers(app: Flask) -> None:
     """Every error leaves as ``{"error": {"code", "message"}}``; no HTML, no traceback."""
 
@@ -94,7 +99,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def _database(exc: DBAPIError) -> tuple[Any, int]:
         # A lost or refused database connection is an outage (retry later), not a bug (issue 9).
-        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        if (isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+                or getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQLSTATE):
             log.warning("database unavailable on %s %s: %s", request.method, request.path,
                         str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
             return error_response("unavailable", "database unavailable; retry later", 503)

@@ -150,3 +150,71 @@ def test_processes_migrate_a_fresh_database_one_at_a_time(backend, tmp_path, req
     finally:
         if drop:
             drop()
+
+
+def _refuse_writes(backend: str, url: str) -> None:
+    """Make ``url``'s database answer reads and refuse writes, as a replica or read-only file does."""
+    if backend == "postgres":
+        engine = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET default_transaction_read_only = on'))
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_readiness_fails_while_the_database_refuses_writes(backend, tmp_path, request):
+    """/readyz said ready while every write to a read-only database failed with a 500."""
+    from sqlalchemy import event
+
+    from shared.db import Database, current_revisions, upgrade
+    from shared.errors import Unavailable
+
+    if backend == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'fp.db'}", lambda: None
+    else:
+        url, drop = _fresh_postgres(request.getfixturevalue("postgres_url"))
+    try:
+        upgrade(url)
+        heads = current_revisions(url)
+        db = Database(url)
+        db.ready()  # writable: ready, and the probe changed nothing
+        db.dispose()
+        assert current_revisions(url) == heads
+        _refuse_writes(backend, url)
+        db = Database(url)
+        if backend == "sqlite":  # root writes into a read-only file, so the connection refuses instead
+            event.listen(db.engine, "connect", lambda conn, _rec: conn.execute("PRAGMA query_only=ON"))
+        db.ping()  # it still answers reads...
+        with pytest.raises(Unavailable, match="database refuses writes: .*read.?only"):
+            db.ready()  # ...but is not ready
+        db.dispose()
+        assert current_revisions(url) == heads
+    finally:
+        drop()
+
+
+@pytest.mark.postgres
+def test_a_write_to_a_read_only_postgres_is_a_503(postgres_url: str, settings) -> None:
+    """psycopg raises a read-only transaction as InternalError, which left as a 500 "internal error"."""
+    from shared.db import Database, upgrade
+    from shared.web import create_service_app
+
+    url, drop = _fresh_postgres(postgres_url)
+    try:
+        upgrade(url)
+        _refuse_writes("postgres", url)
+        db = Database(url)
+        app = create_service_app("testsvc", settings)
+
+        @app.post("/v1/write")
+        def write() -> Any:
+            with db.session() as sess:
+                sess.execute(text("UPDATE alembic_version SET version_num = version_num"))
+            return {"ok": True}
+
+        resp = app.test_client().post("/v1/write")
+        assert resp.status_code == 503, resp.data[:300]
+        assert resp.get_json()["error"]["code"] == "unavailable"
+        db.dispose()
+    finally:
+        drop()
