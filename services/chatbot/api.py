@@ -10,9 +10,10 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 
 from services.chatbot import handoff
+from services.chatbot.service import encoder_version
 from shared.auth import audit, require_role
 from shared.db import get_db
-from shared.errors import BadInput
+from shared.errors import BadInput, FinPulseError
 from shared.monitoring import record_chat, record_feedback
 from shared.web import documented, json_body, query_params, settings_of
 
@@ -92,6 +93,14 @@ def engine() -> Any:
     return current_app.extensions["chatbot"]
 
 
+def _version() -> str:
+    """The monitoring label of the encoder behind the index being served."""
+    try:
+        return encoder_version(str(engine().handle.get().meta.get("model") or ""))
+    except FinPulseError:  # no index (yet): feedback is still stored
+        return "unknown"
+
+
 @bp.post("/v1/chat")
 @documented(response=ChatOut, errors={413: "message_too_long", 429: "Rate limit (per address, per conversation) "
                                       "or session_busy; Retry-After says when"})
@@ -104,7 +113,7 @@ def chat(body: ChatIn) -> Any:
                        code="message_too_long", status=413)
     settings = settings_of()
     reply = engine().chat(body.message, body.session_id, body.entry_id)
-    record_chat(settings, settings.chatbot_domain, handoff=bool(reply.get("handoff")))
+    record_chat(settings, settings.chatbot_domain, handoff=bool(reply.get("handoff")), version=_version())
     return jsonify(reply)
 
 
@@ -121,7 +130,7 @@ def feedback(body: FeedbackIn) -> Any:
         raise BadInput(f"session {body.session_id!r} has no conversation; send feedback with the "
                        "session_id that POST /v1/chat returned", code="unknown_session")
     settings = settings_of()
-    record_feedback(settings, settings.chatbot_domain, helpful=body.rating == "up")
+    record_feedback(settings, settings.chatbot_domain, helpful=body.rating == "up", version=_version())
     fid = handoff.add_feedback(get_db(), body.session_id, 1 if body.rating == "up" else -1,
                                body.entry_id, body.message, body.comment)
     return jsonify({"id": fid}), 201

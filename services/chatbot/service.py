@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import sys
@@ -52,6 +54,20 @@ def production_encoder_path(settings: Any, domain: str) -> Path:
         return get_registry(settings).resolve_version(f"{domain}/embeddings@production").path
     except ModelNotFound:
         return base_encoder_path()
+
+
+@functools.lru_cache(maxsize=16)
+def encoder_version(model: str) -> str:
+    """The label of an index's encoder (its meta ``model``) in the chat monitoring series:
+    ``vN`` for a registry version, ``base`` for the bundled encoder, else the directory's name.
+    Every chat counted under one "current" hid whether a promoted encoder changed the handoffs."""
+    from shared.encoders import base_encoder_path
+
+    path = Path(model)
+    with contextlib.suppress(OSError, ValueError):
+        if path.resolve() == base_encoder_path().resolve():
+            return "base"
+    return path.name or "unknown"
 
 
 def kb_dir(settings: Any, domain: str | None = None) -> Path:

@@ -578,3 +578,23 @@ def test_feedback_pairs_carry_ids_as_the_base_gave_them(chat_settings, bow, tmp_
                                              "message": "reset my card PIN"}).status_code == 201
     lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
     assert [json.loads(line) for line in lines] == [{"text": "reset my card PIN", "id": 3}]
+
+
+def test_chats_are_monitored_under_the_encoder_that_answered(client, chat_settings) -> None:
+    """Every chat was counted under version "current": a promoted encoder's handoffs were not told apart."""
+    from shared import monitoring
+
+    domain = chat_settings.chatbot_domain
+    monitoring.forget(chat_settings, domain)
+    assert chat(client, "How do I reset my card PIN?").status_code == 200
+    assert (domain, "chat", "bow") in monitoring.list_series(chat_settings)  # the test index's encoder
+    assert monitoring.summary(chat_settings, domain, "chat", "bow")["chats"] == 1
+    monitoring.forget(chat_settings, domain)
+
+
+def test_encoder_version_labels() -> None:
+    from services.chatbot.service import encoder_version
+    from shared.encoders import base_encoder_path
+
+    assert encoder_version(str(base_encoder_path())) == "base"
+    assert encoder_version("/srv/finpulse/registry/bank/embeddings/v3") == "v3"
