@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,11 +39,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
-from shared.errors import BadInput, Conflict, Forbidden, NotFound
+from shared.errors import BadInput, Conflict, Forbidden, NotFound, Unavailable
 from shared.web import documented, format_validation_error, parse_body, query_params, settings_of
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,11 @@ def _enqueue(task: str, job_id: str) -> None:
         from shared.celery_app import make_celery
 
         celery = _conf().setdefault("celery", make_celery(settings))
-    celery.send_task(target, args=[job_id], queue=_conf()["queue"])
+    try:
+        celery.send_task(target, args=[job_id], queue=_conf()["queue"])
+    except Exception as exc:  # kombu's OperationalError, or Celery's bare RuntimeError after its publish retries
+        log.warning("retrain job %s not queued: %s", job_id, exc)
+        raise Unavailable("the task queue (Redis) is unreachable; retry later") from None
 
 
 def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -> dict[str, Any]:
@@ -219,7 +225,11 @@ def _blueprint() -> Blueprint:
         db = get_db()
         job_id = lifecycle.create_job(db, f"retrain:{domain}/{task}", params, actor=g.actor)
         lifecycle.update_job(db, job_id, log_line=f"queued by {g.actor}")
-        _enqueue(task, job_id)
+        try:
+            _enqueue(task, job_id)
+        except Unavailable as exc:  # a 500 left the job "queued" for ever: nothing would run it
+            lifecycle.update_job(db, job_id, status="failed", error=f"not queued: {exc.message}")
+            raise
         lifecycle.audit(db, g.actor, "model.retrain", f"{domain}/{task}", "queued", {"job": job_id})
         return jsonify({"job_id": job_id, "status": "queued", "url": f"/v1/admin/jobs/{job_id}"}), 202
 

@@ -87,3 +87,23 @@ def test_ops_page_and_monitoring_endpoint(ops, series):
     assert page.status_code == 200 and b"data:image/png;base64," in page.data and series.encode() in page.data
     assert client.get("/ops").status_code == 401
     assert client.get("/v1/admin/monitoring?hours=abc", headers=analyst).status_code == 400
+
+
+def test_retrain_with_the_broker_down_is_a_503_and_leaves_no_queued_job(ops):
+    """With Redis down the retrain was a 500 and its job row stayed "queued" for ever."""
+    import time
+
+    from shared.admin import register_admin
+    from shared.lifecycle import list_jobs
+    from shared.web import create_service_app
+
+    down = ops["settings"].model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app = create_service_app("sentiment", down)
+    register_admin(app, tasks={"sentiment": "training.retrain"}, domains=["news"])
+    started = time.monotonic()
+    resp = app.test_client().post("/v1/admin/retrain", json={"data": str(ops["data"]["train"]), "epochs": 1},
+                                  headers={"Authorization": f"Bearer {ops['keys']['ops']}"})
+    assert resp.status_code == 503, resp.data[:300]
+    assert resp.get_json()["error"]["code"] == "unavailable" and time.monotonic() - started < 60
+    (job,) = [j for j in list_jobs(ops["db"], limit=5) if j["kind"] == "retrain:news/sentiment"][:1]
+    assert job["status"] == "failed" and "not queued" in job["error"]
