@@ -7,6 +7,7 @@ from functools import lru_cache
 import redis
 
 from shared.errors import Unavailable
+from shared.settings import redact
 
 
 @lru_cache(maxsize=8)
@@ -33,7 +34,7 @@ def ping(url: str) -> None:
     try:
         get_redis(url).ping()
     except (redis.RedisError, OSError) as exc:
-        raise Unavailable(f"redis unreachable at {url}: {exc}") from None
+        raise Unavailable(f"redis unreachable at {redact(url)}: {exc}") from None
 
 
 def is_up(url: str) -> bool:

@@ -23,6 +23,14 @@ DEFAULT_PORTS = {"http": 80, "https": 443}  # browsers leave these out of an Ori
 EnvList = Annotated[list[str], NoDecode]
 
 
+
+def redact(url: str) -> str:
+    """``url`` with its password as ``***``: URLs go into messages, logs and /readyz answers."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
 class Settings(BaseSettings):
     """Every knob of the suite; one instance per process (see :func:`get_settings`)."""
 

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import click
 
 from shared.errors import ConfigError, Unavailable
+from shared.settings import redact
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -91,13 +92,6 @@ def check_ports(settings: Settings, services: list[str]) -> None:
         if not port_free(settings.host, port):
             raise ConfigError(f"port {port} ({name}) is already in use on {settings.host}: stop what "
                               f"uses it or set FINPULSE_{name.upper()}_PORT to a free port")
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
 
 
 def check_database(settings: Settings) -> None:

@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from services.recommendations.versions import TASK
     from shared.admin import register_admin
     from shared.db import init_app
+    from shared.redis_client import ping
     from shared.settings import get_settings
     from shared.web import add_readiness_check, create_service_app
 
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bp)
     add_readiness_check(app, recs.ready)
     add_readiness_check(app, db.ready)
+    # retrains queue through Redis and model changes arrive on it: ready said yes with it down
+    add_readiness_check(app, lambda: ping(settings.redis_url))
     register_admin(app, tasks={TASK: retrain_task()}, domains=[settings.recommendations_domain])
     return app
 

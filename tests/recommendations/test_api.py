@@ -91,6 +91,16 @@ def test_readiness_says_when_no_model(settings) -> None:
     assert app.test_client().get("/v1/users/u1/recommendations").status_code == 503
 
 
+def test_readiness_names_redis_when_it_is_down(client, settings, production) -> None:
+    """It said ready with Redis down while its retrains failed; the password stays out of the answer."""
+    assert client.get("/readyz").status_code == 200
+    down = create_app(settings.model_copy(update={"redis_url": "redis://:s3cret@127.0.0.1:1/0"}))
+    res = down.test_client().get("/readyz")
+    reasons = " ".join(res.get_json().get("reasons", []))
+    assert res.status_code == 503 and "redis unreachable at redis://:***@127.0.0.1:1/0" in reasons, reasons
+    assert "s3cret" not in res.get_data(as_text=True)
+
+
 def test_answers_name_the_served_version(client, production) -> None:
     assert client.get("/v1/users/u1/recommendations").get_json()["model_version"] == production.ref
     assert client.get("/v1/items/m20/similar").get_json()["model_version"] == production.ref
