@@ -119,10 +119,15 @@ class Database:
         """Raise :class:`Unavailable` when the database answers reads but refuses writes (a
         PostgreSQL replica or read-only transaction default, a read-only SQLite file or mount):
         readiness said ready while every ingest failed. The probe rewrites the schema row in a
-        transaction that is rolled back; a write lock held elsewhere is busy, not refusing."""
+        transaction; a write lock held elsewhere is busy, not refusing. On PostgreSQL the probe is
+        rolled back (the refusal comes at the statement); SQLite's is committed, a no-op change,
+        since a rolled-back one never reaches the file: a file made unwritable while the service
+        ran (a filesystem remounted read-only) was not seen."""
         try:
-            with self.engine.connect() as conn:  # leaving the block rolls the probe back
+            with self.engine.connect() as conn:  # leaving the block uncommitted rolls the probe back
                 conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+                if self.engine.dialect.name == "sqlite":
+                    conn.commit()
         except (OperationalError, SQLAlchemyError, OSError) as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             if "locked" not in reason:  # SQLite's "database is locked": another writer, after the busy timeout

@@ -218,3 +218,35 @@ def test_a_write_to_a_read_only_postgres_is_a_503(postgres_url: str, settings) -
         db.dispose()
     finally:
         drop()
+
+
+def test_sqlite_readiness_sees_a_file_made_unwritable_while_running(tmp_path) -> None:
+    """A rolled-back probe never reached the file: /readyz said ready while every write was a 503."""
+    import shutil
+    import sqlite3
+    import subprocess
+
+    from shared.db import Database, upgrade
+    from shared.errors import Unavailable
+
+    path = tmp_path / "fp.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    db = Database(url)
+    other = sqlite3.connect(path)
+    before = other.execute("PRAGMA data_version").fetchone()[0]
+    db.ready()
+    assert other.execute("PRAGMA data_version").fetchone()[0] != before  # the probe reached the file
+    other.close()
+    files = [p for p in (path, tmp_path / "fp.db-wal") if p.exists()]
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", *map(str, files)], capture_output=True).returncode:
+        db.dispose()
+        pytest.skip("chattr +i is not available here (root writes through chmod), so the file cannot be "
+                    "made unwritable under a running service; the data_version check above ran")
+    try:
+        with pytest.raises(Unavailable, match="database refuses writes"):
+            db.ready()
+    finally:
+        subprocess.run([chattr, "-i", *map(str, files)], check=True)
+        db.dispose()
