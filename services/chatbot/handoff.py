@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from data_connectors.faq import FaqEntry
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+# digits, not word, boundaries: "pan4111111111111111" and "4111111111111111exp1227" were stored as typed
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _PHONE = re.compile(r"(?<![\w(])(?:\+|\()?\d[\d ().-]{6,}\d(?!\w)")  # "(415) 555-0123" whole, not "([phone]"
 
 

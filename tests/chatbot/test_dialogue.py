@@ -65,6 +65,8 @@ def test_pii_is_masked() -> None:
     text = "card 4111 1111 1111 1111, mail jo.doe+x@bank.co.uk, call +44 20 7946 0958"
     assert mask_pii(text) == "card [card], mail [email], call [phone]"
     assert mask_pii("call (415) 555-0123 (after 5)") == "call [phone] (after 5)"  # it left "([phone]"
+    for typed in ("4111111111111111exp1227", "pan4111111111111111", "card4111111111111111end"):
+        assert "4111" not in mask_pii(typed) and "[card]" in mask_pii(typed), mask_pii(typed)
 
 
 def test_duplicate_question_text_is_answered_not_clarified() -> None:
