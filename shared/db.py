@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from shared.errors import ConfigError, Unavailable
 from shared.io import file_lock
+from shared.settings import redact
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -68,6 +69,8 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
+        if not make_url(url).database:  # libpq would fall back to a database named after the OS user
+            raise ConfigError(f"DATABASE_URL {redact(url)} names no database: end it with /DBNAME")
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
                              connect_args={"connect_timeout": 5})
     except (SQLAlchemyError, ImportError, ValueError) as exc:

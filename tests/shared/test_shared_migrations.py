@@ -75,6 +75,17 @@ def test_unreachable_database_is_one_line():
     assert "\n" not in info.value.message and "database unreachable" in info.value.message
 
 
+@pytest.mark.parametrize("url", ["postgresql://", "postgresql://postgres:pw@127.0.0.1:5432"])
+def test_a_postgres_url_without_a_database_is_refused(url):
+    """libpq fell back to the database named after the OS user: a suite ran on the shared `root`."""
+    from shared.db import Database
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="names no database") as info:
+        Database(url)
+    assert "pw" not in info.value.message
+
+
 CONCURRENT_UPGRADES = """
 import sys, threading
 from shared.db import current_revisions, schema_heads, upgrade
