@@ -9,7 +9,7 @@ import click
 from training.embeddings import EmbeddingsConfig as Defaults
 
 
-@click.command("embeddings")
+@click.command("embeddings", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--kb", "kb", required=True, type=click.Path(path_type=Path), help="Knowledge base file.")
 @click.option("--pairs", type=click.Path(path_type=Path), default=None, help="JSONL {text, id} query pairs.")
 @click.option("--dev", type=click.Path(path_type=Path), default=None,

@@ -23,7 +23,8 @@ def recs() -> None:
 
 @recs.command("train")
 @click.option("--interactions", "interactions_path", required=True, type=click.Path(dir_okay=False),
-              help="TSV/CSV/JSONL with user_id, item_id[, rating, timestamp] (header line).")
+              help="TSV/CSV/JSONL with user_id, item_id[, rating, timestamp]; a header line is optional "
+                   "(MovieLens u.data has none).")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--items", "items_path", type=click.Path(dir_okay=False),
               help="Item catalogue with text (JSONL/CSV/TSV, MovieLens items.psv, MIND news.tsv).")
@@ -99,7 +100,7 @@ def fold_in_stored(model: Any, domain: str) -> None:
 
 
 @recs.command("recommend")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--model", "model_dir", required=True, metavar="DIR|REF",
               help="Model directory written by `recs train`, or a registry REF such as "
                    "default/recommendations@production.")
 @click.option("--users", "users_path", required=True, type=click.Path(dir_okay=False),

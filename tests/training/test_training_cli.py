@@ -198,3 +198,25 @@ def test_explain_tries_only_the_words_the_model_reads(tiny_sentiment_model: Path
     out = occlusion(rt, text, result, top_k=5)
     assert len(calls) == 1 and 7 < calls[0] <= 30  # the words inside 30 word-piece tokens, not 3,007
     assert out and all(tok["position"] < calls[0] and tok["weight"] > 0 for tok in out)
+
+
+def _command_paths(group, prefix=()):
+    import click
+
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _command_paths(command, (*prefix, name))
+
+
+def test_every_command_takes_dash_h():
+    """`finpulse train embeddings -h` was "No such option '-h'" while every other command took it."""
+    from shared.cli import cli
+
+    paths = list(_command_paths(cli))
+    assert ("train", "embeddings") in paths and len(paths) > 20
+    for path in paths:
+        result = CliRunner().invoke(cli, [*path, "-h"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (path, result.output[-300:])
