@@ -124,8 +124,10 @@ def post_news() -> Any:
     if data is None:  # the strict parser refuses a NUL or a lone surrogate anywhere in the body:
         try:  # here that is one row's fault, which the ingest rejects alone, and the rest is stored
             data = json.loads(request.get_data())
-        except (ValueError, RecursionError):
-            raise BadInput("request body is not valid UTF-8 JSON", code="invalid_json") from None
+        except RecursionError:  # it said "not valid UTF-8 JSON" of a valid body
+            raise BadInput("request body is not usable JSON (JSON nested too deeply)", code="invalid_json") from None
+        except ValueError as exc:
+            raise BadInput(f"request body is not valid UTF-8 JSON ({str(exc)[:200]})", code="invalid_json") from None
     rows = data.get("articles", [data]) if isinstance(data, dict) else data
     if not isinstance(rows, list) or not rows:
         raise BadInput("expected an article object, a list of articles or {\"articles\": [...]}")

@@ -130,6 +130,9 @@ def test_malformed_requests_are_4xx_json_never_500(client) -> None:
     for r in bad:
         assert 400 <= r.status_code < 500, r.data
         assert set(r.json["error"]) == {"code", "message"}
+    deep = ('{"title": ' * 2000 + '"x"' + "}" * 2000).encode()  # valid JSON, too deep to use
+    r = client.post("/v1/news", data=deep, content_type="application/json")
+    assert r.status_code == 400 and "nested too deeply" in r.json["error"]["message"], r.json
 
 
 def test_explicit_tickers_override_linking(client, pipe) -> None:
@@ -370,3 +373,37 @@ def test_concurrent_identical_posts_of_a_new_article_store_one_row(any_db_url, s
     assert all(a["article_ids"] == ["w-2"] and not a["updated"] for a in answers), answers
     assert sum(len(a["duplicates"]) for a in answers) == 3
     assert _count(app.extensions["sentiment"], Article) == 1
+
+
+def test_cli_ingest_of_a_file_whose_every_row_is_rejected_fails(pipe, migrated, tmp_path, monkeypatch, stub_scorer,
+                                                                 capsys) -> None:
+    """"A file without articles is an error too": a text, Markdown or UTF-16 file printed
+    "stored 0 ... rejected N" and exited 0."""
+    import json
+
+    from shared.cli import main
+
+    monkeypatch.setattr("services.sentiment.pipeline.load_scorer", lambda settings: stub_scorer)
+
+    def finpulse(path) -> tuple[int, str, list[str]]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["news", "ingest", str(path)])
+        out = capsys.readouterr()
+        return int(exit_.value.code or 0), out.out, [ln for ln in out.err.splitlines() if "error" in ln]
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("# Heading\n\nsome prose\n")
+    code, out, err = finpulse(notes)
+    assert code == 2 and "rejected line 3: missing published_at" in out, out  # the report, as before
+    assert err == [f"finpulse: error: {notes}: no articles in it: every row was rejected (first: line 3: "
+                   "missing published_at; 1 in all)"]
+    wide = tmp_path / "wide.jsonl"
+    wide.write_bytes(json.dumps(art(1)).encode("utf-16"))
+    assert finpulse(wide)[0::2] == (2, [f"finpulse: error: {wide}:1: the file is UTF-16 (it opens with a UTF-16 "
+                                        "byte-order mark); save it as UTF-8"])
+    some = tmp_path / "some.jsonl"
+    some.write_text(json.dumps(art(1)) + "\nnot json\n")  # one row stored: a partial ingest is no error
+    with pytest.raises(SystemExit) as exit_:
+        main(["news", "ingest", str(some)])
+    assert exit_.value.code in (0, None) and "stored 1" in capsys.readouterr().out
+    assert finpulse(some)[0] == 0  # again: a duplicate, which is no error either
