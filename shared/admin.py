@@ -187,7 +187,7 @@ def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -
 
 def _retrain_body() -> tuple[RetrainRequest, Any]:
     """JSON body, or a multipart form whose ``data`` file is the training set."""
-    if request.files:
+    if request.files or request.mimetype == "multipart/form-data":  # a form without a file: say what is missing
         form: dict[str, Any] = {k: v for k, v in request.form.items() if v != ""}
         if "options" in form:  # a form field is text: the options object comes as JSON
             try:

@@ -54,6 +54,8 @@ def test_bad_retrain_requests_are_4xx_and_queue_nothing(ops):
         bad_form = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
                                data={"data": (io.BytesIO(b"x"), "d.jsonl"), "options": options})
         assert bad_form.status_code == 400 and "options" in bad_form.get_json()["error"]["message"], options
+    no_file = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data", data={"epochs": "1"})
+    assert no_file.status_code == 400 and "needs a 'data' file" in no_file.get_json()["error"]["message"]  # was 415
     assert lifecycle.list_jobs(ops["db"]) == []
     assert client.get("/v1/admin/jobs/nope", headers=auth).status_code == 404
     assert client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v9"}).status_code == 404
