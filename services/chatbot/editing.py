@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from data_connectors.base import BadRow
 from data_connectors.faq import entry_from_row
 from services.chatbot.kb import edit_lock
 from services.chatbot.models import KbChange
 from services.chatbot.retriever import get_encoder
+from shared.errors import BadInput
 
 
 def upsert_entry(engine: Any, db: Any, entry_id: str, fields: dict[str, Any], actor: str) -> tuple[bool, int]:
@@ -17,7 +19,11 @@ def upsert_entry(engine: Any, db: Any, entry_id: str, fields: dict[str, Any], ac
     edits (any process) each start from the previous one's result and the change log
     replays: every ``before`` is the previous ``after``, versions rise in log order.
     """
-    entry = entry_from_row({**fields, "id": entry_id}, "request body", 0)
+    try:
+        entry = entry_from_row({**fields, "id": entry_id}, "request body", 0)
+    except BadRow as exc:  # a request has no file and line ("request body:0: id 'a b' ..."): the id is the URL's
+        raise BadInput(exc.reason.replace("id ", "the URL's id ", 1) if exc.reason.startswith("id ") else exc.reason,
+                       code=exc.code) from None
     with edit_lock(engine.handle.directory):
         kb = engine.handle.get(fresh=True)
         before = kb.entries[entry_id].to_dict() if entry_id in kb.entries else None

@@ -64,7 +64,10 @@ def test_kb_put_and_delete_need_ops_and_change_answers(client, ops_headers) -> N
     assert client.delete("/v1/kb/pets", headers=ops_headers).status_code == 200
     assert chat(client, "do you offer pet insurance").get_json()["sources"][0]["id"] != "pets"
     assert client.delete("/v1/kb/pets", headers=ops_headers).status_code == 404
-    assert client.put("/v1/kb/x", json={"answer": "no question"}, headers=ops_headers).status_code == 400
+    r = client.put("/v1/kb/x", json={"answer": "no question"}, headers=ops_headers)
+    assert r.status_code == 400 and r.get_json()["error"]["message"].startswith("missing 'question'")
+    r = client.put("/v1/kb/a%20b", json=body, headers=ops_headers)  # it said "request body:0: id 'a b' ..."
+    assert r.status_code == 400 and r.get_json()["error"]["message"].startswith("the URL's id 'a b' must be")
 
 
 def test_running_app_picks_up_kb_load(client, chat_settings, bow, tmp_path) -> None:
