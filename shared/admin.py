@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
-from shared.errors import BadInput, Conflict, Forbidden, NotFound, Unavailable
+from shared.errors import BadInput, Conflict, FinPulseError, Forbidden, NotFound, Unavailable
 from shared.web import documented, format_validation_error, parse_body, query_params, settings_of
 
 Enqueue = Callable[[str, Any], Any]
@@ -178,9 +178,11 @@ def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -
     try:
         if spec.check is not None:
             spec.check(params)
-    except Exception:  # a refused upload is not kept
+    except Exception as exc:  # a refused upload is not kept
         if upload is not None:
             Path(params["data"]).unlink(missing_ok=True)
+            if isinstance(exc, FinPulseError) and params["data"] in exc.message:  # the sender's name, not ours
+                exc.message = exc.message.replace(params["data"], f"uploaded {Path(upload.filename).name}")
         raise
     return params
 

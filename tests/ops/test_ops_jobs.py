@@ -115,3 +115,17 @@ def test_a_service_sees_and_cancels_only_its_own_jobs(ops):
         assert lifecycle.get_job(db, job_id)["status"] == "queued"  # untouched
     assert client.get(f"/v1/admin/jobs/{ours}", headers=auth).get_json()["id"] == ours
     assert len(lifecycle.list_jobs(db)) == 4  # unscoped (the CLI) it is every job
+
+
+def test_a_bad_upload_is_named_as_sent_not_by_its_server_path(ops):
+    """The error named the server's upload path (``.../uploads/<uuid>.jsonl:1``), not the sender's file."""
+    from services.sentiment import create_app
+
+    client = create_app(ops["settings"]).test_client()
+    auth = {"Authorization": f"Bearer {ops['keys']['ops']}"}
+    resp = client.post("/v1/admin/retrain", headers=auth, content_type="multipart/form-data",
+                       data={"data": (io.BytesIO(b"x"), "my-news.jsonl")})
+    message = resp.get_json()["error"]["message"]
+    assert resp.status_code == 400 and "uploaded my-news.jsonl:1:" in message, message
+    assert "uploads" not in message and lifecycle.list_jobs(ops["db"]) == []
+    assert not any((ops["settings"].home / "uploads").glob("*"))  # a refused upload is not kept
