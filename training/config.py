@@ -14,6 +14,7 @@ lifts that to 0.848 / 0.828 / 0.955 (issue 3 has the figures); FinBERT's 0.86 is
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,8 @@ class SentimentTrainConfig:
         _check(0 <= self.mlm_epochs <= 100, "mlm_epochs", self.mlm_epochs, "in [0, 100] (0 = off)")
         _check(self.mlm_text is None or self.mlm_epochs > 0, "mlm_text", self.mlm_text,
                "used only with mlm_epochs > 0")
+        _check(self.num_threads is None or 1 <= self.num_threads <= max_threads(), "num_threads",
+               self.num_threads, f"None (all cores) or 1..{max_threads()} (4 per core of this host)")
         _check(self.time_budget_min is None or self.time_budget_min > 0, "time_budget_min",
                self.time_budget_min, "None or > 0 minutes")
         _check(len(set(self.labels)) == len(self.labels) >= 2, "labels", self.labels,
@@ -188,16 +191,65 @@ def _check(ok: bool, name: str, value: Any, expected: str) -> None:
         raise ConfigError(f"training option {name}={value!r} is invalid: expected {expected}")
 
 
+def max_threads() -> int:
+    """The most torch CPU threads a run may ask for: 4 per core. 100000 made libgomp segfault
+    and took the Celery worker, and every job on it, down with it."""
+    return 4 * (os.cpu_count() or 1)
+
+
 # Keys of a retrain request that become SentimentTrainConfig fields directly.
 RETRAIN_KEYS = ("method", "epochs", "seed", "batch_size", "lr", "max_length", "time_budget_min",
                 "text_field", "label_field", "skip_bad")
+# The fields a retrain request's ``options`` may set: hyper-parameters, and the files the job
+# only reads, each checked before queueing (services.sentiment.retraining). Everything else
+# (REFUSED_OPTIONS) chooses which model is trained or where files are written; the CLI's
+# ``--set`` still reaches every field.
+RETRAIN_OPTIONS = frozenset(RETRAIN_KEYS) | {
+    "grad_accum", "head_lr", "layer_decay", "weight_decay", "warmup_ratio", "schedule", "max_grad_norm",
+    "label_smoothing", "ema_decay", "adversarial_eps", "class_weights", "agreement_targets", "dev_fraction",
+    "mlm_epochs", "mlm_text", "transfer_data", "transfer_epochs", "patience", "eval_every", "lora_r",
+    "lora_alpha", "lora_dropout", "device", "precision", "num_threads", "base_model", "resume_from"}
+REFUSED_OPTIONS = {
+    "train_path": "send the training file as 'data'",
+    "dev_path": "send the dev file as 'dev'",
+    "domain": "a service retrains only its own models: send 'domain'",
+    "task": "a service retrains only its own models: send 'task'",
+    "labels": "the labels are the served model's",
+    "run_dir": "the worker chooses where a run writes",
+    "promote_first": "promotion is the gate's (auto_promote, force)",
+    "extra": "it is not a training option",
+}
+# ``cuda`` is refused rather than queued: the service cannot see the worker's devices, and
+# "auto" already trains on CUDA wherever the worker has it.
+RETRAIN_DEVICES = ("auto", "cpu")
+
+
+def retrain_options(params: dict[str, Any]) -> dict[str, Any]:
+    """A retrain request's config fields (its top-level RETRAIN_KEYS, then its ``options``),
+    or ConfigError for an option a request may not set."""
+    raw = params.get("options") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("options must be an object")
+    names = {f.name for f in dataclasses.fields(SentimentTrainConfig)}
+    unknown = sorted(k for k in raw if k not in names)
+    if unknown:
+        raise ConfigError(f"unknown training option(s): {', '.join(map(str, unknown))}")
+    refused = [k for k in raw if k not in RETRAIN_OPTIONS]
+    if refused:
+        raise ConfigError("option(s) a retrain request may not set: " + "; ".join(
+            f"{k} ({REFUSED_OPTIONS.get(k, 'not a retrain option')})" for k in sorted(refused)))
+    if "device" in raw and raw["device"] not in RETRAIN_DEVICES:
+        raise ConfigError(f"training option device={raw['device']!r} is invalid: expected auto or cpu "
+                          "(auto trains on CUDA where the worker has it)")
+    options = {k: params[k] for k in RETRAIN_KEYS if params.get(k) is not None}
+    options.update(raw)
+    return options
 
 
 def retrain_config(params: dict[str, Any]) -> SentimentTrainConfig:
     """The config a ``POST /v1/admin/retrain`` request trains with (top-level keys, then its
-    ``options``); the service builds it before queueing so a bad option is a 400, not a failed job."""
-    options = {k: params[k] for k in RETRAIN_KEYS if params.get(k) is not None}
-    options.update(params.get("options") or {})
+    ``options``); the service builds it before queueing so a bad option is a 400, not a failed
+    job, and the job builds it again, so a job queued any other way meets the same limits."""
     return SentimentTrainConfig.from_dict({
         "train_path": params.get("data"), "dev_path": params.get("dev"), "domain": params.get("domain", "news"),
-        "task": params.get("task", "sentiment"), "promote_first": False, **options})
+        "task": params.get("task", "sentiment"), "promote_first": False, **retrain_options(params)})

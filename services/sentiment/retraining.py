@@ -5,12 +5,15 @@ them here with the same options turns a missing, unreadable or unlabelled file (
 interactions log) into a 400 naming the file and line instead of a job that fails later.
 That holds for every file the job reads: ``data``, ``dev``, the files ``options`` name (a
 transfer file, a resume checkpoint, a base model, MLM text), and ``eval``, read as the gate
-reads it (after the whole training).
+reads it (after the whole training). ``options`` may set only the hyper-parameters and read-only
+files of ``training.config.RETRAIN_OPTIONS``: the model's domain and task, and where the run
+writes, are the service's (an option naming them is a 400, see ``retrain_options``).
 Imports no torch (the service never does): of training only its plain modules.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,30 @@ def _unlabelled(name: str, path: Any, text_field: str) -> None:
         raise BadInput(f"{name} is not usable text: {exc.message}", code=exc.code) from None
     except (OSError, UnicodeError, ValueError, TypeError) as exc:
         raise BadInput(f"{name} {path!r} cannot be read: {exc}") from None
+
+
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+TOKENIZER = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+def _base_model(name: Any) -> None:
+    """Require ``options.base_model`` to be a transformers model folder (config.json with a
+    model_type, weights, a tokenizer), or raise BadInput: ``/etc`` was queued and failed in the
+    job with transformers' ValueError and a traceback."""
+    if not isinstance(name, str):
+        raise BadInput("options.base_model must be a model folder on the server", code="bad_option")
+    path = resolve_base_model(name)  # "base model ... is not a directory"
+    try:
+        model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, UnicodeError, ValueError, AttributeError):
+        model_type = None
+    missing = [what for what, ok in (
+        ("config.json with a model_type", isinstance(model_type, str) and bool(model_type)),
+        (f"weights ({' or '.join(WEIGHTS[:2])})", any((path / f).is_file() for f in WEIGHTS)),
+        (f"a tokenizer ({' or '.join(TOKENIZER[:3])})", any((path / f).is_file() for f in TOKENIZER))) if not ok]
+    if missing:
+        raise BadInput(f"options.base_model {name!r} is not a transformers model folder: no {', no '.join(missing)}",
+                       code="bad_option")
 
 
 def _eval_set(path: Any, params: dict[str, Any], config: SentimentTrainConfig) -> None:
@@ -114,7 +141,7 @@ def check_request(params: dict[str, Any]) -> None:
             raise BadInput("options.resume_from must be a path on the server", code="bad_option")
         check_checkpoint(config.resume_from, name="options.resume_from")
     if config.base_model is not None:
-        resolve_base_model(config.base_model)  # "base model ... is not a directory"
+        _base_model(config.base_model)
     if config.mlm_text is not None:
         _unlabelled("options.mlm_text", config.mlm_text, config.text_field)
     if params.get("eval") is not None:

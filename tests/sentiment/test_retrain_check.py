@@ -145,3 +145,45 @@ def test_retrain_refuses_a_bad_transfer_file_resume_checkpoint_or_eval_label(ops
         "data": good, "eval": good_eval, "options": {"transfer_data": good, "resume_from": str(checkpoint)}})
     assert r.status_code == 202, r.json
     assert ops_app.extensions["queued"] == [r.json["job_id"]]
+
+
+def test_retrain_options_cannot_touch_other_models_paths_or_the_worker(ops_app, tmp_path) -> None:
+    """QA: each was queued (202): ``domain``/``task`` in options registered and promoted a sentiment model
+    as default/recommendations@v3, ``run_dir`` wrote a checkpoint into any folder, ``num_threads`` 100000
+    segfaulted the worker, and the rest failed only inside the job."""
+    client = ops_app.test_client()
+    good = _jsonl(tmp_path / "train.jsonl", [{"text": "profit fell", "label": "negative"},
+                                             {"text": "profit rose", "label": "positive"}])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cases = [
+        ({"domain": "default", "task": "recommendations"}, "may not set: domain ("),
+        ({"domain": "../../evil"}, "may not set: domain ("),
+        ({"task": "embeddings"}, "may not set: task ("),
+        ({"run_dir": str(elsewhere)}, "may not set: run_dir ("),
+        ({"train_path": "/etc/passwd"}, "may not set: train_path ("),
+        ({"dev_path": "/etc/passwd"}, "may not set: dev_path ("),
+        ({"promote_first": True}, "may not set: promote_first ("),
+        ({"labels": ["bad", "good"]}, "may not set: labels ("),
+        ({"extra": {"x": 1}}, "may not set: extra ("),
+        ({"num_threads": 100000}, "num_threads=100000"),
+        ({"num_threads": 0}, "num_threads=0"),
+        ({"device": "cuda"}, "device='cuda'"),
+        ({"base_model": "/etc"}, "options.base_model '/etc' is not a transformers model folder"),
+        ({"base_model": str(elsewhere)}, "is not a transformers model folder"),
+    ]
+    for options, words in cases:
+        r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "options": options})
+        assert r.status_code == 400, (options, r.json)
+        assert r.json["error"]["code"] == "bad_option" and words in r.json["error"]["message"], (options, r.json)
+    assert _jobs(client) == [] and ops_app.extensions["queued"] == []  # nothing was queued or recorded
+    assert list(elsewhere.iterdir()) == []
+
+    from shared.encoders import base_encoder_path
+
+    hyper = {"lr": 3e-4, "epochs": 2, "batch_size": 8, "seed": 1, "method": "lora", "schedule": "cosine",
+             "warmup_ratio": 0.2, "lora_r": 8, "label_smoothing": 0.05, "time_budget_min": 5, "skip_bad": True,
+             "num_threads": 1, "device": "cpu", "transfer_data": "none", "base_model": str(base_encoder_path())}
+    r = client.post("/v1/admin/retrain", headers=AUTH, json={"data": good, "options": hyper})
+    assert r.status_code == 202, r.json
+    assert ops_app.extensions["queued"] == [r.json["job_id"]]

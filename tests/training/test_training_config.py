@@ -35,3 +35,32 @@ def test_unknown_option_and_round_trip() -> None:
     cfg = SentimentTrainConfig(train_path="t.jsonl", method="lora", seed=7)
     again = SentimentTrainConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.labels == ("negative", "neutral", "positive")
+
+
+@pytest.mark.parametrize("threads", [0, -1, 100000])
+def test_num_threads_is_bounded_for_the_cli_too(threads: int) -> None:
+    """100000 threads segfaulted libgomp and took the Celery worker down with every job on it."""
+    from training.config import max_threads
+
+    with pytest.raises(ConfigError, match=f"num_threads={threads}"):
+        SentimentTrainConfig.from_dict({"train_path": "t.jsonl", "num_threads": threads})  # `--set num_threads=`
+    assert SentimentTrainConfig(train_path="t.jsonl", num_threads=max_threads()).num_threads == max_threads()
+
+
+def test_retrain_options_cannot_pick_the_model_or_where_it_is_written() -> None:
+    """The job builds its config with retrain_config too: a job queued around the service's check
+    meets the same limits, while the CLI (from_dict) keeps every field."""
+    from training.config import retrain_config
+
+    params = {"data": "t.jsonl", "domain": "news", "task": "sentiment"}
+    for options, needle in (({"domain": "default", "task": "recommendations"}, "domain ("),
+                            ({"run_dir": "/tmp/x"}, "run_dir"), ({"train_path": "/etc/passwd"}, "train_path"),
+                            ({"promote_first": True}, "promote_first"), ({"device": "cuda"}, "device='cuda'"),
+                            ({"bogus": 1}, "unknown training option(s): bogus")):
+        with pytest.raises(ConfigError) as info:
+            retrain_config({**params, "options": options})
+        assert needle in str(info.value), (options, str(info.value))
+    cfg = retrain_config({**params, "options": {"lr": 3e-4, "num_threads": 1, "device": "cpu", "warmup_ratio": 0.2}})
+    assert (cfg.domain, cfg.task, cfg.run_dir, cfg.train_path) == ("news", "sentiment", None, "t.jsonl")
+    cli = SentimentTrainConfig.from_dict({"train_path": "t.jsonl", "domain": "social", "run_dir": "/tmp/r"})
+    assert (cli.domain, cli.run_dir) == ("social", "/tmp/r")
