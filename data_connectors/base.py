@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,21 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # what Windows "Unicode" and PowerShell's ``>`` write
+
+
+def refuse_utf16(path: str | Path, head: bytes) -> None:
+    """A :class:`BadRow` at line 1 when the file opening with ``head`` is UTF-16: read as UTF-8,
+    each of its lines was "not UTF-8" or "invalid JSON", which hid the one fix."""
+    if head.startswith(UTF16_BOMS):
+        raise BadRow(path, 1, "the file is UTF-16 (it opens with a UTF-16 byte-order mark); save it as UTF-8")
+
+
 def decode_line(path: str | Path, line_no: int, raw: bytes) -> str:
     """One line read as bytes, decoded (a BOM opens line 1, as files saved on Windows do); a
     :class:`BadRow` naming the line and the bad byte's place in it when it is not UTF-8."""
+    if line_no == 1:
+        refuse_utf16(path, raw)
     try:
         return raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
     except UnicodeDecodeError as err:
@@ -170,16 +182,13 @@ def iter_rows(path: str | Path, fmt: str | None = None,
         elif fmt == "tsv":
             yield from _tsv_rows(path, fh, fieldnames)
         else:
-            reader = csv.DictReader(fh, fieldnames)
             try:
-                for row in reader:
+                for line_no, row in csv_rows(path, fh, fieldnames):
                     if None in row:
-                        raise BadRow(path, reader.line_num, "more fields than the header")
-                    yield reader.line_num, row
+                        raise BadRow(path, line_no, "more fields than the header")
+                    yield line_no, row
             except UnicodeDecodeError as exc:
                 raise not_utf8(path, exc) from None
-            except csv.Error as exc:
-                raise BadRow(path, reader.line_num, f"malformed CSV ({exc})") from None
     finally:
         fh.close()
 
@@ -196,7 +205,7 @@ def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
     header = list(fieldnames) if fieldnames else None
     for line_no, line in _lines(path, fh):
         line = line.rstrip("\r\n")
-        if not line:
+        if not line.strip():  # blank, or only spaces and tabs: no row (as JSONL readers skip it)
             continue
         fields = [_unquoted(f) for f in line.split("\t")]
         if header is None:
@@ -205,6 +214,39 @@ def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
         if len(fields) > len(header):
             raise BadRow(path, line_no, "more fields than the header")
         yield line_no, dict(zip(header, fields + [None] * (len(header) - len(fields)), strict=True))
+
+
+# csv refuses a field over 128 KiB by default, yet a valid file may quote a whole article or
+# filing in one (a JSONL row has no such limit); raised once, for every CSV read (csv_rows)
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] | None = None
+             ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, row)`` of CSV text, as :class:`csv.DictReader` reads it (extra fields under the
+    key None, missing ones None): the one CSV reader of the connectors.
+
+    A line of only spaces or tabs is skipped as a blank line is (it was a row whose first
+    field was the spaces). A :class:`csv.Error` is a :class:`BadRow` naming the line it is on:
+    ``DictReader.line_num`` is only set once a row is read, so it named the line before.
+    """
+    reader = csv.reader(lines)
+    header = list(fieldnames) if fieldnames else None
+    try:
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            if header is None:
+                header = record
+                continue
+            row: dict[Any, Any] = dict(zip(header, record, strict=False))
+            if len(record) > len(header):
+                row[None] = record[len(header):]
+            for name in header[len(record):]:
+                row[name] = None
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise BadRow(path, reader.line_num, f"malformed CSV ({exc})") from None
 
 
 def _lines(path: Path, fh: io.TextIOWrapper) -> Iterator[tuple[int, str]]:

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, ReadReport, check_file, detect_format, file_sha256, iter_rows
+from data_connectors.base import (
+    BadRow,
+    ReadReport,
+    check_file,
+    decode_line,
+    detect_format,
+    file_sha256,
+    iter_rows,
+)
 from shared.errors import BadInput
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
@@ -192,10 +200,10 @@ def _iter_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]] | BadRo
     """JSONL read line by line from bytes, so one bad line does not end the read."""
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            try:  # utf-8-sig: a BOM (files saved on Windows) opens the first line
-                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                yield BadRow(path, line_no, f"not UTF-8 ({exc.reason})")
+            try:  # a BOM (files saved on Windows) opens the first line; a UTF-16 file is named so
+                line = decode_line(path, line_no, raw)
+            except BadRow as err:
+                yield err
                 continue
             if not line.strip():
                 continue
@@ -214,7 +222,7 @@ def _example(path: Path, line: int, row: dict[str, Any], labels: Sequence[str],
              text_field: str, label_field: str, scheme: str | None = None) -> Example:
     if text_field not in row:
         raise BadRow(path, line, f"missing field {text_field!r} (use --text-field to map another column)")
-    if label_field not in row:
+    if row.get(label_field) is None:  # a CSV/TSV row short of the column reads it as None
         raise BadRow(path, line, f"missing field {label_field!r} (use --label-field to map another column)")
     text = row[text_field]
     if not isinstance(text, str):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_connectors.base import not_utf8
+from data_connectors.base import iter_lines
 from data_connectors.faq.entry import FaqEntry, entry_from_row
 
 
@@ -13,11 +14,9 @@ def read_markdown(path: Path) -> Iterator[tuple[int, FaqEntry]]:
     """Yield ``(heading line, entry)``; a heading with no answer below it is a bad row."""
     from markdown_it import MarkdownIt
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise not_utf8(path, exc) from None
-    lines = text.splitlines()
+    # read as every reader reads: a BOM had made the first heading text, losing its entry
+    text = "\n".join(line for _, line in iter_lines(path))
+    lines = re.split(r"\r\n?|\n", text)  # as markdown-it splits them, so its line numbers index these
     tokens = MarkdownIt().parse(text)
     heads: list[tuple[int, int, str, int]] = []  # (first line, end line, text, level), 0-based
     for i, tok in enumerate(tokens):

@@ -168,7 +168,7 @@ def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
     """The column names of a CSV/TSV whose first line is data, not a header (MovieLens'
     ``u.data``: user, item, rating, timestamp): none of its cells names a known column and
     the rating and timestamp cells, where present, are numbers. None when it has a header."""
-    cells = [c.strip() for c in first_line(path).split("\t" if fmt == "tsv" else ",")]
+    cells = [c.strip() for c in first_line(path, skip_blank=True).split("\t" if fmt == "tsv" else ",")]
     if not 2 <= len(cells) <= len(HEADERLESS_COLUMNS) or any(c.lower() in KNOWN_KEYS for c in cells):
         return None
     try:
@@ -180,7 +180,7 @@ def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
 
 def _looks_like_mind(path: str | Path) -> bool:
     """A MIND ``behaviors.tsv``: no header, 5 tab-separated fields, impressions like ``N1-0``."""
-    cols = first_line(path).split("\t")
+    cols = first_line(path, skip_blank=True).split("\t")
     return len(cols) == 5 and "/" in cols[2] and all("-" in t for t in cols[4].split()[:3])
 
 

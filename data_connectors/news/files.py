@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
 
+from data_connectors.base import BadRow, csv_rows, refuse_utf16
 from data_connectors.news.base import NewsBatch, NewsSource
 from shared.errors import BadInput
 
 
 def _read_text(path: str) -> str:
     """The file as text; invalid UTF-8 becomes surrogates the normaliser rejects per row.
-    A leading BOM (files saved on Windows) is dropped: json and csv would choke on it."""
+    A leading BOM (files saved on Windows) is dropped: json and csv would choke on it. A
+    UTF-16 file is an error at line 1 (each of its lines was "invalid JSON" or "not UTF-8")."""
     try:
-        return Path(path).read_bytes().decode("utf-8-sig", errors="surrogateescape")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    refuse_utf16(path, data[:2])
+    return data.decode("utf-8-sig", errors="surrogateescape")
 
 
 def _has_surrogates(text: str) -> bool:
@@ -59,10 +62,9 @@ class CsvSource(NewsSource):
 
     def read(self) -> NewsBatch:
         batch = NewsBatch()
-        reader = csv.DictReader(io.StringIO(_read_text(self.target), newline=""))
+        rows = csv_rows(self.target, io.StringIO(_read_text(self.target), newline=""))
         try:
-            for row in reader:
-                line = reader.line_num
+            for line, row in rows:
                 if None in row:
                     batch.rejected.append({"line": line, "reason": "more fields than the header"})
                     continue
@@ -74,6 +76,6 @@ class CsvSource(NewsSource):
                     clean["source"] = self.source
                 clean["_line"] = line
                 batch.rows.append(clean)
-        except csv.Error as exc:
-            batch.rejected.append({"line": reader.line_num, "reason": f"malformed CSV ({exc}); rest of file skipped"})
+        except BadRow as exc:  # the rest of the file cannot be read: storing the rows before it hid that
+            raise BadInput(f"{exc}; nothing was ingested") from None
         return batch

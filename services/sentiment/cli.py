@@ -86,10 +86,20 @@ def ingest_cmd(target: str, backfill: bool, source: str | None, fmt: str | None,
               "scored": scored, "score_batches": batches, "alerts": alerts, "note": note}
     if as_json:
         click.echo(json.dumps(result))
-        return
+    else:
+        _print_report(result)
+    if rejected and not (report.stored or report.updated or report.duplicates) and not is_url(target):
+        # "A file without articles is an error too": one whose every row was rejected is such a file
+        raise BadInput(f"{target}: no articles in it: every row was rejected (first: line {rejected[0]['line']}: "
+                       f"{rejected[0]['reason']}; {len(rejected)} in all)")
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    """The human-readable ingest report: counts, then up to 50 rejected lines."""
+    rejected, note = result["rejections"], result["note"]
     click.echo(f"read {result['read']}: stored {result['stored']}, updated {result['updated']}, "
                f"duplicates {result['duplicates']}, "
-               f"rejected {result['rejected']}; scored {scored}, new alerts {alerts}")
+               f"rejected {result['rejected']}; scored {result['scored']}, new alerts {result['alerts']}")
     for r in rejected[:50]:
         click.echo(f"  rejected line {r['line']}: {r['reason']}")
     if len(rejected) > 50:

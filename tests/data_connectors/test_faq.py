@@ -144,3 +144,13 @@ def test_a_bad_byte_is_reported_at_its_own_line(tmp_path: Path, name: str) -> No
     path.write_bytes(b"\xef\xbb\xbf" + b"".join(data) + b"\n")  # a BOM too: line 1 is fine
     with pytest.raises(BadInput, match=rf"{name}:2991: not UTF-8 \(invalid start byte at byte \d+ of the line\)"):
         load_faq(path)
+
+
+def test_markdown_with_a_bom_keeps_its_first_entry(tmp_path: Path) -> None:
+    """A BOM before the first ``#`` made that heading body text: its entry was lost (and a
+    one-heading file had "no knowledge-base entries found")."""
+    path = tmp_path / "kb.md"
+    path.write_bytes("\ufeff# First?\n\nOne.\n\n# Second?\n\nTwo.\n".encode())
+    assert [e.question for e in load_faq(path)] == ["First?", "Second?"]
+    path.write_bytes("\ufeff# Only?\r\n\r\nOne.\r\n".encode())
+    assert [(e.question, e.answer) for e in load_faq(path)] == [("Only?", "One.")]

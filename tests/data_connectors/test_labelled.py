@@ -206,3 +206,13 @@ def test_skip_summary_is_one_line_with_count_and_first_reasons(tmp_path: Path) -
     assert "line 4:" in line and "line 5:" not in line and "2 more" in line
     clean = load_labelled(write_jsonl(tmp_path / "c.jsonl", rows[:1]))
     assert clean.report.summary(clean.path) is None
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_row_short_of_the_label_column_names_the_missing_field(tmp_path: Path, suffix: str) -> None:
+    """A CSV/TSV row lacking the label column said "unknown label None"."""
+    sep = "\t" if suffix == ".tsv" else ","
+    path = tmp_path / f"t{suffix}"
+    path.write_text(f"text{sep}label\nup{sep}positive\njust text\n")
+    with pytest.raises(BadRow, match=rf"^{path}:3: missing field 'label' \(use --label-field"):
+        load_labelled(path)

@@ -174,3 +174,37 @@ def test_feed_urls_fail_on_http_errors_time_out_and_honour_304(tmp_path: Path) -
     path.write_text(RSS.replace("</channel>", "<item><title>unclosed</channel>"))
     batch = open_source(f"file://{path}").read()
     assert batch.rows and batch.warnings and "malformed feed, read leniently" in batch.warnings[0]
+
+
+def test_csv_news_with_a_field_over_128_kib_is_read(tmp_path: Path) -> None:
+    """The row was "rejected line 4: malformed CSV (field larger than field limit (131072));
+    rest of file skipped" (it is on line 5), its later rows lost, and the ingest exited 0."""
+    path = tmp_path / "news.csv"
+    path.write_text("published_at,title,body\n2024-01-02,a,b\n2024-01-03,c,d\n   \n"
+                    f'2024-01-04,e,"{"long " * 40_000}"\n2024-01-05,g,h\n')
+    batch = open_source(path).read()
+    assert [r["_line"] for r in batch.rows] == [2, 3, 5, 6] and not batch.rejected
+    assert len(batch.rows[2]["body"]) == 200_000
+
+
+def test_csv_news_that_cannot_be_read_to_its_end_is_an_error(tmp_path: Path) -> None:
+    """Not rows stored up to the break and "rest of file skipped" with exit 0."""
+    import csv
+
+    path = tmp_path / "news.csv"
+    path.write_text('published_at,title,body\n2024-01-02,a,b\n2024-01-03,c,"' + "x" * 200 + '"\n2024-01-05,g,h\n')
+    old = csv.field_size_limit(100)  # the only csv.Error left in a non-strict read
+    try:
+        with pytest.raises(BadInput, match=rf"^{path}:3: malformed CSV \(.*\); nothing was ingested$"):
+            open_source(path).read()
+    finally:
+        csv.field_size_limit(old)
+
+
+@pytest.mark.parametrize("name", ["news.jsonl", "news.csv", "news"])
+def test_a_utf16_news_file_is_named_so(tmp_path: Path, name: str) -> None:
+    """It was "invalid JSON" (or a bad row) on every line, and stored nothing with exit 0."""
+    path = tmp_path / name
+    path.write_bytes('{"published_at": "2024-01-02", "title": "a"}\n'.encode("utf-16"))
+    with pytest.raises(BadInput, match=rf"^{path}:1: the file is UTF-16 .*; save it as UTF-8$"):
+        open_source(path).read()

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 from pathlib import Path
 
 import pytest
 
-from data_connectors.base import BadRow, iter_lines, read_texts
+from data_connectors.base import BadRow, iter_lines, iter_rows, read_texts
 from data_connectors.faq import load_faq
 from data_connectors.interactions import read_interactions
+from data_connectors.labelled import load_labelled
 from shared.errors import BadInput
 
 ROWS = "user_id\titem_id\trating\ttimestamp\nu1\ti1\t5\t100\nu2\ti2\t4\t101\n"
@@ -62,3 +64,52 @@ def test_a_knowledge_base_that_is_a_folder_says_so(tmp_path: Path) -> None:
         load_faq(tmp_path)
     with pytest.raises(BadInput, match=r"no such file"):
         load_faq(tmp_path / "nope.jsonl")
+
+
+def test_a_csv_field_over_128_kib_is_read(tmp_path: Path) -> None:
+    """csv's default field limit (131072) failed a valid file: "malformed CSV (field larger than
+    field limit)", naming the line before the one the field is on."""
+    big = "x" * 300_000
+    path = tmp_path / "items.csv"
+    path.write_text(f'id,text\n1,short\n2,"{big}"\n3,after\n')
+    assert [(line, row["text"][:5]) for line, row in iter_rows(path)] == [(2, "short"), (3, "xxxxx"), (4, "after")]
+
+
+def test_a_csv_error_names_the_line_it_is_on(tmp_path: Path) -> None:
+    """DictReader's line_num is set after a row is read: the error named the line before."""
+    path = tmp_path / "items.csv"
+    path.write_text('id,text\n1,a\n2,b\n3,c\n4,d\n5,e\n6,"' + "x" * 200 + '"\n7,g\n')
+    old = csv.field_size_limit(100)  # the only csv.Error left in a non-strict read
+    try:
+        with pytest.raises(BadRow, match=rf"^{path}:7: malformed CSV \(field larger than field limit"):
+            list(iter_rows(path))
+    finally:
+        csv.field_size_limit(old)
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t\t\t", " \t "])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_whitespace_only_lines_are_blank_lines(tmp_path: Path, blank: str, suffix: str) -> None:
+    """A line of spaces or tabs failed the run ("missing item_id", "empty text in field") while
+    an empty line was skipped, as JSONL readers skip both."""
+    sep = "\t" if suffix == ".tsv" else ","
+    path = tmp_path / f"r{suffix}"
+    path.write_text(f"{blank}\nuser_id{sep}item_id{sep}rating\n{blank}\nu1{sep}i1{sep}5\n{blank}\nu2{sep}i2{sep}4\n")
+    inter, report = read_interactions(path, skip_bad=False)
+    assert [i.item_id for i in inter] == ["i1", "i2"] and not report.skipped
+    labelled = tmp_path / f"l{suffix}"
+    labelled.write_text(f"text{sep}label\nup{sep}positive\n{blank}\ndown{sep}negative\n")
+    assert load_labelled(labelled).texts == ["up", "down"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_file_is_named_so_at_line_1(tmp_path: Path, encoding: str) -> None:
+    """Read as UTF-8 it was "not UTF-8" or "invalid JSON" on each line, never the one fix."""
+    for name in ("t.jsonl", "t.csv", "t.tsv"):
+        path = tmp_path / name
+        text = '{"text": "up", "label": "positive"}\n' if name.endswith("jsonl") else "text,label\nup,positive\n"
+        path.write_bytes(("\ufeff" + text).encode(encoding) if encoding == "utf-16-be" else text.encode(encoding))
+        with pytest.raises(BadRow, match=rf"^{path}:1: the file is UTF-16 .*; save it as UTF-8$"):
+            load_labelled(path)
+        with pytest.raises(BadRow, match=rf"^{path}:1: the file is UTF-16"):
+            list(iter_lines(path))
