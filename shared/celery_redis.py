@@ -19,7 +19,9 @@ transport class and ``result_backend`` the backend class before the Redis URL.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
+from queue import Empty
 from typing import Any
 
 from celery import states
@@ -28,6 +30,8 @@ from celery.exceptions import BackendStoreError
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
+
+log = logging.getLogger(__name__)
 
 # Store unless the key already holds a SUCCESS; then publish, as Celery's backend does.
 _STORE_SCRIPT = """
@@ -47,7 +51,17 @@ return 1
 
 
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel, reusing one synchronous client per connection pool."""
+    """kombu's Redis channel, reusing one synchronous client per connection pool, and dropping
+    a queue item that is not a kombu message (logged) instead of stopping the worker."""
+
+    def _brpop_read(self, **options: Any) -> Any:
+        # kombu decodes the popped item outside any handler: one non-JSON item pushed on a queue
+        # was an "Unrecoverable error" that ended the worker (and, repeated, `finpulse up`)
+        try:
+            return super()._brpop_read(**options)
+        except ValueError as exc:  # json.JSONDecodeError; the item is already off the list
+            log.error("dropped an item of the broker queue that is not a Celery message: %s", exc)
+            raise Empty() from None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:

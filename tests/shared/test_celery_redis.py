@@ -72,3 +72,25 @@ def test_failure_keeps_its_own_expiry(app, unique: str):
     backend.store_result(task_id, ValueError("boom"), "FAILURE")
     assert 0 < backend.client.ttl(backend.get_key_for_task(task_id)) <= 7
     assert backend.get_task_meta(task_id)["status"] == "FAILURE"
+
+
+def test_a_queue_item_that_is_not_a_message_is_dropped_not_fatal(app, redis_url: str, unique: str):
+    """`LPUSH inference.cpu garbage` was an "Unrecoverable error" that ended the worker."""
+    import redis
+    from kombu import Consumer, Queue
+
+    name = f"q-{unique}"
+    queue = Queue(name, routing_key=name)
+    got: list = []
+    with app.connection_for_write() as conn:
+        with Consumer(conn, [queue], callbacks=[lambda body, msg: (got.append(body), msg.ack())], accept=["json"]):
+            redis.Redis.from_url(redis_url).lpush(name, "garbage-not-json")
+            with conn.Producer() as producer:
+                producer.publish({"ok": 1}, routing_key=name, serializer="json", declare=[queue])
+            deadline = time.monotonic() + 10
+            while not got and time.monotonic() < deadline:
+                try:
+                    conn.drain_events(timeout=1)
+                except TimeoutError:
+                    pass
+    assert got == [{"ok": 1}]  # the message after the junk item still arrives
