@@ -19,8 +19,10 @@ from typing import Any
 
 from data_connectors.faq import LOADERS, load_faq
 from shared.db import Database
+from shared.encoders import check_model_folder
 from shared.errors import BadInput
 from shared.lifecycle import gate_and_promote, job_stage, update_job
+from training.config import RETRAIN_DEVICES
 from training.embeddings import ACC, EmbeddingsConfig, Progress, dev_accuracy, read_pairs, train_embeddings
 
 TASK = "embeddings"
@@ -47,13 +49,18 @@ def embeddings_config(params: dict[str, Any]) -> EmbeddingsConfig:
     unknown = sorted(set(options) - CONFIG_FIELDS)
     if unknown:
         raise BadInput(f"unknown embeddings option(s) {unknown}; known: {sorted(CONFIG_FIELDS | set(JOB_OPTIONS))}")
+    if options.get("device") not in (None, *RETRAIN_DEVICES):  # the service cannot see the worker's cards
+        raise BadInput(f"options.device {options['device']!r}: expected auto or cpu (auto trains on CUDA "
+                       "where the worker has it)", code="bad_option")
     values = {name: params[key] for key, name in REQUEST_FIELDS.items() if params.get(key) is not None}
     return EmbeddingsConfig(**{**values, **options})  # a value of the wrong type is named there
 
 
 def check_request(params: dict[str, Any]) -> None:
     """Reject a retrain the job would fail on, before it is queued: options, KB, pairs and dev files."""
-    embeddings_config(params)
+    config = embeddings_config(params)
+    if config.base_model is not None:
+        check_model_folder(config.base_model, "options.base_model")
     ids = {e.id for e in load_faq(params["data"])}  # names file:line of a bad entry
     for name, path in (("options.pairs", (params.get("options") or {}).get("pairs")), ("dev", params.get("dev"))):
         if path is None:

@@ -13,13 +13,12 @@ Imports no torch (the service never does): of training only its plain modules.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from data_connectors.base import read_texts
 from data_connectors.labelled import load_labelled
-from shared.encoders import resolve_base_model  # paths only: no torch
+from shared.encoders import check_model_folder  # paths only: no torch
 from shared.errors import BadInput, ConfigError
 from training.checkpoint import check_checkpoint  # zip and pickle opcodes: no torch
 from training.config import SentimentTrainConfig, retrain_config  # plain dataclasses: no torch
@@ -50,30 +49,6 @@ def _unlabelled(name: str, path: Any, text_field: str) -> None:
         raise BadInput(f"{name} is not usable text: {exc.message}", code=exc.code) from None
     except (OSError, UnicodeError, ValueError, TypeError) as exc:
         raise BadInput(f"{name} {path!r} cannot be read: {exc}") from None
-
-
-WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
-TOKENIZER = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "sentencepiece.bpe.model")
-
-
-def _base_model(name: Any) -> None:
-    """Require ``options.base_model`` to be a transformers model folder (config.json with a
-    model_type, weights, a tokenizer), or raise BadInput: ``/etc`` was queued and failed in the
-    job with transformers' ValueError and a traceback."""
-    if not isinstance(name, str):
-        raise BadInput("options.base_model must be a model folder on the server", code="bad_option")
-    path = resolve_base_model(name)  # "base model ... is not a directory"
-    try:
-        model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, UnicodeError, ValueError, AttributeError):
-        model_type = None
-    missing = [what for what, ok in (
-        ("config.json with a model_type", isinstance(model_type, str) and bool(model_type)),
-        (f"weights ({' or '.join(WEIGHTS[:2])})", any((path / f).is_file() for f in WEIGHTS)),
-        (f"a tokenizer ({' or '.join(TOKENIZER[:3])})", any((path / f).is_file() for f in TOKENIZER))) if not ok]
-    if missing:
-        raise BadInput(f"options.base_model {name!r} is not a transformers model folder: no {', no '.join(missing)}",
-                       code="bad_option")
 
 
 def _eval_set(path: Any, params: dict[str, Any], config: SentimentTrainConfig) -> None:
@@ -141,7 +116,7 @@ def check_request(params: dict[str, Any]) -> None:
             raise BadInput("options.resume_from must be a path on the server", code="bad_option")
         check_checkpoint(config.resume_from, name="options.resume_from")
     if config.base_model is not None:
-        _base_model(config.base_model)
+        check_model_folder(config.base_model, "options.base_model")
     if config.mlm_text is not None:
         _unlabelled("options.mlm_text", config.mlm_text, config.text_field)
     if params.get("eval") is not None:

@@ -144,6 +144,9 @@ def test_bad_retrain_requests_are_4xx_json_and_queue_nothing(bot, tmp_path):
              ({"data": str(KB), "dev": str(stray)}, 400, "stray.jsonl:1: id 'no-such-entry' is not in the"),
              ({"data": str(KB), "method": "lora"}, 400, "does not use method"),
              ({"data": str(KB), "items": str(KB)}, 400, "does not use items"),
+             # queued, then failed in the job (a transformers traceback; "sees no CUDA device")
+             ({"data": str(KB), "options": {"base_model": "/etc"}}, 400, "is not a transformers model folder"),
+             ({"data": str(KB), "options": {"device": "cuda"}}, 400, "expected auto or cpu"),
              ({"data": str(KB), "domain": "other"}, 403, "manages domains"),
              ({"data": str(KB), "task": "sentiment"}, 403, "embeddings models")]
     for body, status, words in cases:

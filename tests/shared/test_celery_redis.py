@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -82,15 +83,13 @@ def test_a_queue_item_that_is_not_a_message_is_dropped_not_fatal(app, redis_url:
     name = f"q-{unique}"
     queue = Queue(name, routing_key=name)
     got: list = []
-    with app.connection_for_write() as conn:
-        with Consumer(conn, [queue], callbacks=[lambda body, msg: (got.append(body), msg.ack())], accept=["json"]):
-            redis.Redis.from_url(redis_url).lpush(name, "garbage-not-json")
-            with conn.Producer() as producer:
-                producer.publish({"ok": 1}, routing_key=name, serializer="json", declare=[queue])
-            deadline = time.monotonic() + 10
-            while not got and time.monotonic() < deadline:
-                try:
-                    conn.drain_events(timeout=1)
-                except TimeoutError:
-                    pass
+    keep = [lambda body, msg: (got.append(body), msg.ack())]
+    with app.connection_for_write() as conn, Consumer(conn, [queue], callbacks=keep, accept=["json"]):
+        redis.Redis.from_url(redis_url).lpush(name, "garbage-not-json")
+        with conn.Producer() as producer:
+            producer.publish({"ok": 1}, routing_key=name, serializer="json", declare=[queue])
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=1)
     assert got == [{"ok": 1}]  # the message after the junk item still arrives
