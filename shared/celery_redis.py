@@ -19,6 +19,7 @@ transport class and ``result_backend`` the backend class before the Redis URL.
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import cached_property
 from queue import Empty
@@ -59,7 +60,7 @@ class Channel(kombu_redis.Channel):
         # was an "Unrecoverable error" that ended the worker (and, repeated, `finpulse up`)
         try:
             return super()._brpop_read(**options)
-        except ValueError as exc:  # json.JSONDecodeError; the item is already off the list
+        except json.JSONDecodeError as exc:  # the item is already off the list; other errors still surface
             log.error("dropped an item of the broker queue that is not a Celery message: %s", exc)
             raise Empty() from None
 

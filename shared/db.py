@@ -131,8 +131,8 @@ class Database:
                 conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
                 if self.engine.dialect.name == "sqlite":
                     conn.commit()
-        except (OperationalError, SQLAlchemyError, OSError) as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        except (SQLAlchemyError, OSError) as exc:
+            reason = _reason(exc)
             if "locked" not in reason:  # SQLite's "database is locked": another writer, after the busy timeout
                 raise Unavailable(f"database refuses writes: {reason}") from None
 
@@ -145,12 +145,16 @@ class Database:
                     return {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
                 except SQLAlchemyError:
                     return set()
-        except (OperationalError, SQLAlchemyError, OSError) as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            raise Unavailable(f"database unreachable: {reason}") from None
+        except (SQLAlchemyError, OSError) as exc:
+            raise Unavailable(f"database unreachable: {_reason(exc)}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's first line of a database error, without SQLAlchemy's wrapping."""
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
 
 
 def init_app(app: Flask, settings: Settings) -> Database:

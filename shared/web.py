@@ -136,21 +136,21 @@ def parse_body(model: type[M]) -> M:
         raise BadInput("request body is empty; expected a JSON object", code="invalid_json")
     data = request.get_json(silent=True)
     if data is None:  # unparsable, or the JSON literal null
-        raise BadInput(_why_not_json(), code="invalid_json")
+        raise BadInput(why_not_json(), code="invalid_json")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise BadInput(format_validation_error(exc), code="validation_error") from None
 
 
-def _why_not_json() -> str:
+def why_not_json(expected: str = "a JSON object") -> str:
     """What is wrong with a body ``get_json`` refused: a NUL is valid JSON that the strict
     parser refuses, and calling it invalid JSON sent users looking for a syntax error."""
     try:
         current_app.json.loads(request.get_data(cache=True))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, StrictJSONProvider's reasons
-        return f"request body is not usable JSON ({str(exc)[:200]}); expected a JSON object"
-    return "request body is the JSON literal null; expected a JSON object"
+        return f"request body is not usable JSON ({str(exc)[:200]}); expected {expected}"
+    return f"request body is the JSON literal null; expected {expected}"
 
 
 def json_body(model: type[BaseModel]) -> Callable[[F], F]:

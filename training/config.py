@@ -224,6 +224,13 @@ REFUSED_OPTIONS = {
 RETRAIN_DEVICES = ("auto", "cpu")
 
 
+def check_retrain_device(device: Any) -> None:
+    """A retrain request's ``device`` (sentiment and embeddings alike): ``auto`` or ``cpu`` only."""
+    if device not in RETRAIN_DEVICES:
+        raise ConfigError(f"training option device={device!r} is invalid: expected auto or cpu "
+                          "(auto trains on CUDA where the worker has it)")
+
+
 def retrain_options(params: dict[str, Any]) -> dict[str, Any]:
     """A retrain request's config fields (its top-level RETRAIN_KEYS, then its ``options``),
     or ConfigError for an option a request may not set."""
@@ -238,9 +245,8 @@ def retrain_options(params: dict[str, Any]) -> dict[str, Any]:
     if refused:
         raise ConfigError("option(s) a retrain request may not set: " + "; ".join(
             f"{k} ({REFUSED_OPTIONS.get(k, 'not a retrain option')})" for k in sorted(refused)))
-    if "device" in raw and raw["device"] not in RETRAIN_DEVICES:
-        raise ConfigError(f"training option device={raw['device']!r} is invalid: expected auto or cpu "
-                          "(auto trains on CUDA where the worker has it)")
+    if "device" in raw:
+        check_retrain_device(raw["device"])
     options = {k: params[k] for k in RETRAIN_KEYS if params.get(k) is not None}
     options.update(raw)
     return options

@@ -20,9 +20,9 @@ from typing import Any
 from data_connectors.faq import LOADERS, load_faq
 from shared.db import Database
 from shared.encoders import check_model_folder
-from shared.errors import BadInput
+from shared.errors import BadInput, ConfigError
 from shared.lifecycle import gate_and_promote, job_stage, update_job
-from training.config import RETRAIN_DEVICES
+from training.config import check_retrain_device
 from training.embeddings import ACC, EmbeddingsConfig, Progress, dev_accuracy, read_pairs, train_embeddings
 
 TASK = "embeddings"
@@ -49,9 +49,11 @@ def embeddings_config(params: dict[str, Any]) -> EmbeddingsConfig:
     unknown = sorted(set(options) - CONFIG_FIELDS)
     if unknown:
         raise BadInput(f"unknown embeddings option(s) {unknown}; known: {sorted(CONFIG_FIELDS | set(JOB_OPTIONS))}")
-    if options.get("device") not in (None, *RETRAIN_DEVICES):  # the service cannot see the worker's cards
-        raise BadInput(f"options.device {options['device']!r}: expected auto or cpu (auto trains on CUDA "
-                       "where the worker has it)", code="bad_option")
+    if "device" in options:  # the service cannot see the worker's cards
+        try:
+            check_retrain_device(options["device"])
+        except ConfigError as exc:
+            raise BadInput(exc.message, code="bad_option") from None
     values = {name: params[key] for key, name in REQUEST_FIELDS.items() if params.get(key) is not None}
     return EmbeddingsConfig(**{**values, **options})  # a value of the wrong type is named there
 

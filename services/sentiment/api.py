@@ -19,7 +19,7 @@ from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
-from shared.web import documented, error_response, json_body, query_params, settings_of
+from shared.web import documented, error_response, json_body, query_params, settings_of, why_not_json
 
 bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="templates",
                static_url_path="/static/sentiment")
@@ -124,10 +124,9 @@ def post_news() -> Any:
     if data is None:  # the strict parser refuses a NUL or a lone surrogate anywhere in the body:
         try:  # here that is one row's fault, which the ingest rejects alone, and the rest is stored
             data = json.loads(request.get_data())
-        except RecursionError:  # it said "not valid UTF-8 JSON" of a valid body
-            raise BadInput("request body is not usable JSON (JSON nested too deeply)", code="invalid_json") from None
-        except ValueError as exc:
-            raise BadInput(f"request body is not valid UTF-8 JSON ({str(exc)[:200]})", code="invalid_json") from None
+        except (ValueError, RecursionError):  # not JSON even leniently: the strict parser says why
+            raise BadInput(why_not_json("an article, a list of them or {\"articles\": [...]}"),
+                           code="invalid_json") from None
     rows = data.get("articles", [data]) if isinstance(data, dict) else data
     if not isinstance(rows, list) or not rows:
         raise BadInput("expected an article object, a list of articles or {\"articles\": [...]}")
