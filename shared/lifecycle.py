@@ -317,12 +317,18 @@ def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion,
                       extra={"job": job_id, **(extra or {})}, production_metrics=production_metrics)
     shown = {k: v for k, v in (report.get("candidate_metrics") or {}).items() if k in progress_metrics}
     update_job(db, job_id, log_line=f"gate {report['summary']}", progress={"metrics": shown} if shown else None)
-    promoted = None
+    promoted, refused = None, None
     force = bool(params.get("force"))
     if params.get("auto_promote", True) and (report["passed"] or force):
         job_stage(db, job_id, "promote", f"promoting {mv.ref}")
-        promoted = promote(settings, db, mv.ref, actor=params.get("actor", "job"),
-                           reason=params.get("reason") or f"retrain job {job_id}", force=force)
+        try:
+            promoted = promote(settings, db, mv.ref, actor=params.get("actor", "job"),
+                               reason=params.get("reason") or f"retrain job {job_id}", force=force)
+        except Conflict as exc:
+            # production moved while this job gated (another job, a person): the job did its
+            # work, and its result must name the version it registered for a person to judge
+            refused = str(exc)
+            update_job(db, job_id, log_line=f"not promoted: {refused}")
     if promoted is not None:
         production = promoted["production"]
     else:  # what still serves: a refused candidate's job said null, as if nothing did
@@ -330,7 +336,8 @@ def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion,
         production = current.ref if current is not None else None
     return {"version": mv.ref, "path": str(mv.path), "gate": {
         k: report.get(k) for k in ("passed", "summary", "delta", "primary_metric", "production")},
-        "promoted": promoted is not None, "production": production}
+        "promoted": promoted is not None, "production": production,
+        **({"promotion_refused": refused} if refused else {})}
 
 
 # -- model_versions mirror ----------------------------------------------------------
@@ -403,19 +410,20 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
         if not force and not report.get("passed"):
             raise Conflict(f"{mv.ref} failed its evaluation gate: {report.get('summary')}; "
                            "force it with a reason to promote anyway")
-        # only over the production the gate compared with: a concurrent promotion is a 409
-        registry.promote(mv.ref, reason=reason or ("forced" if force else "gate passed"),
-                         expect=seen)
+        detail = {"reason": reason, "force": force,
+                  "previous": previous.ref if previous else None,
+                  "gate": (report or {}).get("summary")}
+        with registry.pointer_locked(mv.domain, mv.task) as current:
+            _reconcile(db, registry, mv.domain, mv.task, current, actor)
+            # only over the production the gate compared with: a concurrent promotion is a 409
+            registry.promote(mv.ref, reason=reason or ("forced" if force else "gate passed"),
+                             expect=seen, locked=current)
+            _record_move(db, actor, "model.promote", mv, detail)
     except Exception as exc:
         audit(db, actor, "model.promote", target, "refused" if isinstance(exc, BadInput | Conflict | Forbidden)
               else "error", {"reason": reason, "force": force, "error": str(exc)[:500]})
         raise
-    _mirror(db, mv, "production")
     announce(settings, mv)
-    detail = {"reason": reason, "force": force,
-              "previous": previous.ref if previous else None,
-              "gate": (report or {}).get("summary")}
-    audit(db, actor, "model.promote", mv.ref, "ok", detail)
     log.info("promoted %s (was %s) by %s", mv.ref, detail["previous"], actor)
     return {"production": mv.ref, "version": mv.version, **detail}
 
@@ -428,19 +436,53 @@ def rollback(settings: Any, db: Database, domain: str, task: str, *, actor: str,
     try:
         seen = registry.pointer(domain, task).get("version")
         current = registry.production(domain, task)
-        # one step back from the production read here, or a 409: concurrent rollbacks each
-        # reported the same step while the pointer moved fewer
-        mv = registry.rollback(domain, task, expect=seen)
+        detail = {"previous": current.ref if current else None}
+        with registry.pointer_locked(domain, task) as pointer:
+            _reconcile(db, registry, domain, task, pointer, actor)
+            # one step back from the production read here, or a 409: concurrent rollbacks each
+            # reported the same step while the pointer moved fewer
+            mv = registry.rollback(domain, task, expect=seen, locked=pointer)
+            _record_move(db, actor, "model.rollback", mv, detail)
     except Exception as exc:
         audit(db, actor, "model.rollback", target, "refused" if isinstance(exc, Conflict) else "error",
               {"error": str(exc)[:500]})
         raise
-    _mirror(db, mv, "production")
     announce(settings, mv, event="rollback")
-    detail = {"previous": current.ref if current else None}
-    audit(db, actor, "model.rollback", mv.ref, "ok", detail)
     log.info("rolled back %s to %s by %s", target, mv.ref, actor)
     return {"production": mv.ref, "version": mv.version, **detail}
+
+
+def _record_move(db: Database, actor: str, action: str, mv: ModelVersion, detail: dict[str, Any]) -> None:
+    """The database's record of a pointer move, written while the pointer lock is still held:
+    written after the release, concurrent moves' mirrors landed out of order and left a
+    production row that the pointer did not name."""
+    _mirror(db, mv, "production")
+    audit(db, actor, action, mv.ref, "ok", detail)
+
+
+def _reconcile(db: Database, registry: Registry, domain: str, task: str, pointer: dict[str, Any],
+               actor: str) -> None:
+    """Mend a mirror that names another production than the pointer (held locked by the caller).
+
+    A promotion or rollback killed between its pointer move and its database record left
+    the move unmirrored and unaudited; the next one under the lock records what it finds.
+    A database without a production row of the domain/task (versions promoted by the
+    registry alone, e.g. on first run) is left as it is.
+    """
+    from shared.models import ModelRecord
+
+    version = pointer.get("version")
+    with db.session() as s:
+        listed = sorted(s.scalars(select(ModelRecord.version).where(
+            ModelRecord.domain == domain, ModelRecord.task == task, ModelRecord.stage == "production")).all())
+    if version is None or not listed or listed == [version]:
+        return
+    mv = ModelVersion(domain, task, int(version), registry.task_dir(domain, task) / f"v{version}")
+    _mirror(db, mv, "production")
+    audit(db, actor, "model.reconcile", mv.ref, "ok",
+          {"database_production": [f"v{v}" for v in listed],
+           "reason": "the pointer had moved without its database record (an interrupted promotion or rollback)"})
+    log.warning("%s: database said production %s, the pointer v%s; mended", f"{domain}/{task}", listed, version)
 
 
 def audit_entries(db: Database, limit: int = 50) -> list[dict[str, Any]]:

@@ -144,13 +144,23 @@ class Registry:
         return ModelVersion(domain, task, int(version), path) if path.is_dir() else None
 
     @contextlib.contextmanager
-    def _pointer_locked(self, domain: str, task: str) -> Iterator[dict[str, Any]]:
+    def pointer_locked(self, domain: str, task: str) -> Iterator[dict[str, Any]]:
         """The pointer, read and rewritten by one promote or rollback at a time: concurrent ones
-        (HTTP, CLI, auto-promoting jobs) each read the same pointer and lost each other's steps."""
+        (HTTP, CLI, auto-promoting jobs) each read the same pointer and lost each other's steps.
+
+        A caller that must write its own record of the move in the same turn (the database
+        mirror and audit of :mod:`shared.lifecycle`) holds it and passes the pointer it yielded
+        as ``locked=`` to :meth:`promote` / :meth:`rollback`.
+        """
         tdir = self.task_dir(domain, task)
         # nothing registered there: no pointer to guard (nor a folder to make for the lock)
         with file_lock(tdir / ".production.lock") if tdir.is_dir() else contextlib.nullcontext():
             yield self.pointer(domain, task)
+
+    def _held(self, domain: str, task: str, locked: dict[str, Any] | None
+              ) -> contextlib.AbstractContextManager[dict[str, Any]]:
+        """The lock's pointer: the caller's, when it already holds the lock (flock does not nest)."""
+        return contextlib.nullcontext(locked) if locked is not None else self.pointer_locked(domain, task)
 
     @staticmethod
     def _check_current(ref: str, current: dict[str, Any], expect: Any) -> None:
@@ -158,13 +168,15 @@ class Registry:
             now = f"v{current['version']}" if current.get("version") is not None else "none"
             raise Conflict(f"{ref}: production moved meanwhile (now {now}); nothing changed, try again")
 
-    def promote(self, ref: str, *, reason: str | None = None, expect: Any = UNCHECKED) -> ModelVersion:
+    def promote(self, ref: str, *, reason: str | None = None, expect: Any = UNCHECKED,
+                locked: dict[str, Any] | None = None) -> ModelVersion:
         """Point ``production`` at ``ref``'s version (atomic replace of the pointer).
 
         ``expect``: the version the caller saw in production (None: none), e.g. the one its gate
-        compared against; if production moved since, nothing changes (:class:`Conflict`)."""
+        compared against; if production moved since, nothing changes (:class:`Conflict`).
+        ``locked``: the pointer :meth:`pointer_locked` yielded to a caller that holds the lock."""
         mv = self.resolve_version(ref)
-        with self._pointer_locked(mv.domain, mv.task) as current:
+        with self._held(mv.domain, mv.task, locked) as current:
             self._check_current(f"{mv.domain}/{mv.task}", current, expect)
             history = list(current.get("history", []))
             if current.get("version") is not None and current.get("version") != mv.version:
@@ -175,9 +187,10 @@ class Registry:
             )
         return mv
 
-    def rollback(self, domain: str, task: str, *, expect: Any = UNCHECKED) -> ModelVersion:
-        """Restore the previous production version (``expect`` as for :meth:`promote`)."""
-        with self._pointer_locked(domain, task) as current:
+    def rollback(self, domain: str, task: str, *, expect: Any = UNCHECKED,
+                 locked: dict[str, Any] | None = None) -> ModelVersion:
+        """Restore the previous production version (``expect``, ``locked`` as for :meth:`promote`)."""
+        with self._held(domain, task, locked) as current:
             self._check_current(f"{domain}/{task}", current, expect)
             history = list(current.get("history", []))
             while history:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from data_connectors.base import BadRow
@@ -27,23 +29,35 @@ def upsert_entry(engine: Any, db: Any, entry_id: str, fields: dict[str, Any], ac
     with edit_lock(engine.handle.directory):
         kb = engine.handle.get(fresh=True)
         before = kb.entries[entry_id].to_dict() if entry_id in kb.entries else None
-        created = kb.upsert(entry, engine.encoder or get_encoder(kb.meta["model"]))
-        engine.handle.persist()
-        version = int(kb.meta["version"])
-        with db.session() as s:
-            s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="upsert", before=before,
-                           after=entry.to_dict(), kb_version=version, actor=actor))
-    return created, version
+        encoder = engine.encoder or get_encoder(kb.meta["model"])
+        with _logged(db, engine.domain, kb, entry_id, "upsert", before, entry.to_dict(), actor):
+            created = kb.upsert(entry, encoder)
+            engine.handle.persist()
+    return created, int(kb.meta["version"])
 
 
 def delete_entry(engine: Any, db: Any, entry_id: str, actor: str) -> int:
     """Remove ``entry_id`` (NotFound if absent); returns the new KB version. Serialised like upserts."""
     with edit_lock(engine.handle.directory):
         kb = engine.handle.get(fresh=True)
-        old = kb.delete(entry_id)
-        engine.handle.persist()
-        version = int(kb.meta["version"])
-        with db.session() as s:
-            s.add(KbChange(domain=engine.domain, entry_id=entry_id, action="delete", before=old.to_dict(),
-                           after=None, kb_version=version, actor=actor))
-    return version
+        old = kb.entry(entry_id)
+        with _logged(db, engine.domain, kb, entry_id, "delete", old.to_dict(), None, actor):
+            kb.delete(entry_id)
+            engine.handle.persist()
+    return int(kb.meta["version"])
+
+
+@contextlib.contextmanager
+def _logged(db: Any, domain: str, kb: Any, entry_id: str, action: str, before: dict[str, Any] | None,
+            after: dict[str, Any] | None, actor: str) -> Iterator[None]:
+    """The change's log row, taken by the database before the index is saved, committed after.
+
+    Logged after the save, an edit whose insert waited on a locked table and never ended
+    (the service killed meanwhile) was served with no row: the log no longer replayed. Now a
+    database that refuses the row refuses the edit, and only the commit follows the save.
+    """
+    with db.session() as s:
+        s.add(KbChange(domain=domain, entry_id=entry_id, action=action, before=before, after=after,
+                       kb_version=int(kb.meta.get("version", 1)) + 1, actor=actor))  # as the edit counts it
+        s.flush()
+        yield

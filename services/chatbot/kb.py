@@ -153,10 +153,15 @@ class KnowledgeBase:
         entry = self.entries.get(entry_id)
         return entry.public_id if entry is not None else entry_id
 
+    def entry(self, entry_id: str) -> FaqEntry:
+        """The entry with ``entry_id``, or :class:`NotFound` (a 404) naming it."""
+        if entry_id not in self.entries:
+            raise NotFound(f"no knowledge-base entry with id {entry_id!r}")
+        return self.entries[entry_id]
+
     def delete(self, entry_id: str) -> FaqEntry:
         with self.lock:
-            if entry_id not in self.entries:
-                raise NotFound(f"no knowledge-base entry with id {entry_id!r}")
+            self.entry(entry_id)
             self._drop_vectors(self.keys.pop(entry_id))
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
             self._lexical = None
@@ -336,13 +341,16 @@ def swap_in(fresh: KnowledgeBase, directory: str | Path, before: KnowledgeBase |
                 return False
             # versions go on from the live index's (a load is one more), never back to 1:
             # the change log's kb_version stays rising across loads and re-embeddings
-            fresh.meta["version"] = int(after.meta.get("version", 0)) + (0 if rebuilds else 1)
+            version = int(after.meta.get("version", 0)) + (0 if rebuilds else 1)
             put, deleted = edits_between(before, after)
             for entry_id in deleted:
                 if entry_id in fresh.entries:
                     fresh.delete(entry_id)
             for entry in put:
                 fresh.upsert(entry, encoder)
+            # set after the replay: each replayed edit counted a version again, and the log
+            # (which has them already) skipped as many numbers at the next edit
+            fresh.meta["version"] = version
         fresh.save(directory, inputs)
     return True
 

@@ -516,7 +516,9 @@ def test_kb_edits_acknowledged_during_a_kb_load_survive_it(client, chat_settings
     assert chat(client, "Where can I park my bicycle?").get_json()["sources"][0]["id"] == "late1"
     assert chat(client, "I forgot my PIN").get_json()["answer"] == "Edited during the load."
     after = client.put("/v1/kb/late2", json=bike, headers=ops_headers).get_json()["kb_version"]
-    assert after > live.meta["version"] > deleted.get_json()["kb_version"]  # versions never start over
+    # versions never start over, nor skip: the load is one more than the last edit (the edits it
+    # replayed counted again, and the next edit's version jumped past numbers nobody logged)
+    assert after == live.meta["version"] + 1 == deleted.get_json()["kb_version"] + 2
 
 
 def test_a_re_embedding_keeps_edits_saved_meanwhile_and_yields_to_a_load(client, chat_settings, bow, ops_headers,
@@ -536,6 +538,7 @@ def test_a_re_embedding_keeps_edits_saved_meanwhile_and_yields_to_a_load(client,
     live = KnowledgeBase.load(directory)
     assert "late1" in live.entries and "reset-pin" not in live.entries
     assert live.meta["built_at"] == fresh.meta["built_at"]
+    assert live.meta["version"] == before.meta["version"] + 2  # the two edits; re-embedding adds none
     assert chat(client, "Where can I park my bicycle?").get_json()["sources"][0]["id"] == "late1"
 
     before = read_live(directory)
@@ -545,6 +548,37 @@ def test_a_re_embedding_keeps_edits_saved_meanwhile_and_yields_to_a_load(client,
     build_kb_dir(new, directory, bow, "flat", model="bow", progress=False, live=True)
     assert swap_in(stale, directory, before, bow, rebuilds=True) is False
     assert list(KnowledgeBase.load(directory).entries) == ["pin-v2"]
+
+
+def test_an_edit_the_change_log_cannot_record_is_not_applied(client, chat_settings, ops_headers) -> None:
+    """Concurrency QA: the index was saved before the change's log row; with the log's table
+    locked and the service killed meanwhile, the edit was served but never logged."""
+    import sqlalchemy as sa
+
+    from services.chatbot.kb import KnowledgeBase
+    from services.chatbot.models import KbChange
+
+    engine = sa.create_engine(chat_settings.db_url)
+    version = KnowledgeBase.load(kb_dir(chat_settings)).meta["version"]
+    body = {"question": "Do you insure pets", "answer": "Yes."}
+    with engine.begin() as conn:  # the log refuses rows (a table gone stands in for a locked one)
+        conn.execute(sa.text("ALTER TABLE chat_kb_changes RENAME TO chat_kb_changes_away"))
+    try:
+        refused = client.put("/v1/kb/pets", json=body, headers=ops_headers)
+        gone = client.delete("/v1/kb/reset-pin", headers=ops_headers)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE chat_kb_changes_away RENAME TO chat_kb_changes"))
+    assert refused.status_code == 503 and gone.status_code == 503
+    live = KnowledgeBase.load(kb_dir(chat_settings))
+    assert "pets" not in live.entries and "reset-pin" in live.entries and live.meta["version"] == version
+    assert chat(client, "do you insure pets").get_json()["sources"][0]["id"] != "pets"
+    ok = client.put("/v1/kb/pets", json=body, headers=ops_headers)
+    assert ok.status_code == 201 and ok.get_json()["kb_version"] == version + 1
+    with engine.connect() as conn:
+        logged = conn.execute(sa.select(KbChange.entry_id, KbChange.kb_version)).all()
+    assert [tuple(r) for r in logged] == [("pets", version + 1)]
+    engine.dispose()
 
 
 def test_new_conversations_count_against_the_address_limit_only(chat_settings, bow, loaded_kb) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 
 import pytest
 from sqlalchemy import select
@@ -159,3 +161,96 @@ def test_concurrent_rollbacks_and_promotions_each_move_one_step_or_are_refused(o
     # each promotion that answered ok is one step in the history, in the order they landed
     assert len(after["history"]) == len(before["history"]) + len(done)
     assert {o["production"] for o in done} >= {f"news/sentiment@v{after['version']}"}
+
+
+def _production_rows(db, domain="news", task="sentiment"):
+    with db.session() as s:
+        return sorted(r.version for r in s.scalars(select(ModelRecord).where(
+            ModelRecord.domain == domain, ModelRecord.task == task, ModelRecord.stage == "production")).all())
+
+
+def test_racing_promotions_and_rollbacks_leave_the_database_naming_the_pointers_version(ops, monkeypatch):
+    """The database mirror was written after the pointer lock was released, so racing moves
+    landed out of order: the pointer said v2 while model_versions said v4 (or both)."""
+    import threading
+
+    settings, db, registry = ops["settings"], ops["db"], ops["registry"]
+    versions = [registry.register("news", "sentiment", ops["v1"].path, move=False) for _ in range(4)]  # v2..v5
+    lifecycle.promote(settings, db, versions[0].ref, actor="alice", force=True, reason="setup")
+    mirror, pause, stale = lifecycle._mirror, random.Random(0), []
+
+    def slow_mirror(db_, mv, stage):  # a busy database: the moment where racing moves overtook
+        time.sleep(pause.uniform(0, 0.01))
+        if stage == "production" and registry.pointer(mv.domain, mv.task)["version"] != mv.version:
+            stale.append(mv.ref)  # recording a production the pointer has already left
+        mirror(db_, mv, stage)
+
+    monkeypatch.setattr(lifecycle, "_mirror", slow_mirror)
+    for round_ in range(2):
+        def move(i: int, round_: int = round_) -> None:
+            for attempt in range(4):  # one after another, so several moves per round succeed
+                try:
+                    if (i + attempt) % 2:
+                        lifecycle.rollback(settings, db, "news", "sentiment", actor="bob")
+                    else:
+                        ref = versions[(i + attempt + round_) % len(versions)].ref
+                        lifecycle.promote(settings, db, ref, actor="alice", force=True, reason="race")
+                except Conflict:
+                    pass  # refused: production moved meanwhile, or no history left
+
+        threads = [threading.Thread(target=move, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        pointer = registry.pointer("news", "sentiment")["version"]
+        assert not stale, f"round {round_}: mirrored after the pointer moved on: {stale}"
+        assert _production_rows(db) == [pointer], f"round {round_}"
+        # the audit log's last move names what serves
+        moves = [e for e in lifecycle.audit_entries(db, limit=500)
+                 if e["action"] in ("model.promote", "model.rollback") and e["outcome"] == "ok"]
+        assert moves[0]["target"] == f"news/sentiment@v{pointer}", f"round {round_}"
+
+
+def test_a_move_interrupted_before_its_database_record_is_mended_and_audited_by_the_next(ops):
+    """A promotion killed after the pointer moved left serving on v3 while the database said
+    v2 production, with no audit row; the next promotion or rollback records what it found."""
+    settings, db, registry = ops["settings"], ops["db"], ops["registry"]
+    v2, v3, v4 = (registry.register("news", "sentiment", ops["v1"].path, move=False) for _ in range(3))
+    lifecycle.promote(settings, db, v2.ref, actor="alice", force=True, reason="setup")
+    registry.promote(v3.ref, reason="killed before its mirror")  # what a SIGKILL at that moment leaves
+    assert _production_rows(db) == [2]
+    lifecycle.promote(settings, db, v4.ref, actor="alice", force=True, reason="next")
+    assert _production_rows(db) == [4]
+    entries = lifecycle.audit_entries(db)
+    assert [(e["action"], e["target"]) for e in entries[:2]] == [
+        ("model.promote", "news/sentiment@v4"), ("model.reconcile", "news/sentiment@v3")]
+    assert entries[1]["detail"]["database_production"] == ["v2"]
+    registry.rollback("news", "sentiment")  # killed again, a rollback this time: v3 serves
+    out = lifecycle.rollback(settings, db, "news", "sentiment", actor="bob")  # v3 -> v2
+    assert out["production"] == "news/sentiment@v2" and _production_rows(db) == [2]
+    assert lifecycle.audit_entries(db)[1]["action"] == "model.reconcile"
+
+
+def test_a_retrain_whose_promotion_loses_a_race_still_reports_its_version(ops, monkeypatch):
+    """A job that passed its gate but found production moved at the last moment ended
+    `failed` with no result: its registered, gated version was named nowhere."""
+    settings, db, registry = ops["settings"], ops["db"], ops["registry"]
+    v2, v3 = (registry.register("news", "sentiment", ops["v1"].path, move=False) for _ in range(2))
+    real_locked, moved = registry.pointer_locked, []
+
+    def someone_promotes_first(domain, task):
+        if not moved:  # a person promotes v3 just after the job read production
+            moved.append(True)
+            registry.promote(v3.ref, reason="by hand")
+        return real_locked(domain, task)
+
+    monkeypatch.setattr(registry, "pointer_locked", someone_promotes_first)
+    monkeypatch.setattr(lifecycle, "get_registry", lambda *_: registry)
+    job_id = lifecycle.create_job(db, "retrain:news/sentiment", {}, actor="alice")
+    result = lifecycle.gate_and_promote(settings, db, job_id, v2, {"actor": "alice", "force": True,
+                                                                   "reason": "race"})
+    assert result["version"] == v2.ref and result["promoted"] is False
+    assert "production moved meanwhile (now v3)" in result["promotion_refused"]
+    assert result["production"] == v3.ref and registry.production("news", "sentiment").version == 3
+    assert "not promoted: " in lifecycle.get_job(db, job_id)["log"]
