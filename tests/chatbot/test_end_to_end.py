@@ -337,3 +337,106 @@ def test_widget_keeps_an_offer_across_a_reload_wraps_long_words_and_gives_back_f
         box.press("Enter")
         log.locator(".fpc-error").last.wait_for(timeout=15_000)
         assert box.input_value() == "a question the server refuses"
+
+
+# The WCAG contrast ratio of an element's text (or, with "outline", its outline) and a colour or
+# the first opaque background behind it.
+CONTRAST_JS = """([sel, what, against]) => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = (c) => { const [r, g, b] = c.slice(0, 3).map((v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  let e = document.querySelector(sel), bg = against ? rgb(against) : null;
+  const fg = rgb(getComputedStyle(e)[what === "outline" ? "outlineColor" : "color"]);
+  for (; !bg && e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c[3] !== 0) bg = c; }
+  const [a, b] = [lum(fg), lum(bg || [255, 255, 255])].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05); }"""
+
+
+@pytest.mark.browser
+def test_widget_panel_fits_a_short_window(app) -> None:
+    """Regression (browser QA): at 200% zoom (a 640x360 window) the 28rem panel's top, its header
+    and first messages, was above the window and could not be reached."""
+    answer = {"session_id": "short1", "kind": "answer", "handoff": False, "answer": "A long answer. " * 30}
+    with demo_page(app) as (page, base):
+        page.set_viewport_size({"width": 640, "height": 360})
+        page.route("**/v1/chat", lambda route: route.fulfill(json=answer))
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        for n in range(3):
+            box.fill(f"question {n}")
+            box.press("Enter")
+            log.locator(".fpc-bot").nth(n).wait_for(timeout=15_000)
+        panel = page.get_by_role("dialog").bounding_box()
+        assert panel["y"] >= 0 and panel["y"] + panel["height"] <= 360, panel
+        head, form = page.locator(".fpc-head").bounding_box(), page.locator(".fpc-form").bounding_box()
+        assert head["y"] >= 0 and form["y"] + form["height"] <= 360
+        assert log.evaluate("l => l.scrollHeight > l.clientHeight")  # the log scrolls inside the panel
+
+
+@pytest.mark.browser
+def test_widget_gives_up_on_a_request_that_never_ends(app) -> None:
+    """Regression (browser QA): with the server paused, "The assistant is answering…" stayed for
+    ever, Send disabled and the question gone; it now fails like a refused request."""
+    with demo_page(app) as (page, base):
+        page.clock.install()  # the widget's 15 s timeout, fast-forwarded
+        page.route("**/v1/chat", lambda route: None)  # never answered
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, status = page.get_by_label("Your question"), page.get_by_role("status")
+        box.fill("is anyone there?")
+        box.press("Enter")
+        status.get_by_text("The assistant is answering").wait_for(timeout=5_000)
+        page.clock.fast_forward(16_000)
+        page.locator(".fpc-error").get_by_text("unavailable right now").wait_for(timeout=5_000)
+        assert box.input_value() == "is anyone there?"
+        assert page.get_by_role("button", name="Send").is_enabled() and status.inner_text() == ""
+
+
+@pytest.mark.browser
+def test_widget_contrast_and_focus_style_stay_its_own(app) -> None:
+    """Regression (browser QA): white on #0b5 was 2.55:1 (AA needs 4.5); the widget's global
+    `:focus-visible{outline:3px solid #f90}` restyled the host page's own buttons, in an orange
+    of 2.1:1 on white."""
+    with demo_page(app) as (page, base):
+        page.goto(f"{base}/")
+        page.evaluate("document.querySelector('main').prepend(Object.assign(document.createElement('button'), "
+                      "{id: 'host', textContent: 'Host'}))")  # the host page's own button
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "host"
+        assert page.evaluate("getComputedStyle(host).outlineStyle") == "auto"  # the browser's own ring
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "fpc-toggle"
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineWidth") == "3px"
+        assert page.evaluate(CONTRAST_JS, [".fpc-toggle", "outline", "rgb(255, 255, 255)"]) >= 3
+        page.keyboard.press("Enter")
+        for sel in (".fpc-toggle", ".fpc-form button"):
+            assert page.evaluate(CONTRAST_JS, [sel, "text", None]) >= 4.5, sel
+
+
+@pytest.mark.browser
+def test_widget_says_when_a_paste_is_cut_to_the_limit(app) -> None:
+    """Regression (browser QA): `maxlength=1000` cut a longer paste without a word."""
+    with demo_page(app) as (page, base):
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, status = page.get_by_label("Your question"), page.locator(".fpc-status")
+        box.focus()
+        page.keyboard.insert_text("my transfer did not arrive " * 50)  # 1,350 characters, pasted
+        assert len(box.input_value()) == 1000
+        assert status.get_attribute("role") == "status"  # read out politely
+        assert "1000/1000" in status.inner_text() and "shortened" in status.inner_text()
+        page.keyboard.press("Backspace")
+        assert status.inner_text() == ""
+
+
+@pytest.mark.browser
+def test_demo_page_fits_a_phone(app) -> None:
+    """Regression (browser QA): the 477px embed snippet widened the demo page at 360x640, so
+    "Chat with us" was off-screen."""
+    with demo_page(app) as (page, base):
+        page.set_viewport_size({"width": 360, "height": 640})
+        page.goto(f"{base}/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        toggle = page.get_by_role("button", name="Chat with us").bounding_box()
+        assert toggle["x"] >= 0 and toggle["x"] + toggle["width"] <= 360

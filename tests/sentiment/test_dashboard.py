@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +119,171 @@ def test_a_retracted_alert_leaves_the_open_dashboard(app, pipe) -> None:
             browser.close()
     finally:
         server.shutdown()
+
+
+@contextlib.contextmanager
+def dashboard(app: Any, pipe: Any, **context: Any) -> Iterator[tuple[Any, str, list[str]]]:
+    """ACME's calm month and its burst day (2024-03-31, a critical alert) scored, ``app`` on a real
+    server and a fresh headless Chromium page (``context``: viewport, timezone_id...):
+    ``(page, base URL, uncaught page errors)``. The page is not navigated yet."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    pipe.score(pipe.ingest(history(["ACME"], START, 30) + burst("ACME", START + timedelta(days=30))).stored)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            try:
+                page = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context}).new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                yield page, f"http://127.0.0.1:{server.port}", errors
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+
+
+def hover_last_bucket(page: Any) -> dict[str, float]:
+    """The mouse at the chart's right edge (uPlot's cursor takes the newest bucket): the plot area's box."""
+    page.wait_for_selector("#chart .u-over", timeout=15_000)
+    over = page.locator("#chart .u-over").bounding_box()
+    page.mouse.move(over["x"] + over["width"] - 2, over["y"] + over["height"] / 2)
+    return over
+
+
+# The WCAG contrast ratio of an element's text and the first opaque background behind it.
+CONTRAST_JS = """(sel) => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = (c) => { const [r, g, b] = c.slice(0, 3).map((v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  let e = document.querySelector(sel), bg = null;
+  const fg = rgb(getComputedStyle(e).color);
+  for (; !bg && e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c[3] !== 0) bg = c; }
+  const [a, b] = [lum(fg), lum(bg || [255, 255, 255])].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05); }"""
+
+
+@pytest.mark.browser
+def test_chart_time_is_utc_in_any_browser_timezone(app, pipe) -> None:
+    """Regression (browser QA): the chart says "time (UTC)" but uPlot showed the browser's local
+    time: in New York the 2024-03-31 00:00 UTC bucket read 2024-03-30 8:00pm."""
+    with dashboard(app, pipe, timezone_id="America/New_York") as (page, base, _):
+        page.goto(f"{base}/?ticker=ACME")
+        hover_last_bucket(page)
+        legend = page.locator(".u-legend .u-series").first
+        assert legend.inner_text().startswith("time (UTC)")
+        assert legend.locator(".u-value").inner_text().startswith("2024-03-31"), legend.inner_text()
+
+
+@pytest.mark.browser
+def test_newest_bucket_bar_is_drawn_whole(app, pipe) -> None:
+    """Regression (browser QA): the newest bucket sat on the plot's right edge, its volume bar
+    cut in half; the x scale now has half a bucket of room at each end."""
+    points = app.test_client().get("/v1/tickers/ACME/sentiment").get_json()["points"]
+    with dashboard(app, pipe) as (page, base, _):
+        page.goto(f"{base}/?ticker=ACME")
+        over = hover_last_bucket(page)
+        pt = page.locator(".u-cursor-pt").first.bounding_box()  # the volume series' point: its bar's centre
+        half_bar = 0.3 * over["width"] / (len(points) - 1)  # bars are 60% of a bucket wide (at most)
+        assert over["x"] + over["width"] - (pt["x"] + pt["width"] / 2) >= half_bar, (over, pt)
+
+
+@pytest.mark.browser
+def test_article_titles_keep_room_in_a_narrow_window(app, pipe) -> None:
+    """Regression (browser QA): between ~800 and 1150 px wide the titles were squeezed into a
+    ~47px column beside the unbreakable times, scores and model names."""
+    with dashboard(app, pipe, viewport={"width": 1000, "height": 800}) as (page, base, _):
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector("#articles td.title", timeout=15_000)
+        widths = page.eval_on_selector_all("#articles td.title", "tds => tds.map(td => td.clientWidth)")
+        assert min(widths) >= 12 * 16, widths
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # the table scrolls in its card
+
+
+@pytest.mark.browser
+def test_a_failed_alert_list_says_so_and_the_chart_still_loads(app, pipe) -> None:
+    """Regression (browser QA): a 503 from /v1/alerts read "No alerts yet.", no ticker was loaded
+    and the page threw an uncaught promise error."""
+    with dashboard(app, pipe) as (page, base, errors):
+        page.route("**/v1/alerts?limit=100", lambda route: route.fulfill(
+            status=503, json={"error": {"code": "unavailable", "message": "database unavailable"}}))
+        page.goto(f"{base}/")
+        page.wait_for_selector("#chart canvas", timeout=15_000)  # the first ticker's
+        assert page.input_value("#ticker") == "ACME"
+        assert page.inner_text("#alerts-panel [role=alert]") == "Could not load alerts: database unavailable"
+        assert not page.is_visible("#no-alerts") and errors == []
+
+
+@pytest.mark.browser
+def test_dashboard_text_contrast(app, pipe) -> None:
+    """Regression (browser QA): the "live" badge was 3.32:1, "offline" 2.88:1, the grey notes
+    4.48:1 and positive labels 3.32:1; WCAG AA needs 4.5:1."""
+    with dashboard(app, pipe) as (page, base, _):
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector("#live.on", timeout=15_000)
+        page.wait_for_selector("#articles td.positive", timeout=15_000)
+        ratios = {sel: page.evaluate(CONTRAST_JS, sel) for sel in ("#live", "#chart-note", "#articles td.positive")}
+        page.evaluate("document.getElementById('live').className = 'live off'")
+        ratios["offline"] = page.evaluate(CONTRAST_JS, "#live")
+        assert all(r >= 4.5 for r in ratios.values()), ratios
+
+
+@pytest.mark.browser
+def test_dashboard_fits_a_phone_and_follows_resizes(app, pipe) -> None:
+    """Regression (browser QA): the chart was at least 400px wide and sized once, so a phone
+    scrolled the page sideways and a narrowed window cut the chart off."""
+    with dashboard(app, pipe, viewport={"width": 360, "height": 740}) as (page, base, _):
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector("#articles td.title", timeout=15_000)
+        fits = """() => document.documentElement.scrollWidth <= innerWidth &&
+            document.querySelector('#chart .uplot').getBoundingClientRect().right <=
+            document.getElementById('chart').getBoundingClientRect().right + 1"""
+        assert page.evaluate(fits)
+        wrap = page.locator("#articles-wrap")  # the table scrolls inside its card, its columns all there
+        assert wrap.evaluate("w => w.scrollWidth > w.clientWidth && getComputedStyle(w).overflowX === 'auto'")
+        for width in (1280, 900):
+            page.set_viewport_size({"width": width, "height": 800})
+            page.wait_for_function(f"""() => Math.abs(document.querySelector('#chart .uplot').offsetWidth -
+                document.getElementById('chart').clientWidth) <= 2 && ({fits})()""", timeout=5_000)
+
+
+@pytest.mark.browser
+def test_chart_buckets_are_picked_with_the_keyboard(app, pipe) -> None:
+    """Regression (browser QA): a day's articles could only be listed by clicking on the chart."""
+    with dashboard(app, pipe) as (page, base, _):
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector("#chart canvas", timeout=15_000)
+        page.focus("#chart")
+        assert page.evaluate("document.activeElement.id") == "chart"
+        assert page.get_attribute("#chart", "role") == "slider" and page.get_attribute("#chart", "tabindex") == "0"
+        page.keyboard.press("End")
+        assert page.get_attribute("#chart", "aria-valuetext").startswith("2024-03-31 00:00 (8 articles")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.getElementById('articles-title').innerText.includes('2024-03-30 00:00')",
+                               timeout=15_000)
+        assert len(page.locator("#articles tbody tr").all()) == 3  # that day's calm news
+
+
+@pytest.mark.browser
+def test_a_bad_ticker_or_an_html_error_page_reads_short(app, pipe) -> None:
+    """Regression (browser QA): a ticker with "/" reached another URL and the chart note showed
+    Flask's 404 text; an HTML error page showed a JSON parser's error."""
+    with dashboard(app, pipe) as (page, base, _):
+        page.route("**/v1/tickers/HTML/sentiment*", lambda route: route.fulfill(
+            status=502, content_type="text/html", body="<html><h1>502 Bad Gateway</h1></html>"))
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector("#chart canvas", timeout=15_000)
+        for ticker, note in (("bad ticker!!/../x", "Could not load BAD TICKER!!/../X: not a ticker symbol"),
+                             ("HTML", "Could not load HTML: HTTP 502")):
+            page.fill("#ticker", ticker)
+            page.click("#filters button[type=submit]")
+            page.wait_for_function(f"document.getElementById('chart-note').innerText.startsWith({note!r})",
+                                   timeout=15_000)
+            text = page.inner_text("#chart-note")
+            assert "URL" not in text and "JSON" not in text and len(text) < 100, text

@@ -10,7 +10,8 @@
  * A picked suggestion is sent with its entry id (the same question text may belong to
  * two entries). While a person has the chat (handoff) it polls for the agent's messages,
  * every 3 s at first, slower while nothing comes (up to 15 s) or on errors (up to 60 s).
- * Server error texts are never shown: customers get a plain, friendly message.
+ * Server error texts are never shown: customers get a plain, friendly message; so does a request
+ * left unanswered for ASK_TIMEOUT_MS (15 s), and the question goes back into the input.
  * The conversation shown and the agent-message cursor are kept in sessionStorage with the
  * session id, so a page reload (or the next page of the site) shows the chat as it was. */
 (function () {
@@ -136,27 +137,35 @@
     }
   }
 
+  /* Colours: white on GREEN is 6.6:1 (WCAG AA needs 4.5); FOCUS is 4.6:1 on white (3 needed). */
+  var GREEN = "#0a6b3a", FOCUS = "#c25400";
   var css = el("style");
   css.textContent =
     ".fpc-toggle{position:fixed;right:1rem;bottom:1rem;padding:.7rem 1rem;border-radius:2rem;border:0;" +
-    "background:#0b5;color:#fff;font:600 1rem sans-serif;cursor:pointer;z-index:2147483000}" +
+    "background:" + GREEN + ";color:#fff;font:600 1rem sans-serif;cursor:pointer;z-index:2147483000}" +
+    /* never taller than the window above the toggle (200% zoom, a phone held sideways): the log
+     * scrolls inside instead of the header going off-screen; dvh leaves out a phone's URL bar */
     ".fpc-panel{position:fixed;right:1rem;bottom:4.5rem;width:22rem;max-width:calc(100vw - 2rem);" +
-    "height:28rem;display:flex;flex-direction:column;background:#fff;color:#111;border:1px solid #888;" +
+    "height:28rem;max-height:calc(100vh - 5.5rem);max-height:calc(100dvh - 5.5rem);" +
+    "display:flex;flex-direction:column;background:#fff;color:#111;border:1px solid #888;" +
     "border-radius:.6rem;box-shadow:0 4px 20px rgba(0,0,0,.2);font:14px sans-serif;z-index:2147483000}" +
     ".fpc-panel[hidden]{display:none}.fpc-head{padding:.6rem;font-weight:600;border-bottom:1px solid #ddd}" +
-    ".fpc-log{flex:1;overflow-y:auto;padding:.6rem}.fpc-msg{margin:.3rem 0;padding:.4rem .6rem;border-radius:.5rem;" +
+    ".fpc-log{flex:1;min-height:0;overflow-y:auto;padding:.6rem}" +
+    ".fpc-msg{margin:.3rem 0;padding:.4rem .6rem;border-radius:.5rem;" +
     "overflow-wrap:anywhere}.fpc-sugg button{overflow-wrap:anywhere}" +
     ".fpc-user{background:#e8f0fe;margin-left:2rem}.fpc-bot{background:#f1f1f1;margin-right:2rem}" +
     ".fpc-agent{background:#fff4d6;margin-right:2rem}.fpc-error{background:#fdecea;margin-right:2rem}" +
-    ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;border:1px solid #0b5;" +
+    ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;border:1px solid " + GREEN + ";" +
     "border-radius:.4rem;padding:.3rem .5rem;cursor:pointer}.fpc-status{padding:0 .6rem;color:#a40}" +
     ".fpc-msg p,.fpc-msg ul,.fpc-msg ol{margin:.4em 0}.fpc-msg>:first-child+*{margin-top:0}" +
     ".fpc-msg>:last-child{margin-bottom:0}.fpc-msg ul,.fpc-msg ol{padding-left:1.3em}" +
     ".fpc-msg a{color:#05a;text-decoration:underline}.fpc-msg code{font-family:monospace;" +
     "background:rgba(0,0,0,.07);padding:0 .2em;border-radius:.2em}" +
     ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:.6rem;border:0}" +
-    ".fpc-form button{border:0;background:#0b5;color:#fff;padding:0 1rem}" +
-    ".fpc-sr{position:absolute;left:-9999px}:focus-visible{outline:3px solid #f90}";
+    ".fpc-form button{border:0;background:" + GREEN + ";color:#fff;padding:0 1rem}" +
+    /* the widget's own elements only: the host page keeps its focus style */
+    ".fpc-sr{position:absolute;left:-9999px}.fpc-toggle:focus-visible,.fpc-panel :focus-visible{" +
+    "outline:3px solid " + FOCUS + ";outline-offset:2px}.fpc-form input:focus-visible{outline-offset:-3px}";
   document.head.appendChild(css);
 
   var toggle = el("button", {"type": "button", "class": "fpc-toggle", "aria-expanded": "false",
@@ -169,7 +178,8 @@
   var status = el("div", {"class": "fpc-status", "role": "status", "aria-live": "polite"});
   var form = el("form", {"class": "fpc-form"});
   var label = el("label", {"for": "fpc-input", "class": "fpc-sr"}, "Your question");
-  var input = el("input", {"id": "fpc-input", "type": "text", "autocomplete": "off", "maxlength": "1000",
+  var INPUT_MAX = 1000;  /* the server's FINPULSE_CHATBOT_MAX_MESSAGE_CHARS default */
+  var input = el("input", {"id": "fpc-input", "type": "text", "autocomplete": "off", "maxlength": String(INPUT_MAX),
     "placeholder": "Type your question"});
   var send = el("button", {"type": "submit"}, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(send);
@@ -185,6 +195,12 @@
     if (open) { input.focus(); } else { toggle.focus(); }
   }
   toggle.addEventListener("click", function () { setOpen(panel.hidden); });
+  /* maxlength cuts a longer paste without a word: say so in the status region (read out politely) */
+  var FULL = INPUT_MAX + "/" + INPUT_MAX + " characters \u2014 the limit: a longer message is shortened to " +
+    INPUT_MAX + " characters.";
+  input.addEventListener("input", function () {
+    if (input.value.length >= INPUT_MAX) { status.textContent = FULL; } else if (status.textContent === FULL) { status.textContent = ""; }
+  });
   panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { setOpen(false); } });
 
   var SPEAKER = {user: "You said: ", bot: "Assistant: ", agent: "Agent: ", error: "Assistant: "};
@@ -280,6 +296,8 @@
     if (!document.hidden && polling) { pollDelay = POLL_MIN; schedulePoll(0); }
   });
 
+  /* A request the server never answers (paused, a dead proxy) ends like any failure after this long. */
+  var ASK_TIMEOUT_MS = 15000;
   function ask(text, entryId) {
     text = (text || "").trim();
     if (!text) { return; }
@@ -296,8 +314,9 @@
     var body = {message: text};
     if (sessionId) { body.session_id = sessionId; }
     if (entryId) { body.entry_id = entryId; }
+    var abort = new AbortController(), timer = setTimeout(function () { abort.abort(); }, ASK_TIMEOUT_MS);
     fetch(base + "/v1/chat", {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify(body)})
+      body: JSON.stringify(body), signal: abort.signal})
       .then(function (r) {
         if (!r.ok) { return {ok: false, status: r.status}; }
         return r.json().then(function (j) { return {ok: true, body: j}; });
@@ -313,8 +332,11 @@
         status.textContent = data.handoff ? "A member of our team will take over this chat." : "";
         if (data.handoff) { startPolling(); }
       })
-      .catch(function () { failed(0); })
-      .then(function () { send.disabled = false; log.removeAttribute("aria-busy"); input.focus(); });
+      .catch(function () { failed(0); })  /* no answer, or none within ASK_TIMEOUT_MS */
+      .then(function () {
+        clearTimeout(timer);
+        send.disabled = false; log.removeAttribute("aria-busy"); input.focus();
+      });
   }
   form.addEventListener("submit", function (ev) { ev.preventDefault(); ask(input.value); });
   window.FinPulseChat = {open: function () { setOpen(true); }, ask: ask};

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const state = { ticker: null, chart: null, series: null };
+  const state = { ticker: null, chart: null, series: null, data: null, cursorIdx: null };  // data: the chart's series
   const params = new URLSearchParams(location.search);
 
   function el(tag, text, cls) {
@@ -19,9 +19,10 @@
   }
   async function getJSON(url) {
     const r = await fetch(url, { headers: { Accept: "application/json" } });
-    const body = await r.json();
-    if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
-    return body;
+    const body = await r.json().catch(() => null);  // an HTML error page (a proxy's): its status says enough
+    if (r.ok && body) return body;
+    throw new Error((body && body.error && body.error.message) ||
+                    (r.ok ? "the server's answer is not JSON" : "HTTP " + r.status + " " + r.statusText).trim());
   }
   const iso = (s) => (s || "").replace("T", " ").replace("Z", "").slice(0, 16);
   const num = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
@@ -61,7 +62,7 @@
     if (!known) return;
     const ticker = known.querySelector(".ticker").textContent;
     known.remove();
-    $("no-alerts").hidden = $("alerts").children.length > 0;
+    $("no-alerts").hidden = $("alerts").children.length > 0 || !$("alerts-error").hidden;
     if (ticker === state.ticker) load();
   }
   let listed = null;  // the first fill of the list: stream events wait for it, so none it holds reads as new
@@ -113,14 +114,25 @@
       ctx.restore();
     });
   }
+  const bucketText = (p) => iso(p.at) + " (" + p.volume + " articles, sentiment " + num(p.sentiment) + ")";
+  const chartWidth = () => $("chart").clientWidth;  // the card's width, however narrow the screen
+  function pickBucket(i) {  // the articles behind one point
+    const data = state.data, p = data && data.points[i];
+    if (!p) return;
+    const bucketS = data.bucket === "1h" ? 3600 : 86400;
+    loadArticles(p.at, new Date(Date.parse(p.at) + bucketS * 1000).toISOString(), bucketText(p));
+  }
   function drawChart(data) {
     const xs = data.points.map((p) => Date.parse(p.at) / 1000);
+    const half = (data.bucket === "1h" ? 3600 : 86400) / 2;  // a bucket's bar is centred on its start
     const sent = data.points.map((p) => p.sentiment);
     const ewma = data.points.map((p) => p.ewma);
     const vol = data.points.map((p) => p.volume);
     const opts = {
-      width: Math.max(400, $("chart").clientWidth - 10), height: 320,
-      scales: { x: { time: true }, s: { range: [-1, 1] }, v: { range: (u, lo, hi) => [0, Math.max(1, hi) * 1.2] } },
+      width: chartWidth(), height: 320,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),  // axis and legend in UTC, as labelled
+      scales: { x: { time: true, range: (u, lo, hi) => [lo - half, hi + half] },  // the end bars whole
+                s: { range: [-1, 1] }, v: { range: (u, lo, hi) => [0, Math.max(1, hi) * 1.2] } },
       axes: [{}, { scale: "s", label: "sentiment" }, { scale: "v", side: 1, label: "articles", grid: { show: false } }],
       series: [
         { label: "time (UTC)" },
@@ -129,20 +141,37 @@
         { label: "EWMA", scale: "s", stroke: "#1d3557", width: 2, spanGaps: true },
       ],
       hooks: { draw: [(u) => alertMarkers(u, data.alerts)],
-               setCursor: [(u) => { state.cursorIdx = u.cursor.idx; }] },
+               setCursor: [(u) => {
+                 state.cursorIdx = u.cursor.idx;
+                 const p = data.points[u.cursor.idx];  // what a screen reader says for the chart (a slider)
+                 if (p) { $("chart").setAttribute("aria-valuenow", u.cursor.idx + 1); $("chart").setAttribute("aria-valuetext", bucketText(p)); }
+               }] },
     };
     if (state.chart) state.chart.destroy();
     $("chart").textContent = "";
+    state.data = data;
+    state.cursorIdx = null;
+    $("chart").setAttribute("aria-valuemax", Math.max(1, xs.length));
+    $("chart").setAttribute("aria-valuetext", "no bucket picked");
     state.chart = new uPlot(opts, [xs, vol, sent, ewma], $("chart"));
-    state.chart.over.addEventListener("click", () => {
-      const i = state.cursorIdx;
-      if (i === null || i === undefined) return;
-      const p = data.points[i];
-      const bucketS = data.bucket === "1h" ? 3600 : 86400;
-      const end = new Date(Date.parse(p.at) + bucketS * 1000).toISOString();
-      loadArticles(p.at, end, iso(p.at) + " (" + p.volume + " articles, sentiment " + num(p.sentiment) + ")");
-    });
+    state.chart.over.addEventListener("click", () => pickBucket(state.cursorIdx));
   }
+  // the keyboard's way to what a click on the chart does: arrows, Home and End move between buckets
+  $("chart").addEventListener("keydown", (ev) => {
+    const u = state.chart, last = u ? u.data[0].length - 1 : -1, i = state.cursorIdx;
+    if (last < 0) return;
+    const next = { Home: 0, End: last, ArrowLeft: i == null ? last : Math.max(0, i - 1),
+                   ArrowRight: i == null ? 0 : Math.min(last, i + 1) }[ev.key];
+    if (ev.key === "Enter") pickBucket(i);
+    else if (next === undefined) return;
+    else u.setCursor({ left: u.valToPos(u.data[0][next], "x"), top: u.over.clientHeight / 2 });
+    ev.preventDefault();
+  });
+  let resizing = 0;  // the chart is drawn at a width in pixels: follow the window (a phone turned, a resize)
+  addEventListener("resize", () => {
+    cancelAnimationFrame(resizing);
+    resizing = requestAnimationFrame(() => state.chart && state.chart.setSize({ width: chartWidth(), height: 320 }));
+  });
 
   // ---- articles -------------------------------------------------------------
   async function loadArticles(start, end, label) {
@@ -172,6 +201,7 @@
     });
   }
 
+  const TICKER = /^[A-Z0-9][A-Z0-9.\-]{0,15}$/;  // the server's TICKER (services/sentiment/linking.py)
   async function load() {
     const t = $("ticker").value.trim().replace(/^\$/, "").toUpperCase();
     if (!t) return;
@@ -180,7 +210,8 @@
     if ($("source").value) q.set("source", $("source").value);
     if ($("end").value) q.set("end", $("end").value + "T23:59:59Z");
     history.replaceState(null, "", "?ticker=" + encodeURIComponent(t));
-    try {
+    try {  // a "/" in it would reach another URL: say what is wrong instead of the server's 404 text
+      if (!TICKER.test(t)) throw new Error("not a ticker symbol (up to 16 letters, digits, \".\" or \"-\")");
       const data = await getJSON("/v1/tickers/" + encodeURIComponent(t) + "/sentiment?" + q);
       $("chart-title").textContent = t + " · sentiment and volume (" + data.bucket + " buckets)";
       $("chart-note").textContent = iso(data.start) + " → " + iso(data.end) + " UTC · alerts " + data.alerts.length +
@@ -189,6 +220,8 @@
       await loadArticles(data.start, data.end, "window");
     } catch (err) {  // nothing of the ticker shown before may pass for this one's
       if (state.chart) { state.chart.destroy(); state.chart = null; }
+      state.data = null;
+      $("chart").setAttribute("aria-valuetext", "no data");
       $("chart").textContent = "";
       $("chart-title").textContent = t + " · sentiment and volume";
       $("chart-note").textContent = "Could not load " + t + ": " + err.message;
@@ -199,9 +232,15 @@
 
   $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
   (async function init() {
-    listed = loadAlerts();
+    listed = loadAlerts().catch((err) => {  // the chart and the live stream work without the list
+      $("no-alerts").hidden = true;  // not known: it is not "no alerts"
+      $("alerts-error").textContent = "Could not load alerts: " + err.message;
+      $("alerts-error").hidden = false;
+      return [];
+    });
     stream();  // opened with the list: an alert raised while the page loads falls in neither's gap
-    const [tickers, alerts] = await Promise.all([loadTickers(), listed]);
+    // without the ticker list only the input's suggestions are missing
+    const [tickers, alerts] = await Promise.all([loadTickers().catch(() => []), listed]);
     const first = params.get("ticker") || (alerts[0] && alerts[0].ticker) || (tickers[0] && tickers[0].ticker);
     if (first) { $("ticker").value = first; await load(); }
   })();
