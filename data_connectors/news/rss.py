@@ -7,12 +7,12 @@ import html
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 from bs4 import BeautifulSoup
 
-from data_connectors.news.base import NewsBatch, NewsSource, is_url
+from data_connectors.news.base import NewsBatch, NewsSource, feed_id, is_url
 from shared.errors import BadInput
 
 
@@ -30,12 +30,29 @@ def _detail(entry: Any, key: str) -> str | None:
     return (entry.get(f"{key}_detail") or {}).get("type")
 
 
-def _when(entry: Any) -> str | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        st = entry.get(key)
+def _parsed_time(item: Any, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        st = item.get(key)
         if st:
             return datetime.fromtimestamp(calendar.timegm(st), UTC).isoformat()
-    return entry.get("published") or entry.get("updated")  # unparsed: the normaliser says why
+    return None
+
+
+def _when(entry: Any, fallback: str) -> str:
+    """The entry's pubDate, else its updated (or created) date; a date given but unreadable goes to
+    the normaliser, which says why. An entry with no date at all takes ``fallback`` (the feed's
+    lastBuildDate/updated, else the fetch time): undated items are common and are news all the same."""
+    return (_parsed_time(entry, ("published_parsed", "updated_parsed", "created_parsed"))
+            or entry.get("published") or entry.get("updated") or fallback)
+
+
+def _link(entry: Any, base: str | None) -> str | None:
+    """The entry's link as an absolute http(s) URL: a relative one (``/a/3``) is resolved against
+    ``base``; anything else (feedparser's fallback to a ``tag:`` id, no link) is None."""
+    link = (entry.get("link") or "").strip()
+    if link and base and not is_url(link):
+        link = urljoin(base, link)
+    return link if is_url(link) else None
 
 
 FETCH_TIMEOUT_S = 30.0  # a feed server that accepts and never answers must not hang a poll
@@ -104,15 +121,29 @@ class FeedSource(NewsSource):
                                   f"({parsed.get('bozo_exception')})")
         feed_title = parsed.feed.get("title") or (urlsplit(self.target).netloc if is_url(self.target) else None)
         source = self.source or feed_title or "feed"
+        # relative links resolve against the feed's own URL; a file's against the site it names
+        site = parsed.feed.get("link")
+        base = self.target if is_url(self.target) else (site if site and is_url(site) else None)
+        feed_time = _parsed_time(parsed.feed, ("updated_parsed", "published_parsed"))
+        fallback = feed_time or datetime.now(UTC).isoformat()
+        undated = 0
         for i, e in enumerate(parsed.entries, start=1):
             content = (e.get("content") or [{}])[0]
             body = (_plain(e["summary"], _detail(e, "summary")) if e.get("summary")
                     else _plain(content.get("value", ""), content.get("type")))
             tags = [t.get("term") for t in e.get("tags") or [] if t.get("term", "").startswith("$")]
-            row = {"id": e.get("id") or e.get("link"), "source": source, "published_at": _when(e),
+            url = _link(e, base)
+            guid = e.get("id") or url
+            when = _when(e, fallback)
+            undated += when is fallback
+            row = {"id": feed_id(guid) if guid else None, "source": source, "published_at": when,
                    "title": _plain(e.get("title", ""), _detail(e, "title")), "body": body,
-                   "url": e.get("link"), "_line": i}
+                   "url": url, "_line": i}
             if tags:  # added to the tickers linked from the text (``tickers`` would replace them)
                 row["cashtags"] = tags
             batch.rows.append(row)
+        if undated:
+            batch.warnings.append(f"{self.target}: {undated} entries without a date, dated "
+                                  + (f"by the feed's lastBuildDate/updated ({fallback})" if feed_time
+                                     else f"by the fetch time ({fallback})"))
         return batch

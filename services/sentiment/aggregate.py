@@ -211,7 +211,9 @@ def ticker_series(db: Any, ticker: str, *, window: timedelta, bucket: str, end: 
     """The series the API returns: window ends at ``end`` or at the ticker's latest article.
 
     A ``start`` replaces the window, so a chart can be asked for a fixed period (a quarter)
-    without the caller working out its length.
+    without the caller working out its length. Either way the start is floored to its bucket
+    before the baseline rows are loaded: from a mid-bucket start they missed part of the first
+    baseline bucket, so ``window=36h`` gave other z-scores than ``window=2d`` for the same day.
     """
     bucket_s = bucket_seconds(bucket)
     baseline_days = getattr(settings, "sentiment_baseline_days", 30)
@@ -219,8 +221,8 @@ def ticker_series(db: Any, ticker: str, *, window: timedelta, bucket: str, end: 
     if end is None:
         end = span[1] if span else datetime.now(UTC)
     end = shift(floor_time(end, bucket_s), timedelta(seconds=bucket_s))
-    if start is None:
-        start = shift(end, -window)
+    if start is None:  # a window that is no whole number of buckets (36h) starts inside one
+        start = floor_time(shift(end, -window), bucket_s)
     else:
         start = floor_time(start, bucket_s)
         if start >= end:

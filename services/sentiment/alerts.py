@@ -126,8 +126,9 @@ def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str) -> list[str]:
     return ids[:MAX_ARTICLE_IDS]
 
 
-def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -> Judgement:
+def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, live: bool = True) -> Judgement:
     """Judge ``ticker`` again from the earliest bucket of ``times`` on; returns what live channels hear.
+    ``live`` False (a backfill): what it raises, changes or retracts is stored quiet, off the stream.
 
     A bucket's numbers depend only on itself and earlier buckets, so alerts before the
     earliest touched bucket stand. From there to the ticker's latest article every bucket is
@@ -167,7 +168,8 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules) -
                         since=max(span[0], EARLIEST))
         try:
             heard.update((a["id"], (a, gone)) for a, gone in _reconcile(db, ticker, lo, points,
-                                                                         {r.article_id: r for r in rows}, rules))
+                                                                         {r.article_id: r for r in rows}, rules,
+                                                                         live))
         except (IntegrityError, StaleDataError):  # a concurrent evaluation changed them first: judge again
             continue
         if _fingerprint(db, ticker, start, hi) == before:
@@ -188,12 +190,14 @@ def _fingerprint(db: Any, ticker: str, start: datetime, end: datetime) -> tuple[
 
 
 def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: dict[str, Any],
-               rules: Rules) -> list[tuple[dict[str, Any], bool]]:
+               rules: Rules, live: bool = True) -> list[tuple[dict[str, Any], bool]]:
     """Store, update and retract ``ticker``'s alerts from ``lo`` on to match ``points``;
     returns the (alert, retracted) pairs live channels hear.
 
     A retracted alert is kept as a tombstone (``retracted_at``, and ``created_at`` moved to
     now so the stream sends the retraction); raised again, the tombstone comes back to life.
+    Every change the stream would send is marked ``quiet`` unless ``live``: the stream reads
+    ``created_at``, so a backfill's alerts reached it though Redis and the webhook stayed silent.
     """
     heard: list[tuple[dict[str, Any], bool]] = []
     now = datetime.now(UTC)
@@ -213,7 +217,7 @@ def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: d
                       "article_ids": _article_ids(p, by_id, best["kind"])}
             old = stored.get(p.at)
             if old is None:
-                alert = Alert(id=alert_id(ticker, p.at), ticker=ticker, at=p.at, **fields)
+                alert = Alert(id=alert_id(ticker, p.at), ticker=ticker, at=p.at, quiet=not live, **fields)
                 s.add(alert)
                 s.flush()
                 heard.append((to_json(alert), False))
@@ -224,22 +228,24 @@ def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: d
             for k, v in fields.items():
                 setattr(old, k, v)
             if louder:  # the stream follows created_at: an alert that changed meaning is sent again
-                old.created_at, old.retracted_at = now, None
+                old.created_at, old.retracted_at, old.quiet = now, None, not live
                 heard.append((to_json(old), False))
         for at, old in stored.items():
             if at >= lo and at not in kept and old.retracted_at is None:  # the bucket or its past changed
                 old.retracted_at = old.created_at = now
+                old.quiet = not live
                 heard.append((to_json(old), True))
     return heard
 
 
-def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules) -> Judgement:
+def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules, live: bool = True) -> Judgement:
     """Raised and retracted alerts of every touched ticker; one ticker failing never loses the
-    others' (its articles are scored and stored already; the error is logged and counted)."""
+    others' (its articles are scored and stored already; the error is logged and counted).
+    ``live`` False: a backfill's judgment, stored quiet (see :func:`_reconcile`)."""
     new = Judgement()
     for ticker in sorted(touched):
         try:
-            new += evaluate_ticker(db, ticker, touched[ticker], rules)
+            new += evaluate_ticker(db, ticker, touched[ticker], rules, live=live)
         except Exception:
             log.exception("alert evaluation failed for %s; other tickers go on", ticker)
             counter("finpulse_sentiment_alert_errors", "Tickers whose alert evaluation failed", ()).inc()

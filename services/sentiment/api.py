@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from services.sentiment import queries
 from services.sentiment.aggregate import parse_duration, ticker_series
 from services.sentiment.alerts import list_alerts
 from services.sentiment.ingest import Rejected, parse_time
+from services.sentiment.linking import ticker_symbol
 from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
@@ -31,7 +31,6 @@ NO_ALERT_ID = "0"  # the stream's id before any alert exists: resuming from it r
 KEEPALIVE_S = 5  # a comment line this often: the server only learns a client left when it writes
 STREAM_RETRY_S = 15  # Retry-After of a stream refused because every stream slot is taken
 TIME_ARG = ("string", "ISO-8601 time (event time, UTC if no offset)")  # a query argument
-_TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 
 
 def pipeline() -> Pipeline:
@@ -51,8 +50,9 @@ class ScoreRequest(BaseModel):
 
 
 def _ticker(value: str) -> str:
-    t = value.strip().lstrip("$").upper()
-    if not _TICKER.match(t):
+    """``$brk-b`` -> ``BRK.B``, as linking stores it (:func:`ticker_symbol`)."""
+    t = ticker_symbol(value)
+    if t is None:
         raise BadInput(f"invalid ticker {value[:20]!r}")
     return t
 
@@ -100,7 +100,8 @@ class NewsArticleIn(BaseModel):
     """One article as ``POST /v1/news`` takes it (rows are checked one by one, so a bad row is
     rejected alone: this model documents the body, the ingest validates it)."""
 
-    id: str | int | None = Field(None, description="your id; a re-post with the same id is a duplicate or an update")
+    id: str | int | None = Field(None, description="your id (1-128 letters, digits and URI characters "
+                                 "-._~:/?#[]@!$&'()*+,;=%); a re-post with the same id is a duplicate or an update")
     source: str | None = Field(None, description="feed or publisher; 'unknown' when absent")
     published_at: str | int | float = Field(description="event time: ISO-8601, RFC 2822 or epoch s/ms")
     title: str
@@ -217,7 +218,8 @@ def alerts_stream() -> Any:
     replays that whole window), then goes on live. The first block names the newest alert's
     position (``0`` before any exists) as the stream's id, so a client that got no event before
     it lost the connection still resumes where it joined. At most ``sentiment_alert_streams``
-    are open at once per process; one more is a 503 with Retry-After.
+    are open at once per process; one more is a 503 with Retry-After. A backfill's (quiet)
+    alerts are never sent: it pushes nothing to live channels.
     """
     max_s = _int_arg("max_s", 60, 1, 3600)
     slots = current_app.extensions["alert_streams"]

@@ -81,7 +81,8 @@ def ingest_cmd(target: str, backfill: bool, source: str | None, fmt: str | None,
     rejected = [{"line": r["line"], "reason": r["reason"]} for r in batch.rejected]
     rejected += [{"line": lines.get(r["index"]), "id": r.get("id"), "reason": r["reason"]} for r in report.rejected]
     result = {"read": len(rows) + len(batch.rejected), "stored": len(report.stored),
-              "updated": len(report.updated), "duplicates": len(report.duplicates), "rejected": len(rejected),
+              "updated": len(report.updated), "duplicates": len(report.duplicates),
+              "superseded": len(report.superseded), "rejected": len(rejected),
               "rejections": rejected,
               "scored": scored, "score_batches": batches, "alerts": alerts, "note": note}
     if as_json:
@@ -116,18 +117,24 @@ def score_cmd() -> None:
 
 
 @news.command("alerts")
-@click.option("--since", default=None, help="ISO-8601 event time.")
-@click.option("--ticker", default=None)
+@click.option("--since", default=None,
+              help="Event time (ISO-8601, RFC 2822 or epoch); an alert whose bucket reaches past it is listed.")
+@click.option("--ticker", default=None, help="One ticker ($brk-b is BRK.B, as in the HTTP API).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 def alerts_cmd(since: str | None, ticker: str | None, limit: int) -> None:
-    """Print alerts as JSON lines, newest first."""
+    """Print alerts as JSON lines, newest first: the same selection as GET /v1/alerts."""
     from services.sentiment.alerts import list_alerts
     from services.sentiment.ingest import Rejected, parse_time
+    from services.sentiment.linking import ticker_symbol
     from shared.errors import BadInput
 
     try:
         since_dt = parse_time(since, "--since") if since else None
     except Rejected as exc:
-        raise BadInput(f"{exc}; --since must be an ISO-8601 time") from None
-    for a in list_alerts(_pipeline().db, since=since_dt, ticker=ticker.upper() if ticker else None, limit=limit):
+        raise BadInput(f"{exc}; --since must be a time: ISO-8601, RFC 2822 or epoch seconds/milliseconds") from None
+    symbol = ticker_symbol(ticker) if ticker else None
+    if ticker and symbol is None:
+        raise BadInput(f"invalid ticker {ticker[:20]!r}")
+    pipe = _pipeline()
+    for a in list_alerts(pipe.db, since=since_dt, ticker=symbol, limit=limit, bucket_s=pipe.rules.bucket_s):
         click.echo(json.dumps(a))

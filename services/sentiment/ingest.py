@@ -16,22 +16,24 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import parser as dateparser
+from dateutil import tz
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.sentiment.linking import W_TITLE, Linker
+from data_connectors.news.base import ARTICLE_ID, ARTICLE_ID_RULE
+from services.sentiment.linking import W_TITLE, Linker, ticker_symbol
 from services.sentiment.models import Article, ArticleTicker, Score, as_utc, utcnow
 
-_TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
-_ID = re.compile(r"^[\w.:\-/@#]{1,128}$")
 _WORDS = re.compile(r"[^\w]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DUPLICATE_ID, DUPLICATE_URL = "duplicate id", "duplicate url"
+SYNDICATED = "duplicate content (syndicated copy)"
 
 
 class Rejected(ValueError):
@@ -59,6 +61,8 @@ class IngestReport:
     ``vacated``: ticker -> event times an updated article no longer counts at (a ticker it
     lost, or its old time), whose alerts are judged again now; its new tickers and time are
     judged when it is scored again, like a new article's.
+    ``superseded``: stored syndicated copies that an earlier-published copy in this batch replaced
+    (``{"id", "duplicate_of"}``): removed, their tickers and time in ``vacated``.
     """
 
     stored: list[str] = field(default_factory=list)
@@ -67,6 +71,7 @@ class IngestReport:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     row_ids: dict[int, str | None] = field(default_factory=dict)
     vacated: dict[str, list[datetime]] = field(default_factory=dict)
+    superseded: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def to_score(self) -> list[str]:
@@ -79,14 +84,16 @@ class IngestReport:
         self.duplicates += [{**d, "index": d["index"] + offset} for d in other.duplicates]
         self.rejected += [{**r, "index": r["index"] + offset} for r in other.rejected]
         self.row_ids.update({i + offset: aid for i, aid in other.row_ids.items()})
+        self.superseded += other.superseded
         for ticker, times in other.vacated.items():
             self.vacated.setdefault(ticker, []).extend(times)
 
     def to_dict(self) -> dict[str, Any]:
         """``ids``: newly stored ids (as before); ``updated``: ids whose text changed;
-        ``article_ids``: every row's stored id, in order."""
+        ``superseded``: stored copies replaced by an earlier-published one; ``article_ids``: every
+        row's stored id, in order."""
         return {"ids": self.stored, "stored": len(self.stored), "updated": self.updated,
-                "duplicates": self.duplicates, "rejected": self.rejected,
+                "duplicates": self.duplicates, "rejected": self.rejected, "superseded": self.superseded,
                 "article_ids": [self.row_ids.get(i) for i in range(max(self.row_ids, default=-1) + 1)]}
 
 
@@ -99,6 +106,56 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 DEFAULTS = (datetime(2000, 1, 1), datetime(2001, 2, 2))
 EPOCH = re.compile(r"\d{9,13}(\.\d+)?")  # epoch seconds or milliseconds written as text
 MAX_OFFSET = timedelta(hours=18)  # real zones span -12:00..+14:00; ISO/Java allow up to 18:00
+# Zone names a time may carry, in hours east of UTC: RFC 2822's (section 4.3, what feeds and mail
+# write; CST is the US one) and the unambiguous European ones wires use. Any other abbreviation is
+# refused: IST or BST name several zones, and dateutil read every unknown one as UTC with a warning.
+NAMED_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5,
+               "MST": -7, "MDT": -6, "PST": -8, "PDT": -7, "WET": 0, "WEST": 1, "CET": 1, "CEST": 2,
+               "EET": 2, "EEST": 3}
+_IANA_ZONE = re.compile(r"\s+([A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+)$")  # "... 12:00 America/New_York"
+
+
+class _UnknownZone(Exception):
+    """A zone name outside :data:`NAMED_ZONES` (not a ValueError: dateutil would call it unparseable)."""
+
+
+def _zone(name: str | None, offset: int | None) -> tzinfo | None:
+    """dateutil's ``tzinfos``: an explicit offset wins, a known name maps to its offset, no zone
+    stays naive (UTC), and an unknown name is :class:`_UnknownZone` instead of a silent UTC."""
+    if offset is not None:  # tzoffset, not timezone: +25:00 must reach the offset check below
+        return tz.tzoffset(name, offset)
+    if name is None:
+        return None
+    hours = NAMED_ZONES.get(name.upper())
+    if hours is None:
+        raise _UnknownZone(name)
+    return tz.tzoffset(name, hours * 3600)
+
+
+def _parse_text(value: str, name: str) -> datetime:
+    """A date written as text, with a zone offset, an RFC 2822 zone name or an IANA zone
+    (``Europe/Berlin``, applied with its daylight-saving rules)."""
+    text, area = value.strip(), None
+    if m := _IANA_ZONE.search(text):
+        try:
+            area = ZoneInfo(m.group(1))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {m.group(1)[:40]!r}") from None
+        text = text[:m.start()]
+    try:  # parsed against two defaults: a field the text lacks comes out different
+        dt, other = (dateparser.parse(text, default=d, tzinfos=_zone) for d in DEFAULTS)
+    except _UnknownZone as exc:
+        raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {str(exc)[:20]!r}; give a UTC "
+                       f"offset (+0100) or one of {', '.join(NAMED_ZONES)}") from None
+    except (ValueError, OverflowError, TypeError):
+        raise Rejected(f"unparseable {name} {value[:60]!r}") from None
+    if dt.date() != other.date():  # "March" or "12" became a day of this year
+        raise Rejected(f"{name} {value[:60]!r} is not a full date (year, month and day are needed)")
+    if area is not None:
+        if dt.tzinfo is not None:
+            raise Rejected(f"{name} {value[:60]!r} gives both a UTC offset and a time zone")
+        dt = dt.replace(tzinfo=area)
+    return dt
 
 
 def parse_time(value: Any, name: str = "published_at") -> datetime:
@@ -123,12 +180,7 @@ def parse_time(value: Any, name: str = "published_at") -> datetime:
         except (OverflowError, OSError, ValueError):
             raise Rejected(_out_of_range(name, value)) from None
     elif isinstance(value, str):
-        try:  # parsed against two defaults: a field the text lacks comes out different
-            dt, other = (dateparser.parse(value.strip(), default=d) for d in DEFAULTS)
-        except (ValueError, OverflowError, TypeError):
-            raise Rejected(f"unparseable {name} {value[:60]!r}") from None
-        if dt.date() != other.date():  # "March" or "12" became a day of this year
-            raise Rejected(f"{name} {value[:60]!r} is not a full date (year, month and day are needed)")
+        dt = _parse_text(value, name)
     else:
         raise Rejected(f"{name} must be a string or a number, got {type(value).__name__}")
     shown = str(value)[:60]
@@ -193,8 +245,8 @@ def _cashtags(value: Any) -> list[str]:
     """A feed item's ``$TICKER`` category tags; anything else among them is not a ticker, skipped."""
     if not isinstance(value, list):
         return []
-    tags = [v.strip().lstrip("$").upper() for v in value if isinstance(v, str)]
-    return [t for t in dict.fromkeys(tags) if _TICKER.match(t)]
+    tags = [ticker_symbol(v) for v in value if isinstance(v, str)]
+    return [t for t in dict.fromkeys(tags) if t]
 
 
 def _tickers(value: Any) -> list[str] | None:
@@ -204,10 +256,10 @@ def _tickers(value: Any) -> list[str] | None:
         value = [v for v in re.split(r"[,\s;|]+", value) if v]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise Rejected("tickers must be a list of strings")
-    out = [v.strip().lstrip("$").upper() for v in value]
-    bad = [v for v in out if not _TICKER.match(v)]
+    out = [ticker_symbol(v) for v in value]
+    bad = [v for v, t in zip(value, out, strict=True) if not t]
     if bad:
-        raise Rejected(f"invalid ticker {bad[0][:20]!r}")
+        raise Rejected(f"invalid ticker {bad[0].strip().lstrip('$').upper()[:20]!r}")
     return list(dict.fromkeys(out))
 
 
@@ -237,8 +289,8 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
         art_id = derived_id(url, digest, published)
     else:
         art_id = str(raw_id).strip() if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
-        if not _ID.match(art_id):
-            raise Rejected("id must be 1-128 characters of letters, digits and ._:-/@#")
+        if not ARTICLE_ID.fullmatch(art_id):
+            raise Rejected(f"id must be {ARTICLE_ID_RULE}")
     given = _tickers(row.get("tickers"))
     if given:  # explicit tickers override linking
         tickers = dict.fromkeys(given, 1.0)
@@ -271,14 +323,23 @@ def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _copies(item: NewsItem, seen: dict[str, dict[str, Any]], window: timedelta) -> list[tuple[datetime, str]]:
+    """``(published_at, id)`` of the known copies of ``item``'s text within ``window`` of it
+    (stored, or new earlier in this batch), earliest first; the same text days apart is news again."""
+    return sorted((at, aid) for at, aid in seen["hash"].get(item.content_hash, [])
+                  if abs(at - item.published_at) <= window and aid != item.id)
+
+
 def _duplicate_of(item: NewsItem, seen: dict[str, dict[str, Any]], window: timedelta) -> tuple[str, str] | None:
     if item.id in seen["id"]:
         return DUPLICATE_ID, seen["id"][item.id]
     if item.url and item.url in seen["url"]:
         return DUPLICATE_URL, seen["url"][item.url]
-    for at, aid in seen["hash"].get(item.content_hash, []):
-        if abs(at - item.published_at) <= window:  # the same text days apart is news again
-            return "duplicate content (syndicated copy)", aid
+    copies = _copies(item, seen, window)
+    # the earliest published copy counts (ties: the smaller id), not the first to arrive: a
+    # backfill in event order and live posts in arrival order must count the same copy
+    if copies and copies[0] <= (item.published_at, item.id):
+        return SYNDICATED, copies[0][1]
     return None
 
 
@@ -312,6 +373,20 @@ def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]]
     return {t: [old_at] for t in old if t not in item.tickers or old_at != item.published_at}
 
 
+def _drop(session: Any, aid: str) -> dict[str, list[datetime]]:
+    """Remove stored article ``aid`` (a syndicated copy an earlier-published one replaces) with
+    its tickers and scores; returns the (ticker -> time) it no longer counts at."""
+    art = session.get(Article, aid)
+    if art is None:  # a concurrent request removed it first
+        return {}
+    at = as_utc(art.published_at)
+    tickers = list(session.scalars(select(ArticleTicker.ticker).where(ArticleTicker.article_id == aid)))
+    session.execute(delete(Score).where(Score.article_id == aid))
+    session.execute(delete(ArticleTicker).where(ArticleTicker.article_id == aid))
+    session.delete(art)
+    return {t: [at] for t in tickers}
+
+
 def _record_update(report: IngestReport, aid: str, index: int, vacated: dict[str, list[datetime]]) -> None:
     report.updated.append(aid)
     report.row_ids[index] = aid
@@ -319,12 +394,22 @@ def _record_update(report: IngestReport, aid: str, index: int, vacated: dict[str
         report.vacated.setdefault(ticker, []).extend(times)
 
 
+Sorted = tuple[list[tuple[int, NewsItem]], list[tuple[int, str, NewsItem]], list[tuple[str, str]]]
+
+
 def _sort_out(items: list[tuple[int, NewsItem]], seen: dict[str, dict[str, Any]], window: timedelta,
-              report: IngestReport) -> tuple[list[tuple[int, NewsItem]], list[tuple[int, str, NewsItem]]]:
-    """Split ``items`` into new articles, new versions of stored ones ``(row, stored id, item)``
-    and duplicates (recorded in ``report``)."""
-    fresh: list[tuple[int, NewsItem]] = []
+              report: IngestReport) -> Sorted:
+    """Split ``items`` into new articles, new versions of stored ones ``(row, stored id, item)``,
+    stored syndicated copies a new earlier-published copy replaces ``(stored id, new id)``, and
+    duplicates (recorded in ``report``).
+
+    A new copy published before the copy that counts so far takes the count over: one new in this
+    batch becomes its duplicate, a stored one is removed (and its bucket judged again), so the
+    articles counted never depend on which copy arrived first.
+    """
+    fresh: dict[str, tuple[int, NewsItem]] = {}
     changed: list[tuple[int, str, NewsItem]] = []
+    superseded: list[tuple[str, str]] = []
     for index, item in items:
         dup = _duplicate_of(item, seen, window)
         # the first row naming a stored article decides; later ones in this batch are duplicates
@@ -336,18 +421,46 @@ def _sort_out(items: list[tuple[int, NewsItem]], seen: dict[str, dict[str, Any]]
             report.duplicates.append({"index": index, "id": item.id, "reason": dup[0], "duplicate_of": dup[1]})
             report.row_ids[index] = dup[1]
         else:
+            updating = {aid for _, aid, _ in changed}
+            for at, aid in _copies(item, seen, window):  # all published after it: it counts instead
+                if aid in updating:
+                    continue
+                _forget(seen, item.content_hash, at, aid)
+                if aid in fresh:
+                    later, _ = fresh.pop(aid)
+                    report.duplicates.append({"index": later, "id": aid, "reason": SYNDICATED,
+                                              "duplicate_of": item.id})
+                    report.row_ids[later] = item.id
+                    superseded = [(gone, item.id if by == aid else by) for gone, by in superseded]
+                else:
+                    superseded.append((aid, item.id))
+                for d in report.duplicates:  # rows that named the replaced copy now name this one
+                    if d["duplicate_of"] == aid:
+                        d["duplicate_of"] = report.row_ids[d["index"]] = item.id
             seen["id"][item.id] = item.id
             seen["hash"].setdefault(item.content_hash, []).append((item.published_at, item.id))
             if item.url:
                 seen["url"][item.url] = item.id
-            fresh.append((index, item))
-    return fresh, changed
+            fresh[item.id] = (index, item)
+    return list(fresh.values()), changed, superseded
+
+
+def _forget(seen: dict[str, dict[str, Any]], digest: str, at: datetime, aid: str) -> None:
+    """Drop article ``aid`` from ``seen``: a later row with its id or url is judged as new."""
+    seen["hash"][digest].remove((at, aid))
+    seen["id"].pop(aid, None)
+    seen["text"].pop(aid, None)
+    for url in [u for u, a in seen["url"].items() if a == aid]:
+        del seen["url"][url]
 
 
 def _write(session: Any, fresh: list[tuple[int, NewsItem]], changed: list[tuple[int, str, NewsItem]],
-           report: IngestReport) -> None:
-    """Insert ``fresh``, update ``changed`` and record both in ``report``; IntegrityError when a
-    concurrent request stored one of their ids or urls first (nothing is recorded then)."""
+           superseded: list[tuple[str, str]], report: IngestReport) -> None:
+    """Remove ``superseded``, insert ``fresh``, update ``changed`` and record all in ``report``;
+    IntegrityError when a concurrent request stored one of their ids or urls first (nothing is
+    recorded then)."""
+    dropped = [(aid, by, _drop(session, aid)) for aid, by in superseded]
+    session.flush()
     for _, item in fresh:
         _add(session, item)
     session.flush()
@@ -357,6 +470,10 @@ def _write(session: Any, fresh: list[tuple[int, NewsItem]], changed: list[tuple[
     report.row_ids.update({index: i.id for index, i in fresh})
     for index, aid, gone in vacated:
         _record_update(report, aid, index, gone)
+    for aid, by, gone in dropped:
+        report.superseded.append({"id": aid, "duplicate_of": by})
+        for ticker, times in gone.items():
+            report.vacated.setdefault(ticker, []).extend(times)
 
 
 def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000, skew_s: float = 300.0,
@@ -381,9 +498,9 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
     if not items:
         return report
     with db.session() as session:
-        fresh, changed = _sort_out(items, _existing(session, [i for _, i in items]), window, report)
+        fresh, changed, superseded = _sort_out(items, _existing(session, [i for _, i in items]), window, report)
         try:
-            _write(session, fresh, changed, report)
+            _write(session, fresh, changed, superseded, report)
             return report
         except IntegrityError:  # a concurrent request stored some of them first
             session.rollback()
@@ -412,8 +529,8 @@ def _ingest_row(db: Any, index: int, item: NewsItem, report: IngestReport, windo
         outcome = IngestReport()
         try:
             with db.session() as session:
-                fresh, changed = _sort_out([(index, item)], _existing(session, [item]), window, outcome)
-                _write(session, fresh, changed, outcome)
+                fresh, changed, superseded = _sort_out([(index, item)], _existing(session, [item]), window, outcome)
+                _write(session, fresh, changed, superseded, outcome)
         except IntegrityError:
             if attempt == tries - 1:
                 raise

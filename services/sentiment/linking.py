@@ -2,10 +2,23 @@
 
 A :class:`Linker` is built once from the shipped ``companies.csv`` plus an optional
 user CSV (``ticker,name,aliases`` with ``|``-separated aliases). Explicit forms
-(``$ACME``, ``NASDAQ:ACME``) are trusted for any ticker; parentheses and bare
-all-caps words only for listed tickers or words that are not on the stoplist. A cashtag
-not in capitals (``$aapl``, as often typed on social media) counts only for a listed ticker,
-so ``$us`` or ``$fun`` link nothing.
+(``$ACME``, ``NASDAQ:ACME``) are trusted for any ticker. A cashtag not in capitals
+(``$aapl``, as often typed on social media) counts only for a listed ticker, so ``$us`` or
+``$fun`` link nothing. Rules that keep words from becoming tickers:
+
+- a symbol in parentheses counts when it is a listed ticker, or when the name before it spells
+  it (its letters in order, from the first letter of one of the last four words: ``Acme Widgets
+  (ACME)``, ``Xerox (XRX)``): ``NEW YORK (AP)``, ``(AFP)``, ``(PHOTO)`` are datelines and
+  captions, not companies;
+- a bare all-caps word counts only for a listed ticker (3+ letters, not on the stoplist), and
+  not at all in a shouted text (three quarters of its 3+ words in capitals: ``CAT FOOD MAKER
+  RECALLS``), where every word looks like a ticker;
+- a company name that is also a common word or name (:data:`AMBIGUOUS_NAMES`: Visa, Ford, ...)
+  counts only with a second signal: a corporate word in its sentence (shares, earnings, CEO,
+  plant, a percentage, ...: :data:`_CORPORATE`) or another mention of the same ticker in the article.
+
+Share classes are written with a dot (``BRK-B`` is ``BRK.B``) and typographic apostrophes are
+read as ``'`` (``McDonald’s``).
 """
 
 from __future__ import annotations
@@ -30,12 +43,29 @@ EURO MLN BLN KW KWH MW MWH GW GWH TWH BBL
 """
 STOPLIST = frozenset(_STOPWORDS.split())
 
-_T = r"[A-Z]{1,5}(?:\.[A-Z])?"
-_CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,5}(?:\.[A-Za-z])?)\b")
+_T = r"[A-Z]{1,5}(?:[.\-][A-Z])?"  # a share class may be written BRK.B or BRK-B
+_CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,5}(?:[.\-][A-Za-z])?)\b")
 _PREFIX = re.compile(rf"\b(?:NASDAQ|NYSE|NYSEARCA|NYSEAMERICAN|AMEX|LSE|TSX|XETRA|BATS)\s*:\s*({_T})\b")
 _PAREN = re.compile(rf"\(\s*({_T})\s*\)")
 _BARE = re.compile(rf"\b({_T})\b")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'$(])")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_NAME_WORD = re.compile(r"[A-Za-z][\w&'.\-]*")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+# Ticker symbols as stored and asked for: capitals, digits, "." and "-", at most 16.
+TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
+_SHARE_CLASS = re.compile(r"^([A-Z0-9]{1,6})-([A-Z])$")
+
+# Company names that are also everyday words or people's names ("Visa rules for students",
+# "Harrison Ford stars"): linked only with a second signal (see the module docstring).
+AMBIGUOUS_NAMES = frozenset({"Visa", "Ford", "Lilly", "Oracle", "Coke", "Chevron", "Caterpillar"})
+_CORPORATE = re.compile(
+    r"\b(?:shares?|stocks?|stake|earnings|revenues?|profits?|sales|results|dividends?|quarter(?:ly)?|"
+    r"guidance|outlook|forecasts?|invest(?:s|ed|ing|ments?|ors?)?|analysts?|shareholders?|CEO|CFO|"
+    r"chief executive|Inc|Corp|company|merger|acquisitions?|acquires?|acquired|buyback|deal|IPO|"
+    r"valuation|layoffs|jobs|workers|plants?|factor(?:y|ies)|recalls?|vehicles?|trucks?|cars?|SUVs?|EVs?|"
+    r"prices?|fees|payments?|billion|million|NYSE|Nasdaq|Wall Street)\b|\d(?:%| percent)", re.IGNORECASE)
 
 # Relevance of a mention: explicit forms and title mentions weigh more than a name in passing.
 W_TITLE, W_EXPLICIT, W_NAME = 1.0, 0.8, 0.5
@@ -70,6 +100,26 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
 
 
+def ticker_symbol(value: str) -> str | None:
+    """The one normaliser of a ticker typed by a user or a feed (API path and query, CLI, explicit
+    ``tickers``, feed tags): ``' $brk-b'`` -> ``BRK.B``; None when it is not a ticker symbol."""
+    t = _SHARE_CLASS.sub(r"\1.\2", value.strip().lstrip("$").upper())
+    return t if TICKER.match(t) else None
+
+
+def shouted(text: str) -> bool:
+    """Three quarters of the words (at least 3) in capitals: every word there looks like a ticker."""
+    words = _WORD.findall(text)
+    return len(words) >= 3 and 4 * sum(w.isupper() for w in words) >= 3 * len(words)
+
+
+def _sentence_at(text: str, start: int, end: int) -> str:
+    """The sentence of ``text`` holding ``text[start:end]``."""
+    lo = max(text.rfind(c, 0, start) for c in ".!?\n") + 1
+    his = [i for i in (text.find(c, end) for c in ".!?\n") if i >= 0]
+    return text[lo:min(his, default=len(text))]
+
+
 class Linker:
     """Finds the tickers an article is about, with a relevance weight for each."""
 
@@ -92,37 +142,72 @@ class Linker:
             companies += read_companies(extra)
         return cls(companies)
 
-    def mentions(self, text: str) -> dict[str, str]:
-        """Ticker -> strongest mention kind ('explicit' or 'name') found in ``text``."""
+    def _symbol(self, raw: str) -> str:
+        """``BRK-B``/``BRK.B`` -> ``BRK.B``; a class suffix the list does not know on a listed
+        ticker (``GM-F`` in "GM-F partnership") falls back to the ticker."""
+        t = raw.upper().replace("-", ".")
+        base = t.split(".", 1)[0]
+        return base if t not in self.known and base in self.known else t
+
+    def mentions(self, text: str, loud: bool | None = None) -> dict[str, str]:
+        """Ticker -> strongest mention kind found in ``text``: 'explicit', 'name', or 'weak' (an
+        ambiguous company name without corporate words around it: counts only with another
+        mention, see :meth:`link`). ``loud``: treat the text as shouted (default: judge it)."""
+        text = text.translate(_APOSTROPHES)
+        loud = shouted(text) if loud is None else loud
         found: dict[str, str] = {}
         for m in _CASHTAG.finditer(text):
-            t = m.group(1).upper()
-            if t in self.known or (t == m.group(1) and t not in STOPLIST):
+            t = self._symbol(m.group(1))
+            if t in self.known or (m.group(1).isupper() and t not in STOPLIST):
                 found[t] = "explicit"
         for m in _PREFIX.finditer(text):
-            if m.group(1) not in STOPLIST or m.group(1) in self.known:
-                found[m.group(1)] = "explicit"
-        for m in _PAREN.finditer(text):
-            t = m.group(1)
-            if t in self.known or (t not in STOPLIST and len(t) >= 2):
+            t = self._symbol(m.group(1))
+            if t not in STOPLIST or t in self.known:
                 found[t] = "explicit"
-        for m in _BARE.finditer(text):
-            t = m.group(1)
-            if t in self.known and len(t) >= 3 and t not in STOPLIST:
-                found.setdefault(t, "explicit")
+        for m in _PAREN.finditer(text):
+            t = self._symbol(m.group(1))
+            if t in self.known or (t not in STOPLIST and len(t) >= 2 and self._named_before(text, m.start(), t)):
+                found[t] = "explicit"
+        if not loud:
+            for m in _BARE.finditer(text):
+                t = self._symbol(m.group(1))
+                if t in self.known and len(t) >= 3 and t not in STOPLIST:
+                    found.setdefault(t, "explicit")
         if self._name_re is not None:
             for m in self._name_re.finditer(text):
-                found.setdefault(self.names[m.group(0)], "name")
+                t = self.names[m.group(0)]
+                kind = ("weak" if m.group(0) in AMBIGUOUS_NAMES
+                        and not _CORPORATE.search(_sentence_at(text, m.start(), m.end())) else "name")
+                if found.get(t, "weak") == "weak":
+                    found[t] = kind
         return found
 
+    @staticmethod
+    def _named_before(text: str, at: int, symbol: str) -> bool:
+        """The name just before ``at`` spells ``symbol``: its letters appear in order in the last
+        words, from the first letter of one of them ("Xerox (XRX)", "Cedar Realty Trust Inc (CDR)");
+        "NEW YORK (AP)" or "prices jump (PHOTO)" do not."""
+        letters = symbol.split(".", 1)[0].casefold()
+        words = [w.casefold() for w in _NAME_WORD.findall(text[max(0, at - 80):at])[-4:]]
+        for k in range(len(words)):
+            rest = iter("".join(words[k:]))
+            if words[k].startswith(letters[0]) and all(c in rest for c in letters):
+                return True
+        return False
+
     def link(self, title: str, body: str = "") -> dict[str, float]:
-        """Ticker -> relevance in (0, 1]: title or explicit mentions weigh most."""
+        """Ticker -> relevance in (0, 1]: title or explicit mentions weigh most. A 'weak' mention
+        (an ambiguous name alone) counts only when the article mentions that ticker otherwise too."""
+        heads, rest = self.mentions(title), self.mentions(body)
+        sure = {t for found in (heads, rest) for t, kind in found.items() if kind != "weak"}
         out: dict[str, float] = {}
-        for t in self.mentions(title):
-            out[t] = W_TITLE
-        for t, kind in self.mentions(body).items():
-            w = W_EXPLICIT if kind == "explicit" else W_NAME
-            out[t] = max(out.get(t, 0.0), w)
+        for t, kind in heads.items():
+            if kind != "weak" or t in sure:
+                out[t] = W_TITLE
+        for t, kind in rest.items():
+            if kind != "weak" or t in sure:
+                w = W_EXPLICIT if kind == "explicit" else W_NAME
+                out[t] = max(out.get(t, 0.0), w)
         return out
 
     def text_for(self, ticker: str, title: str, body: str, max_chars: int = 400) -> str:
@@ -131,7 +216,8 @@ class Linker:
         When no body sentence mentions the ticker, title plus lead stands in.
         """
         sentences = split_sentences(body)
-        own = [s for s in sentences if ticker in self.mentions(s)]
+        loud = shouted(body)
+        own = [s for s in sentences if ticker in self.mentions(s, loud)]
         picked = own or sentences[:2]
         text = " ".join([title, *picked]).strip()
         return text[:max_chars]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -79,6 +79,7 @@ class Alert(Base):
 
     A retracted alert stays as a tombstone (``retracted_at`` set) so the stream can send the
     retraction, also on a ``Last-Event-ID`` replay; raised again, the same row comes back.
+    A ``quiet`` one (raised, changed or retracted by a backfill) is never sent on the stream.
     """
 
     __tablename__ = "news_alerts"
@@ -95,6 +96,8 @@ class Alert(Base):
     # When last raised, changed in kind or severity, or retracted: the stream's order.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     retracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Its last change came from a backfill: listed, but the live stream (and its replay) leave it out.
+    quiet: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (UniqueConstraint("ticker", "at", name="uq_news_alerts_ticker_at"),)
 

@@ -116,8 +116,9 @@ class Pipeline:
 
     def judge(self, touched: dict[str, list[datetime]], publish: bool = True) -> list[dict[str, Any]]:
         """Bring the stored alerts of ``touched`` (ticker -> event times) in line; returns the alerts
-        raised (sent to live channels with the retractions unless ``publish`` is False)."""
-        judged = alerts_mod.evaluate(self.db, touched, self.rules)
+        raised (sent to live channels with the retractions unless ``publish`` is False: then they
+        are stored quiet, so the SSE stream leaves them out too)."""
+        judged = alerts_mod.evaluate(self.db, touched, self.rules, live=publish)
         for a in judged.raised:
             counter("finpulse_sentiment_alerts", "Alerts raised", ("kind", "severity")).labels(
                 a["kind"], a["severity"]).inc()

@@ -53,9 +53,11 @@ def _event(a: Alert) -> dict[str, Any]:
 
 
 def alerts_created_after(db: Any, after: datetime, limit: int = 100) -> list[dict[str, Any]]:
-    """Alerts raised, changed or retracted after ``after``, in that order."""
+    """Alerts raised, changed or retracted after ``after``, in that order; not the quiet ones
+    (a backfill's: it pushes nothing to live channels)."""
     with db.session() as s:
-        rows = s.scalars(select(Alert).where(Alert.created_at > after).order_by(Alert.created_at).limit(limit))
+        rows = s.scalars(select(Alert).where(Alert.created_at > after, Alert.quiet.is_(False))
+                         .order_by(Alert.created_at).limit(limit))
         return [_event(a) for a in rows]
 
 
@@ -93,9 +95,9 @@ def alert_position(db: Any, alert_id: str | None = None) -> tuple[datetime, str]
 
 def alerts_to_replay(db: Any, *, after: tuple[datetime, str], limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` alerts and retractions past stream position ``after``, oldest first
-    (what a reconnecting stream client missed, bounded)."""
+    (what a reconnecting stream client missed, bounded); quiet ones were never live, so not these."""
     q = (select(Alert).where(or_(Alert.created_at > after[0],
-                                 and_(Alert.created_at == after[0], Alert.id > after[1])))
+                                 and_(Alert.created_at == after[0], Alert.id > after[1])), Alert.quiet.is_(False))
          .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit))
     with db.session() as s:
         rows = [_event(a) for a in s.scalars(q)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,15 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 def test_rss_file_entries_become_raw_articles(tmp_path: Path) -> None:
     path = tmp_path / "feed.xml"
     path.write_text(RSS)
-    rows = open_source(path).read().rows
+    before = datetime.now(UTC)
+    batch = open_source(path).read()
+    rows = batch.rows
     assert [r["id"] for r in rows] == ["r1", "r2"]
     assert rows[0]["published_at"] == "2024-03-05T13:30:00+00:00"  # UTC
     assert rows[0]["body"] == "Acme rose 5%." and rows[0]["source"] == "Wire"
-    assert rows[1]["published_at"] is None  # the normaliser rejects it with a reason
+    # no pubDate, no updated, no lastBuildDate: dated by the fetch time, and said so
+    assert before <= datetime.fromisoformat(rows[1]["published_at"]) <= datetime.now(UTC)
+    assert batch.warnings == [f"{path}: 1 entries without a date, dated by the fetch time ({rows[1]['published_at']})"]
 
 
 def test_atom_file(tmp_path: Path) -> None:
@@ -61,9 +66,9 @@ def test_malformed_xml_is_one_clear_error(tmp_path: Path) -> None:
     path.write_text("<html>not a feed</p>")
     with pytest.raises(BadInput, match="bad.xml: not a readable RSS/Atom feed"):
         open_source(path).read()
-    path.write_text("<rss><channel><item><title>truncated")  # recovered entry, no date: rejected later
+    path.write_text("<rss><channel><item><title>truncated")  # recovered entry, no date: the fetch time
     (row,) = open_source(path).read().rows
-    assert row["published_at"] is None  # the normaliser rejects it with a reason
+    assert row["published_at"].startswith(str(datetime.now(UTC).year))
 
 
 def test_jsonl_bad_lines_are_rejected_alone(tmp_path: Path) -> None:
@@ -112,8 +117,6 @@ TAGGED = """<?xml version="1.0"?>
 def test_rss_ticker_tags_add_to_text_linking_instead_of_replacing_it(tmp_path: Path) -> None:
     """Regression (sentiment QA): an item tagged $TSLA whose text names $AAPL and NASDAQ:MSFT
     was linked to TSLA only: the tags were passed as explicit ``tickers``, which replace linking."""
-    from datetime import UTC, datetime
-
     from services.sentiment.ingest import normalise
     from services.sentiment.linking import Linker
 
@@ -202,3 +205,102 @@ def test_a_utf16_news_file_is_named_so(tmp_path: Path, name: str) -> None:
     path.write_bytes('{"published_at": "2024-01-02", "title": "a"}\n'.encode("utf-16"))
     with pytest.raises(BadInput, match=rf"^{path}:1: the file is UTF-16 .*; save it as UTF-8$"):
         open_source(path).read()
+
+
+WIRE = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>QA Wire</title><link>https://wire.example.com/</link>{build}
+<item><title>Tesla cuts prices again</title><link>https://wire.example.com/a/2</link>
+<guid isPermaLink="true">https://wire.example.com/a/2?id=2&amp;ref=home</guid>
+<pubDate>Tue, 07 May 2024 10:00:00 EST</pubDate></item>
+<item><title>Nvidia unveils new chip</title><link>/a/3</link><guid>qa-rss-3</guid>
+<pubDate>Tue, 07 May 2024 11:00:00 GMT</pubDate></item>
+<item><title>Netflix adds subscribers</title><link>https://wire.example.com/a/4</link><guid>qa-rss-4</guid></item>
+<item><title>Intel odd guid</title><link>https://wire.example.com/a/5</link><guid>{long_guid}</guid>
+<pubDate>Tue, 07 May 2024 12:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+TAGGED_ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://atom.example.org/"><title>QA Atom</title>
+<id>urn:qa:atom</id><updated>2024-05-08T12:00:00Z</updated>
+<entry><title>Adobe raises guidance</title><link rel="alternate" href="news/adobe-1"/>
+<id>tag:atom.example.org,2024:adobe-1</id><published>2024-05-08T09:00:00-07:00</published></entry>
+<entry><title>Cisco entry without link</title><id>tag:atom.example.org,2024:cisco-1</id>
+<updated>2024-05-08T08:00:00Z</updated><summary>Cisco cut jobs.</summary></entry></feed>"""
+
+
+def _normalised(rows: list[dict]) -> list:
+    from services.sentiment.ingest import normalise
+    from services.sentiment.linking import Linker
+
+    linker = Linker.from_files()
+    return [normalise(r, linker, now=datetime.now(UTC), max_chars=10_000, skew_s=300) for r in rows]
+
+
+def test_feed_guids_that_are_urls_or_tag_uris_are_ids_and_odd_ones_are_hashed(tmp_path: Path) -> None:
+    """Regression (analytics QA): a permalink guid with a query string and an RFC 4151 tag: id
+    were rejected ("id must be 1-128 characters of letters, digits and ._:-/@#")."""
+    long_guid = "urn:very long guid with spaces " + "x" * 200
+    path = tmp_path / "wire.xml"
+    path.write_text(WIRE.format(build="", long_guid=long_guid))
+    atom = tmp_path / "wire.atom"
+    atom.write_text(TAGGED_ATOM)
+    items = _normalised(open_source(path).read().rows + open_source(atom).read().rows)
+    assert [i.id for i in items][:3] == ["https://wire.example.com/a/2?id=2&ref=home", "qa-rss-3", "qa-rss-4"]
+    assert [i.id for i in items][4:] == ["tag:atom.example.org,2024:adobe-1", "tag:atom.example.org,2024:cisco-1"]
+    hashed = items[3].id  # 230 characters with spaces: a stable id of its own, the same on the next poll
+    assert hashed.startswith("g") and len(hashed) == 24 and hashed == _normalised(open_source(path).read().rows)[3].id
+
+
+def test_relative_links_are_resolved_and_an_entry_without_link_keeps_no_url(tmp_path: Path) -> None:
+    """Regression (analytics QA): ``<link>/a/3</link>`` and an Atom entry without a link (feedparser
+    puts its tag: id there) were rejected: "url must be an http(s) URL"."""
+    path = tmp_path / "wire.xml"
+    path.write_text(WIRE.format(build="", long_guid="g5"))
+    atom = tmp_path / "wire.atom"
+    atom.write_text(TAGGED_ATOM)
+    rss_rows, atom_rows = open_source(path).read().rows, open_source(atom).read().rows
+    assert rss_rows[1]["url"] == "https://wire.example.com/a/3"  # a file's links: against the site it names
+    assert [r["url"] for r in atom_rows] == ["https://atom.example.org/news/adobe-1", None]
+    items = _normalised(rss_rows + atom_rows)  # none rejected
+    assert [i.url for i in items][-2:] == ["https://atom.example.org/news/adobe-1", None]
+    assert items[-1].tickers == {"CSCO": 1.0} and items[1].tickers == {"NVDA": 1.0}
+
+
+def test_a_fetched_feed_resolves_relative_links_against_its_own_url() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(WIRE.replace("<link>https://wire.example.com/</link>", "")
+                             .format(build="", long_guid="g5").encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        rows = open_source(f"{base}/feeds/wire.xml").read().rows
+    finally:
+        server.shutdown()
+    assert rows[1]["url"] == f"{base}/a/3" and rows[1]["id"] == "qa-rss-3"  # the guid is not resolved
+
+
+def test_an_item_without_pubdate_takes_the_feeds_last_build_date(tmp_path: Path) -> None:
+    """Regression (analytics QA): items without a pubDate were rejected ("missing published_at").
+    Fallbacks: the entry's updated date, the feed's lastBuildDate/updated, then the fetch time."""
+    path = tmp_path / "wire.xml"
+    path.write_text(WIRE.format(build="<lastBuildDate>Tue, 07 May 2024 15:00:00 +0000</lastBuildDate>",
+                                long_guid="g5"))
+    batch = open_source(path).read()
+    assert batch.rows[2]["published_at"] == "2024-05-07T15:00:00+00:00"
+    assert "1 entries without a date, dated by the feed's lastBuildDate/updated" in batch.warnings[0]
+    atom = tmp_path / "wire.atom"
+    atom.write_text(TAGGED_ATOM)
+    assert open_source(atom).read().rows[1]["published_at"] == "2024-05-08T08:00:00+00:00"  # the entry's updated
+    (item,) = _normalised([batch.rows[2]])
+    assert item.published_at == datetime(2024, 5, 7, 15, tzinfo=UTC)

@@ -94,7 +94,7 @@ def test_a_window_starting_inside_the_alert_bucket_still_lists_the_alert(client)
     client.post("/v1/news", json=_scenario())
     end = (BURST_DAY + timedelta(days=1)).isoformat()
     data = client.get("/v1/tickers/ACME/sentiment", query_string={"window": "36h", "end": end}).json
-    assert data["points"][0]["at"] == "2024-03-31T00:00:00Z" and data["start"] == "2024-03-31T12:00:00Z"
+    assert data["points"][0]["at"] == "2024-03-31T00:00:00Z" == data["start"]  # start floored to its bucket
     assert [a["at"] for a in data["alerts"]] == ["2024-03-31T00:00:00Z"]
 
 
@@ -256,3 +256,93 @@ def test_a_corrected_article_moves_its_alert_to_its_new_tickers_and_time(client,
              for r in moved]  # the same text, a day later: its old day no longer has it
     client.post("/v1/news", json=[{**r, "body": "Investors reacted badly, again."} for r in later])
     assert [(a["ticker"], a["at"]) for a in list_alerts(pipe.db)] == [("BOLT", "2024-04-01T00:00:00Z")]
+
+
+def test_a_window_of_no_whole_buckets_gives_the_numbers_of_whole_ones(client) -> None:
+    """Regression (analytics QA): window=36h loaded the baseline from mid-day, 30 days back, so
+    the first point's volume_z differed from window=2d's, and ``start`` was left mid-bucket."""
+    client.post("/v1/news", json=_scenario())
+    end = (BURST_DAY + timedelta(days=1)).isoformat()
+    short, whole = (client.get("/v1/tickers/ACME/sentiment", query_string={"window": w, "end": end}).json
+                    for w in ("36h", "2d"))
+    assert short["points"] == whole["points"] and short["points"][0]["volume_z"] is not None
+    assert short["start"] == whole["start"] == short["points"][0]["at"] == "2024-03-31T00:00:00Z"
+
+
+def test_cli_alerts_apply_the_bucket_rule_and_normalise_the_ticker(client, migrated) -> None:
+    """Regression (analytics QA): ``news alerts --since`` inside the burst day listed nothing
+    (GET /v1/alerts lists the day's alert) and ``--ticker '$acme'`` looked for "$ACME"."""
+    from services.sentiment.cli import news
+
+    client.post("/v1/news", json=_scenario())
+    since = (BURST_DAY + timedelta(hours=10)).isoformat()
+    result = CliRunner().invoke(news, ["alerts", "--since", since, "--ticker", "$acme"])
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in result.output.splitlines()]
+    assert [(a["ticker"], a["at"]) for a in got] == [("ACME", "2024-03-31T00:00:00Z")]
+    assert got == client.get("/v1/alerts", query_string={"since": since, "ticker": "$acme"}).json["alerts"]
+
+
+def test_a_backfill_keeps_its_alerts_off_the_live_stream(client, tmp_path, migrated, stub_scorer,
+                                                        monkeypatch) -> None:
+    """Regression (analytics QA): ``news ingest --backfill`` pushed nothing to Redis or the webhook,
+    but the SSE stream (it polls news_alerts.created_at) sent every backfilled alert live."""
+    from datetime import UTC, datetime
+
+    from services.sentiment.cli import news
+
+    monkeypatch.setattr("services.sentiment.pipeline.load_scorer", lambda settings: stub_scorer)
+    before = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+    path = tmp_path / "history.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _scenario()))
+    result = CliRunner().invoke(news, ["ingest", str(path), "--backfill", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["alerts"] == 1, result.output
+    assert [a["ticker"] for a in client.get("/v1/alerts").json["alerts"]] == ["ACME"]  # listed all the same
+    client.post("/v1/news", json=burst("BOLT", BURST_DAY))  # a live alert beside it
+    live = client.get("/v1/alerts/stream", query_string={"max_s": 1, "after": before}).get_data(as_text=True)
+    replay = client.get("/v1/alerts/stream?max_s=1", headers={"Last-Event-ID": "0"}).get_data(as_text=True)
+    for stream in (live, replay):
+        sent = [json.loads(b.split("data: ", 1)[1])["ticker"] for b in stream.split("\n\n") if "event: alert" in b]
+        assert sent == ["BOLT"], stream
+
+
+def test_quiet_alerts_are_listed_not_streamed_until_a_live_change(any_db_url, settings, redis_url,
+                                                                  stub_scorer) -> None:
+    """The backfill's ``quiet`` flag (migration sentiment_0003) on SQLite and PostgreSQL."""
+    from datetime import UTC, datetime
+
+    from services.sentiment import create_app, queries
+
+    pipe = create_app(settings.model_copy(update={"database_url": any_db_url}), scorer=stub_scorer
+                      ).extensions["sentiment"]
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    rows = history(["ACME"], START, 30) + burst("ACME", BURST_DAY)
+    pipe.score(pipe.ingest(rows, publish=False).stored, publish=False)  # what --backfill does
+    assert [(a["ticker"], a["kind"]) for a in list_alerts(pipe.db)] == [("ACME", "sentiment_shift")]
+    assert queries.alerts_created_after(pipe.db, before) == []
+    assert queries.alerts_to_replay(pipe.db, after=(before, ""), limit=10) == []
+    good = [r for r in mixed_day("ACME", BURST_DAY) if "good" in r["id"]]  # live: the day turns mixed
+    pipe.score(pipe.ingest(good).stored)
+    assert [(e["alert"]["kind"], e["retracted"]) for e in queries.alerts_created_after(pipe.db, before)] == [
+        ("volume_spike", False)]
+
+
+def test_an_earlier_syndicated_copy_arriving_late_moves_the_alert_to_its_day(pipe) -> None:
+    """Regression (analytics QA): the first copy to arrive was counted, so a burst whose wire copies
+    came in after midnight alerted on the next day live, and on its own day in a backfill."""
+    late = [{**r, "id": r["id"] + "-b", "url": r["url"] + "/b", "source": "wireB",
+             "published_at": (BURST_DAY + timedelta(days=1, minutes=30 + i)).isoformat()}
+            for i, r in enumerate(burst("ACME", BURST_DAY))]
+    early = [{**r, "published_at": (BURST_DAY + timedelta(hours=22, minutes=i)).isoformat()}
+             for i, r in enumerate(burst("ACME", BURST_DAY))]
+    calm = history(["ACME"], START, 30)
+    outcomes = {}
+    for mode, chunks in {"live": [calm, late, early], "backfill": [calm + early + late]}.items():
+        _wipe(pipe)
+        for chunk in chunks:
+            pipe.score(pipe.ingest(chunk).stored)
+        outcomes[mode] = _alert_keys(list_alerts(pipe.db))
+    assert outcomes["live"] == outcomes["backfill"]
+    assert [a["at"] for a in list_alerts(pipe.db)] == ["2024-03-31T00:00:00Z"]
+    with pipe.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Alert).where(Alert.retracted_at.is_(None))) == 1

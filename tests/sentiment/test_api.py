@@ -154,3 +154,17 @@ def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url,
     assert [(m["id"], m.get("retracted", False)) for m in messages] == [(alert_id, False), (alert_id, True)]
     bodies = [([a["id"] for a in p["alerts"]], [a["id"] for a in p["retracted"]]) for p in webhook_receiver.got]
     assert bodies == [([alert_id], []), ([], [alert_id])]  # one POST each, the raise first
+
+
+def test_a_share_class_is_one_ticker_in_links_and_paths(client) -> None:
+    """Regression (analytics QA): ``$BRK-B`` linked BRK, and /v1/tickers/BRK-B/sentiment was a
+    ticker of its own with no articles."""
+    rows = [{"id": "brk-1", "source": "qa", "published_at": "2024-09-05T10:00:00Z",
+             "title": "Buffett: $BRK-B holders cheer"},
+            {"id": "brk-2", "source": "qa", "published_at": "2024-09-05T11:00:00Z",
+             "title": "Berkshire (NYSE:BRK-B) adds to Apple"}]
+    assert client.post("/v1/news", json=rows).status_code == 202
+    assert {t["ticker"]: t["articles"] for t in client.get("/v1/tickers").json["tickers"]} == {"BRK.B": 2, "AAPL": 1}
+    for path in ("BRK-B", "brk.b", "$brk-b"):
+        data = client.get(f"/v1/tickers/{path}/sentiment?window=1d").json
+        assert (data["ticker"], sum(p["volume"] for p in data["points"])) == ("BRK.B", 2), path

@@ -409,3 +409,68 @@ def test_cli_ingest_of_a_file_whose_every_row_is_rejected_fails(pipe, migrated, 
     code, out, _ = finpulse(some)
     assert code == 0 and "stored 1" in out and "rejected line 2: invalid JSON" in out
     assert finpulse(some)[0] == 0  # again: a duplicate, which is no error either
+
+
+def test_named_zones_are_honoured_and_an_unknown_one_is_refused(client, pipe, recwarn) -> None:
+    """Regression (analytics QA): "Sun, 10 Mar 2024 01:30:00 EST" was stored as 01:30Z (dateutil
+    reads a zone name it has no table for as UTC, with an UnknownTimezoneWarning on stderr)."""
+    from services.sentiment.ingest import Rejected, parse_time
+
+    day = "Sun, 10 Mar 2024 01:30:00"
+    for zone, hour in (("EST", 6), ("EDT", 5), ("CST", 7), ("CDT", 6), ("MST", 8), ("MDT", 7), ("PST", 9),
+                       ("PDT", 8), ("UT", 1), ("GMT", 1)):
+        assert parse_time(f"{day} {zone}") == datetime(2024, 3, 10, hour, 30, tzinfo=UTC), zone
+    assert parse_time("2024-03-10T01:30:00Z").hour == 1
+    assert parse_time("2024-03-10T12:00:00 America/New_York") == datetime(2024, 3, 10, 16, tzinfo=UTC)
+    with pytest.raises(Rejected, match="unknown time zone 'IST'"):  # India, Ireland or Israel: not UTC
+        parse_time(f"{day} IST")
+    r = client.post("/v1/news", json=[art(1, published_at=f"{day} EST"), art(2, published_at=f"{day} XYZ")])
+    assert r.status_code == 202 and r.json["ids"] == ["a1"]
+    assert "unknown time zone 'XYZ'" in r.json["rejected"][0]["reason"]
+    with pipe.db.session() as s:
+        assert as_utc(s.get(Article, "a1").published_at) == datetime(2024, 3, 10, 6, 30, tzinfo=UTC)
+    got = client.get("/v1/tickers/ACME/articles", query_string={"start": f"{day} EST"}).json["articles"]
+    assert [a["id"] for a in got] == ["a1"]  # 06:30Z, not 01:30Z: a1 is not before it
+    assert client.get("/v1/alerts", query_string={"since": f"{day} ABC"}).status_code == 400
+    assert not [w for w in recwarn if "UnknownTimezone" in type(w.message).__name__]
+
+
+def test_ids_may_hold_uri_characters_and_say_what_they_may_hold(client) -> None:
+    """Regression (analytics QA): a permalink with a query string or an RFC 4151 tag as id was
+    rejected ("1-128 characters of letters, digits and ._:-/@#")."""
+    rows = [art(1, id="https://wire.example.com/a/2?id=2&ref=home"), art(2, id="tag:atom.example.org,2024:adobe-1"),
+            art(3, id="has a space"), art(4, id="x" * 129), art(5, id="urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a")]
+    r = client.post("/v1/news", json=rows)
+    assert r.json["ids"] == [rows[0]["id"], rows[1]["id"], rows[4]["id"]]
+    assert [x["index"] for x in r.json["rejected"]] == [2, 3]
+    assert "URI characters" in r.json["rejected"][0]["reason"]
+
+
+def _copies(k: int) -> tuple[dict, dict]:
+    """One story from two wires, the later-published one first (analytics QA's syn2.jsonl)."""
+    late = {"id": f"syn{k}-B", "source": "wireB", "published_at": "2024-09-02T00:30:00Z",
+            "title": f"Zorblax Quantum issues profit warning {k}", "body": "Shares may fall.", "tickers": [f"ZQS{k}"]}
+    return late, {**late, "id": f"syn{k}-A", "source": "wireA", "published_at": "2024-09-01T22:00:00Z"}
+
+
+def test_the_earliest_published_syndicated_copy_counts_whatever_arrived_first(client, pipe) -> None:
+    """Regression (analytics QA): the copy that arrived first was counted, so live posts put the
+    story on September 2nd and a backfill (event order) on September 1st."""
+    late, early = _copies(1)
+    assert client.post("/v1/news", json=late).json["ids"] == ["syn1-B"]
+    r = client.post("/v1/news", json=early)
+    assert (r.json["ids"], r.json["superseded"]) == (["syn1-A"], [{"id": "syn1-B", "duplicate_of": "syn1-A"}])
+    again = client.post("/v1/news", json=late).json  # the later copy posted again is a copy of the earlier
+    assert [(d["reason"], d["duplicate_of"]) for d in again["duplicates"]] == [
+        ("duplicate content (syndicated copy)", "syn1-A")]
+    outcomes = {}
+    for k, order in ((1, None), (2, ["BA"]), (3, ["AB"]), (4, ["A", "B"])):  # one request per string
+        copies = dict(zip("BA", _copies(k), strict=True))
+        for batch in order or []:
+            client.post("/v1/news", json=[copies[c] for c in batch])
+        points = client.get(f"/v1/tickers/ZQS{k}/sentiment", query_string={
+            "start": "2024-09-01", "end": "2024-09-02", "articles": "1"}).json["points"]
+        outcomes[k] = [(p["at"][:10], p["article_ids"]) for p in points]
+    assert outcomes == {k: [("2024-09-01", [f"syn{k}-A"]), ("2024-09-02", [])] for k in outcomes}
+    with pipe.db.session() as s:
+        assert sorted(s.scalars(select(Article.id))) == ["syn1-A", "syn2-A", "syn3-A", "syn4-A"]

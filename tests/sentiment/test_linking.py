@@ -52,3 +52,47 @@ def test_bad_company_list_names_the_line(tmp_path) -> None:
     bad.write_text("ticker,name\n,No Ticker Inc\n")
     with pytest.raises(Exception, match="bad.csv:2: missing ticker"):
         read_companies(bad)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # datelines and captions in parentheses are no companies (analytics QA: AP, DPA, AFP, CNN, PHOTO)
+    ("NEW YORK (AP) - Stocks were mixed on Tuesday", set()),
+    ("FRANKFURT (DPA) - DAX edges up", set()),
+    ("WASHINGTON (AFP) - Senate passes budget", set()),
+    ("Fed holds rates (CNN)", set()),
+    ("Exclusive: Oil prices jump (PHOTO)", set()),
+    ("Chip stocks: $NVDA and (INTC) rally; Home Depot (NYSE:HD) beats", {"NVDA", "INTC", "HD"}),
+    ("HP rejects Xerox (XRX) bid", {"XRX"}),  # an unlisted symbol its name spells still counts
+    # a shouted headline: bare words are no tickers, explicit forms still are
+    ("STOCKS FALL AS COST PRESSURES MOUNT", set()),
+    ("CAT FOOD MAKER RECALLS PRODUCTS", set()),
+    ("STOCKS TO WATCH: $TSLA, NASDAQ:NFLX AND (AMD)", {"TSLA", "NFLX", "AMD"}),
+    ("Shares of COST and CAT rose", {"COST", "CAT"}),
+    # a company name that is also a word or a person's name needs a second signal
+    ("Visa rules for students tightened", set()),
+    ("Harrison Ford stars in new film", set()),
+    ("Visa shares rise after earnings", {"V"}),
+    ("Ford recalls 10,000 trucks", {"F"}),
+])
+def test_datelines_shouted_headlines_and_ambiguous_names_link_nothing(linker: Linker, text: str,
+                                                                      expected: set) -> None:
+    """Regression (analytics QA): each of the first five, COST, CAT, V and F were linked."""
+    assert set(linker.link(text)) == expected
+
+
+def test_an_ambiguous_name_counts_with_another_mention_of_its_ticker(linker: Linker) -> None:
+    assert linker.link("Visa rules tightened", "Payments group NYSE:V said it would adapt.") == {"V": 1.0}
+    assert linker.link("Ford stars in new film", "Harrison Ford plays a pilot.") == {}
+
+
+def test_share_classes_are_one_ticker_and_typographic_apostrophes_match_names(linker: Linker) -> None:
+    """Regression (analytics QA): ``$BRK-B`` linked BRK, ``(NYSE:BRK-B)`` BRK and BRK.B, and
+    ``McDonald’s`` (U+2019) nothing."""
+    from services.sentiment.linking import ticker_symbol
+
+    assert linker.link("Buffett letter: $BRK-B holders cheer") == {"BRK.B": 1.0}
+    assert linker.link("Berkshire (NYSE:BRK-B) adds to Apple") == {"BRK.B": 1.0, "AAPL": 1.0}
+    assert linker.link("McDonald\u2019s raises its dividend") == {"MCD": 1.0}
+    assert linker.link("NEW YORK (AP) \u2014 McDonald\u2019s shares slip") == {"MCD": 1.0}
+    assert [ticker_symbol(t) for t in (" $brk-b", "BRK.B", "bf-b", "$$$", "a/b")] == ["BRK.B", "BRK.B", "BF.B",
+                                                                                       None, None]

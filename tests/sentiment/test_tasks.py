@@ -28,7 +28,7 @@ def test_feed_polling_ingests_and_keeps_state(pipe, migrated, tmp_path) -> None:
     feed.write_text(RSS)
     pipe.settings = migrated.model_copy(update={"sentiment_feeds": [str(feed)]})
     out = poll_all(pipe)
-    assert out["feeds"][0]["stored"] == 1  # the undated entry is rejected
+    assert out["feeds"][0]["stored"] == 2  # the undated entry too, dated by the fetch time
     assert poll_all(pipe)["feeds"][0]["stored"] == 0  # polling again adds nothing
     with pipe.db.session() as s:
         assert s.get(Article, "r1").scored_at is not None

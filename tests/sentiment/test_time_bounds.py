@@ -95,10 +95,10 @@ def test_one_ticker_failing_evaluation_keeps_the_other_tickers_alerts(pipe, monk
     stored = pipe.ingest(burst("QBTX", BURST_DAY)).stored
     real = alerts_mod.evaluate_ticker
 
-    def flaky(db, ticker, times, rules):
+    def flaky(db, ticker, times, rules, **kw):
         if ticker == "AAAA":  # sorted first: a failure here must not stop QBTX
             raise RuntimeError("boom")
-        return real(db, ticker, times, rules)
+        return real(db, ticker, times, rules, **kw)
 
     monkeypatch.setattr(alerts_mod, "evaluate_ticker", flaky)
     from services.sentiment.scoring import score_articles
