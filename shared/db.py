@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from shared.errors import ConfigError, Unavailable
@@ -75,6 +75,18 @@ def make_engine(url: str) -> Engine:
                              connect_args={"connect_timeout": 5})
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise ConfigError(f"DATABASE_URL {url!r} is not usable: {exc}") from None
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: one of two racing transactions is
+# chosen to fail; run again, it succeeds. A conflict to retry, not an outage.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """Whether ``exc`` ended a transaction that a concurrent one won: a unique key it stored
+    first (IntegrityError) or a deadlock PostgreSQL broke by failing this side."""
+    return isinstance(exc, IntegrityError) or (
+        isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES)
 
 
 def import_models() -> None:

@@ -24,11 +24,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil import parser as dateparser
 from dateutil import tz
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from data_connectors.news.base import ARTICLE_ID, ARTICLE_ID_RULE
 from services.sentiment.linking import W_TITLE, Linker, ticker_symbol
 from services.sentiment.models import Article, ArticleTicker, Score, as_utc, utcnow
+from shared.db import lost_a_race
 
 _WORDS = re.compile(r"[^\w]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -351,16 +352,20 @@ def _add(session: Any, item: NewsItem) -> None:
                                   published_at=item.published_at))
 
 
-def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]]:
+def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]] | None:
     """Give stored article ``aid`` the text, time and tickers of ``item``, drop its scores and
-    leave it unscored; returns the (ticker -> times) it no longer counts at.
+    leave it unscored; returns the (ticker -> times) it no longer counts at, or None when it
+    holds ``item``'s text already (a concurrent request stored it since this one read).
 
     Its id, url and source stay: they name the story, the text is what changed.
     """
     # lock first (PostgreSQL's row lock, SQLite's write lock): concurrent updates queue, and each
-    # reads the version the one before it left (on SQLite a read before the lock may be stale)
-    session.execute(update(Article).where(Article.id == aid).values(scored_at=None)
-                    .execution_options(synchronize_session=False))
+    # reads the version the one before it left (on SQLite a read before the lock may be stale);
+    # the text is compared under the lock, so two posts of one revision update it once
+    locked = session.execute(update(Article).where(Article.id == aid, Article.content_hash != item.content_hash)
+                             .values(scored_at=None).execution_options(synchronize_session=False))
+    if locked.rowcount == 0:
+        return None
     art = session.get(Article, aid, populate_existing=True)
     old_at = as_utc(art.published_at)
     old = list(session.scalars(select(ArticleTicker.ticker).where(ArticleTicker.article_id == aid)))
@@ -457,17 +462,28 @@ def _forget(seen: dict[str, dict[str, Any]], digest: str, at: datetime, aid: str
 def _write(session: Any, fresh: list[tuple[int, NewsItem]], changed: list[tuple[int, str, NewsItem]],
            superseded: list[tuple[str, str]], report: IngestReport) -> None:
     """Remove ``superseded``, insert ``fresh``, update ``changed`` and record all in ``report``;
-    IntegrityError when a concurrent request stored one of their ids or urls first (nothing is
-    recorded then)."""
-    dropped = [(aid, by, _drop(session, aid)) for aid, by in superseded]
+    an error :func:`shared.db.lost_a_race` recognises when a concurrent request stored one of their
+    ids or urls first or won a deadlock (nothing is recorded then)."""
+    # rows are locked in id order: two requests writing overlapping articles in their own orders
+    # each held a row the other waited for, and PostgreSQL failed one as a deadlock
+    dropped = [(aid, by, _drop(session, aid)) for aid, by in sorted(superseded)]
     session.flush()
-    for _, item in fresh:
+    for _, item in sorted(fresh, key=lambda row: row[1].id):
         _add(session, item)
     session.flush()
-    vacated = [(index, aid, _update(session, aid, item)) for index, aid, item in changed]
+    vacated, same = [], []
+    for index, aid, item in sorted(changed, key=lambda row: row[1]):
+        gone = _update(session, aid, item)
+        if gone is None:  # a concurrent request stored this very text first: this row came after it
+            same.append({"index": index, "id": item.id, "duplicate_of": aid,
+                         "reason": DUPLICATE_ID if item.id == aid else DUPLICATE_URL})
+        else:
+            vacated.append((index, aid, gone))
     session.flush()
     report.stored += [i.id for _, i in fresh]
     report.row_ids.update({index: i.id for index, i in fresh})
+    report.duplicates += same
+    report.row_ids.update({d["index"]: d["duplicate_of"] for d in same})
     for index, aid, gone in vacated:
         _record_update(report, aid, index, gone)
     for aid, by, gone in dropped:
@@ -502,7 +518,9 @@ def ingest(db: Any, rows: list[Any], linker: Linker, *, max_chars: int = 100_000
         try:
             _write(session, fresh, changed, superseded, report)
             return report
-        except IntegrityError:  # a concurrent request stored some of them first
+        except DBAPIError as exc:  # a concurrent request stored some of them first, or won a deadlock
+            if not lost_a_race(exc):
+                raise
             session.rollback()
     pending = sorted([*fresh, *((index, item) for index, _, item in changed)], key=lambda row: row[0])
     return _ingest_one_by_one(db, pending, report, window)
@@ -522,8 +540,8 @@ def _ingest_row(db: Any, index: int, item: NewsItem, report: IngestReport, windo
 
     A unique-key conflict means a concurrent request stored its id or url between the read and
     the write: judged again, the row ends as if posted after that one (the same text a duplicate,
-    other text a new version), never dropped as a duplicate unseen. Still conflicting after
-    ``tries``, the IntegrityError is the answer.
+    other text a new version), never dropped as a duplicate unseen; a deadlock PostgreSQL broke
+    on this side is tried again alike. Still conflicting after ``tries``, the error is the answer.
     """
     for attempt in range(tries):
         outcome = IngestReport()
@@ -531,8 +549,8 @@ def _ingest_row(db: Any, index: int, item: NewsItem, report: IngestReport, windo
             with db.session() as session:
                 fresh, changed, superseded = _sort_out([(index, item)], _existing(session, [item]), window, outcome)
                 _write(session, fresh, changed, superseded, outcome)
-        except IntegrityError:
-            if attempt == tries - 1:
+        except DBAPIError as exc:
+            if not lost_a_race(exc) or attempt == tries - 1:
                 raise
             continue
         report.merge(outcome)

@@ -375,6 +375,42 @@ def test_concurrent_identical_posts_of_a_new_article_store_one_row(any_db_url, s
     assert _count(app.extensions["sentiment"], Article) == 1
 
 
+def test_concurrent_posts_of_one_revision_update_the_article_once(any_db_url, settings, redis_url, stub_scorer,
+                                                                  monkeypatch) -> None:
+    """Concurrency QA: five requests posting the same revised text of stored articles each
+    listed them in `updated` (each read the old text, each rewrote it, dropped its scores and had
+    it scored again): the first is the update, the others duplicates of it."""
+    from services.sentiment import create_app
+
+    app = create_app(settings.model_copy(update={"database_url": any_db_url}), scorer=stub_scorer)
+    pipe = app.extensions["sentiment"]
+    old = [{"id": f"rev-{k}", "source": "qa", "published_at": "2026-12-02T11:00:00Z",
+            "title": f"Acme $ACME schedules meeting {k}"} for k in range(3)]
+    assert len(pipe.ingest(old).stored) == 3
+    new = [{**r, "title": r["title"].replace("schedules meeting", "shares plunge")} for r in old]
+    answers = _post_at_once(app, [new] * 4, monkeypatch)
+    assert all(a["status"] == 202 for a in answers), answers
+    assert sorted(sorted(a["updated"]) for a in answers) == [[], [], [], ["rev-0", "rev-1", "rev-2"]], answers
+    assert sum(len(a["duplicates"]) for a in answers) == 9
+    assert all(a["article_ids"] == ["rev-0", "rev-1", "rev-2"] for a in answers), answers
+    assert _scores(pipe, "rev-1") == {"ACME": "negative"}
+
+
+def test_overlapping_batches_in_opposite_orders_do_not_deadlock(any_db_url, settings, redis_url, stub_scorer,
+                                                               monkeypatch) -> None:
+    """Concurrency QA: on PostgreSQL, requests posting overlapping articles each in its own order
+    locked rows in that order; two met as a deadlock and one was answered 503."""
+    from services.sentiment import create_app
+
+    app = create_app(settings.model_copy(update={"database_url": any_db_url}), scorer=stub_scorer)
+    rows = [{"id": f"dl-{k:03d}", "source": "qa", "published_at": "2026-12-02T11:00:00Z",
+             "title": f"Acme $ACME opens plant number {k}"} for k in range(300)]
+    answers = _post_at_once(app, [rows, rows[::-1], rows[150:] + rows[:150]], monkeypatch)
+    assert [a["status"] for a in answers] == [202] * 3, answers
+    assert sum(len(a["ids"]) for a in answers) == 300 and sum(len(a["duplicates"]) for a in answers) == 600
+    assert _count(app.extensions["sentiment"], Article) == 300
+
+
 def test_cli_ingest_of_a_file_whose_every_row_is_rejected_fails(pipe, migrated, tmp_path, monkeypatch, stub_scorer,
                                                                  capsys) -> None:
     """"A file without articles is an error too": a text, Markdown or UTF-16 file printed
