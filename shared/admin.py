@@ -14,7 +14,8 @@ can be checked before anything is queued. ``domains`` limits which domains it ma
 
 - ``POST /v1/admin/retrain`` JSON ``{"domain", "task", "data": path, "dev"?, "eval"?, "items"?, "method"?,
   "epochs"?, "seed"?, "options"?, "auto_promote"?, "force"?, "reason"?}`` or multipart with a
-  ``data`` file and the other fields as form fields (``options`` as JSON text) → 202
+  ``data`` file (and an ``items`` file: a recommender's catalogue) and the other fields as form
+  fields (``options`` as JSON text; another file field is a 400) → 202
   ``{"job_id", "status", "url"}`` (``data`` optional where the task says so)
 - ``GET /v1/admin/jobs``, ``GET /v1/admin/jobs/<id>``, ``POST /v1/admin/jobs/<id>/cancel``
 - ``POST /v1/admin/models/promote`` ``{"ref" | "domain","task","version", "force"?, "reason"?}``
@@ -58,6 +59,12 @@ class RetrainTask:
     check: Callable[[dict[str, Any]], None] | None = None
     # suffixes an uploaded `data` file may have (the loader picks its reader by suffix)
     uploads: tuple[str, ...] = (".jsonl", ".csv", ".tsv", ".ndjson")
+    # suffixes of an uploaded `items` catalogue (recommendations; the task's check refuses it elsewhere)
+    item_uploads: tuple[str, ...] = (".jsonl", ".csv", ".tsv", ".ndjson", ".psv", ".item")
+
+
+# The files a multipart retrain may carry, as the fields whose server path they stand for.
+UPLOAD_FIELDS = ("data", "items")
 
 
 class RetrainRequest(BaseModel):
@@ -153,11 +160,11 @@ def _enqueue(task: str, job_id: str) -> None:
         raise Unavailable("the task queue (Redis) is unreachable; retry later") from None
 
 
-def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -> dict[str, Any]:
+def _retrain_params(body: RetrainRequest, uploads: dict[str, Any], domain: str, task: str) -> dict[str, Any]:
     """The job's parameters once the data is where the worker reads it; bad data is a 4xx here."""
     spec: RetrainTask = _conf()["tasks"][task]
     params = body.model_dump(exclude_none=True) | {"domain": domain, "task": task}
-    if upload is None and not body.data:
+    if "data" not in uploads and not body.data:
         if not spec.data_optional:
             raise BadInput("give the training data as 'data' (a server path) or upload a 'data' file")
         from shared.registry import get_registry
@@ -165,32 +172,51 @@ def _retrain_params(body: RetrainRequest, upload: Any, domain: str, task: str) -
         if get_registry(settings_of()).production(domain, task) is None:
             raise Conflict(f"{domain}/{task} has no production version to refit; give the training data "
                            "as 'data' (a server path) or upload a 'data' file")
-    elif upload is None and not Path(body.data).is_file():
+    elif "data" not in uploads and not Path(body.data).is_file():
         raise BadInput(f"training data {body.data!r}: no such file on the server")
-    if upload is not None:
-        suffix = Path(upload.filename).suffix.lower()
-        if suffix not in spec.uploads:
-            raise BadInput(f"uploaded file must be one of {', '.join(spec.uploads)}, got {suffix or 'no suffix'!r}")
-        path = settings_of().home / "uploads" / f"{uuid.uuid4().hex}{suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        upload.save(path)
-        params["data"] = str(path)
+    saved: dict[str, str] = {}  # server path -> the sender's file name, for errors
     try:
+        for name, upload in uploads.items():
+            params[name] = _save_upload(name, upload, spec.uploads if name == "data" else spec.item_uploads)
+            saved[params[name]] = Path(upload.filename).name
         if spec.check is not None:
             spec.check(params)
     except Exception as exc:  # a refused upload is not kept
-        if upload is not None:
-            Path(params["data"]).unlink(missing_ok=True)
-            if isinstance(exc, FinPulseError) and params["data"] in exc.message:  # the sender's name, not ours
-                exc.message = exc.message.replace(params["data"], f"uploaded {Path(upload.filename).name}")
+        for path, sent in saved.items():
+            Path(path).unlink(missing_ok=True)
+            if isinstance(exc, FinPulseError) and path in exc.message:  # the sender's name, not ours
+                exc.message = exc.message.replace(path, f"uploaded {sent}")
         raise
     return params
 
 
-def _retrain_body() -> tuple[RetrainRequest, Any]:
-    """JSON body, or a multipart form whose ``data`` file is the training set."""
+def _save_upload(name: str, upload: Any, suffixes: tuple[str, ...]) -> str:
+    """Store one uploaded file where the worker reads it (a fresh name, the sender's suffix, which
+    the readers pick their format by); an empty one is refused, as a file without rows is."""
+    suffix = Path(upload.filename).suffix.lower()
+    if suffix not in suffixes:
+        raise BadInput(f"uploaded {name} file must be one of {', '.join(suffixes)}, got {suffix or 'no suffix'!r}")
+    path = settings_of().home / "uploads" / f"{uuid.uuid4().hex}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    upload.save(path)
+    if path.stat().st_size == 0:
+        path.unlink()
+        raise BadInput(f"uploaded {name} file {Path(upload.filename).name} is empty")
+    return str(path)
+
+
+def _retrain_body() -> tuple[RetrainRequest, dict[str, Any]]:
+    """JSON body, or a multipart form whose ``data`` file is the training set (and ``items`` file
+    the recommender's catalogue); the uploads come back by field."""
     if request.files or request.mimetype == "multipart/form-data":  # a form without a file: say what is missing
+        unknown = sorted(set(request.files) - set(UPLOAD_FIELDS))
+        if unknown:  # as an unknown text field is: a file sent for nothing is refused, not dropped
+            raise BadInput(f"unknown file field(s) {', '.join(map(repr, unknown))}; a retrain takes "
+                           f"{' and '.join(map(repr, UPLOAD_FIELDS))} files")
         form: dict[str, Any] = {k: v for k, v in request.form.items() if v != ""}
+        both = [k for k in UPLOAD_FIELDS if k in form and k in request.files]
+        if both:
+            raise BadInput(f"send {both[0]!r} either as a server path or as a file, not both")
         if "options" in form:  # a form field is text: the options object comes as JSON
             try:
                 form["options"] = json.loads(form["options"])
@@ -201,11 +227,12 @@ def _retrain_body() -> tuple[RetrainRequest, Any]:
             body = RetrainRequest.model_validate(form)
         except ValidationError as exc:  # name the field, as a JSON body's error does
             raise BadInput(format_validation_error(exc), code="validation_error") from None
-        upload = request.files.get("data")
-        if upload is None or not upload.filename:
+        # a part without a file name is a form's file input left empty: no upload
+        uploads = {k: f for k in UPLOAD_FIELDS if (f := request.files.get(k)) is not None and f.filename}
+        if "data" not in uploads:
             raise BadInput("multipart retrain needs a 'data' file")
-        return body, upload
-    return parse_body(RetrainRequest), None
+        return body, uploads
+    return parse_body(RetrainRequest), {}
 
 
 def _blueprint() -> Blueprint:
@@ -219,11 +246,11 @@ def _blueprint() -> Blueprint:
     @require_role("ops")
     def retrain() -> Any:
         """Start a retrain job (train → evaluation gate → promotion) on the training queue."""
-        body, upload = _retrain_body()
+        body, uploads = _retrain_body()
         if body.force and not (body.reason or "").strip():  # as `finpulse ops retrain --force`
             raise BadInput("'force' needs a 'reason' (it goes into the audit log)")
         domain, task = _scope(body.domain, body.task)
-        params = _retrain_params(body, upload, domain, task)
+        params = _retrain_params(body, uploads, domain, task)
         db = get_db()
         job_id = lifecycle.create_job(db, f"retrain:{domain}/{task}", params, actor=g.actor)
         lifecycle.update_job(db, job_id, log_line=f"queued by {g.actor}")
@@ -270,6 +297,9 @@ def _blueprint() -> Blueprint:
         else:
             from shared.registry import get_registry
 
+            named = ref.strip().split("@", 1)[0].split("/")
+            if len(named) == 2:  # DOMAIN/TASK: another service's model is a 403, not looked up (a 404)
+                _scope(*named)
             mv = get_registry(settings_of()).resolve_version(ref)
             _scope(mv.domain, mv.task)
         return jsonify(lifecycle.promote(settings_of(), get_db(), ref, actor=g.actor,

@@ -41,6 +41,9 @@ def iter_mind_behaviors(path: str | Path, *, include_history: bool = True, repor
             if len(cols) < 5:
                 raise ValueError(f"expected 5 tab-separated fields, found {len(cols)}")
             _imp, user, when, history, impressions = cols[:5]
+            user = user.strip()
+            if not user:  # "" would be one user made of every blank row
+                raise ValueError("missing user id")
             ts = int(datetime.strptime(when.strip(), MIND_TIME).replace(tzinfo=UTC).timestamp())
             clicks = []
             for token in impressions.split():

@@ -46,11 +46,16 @@ class Interaction:
 
 
 def _first(row: dict[str, Any], keys: Iterable[str]) -> Any:
+    """The first of ``keys`` with a value; one of only spaces counts as none (ids are stripped,
+    so a blank id became "" and "" an item everyone was recommended)."""
     for key in keys:
         value = row.get(key)
-        if value not in (None, ""):
+        if value is not None and str(value).strip() != "":
             return value
     return None
+
+
+MAX_RATING = 1e6  # |rating| above it is a unit or typing mistake (1e300 overflowed the fit); as over HTTP
 
 
 LATEST_TIMESTAMP = 4_102_444_800  # 2100-01-01: past it a "timestamp" is a unit mistake (ms, ns)
@@ -97,6 +102,8 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
         raise ValueError(f"rating {raw_rating!r} is not a number") from None
     if not math.isfinite(rating):
         raise ValueError(f"rating {raw_rating!r} is not a finite number")
+    if not -MAX_RATING <= rating <= MAX_RATING:
+        raise ValueError(f"rating {raw_rating!r} is outside -{MAX_RATING:g}..{MAX_RATING:g}")
     try:
         ts = parse_timestamp(_first(row, TIME_KEYS))
     except (TypeError, ValueError) as exc:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag, field_validator
 
 from data_connectors.interactions import Interaction, parse_timestamp
+from data_connectors.interactions.records import MAX_RATING
 from services.recommendations.serving import MAX_K, RecsService
 from shared.errors import BadInput
 from shared.web import documented, json_body, query_params
@@ -15,20 +18,25 @@ from shared.web import documented, json_body, query_params
 bp = Blueprint("recommendations", __name__)
 
 
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
 class InteractionIn(BaseModel):
     """One event: a rating (explicit) or a view/click (implicit)."""
 
     model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 
-    user_id: str = Field(min_length=1, max_length=200)
-    item_id: str = Field(min_length=1, max_length=200)
-    rating: float = Field(1.0, ge=-1e6, le=1e6)
+    # stripped before the length check: "  " was stored as the user (or item) ""
+    user_id: Id
+    item_id: Id
+    rating: float = Field(1.0, ge=-MAX_RATING, le=MAX_RATING)  # the bound a file's rows meet too
     event: str = Field("view", max_length=32)
     timestamp: int | float | str | None = Field(None, description="Unix seconds or ISO-8601; default now")
 
-    @field_validator("timestamp")
+    @field_validator("timestamp", mode="before")
     @classmethod
     def _ts(cls, value: Any) -> Any:
+        """Before the union's coercion, which made ``true`` a 1 the boolean check never saw."""
         if value is not None:
             try:
                 parse_timestamp(value)
@@ -37,8 +45,9 @@ class InteractionIn(BaseModel):
         return value
 
     def to_interaction(self) -> Interaction:
-        return Interaction(self.user_id.strip(), self.item_id.strip(), self.rating,
-                           parse_timestamp(self.timestamp), self.event)
+        """Without a timestamp the event happened now; 0 is 1970, not "now" (``is None``, not falsy)."""
+        ts = int(time.time()) if self.timestamp is None else parse_timestamp(self.timestamp)
+        return Interaction(self.user_id, self.item_id, self.rating, ts, self.event)
 
 
 def _one_or_many(value: Any) -> str:
@@ -66,14 +75,28 @@ def service() -> RecsService:
 
 
 def k_arg() -> int:
+    """``k`` in ASCII digits only: ``int()`` also took "1_0", Arabic-Indic and full-width digits."""
     raw = request.args.get("k", "10")
-    try:
-        k = int(raw)
-    except ValueError:
-        raise BadInput(f"k must be an integer between 1 and {MAX_K}, got {raw!r}", code="bad_k") from None
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadInput(f"k must be an integer between 1 and {MAX_K}, got {raw!r}", code="bad_k")
+    k = int(raw)
     if not 1 <= k <= MAX_K:
         raise BadInput(f"k must be between 1 and {MAX_K}, got {k}", code="bad_k")
     return k
+
+
+@bp.before_request
+def _utf8_path() -> None:
+    """An id in the path that is not UTF-8 (``%FF``) was read as U+FFFD and answered for that
+    user; refused as a NUL is. Servers hand the path over as bytes in Latin-1 (``PATH_INFO``)
+    and, most of them, as sent (``REQUEST_URI``/``RAW_URI``); either may show it."""
+    env = request.environ
+    raw = (env.get("RAW_URI") or env.get("REQUEST_URI") or "").split("?", 1)[0]
+    try:
+        env.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeError:
+        raise BadInput("the URL path is not valid UTF-8 (percent-encode ids as UTF-8)", code="invalid_url") from None
 
 
 @bp.post("/v1/interactions")

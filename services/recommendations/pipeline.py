@@ -9,6 +9,7 @@ their input form), ``interactions.npz`` (the training histories, which serving a
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ from services.recommendations.recommenders import (
     Transitions,
 )
 from services.recommendations.recommenders.data import History, Interactions
+from services.recommendations.recommenders.tuning import NAMES, default
 from shared.errors import BadInput, ModelNotFound
 from shared.io import atomic_dir, check_replaceable, write_json, write_jsonl
 
@@ -54,12 +56,17 @@ class RecsConfig:
     transition_window: int = 5
     transition_history: int = 10
     transition_decay: float = 0.7
-    # time-aware popularity: days either side of the user's latest event
-    popularity_days: float = 7.0
+    # time-aware popularity (what others clicked just before the request): the half-life of an
+    # event's weight in hours and the evidence prior (a window of that many events weighs as much
+    # as all-time counts). None here and for w_popularity: chosen per data set at fit time on a
+    # validation split (recommenders/tuning.py): news clicks want ~minutes and a heavy weight,
+    # ML-100k ratings a light one. Without enough users to choose: tuning.DEFAULT.
+    popularity_half_life_hours: float | None = None
+    popularity_prior_events: float | None = None
     # blend weights (each component is scaled to [0, 1] per user first)
     w_item: float = 1.0
     w_transitions: float = 1.5
-    w_popularity: float = 0.1
+    w_popularity: float | None = None
     w_content: float = 0.5
     # items with fewer training events than this count as cold (content may lift them)
     cold_threshold: int = 3
@@ -67,12 +74,51 @@ class RecsConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("ease_l2", "popularity_days"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("w_item", "w_transitions", "w_popularity", "w_content"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        """Refuse a setting the fit would crash on or that makes a useless model, naming it: a
+        retrain request's options arrive as untyped JSON and were otherwise found out only by
+        the job (a failed job, or a registered version ranking in catalogue order)."""
+        from training.config import wrong_type  # the type check every config dataclass shares
+
+        if (bad := wrong_type(self)) is not None:
+            _require(False, *bad)
+        finite = math.isfinite
+        _require(finite(self.ease_l2) and self.ease_l2 > 0, "ease_l2", self.ease_l2, "positive (a number > 0)")
+        _require(finite(self.ease_half_life) and self.ease_half_life >= 0, "ease_half_life",
+                 self.ease_half_life, "a number >= 0 events (0: no recency weighting)")
+        _require(0 <= self.max_dense_items <= MAX_DENSE_ITEMS, "max_dense_items", self.max_dense_items,
+                 f"an integer in 0..{MAX_DENSE_ITEMS} (dense EASE holds n_items^2 floats; 0: always item-kNN)")
+        for name in ("knn_neighbours", "transition_history"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
+        # the fit makes a pass over all events per step: 10**9 steps would never end
+        _require(1 <= self.transition_window <= 100, "transition_window", self.transition_window,
+                 "an integer in 1..100")
+        _require(finite(self.transition_decay) and 0 < self.transition_decay <= 1, "transition_decay",
+                 self.transition_decay, "a number in (0, 1]")
+        for name, ok, expected in (
+                ("popularity_half_life_hours", lambda v: v > 0, "a number of hours > 0, or null (chosen per data set)"),
+                ("popularity_prior_events", lambda v: v >= 0, "a number >= 0, or null (chosen per data set)")):
+            value = getattr(self, name)
+            _require(value is None or (finite(value) and ok(value)), name, value, expected)
+        for name in WEIGHTS:
+            value = getattr(self, name)
+            _require(value is None or (finite(value) and value >= 0), name, value, "a number >= 0 (0: component off)")
+        # content only lifts cold items: without a collaborative part the ranking is catalogue order
+        if not any(getattr(self, name) is None or getattr(self, name) > 0 for name in WEIGHTS[:3]):
+            raise BadInput("recommender options w_item, w_transitions, w_popularity: at least one must be > 0 "
+                           "(w_content alone only lifts cold items: the rest would rank in catalogue order)")
+        _require(self.cold_threshold >= 0, "cold_threshold", self.cold_threshold,
+                 "an integer >= 0 (items with fewer training events count as cold)")
+        _require(0 <= self.seed < 2**32, "seed", self.seed, f"an integer in 0..{2**32 - 1}")
+        _require(isinstance(self.extra, dict), "extra", self.extra, "an object")
+
+
+WEIGHTS = ("w_item", "w_transitions", "w_popularity", "w_content")
+MAX_DENSE_ITEMS = 20000  # EASE's own ceiling: 20k items are 3.2 GB of float64 while it inverts
+
+
+def _require(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise BadInput(f"recommender option {name} must be {expected}, got {value!r}")
 
 
 def build_hybrid(config: RecsConfig, n_items: int, texts: dict[str, str] | None = None) -> Hybrid:
@@ -81,16 +127,20 @@ def build_hybrid(config: RecsConfig, n_items: int, texts: dict[str, str] | None 
         item_model: RecommenderBase = EASE(config.ease_l2, config.ease_half_life, config.max_dense_items)
     else:
         item_model = ItemKNN(config.knn_neighbours, config.ease_half_life)
+    popularity = {"half_life_hours": config.popularity_half_life_hours, "weight": config.w_popularity,
+                  "prior_events": config.popularity_prior_events}
+    start = dict(zip(NAMES, default(popularity), strict=True))  # kept when there is nothing to choose on
     comps: list[RecommenderBase] = [
         item_model,
         Transitions(config.transition_window, config.transition_history, config.transition_decay),
-        Popularity(config.popularity_days),
+        Popularity(start["half_life_hours"], start["prior_events"]),
     ]
-    weights = [config.w_item, config.w_transitions, config.w_popularity]
+    weights = [config.w_item, config.w_transitions, start["weight"]]
     if texts:
         comps.append(Content(texts))
         weights.append(config.w_content)
-    return Hybrid(comps, weights, cold_threshold=config.cold_threshold)
+    tune = popularity if None in popularity.values() else None  # what the fit chooses
+    return Hybrid(comps, weights, cold_threshold=config.cold_threshold, tune=tune, seed=config.seed)
 
 
 def train(interactions: list[Interaction], output: str | Path, *, items: list[Item] | None = None,
@@ -117,7 +167,7 @@ def train(interactions: list[Interaction], output: str | Path, *, items: list[It
                  ratings=data.ratings)
         write_json(tmp / "train_config.json", {
             "algorithm": model.name, "method": model.name, "config": asdict(config), "seed": config.seed,
-            "git_commit": git_commit(), **(lineage or {})})
+            "popularity_tuning": getattr(model, "tuning", {}), "git_commit": git_commit(), **(lineage or {})})
         write_json(tmp / "metrics.json", {
             "users": data.n_users, "items": data.n_items, "interactions": len(data),
             "fit_seconds": round(time.time() - started, 2)})
@@ -159,6 +209,9 @@ def load_interactions(path: str | Path) -> Interactions:
 def load_config(path: str | Path) -> RecsConfig:
     """The hyper-parameters a model directory was trained with (defaults for unknown keys)."""
     stored = json.loads((Path(path) / "train_config.json").read_text()).get("config", {})
+    if "popularity_days" in stored and stored.get("w_popularity") == 0.1:
+        # saved before popularity was chosen per data set: 0.1 was the default then, not a choice
+        stored = {k: v for k, v in stored.items() if k != "w_popularity"}
     return RecsConfig(**{k: v for k, v in stored.items() if k in RecsConfig.__dataclass_fields__})
 
 
@@ -198,15 +251,18 @@ class TrainedModel:
         index = self.item_index.get(str(item_id))
         if index is None:
             return False
-        ts = int(time.time()) if not timestamp else int(timestamp)
+        ts = int(time.time()) if timestamp is None else int(timestamp)  # 0 is a time (1970), not "now"
         self.histories[str(user_id)] = self.history(user_id).extended([index], [ts])
         return True
 
-    def recommend(self, user_ids: list[str], k: int = 10) -> list[list[str]]:
-        """Top-``k`` item ids per user; unknown users get the popularity answer."""
+    def recommend(self, user_ids: list[str], k: int = 10, at: list[int] | None = None) -> list[list[str]]:
+        """Top-``k`` item ids per user; unknown users get the popularity answer. ``at``: when each
+        is asked for (Unix seconds; default now, capped at the newest event the model knows)."""
         if k < 1:
             raise BadInput(f"k must be >= 1, got {k}")
         hists = [self.history(u) for u in user_ids]
+        if at is not None:
+            hists = [History(h.items, h.times, int(t)) for h, t in zip(hists, at, strict=True)]
         out = []
         for start in range(0, len(hists), 256):
             for items, _ in self.recommender.recommend_batch(hists[start:start + 256], k):

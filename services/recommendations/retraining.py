@@ -52,10 +52,7 @@ def recs_config(params: dict[str, Any], base: RecsConfig | None = None) -> RecsC
         overrides["seed"] = params["seed"]
     defaults = RecsConfig()
     values = {**vars(base or defaults), **{k: getattr(defaults, k) for k in RESOURCE_FIELDS}, **overrides}
-    try:
-        return RecsConfig(**values)
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"bad recommender option: {exc}") from None
+    return RecsConfig(**values)  # a bad value is a BadInput naming the option and its range
 
 
 def check_request(params: dict[str, Any]) -> None:

@@ -146,7 +146,7 @@ class RecsService:
         with self.db.session() as s:
             s.add_all([RecsInteraction(domain=self.domain, user_id=e.user_id, item_id=e.item_id,
                                        rating=e.rating, event=e.event,
-                                       ts=e.timestamp or int(time.time()), created_at=now)
+                                       ts=e.timestamp, created_at=now)
                        for e in events])
         try:
             model = self.model()

@@ -104,6 +104,10 @@ def test_retrain_with_data_then_refused_candidate_promote_and_rollback(recs, tmp
     assert served(client)["model_version"] == f"{domain}/{TASK}@v2"
     refused = client.post("/v1/admin/models/promote", headers=auth, json={"version": "v3"})
     assert refused.status_code == 409 and "gate" in refused.get_json()["error"]["message"]
+    # another service's model, registered or not: a 403 (it was a 404 naming the server's registry path)
+    foreign = client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v1"})
+    assert foreign.status_code == 403, foreign.get_json()
+    assert "registry" not in foreign.get_json()["error"]["message"]
 
     back = client.post("/v1/admin/models/rollback", headers=auth, json={})
     assert back.status_code == 200 and back.get_json()["production"] == f"{domain}/{TASK}@v1"

@@ -18,10 +18,12 @@ from data_connectors.interactions import Interaction
 
 @dataclass
 class History:
-    """One user's items (indices into the catalogue) and their times, oldest first."""
+    """One user's items (indices into the catalogue) and their times, oldest first; ``at`` is
+    when the recommendation is asked for (None: now), which time-aware parts look back from."""
 
     items: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     times: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    at: int | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -107,12 +109,17 @@ class Interactions:
 
     def last_out(self) -> tuple[Interactions, np.ndarray, np.ndarray]:
         """Leave-last-out: the training rows, and each held-out user with their last item."""
+        train, users, items, _ = self.last_out_timed()
+        return train, users, items
+
+    def last_out_timed(self) -> tuple[Interactions, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`last_out` plus each held-out event's time: when that recommendation was asked for."""
         starts, ends = self.user_bounds()
         has = ends - starts >= 2  # a user needs a history to be scored
         last_rows = (ends - 1)[has]
         mask = np.ones(len(self), dtype=bool)
         mask[last_rows] = False
-        return self.subset(mask), self.users[last_rows], self.items[last_rows]
+        return self.subset(mask), self.users[last_rows], self.items[last_rows], self.times[last_rows]
 
 
 def history_matrix(histories: Sequence[History], n_items: int, weights: Sequence[np.ndarray] | None = None

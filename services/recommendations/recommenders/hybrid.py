@@ -31,15 +31,22 @@ class Hybrid(RecommenderBase):
     name = "hybrid"
 
     def __init__(self, components: Sequence[RecommenderBase] = (), weights: Sequence[float] = (),
-                 cold_threshold: int = 3, **_: Any):
+                 cold_threshold: int = 3, tune: dict[str, float | None] | None = None, seed: int = 0, **_: Any):
         if components and len(components) != len(weights):
             raise ValueError(f"{len(components)} components but {len(weights)} weights")
         self.components = list(components)
         self.weights = [float(w) for w in weights]
         self.cold_threshold = cold_threshold
+        # popularity settings to choose at fit time (None: choose; a number: fixed), see tuning.py
+        self.tune, self.seed = tune, seed
+        self.tuning: dict[str, Any] = {}
         self.counts = np.zeros(0, dtype=np.float32)
 
     def fit(self, data: Interactions) -> Hybrid:
+        if self.tune is not None and self._popularity() is not None:
+            from services.recommendations.recommenders.tuning import tune_popularity
+
+            self.tuning = tune_popularity(self, data, self.tune, self.seed)
         self.n_items = data.n_items
         self.counts = np.bincount(data.items, minlength=data.n_items).astype(np.float32)
         for comp in self.components:
@@ -48,6 +55,9 @@ class Hybrid(RecommenderBase):
 
     def _popularity(self) -> RecommenderBase | None:
         return next((c for c in self.components if c.name == "popularity"), None)
+
+    def popularity_index(self) -> int:
+        return next(n for n, c in enumerate(self.components) if c.name == "popularity")
 
     def score(self, histories: Sequence[History]) -> np.ndarray:
         total = np.zeros((len(histories), self.n_items), dtype=np.float32)
@@ -84,15 +94,24 @@ class Hybrid(RecommenderBase):
         """
         if not self._sparse_ready() or not filter_seen:
             return super().recommend_batch(histories, k, filter_seen=filter_seen, exclude=exclude)
-        return [self._recommend_sparse(h, k, exclude) for h in histories]
+        if len(histories) == 1:  # serving: one user at the (cached) current time
+            return [self._recommend_sparse(histories[0], k, exclude)]
+        pop = self._popularity()
+        assert pop is not None
+        rows = scale_rows(pop.score(histories))  # many users at their own times (an evaluation): at once
+        return [self._recommend_sparse(h, k, exclude, row) for h, row in zip(histories, rows, strict=True)]
 
-    def _recommend_sparse(self, hist: History, k: int, exclude: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def _recommend_sparse(self, hist: History, k: int, exclude: Sequence[int],
+                          pop_row: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         from services.recommendations.recommenders.base import top_k
 
         pop = self._popularity()
         assert pop is not None
         w_pop = sum(w for c, w in zip(self.components, self.weights, strict=True) if c.name == "popularity")
-        pop_row, pop_order = pop.ranked(hist)  # type: ignore[attr-defined]
+        if pop_row is None:
+            pop_row, pop_order = pop.ranked(hist)  # type: ignore[attr-defined]
+        else:
+            pop_order = None
         idx_parts, val_parts = [], []
         if len(hist):
             for comp, weight in zip(self.components, self.weights, strict=True):
@@ -105,7 +124,8 @@ class Hybrid(RecommenderBase):
         else:
             w_pop += 1.0
         banned = np.unique(np.concatenate([hist.items, np.asarray(exclude, dtype=np.int64)]))
-        head = pop_order[:k + len(banned)]
+        want = min(k + len(banned), len(pop_row))
+        head = pop_order[:want] if pop_order is not None else np.argpartition(-pop_row, want - 1)[:want]
         cand = np.unique(np.concatenate([head, *idx_parts]).astype(np.int64))
         scores = w_pop * pop_row[cand]
         if idx_parts:

@@ -1,15 +1,19 @@
-"""Popularity, optionally time-aware: what others interacted with around the user's time.
+"""Popularity, optionally time-aware: what others interacted with just before the request.
 
-In ML-100k a user's next rating often goes to what was popular *when they were active*;
-``window_days`` counts events within that many days of the user's latest event (for a
-user without history: of the newest event). A window weighs by its evidence: with n events
-its share is n / (n + ``PRIOR_EVENTS``) and global counts take the rest, so a quiet window (a
-few clicks posted after an old seed set) does not put its one-click items in front of
-everyone, while a busy one (ML-100k has thousands of ratings a week) decides.
+News readers click what is trending in the last hour; MovieLens raters what was popular that
+week. With ``half_life_hours`` each event counts 2^(-age / half-life), its age taken at the
+time the recommendation is asked for (:attr:`History.at`: the held-out event's time in an
+evaluation, and only events strictly before it count, so nothing from that moment on leaks
+in; in serving, now, capped at the newest event the model knows, so a model of an old data
+set still answers with its last trending items). The recent counts weigh by their evidence:
+with n (decayed) events their share is n / (n + ``prior_events``) and global counts take the
+rest, so a quiet spell (a few clicks after an old seed set) need not put its one-click items in
+front of everyone.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -19,21 +23,26 @@ import numpy as np
 from services.recommendations.recommenders.base import RecommenderBase
 from services.recommendations.recommenders.data import History, Interactions
 
-DAY = 86400
-BUCKET = 3600  # window centres are rounded to the hour, so windows can be cached
+HOUR = 3600
 CACHE_SIZE = 64
 PRIOR_EVENTS = 100  # a window of this many events weighs as much as the global counts
+CHECKPOINT_EVENTS = 1024  # events between two stored states of the decayed counts...
+MAX_CHECKPOINTS = 64  # ...or more, so that at most this many states (n_items floats each) are kept
 
 
 class Popularity(RecommenderBase):
-    """Most-interacted items, globally or within a time window around the user."""
+    """Most-interacted items, globally or within a time window before the request."""
 
     name = "popularity"
 
-    def __init__(self, window_days: float | None = None):
-        if window_days is not None and window_days <= 0:
-            raise ValueError(f"window_days must be positive or None, got {window_days}")
-        self.window_days = window_days
+    def __init__(self, half_life_hours: float | None = None, prior_events: float = PRIOR_EVENTS,
+                 window_days: float | None = None, cold: Sequence[float | None] | None = None):
+        if half_life_hours is None and window_days is not None:
+            # saved before the window ended at the request time: a box of +-window_days
+            half_life_hours = window_days * 24 / 4
+        self.set_window(half_life_hours, prior_events)
+        # users without history: their own (half-life, prior), chosen apart (tuning.py); None: the same
+        self.cold = None if cold is None else (cold[0], float(cold[1]))  # type: ignore[arg-type]
         self.counts = np.zeros(0, dtype=np.float32)
         self.event_times = np.zeros(0, dtype=np.int64)
         self.event_items = np.zeros(0, dtype=np.int64)
@@ -41,53 +50,107 @@ class Popularity(RecommenderBase):
     def fit(self, data: Interactions) -> Popularity:
         self.n_items = data.n_items
         self.counts = np.bincount(data.items, minlength=data.n_items).astype(np.float32)
-        if self.window_days:
-            order = np.argsort(data.times, kind="stable")
-            self.event_times = data.times[order]
-            self.event_items = data.items[order]
+        order = np.argsort(data.times, kind="stable")  # kept also without a window: tuning sets one
+        self.event_times = data.times[order]
+        self.event_items = data.items[order]
         self.__dict__.pop("_cache", None)
+        self.__dict__.pop("_checkpoints_cache", None)
         return self
 
     def global_scores(self) -> np.ndarray:
         total = self.counts.max() if len(self.counts) and self.counts.max() > 0 else 1.0
         return self.counts / total
 
+    def request_time(self, history: History) -> int:
+        """When ``history``'s recommendation is asked for: its ``at``, else now, but no later than
+        just after the newest event known (an old data set's last window, not an empty one)."""
+        if history.at is not None:
+            return int(history.at)
+        newest = int(self.event_times[-1]) + 1 if len(self.event_times) else 0
+        return min(int(time.time()), newest)
+
+    def settings(self, history: History) -> tuple[float | None, float]:
+        """(half-life, prior) for ``history``: the cold ones for a user without history."""
+        if not len(history) and self.cold is not None:
+            return self.cold  # type: ignore[return-value]
+        return self.half_life_hours, self.prior_events
+
     def score(self, histories: Sequence[History]) -> np.ndarray:
-        base = self.global_scores()
-        if not self.window_days or not len(self.event_times):
-            return np.tile(base, (len(histories), 1))
-        out = np.empty((len(histories), self.n_items), dtype=np.float32)
-        newest = int(self.event_times[-1])
+        out = np.tile(self.global_scores().astype(np.float32), (len(histories), 1))
+        if not len(self.event_times):
+            return out
+        groups: dict[tuple[float | None, float], list[int]] = {}
         for row, hist in enumerate(histories):
-            t = hist.last_time if hist.last_time else newest
-            window, events = self._window(t // BUCKET)
-            share = events / (events + PRIOR_EVENTS)
-            out[row] = share * window + (1.0 - share) * base
+            groups.setdefault(self.settings(hist), []).append(row)
+        times = self.request_times(histories)
+        for (half_life, prior), rows in groups.items():
+            if half_life:
+                out[rows] = self.blend(*self.windows(times[rows], half_life), prior)
         return out
 
-    def _window(self, bucket: int) -> tuple[np.ndarray, int]:
-        """Scaled counts in the window around a time bucket and its number of events (cached:
-        serving asks for "now" a lot)."""
-        cache = self.__dict__.setdefault("_cache", OrderedDict())
-        hit = cache.get(bucket)
-        if hit is not None:
-            cache.move_to_end(bucket)
-            return hit
-        t, half = bucket * BUCKET + BUCKET // 2, int(self.window_days * DAY)
-        lo, hi = np.searchsorted(self.event_times, np.array([t - half, t + half], dtype=np.int64))
-        window = np.bincount(self.event_items[lo:hi], minlength=self.n_items).astype(np.float32)
-        window /= max(float(window.max()), 1.0)
-        cache[bucket] = (window, int(hi - lo))
-        if len(cache) > CACHE_SIZE:
-            cache.popitem(last=False)
-        return cache[bucket]
+    def request_times(self, histories: Sequence[History]) -> np.ndarray:
+        return np.array([self.request_time(h) for h in histories], dtype=np.int64)
+
+    def blend(self, window: np.ndarray, events: np.ndarray, prior_events: float) -> np.ndarray:
+        """Recent counts (from :meth:`windows`) weighed by their evidence against all-time counts."""
+        share = (events / np.maximum(events + prior_events, 1e-12))[:, None].astype(np.float32)
+        return share * window + (1.0 - share) * self.global_scores()
+
+    def windows(self, times: np.ndarray, half_life_hours: float) -> tuple[np.ndarray, np.ndarray]:
+        """For each request time t: the decayed counts of the events before t, scaled to [0, 1]
+        (a len(times) x n_items array), and their total weight. Events at t or later are not
+        counted: at an evaluation's t, that is the held-out moment.
+
+        A checkpoint's state (all events before it, decayed to its time) is decayed on to t and
+        the few events since are added: exact, and per request O(items + CHECKPOINT_EVENTS)
+        however long the half-life, rather than O(events in the window)."""
+        half_life = half_life_hours * HOUR
+        starts, ref, states, totals = self._checkpoints(half_life_hours)
+        hi = np.searchsorted(self.event_times, times, side="left")
+        c = np.searchsorted(starts, hi, side="right") - 1  # the last checkpoint holding only events before t
+        decay = np.exp2(np.minimum(ref[c] - times, 0) / half_life)  # before every event: state 0
+        out = states[c] * decay[:, None].astype(np.float32)
+        total = totals[c] * decay
+        sizes = hi - starts[c]
+        if sizes.any():
+            rows = np.repeat(np.arange(len(times)), sizes)
+            idx = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(starts[c], sizes)
+            weights = np.exp2((self.event_times[idx] - times[rows]) / half_life)
+            np.add.at(out.ravel(), rows * self.n_items + self.event_items[idx], weights.astype(np.float32))
+            total += np.bincount(rows, weights=weights, minlength=len(times))
+        out /= np.maximum(out.max(axis=1, keepdims=True), np.float32(1e-30))
+        return out, total
+
+    def _checkpoints(self, half_life_hours: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every ``step`` events: how many events it holds, its time (its last event's), the
+        decayed counts of those events at that time and their total (cached per half-life)."""
+        cache = self.__dict__.setdefault("_checkpoints_cache", {})  # few: one per half-life tried
+        if half_life_hours in cache:
+            return cache[half_life_hours]
+        half_life, n = half_life_hours * HOUR, len(self.event_times)
+        step = max(CHECKPOINT_EVENTS, -(-n // MAX_CHECKPOINTS))
+        starts = np.arange(0, n + 1, step)
+        ref = np.empty(len(starts), dtype=np.float64)
+        states = np.zeros((len(starts), self.n_items), dtype=np.float32)
+        totals = np.zeros(len(starts))
+        ref[0] = self.event_times[0] if n else 0
+        state = np.zeros(self.n_items)
+        for c in range(1, len(starts)):
+            lo, hi = starts[c - 1], starts[c]
+            ref[c] = self.event_times[hi - 1]
+            weights = np.exp2((self.event_times[lo:hi] - ref[c]) / half_life)
+            state = state * np.exp2((ref[c - 1] - ref[c]) / half_life) + np.bincount(
+                self.event_items[lo:hi], weights=weights, minlength=self.n_items)
+            states[c], totals[c] = state, totals[c - 1] * np.exp2((ref[c - 1] - ref[c]) / half_life) + weights.sum()
+        cache[half_life_hours] = (starts, ref, states, totals)
+        return cache[half_life_hours]
 
     def ranked(self, history: History) -> tuple[np.ndarray, np.ndarray]:
         """This history's scores scaled to [0, 1] and the items in descending order (cached)."""
         from services.recommendations.recommenders.hybrid import scale_rows
 
-        key = ("ranked", (history.last_time or int(self.event_times[-1]) if len(self.event_times) else 0) // BUCKET
-               if self.window_days else None)
+        settings = self.settings(history)
+        key = ("ranked", settings, self.request_time(history) if settings[0] else None)
         cache = self.__dict__.setdefault("_cache", OrderedDict())
         hit = cache.get(key)
         if hit is None:
@@ -96,10 +159,24 @@ class Popularity(RecommenderBase):
             cache[key] = hit
             if len(cache) > CACHE_SIZE:
                 cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
         return hit
 
+    def set_window(self, half_life_hours: float | None, prior_events: float | None = None) -> None:
+        """Set the time decay (tuning tries several on one fit; the checkpoints are kept per half-life)."""
+        if half_life_hours is not None and not half_life_hours > 0:
+            raise ValueError(f"half_life_hours must be positive or None, got {half_life_hours}")
+        if prior_events is not None and not prior_events >= 0:
+            raise ValueError(f"prior_events must be >= 0, got {prior_events}")
+        self.half_life_hours = half_life_hours
+        if prior_events is not None:
+            self.prior_events = float(prior_events)
+        self.__dict__.pop("_cache", None)
+
     def get_params(self) -> dict[str, Any]:
-        return {"window_days": self.window_days}
+        return {"half_life_hours": self.half_life_hours, "prior_events": self.prior_events,
+                "cold": None if self.cold is None else list(self.cold)}
 
     def get_arrays(self) -> dict[str, np.ndarray]:
         return {"counts": self.counts, "event_times": self.event_times, "event_items": self.event_items}
@@ -109,3 +186,4 @@ class Popularity(RecommenderBase):
         self.event_times = arrays["event_times"]
         self.event_items = arrays["event_items"]
         self.__dict__.pop("_cache", None)
+        self.__dict__.pop("_checkpoints_cache", None)
