@@ -238,6 +238,9 @@ class TrainedModel:
         self.histories: dict[str, History] = dict(zip(data.user_ids, data.histories(), strict=True))
         self.config = json.loads((path / "train_config.json").read_text()) \
             if (path / "train_config.json").is_file() else {}
+        parts = getattr(self.recommender, "components", [self.recommender])
+        # the popularity part, which counts clicks posted to the service as they come (trending)
+        self.trend = next((c for c in parts if isinstance(c, Popularity)), None)
 
     @property
     def n_items(self) -> int:
@@ -253,6 +256,8 @@ class TrainedModel:
             return False
         ts = int(time.time()) if timestamp is None else int(timestamp)  # 0 is a time (1970), not "now"
         self.histories[str(user_id)] = self.history(user_id).extended([index], [ts])
+        if self.trend is not None:
+            self.trend.observe(index, ts)
         return True
 
     def recommend(self, user_ids: list[str], k: int = 10, at: list[int] | None = None) -> list[list[str]]:

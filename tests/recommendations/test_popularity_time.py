@@ -93,3 +93,39 @@ def test_the_choice_is_saved_with_the_model(tmp_path, config: RecsConfig) -> Non
     pop = model.recommender.components[model.recommender.popularity_index()]
     assert pop.half_life_hours == tuning["half_life_hours"] and pop.cold is not None
     assert model.recommender.weights[model.recommender.popularity_index()] == (config.w_popularity or tuning["weight"])
+
+
+def test_clicks_posted_to_the_service_trend_at_once(tmp_path) -> None:
+    """Served popularity was the fit's: with the short, heavy trend chosen for news, the
+    trending list stayed the one of the last refit (up to six hours old) whatever readers
+    clicked since. A click folded into the running model now counts in the trend at once."""
+    import threading
+    import time as clock
+
+    from services.recommendations.pipeline import TrainedModel, train
+
+    data = news(trending=True)
+    rows = [Interaction(data.user_ids[u], data.item_ids[i], 1.0, int(t))
+            for u, i, t in zip(data.users, data.items, data.times, strict=True)]
+    model = TrainedModel(train(rows, tmp_path / "m", config=RecsConfig(
+        w_popularity=1000.0, popularity_half_life_hours=0.5, popularity_prior_events=0.0)))
+    assert model.trend is not None
+    before = model.recommend(["newcomer"], k=1)[0][0]
+    hot = next(i for i in model.item_ids if i != before)
+    now = int(clock.time())
+    errors: list[BaseException] = []
+
+    def read() -> None:  # requests served while the clicks arrive: no torn state
+        try:
+            for _ in range(200):
+                model.recommend(["newcomer", "u3"], k=5)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for n in range(30):
+        assert model.add(f"reader{n}", hot, now - 30 + n)
+    reader.join()
+    assert not errors, errors
+    assert model.recommend(["newcomer"], k=1)[0][0] == hot  # without waiting for a refit

@@ -44,18 +44,47 @@ class Popularity(RecommenderBase):
         # users without history: their own (half-life, prior), chosen apart (tuning.py); None: the same
         self.cold = None if cold is None else (cold[0], float(cold[1]))  # type: ignore[arg-type]
         self.counts = np.zeros(0, dtype=np.float32)
-        self.event_times = np.zeros(0, dtype=np.int64)
-        self.event_items = np.zeros(0, dtype=np.int64)
+        self._events = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    # The events, by time: one tuple swapped whole, so a request reading it while a posted click
+    # is observed (another thread) sees times and items of the same length.
+    @property
+    def event_times(self) -> np.ndarray:
+        return self._events[0]
+
+    @property
+    def event_items(self) -> np.ndarray:
+        return self._events[1]
 
     def fit(self, data: Interactions) -> Popularity:
         self.n_items = data.n_items
         self.counts = np.bincount(data.items, minlength=data.n_items).astype(np.float32)
         order = np.argsort(data.times, kind="stable")  # kept also without a window: tuning sets one
-        self.event_times = data.times[order]
-        self.event_items = data.items[order]
+        self._events = (data.times[order], data.items[order])
         self.__dict__.pop("_cache", None)
         self.__dict__.pop("_checkpoints_cache", None)
         return self
+
+    def observe(self, item: int, ts: int) -> None:
+        """A click posted to the running service counts from now, not from the next refit: news
+        trends by the minute, and a refit comes every six hours.
+
+        The stored checkpoints hold the events before their last start; a click after that
+        (the usual case: now) only lengthens the tail :meth:`windows` adds by hand, and they are
+        rebuilt when it grows past a few checkpoints' worth or a click lands before it.
+        """
+        times, items = self._events
+        at = int(np.searchsorted(times, ts, side="right"))
+        self._events = (np.insert(times, at, ts), np.insert(items, at, item))
+        counts = self.counts.copy()
+        counts[item] += 1
+        self.counts = counts
+        cache = self.__dict__.get("_checkpoints_cache", {})
+        for half_life, (starts, *_) in list(cache.items()):
+            step = int(starts[1]) if len(starts) > 1 else CHECKPOINT_EVENTS
+            if at < starts[-1] or len(times) + 1 - starts[-1] > 4 * step:
+                cache.pop(half_life, None)
+        self.__dict__.pop("_cache", None)
 
     def global_scores(self) -> np.ndarray:
         total = self.counts.max() if len(self.counts) and self.counts.max() > 0 else 1.0
@@ -66,7 +95,8 @@ class Popularity(RecommenderBase):
         just after the newest event known (an old data set's last window, not an empty one)."""
         if history.at is not None:
             return int(history.at)
-        newest = int(self.event_times[-1]) + 1 if len(self.event_times) else 0
+        times = self.event_times
+        newest = int(times[-1]) + 1 if len(times) else 0
         return min(int(time.time()), newest)
 
     def settings(self, history: History) -> tuple[float | None, float]:
@@ -105,8 +135,9 @@ class Popularity(RecommenderBase):
         the few events since are added: exact, and per request O(items + CHECKPOINT_EVENTS)
         however long the half-life, rather than O(events in the window)."""
         half_life = half_life_hours * HOUR
+        event_times, event_items = self._events  # one snapshot: clicks may be observed meanwhile
         starts, ref, states, totals = self._checkpoints(half_life_hours)
-        hi = np.searchsorted(self.event_times, times, side="left")
+        hi = np.searchsorted(event_times, times, side="left")
         c = np.searchsorted(starts, hi, side="right") - 1  # the last checkpoint holding only events before t
         decay = np.exp2(np.minimum(ref[c] - times, 0) / half_life)  # before every event: state 0
         out = states[c] * decay[:, None].astype(np.float32)
@@ -115,8 +146,8 @@ class Popularity(RecommenderBase):
         if sizes.any():
             rows = np.repeat(np.arange(len(times)), sizes)
             idx = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(starts[c], sizes)
-            weights = np.exp2((self.event_times[idx] - times[rows]) / half_life)
-            np.add.at(out.ravel(), rows * self.n_items + self.event_items[idx], weights.astype(np.float32))
+            weights = np.exp2((event_times[idx] - times[rows]) / half_life)
+            np.add.at(out.ravel(), rows * self.n_items + event_items[idx], weights.astype(np.float32))
             total += np.bincount(rows, weights=weights, minlength=len(times))
         out /= np.maximum(out.max(axis=1, keepdims=True), np.float32(1e-30))
         return out, total
@@ -127,20 +158,21 @@ class Popularity(RecommenderBase):
         cache = self.__dict__.setdefault("_checkpoints_cache", {})  # few: one per half-life tried
         if half_life_hours in cache:
             return cache[half_life_hours]
-        half_life, n = half_life_hours * HOUR, len(self.event_times)
+        event_times, event_items = self._events
+        half_life, n = half_life_hours * HOUR, len(event_times)
         step = max(CHECKPOINT_EVENTS, -(-n // MAX_CHECKPOINTS))
         starts = np.arange(0, n + 1, step)
         ref = np.empty(len(starts), dtype=np.float64)
         states = np.zeros((len(starts), self.n_items), dtype=np.float32)
         totals = np.zeros(len(starts))
-        ref[0] = self.event_times[0] if n else 0
+        ref[0] = event_times[0] if n else 0
         state = np.zeros(self.n_items)
         for c in range(1, len(starts)):
             lo, hi = starts[c - 1], starts[c]
-            ref[c] = self.event_times[hi - 1]
-            weights = np.exp2((self.event_times[lo:hi] - ref[c]) / half_life)
+            ref[c] = event_times[hi - 1]
+            weights = np.exp2((event_times[lo:hi] - ref[c]) / half_life)
             state = state * np.exp2((ref[c - 1] - ref[c]) / half_life) + np.bincount(
-                self.event_items[lo:hi], weights=weights, minlength=self.n_items)
+                event_items[lo:hi], weights=weights, minlength=self.n_items)
             states[c], totals[c] = state, totals[c - 1] * np.exp2((ref[c - 1] - ref[c]) / half_life) + weights.sum()
         cache[half_life_hours] = (starts, ref, states, totals)
         return cache[half_life_hours]
@@ -183,7 +215,6 @@ class Popularity(RecommenderBase):
 
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.counts = arrays["counts"]
-        self.event_times = arrays["event_times"]
-        self.event_items = arrays["event_items"]
+        self._events = (arrays["event_times"], arrays["event_items"])
         self.__dict__.pop("_cache", None)
         self.__dict__.pop("_checkpoints_cache", None)
