@@ -18,7 +18,17 @@ import numpy as np
 from redis.exceptions import LockError
 
 from services.chatbot import handoff
-from services.chatbot.dialogue import Decision, Policy, State, chosen, decide, follow_up_context, silent, wants_human
+from services.chatbot.dialogue import (
+    Decision,
+    Policy,
+    State,
+    chosen,
+    decide,
+    follow_up_context,
+    silent,
+    suggestion_labels,
+    wants_human,
+)
 from services.chatbot.kb import KbHandle
 from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder
 from shared.errors import BadInput, FinPulseError
@@ -124,10 +134,14 @@ class ChatEngine:
         self.save_state(session_id, state)
         log.info("chat %s %s conf=%.3f", session_id[:8], decision.kind, decision.confidence)
         kb = self.handle.get()
+        # entries sharing a question (one per card) are told apart by their label, the widget's button text
+        found = {h.id: kb.entries[h.id] for h in decision.hits if h.id in kb.entries}
+        labels = suggestion_labels(decision.hits, {i: e.answer for i, e in found.items()},
+                                   {i: e.extra.get("category") for i, e in found.items()})
         return {"session_id": session_id, "answer": decision.answer,
                 "confidence": round(decision.confidence, 4),
-                "sources": [{"id": kb.public_id(h.id), "question": h.question, "score": h.score}
-                            for h in decision.hits],
+                "sources": [{"id": kb.public_id(h.id), "question": h.question, "score": h.score, "label": label}
+                            for h, label in zip(decision.hits, labels, strict=True)],
                 "handoff": decision.kind in ("handoff", "silent"), "kind": decision.kind}
 
     def _pick(self, entry_id: str, state: State) -> Decision:
@@ -153,9 +167,11 @@ class ChatEngine:
             pair = encoder.encode([message, context])
             vec = pair[:1] + CONTEXT_WEIGHT * pair[1:]
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-        hits = kb.search(vec, max(self.policy.suggestions, 2), texts=[message])[0]
+        # a follow-up whose best entry is the one just answered is offered the others: one more of them
+        k = max(self.policy.suggestions, 2) + (context is not None)
+        hits = kb.search(vec, k, texts=[message])[0]
         answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
-        return decide(message, hits, kb.confidence(hits), answers, state, self.policy)
+        return decide(message, hits, kb.confidence(hits), answers, state, self.policy, follow_up=context is not None)
 
     def release(self, session_id: str, actor: str) -> int:
         """An agent hands the conversation back to the bot."""

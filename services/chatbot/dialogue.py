@@ -22,7 +22,15 @@ _HUMAN = re.compile(
     r"\b(?:real|live|actual) (?:person|human|agent|people|representative)\b"
     r"|\bhuman (?:agent|representative|rep|being|support)\b"
     rf"|\b(?:speak|talk|chat|(?:connect|transfer|put) me(?: through)?) (?:to|with) {_DET}{_NOUN}s?\b"
-    rf"|\b(?:get|give|want|need|see|find) (?:me )?{_DET}(?:human|agent|representative|operator|advis[eo]r)s?\b"
+    rf"|\b(?:get|give|want|need|see|find) (?:me )?{_DET}(?:human|agent|representative|operator|advis[eo]r|"
+    r"manager|supervisor)s?\b(?!')"  # not "a manager's cheque"
+    rf"|\bget me {_DET}(?:person|someone|somebody)\b"
+    # "is there a person I can talk to", "is there anyone I could speak with"
+    r"|\b(?:is|are) there (?:(?:a|an|any|some)\s+)?(?:real |live |actual )?(?:person|human|agent|people|"
+    r"representative|one|anyone|anybody|someone|somebody) (?:i|we) (?:can|could|may) (?:talk|speak|chat)\b"
+    # "can someone call me", "could an agent ring me": not "can someone else use my card?"
+    r"|\b(?:can|could|will|would) (?:someone|somebody|a person|an agent|a representative) (?:please )?"
+    r"(?:call|ring|phone) me\b"
     r"|\bcall me back\b"
     rf"|^(?:{_DET}{_NOUN}|human|agent)(?: please| pls| now)?$", re.I)
 # "do I need to speak to a representative to change my PIN?" is a question for the FAQ
@@ -31,6 +39,24 @@ _ASKS_IF_NEEDED = re.compile(r"\b(?:do|does|would|will|must|should) (?:i|we|you)
 _MARKS = re.compile(r"[^\w'\s]+")
 # Short follow-ups ("and for credit cards?", "what about savings?") lean on the previous turn.
 _FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|also|same for|what if|or)\b", re.I)
+
+# Small talk, the whole message: a greeting, thanks, a goodbye or an "ok" is not a question to
+# look up (it got "Did you mean" with absurd suggestions and counted as an unsure turn).
+_GREETING = re.compile(r"^(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening|day))"
+                       r"(?: there| all| team| everyone)?$")
+_THANKS = re.compile(r"^(?:(?:ok|okay|great|perfect|cool|nice|brilliant|awesome|good) )?"
+                     r"(?:thanks?|thank you|thankyou|thx|ty|cheers|many thanks|much appreciated)"
+                     r"(?: (?:so much|very much|a lot|a bunch|again|all the same))?(?: (?:bye|goodbye))?$")
+_BYE = re.compile(r"^(?:(?:ok|okay|thanks|thank you) )?(?:bye|bye bye|goodbye|good bye|see you|see ya|cya|"
+                  r"good night|have a (?:good|nice) (?:day|one))(?: now| then| for now)?$")
+_OK = re.compile(r"^(?:ok|okay|k|kk|okey|alright|all right|cool|great|got it|understood|fine|noted|perfect|"
+                 r"sure|i see)(?: thanks?| thank you)?$")
+SMALL_TALK_ANSWERS = {
+    "greeting": "Hello! How can I help you today? Ask me about your accounts, cards, loans or payments.",
+    "thanks": "You're welcome! Is there anything else I can help you with?",
+    "bye": "Goodbye, and thank you for chatting with us.",
+    "ok": "Is there anything else I can help you with?",
+}
 
 HANDOFF_ANSWER = ("I'm handing this conversation to a member of our team; "
                   "an agent will reply here shortly.")
@@ -57,16 +83,18 @@ class State:
     handoff: bool = False
     ticket_id: int | None = None
     notified: bool = False  # the "an agent has this conversation" notice was given this handoff
+    answered: str | None = None  # the entry the last turn answered (a follow-up should not repeat it)
 
     def to_dict(self) -> dict[str, Any]:
         return {"turns": self.turns[-10:], "unsure": self.unsure, "handoff": self.handoff,
-                "ticket_id": self.ticket_id, "notified": self.notified}
+                "ticket_id": self.ticket_id, "notified": self.notified, "answered": self.answered}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> State:
         data = data or {}
+        answered = data.get("answered")
         return cls(list(data.get("turns", [])), int(data.get("unsure", 0)), bool(data.get("handoff")),
-                   data.get("ticket_id"), bool(data.get("notified")))
+                   data.get("ticket_id"), bool(data.get("notified")), None if answered is None else str(answered))
 
 
 @dataclass
@@ -82,31 +110,54 @@ def wants_human(text: str) -> bool:
     return bool(_HUMAN.search(words)) and not _ASKS_IF_NEEDED.search(words)
 
 
+def small_talk(text: str) -> str | None:
+    """``greeting``, ``thanks``, ``bye`` or ``ok`` when the whole (short) message is only that."""
+    words = " ".join(_MARKS.sub(" ", text.casefold().replace("\u2019", "'")).split())
+    if not words or len(words.split()) > 6:
+        return None
+    for kind, pattern in (("greeting", _GREETING), ("thanks", _THANKS), ("bye", _BYE), ("ok", _OK)):
+        if pattern.match(words):
+            return kind
+    return None
+
+
 def is_follow_up(text: str) -> bool:
     return bool(_FOLLOW_UP.match(text)) and len(text.split()) <= 8
 
 
 def follow_up_context(message: str, state: State) -> str | None:
     """The previous question when ``message`` is a short follow-up ("and for credit cards?")."""
-    last_user = next((t["text"] for t in reversed(state.turns) if t.get("role") == "user"), None)
+    last_user = next((t["text"] for t in reversed(state.turns)
+                      if t.get("role") == "user" and not small_talk(t.get("text", ""))), None)
     return last_user if last_user and is_follow_up(message) else None
 
 
+_AMP = re.compile(r"\s*&\s*")
+_WHOM = re.compile(r"\bwhom\b")
+_PUNCT = re.compile(r"[^\w\s]+|_")
+
+
 def _norm(text: str) -> str:
-    """Case, spacing and end punctuation ignored: "Withdraw cash?" and "withdraw  cash" match."""
-    return " ".join(text.casefold().split()).rstrip("?.! ")
+    """Case, spacing, punctuation and hyphens ignored, "&" read as "and", "whom" as "who":
+    "What is the Death-Benefit?" and "what is the death benefit" match, as do "Fees and
+    Charges" and "fees & charges"."""
+    text = _AMP.sub(" and ", text.casefold())
+    return " ".join(_PUNCT.sub(" ", _WHOM.sub("who", text)).split())
 
 
 def same_entry_text(a: Hit, b: Hit, answers: dict[str, str]) -> bool:
-    """Two entries a customer could not tell apart: the same question, or the same answer.
+    """Two entries a customer could not tell apart and would not need to: copies with the same answer.
 
-    FAQs often hold one question twice (different wording of the answer, or a copy);
-    asking "which of these?" with two identical buttons only loops.
+    FAQs often hold one entry twice (a copy, or the same answer under another wording of the
+    question): asking "which of these?" only loops, the best one is answered. The same question
+    with different answers is another matter: FAQs hold "Where do I get this card?" once per
+    card, and answering the top one confidently gives most customers another card's answer.
+    Those are told apart by :func:`suggestion_labels`. Without both answers, the question decides.
     """
-    if _norm(a.question) == _norm(b.question):
-        return True
     ans_a, ans_b = answers.get(a.id), answers.get(b.id)
-    return ans_a is not None and ans_b is not None and _norm(ans_a) == _norm(ans_b)
+    if ans_a is None or ans_b is None:
+        return _norm(a.question) == _norm(b.question)
+    return _norm(ans_a) == _norm(ans_b)
 
 
 def is_ambiguous(hits: list[Hit], answers: dict[str, str], margin: float) -> bool:
@@ -128,6 +179,59 @@ def distinct_suggestions(hits: list[Hit], answers: dict[str, str], n: int) -> li
     return out
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _distinct_starts(answers: list[str], width: int = 60) -> list[str]:
+    """A short start of each answer that tells it from the others: past the words they share."""
+    words = [a.split() for a in answers]
+    keys = [[" ".join(_WORD.findall(w.casefold())) for w in ws] for ws in words]
+    out = []
+    for i, ws in enumerate(words):
+        shared = 0
+        for j, other in enumerate(keys):
+            if j != i:
+                n = 0
+                while n < min(len(keys[i]), len(other)) and keys[i][n] == other[n]:
+                    n += 1
+                shared = max(shared, n)
+        start = min(shared, max(len(ws) - 1, 0))
+        snippet = ""
+        for w in ws[start:]:
+            if snippet and len(snippet) + 1 + len(w) > width:
+                snippet += "\u2026"
+                break
+            snippet = f"{snippet} {w}" if snippet else w[:width]
+        out.append(("\u2026" if start else "") + snippet)
+    return out
+
+
+def suggestion_labels(hits: list[Hit], answers: dict[str, str],
+                      categories: dict[str, str | None] | None = None) -> list[str]:
+    """What each hit is shown as: its question, told apart from the others with the same question.
+
+    Entries sharing a question (one per card, per plan) are labelled with their category when
+    each has a different one, else with a distinguishing start of their answer (~60 chars).
+    """
+    categories = categories or {}
+    labels = [h.question for h in hits]
+    groups: dict[str, list[int]] = {}
+    for i, h in enumerate(hits):
+        groups.setdefault(_norm(h.question), []).append(i)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        cats = [str(categories.get(hits[i].id) or "").strip() for i in idx]
+        if all(cats) and len({c.casefold() for c in cats}) == len(cats):
+            for i, cat in zip(idx, cats, strict=True):
+                labels[i] = f"{hits[i].question} ({cat})"
+            continue
+        starts = _distinct_starts([answers.get(hits[i].id) or "" for i in idx])
+        for i, start in zip(idx, starts, strict=True):
+            labels[i] = f"{hits[i].question} \u2014 {start}" if start else hits[i].question
+    return labels
+
+
 def silent(state: State) -> Decision:
     """While an agent has the conversation: say so once, then stay quiet (empty answer)."""
     if state.notified:
@@ -137,18 +241,30 @@ def silent(state: State) -> Decision:
 
 
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],
-           state: State, policy: Policy) -> Decision:
-    """Choose this turn's reply and update ``state`` in place."""
+           state: State, policy: Policy, follow_up: bool = False) -> Decision:
+    """Choose this turn's reply and update ``state`` in place.
+
+    ``follow_up``: the message was read with the previous question ("and for credit cards?");
+    its best entry being the one just answered means the new words changed nothing the
+    retrieval could see, so the same answer is not given again: the others are offered.
+    """
     if state.handoff:
         return silent(state)
     if wants_human(message):
-        state.handoff, state.notified = True, False
+        state.handoff, state.notified, state.answered = True, False, None
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])
+    chat = small_talk(message)
+    if chat is not None:  # neither an unsure turn nor a resolved one: the counts stay as they are
+        return Decision("answer", SMALL_TALK_ANSWERS[chat], 1.0, [])
+    repeated = follow_up and bool(hits) and state.answered is not None and hits[0].id == state.answered
+    if repeated:
+        hits = [h for h in hits if h.id != state.answered]
     ambiguous = is_ambiguous(hits, answers, policy.ambiguity_margin)
-    if hits and confidence >= policy.answer_threshold and not ambiguous:
-        state.unsure = 0
+    if hits and not repeated and confidence >= policy.answer_threshold and not ambiguous:
+        state.unsure, state.answered = 0, hits[0].id
         return Decision("answer", answers[hits[0].id], confidence, hits[: policy.suggestions])
     state.unsure += 1
+    state.answered = None
     if state.unsure > policy.max_unsure or not hits:
         state.handoff, state.notified = True, False
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])
@@ -157,5 +273,5 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
 
 def chosen(entry_id: str, question: str, answer: str, state: State) -> Decision:
     """The customer picked a suggested entry: answer it outright, a resolved turn (not unsure)."""
-    state.unsure = 0
+    state.unsure, state.answered = 0, entry_id
     return Decision("answer", answer, 1.0, [Hit(entry_id, 1.0, question)])

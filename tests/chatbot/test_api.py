@@ -132,22 +132,42 @@ def test_record_turns_stores_masked_rows_in_order_and_ignores_an_empty_list(app)
 ATM_Q = "What options should I choose to withdraw cash from the ATM"
 
 
-def load_with_duplicates(chat_settings, bow, tmp_path, sample_faq):
+def load_with_duplicates(chat_settings, bow, tmp_path, sample_faq, answers=None):
     """The sample FAQ plus one question held twice without ids, as in the bank FAQ."""
     path = tmp_path / "dup.jsonl"
-    rows = [{"question": ATM_Q, "answer": "Choose the credit option abroad."},
-            {"question": ATM_Q, "answer": "Choose the Checking/Current option."}]
+    answers = answers or ["Choose the credit option abroad.", "Choose the Checking/Current option."]
+    rows = [{"question": ATM_Q, "answer": a} for a in answers]
     path.write_text(sample_faq.read_text() + "".join(json.dumps(r) + "\n" for r in rows))
     return build_kb_dir(path, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
 
 
 def test_exact_duplicated_question_is_answered(client, chat_settings, bow, tmp_path, sample_faq) -> None:
-    kb = load_with_duplicates(chat_settings, bow, tmp_path, sample_faq)
+    kb = load_with_duplicates(chat_settings, bow, tmp_path, sample_faq,
+                              ["Choose the credit option abroad.", "choose the credit option abroad"])
     sid = "dup1"
     for _ in range(4):  # used to be clarify, clarify, then a handoff
         data = chat(client, ATM_Q, sid).get_json()
         assert data["kind"] == "answer" and data["handoff"] is False
         assert data["answer"] == kb.entries[data["sources"][0]["id"]].answer
+
+
+def test_one_question_with_different_answers_asks_with_labels(client, chat_settings, bow, tmp_path,
+                                                              sample_faq) -> None:
+    """Bank FAQ QA: one question held once per card got the top card's answer, confidently; now the
+    customer is asked, with buttons labelled apart, and a pick answers that entry."""
+    kb = load_with_duplicates(chat_settings, bow, tmp_path, sample_faq)
+    data = chat(client, ATM_Q, "dup2").get_json()
+    assert data["kind"] == "clarify" and data["handoff"] is False, data
+    dups = [s for s in data["sources"] if s["question"] == ATM_Q]
+    assert len(dups) == 2
+    labels = sorted(s["label"] for s in dups)
+    # the words both answers open with are left out: the label starts where they part
+    assert labels == [f"{ATM_Q} \u2014 \u2026Checking/Current option.", f"{ATM_Q} \u2014 \u2026credit option abroad."]
+    assert all(s["label"] == s["question"] for s in data["sources"] if s["question"] != ATM_Q)
+    picked = dups[1]
+    out = client.post("/v1/chat", json={"session_id": "dup2", "message": picked["label"],
+                                        "entry_id": picked["id"]}).get_json()
+    assert out["kind"] == "answer" and out["answer"] == kb.entries[picked["id"]].answer
 
 
 def test_picking_a_suggestion_answers_that_entry(client) -> None:
@@ -635,3 +655,26 @@ def test_encoder_version_labels() -> None:
 
     assert encoder_version(str(base_encoder_path())) == "base"
     assert encoder_version("/srv/finpulse/registry/bank/embeddings/v3") == "v3"
+
+
+def test_small_talk_after_an_answer_opens_no_ticket(client, ops_headers, unique) -> None:
+    """QA: "What is NEFT?" → "thanks!" → "bye" → "ok" ended in a low_confidence handoff ticket."""
+    from services.chatbot.dialogue import SMALL_TALK_ANSWERS
+
+    sid = f"smalltalk-{unique}"
+    assert chat(client, "How do I reset my card PIN?", sid).get_json()["kind"] == "answer"
+    replies = [chat(client, m, sid).get_json() for m in ("thanks!", "bye", "ok", "hi")]
+    assert [(r["kind"], r["handoff"], r["sources"]) for r in replies] == [("answer", False, [])] * 4
+    assert [r["answer"] for r in replies] == [SMALL_TALK_ANSWERS[k] for k in ("thanks", "bye", "ok", "greeting")]
+    tickets = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+    assert not [t for t in tickets if t["session_id"] == sid]
+
+
+def test_a_follow_up_does_not_repeat_the_answer_just_given(client, unique) -> None:
+    """QA: "and for credit cards?" after an answer gave the same answer again."""
+    sid = f"again-{unique}"
+    first = chat(client, "How do I reset my card PIN?", sid).get_json()
+    assert first["kind"] == "answer" and first["sources"][0]["id"] == "reset-pin"
+    data = chat(client, "and how do I reset the PIN?", sid).get_json()
+    assert data["kind"] == "clarify" and data["answer"] != first["answer"], data
+    assert data["sources"] and "reset-pin" not in [s["id"] for s in data["sources"]]

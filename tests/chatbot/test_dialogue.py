@@ -69,10 +69,10 @@ def test_pii_is_masked() -> None:
         assert "4111" not in mask_pii(typed) and "[card]" in mask_pii(typed), mask_pii(typed)
 
 
-def test_duplicate_question_text_is_answered_not_clarified() -> None:
-    """Two entries with one question (FAQs hold copies) tie; asking "which one?" only loops."""
+def test_exact_copies_are_answered_not_clarified() -> None:
+    """Two entries with one answer (FAQs hold copies) tie; asking "which one?" only loops."""
     dup = [Hit("x1", 0.98, "What options should I choose?"), Hit("x2", 0.98, "what options should I choose")]
-    answers = {"x1": "Choose checking.", "x2": "Generally choose the checking option."}
+    answers = {"x1": "Choose checking.", "x2": "choose  checking"}
     state = State()
     d = decide("q", dup, 0.95, answers, state, Policy())
     assert (d.kind, d.answer, state.unsure) == ("answer", "Choose checking.", 0)
@@ -80,10 +80,35 @@ def test_duplicate_question_text_is_answered_not_clarified() -> None:
     assert decide("q", same_answer, 0.95, {"a": "Same.", "b": "same"}, State(), Policy()).kind == "answer"
 
 
+def test_same_question_with_different_answers_asks_with_labels_that_tell_them_apart() -> None:
+    """Bank FAQ QA: "how do I change my atm pin" got the eGiftPlus card's "There is no ATM PIN" at
+    0.97, because entries with one question (one per card) counted as copies and nobody was asked."""
+    from services.chatbot.dialogue import suggestion_labels
+
+    q = "How do I change my ATM PIN"
+    hits = [Hit("gift", 0.97, q), Hit("debit", 0.965, q + "?"), Hit("credit", 0.96, q.lower())]
+    answers = {"gift": "There is no ATM PIN for the eGiftPlus card, as it cannot be used at ATMs.",
+               "debit": "You can change your Debit Card ATM PIN at any of our ATMs or in NetBanking.",
+               "credit": "You can change your Credit Card ATM PIN in NetBanking under Cards."}
+    state = State()
+    d = decide("how do I change my atm pin", hits, 0.97, answers, state, Policy(ambiguity_margin=0.02))
+    assert d.kind == "clarify" and [h.id for h in d.hits] == ["gift", "debit", "credit"] and state.unsure == 1
+    labels = suggestion_labels(d.hits, answers)
+    assert len(set(labels)) == 3 and all(label.startswith(h.question) for label, h in zip(labels, d.hits, strict=True))
+    assert "eGiftPlus" in labels[0] and "Debit" in labels[1] and "Credit Card" in labels[2]
+    assert all(len(label) - len(h.question) <= 70 for label, h in zip(labels, d.hits, strict=True))
+    # a shared opening is skipped: the label shows where the answers part
+    same_start = {"gift": "You can change it " * 3 + "at the branch.", "debit": "You can change it " * 3 + "online."}
+    assert suggestion_labels(hits[:2], same_start) == [q + " \u2014 \u2026at the branch.", q + "? \u2014 \u2026online."]
+    # distinct categories tell them apart more simply; a lone question keeps its text
+    assert suggestion_labels(hits[:2] + [Hit("z", 0.5, "Other")], answers, {"gift": "cards", "debit": "loans"}) == [
+        q + " (cards)", q + "? (loans)", "Other"]
+
+
 def test_genuine_ambiguity_still_clarifies_with_distinct_suggestions() -> None:
     """A distinct third entry within the margin is a real choice; the copy is not offered twice."""
     hits = [Hit("x1", 0.80, "qx"), Hit("x2", 0.80, "QX?"), Hit("y", 0.79, "qy")]
-    d = decide("q", hits, 0.95, {"x1": "ax", "x2": "ax2", "y": "ay"}, State(), Policy(ambiguity_margin=0.02))
+    d = decide("q", hits, 0.95, {"x1": "ax", "x2": "AX.", "y": "ay"}, State(), Policy(ambiguity_margin=0.02))
     assert d.kind == "clarify" and [h.id for h in d.hits] == ["x1", "y"]
 
 
@@ -102,3 +127,101 @@ def test_picked_suggestion_is_answered_and_resets_unsure() -> None:
     d = chosen("b", "qb", "answer b", state)
     assert (d.kind, d.answer, d.confidence, state.unsure) == ("answer", "answer b", 1.0, 0)
     assert [h.id for h in d.hits] == ["b"]
+
+
+def test_near_identical_questions_are_one_question_for_suggestions() -> None:
+    """Bank FAQ QA: "Death Benefit" / "Death-Benefit", "Fees and Charges" / "fees & charges" and
+    "Who" / "Whom should I contact" were offered as two "Did you mean" buttons reading alike."""
+    from services.chatbot.dialogue import _norm, suggestion_labels
+
+    assert _norm("What is the Death Benefit under the plan") == _norm("What is the Death-Benefit under the plan?")
+    assert _norm("What are the Fees and Charges applicable") == _norm("What are the fees & charges applicable")
+    assert _norm("Who should I contact if my card is lost") == _norm("Whom should I contact if my card is lost")
+    assert _norm("Can I withdraw cash") != _norm("Can I deposit cash")
+    hits = [Hit("d1", 0.8, "What is the Death Benefit under the plan"),
+            Hit("d2", 0.8, "What is the Death-Benefit under the plan"), Hit("o", 0.79, "Other")]
+    # same answer (but for punctuation): one button, the better one
+    d = decide("q", hits, 0.95, {"d1": "The sum assured.", "d2": "the sum assured", "o": "x"}, State(), Policy())
+    assert [h.id for h in d.hits] == ["d1", "o"]
+    # different answers: both stay, told apart by their labels
+    answers = {"d1": "The sum assured is paid.", "d2": "Premiums paid are returned.", "o": "x"}
+    d = decide("q", hits, 0.95, answers, State(), Policy())
+    labels = suggestion_labels(d.hits, answers)
+    assert [h.id for h in d.hits] == ["d1", "d2", "o"] and len(set(labels)) == 3
+    assert labels[0].endswith("The sum assured is paid.") and labels[1].endswith("Premiums paid are returned.")
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("hi", "greeting"), ("Hello!", "greeting"), ("good morning", "greeting"), ("thanks!", "thanks"),
+    ("Thank you", "thanks"), ("thanks a lot", "thanks"), ("bye", "bye"), ("Goodbye!", "bye"), ("ok", "ok"),
+    ("OK.", "ok"), ("got it, thanks", "ok")])
+def test_small_talk_gets_a_friendly_reply_and_is_not_an_unsure_turn(text: str, kind: str) -> None:
+    from services.chatbot.dialogue import SMALL_TALK_ANSWERS, small_talk
+
+    assert small_talk(text) == kind
+    state = State(unsure=1)
+    d = decide(text, HITS, 0.1, ANSWERS, state, Policy(max_unsure=1))
+    assert (d.kind, d.answer, d.hits, state.unsure, state.handoff) == ("answer", SMALL_TALK_ANSWERS[kind], [], 1, False)
+
+
+def test_small_talk_after_an_answer_never_leads_to_a_handoff() -> None:
+    """QA: "What is NEFT?" → "thanks!" → "bye" → "ok" ended in a low_confidence handoff ticket."""
+    state, policy = State(), Policy(max_unsure=2)
+    kinds = [decide("What is NEFT?", HITS, 0.9, ANSWERS, state, policy).kind]
+    kinds += [decide(m, HITS, 0.05, ANSWERS, state, policy).kind for m in ("thanks!", "bye", "ok", "hello")]
+    assert kinds == ["answer"] * 5 and not state.handoff and state.unsure == 0
+    handed = State(handoff=True, notified=True)  # a pending handoff stays: the bot keeps quiet
+    assert decide("thanks!", HITS, 0.9, ANSWERS, handed, policy).kind == "silent" and handed.handoff
+
+
+@pytest.mark.parametrize("text", [
+    "hi, how do I block my card?", "thanks for the card, how do I activate it", "ok so what is the NEFT limit",
+    "Hello, what are the RTGS charges?", "good morning, my card was declined"])
+def test_questions_that_start_with_small_talk_are_still_questions(text: str) -> None:
+    from services.chatbot.dialogue import small_talk
+
+    assert small_talk(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "get me a manager", "is there a person I can talk to", "can someone call me", "I want a real person",
+    "representative", "Is there anyone I could speak with?", "Could somebody please call me", "I need a supervisor"])
+def test_more_requests_for_a_person_hand_off(text: str) -> None:
+    assert wants_human(text)
+    assert decide(text, HITS, 0.99, ANSWERS, State(), Policy()).kind == "handoff"
+
+
+@pytest.mark.parametrize("text", [
+    "Can someone else use my card?", "Can someone else deposit money into my account?",
+    "Is there a person-to-person transfer limit?", "Who is the relationship manager for my account?",
+    "Can my manager approve a corporate card?", "Is there a person I can nominate for my deposit?",
+    "Can I get a manager's cheque?", "How can I get a demand draft?"])
+def test_faq_questions_about_someone_are_not_requests_for_a_person(text: str) -> None:
+    assert not wants_human(text)
+
+
+def test_a_follow_up_that_finds_the_entry_just_answered_offers_the_others() -> None:
+    """QA: "and for credit cards?" after the RTGS charges answer gave the RTGS answer again."""
+    hits = [Hit("rtgs", 0.9, "What are the RTGS charges"), Hit("cc", 0.7, "Credit card charges"),
+            Hit("neft", 0.6, "NEFT charges")]
+    answers = {"rtgs": "RTGS costs 25.", "cc": "Cards cost 500.", "neft": "NEFT is free."}
+    state, policy = State(), Policy(max_unsure=1)
+    assert decide("What are the charges for RTGS?", hits, 0.9, answers, state, policy).kind == "answer"
+    assert state.answered == "rtgs" and State.from_dict(state.to_dict()).answered == "rtgs"
+    d = decide("and for credit cards?", hits, 0.9, answers, state, policy, follow_up=True)
+    assert d.kind == "clarify" and [h.id for h in d.hits] == ["cc", "neft"] and state.unsure == 1
+    # a follow-up whose best entry is another one is answered; a repeat past the count hands off
+    state = State(answered="rtgs")
+    d = decide("and for credit cards?", hits[1:], 0.9, answers, state, policy, follow_up=True)
+    assert (d.kind, d.answer) == ("answer", "Cards cost 500.")
+    state = State(answered="rtgs", unsure=1)
+    assert decide("and for cards?", hits, 0.9, answers, state, policy, follow_up=True).kind == "handoff"
+    # not a follow-up: asking the same question again is answered again
+    state = State(answered="rtgs")
+    assert decide("What are the RTGS charges?", hits, 0.9, answers, state, policy).kind == "answer"
+
+
+def test_a_follow_up_after_small_talk_leans_on_the_question_before_it() -> None:
+    state = State(turns=[{"role": "user", "text": "What are the RTGS charges?"}, {"role": "bot", "text": "25"},
+                         {"role": "user", "text": "thanks!"}, {"role": "bot", "text": "You're welcome!"}])
+    assert follow_up_context("and for NEFT?", state) == "What are the RTGS charges?"

@@ -281,9 +281,10 @@ def test_widget_reload_mid_handoff_shows_the_conversation_once(chat_settings, bo
         assert texts.count("Hi, Anna here.") == 1 and texts[-1] == "Hi, Anna here.", texts
 
 
-def test_bank_faq_duplicate_question_answered_with_real_encoder(chat_settings, tmp_path) -> None:
-    """The bank FAQ holds this question twice (two answers): the real encoder ties them, and the
-    customer gets an answer, not a "Did you mean" with two identical buttons, then a handoff."""
+def test_bank_faq_duplicate_question_asks_with_labels_with_real_encoder(chat_settings, tmp_path) -> None:
+    """The bank FAQ holds this question twice with two answers: the real encoder ties them. The
+    customer is asked which, with two buttons labelled apart (not two identical ones), and a pick
+    is answered as is (no handoff)."""
     from services.chatbot import create_app
     from services.chatbot.service import load_kb
 
@@ -300,8 +301,13 @@ def test_bank_faq_duplicate_question_answered_with_real_encoder(chat_settings, t
     client = create_app(chat_settings).test_client()
     for _ in range(3):
         data = client.post("/v1/chat", json={"session_id": "atm1", "message": question}).get_json()
-        assert data["kind"] == "answer" and data["handoff"] is False, data
-        assert data["sources"][0]["question"] == data["sources"][1]["question"] == question
+        assert data["kind"] == "clarify" and data["handoff"] is False, data
+        dups = [s for s in data["sources"] if s["question"] == question]
+        assert len(dups) == 2 and dups[0]["label"] != dups[1]["label"], dups
+        assert all(s["label"].startswith(question + " \u2014 ") for s in dups)
+        out = client.post("/v1/chat", json={"session_id": "atm1", "message": question,
+                                            "entry_id": dups[1]["id"]}).get_json()
+        assert out["kind"] == "answer" and out["sources"][0]["id"] == dups[1]["id"]
 
 
 @pytest.mark.browser
@@ -440,3 +446,92 @@ def test_demo_page_fits_a_phone(app) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         toggle = page.get_by_role("button", name="Chat with us").bounding_box()
         assert toggle["x"] >= 0 and toggle["x"] + toggle["width"] <= 360
+
+
+@pytest.mark.browser
+def test_widget_labels_shared_questions_and_takes_feedback_on_answers(chat_settings, bow, tmp_path) -> None:
+    """Bank FAQ QA: one question held once per card showed identical "Did you mean" buttons; and the
+    widget had no way to rate an answer. Labels tell the buttons apart (the pick still goes by id),
+    and an answer (only an answer) gets "Helpful" / "Not helpful", which stores one feedback row."""
+    from sqlalchemy import select
+
+    from services.chatbot import create_app
+    from services.chatbot.kb import build_kb_dir
+    from services.chatbot.models import ChatFeedback
+    from services.chatbot.service import kb_dir
+    from shared.db import get_db
+
+    q = "Where do I get this card"
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text(
+        Path(__file__).resolve().parents[2].joinpath("data", "samples", "faq.jsonl").read_text()
+        + json.dumps({"id": "gold", "question": q, "answer": "The Gold card is sold at any branch."}) + "\n"
+        + json.dumps({"id": "gift", "question": q, "answer": "The eGift card is sold online only."}) + "\n")
+    build_kb_dir(faq, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
+    app = create_app(chat_settings, encoder=bow)
+    with demo_page(app) as (page, base):
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        box.fill(q)
+        box.press("Enter")
+        buttons = log.locator(".fpc-sugg button")
+        buttons.first.wait_for(timeout=15_000)
+        texts = buttons.all_inner_texts()
+        assert f"{q} \u2014 \u2026Gold card is sold at any branch." in texts
+        assert f"{q} \u2014 \u2026eGift card is sold online only." in texts
+        assert log.get_by_role("button", name="Not helpful").count() == 0  # a clarify is not rated
+        log.get_by_role("button", name=f"{q} \u2014 \u2026eGift card is sold online only.").click()
+        log.get_by_text("The eGift card is sold online only.").wait_for(timeout=15_000)
+        answer = log.locator(".fpc-bot").last
+        helpful = answer.get_by_role("button", name="Helpful", exact=True)
+        unhelpful = answer.get_by_role("button", name="Not helpful")
+        assert helpful.get_attribute("aria-pressed") == unhelpful.get_attribute("aria-pressed") == "false"
+        unhelpful.click()
+        page.get_by_role("status").get_by_text("Thanks for your feedback").wait_for(timeout=15_000)
+        assert unhelpful.get_attribute("aria-pressed") == "true" and unhelpful.is_disabled() and helpful.is_disabled()
+        sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+        page.reload()  # a rated answer stays rated
+        page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)
+        again = log.locator(".fpc-bot").last.get_by_role("button", name="Not helpful")
+        assert again.get_attribute("aria-pressed") == "true" and again.is_disabled()
+    with get_db(app).session() as s:
+        rows = s.execute(select(ChatFeedback).where(ChatFeedback.session_id == sid)).scalars().all()
+        assert [(r.rating, r.entry_id, r.query) for r in rows] == [(-1, "gift", q)]
+
+
+PLAIN_STARS = ("Fee 1000* and 500* apply, 60%* of value. * conditions apply. Security cheques favoring the Bank "
+               "Loan Account No. << >>*** ECS mandate duly filled. ***Security Cheques: issue 1 cheque. "
+               "Keep snake_case_words, but *this* and **that** and _these_ and __those__ and ***both*** are marked, "
+               "as is **bold with *italic* inside**.")
+
+
+@pytest.mark.browser
+def test_widget_leaves_unpaired_and_non_flanking_asterisks_literal(chat_settings, bow, tmp_path) -> None:
+    """Bank FAQ QA: plain-text answers with asterisks turned bold ("<< >>*** ECS mandate ... ***Security")
+    or italic ("1000* ... 500*"): emphasis now follows CommonMark's flanking rule."""
+    from services.chatbot import create_app
+    from services.chatbot.kb import build_kb_dir
+    from services.chatbot.service import kb_dir
+
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text(json.dumps({"id": "stars", "question": "What documents do I need for the loan",
+                               "answer": PLAIN_STARS}) + "\n"
+                   + json.dumps({"id": "other", "question": "Opening hours", "answer": "9 to 5"}) + "\n")
+    build_kb_dir(faq, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
+    with demo_page(create_app(chat_settings, encoder=bow)) as (page, base):
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        box.fill("What documents do I need for the loan")
+        box.press("Enter")
+        answer = log.locator(".fpc-bot").last
+        answer.wait_for(timeout=15_000)
+        text = answer.inner_text().split(":", 1)[1].strip()
+        assert text.startswith("Fee 1000* and 500* apply, 60%* of value. * conditions apply. Security cheques "
+                               "favoring the Bank Loan Account No. << >>*** ECS mandate duly filled. ***Security "
+                               "Cheques: issue 1 cheque. Keep snake_case_words, but this and that and these and "
+                               "those"), text
+        assert answer.locator("em").all_inner_texts() == ["this", "these", "both", "italic"]
+        assert answer.locator("strong").all_inner_texts() == ["that", "those", "both", "bold with italic inside"]
+        assert answer.locator("em > strong").inner_text() == "both"

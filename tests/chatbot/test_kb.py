@@ -96,12 +96,13 @@ def test_kb_ask_writes_results_answer_and_handoff(tmp_path, bow, sample_faq, mon
 
 
 def test_kb_ask_does_not_hand_off_on_a_duplicated_question(tmp_path, bow, monkeypatch) -> None:
-    """Two entries holding the same question tie exactly; that is no reason to hand off."""
+    """Two entries holding the same question (and answer: a copy) tie exactly; that is no reason to
+    hand off. (With different answers the chat asks which, so `kb ask` flags it, as the chat's rule.)"""
     from services.chatbot import service
 
     q = "What options should I choose to withdraw cash from the ATM"
     (tmp_path / "kb.jsonl").write_text(json.dumps({"question": q, "answer": "Credit."}) + "\n"
-                                       + json.dumps({"question": q, "answer": "Checking."}) + "\n"
+                                       + json.dumps({"question": q, "answer": "credit"}) + "\n"
                                        + json.dumps({"question": "Close my account", "answer": "App."}) + "\n")
     build_kb_dir(tmp_path / "kb.jsonl", tmp_path / "idx", bow, "flat", model="bow", progress=False)
     monkeypatch.setattr(service, "get_encoder", lambda _path: bow)

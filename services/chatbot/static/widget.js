@@ -3,7 +3,7 @@
  * site in FINPULSE_CHATBOT_CORS_ORIGINS, or the browser blocks its requests).
  * Every string from the server or the user is rendered with textContent (never as HTML).
  * Bot and agent messages may use a small Markdown subset, built as DOM nodes (see markdown()):
- * paragraphs, line breaks, bullet (-, * or +) and 1. lists, **bold**, *italic*, `code` and links to
+ * paragraphs, line breaks, bullet (-, * or +) and 1. lists, **bold**, *italic* (CommonMark flanking), `code` and links to
  * http(s): or mailto: only; anything else (HTML too) stays literal text.
  * Accessible: a labelled dialog, a role="log" aria-live region for replies, native
  * buttons and a form, so it works with the keyboard and screen readers.
@@ -54,13 +54,49 @@
       inline(a, m[1]);
       return a;
     }],
-    [/\*\*(\S(?:[\s\S]*?\S)?)\*\*/g, wrap("strong")],
-    [/__(\S(?:[\s\S]*?\S)?)__(?![A-Za-z0-9_])/g, wrap("strong"), true],
-    [/\*([^\s*](?:[^*\n]*[^\s*])?)\*/g, wrap("em")],
-    [/_([^\s_](?:[^_\n]*[^\s_])?)_(?![A-Za-z0-9_])/g, wrap("em"), true]  /* not in snake_case_words */
+    [emphasis, function (m) {  /* 1: em, 2: strong, 3: both */
+      var outer = el(m.use === 2 ? "strong" : "em"), node = outer;
+      if (m.use === 3) { node = outer.appendChild(el("strong")); }
+      inline(node, m[1]);
+      return outer;
+    }]
   ];
-  function wrap(tag) {
-    return function (m) { var node = el(tag); inline(node, m[1]); return node; };
+  /* Emphasis as CommonMark pairs it: a run of * or _ opens when it is left-flanking (a non-space
+   * after it, and no punctuation after it unless space or punctuation is before it), closes when
+   * right-flanking (the mirror image); _ neither opens nor closes inside a word. A closer takes the
+   * nearest opener of its kind; a marker left without a partner stays literal, so plain-text FAQ
+   * answers ("Loan Account No. << >>*** ECS mandate", "1000* ... 500*") keep their asterisks. */
+  var PUNCT = /[!-\/:-@\[-`{-~\u00a1-\u00bf\u2010-\u2027\u2030-\u205e]/;
+  function isSpace(ch) { return !ch || /\s/.test(ch); }
+  function isPunct(ch) { return !!ch && PUNCT.test(ch); }
+  function emphasis(text, pos) {
+    var re = /\*+|_+/g, m, stack = [], best = null;
+    re.lastIndex = pos;
+    while ((m = re.exec(text))) {
+      var i = m.index, n = m[0].length;
+      if (text.charAt(i - 1) === "\\") { i += 1; n -= 1; if (!n) { continue; } }  /* \* is a literal star */
+      var c = m[0].charAt(0), before = text.charAt(i - 1), after = text.charAt(i + n);
+      var left = !isSpace(after) && (!isPunct(after) || isSpace(before) || isPunct(before));
+      var right = !isSpace(before) && (!isPunct(before) || isSpace(after) || isPunct(after));
+      var run = {i: i, n: n, c: c, open: c === "*" ? left : left && (!right || isPunct(before)),
+                 close: c === "*" ? right : right && (!left || isPunct(after))};
+      var k = run.close ? stack.length - 1 : -1;
+      for (; k >= 0; k--) {
+        var o = stack[k];
+        if (o.c === c && !((o.close || run.open) && (o.n + n) % 3 === 0 && (o.n % 3 || n % 3))) { break; }
+      }
+      if (k >= 0) {
+        var op = stack[k], use = Math.min(op.n, n, 3);
+        stack.length = k;  /* openers inside the pair are spent */
+        if (!best || op.i < best.open) {
+          best = {open: op.i, index: op.i + op.n - use, use: use, 0: text.slice(op.i + op.n - use, i + use),
+                  1: text.slice(op.i + op.n, i)};
+        }
+      } else if (run.open) {
+        stack.push(run);
+      }
+    }
+    return best;
   }
   function addText(parent, text) {  /* as in Markdown: a line ending in two spaces or "\\" breaks, */
     var lines = text.split("\n");   /* any other newline is a space (FAQ files are often hard-wrapped) */
@@ -76,7 +112,9 @@
     for (;;) {
       var best = -1;
       INLINE.forEach(function (r, i) {
-        if (next[i] === undefined || (next[i] && next[i].index < pos)) {
+        if (typeof r[0] === "function") {  /* emphasis pairs depend on everything after pos */
+          next[i] = r[0](text, pos);
+        } else if (next[i] === undefined || (next[i] && next[i].index < pos)) {
           var re = r[0], m;
           re.lastIndex = pos;
           while ((m = re.exec(text)) && r[2] && /[A-Za-z0-9_]/.test(text.charAt(m.index - 1))) {
@@ -161,6 +199,9 @@
     ".fpc-msg>:last-child{margin-bottom:0}.fpc-msg ul,.fpc-msg ol{padding-left:1.3em}" +
     ".fpc-msg a{color:#05a;text-decoration:underline}.fpc-msg code{font-family:monospace;" +
     "background:rgba(0,0,0,.07);padding:0 .2em;border-radius:.2em}" +
+    ".fpc-fb{margin-top:.3rem}.fpc-fb button{background:#fff;border:1px solid #888;border-radius:.4rem;" +
+    "margin-right:.3rem;padding:0 .4rem;cursor:pointer;font-size:.9rem}.fpc-fb button[aria-pressed=true]{" +
+    "border-color:" + GREEN + ";background:#e6f2ec}" +
     ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:.6rem;border:0}" +
     ".fpc-form button{border:0;background:" + GREEN + ";color:#fff;padding:0 1rem}" +
     /* the widget's own elements only: the host page keeps its focus style */
@@ -204,15 +245,46 @@
   panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { setOpen(false); } });
 
   var SPEAKER = {user: "You said: ", bot: "Assistant: ", agent: "Agent: ", error: "Assistant: "};
-  function addMessage(who, text, replayed) {
-    if (!replayed && who !== "error") { remember([who, text]); }  /* a stale error is not worth showing again */
+  function addMessage(who, text, replayed, feedback) {
+    /* feedback: {entry_id, message} of an answer, which gets thumbs up/down (kept for a reload) */
+    var item = feedback ? [who, text, feedback] : [who, text];
+    if (replayed && feedback) { item = replayed; }
+    if (!replayed && who !== "error") { remember(item); }  /* a stale error is not worth showing again */
     var msg = el("div", {"class": "fpc-msg fpc-" + who});
     msg.appendChild(el("span", {"class": "fpc-sr"}, SPEAKER[who]));
     /* answers and agent replies may use the Markdown subset; the customer's words and errors never */
     if (who === "bot" || who === "agent") { markdown(msg, text); } else { msg.appendChild(document.createTextNode(text)); }
+    if (who === "bot" && item[2] && item[2].entry_id !== undefined) { addFeedback(msg, item); }
     log.appendChild(msg);
     log.scrollTop = log.scrollHeight;
     return msg;
+  }
+
+  /* Thumbs up/down under an answer: POST /v1/feedback once, then thanks in the status region. */
+  function addFeedback(msg, item) {
+    var fb = item[2];
+    var row = el("div", {"class": "fpc-fb", "role": "group", "aria-label": "Was this answer helpful?"});
+    [["up", "\uD83D\uDC4D", "Helpful"], ["down", "\uD83D\uDC4E", "Not helpful"]].forEach(function (r) {
+      var b = el("button", {"type": "button", "aria-label": r[2], "aria-pressed": fb.rated === r[0] ? "true" : "false"}, r[1]);
+      b.disabled = !!fb.rated;
+      b.addEventListener("click", function () {
+        if (fb.rated) { return; }
+        fb.rated = r[0];
+        Array.prototype.forEach.call(row.querySelectorAll("button"), function (x) { x.disabled = true; });
+        b.setAttribute("aria-pressed", "true");
+        store(HISTORY_KEY, JSON.stringify(shown));
+        var body = {session_id: sessionId, rating: r[0], entry_id: fb.entry_id};
+        if (fb.message) { body.message = fb.message; }
+        fetch(base + "/v1/feedback", {method: "POST", headers: {"Content-Type": "application/json"},
+          body: JSON.stringify(body)})
+          .then(function (res) {
+            status.textContent = res.ok ? "Thanks for your feedback." : "Sorry, we couldn't save your feedback.";
+          })
+          .catch(function () { status.textContent = "Sorry, we couldn't save your feedback."; });
+      });
+      row.appendChild(b);
+    });
+    msg.appendChild(row);
   }
 
   function remember(item) {
@@ -221,10 +293,15 @@
     store(HISTORY_KEY, JSON.stringify(shown));
   }
   function addSuggestions(sources, replayed, spent) {
-    if (!replayed) { remember(["sugg", sources.map(function (s) { return {id: s.id, question: s.question}; })]); }
+    if (!replayed) {
+      remember(["sugg", sources.map(function (s) {
+        return typeof s.label === "string" ? {id: s.id, question: s.question, label: s.label} : {id: s.id, question: s.question};
+      })]);
+    }
     var box = el("div", {"class": "fpc-sugg", "role": "group", "aria-label": "Suggested questions"});
     sources.forEach(function (s) {
-      var b = el("button", {"type": "button"}, s.question);
+      /* the label tells apart entries that share a question (one per card); the pick goes by id */
+      var b = el("button", {"type": "button"}, typeof s.label === "string" && s.label ? s.label : s.question);
       b.addEventListener("click", function () {
         /* one pick per offer: a second click would ask again; the pick stays marked */
         Array.prototype.forEach.call(box.querySelectorAll("button"), function (x) { x.disabled = true; });
@@ -327,7 +404,9 @@
         if (!data || typeof data.session_id !== "string") { failed(500); return; }
         sessionId = data.session_id;
         store(KEY, sessionId);
-        if (data.answer) { addMessage("bot", data.answer); }  /* silent while an agent has the chat */
+        var top = data.kind === "answer" && data.sources && data.sources[0];
+        /* an answer from the knowledge base can be rated; small talk, clarify and handoff cannot */
+        if (data.answer) { addMessage("bot", data.answer, false, top ? {entry_id: top.id, message: text} : null); }
         if (data.kind === "clarify" && data.sources && data.sources.length) { addSuggestions(data.sources); }
         status.textContent = data.handoff ? "A member of our team will take over this chat." : "";
         if (data.handoff) { startPolling(); }
@@ -346,7 +425,10 @@
     if (m[0] === "sugg" && Array.isArray(m[1])) {
       addSuggestions(m[1].filter(function (s) { return s && typeof s.question === "string"; }), true,
                      i < shown.length - 1);
-    } else if (SPEAKER.hasOwnProperty(m[0]) && typeof m[1] === "string") { addMessage(m[0], m[1], true); }
+    } else if (SPEAKER.hasOwnProperty(m[0]) && typeof m[1] === "string") {
+      var fb = m[0] === "bot" && m[2] && typeof m[2] === "object" ? m : null;
+      addMessage(m[0], m[1], fb || true, !!fb);
+    }
   });
   if (sessionId) { polling = true; schedulePoll(0); }
   try { if (sessionId && sessionStorage.getItem(OPEN_KEY)) { setOpen(true, true); } } catch (e) { /* no storage */ }
