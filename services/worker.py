@@ -97,6 +97,15 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
     # ORT threads must not spin between batches: Celery's own threads need those cores.
     configure_runtimes(spinning=False)
 
+    if settings.log_format == "json":
+        # a receiver of setup_logging makes Celery leave logging alone: its own plain handlers
+        # wrote every worker line (task received, reloads, errors) outside the JSON stream
+        @signals.setup_logging.connect(weak=False)
+        def _json_logs(**_: Any) -> None:
+            from shared.logs import configure_logging
+
+            configure_logging(settings)
+
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
         start_observability(settings, queue_names, metrics_port)

@@ -350,7 +350,7 @@ def _blueprint() -> Blueprint:
 
         data = overview(settings_of(), window_s=_window(), domains=_domains())
         plots = [base64.b64encode(plot_png(s)).decode() for s in data["series"][:12]]
-        return render_template_string(OPS_PAGE, data=data, plots=plots, models=_models(),
+        return render_template_string(OPS_PAGE, data=data, plots=plots, models=_models(), num=_shown_number,
                                       jobs=_own_jobs(limit=10))
 
     return bp
@@ -416,6 +416,16 @@ def _models() -> list[dict[str, Any]]:
     return out
 
 
+def _shown_number(value: Any) -> str:
+    """A figure as the ops page shows it: blank when not measured (it showed Python's None),
+    whole numbers whole (it showed users=40.0000), others to four decimals."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return str(int(value)) if float(value).is_integer() else f"{value:.4f}"
+
+
 OPS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>FinPulse ops</title>
 <style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}
 td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.critical{color:#b00}.warn{color:#b60}</style>
@@ -424,13 +434,14 @@ td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.critical{color:#b00}
 {% for a in data.alerts %}<li class="{{a.severity}}">{{a.severity}}: {{a.message}}</li>{% endfor %}</ul>
 <h2>Models</h2><table><tr><th>version</th><th>production</th><th>gate</th><th>metrics</th></tr>
 {% for m in models %}<tr><td>{{m.ref}}</td><td>{{'yes' if m.production else ''}}</td><td>{{m.gate or ''}}</td>
-<td>{% for k, v in m.metrics.items() %}{{k}}={{'%.4f'|format(v)}} {% endfor %}</td></tr>{% endfor %}</table>
+<td>{% for k, v in m.metrics.items() %}{{k}}={{num(v)}} {% endfor %}</td></tr>{% endfor %}</table>
 <h2>Jobs</h2><table><tr><th>id</th><th>kind</th><th>status</th><th>stage</th><th>epoch</th><th>step</th></tr>
 {% for j in jobs %}<tr><td>{{j.id[:8]}}</td><td>{{j.kind}}</td><td>{{j.status}}</td><td>{{j.progress.stage}}</td>
 <td>{{j.progress.epoch}}</td><td>{{j.progress.step}}</td></tr>{% endfor %}</table>
 <h2>Monitoring (last window)</h2><table><tr><th>series</th><th>n</th><th>PSI</th><th>low-confidence</th>
 <th>handoff</th><th>thumbs-down</th></tr>{% for s in data.series %}<tr>
-<td>{{s.domain}}/{{s.task}}@{{s.version}}</td><td>{{s.n or s.chats or 0}}</td><td>{{s.psi}}</td>
-<td>{{s.low_confidence_rate}}</td><td>{{s.handoff_rate}}</td><td>{{s.thumbs_down_rate}}</td></tr>{% endfor %}
+<td>{{s.domain}}/{{s.task}}@{{s.version}}</td><td>{{s.n or s.chats or 0}}</td><td>{{num(s.psi)}}</td>
+<td>{{num(s.low_confidence_rate)}}</td><td>{{num(s.handoff_rate)}}</td>
+<td>{{num(s.thumbs_down_rate)}}</td></tr>{% endfor %}
 </table>{% for p in plots %}<img alt="monitoring plot" src="data:image/png;base64,{{p}}">{% endfor %}
 </body></html>"""

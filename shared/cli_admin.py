@@ -100,7 +100,10 @@ def audit(limit: int, as_json: bool) -> None:
 
     settings = get_settings()
     upgrade(settings.db_url)
-    for e in audit_entries(Database(settings.db_url), limit=limit):
+    entries = audit_entries(Database(settings.db_url), limit=limit)
+    if entries and not as_json:  # a header, as `keys list` and `models list` have
+        click.echo(f"{'at (UTC)':<19}  {'actor':<16} {'action':<16} {'outcome':<8} target")
+    for e in entries:
         if as_json:
             click.echo(json.dumps(e, default=str))
         else:

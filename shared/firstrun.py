@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from shared.errors import Unavailable
+from shared.lifecycle import record_promotion
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -141,4 +142,5 @@ def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Calla
     export_onnx(version.path, int8=True)
     if registry.production(domain, "sentiment") is None:
         registry.promote(version.ref, reason="first run of finpulse up")
+        record_promotion(settings, version, actor="finpulse-up", reason="first run of finpulse up")
     progress(f"registered {version.ref}")

@@ -366,6 +366,25 @@ def record_version(db: Database, mv: ModelVersion, stage: str = "registered") ->
     _mirror(db, mv, stage)
 
 
+def record_promotion(settings: Any, mv: ModelVersion, *, actor: str, reason: str) -> None:
+    """A promotion made by the registry alone (a first version, the first run of ``finpulse up``)
+    in the database as :func:`promote` records one: its row's stage and an audit entry. Best
+    effort: the pointer file decides what serves, a database hiccup must not fail the run."""
+    db = None
+    try:
+        from shared.db import upgrade
+
+        upgrade(settings.db_url)
+        db = Database(settings.db_url)
+        _mirror(db, mv, "production")
+        audit(db, actor, "model.promote", mv.ref, "ok", {"reason": reason, "previous": None})
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: the model is promoted
+        log.warning("promotion of %s not recorded in the database: %s", mv.ref, exc)
+    finally:
+        if db is not None:
+            db.dispose()
+
+
 # -- announcing ---------------------------------------------------------------------
 def announce(settings: Any, mv: ModelVersion, event: str = "promote") -> None:
     """Tell every process serving ``mv``'s domain to reload; never fails the promotion."""

@@ -37,6 +37,11 @@ def histogram(name: str, doc: str, labels: tuple[str, ...] = (),
     return _get_or_create(Histogram, name, doc, labels, buckets=buckets)
 
 
+# A label takes values from this set only: a client inventing methods (`curl -X M1`, `-X M2`, ...)
+# added a series per name to every scrape, without limit and without a key.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def init_app(app: Flask, service: str) -> None:
     """Time every request and serve ``GET /metrics``."""
     from flask import Response, g, request
@@ -56,7 +61,8 @@ def init_app(app: Flask, service: str) -> None:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         if started is not None:
             latency.labels(service, endpoint).observe(time.perf_counter() - started)
-        requests.labels(service, endpoint, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in HTTP_METHODS else "other"
+        requests.labels(service, endpoint, method, str(response.status_code)).inc()
         return response
 
     @app.get("/metrics")

@@ -17,6 +17,7 @@ import math
 import time
 from typing import Any
 
+from shared.errors import Unavailable
 from shared.gate import CONF_BINS, load_domain_config, load_report
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,18 @@ def psi(actual: list[float], expected: list[float], eps: float = 1e-4) -> float:
 
 
 def list_series(settings: Any) -> list[tuple[str, str, str]]:
-    """Every (domain, task, version) with recorded traffic."""
+    """Every (domain, task, version) with recorded traffic.
+
+    Unreadable (Redis down) is :class:`Unavailable`, not an empty list: "no series, no alerts"
+    is what an operator reads as all quiet, exactly when monitoring is blind.
+    """
     import redis
 
     try:
         members = _client(settings).smembers(f"{PREFIX}:series")
-    except (redis.RedisError, OSError):
-        return []
+    except (redis.RedisError, OSError) as exc:
+        raise Unavailable(f"monitoring figures are kept in Redis, which is unreachable ({exc}); "
+                          "retry later") from None
     out = [tuple(m.decode().split(":", 2)) for m in members]
     return sorted(out)  # type: ignore[return-value]
 

@@ -213,14 +213,19 @@ class Supervisor:
 
 def ensure_redis(settings: Settings, sup: Supervisor) -> None:
     """Use REDIS_URL when it answers; else start ``redis-server`` on its local port."""
-    from shared.redis_client import is_up
+    from shared.redis_client import is_up, ping
 
     url = settings.redis_url
     if url.startswith("memory://"):
         raise ConfigError("REDIS_URL memory:// is for tests only; use redis://HOST:PORT/DB")
-    if is_up(url):
+    try:
+        ping(url)
         _say(f"using Redis at {redact(url)}")
         return
+    except Unavailable as exc:  # a Redis that answers but refuses the password is no port clash
+        if any(word in exc.message.lower() for word in ("auth", "password")):
+            raise ConfigError(f"the Redis at REDIS_URL {redact(url)} refused its credentials "
+                              f"({exc.message.split(': ', 1)[-1]}): fix the password in REDIS_URL") from None
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     if url.startswith("unix://") or host not in ("127.0.0.1", "localhost", "::1"):

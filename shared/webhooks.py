@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +36,42 @@ def post(url: str, body: Any, retry_for_s: float = RETRY_FOR_S, backoff_s: float
     import requests
 
     deadline = time.monotonic() + retry_for_s
-    attempt = 0
+    attempt, shown = 0, shown_url(url)
     while True:
         attempt += 1
         try:
             resp = requests.post(url, json=body, timeout=5)
             if resp.status_code < 500:
                 if not resp.ok:
-                    log.warning("webhook %s refused a delivery: HTTP %d", url, resp.status_code)
+                    log.warning("webhook %s refused a delivery: HTTP %d", shown, resp.status_code)
                 return bool(resp.ok)
-            log.info("webhook %s failed (attempt %d): HTTP %d", url, attempt, resp.status_code)
+            log.info("webhook %s failed (attempt %d): HTTP %d", shown, attempt, resp.status_code)
         except requests.RequestException as exc:
-            log.info("webhook %s failed (attempt %d): %s", url, attempt, exc)
+            log.info("webhook %s failed (attempt %d): %s", shown, attempt, hide_secrets(str(exc), url))
         pause = min(backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
         if time.monotonic() + pause > deadline:
-            log.warning("webhook %s gave up after %d attempts in %.0f s", url, attempt, retry_for_s)
+            log.warning("webhook %s gave up after %d attempts in %.0f s", shown, attempt, retry_for_s)
             return False
         time.sleep(pause)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as logs show it: no user, password or query (a webhook's token often rides there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "?…" if parts.query else "", ""))
+
+
+def hide_secrets(text: str, url: str) -> str:
+    """``text`` (a driver's error naming ``url``) without ``url``'s password and query."""
+    parts = urlsplit(url)
+    for secret in (parts.query, parts.password):
+        if secret:
+            text = text.replace(secret, "…")
+    return text
 
 
 class _Sender:
@@ -66,7 +86,7 @@ class _Sender:
             try:
                 post(self.url, body)
             except Exception:  # a bad body must not end the sender and strand the queue behind it
-                log.exception("webhook %s: delivery failed", self.url)
+                log.exception("webhook %s: delivery failed", shown_url(self.url))
             finally:
                 self.queue.task_done()
 
@@ -80,7 +100,7 @@ def send(url: str, body: Any) -> None:
     try:
         sender.queue.put_nowait(body)
     except queue.Full:
-        log.warning("webhook %s: %d deliveries already waiting; this one is dropped", url, QUEUE_LIMIT)
+        log.warning("webhook %s: %d deliveries already waiting; this one is dropped", shown_url(url), QUEUE_LIMIT)
 
 
 def drain(timeout_s: float = 5.0) -> bool:

@@ -84,6 +84,31 @@ def test_malformed_redis_url_is_one_line(home):
     assert "REDIS_URL" in line
 
 
+def test_a_redis_refusing_the_password_is_named_so(home, tmp_path):
+    """Observability QA: a wrong password for a local Redis read "port 6393 of REDIS_URL is in use
+    by something that is not this Redis: set REDIS_URL to a free port"."""
+    import shutil
+
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_ports(1)[0]
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "rightpw",
+                               "--save", "", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.1)
+        for url in (f"redis://:wrongpw@127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/0"):
+            proc = _run_up(up_env(home, free_ports(4), REDIS_URL=url), "--no-prepare")
+            line = _one_line(proc)
+            assert proc.returncode == 2 and "refused its credentials" in line and "in use" not in line, line
+            assert "wrongpw" not in line
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def test_unreachable_database_is_one_line(home):
     env = up_env(home, free_ports(4), DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     line = _one_line(_run_up(env, "--no-prepare"))

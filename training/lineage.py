@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.lifecycle import record_promotion
 from shared.registry import ModelVersion, Registry
 
 
@@ -53,6 +54,8 @@ def publish(
     except Exception as exc:  # the files are authoritative; a DB hiccup must not lose the model
         print(f"[train] warning: model_versions not updated ({type(exc).__name__}: {exc})",
               file=sys.stderr)
+    if stage == "production":  # audited as every move of production is
+        record_promotion(settings, mv, actor="train", reason="first version")
     return mv
 
 

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.lifecycle import record_promotion
+
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "interactions.tsv"
 
 
@@ -50,4 +52,5 @@ def prepare(settings: Any, data_dir: Path | None) -> None:
             print(f"[recommendations] {line}", file=sys.stderr)
         mv = register(settings, domain, path)
     reg.promote(mv.ref, reason="first run of finpulse up")
+    record_promotion(settings, mv, actor="finpulse-up", reason="first run of finpulse up")
     print(f"[recommendations] {mv.ref} ready ({mv.path})", file=sys.stderr)

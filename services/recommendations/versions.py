@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.gate import GATE_METRIC_KEY
 from shared.io import file_lock, read_json, write_json
+from shared.lifecycle import record_promotion
 from shared.registry import ModelVersion, Registry
 
 TASK = "recommendations"  # the registry task of every recommender version
@@ -75,4 +76,5 @@ def import_legacy(settings: Any, domain: str) -> ModelVersion | None:
             write_json(copy / "train_config.json", {**config, "imported_from": str(source)})
             mv = register(settings, domain, copy)
         reg.promote(mv.ref, reason=f"imported from {source}")
+        record_promotion(settings, mv, actor="finpulse", reason=f"imported from {source}")
     return mv

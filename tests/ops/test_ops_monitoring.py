@@ -63,10 +63,22 @@ def test_chatbot_handoff_and_thumbs_down_rates(ops, unique):
     assert monitoring.summary(settings, domain, "chat", "current").get("chats") is None
 
 
-def test_recording_never_fails_when_redis_is_down(ops):
+def test_recording_never_fails_when_redis_is_down_and_reading_says_so(ops):
+    """Recording is best effort; reading is not: `ops monitor` printed no series and no alerts
+    and exited 0 with Redis down, and /v1/admin/monitoring answered 200 (observability QA)."""
+    from shared.admin import register_admin
+    from shared.errors import Unavailable
+    from shared.web import create_service_app
+
     bad = ops["settings"].model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     monitoring.record_predictions(bad, "news", "sentiment", "v1", _rows("negative", 0.9, 3))
-    assert monitoring.list_series(bad) == []
+    with pytest.raises(Unavailable, match="unreachable"):
+        monitoring.list_series(bad)
+    app = create_service_app("sentiment", bad)
+    register_admin(app, tasks={"sentiment": "training.retrain"}, domains=["news"])
+    resp = app.test_client().get("/v1/admin/monitoring",
+                                 headers={"Authorization": f"Bearer {ops['keys']['analyst']}"})
+    assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "unavailable"
 
 
 def test_ops_page_and_monitoring_endpoint(ops, series):
@@ -85,6 +97,7 @@ def test_ops_page_and_monitoring_endpoint(ops, series):
     assert any(a["domain"] == series and a["kind"] == "psi" for a in data["alerts"])
     page = client.get(f"/ops?domain={series}", headers=analyst)
     assert page.status_code == 200 and b"data:image/png;base64," in page.data and series.encode() in page.data
+    assert b">None<" not in page.data and b".0000" not in page.data  # not measured: "–"; whole numbers whole
     assert client.get("/ops").status_code == 401
     assert client.get("/v1/admin/monitoring?hours=abc", headers=analyst).status_code == 400
 

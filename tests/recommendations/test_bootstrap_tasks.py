@@ -17,6 +17,14 @@ def test_prepare_registers_and_promotes_v1(settings, capsys) -> None:
     assert mv.metrics()["gate_metric"] == GATE_METRIC and 0 < mv.metrics()[GATE_METRIC] <= 1
     assert mv.train_config()["interactions_sha256"]
     assert "ready" in capsys.readouterr().err
+    # audited and mirrored as every move of production (observability QA: `finpulse audit` was empty)
+    from shared.db import Database
+    from shared.lifecycle import audit_entries
+
+    db = Database(settings.db_url)
+    (entry,) = audit_entries(db)
+    assert (entry["actor"], entry["action"], entry["target"]) == ("finpulse-up", "model.promote", mv.ref)
+    db.dispose()
     prepare(settings, None)  # second run: nothing to do
     assert "already in production" in capsys.readouterr().err
     assert not old.exists()  # nothing written to the pre-registry location

@@ -105,8 +105,11 @@ def test_health_readiness_metrics(app, client):
     resp = client.get("/readyz")
     assert resp.status_code == 503
     assert "not loaded yet" in resp.get_json()["reasons"][0]
+    for n in range(5):  # invented methods: one series each, without a limit (observability QA)
+        client.open("/readyz", method=f"M{n}X")
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and b"finpulse_http_requests" in metrics.data
+    assert b'method="M0X"' not in metrics.data and b'method="other"' in metrics.data
     assert metrics.headers["Content-Type"].count("charset") == 1  # strict scrapers refuse a repeated one
 
 

@@ -58,3 +58,14 @@ def test_a_child_forked_while_the_lock_is_held_can_still_send(webhook_receiver) 
         child.kill()
     assert child.exitcode == 0
     assert webhook_receiver.got == [{"n": 9}]
+
+
+def test_logs_never_show_a_webhooks_password_or_token(caplog) -> None:
+    """Observability QA: every retry logged `webhook http://hookuser:HookS3cret@.../hook?token=TokS3cret
+    failed`, the driver's error repeating the query."""
+    url = "http://hookuser:HookS3cret@127.0.0.1:9/hook?token=TokS3cret"
+    with caplog.at_level("INFO", logger="shared.webhooks"):
+        assert webhooks.post(url, {"n": 1}, retry_for_s=0.05, backoff_s=0.01) is False
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "127.0.0.1:9/hook" in text and "failed (attempt 1)" in text
+    assert "HookS3cret" not in text and "TokS3cret" not in text and "hookuser" not in text
