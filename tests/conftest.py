@@ -175,3 +175,18 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     hook.url = f"http://127.0.0.1:{server.server_port}/hook"
     yield hook
     server.shutdown()
+
+
+@pytest.fixture
+def cheap_encoder(monkeypatch):
+    """Deterministic text vectors instead of the sentence encoder, for recommender tests about an item
+    catalogue (recommendations and ops)."""
+    import zlib
+
+    import numpy as np
+
+    def encode(texts, model_path=None, batch_size=64):
+        vecs = np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=8) for t in texts])
+        return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+
+    monkeypatch.setattr("services.recommendations.recommenders.content.encode_texts", encode)

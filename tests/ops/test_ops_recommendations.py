@@ -274,20 +274,6 @@ def catalogue(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def cheap_encoder(monkeypatch):
-    """Deterministic text vectors instead of the sentence encoder: the tests are about the catalogue."""
-    import zlib
-
-    import numpy as np
-
-    def encode(texts, model_path=None, batch_size=64):
-        vecs = np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=8) for t in texts])
-        return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
-
-    monkeypatch.setattr("services.recommendations.recommenders.content.encode_texts", encode)
-
-
 def test_retrain_with_data_keeps_productions_item_catalogue(recs, tmp_path, cheap_encoder):
     """Regression for "a retrain with data drops production's item catalogue": `"items"` is accepted
     (checked before queueing), and without it the catalogue file production was trained with is

@@ -166,20 +166,6 @@ def test_an_id_that_is_not_utf8_is_a_400(client) -> None:
 
 
 # -- 4: multipart retrain files ----------------------------------------------------------
-@pytest.fixture
-def cheap_encoder(monkeypatch):
-    """Deterministic text vectors instead of the sentence encoder: the tests are about the catalogue."""
-    import zlib
-
-    import numpy as np
-
-    def encode(texts, model_path=None, batch_size=64):
-        vecs = np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=8) for t in texts])
-        return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
-
-    monkeypatch.setattr("services.recommendations.recommenders.content.encode_texts", encode)
-
-
 def _form(**files: tuple[bytes, str]) -> dict:
     return {name: (io.BytesIO(body), filename) for name, (body, filename) in files.items()}
 

@@ -33,11 +33,7 @@ def test_embedded_beat_schedules_the_unscored_sweep_and_the_recs_refit(home: Pat
                 except Exception:  # noqa: BLE001 - the beat may be writing it right now
                     continue
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
     assert {"sentiment-sweep-unscored", "recommendations-retrain"} <= entries, entries
 
 
@@ -61,11 +57,7 @@ def test_a_worker_logs_json_lines_when_asked(home: Path, redis_url: str, unique:
         while time.monotonic() < deadline and proc.poll() is None and not any("ready" in ln for ln in lines):
             time.sleep(0.5)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         reader.join(10)
     logged = [ln for ln in lines if ln.strip()]
     assert any("ready" in ln for ln in logged), logged[-20:]
@@ -73,3 +65,11 @@ def test_a_worker_logs_json_lines_when_asked(home: Path, redis_url: str, unique:
     plain = [ln for ln in logged if ": INFO/" in ln or ": WARNING/" in ln or ": ERROR/" in ln]
     assert records and not plain, plain[:5]
     assert all(r["ts"].endswith("Z") and "." in r["ts"] for r in records)  # UTC, not the host's zone
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
