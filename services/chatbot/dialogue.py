@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 from services.chatbot.kb import Hit
@@ -157,7 +158,34 @@ def same_entry_text(a: Hit, b: Hit, answers: dict[str, str]) -> bool:
     ans_a, ans_b = answers.get(a.id), answers.get(b.id)
     if ans_a is None or ans_b is None:
         return _norm(a.question) == _norm(b.question)
-    return _norm(ans_a) == _norm(ans_b)
+    squashed = {ans_a: _norm(ans_a).replace(" ", ""), ans_b: _norm(ans_b).replace(" ", "")}
+    if squashed[ans_a] == squashed[ans_b]:
+        return True
+    # a near copy ("PhoneBanking" / "Phone Banking", "the branch" / "the nearest branch") is still
+    # a copy; answers that differ by a name ("Platinum" / "ISIC" card), a figure or a "not" are not
+    words_a, words_b = _norm(ans_a).split(), _norm(ans_b).split()
+    if min(len(words_a), len(words_b)) < NEAR_COPY_WORDS:
+        return False  # too short to tell a rewording from another answer
+    if SequenceMatcher(None, words_a, words_b).quick_ratio() < NEAR_COPY:
+        return False
+    if _NEGATIONS & (set(words_a) ^ set(words_b)):
+        return False
+    return not any(name not in squashed[other]  # "PhoneBanking" is in "Phone Banking"
+                   for mine, other in ((ans_a, ans_b), (ans_b, ans_a)) for name in _names(mine))
+
+
+# Answers of at least NEAR_COPY_WORDS words sharing this share of them (difflib's quick ratio), naming
+# nothing and denying nothing the other does not, are copies (bank FAQ: a word or two apart).
+NEAR_COPY, NEAR_COPY_WORDS = 0.85, 8
+_NEGATIONS = frozenset({"not", "no", "never", "cannot", "can't", "cant", "don't", "dont", "won't", "isn't", "without"})
+_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][\w-]*")
+_FIGURE = re.compile(r"\b\d(?:[\d,.]*\d)?\b")  # "60 days" and "180 days" in advance are two rules
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words not opening a sentence (product and plan names, as FAQs write them) and figures."""
+    text = text.strip()
+    return {m.group(0).casefold() for m in _NAME.finditer(text)} | set(_FIGURE.findall(text))
 
 
 def is_ambiguous(hits: list[Hit], answers: dict[str, str], margin: float) -> bool:
@@ -226,10 +254,24 @@ def suggestion_labels(hits: list[Hit], answers: dict[str, str],
             for i, cat in zip(idx, cats, strict=True):
                 labels[i] = f"{hits[i].question} ({cat})"
             continue
-        starts = _distinct_starts([answers.get(hits[i].id) or "" for i in idx])
+        texts = [answers.get(hits[i].id) or "" for i in idx]
+        names = _own_names(texts)
+        starts = names if all(names) else _distinct_starts(texts)
         for i, start in zip(idx, starts, strict=True):
             labels[i] = f"{hits[i].question} \u2014 {start}" if start else hits[i].question
     return labels
+
+
+def _own_names(texts: list[str], most: int = 3) -> list[str]:
+    """Per answer, the names only it mentions (its card, its plan), as it writes them: the best
+    label for "Where do I get this card" once per card; empty where it has none of its own."""
+    found = [{m.group(0).casefold(): m.group(0) for m in _NAME.finditer(t.strip())} for t in texts]
+    out = []
+    for i, mine in enumerate(found):
+        others = set().union(*(f for j, f in enumerate(found) if j != i)) if len(found) > 1 else set()
+        own = [v for k, v in mine.items() if k not in others]
+        out.append(" ".join(own[:most]))
+    return out
 
 
 def silent(state: State) -> Decision:

@@ -80,6 +80,28 @@ def test_exact_copies_are_answered_not_clarified() -> None:
     assert decide("q", same_answer, 0.95, {"a": "Same.", "b": "same"}, State(), Policy()).kind == "answer"
 
 
+def test_near_copies_are_answered_and_per_product_answers_named_by_their_product() -> None:
+    """Re-measured on the bank FAQ: "I forgot my ATM PIN" went from a right answer to a "Did you
+    mean" between answers a word apart ("PhoneBanking" / "Phone Banking", "the" / "the nearest"),
+    labelled by trivial fragments. A near copy is a copy; answers apart by a name or a figure are not,
+    and their labels name what differs."""
+    from services.chatbot.dialogue import suggestion_labels
+
+    q = "What if I forget my ATM PIN"
+    near = {"a": "Call PhoneBanking or visit the branch to get a new PIN, which reaches you by post.",
+            "b": "Call Phone Banking or visit the nearest branch to get a new PIN, which reaches you by post."}
+    hits = [Hit("a", 0.97, q), Hit("b", 0.965, q)]
+    assert decide("forgot my atm pin", hits, 0.97, near, State(), Policy(ambiguity_margin=0.02)).kind == "answer"
+    cards = {"a": "You can get the Platinum ForexPlus card at any branch of the bank. View more",
+             "b": "You can get the ISIC ForexPlus card at any branch of the bank. View more"}
+    d = decide("where do I get this card", hits, 0.97, cards, State(), Policy(ambiguity_margin=0.02))
+    assert d.kind == "clarify"
+    assert suggestion_labels(d.hits, cards) == [f"{q} \u2014 Platinum", f"{q} \u2014 ISIC"]
+    days = {"a": "Give notice 60 days in advance at your branch.",
+            "b": "Give notice 180 days in advance at your branch."}
+    assert decide("notice", hits, 0.97, days, State(), Policy(ambiguity_margin=0.02)).kind == "clarify"
+
+
 def test_same_question_with_different_answers_asks_with_labels_that_tell_them_apart() -> None:
     """Bank FAQ QA: "how do I change my atm pin" got the eGiftPlus card's "There is no ATM PIN" at
     0.97, because entries with one question (one per card) counted as copies and nobody was asked."""
