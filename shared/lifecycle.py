@@ -419,7 +419,9 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
         seen = registry.pointer(mv.domain, mv.task).get("version")  # what the gate compares against
         previous = registry.production(mv.domain, mv.task)
         if previous is not None and previous.version == mv.version:
-            # nothing moves: re-gating it against no production would overwrite its real verdict
+            # nothing moves: re-gating it against no production would overwrite its real verdict;
+            # the request is still audited (someone asked for production to be this version)
+            audit(db, actor, "model.promote", mv.ref, "unchanged", {"reason": reason, "force": force})
             return {"production": mv.ref, "version": mv.version, "previous": mv.ref, "unchanged": True,
                     "reason": reason, "force": force, "gate": (load_report(mv.path) or {}).get("summary")}
         against = previous.ref if previous else None

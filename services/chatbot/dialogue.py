@@ -45,13 +45,15 @@ _FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|also|same for|what if|or
 # look up (it got "Did you mean" with absurd suggestions and counted as an unsure turn).
 _GREETING = re.compile(r"^(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening|day))"
                        r"(?: there| all| team| everyone)?$")
+_HELPED = r"(?:that|this|it) (?:helped|helps|was (?:very |really )?helpful|is (?:very |really )?helpful)"
 _THANKS = re.compile(r"^(?:(?:ok|okay|great|perfect|cool|nice|brilliant|awesome|good) )?"
                      r"(?:thanks?|thank you|thankyou|thx|ty|cheers|many thanks|much appreciated)"
-                     r"(?: (?:so much|very much|a lot|a bunch|again|all the same))?(?: (?:bye|goodbye))?$")
-_BYE = re.compile(r"^(?:(?:ok|okay|thanks|thank you) )?(?:bye|bye bye|goodbye|good bye|see you|see ya|cya|"
+                     rf"(?: (?:so much|very much|a lot|a bunch|again|all the same))?(?: {_HELPED})?$"
+                     rf"|^{_HELPED}(?: thanks?| thank you)?$")
+_BYE = re.compile(r"^(?:(?:ok|okay|thanks|thank you) )*(?:bye|bye bye|goodbye|good bye|see you|see ya|cya|"
                   r"good night|have a (?:good|nice) (?:day|one))(?: now| then| for now)?$")
 _OK = re.compile(r"^(?:ok|okay|k|kk|okey|alright|all right|cool|great|got it|understood|fine|noted|perfect|"
-                 r"sure|i see)(?: thanks?| thank you)?$")
+                 r"sure|i see|no thanks?|no thank you|nothing else|that's all|thats all)(?: thanks?| thank you)?$")
 SMALL_TALK_ANSWERS = {
     "greeting": "Hello! How can I help you today? Ask me about your accounts, cards, loans or payments.",
     "thanks": "You're welcome! Is there anything else I can help you with?",
@@ -116,7 +118,8 @@ def small_talk(text: str) -> str | None:
     words = " ".join(_MARKS.sub(" ", text.casefold().replace("\u2019", "'")).split())
     if not words or len(words.split()) > 6:
         return None
-    for kind, pattern in (("greeting", _GREETING), ("thanks", _THANKS), ("bye", _BYE), ("ok", _OK)):
+    # a goodbye first: "ok thanks bye" ends the chat, it does not invite another question
+    for kind, pattern in (("greeting", _GREETING), ("bye", _BYE), ("thanks", _THANKS), ("ok", _OK)):
         if pattern.match(words):
             return kind
     return None

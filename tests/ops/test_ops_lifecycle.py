@@ -43,6 +43,7 @@ def test_refused_version_needs_force_and_reason(ops):
     report = (v2.path / REPORT_NAME).read_text()
     again = lifecycle.promote(settings, db, v2.ref, actor="alice")
     assert again["unchanged"] and again["production"] == v2.ref and again["gate"] == "refused: worse"
+    assert lifecycle.audit_entries(db)[0]["outcome"] == "unchanged"  # asked for, audited (concurrency QA)
     assert (v2.path / REPORT_NAME).read_text() == report
     assert registry.rollback("news", "sentiment").version == 1  # the history did not gain a v2 -> v2 step
     broken = registry.task_dir("news", "sentiment") / "v3"
