@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,14 +251,23 @@ class TrainedModel:
 
     def add(self, user_id: str, item_id: str, timestamp: int | None = None) -> bool:
         """Fold one event into the user's history; unknown items are ignored (False)."""
-        index = self.item_index.get(str(item_id))
-        if index is None:
-            return False
-        ts = int(time.time()) if timestamp is None else int(timestamp)  # 0 is a time (1970), not "now"
-        self.histories[str(user_id)] = self.history(user_id).extended([index], [ts])
+        return self.add_many([(user_id, item_id, timestamp)]) == 1
+
+    def add_many(self, events: Iterable[tuple[str, str, int | None]]) -> int:
+        """Fold ``(user, item, timestamp)`` events into their users' histories and the trend;
+        returns how many had an item the model knows (the others are ignored)."""
+        items, times = [], []
+        for user_id, item_id, timestamp in events:
+            index = self.item_index.get(str(item_id))
+            if index is None:
+                continue
+            ts = int(time.time()) if timestamp is None else int(timestamp)  # 0 is a time (1970), not "now"
+            self.histories[str(user_id)] = self.history(user_id).extended([index], [ts])
+            items.append(index)
+            times.append(ts)
         if self.trend is not None:
-            self.trend.observe(index, ts)
-        return True
+            self.trend.observe(items, times)
+        return len(items)
 
     def recommend(self, user_ids: list[str], k: int = 10, at: list[int] | None = None) -> list[list[str]]:
         """Top-``k`` item ids per user; unknown users get the popularity answer. ``at``: when each

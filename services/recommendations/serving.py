@@ -121,10 +121,9 @@ class RecsService:
         if not rows:
             return
         with self._lock:
-            for row_id, user, item, ts in rows:
-                if row_id > self._synced_id:
-                    self._model.add(user, item, ts)
-                    self._synced_id = row_id
+            fresh = [(user, item, ts) for row_id, user, item, ts in rows if row_id > self._synced_id]
+            self._model.add_many(fresh)
+            self._synced_id = max(self._synced_id, rows[-1][0])
 
     def add_interactions(self, events: Sequence[Interaction]) -> dict[str, Any]:
         """Store events and fold them into the users' histories; unknown items wait for a retrain.
@@ -137,7 +136,7 @@ class RecsService:
         if self.db is None:  # nowhere to keep them but the live model's histories
             model = self.model()
             with self._lock:
-                known = sum(model.add(e.user_id, e.item_id, e.timestamp) for e in events)
+                known = model.add_many((e.user_id, e.item_id, e.timestamp) for e in events)
             return {"stored": len(events), "folded_in": known, "unknown_items": len(events) - known,
                     "model_version": model.ref}
         from services.recommendations.models import RecsInteraction

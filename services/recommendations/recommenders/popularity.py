@@ -65,24 +65,31 @@ class Popularity(RecommenderBase):
         self.__dict__.pop("_checkpoints_cache", None)
         return self
 
-    def observe(self, item: int, ts: int) -> None:
-        """A click posted to the running service counts from now, not from the next refit: news
-        trends by the minute, and a refit comes every six hours.
+    def observe(self, items: Sequence[int], times: Sequence[int]) -> None:
+        """Clicks posted to the running service count from now, not from the next refit: news
+        trends by the minute, and a refit comes every six hours. One call per batch: each call
+        copies the event arrays once.
 
-        The stored checkpoints hold the events before their last start; a click after that
-        (the usual case: now) only lengthens the tail :meth:`windows` adds by hand, and they are
+        The stored checkpoints hold the events before their last start; clicks after that
+        (the usual case: now) only lengthen the tail :meth:`windows` adds by hand, and they are
         rebuilt when it grows past a few checkpoints' worth or a click lands before it.
         """
-        times, items = self._events
-        at = int(np.searchsorted(times, ts, side="right"))
-        self._events = (np.insert(times, at, ts), np.insert(items, at, item))
+        new_items, new_times = np.asarray(items, dtype=np.int64), np.asarray(times, dtype=np.int64)
+        if not len(new_items):
+            return
+        order = np.argsort(new_times, kind="stable")
+        new_items, new_times = new_items[order], new_times[order]
+        times_before, items_before = self._events
+        at = np.searchsorted(times_before, new_times, side="right")
+        self._events = (np.insert(times_before, at, new_times), np.insert(items_before, at, new_items))
         counts = self.counts.copy()
-        counts[item] += 1
+        np.add.at(counts, new_items, 1)
         self.counts = counts
+        first, total = int(at[0]), len(times_before) + len(new_items)
         cache = self.__dict__.get("_checkpoints_cache", {})
         for half_life, (starts, *_) in list(cache.items()):
             step = int(starts[1]) if len(starts) > 1 else CHECKPOINT_EVENTS
-            if at < starts[-1] or len(times) + 1 - starts[-1] > 4 * step:
+            if first < starts[-1] or total - starts[-1] > 4 * step:
                 cache.pop(half_life, None)
         self.__dict__.pop("_cache", None)
 
