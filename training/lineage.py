@@ -49,13 +49,14 @@ def publish(
     if promote_first and registry.pointer(domain, task).get("version") is None:
         registry.promote(mv.ref, reason="first version")
         stage = "production"
+    if stage == "production":  # mirrored and audited in one go, as every move of production is
+        record_promotion(settings, mv, actor="train", reason="first version")
+        return mv
     try:
         mirror_to_db(settings, mv, metrics, train_config, stage)
     except Exception as exc:  # the files are authoritative; a DB hiccup must not lose the model
         print(f"[train] warning: model_versions not updated ({type(exc).__name__}: {exc})",
               file=sys.stderr)
-    if stage == "production":  # audited as every move of production is
-        record_promotion(settings, mv, actor="train", reason="first version")
     return mv
 
 
