@@ -17,10 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from shared.errors import Unavailable
 from shared.lifecycle import record_promotion
+from shared.logs import say
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -63,7 +62,7 @@ def prepare_services(settings: Settings, services: list[str]) -> list[str]:
     def update(name: str, state: str, detail: str) -> None:
         states[name] = {"state": state, "detail": detail}
         write_json(status_file, {**read_json(status_file), **states})
-        click.echo(f"[prepare] {name}: {state}: {detail}", err=True)
+        say("prepare", f"{name}: {state}: {detail}")
 
     data_dir = settings.resolved_data_dir()
     write_json(status_file, states)

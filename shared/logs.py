@@ -28,18 +28,37 @@ class JsonFormatter(logging.Formatter):
 
 
 _configured = False
+_json = False  # this process logs JSON lines: progress goes out as log records too (say)
 
 
 def configure_logging(settings: Settings) -> None:
-    global _configured
+    global _configured, _json
     if _configured:
         return
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
+        _json = True
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 "setup plugin" lines per migrate
     _configured = True
+
+
+def say(source: str, message: str, logger: str | None = None) -> None:
+    """A progress line for people on stderr, ``[source] message``.
+
+    In a process that logs JSON (``FINPULSE_LOG_FORMAT=json``: the services, workers, ``finpulse up``)
+    it is a log record of ``logger`` (default ``source``) instead, so a log shipper reading that
+    stderr never meets a plain line among the JSON ones. ``logger`` also gets the record in plain
+    mode (e.g. ``training``, which job logs collect).
+    """
+    if _json:
+        logging.getLogger(logger or source).info(message)
+        return
+    if logger is not None:
+        logging.getLogger(logger).info(message)
+    print(f"[{source}] {message}", file=sys.stderr, flush=True)

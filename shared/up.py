@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import click
 
 from shared.errors import ConfigError, Unavailable
+from shared.logs import configure_logging, say
 from shared.settings import redact
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ HEALTH_TIMEOUT_S = 60.0
 
 
 def _say(message: str) -> None:
-    click.echo(f"[up] {message}", err=True)
+    say("up", message)
 
 
 # -- checks before anything starts ----------------------------------------------------
@@ -308,6 +309,7 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
     from shared.settings import get_settings
 
     settings = get_settings()
+    configure_logging(settings)  # JSON logs: its own progress lines are JSON too
     services = parse_services(services_opt)
     check_ports(settings, services)
     check_database(settings)

@@ -206,3 +206,21 @@ def _status(url: str) -> int | None:
         return get_json(url)[0]
     except OSError:
         return None
+
+
+def test_json_logs_make_every_stderr_line_of_up_json(home):
+    """A log shipper reading `up`'s stderr met plain `[up]`/`[prepare]` lines among the JSON ones."""
+    ports = free_ports(4)
+    env = up_env(home, ports, FINPULSE_LOG_FORMAT="json", FINPULSE_DATA_DIR=str(home / "no-data"))
+    with running_up(env, "--no-worker", "--services", "recommendations", services=("recommendations",)):
+        deadline = time.monotonic() + 60  # the first run trains the sample recommender
+        while "recommendations: done" not in (home / "up.err").read_text() and time.monotonic() < deadline:
+            time.sleep(0.3)
+    lines = [ln for ln in (home / "up.err").read_text().splitlines() if ln.strip()]
+    assert all(ln.startswith("{") for ln in lines), [ln for ln in lines if not ln.startswith("{")]
+    records = [json.loads(ln) for ln in lines]
+    said = {(r["logger"], r["message"]) for r in records}
+    assert ("up", "running; Ctrl-C stops everything") in said and ("up", "stopped") in said
+    assert ("prepare", "recommendations: done: prepared") in said
+    assert any(logger == "recommendations" and " ready (" in message for logger, message in said)
+    assert not any(r["logger"] == "alembic.runtime.plugins" for r in records)  # 7 noise lines per migrate

@@ -90,8 +90,10 @@ def running_up(env: dict[str, str], *args: str, services: tuple[str, ...] = SERV
                     if get_json(f"http://127.0.0.1:{port}/healthz")[0] == 200:
                         healthy.add(name)
             time.sleep(0.3)
-        errlog.seek(0)
-        assert healthy == set(services), f"not healthy within {timeout:.0f} s: {errlog.read()[-3000:]}"
+        # read through a file of its own: a seek on errlog would move the children's shared offset,
+        # and their next lines would overwrite the log from its start
+        assert healthy == set(services), \
+            f"not healthy within {timeout:.0f} s: {(home / 'up.err').read_text()[-3000:]}"
         yield proc
     finally:
         if proc.poll() is None:

@@ -31,6 +31,7 @@ from data_connectors.labelled import Example, load_labelled, stratified_split
 from shared.encoders import offline, resolve_base_model
 from shared.errors import BadInput
 from shared.io import open_tree, write_json
+from shared.logs import say
 from shared.model_loading import model_loading
 from shared.registry import ModelVersion, Registry
 from shared.runtimes import autocast_dtype, resolve_device
@@ -802,8 +803,7 @@ def _drop_load_report(record: logging.LogRecord) -> bool:
 
 def _log(message: str) -> None:
     """Progress for people (stderr) and for job logs (the ``training`` logger)."""
-    logging.getLogger("training").info(message)
-    print(f"[train] {message}", file=sys.stderr, flush=True)
+    say("train", message, "training")
 
 
 def _model_name(base: Path) -> str:

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import json
 import logging
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock, index_lo
 from services.chatbot.retriever import get_encoder
 from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.io import atomic_write, check_writable
+from shared.logs import say
 
 FOLLOWS_PRODUCTION = "production"  # meta "follows": the index tracks the domain's production encoder
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
             if not swap_in(fresh, directory, current, encoder, rebuilds=True):
                 continue  # a kb load replaced the index meanwhile: start from it
             encoder.warm()
-            print(f"[chatbot] re-embedded {len(fresh.entries)} entries with {path}", file=sys.stderr)
+            say("chatbot", f"re-embedded {len(fresh.entries)} entries with {path}")
             return True
     return False
 
@@ -144,12 +144,11 @@ def _refit_scoring(kbase: KnowledgeBase, source: dict[str, str] | None) -> None:
             rows = calibration_rows(path)
         report = fit_scoring(kbase, rows)
     except (OSError, BadInput) as exc:
-        print(f"[chatbot] confidence fit kept from the old encoder ({exc}); run 'finpulse kb calibrate'",
-              file=sys.stderr)
+        say("chatbot", f"confidence fit kept from the old encoder ({exc}); run 'finpulse kb calibrate'")
         return
     kbase.calibration_rows = rows
-    print(f"[chatbot] confidence refitted on {report['rows']} rows that kb calibrate used ({path}): "
-          f"acc@1 {report['accuracy@1']}", file=sys.stderr)
+    say("chatbot", f"confidence refitted on {report['rows']} rows that kb calibrate used ({path}): "
+        f"acc@1 {report['accuracy@1']}")
 
 
 class EncoderWatch:

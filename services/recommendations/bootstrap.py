@@ -7,11 +7,11 @@ instead of training a new one.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from shared.lifecycle import record_promotion
+from shared.logs import say
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "interactions.tsv"
 
@@ -36,21 +36,20 @@ def prepare(settings: Any, data_dir: Path | None) -> None:
     domain, reg = settings.recommendations_domain, registry(settings)
     current = reg.production(domain, TASK)
     if current is not None:
-        print(f"[recommendations] {current.ref} already in production", file=sys.stderr)
+        say("recommendations", f"{current.ref} already in production")
         return
     imported = import_legacy(settings, domain)
     if imported is not None:
-        print(f"[recommendations] imported the older install's model as {imported.ref}", file=sys.stderr)
+        say("recommendations", f"imported the older install's model as {imported.ref}")
         return
     ratings, items = training_files(data_dir)
-    print(f"[recommendations] training on {ratings}" + (f" with items {items}" if items else ""),
-          file=sys.stderr)
+    say("recommendations", f"training on {ratings}" + (f" with items {items}" if items else ""))
     reg.task_dir(domain, TASK).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=reg.task_dir(domain, TASK), prefix=".train-") as tmp:
         path, notes = train_from_files(ratings, Path(tmp) / "model", items)
         for line in notes:
-            print(f"[recommendations] {line}", file=sys.stderr)
+            say("recommendations", f"{line}")
         mv = register(settings, domain, path)
     reg.promote(mv.ref, reason="first run of finpulse up")
     record_promotion(settings, mv, actor="finpulse-up", reason="first run of finpulse up")
-    print(f"[recommendations] {mv.ref} ready ({mv.path})", file=sys.stderr)
+    say("recommendations", f"{mv.ref} ready ({mv.path})")
