@@ -130,10 +130,16 @@ def is_follow_up(text: str) -> bool:
 
 
 def follow_up_context(message: str, state: State) -> str | None:
-    """The previous question when ``message`` is a short follow-up ("and for credit cards?")."""
-    last_user = next((t["text"] for t in reversed(state.turns)
-                      if t.get("role") == "user" and not small_talk(t.get("text", ""))), None)
-    return last_user if last_user and is_follow_up(message) else None
+    """The question that set the topic when ``message`` is a short follow-up ("and for credit cards?").
+
+    That is the last user turn that was neither small talk nor itself a follow-up: in "interest on
+    savings?" → "and for credit cards?" → "what about loans?", the third reads with the first (read
+    with the second, "and for credit cards?", it had lost the topic).
+    """
+    if not is_follow_up(message):
+        return None
+    return next((t["text"] for t in reversed(state.turns) if t.get("role") == "user"
+                 and not small_talk(t.get("text", "")) and not is_follow_up(t.get("text", ""))), None)
 
 
 _AMP = re.compile(r"\s*&\s*")

@@ -61,6 +61,18 @@ def test_follow_up_is_read_with_previous_question() -> None:
     assert follow_up_context("How do I close my account?", state) is None
 
 
+def test_a_chain_of_follow_ups_keeps_the_question_that_set_the_topic() -> None:
+    """QA: the third turn of "rate on savings?" → "and for credit cards?" → "what about loans?" was read
+    with "and for credit cards?" alone and lost the topic."""
+    state = State(turns=[{"role": "user", "text": "What is the interest rate on savings?"},
+                         {"role": "bot", "text": "3.1%"},
+                         {"role": "user", "text": "and for credit cards?"}, {"role": "bot", "text": "19.9%"},
+                         {"role": "user", "text": "thanks"}, {"role": "bot", "text": "You're welcome!"}])
+    assert follow_up_context("what about loans?", state) == "What is the interest rate on savings?"
+    state.turns += [{"role": "user", "text": "How do I close my account?"}, {"role": "bot", "text": "..."}]
+    assert follow_up_context("and for joint accounts?", state) == "How do I close my account?"
+
+
 def test_pii_is_masked() -> None:
     text = "card 4111 1111 1111 1111, mail jo.doe+x@bank.co.uk, call +44 20 7946 0958"
     assert mask_pii(text) == "card [card], mail [email], call [phone]"
