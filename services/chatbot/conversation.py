@@ -25,8 +25,10 @@ from services.chatbot.dialogue import (
     chosen,
     decide,
     follow_up_context,
+    rejects_answer,
     silent,
     suggestion_labels,
+    topic_question,
     wants_human,
 )
 from services.chatbot.kb import KbHandle
@@ -161,6 +163,12 @@ class ChatEngine:
             self.watch.poke(kb.meta)
         encoder = self.query_encoder(kb.meta["model"])
         context = follow_up_context(message, state)
+        topic = topic_question(state) if rejects_answer(message) else None
+        if topic is not None:  # "that didn't help": the question it answered, its other entries
+            k = max(self.policy.suggestions, 2) + 1
+            hits = kb.search(encoder.encode([topic]), k, texts=[topic])[0]
+            answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
+            return decide(message, hits, kb.confidence(hits), answers, state, self.policy, rejected=True)
         if context is None:
             vec = encoder.encode([message])
         else:  # the new words lead, the previous question fills in the topic

@@ -54,6 +54,18 @@ _BYE = re.compile(r"^(?:(?:ok|okay|thanks|thank you) )*(?:bye|bye bye|goodbye|go
                   r"good night|have a (?:good|nice) (?:day|one))(?: now| then| for now)?$")
 _OK = re.compile(r"^(?:ok|okay|k|kk|okey|alright|all right|cool|great|got it|understood|fine|noted|perfect|"
                  r"sure|i see|no thanks?|no thank you|nothing else|that's all|thats all)(?: thanks?| thank you)?$")
+# "That didn't help" after an answer: the customer rejects it. Read as a new question it found
+# whatever entry mentions "help"; it is an unsure turn on the same topic, offering the other entries.
+_REJECTED = re.compile(r"^(?:no|nope|sorry|hmm|but)?\s*(?:"
+                       r"(?:that|this|it)(?: answer)? (?:didn't|did not|doesn't|does not|won't|will not) "
+                       r"(?:help|work|answer (?:my|the) question)(?: (?:at all|me|much))*"
+                       r"|(?:that's|that is|this is|it's|it is) not (?:helpful|it|right|correct|what i (?:asked|meant|"
+                       r"wanted|need|needed|was asking|was looking for))"
+                       r"|not (?:helpful|what i (?:asked|meant|wanted|need|needed|was asking|was looking for))"
+                       r"|(?:that's |that is |this is )?(?:the )?wrong answer|(?:that's|that is) wrong"
+                       r"|(?:you )?(?:didn't|did not|don't|do not) (?:understand|answer) (?:me|my question)"
+                       r")$")
+REJECTED_ANSWER = "Sorry that didn't help. Did you mean one of these?"
 SMALL_TALK_ANSWERS = {
     "greeting": "Hello! How can I help you today? Ask me about your accounts, cards, loans or payments.",
     "thanks": "You're welcome! Is there anything else I can help you with?",
@@ -129,17 +141,26 @@ def is_follow_up(text: str) -> bool:
     return bool(_FOLLOW_UP.match(text)) and len(text.split()) <= 8
 
 
+def rejects_answer(text: str) -> bool:
+    """The whole message says the last answer did not help ("that didn't help", "not what I asked")."""
+    words = " ".join(_MARKS.sub(" ", text.casefold().replace("\u2019", "'")).split())
+    return len(words.split()) <= 10 and bool(_REJECTED.match(words))
+
+
+def topic_question(state: State) -> str | None:
+    """The last user turn that asked something: not small talk, a follow-up or a rejection."""
+    return next((t["text"] for t in reversed(state.turns) if t.get("role") == "user"
+                 and not small_talk(text := t.get("text", "")) and not is_follow_up(text)
+                 and not rejects_answer(text)), None)
+
+
 def follow_up_context(message: str, state: State) -> str | None:
     """The question that set the topic when ``message`` is a short follow-up ("and for credit cards?").
 
-    That is the last user turn that was neither small talk nor itself a follow-up: in "interest on
-    savings?" → "and for credit cards?" → "what about loans?", the third reads with the first (read
-    with the second, "and for credit cards?", it had lost the topic).
+    In "interest on savings?" → "and for credit cards?" → "what about loans?", the third reads with
+    the first (read with the second, "and for credit cards?", it had lost the topic).
     """
-    if not is_follow_up(message):
-        return None
-    return next((t["text"] for t in reversed(state.turns) if t.get("role") == "user"
-                 and not small_talk(t.get("text", "")) and not is_follow_up(t.get("text", ""))), None)
+    return topic_question(state) if is_follow_up(message) else None
 
 
 _AMP = re.compile(r"\s*&\s*")
@@ -292,12 +313,14 @@ def silent(state: State) -> Decision:
 
 
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],
-           state: State, policy: Policy, follow_up: bool = False) -> Decision:
+           state: State, policy: Policy, follow_up: bool = False, rejected: bool = False) -> Decision:
     """Choose this turn's reply and update ``state`` in place.
 
     ``follow_up``: the message was read with the previous question ("and for credit cards?");
     its best entry being the one just answered means the new words changed nothing the
     retrieval could see, so the same answer is not given again: the others are offered.
+    ``rejected``: the message said the last answer did not help and ``hits`` are the topic
+    question's: an unsure turn offering them, the rejected entry left out.
     """
     if state.handoff:
         return silent(state)
@@ -307,7 +330,7 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
     chat = small_talk(message)
     if chat is not None:  # neither an unsure turn nor a resolved one: the counts stay as they are
         return Decision("answer", SMALL_TALK_ANSWERS[chat], 1.0, [])
-    repeated = follow_up and bool(hits) and state.answered is not None and hits[0].id == state.answered
+    repeated = rejected or (follow_up and bool(hits) and state.answered is not None and hits[0].id == state.answered)
     if repeated:
         hits = [h for h in hits if h.id != state.answered]
     ambiguous = is_ambiguous(hits, answers, policy.ambiguity_margin)
@@ -319,7 +342,8 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
     if state.unsure > policy.max_unsure or not hits:
         state.handoff, state.notified = True, False
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])
-    return Decision("clarify", CLARIFY_ANSWER, confidence, distinct_suggestions(hits, answers, policy.suggestions))
+    return Decision("clarify", REJECTED_ANSWER if rejected else CLARIFY_ANSWER, confidence,
+                    distinct_suggestions(hits, answers, policy.suggestions))
 
 
 def chosen(entry_id: str, question: str, answer: str, state: State) -> Decision:

@@ -678,3 +678,22 @@ def test_a_follow_up_does_not_repeat_the_answer_just_given(client, unique) -> No
     data = chat(client, "and how do I reset the PIN?", sid).get_json()
     assert data["kind"] == "clarify" and data["answer"] != first["answer"], data
     assert data["sources"] and "reset-pin" not in [s["id"] for s in data["sources"]]
+
+
+def test_that_did_not_help_offers_the_topics_other_entries_then_a_person(client, ops_headers, unique) -> None:
+    """QA: "that didn't help" was looked up as a new question (whatever entry mentions help) and
+    answered confidently; it is an unsure turn on the same topic, and enough of them hand off."""
+    from services.chatbot.dialogue import HANDOFF_ANSWER, REJECTED_ANSWER
+
+    sid = f"nohelp-{unique}"
+    first = chat(client, "How do I reset my card PIN?", sid).get_json()
+    assert first["kind"] == "answer" and first["sources"][0]["id"] == "reset-pin"
+    data = chat(client, "That didn't help", sid).get_json()
+    assert (data["kind"], data["answer"], data["handoff"]) == ("clarify", REJECTED_ANSWER, False), data
+    assert data["sources"] and "reset-pin" not in [s["id"] for s in data["sources"]]
+    assert any(s["id"] in ("card-declined", "lost-card", "activate-card") for s in data["sources"])  # same topic
+    assert chat(client, "no, not what I asked", sid).get_json()["kind"] == "clarify"
+    last = chat(client, "wrong answer", sid).get_json()
+    assert (last["kind"], last["answer"], last["handoff"]) == ("handoff", HANDOFF_ANSWER, True)
+    tickets = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+    assert [t["reason"] for t in tickets if t["session_id"] == sid] == ["low_confidence"]

@@ -262,3 +262,15 @@ def test_a_follow_up_after_small_talk_leans_on_the_question_before_it() -> None:
     state = State(turns=[{"role": "user", "text": "What are the RTGS charges?"}, {"role": "bot", "text": "25"},
                          {"role": "user", "text": "thanks!"}, {"role": "bot", "text": "You're welcome!"}])
     assert follow_up_context("and for NEFT?", state) == "What are the RTGS charges?"
+
+
+def test_a_rejection_is_the_whole_message_saying_the_answer_did_not_help() -> None:
+    from services.chatbot.dialogue import rejects_answer
+
+    for text in ("That didn't help", "that did not help at all!", "No, that's not what I meant",
+                 "not what I asked", "wrong answer", "you didn't answer my question", "not helpful",
+                 "that didn\u2019t work"):
+        assert rejects_answer(text), text
+    for text in ("how do I get help with my card?", "that helped", "no thanks", "my card doesn't work",
+                 "help", "the app doesn't work when I log in from abroad"):
+        assert not rejects_answer(text), text
