@@ -229,11 +229,18 @@ def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] |
     A line of only spaces or tabs is skipped as a blank line is (it was a row whose first
     field was the spaces). A :class:`csv.Error` is a :class:`BadRow` naming the line it is on:
     ``DictReader.line_num`` is only set once a row is read, so it named the line before.
+    A quote never closed is one too, on the line it opens: the lenient reader otherwise took
+    the rest of the file as that one field, silently.
     """
-    reader = csv.reader(lines)
+    tap = _Tap(lines)
+    reader = csv.reader(tap)
     header = list(fieldnames) if fieldnames else None
     try:
         for record in reader:
+            raw, tap.taken = tap.taken, []  # the reader reads no further than the record it returns
+            if tap.done and _runs_off_the_end(raw):
+                raise BadRow(path, reader.line_num - len(raw) + 1,
+                             "unclosed quote: this field runs to the end of the file")
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
             if header is None:
@@ -247,6 +254,34 @@ def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] |
             yield reader.line_num, row
     except csv.Error as exc:
         raise BadRow(path, reader.line_num, f"malformed CSV ({exc})") from None
+
+
+class _Tap:
+    """Lines for :func:`csv.reader`, keeping those taken since the last record and whether it ran out."""
+
+    def __init__(self, lines: Iterable[str]):
+        self.lines, self.taken, self.done = iter(lines), [], False
+
+    def __iter__(self) -> _Tap:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self.lines)
+        except StopIteration:
+            self.done = True
+            raise
+        self.taken.append(line)
+        return line
+
+
+def _runs_off_the_end(raw: list[str]) -> bool:
+    """Whether the record of ``raw`` lines ended only because the file did (a quote left open)."""
+    try:
+        list(csv.reader(raw, strict=True))
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _lines(path: Path, fh: io.TextIOWrapper) -> Iterator[tuple[int, str]]:

@@ -82,6 +82,17 @@ def test_a_csv_error_names_the_line_it_is_on(tmp_path: Path, tiny_csv_fields: No
         list(iter_rows(path))
 
 
+def test_a_quote_never_closed_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    """An unclosed quote made the rest of the file one field of one row, silently (a labelled file
+    then failed on "missing label" at its last line; a news file stored one article with it all)."""
+    path = tmp_path / "train.csv"
+    path.write_text('text,label\nprofit rose,positive\n"sales fell,negative\nflat quarter,neutral\n')
+    with pytest.raises(BadRow, match=rf"^{path}:3: unclosed quote: this field runs to the end of the file$"):
+        list(iter_rows(path))
+    path.write_text('text,label\n"two\r\nlines",neutral\nlast,"positive"')  # closed, no final newline: read
+    assert [(line, row["label"]) for line, row in iter_rows(path)] == [(3, "neutral"), (4, "positive")]
+
+
 @pytest.mark.parametrize("blank", ["   ", "\t\t\t", " \t "])
 @pytest.mark.parametrize("suffix", [".csv", ".tsv"])
 def test_whitespace_only_lines_are_blank_lines(tmp_path: Path, blank: str, suffix: str) -> None:
