@@ -34,6 +34,9 @@ TASK_MODULES = (
 
 
 def inference_queue(settings: Settings) -> str:
+    """Where this process sends inference tasks: FINPULSE_INFERENCE_QUEUE, else its own device's queue."""
+    if settings.inference_queue != "auto":
+        return QUEUE_GPU if settings.inference_queue == "gpu" else QUEUE_CPU
     return QUEUE_GPU if settings.device == "cuda" else QUEUE_CPU
 
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # version has that export, else torch).
     runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    # queue this process sends inference tasks to (news scoring): auto follows its own device, but a
+    # service on a CPU host sends to a GPU worker only when told so (compose's gpu profile)
+    inference_queue: Literal["auto", "cpu", "gpu"] = "auto"
     max_batch_size: int = Field(default=64, ge=1, le=4096)
     # On CPU a forward pass costs about the same per row at any batch size, so waiting for
     # company mostly adds latency; requests that queue behind a running pass batch anyway.

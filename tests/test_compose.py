@@ -71,6 +71,32 @@ def test_gpu_worker_reserves_an_nvidia_gpu(compose):
     assert compose["services"]["worker-cpu"]["environment"]["FINPULSE_DEVICE"] == "cpu"
 
 
+def test_the_gpu_profile_gets_the_scoring_and_one_worker_runs_the_beat(compose, monkeypatch):
+    """QA: under --profile gpu the GPU worker idled (the service scored inline, and would have sent
+    to its own CPU queue), and no worker ran the beat (no feed polling, no recommender refits)."""
+    from shared.celery_app import QUEUE_CPU, QUEUE_GPU, inference_queue, worker_pool_args
+    from shared.settings import Settings
+
+    services = compose["services"]
+    env = services["sentiment"]["environment"]
+    assert env["FINPULSE_SENTIMENT_SCORING"] == "celery"
+    assert env["FINPULSE_INFERENCE_QUEUE"] == "${FINPULSE_INFERENCE_QUEUE:-cpu}"
+    gpu_env = {k: v for k, v in services["worker-gpu"]["environment"].items() if k.startswith("FINPULSE_")}
+    for name, value in {**env, "FINPULSE_INFERENCE_QUEUE": "gpu"}.items():
+        if name.startswith("FINPULSE_") and "$" not in value:
+            monkeypatch.setenv(name, value)
+    sender = Settings()
+    for name, value in gpu_env.items():
+        monkeypatch.setenv(name, value)
+    assert f"-Q {inference_queue(sender)} " in " ".join(worker_pool_args(Settings())) + " "
+    assert inference_queue(sender) == QUEUE_GPU
+    monkeypatch.delenv("FINPULSE_INFERENCE_QUEUE")
+    assert inference_queue(Settings(device="cpu")) == QUEUE_CPU == inference_queue(Settings(inference_queue="cpu"))
+    assert inference_queue(Settings(device="cuda")) == QUEUE_GPU
+    beats = [name for name, svc in services.items() if "--beat" in (svc.get("command") or [])]
+    assert beats == ["worker-cpu"]
+
+
 def test_commands_exist(compose):
     """Every command the file runs is one this repository provides."""
     from click.testing import CliRunner
