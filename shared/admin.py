@@ -36,15 +36,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, render_template_string, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
 from shared.errors import BadInput, Conflict, FinPulseError, Forbidden, NotFound, Unavailable
-from shared.web import documented, format_validation_error, parse_body, query_params, settings_of
+from shared.web import documented, format_validation_error, int_arg, parse_body, query_params, settings_of
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
+MAX_LIST = 500  # rows a list endpoint answers at most (?limit beyond is a 400, as on /v1/alerts)
 log = logging.getLogger(__name__)
 
 
@@ -59,12 +60,11 @@ class RetrainTask:
     check: Callable[[dict[str, Any]], None] | None = None
     # suffixes an uploaded `data` file may have (the loader picks its reader by suffix)
     uploads: tuple[str, ...] = (".jsonl", ".csv", ".tsv", ".ndjson")
-    # suffixes of an uploaded `items` catalogue (recommendations; the task's check refuses it elsewhere)
+    # suffixes of an uploaded `items` catalogue (recommendations, whose `files` name it)
     item_uploads: tuple[str, ...] = (".jsonl", ".csv", ".tsv", ".ndjson", ".psv", ".item")
-
-
-# The files a multipart retrain may carry, as the fields whose server path they stand for.
-UPLOAD_FIELDS = ("data", "items")
+    # the files a multipart retrain may carry, as the fields whose server path they stand for
+    # (recommendations adds its `items` catalogue; a service's errors name only its own)
+    files: tuple[str, ...] = ("data",)
 
 
 class RetrainRequest(BaseModel):
@@ -95,7 +95,8 @@ class PromoteRequest(BaseModel):
     ref: str | None = Field(None, max_length=200)
     domain: str | None = Field(None, max_length=64)
     task: str | None = Field(None, max_length=64)
-    version: Annotated[str, Field(max_length=20)] | int | None = None
+    # strict: JSON true was read as version 1 and 1.0 as 1 (a bool or float is a 400)
+    version: Annotated[str, Field(max_length=20)] | StrictInt | None = None
     force: bool = False
     reason: str | None = Field(None, max_length=500)
 
@@ -209,12 +210,13 @@ def _retrain_body() -> tuple[RetrainRequest, dict[str, Any]]:
     """JSON body, or a multipart form whose ``data`` file is the training set (and ``items`` file
     the recommender's catalogue); the uploads come back by field."""
     if request.files or request.mimetype == "multipart/form-data":  # a form without a file: say what is missing
-        unknown = sorted(set(request.files) - set(UPLOAD_FIELDS))
+        files = list(dict.fromkeys(f for spec in _conf()["tasks"].values() for f in spec.files))
+        unknown = sorted(set(request.files) - set(files))
         if unknown:  # as an unknown text field is: a file sent for nothing is refused, not dropped
-            raise BadInput(f"unknown file field(s) {', '.join(map(repr, unknown))}; a retrain takes "
-                           f"{' and '.join(map(repr, UPLOAD_FIELDS))} files")
+            raise BadInput(f"unknown file field(s) {', '.join(map(repr, unknown))}; a retrain here takes only "
+                           f"{' and '.join(map(repr, files))}")
         form: dict[str, Any] = {k: v for k, v in request.form.items() if v != ""}
-        both = [k for k in UPLOAD_FIELDS if k in form and k in request.files]
+        both = [k for k in files if k in form and k in request.files]
         if both:
             raise BadInput(f"send {both[0]!r} either as a server path or as a file, not both")
         if "options" in form:  # a form field is text: the options object comes as JSON
@@ -228,7 +230,7 @@ def _retrain_body() -> tuple[RetrainRequest, dict[str, Any]]:
         except ValidationError as exc:  # name the field, as a JSON body's error does
             raise BadInput(format_validation_error(exc), code="validation_error") from None
         # a part without a file name is a form's file input left empty: no upload
-        uploads = {k: f for k in UPLOAD_FIELDS if (f := request.files.get(k)) is not None and f.filename}
+        uploads = {k: f for k in files if (f := request.files.get(k)) is not None and f.filename}
         if "data" not in uploads:
             raise BadInput("multipart retrain needs a 'data' file")
         return body, uploads
@@ -263,11 +265,11 @@ def _blueprint() -> Blueprint:
         return jsonify({"job_id": job_id, "status": "queued", "url": f"/v1/admin/jobs/{job_id}"}), 202
 
     @bp.get("/v1/admin/jobs")
-    @query_params(limit=("integer", "rows, 1-500"))
+    @query_params(limit=("integer", "rows, 1-500 (default 20)"))
     @require_role("ops")
     def jobs() -> Any:
         """Recent jobs, newest first."""
-        return jsonify({"jobs": _own_jobs(limit=_limit())})
+        return jsonify({"jobs": _own_jobs(limit=int_arg("limit", 20, 1, MAX_LIST))})
 
     @bp.get("/v1/admin/jobs/<job_id>")
     @require_role("ops")
@@ -308,14 +310,13 @@ def _blueprint() -> Blueprint:
     promote._openapi_body = PromoteRequest  # type: ignore[attr-defined]
 
     @bp.post("/v1/admin/models/rollback")
+    @documented(body=RollbackRequest, body_required=False)  # no body: this service's own model
     @require_role("ops")
     def rollback() -> Any:
         """Restore the previous production version."""
         body = parse_body(RollbackRequest) if request.content_length else RollbackRequest()
         domain, task = _scope(body.domain, body.task)
         return jsonify(lifecycle.rollback(settings_of(), get_db(), domain, task, actor=g.actor))
-
-    rollback._openapi_body = RollbackRequest  # type: ignore[attr-defined]
 
     @bp.get("/v1/admin/models")
     @require_role("ops")
@@ -324,11 +325,11 @@ def _blueprint() -> Blueprint:
         return jsonify({"models": _models()})
 
     @bp.get("/v1/admin/audit")
-    @query_params(limit=("integer", "rows, 1-500"))
+    @query_params(limit=("integer", "rows, 1-500 (default 100)"))
     @require_role("ops")
     def audit_log() -> Any:
         """The audit log, newest first."""
-        return jsonify({"entries": lifecycle.audit_entries(get_db(), limit=_limit(100))})
+        return jsonify({"entries": lifecycle.audit_entries(get_db(), limit=int_arg("limit", 100, 1, MAX_LIST))})
 
     @bp.get("/v1/admin/monitoring")
     @query_params(hours=("number", "look-back window in hours, up to 720 (default 24)"),
@@ -375,13 +376,6 @@ def _own_job(job_id: str) -> dict[str, Any]:
     if model is None or model[1] not in _conf()["tasks"] or (domains and model[0] not in domains):
         raise NotFound(f"no job {job_id!r} on this service")
     return job
-
-
-def _limit(default: int = 20) -> int:
-    try:
-        return max(1, min(int(request.args.get("limit", default)), 500))
-    except ValueError:
-        raise BadInput("limit must be an integer") from None
 
 
 def _domains() -> list[str] | None:

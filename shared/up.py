@@ -423,15 +423,26 @@ def serve(name: str) -> None:
                    **waitress_options(name, app))
 
 
+CONNECTION_LIMIT = 1000  # open connections per service (waitress: 100)
+CHANNEL_TIMEOUT_S = 30  # an idle or half-sent connection is closed after this (waitress: 120)
+
+
 def waitress_options(name: str, app: Any = None) -> dict[str, Any]:
     """How every service is served: 8 request threads, plus one for each long-lived response
     the app allows at once (``FINPULSE_STREAM_THREADS``: sentiment's alert streams), which
     would otherwise hold request threads. X-Forwarded-* reach the app: ProxyFix trusts exactly
     FINPULSE_TRUSTED_PROXIES hops of them, and without a declared proxy their presence is what
     keeps a local proxy's customers from passing for this host in the chat's rate limits
-    (waitress strips them by default, unseen)."""
+    (waitress strips them by default, unseen).
+
+    Connections: waitress's defaults (100 at once, an idle one kept 120 s) let ~100 idle or
+    half-sent connections from one client shut everyone out, /healthz included. 1000 are
+    allowed and one silent for 30 s is closed; a request being answered never is (an alert
+    stream, which also writes every 5 s; the chat widget's polls are requests of their own).
+    poll(), not select(): select() fails on a descriptor past 1024."""
     streams = int(app.config.get("FINPULSE_STREAM_THREADS", 0)) if app is not None else 0
-    return {"threads": 8 + streams, "ident": f"finpulse-{name}", "clear_untrusted_proxy_headers": False}
+    return {"threads": 8 + streams, "ident": f"finpulse-{name}", "clear_untrusted_proxy_headers": False,
+            "connection_limit": CONNECTION_LIMIT, "channel_timeout": CHANNEL_TIMEOUT_S, "asyncore_use_poll": True}
 
 
 @child.command(context_settings={"ignore_unknown_options": True})

@@ -79,6 +79,16 @@ class StrictJSONProvider(DefaultJSONProvider):
 # PostgreSQL's read_only_sql_transaction: a replica after a fail-over, or a database set read-only.
 # An outage of writes like a lost connection (503, retry), not a bug; psycopg raises it as InternalError.
 READ_ONLY_SQLSTATE = "25006"
+# A table or column this FinPulse needs is missing (migrations not run, or a `db downgrade`):
+# PostgreSQL's undefined_table / undefined_column, SQLite's "no such table|column". Readiness
+# already says so; the requests themselves were 500s on PostgreSQL.
+SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
+SCHEMA_UNAVAILABLE = "database schema not ready for this FinPulse (run `finpulse db upgrade`); retry later"
+
+
+def _schema_missing(exc: DBAPIError) -> bool:
+    return (getattr(exc.orig, "sqlstate", None) in SCHEMA_SQLSTATES
+            or (isinstance(exc, OperationalError) and str(exc.orig).startswith(("no such table", "no such column"))))
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -86,7 +96,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(FinPulseError)
     def _finpulse(exc: FinPulseError) -> tuple[Any, int]:
-        return error_response(exc.code, exc.message, exc.status)
+        body, status = error_response(exc.code, exc.message, exc.status)
+        if status == 401:  # RFC 9110: a 401 names the scheme that would be accepted
+            body.headers["WWW-Authenticate"] = 'Bearer realm="finpulse"'
+        return body, status
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
@@ -98,6 +111,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database(exc: DBAPIError) -> tuple[Any, int]:
+        if _schema_missing(exc):
+            log.warning("database schema missing on %s %s: %s", request.method, request.path,
+                        str(exc.orig).strip().splitlines()[0])
+            return error_response("unavailable", SCHEMA_UNAVAILABLE, 503)
         # A lost or refused database connection is an outage (retry later), not a bug (issue 9).
         if (isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
                 or getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQLSTATE):
@@ -127,11 +144,17 @@ def format_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_body(model: type[M]) -> M:
-    """Parse and validate the JSON body as ``model``; bad JSON or fields give a 400."""
+def require_json() -> None:
+    """A 415 unless the body is declared JSON: a form post or a no-cors fetch from any page can
+    send text/plain, form-urlencoded or no type without a CORS preflight (a cross-site forgery)."""
     if not request.is_json:
         raise BadInput("expected a JSON body (Content-Type: application/json)",
                        code="unsupported_media_type", status=415)
+
+
+def parse_body(model: type[M]) -> M:
+    """Parse and validate the JSON body as ``model``; bad JSON or fields give a 400."""
+    require_json()
     if not request.get_data(cache=True).strip():
         raise BadInput("request body is empty; expected a JSON object", code="invalid_json")
     data = request.get_json(silent=True)
@@ -167,6 +190,19 @@ def json_body(model: type[BaseModel]) -> Callable[[F], F]:
     return deco
 
 
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    """Query argument ``name`` as an integer in [lo, hi]; anything else is a 400 saying so
+    (a clamped ``?limit=0`` answered something the caller did not ask for)."""
+    raw = request.args.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be an integer, got {raw[:20]!r}") from None
+    if not lo <= value <= hi:
+        raise BadInput(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
 def query_params(**params: tuple[str, str]) -> Callable[[F], F]:
     """Decorator: document a view's query arguments (``name=(type, description)``) in the
     OpenAPI document; the view still reads and validates them itself."""
@@ -182,21 +218,28 @@ _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted"}
 
 
 def documented(*, status: int = 200, body: type[BaseModel] | None = None, multipart: bool = False,
-               response: type[BaseModel] | None = None, errors: dict[int, str] | None = None
-               ) -> Callable[[F], F]:
+               response: type[BaseModel] | None = None, errors: dict[int, str] | None = None,
+               also: dict[int, str] | None = None, body_required: bool = True, media_type: str | None = None,
+               headers: dict[str, str] | None = None) -> Callable[[F], F]:
     """Decorator: what the OpenAPI document cannot see in the view: its success status, the
     schema of a body the view reads itself (per-row rejection, not one model), whether a
     multipart form (a ``data`` file plus the body's fields) is accepted too, the success
-    answer's schema and the error statuses the view itself answers."""
+    answer's schema, and the error statuses the view itself answers. ``also``: other success
+    statuses (a PUT's 201 when it created); ``body_required=False``: the body may be left out;
+    ``media_type``: a success answer that is not JSON (an event stream); ``headers``: request
+    headers the view reads (name: description)."""
 
     def deco(view: F) -> F:
         view._openapi_status = status  # type: ignore[attr-defined]
         if body is not None:
             view._openapi_body = body  # type: ignore[attr-defined]
+        view._openapi_body_required = body_required  # type: ignore[attr-defined]
         view._openapi_multipart = multipart  # type: ignore[attr-defined]
         if response is not None:
             view._openapi_response = response  # type: ignore[attr-defined]
-        view._openapi_errors = dict(errors or {})  # type: ignore[attr-defined]
+        view._openapi_media_type = media_type  # type: ignore[attr-defined]
+        view._openapi_headers = dict(headers or {})  # type: ignore[attr-defined]
+        view._openapi_statuses = {**(also or {}), **(errors or {})}  # type: ignore[attr-defined]
         return view
 
     return deco
@@ -226,6 +269,8 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                            "schema": {"type": "string"}})
         params += [{"name": name, "in": "query", "required": False, "description": text,
                     "schema": {"type": kind}} for name, (kind, text) in getattr(view, "_openapi_query", {}).items()]
+        params += [{"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
+                   for name, text in getattr(view, "_openapi_headers", {}).items()]
         doc = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
         status = getattr(view, "_openapi_status", 200)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
@@ -246,8 +291,10 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                                         "403": {"description": f"Needs the {view._openapi_role} role"}})
             if (answer := getattr(view, "_openapi_response", None)) is not None:
                 op["responses"][str(status)]["content"] = {"application/json": {"schema": _schema(answer, schemas)}}
+            if media_type := getattr(view, "_openapi_media_type", None):
+                op["responses"][str(status)]["content"] = {media_type: {"schema": {"type": "string"}}}
             op["responses"].update({str(code): {"description": text}
-                                    for code, text in getattr(view, "_openapi_errors", {}).items()})
+                                    for code, text in getattr(view, "_openapi_statuses", {}).items()})
             body = getattr(view, "_openapi_body", None)
             if body is not None and method in ("POST", "PUT", "PATCH"):
                 op["responses"]["415"] = {"description": "Body not sent as application/json"}
@@ -257,16 +304,16 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                     form = {**schema, "properties": {**schema.get("properties", {}), "data": {
                         "type": "string", "format": "binary", "description": "the training set, uploaded"}}}
                     content["multipart/form-data"] = {"schema": form}
-                op["requestBody"] = {"required": True, "content": content}
+                op["requestBody"] = {"required": getattr(view, "_openapi_body_required", True), "content": content}
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0"},
         "paths": paths,
         "components": {
-            "schemas": {**schemas, "Error": {
-                "type": "object",
-                "properties": {"error": {"type": "object", "properties": {
+            "schemas": {**schemas, "Error": {  # every error answer carries all three (CONTRACT.md)
+                "type": "object", "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"}}}},
             }},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -318,8 +365,9 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
                 problems.append(exc.message)
             except Exception as exc:  # a failing probe must not make readiness 500
                 problems.append(f"{getattr(check, '__name__', 'check')}: {exc}")
-        if problems:
-            return jsonify({"status": "unavailable", "service": name, "reasons": problems}), 503
+        if problems:  # the contract's error shape, plus the fields probes already read
+            return jsonify({"error": {"code": "unavailable", "message": "; ".join(problems)},
+                            "status": "unavailable", "service": name, "reasons": problems}), 503
         return jsonify({"status": "ready", "service": name})
 
     @app.get("/openapi.json")

@@ -16,6 +16,7 @@ from data_connectors.base import BadRow, ReadReport
 from data_connectors.interactions.items import Item
 from data_connectors.interactions.records import Interaction
 from shared.errors import BadInput
+from shared.text import is_blank
 
 MIND_TIME = "%m/%d/%Y %I:%M:%S %p"
 
@@ -42,7 +43,7 @@ def iter_mind_behaviors(path: str | Path, *, include_history: bool = True, repor
                 raise ValueError(f"expected 5 tab-separated fields, found {len(cols)}")
             _imp, user, when, history, impressions = cols[:5]
             user = user.strip()
-            if not user:  # "" would be one user made of every blank row
+            if is_blank(user):  # "" (or "\u200b") would be one user made of every blank row
                 raise ValueError("missing user id")
             ts = int(datetime.strptime(when.strip(), MIND_TIME).replace(tzinfo=UTC).timestamp())
             clicks = []

@@ -22,8 +22,10 @@ from data_connectors.base import (
     detect_format,
     first_line,
     iter_rows,
+    without_lone_surrogates,
 )
 from shared.errors import BadInput
+from shared.text import is_blank
 
 # column names, matched case-insensitively
 USER_KEYS = ("user_id", "user", "userid", "uid")
@@ -46,11 +48,11 @@ class Interaction:
 
 
 def _first(row: dict[str, Any], keys: Iterable[str]) -> Any:
-    """The first of ``keys`` with a value; one of only spaces counts as none (ids are stripped,
-    so a blank id became "" and "" an item everyone was recommended)."""
+    """The first of ``keys`` with a value; a blank one counts as none (ids are stripped, so a blank
+    id became "" and "" an item everyone was recommended; "\\u200b" alone stayed an invisible user)."""
     for key in keys:
         value = row.get(key)
-        if value is not None and str(value).strip() != "":
+        if value is not None and not is_blank(str(value)):
             return value
     return None
 
@@ -117,7 +119,9 @@ def _iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | BadRow
 
     Decoded per line, strictly: a file that is not text (``ratings.tsv.gz``, read as JSONL by its
     first line) is "line 1: not UTF-8", as every reader says, not "invalid JSON" about a
-    replacement character; and a bad byte in an id is never read as U+FFFD.
+    replacement character; and a bad byte in an id is never read as U+FFFD. Nor is a lone surrogate
+    escape (``"a\\ud800"``): it crashed the fit naming no line; the row is bad, as over HTTP and in
+    news files (mended, two ids would become one).
     """
     path = check_file(path)
     with open(path, "rb") as fh:
@@ -134,7 +138,12 @@ def _iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | BadRow
             except ValueError as exc:
                 yield n, BadRow(path, n, f"invalid JSON ({exc})")
                 continue
-            yield n, row if isinstance(row, dict) else BadRow(path, n, "expected a JSON object")
+            if not isinstance(row, dict):
+                yield n, BadRow(path, n, "expected a JSON object")
+            elif without_lone_surrogates(row) is not row:
+                yield n, BadRow(path, n, "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape, no character)")
+            else:
+                yield n, row
 
 
 def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: bool = True,

@@ -7,25 +7,29 @@ Sources only parse their format; normalisation (dates, text, dedup) happens once
 from __future__ import annotations
 
 import hashlib
-import re
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import regex
 
 from shared.errors import BadInput
 
 # What an article id may be: up to 128 letters, digits and URI characters, so a feed's permalink
 # guid (``https://w.example/a/2?id=2&ref=home``) or an RFC 4151 tag (``tag:w.example,2024:a-1``)
 # is its own id. Ids travel in JSON only (never in a path or an SSE id), so "?&#" are harmless.
-ARTICLE_ID = re.compile(r"^[\w\-.~:/?#\[\]@!$&'()*+,;=%]{1,128}$")
-ARTICLE_ID_RULE = "1-128 letters, digits and URI characters -._~:/?#[]@!$&'()*+,;=%"
+# A letter or digit may carry combining marks (\p{M}, which \w leaves out): समाचार-1, ข่าว-1, عَرَبِيّ-1
+# and an NFD café-1 were refused; a mark opening the id, or after a URI character, still is.
+ARTICLE_ID = regex.compile(r"^(?=.{1,128}$)(?:[\p{L}\p{N}_]\p{M}*|[\-.~:/?#\[\]@!$&'()*+,;=%])+$")
+ARTICLE_ID_RULE = "1-128 letters (with their combining marks), digits and URI characters -._~:/?#[]@!$&'()*+,;=%"
 
 
 def feed_id(guid: str) -> str:
     """A feed entry's id: its guid when that is a valid :data:`ARTICLE_ID`, else a stable hash of it
     (a guid over 128 characters or with spaces): the same entry keeps its id across polls."""
-    guid = guid.strip()
+    guid = unicodedata.normalize("NFC", guid.strip())  # one id whether the feed composes accents or not
     if ARTICLE_ID.match(guid):
         return guid
     return "g" + hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()[:23]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, send_from_directory
@@ -15,9 +14,12 @@ from shared.auth import audit, require_role
 from shared.db import get_db
 from shared.errors import BadInput, FinPulseError
 from shared.monitoring import record_chat, record_feedback
+from shared.text import is_blank
+from shared.url_path import require_utf8_path
 from shared.web import documented, json_body, query_params, settings_of
 
 bp = Blueprint("chatbot", __name__)
+bp.before_request(require_utf8_path)  # PUT /v1/kb/%FF wrote the entry "\ufffd", and %FE overwrote it
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"  # one rule for every endpoint that takes a session id
 
 
@@ -43,7 +45,7 @@ class ChatIn(BaseModel):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         # zero-width and other invisible format characters alone are no question either
-        if not any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in value):
+        if is_blank(value):
             raise ValueError("message is blank")
         return value.strip()
 
@@ -52,6 +54,7 @@ class Source(BaseModel):
     id: str | int = Field(description="the entry's id, an integer where the knowledge base gave one")
     question: str
     score: float
+    label: str = Field(description="what the widget shows: the question, told apart from sources sharing it")
 
 
 class ChatOut(BaseModel):
@@ -77,7 +80,7 @@ class AgentReplyIn(BaseModel):
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise ValueError("text is blank")
         return value.strip()
 
@@ -147,6 +150,7 @@ def feedback_pairs() -> Any:
 
 
 @bp.put("/v1/kb/<entry_id>")
+@documented(also={201: "Created: the entry was new"})
 @require_role("ops")
 @json_body(KbEntryIn)
 def put_entry(entry_id: str, body: KbEntryIn) -> Any:

@@ -32,7 +32,7 @@ from services.chatbot.dialogue import (
     wants_human,
 )
 from services.chatbot.kb import KbHandle
-from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder
+from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder, unreadable
 from shared.errors import BadInput, FinPulseError
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,8 @@ class ChatEngine:
         k = max(self.policy.suggestions, 2) + (context is not None)
         hits = kb.search(vec, k, texts=[message])[0]
         answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
-        return decide(message, hits, kb.confidence(hits), answers, state, self.policy, follow_up=context is not None)
+        conf = kb.confidence(hits, unreadable(encoder, [message])[0])
+        return decide(message, hits, conf, answers, state, self.policy, follow_up=context is not None)
 
     def release(self, session_id: str, actor: str) -> int:
         """An agent hands the conversation back to the bot."""

@@ -54,6 +54,11 @@ _BYE = re.compile(r"^(?:(?:ok|okay|thanks|thank you) )*(?:bye|bye bye|goodbye|go
                   r"good night|have a (?:good|nice) (?:day|one))(?: now| then| for now)?$")
 _OK = re.compile(r"^(?:ok|okay|k|kk|okey|alright|all right|cool|great|got it|understood|fine|noted|perfect|"
                  r"sure|i see|no thanks?|no thank you|nothing else|that's all|thats all)(?: thanks?| thank you)?$")
+# An emoji acknowledgement alone (repeated or skin-toned: "👍🏽👍"): 🙏 😊 🙂 ☺ thank, 👍 👌 ✅ 🆗 say ok.
+# Looked up, it was all [UNK] to the encoder and got an unrelated answer.
+_EMOJI_TALK = {"thanks": frozenset("\U0001f64f\U0001f60a\U0001f642\u263a"),
+               "ok": frozenset("\U0001f44d\U0001f44c\u2705\U0001f197")}
+_EMOJI_MODIFIERS = re.compile(r"[\s\ufe0f\U0001f3fb-\U0001f3ff]+")  # spaces, emoji style, skin tones
 # "That didn't help" after an answer: the customer rejects it. Read as a new question it found
 # whatever entry mentions "help"; it is an unsure turn on the same topic, offering the other entries.
 _REJECTED = re.compile(r"^(?:no|nope|sorry|hmm|but)?\s*(?:"
@@ -127,6 +132,10 @@ def wants_human(text: str) -> bool:
 
 def small_talk(text: str) -> str | None:
     """``greeting``, ``thanks``, ``bye`` or ``ok`` when the whole (short) message is only that."""
+    emoji = set(_EMOJI_MODIFIERS.sub("", text))
+    for kind, marks in _EMOJI_TALK.items():
+        if emoji and emoji <= marks:
+            return kind
     words = " ".join(_MARKS.sub(" ", text.casefold().replace("\u2019", "'")).split())
     if not words or len(words.split()) > 6:
         return None

@@ -18,17 +18,31 @@ from shared.errors import NotFound
 if TYPE_CHECKING:
     from data_connectors.faq import FaqEntry
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# \d and \w are Unicode (full-width, Arabic-Indic digits); separators are too: i18n QA found numbers
+# typed with NBSP, narrow NBSP, thin or ideographic spaces, zero-width spaces and en/em dashes stored as typed
+_SPACES = "\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\u00ad\u200b-\u200d\u2060\ufeff"
+_DASHES = "\\-\u2010-\u2015\u2212\ufe58\ufe63\uff0d"
+_EMAIL = re.compile(r"[\w.+-]+[@\uff20][\w-]+([.\uff0e][\w-]+)+")  # ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ too
 # digits, not word, boundaries: "pan4111111111111111" and "4111111111111111exp1227" were stored as typed
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_PHONE = re.compile(r"(?<![\w(])(?:\+|\()?\d[\d ().-]{6,}\d(?!\w)")  # "(415) 555-0123" whole, not "([phone]"
+_CARD = re.compile(rf"(?<!\d)(?:\d[{_SPACES}{_DASHES}]?){{12,18}}\d(?!\d)")
+# "(415) 555-0123" whole, not "([phone]"; a full-width "＋" inside the mask; "030/1234567" too
+_PHONE = re.compile(rf"(?<![\w(\uff08])[+\uff0b(\uff08]?\d[\d{_SPACES}{_DASHES}()./\uff08\uff09]{{6,}}\d(?!\w)")
+# what the phone pattern also reads but is ordinary text: dates (2024-03-07, 07.03.2024, 2024/03/07) and
+# dot-grouped amounts (1.000.000); space-grouped ones stay masked, as they read like "612 345 678"
+_DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
+_ORDINARY = re.compile(rf"\d{{4}}([-/.]){_MONTH}\1{_DAY}|{_DAY}([-/.]){_MONTH}\2(?:\d{{4}}|\d\d)"
+                       r"|[1-9]\d{0,2}(?:\.\d{3}){2,}")
+
+
+def _phone(match: re.Match[str]) -> str:
+    return match.group() if _ORDINARY.fullmatch(match.group()) else "[phone]"
 
 
 def mask_pii(text: str) -> str:
     """Card numbers, e-mails and phone numbers replaced before anything is stored or logged."""
     text = _EMAIL.sub("[email]", text)
     text = _CARD.sub("[card]", text)
-    return _PHONE.sub("[phone]", text)
+    return _PHONE.sub(_phone, text)
 
 
 def record_turns(db: Any, session_id: str, turns: list[tuple[str, str, dict[str, Any] | None]]) -> None:

@@ -217,8 +217,10 @@ class KnowledgeBase:
                 self._lexical = LexicalIndex([(e.id, q) for e in self.entries.values() for q in e.questions])
             return self._lexical
 
-    def confidence(self, hits: list[Hit]) -> float:
-        if not hits:
+    def confidence(self, hits: list[Hit], unreadable: bool = False) -> float:
+        """Calibrated P(top hit is right); 0 for a query the encoder could not read
+        (:func:`~services.chatbot.retriever.unreadable`): an unsure turn, whatever it lands near."""
+        if not hits or unreadable:
             return 0.0
         return self.calibration.confidence(hits[0].score, hits[1].score if len(hits) > 1 else None)
 

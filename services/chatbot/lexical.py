@@ -9,6 +9,7 @@ goes stale on disk; a KB change drops it and the next hybrid search rebuilds it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ RRF_K = 60  # the usual RRF constant: ranks beyond a few dozen barely count
 
 
 def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())  # full-width ｃａｒｄ is card
 
 
 class LexicalIndex:

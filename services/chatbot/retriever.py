@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,22 @@ class Encoder(Protocol):
 
 
 ONNX_MAX_ROWS = 32  # queries go through ONNX; bulk encoding (KB builds) keeps torch on every core
+# A query with more than this share of [UNK] word pieces (谢谢, 👍, a 999-letter "word") is not read:
+# its vector says nothing of the question yet lands near some entry, which was answered confidently.
+UNREADABLE_SHARE = 0.5
+
+
+def normal_text(text: str) -> str:
+    """NFKC: full-width letters (ｃａｒｄ), ligatures and the like as the vocabulary spells them;
+    the tokenizer made [UNK] of every full-width word."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def unreadable(encoder: Any, texts: Sequence[str]) -> list[bool]:
+    """Per text, whether more than :data:`UNREADABLE_SHARE` of its word pieces are [UNK] to
+    ``encoder``; an encoder without a tokenizer (``unknown_share``) reads everything."""
+    share = getattr(encoder, "unknown_share", None)
+    return [s > UNREADABLE_SHARE for s in share(texts)] if share is not None else [False] * len(texts)
 
 
 class SentenceEncoder:
@@ -76,6 +93,7 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         import torch
 
+        texts = [normal_text(t) for t in texts]  # queries and KB phrasings alike
         states = self.onnx_states() if 0 < len(texts) <= ONNX_MAX_ROWS else False
         if states:
             return self._encode_onnx(states, list(texts))
@@ -86,6 +104,16 @@ class SentenceEncoder:
 
     def warm(self) -> None:
         self.onnx_states()
+
+    def unknown_share(self, texts: Sequence[str]) -> list[float]:
+        """Per text, the share of its word pieces (as far as the model reads) that are [UNK]."""
+        tokenizer = self.model.tokenizer
+        unk = tokenizer.unk_token_id
+        if unk is None:  # a byte-level vocabulary knows every text
+            return [0.0] * len(texts)
+        rows = tokenizer([normal_text(t) for t in texts], add_special_tokens=False, truncation=True,
+                         max_length=self.model.max_seq_length)["input_ids"]
+        return [sum(i == unk for i in row) / len(row) if row else 0.0 for row in rows]
 
     def onnx_states(self) -> Any:
         """The ONNX token-state session, set up on first call (``False`` when not usable)."""
@@ -238,6 +266,10 @@ class BatchingEncoder:
 
     def warm(self) -> None:
         self.encoder.warm()
+
+    def unknown_share(self, texts: Sequence[str]) -> list[float]:
+        share = getattr(self.encoder, "unknown_share", None)
+        return share(texts) if share is not None else [0.0] * len(texts)
 
     @property
     def dim(self) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from data_connectors.base import BadRow, file_sha256, iter_rows
 from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
 from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock, index_lock, read_live, swap_in
-from services.chatbot.retriever import get_encoder
+from services.chatbot.retriever import get_encoder, unreadable
 from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.io import atomic_write, check_writable
 from shared.logs import say
@@ -203,12 +203,13 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
     # runner-up, so the confidence (top score and margin) and the handoff flag changed with k
     decide_k = max(policy.suggestions, 2)
     hits_all = kbase.search(vecs, max(k, decide_k), texts=texts)
+    unread = unreadable(encoder, texts)
     with atomic_write(output) as fh:
         import json
 
-        for row, found in zip(rows, hits_all, strict=True):
+        for row, found, unsure in zip(rows, hits_all, unread, strict=True):
             hits = found[:decide_k]
-            conf = kbase.confidence(hits)
+            conf = kbase.confidence(hits, unsure)
             # the chat's rule: an entry whose question or answer repeats the top one is no rival
             ambiguous = is_ambiguous(hits, {h.id: kbase.entries[h.id].answer for h in hits}, policy.ambiguity_margin)
             out = {**row, "results": [{"id": kbase.public_id(h.id), "score": h.score} for h in found[:k]],

@@ -27,7 +27,7 @@ def retrain_task(start: str | Enqueue | None = None) -> RetrainTask:
     from services.recommendations.tasks import JOB_TASK
     from shared.admin import RetrainTask
 
-    return RetrainTask(start or JOB_TASK, data_optional=True, check=check_request)
+    return RetrainTask(start or JOB_TASK, data_optional=True, check=check_request, files=("data", "items"))
 
 
 def create_app(settings: Settings | None = None) -> Flask:

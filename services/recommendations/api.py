@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any
-from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    StringConstraints,
+    Tag,
+    field_validator,
+)
 
 from data_connectors.interactions import Interaction, parse_timestamp
 from data_connectors.interactions.records import MAX_RATING
 from services.recommendations.serving import MAX_K, RecsService
 from shared.errors import BadInput
+from shared.text import is_blank
+from shared.url_path import require_utf8_path
 from shared.web import documented, json_body, query_params
 
 bp = Blueprint("recommendations", __name__)
 
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+def _visible(value: str) -> str:
+    if is_blank(value):  # "\u200b", "\ufeff" or "\u2060" alone was stored as a user (or item)
+        raise ValueError("must hold a visible character")
+    return value
+
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_visible)]
 
 
 class InteractionIn(BaseModel):
@@ -85,18 +102,7 @@ def k_arg() -> int:
     return k
 
 
-@bp.before_request
-def _utf8_path() -> None:
-    """An id in the path that is not UTF-8 (``%FF``) was read as U+FFFD and answered for that
-    user; refused as a NUL is. Servers hand the path over as bytes in Latin-1 (``PATH_INFO``)
-    and, most of them, as sent (``REQUEST_URI``/``RAW_URI``); either may show it."""
-    env = request.environ
-    raw = (env.get("RAW_URI") or env.get("REQUEST_URI") or "").split("?", 1)[0]
-    try:
-        env.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-        unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeError:
-        raise BadInput("the URL path is not valid UTF-8 (percent-encode ids as UTF-8)", code="invalid_url") from None
+bp.before_request(require_utf8_path)  # "%FF" was read as U+FFFD and answered for that user
 
 
 @bp.post("/v1/interactions")

@@ -19,7 +19,16 @@ from services.sentiment.linking import ticker_symbol
 from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
-from shared.web import documented, error_response, json_body, query_params, settings_of, why_not_json
+from shared.web import (
+    documented,
+    error_response,
+    int_arg,
+    json_body,
+    query_params,
+    require_json,
+    settings_of,
+    why_not_json,
+)
 
 bp = Blueprint("sentiment", __name__, static_folder="static", template_folder="templates",
                static_url_path="/static/sentiment")
@@ -67,17 +76,6 @@ def _time_arg(name: str) -> datetime | None:
         raise BadInput(f"{exc}; {name} must be a time: ISO-8601, RFC 2822 or epoch seconds/milliseconds") from None
 
 
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be an integer, got {raw[:20]!r}") from None
-    if not lo <= value <= hi:
-        raise BadInput(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
-
-
 @bp.post("/v1/score")
 @json_body(ScoreRequest)
 def score(body: ScoreRequest) -> Any:
@@ -121,7 +119,8 @@ NewsIn = RootModel[NewsArticleIn | list[NewsArticleIn] | NewsListIn]
 @documented(status=202, body=NewsIn)
 def post_news() -> Any:
     """Ingest one article or a list; 202 with stored and updated ids, duplicates and rejected rows."""
-    data = request.get_json(silent=True, force=True)
+    require_json()
+    data = request.get_json(silent=True)
     if data is None:  # the strict parser refuses a NUL or a lone surrogate anywhere in the body:
         try:  # here that is one row's fault, which the ingest rejects alone, and the rest is stored
             data = json.loads(request.get_data())
@@ -181,7 +180,7 @@ def ticker_articles(ticker: str) -> Any:
     """The scored articles behind a ticker's points (newest first), with scores and links."""
     return jsonify({"articles": queries.articles(
         pipeline().db, _ticker(ticker), start=_time_arg("start"), end=_time_arg("end"),
-        source=request.args.get("source") or None, limit=_int_arg("limit", 100, 1, 1000))})
+        source=request.args.get("source") or None, limit=int_arg("limit", 100, 1, 1000))})
 
 
 @bp.get("/v1/alerts")
@@ -192,7 +191,7 @@ def alerts() -> Any:
     ticker = request.args.get("ticker")
     return jsonify({"alerts": list_alerts(pipeline().db, since=_time_arg("since"),
                                           ticker=_ticker(ticker) if ticker else None,
-                                          limit=_int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s)})
+                                          limit=int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s)})
 
 
 def _sse(event: dict[str, Any]) -> str:
@@ -206,6 +205,8 @@ def _sse(event: dict[str, Any]) -> str:
 
 
 @bp.get("/v1/alerts/stream")
+@documented(media_type="text/event-stream",
+            headers={"Last-Event-ID": "the last event id seen: a reconnect replays what came after it"})
 @query_params(max_s=("integer", "seconds the stream stays open, 1-3600 (default 60)"),
               after=TIME_ARG)
 def alerts_stream() -> Any:
@@ -221,7 +222,7 @@ def alerts_stream() -> Any:
     are open at once per process; one more is a 503 with Retry-After. A backfill's (quiet)
     alerts are never sent: it pushes nothing to live channels.
     """
-    max_s = _int_arg("max_s", 60, 1, 3600)
+    max_s = int_arg("max_s", 60, 1, 3600)
     slots = current_app.extensions["alert_streams"]
     if not slots.acquire(blocking=False):
         resp, status = error_response("too_many_streams", f"{settings_of().sentiment_alert_streams} alert streams are "

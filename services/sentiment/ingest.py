@@ -175,9 +175,8 @@ def parse_time(value: Any, name: str = "published_at") -> datetime:
     elif isinstance(value, str) and EPOCH.fullmatch(value.strip()):  # "1733400000" in a query string
         return parse_time(float(value), name)
     elif isinstance(value, int | float):
-        secs = value / 1000 if value > 1e11 else value
-        try:
-            dt = datetime.fromtimestamp(secs, UTC)
+        try:  # an int past float range overflows already in the division (a 500 before)
+            dt = datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
         except (OverflowError, OSError, ValueError):
             raise Rejected(_out_of_range(name, value)) from None
     elif isinstance(value, str):
@@ -290,6 +289,7 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
         art_id = derived_id(url, digest, published)
     else:
         art_id = str(raw_id).strip() if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
+        art_id = unicodedata.normalize("NFC", art_id)  # "café-1" typed with a combining accent is the same id
         if not ARTICLE_ID.fullmatch(art_id):
             raise Rejected(f"id must be {ARTICLE_ID_RULE}")
     given = _tickers(row.get("tickers"))

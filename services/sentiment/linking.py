@@ -18,13 +18,14 @@ user CSV (``ticker,name,aliases`` with ``|``-separated aliases). Explicit forms
   plant, a percentage, ...: :data:`_CORPORATE`) or another mention of the same ticker in the article.
 
 Share classes are written with a dot (``BRK-B`` is ``BRK.B``) and typographic apostrophes are
-read as ``'`` (``McDonald’s``).
+read as ``'`` (``McDonald’s``), full-width forms as their ASCII letters (``＄ＡＣＭＥ``, NFKC).
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,7 +154,7 @@ class Linker:
         """Ticker -> strongest mention kind found in ``text``: 'explicit', 'name', or 'weak' (an
         ambiguous company name without corporate words around it: counts only with another
         mention, see :meth:`link`). ``loud``: treat the text as shouted (default: judge it)."""
-        text = text.translate(_APOSTROPHES)
+        text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)  # ＄ＡＣＭＥ is $ACME
         loud = shouted(text) if loud is None else loud
         found: dict[str, str] = {}
         for m in _CASHTAG.finditer(text):

@@ -70,6 +70,16 @@ def test_kb_put_and_delete_need_ops_and_change_answers(client, ops_headers) -> N
     assert r.status_code == 400 and r.get_json()["error"]["message"].startswith("the URL's id 'a b' must be")
 
 
+def test_kb_put_and_delete_refuse_a_path_that_is_not_utf8(client, app, ops_headers) -> None:
+    """i18n QA: %FF was read as the id U+FFFD (stored), and %FE then overwrote that entry."""
+    body = {"questions": ["Do you offer pet insurance?"], "answer": "Yes, from 5 EUR a month."}
+    for res in (client.put("/v1/kb/%FF", json=body, headers=ops_headers),
+                client.put("/v1/kb/a%FE", json=body, headers=ops_headers),
+                client.delete("/v1/kb/%C0", headers=ops_headers)):
+        assert res.status_code == 400 and res.get_json()["error"]["code"] == "invalid_url", res.get_json()
+    assert not any("\ufffd" in i for i in app.extensions["chatbot"].handle.get(fresh=True).entries)
+
+
 def test_running_app_picks_up_kb_load(client, chat_settings, bow, tmp_path) -> None:
     assert chat(client, "How do I reset my card PIN?").get_json()["sources"][0]["id"] == "reset-pin"
     new = tmp_path / "new.jsonl"
@@ -259,6 +269,17 @@ def test_openapi_lists_the_agent_and_poll_endpoints(client) -> None:
     assert set(got) == set(answer["properties"])  # the document and the service agree
     feedback = doc["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"type": "integer"} in feedback["properties"]["entry_id"]["anyOf"]
+
+
+def test_openapi_documents_each_sources_label_and_the_put_that_creates(client) -> None:
+    """Regression: every source carries a `label` the Source schema lacked, and PUT /v1/kb/{id}
+    answers 201 when it creates an entry while the document listed only 200."""
+    doc = client.get("/openapi.json").get_json()
+    source = doc["components"]["schemas"]["Source"]
+    assert "label" in source["required"]
+    got = chat(client, "How do I reset my card PIN?").get_json()["sources"]
+    assert got and all(set(s) == set(source["properties"]) for s in got)
+    assert {"200", "201"} <= set(doc["paths"]["/v1/kb/{entry_id}"]["put"]["responses"])
 
 
 def test_widget_origins_may_poll(chat_settings, bow, loaded_kb) -> None:

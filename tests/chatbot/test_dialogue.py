@@ -81,6 +81,28 @@ def test_pii_is_masked() -> None:
         assert "4111" not in mask_pii(typed) and "[card]" in mask_pii(typed), mask_pii(typed)
 
 
+@pytest.mark.parametrize(("typed", "masked"), [  # i18n QA: each of these was stored, ticketed and sent as typed
+    *[(f"card 4111{sep}1111{sep}1111{sep}1111", "card [card]")
+      for sep in ("\u00a0", "\u202f", "\u2009", "\u3000", "\u200b", "\u2013", "\u2014", "\u2010", "\u2015")],
+    ("card \uff14\uff11\uff11\uff11\u3000\uff11\uff11\uff11\uff11\u3000\uff11\uff11\uff11\uff11\u3000"
+     "\uff11\uff11\uff11\uff11", "card [card]"),
+    ("mail \uff4a\uff4f\uff48\uff4e\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d",
+     "mail [email]"),
+    ("phone \uff0b\uff18\uff11 \uff19\uff10 \uff11\uff12\uff13\uff14 \uff15\uff16\uff17\uff18", "phone [phone]"),
+    ("phone +49\u00a030\u00a0123\u00a04567", "phone [phone]"), ("phone +49\u202f30\u202f1234567", "phone [phone]"),
+    ("phone 030/1234567", "phone [phone]"), ("phone 030.1234567", "phone [phone]"),
+    ("phone 030\u20131234567", "phone [phone]"),
+])
+def test_pii_typed_with_unicode_separators_or_full_width_is_masked(typed: str, masked: str) -> None:
+    assert mask_pii(typed) == masked
+
+
+@pytest.mark.parametrize("text", ["paid on 2024-03-07, due 07.03.2024 or 2024/03/07", "1.000.000 EUR",
+                                  "PIN 1234, 3.1% or 19.9%, between 10-20 items", "1,000,000.00"])
+def test_dates_amounts_and_short_numbers_are_not_masked(text: str) -> None:
+    assert mask_pii(text) == text
+
+
 def test_exact_copies_are_answered_not_clarified() -> None:
     """Two entries with one answer (FAQs hold copies) tie; asking "which one?" only loops."""
     dup = [Hit("x1", 0.98, "What options should I choose?"), Hit("x2", 0.98, "what options should I choose")]
@@ -191,7 +213,10 @@ def test_near_identical_questions_are_one_question_for_suggestions() -> None:
     ("OK.", "ok"), ("got it, thanks", "ok"),
     # re-measured on the bank FAQ: these still got "Did you mean" (or a "You're welcome!" to a goodbye)
     ("thank you, that helped!", "thanks"), ("that was helpful, thanks", "thanks"), ("no thanks", "ok"),
-    ("ok thanks bye", "bye")])
+    ("ok thanks bye", "bye"),
+    # i18n QA: an emoji alone was looked up (all [UNK] to the encoder) and answered with some entry
+    ("\U0001f44d", "ok"), ("\U0001f64f", "thanks"), ("\U0001f44c", "ok"), ("\U0001f60a", "thanks"),
+    ("\U0001f44d\U0001f3fd \U0001f44d", "ok")])
 def test_small_talk_gets_a_friendly_reply_and_is_not_an_unsure_turn(text: str, kind: str) -> None:
     from services.chatbot.dialogue import SMALL_TALK_ANSWERS, small_talk
 

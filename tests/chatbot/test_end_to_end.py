@@ -535,3 +535,66 @@ def test_widget_leaves_unpaired_and_non_flanking_asterisks_literal(chat_settings
         assert answer.locator("em").all_inner_texts() == ["this", "these", "both", "italic"]
         assert answer.locator("strong").all_inner_texts() == ["that", "those", "both", "bold with italic inside"]
         assert answer.locator("em > strong").inner_text() == "both"
+
+
+def test_full_width_and_unreadable_queries_with_real_encoder(chat_settings, tmp_path) -> None:
+    """i18n QA: full-width "Ｉ ｌｏｓｔ ｍｙ ｃａｒｄ" was all [UNK] to the encoder; and on a KB with a
+    Chinese entry (itself mostly [UNK]), "谢谢", "👍" or a 999-letter word were answered with it
+    at a confidence of 0.77-0.98. Full-width text reads as its letters; a query mostly [UNK] is an
+    unsure turn (confidence 0), in the chat and in `kb ask` alike; an emoji acknowledgement is small talk."""
+    from services.chatbot import create_app
+    from services.chatbot.dialogue import SMALL_TALK_ANSWERS
+    from services.chatbot.service import answer_rows, kb_dir, load_kb
+
+    sample = Path(__file__).resolve().parents[2] / "data" / "samples" / "faq.jsonl"
+    kb_file = tmp_path / "faq.jsonl"
+    chinese = {"id": "open-account-zh", "questions": ["如何开设银行账户？", "怎么开户"],
+               "answer": "请携带身份证到任何分行办理开户。"}
+    kb_file.write_text(sample.read_text() + json.dumps(chinese, ensure_ascii=False) + "\n", encoding="utf-8")
+    load_kb(chat_settings, kb_file, progress=False)
+    client = create_app(chat_settings).test_client()
+
+    def chat(message: str) -> dict:
+        return client.post("/v1/chat", json={"message": message}).get_json()
+
+    got = chat("Ｉ ｌｏｓｔ ｍｙ ｃａｒｄ")
+    assert (got["kind"], got["sources"][0]["id"]) == ("answer", "lost-card"), got
+    for text in ("谢谢", "人工客服", "😀😀😀", "x" * 999):
+        got = chat(text)
+        assert got["kind"] == "clarify" and got["confidence"] == 0.0, (text, got)
+    for text, kind in (("👍", "ok"), ("🙏", "thanks"), ("👌", "ok"), ("😊", "thanks")):
+        assert chat(text)["answer"] == SMALL_TALK_ANSWERS[kind], text
+
+    texts = ["ｗｈｅｎ ｗｉｌｌ ｍｙ ｃａｒｄ ａｒｒｉｖｅ？", "谢谢", "人工客服", "😀😀😀", "x" * 999]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    answer_rows(kb_dir(chat_settings), tmp_path / "q.jsonl", tmp_path / "a.jsonl", 3)
+    rows = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert rows[0]["results"][0]["id"] == "card-arrival" and rows[0]["handoff"] is False, rows[0]
+    assert [(r["confidence"], r["handoff"]) for r in rows[1:]] == [(0.0, True)] * 4, rows[1:]
+
+
+@pytest.mark.browser
+def test_widget_isolates_each_messages_direction(app) -> None:
+    """i18n QA: in an LTR page an Arabic question's "؟" and "(PIN 1234)" landed on the wrong side of
+    its bubble: each message's text (not the "You said:" label) is isolated with dir=auto, as is the input."""
+    question = "كيف أحول المال إلى الخارج؟ (PIN 1234)"
+    answer = {"session_id": "rtl1", "kind": "answer", "handoff": False, "answer": "אפשר להעביר דרך האפליקציה."}
+    with demo_page(app) as (page, base):
+        page.route("**/v1/chat", lambda route: route.fulfill(json=answer))
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+        assert box.get_attribute("dir") == "auto"
+        box.fill(question)
+        box.press("Enter")
+        log.locator(".fpc-bot").first.wait_for(timeout=15_000)
+        for who, text in (("user", question), ("bot", answer["answer"])):
+            bubble = log.locator(f".fpc-{who}").first
+            body = bubble.locator("[dir=auto]")
+            assert body.count() == 1 and body.inner_text() == text, who
+            assert body.evaluate("e => getComputedStyle(e).direction") == "rtl", who
+            assert bubble.locator(".fpc-sr").evaluate("e => e.closest('[dir]') === null"), who  # the label is not in it
+        page.get_by_role("button", name="Close chat").click()
+        page.reload()  # a kept conversation is rendered the same way
+        page.get_by_role("button", name="Chat with us").click()
+        assert log.locator(".fpc-user [dir=auto]").first.inner_text() == question

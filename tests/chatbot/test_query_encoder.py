@@ -52,3 +52,18 @@ def test_kb_load_exports_the_query_graph_before_the_first_chat(settings, monkeyp
     kbase = load_kb(settings, sample, progress=False)
     assert len(kbase.entries) > 0
     assert len(list((settings.home / "cache" / "onnx-encoders").glob("*.onnx"))) == 1
+
+
+def test_full_width_text_encodes_as_its_letters_and_unknown_share_counts_unk_pieces() -> None:
+    """i18n QA: every full-width word was [UNK] to the tokenizer (and nothing to BM25)."""
+    from services.chatbot.lexical import tokenize
+    from services.chatbot.retriever import UNREADABLE_SHARE, SentenceEncoder, unreadable
+    from shared.encoders import base_encoder_path
+
+    enc = SentenceEncoder(base_encoder_path(), runtime="torch")
+    full = "ｗｈｅｎ ｗｉｌｌ ｍｙ ｃａｒｄ ａｒｒｉｖｅ？"
+    assert np.abs(enc.encode([full]) - enc.encode(["when will my card arrive?"])).max() < 1e-5
+    assert tokenize(full) == ["when", "will", "my", "card", "arrive"]
+    shares = enc.unknown_share([full, "谢谢", "card 谢谢谢谢", "I lost my card 😀", "", "👍"])
+    assert shares == [0.0, 1.0, 0.8, 0.2, 0.0, 1.0] and UNREADABLE_SHARE == 0.5
+    assert unreadable(enc, [full, "谢谢", "I lost my card 😀"]) == [False, True, False]

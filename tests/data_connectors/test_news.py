@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -304,3 +305,23 @@ def test_an_item_without_pubdate_takes_the_feeds_last_build_date(tmp_path: Path)
     assert open_source(atom).read().rows[1]["published_at"] == "2024-05-08T08:00:00+00:00"  # the entry's updated
     (item,) = _normalised([batch.rows[2]])
     assert item.published_at == datetime(2024, 5, 7, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("news_id", ["समाचार-1", "ข่าว-1", "عَرَبِيّ-1", "cafe\u0301-1", "café-1", "新闻-1"])
+def test_ids_with_combining_marks_are_ids(news_id: str) -> None:
+    """i18n QA: ``\\w`` leaves out combining marks (Unicode category M), so Devanagari, Thai and
+    vowelled Arabic ids, and an NFD "café", were rejected as not "letters, digits and URI characters"."""
+    from data_connectors.news.base import feed_id
+
+    row = {"id": news_id, "source": "wire", "published_at": "2024-05-08T09:00:00Z", "title": "Headline"}
+    assert _normalised([row])[0].id == unicodedata.normalize("NFC", news_id)  # stored composed, as a guid is
+    assert feed_id(news_id) == unicodedata.normalize("NFC", news_id)  # a feed's guid, composed, is its id
+
+
+@pytest.mark.parametrize("news_id", ["\u0301abc", "a-\u0301", "news-\U0001f44d", "a b", "x" * 129])
+def test_a_mark_with_no_letter_under_it_is_still_refused(news_id: str) -> None:
+    from services.sentiment.ingest import Rejected
+
+    row = {"id": news_id, "source": "wire", "published_at": "2024-05-08T09:00:00Z", "title": "Headline"}
+    with pytest.raises(Rejected, match="URI characters"):
+        _normalised([row])

@@ -61,6 +61,10 @@ def test_bad_retrain_requests_are_4xx_and_queue_nothing(ops):
     assert client.post("/v1/admin/models/promote", headers=auth, json={"ref": "news/sentiment@v9"}).status_code == 404
     long_version = client.post("/v1/admin/models/promote", headers=auth, json={"version": "v" + "9" * 400})
     assert long_version.status_code == 400 and "version" in long_version.get_json()["error"]["message"]
+    for loose in (True, 1.0):  # JSON true was promoted as version 1, 1.0 as 1
+        resp = client.post("/v1/admin/models/promote", headers=auth, json={"version": loose, "force": True,
+                                                                           "reason": "qa"})
+        assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "validation_error", resp.get_json()
 
 
 def test_cancel_stops_a_running_job_between_steps(ops):
@@ -129,3 +133,56 @@ def test_a_bad_upload_is_named_as_sent_not_by_its_server_path(ops):
     assert resp.status_code == 400 and "uploaded my-news.jsonl:1:" in message, message
     assert "uploads" not in message and lifecycle.list_jobs(ops["db"]) == []
     assert not any((ops["settings"].home / "uploads").glob("*"))  # a refused upload is not kept
+
+
+def _admin_client(settings, task: str, spec, domain: str):
+    """A bare service with the ops endpoints of one model task and a bootstrap ops key (no model)."""
+    from shared.admin import register_admin
+    from shared.db import upgrade
+    from shared.web import create_service_app
+
+    upgrade(settings.db_url)
+    app = create_service_app("svc", settings.model_copy(update={"ops_key": "boot-key"}))
+    register_admin(app, tasks={task: spec}, domains=[domain])
+    return app.test_client()
+
+
+AUTH = {"Authorization": "Bearer boot-key"}
+
+
+def test_admin_lists_refuse_a_limit_out_of_range_as_alerts_does(settings):
+    """Regression: ?limit=0, -1 or 100000 were clamped to 1-500 silently; /v1/alerts answers 400."""
+    client = _admin_client(settings, "sentiment", "unused", "news")
+    for path in ("/v1/admin/jobs", "/v1/admin/audit"):
+        for limit in ("0", "-1", "100000", "x"):
+            resp = client.get(f"{path}?limit={limit}", headers=AUTH)
+            assert resp.status_code == 400 and resp.get_json()["error"]["message"].startswith("limit must be"), \
+                (path, limit, resp.get_json())
+        assert client.get(f"{path}?limit=500", headers=AUTH).status_code == 200
+
+
+def test_openapi_rollback_body_is_optional(settings):
+    """Regression: rollback takes no body (this service's own model), yet its body was documented required."""
+    doc = _admin_client(settings, "sentiment", "unused", "news").get("/openapi.json").get_json()
+    assert doc["paths"]["/v1/admin/models/rollback"]["post"]["requestBody"]["required"] is False
+    assert doc["paths"]["/v1/admin/models/promote"]["post"]["requestBody"]["required"] is True
+
+
+def test_a_multipart_retrain_names_only_the_files_this_service_takes(settings):
+    """Regression: sentiment and the chatbot said a retrain takes 'data' and 'items' files, and only the
+    recommender takes an item catalogue."""
+    from services.chatbot import retrain_task as chatbot_task
+    from services.recommendations import retrain_task as recs_task
+    from services.sentiment import retrain_task as sentiment_task
+
+    cases = [("sentiment", sentiment_task, "news", ["'data'"]), ("embeddings", chatbot_task, "faq", ["'data'"]),
+             ("recommendations", recs_task, "default", ["'data'", "'items'"])]
+    for task, spec, domain, files in cases:
+        client = _admin_client(settings, task, spec(lambda job_id, settings: None), domain)
+        sent = ["extra", "items"] if len(files) == 1 else ["extra"]
+        for field in sent:
+            resp = client.post("/v1/admin/retrain", headers=AUTH, content_type="multipart/form-data",
+                               data={"data": (io.BytesIO(b"x"), "d.jsonl"), field: (io.BytesIO(b"x"), "f.jsonl")})
+            message = resp.get_json()["error"]["message"]
+            assert resp.status_code == 400 and f"unknown file field(s) '{field}'" in message, (task, message)
+            assert message.endswith("takes only " + " and ".join(files)), (task, message)

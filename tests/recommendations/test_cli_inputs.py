@@ -75,3 +75,23 @@ def test_recs_train_to_a_folder_below_a_file_fails_before_reading(tmp_path: Path
     afile.write_text("keep\n")
     res = CliRunner().invoke(recs, ["train", "--interactions", str(afile), "--output", str(afile / "model")])
     assert res.exit_code != 0 and str(res.exception) == f"cannot write {afile / 'model'}: {afile} is not a directory"
+
+
+def test_a_lone_surrogate_escape_in_jsonl_is_a_bad_row_naming_file_and_line(tmp_path: Path) -> None:
+    """i18n QA: ``{"user_id": "a\\ud800"}`` crashed `recs train` (also with --skip-bad) with an
+    encode error naming no file or line, and a retrain job was accepted, then failed."""
+    from services.recommendations.retraining import check_request
+
+    data = tmp_path / "r.jsonl"
+    data.write_text('{"user_id": "a\\ud800", "item_id": "m1"}\n{"user_id": "b", "item_id": "m1"}\n'
+                    '{"user_id": "c", "item_id": "m2"}\n{"user_id": "\\ud83d\\udc4d", "item_id": "m2"}\n')
+    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m")])
+    assert res.exit_code != 0 and isinstance(res.exception, BadRow), res.output
+    assert str(res.exception).startswith(f"{data}:1: holds a lone UTF-16 surrogate")
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(BadRow, match=r"r\.jsonl:1: "):
+        check_request({"data": str(data)})  # the retrain is refused before it is queued
+    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m"),
+                                    "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert f"{data}:1: skipped: holds a lone UTF-16 surrogate" in res.stderr, res.stderr

@@ -87,7 +87,8 @@ def test_a_bad_config_is_one_line_naming_the_option_in_the_cli() -> None:
 
 
 # -- 3: blank ids --------------------------------------------------------------------------
-@pytest.mark.parametrize("blank", ["  ", "\t", " \n "])
+# i18n QA: ids of invisible format characters alone (zero-width space, BOM, word joiner) were stored
+@pytest.mark.parametrize("blank", ["  ", "\t", " \n ", "\u200b", "\ufeff", "\u2060", " \u200b\u200d "])
 def test_blank_ids_are_a_400(client, blank: str) -> None:
     for body in ({"user_id": blank, "item_id": "m1"}, {"user_id": "u1", "item_id": blank}):
         res = client.post("/v1/interactions", json=body)
@@ -109,6 +110,17 @@ def test_blank_ids_in_a_file_are_bad_rows_naming_the_line(tmp_path: Path) -> Non
     assert f"{data}:{lines}: skipped: missing item_id" in res.output
     ids = json.loads((tmp_path / "m" / "ids.json").read_text())
     assert "" not in ids["user_ids"] and "" not in ids["item_ids"]
+
+
+def test_invisible_ids_in_a_file_are_bad_rows_naming_the_line(tmp_path: Path) -> None:
+    data = tmp_path / "inter.tsv"
+    data.write_text(SAMPLE.read_text() + "\u200b\tm1\t5\t100\nu1\t\ufeff\u2060\t4\t101\n", encoding="utf-8")
+    lines = len(data.read_text(encoding="utf-8").splitlines())
+    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m"),
+                                    "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert f"{data}:{lines - 1}: skipped: missing user_id" in res.output
+    assert f"{data}:{lines}: skipped: missing item_id" in res.output
 
 
 # -- 5: timestamps -------------------------------------------------------------------------

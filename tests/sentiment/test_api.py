@@ -124,6 +124,13 @@ def test_openapi_gives_each_post_its_real_status_and_body(client) -> None:
     assert "200" in doc["paths"]["/v1/score"]["post"]["responses"]
 
 
+def test_openapi_describes_the_alert_stream_as_server_sent_events(client) -> None:
+    """Regression: the stream's 200 had no content type and its Last-Event-ID resume header was unlisted."""
+    stream = client.get("/openapi.json").json["paths"]["/v1/alerts/stream"]["get"]
+    assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert [p["name"] for p in stream["parameters"] if p["in"] == "header"] == ["Last-Event-ID"]
+
+
 def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url, monkeypatch,
                                                                 webhook_receiver) -> None:
     """Regression (left open in session 17): retractions went to the SSE stream only, so a webhook

@@ -287,3 +287,20 @@ def test_a_bad_ticker_or_an_html_error_page_reads_short(app, pipe) -> None:
                                    timeout=15_000)
             text = page.inner_text("#chart-note")
             assert "URL" not in text and "JSON" not in text and len(text) < 100, text
+
+
+@pytest.mark.browser
+def test_a_long_source_is_cut_between_characters_not_inside_an_emoji(app, pipe) -> None:
+    """i18n QA: the Source column cut at 39 UTF-16 units, leaving half an emoji (a "\\ufffd") before
+    the "…"; a ZWJ sequence (👩🏽‍💻, four code points) is one character too."""
+    coder = "\U0001f469\U0001f3fd\u200d\U0001f4bb"
+    source = "w" * 38 + coder * 3
+    row = {"id": "emoji-src", "source": source, "published_at": (START + timedelta(days=30, hours=20)).isoformat(),
+           "title": "$ACME emoji source probe"}
+    pipe.score(pipe.ingest([row]).stored)
+    with dashboard(app, pipe) as (page, base, errors):
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector("#articles td.source", timeout=15_000)
+        cell = page.locator("#articles td.source").first  # the newest row
+        assert cell.get_attribute("title") == source
+        assert cell.inner_text() == "w" * 38 + coder + "\u2026" and errors == []

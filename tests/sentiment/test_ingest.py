@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -47,6 +48,16 @@ def test_duplicates_by_id_url_and_syndicated_copy_count_once(client, pipe) -> No
     assert again.status_code == 202 and again.json["ids"] == [] and len(again.json["duplicates"]) == 5
     assert again.json["article_ids"] == r.json["article_ids"]  # a retry still learns every stored id
     assert _count(pipe, Article) == 2 and _count(pipe, Score) == 2
+
+
+def test_an_id_typed_with_a_combining_accent_is_the_same_id_as_the_composed_one(client, pipe) -> None:
+    """i18n QA: "café-1" with a combining accent (NFD) would have been stored beside the NFC one."""
+    nfc, nfd = "caf\u00e9-1", "cafe\u0301-1"
+    first = client.post("/v1/news", json={**art(1, title="$ACME wins contract"), "id": nfd})
+    assert first.status_code == 202 and first.json["ids"] == [nfc]
+    again = client.post("/v1/news", json={**art(1, title="$ACME wins contract"), "id": nfc})
+    assert again.json["ids"] == [] and again.json["duplicates"][0]["reason"] == "duplicate id"
+    assert _count(pipe, Article) == 1
 
 
 def test_rows_without_id_are_told_apart_by_url_or_by_text_and_time(client, pipe) -> None:
@@ -118,6 +129,17 @@ def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_stored(client, p
     r = client.post("/v1/news", data=body.encode(), content_type="application/json")
     assert r.status_code == 202 and r.json["ids"] == ["s1", "s3"], r.json
     assert [x["index"] for x in r.json["rejected"]] == [1] and "UTF-8" in r.json["rejected"][0]["reason"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_news_not_sent_as_json_is_a_415_and_stores_nothing(client, pipe, content_type) -> None:
+    """Regression: the body was read as JSON whatever its type, so any web page could post news
+    (and raise alerts) with a form or a no-cors fetch, which need no CORS preflight."""
+    r = client.post("/v1/news", data=json.dumps(art(1)), content_type=content_type)
+    assert r.status_code == 415 and r.json["error"]["code"] == "unsupported_media_type", r.json
+    assert _count(pipe, Article) == 0
+    ok = client.post("/v1/news", data=json.dumps(art(1)), content_type="application/json; charset=utf-8")
+    assert ok.status_code == 202 and ok.json["ids"] == ["a1"]
 
 
 def test_malformed_requests_are_4xx_json_never_500(client) -> None:

@@ -96,3 +96,10 @@ def test_share_classes_are_one_ticker_and_typographic_apostrophes_match_names(li
     assert linker.link("NEW YORK (AP) \u2014 McDonald\u2019s shares slip") == {"MCD": 1.0}
     assert [ticker_symbol(t) for t in (" $brk-b", "BRK.B", "bf-b", "$$$", "a/b")] == ["BRK.B", "BRK.B", "BF.B",
                                                                                        None, None]
+
+
+def test_full_width_cashtags_prefixes_and_names_link(linker: Linker) -> None:
+    """i18n QA: ``＄ＡＣＭＥ`` (full-width, as CJK keyboards type it) linked nothing."""
+    assert linker.link("＄ＡＣＭＥ jumps after earnings") == {"ACME": 1.0}
+    assert linker.link("Shares of ＮＡＳＤＡＱ：ＡＣＭＥ fell") == {"ACME": 1.0}
+    assert set(linker.link("News", "＄ａａｐｌ up; Ａｃｍｅ Ｃｏｒｐ（ＡＣＭＥ） named a CEO.")) == {"AAPL", "ACME"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -128,3 +129,33 @@ def test_a_series_can_start_at_a_given_time_instead_of_a_window(client, pipe) ->
 def test_a_bad_series_start_is_a_400(client, query, words) -> None:
     r = client.get(f"/v1/tickers/ACME/sentiment?{query}")
     assert r.status_code == 400 and words in r.json["error"]["message"], r.get_data(as_text=True)
+
+
+def test_a_published_at_integer_beyond_float_range_is_rejected_alone(client) -> None:
+    """Regression: a 400-digit integer overflowed in the ms -> s division, a 500 for the whole post."""
+    good = {"source": "qa", "published_at": "2024-03-02T10:00:00Z", "title": "$ACME news"}
+    huge = {"id": "huge-1", "source": "qa", "published_at": 10 ** 400, "title": "$ACME huge"}
+    rows = [{**good, "id": "ok-1"}, huge, {**huge, "id": "huge-2", "published_at": -10 ** 400},
+            {**good, "id": "ok-2", "title": "$ACME more news"}]
+    r = client.post("/v1/news", json=rows)
+    assert r.status_code == 202, r.get_data(as_text=True)
+    assert r.json["ids"] == ["ok-1", "ok-2"]
+    assert [(x["index"], x["id"]) for x in r.json["rejected"]] == [(1, "huge-1"), (2, "huge-2")]
+    assert all("published_at" in x["reason"] and "out of range" in x["reason"] for x in r.json["rejected"])
+
+
+def test_a_series_of_more_points_than_the_limit_is_a_400_and_the_dashboard_stays_within_it(client, pipe) -> None:
+    """Regression: window=3660d&bucket=1h answered 87,840 points (18.7 MB, 4.5 s CPU) to anyone."""
+    from services.sentiment.aggregate import MAX_POINTS
+
+    pipe.score(pipe.ingest(history(["ACME"], START, 3)).stored)
+    for query in ("window=3660d&bucket=1h", "start=2020-01-01&end=2024-03-03&bucket=1h"):
+        r = client.get(f"/v1/tickers/ACME/sentiment?{query}")
+        assert r.status_code == 400, (query, r.status_code)
+        assert f"limit is {MAX_POINTS}" in r.json["error"]["message"] and "bucket=1d" in r.json["error"]["message"]
+    assert client.get("/v1/tickers/ACME/sentiment?window=3660d&bucket=1d").status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    windows = re.findall(r"<option[^>]*>(\d+)d</option>", page.split('id="window"')[1].split("</select>")[0])
+    assert windows and "1h" in page  # the dashboard's longest window, hourly, is still served
+    r = client.get(f"/v1/tickers/ACME/sentiment?window={max(map(int, windows))}d&bucket=1h")
+    assert r.status_code == 200 and len(r.json["points"]) <= MAX_POINTS

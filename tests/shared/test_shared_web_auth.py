@@ -105,6 +105,8 @@ def test_health_readiness_metrics(app, client):
     resp = client.get("/readyz")
     assert resp.status_code == 503
     assert "not loaded yet" in resp.get_json()["reasons"][0]
+    # the contract's error shape too (it had only status/service/reasons), the reasons in its message
+    assert _error(resp, 503) == {"code": "unavailable", "message": resp.get_json()["reasons"][0]}
     for n in range(5):  # invented methods: one series each, without a limit (observability QA)
         client.open("/readyz", method=f"M{n}X")
     metrics = client.get("/metrics")
@@ -121,6 +123,8 @@ def test_openapi_document_is_valid(client):
     assert "/v1/items/{item_id}" in doc["paths"]
     body = doc["paths"]["/v1/echo"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "text" in body["properties"]
+    error = doc["components"]["schemas"]["Error"]  # every error answer has all of them (they were optional)
+    assert error["required"] == ["error"] and error["properties"]["error"]["required"] == ["code", "message"]
 
 
 def test_require_role_and_audit(app, client):
@@ -141,6 +145,9 @@ def test_require_role_and_audit(app, client):
     assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key"}).status_code == 200
     assert client.post("/v1/admin/thing", headers={"Authorization": "bearer boot-key"}).status_code == 200
     assert _error(client.post("/v1/admin/thing", headers={"Authorization": "Basic boot-key"}), 401)
+    for unauthorized in (client.post("/v1/admin/thing"),
+                         client.get("/v1/report", headers={"Authorization": "Bearer no"})):
+        assert unauthorized.headers["WWW-Authenticate"].startswith("Bearer")  # RFC 9110: every 401 has one
     with db.session() as s:  # keys are stored hashed, never in clear
         hashes = s.scalars(select(ApiKey.key_hash)).all()
     assert analyst not in hashes and len(hashes) == 2
@@ -152,3 +159,17 @@ def test_require_role_and_audit(app, client):
     assert (row.actor, row.action, row.outcome, row.detail) == ("otto", "models.promote", "ok",
                                                                 {"reason": "better f1"})
     assert row.at is not None
+
+
+def test_a_database_without_the_schema_is_a_503_naming_db_upgrade(any_db_url, settings) -> None:
+    """QA (multi-process deploy): before `finpulse db upgrade` every data endpoint was a 500
+    internal_error on PostgreSQL (undefined table); readiness alone said what was wrong."""
+    from services.recommendations import create_app
+    from shared.db import downgrade
+    from shared.web import SCHEMA_UNAVAILABLE
+
+    downgrade(any_db_url, "base")  # every table dropped, as on a database never migrated
+    app = create_app(settings.model_copy(update={"database_url": any_db_url}))
+    res = app.test_client().post("/v1/interactions", json={"user_id": "u1", "item_id": "m2"})
+    assert (res.status_code, res.get_json()) == (503, {"error": {"code": "unavailable", "message": SCHEMA_UNAVAILABLE}})
+    app.extensions["db"].dispose()

@@ -195,8 +195,8 @@
     ".fpc-agent{background:#fff4d6;margin-right:2rem}.fpc-error{background:#fdecea;margin-right:2rem}" +
     ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;border:1px solid " + GREEN + ";" +
     "border-radius:.4rem;padding:.3rem .5rem;cursor:pointer}.fpc-status{padding:0 .6rem;color:#a40}" +
-    ".fpc-msg p,.fpc-msg ul,.fpc-msg ol{margin:.4em 0}.fpc-msg>:first-child+*{margin-top:0}" +
-    ".fpc-msg>:last-child{margin-bottom:0}.fpc-msg ul,.fpc-msg ol{padding-left:1.3em}" +
+    ".fpc-msg p,.fpc-msg ul,.fpc-msg ol{margin:.4em 0}.fpc-text>:first-child{margin-top:0}" +
+    ".fpc-text>:last-child,.fpc-msg>:last-child{margin-bottom:0}.fpc-msg ul,.fpc-msg ol{padding-left:1.3em}" +
     ".fpc-msg a{color:#05a;text-decoration:underline}.fpc-msg code{font-family:monospace;" +
     "background:rgba(0,0,0,.07);padding:0 .2em;border-radius:.2em}" +
     ".fpc-fb{margin-top:.3rem}.fpc-fb button{background:#fff;border:1px solid #888;border-radius:.4rem;" +
@@ -221,7 +221,7 @@
   var label = el("label", {"for": "fpc-input", "class": "fpc-sr"}, "Your question");
   var INPUT_MAX = 1000;  /* the server's FINPULSE_CHATBOT_MAX_MESSAGE_CHARS default */
   var input = el("input", {"id": "fpc-input", "type": "text", "autocomplete": "off", "maxlength": String(INPUT_MAX),
-    "placeholder": "Type your question"});
+    "placeholder": "Type your question", "dir": "auto"});
   var send = el("button", {"type": "submit"}, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(send);
   panel.appendChild(head); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
@@ -252,8 +252,12 @@
     if (!replayed && who !== "error") { remember(item); }  /* a stale error is not worth showing again */
     var msg = el("div", {"class": "fpc-msg fpc-" + who});
     msg.appendChild(el("span", {"class": "fpc-sr"}, SPEAKER[who]));
+    /* the text in its own direction (dir=auto, isolated): Arabic or Hebrew in an LTR page had its
+     * trailing "?" and "(PIN 1234)" on the wrong side; the "You said:" label stays as it is */
+    var body = el("div", {"class": "fpc-text", "dir": "auto"});
     /* answers and agent replies may use the Markdown subset; the customer's words and errors never */
-    if (who === "bot" || who === "agent") { markdown(msg, text); } else { msg.appendChild(document.createTextNode(text)); }
+    if (who === "bot" || who === "agent") { markdown(body, text); } else { body.appendChild(document.createTextNode(text)); }
+    msg.appendChild(body);
     if (who === "bot" && item[2] && item[2].entry_id !== undefined) { addFeedback(msg, item); }
     log.appendChild(msg);
     log.scrollTop = log.scrollHeight;

@@ -11,9 +11,14 @@
     if (cls) e.className = cls;
     return e;
   }
+  /* what a reader counts as characters: slice() on UTF-16 units cut an emoji in half (a "\ufffd"),
+   * and code points would still split a ZWJ sequence (👩🏽‍💻); older browsers get code points */
+  const GRAPHEMES = typeof Intl !== "undefined" && Intl.Segmenter ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+  const characters = (text) => (GRAPHEMES ? Array.from(GRAPHEMES.segment(text), (g) => g.segment) : Array.from(text));
   function sourceCell(source) {  /* a long feed name is cut, not left to squeeze the titles; hover shows it */
     const text = String(source ?? "");
-    const td = el("td", text.length > 40 ? text.slice(0, 39) + "\u2026" : text, "source");
+    const chars = characters(text);
+    const td = el("td", chars.length > 40 ? chars.slice(0, 39).join("") + "\u2026" : text, "source");
     td.title = text;
     return td;
   }
