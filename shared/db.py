@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from shared.errors import ConfigError, Unavailable
+from shared.errors import BadInput, ConfigError, Unavailable
 from shared.io import file_lock
 from shared.settings import redact
 
@@ -233,7 +233,7 @@ def upgrade(url: str, revision: str = "heads") -> None:
     from alembic import command
 
     try:
-        with _migrating(url):
+        with _migrating(url), _revision_named(revision):
             command.upgrade(alembic_config(url), revision)
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0]
@@ -243,8 +243,23 @@ def upgrade(url: str, revision: str = "heads") -> None:
 def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
-    with _migrating(url):
+    with _migrating(url), _revision_named(revision):
         command.downgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def _revision_named(revision: str) -> Iterator[None]:
+    """Alembic's refusal of a revision as one line naming what it takes (it printed
+    "CommandError: Can't locate revision identified by 'x'")."""
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except (CommandError, AssertionError) as exc:  # alembic asserts on BRANCH@-N from a branch not applied
+        reason = str(exc).splitlines()[0] if str(exc) else "the database has no such migration to go back from"
+        heads = ", ".join(sorted(schema_heads()))
+        raise BadInput(f"revision {revision!r}: {reason}; give a revision id "
+                       f"(the newest: {heads}), BRANCH@-N (e.g. chatbot@-1) or base") from None
 
 
 @functools.cache

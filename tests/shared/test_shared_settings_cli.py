@@ -119,3 +119,20 @@ def test_keys_and_db_commands_say_what_they_did(settings) -> None:
     assert res.exit_code != 0 and "--revision" in res.output  # required: no silent drop of everything
     up = run(cli, ["db", "upgrade"])
     assert up.exit_code == 0 and up.output.startswith("database at ") and up.output.strip() != "database at base"
+
+
+@pytest.mark.parametrize("migrated", [True, False])
+@pytest.mark.parametrize("revision", ["nonsense", "chatbot@-9"])
+def test_a_revision_alembic_cannot_find_is_one_line_saying_what_it_takes(settings, revision, migrated) -> None:
+    """`db downgrade --revision nonsense` printed "CommandError: Can't locate revision ...", and
+    `chatbot@-1` on a database never migrated a bare "AssertionError:"."""
+    from shared.db import upgrade
+
+    if migrated:
+        upgrade(settings.db_url)
+    proc = subprocess.run([sys.executable, "-m", "shared.cli", "db", "downgrade", "--revision", revision],
+                          capture_output=True, text=True, env={**os.environ, "FINPULSE_HOME": str(settings.home)})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"finpulse: error: revision '{revision}': ") and "CommandError" not in lines[0]
+    assert "chatbot@-1" in lines[0] and "base" in lines[0]
