@@ -89,3 +89,14 @@ def test_int8_graph_quantises_products_not_the_embedding_table(onnx_model):
     ops = [n.op_type for n in nodes]
     assert ops.count("QAttention") == 6 and ops.count("MatMulInteger") >= 18
     assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops
+
+
+def test_an_int8_score_does_not_depend_on_the_texts_batched_beside_it(onnx_model):
+    """Ops QA: dynamic int8 quantises activations per tensor over the whole padded batch, so a
+    headline's label flipped with the traffic the dynamic batcher merged it with (4 of 200)."""
+    texts = [f"{t} {' '.join(['filler'] * (i % 7 * 5))}" for i, t in enumerate(TEXTS * 4)]  # mixed lengths
+    rt = load_runtime(onnx_model, "onnx-int8")
+    alone = [rt.predict([t])[0]["scores"] for t in texts]
+    for batch_size in (4, 32):
+        together = [r["scores"] for r in rt.predict(texts, batch_size=batch_size)]
+        assert together == alone, batch_size  # the same floats, not merely close ones
