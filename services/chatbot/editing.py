@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import func, select
+
 from data_connectors.base import BadRow
 from data_connectors.faq import entry_from_row
 from services.chatbot.kb import edit_lock
@@ -28,6 +30,7 @@ def upsert_entry(engine: Any, db: Any, entry_id: str, fields: dict[str, Any], ac
                        code=exc.code) from None
     with edit_lock(engine.handle.directory):
         kb = engine.handle.get(fresh=True)
+        _past_the_log(db, engine.domain, kb)
         before = kb.entries[entry_id].to_dict() if entry_id in kb.entries else None
         encoder = engine.encoder or get_encoder(kb.meta["model"])
         with _logged(db, engine.domain, kb, entry_id, "upsert", before, entry.to_dict(), actor):
@@ -40,11 +43,24 @@ def delete_entry(engine: Any, db: Any, entry_id: str, actor: str) -> int:
     """Remove ``entry_id`` (NotFound if absent); returns the new KB version. Serialised like upserts."""
     with edit_lock(engine.handle.directory):
         kb = engine.handle.get(fresh=True)
+        _past_the_log(db, engine.domain, kb)
         old = kb.entry(entry_id)
         with _logged(db, engine.domain, kb, entry_id, "delete", old.to_dict(), None, actor):
             kb.delete(entry_id)
             engine.handle.persist()
     return int(kb.meta["version"])
+
+
+def _past_the_log(db: Any, domain: str, kb: Any) -> None:
+    """Raise the index's version to the change log's highest, so this edit's number is new.
+
+    An index re-embedded by a FinPulse before 2026-12-06 was set back to version 1: the next
+    edits then logged numbers the log already held (two edits named version 3).
+    """
+    with db.session() as s:
+        logged = s.scalar(select(func.max(KbChange.kb_version)).where(KbChange.domain == domain))
+    if logged is not None and logged > int(kb.meta.get("version", 1)):
+        kb.meta["version"] = int(logged)
 
 
 @contextlib.contextmanager

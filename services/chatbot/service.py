@@ -134,6 +134,9 @@ def _refit_scoring(kbase: KnowledgeBase, source: dict[str, str] | None) -> None:
     An index calibrated before it kept them reads that file again if it is unchanged; else the
     old fit stays (better than untuned defaults) until ``kb calibrate`` runs again."""
     if not source:
+        if kbase.calibration.fitted_on:  # fitted by a FinPulse that did not record its rows (before 2026-11-27)
+            say("chatbot", "confidence fit kept from the old encoder (the index does not say which rows it was "
+                "fitted on); run 'finpulse kb calibrate'")
         return
     kbase.meta["calibrated_on"] = source
     path, rows = Path(source["file"]), kbase.calibration_rows

@@ -622,6 +622,31 @@ def test_an_edit_the_change_log_cannot_record_is_not_applied(client, chat_settin
     engine.dispose()
 
 
+def test_an_edit_after_an_index_set_back_by_an_older_release_gets_a_new_number(client, chat_settings,
+                                                                              ops_headers) -> None:
+    """Upgrade QA: an older FinPulse reset the index's version to 1 on each re-embedding, so the
+    first edits after the upgrade logged kb_versions the change log already held."""
+    import sqlalchemy as sa
+
+    from services.chatbot.kb import KnowledgeBase
+    from services.chatbot.models import KbChange
+
+    version = KnowledgeBase.load(kb_dir(chat_settings)).meta["version"]
+    engine = sa.create_engine(chat_settings.db_url)
+    with engine.begin() as conn:  # what the old release logged before it set the index back
+        conn.execute(sa.insert(KbChange), [
+            {"domain": chat_settings.chatbot_domain, "entry_id": "old", "action": "delete", "before": {"id": "old"},
+             "after": None, "kb_version": version + i, "actor": "ops"} for i in (1, 2, 3)])
+    put = client.put("/v1/kb/pets", json={"question": "Do you insure pets", "answer": "Yes."}, headers=ops_headers)
+    assert put.status_code == 201 and put.get_json()["kb_version"] == version + 4
+    gone = client.delete("/v1/kb/pets", headers=ops_headers)
+    assert gone.get_json()["kb_version"] == version + 5
+    with engine.connect() as conn:
+        numbers = conn.execute(sa.select(KbChange.kb_version).order_by(KbChange.id)).scalars().all()
+    assert numbers == sorted(set(numbers))  # each number names one edit, rising in log order
+    engine.dispose()
+
+
 def test_new_conversations_count_against_the_address_limit_only(chat_settings, bow, loaded_kb) -> None:
     """Regression (chatbot QA): a message without session_id fell under the per-conversation
     limit keyed by address, so one address (a NAT) could open 30 conversations a minute, not 120."""

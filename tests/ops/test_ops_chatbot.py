@@ -285,3 +285,12 @@ def test_re_embedding_refits_the_confidence_on_the_rows_kb_calibrate_used(bot, t
     kept = KnowledgeBase.load(directory).calibration
     assert (kept.a, kept.b, kept.c) == (refitted.calibration.a, refitted.calibration.b, refitted.calibration.c)
     assert "confidence fit kept from the old encoder" in capfd.readouterr().err
+
+    # an index calibrated by a release that did not record even the file: kept, and it says so (upgrade QA)
+    meta = json.loads((directory / "meta.json").read_text())
+    meta.pop("calibrated_on")
+    (directory / "meta.json").write_text(json.dumps(meta))
+    registry.promote(registry.register(DOMAIN, TASK, base_encoder_path(), move=False).ref)
+    assert reembed(settings) is True
+    assert KnowledgeBase.load(directory).calibration == kept
+    assert "confidence fit kept from the old encoder (the index does not say" in capfd.readouterr().err
