@@ -15,7 +15,7 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,6 +250,17 @@ def agreement_percent(value: Any) -> int | None:
     if not 0 <= share <= 100:  # NaN too
         return None
     return round(share * 100 if share <= 1 and not text.endswith("%") else share)
+
+
+def text_key(text: str) -> str:
+    """How texts are matched across data sets (a gate's train/eval overlap, the transfer stage's
+    leave-out): case and surrounding white space do not make a text another one."""
+    return text.strip().lower()
+
+
+def shared_texts(texts: Iterable[str], others: Iterable[str]) -> int:
+    """How many distinct ``texts`` (by :func:`text_key`) occur among ``others``."""
+    return len({text_key(t) for t in texts} & {text_key(t) for t in others})
 
 
 def stratified_split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:

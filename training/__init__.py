@@ -13,11 +13,13 @@ from training.config import SentimentTrainConfig
 __all__ = ["SentimentTrainConfig", "train_sentiment"]
 
 
-def train_sentiment(config: SentimentTrainConfig, settings: Any, callback: Any = None) -> Any:
+def train_sentiment(config: SentimentTrainConfig, settings: Any, callback: Any = None,
+                    eval_texts: Any = None) -> Any:
     """Train and register a sentiment model (imports torch only when called).
 
-    ``callback(progress: dict)`` is called after each step and dev evaluation (ops jobs).
+    ``callback(progress: dict)`` is called after each step and dev evaluation (ops jobs);
+    ``eval_texts``: a retrain job's gate set, kept out of the transfer stage.
     """
     from training.classification import train_sentiment as _train
 
-    return _train(config, settings, callback=callback)
+    return _train(config, settings, callback=callback, eval_texts=eval_texts)

@@ -20,14 +20,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data_connectors.labelled import Example, load_labelled, stratified_split
+from data_connectors.labelled import Example, load_labelled, shared_texts, stratified_split, text_key
 from shared.encoders import offline, resolve_base_model
 from shared.errors import BadInput
 from shared.io import open_tree, write_json
@@ -83,11 +83,14 @@ class Batches:
 
 
 def train_sentiment(config: SentimentTrainConfig, settings: Any,
-                    callback: Callable[[dict[str, Any]], None] | None = None) -> ModelVersion | None:
+                    callback: Callable[[dict[str, Any]], None] | None = None,
+                    eval_texts: Sequence[str] | None = None) -> ModelVersion | None:
     """Train, evaluate and register a classifier; returns the registered version.
 
     ``callback`` (optional, used by ops retrain jobs) gets a progress dict after every
     optimiser step and dev evaluation; an exception it raises (a cancel) stops training.
+    ``eval_texts`` (a retrain job's gate set): the transfer stage leaves them out as it leaves
+    out the dev set, and the lineage's ``train_eval_overlap`` counts those the run trained on.
     Under ``torchrun`` (see :mod:`training.distributed`) only rank 0 registers and returns
     the version; the other ranks return None.
     """
@@ -98,7 +101,9 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     data = load_data(config)  # a missing file or bad row fails before any folder or stage exists
     check_inputs(config)
     stage = transfer_stage_config(config, settings)
-    stage_data = load_data(stage) if stage is not None else None  # a bad transfer file fails now too
+    # a bad transfer file fails now too; the texts the run and its gate are judged on are left out
+    stage_data = (load_data(stage, leave_out=[e.text for e in data.dev] + list(eval_texts or ()))
+                  if stage is not None else None)
     if config.precision == "fp16" and resolve_device(config.device) == "cpu" and os.environ.get("RANK", "0") == "0":
         _log("precision fp16 has no fast path on a CPU: training in fp32 (bf16 is the CPU's half precision)")
     transfer = run_transfer_stage(config, settings, callback, data=stage_data) if stage is not None else None
@@ -110,6 +115,10 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     run_dir, staging, metrics, train_config = fitted
     if transfer is not None:
         train_config.update(base_model=transfer["base_model"], transfer=transfer)
+    if eval_texts is not None:  # what was trained on: the training file (a held-out dev too) and the stage's rows
+        trained = data.train + (data.dev if not config.dev_path else []) \
+            + (stage_data.train + stage_data.dev if stage_data is not None else [])
+        train_config["train_eval_overlap"] = shared_texts(eval_texts, (e.text for e in trained))
     write_json(run_dir / "train_config.json", train_config)
     write_json(run_dir / "metrics.json", metrics)
     mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
@@ -194,13 +203,18 @@ def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
     """Intermediate-task stage: fine-tune on ``transfer_data`` first (its own 10% dev); its summary.
 
     Returns None when the run has no stage (:func:`transfer_stage_config`). ``data``: the
-    stage's examples when the caller read them already.
+    stage's examples when the caller read them already (the run's dev texts left out, see
+    :func:`load_data`); else they are read here, less the run's dev set.
     """
     stage = transfer_stage_config(config, settings)
     if stage is None:
         return None
     started = time.monotonic()
     _log(f"transfer stage: {config.transfer_epochs} epoch(s) on {stage.train_path} before {config.train_path}")
+    if data is None:  # tuning's stage: its trials are judged on the run's dev set too
+        data = load_data(stage, leave_out=[e.text for e in load_data(config).dev])
+    if data.excluded:
+        _log(f"transfer stage: left out {data.excluded} row(s) whose text is in the dev or evaluation set")
     tagged = (lambda d: callback({**d, "stage": "transfer"})) if callback is not None else None
     # no checkpoint: nothing resumes this stage (a resumed run skips it), and its resumable state
     # (weights, optimiser, best and EMA copies: ~430 MB) would be written only to lie unused
@@ -212,7 +226,7 @@ def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
          f"model {model_dir}")
     return {"path": str(model_dir), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
             "epochs_run": metrics["history"][-1]["epoch"] if metrics["history"] else 0,
-            "dev_accuracy": metrics["accuracy"], "dev_macro_f1": metrics["macro_f1"],
+            "dev_accuracy": metrics["accuracy"], "dev_macro_f1": metrics["macro_f1"], "excluded": data.excluded,
             "base_model": stage_config["base_model"], "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -235,16 +249,24 @@ class SplitData:
     train: list[Example]
     dev: list[Example]
     lineage: dict[str, Any]
+    excluded: int = 0  # rows of train_path left out (``leave_out``)
 
 
-def load_data(config: SentimentTrainConfig) -> SplitData:
+def load_data(config: SentimentTrainConfig, leave_out: Iterable[str] = ()) -> SplitData:
     """Read ``train_path`` (and ``dev_path``, else a stratified hold-out); BadInput on bad data.
 
     With ``skip_bad``, one stderr line per file says how many rows were dropped and why.
+    ``leave_out``: texts (matched by :func:`~data_connectors.labelled.text_key`) whose rows of
+    ``train_path`` are dropped before the hold-out: the transfer stage's, which trained on the
+    run's dev and gate texts wherever its file held them, and inflated both figures.
     """
     load = dict(labels=config.labels, text_field=config.text_field,
                 label_field=config.label_field, skip_bad=config.skip_bad)
     train_data = load_labelled(config.train_path, **load)
+    left_out = {text_key(t) for t in leave_out}
+    kept = [e for e in train_data.examples if text_key(e.text) not in left_out]
+    excluded = len(train_data.examples) - len(kept)
+    train_data.examples = kept
     train_data.require_labels()
     files = [train_data]
     if config.dev_path:
@@ -260,6 +282,7 @@ def load_data(config: SentimentTrainConfig) -> SplitData:
         split = SplitData(train_ex, dev_ex, {"train": train_data.lineage(),
                                              "dev": {"held_out_from": "train", "fraction": config.dev_fraction,
                                                      "rows": len(dev_ex), "seed": config.seed}})
+    split.excluded = excluded
     if os.environ.get("RANK", "0") == "0":
         for data in files:
             if (line := data.report.summary(data.path)) is not None:

@@ -93,34 +93,31 @@ def _jsonable(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def train_eval_overlap(train_path: str, eval_texts: list[str], text_field: str = "text") -> int:
-    """How many evaluation texts also occur in the training data (should be none)."""
-    from data_connectors.base import iter_rows
-
-    wanted = {t.strip().lower() for t in eval_texts}
-    seen = set()
-    for _, row in iter_rows(train_path):
-        text = row.get(text_field)
-        if isinstance(text, str) and text.strip().lower() in wanted:
-            seen.add(text.strip().lower())
-    return len(seen)
-
-
 def _retrain_sentiment(settings: Any, db: Database, job_id: str, params: dict[str, Any],
                        reporter: _Reporter) -> dict[str, Any]:
-    """Fine-tune a classifier, warn if the gate's evaluation texts leaked into training, gate it."""
+    """Fine-tune a classifier, warn if the gate's evaluation texts leaked into training, gate it.
+
+    The trainer gets the evaluation texts: its transfer stage leaves them out, and it counts
+    those in the data it trained on as it read it (the request's fields, ``skip_bad``): a second,
+    strict read of the training file failed the job on the bad rows training had skipped.
+    """
     from shared.gate import load_domain_config, read_eval_set
     from training import train_sentiment
     from training.config import retrain_config
 
-    mv = train_sentiment(retrain_config(params), settings, callback=reporter)
-    extra: dict[str, Any] = {}
-    domain = load_domain_config(settings, mv.domain)
+    config = retrain_config(params)
+    domain = load_domain_config(settings, config.domain)
     eval_set = params.get("eval") or domain.eval_set
+    texts = None
     if eval_set:
         domain.eval_set = Path(eval_set)
         texts, _ = read_eval_set(domain)
-        extra["train_eval_overlap"] = train_eval_overlap(params["data"], texts, domain.text_field)
+    mv = train_sentiment(config, settings, callback=reporter, eval_texts=texts)
+    # named from now on: a failure after registration (the gate's) must not orphan the version
+    update_job(db, job_id, result={"version": mv.ref, "path": str(mv.path)})
+    extra: dict[str, Any] = {}
+    if texts is not None:
+        extra["train_eval_overlap"] = mv.train_config()["train_eval_overlap"]
         if extra["train_eval_overlap"]:
             update_job(db, job_id, log_line=f"warning: {extra['train_eval_overlap']} evaluation "
                                             "texts also occur in the training data")

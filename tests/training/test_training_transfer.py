@@ -91,3 +91,29 @@ def test_cli_default_takes_the_tweets_beside_the_data_and_none_turns_it_off(sett
         lineages.append(json.loads((Path(result.stdout.strip().splitlines()[-1]) / "train_config.json").read_text()))
     assert lineages[0]["transfer"]["data"]["path"] == str(tweets) and lineages[0]["transfer_data"] == "auto"
     assert "transfer" not in lineages[1] and lineages[1]["transfer_data"] is None
+
+
+def test_transfer_stage_leaves_out_the_dev_and_evaluation_texts(settings, tiny_train: Path, tiny_dev: Path,
+                                                                 fast_options: dict, tmp_path: Path) -> None:
+    """QA: the stage trained on its whole file, so a text of the run's dev set or of a retrain's
+    gate evaluation set that also sat in the tweets was learnt before the run was judged on it,
+    and the gate's overlap figure (0) never said so. Texts match case and surrounding space aside."""
+    from training.classification import run_transfer_stage
+
+    dev = [json.loads(line)["text"] for line in tiny_dev.read_text().splitlines()]
+    evals = ["$ABC beats on revenue, raises guidance", "$XYZ misses estimates", "Net profit increased by half (3)"]
+    tweets = _tweets(tmp_path / "tweets.jsonl")  # 18 rows of its own
+    with tweets.open("a") as fh:  # + 4 dev texts and the 2 evaluation texts that are not in train
+        for i, text in enumerate(dev[:4] + evals[:2]):
+            label = ("negative", "neutral", "positive")[i % 3]
+            fh.write(json.dumps({"text": f"  {text.upper()} ", "label": label}) + "\n")
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev), transfer_data=str(tweets),
+                               run_dir=str(tmp_path / "run"), **fast_options)
+    lineage = train_sentiment(cfg, settings, eval_texts=evals).train_config()
+    assert lineage["transfer"]["excluded"] == 6 and lineage["transfer"]["data"]["rows"] == 18
+    assert lineage["train_eval_overlap"] == 1  # the one in the training file; the stage's 2 were left out
+
+    # the stage run on its own (tuning's) reads and leaves out the run's dev set itself, here
+    # the 10% of each label held out of train (the stage's file is train itself)
+    held_out = cfg.replace(dev_path=None, transfer_data=str(tiny_train), run_dir=str(tmp_path / "tune"))
+    assert run_transfer_stage(held_out, settings)["excluded"] == 3
