@@ -334,10 +334,12 @@ def test_widget_keeps_an_offer_across_a_reload_wraps_long_words_and_gives_back_f
         log.locator(".fpc-bot").nth(1).wait_for(timeout=15_000)
         assert log.locator(".fpc-bot").nth(1).inner_text().split(":", 1)[-1].strip()
 
+        replies = log.locator(".fpc-bot").count()
         box.fill("x" * 1000)
         box.press("Enter")
         bubble = log.locator(".fpc-user").last
         assert bubble.evaluate("b => b.scrollWidth <= b.clientWidth")
+        log.locator(".fpc-bot").nth(replies).wait_for(timeout=15_000)  # answered: the next is not sent while busy
         page.route("**/v1/chat", lambda route: route.fulfill(status=413, body="{}"))
         box.fill("a question the server refuses")
         box.press("Enter")
