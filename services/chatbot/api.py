@@ -221,6 +221,8 @@ def widget() -> Any:
     """The embeddable chat widget (one self-contained script)."""
     resp = send_from_directory(bp.root_path + "/static", "widget.js", mimetype="application/javascript")
     resp.headers["Cache-Control"] = "public, max-age=300"
+    # host pages with Cross-Origin-Embedder-Policy: require-corp load it from another origin
+    resp.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return resp
 
 

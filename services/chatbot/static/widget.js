@@ -16,8 +16,15 @@
  * session id, so a page reload (or the next page of the site) shows the chat as it was. */
 (function () {
   "use strict";
-  if (window.FinPulseChat) { return; }
   var script = document.currentScript;
+  /* loaded again: one widget only, but a page that replaced <body> (Turbo, pjax, body.innerHTML)
+   * gets the same widget (session, conversation) back in the new body */
+  if (window.FinPulseChat) {
+    if (typeof window.FinPulseChat._attach === "function") { window.FinPulseChat._attach(script && script.nonce); }
+    return;
+  }
+  /* a strict CSP (style-src 'nonce-...'): the widget's <style> carries its own script tag's nonce */
+  var nonce = (script && script.nonce) || "";
   var base = (script && script.getAttribute("data-endpoint")) ||
     (script && script.src ? new URL(script.src, location.href).origin : location.origin);
   var KEY = "finpulse-chat-session", HISTORY_KEY = "finpulse-chat-history", CURSOR_KEY = "finpulse-chat-cursor";
@@ -177,7 +184,7 @@
 
   /* Colours: white on GREEN is 6.6:1 (WCAG AA needs 4.5); FOCUS is 4.6:1 on white (3 needed). */
   var GREEN = "#0a6b3a", FOCUS = "#c25400";
-  var css = el("style");
+  var css = el("style", nonce ? {"nonce": nonce} : {});
   css.textContent =
     ".fpc-toggle{position:fixed;right:1rem;bottom:1rem;padding:.7rem 1rem;border-radius:2rem;border:0;" +
     "background:" + GREEN + ";color:#fff;font:600 1rem sans-serif;cursor:pointer;z-index:2147483000}" +
@@ -185,7 +192,7 @@
      * scrolls inside instead of the header going off-screen; dvh leaves out a phone's URL bar */
     ".fpc-panel{position:fixed;right:1rem;bottom:4.5rem;width:22rem;max-width:calc(100vw - 2rem);" +
     "height:28rem;max-height:calc(100vh - 5.5rem);max-height:calc(100dvh - 5.5rem);" +
-    "display:flex;flex-direction:column;background:#fff;color:#111;border:1px solid #888;" +
+    "display:flex;flex-direction:column;color-scheme:light;background:#fff;color:#111;border:1px solid #888;" +
     "border-radius:.6rem;box-shadow:0 4px 20px rgba(0,0,0,.2);font:14px sans-serif;z-index:2147483000}" +
     ".fpc-panel[hidden]{display:none}.fpc-head{padding:.6rem;font-weight:600;border-bottom:1px solid #ddd}" +
     ".fpc-log{flex:1;min-height:0;overflow-y:auto;padding:.6rem}" +
@@ -193,22 +200,21 @@
     "overflow-wrap:anywhere}.fpc-sugg button{overflow-wrap:anywhere}" +
     ".fpc-user{background:#e8f0fe;margin-left:2rem}.fpc-bot{background:#f1f1f1;margin-right:2rem}" +
     ".fpc-agent{background:#fff4d6;margin-right:2rem}.fpc-error{background:#fdecea;margin-right:2rem}" +
-    ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;border:1px solid " + GREEN + ";" +
+    /* text colours of their own: a dark host page (color-scheme, button{color:#fff}) made them white on white */
+    ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;color:#111;border:1px solid " + GREEN + ";" +
     "border-radius:.4rem;padding:.3rem .5rem;cursor:pointer}.fpc-status{padding:0 .6rem;color:#a40}" +
     ".fpc-msg p,.fpc-msg ul,.fpc-msg ol{margin:.4em 0}.fpc-text>:first-child{margin-top:0}" +
     ".fpc-text>:last-child,.fpc-msg>:last-child{margin-bottom:0}.fpc-msg ul,.fpc-msg ol{padding-left:1.3em}" +
     ".fpc-msg a{color:#05a;text-decoration:underline}.fpc-msg code{font-family:monospace;" +
     "background:rgba(0,0,0,.07);padding:0 .2em;border-radius:.2em}" +
-    ".fpc-fb{margin-top:.3rem}.fpc-fb button{background:#fff;border:1px solid #888;border-radius:.4rem;" +
+    ".fpc-fb{margin-top:.3rem}.fpc-fb button{background:#fff;color:#111;border:1px solid #888;border-radius:.4rem;" +
     "margin-right:.3rem;padding:0 .4rem;cursor:pointer;font-size:.9rem}.fpc-fb button[aria-pressed=true]{" +
     "border-color:" + GREEN + ";background:#e6f2ec}" +
-    ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:.6rem;border:0}" +
+    ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:.6rem;border:0;background:#fff;color:#111}" +
     ".fpc-form button{border:0;background:" + GREEN + ";color:#fff;padding:0 1rem}" +
     /* the widget's own elements only: the host page keeps its focus style */
     ".fpc-sr{position:absolute;left:-9999px}.fpc-toggle:focus-visible,.fpc-panel :focus-visible{" +
     "outline:3px solid " + FOCUS + ";outline-offset:2px}.fpc-form input:focus-visible{outline-offset:-3px}";
-  document.head.appendChild(css);
-
   var toggle = el("button", {"type": "button", "class": "fpc-toggle", "aria-expanded": "false",
     "aria-controls": "fpc-panel"}, "Chat with us");
   var panel = el("div", {"id": "fpc-panel", "class": "fpc-panel", "role": "dialog",
@@ -225,7 +231,20 @@
   var send = el("button", {"type": "submit"}, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(send);
   panel.appendChild(head); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
-  document.body.appendChild(toggle); document.body.appendChild(panel);
+  /* in the page once <body> is there (a <script> in <head> without defer runs before it), and
+   * again after the page replaced <body> */
+  function attach(freshNonce) {
+    if (!document.body) {
+      document.addEventListener("DOMContentLoaded", function () { attach(freshNonce); }, {once: true});
+      return;
+    }
+    if (!css.isConnected) {
+      if (freshNonce) { css.setAttribute("nonce", freshNonce); }
+      (document.head || document.documentElement).appendChild(css);
+    }
+    if (!toggle.isConnected) { document.body.appendChild(toggle); }
+    if (!panel.isConnected) { document.body.appendChild(panel); }
+  }
 
   function setOpen(open, quiet) {
     panel.hidden = !open;
@@ -418,11 +437,15 @@
       .catch(function () { failed(0); })  /* no answer, or none within ASK_TIMEOUT_MS */
       .then(function () {
         clearTimeout(timer);
-        send.disabled = false; log.removeAttribute("aria-busy"); input.focus();
+        send.disabled = false; log.removeAttribute("aria-busy");
+        /* back to the input only if the customer is still in the chat: not from the host page's own fields */
+        var active = document.activeElement;
+        if (!active || active === document.body || panel.contains(active)) { input.focus(); }
       });
   }
   form.addEventListener("submit", function (ev) { ev.preventDefault(); ask(input.value); });
-  window.FinPulseChat = {open: function () { setOpen(true); }, ask: ask};
+  window.FinPulseChat = {open: function () { setOpen(true); }, ask: ask, _attach: attach};
+  attach();
   /* A page reload: show the conversation again, and in a handoff pick the agent's side up again. */
   shown.forEach(function (m, i) {
     if (!Array.isArray(m)) { return; }
