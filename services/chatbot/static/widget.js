@@ -17,7 +17,7 @@
 (function () {
   "use strict";
   var script = document.currentScript;
-  /* loaded again: one widget only, but a page that replaced <body> (Turbo, pjax, body.innerHTML)
+  /* loaded again: one widget only, but a page that replaced <body> (Turbo, pjax, a script rewriting it)
    * gets the same widget (session, conversation) back in the new body */
   if (window.FinPulseChat) {
     if (typeof window.FinPulseChat._attach === "function") { window.FinPulseChat._attach(script && script.nonce); }
