@@ -5,6 +5,12 @@ from __future__ import annotations
 import unicodedata
 
 
+def normal_text(text: str) -> str:
+    """NFKC: full-width letters (ｃａｒｄ, ＄ＡＣＭＥ), ligatures and the like as a vocabulary or a
+    pattern spells them; the encoder's tokenizer made [UNK] of every full-width word."""
+    return unicodedata.normalize("NFKC", text)
+
+
 def is_blank(text: str) -> bool:
     """Nothing a person could read: only whitespace and control or invisible format characters
     (Cc, Cf: a zero-width space, a BOM, a word joiner). ``str.strip`` keeps those, so "\\u200b"

@@ -111,15 +111,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database(exc: DBAPIError) -> tuple[Any, int]:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)  # the driver's line, logged only
         if _schema_missing(exc):
-            log.warning("database schema missing on %s %s: %s", request.method, request.path,
-                        str(exc.orig).strip().splitlines()[0])
+            log.warning("database schema missing on %s %s: %s", request.method, request.path, reason)
             return error_response("unavailable", SCHEMA_UNAVAILABLE, 503)
         # A lost or refused database connection is an outage (retry later), not a bug (issue 9).
         if (isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
                 or getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQLSTATE):
-            log.warning("database unavailable on %s %s: %s", request.method, request.path,
-                        str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+            log.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
             return error_response("unavailable", "database unavailable; retry later", 503)
         return _unexpected(exc)
 

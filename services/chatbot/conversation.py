@@ -162,25 +162,23 @@ class ChatEngine:
         if self.watch is not None:
             self.watch.poke(kb.meta)
         encoder = self.query_encoder(kb.meta["model"])
-        context = follow_up_context(message, state)
+        # "that didn't help": the question it answered is looked up again, its other entries offered
         topic = topic_question(state) if rejects_answer(message) else None
-        if topic is not None:  # "that didn't help": the question it answered, its other entries
-            k = max(self.policy.suggestions, 2) + 1
-            hits = kb.search(encoder.encode([topic]), k, texts=[topic])[0]
-            answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
-            return decide(message, hits, kb.confidence(hits), answers, state, self.policy, rejected=True)
+        query = topic if topic is not None else message
+        context = follow_up_context(message, state) if topic is None else None
         if context is None:
-            vec = encoder.encode([message])
+            vec = encoder.encode([query])
         else:  # the new words lead, the previous question fills in the topic
             pair = encoder.encode([message, context])
             vec = pair[:1] + CONTEXT_WEIGHT * pair[1:]
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
         # a follow-up whose best entry is the one just answered is offered the others: one more of them
-        k = max(self.policy.suggestions, 2) + (context is not None)
-        hits = kb.search(vec, k, texts=[message])[0]
+        k = max(self.policy.suggestions, 2) + (context is not None or topic is not None)
+        hits = kb.search(vec, k, texts=[query])[0]
         answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
-        conf = kb.confidence(hits, unreadable(encoder, [message])[0])
-        return decide(message, hits, conf, answers, state, self.policy, follow_up=context is not None)
+        conf = kb.confidence(hits, unreadable(encoder, [query])[0])
+        return decide(message, hits, conf, answers, state, self.policy, follow_up=context is not None,
+                      rejected=topic is not None)
 
     def release(self, session_id: str, actor: str) -> int:
         """An agent hands the conversation back to the bot."""

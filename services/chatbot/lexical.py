@@ -9,17 +9,18 @@ goes stale on disk; a KB change drops it and the next hybrid search rebuilds it.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 import numpy as np
+
+from shared.text import normal_text
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 RRF_K = 60  # the usual RRF constant: ranks beyond a few dozen barely count
 
 
 def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())  # full-width ｃａｒｄ is card
+    return _TOKEN.findall(normal_text(text).lower())  # full-width ｃａｒｄ is card
 
 
 class LexicalIndex:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from shared.model_loading import model_loading
+from shared.text import normal_text
 
 
 class Encoder(Protocol):
@@ -39,12 +39,6 @@ ONNX_MAX_ROWS = 32  # queries go through ONNX; bulk encoding (KB builds) keeps t
 # A query with more than this share of [UNK] word pieces (谢谢, 👍, a 999-letter "word") is not read:
 # its vector says nothing of the question yet lands near some entry, which was answered confidently.
 UNREADABLE_SHARE = 0.5
-
-
-def normal_text(text: str) -> str:
-    """NFKC: full-width letters (ｃａｒｄ), ligatures and the like as the vocabulary spells them;
-    the tokenizer made [UNK] of every full-width word."""
-    return unicodedata.normalize("NFKC", text)
 
 
 def unreadable(encoder: Any, texts: Sequence[str]) -> list[bool]:

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import csv
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.errors import BadInput
+from shared.text import normal_text
 
 STARTER_LIST = Path(__file__).with_name("companies.csv")
 
@@ -154,7 +154,7 @@ class Linker:
         """Ticker -> strongest mention kind found in ``text``: 'explicit', 'name', or 'weak' (an
         ambiguous company name without corporate words around it: counts only with another
         mention, see :meth:`link`). ``loud``: treat the text as shouted (default: judge it)."""
-        text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)  # ＄ＡＣＭＥ is $ACME
+        text = normal_text(text).translate(_APOSTROPHES)  # ＄ＡＣＭＥ is $ACME
         loud = shouted(text) if loud is None else loud
         found: dict[str, str] = {}
         for m in _CASHTAG.finditer(text):

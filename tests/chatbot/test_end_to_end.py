@@ -35,6 +35,16 @@ def demo_page(app: Any) -> Iterator[tuple[Any, str]]:
         server.close()
 
 
+def ask_on_demo_page(page: Any, base: str, question: str) -> tuple[Any, Any]:
+    """Open the demo page's chat, send ``question``: ``(input box, message log)``."""
+    page.goto(f"{base}/")
+    page.get_by_role("button", name="Chat with us").click()
+    box, log = page.get_by_label("Your question"), page.locator("[role=log]")
+    box.fill(question)
+    box.press("Enter")
+    return box, log
+
+
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory) -> Path:
     """The sample FAQ embedded with the bundled MiniLM (built once per session)."""
@@ -135,11 +145,7 @@ def test_widget_renders_markdown_answers_safely(chat_settings, bow, ops_headers,
     with demo_page(app) as (page, base):
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(f"{base}/")
-        page.get_by_role("button", name="Chat with us").click()
-        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-        box.fill("How do I block my lost card?")
-        box.press("Enter")
+        box, log = ask_on_demo_page(page, base, "How do I block my lost card?")
         answer = log.locator(".fpc-bot").last
         answer.locator("ul").wait_for(timeout=15_000)
         assert answer.locator("ul > li").all_inner_texts() == ["in the app under Cards", "by phone, 24/7"]
@@ -211,11 +217,7 @@ def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_setting
     with demo_page(app) as (page, base):
         page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}"))
                 if r.method == "POST" and r.url.endswith("/v1/chat") else None)
-        page.goto(f"{base}/")
-        page.get_by_role("button", name="Chat with us").click()
-        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-        box.fill("How do I reset my card PIN? <b>x</b>")
-        box.press("Enter")
+        box, log = ask_on_demo_page(page, base, "How do I reset my card PIN? <b>x</b>")
         log.get_by_role("button", name="I forgot my PIN").click()
         log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
         assert sent[-1]["entry_id"] == "reset-pin"
@@ -319,11 +321,7 @@ def test_widget_keeps_an_offer_across_a_reload_wraps_long_words_and_gives_back_f
 
     app = create_app(chat_settings, encoder=bow)
     with demo_page(app) as (page, base):
-        page.goto(f"{base}/")
-        page.get_by_role("button", name="Chat with us").click()
-        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-        box.fill("How do I reset my card PIN? <b>x</b>")
-        box.press("Enter")
+        box, log = ask_on_demo_page(page, base, "How do I reset my card PIN? <b>x</b>")
         log.locator(".fpc-sugg button").first.wait_for(timeout=15_000)
         offered = log.locator(".fpc-sugg button").all_inner_texts()
         page.reload()
@@ -472,11 +470,7 @@ def test_widget_labels_shared_questions_and_takes_feedback_on_answers(chat_setti
     build_kb_dir(faq, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
     app = create_app(chat_settings, encoder=bow)
     with demo_page(app) as (page, base):
-        page.goto(f"{base}/")
-        page.get_by_role("button", name="Chat with us").click()
-        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-        box.fill(q)
-        box.press("Enter")
+        box, log = ask_on_demo_page(page, base, q)
         buttons = log.locator(".fpc-sugg button")
         buttons.first.wait_for(timeout=15_000)
         texts = buttons.all_inner_texts()
@@ -522,11 +516,7 @@ def test_widget_leaves_unpaired_and_non_flanking_asterisks_literal(chat_settings
                    + json.dumps({"id": "other", "question": "Opening hours", "answer": "9 to 5"}) + "\n")
     build_kb_dir(faq, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
     with demo_page(create_app(chat_settings, encoder=bow)) as (page, base):
-        page.goto(f"{base}/")
-        page.get_by_role("button", name="Chat with us").click()
-        box, log = page.get_by_label("Your question"), page.locator("[role=log]")
-        box.fill("What documents do I need for the loan")
-        box.press("Enter")
+        box, log = ask_on_demo_page(page, base, "What documents do I need for the loan")
         answer = log.locator(".fpc-bot").last
         answer.wait_for(timeout=15_000)
         text = answer.inner_text().split(":", 1)[1].strip()
