@@ -155,7 +155,9 @@ def _enqueue(task: str, job_id: str) -> None:
 
         celery = _conf().setdefault("celery", make_celery(settings))
     try:
-        celery.send_task(target, args=[job_id], queue=_conf()["queue"])
+        # the job row carries the outcome; a kept result would subscribe this thread to a
+        # Redis channel nobody reads
+        celery.send_task(target, args=[job_id], queue=_conf()["queue"], ignore_result=True)
     except Exception as exc:  # kombu's OperationalError, or Celery's bare RuntimeError after its publish retries
         log.warning("retrain job %s not queued: %s", job_id, exc)
         raise Unavailable("the task queue (Redis) is unreachable; retry later") from None

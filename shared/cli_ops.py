@@ -88,7 +88,8 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
     if queued:
         from shared.celery_app import QUEUE_TRAINING, make_celery
 
-        make_celery(settings).send_task(spec.start, args=[job_id], queue=QUEUE_TRAINING)
+        make_celery(settings).send_task(spec.start, args=[job_id], queue=QUEUE_TRAINING,
+                                           ignore_result=True)  # the job row carries the outcome
         click.echo(job_id)
         return
     job = resolve_name(JOB_RUNNERS[spec.start])(job_id, settings, db)

@@ -53,7 +53,10 @@ def _bump(settings: Any, series: str, fields: dict[str, int], at: float | None) 
         for name, n in fields.items():
             pipe.hincrby(key, name, n)
         pipe.expire(key, KEEP_S)
-        pipe.zadd(f"{PREFIX}:buckets:{series}", {str(bucket): bucket})
+        index = f"{PREFIX}:buckets:{series}"  # trimmed and expiring with its buckets (it grew forever)
+        pipe.zadd(index, {str(bucket): bucket})
+        pipe.zremrangebyscore(index, "-inf", f"({bucket - KEEP_S}")
+        pipe.expire(index, KEEP_S)
         pipe.sadd(f"{PREFIX}:series", series)
         pipe.expire(f"{PREFIX}:series", KEEP_S)
         pipe.execute()
@@ -218,7 +221,7 @@ def forget(settings: Any, domain: str) -> int:
             continue
         series = _series(d, task, version)
         keys = list(client.scan_iter(match=f"{PREFIX}:{series}:*", count=500))
-        removed += client.delete(*keys, f"{PREFIX}:buckets:{series}") if keys else 0
+        removed += client.delete(*keys, f"{PREFIX}:buckets:{series}")  # the index too, if its buckets expired
         client.srem(f"{PREFIX}:series", series)
     return removed
 

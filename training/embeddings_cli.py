@@ -41,4 +41,8 @@ def embeddings(kb: Path, pairs: Path | None, dev: Path | None, domain: str, epoc
                       freeze_layers=freeze_layers, max_minutes=max_minutes, seed=seed, device=device,
                       precision=precision, adversarial_eps=adversarial_eps)
     version = train_embeddings(kb, pairs, domain, config, dev=dev)
+    # Unlike sentiment, not even a first version is promoted: the base encoder already serves and
+    # a fine-tune on a small KB can be worse; the operator (or a retrain job's gate) decides.
+    click.echo(f"{version.ref} registered; the chatbot keeps its current encoder until "
+               f"`finpulse models promote {version.ref}`", err=True)
     click.echo(str(version.path))

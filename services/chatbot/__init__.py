@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     # The widget polls this while an agent has the conversation: its own per-IP budget.
     poll_view = app.view_functions["chatbot.session_messages"]
     app.view_functions["chatbot.session_messages"] = limiter.limit(settings.chatbot_rate_limit)(poll_view)
+    # Feedback is stored and masked like a chat turn: the same per-address budget, its own count.
+    feedback_view = app.view_functions["chatbot.feedback"]
+    app.view_functions["chatbot.feedback"] = limiter.limit(settings.chatbot_rate_limit)(feedback_view)
     CORS(app, resources={r"/v1/chat": {"origins": settings.chatbot_cors_origins},
                          r"/v1/chat/[^/]+/messages": {"origins": settings.chatbot_cors_origins},
                          r"/v1/feedback": {"origins": settings.chatbot_cors_origins},

@@ -70,7 +70,9 @@ class FeedbackIn(BaseModel):
     session_id: str = Field(min_length=1, max_length=64, pattern=SESSION_ID)
     rating: Literal["up", "down"]
     entry_id: EntryId = Field(default=None, max_length=200)
-    message: str | None = Field(default=None, max_length=4000)
+    message: str | None = Field(default=None, description="the customer's question as sent to /v1/chat: at most "
+                                "FINPULSE_CHATBOT_MAX_MESSAGE_CHARS (1000) characters; longer is a 413 "
+                                "message_too_long")
     comment: str | None = Field(default=None, max_length=4000)
 
 
@@ -96,6 +98,14 @@ def engine() -> Any:
     return current_app.extensions["chatbot"]
 
 
+def _check_message_length(message: str) -> None:
+    """The chat's message limit, also on feedback's copy of a message (a longer one was never asked)."""
+    limit = settings_of().chatbot_max_message_chars
+    if len(message) > limit:
+        raise BadInput(f"message is {len(message)} characters; the limit is {limit}",
+                       code="message_too_long", status=413)
+
+
 def _version() -> str:
     """The monitoring label of the encoder behind the index being served."""
     try:
@@ -110,10 +120,7 @@ def _version() -> str:
 @json_body(ChatIn)
 def chat(body: ChatIn) -> Any:
     """Answer a customer message (or clarify, or hand off to a person)."""
-    limit = settings_of().chatbot_max_message_chars
-    if len(body.message) > limit:
-        raise BadInput(f"message is {len(body.message)} characters; the limit is {limit}",
-                       code="message_too_long", status=413)
+    _check_message_length(body.message)
     settings = settings_of()
     reply = engine().chat(body.message, body.session_id, body.entry_id)
     record_chat(settings, settings.chatbot_domain, handoff=bool(reply.get("handoff")), version=_version())
@@ -121,10 +128,13 @@ def chat(body: ChatIn) -> Any:
 
 
 @bp.post("/v1/feedback")
-@documented(status=201)
+@documented(status=201, errors={413: "message_too_long", 429: "Rate limit (per address, as /v1/chat's); "
+                                "Retry-After says when"})
 @json_body(FeedbackIn)
 def feedback(body: FeedbackIn) -> Any:
     """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
+    if body.message is not None:
+        _check_message_length(body.message.strip())
     if body.entry_id is not None and body.entry_id not in engine().handle.get().entries:
         # a pair naming no entry would make a retrain that uses the export fail
         raise BadInput(f"no knowledge-base entry with id {body.entry_id!r}", code="unknown_entry")

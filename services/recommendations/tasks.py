@@ -33,7 +33,7 @@ def retrain_job(job_id: str) -> None:
     run_retrain_job(job_id, _settings())
 
 
-@shared_task(name=RETRAIN_TASK)
+@shared_task(name=RETRAIN_TASK, ignore_result=True)
 def retrain_task(domain: str | None = None) -> dict[str, Any] | None:
     """Refit ``domain``'s production recommender on its events plus every stored one, as a job."""
     from services.recommendations.retraining import run_retrain_job

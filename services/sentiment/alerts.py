@@ -31,21 +31,27 @@ log = logging.getLogger(__name__)
 CHANNEL = "sentiment:alerts"  # on DB 0 finpulse:sentiment:alerts (shared.redis_client.channel)
 SEVERITY_RANK = {"warn": 1, "critical": 2}
 KIND_RANK = {"sentiment_shift": 3, "negative_burst": 2, "volume_spike": 1}
+# An alert lists at most this many article ids (``article_count`` counts them all); which ones
+# are kept: :func:`_article_ids`.
 MAX_ARTICLE_IDS = 50
+RAISED, UPDATED, RETRACTED = "raised", "updated", "retracted"  # what live channels hear of an alert
 MAX_PASSES = 5  # judgments of one ticker per batch while concurrent scoring keeps changing its rows
 
 
 @dataclass
 class Judgement:
     """What live channels hear from one evaluation: alerts raised (new, or changed in kind or
-    severity) and alerts retracted, each as :func:`to_json`."""
+    severity), alerts retracted, and alerts updated (same kind and severity, other numbers:
+    the stream sends these, Redis and the webhook do not), each as :func:`to_json`."""
 
     raised: list[dict[str, Any]] = field(default_factory=list)
     retracted: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
 
     def __iadd__(self, other: Judgement) -> Judgement:
         self.raised += other.raised
         self.retracted += other.retracted
+        self.updated += other.updated
         return self
 
 
@@ -113,17 +119,39 @@ def alert_id(ticker: str, at: datetime) -> str:
     return f"{ticker}-{at:%Y%m%dT%H%M}"
 
 
+def article_count(a: Alert) -> int:
+    """Articles behind ``a``; an alert stored before the count was (sentiment_0004) has only its ids."""
+    return a.article_count if a.article_count is not None else len(a.article_ids or [])
+
+
 def to_json(a: Alert) -> dict[str, Any]:
     return {"id": a.id, "ticker": a.ticker, "kind": a.kind, "severity": a.severity,
             "at": as_utc(a.at).isoformat().replace("+00:00", "Z"), "value": round(a.value, 4),
-            "baseline": round(a.baseline, 4), "message": a.message, "article_ids": list(a.article_ids or [])}
+            "baseline": round(a.baseline, 4), "message": a.message, "article_count": article_count(a),
+            "article_ids": list(a.article_ids or [])}
 
 
-def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str) -> list[str]:
-    ids = p.article_ids
-    if kind in ("negative_burst", "sentiment_shift"):  # the articles that moved it first
-        ids = sorted(ids, key=lambda i: rows_by_id[i].sentiment)
-    return ids[:MAX_ARTICLE_IDS]
+def _article_ids(p: Point, rows_by_id: dict[str, Any], kind: str, value: float, baseline: float) -> list[str]:
+    """The ids an alert lists, at most :data:`MAX_ARTICLE_IDS`, those that explain it first: for a
+    sentiment shift the articles furthest in its direction (relevance x sentiment, as the bucket's
+    mean weighs them), for a negative burst the most negative, for a volume spike the most
+    relevant to the ticker; ties (and a volume spike's equals) in event-time order."""
+    rows = [rows_by_id[i] for i in p.article_ids]  # event-time order
+    if kind == "sentiment_shift":
+        way = -1.0 if value < baseline else 1.0
+        rows.sort(key=lambda r: -way * r.relevance * r.sentiment)
+    elif kind == "negative_burst":
+        rows.sort(key=lambda r: r.sentiment)
+    else:
+        rows.sort(key=lambda r: -r.relevance)
+    return [r.article_id for r in rows[:MAX_ARTICLE_IDS]]
+
+
+def _shown(a: Alert | dict[str, Any]) -> tuple[str, int]:
+    """What an analyst reads of an alert beside its kind and severity: a change here is an update."""
+    if isinstance(a, dict):
+        return a["message"], a["article_count"]
+    return a.message, article_count(a)
 
 
 def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, live: bool = True) -> Judgement:
@@ -137,9 +165,10 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, l
     new ones stored, changed ones updated in place (a bucket first judged on part of its
     articles), ones no longer raised retracted. So the stored alerts depend on the articles
     only, never on their arrival order or batching: a backfill equals live arrival.
-    Returned: the new alerts and those whose kind or severity changed (re-sent to the
-    stream under the same id), and the retracted ones; an alert's last state across the
-    repeated judgments below is what counts.
+    Returned: the new alerts and those whose kind or severity changed (re-sent under the
+    same id), the retracted ones, and those updated (message or article count changed, kind
+    and severity not); an alert's last state across the repeated judgments below is what
+    counts, except that one raised and then updated is still raised.
 
     Times outside the plausible range (a year-0001 article stored before ingest refused
     them) are skipped: their window arithmetic would overflow and sink the whole batch.
@@ -151,7 +180,7 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, l
     if not plausible:
         return Judgement()
     lo = floor_time(min(plausible), rules.bucket_s)
-    heard: dict[str, tuple[dict[str, Any], bool]] = {}  # id -> (alert, retracted)
+    heard: dict[str, tuple[dict[str, Any], str]] = {}  # id -> (alert, what happened to it)
     for _ in range(MAX_PASSES):
         # Scoring tasks run concurrently: one judging rows read before another's scores were
         # committed could store a stale judgment last. So judge again until the rows behind the
@@ -167,9 +196,10 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, l
         points = series(rows, lo, hi, rules.bucket_s, rules.baseline_days, rules.alpha, rules.min_articles,
                         since=max(span[0], EARLIEST))
         try:
-            heard.update((a["id"], (a, gone)) for a, gone in _reconcile(db, ticker, lo, points,
-                                                                         {r.article_id: r for r in rows}, rules,
-                                                                         live))
+            for a, change in _reconcile(db, ticker, lo, points, {r.article_id: r for r in rows}, rules, live):
+                if change == UPDATED and heard.get(a["id"], (None, ""))[1] == RAISED:
+                    change = RAISED  # listeners have not heard the raise yet
+                heard[a["id"]] = (a, change)
         except (IntegrityError, StaleDataError):  # a concurrent evaluation changed them first: judge again
             continue
         if _fingerprint(db, ticker, start, hi) == before:
@@ -177,7 +207,7 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, l
     else:  # the next batch of this ticker judges it again
         log.warning("%s: articles kept changing during %d alert evaluations; left to the next batch", ticker,
                     MAX_PASSES)
-    return Judgement([a for a, gone in heard.values() if not gone], [a for a, gone in heard.values() if gone])
+    return Judgement(*([a for a, change in heard.values() if change == c] for c in (RAISED, RETRACTED, UPDATED)))
 
 
 def _fingerprint(db: Any, ticker: str, start: datetime, end: datetime) -> tuple[int, int | None]:
@@ -190,16 +220,19 @@ def _fingerprint(db: Any, ticker: str, start: datetime, end: datetime) -> tuple[
 
 
 def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: dict[str, Any],
-               rules: Rules, live: bool = True) -> list[tuple[dict[str, Any], bool]]:
+               rules: Rules, live: bool = True) -> list[tuple[dict[str, Any], str]]:
     """Store, update and retract ``ticker``'s alerts from ``lo`` on to match ``points``;
-    returns the (alert, retracted) pairs live channels hear.
+    returns the (alert, RAISED | UPDATED | RETRACTED) pairs live channels hear.
 
     A retracted alert is kept as a tombstone (``retracted_at``, and ``created_at`` moved to
     now so the stream sends the retraction); raised again, the tombstone comes back to life.
     Every change the stream would send is marked ``quiet`` unless ``live``: the stream reads
     ``created_at``, so a backfill's alerts reached it though Redis and the webhook stayed silent.
+    A live update (what :func:`_shown` reads changed, kind and severity not) moves ``created_at``
+    too, keeping the raise's time in ``raised_at``, so an open dashboard stops showing the old
+    numbers; a backfill's update is stored without moving it (the stream stays silent).
     """
-    heard: list[tuple[dict[str, Any], bool]] = []
+    heard: list[tuple[dict[str, Any], str]] = []
     now = datetime.now(UTC)
     with db.session() as s:
         stored = {as_utc(a.at): a for a in s.scalars(select(Alert).where(
@@ -212,29 +245,34 @@ def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: d
                 continue
             raised.append(p.at)
             kept.add(p.at)
-            fields = {"kind": best["kind"], "severity": best["severity"], "value": float(best["value"]),
-                      "baseline": float(best["baseline"] or 0.0), "message": f"{ticker}: {best['message']}",
-                      "article_ids": _article_ids(p, by_id, best["kind"])}
+            value, baseline = float(best["value"]), float(best["baseline"] or 0.0)
+            fields = {"kind": best["kind"], "severity": best["severity"], "value": value, "baseline": baseline,
+                      "message": f"{ticker}: {best['message']}", "article_count": p.volume,
+                      "article_ids": _article_ids(p, by_id, best["kind"], value, baseline)}
             old = stored.get(p.at)
             if old is None:
                 alert = Alert(id=alert_id(ticker, p.at), ticker=ticker, at=p.at, quiet=not live, **fields)
                 s.add(alert)
                 s.flush()
-                heard.append((to_json(alert), False))
+                heard.append((to_json(alert), RAISED))
                 continue
             if old.retracted_at is None and all(getattr(old, k) == v for k, v in fields.items()):
                 continue
             louder = old.retracted_at is not None or (old.kind, old.severity) != (fields["kind"], fields["severity"])
+            updated = not louder and _shown(old) != _shown(fields)
             for k, v in fields.items():
                 setattr(old, k, v)
             if louder:  # the stream follows created_at: an alert that changed meaning is sent again
-                old.created_at, old.retracted_at, old.quiet = now, None, not live
-                heard.append((to_json(old), False))
+                old.created_at, old.raised_at, old.retracted_at, old.quiet = now, None, None, not live
+                heard.append((to_json(old), RAISED))
+            elif updated and live:  # sent again as an update; a quiet one (a backfill's) goes live with it
+                old.raised_at, old.created_at, old.quiet = old.raised_at or old.created_at, now, False
+                heard.append((to_json(old), UPDATED))
         for at, old in stored.items():
             if at >= lo and at not in kept and old.retracted_at is None:  # the bucket or its past changed
                 old.retracted_at = old.created_at = now
                 old.quiet = not live
-                heard.append((to_json(old), True))
+                heard.append((to_json(old), RETRACTED))
     return heard
 
 
@@ -274,7 +312,9 @@ def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = 
 def publish(settings: Any, judged: Judgement) -> None:
     """Push raised and retracted alerts to Redis pub/sub (a retraction is the alert with
     ``"retracted": true``) and the webhook (``{"alerts": [...], "retracted": [...]}``, in the
-    background and in order: ``shared.webhooks``); never raises."""
+    background and in order: ``shared.webhooks``); never raises. Updates are left out: an
+    alert's count moves with every scored batch of its bucket, and these listeners read every
+    message as a new or changed alert (the SSE stream sends them as ``event: update``)."""
     messages = judged.raised + [{**a, "retracted": True} for a in judged.retracted]
     if not messages:
         return

@@ -6,14 +6,14 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
 from pydantic import BaseModel, Field, RootModel, field_validator
 
 from services.sentiment import queries
 from services.sentiment.aggregate import parse_duration, ticker_series
-from services.sentiment.alerts import list_alerts
+from services.sentiment.alerts import MAX_ARTICLE_IDS, list_alerts
 from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.linking import ticker_symbol
 from services.sentiment.pipeline import Pipeline
@@ -183,7 +183,29 @@ def ticker_articles(ticker: str) -> Any:
         source=request.args.get("source") or None, limit=int_arg("limit", 100, 1, 1000))})
 
 
+class AlertOut(BaseModel):
+    """One alert, as ``GET /v1/alerts``, the stream, Redis and the webhook send it."""
+
+    id: str = Field(description="TICKER-YYYYMMDDTHHMM of its bucket: the same alert keeps it through changes")
+    ticker: str
+    kind: Literal["sentiment_shift", "negative_burst", "volume_spike"]
+    severity: Literal["warn", "critical"]
+    at: str = Field(description="the bucket's start (event time), ISO-8601 UTC")
+    value: float
+    baseline: float
+    message: str
+    article_count: int = Field(description="articles in the alert's bucket, all of them")
+    article_ids: list[str] = Field(description=f"at most {MAX_ARTICLE_IDS} of them, those that explain the alert "
+                                   "first: a sentiment shift's furthest in its direction, a burst's most negative, "
+                                   "a volume spike's most relevant to the ticker")
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut]
+
+
 @bp.get("/v1/alerts")
+@documented(response=AlertsOut)
 @query_params(since=TIME_ARG, ticker=("string", "one ticker, e.g. ACME"),
               limit=("integer", "1-1000, default 100"))
 def alerts() -> Any:
@@ -194,14 +216,14 @@ def alerts() -> Any:
                                           limit=int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s)})
 
 
-def _sse(event: dict[str, Any]) -> str:
-    """One alert (or its retraction) as an SSE block; its ``id`` is what EventSource sends back
-    as Last-Event-ID (a retraction's position is its tombstone's, so replay resumes after it)."""
+def _sse(event: dict[str, Any], name: str) -> str:
+    """One alert event (``name``: alert, update or retract) as an SSE block; its ``id`` is what
+    EventSource sends back as Last-Event-ID (a retraction's position is its tombstone's, so
+    replay resumes after it)."""
     alert = event["alert"]
     position = queries.stream_id(event["created_at"], alert["id"])
-    if event["retracted"]:
-        return f"id: {position}\nevent: retract\ndata: {json.dumps({'id': alert['id']})}\n\n"
-    return f"id: {position}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
+    data = {"id": alert["id"]} if name == "retract" else alert
+    return f"id: {position}\nevent: {name}\ndata: {json.dumps(data)}\n\n"
 
 
 @bp.get("/v1/alerts/stream")
@@ -211,7 +233,14 @@ def _sse(event: dict[str, Any]) -> str:
               after=TIME_ARG)
 def alerts_stream() -> Any:
     """Server-sent events: each new alert as ``event: alert``, each retracted one as
-    ``event: retract`` with ``{"id"}``; reconnect with EventSource.
+    ``event: retract`` with ``{"id"}``, each whose numbers changed as ``event: update``.
+
+    An alert is sent as ``alert`` when it is raised or changes kind or severity, and as
+    ``update`` (the whole alert again, same id: replace it) when only what it says changed, its
+    message or ``article_count``. A client that missed the raise (it happened after the
+    client's position, and this stream has not sent it) gets the updated alert as ``alert``,
+    so one listening to ``alert`` alone still hears of every alert; an ``update`` may name an
+    alert raised before the client joined (``GET /v1/alerts`` lists it).
 
     Each event's id is ``ALERT_ID@µs``, its position in the stream. A reconnect carrying
     ``Last-Event-ID`` (EventSource sends it by itself) first replays what came after that
@@ -242,10 +271,11 @@ def _alert_stream(max_s: int, slots: Any) -> Response:
     db = pipeline().db
     last_id = (request.headers.get("Last-Event-ID") or "").strip()[:128] or None
     replay: list[dict[str, Any]] = []
-    sent: set[tuple[str, datetime]] = set()  # (id, created_at): an alert that changed kind or severity is sent again
+    sent: set[tuple[str, datetime]] = set()  # (id, created_at): an alert that changed is sent again
     head = ""
     if last_id is None:  # a new client: live from now (a second back, for commits in flight)
         after = _time_arg("after") or datetime.now(UTC) - timedelta(seconds=1)
+        start = (after, "")
         newest = queries.alert_position(db)
         head = f"id: {queries.stream_id(*newest) if newest else NO_ALERT_ID}\n"
     else:
@@ -253,6 +283,7 @@ def _alert_stream(max_s: int, slots: Any) -> Response:
         floor = (now - timedelta(seconds=REPLAY_S), "")
         known = queries.resume_position(db, last_id)
         base = max(min(known, (now, "")), floor) if known else floor  # a position ahead of now would skip live alerts
+        start = base
         replay = queries.alerts_to_replay(db, after=base, limit=REPLAY_MAX)
         caught_up = (replay[-1]["created_at"], replay[-1]["alert"]["id"]) if replay else base
         after = caught_up[0] - timedelta(seconds=1)
@@ -261,18 +292,31 @@ def _alert_stream(max_s: int, slots: Any) -> Response:
                 for a in queries.alerts_created_after(db, after, limit=REPLAY_MAX + 100)
                 if (a["created_at"], a["alert"]["id"]) <= caught_up}
 
+    announced: set[tuple[datetime, str]] = set()  # (raised_at, id) of the raises this client was sent
+
+    def name(event: dict[str, Any]) -> str:
+        """``alert`` for a raise the client has not seen (past its position, not sent yet), else
+        ``update`` (or ``retract``)."""
+        if event["retracted"]:
+            return "retract"
+        raised = (event["raised_at"], event["alert"]["id"])
+        if raised > start and raised not in announced:
+            announced.add(raised)
+            return "alert"
+        return "update"
+
     def events() -> Iterator[str]:
         cursor = after
         deadline = time.monotonic() + max_s
         yield f"retry: 2000\n{head}: connected\n\n"
         for a in replay:
-            yield _sse(a)
+            yield _sse(a, name(a))
         last_ping = time.monotonic()
         while time.monotonic() < deadline:
             for a in queries.alerts_created_after(db, cursor):
                 if (a["alert"]["id"], a["created_at"]) not in sent:
                     sent.add((a["alert"]["id"], a["created_at"]))
-                    yield _sse(a)
+                    yield _sse(a, name(a))
                 cursor = max(cursor, a["created_at"] - timedelta(seconds=1))
             if time.monotonic() - last_ping > KEEPALIVE_S:  # a client gone is noticed on a write
                 last_ping = time.monotonic()

@@ -113,7 +113,13 @@ MAX_OFFSET = timedelta(hours=18)  # real zones span -12:00..+14:00; ISO/Java all
 NAMED_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5,
                "MST": -7, "MDT": -6, "PST": -8, "PDT": -7, "WET": 0, "WEST": 1, "CET": 1, "CEST": 2,
                "EET": 2, "EEST": 3}
-_IANA_ZONE = re.compile(r"\s+([A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+)$")  # "... 12:00 America/New_York"
+# "... 12:00 America/New_York": matched on the last word alone. A search for "\s+ZONE$" restarted at
+# every character of a whitespace run, quadratic: `since=2024-01-01` and 30k "+" (spaces, URL-decoded)
+# held a worker, GIL and all, for 15 s.
+_IANA_ZONE = re.compile(r"[A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+")
+# Longer than any real time (RFC 2822 with a comment, an ISO time with an IANA zone: under 80):
+# refused before parsing, so no parser's cost depends on what a client sends.
+MAX_TIME_CHARS = 100
 
 
 class _UnknownZone(Exception):
@@ -137,12 +143,13 @@ def _parse_text(value: str, name: str) -> datetime:
     """A date written as text, with a zone offset, an RFC 2822 zone name or an IANA zone
     (``Europe/Berlin``, applied with its daylight-saving rules)."""
     text, area = value.strip(), None
-    if m := _IANA_ZONE.search(text):
+    words = text.rsplit(None, 1)
+    if len(words) == 2 and _IANA_ZONE.fullmatch(words[1]):
         try:
-            area = ZoneInfo(m.group(1))
+            area = ZoneInfo(words[1])
         except (ZoneInfoNotFoundError, ValueError):
-            raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {m.group(1)[:40]!r}") from None
-        text = text[:m.start()]
+            raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {words[1][:40]!r}") from None
+        text = words[0]
     try:  # parsed against two defaults: a field the text lacks comes out different
         dt, other = (dateparser.parse(text, default=d, tzinfos=_zone) for d in DEFAULTS)
     except _UnknownZone as exc:
@@ -172,6 +179,8 @@ def parse_time(value: Any, name: str = "published_at") -> datetime:
         dt = value
     elif isinstance(value, bool):
         raise Rejected(f"unparseable {name} {value!r}")
+    elif isinstance(value, str) and len(value) > MAX_TIME_CHARS:
+        raise Rejected(f"{name} is {len(value)} characters long; a time is at most {MAX_TIME_CHARS}")
     elif isinstance(value, str) and EPOCH.fullmatch(value.strip()):  # "1733400000" in a query string
         return parse_time(float(value), name)
     elif isinstance(value, int | float):
@@ -249,6 +258,12 @@ def _cashtags(value: Any) -> list[str]:
     return [t for t in dict.fromkeys(tags) if t]
 
 
+# Tickers one article may carry: each is scored and counted on its own, so a row listing thousands
+# cost seconds of scoring CPU. Given ones beyond it reject the row (the client can fix it); linked
+# ones keep the most relevant (see :func:`_top`).
+MAX_TICKERS = 50
+
+
 def _tickers(value: Any) -> list[str] | None:
     if value is None or value == "" or value == []:
         return None
@@ -260,7 +275,19 @@ def _tickers(value: Any) -> list[str] | None:
     bad = [v for v, t in zip(value, out, strict=True) if not t]
     if bad:
         raise Rejected(f"invalid ticker {bad[0].strip().lstrip('$').upper()[:20]!r}")
-    return list(dict.fromkeys(out))
+    out = list(dict.fromkeys(out))
+    if len(out) > MAX_TICKERS:
+        raise Rejected(f"too many tickers: {len(out)} (limit {MAX_TICKERS} per article)")
+    return out
+
+
+def _top(tickers: dict[str, float]) -> dict[str, float]:
+    """The :data:`MAX_TICKERS` most relevant linked tickers (title and explicit mentions first, then
+    in the order linked). Silently: the row is no client's mistake (a market wrap naming a whole
+    index, a feed's tags), and rejecting it would lose the news for the tickers it is about."""
+    if len(tickers) <= MAX_TICKERS:
+        return tickers
+    return dict(sorted(tickers.items(), key=lambda kv: -kv[1])[:MAX_TICKERS])
 
 
 def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s: float) -> NewsItem:
@@ -296,7 +323,7 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
     if given:  # explicit tickers override linking
         tickers = dict.fromkeys(given, 1.0)
     else:  # a feed's $TICKER tags add to what the text names, as editors' tags weigh like a title mention
-        tickers = {**linker.link(title, body), **dict.fromkeys(_cashtags(row.get("cashtags")), W_TITLE)}
+        tickers = _top({**linker.link(title, body), **dict.fromkeys(_cashtags(row.get("cashtags")), W_TITLE)})
     return NewsItem(art_id, source, published, title, body, url, tickers, digest)
 
 

@@ -92,9 +92,14 @@ class Alert(Base):
     value: Mapped[float] = mapped_column(Float)
     baseline: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
-    article_ids: Mapped[list] = mapped_column(JSON, default=list)
-    # When last raised, changed in kind or severity, or retracted: the stream's order.
+    article_ids: Mapped[list] = mapped_column(JSON, default=list)  # at most alerts.MAX_ARTICLE_IDS of them
+    # Articles in its bucket, all of them (article_ids is capped); None: stored before sentiment_0004.
+    article_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # When last raised, changed in kind or severity, updated in its numbers, or retracted: the stream's order.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # When last raised or changed in kind or severity, once an update has moved created_at past it
+    # (None: at created_at). The stream sends an update as an alert to a client that missed the raise.
+    raised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     retracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Its last change came from a backfill: listed, but the live stream (and its replay) leave it out.
     quiet: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

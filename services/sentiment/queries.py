@@ -48,12 +48,14 @@ def articles(db: Any, ticker: str, *, start: datetime | None, end: datetime | No
 
 
 def _event(a: Alert) -> dict[str, Any]:
-    """A stream event: the alert, its stream time, and whether it was retracted (a tombstone)."""
-    return {"alert": to_json(a), "created_at": as_utc(a.created_at), "retracted": a.retracted_at is not None}
+    """A stream event: the alert, its stream time, whether it was retracted (a tombstone), and
+    when it was last raised (before its stream time when its last change was an update)."""
+    return {"alert": to_json(a), "created_at": as_utc(a.created_at), "retracted": a.retracted_at is not None,
+            "raised_at": as_utc(a.raised_at or a.created_at)}
 
 
 def alerts_created_after(db: Any, after: datetime, limit: int = 100) -> list[dict[str, Any]]:
-    """Alerts raised, changed or retracted after ``after``, in that order; not the quiet ones
+    """Alerts raised, changed, updated or retracted after ``after``, in that order; not the quiet ones
     (a backfill's: it pushes nothing to live channels)."""
     with db.session() as s:
         rows = s.scalars(select(Alert).where(Alert.created_at > after, Alert.quiet.is_(False))

@@ -71,7 +71,7 @@ def _texts(art: Article, tickers: list[str], linker: Linker) -> dict[str, str]:
     """Ticker -> text; with several tickers each gets the sentences that mention it."""
     if len(tickers) <= 1:
         return {(tickers[0] if tickers else ""): lead(art.title, art.body)}
-    return {t: linker.text_for(t, art.title, art.body, LEAD_CHARS) for t in tickers}
+    return linker.texts_for(tickers, art.title, art.body, LEAD_CHARS)
 
 
 def unscored_ids(db: Any, limit: int = 1000, arrived_before: datetime | None = None) -> list[str]:

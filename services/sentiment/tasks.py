@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from celery import shared_task
+
+log = logging.getLogger(__name__)
 
 
 def _settings() -> Any:
@@ -22,11 +25,21 @@ def _pipeline() -> Any:
     return Pipeline(_settings())
 
 
-@shared_task(name="services.sentiment.tasks.score_articles", acks_late=True,
+# Results go to the log, never to a caller: with a result kept, each apply_async left the
+# sending thread subscribed to a Redis channel nobody read (169 bytes a post piling up in
+# the socket, soak QA) and a celery-task-meta key behind.
+@shared_task(name="services.sentiment.tasks.score_articles", acks_late=True, ignore_result=True,
              autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def score_articles_task(ids: list[str]) -> dict[str, Any]:
-    """Score articles by id (idempotent: already scored ones are skipped)."""
-    out = _pipeline().score(list(ids))
+    """Score articles by id (idempotent: already scored ones are skipped). With no model yet
+    (first run still training) they stay unscored for the sweep: one log line, not a traceback."""
+    from shared.errors import Unavailable
+
+    try:
+        out = _pipeline().score(list(ids))
+    except Unavailable as exc:
+        log.warning("%d articles left for the sweep: %s", len(ids), exc.message)
+        return {"articles": 0, "pending": len(ids)}
     return {"articles": out.articles, "batches": out.batches, "alerts": len(out.alerts),
             "model_version": out.model_version}
 
@@ -34,7 +47,7 @@ def score_articles_task(ids: list[str]) -> dict[str, Any]:
 SWEEP_LOCK_S = 1800  # a sweep that died holding the lock frees it after this long
 
 
-@shared_task(name="services.sentiment.tasks.sweep_unscored", acks_late=True)
+@shared_task(name="services.sentiment.tasks.sweep_unscored", acks_late=True, ignore_result=True)
 def sweep_unscored_task() -> dict[str, Any]:
     """Pick up articles a crash or a missing model left unscored.
 
@@ -56,7 +69,7 @@ def sweep_unscored_task() -> dict[str, Any]:
     return {"articles": out.articles, "alerts": len(out.alerts)}
 
 
-@shared_task(name="services.sentiment.tasks.poll_feeds", acks_late=True)
+@shared_task(name="services.sentiment.tasks.poll_feeds", acks_late=True, ignore_result=True)
 def poll_feeds_task() -> dict[str, Any]:
     """Poll every configured feed with ETag/Last-Modified and ingest what is new."""
     from services.sentiment.feeds import poll_all

@@ -666,6 +666,31 @@ def test_new_conversations_count_against_the_address_limit_only(chat_settings, b
     assert too_many.status_code == 429 and too_many.headers.get("Retry-After")
 
 
+def test_feedback_has_a_per_address_rate_limit_of_its_own(chat_settings, bow, loaded_kb) -> None:
+    """Security QA: POST /v1/feedback, masked and stored like a chat turn, had no rate limit."""
+    from services.chatbot import create_app
+
+    app = create_app(chat_settings.model_copy(update={"chatbot_rate_limit": "3/minute",
+                                                      "chatbot_rate_limit_exempt": []}), encoder=bow)
+    c = app.test_client()
+    sid = chat(c, "How do I reset my card PIN?").get_json()["session_id"]
+    fb = {"session_id": sid, "rating": "up", "entry_id": "reset-pin", "message": "How do I reset my card PIN?"}
+    assert [c.post("/v1/feedback", json=fb).status_code for _ in range(3)] == [201, 201, 201]
+    too_many = c.post("/v1/feedback", json=fb)
+    assert too_many.status_code == 429 and too_many.headers.get("Retry-After")
+    assert chat(c, "and for savings?", sid).status_code == 200  # the chat's budget is its own
+
+
+def test_feedback_message_is_held_to_the_chat_message_limit(client) -> None:
+    """Security QA: feedback took a 4000-character ``message``, a copy of a chat message capped at 1000."""
+    chat(client, "How do I reset my card PIN?", "fb-long")
+    fb = {"session_id": "fb-long", "rating": "down"}
+    r = client.post("/v1/feedback", json=fb | {"message": "1" * 1001})
+    assert r.status_code == 413 and r.get_json()["error"]["code"] == "message_too_long"
+    at_limit = fb | {"message": f" {'x' * 1000} ", "comment": "y" * 4000}  # as /v1/chat: counted stripped
+    assert client.post("/v1/feedback", json=at_limit).status_code == 201
+
+
 def test_feedback_pairs_carry_ids_as_the_base_gave_them(chat_settings, bow, tmp_path, ops_headers) -> None:
     """Regression (chatbot QA): sources said ``"id": 3`` and the pairs export ``"id": "3"``."""
     from services.chatbot import create_app

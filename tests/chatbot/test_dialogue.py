@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.chatbot import handoff
 from services.chatbot.dialogue import SILENT_ANSWER, Policy, State, chosen, decide, follow_up_context, wants_human
 from services.chatbot.handoff import mask_pii
 from services.chatbot.kb import Hit
@@ -101,6 +106,33 @@ def test_pii_typed_with_unicode_separators_or_full_width_is_masked(typed: str, m
                                   "PIN 1234, 3.1% or 19.9%, between 10-20 items", "1,000,000.00"])
 def test_dates_amounts_and_short_numbers_are_not_masked(text: str) -> None:
     assert mask_pii(text) == text
+
+
+# the e-mail pattern before it was made linear: what masking must still give
+_EMAIL_BEFORE = re.compile(r"[\w.+-]+[@\uff20][\w-]+([.\uff0e][\w-]+)+")
+
+
+def _masked_before(text: str) -> str:
+    text = handoff._CARD.sub("[card]", _EMAIL_BEFORE.sub("[email]", text))
+    return handoff._PHONE.sub(handoff._phone, text)
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(st.text(alphabet="ab1２_.．+-@＠ ,(", max_size=40))
+def test_linear_email_masking_masks_what_the_old_pattern_did(text: str) -> None:
+    assert mask_pii(text) == _masked_before(text)
+
+
+@pytest.mark.timeout(60)  # ~1000x what these take now; the old e-mail pattern took hours (quadratic)
+@pytest.mark.parametrize(("typed", "masked"), [
+    ("1" * 200_000 + "x", "1" * 200_000 + "x"),  # security QA: 20k of these held a chat worker 10 s
+    ("a." * 100_000 + "x", "a." * 100_000 + "x"),
+    ("a" * 200_000 + "@", "a" * 200_000 + "@"),  # an "@" that starts no address
+    ("a" * 200_000 + "@b.co", "[email]"),
+    ("mail " + "a." * 100_000 + "@bank.co.uk", "mail [email]"),
+])
+def test_long_runs_without_an_address_are_masked_in_linear_time(typed: str, masked: str) -> None:
+    assert mask_pii(typed) == masked
 
 
 def test_exact_copies_are_answered_not_clarified() -> None:

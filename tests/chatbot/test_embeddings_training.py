@@ -106,6 +106,9 @@ def test_cli_dev_gives_the_version_its_acc1_and_db_row(settings, sample_faq, tmp
     assert result.stdout.strip().splitlines()[-1] == str(version.path)
     assert version.metrics()["gate_metric"] == "acc@1" and 0 <= version.metrics()["acc@1"] <= 1
     assert version.train_config()["data"]["dev"] == str(dev)
+    # not promoted (the base encoder keeps serving), and the command says how to promote it
+    assert get_registry(settings).production("bank", "embeddings") is None
+    assert "`finpulse models promote bank/embeddings@v1`" in result.stderr
     with Database(settings.db_url).session() as s:  # `finpulse train embeddings` mirrors it like sentiment
         assert [(r.version, r.stage) for r in s.scalars(select(ModelRecord))] == [(1, "registered")]
 

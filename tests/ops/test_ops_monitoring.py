@@ -63,6 +63,24 @@ def test_chatbot_handoff_and_thumbs_down_rates(ops, unique):
     assert monitoring.summary(settings, domain, "chat", "current").get("chats") is None
 
 
+def test_the_bucket_index_keeps_a_month_and_expires_with_its_buckets(ops, series):
+    """Soak QA: the per-series index of hourly buckets had no expiry and was never trimmed, so it
+    grew a member an hour forever, and ``forget`` left it behind once the buckets had expired."""
+    from shared.redis_client import get_redis
+
+    settings, now = ops["settings"], 1_800_000_000.0
+    rows = _rows("neutral", 0.9, 3)
+    for days_ago in (45, 20, 2):  # the 45-day-old bucket is over a month older than the newest
+        monitoring.record_predictions(settings, series, "sentiment", "v1", rows, at=now - days_ago * 86400)
+    client, index = get_redis(settings.redis_url), f"{monitoring.PREFIX}:buckets:{series}:sentiment:v1"
+    kept = [int(b) for b in client.zrange(index, 0, -1)]
+    assert kept == [int((now - d * 86400) // monitoring.BUCKET_S * monitoring.BUCKET_S) for d in (20, 2)]
+    assert 0 < client.ttl(index) <= monitoring.KEEP_S
+    client.delete(*client.scan_iter(match=f"{monitoring.PREFIX}:{series}:sentiment:v1:*"))  # buckets expired
+    monitoring.forget(settings, series)
+    assert not client.exists(index)
+
+
 def test_recording_never_fails_when_redis_is_down_and_reading_says_so(ops):
     """Recording is best effort; reading is not: `ops monitor` printed no series and no alerts
     and exited 0 with Redis down, and /v1/admin/monitoring answered 200 (observability QA)."""

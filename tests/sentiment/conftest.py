@@ -105,6 +105,21 @@ def burst(ticker: str, day: datetime, n: int = 8) -> list[dict[str, Any]]:
              "url": f"https://news.example/{ticker}/burst/{i}"} for i in range(n)]
 
 
+def day_of(ticker: str, day: datetime, n: int, words: str = "fraud probe", first: int = 0,
+           in_title: bool = True) -> list[dict[str, Any]]:
+    """``n`` articles numbered from ``first`` on ``day``, 5 minutes apart from 06:00 (a day holds
+    200), saying ``words`` (the scorer's keywords decide their label) with the cashtag in the
+    title, or only in the body (less relevant) when not ``in_title``."""
+    rows = []
+    for i in range(first, first + n):
+        title = f"${ticker} {words} #{i}" if in_title else f"Sector roundup: {words} #{i}"
+        rows.append({"id": f"{ticker}-{words.replace(' ', '-')}-{i}", "source": "wire0",
+                     "published_at": (day + timedelta(hours=6, minutes=5 * i)).isoformat(), "title": title,
+                     "body": f"Coverage of ${ticker}." if not in_title else "Investors reacted.",
+                     "url": f"https://news.example/{ticker}/{words.replace(' ', '-')}/{i}"})
+    return rows
+
+
 def mixed_day(ticker: str, day: datetime) -> list[dict[str, Any]]:
     """A day that opens with bad news and ends well: judged on its first articles it looks
     like a crash, judged whole it is a volume spike."""

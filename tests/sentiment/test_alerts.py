@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from services.sentiment.aggregate import Row, series
-from services.sentiment.alerts import list_alerts
+from services.sentiment.alerts import MAX_ARTICLE_IDS, list_alerts
 from services.sentiment.models import Alert, Article, Score
-from tests.sentiment.conftest import START, burst, history, mixed_day
+from tests.sentiment.conftest import START, burst, day_of, history, mixed_day
 
 TICKERS = ["ACME", "BOLT", "CRUX"]
 BURST_DAY = START + timedelta(days=30)
@@ -37,8 +37,10 @@ def test_burst_raises_one_alert_for_that_ticker_only(client, pipe) -> None:
     on_burst_day = [a for a in alerts if a["at"].startswith(BURST_DAY.date().isoformat())]
     assert [a["ticker"] for a in on_burst_day] == ["ACME"]
     a = on_burst_day[0]
-    assert set(a) == {"id", "ticker", "kind", "severity", "at", "value", "baseline", "message", "article_ids"}
+    assert set(a) == {"id", "ticker", "kind", "severity", "at", "value", "baseline", "message", "article_count",
+                      "article_ids"}
     assert a["kind"] == "sentiment_shift" and a["severity"] == "critical" and a["value"] < a["baseline"]
+    assert a["article_count"] == 8 and "on 8 articles" in a["message"]
     assert a["at"] == "2024-03-31T00:00:00Z"
     assert sorted(a["article_ids"]) == sorted(r["id"] for r in burst("ACME", BURST_DAY))
     assert alerts == sorted(alerts, key=lambda x: x["at"], reverse=True)  # newest first
@@ -346,3 +348,65 @@ def test_an_earlier_syndicated_copy_arriving_late_moves_the_alert_to_its_day(pip
     assert [a["at"] for a in list_alerts(pipe.db)] == ["2024-03-31T00:00:00Z"]
     with pipe.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Alert).where(Alert.retracted_at.is_(None))) == 1
+
+
+def test_an_alert_counts_all_its_articles_and_lists_those_that_explain_it(client, pipe) -> None:
+    """Regression (analyst QA, 20k articles): an alert kept the first 50 ids by time and nothing
+    else, so the dashboard (counting ids) showed "50 articles" under a spike of 87. Now
+    ``article_count`` has them all, and the 50 ids are the most relevant (a spike), or the
+    furthest in the shift's direction: a rise listed its least positive articles first."""
+    client.post("/v1/news", json=history(["ACME", "BOLT"], START, 30))
+    # ACME: 40 articles naming it in passing, then 47 about it (more relevant, published later)
+    spike = (day_of("ACME", BURST_DAY, 40, "names new supplier", in_title=False)
+             + day_of("ACME", BURST_DAY, 47, "names new supplier", first=40))
+    # BOLT: 10 routine articles first, then 55 glowing ones: sentiment rose
+    rise = day_of("BOLT", BURST_DAY, 10, "updates product line") + day_of("BOLT", BURST_DAY, 55, "record beat", 10)
+    assert client.post("/v1/news", json=spike + rise).status_code == 202
+    alerts = {a["ticker"]: a for a in client.get("/v1/alerts").json["alerts"]}
+    acme, bolt = alerts["ACME"], alerts["BOLT"]
+    assert (acme["kind"], acme["article_count"], acme["value"]) == ("volume_spike", 87, 87.0)
+    assert acme["message"].startswith("ACME: 87 articles") and len(acme["article_ids"]) == MAX_ARTICLE_IDS
+    about = [r["id"] for r in spike[40:]]
+    assert acme["article_ids"] == about + [r["id"] for r in spike[:3]]  # then the earliest in passing
+    assert (bolt["kind"], bolt["article_count"]) == ("sentiment_shift", 65) and bolt["value"] > bolt["baseline"]
+    assert bolt["article_ids"] == [r["id"] for r in rise[10:10 + MAX_ARTICLE_IDS]]  # the glowing ones
+    assert "on 65 articles" in bolt["message"]
+
+
+def test_an_alert_stored_before_its_count_is_served_with_its_ids_count(client, pipe) -> None:
+    """An alert stored before ``article_count`` (migration sentiment_0004) has none: it is served
+    with the number of its ids, and the next judgment of its bucket stores the true count."""
+    client.post("/v1/news", json=history(["ACME"], START, 30) + day_of("ACME", BURST_DAY, 60))
+    with pipe.db.session() as s:
+        old = s.scalars(select(Alert)).one()
+        old.article_count = None
+    (a,) = client.get("/v1/alerts").json["alerts"]
+    assert (a["article_count"], len(a["article_ids"])) == (MAX_ARTICLE_IDS, MAX_ARTICLE_IDS)
+    client.post("/v1/news", json=day_of("ACME", BURST_DAY, 1, first=60))
+    (a,) = client.get("/v1/alerts").json["alerts"]
+    assert a["article_count"] == 61 and "on 61 articles" in a["message"]
+
+
+def test_an_alert_whose_numbers_change_is_updated_not_raised_again(pipe) -> None:
+    """Regression (analyst QA): an alert re-judged on more articles (same kind and severity) was
+    stored but never sent again, so an open dashboard kept "21 articles (z=+7.7)" while the API
+    said 26 (z=+10.1). The change is now an update: stream position moved, raise time kept."""
+    from services.sentiment import queries
+    from services.sentiment.alerts import Rules, evaluate
+
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored, publish=False)
+    raised = pipe.score(pipe.ingest(day_of("ACME", BURST_DAY, 8)).stored).alerts
+    assert [(a["kind"], a["severity"], a["article_count"]) for a in raised] == [("sentiment_shift", "critical", 8)]
+    (first,) = queries.alerts_created_after(pipe.db, before)
+    assert first["raised_at"] == first["created_at"]
+    assert pipe.score(pipe.ingest(day_of("ACME", BURST_DAY, 4, first=8)).stored).alerts == []  # none raised
+    (event,) = queries.alerts_created_after(pipe.db, before)
+    assert (event["alert"]["id"], event["alert"]["article_count"]) == (raised[0]["id"], 12)
+    assert event["raised_at"] == first["created_at"] < event["created_at"]  # moved on the stream, raised then
+    assert "on 12 articles" in event["alert"]["message"] and not event["retracted"]
+    again = evaluate(pipe.db, {"ACME": [BURST_DAY]}, Rules.from_settings(pipe.settings))
+    assert (again.raised, again.updated, again.retracted) == ([], [], [])  # nothing new: nothing heard
+    pipe.score(pipe.ingest(day_of("ACME", BURST_DAY, 3, first=12)).stored, publish=False)  # a backfill's
+    assert queries.alerts_created_after(pipe.db, event["created_at"]) == []  # stored, kept off the stream
+    assert list_alerts(pipe.db)[0]["article_count"] == 15

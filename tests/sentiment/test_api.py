@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.sentiment.conftest import START, burst, history
+from tests.sentiment.conftest import START, burst, day_of, history
 
 
 @pytest.fixture
@@ -161,6 +161,47 @@ def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url,
     assert [(m["id"], m.get("retracted", False)) for m in messages] == [(alert_id, False), (alert_id, True)]
     bodies = [([a["id"] for a in p["alerts"]], [a["id"] for a in p["retracted"]]) for p in webhook_receiver.got]
     assert bodies == [([alert_id], []), ([], [alert_id])]  # one POST each, the raise first
+
+
+def test_openapi_gives_the_alert_schema_with_its_article_count(client) -> None:
+    """Analyst QA: ``article_ids`` is capped at 50, so the schema names ``article_count``, the true
+    number (extra to the contract's fields, which stay required)."""
+    doc = client.get("/openapi.json").json
+    ok = doc["paths"]["/v1/alerts"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["properties"]["alerts"]["items"] == {"$ref": "#/components/schemas/AlertOut"}
+    alert = doc["components"]["schemas"]["AlertOut"]
+    assert set(alert["required"]) == {"id", "ticker", "kind", "severity", "at", "value", "baseline", "message",
+                                      "article_ids", "article_count"}
+    assert alert["properties"]["article_count"]["type"] == "integer"
+    assert "at most 50" in alert["properties"]["article_ids"]["description"]
+
+
+def test_an_alert_update_reaches_the_stream_not_redis_or_the_webhook(pipe, redis_url, monkeypatch,
+                                                                     webhook_receiver) -> None:
+    """Analyst QA: an alert whose numbers change (same kind and severity) is sent on the SSE
+    stream as an update; Redis and the webhook read every message as a new or changed alert,
+    so they keep hearing raises and retractions only (a count moves with every scored batch)."""
+    from services.sentiment.alerts import CHANNEL
+    from shared import webhooks
+    from shared.redis_client import channel, get_redis
+
+    monkeypatch.setattr(pipe, "settings", pipe.settings.model_copy(
+        update={"sentiment_webhook_url": webhook_receiver.url}))
+    pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
+    sub = get_redis(redis_url).pubsub()
+    sub.subscribe(channel(redis_url, CHANNEL))
+    sub.get_message(timeout=1)
+    day = START.replace(day=31)
+    pipe.score(pipe.ingest(day_of("ACME", day, 8)).stored)
+    pipe.score(pipe.ingest(day_of("ACME", day, 4, first=8)).stored)  # 12 articles: the same alert, updated
+    messages = []
+    while (msg := sub.get_message(timeout=1)) is not None:
+        if msg["type"] == "message":
+            messages.append(json.loads(msg["data"]))
+    sub.close()
+    assert webhooks.drain(10)
+    assert [(m["id"], m["article_count"]) for m in messages] == [("ACME-20240331T0000", 8)]
+    assert [[a["article_count"] for a in p["alerts"]] for p in webhook_receiver.got] == [[8]]
 
 
 def test_a_share_class_is_one_ticker_in_links_and_paths(client) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.sentiment.conftest import START, burst, history
+from tests.sentiment.conftest import START, burst, day_of, history
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -119,6 +119,32 @@ def test_a_retracted_alert_leaves_the_open_dashboard(app, pipe) -> None:
             browser.close()
     finally:
         server.shutdown()
+
+
+@pytest.mark.browser
+def test_an_open_dashboard_shows_an_alerts_true_count_and_follows_its_updates(app, pipe) -> None:
+    """Regression (analyst QA): the dashboard counted ``article_ids`` (at most 50), so a spike of
+    87 read "50 articles"; and a stream that sent only new kinds or severities left an open
+    dashboard on "21 articles (z=+7.7)" while the API said 26. The item now shows
+    ``article_count`` and is replaced in place by the stream's ``update``, not listed twice."""
+    item = '#alerts li[data-id="ACME-20240331T0000"]'
+    with dashboard(app, pipe) as (page, base, errors):
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector(item, timeout=15_000)
+        assert page.inner_text(f"{item} .meta").endswith(" 8 articles")
+        page.wait_for_selector("#live.on", timeout=15_000)
+        page.focus(item)
+        more = day_of("ACME", START + timedelta(days=30), 52, first=100)  # the burst day: 60 articles
+        pipe.score(pipe.ingest(more).stored)
+        (a,) = app.test_client().get("/v1/alerts").get_json()["alerts"]
+        assert (a["kind"], a["severity"], a["article_count"], len(a["article_ids"])) == (
+            "sentiment_shift", "critical", 60, 50)  # the same alert: an update, its ids capped
+        page.wait_for_function(f"document.querySelector({item!r} + ' .meta').innerText.endsWith(' 60 articles')",
+                               timeout=15_000)
+        assert page.locator("#alerts li").count() == 1  # replaced, not added
+        assert "on 60 articles" in page.inner_text(item) and "on 8 articles" not in page.inner_text(item)
+        assert page.evaluate("document.activeElement.dataset.id") == "ACME-20240331T0000"  # focus stays on it
+        assert errors == []
 
 
 @contextlib.contextmanager

@@ -163,6 +163,33 @@ def test_explicit_tickers_override_linking(client, pipe) -> None:
         assert sorted(s.scalars(select(ArticleTicker.ticker))) == ["ACME", "BOLT"]
 
 
+def _symbols(n: int) -> list[str]:
+    """``n`` distinct all-caps symbols no stoplist knows: QAA, QAB, ..."""
+    return [f"Q{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(n)]
+
+
+def test_a_row_giving_more_than_50_tickers_is_rejected_naming_the_limit(client, pipe) -> None:
+    """Security QA: a row with 1000 tickers cost 22 s of scoring CPU; the limit is per article."""
+    r = client.post("/v1/news", json=art(1, tickers=_symbols(51)))
+    assert r.status_code == 400 and r.json["error"]["code"] == "all_rejected"
+    assert r.json["rejected"][0]["reason"] == "too many tickers: 51 (limit 50 per article)"
+    fifty = _symbols(50)
+    r = client.post("/v1/news", json=art(2, tickers=[*fifty, *(f"${t.lower()}" for t in fifty)]))  # same 50 twice
+    assert r.status_code == 202 and r.json["ids"] == ["a2"]
+    with pipe.db.session() as s:
+        assert sorted(s.scalars(select(ArticleTicker.ticker))) == fifty
+
+
+def test_of_more_than_50_linked_tickers_the_most_relevant_50_are_kept(client, pipe) -> None:
+    """Linked from the text, the row is no client's mistake: stored, with its title's tickers first."""
+    body = " ".join(f"${t}" for t in _symbols(60)) + " rallied; Microsoft was flat."
+    r = client.post("/v1/news", json=art(1, title="$ACME leads a broad rally", body=body))
+    assert r.status_code == 202 and r.json["ids"] == ["a1"] and r.json["rejected"] == []
+    with pipe.db.session() as s:
+        kept = dict(s.execute(select(ArticleTicker.ticker, ArticleTicker.relevance)).tuples().all())
+    assert set(kept) == {"ACME", *_symbols(49)} and kept["ACME"] == 1.0  # MSFT, a name in passing, is dropped
+
+
 def test_unscored_articles_are_picked_up_by_the_sweep(migrated, redis_url, stub_scorer) -> None:
     from services.sentiment import create_app
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.sentiment.linking import Linker, read_companies
+from services.sentiment.linking import Linker, read_companies, shouted, split_sentences
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,51 @@ def test_each_entity_is_scored_on_its_own_sentences(linker: Linker) -> None:
     assert "fraud" not in linker.text_for("AAPL", "Tech roundup", body)
     assert "fraud" in linker.text_for("MSFT", "Tech roundup", body)
     assert "record" not in linker.text_for("MSFT", "Tech roundup", body)
+
+
+ROUNDUP = ("Tech roundup: $AAPL, $MSFT and Ford", "Apple posted record profit. Microsoft faces a fraud probe. "
+           "Harrison Ford visited the set! NASDAQ:NVDA and (INTC) rallied while Apple slipped. Visa rules for "
+           "students tightened. Markets closed mixed; ＄ＢＲＫ-Ｂ held. McDonald\u2019s raised its dividend.")
+
+
+def _text_before(linker: Linker, ticker: str, title: str, body: str, max_chars: int) -> str:
+    """``text_for`` as it was, reading every sentence's mentions again for each ticker."""
+    sentences = split_sentences(body)
+    loud = shouted(body)
+    own = [s for s in sentences if ticker in linker.mentions(s, loud)]
+    return " ".join([title, *(own or sentences[:2])]).strip()[:max_chars]
+
+
+@pytest.mark.parametrize("max_chars", [60, 300, 4000])
+def test_each_tickers_text_is_what_it_was_when_read_for_all_tickers_at_once(linker: Linker, max_chars: int) -> None:
+    from services.sentiment.models import Article
+    from services.sentiment.scoring import _texts
+
+    title, body = ROUNDUP
+    tickers = ["AAPL", "MSFT", "F", "NVDA", "INTC", "V", "BRK.B", "MCD", "ZZZZ"]  # ZZZZ: unmentioned, gets the lead
+    expected = {t: _text_before(linker, t, title, body, max_chars) for t in tickers}
+    assert linker.texts_for(tickers, title, body, max_chars) == expected
+    assert {t: linker.text_for(t, title, body, max_chars) for t in tickers} == expected
+    assert expected["AAPL"] == ("Tech roundup: $AAPL, $MSFT and Ford Apple posted record profit. "
+                                "NASDAQ:NVDA and (INTC) rallied while Apple slipped.")[:max_chars]
+    assert _texts(Article(title=title, body=body), tickers, linker) == {
+        t: _text_before(linker, t, title, body, 300) for t in tickers}
+
+
+def test_an_articles_sentences_are_read_once_whatever_its_tickers(linker: Linker, monkeypatch) -> None:
+    """Security QA: each ticker read every sentence again (1000 tickers on a 20k-character body:
+    22 s of a worker's CPU); the cost is now the article's sentences, not tickers x sentences."""
+    from services.sentiment.models import Article
+    from services.sentiment.scoring import _texts
+
+    body = " ".join(f"$Q{chr(65 + i)}X rose {i}%." for i in range(20))
+    tickers = [f"Q{chr(65 + i)}X" for i in range(20)] + ["ACME", "ZZZZ"]
+    reads: list[str] = []
+    mentions = linker.mentions
+    monkeypatch.setattr(linker, "mentions", lambda text, loud=None: reads.append(text) or mentions(text, loud))
+    texts = _texts(Article(title="Movers", body=body), tickers, linker)
+    assert len(reads) == len(split_sentences(body)) == 20
+    assert texts["QCX"] == "Movers $QCX rose 2%." and texts["ZZZZ"] == "Movers $QAX rose 0%. $QBX rose 1%."
 
 
 def test_user_company_list_extends_the_starter_list(tmp_path) -> None:
@@ -83,6 +128,17 @@ def test_datelines_shouted_headlines_and_ambiguous_names_link_nothing(linker: Li
 def test_an_ambiguous_name_counts_with_another_mention_of_its_ticker(linker: Linker) -> None:
     assert linker.link("Visa rules tightened", "Payments group NYSE:V said it would adapt.") == {"V": 1.0}
     assert linker.link("Ford stars in new film", "Harrison Ford plays a pilot.") == {}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("NYSE:JPM Visa rules for students tightened", {"JPM"}),
+    ("NASDAQ:AAPL: Harrison Ford visits the new store", {"AAPL"}),
+    ("$JPM Visa rules for students tightened", {"JPM"}),
+    ("Visa, listed on the NYSE, tightens rules", {"V"}),  # the exchange named as a word still counts
+])
+def test_another_tickers_exchange_prefix_is_no_corporate_word(linker: Linker, text: str, expected: set) -> None:
+    """Regression (analyst QA): ``NYSE:JPM`` made Visa, Ford, Coke ... link at full relevance."""
+    assert set(linker.link(text)) == expected
 
 
 def test_share_classes_are_one_ticker_and_typographic_apostrophes_match_names(linker: Linker) -> None:

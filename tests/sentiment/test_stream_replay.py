@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.sentiment.alerts import list_alerts
-from tests.sentiment.conftest import START, burst, history, mixed_day
+from tests.sentiment.conftest import START, burst, day_of, history, mixed_day
 
 BURST_DAY = START + timedelta(days=30)
 CHROMIUM = "/usr/bin/chromium"
@@ -77,21 +77,22 @@ class Stream:
                 self.last_id = b["id"]
         return out
 
-    def events(self, n: int, timeout: float = 10) -> list[tuple[str, str, dict]]:
-        """The next ``n`` alert or retract events as ``(event, id, data)``."""
+    def events(self, n: int, timeout: float = 10, kinds: tuple[str, ...] = ("alert", "retract")
+               ) -> list[tuple[str, str, dict]]:
+        """The next ``n`` events of ``kinds`` as ``(event, id, data)``."""
         out: list[tuple[str, str, dict]] = []
         while len(out) < n:
             b = self.next(timeout)
-            if b.get("event") in ("alert", "retract"):
+            if b.get("event") in kinds:
                 out.append((b["event"], b["id"].rpartition("@")[0], json.loads(b["data"])))
                 self.last_id = b["id"]
         return out
 
-    def quiet(self, seconds: float) -> bool:
-        """True when no alert arrives within ``seconds``."""
+    def quiet(self, seconds: float, kinds: tuple[str, ...] = ("alert",)) -> bool:
+        """True when no event of ``kinds`` arrives within ``seconds``."""
         try:
             while True:
-                if self.next(seconds).get("event") == "alert":
+                if self.next(seconds).get("event") in kinds:
                     return False
         except queue.Empty:
             return True
@@ -158,6 +159,39 @@ def test_an_alert_that_changes_kind_as_its_bucket_fills_is_sent_again(server, pi
     assert (spike["id"], spike["kind"], len(spike["article_ids"])) == ("ACME-20240331T0000", "volume_spike", 10)
     assert s.quiet(1.5)
     s.close()
+
+
+ALL = ("alert", "update", "retract")
+
+
+def test_an_alert_whose_numbers_change_is_sent_as_an_update_live_and_on_replay(server, pipe) -> None:
+    """Regression (analyst QA): the stream sent an alert again only when its kind or severity
+    changed, so an open dashboard kept "21 articles (z=+7.7)" while the API said 26 (z=+10.1).
+    A change of its message or count is now ``event: update`` (same id); a client that missed
+    the raise gets the alert as it is now, as ``event: alert``, once."""
+    pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
+    s = Stream(server)
+    s.next()
+    pipe.score(pipe.ingest(day_of("ACME", BURST_DAY, 8)).stored)
+    (a,) = s.alerts(1)
+    saw_raise = s.last_id
+    assert (a["kind"], a["severity"], a["article_count"]) == ("sentiment_shift", "critical", 8)
+    pipe.score(pipe.ingest(day_of("ACME", BURST_DAY, 4, first=8)).stored)  # the same alert, 12 articles
+    ((event, aid, update),) = s.events(1, kinds=ALL)
+    assert (event, aid, update["kind"], update["severity"], update["article_count"]) == (
+        "update", a["id"], "sentiment_shift", "critical", 12)
+    assert "on 12 articles" in update["message"] and "on 8 articles" in a["message"]
+    assert s.quiet(1.5, kinds=ALL)  # once
+    s.close()
+    seen = Stream(server, last_event_id=saw_raise)  # reconnects having seen the raise: the update
+    seen.next()
+    assert [(e[0], e[2]["article_count"]) for e in seen.events(1, kinds=ALL)] == [("update", 12)]
+    seen.close()
+    missed = Stream(server, last_event_id="0")  # joined before the raise: the alert as it is now
+    missed.next()
+    assert [(e[0], e[2]["article_count"]) for e in missed.events(1, kinds=ALL)] == [("alert", 12)]
+    assert missed.quiet(1.5, kinds=ALL)
+    missed.close()
 
 
 def test_replay_is_bounded(server, pipe, monkeypatch) -> None:

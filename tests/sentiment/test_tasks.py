@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from services.sentiment.models import Article, FeedState, Score
@@ -76,3 +78,38 @@ def test_the_sweep_leaves_fresh_arrivals_to_their_tasks_and_never_overlaps(pipe,
     assert tasks.sweep_unscored_task.run()["articles"] == 1  # only the one left behind
     with pipe.db.session() as s:
         assert [a.id for a in s.scalars(select(Article).where(Article.scored_at.is_not(None)))] == [ids[0]]
+
+
+def test_queued_scoring_leaves_no_result_behind(settings, redis_url: str) -> None:
+    """Soak QA: each queued batch subscribed the sending thread to its result channel, which
+    nothing read (169 bytes a post piling up in the socket), and left a result key in Redis."""
+    import gc
+
+    from services.sentiment.pipeline import enqueue
+    from shared.celery_app import inference_queue, make_celery
+
+    conf = settings.model_copy(update={"redis_url": redis_url, "sentiment_score_batch": 2})
+    app, queue = make_celery(conf), inference_queue(conf)
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.delete(queue)
+        enqueue(conf, ["a1", "a2", "a3"])
+        queued = [json.loads(m) for m in client.lrange(queue, 0, -1)]
+        client.delete(queue)
+    gc.collect()
+    assert len(queued) == 2  # both batches are on the queue, as before
+    assert all(m["headers"]["ignore_result"] for m in queued)
+    consumer = app.backend.result_consumer
+    assert consumer is None or not consumer.subscribed_to | consumer._pending_unsubscribe
+
+
+def test_scoring_with_no_model_yet_leaves_articles_for_the_sweep(pipe, migrated, monkeypatch, caplog) -> None:
+    """Soak QA: while the first run still trained, each queued task logged a 25-line traceback."""
+    from services.sentiment import tasks
+
+    monkeypatch.setattr(tasks, "_settings", lambda: migrated)
+    ids = pipe.ingest([{"id": "n1", "source": "w", "published_at": "2024-02-01", "title": "$ACME fraud probe"}]).stored
+    assert tasks.score_articles_task.run(ids) == {"articles": 0, "pending": 1}
+    assert "1 articles left for the sweep" in caplog.text and "sentiment model" in caplog.text
+    with pipe.db.session() as s:
+        assert s.scalars(select(Score)).all() == []

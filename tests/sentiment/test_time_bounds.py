@@ -159,3 +159,39 @@ def test_a_series_of_more_points_than_the_limit_is_a_400_and_the_dashboard_stays
     assert windows and "1h" in page  # the dashboard's longest window, hourly, is still served
     r = client.get(f"/v1/tickers/ACME/sentiment?window={max(map(int, windows))}d&bucket=1h")
     assert r.status_code == 200 and len(r.json["points"]) <= MAX_POINTS
+
+
+def test_a_time_of_more_than_100_characters_is_refused_before_parsing(client) -> None:
+    """Security QA: ``since=2024-01-01`` and 30k "+" (spaces, URL-decoded) held a worker and its GIL for 15 s."""
+    from services.sentiment.ingest import Rejected, parse_time
+
+    with pytest.raises(Rejected, match=r"^since is 50011 characters long; a time is at most 100$"):
+        parse_time("2024-01-01" + " " * 50_000 + "x", "since")
+    day = "Sun, 10 Mar 2024 01:30:00 EST"
+    assert parse_time(day.rjust(100)) == datetime(2024, 3, 10, 6, 30, tzinfo=UTC)  # padded to the limit: fine
+    with pytest.raises(Rejected, match="at most 100"):
+        parse_time(day.rjust(101))
+    r = client.get("/v1/alerts?since=2024-01-01" + "+" * 5000 + "x")  # "+" is a space in a query string
+    assert r.status_code == 400 and r.json["error"]["message"].startswith("since is 5011 characters long")
+    r = client.post("/v1/news", json={"id": "long-1", "source": "qa", "published_at": "2024-01-01" + " " * 5000 + "x",
+                                      "title": "$ACME news"})
+    assert r.status_code == 400 and r.json["rejected"][0]["reason"] == ("published_at is 5011 characters long; "
+                                                                         "a time is at most 100")
+
+
+@pytest.mark.timeout(60)  # the zone search this replaces took hours on these (quadratic); now well under 1 s
+@pytest.mark.parametrize("text", ["2024-01-01" + " " * 200_000 + "x", "2024-01-01" + "\t\u00a0" * 100_000 + "x",
+                                  "2024-01-01" + " " * 200_000 + "Europe/x"])
+def test_the_zone_is_found_in_linear_time_whatever_the_length(text: str) -> None:
+    from services.sentiment.ingest import Rejected, _parse_text
+
+    with pytest.raises(Rejected, match="unparseable|unknown time zone"):
+        _parse_text(text, "since")
+
+
+@pytest.mark.parametrize("text", ["2024-03-10T12:00:00 Europe/Berlin", "2024-03-10T12:00:00\t\u00a0Europe/Berlin",
+                                  " 2024-03-10 12:00  Europe/Berlin \n"])
+def test_an_iana_zone_after_any_whitespace_is_still_applied(text: str) -> None:
+    from services.sentiment.ingest import parse_time
+
+    assert parse_time(text) == datetime(2024, 3, 10, 11, tzinfo=UTC)

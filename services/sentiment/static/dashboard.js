@@ -38,7 +38,9 @@
     li.dataset.id = a.id;
     const head = el("div");
     head.append(el("span", a.ticker, "ticker"), el("span", a.kind.replace(/_/g, " ") + " · " + a.severity));
-    li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + a.article_ids.length + " articles", "meta"));
+    // article_ids holds at most 50 of them: the count is article_count (absent from an older server)
+    const count = a.article_count ?? a.article_ids.length;
+    li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + count + " articles", "meta"));
     const open = () => { $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10); load(); };
     li.tabIndex = 0;  // reachable and opened by keyboard too, not by mouse only
     li.setAttribute("role", "button");  // announced as something that acts, not as plain text
@@ -46,10 +48,11 @@
     li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
     return li;
   }
+  const signature = (a) => JSON.stringify(a, Object.keys(a).sort());  // list and stream order keys differently
   function addAlert(a, fresh) {
     const list = $("alerts");
     const known = list.querySelector('li[data-id="' + CSS.escape(a.id) + '"]');
-    const sig = JSON.stringify(a, Object.keys(a).sort());  // list and stream order keys differently
+    const sig = signature(a);
     // the stream also sends what the list already shows (it looks a second back): leave that
     // item be, or the one an analyst has focused would vanish under the keyboard
     if (known && (!fresh || known.dataset.sig === sig)) return;
@@ -61,6 +64,17 @@
     if (focused) li.focus();
     $("no-alerts").hidden = true;
     if (fresh && a.ticker === state.ticker) load();
+  }
+  /* the same alert with other numbers (its bucket got more articles): replaced where it stands, its
+   * focus and "new" mark kept; one not listed (raised before the page, or past the first 100) is added */
+  function updateAlert(a) {
+    const known = $("alerts").querySelector('li[data-id="' + CSS.escape(a.id) + '"]');
+    if (!known) return addAlert(a, true);
+    const focused = document.activeElement === known;
+    const li = alertItem(a, known.classList.contains("new"));
+    li.dataset.sig = signature(a);
+    known.replaceWith(li);
+    if (focused) li.focus();
   }
   function retractAlert(id) {  // re-evaluation no longer supports it: drop it, and its chart marker
     const known = $("alerts").querySelector('li[data-id="' + CSS.escape(id) + '"]');
@@ -88,6 +102,7 @@
       if (es.readyState === EventSource.CLOSED) setTimeout(stream, 15000);
     };
     es.addEventListener("alert", (ev) => afterList(() => addAlert(JSON.parse(ev.data), true)));
+    es.addEventListener("update", (ev) => afterList(() => updateAlert(JSON.parse(ev.data))));
     es.addEventListener("retract", (ev) => afterList(() => retractAlert(JSON.parse(ev.data).id)));
   }
 
