@@ -30,6 +30,9 @@ LOW_CONFIDENCE = 0.5      # a prediction below this top probability counts as lo
 THRESHOLDS = {"psi": 0.2, "low_confidence_rate": 0.3, "handoff_rate": 0.4,
               "thumbs_down_rate": 0.3, "min_samples": 30}
 RATE_KINDS = ("psi", "low_confidence_rate", "handoff_rate", "thumbs_down_rate")
+# the count each rate is a share of: a rate is judged on its own samples (a thumbs-down rate of
+# 3 feedback events alerted because the series had 30 chats)
+DENOMINATORS = {"psi": "n", "low_confidence_rate": "n", "handoff_rate": "chats", "thumbs_down_rate": "feedback"}
 
 
 def _series(domain: str, task: str, version: Any) -> str:
@@ -87,7 +90,11 @@ def record_predictions(settings: Any, domain: str, task: str, version: Any, resu
 
 def record_chat(settings: Any, domain: str, *, handoff: bool, version: Any = "current",
                 at: float | None = None) -> None:
-    """Count one chatbot answer and whether it was handed to a human."""
+    """Count one chatbot answer and whether it opened a hand-off to a human.
+
+    Called once per hand-off, on the turn that opens it: the silent turns while an agent has
+    the conversation are not chats of the encoder (they inflated the handoff rate).
+    """
     _bump(settings, _series(domain, "chat", version), {"chats": 1, "handoff": int(handoff)}, at)
 
 
@@ -180,14 +187,11 @@ def summary(settings: Any, domain: str, task: str, version: Any, *, window_s: fl
 def alerts_for(figures: dict[str, Any], thresholds: dict[str, float], now: float | None = None) -> list[dict]:
     """Alerts for one series' figures: warn past the threshold, critical past twice it."""
     limits = {**THRESHOLDS, **thresholds}
-    samples = figures.get("n") or figures.get("chats") or figures.get("feedback") or 0
-    if samples < limits["min_samples"]:
-        return []
     out = []
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now or time.time()))
     for kind in RATE_KINDS:
         value = figures.get(kind)
-        if value is None or value <= limits[kind]:
+        if value is None or value <= limits[kind] or (figures.get(DENOMINATORS[kind]) or 0) < limits["min_samples"]:
             continue
         severity = "critical" if value > 2 * limits[kind] else "warn"
         where = f"{figures['domain']}/{figures['task']}@{figures['version']}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from data_connectors.interactions.items import Item, read_items
+from data_connectors.interactions.items import Item, read_items, textless_note
 from data_connectors.interactions.msnews_clicks import iter_mind_behaviors, iter_mind_news
 from data_connectors.interactions.records import (
     Interaction,
@@ -14,4 +14,5 @@ from data_connectors.interactions.records import (
 )
 
 __all__ = ["Interaction", "Item", "format_skips", "iter_interactions", "iter_mind_behaviors",
-           "iter_mind_news", "parse_interaction", "parse_timestamp", "read_interactions", "read_items"]
+           "iter_mind_news", "parse_interaction", "parse_timestamp", "read_interactions", "read_items",
+           "textless_note"]

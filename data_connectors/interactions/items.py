@@ -1,8 +1,9 @@
 """Item catalogues: id, title, text and categories, for content embeddings of cold items.
 
 Reads JSONL/CSV/TSV rows (``item_id``/``id``, ``title``, ``text``/``body``/``abstract``,
-``categories`` as a list or ``|``-separated string), MovieLens ``u.item``/``items.psv``
-(pipe-separated, genre flags) and MIND ``news.tsv``.
+``categories`` as a list or ``|``-separated string), knowledge-base rows (``question`` or
+``questions`` as the title, ``answer`` as the text, the chatbot's id when a row has none),
+MovieLens ``u.item``/``items.psv`` (pipe-separated, genre flags) and MIND ``news.tsv``.
 """
 
 from __future__ import annotations
@@ -57,19 +58,41 @@ def _categories(value: object) -> tuple[str, ...]:
 
 
 def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
+    from data_connectors.faq.entry import entry_from_row
     from data_connectors.interactions.records import ITEM_KEYS
 
     for line, row in iter_rows(path):
         row = {str(k).strip().lower(): v for k, v in row.items()}  # as interactions' columns are read
         # the interactions' id columns (movie_id, itemId, ...) name the same items here
         item_id = next((row[k] for k in ("item_id", "id", *ITEM_KEYS) if row.get(k) not in (None, "")), None)
+        title = str(row.get("title") or "")
+        text = row.get("text") or row.get("body") or row.get("abstract") or row.get("description") or ""
+        if row.get("question") not in (None, "") or row.get("questions") not in (None, ""):
+            # a knowledge-base file is a catalogue of FAQ items: read it as the chatbot does, so
+            # an id-less row gets the id the chatbot derives and clicks on its answers match
+            try:
+                entry = entry_from_row(row, path, line)
+            except BadRow as err:
+                report.skip(err)
+                continue
+            item_id = item_id if item_id is not None else entry.id
+            title, text = title or entry.question, text or entry.answer
         if item_id is None:
             report.skip(BadRow(path, line, "missing item_id"))
             continue
-        text = row.get("text") or row.get("body") or row.get("abstract") or row.get("description") or ""
         cats = _categories(row.get("categories") or row.get("category") or row.get("genres"))
         report.rows += 1
-        yield Item(str(item_id).strip(), str(row.get("title") or ""), str(text), cats)
+        yield Item(str(item_id).strip(), title, str(text), cats)
+
+
+def textless_note(items: list[Item], path: str | Path) -> list[str]:
+    """One line when most items have no title or text: their content embeddings would be
+    nearly empty, which a catalogue with unrecognised text columns used to do silently."""
+    bare = sum(1 for item in items if not (item.title.strip() or item.text.strip()))
+    if not items or bare * 2 <= len(items):
+        return []
+    return [f"{path}: warning: {bare} of {len(items)} items have no title or text (expected title, "
+            f"text/body/abstract/description, or question/answer); content features will be weak"]
 
 
 def read_items(path: str | Path) -> tuple[list[Item], ReadReport]:

@@ -39,7 +39,8 @@ class ChatIn(BaseModel):
     message: str = Field(min_length=1, description="at most FINPULSE_CHATBOT_MAX_MESSAGE_CHARS (1000) characters; "
                                                   "longer is a 413 message_too_long")
     entry_id: EntryId = Field(default=None, min_length=1, max_length=200,
-                                 description="the suggested entry the customer picked after a clarify")
+                                 description="the suggested entry the customer picked after a clarify; "
+                                             "one offered but deleted since answers `message` by retrieval")
 
     @field_validator("message")
     @classmethod
@@ -123,7 +124,10 @@ def chat(body: ChatIn) -> Any:
     _check_message_length(body.message)
     settings = settings_of()
     reply = engine().chat(body.message, body.session_id, body.entry_id)
-    record_chat(settings, settings.chatbot_domain, handoff=bool(reply.get("handoff")), version=_version())
+    # a hand-off counts once, on the turn that opens it; the silent turns while an agent has the
+    # conversation used no encoder and are no chats of it (each raised the handoff rate)
+    if reply["kind"] != "silent":
+        record_chat(settings, settings.chatbot_domain, handoff=reply["kind"] == "handoff", version=_version())
     return jsonify(reply)
 
 
@@ -135,8 +139,10 @@ def feedback(body: FeedbackIn) -> Any:
     """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
     if body.message is not None:
         _check_message_length(body.message.strip())
-    if body.entry_id is not None and body.entry_id not in engine().handle.get().entries:
-        # a pair naming no entry would make a retrain that uses the export fail
+    if (body.entry_id is not None and body.entry_id not in engine().handle.get().entries
+            and not handoff.was_offered(get_db(), body.session_id, body.entry_id)):
+        # an entry deleted since it answered is stored (the export leaves it out); one this
+        # session was never given is a made-up pair
         raise BadInput(f"no knowledge-base entry with id {body.entry_id!r}", code="unknown_entry")
     if not handoff.has_conversation(get_db(), body.session_id):
         # feedback rates an answer given: on no conversation it is noise (or a made-up pair)

@@ -110,8 +110,10 @@ class ChatEngine:
         """Answer one message; returns the ``POST /v1/chat`` response body.
 
         ``entry_id`` is the suggestion the customer picked after a clarify: that entry is
-        answered as is (an unknown id is a 400), since its question text may be shared by
-        another entry and searching the text again would only ask again.
+        answered as is, since its question text may be shared by another entry and searching
+        the text again would only ask again. An entry this session was offered but that is gone
+        since (a ``DELETE /v1/kb``, a ``kb load``) answers ``message`` by retrieval instead:
+        ops' edit is no error of the customer's. An id the session was never offered is a 400.
         """
         session_id = session_id or uuid.uuid4().hex
         with self.session_lock(session_id):
@@ -120,6 +122,10 @@ class ChatEngine:
     def _turn(self, message: str, session_id: str, entry_id: str | None) -> dict[str, Any]:
         """One turn, under the session's lock: read the state, decide, record, save."""
         state = self.load_state(session_id)
+        if entry_id is not None and entry_id not in self.handle.get().entries:
+            if not handoff.was_offered(self.db, session_id, entry_id):
+                raise BadInput(f"no knowledge-base entry with id {entry_id!r}", code="unknown_entry")
+            entry_id = None  # the offer outlived its entry: the suggestion's question is asked instead
         decision = self._pick(entry_id, state) if entry_id is not None else self._decide(message, state)
         state.turns.append({"role": "user", "text": handoff.mask_pii(message)})
         if decision.kind != "silent":
@@ -149,7 +155,7 @@ class ChatEngine:
     def _pick(self, entry_id: str, state: State) -> Decision:
         kb = self.handle.get()
         entry = kb.entries.get(entry_id)
-        if entry is None:
+        if entry is None:  # deleted between the check in _turn and here
             raise BadInput(f"no knowledge-base entry with id {entry_id!r}", code="unknown_entry")
         if state.handoff:
             return silent(state)

@@ -183,6 +183,19 @@ def has_conversation(db: Any, session_id: str) -> bool:
         return s.scalar(select(ChatMessage.id).where(ChatMessage.session_id == session_id).limit(1)) is not None
 
 
+def was_offered(db: Any, session_id: str, entry_id: str) -> bool:
+    """Whether the bot gave or suggested ``entry_id`` in this session (its transcript says so).
+
+    An entry deleted or replaced by a ``kb load`` since is no made-up id for this customer:
+    the widget still shows its answer and its "Did you mean" button.
+    """
+    with db.session() as s:
+        metas = s.scalars(select(ChatMessage.meta).where(ChatMessage.session_id == session_id,
+                                                         ChatMessage.role == "bot")).all()
+    return any(isinstance(m, dict) and (entry_id in (m.get("sources") or []) or m.get("picked") == entry_id)
+               for m in metas)
+
+
 def add_feedback(db: Any, session_id: str, rating: int, entry_id: str | None, query: str | None,
                  comment: str | None) -> int:
     with db.session() as s:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,6 +21,8 @@ from pydantic import (
 from data_connectors.interactions import Interaction, parse_timestamp
 from data_connectors.interactions.records import MAX_RATING
 from services.recommendations.serving import MAX_K, RecsService
+from shared.auth import audit, require_role
+from shared.db import get_db
 from shared.errors import BadInput
 from shared.text import is_blank
 from shared.url_path import require_utf8_path
@@ -121,6 +123,15 @@ def post_interactions(body: InteractionsIn) -> Any:
 def user_recommendations(user_id: str) -> Any:
     """Top-k unseen items for a user (unknown users get popular items)."""
     return jsonify(service().recommend(user_id, k_arg()))
+
+
+@bp.delete("/v1/items/<path:item_id>", merge_slashes=False)
+@require_role("ops")
+def retire_item(item_id: str) -> Any:
+    """Retire an item (a deleted FAQ entry, a superseded article): never recommended again, left out of refits."""
+    result = service().retire(item_id, g.actor)
+    audit(get_db(), g.actor, "recs.retire_item", item_id, "ok")
+    return jsonify(result)
 
 
 @bp.get("/v1/items/<path:item_id>/similar", merge_slashes=False)

@@ -1,8 +1,10 @@
-"""The recommendations service's table: interactions posted to the API, kept for fold-in and retraining."""
+"""The recommendations service's tables: interactions posted to the API, kept for fold-in and
+retraining, and the items retired from service."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,3 +25,26 @@ class RecsInteraction(Base):
     event: Mapped[str] = mapped_column(String(32), default="view")
     ts: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecsRetiredItem(Base):
+    """An item taken out of service (a deleted FAQ entry, a superseded article): its id is never
+    served again and refits leave its events out. One row per domain and item, so retiring twice is
+    a no-op."""
+
+    __tablename__ = "recs_retired_items"
+
+    domain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(100))
+
+
+def retired_ids(db: Any, domain: str) -> set[str]:
+    """The ids retired in ``domain`` (none without a database)."""
+    if db is None:
+        return set()
+    from sqlalchemy import select
+
+    with db.session() as s:
+        return set(s.execute(select(RecsRetiredItem.item_id).where(RecsRetiredItem.domain == domain)).scalars())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from data_connectors.base import file_sha256
-from data_connectors.interactions import Interaction, Item, read_interactions, read_items
+from data_connectors.interactions import Interaction, Item, read_interactions, read_items, textless_note
 from services.recommendations.recommenders import (
     EASE,
     Content,
@@ -191,6 +191,7 @@ def train_from_files(interactions_path: str | Path, output: str | Path, items_pa
     if items_path:
         items, item_report = read_items(items_path)
         notes += format_skips(item_report, items_path)
+        notes += textless_note(items, items_path)
         lineage.update(items=str(items_path), items_sha256=file_sha256(items_path))
     if note:  # after the files were read: a bad row's error is then the only line on stderr
         note(f"fitting the recommender on {len(rows)} interactions from {interactions_path} ...")
@@ -269,9 +270,11 @@ class TrainedModel:
             self.trend.observe(items, times)
         return len(items)
 
-    def recommend(self, user_ids: list[str], k: int = 10, at: list[int] | None = None) -> list[list[str]]:
+    def recommend(self, user_ids: list[str], k: int = 10, at: list[int] | None = None,
+                  exclude: Sequence[int] = ()) -> list[list[str]]:
         """Top-``k`` item ids per user; unknown users get the popularity answer. ``at``: when each
-        is asked for (Unix seconds; default now, capped at the newest event the model knows)."""
+        is asked for (Unix seconds; default now, capped at the newest event the model knows);
+        ``exclude``: item indices never to answer (retired items)."""
         if k < 1:
             raise BadInput(f"k must be >= 1, got {k}")
         hists = [self.history(u) for u in user_ids]
@@ -279,16 +282,25 @@ class TrainedModel:
             hists = [History(h.items, h.times, int(t)) for h, t in zip(hists, at, strict=True)]
         out = []
         for start in range(0, len(hists), 256):
-            for items, _ in self.recommender.recommend_batch(hists[start:start + 256], k):
+            for items, _ in self.recommender.recommend_batch(hists[start:start + 256], k, exclude=exclude):
                 out.append([self.item_ids[i] for i in items])
         return out
 
-    def similar(self, item_id: str, k: int = 10) -> list[dict[str, Any]]:
+    def similar(self, item_id: str, k: int = 10, exclude: Sequence[int] = ()) -> tuple[list[dict[str, Any]], str]:
+        """Items related to ``item_id`` and the strategy that found them: ``similar`` (the
+        item-similarity parts) or ``popularity`` (an item the model never saw, or one nothing is
+        related to: the popular items are the best guess, not an error, but must say so).
+        ``exclude``: item indices never to answer (retired items)."""
         index = self.item_index.get(str(item_id))
-        if index is None:
-            # an item the model never saw: the popular items are the best guess, not an error
-            items, scores = self.recommender.recommend(History(), k)
-        else:
-            items, scores = self.recommender.similar_items(index, k)
-        return [{"item_id": self.item_ids[i], "score": round(float(s), 6)} for i, s in zip(items, scores,
-                                                                                         strict=True)]
+        items = np.zeros(0, dtype=np.int64)
+        banned = set(exclude)
+        if index is not None:
+            items, scores = self.recommender.similar_items(index, k + len(banned))
+            keep = np.array([i not in banned for i in items.tolist()], dtype=bool)
+            items, scores = items[keep][:k], scores[keep][:k]
+        strategy = "similar" if len(items) else "popularity"
+        if not len(items):
+            items, scores = self.recommender.recommend(History(), k,
+                                                       exclude=[*banned, *([] if index is None else [index])])
+        return [{"item_id": self.item_ids[i], "score": round(float(s), 6)}
+                for i, s in zip(items, scores, strict=True)], strategy

@@ -19,7 +19,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from data_connectors.interactions import Interaction, Item, format_skips, read_interactions, read_items
+from data_connectors.interactions import (
+    Interaction,
+    Item,
+    format_skips,
+    read_interactions,
+    read_items,
+    textless_note,
+)
 from services.recommendations.pipeline import (
     RecsConfig,
     load_catalogue,
@@ -84,6 +91,22 @@ def stored_since(db: Database | None, domain: str, after_id: int) -> tuple[list[
         return [Interaction(r.user_id, r.item_id, r.rating, r.ts, r.event) for r in rows], newest
 
 
+def drop_retired(db: Database | None, domain: str, event_lists: list[list[Interaction]],
+                 items: list[Item] | None) -> tuple[list[list[Interaction]], list[Item] | None, list[str]]:
+    """``event_lists`` and ``items`` without the domain's retired items (``DELETE /v1/items/{id}``),
+    and the job log's line about them: a retired item must not come back with the next fit."""
+    from services.recommendations.models import retired_ids
+
+    retired = retired_ids(db, domain)
+    if not retired:
+        return event_lists, items, []
+    kept = [[e for e in events if e.item_id not in retired] for events in event_lists]
+    dropped = sum(len(a) - len(b) for a, b in zip(event_lists, kept, strict=True))
+    if items is not None:
+        items = [i for i in items if i.item_id not in retired]
+    return kept, items, [f"left out {len(retired)} retired item(s) ({dropped} events)"]
+
+
 def refit_production(settings: Any, db: Database | None, domain: str, params: dict[str, Any],
                      output: Path) -> tuple[Path, list[str]]:
     """Production's own events plus every stored one since it was trained, fitted into ``output``
@@ -102,9 +125,11 @@ def refit_production(settings: Any, db: Database | None, domain: str, params: di
     else:  # production's stored copy; its lineage goes on naming the file it came from
         items, notes = load_catalogue(prod.path), []
         source = {k: lineage[k] for k in ("items", "items_sha256") if k in lineage}
+    (events, new), items, retired = drop_retired(db, domain, [events, new], items)
     path = train(events + new, output, items=items, config=recs_config(params, load_config(prod.path)),
                  lineage={"retrained_from": prod.ref, "db_max_id": newest, **source})
-    return path, [f"refitted {prod.ref}'s {len(events)} events plus {len(new)} stored interactions", *notes]
+    return path, [f"refitted {prod.ref}'s {len(events)} events plus {len(new)} stored interactions", *notes,
+                  *retired]
 
 
 def request_items(path: str | Path) -> tuple[list[Item], dict[str, str], list[str]]:
@@ -113,7 +138,8 @@ def request_items(path: str | Path) -> tuple[list[Item], dict[str, str], list[st
 
     items, report = read_items(path)
     return (items, {"items": str(path), "items_sha256": file_sha256(path)},
-            [f"items: {len(items)} from {path}", *format_skips(report, path)])
+            [f"items: {len(items)} from {path}", *format_skips(report, path),
+             *textless_note(items, path)])
 
 
 def production_items(settings: Any, domain: str) -> tuple[list[Item] | None, dict[str, str], list[str]]:
@@ -132,7 +158,8 @@ def production_items(settings: Any, domain: str) -> tuple[list[Item] | None, dic
     return items, lineage, [f"{notes[0]} (production {prod.ref}'s catalogue, reused)", *notes[1:]]
 
 
-def train_from_request(settings: Any, domain: str, params: dict[str, Any], output: Path) -> tuple[Path, list[str]]:
+def train_from_request(settings: Any, domain: str, params: dict[str, Any], output: Path,
+                       db: Database | None = None) -> tuple[Path, list[str]]:
     """Fit on the request's interactions file (bad rows skipped only with ``options.skip_bad``)
     and its ``items``, else production's catalogue file."""
     from data_connectors.base import file_sha256
@@ -142,11 +169,12 @@ def train_from_request(settings: Any, domain: str, params: dict[str, Any], outpu
     rows, report = read_interactions(source, skip_bad=skip_bad)
     items, item_lineage, item_notes = (request_items(params["items"]) if params.get("items")
                                        else production_items(settings, domain))
+    (rows,), items, retired = drop_retired(db, domain, [rows], items)
     path = train(rows, output, items=items, config=recs_config(params),
                  lineage={"interactions": str(source), "interactions_sha256": file_sha256(source), **item_lineage})
     notes = "; ".join(format_skips(report, source))
     return path, [f"trained on {len(rows)} interactions from {source}" + (f" ({notes})" if notes else ""),
-                  *item_notes]
+                  *item_notes, *retired]
 
 
 def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +187,7 @@ def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) ->
     with tempfile.TemporaryDirectory(dir=reg.task_dir(domain, TASK), prefix=".train-") as tmp:
         output = Path(tmp) / "model"
         if params.get("data"):
-            path, notes = train_from_request(settings, domain, params, output)
+            path, notes = train_from_request(settings, domain, params, output, db)
         else:
             path, notes = refit_production(settings, db, domain, params, output)
         for line in notes:

@@ -52,6 +52,8 @@ class RecsService:
         self._stamp: tuple[int, int] | None = None
         self._synced_id = 0
         self._synced_at = 0.0
+        self._retired: set[str] = set()  # retired item ids (the table's, read every SYNC_INTERVAL_S)
+        self._retired_at = float("-inf")
 
     # -- the model ------------------------------------------------------------------------
     def _pointer_stamp(self) -> tuple[int, int] | None:
@@ -158,18 +160,46 @@ class RecsService:
         return {"stored": len(events), "folded_in": known, "unknown_items": len(events) - known,
                 "model_version": model.ref}
 
+    # -- retired items --------------------------------------------------------------------
+    def retire(self, item_id: str, actor: str) -> dict[str, Any]:
+        """Take ``item_id`` out of service: no answer names it again (in any process, within
+        ``SYNC_INTERVAL_S``) and refits leave its events out. Retiring it again changes nothing."""
+        item_id = str(item_id)
+        if self.db is None:  # nowhere to keep it but this process
+            self._retired.add(item_id)
+            return {"item_id": item_id, "retired": True}
+        from services.recommendations.models import RecsRetiredItem
+
+        with self.db.session() as s:
+            if s.get(RecsRetiredItem, (self.domain, item_id)) is None:
+                s.add(RecsRetiredItem(domain=self.domain, item_id=item_id, retired_at=datetime.now(UTC),
+                                      actor=actor[:100]))
+        self._retired_at = float("-inf")  # this process sees it at once
+        return {"item_id": item_id, "retired": True}
+
+    def _exclude(self, model: TrainedModel) -> list[int]:
+        """Indices of the retired items ``model`` knows, for the recommenders' ``exclude``."""
+        if self.db is not None and time.monotonic() - self._retired_at >= SYNC_INTERVAL_S:
+            from services.recommendations.models import retired_ids
+
+            try:
+                self._retired = retired_ids(self.db, self.domain)
+                self._retired_at = time.monotonic()
+            except SQLAlchemyError as exc:  # serve on with the last list read
+                log.warning("recommendations: cannot read retired items: %s", exc)
+        return [model.item_index[i] for i in self._retired if i in model.item_index]
+
     # -- queries --------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int = 10) -> dict[str, Any]:
         check_k(k)
         model = self.model()
         known = str(user_id) in model.histories
-        items = model.recommend([str(user_id)], k)[0]
+        items = model.recommend([str(user_id)], k, exclude=self._exclude(model))[0]
         return {"user_id": str(user_id), "items": items,
                 "strategy": "personalised" if known else "popularity", "model_version": model.ref}
 
     def similar(self, item_id: str, k: int = 10) -> dict[str, Any]:
         check_k(k)
         model = self.model()
-        known = str(item_id) in model.item_index
-        return {"item_id": str(item_id), "items": model.similar(str(item_id), k),
-                "strategy": "similar" if known else "popularity", "model_version": model.ref}
+        items, strategy = model.similar(str(item_id), k, exclude=self._exclude(model))
+        return {"item_id": str(item_id), "items": items, "strategy": strategy, "model_version": model.ref}

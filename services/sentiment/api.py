@@ -167,6 +167,7 @@ def ticker_sentiment(ticker: str) -> Any:
     start = datetime.fromisoformat(data["start"])  # may lie before EARLIEST: not re-validated
     data["points"] = [p.to_dict(with_articles) for p in data["points"]]
     data["window"] = request.args.get("window", "30d") if first is None else None
+    data["alert_bucket_s"] = pipeline().rules.bucket_s  # what an alert's `at` opens, whatever the chart's bucket
     # an alert covers its bucket: one that began before a mid-bucket start is still on the chart
     data["alerts"] = [a for a in list_alerts(pipeline().db, since=start, ticker=t, limit=1000,
                                              bucket_s=pipeline().rules.bucket_s) if a["at"] < data["end"]]

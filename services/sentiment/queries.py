@@ -18,7 +18,9 @@ def _iso(dt: datetime) -> str:
 def tickers(db: Any, limit: int = 200) -> dict[str, Any]:
     with db.session() as s:
         rows = s.execute(select(ArticleTicker.ticker, func.count(), func.max(ArticleTicker.published_at))
-                         .group_by(ArticleTicker.ticker).order_by(func.count().desc()).limit(limit)).all()
+                         .group_by(ArticleTicker.ticker)
+                         .order_by(func.count().desc(), ArticleTicker.ticker)  # ties alike on every backend
+                         .limit(limit)).all()
         sources = [r[0] for r in s.execute(select(Article.source).distinct().order_by(Article.source).limit(200))]
     return {"tickers": [{"ticker": t, "articles": n, "last_at": _iso(last)} for t, n, last in rows],
             "sources": sources}

@@ -99,6 +99,10 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
     now = datetime.now(UTC)
     try:
         with db.session() as s:
+            # rows locked in id order, as ingest locks them: two tasks claiming versions of the
+            # same articles in scan order deadlocked on PostgreSQL (PG QA); SQLite ignores it
+            s.execute(select(Article.id).where(Article.id.in_([a.id for a in arts])).order_by(Article.id)
+                      .with_for_update())
             # claim first: only articles still unscored and still carrying the text just scored.
             # One updated meanwhile (new text, scores dropped) is left to its own scoring task;
             # one updated after the claim waits for this commit (row lock) and then drops these scores.

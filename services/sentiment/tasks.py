@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,10 @@ def _pipeline() -> Any:
 # Results go to the log, never to a caller: with a result kept, each apply_async left the
 # sending thread subscribed to a Redis channel nobody read (169 bytes a post piling up in
 # the socket, soak QA) and a celery-task-meta key behind.
+# A deadlock or a dropped database connection (SQLAlchemy's OperationalError) is retried like
+# a broker hiccup: left to the sweep, the batch waited 5-6 minutes unscored (PG QA).
 @shared_task(name="services.sentiment.tasks.score_articles", acks_late=True, ignore_result=True,
-             autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+             autoretry_for=(ConnectionError, OperationalError), retry_backoff=True, max_retries=5)
 def score_articles_task(ids: list[str]) -> dict[str, Any]:
     """Score articles by id (idempotent: already scored ones are skipped). With no model yet
     (first run still training) they stay unscored for the sweep: one log line, not a traceback."""

@@ -768,3 +768,53 @@ def test_that_did_not_help_offers_the_topics_other_entries_then_a_person(client,
     assert (last["kind"], last["answer"], last["handoff"]) == ("handoff", HANDOFF_ANSWER, True)
     tickets = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
     assert [t["reason"] for t in tickets if t["session_id"] == sid] == ["low_confidence"]
+
+
+def test_a_handoff_counts_once_and_silent_turns_are_no_chats(client, chat_settings) -> None:
+    """Every silent turn after "talk to an agent" counted as another hand-off of the encoder: a
+    waiting customer's 12 messages raised a handoff_rate alert with one ticket (cross-service QA)."""
+    from shared import monitoring
+
+    domain = chat_settings.chatbot_domain
+    monitoring.forget(chat_settings, domain)
+    sid = chat(client, "How do I reset my card PIN?").get_json()["session_id"]
+    assert chat(client, "I want to talk to a human agent please", sid).get_json()["kind"] == "handoff"
+    for text in ("hello?", "anyone there?", "How do I reset my card PIN?"):
+        assert chat(client, text, sid).get_json()["kind"] == "silent"
+    figures = monitoring.summary(chat_settings, domain, "chat", "bow")
+    assert figures["chats"] == 2 and figures["handoff_rate"] == 0.5, figures
+    monitoring.forget(chat_settings, domain)
+
+
+def test_a_suggestion_deleted_since_it_was_offered_answers_its_question(client, ops_headers) -> None:
+    """A "Did you mean" button kept in the widget after ops deleted its entry was a 400 ("Sorry,
+    something went wrong"): the suggestion's question is answered by retrieval instead. An id the
+    session was never offered stays a 400."""
+    sid = f"stale-{uuid.uuid4().hex[:8]}"
+    data = chat(client, "How do I reset my card PIN? <b>x</b>", sid).get_json()
+    assert data["kind"] == "clarify", data
+    gone = data["sources"][0]
+    assert client.delete(f"/v1/kb/{gone['id']}", headers=ops_headers).status_code == 200
+    r = client.post("/v1/chat", json={"session_id": sid, "message": gone["question"], "entry_id": gone["id"]})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["answer"] and gone["id"] not in [s["id"] for s in r.get_json()["sources"]]
+    r = client.post("/v1/chat", json={"session_id": sid, "message": "x", "entry_id": "no-such-entry"})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_entry"
+    other = chat(client, "What is the interest rate on credit cards?").get_json()["session_id"]
+    r = client.post("/v1/chat", json={"session_id": other, "message": gone["question"], "entry_id": gone["id"]})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_entry"
+
+
+def test_feedback_on_an_answer_deleted_since_is_stored_but_not_exported(client, ops_headers) -> None:
+    """"Helpful" on an answer whose entry ops deleted afterwards was a 400 ("Sorry, we couldn't save
+    your feedback"): the session's transcript shows the answer was given, so the rating is kept;
+    the training-pair export still leaves the deleted entry out."""
+    sid = f"fbgone-{uuid.uuid4().hex[:8]}"
+    assert chat(client, "How do I reset my card PIN?", sid).get_json()["sources"][0]["id"] == "reset-pin"
+    assert client.delete("/v1/kb/reset-pin", headers=ops_headers).status_code == 200
+    fb = {"session_id": sid, "rating": "up", "entry_id": "reset-pin", "message": "How do I reset my card PIN?"}
+    assert client.post("/v1/feedback", json=fb).status_code == 201
+    assert "reset-pin" not in client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True)
+    other = chat(client, "What is the interest rate on credit cards?").get_json()["session_id"]
+    r = client.post("/v1/feedback", json={**fb, "session_id": other})  # never given to this session
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_entry"

@@ -345,6 +345,29 @@ def test_widget_keeps_an_offer_across_a_reload_wraps_long_words_and_gives_back_f
         assert box.input_value() == "a question the server refuses"
 
 
+@pytest.mark.browser
+def test_widget_survives_a_kb_edit_under_its_suggestions_and_answers(app, ops_headers) -> None:
+    """After ops deleted an entry, its "Did you mean" button (kept across a reload) answered
+    "Sorry, something went wrong" and "Helpful" on its earlier answer "we couldn't save your
+    feedback": the pick is answered from its question, and the rating is kept."""
+    with demo_page(app) as (page, base):
+        box, log = ask_on_demo_page(page, base, "How do I reset my card PIN?")
+        log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
+        box.fill("How do I reset my card PIN? <b>x</b>")
+        box.press("Enter")
+        log.get_by_role("button", name="I forgot my PIN").wait_for(timeout=15_000)
+        assert app.test_client().delete("/v1/kb/reset-pin", headers=ops_headers).status_code == 200
+        page.reload()
+        page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)
+        replies = log.locator(".fpc-bot").count()
+        log.get_by_role("button", name="I forgot my PIN").click()
+        log.locator(".fpc-bot").nth(replies).wait_for(timeout=15_000)
+        page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+        log.get_by_role("button", name="Helpful").first.click()
+        page.locator(".fpc-status").get_by_text("Thanks for your feedback.").wait_for(timeout=15_000)
+        assert log.locator(".fpc-error").count() == 0, log.inner_text()
+
+
 # The WCAG contrast ratio of an element's text (or, with "outline", its outline) and a colour or
 # the first opaque background behind it.
 CONTRAST_JS = """([sel, what, against]) => {

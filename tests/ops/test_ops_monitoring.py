@@ -63,6 +63,26 @@ def test_chatbot_handoff_and_thumbs_down_rates(ops, unique):
     assert monitoring.summary(settings, domain, "chat", "current").get("chats") is None
 
 
+def test_each_rate_needs_its_own_minimum_of_samples(ops, unique):
+    """min_samples was checked on the chats for every rate: 3 thumbs-down among 40 chats raised a
+    thumbs_down_rate alert (cross-service QA). Each rate is judged on its own denominator."""
+    settings = ops["settings"]
+    domain = f"bank{unique}"
+    for _ in range(40):
+        monitoring.record_chat(settings, domain, handoff=False)
+    for _ in range(3):
+        monitoring.record_feedback(settings, domain, helpful=False)
+    figures = monitoring.summary(settings, domain, "chat", "current")
+    assert figures["thumbs_down_rate"] == 1.0 and monitoring.alerts_for(figures, {}) == []
+    for _ in range(27):
+        monitoring.record_feedback(settings, domain, helpful=False)
+    figures = monitoring.summary(settings, domain, "chat", "current")
+    assert [a["kind"] for a in monitoring.alerts_for(figures, {})] == ["thumbs_down_rate"]
+    few_chats = {**figures, "chats": 3, "handoff_rate": 1.0, "feedback": 30, "thumbs_down_rate": 0.0}
+    assert monitoring.alerts_for(few_chats, {}) == []  # 3 hand-offs are no rate, whatever the feedback
+    monitoring.forget(settings, domain)
+
+
 def test_the_bucket_index_keeps_a_month_and_expires_with_its_buckets(ops, series):
     """Soak QA: the per-series index of hourly buckets had no expiry and was never trimmed, so it
     grew a member an hour forever, and ``forget`` left it behind once the buckets had expired."""

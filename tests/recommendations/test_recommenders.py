@@ -181,3 +181,57 @@ def test_a_quiet_window_does_not_put_one_click_items_in_front_of_everyone() -> N
         Interaction(f"n{n}", "fresh-item", 5.0, old + 4000 * day) for n in range(300)])
     top = Popularity(window_days=7).fit(crowd).recommend(History(), k=1)[0]
     assert crowd.item_ids[top[0]] == "fresh-item"  # a busy window decides
+
+
+def trending_checkerboard() -> list:
+    """The checker-board plus "P", clicked by 40 other users just now, and "doc", a text-only
+    A-like item nobody else clicked: popularity dominates every user's list on this fit."""
+    from data_connectors.interactions.records import Interaction
+    from tests.recommendations.conftest import checkerboard_records
+
+    rows = checkerboard_records()
+    rows += [Interaction(f"c{n}", "P", 5.0, 5000 + n) for n in range(40)]
+    rows.append(Interaction("z0", "doc", 5.0, 1000))
+    return rows
+
+
+def test_similar_items_ignore_the_popularity_prior() -> None:
+    """Regression (cross-service QA): with the fitted popularity weight at 1000 (MIND), every
+    item's similar list was the trending list, since the hybrid scored the item as a one-item
+    history through the whole blend. Similar items must come from co-occurrence and text."""
+    from services.recommendations.recommenders import Hybrid
+
+    data = Interactions.from_records(trending_checkerboard())
+    vecs = np.array([[1.0, 0.0] if i[0] in "Ad" else [0.0, 1.0] if i[0] == "B" else [0.0, 0.0]
+                     for i in data.item_ids], np.float32)  # "P" has no text
+    model = Hybrid([EASE(l2=1.0), Transitions(), Popularity(half_life_hours=0.02, prior_events=1.0),
+                    Content(vectors=vecs)], [1.0, 1.5, 1000.0, 0.5]).fit(data)
+    idx = data.item_ids.index
+    a0 = data.histories()[data.user_ids.index("a0")]
+    assert model.recommend(a0, k=1)[0].tolist() == [idx("P")]  # the blend is popularity-led
+    for item, group in (("A0", "a"), ("B0", "b")):
+        items, scores = model.similar_items(idx(item), k=5)
+        assert len(items) == 5 and idx(item) not in items.tolist() and idx("P") not in items.tolist()
+        assert set(items.tolist()) <= group_items(data, group), (item, items)
+        assert scores.max() <= sum(w for c, w in zip(model.components, model.weights, strict=True)
+                                   if c.name != "popularity")  # no ~1000 popularity score
+    # a text-only item: its neighbours are the items its text is like (group A), not "P"
+    items, _ = model.similar_items(idx("doc"), k=3)
+    assert len(items) == 3 and set(items.tolist()) <= group_items(data, "a")
+
+
+def test_an_item_nothing_relates_to_falls_back_to_popularity_and_says_so(tmp_path: Path) -> None:
+    """An item with no co-occurrence or text gets the popular items, labelled ``popularity``
+    (not ``similar``), and never itself; a related item keeps ``similar``."""
+    from services.recommendations.pipeline import TrainedModel, train
+
+    path = train(trending_checkerboard(), tmp_path / "model",
+                 config=RecsConfig(ease_l2=1.0, w_popularity=1000.0, popularity_half_life_hours=0.02,
+                                   popularity_prior_events=1.0))
+    model = TrainedModel(path)
+    items, strategy = model.similar("doc", k=3)  # no text in this fit: nothing relates to it
+    assert strategy == "popularity" and items[0]["item_id"] == "P"
+    assert "doc" not in [r["item_id"] for r in items]
+    items, strategy = model.similar("A0", k=3)
+    assert strategy == "similar" and {r["item_id"][0] for r in items} == {"A"}
+    assert model.similar("never-seen", k=2)[1] == "popularity"

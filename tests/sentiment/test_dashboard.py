@@ -147,6 +147,28 @@ def test_an_open_dashboard_shows_an_alerts_true_count_and_follows_its_updates(ap
         assert errors == []
 
 
+@pytest.mark.browser
+def test_opening_an_alert_lists_the_articles_of_its_bucket(app, pipe) -> None:
+    """Regression (cross-service QA): a click on an alert listed the whole window's articles
+    (63 for a ticker whose alert stood on 8), never the ones behind the alert."""
+    item = '#alerts li[data-id="ACME-20240331T0000"]'
+    with dashboard(app, pipe) as (page, base, errors):
+        page.goto(f"{base}/?ticker=ACME")
+        page.wait_for_selector(item, timeout=15_000)
+        (a,) = app.test_client().get("/v1/alerts").get_json()["alerts"]
+        page.wait_for_function("document.getElementById('articles-title').innerText.endsWith('window')",
+                               timeout=15_000)
+        window = page.locator("#articles tbody tr").count()
+        page.click(item)
+        page.wait_for_function("document.getElementById('articles-title').innerText.includes('alert')",
+                               timeout=15_000)
+        assert "8 articles" in page.inner_text("#articles-title")
+        rows = page.locator("#articles tbody tr")
+        assert rows.count() == a["article_count"] == 8 < window
+        assert all(w.startswith("2024-03-31") for w in rows.locator("td.when").all_inner_texts())
+        assert errors == []
+
+
 @contextlib.contextmanager
 def dashboard(app: Any, pipe: Any, **context: Any) -> Iterator[tuple[Any, str, list[str]]]:
     """ACME's calm month and its burst day (2024-03-31, a critical alert) scored, ``app`` on a real

@@ -163,6 +163,18 @@ def test_explicit_tickers_override_linking(client, pipe) -> None:
         assert sorted(s.scalars(select(ArticleTicker.ticker))) == ["ACME", "BOLT"]
 
 
+def test_tickers_with_as_many_articles_are_listed_by_symbol(any_db_url, settings, redis_url, stub_scorer) -> None:
+    """PG QA: ties came back in the backend's own order (ALFA, QQQX, BETA on PostgreSQL), so
+    which of them made the 200-ticker list depended on the database."""
+    from services.sentiment import create_app, queries
+
+    pipe = create_app(settings.model_copy(update={"database_url": any_db_url}), scorer=stub_scorer
+                      ).extensions["sentiment"]
+    pipe.ingest([art(i, title=f"${t} update", tickers=[t]) for i, t in enumerate(["ZETA", "QQQX", "ALFA", "BETA"])]
+                + [art(9, title="$MIDL", tickers=["MIDL"]), art(10, title="$MIDL again", tickers=["MIDL"])])
+    assert [t["ticker"] for t in queries.tickers(pipe.db)["tickers"]] == ["MIDL", "ALFA", "BETA", "QQQX", "ZETA"]
+
+
 def _symbols(n: int) -> list[str]:
     """``n`` distinct all-caps symbols no stoplist knows: QAA, QAB, ..."""
     return [f"Q{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(n)]

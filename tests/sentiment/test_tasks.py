@@ -113,3 +113,28 @@ def test_scoring_with_no_model_yet_leaves_articles_for_the_sweep(pipe, migrated,
     assert "1 articles left for the sweep" in caplog.text and "sentiment model" in caplog.text
     with pipe.db.session() as s:
         assert s.scalars(select(Score)).all() == []
+
+
+def test_a_database_deadlock_is_retried_not_left_to_the_sweep(pipe, migrated, monkeypatch, stub_scorer) -> None:
+    """PG QA: racing versions of the same articles deadlocked the claim; the task retried only
+    the builtin ConnectionError, so the batch waited 5-6 minutes for the sweep."""
+    from sqlalchemy.exc import OperationalError
+
+    from services.sentiment import tasks
+
+    monkeypatch.setattr(tasks, "_settings", lambda: migrated)
+    monkeypatch.setattr("services.sentiment.pipeline.load_scorer", lambda settings: stub_scorer)
+    ids = pipe.ingest([{"id": "d1", "source": "w", "published_at": "2024-02-01", "title": "$ACME fraud probe"}]).stored
+    real, calls = tasks._pipeline, []
+
+    def deadlocking_once() -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE news_articles", {}, Exception("deadlock detected"))
+        return real()
+
+    monkeypatch.setattr(tasks, "_pipeline", deadlocking_once)
+    result = tasks.score_articles_task.apply(args=[ids])
+    assert result.successful() and len(calls) == 2
+    with pipe.db.session() as s:
+        assert [r.article_id for r in s.scalars(select(Score))] == ["d1"]

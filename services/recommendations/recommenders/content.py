@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from services.recommendations.recommenders.base import RecommenderBase
+from services.recommendations.recommenders.base import RecommenderBase, top_k
 from services.recommendations.recommenders.data import History, Interactions, recency_weights
 from shared.model_loading import model_loading
 
@@ -66,6 +66,14 @@ class Content(RecommenderBase):
             profile = (self.vectors[items] * w[:, None]).sum(axis=0)
             out[row] = self.vectors @ profile / max(w.sum(), 1e-9)
         return out
+
+    def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Text neighbours by cosine; items without text (zero vectors) relate to nothing."""
+        self._check_item(item)
+        has_text = np.abs(self.vectors).sum(axis=1) > 0
+        sims = np.where(has_text, self.vectors @ self.vectors[item], -np.inf).astype(np.float32)
+        sims[item] = -np.inf
+        return top_k(sims, k)
 
     def get_params(self) -> dict[str, Any]:
         return {"model_path": self.model_path, "history": self.history, "half_life": self.half_life}

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from services.recommendations.recommenders.base import RecommenderBase
+from services.recommendations.recommenders.base import RecommenderBase, top_k
 from services.recommendations.recommenders.data import History, Interactions
 
 
@@ -79,6 +79,28 @@ class Hybrid(RecommenderBase):
             total[empty] += scale_rows(pop.score([h for h, e in zip(histories, empty, strict=True) if e]))
         return total
 
+    def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Items related to ``item`` by the item-similarity parts alone (co-occurrence, transitions, text).
+
+        Popularity is a prior about what anyone clicks next, not a relation between two items:
+        blended in (the base's one-item history), a heavy fitted popularity weight made every
+        item's list the trending list. Each part is scaled by its best score, as in the sparse
+        path; items no part relates stay out, so an item without evidence gets an empty list
+        and the caller decides (and says) what to fall back to.
+        """
+        self._check_item(item)
+        total = np.zeros(self.n_items, dtype=np.float32)
+        for comp, weight in zip(self.components, self.weights, strict=True):
+            if weight == 0 or comp.name == "popularity":
+                continue
+            idx, vals = comp.similar_items(item, self.n_items)
+            keep = vals > 0
+            if keep.any():
+                total[idx[keep]] += weight * vals[keep] / vals[keep].max()
+        total[total <= 0] = -np.inf
+        total[item] = -np.inf
+        return top_k(total, k)
+
     # -- fast path for large catalogues ----------------------------------------------------
     def _sparse_ready(self) -> bool:
         return all(w == 0 or c.name == "popularity" or hasattr(c, "sparse_row")
@@ -103,8 +125,6 @@ class Hybrid(RecommenderBase):
 
     def _recommend_sparse(self, hist: History, k: int, exclude: Sequence[int],
                           pop_row: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        from services.recommendations.recommenders.base import top_k
-
         pop = self._popularity()
         assert pop is not None
         w_pop = sum(w for c, w in zip(self.components, self.weights, strict=True) if c.name == "popularity")

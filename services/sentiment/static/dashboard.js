@@ -41,7 +41,14 @@
     // article_ids holds at most 50 of them: the count is article_count (absent from an older server)
     const count = a.article_count ?? a.article_ids.length;
     li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + count + " articles", "meta"));
-    const open = () => { $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10); load(); };
+    // the chart around the alert, then the articles of its bucket: the ones behind it, not the window's
+    const open = async () => {
+      $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10);
+      await load();
+      if (!state.data || !state.data.alert_bucket_s) return;
+      const end = new Date(Date.parse(a.at) + state.data.alert_bucket_s * 1000).toISOString();
+      await loadArticles(a.at, end, "alert " + iso(a.at) + " · " + count + " articles");
+    };
     li.tabIndex = 0;  // reachable and opened by keyboard too, not by mouse only
     li.setAttribute("role", "button");  // announced as something that acts, not as plain text
     li.addEventListener("click", open);
