@@ -131,32 +131,40 @@ def test_openapi_describes_the_alert_stream_as_server_sent_events(client) -> Non
     assert [p["name"] for p in stream["parameters"] if p["in"] == "header"] == ["Last-Event-ID"]
 
 
-def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url, monkeypatch,
-                                                                webhook_receiver) -> None:
-    """Regression (left open in session 17): retractions went to the SSE stream only, so a webhook
-    or pub/sub consumer kept an alert that re-evaluation had withdrawn."""
+def _alert_messages(pipe, redis_url: str, monkeypatch, webhook_receiver, batches: list[list[dict]]) -> list[dict]:
+    """ACME's calm month scored, then each batch ingested and scored (a re-sent row as a new
+    version) with a webhook set: the Redis messages heard, once the webhook has drained."""
     from services.sentiment.alerts import CHANNEL
     from shared import webhooks
     from shared.redis_client import channel, get_redis
 
-    webhook_receiver.slow_first_s = 0.3  # the retraction must not overtake the raise
     monkeypatch.setattr(pipe, "settings", pipe.settings.model_copy(
         update={"sentiment_webhook_url": webhook_receiver.url}))
     pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
     sub = get_redis(redis_url).pubsub()
     sub.subscribe(channel(redis_url, CHANNEL))
     sub.get_message(timeout=1)
-    day = START.replace(day=31)
-    pipe.score(pipe.ingest(burst("ACME", day)).stored)
-    calm = [{**r, "title": f"$ACME hosts investor day #{i}", "body": "Routine."}
-            for i, r in enumerate(burst("ACME", day))]
-    pipe.score(pipe.ingest(calm).to_score)  # the burst's articles corrected: the alert is withdrawn
+    for rows in batches:
+        pipe.score(pipe.ingest(rows).to_score)
     messages = []
     while (msg := sub.get_message(timeout=2)) is not None:
         if msg["type"] == "message":
             messages.append(json.loads(msg["data"]))
     sub.close()
     assert webhooks.drain(10)
+    return messages
+
+
+def test_a_retraction_reaches_redis_subscribers_and_the_webhook(pipe, redis_url, monkeypatch,
+                                                                webhook_receiver) -> None:
+    """Regression (left open in session 17): retractions went to the SSE stream only, so a webhook
+    or pub/sub consumer kept an alert that re-evaluation had withdrawn."""
+    webhook_receiver.slow_first_s = 0.3  # the retraction must not overtake the raise
+    day = START.replace(day=31)
+    calm = [{**r, "title": f"$ACME hosts investor day #{i}", "body": "Routine."}
+            for i, r in enumerate(burst("ACME", day))]
+    messages = _alert_messages(pipe, redis_url, monkeypatch, webhook_receiver, [
+        burst("ACME", day), calm])  # the burst's articles corrected: the alert is withdrawn
     alert_id = f"ACME-{day:%Y%m%dT%H%M}"
     assert [(m["id"], m.get("retracted", False)) for m in messages] == [(alert_id, False), (alert_id, True)]
     bodies = [([a["id"] for a in p["alerts"]], [a["id"] for a in p["retracted"]]) for p in webhook_receiver.got]
@@ -181,25 +189,9 @@ def test_an_alert_update_reaches_the_stream_not_redis_or_the_webhook(pipe, redis
     """Analyst QA: an alert whose numbers change (same kind and severity) is sent on the SSE
     stream as an update; Redis and the webhook read every message as a new or changed alert,
     so they keep hearing raises and retractions only (a count moves with every scored batch)."""
-    from services.sentiment.alerts import CHANNEL
-    from shared import webhooks
-    from shared.redis_client import channel, get_redis
-
-    monkeypatch.setattr(pipe, "settings", pipe.settings.model_copy(
-        update={"sentiment_webhook_url": webhook_receiver.url}))
-    pipe.score(pipe.ingest(history(["ACME"], START, 30)).stored)
-    sub = get_redis(redis_url).pubsub()
-    sub.subscribe(channel(redis_url, CHANNEL))
-    sub.get_message(timeout=1)
     day = START.replace(day=31)
-    pipe.score(pipe.ingest(day_of("ACME", day, 8)).stored)
-    pipe.score(pipe.ingest(day_of("ACME", day, 4, first=8)).stored)  # 12 articles: the same alert, updated
-    messages = []
-    while (msg := sub.get_message(timeout=1)) is not None:
-        if msg["type"] == "message":
-            messages.append(json.loads(msg["data"]))
-    sub.close()
-    assert webhooks.drain(10)
+    messages = _alert_messages(pipe, redis_url, monkeypatch, webhook_receiver, [
+        day_of("ACME", day, 8), day_of("ACME", day, 4, first=8)])  # 12 articles: the same alert, updated
     assert [(m["id"], m["article_count"]) for m in messages] == [("ACME-20240331T0000", 8)]
     assert [[a["article_count"] for a in p["alerts"]] for p in webhook_receiver.got] == [[8]]
 
