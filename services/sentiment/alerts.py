@@ -47,11 +47,13 @@ class Judgement:
     raised: list[dict[str, Any]] = field(default_factory=list)
     retracted: list[dict[str, Any]] = field(default_factory=list)
     updated: list[dict[str, Any]] = field(default_factory=list)
+    failed: dict[str, list[datetime]] = field(default_factory=dict)  # ticker -> times still to judge
 
     def __iadd__(self, other: Judgement) -> Judgement:
         self.raised += other.raised
         self.retracted += other.retracted
         self.updated += other.updated
+        self.failed.update(other.failed)
         return self
 
 
@@ -278,7 +280,8 @@ def _reconcile(db: Any, ticker: str, lo: datetime, points: list[Point], by_id: d
 
 def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules, live: bool = True) -> Judgement:
     """Raised and retracted alerts of every touched ticker; one ticker failing never loses the
-    others' (its articles are scored and stored already; the error is logged and counted).
+    others' (its articles are scored and stored already; the error is logged and counted, and
+    the ticker is returned in ``failed`` for the pipeline to judge again).
     ``live`` False: a backfill's judgment, stored quiet (see :func:`_reconcile`)."""
     new = Judgement()
     for ticker in sorted(touched):
@@ -287,6 +290,7 @@ def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules, live: bo
         except Exception:
             log.exception("alert evaluation failed for %s; other tickers go on", ticker)
             counter("finpulse_sentiment_alert_errors", "Tickers whose alert evaluation failed", ()).inc()
+            new.failed[ticker] = list(touched[ticker])
     return new
 
 

@@ -6,6 +6,7 @@ through the CLI and live arrival over HTTP run the same code.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,12 +16,15 @@ from typing import Any
 from services.sentiment import alerts as alerts_mod
 from services.sentiment.ingest import IngestReport, ingest
 from services.sentiment.linking import Linker
+from services.sentiment.models import as_utc
 from services.sentiment.scoring import Scorer, load_scorer, model_ref, score_articles, unscored_ids
 from shared.db import Database
 from shared.errors import Unavailable
 from shared.metrics import counter, histogram
 
 log = logging.getLogger(__name__)
+# Redis hash: ticker -> {"times": [earliest, latest], "live"}, tickers whose judgment failed
+OWED_JUDGMENTS = "finpulse:sentiment:owed-judgments"
 
 
 @lru_cache(maxsize=4)
@@ -119,6 +123,8 @@ class Pipeline:
         raised (sent to live channels with the retractions unless ``publish`` is False: then they
         are stored quiet, so the SSE stream leaves them out too)."""
         judged = alerts_mod.evaluate(self.db, touched, self.rules, live=publish)
+        if judged.failed:
+            self._owe(judged.failed, publish)
         for a in judged.raised:
             counter("finpulse_sentiment_alerts", "Alerts raised", ("kind", "severity")).labels(
                 a["kind"], a["severity"]).inc()
@@ -128,6 +134,41 @@ class Pipeline:
         if publish:
             alerts_mod.publish(self.settings, judged)
         return judged.raised
+
+    def _owe(self, failed: dict[str, list[datetime]], live: bool) -> None:
+        """Keep tickers whose judgment failed (a dropped database connection after their scores
+        were committed) for the next sweep: the sweep takes unscored articles only, so nothing
+        judged their buckets again until another article of the ticker came (PG QA)."""
+        from shared.redis_client import get_redis
+
+        try:
+            client = get_redis(self.settings.redis_url)
+            for ticker, times in failed.items():
+                owed = json.loads(client.hget(OWED_JUDGMENTS, ticker) or "{}")
+                # a judgment reads only the earliest and latest of its times
+                at = sorted({*owed.get("times", []), *(as_utc(t).isoformat() for t in times)})
+                client.hset(OWED_JUDGMENTS, ticker, json.dumps(
+                    {"times": [at[0], at[-1]], "live": owed.get("live", False) or live}))
+        except Exception as exc:  # Redis down too: the ticker's next article judges it again
+            log.warning("could not keep %d tickers to judge again: %s", len(failed), exc)
+
+    def judge_owed(self) -> list[dict[str, Any]]:
+        """Judge again the tickers whose judgment failed (see :meth:`_owe`); returns the alerts raised."""
+        from shared.redis_client import get_redis
+
+        try:
+            with get_redis(self.settings.redis_url).pipeline(transaction=True) as pipe:
+                owed, _ = pipe.hgetall(OWED_JUDGMENTS).delete(OWED_JUDGMENTS).execute()
+        except Exception as exc:  # kept there for the next sweep
+            log.warning("could not read the tickers to judge again: %s", exc)
+            return []
+        raised: list[dict[str, Any]] = []
+        for live in (False, True):
+            touched = {(t.decode() if isinstance(t, bytes) else t): [datetime.fromisoformat(x) for x in o["times"]]
+                       for t, o in ((t, json.loads(v)) for t, v in owed.items()) if bool(o["live"]) == live}
+            if touched:
+                raised += self.judge(touched, publish=live)
+        return raised
 
     def _in_event_order(self, ids: list[str]) -> list[str]:
         """Score oldest first, so each bucket is judged against a baseline already scored."""
@@ -144,14 +185,17 @@ class Pipeline:
         return sorted(ids, key=lambda i: (order.get(i) is None, order.get(i) or 0, i))
 
     def sweep(self, limit: int = 5000, grace_s: float = 0.0) -> ScoreOutcome:
-        """Score articles left unscored (worker crash, no model yet), oldest first.
+        """Score articles left unscored (worker crash, no model yet), oldest first, and judge
+        the tickers whose judgment failed since the last sweep.
 
         ``grace_s``: skip articles that arrived this recently; their queued tasks score them,
         and a sweep that took them too scored a backlog twice.
         """
         before = datetime.now(UTC) - timedelta(seconds=grace_s) if grace_s else None
         ids = unscored_ids(self.db, limit, arrived_before=before)
-        return self.score(ids) if ids else ScoreOutcome()
+        out = self.score(ids) if ids else ScoreOutcome()
+        out.alerts += self.judge_owed()
+        return out
 
     def dispatch(self, ids: list[str]) -> str:
         """Hand new ids to scoring as configured: 'scored', 'queued' or 'pending'."""

@@ -109,6 +109,33 @@ def test_one_ticker_failing_evaluation_keeps_the_other_tickers_alerts(pipe, monk
     assert [a["ticker"] for a in new.raised] == ["QBTX"]
 
 
+def test_a_ticker_whose_judgment_failed_is_judged_again_by_the_next_sweep(pipe, monkeypatch) -> None:
+    """PG QA: a dropped connection during alert evaluation, after the scores were committed, left
+    the burst unjudged: the sweep takes unscored articles only, so the alert came only with the
+    ticker's next article."""
+    from services.sentiment import alerts as alerts_mod
+    from services.sentiment.pipeline import OWED_JUDGMENTS
+    from shared.redis_client import get_redis
+
+    get_redis(pipe.settings.redis_url).delete(OWED_JUDGMENTS)  # nothing owed by other tests
+    pipe.score(pipe.ingest(history(["QBTX"], START, 30)).stored)
+    real, failing = alerts_mod.evaluate_ticker, [True]
+
+    def dropped_once(db, ticker, times, rules, **kw):
+        if failing[0]:
+            raise OSError("server closed the connection unexpectedly")
+        return real(db, ticker, times, rules, **kw)
+
+    monkeypatch.setattr(alerts_mod, "evaluate_ticker", dropped_once)
+    pipe.score(pipe.ingest(burst("QBTX", BURST_DAY)).stored)
+    assert alerts_mod.list_alerts(pipe.db, ticker="QBTX") == []
+    failing[0] = False
+    raised = pipe.sweep().alerts
+    assert [a["ticker"] for a in raised] == ["QBTX"] and raised[0]["at"].startswith(BURST_DAY.date().isoformat())
+    assert [a["id"] for a in alerts_mod.list_alerts(pipe.db, ticker="QBTX")] == [raised[0]["id"]]
+    assert pipe.sweep().alerts == []  # owed once: judged, then forgotten
+
+
 def test_a_series_can_start_at_a_given_time_instead_of_a_window(client, pipe) -> None:
     pipe.score(pipe.ingest(history(["ACME"], START, 10, per_day=2)).stored)
     r = client.get("/v1/tickers/ACME/sentiment?start=2024-03-04T05:00:00Z&end=2024-03-07&bucket=1d")
