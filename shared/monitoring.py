@@ -90,10 +90,10 @@ def record_predictions(settings: Any, domain: str, task: str, version: Any, resu
 
 def record_chat(settings: Any, domain: str, *, handoff: bool, version: Any = "current",
                 at: float | None = None) -> None:
-    """Count one chatbot answer and whether it opened a hand-off to a human.
+    """Count one chatbot turn of the encoder and whether it opened a hand-off to a human.
 
-    Called once per hand-off, on the turn that opens it: the silent turns while an agent has
-    the conversation are not chats of the encoder (they inflated the handoff rate).
+    The chatbot records each turn it answered, asked or handed off, not the silent ones while
+    an agent has the conversation (they used no encoder and inflated the handoff rate).
     """
     _bump(settings, _series(domain, "chat", version), {"chats": 1, "handoff": int(handoff)}, at)
 

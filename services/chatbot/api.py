@@ -139,11 +139,10 @@ def feedback(body: FeedbackIn) -> Any:
     """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
     if body.message is not None:
         _check_message_length(body.message.strip())
-    if (body.entry_id is not None and body.entry_id not in engine().handle.get().entries
-            and not handoff.was_offered(get_db(), body.session_id, body.entry_id)):
+    if body.entry_id is not None:
         # an entry deleted since it answered is stored (the export leaves it out); one this
-        # session was never given is a made-up pair
-        raise BadInput(f"no knowledge-base entry with id {body.entry_id!r}", code="unknown_entry")
+        # session was never given is a made-up pair (400)
+        engine().current_entry(body.session_id, body.entry_id)
     if not handoff.has_conversation(get_db(), body.session_id):
         # feedback rates an answer given: on no conversation it is noise (or a made-up pair)
         raise BadInput(f"session {body.session_id!r} has no conversation; send feedback with the "

@@ -122,9 +122,7 @@ class ChatEngine:
     def _turn(self, message: str, session_id: str, entry_id: str | None) -> dict[str, Any]:
         """One turn, under the session's lock: read the state, decide, record, save."""
         state = self.load_state(session_id)
-        if entry_id is not None and entry_id not in self.handle.get().entries:
-            if not handoff.was_offered(self.db, session_id, entry_id):
-                raise BadInput(f"no knowledge-base entry with id {entry_id!r}", code="unknown_entry")
+        if entry_id is not None and not self.current_entry(session_id, entry_id):
             entry_id = None  # the offer outlived its entry: the suggestion's question is asked instead
         decision = self._pick(entry_id, state) if entry_id is not None else self._decide(message, state)
         state.turns.append({"role": "user", "text": handoff.mask_pii(message)})
@@ -151,6 +149,16 @@ class ChatEngine:
                 "sources": [{"id": kb.public_id(h.id), "question": h.question, "score": h.score, "label": label}
                             for h, label in zip(decision.hits, labels, strict=True)],
                 "handoff": decision.kind in ("handoff", "silent"), "kind": decision.kind}
+
+    def current_entry(self, session_id: str, entry_id: str) -> bool:
+        """Whether ``entry_id`` is in the knowledge base (True) or was given or suggested to this
+        session and deleted since (False: ops' edit is no error of the customer's); an id the
+        session was never offered is a 400, for chat and feedback alike."""
+        if entry_id in self.handle.get().entries:
+            return True
+        if handoff.was_offered(self.db, session_id, entry_id):
+            return False
+        raise BadInput(f"no knowledge-base entry with id {entry_id!r}", code="unknown_entry")
 
     def _pick(self, entry_id: str, state: State) -> Decision:
         kb = self.handle.get()

@@ -47,7 +47,8 @@
       await load();
       if (!state.data || !state.data.alert_bucket_s) return;
       const end = new Date(Date.parse(a.at) + state.data.alert_bucket_s * 1000).toISOString();
-      await loadArticles(a.at, end, "alert " + iso(a.at) + " · " + count + " articles");
+      // all of them (up to the endpoint's 1000), so the table agrees with the count it is titled with
+      await loadArticles(a.at, end, "alert " + iso(a.at) + " · " + count + " articles", Math.min(Math.max(count, 100), 1000));
     };
     li.tabIndex = 0;  // reachable and opened by keyboard too, not by mouse only
     li.setAttribute("role", "button");  // announced as something that acts, not as plain text
@@ -55,10 +56,11 @@
     li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
     return li;
   }
+  const itemOf = (id) => $("alerts").querySelector('li[data-id="' + CSS.escape(id) + '"]');  // its item, or null
   const signature = (a) => JSON.stringify(a, Object.keys(a).sort());  // list and stream order keys differently
   function addAlert(a, fresh) {
     const list = $("alerts");
-    const known = list.querySelector('li[data-id="' + CSS.escape(a.id) + '"]');
+    const known = itemOf(a.id);
     const sig = signature(a);
     // the stream also sends what the list already shows (it looks a second back): leave that
     // item be, or the one an analyst has focused would vanish under the keyboard
@@ -75,7 +77,7 @@
   /* the same alert with other numbers (its bucket got more articles): replaced where it stands, its
    * focus and "new" mark kept; one not listed (raised before the page, or past the first 100) is added */
   function updateAlert(a) {
-    const known = $("alerts").querySelector('li[data-id="' + CSS.escape(a.id) + '"]');
+    const known = itemOf(a.id);
     if (!known) return addAlert(a, true);
     const focused = document.activeElement === known;
     const li = alertItem(a, known.classList.contains("new"));
@@ -84,7 +86,7 @@
     if (focused) li.focus();
   }
   function retractAlert(id) {  // re-evaluation no longer supports it: drop it, and its chart marker
-    const known = $("alerts").querySelector('li[data-id="' + CSS.escape(id) + '"]');
+    const known = itemOf(id);
     if (!known) return;
     const ticker = known.querySelector(".ticker").textContent;
     known.remove();
@@ -201,8 +203,8 @@
   });
 
   // ---- articles -------------------------------------------------------------
-  async function loadArticles(start, end, label) {
-    const q = new URLSearchParams({ limit: "100" });
+  async function loadArticles(start, end, label, limit = 100) {
+    const q = new URLSearchParams({ limit: String(limit) });
     if (start) q.set("start", start);
     if (end) q.set("end", end);
     if ($("source").value) q.set("source", $("source").value);
