@@ -69,7 +69,8 @@ def start_observability(settings: Any, queues: list[str], metrics_port: int | No
 @click.option("--warm/--no-warm", default=True, help="Load the sentiment model before taking tasks.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Celery node name (unique per worker).")
-@click.option("--beat", is_flag=True, help="Also run the periodic schedule (feed polling, recs retraining); "
+@click.option("--beat", is_flag=True, help="Also run the periodic schedule (feed polling, recs retraining, "
+              "retention when set); "
               "one worker per deployment.")
 def worker(queues: str | None, pool: str | None, concurrency: int | None, metrics_port: int | None,
            runtime: str | None, device: str | None, warm: bool, loglevel: str, hostname: str | None,
@@ -119,10 +120,13 @@ def beat_schedules(settings: Any) -> dict[str, Any]:
     """Every service's periodic tasks. They go on the app before the worker starts: the beat
     reads ``beat_schedule`` once, when it builds its scheduler, which it does before sending
     ``beat_init``, so entries added by a handler of that signal never ran."""
+    from services.chatbot.tasks import beat_schedule as chatbot_schedule
     from services.recommendations.tasks import beat_schedule as recs_schedule
     from services.sentiment.tasks import beat_schedule as sentiment_schedule
+    from shared.retention import PRUNE_TASK, daily_entry
 
-    return {**sentiment_schedule(settings), **recs_schedule(settings)}
+    return {**sentiment_schedule(settings), **recs_schedule(settings), **chatbot_schedule(settings),
+            **daily_entry(settings, "shared-prune", PRUNE_TASK, ("jobs", "audit"))}
 
 
 def _warm(settings: Any) -> None:

@@ -26,6 +26,7 @@ TASK_THREADS = 32  # in-flight tasks per threads-pool worker: the dynamic batche
 # Modules holding @shared_task functions; the worker imports them all.
 TASK_MODULES = (
     "shared.tasks",
+    "shared.retention",
     "services.sentiment.tasks",
     "services.chatbot.tasks",
     "services.recommendations.tasks",

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("shared.cli_admin:keys", "Create, list and revoke API keys."),
     "audit": ("shared.cli_admin:audit", "Print the audit log of admin actions."),
     "ops": ("shared.cli_ops:ops", "Retrain with the evaluation gate, promote, roll back, monitor."),
+    "prune": ("shared.retention:prune_command", "Delete data older than its retention (chat, news, ...)."),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     chatbot_cors_origins: EnvList = Field(default_factory=list)
     chatbot_session_ttl_s: int = Field(default=1800, ge=1)
     chatbot_handoff_webhook: str | None = None
+    # Data retention (`finpulse prune`, and daily under `finpulse worker --beat` when any is set): rows older
+    # than this many days go; 0 keeps them forever, so nothing is deleted unless asked. (Figures: README.)
+    retention_chat_days: int = Field(default=0, ge=0)  # transcripts, released handoffs (open ones stay)
+    retention_feedback_days: int = Field(default=0, ge=0)  # feedback, so also the exported training pairs
+    retention_news_days: int = Field(default=0, ge=0)  # articles, tickers, scores, alerts; > baseline days
+    retention_interactions_days: int = Field(default=0, ge=0)  # posted recommendation interactions
+    retention_jobs_days: int = Field(default=0, ge=0)  # finished retrain jobs (running ones stay)
+    retention_audit_days: int = Field(default=0, ge=0)  # the audit log: the record of admin actions
+    retention_batch_size: int = Field(default=1000, ge=1, le=10_000)  # rows per delete transaction
+    retention_hour: int = Field(default=3, ge=0, le=23)  # UTC hour of the daily run (at :15)
     testing: bool = False
 
     @field_validator("redis_url")
@@ -205,6 +215,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"FINPULSE_CHATBOT_CORS_ORIGINS: {origin!r} {problem}; list origins as "
                                  "scheme://host[:port], e.g. https://www.bank.example (or \"*\" for any)")
         return value
+
+    @model_validator(mode="after")
+    def _check_news_retention(self) -> Settings:
+        # live alerts judge each bucket against the baseline days before it: a shorter limit starves them
+        if 0 < self.retention_news_days <= self.sentiment_baseline_days:
+            raise ValueError(f"FINPULSE_RETENTION_NEWS_DAYS ({self.retention_news_days}) must exceed "
+                             f"FINPULSE_SENTIMENT_BASELINE_DAYS ({self.sentiment_baseline_days}), or be 0 (keep)")
+        return self
 
     @property
     def db_url(self) -> str:

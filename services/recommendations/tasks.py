@@ -14,6 +14,7 @@ from celery import shared_task
 JOB_TASK = "services.recommendations.tasks.retrain_job"
 RETRAIN_TASK = "services.recommendations.tasks.retrain"
 RETRAIN_EVERY_S = 6 * 3600.0
+PRUNE_TASK = "services.recommendations.tasks.prune"
 log = logging.getLogger(__name__)
 
 
@@ -56,8 +57,19 @@ def retrain_task(domain: str | None = None) -> dict[str, Any] | None:
         db.dispose()
 
 
+@shared_task(name=PRUNE_TASK, ignore_result=True)
+def prune_task() -> dict[str, int]:
+    """Daily: delete interactions past ``FINPULSE_RETENTION_INTERACTIONS_DAYS``."""
+    from shared.retention import run_scheduled
+
+    return run_scheduled(_settings(), ("interactions",))
+
+
 def beat_schedule(settings: Any) -> dict[str, Any]:
-    """The ``celery beat`` entry: retrain the served domain every six hours."""
+    """The ``celery beat`` entries: retrain the served domain every six hours; when set, retention."""
+    from shared.retention import daily_entry
+
     return {"recommendations-retrain": {"task": RETRAIN_TASK, "schedule": RETRAIN_EVERY_S,
-                                        "args": (settings.recommendations_domain,)}}
+                                        "args": (settings.recommendations_domain,)},
+            **daily_entry(settings, "recommendations-prune", PRUNE_TASK, ("interactions",))}
 

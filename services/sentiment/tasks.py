@@ -10,6 +10,7 @@ from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
+PRUNE_TASK = "services.sentiment.tasks.prune"
 
 
 def _settings() -> Any:
@@ -81,11 +82,21 @@ def poll_feeds_task() -> dict[str, Any]:
     return poll_all(pipe)
 
 
+@shared_task(name=PRUNE_TASK, ignore_result=True)
+def prune_task() -> dict[str, int]:
+    """Daily: delete news past ``FINPULSE_RETENTION_NEWS_DAYS`` (see ``services.sentiment.retention``)."""
+    from shared.retention import run_scheduled
+
+    return run_scheduled(_settings(), ("news",))
+
+
 def beat_schedule(settings: Any) -> dict[str, Any]:
-    """Entries for ``celery beat``: feed polling and the unscored sweep."""
+    """Entries for ``celery beat``: feed polling, the unscored sweep and, when set, news retention."""
+    from shared.retention import daily_entry
+
     sched = {"sentiment-sweep-unscored": {"task": "services.sentiment.tasks.sweep_unscored", "schedule": 60.0}}
     if settings.sentiment_feeds:
         sched["sentiment-poll-feeds"] = {"task": "services.sentiment.tasks.poll_feeds",
                                          "schedule": settings.sentiment_feed_poll_s}
-    return sched
+    return sched | daily_entry(settings, "sentiment-prune", PRUNE_TASK, ("news",))
 

@@ -1,0 +1,49 @@
+"""Retention of the sentiment service's tables (``finpulse prune --only news``).
+
+An article goes, with its linked tickers and its scores, when it is older than the limit by both
+of its clocks: by event time (``published_at``, what every series, alert and window reads: the
+window kept is whole), cut at a UTC midnight so no alert bucket is split; and by arrival
+(``ingested_at``), so a backfill of old history is scored, and its alerts judged, before it goes.
+An alert goes when its bucket (``at``) lies before that same midnight: an alert that stays never
+names a pruned article, and one whose bucket's articles were pruned goes with them. A limit must
+exceed ``FINPULSE_SENTIMENT_BASELINE_DAYS``: live alerts judge each bucket against that many days
+before it. Feed state (``news_feed_state``) is a row per feed and is kept.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from services.sentiment.aggregate import floor_time
+from services.sentiment.models import Alert, Article, ArticleTicker, Score
+from shared.retention import Batches, Kind
+
+if TYPE_CHECKING:
+    from shared.db import Database
+    from shared.settings import Settings
+
+DAY_S = 86_400  # a day boundary is a bucket boundary of every bucket size (1h, 1d)
+
+
+def prune_news(db: Database, cutoff: datetime, _settings: Settings, batches: Batches) -> dict[str, int]:
+    """Articles (tickers and scores first) and alerts older than ``cutoff``'s UTC midnight."""
+    midnight = floor_time(cutoff, DAY_S)
+    articles, alerts = Article.__table__.c, Alert.__table__.c
+    counts = batches.delete(db, articles.id, [articles.published_at < midnight, articles.ingested_at < cutoff],
+                            children=[ArticleTicker.__table__.c.article_id, Score.__table__.c.article_id])
+    counts |= batches.delete(db, alerts.id, [alerts.at < midnight])
+    return counts
+
+
+def check_news(settings: Settings, days: int) -> str | None:
+    """A limit at or under the alert baseline would starve every live alert of its baseline."""
+    baseline = settings.sentiment_baseline_days
+    if days <= baseline:
+        return (f"news retention of {days} days must exceed the {baseline}-day alert baseline "
+                f"(FINPULSE_SENTIMENT_BASELINE_DAYS): keep at least {baseline + 1} days")
+    return None
+
+
+NEWS = Kind("news", ("news_article_tickers", "news_scores", "news_articles", "news_alerts"), prune_news,
+            check_news)
