@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -294,21 +294,22 @@ def evaluate(db: Any, touched: dict[str, list[datetime]], rules: Rules, live: bo
     return new
 
 
-def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = None,
-                limit: int = 100, created_after: datetime | None = None, bucket_s: int = 0) -> list[dict[str, Any]]:
-    """Alerts newest first (by event time), optionally from ``since`` on and for one ticker.
+def list_alerts(db: Any, *, since: datetime | None = None, ticker: str | None = None, limit: int = 100,
+                bucket_s: int = 0, before: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+    """Alerts newest first (by event time, then id: a total order), optionally from ``since`` on,
+    for one ticker, and after ``before`` (the ``(at, id)`` of the last alert of a previous page).
 
     An alert covers its bucket ``[at, at + bucket_s)``, so ``since`` inside the burst day
-    still finds that day's alert.
+    still finds that day's alert. Ids hold the ticker, so one bucket's alerts stay by ticker.
     """
-    q = select(Alert).where(Alert.retracted_at.is_(None)).order_by(Alert.at.desc(), Alert.ticker).limit(limit)
+    q = select(Alert).where(Alert.retracted_at.is_(None)).order_by(Alert.at.desc(), Alert.id).limit(limit)
     if since is not None:
         q = (q.where(Alert.at > shift(since, -timedelta(seconds=bucket_s))) if bucket_s
              else q.where(Alert.at >= since))
     if ticker:
         q = q.where(Alert.ticker == ticker)
-    if created_after is not None:
-        q = q.where(Alert.created_at > created_after).order_by(None).order_by(Alert.created_at, Alert.id)
+    if before is not None:
+        q = q.where(or_(Alert.at < before[0], and_(Alert.at == before[0], Alert.id > before[1])))
     with db.session() as s:
         return [to_json(a) for a in s.scalars(q)]
 

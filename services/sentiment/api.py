@@ -76,6 +76,17 @@ def _time_arg(name: str) -> datetime | None:
         raise BadInput(f"{exc}; {name} must be a time: ISO-8601, RFC 2822 or epoch seconds/milliseconds") from None
 
 
+def _cursor_arg(name: str) -> tuple[datetime, str] | None:
+    """The alerts page position a cursor argument names (:func:`queries.cursor_position`)."""
+    raw = request.args.get(name)
+    if not raw:  # as an empty time argument: left out
+        return None
+    position = queries.cursor_position(pipeline().db, raw.strip())
+    if position is None:
+        raise BadInput(f"{name} must be the `next` of an earlier page or an alert id, got {raw[:40]!r}")
+    return position
+
+
 @bp.post("/v1/score")
 @json_body(ScoreRequest)
 def score(body: ScoreRequest) -> Any:
@@ -203,18 +214,25 @@ class AlertOut(BaseModel):
 
 class AlertsOut(BaseModel):
     alerts: list[AlertOut]
+    next: str | None = Field(description="pass as `before` (with the same since and ticker) for the next, "
+                             "older page; null on the last page")
 
 
 @bp.get("/v1/alerts")
 @documented(response=AlertsOut)
 @query_params(since=TIME_ARG, ticker=("string", "one ticker, e.g. ACME"),
-              limit=("integer", "1-1000, default 100"))
+              limit=("integer", "1-1000, default 100"),
+              before=("string", "the `next` of the previous page (or an alert's id): the alerts after it, "
+                      "in the same order"))
 def alerts() -> Any:
-    """Alerts newest first (event time), from ``since`` on, optionally for one ticker."""
+    """Alerts newest first (event time, then id), from ``since`` on, optionally for one ticker,
+    a page at a time: ``next`` is the cursor of the older page, stable while new alerts arrive."""
     ticker = request.args.get("ticker")
-    return jsonify({"alerts": list_alerts(pipeline().db, since=_time_arg("since"),
-                                          ticker=_ticker(ticker) if ticker else None,
-                                          limit=int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s)})
+    page, cursor = queries.alerts_page(pipeline().db, since=_time_arg("since"),
+                                       ticker=_ticker(ticker) if ticker else None,
+                                       limit=int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s,
+                                       before=_cursor_arg("before"))
+    return jsonify({"alerts": page, "next": cursor})
 
 
 def _sse(event: dict[str, Any], name: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
-from services.sentiment.alerts import to_json
+from services.sentiment.alerts import list_alerts, to_json
 from services.sentiment.models import Alert, Article, ArticleTicker, Score, as_utc
 
 
@@ -106,3 +108,40 @@ def alerts_to_replay(db: Any, *, after: tuple[datetime, str], limit: int) -> lis
     with db.session() as s:
         rows = [_event(a) for a in s.scalars(q)]
     return rows[::-1]
+
+
+def alert_cursor(at: datetime, alert_id: str) -> str:
+    """The opaque ``next`` of an alerts page: the last alert's event time and id, so the next
+    page starts right after it whatever was raised since (an offset would shift under new alerts)."""
+    raw = f"{as_utc(at).isoformat()}|{alert_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def cursor_position(db: Any, cursor: str) -> tuple[datetime, str] | None:
+    """``(at, id)`` a ``before`` names: an :func:`alert_cursor`, or a bare alert id (looked up,
+    retracted ones too, so "older than this alert" works from any alert a client holds); None if neither."""
+    if not cursor or len(cursor) > 200:
+        return None
+    try:
+        at_text, sep, alert_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+        at = datetime.fromisoformat(at_text)
+        if alert_id.isprintable() and 0 < len(alert_id) <= 64 and at.tzinfo is not None:  # no NUL for the DB
+            return as_utc(at), alert_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        pass  # not a cursor: maybe an alert id
+    with db.session() as s:
+        row = s.execute(select(Alert.at, Alert.id).where(Alert.id == cursor)).first()
+    return (as_utc(row[0]), row[1]) if row else None
+
+
+def alerts_page(db: Any, *, since: datetime | None = None, ticker: str | None = None, limit: int = 100,
+                bucket_s: int = 0, before: tuple[datetime, str] | None = None,
+                ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of :func:`~services.sentiment.alerts.list_alerts`, and the cursor of the next (older)
+    page, None on the last: a page starts strictly after ``before`` in a total order, so no alert is
+    skipped or repeated across pages, on any backend, however many share a time."""
+    rows = list_alerts(db, since=since, ticker=ticker, limit=limit + 1, bucket_s=bucket_s, before=before)
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, alert_cursor(datetime.fromisoformat(rows[-1]["at"]), rows[-1]["id"])

@@ -2,7 +2,10 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const state = { ticker: null, chart: null, series: null, data: null, cursorIdx: null };  // data: the chart's series
+  // data: the chart's series; query: what it was asked with (a live redraw asks again); loads: load() calls
+  // so far (an answer to an older one is dropped); older: the cursor of the next, older page of alerts
+  const state = { ticker: null, chart: null, series: null, data: null, cursorIdx: null, query: null, loads: 0,
+                  older: null };
   const params = new URLSearchParams(location.search);
 
   function el(tag, text, cls) {
@@ -72,7 +75,7 @@
     fresh ? list.prepend(li) : list.append(li);
     if (focused) li.focus();
     $("no-alerts").hidden = true;
-    if (fresh && a.ticker === state.ticker) load();
+    if (fresh) chartChanged(a.ticker);
   }
   /* the same alert with other numbers (its bucket got more articles): replaced where it stands, its
    * focus and "new" mark kept; one not listed (raised before the page, or past the first 100) is added */
@@ -84,23 +87,56 @@
     li.dataset.sig = signature(a);
     known.replaceWith(li);
     if (focused) li.focus();
+    chartChanged(a.ticker);  // its bucket's volume and sentiment moved with it
   }
+  // an alert id is TICKER-YYYYMMDDTHHMM: a retraction names the ticker even of an alert not listed
+  const tickerOf = (id) => id.replace(/-\d{8}T\d{4}$/, "");
   function retractAlert(id) {  // re-evaluation no longer supports it: drop it, and its chart marker
+    chartChanged(tickerOf(id));
     const known = itemOf(id);
     if (!known) return;
-    const ticker = known.querySelector(".ticker").textContent;
     known.remove();
     $("no-alerts").hidden = $("alerts").children.length > 0 || !$("alerts-error").hidden;
-    if (ticker === state.ticker) load();
   }
   let listed = null;  // the first fill of the list: stream events wait for it, so none it holds reads as new
   const afterList = (fn) => listed.then(fn, fn);
+  const PAGE = 100;  // alerts a page of the list holds
   async function loadAlerts() {
-    const data = await getJSON("/v1/alerts?limit=100");
+    const data = await getJSON("/v1/alerts?limit=" + PAGE);
     data.alerts.forEach((a) => addAlert(a, false));
     $("alerts").setAttribute("aria-live", "polite");  // after the first fill: announce only new alerts
+    showOlder(data.next);
     return data.alerts;
   }
+  function showOlder(next) {  // the button stays while the server says there is an older page
+    state.older = next || null;
+    $("older").hidden = !state.older;
+  }
+  /* the next page after the oldest listed: the cursor is (event time, id), so alerts raised since
+   * the first page neither shift it nor come twice; focus goes to the first alert it added */
+  async function loadOlder() {
+    const button = $("older"), list = $("alerts");
+    if (!state.older || button.disabled) return;
+    button.disabled = true;
+    button.textContent = "Loading older alerts\u2026";
+    try {
+      const data = await getJSON("/v1/alerts?" + new URLSearchParams({ limit: String(PAGE), before: state.older }));
+      const first = data.alerts.find((a) => !itemOf(a.id));
+      list.setAttribute("aria-live", "off");  // asked for, not news: not read out one by one
+      data.alerts.forEach((a) => addAlert(a, false));
+      $("alerts-error").hidden = true;
+      showOlder(data.next);
+      if (first) itemOf(first.id).focus();
+    } catch (err) {
+      $("alerts-error").textContent = "Could not load older alerts: " + err.message;
+      $("alerts-error").hidden = false;
+    } finally {
+      button.disabled = false;
+      button.textContent = "Older alerts";
+      setTimeout(() => list.setAttribute("aria-live", "polite"), 0);  // after the additions are seen
+    }
+  }
+  $("older").addEventListener("click", loadOlder);
   function stream() {
     const es = new EventSource("/v1/alerts/stream?max_s=300");
     es.onopen = () => { $("live").textContent = "live"; $("live").className = "live on"; };
@@ -231,6 +267,13 @@
   }
 
   const TICKER = /^[A-Z0-9][A-Z0-9.\-]{0,15}$/;  // the server's TICKER (services/sentiment/linking.py)
+  const seriesURL = (t, q) => "/v1/tickers/" + encodeURIComponent(t) + "/sentiment?" + q;
+  function showChart(t, data) {
+    $("chart-title").textContent = t + " · sentiment and volume (" + data.bucket + " buckets)";
+    $("chart-note").textContent = iso(data.start) + " → " + iso(data.end) + " UTC · alerts " + data.alerts.length +
+      " · models " + (data.model_versions.join(", ") || "–");
+    drawChart(data);
+  }
   async function load() {
     const t = $("ticker").value.trim().replace(/^\$/, "").toUpperCase();
     if (!t) return;
@@ -239,15 +282,17 @@
     if ($("source").value) q.set("source", $("source").value);
     if ($("end").value) q.set("end", $("end").value + "T23:59:59Z");
     history.replaceState(null, "", "?ticker=" + encodeURIComponent(t));
+    const mine = ++state.loads;
+    state.query = null;  // no live redraw of a chart not shown yet
     try {  // a "/" in it would reach another URL: say what is wrong instead of the server's 404 text
       if (!TICKER.test(t)) throw new Error("not a ticker symbol (up to 16 letters, digits, \".\" or \"-\")");
-      const data = await getJSON("/v1/tickers/" + encodeURIComponent(t) + "/sentiment?" + q);
-      $("chart-title").textContent = t + " · sentiment and volume (" + data.bucket + " buckets)";
-      $("chart-note").textContent = iso(data.start) + " → " + iso(data.end) + " UTC · alerts " + data.alerts.length +
-        " · models " + (data.model_versions.join(", ") || "–");
-      drawChart(data);
+      const data = await getJSON(seriesURL(t, q));
+      if (mine !== state.loads) return;  // another ticker or filter was asked for meanwhile
+      showChart(t, data);
+      state.query = q.toString();
       await loadArticles(data.start, data.end, "window");
     } catch (err) {  // nothing of the ticker shown before may pass for this one's
+      if (mine !== state.loads) return;
       if (state.chart) { state.chart.destroy(); state.chart = null; }
       state.data = null;
       $("chart").setAttribute("aria-valuetext", "no data");
@@ -257,6 +302,32 @@
       $("articles-title").textContent = "Articles · " + t;
       $("articles").tBodies[0].textContent = "";
     }
+  }
+
+  /* a stream event for the open ticker (raised, updated, retracted) moves its series and markers:
+   * the first one waits REDRAW_MS, and what else arrives meanwhile joins it, so a burst makes one
+   * request; the chart is redrawn in place, its picked bucket kept and the articles table left alone */
+  const REDRAW_MS = 500;
+  let redrawing = 0;
+  function chartChanged(ticker) {
+    if (ticker !== state.ticker || redrawing) return;
+    redrawing = setTimeout(() => { redrawing = 0; redraw(); }, REDRAW_MS);
+  }
+  async function redraw() {
+    const t = state.ticker, q = state.query, loads = state.loads;
+    if (!q) return;  // not shown yet (the load under way asks for the series itself) or it failed
+    const picked = state.cursorIdx != null && state.data && state.data.points[state.cursorIdx];
+    let data;
+    try {
+      data = await getJSON(seriesURL(t, q));
+    } catch (err) {
+      return;  // the chart on screen stays; the next event or Show asks again
+    }
+    if (loads !== state.loads || t !== state.ticker) return;  // a load() since then has the say
+    showChart(t, data);
+    const i = picked ? data.points.findIndex((p) => p.at === picked.at) : -1;
+    const u = state.chart;
+    if (i >= 0) u.setCursor({ left: u.valToPos(u.data[0][i], "x"), top: u.over.clientHeight / 2 });
   }
 
   $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
