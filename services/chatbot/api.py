@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, send_from_directory
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 
 from services.chatbot import handoff
@@ -231,10 +233,26 @@ def _session_id(value: str) -> str:
     return value
 
 
+WIDGET_LIMIT_LINE = "var INPUT_MAX = 1000;"  # widget.js's own default, replaced by the served limit
+
+
+@functools.cache
+def _widget_source(root: str, max_chars: int) -> bytes:
+    """widget.js holding this service's message limit: a hard-coded 1000 cut customers short where ops
+    raised ``FINPULSE_CHATBOT_MAX_MESSAGE_CHARS``, and let them type what a lower one refuses."""
+    text = (Path(root) / "static" / "widget.js").read_text(encoding="utf-8")
+    if WIDGET_LIMIT_LINE not in text:
+        raise RuntimeError(f"widget.js lacks {WIDGET_LIMIT_LINE!r}, where the message limit goes")
+    return text.replace(WIDGET_LIMIT_LINE, f"var INPUT_MAX = {max_chars};", 1).encode("utf-8")
+
+
 @bp.get("/widget.js")
 def widget() -> Any:
-    """The embeddable chat widget (one self-contained script)."""
-    resp = send_from_directory(bp.root_path + "/static", "widget.js", mimetype="application/javascript")
+    """The embeddable chat widget (one self-contained script), with this service's message limit."""
+    resp = Response(_widget_source(bp.root_path, settings_of().chatbot_max_message_chars),
+                    mimetype="application/javascript")
+    resp.add_etag()
+    resp.make_conditional(request)
     resp.headers["Cache-Control"] = "public, max-age=300"
     # host pages with Cross-Origin-Embedder-Policy: require-corp load it from another origin
     resp.headers["Cross-Origin-Resource-Policy"] = "cross-origin"

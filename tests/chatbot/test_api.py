@@ -818,3 +818,18 @@ def test_feedback_on_an_answer_deleted_since_is_stored_but_not_exported(client, 
     other = chat(client, "What is the interest rate on credit cards?").get_json()["session_id"]
     r = client.post("/v1/feedback", json={**fb, "session_id": other})  # never given to this session
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_entry"
+
+
+def test_widget_carries_the_services_message_limit(chat_settings, bow) -> None:
+    """The widget's input stops where this service's limit does, not at a hard-coded 1000."""
+    from services.chatbot import create_app
+
+    client = create_app(chat_settings.model_copy(update={"chatbot_max_message_chars": 2500}), encoder=bow).test_client()
+    js = client.get("/widget.js")
+    assert js.status_code == 200 and js.mimetype == "application/javascript"
+    text = js.get_data(as_text=True)
+    assert "var INPUT_MAX = 2500;" in text and "var INPUT_MAX = 1000;" not in text
+    assert js.headers["Cache-Control"] == "public, max-age=300"
+    assert js.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    again = client.get("/widget.js", headers={"If-None-Match": js.headers["ETag"]})
+    assert again.status_code == 304

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from playwright.sync_api import expect
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -233,7 +234,7 @@ def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_setting
             box.fill(text)
             box.press("Enter")
             log.get_by_text(text).wait_for(timeout=15_000)
-            page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+            page.locator(".fpc-form button:enabled").wait_for(timeout=15_000)
         r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna from the team."},
                                    headers=ops_headers)
         assert r.status_code == 201
@@ -246,7 +247,7 @@ def test_widget_picks_by_id_shows_agent_replies_and_friendly_errors(chat_setting
         for text in ("one more", "and another"):
             box.fill(text)
             box.press("Enter")
-            page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+            page.locator(".fpc-form button:enabled").wait_for(timeout=15_000)
         log.get_by_text("You're sending messages quickly").wait_for(timeout=15_000)
         assert "per 1 minute" not in log.inner_text()
         assert log.get_attribute("aria-live") == "polite"
@@ -362,21 +363,24 @@ def test_widget_survives_a_kb_edit_under_its_suggestions_and_answers(app, ops_he
         replies = log.locator(".fpc-bot").count()
         log.get_by_role("button", name="I forgot my PIN").click()
         log.locator(".fpc-bot").nth(replies).wait_for(timeout=15_000)
-        page.wait_for_function("!document.querySelector('.fpc-form button').disabled", timeout=15_000)
+        page.locator(".fpc-form button:enabled").wait_for(timeout=15_000)
         log.get_by_role("button", name="Helpful").first.click()
         page.locator(".fpc-status").get_by_text("Thanks for your feedback.").wait_for(timeout=15_000)
         assert log.locator(".fpc-error").count() == 0, log.inner_text()
 
 
 # The WCAG contrast ratio of an element's text (or, with "outline", its outline) and a colour or
-# the first opaque background behind it.
+# the first opaque background behind it. `sel` is looked up in open shadow roots too.
 CONTRAST_JS = """([sel, what, against]) => {
   const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
   const lum = (c) => { const [r, g, b] = c.slice(0, 3).map((v) => { v /= 255;
     return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-  let e = document.querySelector(sel), bg = against ? rgb(against) : null;
+  const find = (r) => r.querySelector(sel)  // into open shadow roots (the widget's), as Playwright's selectors do
+    || [...r.querySelectorAll("*")].map((n) => n.shadowRoot && find(n.shadowRoot)).find(Boolean);
+  let e = find(document), bg = against ? rgb(against) : null;
   const fg = rgb(getComputedStyle(e)[what === "outline" ? "outlineColor" : "color"]);
-  for (; !bg && e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c[3] !== 0) bg = c; }
+  for (; !bg && e; e = e.parentElement || e.getRootNode().host) {
+    const c = rgb(getComputedStyle(e).backgroundColor); if (c[3] !== 0) bg = c; }
   const [a, b] = [lum(fg), lum(bg || [255, 255, 255])].sort((x, y) => y - x);
   return (a + 0.05) / (b + 0.05); }"""
 
@@ -435,8 +439,9 @@ def test_widget_contrast_and_focus_style_stay_its_own(app) -> None:
         assert page.evaluate("document.activeElement.id") == "host"
         assert page.evaluate("getComputedStyle(host).outlineStyle") == "auto"  # the browser's own ring
         page.keyboard.press("Tab")
-        assert page.evaluate("document.activeElement.className") == "fpc-toggle"
-        assert page.evaluate("getComputedStyle(document.activeElement).outlineWidth") == "3px"
+        toggle = page.locator(".fpc-toggle")  # in the widget's shadow root: the page's activeElement is its host
+        expect(toggle).to_be_focused()
+        assert toggle.evaluate("t => getComputedStyle(t).outlineWidth") == "3px"
         assert page.evaluate(CONTRAST_JS, [".fpc-toggle", "outline", "rgb(255, 255, 255)"]) >= 3
         page.keyboard.press("Enter")
         for sel in (".fpc-toggle", ".fpc-form button"):

@@ -4,6 +4,7 @@ a strict CSP, a dark host page, the host's own focus, a replaced <body>, a <scri
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.chatbot.test_end_to_end import CONTRAST_JS, demo_page
 
@@ -97,20 +98,20 @@ def test_widget_leaves_focus_on_the_host_page_when_an_answer_lands(app) -> None:
         host(page, base, '<input id="search" aria-label="Search the site"><script src="/widget.js" defer></script>')
         page.get_by_role("button", name="Chat with us").click()
         ask(page, "how do I reset my pin")
-        page.wait_for_function("() => document.querySelector('.fpc-log').getAttribute('aria-busy')")
+        page.locator(".fpc-log[aria-busy=true]").wait_for(state="attached")
         page.get_by_label("Search the site").click()
         page.keyboard.type("mortgage")
         while not pending:
             page.wait_for_timeout(50)
         pending.pop().fulfill(json=ANSWER)
         page.locator(".fpc-bot").wait_for(timeout=5_000)
-        page.wait_for_function("() => !document.querySelector('.fpc-log').hasAttribute('aria-busy')")
+        page.locator(".fpc-log[aria-busy]").wait_for(state="detached")
         assert page.evaluate("document.activeElement.id") == "search"
         # still in the chat: the input gets focus back, as before
         page.route("**/v1/chat", lambda route: route.fulfill(json=ANSWER))
         ask(page, "and again")
         page.locator(".fpc-bot").nth(1).wait_for(timeout=5_000)
-        page.wait_for_function("() => document.activeElement.id === 'fpc-input'", timeout=5_000)
+        expect(page.get_by_label("Your question")).to_be_focused(timeout=5_000)  # in the widget's shadow root
 
 
 @pytest.mark.browser

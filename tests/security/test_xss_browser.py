@@ -57,7 +57,8 @@ def page() -> Iterator[Any]:
 def assert_inert(pg: Any) -> None:
     assert pg.evaluate("window.__xss") is None, "hostile markup executed"
     assert not pg.dialogs, pg.dialogs
-    assert pg.evaluate("document.querySelectorAll('img[src=x], svg[onload], script:not([src])').length") == 0
+    # a locator also looks inside open shadow roots (the chat widget's), where querySelectorAll does not
+    assert pg.locator("img[src=x], svg[onload], script:not([src])").count() == 0
 
 
 def test_dashboard_shows_hostile_titles_literally(settings: Any, serve: Any, page: Any) -> None:
@@ -91,7 +92,7 @@ def test_widget_shows_hostile_answer_literally(settings: Any, serve: Any, page: 
     page.click(".fpc-toggle")
     page.fill("#fpc-input", "How do I close my account?")
     page.press("#fpc-input", "Enter")
-    page.wait_for_function("document.querySelectorAll('.fpc-bot').length > 0", timeout=30000)
+    page.locator(".fpc-bot").first.wait_for(timeout=30000)
     page.wait_for_timeout(300)
     assert XSS in page.inner_text(".fpc-log"), page.inner_text(".fpc-log")
     assert_inert(page)

@@ -13,7 +13,10 @@
  * Server error texts are never shown: customers get a plain, friendly message; so does a request
  * left unanswered for ASK_TIMEOUT_MS (15 s), and the question goes back into the input.
  * The conversation shown and the agent-message cursor are kept in sessionStorage with the
- * session id, so a page reload (or the next page of the site) shows the chat as it was. */
+ * session id, so a page reload (or the next page of the site) shows the chat as it was.
+ * Isolated from the host page: everything (its <style> too) lives in an open shadow root on one
+ * <finpulse-chat> element, so the page's CSS (resets, `button{display:none}`, `div{display:flex}`,
+ * `[role=dialog]`, `p{margin:3em}`) does not reach it, and its CSS does not reach the page. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -184,35 +187,47 @@
 
   /* Colours: white on GREEN is 6.6:1 (WCAG AA needs 4.5); FOCUS is 4.6:1 on white (3 needed). */
   var GREEN = "#0a6b3a", FOCUS = "#c25400";
+  /* The one element in the host page; the widget is its open shadow root (Playwright, screen
+   * readers and the page's own scripts can still see in). The page's selectors do not match inside. */
+  var shadowHost = document.createElement("finpulse-chat");
+  var root = shadowHost.attachShadow({mode: "open"});
+  /* still under the page's style-src: a strict CSP (style-src 'nonce-...') needs the nonce of the
+   * widget's own script tag on this <style>, in the shadow root as in <head> */
   var css = el("style", nonce ? {"nonce": nonce} : {});
   css.textContent =
-    ".fpc-toggle{position:fixed;right:1rem;bottom:1rem;padding:.7rem 1rem;border-radius:2rem;border:0;" +
-    "background:" + GREEN + ";color:#fff;font:600 1rem sans-serif;cursor:pointer;z-index:2147483000}" +
+    /* What the shadow host inherits or matches from the page (`body{font-size:0}`, `*{...}`, a
+     * `finpulse-chat{display:none}`) is reset: !important in a shadow root's :host wins over the page,
+     * even over the page's own !important. Lengths are px: rem follows the page's <html> font-size
+     * (the 62.5% and 0 hacks). display:contents: the host makes no box (no cell or gap in a grid or
+     * flex <body>). The top z-index: at a tie the later element wins, and this one comes last. */
+    ":host{all:initial!important;display:contents!important;font:400 16px/normal sans-serif!important;" +
+    "color:#111!important;line-height:normal!important}" +
+    ".fpc-toggle{position:fixed;right:16px;bottom:16px;padding:11.2px 16px;border-radius:32px;border:0;" +
+    "background:" + GREEN + ";color:#fff;font:600 16px/normal sans-serif;cursor:pointer;z-index:2147483647}" +
     /* never taller than the window above the toggle (200% zoom, a phone held sideways): the log
      * scrolls inside instead of the header going off-screen; dvh leaves out a phone's URL bar */
-    ".fpc-panel{position:fixed;right:1rem;bottom:4.5rem;width:22rem;max-width:calc(100vw - 2rem);" +
-    "height:28rem;max-height:calc(100vh - 5.5rem);max-height:calc(100dvh - 5.5rem);" +
+    ".fpc-panel{position:fixed;right:16px;bottom:72px;width:352px;max-width:calc(100vw - 32px);" +
+    "height:448px;max-height:calc(100vh - 88px);max-height:calc(100dvh - 88px);" +
     "display:flex;flex-direction:column;color-scheme:light;background:#fff;color:#111;border:1px solid #888;" +
-    "border-radius:.6rem;box-shadow:0 4px 20px rgba(0,0,0,.2);font:14px sans-serif;z-index:2147483000}" +
-    ".fpc-panel[hidden]{display:none}.fpc-head{padding:.6rem;font-weight:600;border-bottom:1px solid #ddd}" +
-    ".fpc-log{flex:1;min-height:0;overflow-y:auto;padding:.6rem}" +
-    ".fpc-msg{margin:.3rem 0;padding:.4rem .6rem;border-radius:.5rem;" +
+    "border-radius:9.6px;box-shadow:0 4px 20px rgba(0,0,0,.2);font:14px/normal sans-serif;z-index:2147483647}" +
+    ".fpc-panel[hidden]{display:none}.fpc-head{padding:9.6px;font-weight:600;border-bottom:1px solid #ddd}" +
+    ".fpc-log{flex:1;min-height:0;overflow-y:auto;padding:9.6px}" +
+    ".fpc-msg{margin:4.8px 0;padding:6.4px 9.6px;border-radius:8px;" +
     "overflow-wrap:anywhere}.fpc-sugg button{overflow-wrap:anywhere}" +
-    ".fpc-user{background:#e8f0fe;margin-left:2rem}.fpc-bot{background:#f1f1f1;margin-right:2rem}" +
-    ".fpc-agent{background:#fff4d6;margin-right:2rem}.fpc-error{background:#fdecea;margin-right:2rem}" +
+    ".fpc-user{background:#e8f0fe;margin-left:32px}.fpc-bot{background:#f1f1f1;margin-right:32px}" +
+    ".fpc-agent{background:#fff4d6;margin-right:32px}.fpc-error{background:#fdecea;margin-right:32px}" +
     /* text colours of their own: a dark host page (color-scheme, button{color:#fff}) made them white on white */
-    ".fpc-sugg button{display:block;margin:.2rem 0;text-align:left;background:#fff;color:#111;border:1px solid " + GREEN + ";" +
-    "border-radius:.4rem;padding:.3rem .5rem;cursor:pointer}.fpc-status{padding:0 .6rem;color:#a40}" +
+    ".fpc-sugg button{display:block;margin:3.2px 0;text-align:left;background:#fff;color:#111;border:1px solid " + GREEN + ";" +
+    "border-radius:6.4px;padding:4.8px 8px;cursor:pointer}.fpc-status{padding:0 9.6px;color:#a40}" +
     ".fpc-msg p,.fpc-msg ul,.fpc-msg ol{margin:.4em 0}.fpc-text>:first-child{margin-top:0}" +
     ".fpc-text>:last-child,.fpc-msg>:last-child{margin-bottom:0}.fpc-msg ul,.fpc-msg ol{padding-left:1.3em}" +
     ".fpc-msg a{color:#05a;text-decoration:underline}.fpc-msg code{font-family:monospace;" +
     "background:rgba(0,0,0,.07);padding:0 .2em;border-radius:.2em}" +
-    ".fpc-fb{margin-top:.3rem}.fpc-fb button{background:#fff;color:#111;border:1px solid #888;border-radius:.4rem;" +
-    "margin-right:.3rem;padding:0 .4rem;cursor:pointer;font-size:.9rem}.fpc-fb button[aria-pressed=true]{" +
+    ".fpc-fb{margin-top:4.8px}.fpc-fb button{background:#fff;color:#111;border:1px solid #888;border-radius:6.4px;" +
+    "margin-right:4.8px;padding:0 6.4px;cursor:pointer;font-size:14.4px}.fpc-fb button[aria-pressed=true]{" +
     "border-color:" + GREEN + ";background:#e6f2ec}" +
-    ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:.6rem;border:0;background:#fff;color:#111}" +
-    ".fpc-form button{border:0;background:" + GREEN + ";color:#fff;padding:0 1rem}" +
-    /* the widget's own elements only: the host page keeps its focus style */
+    ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:9.6px;border:0;background:#fff;color:#111}" +
+    ".fpc-form button{border:0;background:" + GREEN + ";color:#fff;padding:0 16px}" +
     ".fpc-sr{position:absolute;left:-9999px}.fpc-toggle:focus-visible,.fpc-panel :focus-visible{" +
     "outline:3px solid " + FOCUS + ";outline-offset:2px}.fpc-form input:focus-visible{outline-offset:-3px}";
   var toggle = el("button", {"type": "button", "class": "fpc-toggle", "aria-expanded": "false",
@@ -225,25 +240,24 @@
   var status = el("div", {"class": "fpc-status", "role": "status", "aria-live": "polite"});
   var form = el("form", {"class": "fpc-form"});
   var label = el("label", {"for": "fpc-input", "class": "fpc-sr"}, "Your question");
-  var INPUT_MAX = 1000;  /* the server's FINPULSE_CHATBOT_MAX_MESSAGE_CHARS default */
+  var INPUT_MAX = 1000;  /* the chatbot serving this file writes its FINPULSE_CHATBOT_MAX_MESSAGE_CHARS here */
   var input = el("input", {"id": "fpc-input", "type": "text", "autocomplete": "off", "maxlength": String(INPUT_MAX),
     "placeholder": "Type your question", "dir": "auto"});
   var send = el("button", {"type": "submit"}, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(send);
   panel.appendChild(head); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
+  root.appendChild(css); root.appendChild(toggle); root.appendChild(panel);
   /* in the page once <body> is there (a <script> in <head> without defer runs before it), and
-   * again after the page replaced <body> */
+   * again after the page replaced <body> (the <style> is checked against the CSP again: its nonce too) */
   function attach(freshNonce) {
     if (!document.body) {
       document.addEventListener("DOMContentLoaded", function () { attach(freshNonce); }, {once: true});
       return;
     }
-    if (!css.isConnected) {
+    if (!shadowHost.isConnected) {
       if (freshNonce) { css.setAttribute("nonce", freshNonce); }
-      (document.head || document.documentElement).appendChild(css);
+      document.body.appendChild(shadowHost);
     }
-    if (!toggle.isConnected) { document.body.appendChild(toggle); }
-    if (!panel.isConnected) { document.body.appendChild(panel); }
   }
 
   function setOpen(open, quiet) {
@@ -438,9 +452,12 @@
       .then(function () {
         clearTimeout(timer);
         send.disabled = false; log.removeAttribute("aria-busy");
-        /* back to the input only if the customer is still in the chat: not from the host page's own fields */
-        var active = document.activeElement;
-        if (!active || active === document.body || panel.contains(active)) { input.focus(); }
+        /* back to the input only if the customer is still in the chat: not from the host page's own fields
+         * (the page sees the shadow host as its active element; the shadow root knows which one inside) */
+        var active = document.activeElement, inside = root.activeElement;
+        if (!active || active === document.body || (active === shadowHost && (!inside || panel.contains(inside)))) {
+          input.focus();
+        }
       });
   }
   form.addEventListener("submit", function (ev) { ev.preventDefault(); ask(input.value); });
