@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     from services.chatbot.api import bp
     from services.chatbot.conversation import ChatEngine
     from services.chatbot.kb import KbHandle
-    from services.chatbot.service import EncoderWatch, kb_dir
+    from services.chatbot.service import EncoderWatch, kb_dir, served_domain
     from shared import db as dbm
     from shared import search_index
     from shared.redis_client import get_redis, limiter_storage_uri, ping
@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     from shared.web import add_readiness_check, create_service_app
 
     settings = settings or get_settings()
+    # The domain is fixed for the process: its index, encoder, session keys, monitoring labels
+    # and retrain domain all follow it (a kb load of another domain is served after a restart).
+    if (domain := served_domain(settings)) != settings.chatbot_domain:
+        settings = settings.model_copy(update={"chatbot_domain": domain})
     # A request searches one query: OpenMP fan-out costs more than it saves (30k-vector flat
     # search: 1.6 ms on one thread, 4.2 ms on two); concurrent requests keep the cores busy.
     search_index.set_threads(1)

@@ -50,11 +50,25 @@ def ask(index_dir: Path, input_file: Path, output: Path, k: int) -> None:
 @click.option("--kb", "kb_file", required=True, type=click.Path(path_type=Path), help="Knowledge-base file.")
 @click.option("--domain", default=None, help="Chatbot domain (default: the chatbot_domain setting).")
 def load(kb_file: Path, domain: str | None) -> None:
-    """Load a knowledge base into the suite's chatbot; a running service picks it up."""
-    from services.chatbot.service import load_kb
+    """Load a knowledge base into the suite's chatbot; a running service picks it up.
+
+    A chatbot started after this serves the loaded domain (unless FINPULSE_CHATBOT_DOMAIN names
+    another); one already running keeps its domain until restarted, which stderr then says.
+    """
+    from services.chatbot.service import chatbot_domain_is_explicit, load_kb, served_domain
     from shared.settings import get_settings
 
-    kbase = load_kb(get_settings(), kb_file, domain, progress=sys.stderr.isatty() or True)
+    settings = get_settings()
+    serving = served_domain(settings)  # what a chatbot running since the last load serves
+    kbase = load_kb(settings, kb_file, domain, progress=sys.stderr.isatty() or True)
+    loaded = domain or settings.chatbot_domain
+    if chatbot_domain_is_explicit(settings) and loaded != settings.chatbot_domain:
+        click.echo(f"kb load: FINPULSE_CHATBOT_DOMAIN={settings.chatbot_domain} is set, so the chatbot serves "
+                   f"{settings.chatbot_domain}, not {loaded}; unset it (or set it to {loaded}) and restart the "
+                   "chatbot to serve this knowledge base", err=True)
+    elif loaded != serving:
+        click.echo(f"kb load: a chatbot started before this keeps serving domain {serving} until it is restarted; "
+                   f"one started now serves {loaded}", err=True)
     click.echo(str(len(kbase.entries)))
 
 

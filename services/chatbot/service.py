@@ -70,23 +70,63 @@ def encoder_version(model: str) -> str:
     return path.name or "unknown"
 
 
+# Beside the domain folders: the domain ``kb load`` loaded last. A domain name starts with a
+# letter or digit (shared.registry), so no domain's folder can take this name.
+LAST_LOADED = "_current"
+
+
 def kb_dir(settings: Any, domain: str | None = None) -> Path:
-    """Where the suite's chatbot keeps the index of ``domain``."""
-    return Path(settings.indexes_dir) / "chatbot" / (domain or settings.chatbot_domain)
+    """Where the suite's chatbot keeps the index of ``domain`` (default: the one it serves)."""
+    return Path(settings.indexes_dir) / "chatbot" / (domain or served_domain(settings))
+
+
+def _check_domain(settings: Any, domain: str) -> str:
+    from shared.registry import Registry
+
+    Registry(settings.registry_dir).task_dir(domain, "embeddings")  # raises BadInput on a bad name
+    return domain
+
+
+def last_loaded_domain(settings: Any) -> str | None:
+    """The domain of the knowledge base ``kb load`` loaded last (None: none recorded)."""
+    path = Path(settings.indexes_dir) / "chatbot" / LAST_LOADED
+    try:
+        return _check_domain(settings, path.read_text(encoding="utf-8").strip())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, BadInput) as exc:  # hand-edited or unreadable: the default serves
+        log.warning("chatbot: ignoring %s (%s)", path, exc)
+        return None
+
+
+def chatbot_domain_is_explicit(settings: Any) -> bool:
+    """Whether FINPULSE_CHATBOT_DOMAIN (or an override) set the domain, rather than its default."""
+    return "chatbot_domain" in getattr(settings, "model_fields_set", ())
+
+
+def served_domain(settings: Any) -> str:
+    """The domain a chatbot started now serves: FINPULSE_CHATBOT_DOMAIN when set, else the
+    domain ``kb load`` loaded last, else the default; so ``kb load --domain D`` is what a
+    plain ``finpulse up`` serves next, as the contract says."""
+    if chatbot_domain_is_explicit(settings):
+        return str(settings.chatbot_domain)
+    return last_loaded_domain(settings) or str(settings.chatbot_domain)
 
 
 def load_kb(settings: Any, kb_file: str | Path, domain: str | None = None,
             progress: bool = True) -> KnowledgeBase:
-    """``kb load``: (re)build the domain's index aside and swap it in; services reload it."""
-    domain = domain or settings.chatbot_domain
-    from shared.registry import Registry
+    """``kb load``: (re)build the domain's index aside and swap it in; services reload it.
 
-    Registry(settings.registry_dir).task_dir(domain, "embeddings")  # validates the name
+    The domain is recorded as the last loaded (:func:`served_domain`) once its index is in place.
+    """
+    domain = _check_domain(settings, domain or settings.chatbot_domain)
     path = production_encoder_path(settings, domain)
     encoder = get_encoder(path)
     kbase = build_kb_dir(kb_file, kb_dir(settings, domain), encoder, "auto", model=str(path), progress=progress,
                          meta={"follows": FOLLOWS_PRODUCTION}, live=True,
                          announce=f"kb load: embedding {kb_file} with {path}")
+    with atomic_write(Path(settings.indexes_dir) / "chatbot" / LAST_LOADED) as fh:
+        fh.write(domain + "\n")
     encoder.warm()  # the query graph is exported now, not on the first customer's chat
     return kbase
 
@@ -102,7 +142,7 @@ def reembed(settings: Any, domain: str | None = None) -> bool:
     were computed are applied to them before the swap (:func:`swap_in`); a ``kb load`` that
     swapped in meanwhile makes the rebuild start over from it.
     """
-    domain = domain or settings.chatbot_domain
+    domain = domain or served_domain(settings)
     directory = kb_dir(settings, domain)
     if not (directory / "meta.json").is_file():
         return False
