@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ from shared.web import documented, format_validation_error, int_arg, parse_body,
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
 MAX_LIST = 500  # rows a list endpoint answers at most (?limit beyond is a 400, as on /v1/alerts)
+# an upload is saved under a fresh name with the sender's suffix, which the readers pick a format by;
+# a suffix of other characters names no format, so it is left off (the first line decides either way)
+PLAIN_SUFFIX = re.compile(r"\.[a-z0-9_-]{1,16}")
 log = logging.getLogger(__name__)
 
 
@@ -58,8 +62,10 @@ class RetrainTask:
     data_optional: bool = False
     # check(params) raises BadInput on a bad data file or option, before any job exists
     check: Callable[[dict[str, Any]], None] | None = None
-    # suffixes an uploaded `data` file may have (the loader picks its reader by suffix)
-    uploads: tuple[str, ...] = (".jsonl", ".csv", ".tsv", ".ndjson")
+    # suffixes an uploaded `data` file may have, for a loader that knows its formats by suffix only
+    # (the chatbot's knowledge base); None: any, read as a server path with that suffix is (a file
+    # named otherwise, MovieLens' headerless u.data, by its first line)
+    uploads: tuple[str, ...] | None = None
     # suffixes of an uploaded `items` catalogue (recommendations, whose `files` name it)
     item_uploads: tuple[str, ...] = (".jsonl", ".csv", ".tsv", ".ndjson", ".psv", ".item")
     # the files a multipart retrain may carry, as the fields whose server path they stand for
@@ -193,13 +199,13 @@ def _retrain_params(body: RetrainRequest, uploads: dict[str, Any], domain: str, 
     return params
 
 
-def _save_upload(name: str, upload: Any, suffixes: tuple[str, ...]) -> str:
+def _save_upload(name: str, upload: Any, suffixes: tuple[str, ...] | None) -> str:
     """Store one uploaded file where the worker reads it (a fresh name, the sender's suffix, which
     the readers pick their format by); an empty one is refused, as a file without rows is."""
     suffix = Path(upload.filename).suffix.lower()
-    if suffix not in suffixes:
+    if suffixes is not None and suffix not in suffixes:
         raise BadInput(f"uploaded {name} file must be one of {', '.join(suffixes)}, got {suffix or 'no suffix'!r}")
-    path = settings_of().home / "uploads" / f"{uuid.uuid4().hex}{suffix}"
+    path = settings_of().home / "uploads" / f"{uuid.uuid4().hex}{suffix if PLAIN_SUFFIX.fullmatch(suffix) else ''}"
     path.parent.mkdir(parents=True, exist_ok=True)
     upload.save(path)
     if path.stat().st_size == 0:

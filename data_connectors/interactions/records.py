@@ -60,13 +60,23 @@ def _first(row: dict[str, Any], keys: Iterable[str]) -> Any:
 MAX_RATING = 1e6  # |rating| above it is a unit or typing mistake (1e300 overflowed the fit); as over HTTP
 
 
+def no_timestamp(value: Any) -> bool:
+    """Whether a timestamp field says no time: absent, null, or a string of only spaces (or invisible
+    characters), as a blank id is no id; an empty CSV cell is the same as no column."""
+    return value is None or (isinstance(value, str) and is_blank(value))
+
+
 LATEST_TIMESTAMP = 4_102_444_800  # 2100-01-01: past it a "timestamp" is a unit mistake (ms, ns)
 
 
 def parse_timestamp(value: Any) -> int:
     """Unix seconds from an int/float, a numeric string or an ISO-8601 string (UTC if naive),
-    between 1970 and 2100: outside that it is a mistake, and 1e20 would not even fit the database."""
-    if value is None or value == "":
+    between 1970 and 2100: outside that it is a mistake, and 1e20 would not even fit the database.
+
+    None or a blank string is no time at all: 0, what a file's row without one gets (an empty cell
+    and a missing column alike, see :func:`_first`); the HTTP API reads it as "now" instead, so it
+    asks :func:`no_timestamp` first."""
+    if no_timestamp(value):
         return 0
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
@@ -183,12 +193,13 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
 def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
     """The column names of a CSV/TSV whose first line is data, not a header (MovieLens'
     ``u.data``: user, item, rating, timestamp): none of its cells names a known column and
-    the rating and timestamp cells, where present, are numbers. None when it has a header."""
+    the rating and timestamp cells, where present, are numbers (or empty: no rating or no time, as
+    in any row; the first row's empty timestamp made it a header). None when it has a header."""
     cells = [c.strip() for c in first_line(path, skip_blank=True).split("\t" if fmt == "tsv" else ",")]
     if not 2 <= len(cells) <= len(HEADERLESS_COLUMNS) or any(c.lower() in KNOWN_KEYS for c in cells):
         return None
     try:
-        [float(c) for c in cells[2:]]
+        [float(c) for c in cells[2:] if not is_blank(c)]
     except ValueError:
         return None
     return HEADERLESS_COLUMNS[:len(cells)]

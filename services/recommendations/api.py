@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from data_connectors.interactions import Interaction, parse_timestamp
-from data_connectors.interactions.records import MAX_RATING
+from data_connectors.interactions.records import MAX_RATING, no_timestamp
 from services.recommendations.serving import MAX_K, RecsService
 from shared.auth import audit, require_role
 from shared.db import get_db
@@ -50,17 +50,20 @@ class InteractionIn(BaseModel):
     item_id: Id
     rating: float = Field(1.0, ge=-MAX_RATING, le=MAX_RATING)  # the bound a file's rows meet too
     event: str = Field("view", max_length=32)
-    timestamp: int | float | str | None = Field(None, description="Unix seconds or ISO-8601; default now")
+    timestamp: int | float | str | None = Field(None, description="Unix seconds or ISO-8601; default "
+                                                "(also when empty) now")
 
     @field_validator("timestamp", mode="before")
     @classmethod
     def _ts(cls, value: Any) -> Any:
-        """Before the union's coercion, which made ``true`` a 1 the boolean check never saw."""
-        if value is not None:
-            try:
-                parse_timestamp(value)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"timestamp must be Unix seconds or ISO-8601 ({exc})") from None
+        """Before the union's coercion, which made ``true`` a 1 the boolean check never saw. An empty
+        string is no timestamp (now), as an empty cell is in a file: ``""`` was stored at 1970."""
+        if no_timestamp(value):
+            return None
+        try:
+            parse_timestamp(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"timestamp must be Unix seconds or ISO-8601 ({exc})") from None
         return value
 
     def to_interaction(self) -> Interaction:

@@ -54,3 +54,23 @@ def production(settings, trained_dir: Path):
     mv = register(settings, settings.recommendations_domain, trained_dir)
     registry(settings).promote(mv.ref)
     return mv
+
+
+@pytest.fixture
+def ops(settings, production):
+    """The service with an ops key, its retrain jobs run in this process (the Celery task's function)."""
+    from services.recommendations import create_app, retrain_task
+    from services.recommendations.retraining import run_retrain_job
+    from services.recommendations.versions import TASK
+    from shared.admin import register_admin
+    from shared.auth import create_key
+    from shared.db import Database, upgrade
+
+    upgrade(settings.db_url)
+    db = Database(settings.db_url)
+    app = create_app(settings)
+    register_admin(app, tasks={TASK: retrain_task(lambda job_id, s: run_retrain_job(job_id, s))},
+                   domains=[settings.recommendations_domain])
+    yield {"client": app.test_client(), "db": db, "settings": settings,
+           "auth": {"Authorization": f"Bearer {create_key(db, 'carol', 'ops')}"}}
+    db.dispose()

@@ -16,11 +16,9 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.datastructures import MultiDict
 
-from services.recommendations import create_app, retrain_task
+from services.recommendations import create_app
 from services.recommendations.cli import recs
 from services.recommendations.pipeline import RecsConfig
-from services.recommendations.retraining import run_retrain_job
-from services.recommendations.versions import TASK
 from shared import lifecycle
 from shared.errors import BadInput
 from tests.recommendations.conftest import SAMPLE
@@ -34,23 +32,6 @@ def client(settings, production):
 
     upgrade(settings.db_url)
     return create_app(settings).test_client()
-
-
-@pytest.fixture
-def ops(settings, production):
-    """The service with an ops key, its retrain jobs run in this process (the Celery task's function)."""
-    from shared.admin import register_admin
-    from shared.auth import create_key
-    from shared.db import Database, upgrade
-
-    upgrade(settings.db_url)
-    db = Database(settings.db_url)
-    app = create_app(settings)
-    register_admin(app, tasks={TASK: retrain_task(lambda job_id, s: run_retrain_job(job_id, s))},
-                   domains=[settings.recommendations_domain])
-    yield {"client": app.test_client(), "db": db, "settings": settings,
-           "auth": {"Authorization": f"Bearer {create_key(db, 'carol', 'ops')}"}}
-    db.dispose()
 
 
 # -- 2: recommender options ---------------------------------------------------------------
