@@ -24,6 +24,7 @@ from sqlalchemy import Column, ColumnElement, Table, delete, func, select
 from sqlalchemy.exc import DBAPIError
 
 from shared.errors import BadInput
+from shared.settings import MAX_RETENTION_DAYS
 
 if TYPE_CHECKING:
     from shared.db import Database
@@ -146,8 +147,8 @@ def plan(settings: Settings, only: Iterable[str] | None = None, older_than: int 
     """The limit in days of each kind to prune now: ``older_than`` for ``only`` (default
     :data:`DEFAULT_KINDS`), else the settings' limits of ``only`` (default every kind) that are set."""
     if older_than is not None:
-        if older_than < 1:
-            raise BadInput(f"--older-than must be at least 1 day, got {older_than}")
+        if not 1 <= older_than <= MAX_RETENTION_DAYS:
+            raise BadInput(f"--older-than must be 1 to {MAX_RETENTION_DAYS} days, got {older_than}")
         days = {name: older_than for name in (only or DEFAULT_KINDS)}
     else:
         limits = configured_days(settings)
@@ -250,7 +251,7 @@ def prune_shared_task() -> dict[str, int]:
 
 
 @click.command("prune")
-@click.option("--older-than", type=click.IntRange(min=1), default=None, metavar="DAYS",
+@click.option("--older-than", type=click.IntRange(1, MAX_RETENTION_DAYS), default=None, metavar="DAYS",
               help="Delete rows older than DAYS of every kind chosen (default: each kind's "
                    "FINPULSE_RETENTION_<KIND>_DAYS setting).")
 @click.option("--only", default=None, metavar="KINDS",
@@ -275,8 +276,9 @@ def prune_command(older_than: int | None, only: str | None, dry_run: bool, batch
     rows = run(settings, kinds, actor=cli_actor(), dry_run=dry_run, older_than=older_than,
                batch_size=batch_size, progress=lambda line: click.echo(line, err=True))
     if not rows:
-        click.echo("nothing to prune: no kind has a retention setting (FINPULSE_RETENTION_<KIND>_DAYS); "
-                   "give --older-than DAYS", err=True)
+        unset = ", ".join(f"FINPULSE_RETENTION_{k.upper()}_DAYS" for k in (kinds or ["<KIND>"]))
+        click.echo(f"nothing to prune: no retention setting ({unset}) is set for "
+                   f"{', '.join(kinds) if kinds else 'any kind'}; give --older-than DAYS", err=True)
         return
     click.echo(f"{'kind':<13} {'days':>5}  {'table':<22} {'would delete' if dry_run else 'deleted':>12}")
     for name, days, table, n in rows:

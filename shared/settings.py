@@ -21,6 +21,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}  # browsers leave these out of an Ori
 # A list setting: a JSON list, or (read by Settings._env_list) one value or comma-separated values;
 # every list setting must be one, since the JSON decoding of pydantic-settings is switched off for it
 EnvList = Annotated[list[str], NoDecode]
+MAX_RETENTION_DAYS = 36_500  # a century: a longer limit keeps everything, and its cutoff date would not exist
+RetentionDays = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)]  # 0: keep forever
 
 
 
@@ -134,12 +136,12 @@ class Settings(BaseSettings):
     chatbot_handoff_webhook: str | None = None
     # Data retention (`finpulse prune`, and daily under `finpulse worker --beat` when any is set): rows older
     # than this many days go; 0 keeps them forever, so nothing is deleted unless asked. (Figures: README.)
-    retention_chat_days: int = Field(default=0, ge=0)  # transcripts, released handoffs (open ones stay)
-    retention_feedback_days: int = Field(default=0, ge=0)  # feedback, so also the exported training pairs
-    retention_news_days: int = Field(default=0, ge=0)  # articles, tickers, scores, alerts; > baseline days
-    retention_interactions_days: int = Field(default=0, ge=0)  # posted recommendation interactions
-    retention_jobs_days: int = Field(default=0, ge=0)  # finished retrain jobs (running ones stay)
-    retention_audit_days: int = Field(default=0, ge=0)  # the audit log: the record of admin actions
+    retention_chat_days: RetentionDays = 0  # transcripts, released handoffs (open ones stay)
+    retention_feedback_days: RetentionDays = 0  # feedback, so also the exported training pairs
+    retention_news_days: RetentionDays = 0  # articles, tickers, scores, alerts; > baseline days
+    retention_interactions_days: RetentionDays = 0  # posted recommendation interactions
+    retention_jobs_days: RetentionDays = 0  # finished retrain jobs (running ones stay)
+    retention_audit_days: RetentionDays = 0  # the audit log: the record of admin actions
     retention_batch_size: int = Field(default=1000, ge=1, le=10_000)  # rows per delete transaction
     retention_hour: int = Field(default=3, ge=0, le=23)  # UTC hour of the daily run (at :15)
     testing: bool = False

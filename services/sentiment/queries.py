@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
+from services.sentiment.alerts import alert_id as alert_id_of
 from services.sentiment.alerts import list_alerts, to_json
 from services.sentiment.models import Alert, Article, ArticleTicker, Score, as_utc
 
@@ -131,7 +132,16 @@ def cursor_position(db: Any, cursor: str) -> tuple[datetime, str] | None:
         pass  # not a cursor: maybe an alert id
     with db.session() as s:
         row = s.execute(select(Alert.at, Alert.id).where(Alert.id == cursor)).first()
-    return (as_utc(row[0]), row[1]) if row else None
+    if row:
+        return as_utc(row[0]), row[1]
+    # an id no longer stored (pruned) still holds its position, as it does for the stream's resume
+    ticker, _, stamp = cursor.rpartition("-")
+    try:
+        at = datetime.strptime(stamp, "%Y%m%dT%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return (at, cursor) if ticker and len(cursor) <= 64 and cursor.isprintable() and alert_id_of(ticker, at) == cursor \
+        else None
 
 
 def alerts_page(db: Any, *, since: datetime | None = None, ticker: str | None = None, limit: int = 100,

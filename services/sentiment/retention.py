@@ -4,8 +4,10 @@ An article goes, with its linked tickers and its scores, when it is older than t
 of its clocks: by event time (``published_at``, what every series, alert and window reads: the
 window kept is whole), cut at a UTC midnight so no alert bucket is split; and by arrival
 (``ingested_at``), so a backfill of old history is scored, and its alerts judged, before it goes.
-An alert goes when its bucket (``at``) lies before that same midnight: an alert that stays never
-names a pruned article, and one whose bucket's articles were pruned goes with them. A limit must
+An alert goes when its bucket (``at``) lies before that same midnight and no article of its ticker
+from its bucket on (up to the midnight) is left: an alert that stays never names a pruned article,
+one whose bucket's articles were pruned goes with them, and one over a backfill whose articles
+stay (they arrived recently) stays too, or the next article in its bucket would raise it anew. A limit must
 exceed ``FINPULSE_SENTIMENT_BASELINE_DAYS``: live alerts judge each bucket against that many days
 before it. Feed state (``news_feed_state``) is a row per feed and is kept.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from sqlalchemy import exists
 
 from services.sentiment.aggregate import floor_time
 from services.sentiment.models import Alert, Article, ArticleTicker, Score
@@ -32,7 +36,10 @@ def prune_news(db: Database, cutoff: datetime, _settings: Settings, batches: Bat
     articles, alerts = Article.__table__.c, Alert.__table__.c
     counts = batches.delete(db, articles.id, [articles.published_at < midnight, articles.ingested_at < cutoff],
                             children=[ArticleTicker.__table__.c.article_id, Score.__table__.c.article_id])
-    counts |= batches.delete(db, alerts.id, [alerts.at < midnight])
+    tickers = ArticleTicker.__table__.c
+    left = exists().where(tickers.ticker == alerts.ticker, tickers.published_at >= alerts.at,
+                          tickers.published_at < midnight)
+    counts |= batches.delete(db, alerts.id, [alerts.at < midnight, ~left])
     return counts
 
 

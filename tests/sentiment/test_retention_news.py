@@ -62,3 +62,19 @@ def test_news_retention_must_exceed_the_alert_baseline(settings) -> None:
     with pytest.raises(BadInput, match="must exceed the 30-day alert baseline"):
         plan(settings, ["news"], 30)
     assert plan(settings, ["news"], 31) == {"news": 31}
+
+
+def test_an_alert_over_a_backfill_that_stays_is_kept_until_its_articles_go(any_db_url, settings) -> None:
+    """A backfill's articles arrived recently and stay; pruning their alert made the next article
+    in that old bucket raise it again as a brand-new alert."""
+    db = Database(any_db_url)
+    bucket = datetime(2024, 8, 1, tzinfo=UTC)
+    with db.session() as s:
+        _article(s, "bf1", bucket + timedelta(hours=2), NOW - timedelta(days=1))
+        _article(s, "bf2", bucket + timedelta(hours=5), NOW - timedelta(days=1))
+        _alert(s, "a-bf", bucket, ["bf1", "bf2"])
+    prune(db, settings, {"news": 40}, now=NOW)
+    assert _ids(db, Article) == {"bf1", "bf2"} and _ids(db, Alert) == {"a-bf"}
+    # once the backfill itself is old by arrival too, article and alert go together
+    prune(db, settings, {"news": 40}, now=NOW + timedelta(days=60))
+    assert _ids(db, Article) == set() and _ids(db, Alert) == set()

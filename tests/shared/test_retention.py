@@ -88,6 +88,9 @@ def test_cli_dry_run_counts_then_prune_deletes_and_is_audited(home: Path) -> Non
     (["--older-than", "10"], {}, "news retention of 10 days must exceed"),
     ([], {"FINPULSE_RETENTION_CHAT_DAYS": "-1"}, "FINPULSE_RETENTION_CHAT_DAYS"),
     ([], {"FINPULSE_RETENTION_NEWS_DAYS": "7"}, "FINPULSE_RETENTION_NEWS_DAYS (7) must exceed"),
+    # a cutoff before year 1 does not exist: it was an OverflowError, exit 1
+    (["--older-than", "1000000", "--only", "jobs"], {}, "'--older-than': 1000000 is not in the range"),
+    ([], {"FINPULSE_RETENTION_JOBS_DAYS": "999999999999"}, "FINPULSE_RETENTION_JOBS_DAYS"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(home: Path, args: list[str], env: dict[str, str], says: str) -> None:
     proc = _finpulse(home, *args, **env)
@@ -133,3 +136,10 @@ def test_the_scheduled_task_prunes_with_the_settings_limits(settings, redis_url:
     assert prune_task() == {"chat_messages": 2, "chat_handoffs": 0}  # feedback has no limit: kept
     with db.session() as s:
         assert s.scalars(select(AuditLog.actor).where(AuditLog.action == "prune")).all() == ["beat"]
+
+
+def test_only_a_kind_without_a_setting_names_that_setting(home: Path) -> None:
+    """It said no kind had a setting, while feedback had one."""
+    proc = _finpulse(home, "--only", "interactions", FINPULSE_RETENTION_FEEDBACK_DAYS="60")
+    assert proc.returncode == 0, proc.stderr
+    assert "FINPULSE_RETENTION_INTERACTIONS_DAYS" in proc.stderr and "for interactions" in proc.stderr
