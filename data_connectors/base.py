@@ -142,14 +142,23 @@ SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv
 
 def detect_format(path: str | Path) -> str:
     """From the suffix; a file named otherwise (MovieLens' ``u.data``) by its first line:
-    JSON when it opens with ``{``, else TSV with a tab in it, CSV with a comma, else JSONL."""
+    JSON when it opens with ``{``, else TSV with a tab in it, CSV with a comma. Any other first line
+    is none of them (MovieLens-1M's ``::``, a semicolon CSV): a BadRow saying so, where reading it
+    as JSONL had answered "invalid JSON (Extra data ...)"."""
     fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
     if fmt:
         return fmt
     first = first_line(path, skip_blank=True).strip()
     if not first or first.startswith("{"):
         return "jsonl"
-    return "tsv" if "\t" in first else "csv" if "," in first else "jsonl"
+    if "\t" in first:
+        return "tsv"
+    if "," in first:
+        return "csv"
+    if "\ufffd" in first:  # not text (a .gz, a spreadsheet): the reader names the undecodable byte
+        return "jsonl"
+    raise BadRow(path, 1, "not TSV, CSV or JSONL: the first line has no tab or comma and is no JSON object "
+                          "(separate the columns with tabs, e.g. sed 's/::/\\t/g' for MovieLens-1M's ratings.dat)")
 
 
 def iter_rows(path: str | Path, fmt: str | None = None,

@@ -119,3 +119,12 @@ def test_a_utf16_file_is_named_so_at_line_1(tmp_path: Path, encoding: str) -> No
             load_labelled(path)
         with pytest.raises(BadRow, match=rf"^{path}:1: the file is UTF-16"):
             list(iter_lines(path))
+
+
+@pytest.mark.parametrize("first", ["1::1193::5::978300760", "user;item;rating"])
+def test_a_file_of_no_known_format_says_so_not_invalid_json(tmp_path: Path, first: str) -> None:
+    """MovieLens-1M's ratings.dat (or a semicolon CSV) was read as JSONL: ":1: invalid JSON (Extra data ...)"."""
+    path = tmp_path / "ratings.dat"
+    path.write_text(first + "\n1::661::3::978302109\n")
+    with pytest.raises(BadRow, match=rf"^{path}:1: not TSV, CSV or JSONL: .*sed 's/::/\\t/g'"):
+        read_interactions(path, skip_bad=False)
