@@ -1,4 +1,4 @@
-"""``finpulse news``: ingest files and feeds (with backfill), score leftovers, list alerts."""
+"""``finpulse news``: ingest files and feeds (with backfill), score leftovers, relink, list alerts."""
 
 from __future__ import annotations
 
@@ -22,6 +22,30 @@ def _pipeline() -> Any:
 @click.group()
 def news() -> None:
     """Ingest news files and feeds (with backfill); score and alert on event time."""
+
+
+def _event_time(value: str | None, option: str) -> Any:
+    """An option's event time (None when not given); unreadable is a one-line error."""
+    from services.sentiment.ingest import Rejected, parse_time
+    from shared.errors import BadInput
+
+    if not value:
+        return None
+    try:
+        return parse_time(value, option)
+    except Rejected as exc:
+        raise BadInput(f"{exc}; {option} must be a time: ISO-8601, RFC 2822 or epoch seconds/milliseconds") from None
+
+
+def _ticker(value: str) -> str:
+    """A ticker as the HTTP API reads it ($brk-b is BRK.B); anything else is a one-line error."""
+    from services.sentiment.linking import ticker_symbol
+    from shared.errors import BadInput
+
+    symbol = ticker_symbol(value)
+    if symbol is None:
+        raise BadInput(f"invalid ticker {value[:20]!r}")
+    return symbol
 
 
 def _sort_key(row: dict[str, Any]) -> tuple[int, float]:
@@ -116,6 +140,57 @@ def score_cmd() -> None:
     click.echo(f"scored {out.articles} articles with {out.model_version or '-'}; new alerts {len(out.alerts)}")
 
 
+@news.command("relink")
+@click.option("--since", default=None,
+              help="Event time (ISO-8601, RFC 2822 or epoch): articles published at or after it.")
+@click.option("--until", default=None, help="Event time: articles published before it.")
+@click.option("--ticker", "tickers", multiple=True,
+              help="Add and remove only this ticker's links (repeat it, or separate with commas).")
+@click.option("--dry-run", is_flag=True, help="Count what would change; change nothing.")
+@click.option("--chunk", default=500, show_default=True, type=click.IntRange(1, 5000),
+              help="Articles read, linked, scored and judged per step.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="Tickers listed in the summary, most changed first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def relink_cmd(since: str | None, until: str | None, tickers: tuple[str, ...], dry_run: bool, chunk: int,
+               top: int, as_json: bool) -> None:
+    """Link stored articles again with the current company list; score new links and judge alerts again."""
+    from tqdm import tqdm
+
+    from services.sentiment.relink import count_articles, relink
+    from shared.errors import BadInput
+
+    since_dt, until_dt = _event_time(since, "--since"), _event_time(until, "--until")
+    if since_dt is not None and until_dt is not None and since_dt >= until_dt:
+        raise BadInput(f"--since ({since}) must lie before --until ({until})")
+    only = {_ticker(t) for value in tickers for t in value.split(",") if t.strip()} or None
+    if tickers and only is None:
+        raise BadInput("--ticker needs a ticker symbol")
+    pipe = _pipeline()
+    _ = pipe.linker  # a bad company list is the error before anything is read
+    total = count_articles(pipe.db, since_dt, until_dt)
+    with tqdm(total=total, desc="relink", unit="article", file=sys.stderr, disable=total <= chunk) as bar:
+        report = relink(pipe, since=since_dt, until=until_dt, tickers=only, dry_run=dry_run, chunk=chunk,
+                        progress=bar.update)
+    result = report.to_dict(top)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    would = "would be " if dry_run else ""
+    click.echo(f"scanned {result['scanned']} articles: {result['relinked']} {would}relinked, {result['given']} "
+               f"with given tickers left as posted, {result['unknown_origin_kept']} stored before link origins "
+               f"left as they are, {result['changed_meanwhile']} changed meanwhile")
+    click.echo(f"links {would}added {result['added']}, removed {result['removed']}, reweighted "
+               f"{result['reweighted']}; scored {result['scored']} articles; alerts raised {result['alerts_raised']}, "
+               f"retracted {result['alerts_retracted']}")
+    for row in result["by_ticker"]:
+        click.echo(f"  {row['ticker']}: +{row['added']} -{row['removed']}")
+    if result["tickers"] > len(result["by_ticker"]):
+        click.echo(f"  ... and {result['tickers'] - len(result['by_ticker'])} more tickers")
+    if dry_run:
+        click.echo("dry run: nothing changed")
+
+
 @news.command("alerts")
 @click.option("--since", default=None,
               help="Event time (ISO-8601, RFC 2822 or epoch); an alert whose bucket reaches past it is listed.")
@@ -124,17 +199,9 @@ def score_cmd() -> None:
 def alerts_cmd(since: str | None, ticker: str | None, limit: int) -> None:
     """Print alerts as JSON lines, newest first: the same selection as GET /v1/alerts."""
     from services.sentiment.alerts import list_alerts
-    from services.sentiment.ingest import Rejected, parse_time
-    from services.sentiment.linking import ticker_symbol
-    from shared.errors import BadInput
 
-    try:
-        since_dt = parse_time(since, "--since") if since else None
-    except Rejected as exc:
-        raise BadInput(f"{exc}; --since must be a time: ISO-8601, RFC 2822 or epoch seconds/milliseconds") from None
-    symbol = ticker_symbol(ticker) if ticker else None
-    if ticker and symbol is None:
-        raise BadInput(f"invalid ticker {ticker[:20]!r}")
+    since_dt = _event_time(since, "--since")
+    symbol = _ticker(ticker) if ticker else None
     pipe = _pipeline()
     for a in list_alerts(pipe.db, since=since_dt, ticker=symbol, limit=limit, bucket_s=pipe.rules.bucket_s):
         click.echo(json.dumps(a))

@@ -51,6 +51,9 @@ class NewsItem:
     url: str | None
     tickers: dict[str, float]
     content_hash: str
+    # ticker -> where it came from ('text', 'tag' or 'given'): stored, so ``news relink`` knows
+    # which links the linker may change
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -281,6 +284,13 @@ def _tickers(value: Any) -> list[str] | None:
     return out
 
 
+def linked_tickers(linker: Linker, title: str, body: str, tags: list[str]) -> dict[str, float]:
+    """Ticker -> relevance of an article without given tickers: what the text names, plus a feed's
+    ``$TICKER`` category ``tags`` (editors' tags weigh like a title mention), the most relevant
+    :data:`MAX_TICKERS`. The one linking rule of ingest and ``news relink``."""
+    return _top({**linker.link(title, body), **dict.fromkeys(tags, W_TITLE)})
+
+
 def _top(tickers: dict[str, float]) -> dict[str, float]:
     """The :data:`MAX_TICKERS` most relevant linked tickers (title and explicit mentions first, then
     in the order linked). Silently: the row is no client's mistake (a market wrap naming a whole
@@ -321,10 +331,12 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
             raise Rejected(f"id must be {ARTICLE_ID_RULE}")
     given = _tickers(row.get("tickers"))
     if given:  # explicit tickers override linking
-        tickers = dict.fromkeys(given, 1.0)
-    else:  # a feed's $TICKER tags add to what the text names, as editors' tags weigh like a title mention
-        tickers = _top({**linker.link(title, body), **dict.fromkeys(_cashtags(row.get("cashtags")), W_TITLE)})
-    return NewsItem(art_id, source, published, title, body, url, tickers, digest)
+        tickers, origins = dict.fromkeys(given, 1.0), dict.fromkeys(given, "given")
+    else:  # a feed's $TICKER tags add to what the text names
+        tags = _cashtags(row.get("cashtags"))
+        tickers = linked_tickers(linker, title, body, tags)
+        origins = {t: "tag" if t in tags else "text" for t in tickers}
+    return NewsItem(art_id, source, published, title, body, url, tickers, digest, origins)
 
 
 def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, Any]]:
@@ -376,7 +388,7 @@ def _add(session: Any, item: NewsItem) -> None:
                         body=item.body, url=item.url, content_hash=item.content_hash))
     for ticker, rel in item.tickers.items():
         session.add(ArticleTicker(article_id=item.id, ticker=ticker, relevance=rel,
-                                  published_at=item.published_at))
+                                  published_at=item.published_at, origin=item.origins.get(ticker)))
 
 
 def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]] | None:
@@ -401,7 +413,8 @@ def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]]
     art.title, art.body, art.content_hash = item.title, item.body, item.content_hash
     art.published_at, art.ingested_at = item.published_at, utcnow()
     for ticker, rel in item.tickers.items():
-        session.add(ArticleTicker(article_id=aid, ticker=ticker, relevance=rel, published_at=item.published_at))
+        session.add(ArticleTicker(article_id=aid, ticker=ticker, relevance=rel, published_at=item.published_at,
+                                  origin=item.origins.get(ticker)))
     return {t: [old_at] for t in old if t not in item.tickers or old_at != item.published_at}
 
 

@@ -51,6 +51,9 @@ class ArticleTicker(Base):
     relevance: Mapped[float] = mapped_column(Float, default=1.0)
     # Copy of the article's event time, so per-ticker series need no join.
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Where the link came from: 'text' (the linker), 'tag' (a feed's category tag) or 'given' (the
+    # row's ``tickers``); None: stored before sentiment_0005. ``news relink`` changes 'text' links only.
+    origin: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
     __table_args__ = (Index("ix_news_article_tickers_ticker_time", "ticker", "published_at"),)
 

@@ -45,6 +45,8 @@ class ScoreOutcome:
     batches: list[int] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     model_version: str | None = None
+    # ticker -> event times scored and not judged (``score(..., judge=False)``): the caller's to judge
+    touched: dict[str, list[datetime]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -98,8 +100,9 @@ class Pipeline:
                       skew_s=self.settings.sentiment_future_skew_s,
                       syndication_h=self.settings.sentiment_syndication_h, now=now)
 
-    def score(self, ids: list[str], publish: bool = True) -> ScoreOutcome:
-        """Score ``ids`` in batches, then judge alerts on the buckets they touched."""
+    def score(self, ids: list[str], publish: bool = True, judge: bool = True) -> ScoreOutcome:
+        """Score ``ids`` in batches, then judge alerts on the buckets they touched (``judge`` False:
+        returned in ``touched`` instead, for a caller scoring many batches to judge once: ``news relink``)."""
         scorer = self.scorer()
         out = ScoreOutcome(model_version=scorer.version)
         step = self.settings.sentiment_score_batch
@@ -115,7 +118,11 @@ class Pipeline:
             out.batches.append(rep.articles)
             histogram("finpulse_news_score_batch", "Articles per scoring batch", (),
                       buckets=(1, 8, 16, 32, 64, 128, 256, 512)).observe(rep.articles)
-            out.alerts += self.judge(rep.touched, publish)
+            if judge:
+                out.alerts += self.judge(rep.touched, publish)
+            else:
+                for ticker, times in rep.touched.items():
+                    out.touched.setdefault(ticker, []).extend(times)
         return out
 
     def judge(self, touched: dict[str, list[datetime]], publish: bool = True) -> list[dict[str, Any]]:
