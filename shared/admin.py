@@ -42,11 +42,19 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
 from shared.errors import BadInput, Conflict, FinPulseError, Forbidden, NotFound, Unavailable
-from shared.web import documented, format_validation_error, int_arg, parse_body, query_params, settings_of
+from shared.web import Query, documented, format_validation_error, int_query, parse_body, query_params, settings_of
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
 MAX_LIST = 500  # rows a list endpoint answers at most (?limit beyond is a 400, as on /v1/alerts)
+MAX_HOURS = 24 * 30  # the monitoring views look back at most this far
+JOBS_LIMIT = int_query("rows", 1, MAX_LIST, 20)
+AUDIT_LIMIT = int_query("rows", 1, MAX_LIST, 100)
+HOURS = Query("number", f"look-back window in hours, more than 0, up to {MAX_HOURS} (default 24)",
+              minimum=0, maximum=MAX_HOURS, default=24, exclusive_minimum=True)
+DOMAIN = ("string", "one domain (default: this service's)")
+# the refusals every endpoint naming a domain/task answers (:func:`_scope`)
+SCOPE_403 = "forbidden: a domain or task this service does not manage"
 # an upload is saved under a fresh name with the sender's suffix, which the readers pick a format by;
 # a suffix of other characters names no format, so it is left off (the first line decides either way)
 PLAIN_SUFFIX = re.compile(r"\.[a-z0-9_-]{1,16}")
@@ -252,7 +260,9 @@ def _blueprint() -> Blueprint:
     bp = Blueprint("admin", __name__)
 
     @bp.post("/v1/admin/retrain")
-    @documented(status=202, body=RetrainRequest, multipart=True)
+    @documented(status=202, body=RetrainRequest, multipart=True, needs=("queue",), errors={
+        400: "bad_request: no training data, no such file on the server, or a bad row, file or option",
+        403: SCOPE_403, 409: "conflict: a retrain without data, and no production version to refit"})
     @require_role("ops")
     def retrain() -> Any:
         """Start a retrain job (train → evaluation gate → promotion) on the training queue."""
@@ -273,20 +283,22 @@ def _blueprint() -> Blueprint:
         return jsonify({"job_id": job_id, "status": "queued", "url": f"/v1/admin/jobs/{job_id}"}), 202
 
     @bp.get("/v1/admin/jobs")
-    @query_params(limit=("integer", "rows, 1-500 (default 20)"))
+    @query_params(limit=JOBS_LIMIT)
     @require_role("ops")
     def jobs() -> Any:
         """Recent jobs, newest first."""
-        return jsonify({"jobs": _own_jobs(limit=int_arg("limit", 20, 1, MAX_LIST))})
+        return jsonify({"jobs": _own_jobs(limit=JOBS_LIMIT.read("limit"))})
 
     @bp.get("/v1/admin/jobs/<job_id>")
+    @documented(errors={404: "not_found: no job with this id on this service"})
     @require_role("ops")
     def job(job_id: str) -> Any:
         """One job: status, progress (stage, epoch, step, metrics), result, log."""
         return jsonify(_own_job(job_id))
 
     @bp.post("/v1/admin/jobs/<job_id>/cancel")
-    @documented(status=202)
+    @documented(status=202, errors={404: "not_found: no job with this id on this service",
+                                    409: "conflict: the job has already finished"})
     @require_role("ops")
     def cancel(job_id: str) -> Any:
         """Cancel a queued or running job (it stops at its next step)."""
@@ -294,6 +306,11 @@ def _blueprint() -> Blueprint:
         return jsonify(lifecycle.cancel_job(get_db(), job_id, actor=g.actor)), 202
 
     @bp.post("/v1/admin/models/promote")
+    @documented(body=PromoteRequest, errors={
+        400: "bad_request: neither 'ref' nor 'version', or a forced promotion without a reason",
+        403: SCOPE_403, 404: "model_not_found: no such version, or it holds no model",
+        409: "conflict: the version failed its evaluation gate (force it with a reason), or production "
+             "moved meanwhile (nothing changed; retry)"})
     @require_role("ops")
     def promote() -> Any:
         """Move `production` to a version that passed its gate (or forced, with a reason)."""
@@ -315,10 +332,10 @@ def _blueprint() -> Blueprint:
         return jsonify(lifecycle.promote(settings_of(), get_db(), ref, actor=g.actor,
                                          reason=body.reason, force=body.force))
 
-    promote._openapi_body = PromoteRequest  # type: ignore[attr-defined]
-
     @bp.post("/v1/admin/models/rollback")
-    @documented(body=RollbackRequest, body_required=False)  # no body: this service's own model
+    @documented(body=RollbackRequest, body_required=False, errors={  # no body: this service's own model
+        403: SCOPE_403, 404: "model_not_found: no model registered for this domain and task",
+        409: "conflict: no earlier production version, or production moved meanwhile (retry)"})
     @require_role("ops")
     def rollback() -> Any:
         """Restore the previous production version."""
@@ -333,15 +350,15 @@ def _blueprint() -> Blueprint:
         return jsonify({"models": _models()})
 
     @bp.get("/v1/admin/audit")
-    @query_params(limit=("integer", "rows, 1-500 (default 100)"))
+    @query_params(limit=AUDIT_LIMIT)
     @require_role("ops")
     def audit_log() -> Any:
         """The audit log, newest first."""
-        return jsonify({"entries": lifecycle.audit_entries(get_db(), limit=int_arg("limit", 100, 1, MAX_LIST))})
+        return jsonify({"entries": lifecycle.audit_entries(get_db(), limit=AUDIT_LIMIT.read("limit"))})
 
     @bp.get("/v1/admin/monitoring")
-    @query_params(hours=("number", "look-back window in hours, up to 720 (default 24)"),
-                  domain=("string", "one domain (default: this service's)"))
+    @documented(needs=("redis",))  # the monitoring figures live there
+    @query_params(hours=HOURS, domain=DOMAIN)
     @require_role("analyst")
     def monitoring() -> Any:
         """Drift, confidence and chatbot figures per domain and version, with alerts."""
@@ -350,8 +367,8 @@ def _blueprint() -> Blueprint:
         return jsonify(overview(settings_of(), window_s=_window(), domains=_domains()))
 
     @bp.get("/ops")
-    @query_params(hours=("number", "look-back window in hours, up to 720 (default 24)"),
-                  domain=("string", "one domain (default: this service's)"))
+    @documented(needs=("redis",))  # the monitoring figures live there
+    @query_params(hours=HOURS, domain=DOMAIN)
     @require_role("analyst")
     def ops_page() -> Any:
         """The ops page: jobs, models, monitoring plots and alerts."""
@@ -397,8 +414,8 @@ def _window() -> float:
         hours = float(request.args.get("hours", 24))
     except ValueError:
         raise BadInput("hours must be a number") from None
-    if not 0 < hours <= 24 * 30:
-        raise BadInput("hours must be in (0, 720]")
+    if not 0 < hours <= MAX_HOURS:
+        raise BadInput(f"hours must be in (0, {MAX_HOURS}]")
     return hours * 3600
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from shared import metrics
 from shared.errors import BadInput, FinPulseError
@@ -202,31 +204,94 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def query_params(**params: tuple[str, str]) -> Callable[[F], F]:
-    """Decorator: document a view's query arguments (``name=(type, description)``) in the
-    OpenAPI document; the view still reads and validates them itself."""
+@dataclass(frozen=True)
+class Query:
+    """One query argument as the OpenAPI document states it: its JSON type, its meaning, and the
+    bounds and default the view enforces as schema keywords (``minimum``, ``maximum``,
+    ``default``), which clients and fuzzers read; prose alone ("1-100") told them nothing."""
+
+    type: str
+    description: str
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    default: Any = None
+    exclusive_minimum: bool = False  # the minimum itself is refused: hours in (0, 720]
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.minimum is not None:
+            out["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
+    def read(self, name: str) -> int:
+        """The integer argument ``name`` checked by :func:`int_arg` against these very bounds, so
+        what the document says and what the view refuses cannot drift apart."""
+        if self.type != "integer" or self.minimum is None or self.maximum is None or self.exclusive_minimum:
+            raise TypeError(f"query argument {name!r} is no bounded integer; the view reads it itself")
+        return int_arg(name, self.default, int(self.minimum), int(self.maximum))
+
+
+def int_query(description: str, lo: int, hi: int, default: int) -> Query:
+    """A bounded integer query argument (``limit``, ``k``, ``max_s``); its prose range is
+    written from the same numbers as its schema."""
+    return Query("integer", f"{description}, {lo}-{hi} (default {default})", lo, hi, default)
+
+
+def query_params(**params: tuple[str, str] | Query) -> Callable[[F], F]:
+    """Decorator: document a view's query arguments (``name=(type, description)`` or a
+    :class:`Query` with bounds and default) in the OpenAPI document; the view still reads and
+    validates them itself (:meth:`Query.read` for a bounded integer). Each may be a 400."""
 
     def deco(view: F) -> F:
-        view._openapi_query = params  # type: ignore[attr-defined]
+        view._openapi_query = {name: spec if isinstance(spec, Query) else Query(*spec)  # type: ignore[attr-defined]
+                               for name, spec in params.items()}
         return view
 
     return deco
 
 
+def rate_limited(view: F, limit: str) -> F:
+    """Record on a view that Flask-Limiter wrapped that it answers 429 past ``limit`` (with
+    Retry-After), and 503 when the limiter's store (Redis) is unreachable; returns the view."""
+    view._openapi_rate_limits = [*getattr(view, "_openapi_rate_limits", []), limit]  # type: ignore[attr-defined]
+    return view
+
+
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted"}
+# What ``needs=`` names: each one a view touches is a reason for its 503 ``unavailable``
+# (the shared handlers turn a lost database or Redis into one; models and the knowledge base
+# raise Unavailable themselves).
+DEPENDENCIES = {
+    "database": "the database is unreachable, read-only or not migrated",
+    "redis": "Redis is unreachable",
+    "queue": "the task queue (Redis) is unreachable",
+    "model": "no production model is registered or loadable",
+    "kb": "no knowledge base is loaded (`finpulse kb load`)",
+}
 
 
 def documented(*, status: int = 200, body: type[BaseModel] | None = None, multipart: bool = False,
                response: type[BaseModel] | None = None, errors: dict[int, str] | None = None,
                also: dict[int, str] | None = None, body_required: bool = True, media_type: str | None = None,
-               headers: dict[str, str] | None = None) -> Callable[[F], F]:
+               headers: dict[str, str] | None = None, needs: tuple[str, ...] = (),
+               retry_after: tuple[int, ...] = ()) -> Callable[[F], F]:
     """Decorator: what the OpenAPI document cannot see in the view: its success status, the
     schema of a body the view reads itself (per-row rejection, not one model), whether a
     multipart form (a ``data`` file plus the body's fields) is accepted too, the success
-    answer's schema, and the error statuses the view itself answers. ``also``: other success
-    statuses (a PUT's 201 when it created); ``body_required=False``: the body may be left out;
+    answer's schema, and the error statuses only the view knows (``errors``: status: "code:
+    when"; the decorators' own — 400/413/415 of a body, 400 of query arguments, 401/403 of a
+    key, 429 of a rate limit — are added by themselves). ``also``: other success statuses (a
+    PUT's 201 when it created); ``body_required=False``: the body may be left out;
     ``media_type``: a success answer that is not JSON (an event stream); ``headers``: request
-    headers the view reads (name: description)."""
+    headers the view reads (name: description); ``needs``: the :data:`DEPENDENCIES` the view
+    touches, each a reason for its 503; ``retry_after``: error statuses sent with Retry-After."""
+    unknown = set(needs) - set(DEPENDENCIES)
+    if unknown:  # a typo would silently drop the 503
+        raise ValueError(f"unknown dependencies {sorted(unknown)}; known: {', '.join(DEPENDENCIES)}")
 
     def deco(view: F) -> F:
         view._openapi_status = status  # type: ignore[attr-defined]
@@ -238,7 +303,10 @@ def documented(*, status: int = 200, body: type[BaseModel] | None = None, multip
             view._openapi_response = response  # type: ignore[attr-defined]
         view._openapi_media_type = media_type  # type: ignore[attr-defined]
         view._openapi_headers = dict(headers or {})  # type: ignore[attr-defined]
-        view._openapi_statuses = {**(also or {}), **(errors or {})}  # type: ignore[attr-defined]
+        view._openapi_statuses = dict(also or {})  # type: ignore[attr-defined]
+        view._openapi_errors = dict(errors or {})  # type: ignore[attr-defined]
+        view._openapi_needs = tuple(needs)  # type: ignore[attr-defined]
+        view._openapi_retry_after = tuple(retry_after)  # type: ignore[attr-defined]
         return view
 
     return deco
@@ -250,8 +318,63 @@ def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_RETRY_AFTER = {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+
+
+def _error_reasons(view: Any, endpoint: str, reads_body: bool) -> dict[int, list[str]]:
+    """Every 4xx/5xx an operation can answer, each with its reasons: from what its decorators
+    recorded (body, query arguments, key, rate limit, dependencies) and the view's own ``errors``."""
+    reasons: dict[int, list[str]] = {}
+
+    def add(status: int, text: str) -> None:
+        reasons.setdefault(status, []).append(text)
+
+    add(400, "invalid_url: the URL holds a NUL character or is not UTF-8")  # the app's before_request
+    needs = list(getattr(view, "_openapi_needs", ()))
+    if reads_body:
+        add(400, "invalid_json or validation_error: the body is not usable JSON or a field is invalid")
+        add(413, f"request_entity_too_large: a body over {MAX_CONTENT_LENGTH // 2**20} MiB")
+        add(415, "unsupported_media_type: the body is not sent as application/json")
+    if query := getattr(view, "_openapi_query", None):
+        add(400, f"bad_request: a malformed or out-of-range query argument ({', '.join(query)})")
+    if role := getattr(view, "_openapi_role", None):
+        add(401, "unauthorized: no, an unknown or a revoked API key")
+        add(403, f"forbidden: the key lacks the {role} role")
+        needs.insert(0, "database")  # keys are looked up there
+    for limit in getattr(view, "_openapi_rate_limits", []):
+        add(429, f"too_many_requests: over {limit}; Retry-After says when")
+        needs.append("redis")  # the limiter's counters
+    if endpoint == "static" or endpoint.endswith(".static"):
+        add(404, "not_found: no such file")
+    for status, text in getattr(view, "_openapi_errors", {}).items():
+        add(status, text)
+    if needs:
+        add(503, "unavailable: " + ", or ".join(DEPENDENCIES[n] for n in dict.fromkeys(needs)) + "; retry later")
+    return reasons
+
+
+def _error_responses(view: Any, endpoint: str, reads_body: bool) -> dict[str, Any]:
+    """The operation's error answers, each the shared Error schema; the statuses that come with
+    Retry-After (a rate limit's 429, ``retry_after``) or WWW-Authenticate (401) say so."""
+    out: dict[str, Any] = {}
+    retry = {*getattr(view, "_openapi_retry_after", ()), *([429] if getattr(view, "_openapi_rate_limits", None)
+                                                           else [])}
+    for status, texts in sorted(_error_reasons(view, endpoint, reads_body).items()):
+        answer: dict[str, Any] = {"description": f"{HTTP_STATUS_CODES.get(status, 'Error')}. " + "; ".join(texts),
+                                  "content": {"application/json": {"schema": ERROR_REF}}}
+        if status in retry:
+            answer["headers"] = {"Retry-After": _RETRY_AFTER}
+        if status == 401:
+            answer["headers"] = {"WWW-Authenticate": {"description": "the accepted scheme: Bearer",
+                                                      "schema": {"type": "string"}}}
+        out[str(status)] = answer
+    return out
+
+
 def openapi_document(app: Flask, title: str) -> dict[str, Any]:
-    """An OpenAPI 3 document built from the URL map, view docstrings and body models."""
+    """An OpenAPI 3 document built from the URL map, view docstrings and body models; every
+    operation lists the error statuses it can answer, each with the shared Error schema."""
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
     for rule in app.url_map.iter_rules():
@@ -266,37 +389,35 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                 path = path.replace(f"<{conv}:{arg}>", f"{{{arg}}}")
             params.append({"name": arg, "in": "path", "required": True,
                            "schema": {"type": "string"}})
-        params += [{"name": name, "in": "query", "required": False, "description": text,
-                    "schema": {"type": kind}} for name, (kind, text) in getattr(view, "_openapi_query", {}).items()]
+        params += [{"name": name, "in": "query", "required": False, "description": spec.description,
+                    "schema": spec.schema()} for name, spec in getattr(view, "_openapi_query", {}).items()]
         params += [{"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
                    for name, text in getattr(view, "_openapi_headers", {}).items()]
         doc = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
         status = getattr(view, "_openapi_status", 200)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            body = getattr(view, "_openapi_body", None)
+            reads_body = body is not None and method in ("POST", "PUT", "PATCH")
             op: dict[str, Any] = {
                 "operationId": f"{rule.endpoint}_{method.lower()}",
                 "summary": doc,
                 "parameters": params,
                 "responses": {
                     str(status): {"description": _STATUS_TEXT.get(status, "OK")},
-                    "400": {"description": "Bad request"},
-                    "default": {"description": "Error", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Error"}}}},
+                    **{str(code): {"description": text}
+                       for code, text in getattr(view, "_openapi_statuses", {}).items()},
+                    **_error_responses(view, rule.endpoint, reads_body),
+                    "default": {"description": "Unexpected error: internal_error (see the service log)",
+                                "content": {"application/json": {"schema": ERROR_REF}}},
                 },
             }
             if getattr(view, "_openapi_role", None):
                 op["security"] = [{"bearer": []}]
-                op["responses"].update({"401": {"description": "No or unknown API key"},
-                                        "403": {"description": f"Needs the {view._openapi_role} role"}})
             if (answer := getattr(view, "_openapi_response", None)) is not None:
                 op["responses"][str(status)]["content"] = {"application/json": {"schema": _schema(answer, schemas)}}
             if media_type := getattr(view, "_openapi_media_type", None):
                 op["responses"][str(status)]["content"] = {media_type: {"schema": {"type": "string"}}}
-            op["responses"].update({str(code): {"description": text}
-                                    for code, text in getattr(view, "_openapi_statuses", {}).items()})
-            body = getattr(view, "_openapi_body", None)
-            if body is not None and method in ("POST", "PUT", "PATCH"):
-                op["responses"]["415"] = {"description": "Body not sent as application/json"}
+            if reads_body:
                 schema = _schema(body, schemas)
                 content = {"application/json": {"schema": schema}}
                 if getattr(view, "_openapi_multipart", False):
@@ -354,6 +475,8 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
         return jsonify({"status": "ok", "service": name})
 
     @app.get("/readyz")
+    @documented(errors={503: "unavailable: a readiness check failed (model, Redis or database); "
+                             "`reasons` lists each"})
     def readyz() -> Any:
         """Readiness: model loaded, Redis and DB reachable (503 with the reasons)."""
         problems = []

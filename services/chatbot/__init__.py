@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     from shared import search_index
     from shared.redis_client import get_redis, limiter_storage_uri, ping
     from shared.settings import get_settings
-    from shared.web import add_readiness_check, create_service_app
+    from shared.web import add_readiness_check, create_service_app, rate_limited
 
     settings = settings or get_settings()
     # The domain is fixed for the process: its index, encoder, session keys, monitoring labels
@@ -80,16 +80,21 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
         return request.remote_addr in exempt
 
     # Flask-Limiter checks decorated limits inside the wrapper, so the wrapper must be the view.
+    # rate_limited records each limit for the OpenAPI document (429 with Retry-After).
+    per_address = f"{settings.chatbot_rate_limit} per address (FINPULSE_CHATBOT_RATE_LIMIT)"
     chat_view = limiter.limit(settings.chatbot_rate_limit)(app.view_functions["chatbot.chat"])
     chat_view = limiter.limit(settings.chatbot_session_rate_limit, key_func=_session_key,
                               exempt_when=_no_session)(chat_view)
-    app.view_functions["chatbot.chat"] = chat_view
+    app.view_functions["chatbot.chat"] = rate_limited(rate_limited(chat_view, per_address), (
+        f"{settings.chatbot_session_rate_limit} per conversation (FINPULSE_CHATBOT_SESSION_RATE_LIMIT)"))
     # The widget polls this while an agent has the conversation: its own per-IP budget.
     poll_view = app.view_functions["chatbot.session_messages"]
-    app.view_functions["chatbot.session_messages"] = limiter.limit(settings.chatbot_rate_limit)(poll_view)
+    app.view_functions["chatbot.session_messages"] = rate_limited(
+        limiter.limit(settings.chatbot_rate_limit)(poll_view), per_address)
     # Feedback is stored and masked like a chat turn: the same per-address budget, its own count.
     feedback_view = app.view_functions["chatbot.feedback"]
-    app.view_functions["chatbot.feedback"] = limiter.limit(settings.chatbot_rate_limit)(feedback_view)
+    app.view_functions["chatbot.feedback"] = rate_limited(
+        limiter.limit(settings.chatbot_rate_limit)(feedback_view), per_address)
     CORS(app, resources={r"/v1/chat": {"origins": settings.chatbot_cors_origins},
                          r"/v1/chat/[^/]+/messages": {"origins": settings.chatbot_cors_origins},
                          r"/v1/feedback": {"origins": settings.chatbot_cors_origins},

@@ -18,11 +18,17 @@ from shared.errors import BadInput, FinPulseError
 from shared.monitoring import record_chat, record_feedback
 from shared.text import is_blank
 from shared.url_path import require_utf8_path
-from shared.web import documented, json_body, query_params, settings_of
+from shared.web import Query, documented, json_body, query_params, settings_of
 
 bp = Blueprint("chatbot", __name__)
 bp.before_request(require_utf8_path)  # PUT /v1/kb/%FF wrote the entry "\ufffd", and %FE overwrote it
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"  # one rule for every endpoint that takes a session id
+MAX_CURSOR = 10**18 - 1  # ?after= is at most 18 digits
+# the error statuses shared by the endpoints they apply to (OpenAPI)
+TOO_LONG = "message_too_long: over FINPULSE_CHATBOT_MAX_MESSAGE_CHARS characters"
+BUSY = "session_busy: the conversation is still busy with an earlier message (no Retry-After; resend shortly)"
+BAD_SESSION = "validation_error: a session id other than 1-64 letters, digits, '-' or '_'"
+NO_HANDOFF = "not_found: the session has no open handoff"
 
 
 def entry_key(value: Any) -> Any:
@@ -118,8 +124,8 @@ def _version() -> str:
 
 
 @bp.post("/v1/chat")
-@documented(response=ChatOut, errors={413: "message_too_long", 429: "Rate limit (per address, per conversation) "
-                                      "or session_busy; Retry-After says when"})
+@documented(response=ChatOut, needs=("kb", "redis", "database"), errors={
+    400: "unknown_entry: an entry_id this conversation was never offered", 413: TOO_LONG, 429: BUSY})
 @json_body(ChatIn)
 def chat(body: ChatIn) -> Any:
     """Answer a customer message (or clarify, or hand off to a person)."""
@@ -134,8 +140,9 @@ def chat(body: ChatIn) -> Any:
 
 
 @bp.post("/v1/feedback")
-@documented(status=201, errors={413: "message_too_long", 429: "Rate limit (per address, as /v1/chat's); "
-                                "Retry-After says when"})
+@documented(status=201, needs=("database", "kb"), errors={
+    400: "unknown_session or unknown_entry: no conversation of that session, or an entry it was never offered",
+    413: TOO_LONG})
 @json_body(FeedbackIn)
 def feedback(body: FeedbackIn) -> Any:
     """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
@@ -157,6 +164,7 @@ def feedback(body: FeedbackIn) -> Any:
 
 
 @bp.get("/v1/feedback/pairs")
+@documented(needs=("kb",), media_type="application/x-ndjson")
 @require_role("ops")
 def feedback_pairs() -> Any:
     """Thumbs-up feedback as JSONL {text, id} for ``finpulse train embeddings --pairs``."""
@@ -167,7 +175,8 @@ def feedback_pairs() -> Any:
 
 
 @bp.put("/v1/kb/<entry_id>")
-@documented(also={201: "Created: the entry was new"})
+@documented(also={201: "Created: the entry was new"}, needs=("kb",),
+            errors={400: "bad_request: an invalid entry id or entry"})
 @require_role("ops")
 @json_body(KbEntryIn)
 def put_entry(entry_id: str, body: KbEntryIn) -> Any:
@@ -179,6 +188,7 @@ def put_entry(entry_id: str, body: KbEntryIn) -> Any:
 
 
 @bp.delete("/v1/kb/<entry_id>")
+@documented(needs=("kb",), errors={404: "not_found: no knowledge-base entry with this id"})
 @require_role("ops")
 def delete_entry(entry_id: str) -> Any:
     """Remove one knowledge-base entry."""
@@ -196,6 +206,7 @@ def handoffs() -> Any:
 
 
 @bp.post("/v1/handoffs/<session_id>/release")
+@documented(needs=("redis",), errors={400: BAD_SESSION, 404: NO_HANDOFF, 429: BUSY})
 @require_role("ops")
 def release(session_id: str) -> Any:
     """An agent hands the conversation back to the bot."""
@@ -205,7 +216,7 @@ def release(session_id: str) -> Any:
 
 
 @bp.post("/v1/handoffs/<session_id>/messages")
-@documented(status=201)
+@documented(status=201, needs=("redis",), errors={400: BAD_SESSION, 404: NO_HANDOFF, 429: BUSY})
 @require_role("ops")
 @json_body(AgentReplyIn)
 def agent_reply(session_id: str, body: AgentReplyIn) -> Any:
@@ -216,7 +227,8 @@ def agent_reply(session_id: str, body: AgentReplyIn) -> Any:
 
 
 @bp.get("/v1/chat/<session_id>/messages")
-@query_params(after=("integer", "the cursor: messages with a larger id (default 0)"))
+@documented(needs=("database", "redis"), errors={400: BAD_SESSION})
+@query_params(after=Query("integer", "the cursor: messages with a larger id (default 0)", 0, MAX_CURSOR, 0))
 def session_messages(session_id: str) -> Any:
     """Agent messages of a conversation after ``?after=<message id>``, and whether an agent has it."""
     raw = request.args.get("after", "0")

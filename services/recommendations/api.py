@@ -26,9 +26,10 @@ from shared.db import get_db
 from shared.errors import BadInput
 from shared.text import is_blank
 from shared.url_path import require_utf8_path
-from shared.web import documented, json_body, query_params
+from shared.web import documented, int_query, json_body, query_params
 
 bp = Blueprint("recommendations", __name__)
+K = int_query("items to return", 1, MAX_K, 10)  # read by k_arg (ASCII digits only)
 
 
 def _visible(value: str) -> str:
@@ -98,11 +99,11 @@ def service() -> RecsService:
 
 def k_arg() -> int:
     """``k`` in ASCII digits only: ``int()`` also took "1_0", Arabic-Indic and full-width digits."""
-    raw = request.args.get("k", "10")
+    raw = request.args.get("k", str(K.default))
     if not (raw.isascii() and raw.isdigit()):
         raise BadInput(f"k must be an integer between 1 and {MAX_K}, got {raw!r}", code="bad_k")
     k = int(raw)
-    if not 1 <= k <= MAX_K:
+    if not 1 <= k <= MAX_K:  # K's bounds
         raise BadInput(f"k must be between 1 and {MAX_K}, got {k}", code="bad_k")
     return k
 
@@ -111,7 +112,7 @@ bp.before_request(require_utf8_path)  # "%FF" was read as U+FFFD and answered fo
 
 
 @bp.post("/v1/interactions")
-@documented(status=201)
+@documented(status=201, needs=("database",))
 @json_body(InteractionsIn)
 def post_interactions(body: InteractionsIn) -> Any:
     """Store interactions; they change the users' next recommendations at once (fold-in)."""
@@ -122,7 +123,8 @@ def post_interactions(body: InteractionsIn) -> Any:
 
 # path: ids may hold slashes (an article URL as item id), sent as %2F; merge_slashes=False keeps "//"
 @bp.get("/v1/users/<path:user_id>/recommendations", merge_slashes=False)
-@query_params(k=("integer", "items to return (default 10)"))
+@documented(needs=("model", "database"))  # the model, and the retired items it leaves out
+@query_params(k=K)
 def user_recommendations(user_id: str) -> Any:
     """Top-k unseen items for a user (unknown users get popular items)."""
     return jsonify(service().recommend(user_id, k_arg()))
@@ -138,7 +140,8 @@ def retire_item(item_id: str) -> Any:
 
 
 @bp.get("/v1/items/<path:item_id>/similar", merge_slashes=False)
-@query_params(k=("integer", "items to return (default 10)"))
+@documented(needs=("model", "database"))
+@query_params(k=K)
 def similar_items(item_id: str) -> Any:
     """Items most related to an item (unknown items get popular items)."""
     return jsonify(service().similar(item_id, k_arg()))

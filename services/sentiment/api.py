@@ -22,7 +22,7 @@ from shared.monitoring import record_predictions
 from shared.web import (
     documented,
     error_response,
-    int_arg,
+    int_query,
     json_body,
     query_params,
     require_json,
@@ -40,6 +40,8 @@ NO_ALERT_ID = "0"  # the stream's id before any alert exists: resuming from it r
 KEEPALIVE_S = 5  # a comment line this often: the server only learns a client left when it writes
 STREAM_RETRY_S = 15  # Retry-After of a stream refused because every stream slot is taken
 TIME_ARG = ("string", "ISO-8601 time (event time, UTC if no offset)")  # a query argument
+LIMIT = int_query("rows", 1, 1000, 100)
+MAX_S = int_query("seconds the stream stays open", 1, 3600, 60)
 
 
 def pipeline() -> Pipeline:
@@ -88,6 +90,9 @@ def _cursor_arg(name: str) -> tuple[datetime, str] | None:
 
 
 @bp.post("/v1/score")
+@documented(needs=("model",), errors={
+    400: "validation_error: a text over FINPULSE_MAX_TEXT_CHARS, or one the model cannot score",
+    503: "unavailable: no inference worker answered in time"})
 @json_body(ScoreRequest)
 def score(body: ScoreRequest) -> Any:
     """Score texts with the production sentiment model."""
@@ -127,7 +132,9 @@ NewsIn = RootModel[NewsArticleIn | list[NewsArticleIn] | NewsListIn]
 
 
 @bp.post("/v1/news")
-@documented(status=202, body=NewsIn)
+@documented(status=202, body=NewsIn, needs=("database",), errors={
+    400: "bad_request or all_rejected: not an article, a list or {\"articles\"}; or every row rejected",
+    413: f"too_large: more than {MAX_NEWS_ROWS} articles in one request"})
 def post_news() -> Any:
     """Ingest one article or a list; 202 with stored and updated ids, duplicates and rejected rows."""
     require_json()
@@ -152,12 +159,14 @@ def post_news() -> Any:
 
 
 @bp.get("/v1/tickers")
+@documented(needs=("database",))
 def tickers() -> Any:
     """Tickers with articles (most covered first) and the known sources."""
     return jsonify(queries.tickers(pipeline().db))
 
 
 @bp.get("/v1/tickers/<ticker>/sentiment")
+@documented(needs=("database",), errors={400: "bad_request: an invalid ticker, or a series of too many points"})
 @query_params(window=("string", "span back from end, e.g. 30d, 12h (default 30d)"),
               bucket=("string", "bucket width, e.g. 1h, 1d"), end=TIME_ARG,
               start=("string", "ISO-8601 time the series starts at, instead of window"),
@@ -186,13 +195,13 @@ def ticker_sentiment(ticker: str) -> Any:
 
 
 @bp.get("/v1/tickers/<ticker>/articles")
-@query_params(start=TIME_ARG, end=TIME_ARG,
-              source=("string", "only articles of this source"), limit=("integer", "1-1000, default 100"))
+@documented(needs=("database",), errors={400: "bad_request: an invalid ticker"})
+@query_params(start=TIME_ARG, end=TIME_ARG, source=("string", "only articles of this source"), limit=LIMIT)
 def ticker_articles(ticker: str) -> Any:
     """The scored articles behind a ticker's points (newest first), with scores and links."""
     return jsonify({"articles": queries.articles(
         pipeline().db, _ticker(ticker), start=_time_arg("start"), end=_time_arg("end"),
-        source=request.args.get("source") or None, limit=int_arg("limit", 100, 1, 1000))})
+        source=request.args.get("source") or None, limit=LIMIT.read("limit"))})
 
 
 class AlertOut(BaseModel):
@@ -219,9 +228,8 @@ class AlertsOut(BaseModel):
 
 
 @bp.get("/v1/alerts")
-@documented(response=AlertsOut)
-@query_params(since=TIME_ARG, ticker=("string", "one ticker, e.g. ACME"),
-              limit=("integer", "1-1000, default 100"),
+@documented(response=AlertsOut, needs=("database",))
+@query_params(since=TIME_ARG, ticker=("string", "one ticker, e.g. ACME"), limit=LIMIT,
               before=("string", "the `next` of the previous page (or an alert's id): the alerts after it, "
                       "in the same order"))
 def alerts() -> Any:
@@ -230,7 +238,7 @@ def alerts() -> Any:
     ticker = request.args.get("ticker")
     page, cursor = queries.alerts_page(pipeline().db, since=_time_arg("since"),
                                        ticker=_ticker(ticker) if ticker else None,
-                                       limit=int_arg("limit", 100, 1, 1000), bucket_s=pipeline().rules.bucket_s,
+                                       limit=LIMIT.read("limit"), bucket_s=pipeline().rules.bucket_s,
                                        before=_cursor_arg("before"))
     return jsonify({"alerts": page, "next": cursor})
 
@@ -247,9 +255,11 @@ def _sse(event: dict[str, Any], name: str) -> str:
 
 @bp.get("/v1/alerts/stream")
 @documented(media_type="text/event-stream",
-            headers={"Last-Event-ID": "the last event id seen: a reconnect replays what came after it"})
-@query_params(max_s=("integer", "seconds the stream stays open, 1-3600 (default 60)"),
-              after=TIME_ARG)
+            headers={"Last-Event-ID": "the last event id seen: a reconnect replays what came after it"},
+            needs=("database",), retry_after=(503,),
+            errors={503: "too_many_streams: every alert stream slot (FINPULSE_SENTIMENT_ALERT_STREAMS) is taken; "
+                         "Retry-After says when to try again"})
+@query_params(max_s=MAX_S, after=TIME_ARG)
 def alerts_stream() -> Any:
     """Server-sent events: each new alert as ``event: alert``, each retracted one as
     ``event: retract`` with ``{"id"}``, each whose numbers changed as ``event: update``.
@@ -270,7 +280,7 @@ def alerts_stream() -> Any:
     are open at once per process; one more is a 503 with Retry-After. A backfill's (quiet)
     alerts are never sent: it pushes nothing to live channels.
     """
-    max_s = int_arg("max_s", 60, 1, 3600)
+    max_s = MAX_S.read("max_s")
     slots = current_app.extensions["alert_streams"]
     if not slots.acquire(blocking=False):
         resp, status = error_response("too_many_streams", f"{settings_of().sentiment_alert_streams} alert streams are "
