@@ -172,6 +172,8 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, l
     and severity not); an alert's last state across the repeated judgments below is what
     counts, except that one raised and then updated is still raised.
 
+    A ticker with no articles left has its alerts from the earliest bucket on retracted.
+
     Times outside the plausible range (a year-0001 article stored before ingest refused
     them) are skipped: their window arithmetic would overflow and sink the whole batch.
     """
@@ -188,8 +190,13 @@ def evaluate_ticker(db: Any, ticker: str, times: list[datetime], rules: Rules, l
         # committed could store a stale judgment last. So judge again until the rows behind the
         # judgment are still the rows there after storing it.
         span = coverage(db, ticker)
-        if span is None:
-            return Judgement()
+        if span is None:  # its last articles went (an update or a relink unlinked them): nothing holds its alerts
+            try:
+                for a, change in _reconcile(db, ticker, lo, [], {}, rules, live):
+                    heard[a["id"]] = (a, change)
+            except (IntegrityError, StaleDataError):  # a concurrent evaluation changed them first
+                continue
+            break
         hi = floor_time(min(max(span[1], *plausible), shift(LATEST, -timedelta(seconds=rules.bucket_s))),
                         rules.bucket_s) + timedelta(seconds=rules.bucket_s)
         start = lo - timedelta(days=rules.baseline_days)

@@ -157,7 +157,7 @@ def relink_cmd(since: str | None, until: str | None, tickers: tuple[str, ...], d
     """Link stored articles again with the current company list; score new links and judge alerts again."""
     from tqdm import tqdm
 
-    from services.sentiment.relink import count_articles, relink
+    from services.sentiment.relink import RelinkReport, count_articles, relink
     from shared.errors import BadInput
 
     since_dt, until_dt = _event_time(since, "--since"), _event_time(until, "--until")
@@ -170,9 +170,23 @@ def relink_cmd(since: str | None, until: str | None, tickers: tuple[str, ...], d
     _ = pipe.linker  # a bad company list is the error before anything is read
     total = count_articles(pipe.db, since_dt, until_dt)
     with tqdm(total=total, desc="relink", unit="article", file=sys.stderr, disable=total <= chunk) as bar:
-        report = relink(pipe, since=since_dt, until=until_dt, tickers=only, dry_run=dry_run, chunk=chunk,
-                        progress=bar.update)
+        report, interrupted = RelinkReport(), False
+        try:
+            relink(pipe, since=since_dt, until=until_dt, tickers=only, dry_run=dry_run, chunk=chunk,
+                   progress=bar.update, report=report)
+        except KeyboardInterrupt:  # what was written is judged already (relink's finally): say what it was
+            interrupted = True
     result = report.to_dict(top)
+    _relink_summary(result, as_json)
+    if interrupted:
+        click.echo(f"finpulse: interrupted after {result['scanned']} articles; the counts above are what was done "
+                   "(run it again to finish: it skips what is linked already)", err=True)
+        sys.exit(130)
+
+
+def _relink_summary(result: dict[str, Any], as_json: bool) -> None:
+    """Print a relink's counts (complete or, interrupted, so far)."""
+    dry_run = result["dry_run"]
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -81,18 +81,38 @@ class Company:
 
 
 def read_companies(path: str | Path) -> list[Company]:
-    """Read a ``ticker,name,aliases`` CSV; a bad file names itself and the fix."""
+    """Read a ``ticker,name,aliases`` CSV; a bad file names itself (and the line) and the fix.
+
+    Strict, as ``news relink`` applies the list to all history: a headerless file (its first row
+    read as the header left no companies, and a relink then removed every link), an empty or
+    non-CSV one, a ticker the API would refuse, or a ticker listed twice is refused."""
     path = Path(path)
+    columns = "first line must be the header ticker,name,aliases"
     try:
         with open(path, encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadInput(f"company list {path}: {exc}") from None
+    if not header:
+        raise BadInput(f"company list {path}: empty file; {columns}")
+    if "ticker" not in header:
+        raise BadInput(f"company list {path}:1: {columns} (found {','.join(header)[:60]!r})")
     out = []
+    seen: dict[str, int] = {}
     for i, row in enumerate(rows, start=2):
-        ticker = (row.get("ticker") or "").strip().upper()
-        if not ticker:
+        row = {(k or "").strip().lower(): v for k, v in row.items() if isinstance(v, str)}
+        raw = (row.get("ticker") or "").strip()
+        if not raw:
             raise BadInput(f"company list {path}:{i}: missing ticker (columns: ticker,name,aliases)")
+        ticker = ticker_symbol(raw)
+        if ticker is None:
+            raise BadInput(f"company list {path}:{i}: invalid ticker {raw[:20]!r} (letters, digits, '.' and '-', "
+                           "at most 16)")
+        if ticker in seen:
+            raise BadInput(f"company list {path}:{i}: ticker {ticker} listed twice (first on line {seen[ticker]})")
+        seen[ticker] = i
         aliases = [a.strip() for a in (row.get("aliases") or "").split("|") if a.strip()]
         out.append(Company(ticker, (row.get("name") or "").strip(), aliases))
     return out

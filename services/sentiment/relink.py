@@ -10,16 +10,18 @@ category tags as stored links) and brings the stored links in line:
   are removed (a changed relevance is written too);
 - tickers a client gave in the row (``origin`` 'given') override linking: such an article is left
   as posted; a feed's tag (``origin`` 'tag') is kept, as tags are not stored to judge again;
-- links stored before ``sentiment_0005`` have no origin: given and linked look alike there. Such an
-  article only gains links, and only when each link it has is one the linker makes now with the
-  same relevance (an article whose links the text does not explain was given them, or tagged):
+- links stored before ``sentiment_0005`` have no origin: given and linked look alike there. Such a
+  link is never removed nor reweighted, and its article changes only when each such link is one the
+  linker makes now with the same relevance (an article whose links the text does not explain was given them, or tagged):
   the rule that never adds to, nor takes from, tickers a client chose, as far as the data can tell.
 
-An article whose links change is treated as an updated one: its scores are dropped and it is
-scored again whole (each ticker's text depends on which tickers it has), then alerts are judged
-again at its time for its tickers, old and new, through the same :class:`Pipeline` calls a new
-article version takes. Judged as a backfill (quiet, off the live stream), so a relink of history
-ends with the alerts live arrival with the same list would have raised.
+An article whose links change is scored again whole (each ticker's text depends on which tickers
+it has) before anything is written: the new scores are computed first, then links and scores are
+replaced in one transaction, so no article is ever seen unscored (the worker's sweep would score
+and judge it live, sending a relink's alert changes to the stream and the webhook). Alerts are then
+judged again at its time for its tickers, old and new, as a backfill (quiet, off the live stream),
+so a relink of history ends with the alerts live arrival with the same list would have raised.
+Articles of the range left unscored (by an older relink that stopped midway) are scored quietly too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
@@ -36,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from services.sentiment.ingest import linked_tickers
 from services.sentiment.linking import Linker
 from services.sentiment.models import Alert, Article, ArticleTicker, Score, as_utc
+from services.sentiment.scoring import _texts as ticker_texts
 from shared.db import lost_a_race
 
 TEXT, TAG, GIVEN = "text", "tag", "given"  # ArticleTicker.origin
@@ -53,6 +56,10 @@ class Change:
     add: dict[str, tuple[float, str]] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
     reweigh: dict[str, float] = field(default_factory=dict)
+    title: str = ""
+    body: str = ""
+    links: list[tuple[str, float, str | None]] = field(default_factory=list)  # as read: written only if unchanged
+    tickers: list[str] = field(default_factory=list)  # its tickers once written
 
 
 @dataclass
@@ -93,7 +100,8 @@ def plan(linker: Linker, title: str, body: str, links: list[tuple[str, float, st
          only: set[str] | None = None) -> tuple[str, dict[str, tuple[float, str]], list[str], dict[str, float]]:
     """Judge one article: ``(kind, add, remove, reweigh)``, kind 'given' (left as posted), 'unknown'
     (stored before link origins, links not the linker's: left alone) or 'linked'. ``links``: its
-    stored ``(ticker, relevance, origin)``; ``only``: change these tickers' links alone."""
+    stored ``(ticker, relevance, origin)``; ``only``: change these tickers' links alone.
+    Links without an origin are only ever kept; text links beside them (a relink's) still move."""
     stored = {t: (rel, origin) for t, rel, origin in links}
     if any(origin == GIVEN for _, origin in stored.values()):
         return GIVEN, {}, [], {}
@@ -104,10 +112,9 @@ def plan(linker: Linker, title: str, body: str, links: list[tuple[str, float, st
         return only is None or t in only
 
     add = {t: (rel, TAG if t in tags else TEXT) for t, rel in want.items() if t not in stored and ours(t)}
-    if any(origin is None for _, origin in stored.values()):  # before sentiment_0005: add only
-        if not all(_same(want.get(t), rel) for t, (rel, _) in stored.items()):
-            return "unknown", {}, [], {}
-        return "linked", add, [], {}
+    legacy = {t: rel for t, (rel, origin) in stored.items() if origin is None}  # before sentiment_0005
+    if not all(_same(want.get(t), rel) for t, rel in legacy.items()):
+        return "unknown", {}, [], {}
     remove = [t for t, (_, origin) in stored.items() if origin == TEXT and t not in want and ours(t)]
     reweigh = {t: want[t] for t, (rel, origin) in stored.items()
                if origin == TEXT and t in want and not _same(want[t], rel) and ours(t)}
@@ -160,22 +167,47 @@ def _plan_chunk(db: Any, linker: Linker, ids: list[str], only: set[str] | None,
         elif kind == "unknown":
             report.unknown_kept += 1
         elif add or remove or reweigh:
-            changes.append(Change(a.id, a.content_hash, as_utc(a.published_at), add, remove, reweigh))
+            changes.append(Change(a.id, a.content_hash, as_utc(a.published_at), add, remove, reweigh,
+                                  a.title, a.body or "", sorted(links[a.id])))
     return changes
 
 
-def _apply(db: Any, changes: list[Change]) -> list[Change]:
-    """Write ``changes`` in one transaction, articles locked in id order (as ingest locks them);
-    returns those written. An article whose text changed since it was read is left out: its new
-    version was linked on arrival. Each written one is unscored with its scores dropped, as an
-    updated article is, for :meth:`Pipeline.score` to score whole again."""
+def _new_scores(pipe: Any, linker: Linker, changes: list[Change]) -> dict[str, dict[str, dict]]:
+    """Article id -> ticker -> prediction for each change's text with its NEW tickers, built as
+    :func:`score_articles` builds them; computed before any write (no transaction held meanwhile)."""
+    jobs = []
+    for ch in changes:
+        tickers = sorted(({t for t, _, _ in ch.links} - set(ch.remove)) | set(ch.add))
+        jobs += [(ch.article_id, t, text) for t, text in ticker_texts(ch, tickers, linker).items()]
+    unique = list(dict.fromkeys(text for _, _, text in jobs))
+    preds = dict(zip(unique, pipe.scorer().runtime.predict(unique, batch_size=pipe.settings.max_batch_size)
+                     if unique else [], strict=True))
+    out: dict[str, dict[str, dict]] = {}
+    for aid, t, text in jobs:
+        out.setdefault(aid, {})[t] = preds[text]
+    return out
+
+
+def _apply(db: Any, changes: list[Change], scores: dict[str, dict[str, dict]], version: str) -> list[Change]:
+    """Write ``changes`` and their new ``scores`` in one transaction, articles locked in id order (as
+    ingest and scoring lock them); returns those written. An article whose text or links changed
+    since it was read is left out: its new version was linked on arrival (or another relink won).
+    A written article stays scored throughout: its links and scores are replaced together."""
+    if not changes:
+        return []
+    ids = sorted(ch.article_id for ch in changes)
     done = []
+    now = datetime.now(UTC)
     with db.session() as s:
+        hashes = dict(s.execute(select(Article.id, Article.content_hash).where(Article.id.in_(ids))
+                                .order_by(Article.id).with_for_update()).all())
+        now_links: dict[str, list[tuple[str, float, str | None]]] = {i: [] for i in ids}
+        for aid, t, rel, origin in s.execute(select(ArticleTicker.article_id, ArticleTicker.ticker,
+                                                    ArticleTicker.relevance, ArticleTicker.origin)
+                                             .where(ArticleTicker.article_id.in_(ids))):
+            now_links[aid].append((t, rel, origin))
         for ch in sorted(changes, key=lambda c: c.article_id):
-            locked = s.execute(update(Article).where(Article.id == ch.article_id,
-                                                     Article.content_hash == ch.content_hash)
-                               .values(scored_at=None).execution_options(synchronize_session=False))
-            if locked.rowcount == 0:
+            if hashes.get(ch.article_id) != ch.content_hash or sorted(now_links[ch.article_id]) != ch.links:
                 continue
             s.execute(delete(Score).where(Score.article_id == ch.article_id))
             if ch.remove:
@@ -187,24 +219,33 @@ def _apply(db: Any, changes: list[Change]) -> list[Change]:
             for t, (rel, origin) in ch.add.items():
                 s.add(ArticleTicker(article_id=ch.article_id, ticker=t, relevance=rel,
                                     published_at=ch.published_at, origin=origin))
+            for t, p in scores[ch.article_id].items():
+                sc = p["scores"]
+                s.add(Score(article_id=ch.article_id, ticker=t, model_version=version, label=p["label"],
+                            negative=float(sc.get("negative", 0.0)), neutral=float(sc.get("neutral", 0.0)),
+                            positive=float(sc.get("positive", 0.0)), scored_at=now))
+            s.execute(update(Article).where(Article.id == ch.article_id).values(scored_at=now)
+                      .execution_options(synchronize_session=False))
+            ch.tickers = sorted(t for t in scores[ch.article_id] if t)
             done.append(ch)
     return done
 
 
 def relink(pipe: Any, *, since: datetime | None = None, until: datetime | None = None,
            tickers: set[str] | None = None, dry_run: bool = False, chunk: int = 500,
-           progress: Callable[[int], None] | None = None) -> RelinkReport:
+           progress: Callable[[int], None] | None = None, report: RelinkReport | None = None) -> RelinkReport:
     """Link the articles published in ``[since, until)`` again (only ``tickers``' links when given),
-    ``chunk`` articles at a time, each chunk planned, written and scored before the next is read;
-    ``dry_run``: plan and count only. Needs the scoring model unless ``dry_run`` (checked first: a
-    relink that dropped scores it could not restore would empty the charts).
+    ``chunk`` articles at a time, each chunk planned, scored and written before the next is read;
+    ``dry_run``: plan and count only. Needs the scoring model unless ``dry_run`` (checked first).
+    ``report``: filled as it goes (a caller interrupted still has the counts so far).
 
     Alerts are judged once, at the end, for every ticker and time the chunks touched: judged per
     chunk, each chunk judged its tickers again from its bucket to their latest article, the whole
     tail of history each time (10,000 articles, 200 relinked: 9.3 s instead of 1.7 s). Stopped by an error or
-    Ctrl-C, what was touched so far is judged (or left to the sweep, as a failed judgment is) first.
+    Ctrl-C, what was written so far is judged first (quietly; a failed judgment is left to the sweep).
     """
-    report = RelinkReport(dry_run=dry_run)
+    report = report if report is not None else RelinkReport()
+    report.dry_run = dry_run
     linker = pipe.linker
     if not dry_run:
         pipe.scorer()  # Unavailable before anything changes
@@ -213,32 +254,53 @@ def relink(pipe: Any, *, since: datetime | None = None, until: datetime | None =
     try:
         for rows in _pages(pipe.db, since, until, chunk):
             report.scanned += len(rows)
-            done = _relink_chunk(pipe, linker, [r.id for r in rows], tickers, dry_run, report)
-            if done and not dry_run:
-                vacated = {t: [ch.published_at] for ch in done for t in ch.remove}  # no longer counted there
-                out = pipe.score([ch.article_id for ch in done], publish=False, judge=False)
-                report.scored += out.articles
-                for ticker, times in [*vacated.items(), *out.touched.items()]:
-                    _widen(pending, ticker, times)
+            ids = [r.id for r in rows]
+            done = _relink_chunk(pipe, linker, ids, tickers, dry_run, report)
+            if not dry_run:
+                report.scored += len(done)
+                for ch in done:
+                    for t in [*ch.remove, *ch.tickers]:  # removed: no longer counted there
+                        _widen(pending, t, [ch.published_at])
+                left = _left_unscored(pipe, ids)
+                if left:
+                    out = pipe.score(left, publish=False, judge=False)
+                    report.scored += out.articles
+                    for t, times in out.touched.items():
+                        _widen(pending, t, times)
             if progress is not None:
                 progress(len(rows))
     finally:
-        if pending:
-            pipe.judge(pending, publish=False)  # quiet, as a backfill's
-    if pending:
-        report.alerts_raised, report.alerts_retracted = _alert_changes(pipe.db, sorted(pending), started)
+        try:
+            if pending:
+                pipe.judge(pending, publish=False)  # quiet, as a backfill's
+        finally:
+            if pending:
+                report.alerts_raised, report.alerts_retracted = _alert_changes(pipe.db, sorted(pending), started)
     return report
+
+
+def _left_unscored(pipe: Any, ids: list[str]) -> list[str]:
+    """Those of ``ids`` unscored since before the sweep's grace (a stopped relink's, a crashed
+    worker's): scored quietly here. Newer ones are left to their queued task, which judges them live."""
+    before = datetime.now(UTC) - timedelta(seconds=pipe.settings.sentiment_sweep_grace_s)
+    with pipe.db.session() as s:
+        return list(s.scalars(select(Article.id).where(Article.id.in_(ids), Article.scored_at.is_(None),
+                                                       Article.ingested_at <= before)))
 
 
 def _relink_chunk(pipe: Any, linker: Linker, ids: list[str], only: set[str] | None, dry_run: bool,
                   report: RelinkReport) -> list[Change]:
-    """Plan and write the links of ``ids``; a concurrent writer that won a race has the chunk read
-    and planned again. Returns the changes written (planned, on a dry run) and counts them."""
+    """Plan, score and write the links of ``ids``; a concurrent writer that won a race has the chunk
+    read and planned again. Returns the changes written (planned, on a dry run) and counts them."""
     for attempt in range(TRIES):
         counts = RelinkReport()
         changes = _plan_chunk(pipe.db, linker, ids, only, counts)
         try:
-            done = changes if dry_run else _apply(pipe.db, changes)
+            if dry_run:
+                done = changes
+            else:
+                scores = _new_scores(pipe, linker, changes) if changes else {}
+                done = _apply(pipe.db, changes, scores, pipe.scorer().version)
             break
         except DBAPIError as exc:  # ingest or another relink wrote these articles first
             if not lost_a_race(exc) or attempt == TRIES - 1:

@@ -67,7 +67,7 @@ def lead(title: str, body: str, max_chars: int = LEAD_CHARS) -> str:
     return " ".join([title, *split_sentences(body)[:2]]).strip()[:max_chars]
 
 
-def _texts(art: Article, tickers: list[str], linker: Linker) -> dict[str, str]:
+def _texts(art: Any, tickers: list[str], linker: Linker) -> dict[str, str]:
     """Ticker -> text; with several tickers each gets the sentences that mention it."""
     if len(tickers) <= 1:
         return {(tickers[0] if tickers else ""): lead(art.title, art.body)}

@@ -159,3 +159,31 @@ def test_full_width_cashtags_prefixes_and_names_link(linker: Linker) -> None:
     assert linker.link("＄ＡＣＭＥ jumps after earnings") == {"ACME": 1.0}
     assert linker.link("Shares of ＮＡＳＤＡＱ：ＡＣＭＥ fell") == {"ACME": 1.0}
     assert set(linker.link("News", "＄ａａｐｌ up; Ａｃｍｅ Ｃｏｒｐ（ＡＣＭＥ） named a CEO.")) == {"AAPL", "ACME"}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    # headerless: its one line was read as the header, leaving no companies (a relink removed every link)
+    ("ZNTX,Zentrix Labs Inc.,Zentrix\n", "companies.csv:1: first line must be the header ticker,name,aliases"),
+    ("", "companies.csv: empty file; first line must be the header ticker,name,aliases"),
+    ('{"ZNTX": "Zentrix Labs"}\n', "companies.csv:1: first line must be the header"),
+    ("ticker,name,aliases\nZN TX,Zentrix Labs,\n", "companies.csv:2: invalid ticker 'ZN TX'"),
+    ("ticker,name,aliases\nZNTX,Zentrix Labs,\nACME,Acme,\nzntx,Other,\n",
+     "companies.csv:4: ticker ZNTX listed twice \\(first on line 2\\)"),
+])
+def test_a_bad_company_list_is_refused_naming_the_file_and_line(tmp_path, content: str, message: str) -> None:
+    """``news relink`` applies the list to all history: a list read wrongly must be an error, not empty."""
+    from shared.errors import BadInput
+
+    path = tmp_path / "companies.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(BadInput, match=message) as err:
+        read_companies(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_company_list_with_only_its_header_or_share_classes_reads(tmp_path) -> None:
+    path = tmp_path / "companies.csv"
+    path.write_text("ticker,name,aliases\n", encoding="utf-8")
+    assert read_companies(path) == []  # no extra companies: allowed
+    path.write_text("Ticker,Name\n$brk-b,Berkshire B\n", encoding="utf-8")
+    assert [(c.ticker, c.name) for c in read_companies(path)] == [("BRK.B", "Berkshire B")]  # as the API reads it
