@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from services.sentiment.ingest import linked_tickers
 from services.sentiment.linking import Linker
 from services.sentiment.models import Alert, Article, ArticleTicker, Score, as_utc
-from services.sentiment.scoring import _texts as ticker_texts
+from services.sentiment.scoring import predict_texts, score_row, ticker_texts, unscored_ids
 from shared.db import lost_a_race
 
 TEXT, TAG, GIVEN = "text", "tag", "given"  # ArticleTicker.origin
@@ -121,16 +121,22 @@ def plan(linker: Linker, title: str, body: str, links: list[tuple[str, float, st
     return "linked", add, remove, reweigh
 
 
+def _published(q: Any, since: datetime | None, until: datetime | None) -> Any:
+    """``q`` kept to articles published in ``[since, until)``."""
+    if since is not None:
+        q = q.where(Article.published_at >= since)
+    if until is not None:
+        q = q.where(Article.published_at < until)
+    return q
+
+
 def _pages(db: Any, since: datetime | None, until: datetime | None, chunk: int) -> Iterator[list[Any]]:
     """Ids and times of stored articles in event-time order (then id), ``chunk`` at a time, by keyset:
     never all in memory."""
     after = None
     while True:
-        q = select(Article.id, Article.published_at).order_by(Article.published_at, Article.id).limit(chunk)
-        if since is not None:
-            q = q.where(Article.published_at >= since)
-        if until is not None:
-            q = q.where(Article.published_at < until)
+        q = _published(select(Article.id, Article.published_at).order_by(Article.published_at, Article.id)
+                       .limit(chunk), since, until)
         if after is not None:
             q = q.where(or_(Article.published_at > after[0], and_(Article.published_at == after[0],
                                                                   Article.id > after[1])))
@@ -142,13 +148,13 @@ def _pages(db: Any, since: datetime | None, until: datetime | None, chunk: int) 
         after = (rows[-1].published_at, rows[-1].id)
 
 
-def _links(db: Any, ids: list[str]) -> dict[str, list[tuple[str, float, str | None]]]:
+def _links(s: Any, ids: list[str]) -> dict[str, list[tuple[str, float, str | None]]]:
+    """Article id -> its stored ``(ticker, relevance, origin)`` links, read in session ``s``."""
     out: dict[str, list[tuple[str, float, str | None]]] = {i: [] for i in ids}
-    with db.session() as s:
-        for aid, t, rel, origin in s.execute(select(ArticleTicker.article_id, ArticleTicker.ticker,
-                                                    ArticleTicker.relevance, ArticleTicker.origin)
-                                             .where(ArticleTicker.article_id.in_(ids))):
-            out[aid].append((t, rel, origin))
+    for aid, t, rel, origin in s.execute(select(ArticleTicker.article_id, ArticleTicker.ticker,
+                                                ArticleTicker.relevance, ArticleTicker.origin)
+                                         .where(ArticleTicker.article_id.in_(ids))):
+        out[aid].append((t, rel, origin))
     return out
 
 
@@ -158,7 +164,7 @@ def _plan_chunk(db: Any, linker: Linker, ids: list[str], only: set[str] | None,
     with db.session() as s:
         arts = s.execute(select(Article.id, Article.published_at, Article.title, Article.body,
                                 Article.content_hash).where(Article.id.in_(ids)).order_by(Article.id)).all()
-    links = _links(db, [a.id for a in arts])
+        links = _links(s, [a.id for a in arts])
     changes = []
     for a in arts:
         kind, add, remove, reweigh = plan(linker, a.title, a.body or "", links[a.id], only)
@@ -179,9 +185,7 @@ def _new_scores(pipe: Any, linker: Linker, changes: list[Change]) -> dict[str, d
     for ch in changes:
         tickers = sorted(({t for t, _, _ in ch.links} - set(ch.remove)) | set(ch.add))
         jobs += [(ch.article_id, t, text) for t, text in ticker_texts(ch, tickers, linker).items()]
-    unique = list(dict.fromkeys(text for _, _, text in jobs))
-    preds = dict(zip(unique, pipe.scorer().runtime.predict(unique, batch_size=pipe.settings.max_batch_size)
-                     if unique else [], strict=True))
+    preds = predict_texts(pipe.scorer(), [text for _, _, text in jobs], pipe.settings.max_batch_size)
     out: dict[str, dict[str, dict]] = {}
     for aid, t, text in jobs:
         out.setdefault(aid, {})[t] = preds[text]
@@ -201,11 +205,7 @@ def _apply(db: Any, changes: list[Change], scores: dict[str, dict[str, dict]], v
     with db.session() as s:
         hashes = dict(s.execute(select(Article.id, Article.content_hash).where(Article.id.in_(ids))
                                 .order_by(Article.id).with_for_update()).all())
-        now_links: dict[str, list[tuple[str, float, str | None]]] = {i: [] for i in ids}
-        for aid, t, rel, origin in s.execute(select(ArticleTicker.article_id, ArticleTicker.ticker,
-                                                    ArticleTicker.relevance, ArticleTicker.origin)
-                                             .where(ArticleTicker.article_id.in_(ids))):
-            now_links[aid].append((t, rel, origin))
+        now_links = _links(s, ids)
         for ch in sorted(changes, key=lambda c: c.article_id):
             if hashes.get(ch.article_id) != ch.content_hash or sorted(now_links[ch.article_id]) != ch.links:
                 continue
@@ -219,11 +219,7 @@ def _apply(db: Any, changes: list[Change], scores: dict[str, dict[str, dict]], v
             for t, (rel, origin) in ch.add.items():
                 s.add(ArticleTicker(article_id=ch.article_id, ticker=t, relevance=rel,
                                     published_at=ch.published_at, origin=origin))
-            for t, p in scores[ch.article_id].items():
-                sc = p["scores"]
-                s.add(Score(article_id=ch.article_id, ticker=t, model_version=version, label=p["label"],
-                            negative=float(sc.get("negative", 0.0)), neutral=float(sc.get("neutral", 0.0)),
-                            positive=float(sc.get("positive", 0.0)), scored_at=now))
+            s.add_all(score_row(ch.article_id, t, version, p, now) for t, p in scores[ch.article_id].items())
             s.execute(update(Article).where(Article.id == ch.article_id).values(scored_at=now)
                       .execution_options(synchronize_session=False))
             ch.tickers = sorted(t for t in scores[ch.article_id] if t)
@@ -283,9 +279,7 @@ def _left_unscored(pipe: Any, ids: list[str]) -> list[str]:
     """Those of ``ids`` unscored since before the sweep's grace (a stopped relink's, a crashed
     worker's): scored quietly here. Newer ones are left to their queued task, which judges them live."""
     before = datetime.now(UTC) - timedelta(seconds=pipe.settings.sentiment_sweep_grace_s)
-    with pipe.db.session() as s:
-        return list(s.scalars(select(Article.id).where(Article.id.in_(ids), Article.scored_at.is_(None),
-                                                       Article.ingested_at <= before)))
+    return unscored_ids(pipe.db, limit=len(ids), arrived_before=before, among=ids)
 
 
 def _relink_chunk(pipe: Any, linker: Linker, ids: list[str], only: set[str] | None, dry_run: bool,
@@ -338,10 +332,5 @@ def _alert_changes(db: Any, tickers: list[str], since: datetime) -> tuple[int, i
 
 def count_articles(db: Any, since: datetime | None, until: datetime | None) -> int:
     """Articles a relink of ``[since, until)`` reads (for its progress bar)."""
-    q = select(func.count()).select_from(Article)
-    if since is not None:
-        q = q.where(Article.published_at >= since)
-    if until is not None:
-        q = q.where(Article.published_at < until)
     with db.session() as s:
-        return s.scalar(q) or 0
+        return s.scalar(_published(select(func.count()).select_from(Article), since, until)) or 0

@@ -67,18 +67,37 @@ def lead(title: str, body: str, max_chars: int = LEAD_CHARS) -> str:
     return " ".join([title, *split_sentences(body)[:2]]).strip()[:max_chars]
 
 
-def _texts(art: Any, tickers: list[str], linker: Linker) -> dict[str, str]:
-    """Ticker -> text; with several tickers each gets the sentences that mention it."""
+def ticker_texts(art: Any, tickers: list[str], linker: Linker) -> dict[str, str]:
+    """Ticker -> text of an article (anything with ``title`` and ``body``); with several tickers each
+    gets the sentences that mention it. What scoring and ``news relink`` score."""
     if len(tickers) <= 1:
         return {(tickers[0] if tickers else ""): lead(art.title, art.body)}
     return linker.texts_for(tickers, art.title, art.body, LEAD_CHARS)
 
 
-def unscored_ids(db: Any, limit: int = 1000, arrived_before: datetime | None = None) -> list[str]:
+def predict_texts(scorer: Scorer, texts: list[str], batch_size: int) -> dict[str, dict]:
+    """Text -> prediction, each distinct text run once (an article's tickers often share one)."""
+    unique = list(dict.fromkeys(texts))
+    return dict(zip(unique, scorer.runtime.predict(unique, batch_size=batch_size) if unique else [], strict=True))
+
+
+def score_row(article_id: str, ticker: str, version: str, pred: dict, at: datetime) -> Score:
+    """The stored score of one (article, ticker) prediction."""
+    sc = pred["scores"]
+    return Score(article_id=article_id, ticker=ticker, model_version=version, label=pred["label"],
+                 negative=float(sc.get("negative", 0.0)), neutral=float(sc.get("neutral", 0.0)),
+                 positive=float(sc.get("positive", 0.0)), scored_at=at)
+
+
+def unscored_ids(db: Any, limit: int = 1000, arrived_before: datetime | None = None,
+                 among: list[str] | None = None) -> list[str]:
+    """Unscored articles (``among`` these ids, when given), arrived before ``arrived_before``."""
     with db.session() as s:
         q = select(Article.id).where(Article.scored_at.is_(None))
         if arrived_before is not None:
             q = q.where(Article.ingested_at <= arrived_before)
+        if among is not None:
+            q = q.where(Article.id.in_(among))
         rows = s.execute(q.order_by(Article.published_at).limit(limit))
         return [r[0] for r in rows]
 
@@ -93,9 +112,8 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
         links: dict[str, list[str]] = defaultdict(list)
         for at in s.scalars(select(ArticleTicker).where(ArticleTicker.article_id.in_([a.id for a in arts]))):
             links[at.article_id].append(at.ticker)
-    jobs = [(a, t, text) for a in arts for t, text in _texts(a, sorted(links[a.id]), linker).items()]
-    unique = list(dict.fromkeys(text for _, _, text in jobs))
-    preds = dict(zip(unique, scorer.runtime.predict(unique, batch_size=batch_size), strict=True))
+    jobs = [(a, t, text) for a in arts for t, text in ticker_texts(a, sorted(links[a.id]), linker).items()]
+    preds = predict_texts(scorer, [text for _, _, text in jobs], batch_size)
     now = datetime.now(UTC)
     try:
         with db.session() as s:
@@ -117,11 +135,7 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
             for art, ticker, text in jobs:
                 if art.id not in claimed:
                     continue
-                p = preds[text]
-                sc = p["scores"]
-                s.add(Score(article_id=art.id, ticker=ticker, model_version=scorer.version, label=p["label"],
-                            negative=float(sc.get("negative", 0.0)), neutral=float(sc.get("neutral", 0.0)),
-                            positive=float(sc.get("positive", 0.0)), scored_at=now))
+                s.add(score_row(art.id, ticker, scorer.version, preds[text], now))
                 if ticker:
                     report.touched[ticker].append(as_utc(art.published_at))
     except IntegrityError:  # another worker scored them meanwhile

@@ -55,7 +55,7 @@ def _text_before(linker: Linker, ticker: str, title: str, body: str, max_chars: 
 @pytest.mark.parametrize("max_chars", [60, 300, 4000])
 def test_each_tickers_text_is_what_it_was_when_read_for_all_tickers_at_once(linker: Linker, max_chars: int) -> None:
     from services.sentiment.models import Article
-    from services.sentiment.scoring import _texts
+    from services.sentiment.scoring import ticker_texts as _texts
 
     title, body = ROUNDUP
     tickers = ["AAPL", "MSFT", "F", "NVDA", "INTC", "V", "BRK.B", "MCD", "ZZZZ"]  # ZZZZ: unmentioned, gets the lead
@@ -72,7 +72,7 @@ def test_an_articles_sentences_are_read_once_whatever_its_tickers(linker: Linker
     """Security QA: each ticker read every sentence again (1000 tickers on a 20k-character body:
     22 s of a worker's CPU); the cost is now the article's sentences, not tickers x sentences."""
     from services.sentiment.models import Article
-    from services.sentiment.scoring import _texts
+    from services.sentiment.scoring import ticker_texts as _texts
 
     body = " ".join(f"$Q{chr(65 + i)}X rose {i}%." for i in range(20))
     tickers = [f"Q{chr(65 + i)}X" for i in range(20)] + ["ACME", "ZZZZ"]
