@@ -114,7 +114,6 @@ def test_beat_runs_the_prune_daily_only_for_configured_kinds(settings, redis_url
     assert entries["chatbot-prune"]["schedule"] == crontab(minute=15, hour=4)
 
     app = make_celery(configured)
-    app.conf.imports = [*app.conf.imports, "shared.retention"]  # as `finpulse worker` does
     app.loader.import_default_modules()
     for name in ("chatbot-prune", "sentiment-prune", "shared-prune"):
         assert entries[name]["task"] in app.tasks, name
