@@ -210,12 +210,26 @@ def _relink_summary(result: dict[str, Any], as_json: bool) -> None:
               help="Event time (ISO-8601, RFC 2822 or epoch); an alert whose bucket reaches past it is listed.")
 @click.option("--ticker", default=None, help="One ticker ($brk-b is BRK.B, as in the HTTP API).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
-def alerts_cmd(since: str | None, ticker: str | None, limit: int) -> None:
-    """Print alerts as JSON lines, newest first: the same selection as GET /v1/alerts."""
-    from services.sentiment.alerts import list_alerts
+@click.option("--before", default=None,
+              help="The alerts after this one in the listing's order: an alert id or the cursor a page ends with.")
+def alerts_cmd(since: str | None, ticker: str | None, limit: int, before: str | None) -> None:
+    """Print alerts as JSON lines, newest first: the same selection and pages as GET /v1/alerts.
+
+    When more are left, stderr ends with the ``--before`` of the next page (stdout stays JSON lines)."""
+    from services.sentiment import queries
+    from shared.errors import BadInput
 
     since_dt = _event_time(since, "--since")
     symbol = _ticker(ticker) if ticker else None
     pipe = _pipeline()
-    for a in list_alerts(pipe.db, since=since_dt, ticker=symbol, limit=limit, bucket_s=pipe.rules.bucket_s):
+    position = None
+    if before is not None:
+        position = queries.cursor_position(pipe.db, before.strip())
+        if position is None:
+            raise BadInput(f"--before must be an alert id or the cursor a page ended with, got {before[:40]!r}")
+    page, cursor = queries.alerts_page(pipe.db, since=since_dt, ticker=symbol, limit=limit,
+                                       bucket_s=pipe.rules.bucket_s, before=position)
+    for a in page:
         click.echo(json.dumps(a))
+    if cursor is not None:
+        click.echo(f"more: --before {cursor}", err=True)

@@ -8,6 +8,7 @@ share a time or when new alerts arrive between two requests.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,3 +137,31 @@ def test_openapi_documents_the_cursor(client) -> None:
     assert before["in"] == "query" and "next" in before["description"]
     ok = op["responses"]["200"]["content"]["application/json"]["schema"]
     assert "next" in ok["properties"] and "alerts" in ok["properties"]
+
+
+def test_cli_pages_with_before_as_the_api_does(client, pipe, capsys) -> None:
+    """Analyst QA: ``finpulse news alerts`` stopped at --limit with no way to the older alerts."""
+    from click.testing import CliRunner
+
+    from services.sentiment.cli import news
+    from shared.cli import main
+
+    ids = newest_first(store(pipe, ("AAA", T1), ("BBB", T1), ("CCC", T1), ("AAA", T2), ("BBB", T3)), pipe)
+    seen, before = [], []
+    for _ in range(5):
+        result = CliRunner().invoke(news, ["alerts", "--limit", "2", *before])
+        assert result.exit_code == 0, result.output
+        seen += [json.loads(line)["id"] for line in result.stdout.splitlines()]
+        more = [line for line in result.stderr.splitlines() if line.startswith("more: ")]
+        if not more:
+            break
+        before = more[0].removeprefix("more: ").split()
+    assert seen == ids  # every alert once, in the API's order
+    api = client.get("/v1/alerts", query_string={"limit": 2, "before": ids[1]}).get_json()["alerts"]
+    by_id = CliRunner().invoke(news, ["alerts", "--limit", "2", "--before", ids[1]])
+    assert [json.loads(line) for line in by_id.stdout.splitlines()] == api
+    with pytest.raises(SystemExit) as exit_:
+        main(["news", "alerts", "--before", "not-a-cursor"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == ("finpulse: error: --before must be an alert id or the cursor a page "
+                                               "ended with, got 'not-a-cursor'")
