@@ -139,6 +139,15 @@ def retire_item(item_id: str) -> Any:
     return jsonify(result)
 
 
+@bp.post("/v1/items/<path:item_id>/restore", merge_slashes=False)
+@require_role("ops")
+def restore_item(item_id: str) -> Any:
+    """Undo a retirement: the item may be recommended again and refits keep its events."""
+    result = service().restore(item_id)
+    audit(get_db(), g.actor, "recs.restore_item", item_id, "ok" if result["restored"] else "not retired")
+    return jsonify(result)
+
+
 @bp.get("/v1/items/<path:item_id>/similar", merge_slashes=False)
 @documented(needs=("model", "database"))
 @query_params(k=K)

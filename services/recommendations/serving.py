@@ -177,6 +177,25 @@ class RecsService:
         self._retired_at = float("-inf")  # this process sees it at once
         return {"item_id": item_id, "retired": True}
 
+    def restore(self, item_id: str) -> dict[str, Any]:
+        """Undo :meth:`retire`: answers may name ``item_id`` again (other processes within
+        ``SYNC_INTERVAL_S``) and refits keep its events. Events a refit left out while it was
+        retired stay out of that version; ``restored`` says whether it was retired at all."""
+        item_id = str(item_id)
+        if self.db is None:
+            restored = item_id in self._retired
+            self._retired.discard(item_id)
+            return {"item_id": item_id, "retired": False, "restored": restored}
+        from sqlalchemy import delete
+
+        from services.recommendations.models import RecsRetiredItem
+
+        with self.db.session() as s:
+            restored = s.execute(delete(RecsRetiredItem).where(RecsRetiredItem.domain == self.domain,
+                                                               RecsRetiredItem.item_id == item_id)).rowcount > 0
+        self._retired_at = float("-inf")
+        return {"item_id": item_id, "retired": False, "restored": restored}
+
     def _exclude(self, model: TrainedModel) -> list[int]:
         """Indices of the retired items ``model`` knows, for the recommenders' ``exclude``."""
         if self.db is not None and time.monotonic() - self._retired_at >= SYNC_INTERVAL_S:

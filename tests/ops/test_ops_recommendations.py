@@ -387,3 +387,26 @@ def test_a_retired_item_is_never_served_again_and_left_out_of_refits(recs, tmp_p
     assert job["status"] == "succeeded" and "left out 2 retired item(s)" in job["log"], job
     mv = registry(recs["settings"]).production(recs["settings"].recommendations_domain, TASK)
     assert mv.version == 3 and not retired & set(load_interactions(mv.path).item_ids)
+
+
+def test_a_retired_item_can_be_restored(recs) -> None:
+    """Ops QA: retiring was for good (a mistaken DELETE could only be undone in the database)."""
+    client, auth = client_for(recs["settings"]), recs["auth"]
+    before = answers(client)
+    top = before["user nobody-yet"][0]
+    assert client.delete(f"/v1/items/{top}", headers=auth).status_code == 200
+    assert top not in answers(client)["user nobody-yet"]
+    for headers, status in (({}, 401), ({"Authorization": f"Bearer {recs['keys']['analyst']}"}, 403)):
+        assert client.post(f"/v1/items/{top}/restore", headers=headers).status_code == status
+    res = client.post(f"/v1/items/{top}/restore", headers=auth)
+    assert res.status_code == 200 and res.get_json() == {"item_id": top, "retired": False, "restored": True}
+    assert answers(client) == before  # served again, where it was
+    again = client.post(f"/v1/items/{top}/restore", headers=auth).get_json()
+    assert again == {"item_id": top, "retired": False, "restored": False}  # no error, and it says so
+    entries = client.get("/v1/admin/audit", headers=auth).get_json()["entries"]
+    assert [(e["action"], e["outcome"]) for e in entries if e["action"] == "recs.restore_item"] == [
+        ("recs.restore_item", "not retired"), ("recs.restore_item", "ok")]
+    # the next refit keeps its events: the retrain log leaves nothing out
+    job = wait_job(client, client.post("/v1/admin/retrain", headers=auth,
+                                       json={"force": True, "reason": "restored"}).get_json()["job_id"], auth)
+    assert job["status"] == "succeeded" and "retired" not in job["log"], job
