@@ -1,9 +1,10 @@
 """Load test of ``POST /v1/chat`` through the real service (waitress on loopback).
 
-    .venv/bin/python bench/chat_load.py [--entries 10000] [--clients 20] [--requests 100]
+    .venv/bin/python bench/chat_load.py [--entries 10000] [--clients 20] [--requests 100] [--model DIR]
 
 Builds a knowledge base of ``--entries`` entries (the bank FAQ when present, plus
-generated product variants to reach the size) with the base encoder, starts the
+generated product variants to reach the size) with the base encoder (or ``--model``, a fine-tuned
+one such as a ``train embeddings`` version, registered and promoted first), starts the
 chatbot under waitress in a separate process, then ``--clients`` concurrent clients
 each send ``--requests`` distinct questions. Prints p50/p95/p99 latency, throughput
 and errors; the target is p99 <= 50 ms with no errors.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=100, help="per client")
     ap.add_argument("--threads", type=int, default=8, help="waitress threads")
     ap.add_argument("--rate", type=float, default=0.0, help="requests/s per client, Poisson (0: closed loop)")
+    ap.add_argument("--model", type=Path, default=None, help="serve this encoder folder (copied into the registry)")
     args = ap.parse_args()
     import requests
 
@@ -61,6 +64,12 @@ def main() -> None:
            "FINPULSE_CHATBOT_SESSION_RATE_LIMIT": "1000000/minute", "FINPULSE_LOG_LEVEL": "WARNING"}
     questions = make_kb(work / "kb.jsonl", args.entries)
     subprocess.run([sys.executable, "-m", "shared.cli", "db", "upgrade"], env=env, cwd=REPO, check=False)
+    if args.model is not None:  # the first version of bank/embeddings is production
+        shutil.copytree(args.model, work / "model")
+        subprocess.run([sys.executable, "-c", "from shared.settings import get_settings; "
+                        "from training.lineage import publish; "
+                        f"publish(get_settings(), 'bank', 'embeddings', {str(work / 'model')!r}, metrics={{}}, "
+                        "train_config={'method': 'bench'})"], env=env, cwd=REPO, check=True)
     subprocess.run([sys.executable, "-m", "shared.cli", "kb", "load", "--kb", str(work / "kb.jsonl")],
                    env=env, cwd=REPO, check=True)
     port = free_port()

@@ -175,7 +175,10 @@ def fine_tune(kb: Path, pairs: Path | None, config: EmbeddingsConfig, out_dir: P
     queries = read_pairs(pairs, {e.id for e in entries}) if pairs else []
     triples = make_pairs(entries, queries, rng)
     # an epoch is as many steps as the batcher makes (partly filled batches included)
-    steps_per_epoch = max(1, sum(1 for _ in distinct_batches(triples, config.batch_size, random.Random(config.seed))))
+    steps_per_epoch = sum(1 for _ in distinct_batches(triples, config.batch_size, random.Random(config.seed)))
+    if not steps_per_epoch:  # one entry: no batch has a negative (the loop waited for one forever)
+        raise BadInput(f"{kb}: the knowledge base needs at least two entries to train on; "
+                       "each entry's negatives are the other entries")
     total_steps = max(1, int(steps_per_epoch * config.epochs))
     # model, loss, optimizer
     device = resolve_device(config.device)

@@ -8,6 +8,7 @@ such as BANKING77 because one lucky near-duplicate of a wrong intent no longer w
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -64,6 +65,8 @@ class SentenceEncoder:
         self._model: Any = None
         self._onnx: Any = None  # None: not tried yet; False: torch only
         self._lock = threading.RLock()  # the ONNX set-up loads the model under it
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def model(self) -> Any:
@@ -101,13 +104,26 @@ class SentenceEncoder:
 
     def unknown_share(self, texts: Sequence[str]) -> list[float]:
         """Per text, the share of its word pieces (as far as the model reads) that are [UNK]."""
-        tokenizer = self.model.tokenizer
-        unk = tokenizer.unk_token_id
+        unk = self.model.tokenizer.unk_token_id
         if unk is None:  # a byte-level vocabulary knows every text
             return [0.0] * len(texts)
-        rows = tokenizer([normal_text(t) for t in texts], add_special_tokens=False, truncation=True,
-                         max_length=self.model.max_seq_length)["input_ids"]
+        rows = self._tokenize([normal_text(t) for t in texts], add_special_tokens=False, truncation=True,
+                              max_length=self.model.max_seq_length)["input_ids"]
         return [sum(i == unk for i in row) / len(row) if row else 0.0 for row in rows]
+
+    def _tokenize(self, texts: list[str], **options: Any) -> Any:
+        """The encoder's own tokenizer calls, one at a time, on a copy of the model's tokenizer.
+
+        A fast tokenizer keeps its padding and truncation settings in shared state that each call
+        resets: under load a query's padded call and another request's unpadded ``unknown_share``
+        interleaved, and the query's ids came back ragged (a 500 in 2 of 2,000 chats of
+        ``bench/chat_load.py``). The copy keeps these calls off the tokenizer that sentence-
+        transformers' bulk ``encode`` (a KB re-embed in the background) uses.
+        """
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                self._tokenizer = copy.deepcopy(self.model.tokenizer)
+            return self._tokenizer(texts, **options)
 
     def onnx_states(self) -> Any:
         """The ONNX token-state session, set up on first call (``False`` when not usable)."""
@@ -151,8 +167,8 @@ class SentenceEncoder:
 
     def _encode_onnx(self, states: Any, texts: list[str]) -> np.ndarray:
         """Tokenise, token states from ONNX, then the model's own recipe: mean pooling, L2 norm."""
-        enc = self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
-                                   return_tensors="np")
+        enc = self._tokenize(texts, padding=True, truncation=True, max_length=self.model.max_seq_length,
+                             return_tensors="np")
         if "token_type_ids" not in enc:
             enc["token_type_ids"] = np.zeros_like(enc["input_ids"])
         hidden = states(enc)

@@ -46,6 +46,16 @@ def test_batches_group_pairs_of_similar_length() -> None:
     assert [width(b) for b in batches] != sorted(width(b) for b in batches)  # batch order stays random
 
 
+def test_a_one_entry_base_is_refused_before_training(tmp_path) -> None:
+    """Training QA: a knowledge base of one entry has no negatives; ``train embeddings`` looped forever."""
+    from training.embeddings import fine_tune
+
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(json.dumps({"id": "only", "questions": ["a", "b", "c"], "answer": "A"}) + "\n")
+    with pytest.raises(BadInput, match="needs at least two entries"):
+        fine_tune(kb, None, EmbeddingsConfig(), tmp_path / "out")
+
+
 def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
     with pytest.raises(BadInput, match="batch_size must be >= 2"):
         EmbeddingsConfig(batch_size=1)

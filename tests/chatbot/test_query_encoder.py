@@ -67,3 +67,39 @@ def test_full_width_text_encodes_as_its_letters_and_unknown_share_counts_unk_pie
     shares = enc.unknown_share([full, "谢谢", "card 谢谢谢谢", "I lost my card 😀", "", "👍"])
     assert shares == [0.0, 1.0, 0.8, 0.2, 0.0, 1.0] and UNREADABLE_SHARE == 0.5
     assert unreadable(enc, [full, "谢谢", "I lost my card 😀"]) == [False, True, False]
+
+
+def test_queries_and_unknown_shares_from_many_threads_do_not_garble_each_other() -> None:
+    """Load QA (``bench/chat_load.py``: 2 of 2,000 chats a 500): the fast tokenizer's padding setting
+    is shared state, so a request's unpadded ``unknown_share`` made a concurrent query's ids ragged."""
+    import threading
+
+    from services.chatbot.retriever import SentenceEncoder
+    from shared.encoders import base_encoder_path
+
+    enc = SentenceEncoder(base_encoder_path())
+    texts = ["how do I reset my pin", "my card payment was declined abroad yesterday, what should I do now?"]
+    want_vecs, want_shares = enc.encode(texts), enc.unknown_share(texts)
+    assert enc.onnx_states()  # the query path under test: ONNX after the encoder's own tokenizer call
+    errors: list[str] = []
+
+    def run(call, rounds: int) -> None:
+        for _ in range(rounds):
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - collected, asserted below
+                errors.append(repr(exc))
+
+    def query() -> None:
+        assert np.abs(enc.encode(texts) - want_vecs).max() < 1e-4
+
+    def shares() -> None:
+        assert enc.unknown_share(texts) == want_shares
+
+    threads = [threading.Thread(target=run, args=args) for args in
+               ((query, 300), (query, 300), (shares, 3000), (shares, 3000))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
