@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from data_connectors.interactions import Interaction
@@ -186,8 +186,6 @@ class RecsService:
             restored = item_id in self._retired
             self._retired.discard(item_id)
             return {"item_id": item_id, "retired": False, "restored": restored}
-        from sqlalchemy import delete
-
         from services.recommendations.models import RecsRetiredItem
 
         with self.db.session() as s:
