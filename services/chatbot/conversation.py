@@ -179,7 +179,9 @@ class ChatEngine:
         # "that didn't help": the question it answered is looked up again, its other entries offered
         topic = topic_question(state) if rejects_answer(message) else None
         query = topic if topic is not None else message
-        context = follow_up_context(message, state) if topic is None else None
+        # an entry's own question asks that entry: never a follow-up read with the last turn
+        exact = kb.exact_entry(message) if topic is None else None
+        context = follow_up_context(message, state) if topic is None and exact is None else None
         if context is None:
             vec = encoder.encode([query])
         else:  # the new words lead, the previous question fills in the topic
@@ -188,11 +190,12 @@ class ChatEngine:
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
         # a follow-up whose best entry is the one just answered is offered the others: one more of them
         k = max(self.policy.suggestions, 2) + (context is not None or topic is not None)
-        hits = kb.search(vec, k, texts=[query])[0]
+        hits = kb.exact_first(kb.search(vec, k, texts=[query])[0], exact)
         answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
-        conf = kb.confidence(hits, unreadable(encoder, [query])[0])
+        unread = unreadable(encoder, [query])[0]
+        conf = 1.0 if exact is not None else kb.confidence(hits, unread)
         return decide(message, hits, conf, answers, state, self.policy, follow_up=context is not None,
-                      rejected=topic is not None)
+                      rejected=topic is not None, unrivalled=exact is not None and unread)
 
     def release(self, session_id: str, actor: str) -> int:
         """An agent hands the conversation back to the bot."""

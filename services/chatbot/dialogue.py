@@ -12,6 +12,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from services.chatbot.kb import Hit
+from services.chatbot.lexical import match_key
 
 # A request for a person, not a question that mentions one ("at what age can a person open a
 # savings account?", "which mobile operator...", "I sent money to a person"): a verb of asking
@@ -172,19 +173,6 @@ def follow_up_context(message: str, state: State) -> str | None:
     return topic_question(state) if is_follow_up(message) else None
 
 
-_AMP = re.compile(r"\s*&\s*")
-_WHOM = re.compile(r"\bwhom\b")
-_PUNCT = re.compile(r"[^\w\s]+|_")
-
-
-def _norm(text: str) -> str:
-    """Case, spacing, punctuation and hyphens ignored, "&" read as "and", "whom" as "who":
-    "What is the Death-Benefit?" and "what is the death benefit" match, as do "Fees and
-    Charges" and "fees & charges"."""
-    text = _AMP.sub(" and ", text.casefold())
-    return " ".join(_PUNCT.sub(" ", _WHOM.sub("who", text)).split())
-
-
 def same_entry_text(a: Hit, b: Hit, answers: dict[str, str]) -> bool:
     """Two entries a customer could not tell apart and would not need to: copies with the same answer.
 
@@ -196,13 +184,13 @@ def same_entry_text(a: Hit, b: Hit, answers: dict[str, str]) -> bool:
     """
     ans_a, ans_b = answers.get(a.id), answers.get(b.id)
     if ans_a is None or ans_b is None:
-        return _norm(a.question) == _norm(b.question)
-    squashed = {ans_a: _norm(ans_a).replace(" ", ""), ans_b: _norm(ans_b).replace(" ", "")}
+        return match_key(a.question) == match_key(b.question)
+    squashed = {ans_a: match_key(ans_a).replace(" ", ""), ans_b: match_key(ans_b).replace(" ", "")}
     if squashed[ans_a] == squashed[ans_b]:
         return True
     # a near copy ("PhoneBanking" / "Phone Banking", "the branch" / "the nearest branch") is still
     # a copy; answers that differ by a name ("Platinum" / "ISIC" card), a figure or a "not" are not
-    words_a, words_b = _norm(ans_a).split(), _norm(ans_b).split()
+    words_a, words_b = match_key(ans_a).split(), match_key(ans_b).split()
     if min(len(words_a), len(words_b)) < NEAR_COPY_WORDS:
         return False  # too short to tell a rewording from another answer
     if SequenceMatcher(None, words_a, words_b).quick_ratio() < NEAR_COPY:
@@ -284,7 +272,7 @@ def suggestion_labels(hits: list[Hit], answers: dict[str, str],
     labels = [h.question for h in hits]
     groups: dict[str, list[int]] = {}
     for i, h in enumerate(hits):
-        groups.setdefault(_norm(h.question), []).append(i)
+        groups.setdefault(match_key(h.question), []).append(i)
     for idx in groups.values():
         if len(idx) < 2:
             continue
@@ -322,7 +310,8 @@ def silent(state: State) -> Decision:
 
 
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],
-           state: State, policy: Policy, follow_up: bool = False, rejected: bool = False) -> Decision:
+           state: State, policy: Policy, follow_up: bool = False, rejected: bool = False,
+           unrivalled: bool = False) -> Decision:
     """Choose this turn's reply and update ``state`` in place.
 
     ``follow_up``: the message was read with the previous question ("and for credit cards?");
@@ -330,6 +319,9 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
     retrieval could see, so the same answer is not given again: the others are offered.
     ``rejected``: the message said the last answer did not help and ``hits`` are the topic
     question's: an unsure turn offering them, the rejected entry left out.
+    ``unrivalled``: the message is one of ``hits[0]``'s own phrasings (:meth:`KnowledgeBase.exact_entry`)
+    and the encoder could not read it, so the other hits' scores say nothing and make no ambiguity
+    (a readable one keeps the rule: another product's near-copy question still asks which).
     """
     if state.handoff:
         return silent(state)
@@ -342,7 +334,7 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
     repeated = rejected or (follow_up and bool(hits) and state.answered is not None and hits[0].id == state.answered)
     if repeated:
         hits = [h for h in hits if h.id != state.answered]
-    ambiguous = is_ambiguous(hits, answers, policy.ambiguity_margin)
+    ambiguous = not unrivalled and is_ambiguous(hits, answers, policy.ambiguity_margin)
     if hits and not repeated and confidence >= policy.answer_threshold and not ambiguous:
         state.unsure, state.answered = 0, hits[0].id
         return Decision("answer", answers[hits[0].id], confidence, hits[: policy.suggestions])

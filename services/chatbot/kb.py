@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from data_connectors.faq import FaqEntry, load_faq
-from services.chatbot.lexical import LexicalIndex, fuse
+from services.chatbot.lexical import LexicalIndex, fuse, match_key
 from services.chatbot.retriever import Calibration, Encoder, Scoring, aggregate
 from shared import search_index
 from shared.errors import BadInput, NotFound, Unavailable
@@ -58,6 +58,7 @@ class KnowledgeBase:
     calibration_rows: list[tuple[str, str]] = field(default_factory=list)  # (query, entry id) fitted on
     lock: threading.RLock = field(default_factory=threading.RLock)
     _lexical: Any = field(default=None, repr=False)  # BM25, built on the first hybrid search
+    _exact: dict[str, str] | None = field(default=None, repr=False)  # match_key(phrasing) -> entry id
 
     def __post_init__(self) -> None:
         self.by_key = {k: i for i, k in self.keys.items()}
@@ -137,7 +138,7 @@ class KnowledgeBase:
             self.entries[entry.id], self.keys[entry.id] = entry, key
             self.by_key[key] = entry.id
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
-            self._lexical = None
+            self._lexical = self._exact = None
         return created
 
     def _int_id_like(self, entry_id: str, created: bool) -> bool:
@@ -164,7 +165,7 @@ class KnowledgeBase:
             self.entry(entry_id)
             self._drop_vectors(self.keys.pop(entry_id))
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
-            self._lexical = None
+            self._lexical = self._exact = None
             return self.entries.pop(entry_id)
 
     def _drop_vectors(self, key: int) -> None:
@@ -216,6 +217,31 @@ class KnowledgeBase:
             if self._lexical is None:
                 self._lexical = LexicalIndex([(e.id, q) for e in self.entries.values() for q in e.questions])
             return self._lexical
+
+    def exact_entry(self, text: str) -> str | None:
+        """The one entry holding ``text`` as a phrasing (by :func:`match_key`), else None.
+
+        A customer who types an entry's own question asks that entry, whatever the encoder makes
+        of it: MiniLM reads a Chinese FAQ as mostly [UNK], which made every such turn an unsure one.
+        A phrasing that two entries share (one question per card) names neither.
+        """
+        with self.lock:
+            if self._exact is None:
+                owners: dict[str, set[str]] = {}
+                for e in self.entries.values():
+                    for q in e.questions:
+                        owners.setdefault(match_key(q), set()).add(e.id)
+                self._exact = {key: next(iter(ids)) for key, ids in owners.items() if key and len(ids) == 1}
+            return self._exact.get(match_key(text))
+
+    def exact_first(self, hits: list[Hit], exact: str | None) -> list[Hit]:
+        """``hits`` led by the entry ``exact`` names, with its own score where the search found it
+        (a rival above it still makes the turn ambiguous), else the best score of the others."""
+        if exact is None or not hits:
+            return hits
+        own = next((h for h in hits if h.id == exact), None)
+        top = own or Hit(exact, hits[0].score, self.entries[exact].question)
+        return [top] + [h for h in hits if h.id != exact][:len(hits) - 1]
 
     def confidence(self, hits: list[Hit], unreadable: bool = False) -> float:
         """Calibrated P(top hit is right); 0 for a query the encoder could not read

@@ -23,6 +23,19 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(normal_text(text).lower())  # full-width ｃａｒｄ is card
 
 
+_AMP = re.compile(r"\s*&\s*")
+_WHOM = re.compile(r"\bwhom\b")
+_PUNCT = re.compile(r"[^\w\s]+|_")
+
+
+def match_key(text: str) -> str:
+    """Case, width, spacing, punctuation and hyphens ignored, "&" read as "and", "whom" as "who":
+    "What is the Death-Benefit?" and "what is the death benefit" are one key, as are "Fees and
+    Charges" and "fees & charges". Unlike :func:`tokenize` it keeps every script's letters."""
+    text = _AMP.sub(" and ", normal_text(text).casefold())
+    return " ".join(_PUNCT.sub(" ", _WHOM.sub("who", text)).split())
+
+
 class LexicalIndex:
     """BM25Okapi over every phrasing; entry score = its best phrasing's score."""
 

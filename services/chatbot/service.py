@@ -251,10 +251,14 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
         import json
 
         for row, found, unsure in zip(rows, hits_all, unread, strict=True):
+            exact = kbase.exact_entry(row["text"])  # the chat's rule: an entry's own question is that entry's
+            found = kbase.exact_first(found, exact)
             hits = found[:decide_k]
-            conf = kbase.confidence(hits, unsure)
+            conf = 1.0 if exact is not None else kbase.confidence(hits, unsure)
             # the chat's rule: an entry whose question or answer repeats the top one is no rival
-            ambiguous = is_ambiguous(hits, {h.id: kbase.entries[h.id].answer for h in hits}, policy.ambiguity_margin)
+            unrivalled = exact is not None and unsure  # the dense neighbours of an unread text say nothing
+            ambiguous = not unrivalled and is_ambiguous(hits, {h.id: kbase.entries[h.id].answer for h in hits},
+                                                        policy.ambiguity_margin)
             out = {**row, "results": [{"id": kbase.public_id(h.id), "score": h.score} for h in found[:k]],
                    "answer": kbase.entries[hits[0].id].answer if hits else None,
                    "confidence": round(conf, 4),

@@ -220,7 +220,8 @@ def test_picked_suggestion_is_answered_and_resets_unsure() -> None:
 def test_near_identical_questions_are_one_question_for_suggestions() -> None:
     """Bank FAQ QA: "Death Benefit" / "Death-Benefit", "Fees and Charges" / "fees & charges" and
     "Who" / "Whom should I contact" were offered as two "Did you mean" buttons reading alike."""
-    from services.chatbot.dialogue import _norm, suggestion_labels
+    from services.chatbot.dialogue import suggestion_labels
+    from services.chatbot.lexical import match_key as _norm
 
     assert _norm("What is the Death Benefit under the plan") == _norm("What is the Death-Benefit under the plan?")
     assert _norm("What are the Fees and Charges applicable") == _norm("What are the fees & charges applicable")

@@ -561,7 +561,8 @@ def test_full_width_and_unreadable_queries_with_real_encoder(chat_settings, tmp_
     """i18n QA: full-width "Ｉ ｌｏｓｔ ｍｙ ｃａｒｄ" was all [UNK] to the encoder; and on a KB with a
     Chinese entry (itself mostly [UNK]), "谢谢", "👍" or a 999-letter word were answered with it
     at a confidence of 0.77-0.98. Full-width text reads as its letters; a query mostly [UNK] is an
-    unsure turn (confidence 0), in the chat and in `kb ask` alike; an emoji acknowledgement is small talk."""
+    unsure turn (confidence 0), in the chat and in `kb ask` alike, unless it is an entry's own question
+    (that entry's answer, where it had been "Did you mean"); an emoji acknowledgement is small talk."""
     from services.chatbot import create_app
     from services.chatbot.dialogue import SMALL_TALK_ANSWERS
     from services.chatbot.service import answer_rows, kb_dir, load_kb
@@ -579,6 +580,8 @@ def test_full_width_and_unreadable_queries_with_real_encoder(chat_settings, tmp_
 
     got = chat("Ｉ ｌｏｓｔ ｍｙ ｃａｒｄ")
     assert (got["kind"], got["sources"][0]["id"]) == ("answer", "lost-card"), got
+    got = chat("怎么开户?")  # the Chinese entry's own question is that entry's, [UNK] or not
+    assert (got["kind"], got["sources"][0]["id"], got["answer"]) == ("answer", "open-account-zh", chinese["answer"])
     for text in ("谢谢", "人工客服", "😀😀😀", "x" * 999):
         got = chat(text)
         assert got["kind"] == "clarify" and got["confidence"] == 0.0, (text, got)

@@ -111,6 +111,50 @@ def test_kb_ask_does_not_hand_off_on_a_duplicated_question(tmp_path, bow, monkey
     row = json.loads((tmp_path / "out.jsonl").read_text())
     assert row["results"][0]["score"] == row["results"][1]["score"] and row["handoff"] is False
 
+def test_an_entrys_own_question_answers_it_whatever_the_encoder_reads(tmp_path, bow, monkeypatch) -> None:
+    """i18n QA: a Chinese FAQ's own question, typed as written, got "Did you mean" (MiniLM reads it
+    as [UNK], as the word-hashing encoder here does). A customer who types an entry's own question,
+    case, width and punctuation aside, asks that entry; a question two entries share still asks
+    which, and so does a readable one that another entry's near-copy question scores as high as."""
+    import re
+
+    from services.chatbot import service
+
+    class Reader(type(bow)):
+        def unknown_share(self, texts):  # what is not [a-z0-9] is [UNK], as Chinese is to MiniLM
+            return [0.0 if re.search(r"[a-z0-9]", t.lower()) else 1.0 for t in texts]
+
+    rows = [{"id": "zh-open", "questions": ["如何开设银行账户？"], "answer": "请携带身份证到任何分行办理开户。"},
+            {"id": "zh-hours", "questions": ["营业时间是什么？"], "answer": "周一至周五 9:00-17:00。"},
+            {"id": "gold", "question": "Where do I get this card?", "answer": "Gold card: any branch."},
+            {"id": "silver", "question": "Where do I get this card?", "answer": "Silver card: online."},
+            {"id": "plan", "questions": ["What are the plans options, options?", "the plans options: what are options"],
+             "answer": "A or B."},
+            {"id": "plans", "question": "What are the plans options", "answer": "C or D."},
+            {"id": "close", "question": "How do I close my account?", "answer": "In the app."}]
+    (tmp_path / "kb.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    kb = build_kb_dir(tmp_path / "kb.jsonl", tmp_path / "idx", bow, "flat", model="bow", progress=False)
+    assert kb.exact_entry(" 如何开设银行账户? ") == "zh-open"
+    assert kb.exact_entry("ＨＯＷ do I close my account") == "close"
+    assert kb.exact_entry("Where do I get this card?") is None and kb.exact_entry("如何") is None
+    monkeypatch.setattr(service, "get_encoder", lambda _path: Reader())
+    asked = ["如何开设银行账户", "营业时间是什么？", "where do I get this card", "如何", "What are the plans options?",
+             "How do I close my account"]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in asked))
+    service.answer_rows(tmp_path / "idx", tmp_path / "q.jsonl", tmp_path / "out.jsonl", 2)
+    got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["results"][0]["id"], r["confidence"], r["handoff"]) for r in got[:2]] == \
+        [("zh-open", 1.0, False), ("zh-hours", 1.0, False)], got[:2]
+    assert got[0]["answer"] == rows[0]["answer"] and len(got[0]["results"]) == 2
+    assert [r["handoff"] for r in got[2:4]] == [True, True]  # which card? / nothing of it read
+    # a readable question keeps the margin rule: "plan"'s near-copy phrasings score within it
+    assert [h["id"] for h in got[4]["results"]] == ["plans", "plan"] and got[4]["handoff"] is True, got[4]
+    assert (got[5]["results"][0]["id"], got[5]["confidence"], got[5]["handoff"]) == ("close", 1.0, False)
+    kb.upsert(FaqEntry("zh-fee", ["年费多少"], "免年费。"), bow)
+    kb.delete("zh-open")
+    assert kb.exact_entry("年费多少？") == "zh-fee" and kb.exact_entry("如何开设银行账户") is None
+
+
 def test_kb_ask_decides_the_same_whatever_k_lists(tmp_path, bow, sample_faq, monkeypatch) -> None:
     """Regression: --k 1 left no runner-up, so confidence and handoff depended on --k."""
     from services.chatbot import service
