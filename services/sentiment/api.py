@@ -81,7 +81,7 @@ def _time_arg(name: str) -> datetime | None:
 def _cursor_arg(name: str) -> tuple[datetime, str] | None:
     """The alerts page position a cursor argument names (:func:`queries.cursor_position`)."""
     raw = request.args.get(name)
-    if not raw:  # as an empty time argument: left out
+    if not raw or not raw.strip():  # as an empty time argument: left out
         return None
     position = queries.cursor_position(pipeline().db, raw.strip())
     if position is None:

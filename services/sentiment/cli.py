@@ -211,7 +211,8 @@ def _relink_summary(result: dict[str, Any], as_json: bool) -> None:
 @click.option("--ticker", default=None, help="One ticker ($brk-b is BRK.B, as in the HTTP API).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--before", default=None,
-              help="The alerts after this one in the listing's order: an alert id or the cursor a page ends with.")
+              help="The alerts after this one in the listing's order: an alert id or the cursor a page ends with "
+                   "(empty: the first page, as the API's before=, so a paging loop can start from \"\").")
 def alerts_cmd(since: str | None, ticker: str | None, limit: int, before: str | None) -> None:
     """Print alerts as JSON lines, newest first: the same selection and pages as GET /v1/alerts.
 
@@ -223,7 +224,7 @@ def alerts_cmd(since: str | None, ticker: str | None, limit: int, before: str | 
     symbol = _ticker(ticker) if ticker else None
     pipe = _pipeline()
     position = None
-    if before is not None:
+    if before is not None and before.strip():  # an empty cursor is left out, as in GET /v1/alerts
         position = queries.cursor_position(pipe.db, before.strip())
         if position is None:
             raise BadInput(f"--before must be an alert id or the cursor a page ended with, got {before[:40]!r}")
