@@ -223,16 +223,19 @@ class KnowledgeBase:
 
         A customer who types an entry's own question asks that entry, whatever the encoder makes
         of it: MiniLM reads a Chinese FAQ as mostly [UNK], which made every such turn an unsure one.
-        A phrasing that two entries share (one question per card) names neither.
+        A phrasing that two entries share (one question per card) names neither. Every chat turn
+        asks, so a built table is read without the lock, which a save holds while it writes files.
         """
-        with self.lock:
-            if self._exact is None:
+        table = self._exact
+        if table is None:
+            with self.lock:
                 owners: dict[str, set[str]] = {}
                 for e in self.entries.values():
                     for q in e.questions:
                         owners.setdefault(match_key(q), set()).add(e.id)
-                self._exact = {key: next(iter(ids)) for key, ids in owners.items() if key and len(ids) == 1}
-            return self._exact.get(match_key(text))
+                table = self._exact = {key: next(iter(ids)) for key, ids in owners.items()
+                                       if key and len(ids) == 1}
+        return table.get(match_key(text))
 
     def exact_first(self, hits: list[Hit], exact: str | None) -> list[Hit]:
         """``hits`` led by the entry ``exact`` names, with its own score where the search found it

@@ -4,6 +4,7 @@ Dense retrieval finds paraphrases; BM25 rescues rare exact words (product names,
 codes) that a small encoder blurs. The two are fused by reciprocal rank (RRF), which
 needs no score calibration between them. Built lazily from the entries, so it never
 goes stale on disk; a KB change drops it and the next hybrid search rebuilds it.
+:func:`match_key` is the other word-level rule: when two texts are the same question.
 """
 
 from __future__ import annotations
