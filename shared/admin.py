@@ -283,6 +283,7 @@ def _blueprint() -> Blueprint:
         return jsonify({"job_id": job_id, "status": "queued", "url": f"/v1/admin/jobs/{job_id}"}), 202
 
     @bp.get("/v1/admin/jobs")
+    @documented(needs=("database",))
     @query_params(limit=JOBS_LIMIT)
     @require_role("ops")
     def jobs() -> Any:
@@ -344,12 +345,14 @@ def _blueprint() -> Blueprint:
         return jsonify(lifecycle.rollback(settings_of(), get_db(), domain, task, actor=g.actor))
 
     @bp.get("/v1/admin/models")
+    @documented()  # the registry on disk: no database, no Redis
     @require_role("ops")
     def models() -> Any:
         """Versions of this service's models with production and gate verdicts."""
         return jsonify({"models": _models()})
 
     @bp.get("/v1/admin/audit")
+    @documented(needs=("database",))
     @query_params(limit=AUDIT_LIMIT)
     @require_role("ops")
     def audit_log() -> Any:

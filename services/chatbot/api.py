@@ -199,6 +199,7 @@ def delete_entry(entry_id: str) -> Any:
 
 
 @bp.get("/v1/handoffs")
+@documented(needs=("database",))
 @require_role("ops")
 def handoffs() -> Any:
     """Open handoff tickets with their transcripts."""

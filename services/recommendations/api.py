@@ -131,6 +131,7 @@ def user_recommendations(user_id: str) -> Any:
 
 
 @bp.delete("/v1/items/<path:item_id>", merge_slashes=False)
+@documented(needs=("database",))  # the retirement list, and the audit row
 @require_role("ops")
 def retire_item(item_id: str) -> Any:
     """Retire an item (a deleted FAQ entry, a superseded article): never recommended again, left out of refits."""
@@ -140,6 +141,7 @@ def retire_item(item_id: str) -> Any:
 
 
 @bp.post("/v1/items/<path:item_id>/restore", merge_slashes=False)
+@documented(needs=("database",))  # the retirement list, and the audit row
 @require_role("ops")
 def restore_item(item_id: str) -> Any:
     """Undo a retirement: the item may be recommended again and refits keep its events."""
