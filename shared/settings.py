@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # open /v1/alerts/stream connections per process; each holds a server thread of its own
     # (added to the request threads), and one more is refused with a 503 and Retry-After
     sentiment_alert_streams: int = Field(default=32, ge=1, le=1000)
+    # of those, how many one client address may hold (behind a proxy, declare it in trusted_proxies);
+    # one more is a 429 with Retry-After
+    sentiment_alert_streams_per_address: int = Field(default=8, ge=1, le=1000)
     # Chatbot: per-IP and per-session rate limits, message size, widget origins, handoff.
     chatbot_rate_limit: str = "120/minute"
     chatbot_session_rate_limit: str = "30/minute"

@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     from services.sentiment import metrics
     from services.sentiment.api import bp
     from services.sentiment.pipeline import Pipeline
+    from services.sentiment.streams import StreamSlots
     from shared import db as dbmod
     from shared import redis_client
     from shared.settings import get_settings
@@ -37,7 +38,8 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     # alert streams sleep most of their life: their own server threads, so a dashboard per
     # analyst never starves ingestion and health checks of the request threads
     app.config["FINPULSE_STREAM_THREADS"] = settings.sentiment_alert_streams
-    app.extensions["alert_streams"] = threading.BoundedSemaphore(settings.sentiment_alert_streams)
+    app.extensions["alert_streams"] = StreamSlots(settings.sentiment_alert_streams,
+                                                  settings.sentiment_alert_streams_per_address)
     app.register_blueprint(bp)
     metrics.init_app(db)  # the scoring backlog as the database sees it, whichever process scores
     add_readiness_check(app, db.ready)

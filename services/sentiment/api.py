@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -38,7 +38,7 @@ REPLAY_MAX = 500  # alerts a reconnecting stream client is sent at most ...
 REPLAY_S = 3600  # ... and none raised longer ago than this
 NO_ALERT_ID = "0"  # the stream's id before any alert exists: resuming from it replays the window
 KEEPALIVE_S = 5  # a comment line this often: the server only learns a client left when it writes
-STREAM_RETRY_S = 15  # Retry-After of a stream refused because every stream slot is taken
+STREAM_RETRY_S = 15  # Retry-After of a stream refused because its address's or every slot is taken
 TIME_ARG = ("string", "ISO-8601 time (event time, UTC if no offset)")  # a query argument
 LIMIT = int_query("rows", 1, 1000, 100)
 MAX_S = int_query("seconds the stream stays open", 1, 3600, 60)
@@ -256,9 +256,11 @@ def _sse(event: dict[str, Any], name: str) -> str:
 @bp.get("/v1/alerts/stream")
 @documented(media_type="text/event-stream",
             headers={"Last-Event-ID": "the last event id seen: a reconnect replays what came after it"},
-            needs=("database",), retry_after=(503,),
+            needs=("database",), retry_after=(429, 503),
             errors={503: "too_many_streams: every alert stream slot (FINPULSE_SENTIMENT_ALERT_STREAMS) is taken; "
-                         "Retry-After says when to try again"})
+                         "Retry-After says when to try again",
+                    429: "too_many_streams: this address holds its share of the slots "
+                         "(FINPULSE_SENTIMENT_ALERT_STREAMS_PER_ADDRESS); Retry-After says when to try again"})
 @query_params(max_s=MAX_S, after=TIME_ARG)
 def alerts_stream() -> Any:
     """Server-sent events: each new alert as ``event: alert``, each retracted one as
@@ -277,26 +279,30 @@ def alerts_stream() -> Any:
     replays that whole window), then goes on live. The first block names the newest alert's
     position (``0`` before any exists) as the stream's id, so a client that got no event before
     it lost the connection still resumes where it joined. At most ``sentiment_alert_streams``
-    are open at once per process; one more is a 503 with Retry-After. A backfill's (quiet)
+    are open at once per process (one more is a 503 with Retry-After), and at most
+    ``sentiment_alert_streams_per_address`` of them from one address (a 429). A backfill's (quiet)
     alerts are never sent: it pushes nothing to live channels.
     """
     max_s = MAX_S.read("max_s")
-    slots = current_app.extensions["alert_streams"]
-    if not slots.acquire(blocking=False):
-        resp, status = error_response("too_many_streams", f"{settings_of().sentiment_alert_streams} alert streams are "
-                                      "open (FINPULSE_SENTIMENT_ALERT_STREAMS); retry later, or poll GET /v1/alerts",
-                                      503)
+    slots, address = current_app.extensions["alert_streams"], request.remote_addr or ""
+    if refused := slots.acquire(address):
+        settings = settings_of()
+        resp, status = error_response("too_many_streams", (
+            f"this address has {settings.sentiment_alert_streams_per_address} alert streams open "
+            "(FINPULSE_SENTIMENT_ALERT_STREAMS_PER_ADDRESS)" if refused == "address" else
+            f"{settings.sentiment_alert_streams} alert streams are open (FINPULSE_SENTIMENT_ALERT_STREAMS)")
+            + "; retry later, or poll GET /v1/alerts", 429 if refused == "address" else 503)
         resp.headers["Retry-After"] = str(STREAM_RETRY_S)
         return resp, status
     try:
-        return _alert_stream(max_s, slots)
+        return _alert_stream(max_s, lambda: slots.release(address))
     except BaseException:
-        slots.release()
+        slots.release(address)
         raise
 
 
-def _alert_stream(max_s: int, slots: Any) -> Response:
-    """The stream of :func:`alerts_stream`; its slot is given back when the server closes it."""
+def _alert_stream(max_s: int, release: Callable[[], None]) -> Response:
+    """The stream of :func:`alerts_stream`; ``release`` gives its slot back when the server closes it."""
     db = pipeline().db
     last_id = (request.headers.get("Last-Event-ID") or "").strip()[:128] or None
     replay: list[dict[str, Any]] = []
@@ -354,7 +360,7 @@ def _alert_stream(max_s: int, slots: Any) -> Response:
 
     resp = Response(stream_with_context(events()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    resp.call_on_close(slots.release)  # the server closes every response, sent in full or not
+    resp.call_on_close(release)  # the server closes every response, sent in full or not
     return resp
 
 

@@ -7,6 +7,8 @@ import json
 import queue
 import socket
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -35,10 +37,12 @@ class Stream:
     """An SSE client on a TCP socket (HTTP/1.0, so the body is the raw event stream, and
     closing is immediate): parses blocks into dicts (``id``, ``event``, ``data``) in a queue."""
 
-    def __init__(self, base: str, last_event_id: str | None = None, max_s: int = 20) -> None:
+    def __init__(self, base: str, last_event_id: str | None = None, max_s: int = 20,
+                 forwarded_for: str | None = None) -> None:
         host, port = base.removeprefix("http://").split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         extra = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id else ""
+        extra += f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
         self.sock.sendall(f"GET /v1/alerts/stream?max_s={max_s} HTTP/1.0\r\nHost: {host}\r\n"
                           f"Accept: text/event-stream\r\n{extra}\r\n".encode())
         self.blocks: queue.Queue[dict[str, str]] = queue.Queue()
@@ -339,5 +343,55 @@ def test_open_streams_never_starve_requests_and_one_too_many_is_a_503(migrated, 
         assert time.monotonic() - started < 25  # within a few keep-alives, not at the stream's max_s (60)
     finally:
         for s in streams:
+            s.close()
+        server.close()
+
+
+
+def test_one_address_holds_at_most_its_share_of_the_stream_slots(migrated, stub_scorer) -> None:
+    """One client could open every stream slot and turn every other dashboard to polling: an
+    address now holds at most ``sentiment_alert_streams_per_address`` (then a 429), while
+    other addresses still get the rest, and a closed stream gives its address's slot back.
+    The clients come through a declared proxy (``trusted_proxies``), which names each one."""
+    import time
+
+    from waitress.server import create_server
+
+    from services.sentiment import create_app
+    from shared.up import waitress_options
+
+    app = create_app(migrated.model_copy(update={"sentiment_alert_streams": 3, "trusted_proxies": 1,
+                                                "sentiment_alert_streams_per_address": 2}), scorer=stub_scorer)
+    server = create_server(app, host="127.0.0.1", port=0, **waitress_options("sentiment", app))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    opened: list[Stream] = []
+
+    def status_from(address: str) -> str:
+        """The status line a new stream from ``address`` gets (an open one stays open)."""
+        opened.append(Stream(base, max_s=60, forwarded_for=address))
+        deadline = time.monotonic() + 10
+        while not opened[-1].status and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return opened[-1].status.split(" ", 2)[1]
+
+    try:
+        assert [status_from("10.0.0.1"), status_from("10.0.0.1")] == ["200", "200"]
+        with pytest.raises(urllib.error.HTTPError) as refused:  # its share is taken
+            urllib.request.urlopen(urllib.request.Request(f"{base}/v1/alerts/stream?max_s=1",
+                                                          headers={"X-Forwarded-For": "10.0.0.1"}), timeout=10)
+        assert refused.value.code == 429 and refused.value.headers["Retry-After"] == "15"
+        error = json.loads(refused.value.read())["error"]
+        assert error["code"] == "too_many_streams"
+        assert "FINPULSE_SENTIMENT_ALERT_STREAMS_PER_ADDRESS" in error["message"]
+        assert status_from("10.0.0.2") == "200"  # another analyst still gets the last slot
+        assert status_from("10.0.0.3") == "503"  # every slot taken: the process cap, as before
+        opened[0].close()  # the first address's stream ends: the server notices on a keep-alive write
+        deadline = time.monotonic() + 30
+        while (status := status_from("10.0.0.1")) != "200":
+            assert status == "429" and time.monotonic() < deadline, "the closed stream's slot never came back"
+            time.sleep(0.5)
+    finally:
+        for s in opened:
             s.close()
         server.close()
