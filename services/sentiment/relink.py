@@ -59,7 +59,6 @@ class Change:
     title: str = ""
     body: str = ""
     links: list[tuple[str, float, str | None]] = field(default_factory=list)  # as read: written only if unchanged
-    tickers: list[str] = field(default_factory=list)  # its tickers once written
 
 
 @dataclass
@@ -222,7 +221,6 @@ def _apply(db: Any, changes: list[Change], scores: dict[str, dict[str, dict]], v
             s.add_all(score_row(ch.article_id, t, version, p, now) for t, p in scores[ch.article_id].items())
             s.execute(update(Article).where(Article.id == ch.article_id).values(scored_at=now)
                       .execution_options(synchronize_session=False))
-            ch.tickers = sorted(t for t in scores[ch.article_id] if t)
             done.append(ch)
     return done
 
@@ -251,14 +249,13 @@ def relink(pipe: Any, *, since: datetime | None = None, until: datetime | None =
         for rows in _pages(pipe.db, since, until, chunk):
             report.scanned += len(rows)
             ids = [r.id for r in rows]
-            done = _relink_chunk(pipe, linker, ids, tickers, dry_run, report)
+            done = _relink_chunk(pipe, linker, ids, tickers, dry_run, report, pending)
             if not dry_run:
                 report.scored += len(done)
-                for ch in done:
-                    for t in [*ch.remove, *ch.tickers]:  # removed: no longer counted there
-                        _widen(pending, t, [ch.published_at])
                 left = _left_unscored(pipe, ids)
                 if left:
+                    for t, times in _linked(pipe.db, left).items():  # before scoring, as the chunk's are
+                        _widen(pending, t, times)
                     out = pipe.score(left, publish=False, judge=False)
                     report.scored += out.articles
                     for t, times in out.touched.items():
@@ -283,9 +280,13 @@ def _left_unscored(pipe: Any, ids: list[str]) -> list[str]:
 
 
 def _relink_chunk(pipe: Any, linker: Linker, ids: list[str], only: set[str] | None, dry_run: bool,
-                  report: RelinkReport) -> list[Change]:
+                  report: RelinkReport, pending: dict[str, list[datetime]]) -> list[Change]:
     """Plan, score and write the links of ``ids``; a concurrent writer that won a race has the chunk
-    read and planned again. Returns the changes written (planned, on a dry run) and counts them."""
+    read and planned again. Returns the changes written (planned, on a dry run) and counts them.
+
+    Every ticker a planned change touches (removed, kept, added) goes into ``pending`` before the
+    write: widened after it, a Ctrl-C between the commit and the return left a written chunk unjudged.
+    A change a concurrent writer overtook has its tickers judged too, which changes nothing."""
     for attempt in range(TRIES):
         counts = RelinkReport()
         changes = _plan_chunk(pipe.db, linker, ids, only, counts)
@@ -293,6 +294,9 @@ def _relink_chunk(pipe: Any, linker: Linker, ids: list[str], only: set[str] | No
             if dry_run:
                 done = changes
             else:
+                for ch in changes:
+                    for t in {t for t, _, _ in ch.links} | set(ch.add):
+                        _widen(pending, t, [ch.published_at])
                 scores = _new_scores(pipe, linker, changes) if changes else {}
                 done = _apply(pipe.db, changes, scores, pipe.scorer().version)
             break
@@ -308,6 +312,16 @@ def _relink_chunk(pipe: Any, linker: Linker, ids: list[str], only: set[str] | No
         report.removed.update(ch.remove)
         report.reweighted.update(ch.reweigh.keys())
     return done
+
+
+def _linked(db: Any, ids: list[str]) -> dict[str, list[datetime]]:
+    """Ticker -> the times of those of ``ids`` linked to it."""
+    out: dict[str, list[datetime]] = {}
+    with db.session() as s:
+        for t, at in s.execute(select(ArticleTicker.ticker, ArticleTicker.published_at)
+                               .where(ArticleTicker.article_id.in_(ids))):
+            out.setdefault(t, []).append(as_utc(at))
+    return out
 
 
 def _widen(pending: dict[str, list[datetime]], ticker: str, times: list[datetime]) -> None:

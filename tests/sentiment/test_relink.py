@@ -263,3 +263,30 @@ def test_an_interrupted_relink_still_judges_what_it_relinked(migrated, redis_url
     assert len(seen) == 3 and _links(pipe.db) >= {(r["id"], "ZPHR", 1.0) for r in rows}
     assert [(a["ticker"], a["at"]) for a in list_alerts(pipe.db)] == [("ZPHR", "2024-03-31T00:00:00Z")]
     assert relink(pipe).relinked == 0
+
+
+def test_a_relink_stopped_right_after_a_chunk_commits_still_judges_that_chunk(migrated, redis_url, tmp_path,
+                                                                            stub_scorer, monkeypatch) -> None:
+    """The tickers a chunk touched were noted only once its write had returned: Ctrl-C between the
+    commit and the return left that chunk (here the only one) written but never judged, so the
+    alert a finished relink raises was missing. They are noted before the write now."""
+    from services.sentiment import relink as relink_mod
+
+    rows = _named(history(["ZPHR"], START, 30) + burst("ZPHR", BURST_DAY))
+    _live(_pipe(migrated, migrated.db_url, stub_scorer), rows)
+    pipe = _pipe(migrated, migrated.db_url, stub_scorer, _companies(tmp_path))
+    real_apply, written = relink_mod._apply, []
+
+    def stopped_after_the_last_commit(*args: Any) -> list[Any]:
+        done = real_apply(*args)
+        written.extend(done)
+        if len(written) == len(rows):
+            raise KeyboardInterrupt  # the transaction is committed; the chunk's return never comes
+        return done
+
+    monkeypatch.setattr(relink_mod, "_apply", stopped_after_the_last_commit)
+    assert list_alerts(pipe.db) == []  # ZPHR was not listed: nothing linked, nothing raised
+    with pytest.raises(KeyboardInterrupt):
+        relink_mod.relink(pipe, chunk=len(rows))
+    assert _links(pipe.db) >= {(r["id"], "ZPHR", 1.0) for r in rows}
+    assert [(a["ticker"], a["at"]) for a in list_alerts(pipe.db)] == [("ZPHR", "2024-03-31T00:00:00Z")]
