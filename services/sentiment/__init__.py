@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     add_readiness_check(app, db.ready)
     add_readiness_check(app, lambda: redis_client.ping(settings.redis_url))
     add_readiness_check(app, lambda: pipe.scorer() and None)
+    add_readiness_check(app, lambda: pipe.linker and None)  # a broken FINPULSE_SENTIMENT_COMPANIES_CSV
     # Ops endpoints for this service's own model; the service never imports training.
     from shared.admin import register_admin
 

@@ -19,7 +19,7 @@ from services.sentiment.linking import Linker
 from services.sentiment.models import as_utc
 from services.sentiment.scoring import Scorer, load_scorer, model_ref, score_articles, unscored_ids
 from shared.db import Database
-from shared.errors import Unavailable
+from shared.errors import BadInput, Unavailable
 from shared.metrics import counter, histogram
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,15 @@ class Pipeline:
 
     @property
     def linker(self) -> Linker:
+        """The shipped company list plus ``FINPULSE_SENTIMENT_COMPANIES_CSV``'s. A broken list is the
+        server's configuration, not a request's fault: it was a 400 to whoever posted news and a
+        traceback in the worker; now a 503 naming the setting (readiness lists it, the worker leaves
+        the articles to the sweep), until the file is mended (a failed read is not cached)."""
         extra = self.settings.sentiment_companies_csv
-        return get_linker(str(extra) if extra else None)
+        try:
+            return get_linker(str(extra) if extra else None)
+        except BadInput as exc:
+            raise Unavailable(f"FINPULSE_SENTIMENT_COMPANIES_CSV: {exc.message}") from None
 
     def scorer(self) -> Scorer:
         """The injected scorer, else the registry's production model (raises Unavailable)."""

@@ -38,6 +38,34 @@ def test_readyz_says_which_model_is_missing_while_healthz_is_ok(migrated, redis_
     assert r.status_code == 202 and r.json["scoring"] == "pending"
 
 
+def test_a_broken_company_list_is_the_servers_503_until_mended_never_the_posters_400(migrated, redis_url,
+                                                                                     stub_scorer, tmp_path) -> None:
+    """A headerless FINPULSE_SENTIMENT_COMPANIES_CSV answered POST /v1/news with a 400 bad_request
+    (the poster's fault, said the API) and /readyz was 200. It is the server's 503 now, readiness
+    names it, nothing is stored, and mending the file takes effect without a restart."""
+    from services.sentiment import create_app
+    from services.sentiment.models import Article, ArticleTicker
+
+    companies = tmp_path / "companies.csv"
+    companies.write_text("ZPHR,Zephyr Robotics,Zephyr\n", encoding="utf-8")  # no header line
+    app = create_app(migrated.model_copy(update={"sentiment_companies_csv": companies}), scorer=stub_scorer)
+    client = app.test_client()
+    article = {"id": "z1", "source": "w", "published_at": "2024-01-02", "title": "Zephyr Robotics beats estimates"}
+    r = client.post("/v1/news", json=article)
+    assert r.status_code == 503 and r.json["error"]["code"] == "unavailable", r.json
+    assert r.json["error"]["message"].startswith(f"FINPULSE_SENTIMENT_COMPANIES_CSV: company list {companies}:1: ")
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and any("FINPULSE_SENTIMENT_COMPANIES_CSV" in x for x in ready.json["reasons"])
+    with app.extensions["sentiment"].db.session() as s:
+        assert s.query(Article).count() == 0
+    companies.write_text("ticker,name,aliases\nZPHR,Zephyr Robotics,Zephyr\n", encoding="utf-8")
+    r = client.post("/v1/news", json=article)
+    assert r.status_code == 202, r.json
+    assert client.get("/readyz").status_code == 200
+    with app.extensions["sentiment"].db.session() as s:  # linked by the mended list's name
+        assert [(t.article_id, t.ticker) for t in s.query(ArticleTicker)] == [("z1", "ZPHR")]
+
+
 def test_real_tiny_model_scores_texts_and_news(registered, redis_url) -> None:
     from services.sentiment import create_app
 

@@ -229,7 +229,8 @@ def test_bad_input_is_one_line_and_changes_nothing(migrated, redis_url, tmp_path
         2, ["finpulse: error: --since (2024-04-01) must lie before --until (2024-03-01)"])
     monkeypatch.setenv("FINPULSE_SENTIMENT_COMPANIES_CSV", str(tmp_path / "missing.csv"))
     code, err = finpulse()
-    assert code == 2 and len(err) == 1 and err[0].startswith("finpulse: error: company list "), err
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("finpulse: error: FINPULSE_SENTIMENT_COMPANIES_CSV: company list "), err
     assert "missing.csv" in err[0]
     monkeypatch.setenv("FINPULSE_SENTIMENT_COMPANIES_CSV", str(_companies(tmp_path)))
     code, err = finpulse()  # no model registered: refused before any score is dropped

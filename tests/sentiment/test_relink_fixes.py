@@ -133,7 +133,8 @@ def test_relink_refuses_a_headerless_company_list_and_changes_nothing(migrated, 
     except SystemExit as exit_:
         code = int(exit_.code or 0)
     err = capsys.readouterr().err.splitlines()
-    assert code == 2 and err == [f"finpulse: error: company list {headerless}:1: first line must be the header "
+    assert code == 2 and err == [f"finpulse: error: FINPULSE_SENTIMENT_COMPANIES_CSV: company list {headerless}:1: "
+                                 "first line must be the header "
                                  f"ticker,name,aliases (found 'zphr,{NAME.lower()},zephyr')"]
     assert _links(pipe.db) == before
 
