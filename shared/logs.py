@@ -41,6 +41,7 @@ def configure_logging(settings: Settings) -> None:
         _json = True
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(lambda record: not getattr(record, "said", False))  # say() printed it already
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
@@ -59,6 +60,6 @@ def say(source: str, message: str, logger: str | None = None) -> None:
     if _json:
         logging.getLogger(logger or source).info(message)
         return
-    if logger is not None:
-        logging.getLogger(logger).info(message)
+    if logger is not None:  # for the logger's own handlers (a job's log), not this stderr a second time
+        logging.getLogger(logger).info(message, extra={"said": True})
     print(f"[{source}] {message}", file=sys.stderr, flush=True)
