@@ -527,8 +527,8 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
             if budget_s is not None and step - step0 >= 20:  # pace known (past start-up): re-plan
                 fit_schedule_to_budget(plan, step, step0, loop_start, started, budget_s,
                                        config.warmup_ratio, log=_log if ranks.main else None)
-            over_budget = (budget_s is not None and time.monotonic() - started > budget_s) \
-                or step >= plan["total"]  # a budget-shortened schedule has run out
+            out_of_time = budget_s is not None and time.monotonic() - started > budget_s
+            over_budget = out_of_time or step >= plan["total"]  # the (maybe budget-shortened) schedule has run out
             if ranks.active:  # rank 0's clock decides, so every rank runs the same steps and LRs
                 plan["total"], over_budget = ranks.broadcast((plan["total"], over_budget))
             if (step - 1) % steps_per_epoch + 1 in eval_points or over_budget:
@@ -553,7 +553,10 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
                         since_best += 1
                     model.train()
                     if since_best >= patience_evals or over_budget:
-                        _log("early stop: no dev gain" if not over_budget else "end of (time-budgeted) schedule")
+                        _log("early stop: no dev gain" if not over_budget else
+                             "stopped: the time budget is spent" if out_of_time else
+                             f"end of the schedule, shortened to the time budget ({step} of {plan['planned']} steps)"
+                             if plan["total"] < plan["planned"] else "end of the schedule")
                         stop = True
                 stop = ranks.broadcast(stop)
                 if stop:

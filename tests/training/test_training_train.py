@@ -14,7 +14,7 @@ VERSION_FILES = ("config.json", "model.safetensors", "metrics.json", "train_conf
 
 
 def test_full_fine_tune_registers_first_version_as_production(settings, tiny_train: Path, tiny_dev: Path,
-                                                              fast_options: dict, tmp_path: Path) -> None:
+                                                              fast_options: dict, tmp_path: Path, capsys) -> None:
     from sqlalchemy import select
 
     from shared.db import Database
@@ -39,6 +39,8 @@ def test_full_fine_tune_registers_first_version_as_production(settings, tiny_tra
     assert json.loads((mv.path / "config.json").read_text())["id2label"] == {
         "0": "negative", "1": "neutral", "2": "positive"}
     assert [e["step"] for e in events if "metrics" in e] == [2]  # two steps, one dev evaluation
+    # no budget: the schedule's natural end (it said "end of (time-budgeted) schedule")
+    assert "[train] end of the schedule\n" in capsys.readouterr().err
     assert (tmp_path / "run" / "tb").is_dir() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert Registry(settings.registry_dir).production("news", "sentiment").version == 1
     db = Database(settings.db_url)
