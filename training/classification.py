@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -858,7 +859,9 @@ def _wrap_lora(model: Any, config: SentimentTrainConfig) -> Any:
     targets = [t for t in ("query", "key", "value") if t in names] or ["q_proj", "k_proj", "v_proj"]
     lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets)
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft asks transformers 5 a deprecated question: two lines of noise per run
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, lora)
 
 
 def _param_groups(model: Any, config: SentimentTrainConfig, lr: float) -> list[dict[str, Any]]:
