@@ -15,6 +15,7 @@ optimisation and dynamically quantised int8 weights.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import threading
@@ -345,11 +346,29 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, num_heads: int =
                                    hidden_size=hidden_size, opt_level=1)
         optimized.save_model_to_file(str(fused))
         # Fused ops come from the com.microsoft domain: tell shape inference they are float.
-        quantize_dynamic(fused, int8_path, per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Attention"], extra_options={"DefaultTensorType": 1})
+        # The quantiser then advises "pre-processing" (shape inference and the fusion just done)
+        # on the root logger, which printed it to every `finpulse export --int8`: dropped there.
+        root, hint = logging.getLogger(), _Without("pre-processing before quantization")
+        root.addFilter(hint)
+        try:
+            quantize_dynamic(fused, int8_path, per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Attention"], extra_options={"DefaultTensorType": 1})
+        finally:
+            root.removeFilter(hint)
     finally:
         fused.unlink(missing_ok=True)
     return int8_path
+
+
+class _Without(logging.Filter):
+    """Drops the records whose message holds ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def resolve_device(device: str) -> str:
