@@ -46,6 +46,9 @@ def configure_logging(settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 "setup plugin" lines per migrate
+    # faiss-cpu's one build dispatches AVX2/AVX-512 at run time, yet its loader first tries the old
+    # per-CPU module names: 9 INFO lines of "Could not load library ... ModuleNotFoundError" per process
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     _configured = True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,3 +48,22 @@ def test_a_progress_line_is_printed_once_and_still_logged_for_job_logs(fresh_log
     assert [line for line in err if "step 10" in line] == ["[train] step 10: dev acc 0.8"]
     assert [line for line in err if "an ordinary record" in line][0].endswith("INFO training: an ordinary record")
     assert collected == ["step 10: dev acc 0.8", "an ordinary record"]
+
+
+def test_importing_faiss_under_the_suites_logging_prints_no_loader_chatter(tmp_path: Any) -> None:
+    """Each process that imported faiss logged nine INFO lines of failed per-CPU module loads
+    (``ModuleNotFoundError("No module named 'faiss.swigfaiss_avx2'")``) although the one build it
+    ships dispatches AVX2/AVX-512 itself; ``finpulse up`` showed them for every service and worker."""
+    import subprocess
+    import sys
+
+    code = ("from shared.logs import configure_logging; from shared.settings import get_settings; "
+            "configure_logging(get_settings()); import faiss; "
+            "import logging; logging.getLogger('finpulse.check').info('configured')")
+    env = {"FINPULSE_HOME": str(tmp_path), "FINPULSE_LOG_LEVEL": "INFO", "PATH": "/usr/bin:/bin"}
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "INFO finpulse.check: configured" in done.stderr  # INFO records do print
+    assert "faiss.loader" not in done.stderr and "swigfaiss" not in done.stderr, done.stderr
