@@ -511,6 +511,11 @@ def test_widget_labels_shared_questions_and_takes_feedback_on_answers(chat_setti
         helpful = answer.get_by_role("button", name="Helpful", exact=True)
         unhelpful = answer.get_by_role("button", name="Not helpful")
         assert helpful.get_attribute("aria-pressed") == unhelpful.get_attribute("aria-pressed") == "false"
+        # drawn thumbs, not emoji: with no emoji font (this Chromium has none) those were empty boxes
+        for button in (helpful, unhelpful):
+            assert button.inner_text() == "" and button.locator("svg path").count() == 1
+            drawn = button.locator("svg").bounding_box()
+            assert drawn is not None and drawn["width"] >= 12 and drawn["height"] >= 12
         unhelpful.click()
         page.get_by_role("status").get_by_text("Thanks for your feedback").wait_for(timeout=15_000)
         assert unhelpful.get_attribute("aria-pressed") == "true" and unhelpful.is_disabled() and helpful.is_disabled()

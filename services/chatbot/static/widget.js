@@ -224,7 +224,8 @@
     ".fpc-msg a{color:#05a;text-decoration:underline}.fpc-msg code{font-family:monospace;" +
     "background:rgba(0,0,0,.07);padding:0 .2em;border-radius:.2em}" +
     ".fpc-fb{margin-top:4.8px}.fpc-fb button{background:#fff;color:#111;border:1px solid #888;border-radius:6.4px;" +
-    "margin-right:4.8px;padding:0 6.4px;cursor:pointer;font-size:14.4px}.fpc-fb button[aria-pressed=true]{" +
+    "margin-right:4.8px;padding:3.2px 6.4px;cursor:pointer;font-size:14.4px;line-height:0}" +
+    ".fpc-fb svg{display:block}.fpc-fb button[aria-pressed=true]{" +
     "border-color:" + GREEN + ";background:#e6f2ec}" +
     ".fpc-form{display:flex;border-top:1px solid #ddd}.fpc-form input{flex:1;padding:9.6px;border:0;background:#fff;color:#111}" +
     ".fpc-form button{border:0;background:" + GREEN + ";color:#fff;padding:0 16px}" +
@@ -297,12 +298,32 @@
     return msg;
   }
 
+  /* The thumbs are drawn, not typed: the emoji showed as empty boxes wherever no emoji font is
+   * installed (stock Linux desktops, headless Chromium). Material Icons' thumb_up (Apache-2.0);
+   * turned half a turn it is their thumb_down. */
+  var THUMB = "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 " +
+    "1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+  function thumb(down) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    var path = document.createElementNS(ns, "path");
+    [["viewBox", "0 0 24 24"], ["width", "16"], ["height", "16"], ["aria-hidden", "true"], ["focusable", "false"]]
+      .forEach(function (a) { svg.setAttribute(a[0], a[1]); });
+    path.setAttribute("d", THUMB);
+    path.setAttribute("fill", "currentColor");
+    if (down) { path.setAttribute("transform", "rotate(180 12 12)"); }
+    svg.appendChild(path);
+    return svg;
+  }
+
   /* Thumbs up/down under an answer: POST /v1/feedback once, then thanks in the status region. */
   function addFeedback(msg, item) {
     var fb = item[2];
     var row = el("div", {"class": "fpc-fb", "role": "group", "aria-label": "Was this answer helpful?"});
-    [["up", "\uD83D\uDC4D", "Helpful"], ["down", "\uD83D\uDC4E", "Not helpful"]].forEach(function (r) {
-      var b = el("button", {"type": "button", "aria-label": r[2], "aria-pressed": fb.rated === r[0] ? "true" : "false"}, r[1]);
+    [["up", "Helpful"], ["down", "Not helpful"]].forEach(function (r) {
+      var b = el("button", {"type": "button", "aria-label": r[1], "title": r[1],
+        "aria-pressed": fb.rated === r[0] ? "true" : "false"});
+      b.appendChild(thumb(r[0] === "down"));
       b.disabled = !!fb.rated;
       b.addEventListener("click", function () {
         if (fb.rated) { return; }
