@@ -378,7 +378,8 @@ def _blueprint() -> Blueprint:
         from shared.monitoring import overview, plot_png
 
         data = overview(settings_of(), window_s=_window(), domains=_domains())
-        plots = [base64.b64encode(plot_png(s)).decode() for s in data["series"][:12]]
+        plots = [(f"{s['domain']}/{s['task']}@{s['version']}", base64.b64encode(plot_png(s)).decode())
+                 for s in data["series"][:12]]
         return render_template_string(OPS_PAGE, data=data, plots=plots, models=_models(), num=_shown_number,
                                       jobs=_own_jobs(limit=10))
 
@@ -454,16 +455,19 @@ td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.critical{color:#b00}
 </head><body><h1>FinPulse ops</h1>
 <h2>Alerts</h2>{% if not data.alerts %}<p>none</p>{% endif %}<ul>
 {% for a in data.alerts %}<li class="{{a.severity}}">{{a.severity}}: {{a.message}}</li>{% endfor %}</ul>
-<h2>Models</h2><table><tr><th>version</th><th>production</th><th>gate</th><th>metrics</th></tr>
+<h2>Models</h2>{% if not models %}<p>none</p>{% else %}<table><tr><th>version</th><th>production</th><th>gate</th>
+<th>metrics</th></tr>
 {% for m in models %}<tr><td>{{m.ref}}</td><td>{{'yes' if m.production else ''}}</td><td>{{m.gate or ''}}</td>
-<td>{% for k, v in m.metrics.items() %}{{k}}={{num(v)}} {% endfor %}</td></tr>{% endfor %}</table>
-<h2>Jobs</h2><table><tr><th>id</th><th>kind</th><th>status</th><th>stage</th><th>epoch</th><th>step</th></tr>
+<td>{% for k, v in m.metrics.items() %}{{k}}={{num(v)}} {% endfor %}</td></tr>{% endfor %}</table>{% endif %}
+<h2>Jobs</h2>{% if not jobs %}<p>none</p>{% else %}<table><tr><th>id</th><th>kind</th><th>status</th><th>stage</th>
+<th>epoch</th><th>step</th></tr>
 {% for j in jobs %}<tr><td>{{j.id[:8]}}</td><td>{{j.kind}}</td><td>{{j.status}}</td><td>{{j.progress.stage}}</td>
-<td>{{j.progress.epoch}}</td><td>{{j.progress.step}}</td></tr>{% endfor %}</table>
-<h2>Monitoring (last window)</h2><table><tr><th>series</th><th>n</th><th>PSI</th><th>low-confidence</th>
-<th>handoff</th><th>thumbs-down</th></tr>{% for s in data.series %}<tr>
+<td>{{j.progress.epoch}}</td><td>{{j.progress.step}}</td></tr>{% endfor %}</table>{% endif %}
+<h2>Monitoring (last window)</h2>{% if not data.series %}<p>none</p>{% else %}<table><tr><th>series</th><th>n</th>
+<th>PSI</th><th>low-confidence</th><th>handoff</th><th>thumbs-down</th></tr>{% for s in data.series %}<tr>
 <td>{{s.domain}}/{{s.task}}@{{s.version}}</td><td>{{s.n or s.chats or 0}}</td><td>{{num(s.psi)}}</td>
 <td>{{num(s.low_confidence_rate)}}</td><td>{{num(s.handoff_rate)}}</td>
 <td>{{num(s.thumbs_down_rate)}}</td></tr>{% endfor %}
-</table>{% for p in plots %}<img alt="monitoring plot" src="data:image/png;base64,{{p}}">{% endfor %}
+</table>{% endif %}
+{% for name, png in plots %}<img alt="monitoring plots of {{name}}" src="data:image/png;base64,{{png}}">{% endfor %}
 </body></html>"""

@@ -136,6 +136,9 @@ def test_ops_page_and_monitoring_endpoint(ops, series):
     page = client.get(f"/ops?domain={series}", headers=analyst)
     assert page.status_code == 200 and b"data:image/png;base64," in page.data and series.encode() in page.data
     assert b">None<" not in page.data and b".0000" not in page.data  # not measured: "–"; whole numbers whole
+    # each plot names its series for a screen reader; an empty section says so instead of a bare header row
+    assert f'alt="monitoring plots of {series}/sentiment@v1"'.encode() in page.data
+    assert b"<h2>Jobs</h2><p>none</p>" in page.data and b"<th>epoch</th>" not in page.data
     assert client.get("/ops").status_code == 401
     assert client.get("/v1/admin/monitoring?hours=abc", headers=analyst).status_code == 400
 
