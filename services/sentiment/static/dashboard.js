@@ -201,7 +201,9 @@
       axes: [{}, { scale: "s", label: "sentiment" }, { scale: "v", side: 1, label: "articles", grid: { show: false } }],
       series: [
         { label: "time (UTC)" },
-        { label: "volume", scale: "v", stroke: "#8d99ae", fill: "rgba(141,153,174,.35)", paths: uPlot.paths.bars({ size: [0.6, 40] }) },
+        // bars without uPlot's automatic point markers (a dot on each bar's top, and one on the axis for an empty bucket)
+        { label: "volume", scale: "v", stroke: "#8d99ae", fill: "rgba(141,153,174,.35)", paths: uPlot.paths.bars({ size: [0.6, 40] }),
+          points: { show: false } },
         { label: "sentiment", scale: "s", stroke: "#457b9d", width: 1, points: { show: true } },
         { label: "EWMA", scale: "s", stroke: "#1d3557", width: 2, spanGaps: true },
       ],
