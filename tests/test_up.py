@@ -8,7 +8,6 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -232,26 +231,24 @@ def test_idle_half_sent_connections_do_not_lock_a_service_out():
     """Regression: waitress's defaults (100 connections, an idle one kept 120 s) let one client's
     ~100 half-sent requests hold a service, /healthz included, for two minutes."""
     from flask import Flask
-    from waitress.server import create_server
 
     from shared.up import waitress_options
+    from tests.waitress_server import serving
 
     options = waitress_options("chatbot")
     assert options["connection_limit"] >= 1000 and options["channel_timeout"] <= 30  # SSE pings every 5 s
     assert options["asyncore_use_poll"]  # select() fails on a socket past descriptor 1024
     app = Flask(__name__)
     app.get("/healthz")(lambda: "ok")
-    server = create_server(app, host="127.0.0.1", port=0, **options)
-    threading.Thread(target=server.run, daemon=True).start()
-    idle = []
-    try:
-        for _ in range(150):
-            conn = socket.create_connection(("127.0.0.1", server.effective_port), timeout=3)
-            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
-            idle.append(conn)
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.effective_port}/healthz", timeout=5) as resp:
-            assert resp.status == 200
-    finally:
-        for conn in idle:
-            conn.close()
-        server.close()
+    with serving(app, **options) as server:
+        idle = []
+        try:
+            for _ in range(150):
+                conn = socket.create_connection(("127.0.0.1", server.effective_port), timeout=3)
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+                idle.append(conn)
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.effective_port}/healthz", timeout=5) as resp:
+                assert resp.status == 200
+        finally:
+            for conn in idle:
+                conn.close()

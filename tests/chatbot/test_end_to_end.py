@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,15 @@ def demo_page(app: Any) -> Iterator[tuple[Any, str]]:
     """``app`` on a real waitress server and a fresh headless Chromium page: ``(page, base URL)``.
     The page is not navigated yet, so a test can hook its requests and dialogs first."""
     from playwright.sync_api import sync_playwright
-    from waitress.server import create_server
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            try:
-                yield browser.new_page(), f"http://127.0.0.1:{server.effective_port}"
-            finally:
-                browser.close()
-    finally:
-        server.close()
+    from tests.waitress_server import serving
+
+    with serving(app, threads=4) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        try:
+            yield browser.new_page(), f"http://127.0.0.1:{server.effective_port}"
+        finally:
+            browser.close()
 
 
 def ask_on_demo_page(page: Any, base: str, question: str) -> tuple[Any, Any]:

@@ -119,30 +119,24 @@ def test_under_waitress_a_forwarded_request_from_this_host_is_still_limited(sett
     """waitress strips X-Forwarded-For by default, so a local proxy's customers passed for this
     host and were never limited; the services are served with the headers kept."""
     import json
-    import threading
     import urllib.error
     import urllib.request
 
-    from waitress.server import create_server
-
     from shared.up import waitress_options
+    from tests.waitress_server import serving
 
     app = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute"}))
-    server = create_server(app, host="127.0.0.1", port=0, **waitress_options("chatbot"))
-    threading.Thread(target=server.run, daemon=True).start()
+    with serving(app, **waitress_options("chatbot")) as server:
 
-    def post(headers: dict[str, str]) -> int:
-        req = urllib.request.Request(f"http://127.0.0.1:{server.effective_port}/v1/chat",
-                                     data=json.dumps({"message": "hello"}).encode(),
-                                     headers={"Content-Type": "application/json", **headers})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+        def post(headers: dict[str, str]) -> int:
+            req = urllib.request.Request(f"http://127.0.0.1:{server.effective_port}/v1/chat",
+                                         data=json.dumps({"message": "hello"}).encode(),
+                                         headers={"Content-Type": "application/json", **headers})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
 
-    try:
         assert 429 not in [post({}) for _ in range(5)]  # this host itself
         assert [post({"X-Forwarded-For": "203.0.113.50"}) for _ in range(5)][-1] == 429
-    finally:
-        server.close()

@@ -308,44 +308,40 @@ def test_open_streams_never_starve_requests_and_one_too_many_is_a_503(migrated, 
     import urllib.error
     import urllib.request
 
-    from waitress.server import create_server
-
     from services.sentiment import create_app
     from shared.up import waitress_options
+    from tests.waitress_server import serving
 
     app = create_app(migrated.model_copy(update={"sentiment_alert_streams": 2}), scorer=stub_scorer)
     options = waitress_options("sentiment", app)
     assert options["threads"] == 8 + 2
-    server = create_server(app, host="127.0.0.1", port=0, **{**options, "threads": 3})  # 1 request thread
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{server.effective_port}"
-    try:
-        streams = [Stream(base, max_s=60) for _ in range(2)]
-        for s in streams:
-            assert s.next()  # the `connected` block: both hold a thread and a slot
-        started = time.monotonic()
-        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:
-            assert resp.status == 200 and time.monotonic() - started < 2
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"{base}/v1/alerts/stream?max_s=5", timeout=10)
-        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "15"
-        assert json.loads(refused.value.read())["error"]["code"] == "too_many_streams"
-        streams[0].close()  # a client leaves: the server learns it when keep-alive writes fail
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v1/alerts/stream?max_s=1", timeout=10) as resp:
-                    assert resp.status == 200 and b": connected" in resp.read()
-                break
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 503 and time.monotonic() < deadline, "the closed stream's slot never came back"
-                time.sleep(0.5)
-        assert time.monotonic() - started < 25  # within a few keep-alives, not at the stream's max_s (60)
-    finally:
-        for s in streams:
-            s.close()
-        server.close()
-
+    with serving(app, **{**options, "threads": 3}) as server:  # 1 request thread
+        base = f"http://127.0.0.1:{server.effective_port}"
+        try:
+            streams = [Stream(base, max_s=60) for _ in range(2)]
+            for s in streams:
+                assert s.next()  # the `connected` block: both hold a thread and a slot
+            started = time.monotonic()
+            with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:
+                assert resp.status == 200 and time.monotonic() - started < 2
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}/v1/alerts/stream?max_s=5", timeout=10)
+            assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "15"
+            assert json.loads(refused.value.read())["error"]["code"] == "too_many_streams"
+            streams[0].close()  # a client leaves: the server learns it when keep-alive writes fail
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/v1/alerts/stream?max_s=1", timeout=10) as resp:
+                        assert resp.status == 200 and b": connected" in resp.read()
+                    break
+                except urllib.error.HTTPError as exc:
+                    assert exc.code == 503 and time.monotonic() < deadline, "the closed stream's slot never came back"
+                    time.sleep(0.5)
+            assert time.monotonic() - started < 25  # within a few keep-alives, not at the stream's max_s (60)
+        finally:
+            for s in streams:
+                s.close()
 
 
 def test_one_address_holds_at_most_its_share_of_the_stream_slots(migrated, stub_scorer) -> None:
@@ -355,43 +351,40 @@ def test_one_address_holds_at_most_its_share_of_the_stream_slots(migrated, stub_
     The clients come through a declared proxy (``trusted_proxies``), which names each one."""
     import time
 
-    from waitress.server import create_server
-
     from services.sentiment import create_app
     from shared.up import waitress_options
+    from tests.waitress_server import serving
 
     app = create_app(migrated.model_copy(update={"sentiment_alert_streams": 3, "trusted_proxies": 1,
                                                 "sentiment_alert_streams_per_address": 2}), scorer=stub_scorer)
-    server = create_server(app, host="127.0.0.1", port=0, **waitress_options("sentiment", app))
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{server.effective_port}"
-    opened: list[Stream] = []
+    with serving(app, **waitress_options("sentiment", app)) as server:
+        base = f"http://127.0.0.1:{server.effective_port}"
+        opened: list[Stream] = []
 
-    def status_from(address: str) -> str:
-        """The status line a new stream from ``address`` gets (an open one stays open)."""
-        opened.append(Stream(base, max_s=60, forwarded_for=address))
-        deadline = time.monotonic() + 10
-        while not opened[-1].status and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return opened[-1].status.split(" ", 2)[1]
+        def status_from(address: str) -> str:
+            """The status line a new stream from ``address`` gets (an open one stays open)."""
+            opened.append(Stream(base, max_s=60, forwarded_for=address))
+            deadline = time.monotonic() + 10
+            while not opened[-1].status and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return opened[-1].status.split(" ", 2)[1]
 
-    try:
-        assert [status_from("10.0.0.1"), status_from("10.0.0.1")] == ["200", "200"]
-        with pytest.raises(urllib.error.HTTPError) as refused:  # its share is taken
-            urllib.request.urlopen(urllib.request.Request(f"{base}/v1/alerts/stream?max_s=1",
-                                                          headers={"X-Forwarded-For": "10.0.0.1"}), timeout=10)
-        assert refused.value.code == 429 and refused.value.headers["Retry-After"] == "15"
-        error = json.loads(refused.value.read())["error"]
-        assert error["code"] == "too_many_streams"
-        assert "FINPULSE_SENTIMENT_ALERT_STREAMS_PER_ADDRESS" in error["message"]
-        assert status_from("10.0.0.2") == "200"  # another analyst still gets the last slot
-        assert status_from("10.0.0.3") == "503"  # every slot taken: the process cap, as before
-        opened[0].close()  # the first address's stream ends: the server notices on a keep-alive write
-        deadline = time.monotonic() + 30
-        while (status := status_from("10.0.0.1")) != "200":
-            assert status == "429" and time.monotonic() < deadline, "the closed stream's slot never came back"
-            time.sleep(0.5)
-    finally:
-        for s in opened:
-            s.close()
-        server.close()
+        try:
+            assert [status_from("10.0.0.1"), status_from("10.0.0.1")] == ["200", "200"]
+            with pytest.raises(urllib.error.HTTPError) as refused:  # its share is taken
+                urllib.request.urlopen(urllib.request.Request(f"{base}/v1/alerts/stream?max_s=1",
+                                                              headers={"X-Forwarded-For": "10.0.0.1"}), timeout=10)
+            assert refused.value.code == 429 and refused.value.headers["Retry-After"] == "15"
+            error = json.loads(refused.value.read())["error"]
+            assert error["code"] == "too_many_streams"
+            assert "FINPULSE_SENTIMENT_ALERT_STREAMS_PER_ADDRESS" in error["message"]
+            assert status_from("10.0.0.2") == "200"  # another analyst still gets the last slot
+            assert status_from("10.0.0.3") == "503"  # every slot taken: the process cap, as before
+            opened[0].close()  # the first address's stream ends: the server notices on a keep-alive write
+            deadline = time.monotonic() + 30
+            while (status := status_from("10.0.0.1")) != "200":
+                assert status == "429" and time.monotonic() < deadline, "the closed stream's slot never came back"
+                time.sleep(0.5)
+        finally:
+            for s in opened:
+                s.close()
