@@ -348,7 +348,10 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, num_heads: int =
         # Fused ops come from the com.microsoft domain: tell shape inference they are float.
         # The quantiser then advises "pre-processing" (shape inference and the fusion just done)
         # on the root logger, which printed it to every `finpulse export --int8`: dropped there.
-        root, hint = logging.getLogger(), _Without("pre-processing before quantization")
+        def hint(record: logging.LogRecord) -> bool:
+            return "pre-processing before quantization" not in record.getMessage()
+
+        root = logging.getLogger()
         root.addFilter(hint)
         try:
             quantize_dynamic(fused, int8_path, per_channel=True, weight_type=QuantType.QInt8,
@@ -358,17 +361,6 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, num_heads: int =
     finally:
         fused.unlink(missing_ok=True)
     return int8_path
-
-
-class _Without(logging.Filter):
-    """Drops the records whose message holds ``text``."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
 
 
 def resolve_device(device: str) -> str:

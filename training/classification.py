@@ -554,10 +554,7 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
                         since_best += 1
                     model.train()
                     if since_best >= patience_evals or over_budget:
-                        _log("early stop: no dev gain" if not over_budget else
-                             "stopped: the time budget is spent" if out_of_time else
-                             f"end of the schedule, shortened to the time budget ({step} of {plan['planned']} steps)"
-                             if plan["total"] < plan["planned"] else "end of the schedule")
+                        _log(_end_reason(over_budget, out_of_time, step, plan))
                         stop = True
                 stop = ranks.broadcast(stop)
                 if stop:
@@ -831,6 +828,18 @@ def _drop_load_report(record: logging.LogRecord) -> bool:
 def _log(message: str) -> None:
     """Progress for people (stderr) and for job logs (the ``training`` logger)."""
     say("train", message, "training")
+
+
+def _end_reason(over_budget: bool, out_of_time: bool, step: int, plan: dict[str, int]) -> str:
+    """Why the loop stops: no dev gain (patience), the clock, or the schedule's end, which the
+    time budget may have shortened."""
+    if not over_budget:
+        return "early stop: no dev gain"
+    if out_of_time:
+        return "stopped: the time budget is spent"
+    if plan["total"] < plan["planned"]:
+        return f"end of the schedule, shortened to the time budget ({step} of {plan['planned']} steps)"
+    return "end of the schedule"
 
 
 def _model_name(base: Path) -> str:

@@ -229,12 +229,14 @@ class KnowledgeBase:
         table = self._exact
         if table is None:
             with self.lock:
-                owners: dict[str, set[str]] = {}
-                for e in self.entries.values():
-                    for q in e.questions:
-                        owners.setdefault(match_key(q), set()).add(e.id)
-                table = self._exact = {key: next(iter(ids)) for key, ids in owners.items()
-                                       if key and len(ids) == 1}
+                table = self._exact  # another turn may have built it while this one waited
+                if table is None:
+                    owners: dict[str, set[str]] = {}
+                    for e in self.entries.values():
+                        for q in e.questions:
+                            owners.setdefault(match_key(q), set()).add(e.id)
+                    table = self._exact = {key: next(iter(ids)) for key, ids in owners.items()
+                                           if key and len(ids) == 1}
         return table.get(match_key(text))
 
     def exact_first(self, hits: list[Hit], exact: str | None) -> list[Hit]:

@@ -258,7 +258,7 @@ def relink(pipe: Any, *, since: datetime | None = None, until: datetime | None =
                         _widen(pending, t, times)
                     out = pipe.score(left, publish=False, judge=False)
                     report.scored += out.articles
-                    for t, times in out.touched.items():
+                    for t, times in out.touched.items():  # scoring reads links again: a concurrent edit's too
                         _widen(pending, t, times)
             if progress is not None:
                 progress(len(rows))
