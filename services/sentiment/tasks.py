@@ -58,6 +58,7 @@ def sweep_unscored_task() -> dict[str, Any]:
     One sweep at a time (a Redis lock): beat starts one a minute, and a sweep through a
     backlog takes longer, so overlapping sweeps scored the same articles over and over.
     """
+    from shared.errors import Unavailable
     from shared.redis_client import get_redis
 
     settings = _settings()
@@ -67,6 +68,9 @@ def sweep_unscored_task() -> dict[str, Any]:
         return {"articles": 0, "alerts": 0, "skipped": "another sweep is running"}
     try:
         out = _pipeline().sweep(grace_s=settings.sentiment_sweep_grace_s)
+    except Unavailable as exc:  # no model yet, a broken company list: one line a minute, not a traceback
+        log.warning("sweep left the unscored articles for the next one: %s", exc.message)
+        return {"articles": 0, "alerts": 0, "unavailable": exc.message}
     finally:
         with contextlib.suppress(Exception):  # expired meanwhile: nothing to release
             lock.release()

@@ -138,3 +138,21 @@ def test_a_database_deadlock_is_retried_not_left_to_the_sweep(pipe, migrated, mo
     assert result.successful() and len(calls) == 2
     with pipe.db.session() as s:
         assert [r.article_id for r in s.scalars(select(Score))] == ["d1"]
+
+
+def test_the_sweep_without_a_model_leaves_the_backlog_with_one_line(pipe, migrated, monkeypatch) -> None:
+    """The score task left articles to the sweep when no model (or no readable company list) was
+    there, but the sweep itself then failed with a traceback every minute: it now says why and
+    leaves them for the next sweep."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.sentiment import tasks
+
+    monkeypatch.setattr(tasks, "_settings", lambda: migrated)
+    ids = pipe.ingest([{"id": "n1", "source": "w", "published_at": "2024-02-01", "title": "$ACME fraud probe"}]).stored
+    with pipe.db.session() as s:
+        s.get(Article, ids[0]).ingested_at = datetime.now(UTC) - timedelta(minutes=10)
+    out = tasks.sweep_unscored_task.run()
+    assert out["articles"] == 0 and "no sentiment model registered" in out["unavailable"]
+    with pipe.db.session() as s:
+        assert s.get(Article, ids[0]).scored_at is None  # still there for the next sweep
