@@ -190,12 +190,10 @@ class ChatEngine:
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
         # a follow-up whose best entry is the one just answered is offered the others: one more of them
         k = max(self.policy.suggestions, 2) + (context is not None or topic is not None)
-        hits = kb.exact_first(kb.search(vec, k, texts=[query])[0], exact)
-        answers = {h.id: kb.entries[h.id].answer for h in hits if h.id in kb.entries}
-        unread = unreadable(encoder, [query])[0]
-        conf = 1.0 if exact is not None else kb.confidence(hits, unread)
-        return decide(message, hits, conf, answers, state, self.policy, follow_up=context is not None,
-                      rejected=topic is not None, unrivalled=exact is not None and unread)
+        ranked = kb.rank(kb.search(vec, k, texts=[query])[0], exact, unreadable(encoder, [query])[0])
+        answers = {h.id: kb.entries[h.id].answer for h in ranked.hits if h.id in kb.entries}
+        return decide(message, ranked.hits, ranked.confidence, answers, state, self.policy,
+                      follow_up=context is not None, rejected=topic is not None, unrivalled=ranked.unrivalled)
 
     def release(self, session_id: str, actor: str) -> int:
         """An agent hands the conversation back to the bot."""

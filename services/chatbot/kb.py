@@ -45,6 +45,16 @@ class Hit:
     question: str
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One question's hits, best first, the calibrated confidence in the first, and whether its
+    runners-up count as rivals (see :meth:`KnowledgeBase.rank`)."""
+
+    hits: list[Hit]
+    confidence: float
+    unrivalled: bool
+
+
 @dataclass
 class KnowledgeBase:
     """Entries plus their vector index; searches are thread-safe, changes take a lock."""
@@ -239,14 +249,17 @@ class KnowledgeBase:
                                            if key and len(ids) == 1}
         return table.get(match_key(text))
 
-    def exact_first(self, hits: list[Hit], exact: str | None) -> list[Hit]:
-        """``hits`` led by the entry ``exact`` names, with its own score where the search found it
-        (a rival above it still makes the turn ambiguous), else the best score of the others."""
+    def rank(self, hits: list[Hit], exact: str | None, unreadable: bool) -> Ranked:
+        """The chat's rule for one question, shared by the chat and ``kb ask``: an entry's own
+        phrasing (``exact``, from :meth:`exact_entry`) names that entry, which leads with
+        confidence 1, with its own score where the search found it (a rival above it still makes
+        the turn ambiguous), else the best score of the others; the neighbours of a text the
+        encoder could not read are no rivals to it."""
         if exact is None or not hits:
-            return hits
+            return Ranked(hits, self.confidence(hits, unreadable), False)
         own = next((h for h in hits if h.id == exact), None)
         top = own or Hit(exact, hits[0].score, self.entries[exact].question)
-        return [top] + [h for h in hits if h.id != exact][:len(hits) - 1]
+        return Ranked([top] + [h for h in hits if h.id != exact][:len(hits) - 1], 1.0, unreadable)
 
     def confidence(self, hits: list[Hit], unreadable: bool = False) -> float:
         """Calibrated P(top hit is right); 0 for a query the encoder could not read

@@ -251,18 +251,16 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
         import json
 
         for row, found, unsure in zip(rows, hits_all, unread, strict=True):
-            exact = kbase.exact_entry(row["text"])  # the chat's rule: an entry's own question is that entry's
-            found = kbase.exact_first(found, exact)
-            hits = found[:decide_k]
-            conf = 1.0 if exact is not None else kbase.confidence(hits, unsure)
+            ranked = kbase.rank(found, kbase.exact_entry(row["text"]), unsure)  # the chat's rule
+            hits = ranked.hits[:decide_k]
             # the chat's rule: an entry whose question or answer repeats the top one is no rival
-            unrivalled = exact is not None and unsure  # the dense neighbours of an unread text say nothing
-            ambiguous = not unrivalled and is_ambiguous(hits, {h.id: kbase.entries[h.id].answer for h in hits},
-                                                        policy.ambiguity_margin)
-            out = {**row, "results": [{"id": kbase.public_id(h.id), "score": h.score} for h in found[:k]],
+            ambiguous = not ranked.unrivalled and is_ambiguous(
+                hits, {h.id: kbase.entries[h.id].answer for h in hits}, policy.ambiguity_margin)
+            out = {**row, "results": [{"id": kbase.public_id(h.id), "score": h.score} for h in ranked.hits[:k]],
                    "answer": kbase.entries[hits[0].id].answer if hits else None,
-                   "confidence": round(conf, 4),
-                   "handoff": bool(wants_human(row["text"]) or conf < policy.answer_threshold or ambiguous)}
+                   "confidence": round(ranked.confidence, 4),
+                   "handoff": bool(wants_human(row["text"]) or ranked.confidence < policy.answer_threshold
+                                   or ambiguous)}
             fh.write(json.dumps(out, ensure_ascii=False) + "\n")
     return len(rows)
 
