@@ -184,10 +184,7 @@ def iter_rows(path: str | Path, fmt: str | None = None,
                 if clean is not row:
                     mended.append(line_no)
                 yield line_no, clean
-            if mended:
-                print(f"warning: {path}: {len(mended)} row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff "
-                      f"escapes that are no character; first on line {mended[0]}): replaced with U+FFFD",
-                      file=sys.stderr)
+            _say_mended(path, mended)
         elif fmt == "tsv":
             yield from _tsv_rows(path, fh, fieldnames)
         else:
@@ -313,6 +310,12 @@ def _unquoted(field: str) -> str:
     return field
 
 
+def _say_mended(path: Path, lines: list[int]) -> None:
+    if lines:
+        print(f"warning: {path}: {len(lines)} row(s) held lone UTF-16 surrogates (JSON \\ud800-\\udfff "
+              f"escapes that are no character; first on line {lines[0]}): replaced with U+FFFD", file=sys.stderr)
+
+
 def without_lone_surrogates(value: Any) -> Any:
     """``value`` (a row, a string, a list) with every lone UTF-16 surrogate replaced by U+FFFD;
     ``value`` itself when it holds none.
@@ -343,6 +346,48 @@ def _mend(value: Any) -> tuple[Any, bool]:
         items = [_mend(v) for v in value]
         return [v for v, _ in items], any(c for _, c in items)
     return value, False
+
+
+def iter_jsonl_objects(path: str | Path, mend: bool = False) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    """JSONL lines as ``(line, object)``, or ``(line, BadRow)`` for a line that is not one: the
+    readers that count and skip bad rows (``--skip-bad``) read on after it.
+
+    Decoded per line, strictly: a file that is not text (``ratings.tsv.gz``, read as JSONL by its
+    first line) is "line 1: not UTF-8", as every reader says, not "invalid JSON" about a
+    replacement character; and a bad byte is never read as U+FFFD. A lone surrogate escape
+    (``"a\\ud800"``) crashed a recommender fit, and a training text's crashed the tokenizer after
+    the transfer stage had run, naming no line: with ``mend`` (texts) the row comes back with
+    U+FFFD in its place and one warning counts such rows, as :func:`iter_rows` does; without (ids,
+    which mended could become another row's) the row is bad.
+    """
+    path = check_file(path)
+    mended: list[int] = []
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                line = decode_line(path, n, raw)
+            except BadRow as err:
+                yield n, err
+                continue
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                yield n, BadRow(path, n, f"invalid JSON ({exc})")
+                continue
+            if not isinstance(row, dict):
+                yield n, BadRow(path, n, "expected a JSON object")
+                continue
+            clean = without_lone_surrogates(row)
+            if clean is row:
+                yield n, row
+            elif mend:
+                mended.append(n)
+                yield n, clean
+            else:
+                yield n, BadRow(path, n, "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape, no character)")
+    _say_mended(path, mended)
 
 
 def read_texts(path: str | Path, text_field: str = "text") -> list[str]:

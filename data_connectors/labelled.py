@@ -11,11 +11,10 @@ labels decide (:func:`numeric_scheme`), and a file that does not say which is an
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ from data_connectors.base import (
     BadRow,
     ReadReport,
     check_file,
-    decode_line,
     detect_format,
     file_sha256,
+    iter_jsonl_objects,
     iter_rows,
 )
 from shared.errors import BadInput
@@ -168,16 +167,20 @@ def load_labelled(
     data = LabelledData(str(path), file_sha256(path), list(labels))
     # JSONL is read per line from bytes: exact line numbers, and a bad line can be skipped
     is_jsonl = (fmt or detect_format(path)) == "jsonl"
-    rows = _iter_jsonl_lines(path) if is_jsonl else iter_rows(path, fmt)
+    # read it all first: the numeric label scheme is the whole file's
     items: list[tuple[int, dict[str, Any]] | BadRow] = []
-    while True:  # read it all first: the numeric label scheme is the whole file's
-        try:
-            items.append(next(rows))
-        except StopIteration:
-            break
-        except BadRow as err:  # the strict CSV reader stops at its first bad row
-            items.append(err)
-            break
+    if is_jsonl:
+        items = [row if isinstance(row, BadRow) else (line, row) for line, row in iter_jsonl_objects(path, mend=True)]
+    else:
+        rows = iter_rows(path, fmt)
+        while True:
+            try:
+                items.append(next(rows))
+            except StopIteration:
+                break
+            except BadRow as err:  # the strict CSV reader stops at its first bad row
+                items.append(err)
+                break
     scheme = numeric_scheme(path, [(item[0], item[1][label_field]) for item in items
                                    if not isinstance(item, BadRow) and label_field in item[1]], labels)
     for item in items:
@@ -194,28 +197,6 @@ def load_labelled(
     if not data.examples:
         raise BadInput(f"{path}: no usable rows (expected fields {text_field!r} and {label_field!r})")
     return data
-
-
-def _iter_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]] | BadRow]:
-    """JSONL read line by line from bytes, so one bad line does not end the read."""
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            try:  # a BOM (files saved on Windows) opens the first line; a UTF-16 file is named so
-                line = decode_line(path, line_no, raw)
-            except BadRow as err:
-                yield err
-                continue
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                yield BadRow(path, line_no, f"invalid JSON ({exc})")
-                continue
-            if not isinstance(row, dict):
-                yield BadRow(path, line_no, "expected a JSON object")
-                continue
-            yield line_no, row
 
 
 def _example(path: Path, line: int, row: dict[str, Any], labels: Sequence[str],

@@ -6,7 +6,6 @@ naming the lines it skipped and why, so one malformed line never sinks a whole f
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,12 +16,10 @@ from typing import Any
 from data_connectors.base import (
     BadRow,
     ReadReport,
-    check_file,
-    decode_line,
     detect_format,
     first_line,
+    iter_jsonl_objects,
     iter_rows,
-    without_lone_surrogates,
 )
 from shared.errors import BadInput
 from shared.text import is_blank
@@ -124,44 +121,12 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
     return Interaction(str(user).strip(), str(item).strip(), rating, ts, event)
 
 
-def _iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
-    """JSONL lines as dicts, or a :class:`BadRow` for a line that does not parse (read on after it).
-
-    Decoded per line, strictly: a file that is not text (``ratings.tsv.gz``, read as JSONL by its
-    first line) is "line 1: not UTF-8", as every reader says, not "invalid JSON" about a
-    replacement character; and a bad byte in an id is never read as U+FFFD. Nor is a lone surrogate
-    escape (``"a\\ud800"``): it crashed the fit naming no line; the row is bad, as over HTTP and in
-    news files (mended, two ids would become one).
-    """
-    path = check_file(path)
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, start=1):
-            try:
-                line = decode_line(path, n, raw)
-            except BadRow as err:
-                yield n, err
-                continue
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                yield n, BadRow(path, n, f"invalid JSON ({exc})")
-                continue
-            if not isinstance(row, dict):
-                yield n, BadRow(path, n, "expected a JSON object")
-            elif without_lone_surrogates(row) is not row:
-                yield n, BadRow(path, n, "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape, no character)")
-            else:
-                yield n, row
-
-
 def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: bool = True,
                       report: ReadReport | None = None) -> Iterator[Interaction]:
     """Yield interactions; bad rows are recorded in ``report`` (or raised without ``skip_bad``)."""
     report = report if report is not None else ReadReport()
     fmt = fmt or detect_format(path)
-    rows = _iter_jsonl(path) if fmt == "jsonl" else iter_rows(path, fmt, _headerless_columns(path, fmt))
+    rows = iter_jsonl_objects(path) if fmt == "jsonl" else iter_rows(path, fmt, _headerless_columns(path, fmt))
     while True:
         try:
             line, row = next(rows)

@@ -90,6 +90,21 @@ def test_bad_encoding_and_json_are_counted_with_skip_bad(tmp_path: Path) -> None
     assert [s["line"] for s in data.report.skipped] == [2, 3, 5]
 
 
+def test_a_lone_surrogate_escape_is_mended_with_a_warning_not_a_tokenizer_crash(tmp_path: Path, capsys) -> None:
+    """Regression: ``"\\ud800"`` in a JSONL training text (CSV/TSV never hold one) loaded as it was and
+    crashed the tokenizer with a TypeError naming no file or line, after the transfer stage had run
+    for minutes. It reads as every text reader reads it: U+FFFD in its place, one warning."""
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "loss widened", "label": "negative"}\n'
+                    '{"text": "profit up \\ud800 strongly", "label": "positive"}\n'
+                    '{"text": "pair \\ud83d\\ude00 kept", "label": "neutral"}\n')
+    data = load_labelled(path)
+    assert data.texts == ["loss widened", "profit up \ufffd strongly", "pair \U0001f600 kept"]
+    assert data.targets == [0, 2, 1] and data.report.skipped == []
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "1 row(s) held lone UTF-16 surrogates" in err and "line 2" in err
+
+
 def test_missing_file_and_empty_file_are_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="no such file"):
         load_labelled(tmp_path / "nope.jsonl")
