@@ -107,6 +107,16 @@ def not_utf8(path: str | Path, exc: UnicodeDecodeError) -> BadRow:
     return BadRow(path, 1, f"not UTF-8 ({exc.reason})")  # e.g. a sequence cut at the end of the file
 
 
+def json_line(line: str) -> Any:
+    """One JSONL line parsed; a ``ValueError`` saying why when it is not JSON. Nesting deeper than
+    the parser's stack (``[[[[...``) raised a RecursionError, which no reader caught: "line N:
+    invalid JSON" like any other broken line, not a crash naming no line."""
+    try:
+        return json.loads(line)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """``(line, text)`` of a plain text file, line ending dropped. Read as every row reader
     reads: a BOM is no part of the first line, and a byte that is not UTF-8 is a
@@ -175,7 +185,7 @@ def iter_rows(path: str | Path, fmt: str | None = None,
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    row = json_line(line)
                 except ValueError as exc:
                     raise BadRow(path, line_no, f"invalid JSON ({exc})") from None
                 if not isinstance(row, dict):
@@ -372,7 +382,7 @@ def iter_jsonl_objects(path: str | Path, mend: bool = False) -> Iterator[tuple[i
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json_line(line)
             except ValueError as exc:
                 yield n, BadRow(path, n, f"invalid JSON ({exc})")
                 continue

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
-from data_connectors.base import BadRow, csv_rows, refuse_utf16
+from data_connectors.base import BadRow, csv_rows, json_line, refuse_utf16
 from data_connectors.news.base import NewsBatch, NewsSource
 from shared.errors import BadInput
 
@@ -43,9 +42,9 @@ class JsonlSource(NewsSource):
                 batch.rejected.append({"line": line_no, "reason": "not valid UTF-8"})
                 continue
             try:
-                row = json.loads(line)
+                row = json_line(line)
             except ValueError as exc:
-                batch.rejected.append({"line": line_no, "reason": f"invalid JSON ({exc.msg})"})
+                batch.rejected.append({"line": line_no, "reason": f"invalid JSON ({getattr(exc, 'msg', exc)})"})
                 continue
             if not isinstance(row, dict):
                 batch.rejected.append({"line": line_no, "reason": "expected a JSON object"})

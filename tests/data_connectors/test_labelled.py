@@ -82,12 +82,15 @@ def test_bad_rows_name_file_and_line(tmp_path: Path, row: dict, reason: str) -> 
 def test_bad_encoding_and_json_are_counted_with_skip_bad(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_bytes(b'{"text": "ok", "label": "neutral"}\n{"text": "caf\xe9", "label": "neutral"}\n'
-                     b'{not json\n{"text": "fine", "label": "positive"}\n{"text": "", "label": "neutral"}\n')
+                     b'{not json\n{"text": "fine", "label": "positive"}\n{"text": "", "label": "neutral"}\n'
+                     b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b', "label": "neutral"}\n')
     with pytest.raises(BadRow, match=r"d.jsonl:2: not UTF-8"):
         load_labelled(path)
     data = load_labelled(path, skip_bad=True)
     assert data.texts == ["ok", "fine"]
-    assert [s["line"] for s in data.report.skipped] == [2, 3, 5]
+    assert [s["line"] for s in data.report.skipped] == [2, 3, 5, 6]
+    # nesting deeper than the parser's stack raised a RecursionError that no reader caught
+    assert data.report.skipped[-1]["reason"] == "invalid JSON (nested too deeply)"
 
 
 def test_a_lone_surrogate_escape_is_mended_with_a_warning_not_a_tokenizer_crash(tmp_path: Path, capsys) -> None:

@@ -75,11 +75,12 @@ def test_malformed_xml_is_one_clear_error(tmp_path: Path) -> None:
 def test_jsonl_bad_lines_are_rejected_alone(tmp_path: Path) -> None:
     path = tmp_path / "n.jsonl"
     path.write_bytes(b'{"title": "a", "published_at": "2024-01-01"}\n{oops\n[1]\n\xff\xfe\n'
-                     b'{"title": "b", "published_at": "2024-01-02"}\n')
+                     b'{"title": "b", "published_at": "2024-01-02"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n")
     batch = open_source(path, source="file").read()
     assert [r["title"] for r in batch.rows] == ["a", "b"] and batch.rows[0]["source"] == "file"
     assert [(r["line"], r["reason"].split(" (")[0]) for r in batch.rejected] == [
-        (2, "invalid JSON"), (3, "expected a JSON object"), (4, "not valid UTF-8")]
+        (2, "invalid JSON"), (3, "expected a JSON object"), (4, "not valid UTF-8"), (6, "invalid JSON")]
+    assert batch.rejected[-1]["reason"] == "invalid JSON (nested too deeply)"  # a RecursionError crashed the read
 
 
 def test_csv_with_ticker_column(tmp_path: Path) -> None:
