@@ -157,16 +157,23 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
 
 def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
     """The column names of a CSV/TSV whose first line is data, not a header (MovieLens'
-    ``u.data``: user, item, rating, timestamp): none of its cells names a known column and
-    the rating and timestamp cells, where present, are numbers (or empty: no rating or no time, as
-    in any row; the first row's empty timestamp made it a header). None when it has a header."""
+    ``u.data``: user, item, rating, timestamp): none of its cells names a known column, the rating
+    cell is a number and the timestamp cell a time (Unix seconds or ISO 8601), where present (or
+    empty: no rating or no time, as in any row; the first row's empty timestamp made it a header).
+    None when it has a header, which must then name a known column."""
     cells = [c.strip() for c in first_line(path, skip_blank=True).split("\t" if fmt == "tsv" else ",")]
-    if not 2 <= len(cells) <= len(HEADERLESS_COLUMNS) or any(c.lower() in KNOWN_KEYS for c in cells):
+    if any(c.lower() in KNOWN_KEYS for c in cells):
         return None
     try:
-        [float(c) for c in cells[2:] if not is_blank(c)]
+        if not 2 <= len(cells) <= len(HEADERLESS_COLUMNS):
+            raise ValueError("not the headerless columns")
+        [float(c) for c in cells[2:3] if not is_blank(c)]
+        [parse_timestamp(c) for c in cells[3:4]]  # ISO times too: the first row's made it a header
     except ValueError:
-        return None
+        # a header naming none of the columns: each row was "missing user_id", from line 2 on
+        raise BadRow(path, 1, f"read as a header, but it names none of the columns ({', '.join(HEADERLESS_COLUMNS)} "
+                     f"or their aliases); a file without a header has 2-{len(HEADERLESS_COLUMNS)} columns in that "
+                     "order") from None
     return HEADERLESS_COLUMNS[:len(cells)]
 
 

@@ -73,6 +73,22 @@ def test_a_file_without_a_header_is_read_in_movielens_order(tmp_path: Path) -> N
         read_interactions(bad, skip_bad=False)
 
 
+def test_headerless_iso_times_and_a_header_naming_no_column(tmp_path: Path) -> None:
+    """A headerless file with ISO times (which a header's column reads) took its first row for a
+    header, as did a first row with a fifth field: each was "line 2: missing user_id"."""
+    iso = tmp_path / "iso.tsv"
+    iso.write_text("u1\ti1\t5\t2024-01-01T00:00:00Z\nu2\ti2\t4\t2024-01-02\n")
+    assert [(r.user_id, r.timestamp) for r in read_interactions(iso, skip_bad=False)[0]] == [
+        ("u1", 1704067200), ("u2", 1704153600)]
+    for name, text in [("five.tsv", "u1\ti1\t5\t100\textra\nu2\ti2\t5\t200\n"),
+                       ("words.csv", "customer,product,amount\nu2,i2,5\n")]:
+        path = tmp_path / name
+        path.write_text(text)
+        for skip_bad in (False, True):  # the whole file is unreadable: no row to skip to
+            with pytest.raises(BadInput, match=rf"{name}:1: read as a header, but it names none of the columns"):
+                read_interactions(path, skip_bad=skip_bad)
+
+
 def test_a_file_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "r.tsv"
     path.write_text("user_id\titem_id\n\tx\n")
