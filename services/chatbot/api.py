@@ -70,7 +70,8 @@ class ChatOut(BaseModel):
     session_id: str = Field(description="send it with the next message of this conversation")
     answer: str = Field(description="empty while an agent has the conversation")
     confidence: float = Field(ge=0, le=1, description="calibrated on dev queries")
-    sources: list[Source] = Field(description="best first: the answer's entry, or the suggestions of a clarify")
+    sources: list[Source] = Field(description="best first: the answer's entry, or the suggestions of a clarify "
+                                  "(none when the question matched nothing in the knowledge base)")
     handoff: bool = Field(description="a person has (or is taking) this conversation")
     kind: Literal["answer", "clarify", "handoff", "silent"]
 

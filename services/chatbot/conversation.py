@@ -193,7 +193,8 @@ class ChatEngine:
         ranked = kb.rank(kb.search(vec, k, texts=[query])[0], exact, unreadable(encoder, [query])[0])
         answers = {h.id: kb.entries[h.id].answer for h in ranked.hits if h.id in kb.entries}
         return decide(message, ranked.hits, ranked.confidence, answers, state, self.policy,
-                      follow_up=context is not None, rejected=topic is not None, unrivalled=ranked.unrivalled)
+                      follow_up=context is not None, rejected=topic is not None, unrivalled=ranked.unrivalled,
+                      no_match=ranked.no_match)
 
     def release(self, session_id: str, actor: str) -> int:
         """An agent hands the conversation back to the bot."""

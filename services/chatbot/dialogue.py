@@ -83,6 +83,9 @@ HANDOFF_ANSWER = ("I'm handing this conversation to a member of our team; "
                   "an agent will reply here shortly.")
 SILENT_ANSWER = "An agent has this conversation and will reply here."  # said once per handoff
 CLARIFY_ANSWER = "I'm not sure I understood. Did you mean one of these?"
+NO_MATCH_ANSWER = ("Sorry, I couldn't find anything about that. Could you put it another way? "
+                   "I can help with questions about your accounts, cards, loans and payments, "
+                   "or you can ask to speak to a person.")
 
 
 @dataclass
@@ -311,7 +314,7 @@ def silent(state: State) -> Decision:
 
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],
            state: State, policy: Policy, follow_up: bool = False, rejected: bool = False,
-           unrivalled: bool = False) -> Decision:
+           unrivalled: bool = False, no_match: bool = False) -> Decision:
     """Choose this turn's reply and update ``state`` in place.
 
     ``follow_up``: the message was read with the previous question ("and for credit cards?");
@@ -322,6 +325,8 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
     ``unrivalled``: the message is one of ``hits[0]``'s own phrasings (:meth:`KnowledgeBase.exact_entry`)
     and the encoder could not read it, so the other hits' scores say nothing and make no ambiguity
     (a readable one keeps the rule: another product's near-copy question still asks which).
+    ``no_match``: no entry scores near the message (:meth:`KnowledgeBase.rank`): an unsure turn
+    asking to rephrase, with no suggestions (three unrelated entries read as a broken bot).
     """
     if state.handoff:
         return silent(state)
@@ -343,6 +348,8 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
     if state.unsure > policy.max_unsure or not hits:
         state.handoff, state.notified = True, False
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])
+    if no_match and not rejected:
+        return Decision("clarify", NO_MATCH_ANSWER, confidence, [])
     return Decision("clarify", REJECTED_ANSWER if rejected else CLARIFY_ANSWER, confidence,
                     distinct_suggestions(hits, answers, policy.suggestions))
 

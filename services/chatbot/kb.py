@@ -47,12 +47,13 @@ class Hit:
 
 @dataclass(frozen=True)
 class Ranked:
-    """One question's hits, best first, the calibrated confidence in the first, and whether its
-    runners-up count as rivals (see :meth:`KnowledgeBase.rank`)."""
+    """One question's hits, best first, the calibrated confidence in the first, whether its
+    runners-up count as rivals, and whether it matches nothing (see :meth:`KnowledgeBase.rank`)."""
 
     hits: list[Hit]
     confidence: float
     unrivalled: bool
+    no_match: bool = False
 
 
 @dataclass
@@ -254,8 +255,11 @@ class KnowledgeBase:
         phrasing (``exact``, from :meth:`exact_entry`) names that entry, which leads with
         confidence 1, with its own score where the search found it (a rival above it still makes
         the turn ambiguous), else the best score of the others; the neighbours of a text the
-        encoder could not read are no rivals to it."""
+        encoder could not read are no rivals to it. Any other question whose best score is under
+        the calibration's floor matches nothing: confidence 0, whatever its nearest entries."""
         if exact is None or not hits:
+            if not unreadable and self.calibration.matches_nothing(hits):
+                return Ranked(hits, 0.0, False, no_match=True)
             return Ranked(hits, self.confidence(hits, unreadable), False)
         own = next((h for h in hits if h.id == exact), None)
         top = own or Hit(exact, hits[0].score, self.entries[exact].question)

@@ -329,4 +329,4 @@ def fit_scoring(kbase: KnowledgeBase, rows: list[tuple[str, str]]) -> dict[str, 
     return {"rows": len(rows), "accuracy@1": round(float(correct.mean()), 4), "bm25_weight": best,
             "accuracy@1_by_bm25_weight": {str(w): round(a, 4) for w, a in tried.items()},
             "a": round(kbase.calibration.a, 3), "b": round(kbase.calibration.b, 3),
-            "c": round(kbase.calibration.c, 3)}
+            "c": round(kbase.calibration.c, 3), "floor": round(kbase.calibration.floor, 3)}

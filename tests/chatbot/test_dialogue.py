@@ -9,7 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.chatbot import handoff
-from services.chatbot.dialogue import SILENT_ANSWER, Policy, State, chosen, decide, follow_up_context, wants_human
+from services.chatbot.dialogue import (
+    NO_MATCH_ANSWER,
+    SILENT_ANSWER,
+    Policy,
+    State,
+    chosen,
+    decide,
+    follow_up_context,
+    wants_human,
+)
 from services.chatbot.handoff import mask_pii
 from services.chatbot.kb import Hit
 
@@ -28,6 +37,21 @@ def test_low_confidence_clarifies_then_hands_off() -> None:
     kinds = [decide("q", HITS, 0.1, ANSWERS, state, policy).kind for _ in range(3)]
     assert kinds == ["clarify", "clarify", "handoff"] and state.handoff
     assert decide("hello?", HITS, 0.99, ANSWERS, state, policy).kind == "silent"
+
+
+def test_a_question_that_matches_nothing_asks_to_rephrase_without_suggestions() -> None:
+    """QA: "what is the meaning of life" got "Did you mean" with three unrelated bank entries."""
+    state, policy = State(), Policy(max_unsure=2)
+    far = [Hit("a", 0.2, "qa"), Hit("b", 0.18, "qb")]
+    turns = [decide("what is the meaning of life", far, 0.0, ANSWERS, state, policy, no_match=True)
+             for _ in range(3)]
+    assert [(d.kind, d.answer, d.hits) for d in turns[:2]] == [("clarify", NO_MATCH_ANSWER, [])] * 2
+    assert turns[2].kind == "handoff" and state.handoff  # unsure turns like any other
+    # small talk and a request for a person come first; "that didn't help" still offers the others
+    assert decide("thanks", far, 0.0, ANSWERS, State(), policy, no_match=True).kind == "answer"
+    assert decide("talk to a person", far, 0.0, ANSWERS, State(), policy, no_match=True).kind == "handoff"
+    rejected = decide("that didn't help", far, 0.0, ANSWERS, State(answered="a"), policy, rejected=True, no_match=True)
+    assert rejected.kind == "clarify" and [h.id for h in rejected.hits] == ["b"]
 
 
 def test_ambiguous_top_two_clarify_even_when_confident() -> None:

@@ -596,6 +596,28 @@ def test_full_width_and_unreadable_queries_with_real_encoder(chat_settings, tmp_
     assert [(r["confidence"], r["handoff"]) for r in rows[1:]] == [(0.0, True)] * 4, rows[1:]
 
 
+def test_off_topic_questions_ask_to_rephrase_with_the_real_encoder(chat_settings, tmp_path) -> None:
+    """QA: "what is the meaning of life" or "asdfghjkl" got "Did you mean" with three unrelated bank
+    entries. Under the floor they ask to rephrase, no buttons; a bank question is answered as before."""
+    from services.chatbot import create_app
+    from services.chatbot.dialogue import NO_MATCH_ANSWER
+    from services.chatbot.service import answer_rows, kb_dir, load_kb
+
+    load_kb(chat_settings, Path(__file__).resolve().parents[2] / "data" / "samples" / "faq.jsonl", progress=False)
+    client = create_app(chat_settings).test_client()
+    off_topic = ["what is the meaning of life", "asdfghjkl", "how tall is mount everest", "recommend a good movie"]
+    for text in off_topic:
+        got = client.post("/v1/chat", json={"message": text}).get_json()
+        assert (got["kind"], got["answer"], got["sources"], got["confidence"]) == \
+            ("clarify", NO_MATCH_ANSWER, [], 0.0), (text, got)
+    got = client.post("/v1/chat", json={"message": "I lost my card"}).get_json()
+    assert (got["kind"], got["sources"][0]["id"]) == ("answer", "lost-card"), got
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in off_topic))
+    answer_rows(kb_dir(chat_settings), tmp_path / "q.jsonl", tmp_path / "a.jsonl", 3)
+    rows = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert all((r["confidence"], r["handoff"], len(r["results"])) == (0.0, True, 3) for r in rows), rows
+
+
 @pytest.mark.browser
 def test_widget_isolates_each_messages_direction(app) -> None:
     """i18n QA: in an LTR page an Arabic question's "؟" and "(PIN 1234)" landed on the wrong side of
