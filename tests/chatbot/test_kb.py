@@ -73,16 +73,16 @@ def test_calibration_fit_is_monotone() -> None:
     assert cal.confidence(0.85, 0.8) > 0.8 > 0.2 > cal.confidence(0.25, 0.2)
 
 
-def test_the_no_match_floor_is_fitted_down_never_up(tmp_path, bow, sample_faq) -> None:
-    """The floor spares the encoder's lowest right answers (0.75 of their 1st percentile) and never
-    rises above the default; an old calibration.json without one reads the default."""
-    from services.chatbot.retriever import NO_MATCH_FLOOR
+def test_the_no_match_floor_is_fitted_under_the_lowest_right_answers(tmp_path, bow, sample_faq) -> None:
+    """A fitted floor spares the encoder's lowest right answers (0.75 of their 1st percentile, at
+    most 0.5); without right answers, or read from an old calibration.json, it is the default."""
+    from services.chatbot.retriever import FLOOR_CAP, NO_MATCH_FLOOR
 
     low = Calibration.fit(np.linspace(0.3, 0.9, 200), np.full(200, 0.1), np.arange(200) % 4 != 0)
     assert low.floor == pytest.approx(0.75 * np.percentile(np.linspace(0.3, 0.9, 200)[np.arange(200) % 4 != 0], 1))
     high = Calibration.fit(np.linspace(0.8, 0.99, 50), np.full(50, 0.1), np.ones(50, dtype=bool))
-    assert high.floor == NO_MATCH_FLOOR == 0.35 and Calibration.fit(np.array([0.5]), np.array([0.0]),
-                                                                   np.array([False])).floor == NO_MATCH_FLOOR
+    assert high.floor == FLOOR_CAP == 0.5 and Calibration.fit(np.array([0.5]), np.array([0.0]),
+                                                              np.array([False])).floor == NO_MATCH_FLOOR == 0.3
     kb = build_kb_dir(sample_faq, tmp_path / "idx", bow, "flat", model="bow", progress=False)
     (tmp_path / "idx" / "calibration.json").write_text('{"a": 10.0, "b": 5.0, "c": -6.0, "fitted_on": 9}')
     assert KnowledgeBase.load(tmp_path / "idx").calibration.floor == NO_MATCH_FLOOR
