@@ -67,6 +67,26 @@ def test_cli_ask_with_real_encoder_paraphrases(real_index, tmp_path) -> None:
     assert rows[0]["results"][0]["score"] > rows[0]["results"][1]["score"]
 
 
+@pytest.mark.browser
+def test_widget_asks_to_rephrase_without_buttons_when_nothing_matches(chat_settings, bow, loaded_kb) -> None:
+    """A question about nothing in the knowledge base shows the rephrase text and no suggestion buttons."""
+    from services.chatbot import create_app
+    from services.chatbot.dialogue import NO_MATCH_ANSWER
+
+    with demo_page(create_app(chat_settings, encoder=bow)) as (page, base):
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Chat with us").click()
+        page.get_by_label("Your question").fill("zebra quantum lasagne")
+        page.keyboard.press("Enter")
+        log = page.locator("[role=log]")
+        ARTIFACTS.mkdir(exist_ok=True)
+        try:
+            log.get_by_text(NO_MATCH_ANSWER).wait_for(timeout=15_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "chatbot_widget_no_match.png"))
+        assert log.get_by_role("button").count() == 0  # no "Did you mean", no rating of a non-answer
+
+
 def test_cli_errors_are_one_line(tmp_path) -> None:
     from services.chatbot.cli import kb
 
