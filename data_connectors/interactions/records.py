@@ -157,24 +157,29 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
 
 def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
     """The column names of a CSV/TSV whose first line is data, not a header (MovieLens'
-    ``u.data``: user, item, rating, timestamp): none of its cells names a known column, the rating
-    cell is a number and the timestamp cell a time (Unix seconds or ISO 8601), where present (or
-    empty: no rating or no time, as in any row; the first row's empty timestamp made it a header).
-    None when it has a header, which must then name a known column."""
+    ``u.data``: user, item, rating, timestamp): 2-4 cells, none naming a known column, that
+    :func:`_read_as_data`. None when it has a header; a first line that is neither is an error
+    (each row was "missing user_id", from line 2 on)."""
     cells = [c.strip() for c in first_line(path, skip_blank=True).split("\t" if fmt == "tsv" else ",")]
     if any(c.lower() in KNOWN_KEYS for c in cells):
         return None
+    if 2 <= len(cells) <= len(HEADERLESS_COLUMNS) and _read_as_data(cells):
+        return HEADERLESS_COLUMNS[:len(cells)]
+    raise BadRow(path, 1, f"read as a header, but it names none of the columns ({', '.join(HEADERLESS_COLUMNS)} "
+                 f"or their aliases); a file without a header has 2-{len(HEADERLESS_COLUMNS)} columns in that order")
+
+
+def _read_as_data(cells: list[str]) -> bool:
+    """Whether a first line's rating cell is a number and its timestamp cell a time (Unix seconds or
+    ISO 8601, which a header's column reads too), where present; blank is no value, as in any row."""
     try:
-        if not 2 <= len(cells) <= len(HEADERLESS_COLUMNS):
-            raise ValueError("not the headerless columns")
-        [float(c) for c in cells[2:3] if not is_blank(c)]
-        [parse_timestamp(c) for c in cells[3:4]]  # ISO times too: the first row's made it a header
+        if len(cells) > 2 and not is_blank(cells[2]):
+            float(cells[2])
+        if len(cells) > 3:
+            parse_timestamp(cells[3])
     except ValueError:
-        # a header naming none of the columns: each row was "missing user_id", from line 2 on
-        raise BadRow(path, 1, f"read as a header, but it names none of the columns ({', '.join(HEADERLESS_COLUMNS)} "
-                     f"or their aliases); a file without a header has 2-{len(HEADERLESS_COLUMNS)} columns in that "
-                     "order") from None
-    return HEADERLESS_COLUMNS[:len(cells)]
+        return False
+    return True
 
 
 def _looks_like_mind(path: str | Path) -> bool:
