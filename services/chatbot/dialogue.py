@@ -107,7 +107,9 @@ class State:
     handoff: bool = False
     ticket_id: int | None = None
     notified: bool = False  # the "an agent has this conversation" notice was given this handoff
-    answered: str | None = None  # the entry the last turn answered (a follow-up should not repeat it)
+    # the entry last answered, kept through unsure turns: a follow-up or "that didn't help" later must
+    # not give it again (cleared by an unsure turn, "didn't help" -> "what about loans?" repeated it)
+    answered: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"turns": self.turns[-10:], "unsure": self.unsure, "handoff": self.handoff,
@@ -344,7 +346,6 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
         state.unsure, state.answered = 0, hits[0].id
         return Decision("answer", answers[hits[0].id], confidence, hits[: policy.suggestions])
     state.unsure += 1
-    state.answered = None
     if state.unsure > policy.max_unsure or not hits:
         state.handoff, state.notified = True, False
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])

@@ -752,6 +752,17 @@ def test_a_follow_up_does_not_repeat_the_answer_just_given(client, unique) -> No
     assert data["sources"] and "reset-pin" not in [s["id"] for s in data["sources"]]
 
 
+def test_a_follow_up_after_that_did_not_help_does_not_give_the_rejected_answer(client, unique) -> None:
+    """QA: answer -> "that didn't help" -> a follow-up gave the rejected answer again, confidently."""
+    sid = f"rejected-again-{unique}"
+    first = chat(client, "How do I reset my card PIN?", sid).get_json()
+    assert first["kind"] == "answer" and first["sources"][0]["id"] == "reset-pin"
+    assert chat(client, "That didn't help", sid).get_json()["kind"] == "clarify"
+    data = chat(client, "and how do I reset the PIN?", sid).get_json()
+    assert data["kind"] == "clarify" and data["answer"] != first["answer"], data
+    assert data["sources"] and "reset-pin" not in [s["id"] for s in data["sources"]]
+
+
 def test_that_did_not_help_offers_the_topics_other_entries_then_a_person(client, ops_headers, unique) -> None:
     """QA: "that didn't help" was looked up as a new question (whatever entry mentions help) and
     answered confidently; it is an unsure turn on the same topic, and enough of them hand off."""

@@ -340,6 +340,26 @@ def test_a_follow_up_that_finds_the_entry_just_answered_offers_the_others() -> N
     assert decide("What are the RTGS charges?", hits, 0.9, answers, state, policy).kind == "answer"
 
 
+def test_an_entry_stays_answered_through_unsure_turns() -> None:
+    """QA: limit answer -> "that didn't help" -> "what about loans?" gave the rejected limit answer again."""
+    hits = [Hit("limit", 0.9, "How do I raise my card limit"), Hit("loan", 0.7, "Loan repayment"),
+            Hit("rate", 0.6, "Card interest")]
+    answers = {"limit": "Ask in the app.", "loan": "Repay monthly.", "rate": "It is 3%."}
+    state, policy = State(), Policy(max_unsure=3)
+    assert decide("How do I increase my credit card limit?", hits, 0.9, answers, state, policy).kind == "answer"
+    rejected = decide("that didn't help", hits, 0.9, answers, state, policy, rejected=True)
+    assert rejected.kind == "clarify" and "limit" not in [h.id for h in rejected.hits]
+    assert state.answered == "limit"
+    for follow_up in ("what about loans?", "and for savings?"):
+        d = decide(follow_up, hits, 0.9, answers, state, policy, follow_up=True)
+        assert d.kind == "clarify" and [h.id for h in d.hits] == ["loan", "rate"]
+    # a new answer takes its place; a handoff forgets it
+    assert decide("Loan repayment", hits[1:], 0.9, answers, state, policy).kind == "answer"
+    assert state.answered == "loan"
+    decide("talk to a person", hits, 0.9, answers, state, policy)
+    assert state.answered is None
+
+
 def test_a_follow_up_after_small_talk_leans_on_the_question_before_it() -> None:
     state = State(turns=[{"role": "user", "text": "What are the RTGS charges?"}, {"role": "bot", "text": "25"},
                          {"role": "user", "text": "thanks!"}, {"role": "bot", "text": "You're welcome!"}])
