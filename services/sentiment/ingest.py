@@ -120,6 +120,7 @@ NAMED_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST":
 # every character of a whitespace run, quadratic: `since=2024-01-01` and 30k "+" (spaces, URL-decoded)
 # held a worker, GIL and all, for 15 s.
 _IANA_ZONE = re.compile(r"[A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+")
+_ZONE_NAME = re.compile(r"[A-Za-z]{1,5}")  # an abbreviation such as UTC, GMT, CEST (or IST, refused by name)
 # Longer than any real time (RFC 2822 with a comment, an ISO time with an IANA zone: under 80):
 # refused before parsing, so no parser's cost depends on what a client sends.
 MAX_TIME_CHARS = 100
@@ -154,7 +155,14 @@ def _parse_text(value: str, name: str) -> datetime:
             raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {words[1][:40]!r}") from None
         text = words[0]
     try:  # parsed against two defaults: a field the text lacks comes out different
-        dt, other = (dateparser.parse(text, default=d, tzinfos=_zone) for d in DEFAULTS)
+        try:
+            dt, other = (dateparser.parse(text, default=d, tzinfos=_zone) for d in DEFAULTS)
+        except ValueError:
+            # dateutil reads a zone name only after a time: "2025-04-01 UTC" is that day's midnight there
+            date, zone = (text.rsplit(None, 1) + [""])[:2]
+            if not _ZONE_NAME.fullmatch(zone):
+                raise
+            dt, other = (dateparser.parse(f"{date} 00:00 {zone}", default=d, tzinfos=_zone) for d in DEFAULTS)
     except _UnknownZone as exc:
         raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {str(exc)[:20]!r}; give a UTC "
                        f"offset (+0100) or one of {', '.join(NAMED_ZONES)}") from None

@@ -532,6 +532,23 @@ def test_named_zones_are_honoured_and_an_unknown_one_is_refused(client, pipe, re
     assert not [w for w in recwarn if "UnknownTimezone" in type(w.message).__name__]
 
 
+def test_a_date_with_a_zone_name_is_midnight_in_that_zone(client) -> None:
+    """HTTP QA: "2025-04-01 UTC" was "unparseable" (dateutil reads a zone name only after a time)
+    while "2025-04-01 Europe/Berlin" was read, and "2025-04-01 IST" was not named as the unknown zone."""
+    from services.sentiment.ingest import Rejected, parse_time
+
+    assert parse_time("2025-04-01 UTC") == parse_time("1 Apr 2025 GMT") == datetime(2025, 4, 1, tzinfo=UTC)
+    assert parse_time("2025-04-01 EST") == datetime(2025, 4, 1, 5, tzinfo=UTC)
+    with pytest.raises(Rejected, match="unknown time zone 'IST'"):
+        parse_time("2025-04-01 IST")
+    for text, reason in (("March UTC", "not a full date"), ("hello UTC", "unparseable")):
+        with pytest.raises(Rejected, match=reason):
+            parse_time(text)
+    r = client.post("/v1/news", json=[art(1, published_at="2025-04-01 UTC")])
+    assert r.status_code == 202 and r.json["ids"] == ["a1"], r.json
+    assert client.get("/v1/alerts", query_string={"since": "2025-04-01 GMT"}).status_code == 200
+
+
 def test_ids_may_hold_uri_characters_and_say_what_they_may_hold(client) -> None:
     """Regression (analytics QA): a permalink with a query string or an RFC 4151 tag as id was
     rejected ("1-128 characters of letters, digits and ._:-/@#")."""
