@@ -25,9 +25,9 @@ def upsert_entry(engine: Any, db: Any, entry_id: str, fields: dict[str, Any], ac
     """
     try:
         entry = entry_from_row({**fields, "id": entry_id}, "request body", 0)
-    except BadRow as exc:  # a request has no file and line ("request body:0: id 'a b' ..."): the id is the URL's
-        raise BadInput(exc.reason.replace("id ", "the URL's id ", 1) if exc.reason.startswith("id ") else exc.reason,
-                       code=exc.code) from None
+    except BadRow as exc:  # a request has no file, line or row ("request body:0: id 'a b' ..."): the id is the URL's
+        raise BadInput(exc.reason.replace("id ", "the URL's id ", 1) if exc.reason.startswith("id ")
+                       else exc.reason) from None
     with edit_lock(engine.handle.directory):
         kb = engine.handle.get(fresh=True)
         _past_the_log(db, engine.domain, kb)
