@@ -216,9 +216,12 @@ class Query:
     maximum: int | float | None = None
     default: Any = None
     exclusive_minimum: bool = False  # the minimum itself is refused: hours in (0, 720]
+    enum: tuple[str, ...] | None = None  # the only values the view takes
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
         if self.minimum is not None:
             out["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
         if self.maximum is not None:

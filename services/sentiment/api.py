@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from pydantic import BaseModel, Field, RootModel, field_validator
 
 from services.sentiment import queries
-from services.sentiment.aggregate import parse_duration, ticker_series
+from services.sentiment.aggregate import BUCKETS, parse_duration, ticker_series
 from services.sentiment.alerts import MAX_ARTICLE_IDS, list_alerts
 from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.linking import ticker_symbol
@@ -20,6 +20,7 @@ from services.sentiment.pipeline import Pipeline
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
 from shared.web import (
+    Query,
     documented,
     error_response,
     int_query,
@@ -39,6 +40,7 @@ REPLAY_S = 3600  # ... and none raised longer ago than this
 NO_ALERT_ID = "0"  # the stream's id before any alert exists: resuming from it replays the window
 KEEPALIVE_S = 5  # a comment line this often: the server only learns a client left when it writes
 STREAM_RETRY_S = 15  # Retry-After of a stream refused because its address's or every slot is taken
+DEFAULT_WINDOW = "30d"  # a ticker series' span when neither window nor start is given
 TIME_ARG = ("string", "ISO-8601 time (event time, UTC if no offset)")  # a query argument
 LIMIT = int_query("rows", 1, 1000, 100)
 MAX_S = int_query("seconds the stream stays open", 1, 3600, 60)
@@ -167,8 +169,9 @@ def tickers() -> Any:
 
 @bp.get("/v1/tickers/<ticker>/sentiment")
 @documented(needs=("database",), errors={400: "bad_request: an invalid ticker, or a series of too many points"})
-@query_params(window=("string", "span back from end, e.g. 30d, 12h (default 30d)"),
-              bucket=("string", "bucket width, e.g. 1h, 1d"), end=TIME_ARG,
+@query_params(window=Query("string", "span back from end, e.g. 30d, 12h", default=DEFAULT_WINDOW),
+              bucket=Query("string", "bucket width (default: the alerts' bucket, FINPULSE_SENTIMENT_BUCKET)",
+                           enum=tuple(BUCKETS)), end=TIME_ARG,
               start=("string", "ISO-8601 time the series starts at, instead of window"),
               source=("string", "only articles of this source"),
               articles=("string", "1/true: list each point's articles"))
@@ -179,14 +182,14 @@ def ticker_sentiment(ticker: str) -> Any:
     first = _time_arg("start")
     if first is not None and "window" in request.args:
         raise BadInput("give start or window, not both")
-    window = parse_duration(request.args.get("window", "30d"))
+    window = parse_duration(request.args.get("window", DEFAULT_WINDOW))
     bucket = request.args.get("bucket", settings.sentiment_bucket)
     data = ticker_series(pipeline().db, t, window=window, bucket=bucket, end=_time_arg("end"),
                          source=request.args.get("source") or None, settings=settings, start=first)
     with_articles = request.args.get("articles", "0").lower() in ("1", "true", "yes")
     start = datetime.fromisoformat(data["start"])  # may lie before EARLIEST: not re-validated
     data["points"] = [p.to_dict(with_articles) for p in data["points"]]
-    data["window"] = request.args.get("window", "30d") if first is None else None
+    data["window"] = request.args.get("window", DEFAULT_WINDOW) if first is None else None
     data["alert_bucket_s"] = pipeline().rules.bucket_s  # what an alert's `at` opens, whatever the chart's bucket
     # an alert covers its bucket: one that began before a mid-bucket start is still on the chart
     data["alerts"] = [a for a in list_alerts(pipeline().db, since=start, ticker=t, limit=1000,

@@ -152,6 +152,18 @@ def test_openapi_gives_each_post_its_real_status_and_body(client) -> None:
     assert "200" in doc["paths"]["/v1/score"]["post"]["responses"]
 
 
+def test_openapi_gives_the_series_window_default_and_bucket_values(client) -> None:
+    """HTTP QA: `window` and `bucket` were bare strings, their default and values only in prose."""
+    get = client.get("/openapi.json").json["paths"]["/v1/tickers/{ticker}/sentiment"]["get"]
+    schema = {p["name"]: p["schema"] for p in get["parameters"] if p["in"] == "query"}
+    assert schema["window"] == {"type": "string", "default": "30d"}
+    assert schema["bucket"] == {"type": "string", "enum": ["1h", "1d"]}
+    for bucket in schema["bucket"]["enum"]:  # each listed value is taken, one outside them is a 400
+        assert client.get(f"/v1/tickers/ACME/sentiment?bucket={bucket}").status_code == 200
+    assert client.get("/v1/tickers/ACME/sentiment?bucket=1w").status_code == 400
+    assert client.get("/v1/tickers/ACME/sentiment").json["window"] == "30d"
+
+
 def test_openapi_describes_the_alert_stream_as_server_sent_events(client) -> None:
     """Regression: the stream's 200 had no content type and its Last-Event-ID resume header was unlisted."""
     stream = client.get("/openapi.json").json["paths"]["/v1/alerts/stream"]["get"]
