@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -216,14 +217,14 @@ def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
     Read as CSV, a text opening with an unclosed quote (a cut-off tweet) swallowed every line
     after it into one row, silently or with an error naming the last line. A field a CSV
     writer quoted whole (in quotes, inner quotes doubled, as pandas writes a text holding
-    quotes) is unquoted.
+    quotes or a tab) is unquoted.
     """
     header = list(fieldnames) if fieldnames else None
     for line_no, line in _lines(path, fh):
         line = line.rstrip("\r\n")
         if not line.strip():  # blank, or only spaces and tabs: no row (as JSONL readers skip it)
             continue
-        fields = [_unquoted(f) for f in line.split("\t")]
+        fields = _tsv_fields(line)
         if header is None:
             header = fields
             continue
@@ -314,10 +315,22 @@ def _lines(path: Path, fh: io.TextIOWrapper) -> Iterator[tuple[int, str]]:
         yield line_no, line
 
 
-def _unquoted(field: str) -> str:
-    if len(field) >= 2 and field[0] == field[-1] == '"' and '"' not in field[1:-1].replace('""', ""):
-        return field[1:-1].replace('""', '"')
-    return field
+# a TSV field: quoted whole by a CSV writer (inner quotes doubled, tabs inside), else up to the next tab
+_TSV_FIELD = re.compile(r'"((?:[^"]|"")*)"(?=\t|$)|([^\t]*)')
+
+
+def _tsv_fields(line: str) -> list[str]:
+    """The fields of one TSV line; a tab inside a whole-quoted field is the field's (csv.writer
+    with a tab delimiter writes `"has\ttab"`: split at every tab, it was one field too many)."""
+    fields, pos = [], 0
+    while True:
+        m = _TSV_FIELD.match(line, pos)
+        assert m is not None  # the second alternative matches anywhere, if only the empty string
+        quoted, plain = m.groups()
+        fields.append(quoted.replace('""', '"') if quoted is not None else plain)
+        if m.end() >= len(line):
+            return fields
+        pos = m.end() + 1  # past the tab
 
 
 def _say_mended(path: Path, lines: list[int]) -> None:
@@ -398,6 +411,23 @@ def iter_jsonl_objects(path: str | Path, mend: bool = False) -> Iterator[tuple[i
             else:
                 yield n, BadRow(path, n, "holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape, no character)")
     _say_mended(path, mended)
+
+
+def text_field_of(path: str | Path, line: int, row: dict[str, Any], text_field: str) -> str:
+    """The string in ``row[text_field]``; else a :class:`BadRow` saying which way it is missing.
+
+    A CSV/TSV row short of the column reads it as None: a TSV text holding a line break (a TSV
+    line is one row) showed up as "text ... is not a string (NoneType)" on the line after it.
+    """
+    if text_field not in row:
+        raise BadRow(path, line, f"missing field {text_field!r} (use --text-field to map another column)")
+    text = row[text_field]
+    if text is None:
+        raise BadRow(path, line, f"no value in field {text_field!r} (null, or fewer fields than the header; "
+                                 "in a TSV a line is one row)")
+    if not isinstance(text, str):
+        raise BadRow(path, line, f"text in field {text_field!r} is not a string ({type(text).__name__})")
+    return text
 
 
 def read_texts(path: str | Path, text_field: str = "text") -> list[str]:

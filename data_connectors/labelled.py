@@ -27,6 +27,7 @@ from data_connectors.base import (
     file_sha256,
     iter_jsonl_objects,
     iter_rows,
+    text_field_of,
 )
 from shared.errors import BadInput
 
@@ -201,13 +202,9 @@ def load_labelled(
 
 def _example(path: Path, line: int, row: dict[str, Any], labels: Sequence[str],
              text_field: str, label_field: str, scheme: str | None = None) -> Example:
-    if text_field not in row:
-        raise BadRow(path, line, f"missing field {text_field!r} (use --text-field to map another column)")
+    text = text_field_of(path, line, row, text_field)
     if row.get(label_field) is None:  # a CSV/TSV row short of the column reads it as None
         raise BadRow(path, line, f"missing field {label_field!r} (use --label-field to map another column)")
-    text = row[text_field]
-    if not isinstance(text, str):
-        raise BadRow(path, line, f"text in field {text_field!r} is not a string ({type(text).__name__})")
     if not text.strip():
         raise BadRow(path, line, f"empty text in field {text_field!r}")
     label = normalise_label(row[label_field], labels, scheme)

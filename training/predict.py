@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, iter_rows
+from data_connectors.base import iter_rows, text_field_of
 from shared.errors import BadInput
 from shared.io import check_writable, write_jsonl
 from shared.registry import Registry
@@ -34,11 +34,7 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
     check_writable(output_path, [input_path])
     rows = []
     for line, row in iter_rows(input_path):  # lone UTF-16 surrogates come back mended, with a warning
-        if text_field not in row:
-            raise BadRow(input_path, line, f"missing field {text_field!r} (use --text-field to map another)")
-        text = row[text_field]
-        if not isinstance(text, str):
-            raise BadRow(input_path, line, f"text in field {text_field!r} is not a string ({type(text).__name__})")
+        text_field_of(input_path, line, row, text_field)
         rows.append(row)
     if not rows:  # an empty file, or a CSV/TSV header alone: whatever it meant, nothing was scored
         raise BadInput(f"{input_path}: no rows to score (JSONL rows {{\"{text_field}\": ...}} or a CSV/TSV "

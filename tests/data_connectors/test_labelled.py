@@ -66,6 +66,26 @@ def test_tsv_lines_are_rows_and_quotes_are_text(tmp_path: Path) -> None:
         load_labelled(path)
 
 
+def test_a_tsv_field_quoted_whole_may_hold_a_tab(tmp_path: Path) -> None:
+    """CLI QA: csv.writer(delimiter="\\t") quotes a text holding a tab, and the reader split it there
+    ("more fields than the header"); a quoted line break still ends the row, and the error says so."""
+    import csv
+
+    path = tmp_path / "d.tsv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh, delimiter="\t").writerows([("text", "label"), ("has\ttab inside", "positive"),
+                                                  ('tab\tand "quotes"', "negative"), ("plain", "neutral")])
+    data = load_labelled(path)
+    assert data.texts == ["has\ttab inside", 'tab\tand "quotes"', "plain"] and data.targets == [2, 0, 1]
+    path.write_text('text\tlabel\n"two\nlines"\tneutral\n')
+    with pytest.raises(BadRow, match=r"d\.tsv:2: missing field 'label'"):
+        load_labelled(path)
+    path.write_text('label\ttext\nneutral\t"two\nlines"\n')
+    with pytest.raises(BadRow, match=r"d\.tsv:3: no value in field 'text' \(null, or fewer fields than the header; "
+                                     r"in a TSV a line is one row\)"):
+        load_labelled(path)
+
+
 @pytest.mark.parametrize(("row", "reason"), [
     ({"text": "x", "label": "bullishish"}, "unknown label"),
     ({"text": "  ", "label": "neutral"}, "empty text"),
@@ -186,10 +206,12 @@ def test_custom_label_sets_keep_numbers_as_indices(tmp_path: Path) -> None:
 
 
 # -- text fields that are not strings, BOMs, directories ----------------------------------------
-@pytest.mark.parametrize(("text", "kind"), [(42, "int"), (["a", "b"], "list"), (None, "NoneType")])
-def test_non_string_text_says_so(tmp_path: Path, text: object, kind: str) -> None:
+@pytest.mark.parametrize(("text", "reason"), [(42, r"text in field 'text' is not a string \(int\)"),
+                                             (["a", "b"], r"text in field 'text' is not a string \(list\)"),
+                                             (None, r"no value in field 'text' \(null, or fewer fields")])
+def test_non_string_text_says_so(tmp_path: Path, text: object, reason: str) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": "ok", "label": "neutral"}, {"text": text, "label": "neutral"}])
-    with pytest.raises(BadRow, match=rf"d.jsonl:2: text in field 'text' is not a string \({kind}\)"):
+    with pytest.raises(BadRow, match=rf"d.jsonl:2: {reason}"):
         load_labelled(path)
 
 
