@@ -59,7 +59,7 @@ def _categories(value: object) -> tuple[str, ...]:
 
 def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
     from data_connectors.faq.entry import entry_from_row
-    from data_connectors.interactions.records import ITEM_KEYS
+    from data_connectors.interactions.records import ITEM_KEYS, id_text
 
     for line, row in iter_rows(path):
         row = {str(k).strip().lower(): v for k, v in row.items()}  # as interactions' columns are read
@@ -80,9 +80,14 @@ def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
         if item_id is None:
             report.skip(BadRow(path, line, "missing item_id"))
             continue
+        try:  # the same item the interactions name: 1.0 is 1, an object no id
+            item_id = id_text(item_id, "item_id")
+        except ValueError as exc:
+            report.skip(BadRow(path, line, str(exc)))
+            continue
         cats = _categories(row.get("categories") or row.get("category") or row.get("genres"))
         report.rows += 1
-        yield Item(str(item_id).strip(), title, str(text), cats)
+        yield Item(item_id.strip(), title, str(text), cats)
 
 
 def textless_note(items: list[Item], path: str | Path) -> list[str]:

@@ -26,7 +26,7 @@ from shared.text import is_blank
 
 # column names, matched case-insensitively
 USER_KEYS = ("user_id", "user", "userid", "uid")
-ITEM_KEYS = ("item_id", "item", "itemid", "movie_id", "news_id", "iid")
+ITEM_KEYS = ("item_id", "item", "itemid", "movie_id", "movieid", "news_id", "iid")  # movieId: MovieLens' CSVs
 RATING_KEYS = ("rating", "score", "weight", "value")
 TIME_KEYS = ("timestamp", "ts", "time", "event_time", "at")
 KNOWN_KEYS = {*USER_KEYS, *ITEM_KEYS, *RATING_KEYS, *TIME_KEYS, "event", "type"}
@@ -52,6 +52,33 @@ def _first(row: dict[str, Any], keys: Iterable[str]) -> Any:
         if value is not None and not is_blank(str(value)):
             return value
     return None
+
+
+def id_text(value: Any, name: str = "id") -> str:
+    """A user or item id as text: a JSON number the way its integer is written, so 1.0 (a float
+    column written by pandas) is the item 1 and not another item "1.0", which a user holding 1
+    was then recommended; a boolean, an object or a list is no id (they were stored as "True",
+    "{'a': 1}")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = {bool: "a boolean", dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+        raise ValueError(f"{name} must be a string or a number, not {kind}")
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            raise ValueError(f"{name} {value!r} is not a whole number (write an id that is no integer as a string)")
+        value = int(value)
+    return str(value)
+
+
+def rating_number(value: Any) -> float:
+    """A rating as a float; ``true`` was read as 1 (a boolean is no rating, as it is no timestamp)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a rating")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"rating {value!r} is not a number") from None
 
 
 MAX_RATING = 1e6  # |rating| above it is a unit or typing mistake (1e300 overflowed the fit); as over HTTP
@@ -105,10 +132,7 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
     if item is None:
         raise ValueError("missing item_id")
     raw_rating = _first(row, RATING_KEYS)
-    try:
-        rating = 1.0 if raw_rating is None else float(raw_rating)
-    except (TypeError, ValueError):
-        raise ValueError(f"rating {raw_rating!r} is not a number") from None
+    rating = 1.0 if raw_rating is None else rating_number(raw_rating)
     if not math.isfinite(rating):
         raise ValueError(f"rating {raw_rating!r} is not a finite number")
     if not -MAX_RATING <= rating <= MAX_RATING:
@@ -118,7 +142,7 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad timestamp ({exc})") from None
     event = str(row.get("event") or row.get("type") or ("rating" if raw_rating is not None else "view"))
-    return Interaction(str(user).strip(), str(item).strip(), rating, ts, event)
+    return Interaction(id_text(user, "user_id").strip(), id_text(item, "item_id").strip(), rating, ts, event)
 
 
 def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: bool = True,

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -19,7 +20,7 @@ from pydantic import (
 )
 
 from data_connectors.interactions import Interaction, parse_timestamp
-from data_connectors.interactions.records import MAX_RATING, no_timestamp
+from data_connectors.interactions.records import MAX_RATING, id_text, no_timestamp, rating_number
 from services.recommendations.serving import MAX_K, RecsService
 from shared.auth import audit, require_role
 from shared.db import get_db
@@ -38,7 +39,9 @@ def _visible(value: str) -> str:
     return value
 
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_visible)]
+# a JSON number is the id its integer writes, as in a file: 1.0 was another item than 1
+Id = Annotated[str, BeforeValidator(id_text), StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+               AfterValidator(_visible)]
 
 
 class InteractionIn(BaseModel):
@@ -49,7 +52,8 @@ class InteractionIn(BaseModel):
     # stripped before the length check: "  " was stored as the user (or item) ""
     user_id: Id
     item_id: Id
-    rating: float = Field(1.0, ge=-MAX_RATING, le=MAX_RATING)  # the bound a file's rows meet too
+    # the bound and the checks a file's rows meet too (``true`` was a rating of 1)
+    rating: Annotated[float, BeforeValidator(rating_number)] = Field(1.0, ge=-MAX_RATING, le=MAX_RATING)
     event: str = Field("view", max_length=32)
     timestamp: int | float | str | None = Field(None, description="Unix seconds or ISO-8601; default "
                                                 "(also when empty) now")

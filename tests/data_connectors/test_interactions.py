@@ -33,6 +33,31 @@ def test_strict_mode_raises_with_file_and_line(tmp_path: Path) -> None:
         read_interactions(path, skip_bad=False)
 
 
+def test_movielens_csv_columns_are_read(tmp_path: Path) -> None:
+    """CLI QA: MovieLens' ratings.csv (userId,movieId,...) was "missing item_id" on every row."""
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n")
+    rows, report = read_interactions(path)
+    assert [(r.user_id, r.item_id, r.rating, r.timestamp) for r in rows] == [("1", "31", 2.5, 1260759144)]
+
+
+def test_ids_that_are_no_string_or_number_and_boolean_ratings_are_bad_rows(tmp_path: Path) -> None:
+    """CLI QA: {"user_id": {"a": 1}} trained a user "{'a': 1}", ["x"] one "['x']", true one "True",
+    and a rating of true was a 1."""
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"user_id": {"a": 1}, "item_id": "a"}\n{"user_id": ["x"], "item_id": "a"}\n'
+                    '{"user_id": true, "item_id": "a"}\n{"user_id": "u", "item_id": "a", "rating": true}\n'
+                    '{"user_id": "u", "item_id": 1.5}\n{"user_id": 7.0, "item_id": "b"}\n')
+    rows, report = read_interactions(path)
+    assert [(r.user_id, r.item_id) for r in rows] == [("7", "b")]
+    assert [(s["line"], s["reason"]) for s in report.skipped] == [
+        (1, "user_id must be a string or a number, not an object"),
+        (2, "user_id must be a string or a number, not a list"),
+        (3, "user_id must be a string or a number, not a boolean"),
+        (4, "a boolean is not a rating"),
+        (5, "item_id 1.5 is not a whole number (write an id that is no integer as a string)")]
+
+
 def test_jsonl_implicit_events_and_iso_times(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     path.write_text('{"user_id": 7, "item_id": "a", "event": "click", "timestamp": "2024-01-01T00:00:00Z"}\n'
@@ -140,6 +165,10 @@ def test_movielens_items_and_jsonl_catalogue(tmp_path: Path) -> None:
     cat.write_text('{"item_id": "a", "title": "T", "categories": "x|y"}\n{"title": "no id"}\n')
     items, report = read_items(cat)
     assert items[0].categories == ("x", "y") and report.skipped[0]["line"] == 2
+    cat.write_text('{"item_id": 1.0, "title": "float"}\n{"item_id": [1], "title": "list"}\n{"id": 2, "title": "int"}\n')
+    items, report = read_items(cat)  # the ids the interactions read: 1.0 is item 1
+    assert [i.item_id for i in items] == ["1", "2"]
+    assert report.skipped == [{"line": 2, "reason": "item_id must be a string or a number, not a list"}]
 
 
 @pytest.mark.parametrize(("name", "body"), [

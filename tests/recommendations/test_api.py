@@ -74,6 +74,16 @@ def test_bad_interaction_is_a_400(client) -> None:
         assert res.status_code == 400 and "timestamp" in res.get_json()["error"]["message"], stamp
 
 
+def test_a_posted_float_id_is_its_integer_and_a_boolean_is_no_id_or_rating(client) -> None:
+    """CLI QA (the files read them so too now): 1.0 was stored as another item than 1, true rated 1."""
+    assert client.post("/v1/interactions", json={"user_id": 5.0, "item_id": "m1"}).status_code == 201
+    assert client.get("/v1/users/5/recommendations").get_json()["strategy"] == "personalised"
+    for body, field in (({"user_id": True, "item_id": "m1"}, "user_id"), ({"user_id": "u", "item_id": {"a": 1}},
+                        "item_id"), ({"user_id": "u", "item_id": "m1", "rating": True}, "rating")):
+        res = client.post("/v1/interactions", json=body)
+        assert res.status_code == 400 and f"interaction.{field}" in res.get_json()["error"]["message"], res.get_json()
+
+
 def test_similar_items(client) -> None:
     res = client.get("/v1/items/m20/similar?k=4")
     assert res.status_code == 200

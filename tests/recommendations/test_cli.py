@@ -184,3 +184,20 @@ def test_recommend_to_dev_stdout_appends_to_the_file_stdout_is_redirected_to(tra
     lines = log.read_text().splitlines()
     assert lines[:2] == ["old log line", "BEFORE"] and lines[-1] == "AFTER", lines
     assert [json.loads(row)["user_id"] for row in lines[2:-1]] == ["u1", "u2"]
+
+
+def test_a_json_float_id_is_the_same_item_as_its_integer(tmp_path: Path) -> None:
+    """CLI QA: item 1.0 (a pandas float column) and item 1 were two items, so user 1, who has 1.0,
+    was recommended "1", and user 2, who has 1, was recommended "1.0"."""
+    rows = [{"user_id": 1, "item_id": 1.0}, {"user_id": 1, "item_id": "2"}, {"user_id": 2, "item_id": 1},
+            {"user_id": 2, "item_id": 3}, {"user_id": 3.0, "item_id": 2}]
+    data = tmp_path / "f.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runner, model, users, out = CliRunner(), tmp_path / "m", tmp_path / "users.txt", tmp_path / "out.jsonl"
+    assert runner.invoke(recs, ["train", "--interactions", str(data), "--output", str(model)]).exit_code == 0
+    assert sorted(json.loads((model / "ids.json").read_text())["item_ids"]) == ["1", "2", "3"]
+    users.write_text("1\n2\n3\n")
+    res = runner.invoke(recs, ["recommend", "--model", str(model), "--users", str(users), "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    got = {r["user_id"]: set(r["items"]) for r in map(json.loads, out.read_text().splitlines())}
+    assert got == {"1": {"3"}, "2": {"2"}, "3": {"1", "3"}}
