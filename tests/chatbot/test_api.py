@@ -71,7 +71,8 @@ def test_kb_put_and_delete_need_ops_and_change_answers(client, ops_headers) -> N
     assert r.status_code == 400 and r.get_json()["error"]["message"].startswith("the URL's id 'a b' must be")
     # HTTP QA: the code was the file readers' `bad_row`, which the OpenAPI document does not list
     documented = client.get("/openapi.json").get_json()["paths"]["/v1/kb/{entry_id}"]["put"]["responses"]["400"]
-    assert r.get_json()["error"]["code"] == "bad_request" and "bad_request: an invalid entry id" in documented["description"]
+    assert r.get_json()["error"]["code"] == "bad_request"
+    assert "bad_request: an invalid entry id" in documented["description"]
 
 
 def test_kb_put_and_delete_refuse_a_path_that_is_not_utf8(client, app, ops_headers) -> None:
