@@ -68,6 +68,9 @@ def check_file(path: str | Path) -> Path:
     if path.is_dir():
         raise BadInput(f"{path}: is a directory, not a file")
     if not path.is_file():
+        if path.exists():  # /dev/stdin on a pipe, <(...), a FIFO: "no such file" was false
+            raise BadInput(f"{path}: not a regular file (a pipe or device; the file is read more than once): "
+                           "save it to a file first")
         raise BadInput(f"{path}: no such file")
     return path
 
@@ -135,9 +138,10 @@ def _open_text(path: Path) -> io.TextIOWrapper:
 
 def first_line(path: str | Path, skip_blank: bool = False) -> str:
     """The file's first line (or first non-blank one), without its line ending, for sniffing a
-    format; "" when it cannot be read (the reader proper then names the problem)."""
+    format; "" when it cannot be read (the reader proper then names the problem). A path that is
+    no regular file is :func:`check_file`'s error first: opening a FIFO no one writes to waited forever."""
     try:
-        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        with open(check_file(path), encoding="utf-8-sig", errors="replace") as fh:
             for line in fh:
                 line = line.rstrip("\r\n")
                 if line.strip() or not skip_blank:

@@ -15,6 +15,7 @@ from typing import Any
 
 import regex
 
+from data_connectors.base import check_file
 from shared.errors import BadInput
 
 # What an article id may be: up to 128 letters, digits and URI characters, so a feed's permalink
@@ -85,8 +86,8 @@ def open_source(target: str | Path, source: str | None = None, fmt: str | None =
             fmt = "jsonl"
         else:
             fmt = _sniff(target)
-    if fmt != "rss" and not Path(target).is_file():
-        raise BadInput(f"{target}: no such file")
+    if fmt != "rss":
+        check_file(target)
     classes = {"rss": FeedSource, "csv": CsvSource, "jsonl": JsonlSource}
     if fmt not in classes:
         raise BadInput(f"unknown news format {fmt!r}; use rss, csv or jsonl")
@@ -95,7 +96,7 @@ def open_source(target: str | Path, source: str | None = None, fmt: str | None =
 
 def _sniff(target: str) -> str:
     try:
-        head = Path(target).read_bytes()[:512].lstrip()
+        head = check_file(target).read_bytes()[:512].lstrip()
     except OSError as exc:
         raise BadInput(f"{target}: cannot read ({exc.strerror})") from None
     if head.startswith(b"<"):

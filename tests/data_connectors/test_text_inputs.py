@@ -128,3 +128,25 @@ def test_a_file_of_no_known_format_says_so_not_invalid_json(tmp_path: Path, firs
     path.write_text(first + "\n1::661::3::978302109\n")
     with pytest.raises(BadRow, match=rf"^{path}:1: not TSV, CSV or JSONL: .*sed 's/::/\\t/g'"):
         read_interactions(path, skip_bad=False)
+
+
+@pytest.mark.timeout(30)  # the fault was a wait for a writer that never came
+def test_a_pipe_is_named_as_one_and_never_waited_on(tmp_path: Path) -> None:
+    """CLI QA: `--input /dev/stdin` on a pipe, `<(...)` and a FIFO were "no such file", and a FIFO
+    without a suffix (sniffed by its first line) hung every reader until a writer came."""
+    import os
+
+    from data_connectors.news import open_source
+    from training.predict import predict_file
+
+    fifo = tmp_path / "rows"
+    os.mkfifo(fifo)
+    reason = "not a regular file (a pipe or device; the file is read more than once): save it to a file first"
+    readers = [lambda: list(iter_rows(fifo)), lambda: read_interactions(fifo), lambda: load_labelled(fifo),
+               lambda: load_faq(fifo), lambda: open_source(fifo),
+               lambda: predict_file(None, "news/sentiment", fifo, tmp_path / "out.jsonl")]  # type: ignore[arg-type]
+    for read in readers:
+        with pytest.raises(BadInput, match=rf"^{fifo}: {reason}$".replace("(", r"\(").replace(")", r"\)")):
+            read()
+    with pytest.raises(BadInput, match=rf"^{tmp_path / 'gone'}: no such file$"):
+        list(iter_rows(tmp_path / "gone"))
