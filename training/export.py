@@ -35,7 +35,12 @@ _PARITY_TEXTS = [
 
 def export_onnx(model_dir: str | Path, *, int8: bool = False,
                 parity_texts: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
-    """Export ``model_dir`` to ``model_dir/onnx``; returns the folder and the parity report."""
+    """Export ``model_dir`` to ``model_dir/onnx``; returns the folder and the parity report.
+
+    An int8 graph already there is made again from the new export even without ``int8``: the
+    fresh folder replaced it with none, and the services' ``auto`` runtime, which prefers it,
+    quietly fell back to the slower graph.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -52,6 +57,7 @@ def export_onnx(model_dir: str | Path, *, int8: bool = False,
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True,
                                                                    attn_implementation="eager").eval()
     out = model_dir / "onnx"
+    int8 = int8 or (out / "model.int8.onnx").is_file()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=model_dir))
     os.chmod(tmp, default_mode(directory=True))  # renamed to onnx/ below: readable like the version

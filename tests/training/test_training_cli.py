@@ -69,6 +69,9 @@ def test_export_int8_writes_both_files_and_reports_parity(settings, model_copy: 
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in rows] == ["profit fell sharply", "record profit and strong growth"]
     assert all(abs(sum(r["scores"].values()) - 1) < 1e-4 for r in rows)
+    # CLI QA: exporting again without --int8 deleted the int8 graph the services' `auto` runtime prefers
+    again = invoke("export", "--model", str(model_copy))
+    assert (onnx_dir / "model.int8.onnx").is_file() and "parity model.int8.onnx" in again.stderr
 
 
 def test_export_parity_texts_come_from_the_versions_text_field(tmp_path: Path) -> None:
