@@ -230,7 +230,7 @@ def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
             continue
         fields = _tsv_fields(line)
         if header is None:
-            header = fields
+            header = [name.strip() for name in fields]  # "id\t text": the column is "text"
             continue
         if len(fields) > len(header):
             raise BadRow(path, line_no, "more fields than the header")
@@ -265,7 +265,7 @@ def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] |
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
             if header is None:
-                header = record
+                header = [name.strip() for name in record]  # "id, text" (a space after each comma): "text"
                 continue
             row: dict[Any, Any] = dict(zip(header, record, strict=False))
             if len(record) > len(header):

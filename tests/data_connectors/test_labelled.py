@@ -256,3 +256,16 @@ def test_a_row_short_of_the_label_column_names_the_missing_field(tmp_path: Path,
     path.write_text(f"text{sep}label\nup{sep}positive\njust text\n")
     with pytest.raises(BadRow, match=rf"^{path}:3: missing field 'label' \(use --label-field"):
         load_labelled(path)
+
+
+@pytest.mark.parametrize(("name", "body", "text", "target"), [
+    ("d.csv", "text, label\nprofit rose, positive\n", "profit rose", 2),
+    ("d.tsv", " text \t label\nloss\tnegative\n", "loss", 0),
+])
+def test_spaces_around_csv_and_tsv_header_names_are_no_part_of_them(tmp_path: Path, name: str, body: str,
+                                                                   text: str, target: int) -> None:
+    """CLI QA: the header `text, label` (a space after the comma) was "missing field 'label'"."""
+    path = tmp_path / name
+    path.write_text(body)
+    data = load_labelled(path)
+    assert (data.texts, data.targets) == ([text], [target])
