@@ -544,6 +544,50 @@ def test_widget_labels_shared_questions_and_takes_feedback_on_answers(chat_setti
         assert [(r.rating, r.entry_id, r.query) for r in rows] == [(-1, "gift", q)]
 
 
+@pytest.mark.browser
+def test_widget_picks_id_0_and_keeps_a_rating_only_once_it_is_stored(chat_settings, bow, tmp_path) -> None:
+    """Browser QA: the pick of an entry whose id is the integer 0 went as a retyped question ("Did you
+    mean" again); a feedback post that failed left both thumbs disabled, shown as rated after a
+    reload; and a stored rating dropped the focus to <body>, where Escape no longer closed the chat."""
+    from sqlalchemy import select
+
+    from services.chatbot import create_app
+    from services.chatbot.kb import build_kb_dir
+    from services.chatbot.models import ChatFeedback
+    from services.chatbot.service import kb_dir
+    from shared.db import get_db
+
+    q = "Where do I get this card"
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text(json.dumps({"id": 0, "question": q, "answer": "The Platinum card is issued at any branch."}) + "\n"
+                   + json.dumps({"id": 1, "question": q, "answer": "The ISIC card is ordered online."}) + "\n"
+                   + json.dumps({"id": 2, "question": "How do I close my account", "answer": "Visit a branch."}) + "\n")
+    build_kb_dir(faq, kb_dir(chat_settings), bow, "flat", model="bow", progress=False)
+    app = create_app(chat_settings, encoder=bow)
+    with demo_page(app) as (page, base):
+        box, log = ask_on_demo_page(page, base, q)
+        log.locator(".fpc-sugg button").first.wait_for(timeout=15_000)
+        log.locator(".fpc-sugg button", has_text="Platinum").click()
+        log.get_by_text("The Platinum card is issued at any branch.").wait_for(timeout=15_000)
+        helpful = log.locator(".fpc-bot").last.get_by_role("button", name="Helpful", exact=True)
+        page.route("**/v1/feedback", lambda route: route.abort("internetdisconnected"))
+        helpful.click()
+        page.get_by_role("status").get_by_text("couldn't save your feedback").wait_for(timeout=15_000)
+        assert helpful.is_enabled() and helpful.get_attribute("aria-pressed") == "false"
+        page.unroute("**/v1/feedback")
+        helpful.focus()
+        page.keyboard.press("Enter")
+        page.get_by_role("status").get_by_text("Thanks for your feedback").wait_for(timeout=15_000)
+        assert helpful.is_disabled() and helpful.get_attribute("aria-pressed") == "true"
+        assert page.evaluate("document.querySelector('finpulse-chat').shadowRoot.activeElement?.id") == "fpc-input"
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("dialog")).to_be_hidden()
+        sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+    with get_db(app).session() as s:
+        rows = s.execute(select(ChatFeedback).where(ChatFeedback.session_id == sid)).scalars().all()
+        assert [(r.rating, r.entry_id) for r in rows] == [(1, "0")]
+
+
 PLAIN_STARS = ("Fee 1000* and 500* apply, 60%* of value. * conditions apply. Security cheques favoring the Bank "
                "Loan Account No. << >>*** ECS mandate duly filled. ***Security Cheques: issue 1 cheque. "
                "Keep snake_case_words, but *this* and **that** and _these_ and __those__ and ***both*** are marked, "

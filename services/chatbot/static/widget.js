@@ -316,9 +316,11 @@
     return svg;
   }
 
-  /* Thumbs up/down under an answer: POST /v1/feedback once, then thanks in the status region. */
+  /* Thumbs up/down under an answer: POST /v1/feedback once, then thanks in the status region.
+   * Rated (and kept for a reload) only once the server stored it: a failed post left both thumbs
+   * disabled for good, shown as rated. */
   function addFeedback(msg, item) {
-    var fb = item[2];
+    var fb = item[2], pending = false;
     var row = el("div", {"class": "fpc-fb", "role": "group", "aria-label": "Was this answer helpful?"});
     [["up", "Helpful"], ["down", "Not helpful"]].forEach(function (r) {
       var b = el("button", {"type": "button", "aria-label": r[1], "title": r[1],
@@ -326,19 +328,28 @@
       b.appendChild(thumb(r[0] === "down"));
       b.disabled = !!fb.rated;
       b.addEventListener("click", function () {
-        if (fb.rated) { return; }
-        fb.rated = r[0];
-        Array.prototype.forEach.call(row.querySelectorAll("button"), function (x) { x.disabled = true; });
+        if (fb.rated || pending) { return; }
+        pending = true;
         b.setAttribute("aria-pressed", "true");
-        store(HISTORY_KEY, JSON.stringify(shown));
         var body = {session_id: sessionId, rating: r[0], entry_id: fb.entry_id};
         if (fb.message) { body.message = fb.message; }
+        function unsaved() {
+          pending = false;
+          b.setAttribute("aria-pressed", "false");
+          status.textContent = "Sorry, we couldn't save your feedback.";
+        }
         fetch(base + "/v1/feedback", {method: "POST", headers: {"Content-Type": "application/json"},
           body: JSON.stringify(body)})
           .then(function (res) {
-            status.textContent = res.ok ? "Thanks for your feedback." : "Sorry, we couldn't save your feedback.";
+            if (!res.ok) { unsaved(); return; }
+            fb.rated = r[0];
+            store(HISTORY_KEY, JSON.stringify(shown));
+            /* a disabled button drops the focus to <body>, where Escape no longer closes the chat */
+            if (row.contains(root.activeElement)) { input.focus(); }
+            Array.prototype.forEach.call(row.querySelectorAll("button"), function (x) { x.disabled = true; });
+            status.textContent = "Thanks for your feedback.";
           })
-          .catch(function () { status.textContent = "Sorry, we couldn't save your feedback."; });
+          .catch(unsaved);
       });
       row.appendChild(b);
     });
@@ -448,7 +459,8 @@
     }
     var body = {message: text};
     if (sessionId) { body.session_id = sessionId; }
-    if (entryId) { body.entry_id = entryId; }
+    /* an integer id 0 is an id: `if (entryId)` sent the pick as a retyped question, "Did you mean" again */
+    if (entryId !== undefined && entryId !== null) { body.entry_id = entryId; }
     var abort = new AbortController(), timer = setTimeout(function () { abort.abort(); }, ASK_TIMEOUT_MS);
     fetch(base + "/v1/chat", {method: "POST", headers: {"Content-Type": "application/json"},
       body: JSON.stringify(body), signal: abort.signal})
