@@ -111,11 +111,14 @@ def test_a_retracted_alert_leaves_the_open_dashboard(app, pipe) -> None:
             page.goto(f"http://127.0.0.1:{server.port}/?ticker=ACME")
             page.wait_for_selector('#alerts li[data-id="ACME-20240331T0000"]', timeout=15_000)
             page.wait_for_selector("#live.on", timeout=15_000)  # the stream is open
+            page.focus('#alerts li[data-id="ACME-20240331T0000"]')
             calm = [{**r, "title": f"$ACME hosts investor day #{i}", "body": "Routine."}
                     for i, r in enumerate(burst("ACME", day))]
             pipe.score(pipe.ingest(calm).to_score)  # the burst's articles corrected: its alert is retracted
             page.wait_for_selector("#alerts li", state="detached", timeout=15_000)
             assert page.is_visible("#no-alerts")
+            # browser QA: the focused alert gone, focus fell to <body>; it goes to a neighbour or the list
+            assert page.evaluate("document.activeElement.id") == "alerts"
             browser.close()
     finally:
         server.shutdown()
@@ -166,6 +169,13 @@ def test_opening_an_alert_lists_the_articles_of_its_bucket(app, pipe) -> None:
         rows = page.locator("#articles tbody tr")
         assert rows.count() == a["article_count"] == 8 < window
         assert all(w.startswith("2024-03-31") for w in rows.locator("td.when").all_inner_texts())
+        # browser QA: under a source filter (the burst is all wire0) the table said "No articles" below
+        # "8 articles": an alert counts every source, and its table lists them all, saying so
+        page.select_option("#source", "wire1")
+        page.click(item)
+        page.wait_for_function("document.getElementById('articles-title').innerText.endsWith('(all sources)')",
+                               timeout=15_000)
+        assert rows.count() == 8 and set(rows.locator("td.source").all_inner_texts()) == {"wire0"}
         assert errors == []
 
 

@@ -51,7 +51,9 @@
       if (!state.data || !state.data.alert_bucket_s) return;
       const end = new Date(Date.parse(a.at) + state.data.alert_bucket_s * 1000).toISOString();
       // all of them (up to the endpoint's 1000), so the table agrees with the count it is titled with
-      await loadArticles(a.at, end, "alert " + iso(a.at) + " · " + count + " articles", Math.min(Math.max(count, 100), 1000));
+      // of every source, as the alert counted them: under a source filter the table said none
+      await loadArticles(a.at, end, "alert " + iso(a.at) + " · " + count + " articles" + ($("source").value ? " (all sources)" : ""),
+                         Math.min(Math.max(count, 100), 1000), false);
     };
     li.tabIndex = 0;  // reachable and opened by keyboard too, not by mouse only
     li.setAttribute("role", "button");  // announced as something that acts, not as plain text
@@ -95,7 +97,10 @@
     chartChanged(tickerOf(id));
     const known = itemOf(id);
     if (!known) return;
+    // the focused one gone: focus its neighbour (or the list), not <body>, where the keyboard starts over
+    const next = document.activeElement === known ? known.nextElementSibling || known.previousElementSibling || $("alerts") : null;
     known.remove();
+    if (next) next.focus();
     $("no-alerts").hidden = $("alerts").children.length > 0 || !$("alerts-error").hidden;
   }
   let listed = null;  // the first fill of the list: stream events wait for it, so none it holds reads as new
@@ -241,11 +246,11 @@
   });
 
   // ---- articles -------------------------------------------------------------
-  async function loadArticles(start, end, label, limit = 100) {
+  async function loadArticles(start, end, label, limit = 100, bySource = true) {
     const q = new URLSearchParams({ limit: String(limit) });
     if (start) q.set("start", start);
     if (end) q.set("end", end);
-    if ($("source").value) q.set("source", $("source").value);
+    if (bySource && $("source").value) q.set("source", $("source").value);
     const data = await getJSON("/v1/tickers/" + encodeURIComponent(state.ticker) + "/articles?" + q);
     $("articles-title").textContent = "Articles · " + state.ticker + (label ? " · " + label : "");
     const body = $("articles").tBodies[0];
