@@ -1,4 +1,5 @@
-"""What a ``--resume`` checkpoint must be, checked without torch (the service checks it too).
+"""What a ``--resume`` checkpoint must be, checked without torch (the service checks it too), and
+how one is written.
 
 The trainer writes ``checkpoint.pt`` with ``torch.save``: a zip holding ``<name>/data.pkl``,
 the pickled state dict, whose tensors live in other members. Any other file (``/etc/passwd``,
@@ -11,10 +12,13 @@ no torch import and no tensor read, and a retrain request is refused before it i
 from __future__ import annotations
 
 import pickletools
+import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
-from shared.errors import BadInput
+from shared.errors import BadInput, FinPulseError
+from shared.io import atomic_write
 
 # what classification._train_in reads from every checkpoint (the others are optional)
 CHECKPOINT_KEYS = frozenset({"model", "optimizer", "scheduler", "step", "epoch", "best_f1", "history"})
@@ -46,3 +50,18 @@ def check_checkpoint(path: str | Path, name: str = "--resume") -> Path:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):  # damaged or not a pickle
         pass
     raise not_ours
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through a temp file renamed into place: written in place, a kill or a full disk
+    mid-save left a truncated file (the run's only resumable state, ~450 MB) that --resume refused,
+    and a full disk said only "[enforce fail at inline_container.cc] unexpected pos"."""
+    import torch
+
+    try:
+        with atomic_write(path, "wb") as fh:
+            torch.save(state, fh)
+    except (OSError, RuntimeError) as exc:
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise FinPulseError(f"cannot write the checkpoint {path} ({free:.0f} MB free on its disk; "
+                            f"the previous one, if any, is kept): {str(exc).splitlines()[0]}") from None

@@ -36,7 +36,7 @@ from shared.logs import say
 from shared.model_loading import model_loading
 from shared.registry import ModelVersion, Registry
 from shared.runtimes import autocast_dtype, resolve_device
-from training.checkpoint import check_checkpoint
+from training.checkpoint import check_checkpoint, save_checkpoint
 from training.config import SentimentTrainConfig
 from training.distributed import Silent, init_ranks
 from training.evaluation import classification_metrics, save_confusion_png
@@ -563,13 +563,13 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
         if stop and b < len(batches) - 1:
             break  # stopped mid-epoch: the last checkpoint stays the resumable state
         if ranks.main and checkpoint:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
-                        "best_f1": best_f1, "best_state": best_state, "history": history,
-                        "ema": ema.shadow if ema is not None else None,
-                        "config": config.to_dict(), "data": data_lineage,
-                        "scaler": scaler.state_dict() if scaler.is_enabled() else None},
-                       run_dir / "checkpoint.pt")
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch + 1,
+                             "best_f1": best_f1, "best_state": best_state, "history": history,
+                             "ema": ema.shadow if ema is not None else None,
+                             "config": config.to_dict(), "data": data_lineage,
+                             "scaler": scaler.state_dict() if scaler.is_enabled() else None},
+                            run_dir / "checkpoint.pt")
         if stop:
             break
     writer.close()

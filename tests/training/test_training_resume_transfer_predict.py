@@ -57,6 +57,31 @@ def test_check_checkpoint_tells_a_checkpoint_from_other_files(tmp_path: Path) ->
         check_checkpoint(tmp_path / "nope.pt")
 
 
+class _DiskFull:
+    """Pickled halfway through a checkpoint, as a full disk stops torch.save."""
+
+    def __reduce__(self) -> tuple:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path: Path) -> None:
+    """Ops QA: the trainer saved checkpoint.pt in place; a kill or a full disk mid-save left a
+    truncated file that --resume refused (the whole run lost), with "unexpected pos ..." as the error."""
+    import torch
+
+    from shared.errors import FinPulseError
+    from training.checkpoint import check_checkpoint, save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(_checkpoint_like(torch), path)
+    before = path.read_bytes()
+    with pytest.raises(FinPulseError, match=rf"cannot write the checkpoint {path} \(\d+ MB free on its disk; the "
+                                            r"previous one, if any, is kept\): .*No space left on device"):
+        save_checkpoint({**_checkpoint_like(torch), "history": [_DiskFull()]}, path)
+    assert path.read_bytes() == before and check_checkpoint(path) == path
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left
+
+
 def test_cli_resume_of_a_file_that_is_no_checkpoint_fails_before_the_model_loads(settings, tiny_train: Path) -> None:
     """It loaded the model, then died in torch.load: `finpulse: error: IndexError: list index out of range`, exit 1."""
     env = {**os.environ, "FINPULSE_HOME": str(settings.home), "HF_HUB_OFFLINE": "1"}
