@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 from typing import Any
 
 import click
@@ -92,7 +93,15 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
                                            ignore_result=True)  # the job row carries the outcome
         click.echo(job_id)
         return
-    job = resolve_name(JOB_RUNNERS[spec.start])(job_id, settings, db)
+    from training.tuning import interrupt_on_sigterm
+
+    click.echo(f"job {job_id}: running here (finpulse ops job {job_id} shows it)", err=True)
+    previous = interrupt_on_sigterm()  # SIGTERM ends the job as Ctrl-C does (it died silently, "running")
+    try:
+        job = resolve_name(JOB_RUNNERS[spec.start])(job_id, settings, db)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     _echo({k: job[k] for k in ("id", "status", "result", "error")})
     if job["status"] != "succeeded":
         raise click.ClickException(job["error"] or job["status"])

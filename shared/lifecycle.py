@@ -157,7 +157,8 @@ def job_stage(db: Database, job_id: str, stage: str, message: str) -> None:
 
 def run_job(db: Database, job_id: str, work: Callable[[dict[str, Any]], dict[str, Any]], *,
             heartbeat_s: float = HEARTBEAT_S) -> dict[str, Any]:
-    """Run ``work(params)`` as job ``job_id`` to its end; the row says how it went (never raises).
+    """Run ``work(params)`` as job ``job_id`` to its end; the row says how it went (raises only an
+    interrupt, after ending the job as cancelled).
 
     Only a queued job starts: a re-delivered task (its worker died) finds its job ended, or
     running elsewhere, and leaves it alone; one cancelled while queued ends without starting.
@@ -179,6 +180,11 @@ def run_job(db: Database, job_id: str, work: Callable[[dict[str, Any]], dict[str
             log.exception("job %s crashed", job_id)
             _end(db, job_id, "failed", error=f"{type(exc).__name__}: {exc}",
                  progress={"stage": "failed"}, log_line=f"crashed: {type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM of `ops retrain` run in the foreground: it stayed
+            # "running" for good (no worker here reaps lost jobs), and `ops cancel` left it "cancelling"
+            _end(db, job_id, "cancelled", progress={"stage": "cancelled"},
+                 log_line="interrupted (Ctrl-C or SIGTERM) before it finished")
+            raise
     return get_job(db, job_id)
 
 

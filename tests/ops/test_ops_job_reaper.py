@@ -164,3 +164,18 @@ def test_start_reaper_reaps_at_once(db):
         _wait("the first pass", lambda: lifecycle.get_job(db, lost)["status"] == "failed")
     finally:
         stop.set()
+
+
+def test_an_interrupted_job_ends_cancelled_and_the_interrupt_goes_on(db):
+    """Ops QA: Ctrl-C or SIGTERM of `ops retrain` in the foreground left its job "running" for good
+    (no worker here reaps lost jobs) and a later `ops cancel` left it "cancelling"."""
+    job_id = lifecycle.create_job(db, "retrain:news/sentiment", {"domain": "news"}, actor="alice")
+
+    def work(_params):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.run_job(db, job_id, work)
+    job = lifecycle.get_job(db, job_id)
+    assert (job["status"], job["progress"]["stage"]) == ("cancelled", "cancelled")
+    assert "interrupted (Ctrl-C or SIGTERM) before it finished" in job["log"]
