@@ -104,6 +104,8 @@ class SentimentTrainConfig:
             _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
                    name, getattr(self, name), "an integer >= 1")
         _check(self.patience >= 0, "patience", self.patience, "an integer >= 0")
+        _check(0 <= self.seed < 2**32, "seed", self.seed, "0..2**32-1 (numpy's seed range)")
+        _check(0 <= self.lora_dropout < 1, "lora_dropout", self.lora_dropout, "in [0, 1)")
         _check(self.lr is None or 0 < self.lr < 1, "lr", self.lr, "a learning rate between 0 and 1 (e.g. 1e-4)")
         _check(self.head_lr is None or 0 < self.head_lr < 1, "head_lr", self.head_lr, "None or between 0 and 1")
         _check(0 < self.layer_decay <= 1, "layer_decay", self.layer_decay, "in (0, 1]")
@@ -168,12 +170,13 @@ class SentimentTrainConfig:
         return path
 
 
-_KINDS = {"float": ((int, float), "a number"), "int": ((int,), "an integer"), "str": ((str,), "a string")}
+_KINDS = {"float": ((int, float), "a number"), "int": ((int,), "an integer"), "str": ((str,), "a string"),
+          "bool": ((bool,), "true or false (JSON, lower case)")}
 
 
 def wrong_type(config: Any) -> tuple[str, Any, str] | None:
     """The first field of the dataclass ``config`` whose value is not of its annotated kind
-    (``int``, ``float``, ``str``; ``| None`` allows None; other annotations are not checked), as
+    (``int``, ``float``, ``str``, ``bool``; ``| None`` allows None; other annotations are not checked), as
     (name, value, what it should be): ``--set`` values and a job's JSON options arrive untyped,
     and ``"8"`` then failed as a comparison deep inside instead of being named."""
     for f in dataclasses.fields(config):
@@ -181,7 +184,8 @@ def wrong_type(config: Any) -> tuple[str, Any, str] | None:
         if kinds[0] not in _KINDS or (value is None and "None" in kinds):
             continue
         types, what = _KINDS[kinds[0]]
-        if not isinstance(value, types) or isinstance(value, bool):
+        # a bool is an int to Python: only a bool field takes one ("False" as text turned class weights on)
+        if not isinstance(value, types) or (isinstance(value, bool) != (kinds[0] == "bool")):
             return f.name, value, what
     return None
 

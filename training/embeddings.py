@@ -16,6 +16,7 @@ figure the ops evaluation gate compares with production's.
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import tempfile
@@ -68,9 +69,11 @@ class EmbeddingsConfig:
         if (bad := wrong_type(self)) is not None:  # a job's JSON `"epochs": "8"`
             name, value, what = bad
             raise BadInput(f"{name} must be {what}, got {value!r}")
-        for name in ("epochs", "lr", "max_minutes", "scale"):
-            if getattr(self, name) <= 0:
-                raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("epochs", "lr", "max_minutes", "scale"):  # nan and inf failed deep inside (OverflowError)
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise BadInput(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.seed < 2**32:
+            raise BadInput(f"seed must be in 0..2**32-1, got {self.seed}")
         if self.adversarial_eps < 0:
             raise BadInput(f"adversarial_eps must be >= 0, got {self.adversarial_eps!r}")
         if self.batch_size < 2:

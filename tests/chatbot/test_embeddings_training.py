@@ -63,6 +63,12 @@ def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
         EmbeddingsConfig(epochs="many")
     with pytest.raises(BadInput, match="^batch_size must be an integer, got 8.5$"):
         EmbeddingsConfig(batch_size=8.5)
+    # ops QA: nan and inf failed deep inside ("cannot convert float NaN to integer", OverflowError)
+    for bad in ({"epochs": float("nan")}, {"epochs": float("inf")}, {"lr": float("nan")}):
+        with pytest.raises(BadInput, match="must be a finite number > 0"):
+            EmbeddingsConfig(**bad)
+    with pytest.raises(BadInput, match=r"^seed must be in 0\.\.2\*\*32-1, got -1$"):
+        EmbeddingsConfig(seed=-1)
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"text": "hi", "id": "zz"}) + "\n")
     with pytest.raises(BadInput, match="pairs.jsonl:1: id 'zz' is not in the knowledge base"):
         read_pairs(tmp_path / "pairs.jsonl", {"a"})

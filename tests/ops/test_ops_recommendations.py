@@ -234,7 +234,8 @@ def test_ops_cli_retrains_recommenders_with_the_endpoints_checks(recs, tmp_path)
     domain = recs["domain"]
     done = CliRunner().invoke(cli, ["ops", "retrain", "--domain", domain, "--task", TASK])
     assert done.exit_code == 0, done.output
-    job = json.loads(done.output)
+    job = json.loads(done.stdout)  # stderr names the job first
+    assert done.stderr == f"job {job['id']}: running here (finpulse ops job {job['id']} shows it)\n"
     assert job["status"] == "succeeded" and job["result"]["version"] == f"{domain}/{TASK}@v2", job
     assert recs["registry"].production(domain, TASK).version == 2
     bad = tmp_path / "bad.tsv"

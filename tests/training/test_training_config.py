@@ -22,6 +22,12 @@ from training import SentimentTrainConfig
     ({"max_length": "abc"}, "max_length='abc'"),  # an integer field: was a TypeError from a comparison
     ({"patience": "2"}, "patience='2'"),
     ({"seed": "x"}, "seed='x'"),  # was accepted, to fail in torch.manual_seed
+    # ops QA: `--set class_weights=False` (not JSON: the text "False", truthy) turned class weights on
+    ({"class_weights": "False"}, "class_weights='False'"),
+    ({"skip_bad": 1}, "skip_bad=1"),
+    ({"seed": -1}, "seed=-1"),  # numpy's range: "Seed must be between 0 and 2**32 - 1" after the model loaded
+    ({"seed": 2**32}, "seed=4294967296"),
+    ({"lora_dropout": 1.0}, "lora_dropout=1.0"),
 ])
 def test_bad_values_are_named(changes: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
