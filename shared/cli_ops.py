@@ -156,11 +156,18 @@ def gate(ref: str, eval_set: str | None) -> None:
 
     Exits 1 when the gate refuses REF, so a script can run `ops gate REF && ops promote REF`.
     """
-    from shared.gate import run_gate
+    from shared.gate import load_report, run_gate
     from shared.registry import get_registry
 
     settings = get_settings()
-    report = run_gate(settings, get_registry(settings).resolve_version(ref), eval_set=eval_set)
+    registry = get_registry(settings)
+    mv = registry.resolve_version(ref)
+    current = registry.production(mv.domain, mv.task)
+    report = load_report(mv.path) if current is not None and current.version == mv.version else None
+    if report is not None:  # gated again it met no production and overwrote its verdict against the one it replaced
+        click.echo(f"{mv.ref} is production: its gate report is the one it was promoted with (not redone)", err=True)
+    else:
+        report = run_gate(settings, mv, eval_set=eval_set)
     _echo({k: v for k, v in report.items() if k != "reference"})
     if not report["passed"]:
         click.echo(f"finpulse: gate refused {report['candidate']}: {report['summary']}", err=True)

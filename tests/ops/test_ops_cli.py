@@ -72,3 +72,18 @@ def test_ops_gate_exits_1_when_it_refuses(ops):
     refused = _run("ops", "gate", worse.ref)
     assert refused.exit_code == 1 and json.loads(refused.stdout)["passed"] is False
     assert refused.stderr.startswith(f"finpulse: gate refused {worse.ref}: refused: macro_f1 0.5000")
+
+
+def test_ops_gate_of_production_shows_the_verdict_it_was_promoted_with(ops):
+    """Ops QA: `ops gate` of the production version gated it against no production and overwrote
+    gate.json with "no production version; ..." (its comparison with the version it replaced lost)."""
+    registry = ops["registry"]
+    v2 = registry.register("news", "sentiment", ops["v1"].path, move=False)
+    gated = _run("ops", "gate", v2.ref)
+    assert gated.exit_code == 0 and json.loads(gated.stdout)["production"] == ops["v1"].ref
+    assert _run("ops", "promote", v2.ref).exit_code == 0
+    before = (v2.path / "gate.json").read_text()
+    again = _run("ops", "gate", v2.ref)
+    assert again.exit_code == 0 and json.loads(again.stdout)["production"] == ops["v1"].ref
+    assert again.stderr == f"{v2.ref} is production: its gate report is the one it was promoted with (not redone)\n"
+    assert (v2.path / "gate.json").read_text() == before
