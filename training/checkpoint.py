@@ -62,6 +62,8 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         with atomic_write(path, "wb") as fh:
             torch.save(state, fh)
     except (OSError, RuntimeError) as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C or SIGTERM mid-write: torch's
+            raise exc.__context__ from None  # writer turned it into "unexpected pos": an interrupt still
         free = shutil.disk_usage(path.parent).free / 2**20
         raise FinPulseError(f"cannot write the checkpoint {path} ({free:.0f} MB free on its disk; "
                             f"the previous one, if any, is kept): {str(exc).splitlines()[0]}") from None

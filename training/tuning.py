@@ -6,6 +6,7 @@ registers deliberately; the best config is written to ``FINPULSE_HOME/tuning/``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -37,7 +38,7 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
     import optuna
 
     from shared.settings import load_settings
-    from training.classification import run_transfer_stage, train_sentiment
+    from training.classification import check_inputs, load_data, run_transfer_stage, train_sentiment
 
     if trials < 1:
         raise BadInput("--trials must be at least 1")
@@ -45,6 +46,13 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
     # what retraining with the best parameters will run; a bad --set fails here, before any training
     final = SentimentTrainConfig.from_dict({"train_path": train_path, "dev_path": dev_path, "domain": domain,
                                             "method": method, "seed": seed, **fixed})
+    # as `train sentiment` checks them, before the first trial: a bad domain, a missing file or a bad
+    # row failed inside trial 0, under Optuna's "Trial 0 failed" warning and its traceback
+    Registry(settings.registry_dir).task_dir(final.domain, final.task)
+    load_data(final)
+    check_inputs(final)
+    for handler in optuna.logging.get_logger("optuna").handlers:  # its stderr handler: its children's records too
+        handler.addFilter(_no_failed_trial_report)
     base = final.replace(time_budget_min=trial_budget_min)
     scratch = _scratch_home()
     previous = interrupt_on_sigterm()
@@ -91,6 +99,13 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
             "transfer": None if transfer is None else {k: transfer[k] for k in ("data", "dev_accuracy", "seconds")}}
     write_json(settings.home / "tuning" / f"{domain}-sentiment-best.json", best)
     return best
+
+
+def _no_failed_trial_report(record: logging.LogRecord) -> bool:
+    """Drop Optuna's "Trial N failed ..." warning: it carries a traceback, and the error itself ends
+    the search as one `finpulse: error:` line (an interrupt too)."""
+    message = record.getMessage()
+    return not (record.levelno >= logging.WARNING and message.startswith("Trial ") and " failed with " in message)
 
 
 def _scratch_home() -> Path:

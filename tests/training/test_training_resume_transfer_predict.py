@@ -82,6 +82,31 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path: Pa
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left
 
 
+def test_an_interrupt_mid_save_stays_an_interrupt_and_keeps_the_previous_checkpoint(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """Ops QA: SIGTERM during torch.save came out of torch's writer as RuntimeError "unexpected pos",
+    which read as a failed write ("cannot write the checkpoint") instead of the interrupt it was."""
+    import torch
+
+    from training.checkpoint import save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(_checkpoint_like(torch), path)
+    before = path.read_bytes()
+
+    def interrupted_save(_state, fh) -> None:  # as torch's zip writer reports a signal mid-write
+        fh.write(b"PK\x03\x04 part of it")
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 137831488") from None
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 2}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
 def test_cli_resume_of_a_file_that_is_no_checkpoint_fails_before_the_model_loads(settings, tiny_train: Path) -> None:
     """It loaded the model, then died in torch.load: `finpulse: error: IndexError: list index out of range`, exit 1."""
     env = {**os.environ, "FINPULSE_HOME": str(settings.home), "HF_HUB_OFFLINE": "1"}
