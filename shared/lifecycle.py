@@ -155,6 +155,9 @@ def job_stage(db: Database, job_id: str, stage: str, message: str) -> None:
         raise JobCancelled(f"job {job_id} cancelled")
 
 
+MODEL_FILES = ("config.json", "ids.json")  # one of them in every version that holds a model
+
+
 def run_job(db: Database, job_id: str, work: Callable[[dict[str, Any]], dict[str, Any]], *,
             heartbeat_s: float = HEARTBEAT_S) -> dict[str, Any]:
     """Run ``work(params)`` as job ``job_id`` to its end; the row says how it went (raises only an
@@ -418,7 +421,8 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
     try:
         mv = registry.resolve_version(ref)
         target = mv.ref
-        if not any((mv.path / name).is_file() for name in ("config.json", "train_config.json", "metrics.json")):
+        # a Hugging Face model's config or a recommender's ids: metrics.json alone passed, and serving broke
+        if not any((mv.path / name).is_file() for name in MODEL_FILES):
             raise ModelNotFound(f"{mv.ref}: {mv.path} holds no model; promoting it would break serving")
         if force and not (reason or "").strip():
             raise BadInput("a forced promotion needs a reason (it goes into the audit log)")

@@ -8,6 +8,7 @@ small JSON file replaced atomically; its ``history`` makes rollback one step.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from shared.errors import BadInput, Conflict, ModelNotFound
 from shared.io import file_lock, open_tree, read_json, write_json
 
 UNCHECKED: Any = object()  # promote/rollback without a compare-and-swap on the current version
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LAST_VERSION = ".last_version"  # in a task folder: the highest version number given out
 _REF = re.compile(r"^(?P<domain>[^/@]+)/(?P<task>[^/@]+)(?:@(?P<version>[^/@]+))?$")
@@ -47,6 +49,10 @@ def _check_name(kind: str, value: str) -> str:
     if not _NAME.match(value or ""):
         raise BadInput(f"{kind} {value!r} is not a valid name (letters, digits, '-', '_', '.')")
     return value
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 class Registry:
@@ -134,7 +140,17 @@ class Registry:
         return self.task_dir(domain, task) / "production.json"
 
     def pointer(self, domain: str, task: str) -> dict[str, Any]:
-        return read_json(self.pointer_path(domain, task))
+        """The pointer's state; a damaged one (hand-edited: ``{"version": "abc"}``, a list) reads as
+        no production, with a warning, so promote repairs it (it failed on ``int()`` or ``.get``)."""
+        path = self.pointer_path(domain, task)
+        data = read_json(path)
+        version = data.get("version") if isinstance(data, dict) else None
+        history = data.get("history", []) if isinstance(data, dict) else None
+        if isinstance(data, dict) and (version is None or _is_version(version)) and isinstance(history, list) \
+                and all(_is_version(v) for v in history):
+            return data
+        log.warning("%s is damaged (%.80r): read as no production version; promoting one rewrites it", path, data)
+        return {}
 
     def production(self, domain: str, task: str) -> ModelVersion | None:
         version = self.pointer(domain, task).get("version")

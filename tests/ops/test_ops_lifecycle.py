@@ -50,6 +50,9 @@ def test_refused_version_needs_force_and_reason(ops):
     broken.mkdir()  # an empty version (made by hand): serving it would fail
     with pytest.raises(ModelNotFound, match="holds no model"):
         lifecycle.promote(settings, db, "news/sentiment@v3", actor="alice", force=True, reason="oops")
+    (broken / "metrics.json").write_text('{"macro_f1": 0.9}')  # ops QA: figures alone passed the check
+    with pytest.raises(ModelNotFound, match="holds no model"):
+        lifecycle.promote(settings, db, "news/sentiment@v3", actor="alice", force=True, reason="oops")
     assert registry.production("news", "sentiment").version == 1
 
 

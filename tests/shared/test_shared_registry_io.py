@@ -51,6 +51,20 @@ def test_register_promote_rollback_resolve(tmp_path):
     assert [v.ref for v in reg.all_versions()] == ["news/sentiment@v1", "news/sentiment@v2"]
 
 
+@pytest.mark.parametrize("damaged", ['{"version": "abc"}', "[1, 2]", '{"version": 1, "history": ["x"]}',
+                                     '{"version": true}'])
+def test_a_damaged_pointer_reads_as_no_production_and_promote_repairs_it(tmp_path, caplog, damaged: str):
+    """Ops QA: a hand-edited production.json failed `models promote` on int("abc") and `models list`
+    on `'list' object has no attribute 'get'` (exit 1, nothing could repair it)."""
+    reg = Registry(tmp_path / "registry")
+    v1 = reg.register("news", "sentiment", _model_dir(tmp_path, "a"))
+    reg.pointer_path("news", "sentiment").write_text(damaged)
+    assert reg.production("news", "sentiment") is None
+    assert "production.json is damaged" in caplog.text
+    assert reg.promote(v1.ref) == v1 and reg.production("news", "sentiment") == v1
+    assert reg.pointer("news", "sentiment") == {"version": 1, "history": [], "reason": None}
+
+
 def test_a_version_number_is_never_given_twice(tmp_path):
     """Regression (training QA): v2 deleted by hand, the next model became v2 again, and a
     rollback to the history's v2 made that never promoted model production."""
