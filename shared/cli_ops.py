@@ -43,9 +43,16 @@ def ops() -> None:
     """Retrain a domain behind the evaluation gate, promote, roll back, watch production."""
 
 
+# Each service's retrain spec (shared.admin.RetrainTask) by model task, so the CLI checks and
+# starts a job exactly as that service's POST /v1/admin/retrain does; the tasks `ops retrain` takes.
+SERVICE_SPECS = {"sentiment": "services.sentiment:retrain_task", "embeddings": "services.chatbot:retrain_task",
+                 "recommendations": "services.recommendations:retrain_task"}
+
+
 @ops.command("retrain")
 @click.option("--domain", required=True)
-@click.option("--task", default="sentiment", show_default=True)
+@click.option("--task", default="sentiment", show_default=True,
+              type=click.Choice(list(SERVICE_SPECS)))  # --task bogus made a job that failed
 @click.option("--data", "data", type=click.Path(exists=True, dir_okay=False),
               help="Training data: labelled texts (sentiment), the knowledge base (embeddings) or "
                    "interactions (recommendations; without it production is refitted on what it has).")
@@ -107,10 +114,6 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
         raise click.ClickException(job["error"] or job["status"])
 
 
-# Each service's retrain spec (shared.admin.RetrainTask) by model task, so the CLI checks and
-# starts a job exactly as that service's POST /v1/admin/retrain does; other tasks: training.tasks.
-SERVICE_SPECS = {"sentiment": "services.sentiment:retrain_task", "embeddings": "services.chatbot:retrain_task",
-                 "recommendations": "services.recommendations:retrain_task"}
 # A job's Celery task -> the function it runs, for jobs run in this process.
 JOB_RUNNERS = {"training.retrain": "training.tasks:run_retrain",
                "services.recommendations.tasks.retrain_job": "services.recommendations.retraining:run_retrain_job"}
@@ -119,10 +122,7 @@ JOB_RUNNERS = {"training.retrain": "training.tasks:run_retrain",
 def _retrain_spec(task: str) -> Any:
     from pkgutil import resolve_name
 
-    from shared.admin import RetrainTask
-    from training.tasks import TASK_NAME
-
-    return resolve_name(SERVICE_SPECS[task])() if task in SERVICE_SPECS else RetrainTask(TASK_NAME)
+    return resolve_name(SERVICE_SPECS[task])()
 
 
 @ops.command("job")

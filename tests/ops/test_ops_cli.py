@@ -87,3 +87,13 @@ def test_ops_gate_of_production_shows_the_verdict_it_was_promoted_with(ops):
     assert again.exit_code == 0 and json.loads(again.stdout)["production"] == ops["v1"].ref
     assert again.stderr == f"{v2.ref} is production: its gate report is the one it was promoted with (not redone)\n"
     assert (v2.path / "gate.json").read_text() == before
+
+
+def test_ops_retrain_takes_only_the_tasks_a_service_retrains(ops):
+    """Ops QA: `--task bogus` made a job that failed ("supported: sentiment, embeddings", while
+    recommendations is one too) instead of a refusal before any job."""
+    from shared.lifecycle import list_jobs
+
+    res = CliRunner().invoke(cli, ["ops", "retrain", "--domain", "news", "--task", "bogus"])
+    assert res.exit_code == 2 and "'bogus' is not one of 'sentiment', 'embeddings', 'recommendations'" in res.output
+    assert list_jobs(ops["db"]) == []
