@@ -231,8 +231,11 @@ class Registry:
         inside = path.relative_to(self.root.resolve()).parts if path.is_relative_to(self.root.resolve()) else ()
         if path.is_dir() and len(inside) == 3 and re.fullmatch(r"v\d+", inside[2]):
             return self.resolve_version(f"{inside[0]}/{inside[1]}@{inside[2]}")
-        if ref.strip().startswith(("./", "../", "/", "~")) and not path.exists():  # a path, not D/T
-            raise ModelNotFound(f"model directory {ref.strip()!r} does not exist")
+        if ref.strip().startswith(("./", "../", "/", "~")):  # a path, not D/T ("./copy" read as domain ".")
+            if not path.exists():
+                raise ModelNotFound(f"model directory {ref.strip()!r} does not exist")
+            raise ModelNotFound(f"model reference {ref!r} is a directory outside the registry's versions "
+                                "and not DOMAIN/TASK[@VERSION]")
         m = _REF.match(ref.strip())
         if not m:
             where = "a directory outside the registry's versions" if path.is_dir() else "no directory"

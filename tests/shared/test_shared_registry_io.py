@@ -19,7 +19,7 @@ def _model_dir(tmp_path, name: str):
     return d
 
 
-def test_register_promote_rollback_resolve(tmp_path):
+def test_register_promote_rollback_resolve(tmp_path, monkeypatch):
     reg = Registry(tmp_path / "registry")
     v1 = reg.register("news", "sentiment", _model_dir(tmp_path, "a"), metrics={"f1": 0.8})
     v2 = reg.register("news", "sentiment", _model_dir(tmp_path, "b"), metrics={"f1": 0.9})
@@ -44,6 +44,10 @@ def test_register_promote_rollback_resolve(tmp_path):
     assert reg.resolve_version(str(v2.path) + "/") == v2
     with pytest.raises(ModelNotFound, match="outside the registry's versions"):
         reg.resolve_version(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # ops QA: "./copy" said "domain '.' is not a valid name"
+    _model_dir(tmp_path, "copy")
+    with pytest.raises(ModelNotFound, match="'./copy' is a directory outside the registry's versions"):
+        reg.resolve_version("./copy")
     with pytest.raises(ModelNotFound, match="have v1, v2"):
         reg.resolve("news/sentiment@v9")
     with pytest.raises(BadInput):
