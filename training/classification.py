@@ -31,7 +31,7 @@ import numpy as np
 from data_connectors.labelled import Example, load_labelled, shared_texts, stratified_split, text_key
 from shared.encoders import offline, resolve_base_model
 from shared.errors import BadInput
-from shared.io import open_tree, write_json
+from shared.io import check_writable, open_tree, write_json
 from shared.logs import say
 from shared.model_loading import model_loading
 from shared.registry import ModelVersion, Registry
@@ -98,7 +98,8 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     started = time.monotonic()  # time_budget_min covers both stages
     # before any training: a bad name would fail only at registration, after the run folder
     # (named after it: "../x" lands outside FINPULSE_HOME) and its checkpoint were written
-    Registry(settings.registry_dir).task_dir(config.domain, config.task)
+    # and a registry it cannot write (a read-only mount, a file in its path) failed only at registration
+    check_writable(Registry(settings.registry_dir).task_dir(config.domain, config.task) / ".staging")
     data = load_data(config)  # a missing file or bad row fails before any folder or stage exists
     check_inputs(config)
     stage = transfer_stage_config(config, settings)

@@ -48,6 +48,17 @@ def test_domain_is_checked_before_training(settings, tiny_train: Path, no_traini
     assert not (settings.home / "runs").exists()
 
 
+def test_a_registry_that_cannot_be_written_fails_before_training(settings, tiny_train: Path,
+                                                                 no_training: None) -> None:
+    """Ops QA: with a read-only registry the run trained to its end, then failed on `.staging-...`."""
+    settings.registry_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.registry_dir.write_text("not a folder")  # root writes through chmod: a file blocks it instead
+    with pytest.raises(BadInput, match=rf"cannot write {settings.registry_dir}/news/sentiment/.staging: "
+                                       rf"{settings.registry_dir} is not a directory"):
+        train_sentiment(SentimentTrainConfig(train_path=str(tiny_train)), settings)
+    assert not (settings.home / "runs").exists()
+
+
 def test_bad_data_fails_before_the_transfer_stage(settings, tiny_train: Path, tmp_path: Path,
                                                   no_training: None) -> None:
     bad = tmp_path / "bad.jsonl"
