@@ -55,7 +55,7 @@ class NewsSource(ABC):
     """A place articles come from; ``read`` never raises for one bad row."""
 
     def __init__(self, target: str | Path, source: str | None = None):
-        self.target = str(target)
+        self.target = local_path(target)
         self.source = source
 
     @abstractmethod
@@ -66,16 +66,23 @@ def is_url(target: str) -> bool:
     return str(target).lower().startswith(("http://", "https://"))
 
 
+def local_path(target: str | Path) -> str:
+    """``file:///srv/wire.xml`` as the file ``/srv/wire.xml``; any other target as it is. In every
+    source: a `file://` feed in FINPULSE_SENTIMENT_FEEDS was "no such file" at each poll."""
+    target = str(target)
+    if target.lower().startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(target).path)
+    return target
+
+
 def open_source(target: str | Path, source: str | None = None, fmt: str | None = None) -> NewsSource:
     """Pick the connector: URLs and .xml/.rss/.atom are feeds, .jsonl/.json and .csv are files."""
     from data_connectors.news.files import CsvSource, JsonlSource
     from data_connectors.news.rss import FeedSource
 
-    target = str(target)
-    if target.lower().startswith("file://"):  # file:///srv/wire.xml is the file /srv/wire.xml
-        from urllib.parse import unquote, urlsplit
-
-        target = unquote(urlsplit(target).path)
+    target = local_path(target)
     if fmt is None:
         suffix = Path(target).suffix.lower()
         if is_url(target) or suffix in (".xml", ".rss", ".atom"):

@@ -38,6 +38,17 @@ def test_feed_polling_ingests_and_keeps_state(pipe, migrated, tmp_path) -> None:
     assert "sentiment-poll-feeds" in beat_schedule(pipe.settings)
 
 
+def test_a_file_url_feed_is_polled_as_the_file(pipe, migrated, tmp_path) -> None:
+    """Reliability QA: FINPULSE_SENTIMENT_FEEDS="file:///.../wire.xml" was "no such file" at every
+    poll, while `finpulse news ingest` read the same URL."""
+    from services.sentiment.feeds import poll_all
+
+    feed = tmp_path / "wire.xml"
+    feed.write_text(RSS)
+    pipe.settings = migrated.model_copy(update={"sentiment_feeds": [feed.as_uri()]})
+    assert poll_all(pipe)["feeds"][0] | {"url": ""} == {"url": "", "status": "2 entries", "stored": 2, "updated": 0}
+
+
 def test_an_updated_feed_entry_is_picked_up_and_rescored(pipe, migrated, tmp_path) -> None:
     """Regression (sentiment QA): an RSS entry whose content was edited stayed on its first text."""
     from services.sentiment.feeds import poll_all
