@@ -14,6 +14,7 @@ from services.chatbot.models import ChatFeedback, ChatMessage, HandoffTicket
 from shared import webhooks
 from shared.db import utc_iso
 from shared.errors import NotFound
+from shared.text import is_blank
 
 if TYPE_CHECKING:
     from data_connectors.faq import FaqEntry
@@ -219,6 +220,7 @@ def feedback_pairs(db: Any, entries: Mapping[str, FaqEntry] | None = None) -> li
                                                     ChatFeedback.entry_id.is_not(None),
                                                     ChatFeedback.query.is_not(None))
                          .order_by(ChatFeedback.id)).all()
+        # a blank question ("   " rated up) made the file `train embeddings --pairs` refuses
         return [{"text": r.query, "id": entries[r.entry_id].public_id if entries is not None else r.entry_id}
-                for r in rows if r.entry_id is not None and r.query is not None
+                for r in rows if r.entry_id is not None and r.query is not None and not is_blank(r.query)
                 and (entries is None or r.entry_id in entries)]

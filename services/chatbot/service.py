@@ -276,7 +276,7 @@ def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, Any]:
     once the file is gone.
     """
     kbase = KnowledgeBase.load(index_dir)
-    kbase.calibration_rows = calibration_rows(dev_file)
+    kbase.calibration_rows = calibration_rows(dev_file, set(kbase.entries))
     report = fit_scoring(kbase, kbase.calibration_rows)
     # The fit takes seconds; the index it read may have been edited since (PUT/DELETE /v1/kb):
     # the fit goes onto the index as it is now, so no acknowledged edit is saved over.
@@ -292,12 +292,16 @@ def calibrate_index(index_dir: Path, dev_file: Path) -> dict[str, Any]:
     return report
 
 
-def calibration_rows(dev_file: Path) -> list[tuple[str, str]]:
+def calibration_rows(dev_file: Path, ids: set[str] | None = None) -> list[tuple[str, str]]:
+    """``(text, entry id)`` rows; with ``ids``, an id outside them is a BadRow (a row of another
+    knowledge base was fitted on as a wrong answer, and saved over a good fit), as in training."""
     rows = []
     for line, row in iter_rows(dev_file):
         text, entry_id = row.get("text"), row.get("id", row.get("intent"))
         if not isinstance(text, str) or not text.strip() or entry_id is None:
             raise BadRow(dev_file, line, "expected {'text': ..., 'id': ...}")
+        if ids is not None and str(entry_id) not in ids:
+            raise BadRow(dev_file, line, f"id {entry_id!r} is not in the knowledge base")
         rows.append((text, str(entry_id)))
     if not rows:
         raise BadInput(f"{dev_file}: no rows to calibrate on")

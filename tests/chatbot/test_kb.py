@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from data_connectors.base import BadRow
 from data_connectors.faq import FaqEntry, load_faq
 from services.chatbot.kb import KbHandle, KnowledgeBase, build_kb_dir
 from services.chatbot.retriever import Calibration, Scoring, aggregate
@@ -209,6 +210,11 @@ def test_calibrate_fits_and_stores_next_to_index(tmp_path, bow, sample_faq, monk
     assert report["rows"] == 6 and 0 < report["accuracy@1"] < 1
     kbase = KnowledgeBase.load(tmp_path / "idx")
     assert kbase.calibration.fitted_on == 6 and kbase.calibration_rows == rows  # kept for a later refit
+    # KB QA: a dev id of no entry was fitted on (a wrong answer) and saved over the good fit
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"text": "x", "id": 77}) + "\n")
+    with pytest.raises(BadRow, match=r"bad.jsonl:1: id 77 is not in the knowledge base"):
+        service.calibrate_index(tmp_path / "idx", tmp_path / "bad.jsonl")
+    assert KnowledgeBase.load(tmp_path / "idx").calibration.fitted_on == 6
     kbase.upsert(FaqEntry("new", ["zebra crossing fee"], "Answer."), bow)  # an edit saves the rows again
     kbase.save(tmp_path / "idx")
     assert KnowledgeBase.load(tmp_path / "idx").calibration_rows == rows
