@@ -62,6 +62,14 @@ def recs_config(params: dict[str, Any], base: RecsConfig | None = None) -> RecsC
     return RecsConfig(**values)  # a bad value is a BadInput naming the option and its range
 
 
+def skip_bad_option(params: dict[str, Any]) -> bool:
+    """``options.skip_bad``: true or false only (``"false"``, a truthy text, skipped the bad rows)."""
+    value = (params.get("options") or {}).get("skip_bad", False)
+    if not isinstance(value, bool):
+        raise BadInput(f"option skip_bad must be true or false, got {value!r}")
+    return value
+
+
 def check_request(params: dict[str, Any]) -> None:
     """Reject a retrain the job would fail on, before it is queued: options, then the data file."""
     unused = [k for k in UNUSED_FIELDS if params.get(k) is not None]
@@ -69,8 +77,8 @@ def check_request(params: dict[str, Any]) -> None:
         raise BadInput(f"recommendations retraining does not use {', '.join(unused)}; "
                        "send data, items, seed, options (recommender settings), tolerance, auto_promote, force, reason")
     recs_config(params)
+    skip_bad = skip_bad_option(params)
     if params.get("data"):
-        skip_bad = bool((params.get("options") or {}).get("skip_bad"))
         read_interactions(params["data"], skip_bad=skip_bad)  # raises BadRow naming file and line
     if params.get("items"):
         read_items(params["items"])  # a missing file or one without a usable item is a BadInput
@@ -165,8 +173,7 @@ def train_from_request(settings: Any, domain: str, params: dict[str, Any], outpu
     from data_connectors.base import file_sha256
 
     source = params["data"]
-    skip_bad = bool((params.get("options") or {}).get("skip_bad"))
-    rows, report = read_interactions(source, skip_bad=skip_bad)
+    rows, report = read_interactions(source, skip_bad=skip_bad_option(params))
     items, item_lineage, item_notes = (request_items(params["items"]) if params.get("items")
                                        else production_items(settings, domain))
     (rows,), items, retired = drop_retired(db, domain, [rows], items)

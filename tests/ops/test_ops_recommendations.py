@@ -175,6 +175,8 @@ def test_bad_retrain_requests_are_4xx_json_and_lose_nothing(recs, tmp_path):
              ({"task": "sentiment"}, 403, "recommendations models"),
              ({"options": {"neighbours": 5}}, 400, "unknown recommender option"),
              ({"options": {"ease_l2": -1}}, 400, "ease_l2 must be positive"),
+             # KB QA: "false" (a truthy text) skipped the bad rows and registered a version
+             ({"data": str(bad), "options": {"skip_bad": "false"}}, 400, "skip_bad must be true or false, got 'false'"),
              ({"epochs": 3}, 400, "does not use epochs")]
     for body, status, words in cases:
         resp = client.post("/v1/admin/retrain", headers=auth, json=body)
