@@ -39,6 +39,15 @@ def _visible(value: str) -> str:
     return value
 
 
+def path_id(raw: str, name: str) -> str:
+    """An id in the URL read as a posted one is stored: " qq " is the user "qq" (a GET for it got the
+    popular items, ones that user had among them); a blank one is a 400, as it is in a post."""
+    value = raw.strip()
+    if is_blank(value):
+        raise BadInput(f"{name} must hold a visible character")
+    return value
+
+
 # a JSON number is the id its integer writes, as in a file: 1.0 was another item than 1
 Id = Annotated[str, BeforeValidator(id_text), StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
                AfterValidator(_visible)]
@@ -131,7 +140,7 @@ def post_interactions(body: InteractionsIn) -> Any:
 @query_params(k=K)
 def user_recommendations(user_id: str) -> Any:
     """Top-k unseen items for a user (unknown users get popular items)."""
-    return jsonify(service().recommend(user_id, k_arg()))
+    return jsonify(service().recommend(path_id(user_id, "user id"), k_arg()))
 
 
 @bp.delete("/v1/items/<path:item_id>", merge_slashes=False)
@@ -139,6 +148,7 @@ def user_recommendations(user_id: str) -> Any:
 @require_role("ops")
 def retire_item(item_id: str) -> Any:
     """Retire an item (a deleted FAQ entry, a superseded article): never recommended again, left out of refits."""
+    item_id = path_id(item_id, "item id")
     result = service().retire(item_id, g.actor)
     audit(get_db(), g.actor, "recs.retire_item", item_id, "ok")
     return jsonify(result)
@@ -149,6 +159,7 @@ def retire_item(item_id: str) -> Any:
 @require_role("ops")
 def restore_item(item_id: str) -> Any:
     """Undo a retirement: the item may be recommended again and refits keep its events."""
+    item_id = path_id(item_id, "item id")
     result = service().restore(item_id)
     audit(get_db(), g.actor, "recs.restore_item", item_id, "ok" if result["restored"] else "not retired")
     return jsonify(result)
@@ -159,4 +170,4 @@ def restore_item(item_id: str) -> Any:
 @query_params(k=K)
 def similar_items(item_id: str) -> Any:
     """Items most related to an item (unknown items get popular items)."""
-    return jsonify(service().similar(item_id, k_arg()))
+    return jsonify(service().similar(path_id(item_id, "item id"), k_arg()))

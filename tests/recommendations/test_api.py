@@ -130,6 +130,20 @@ def test_ids_with_slashes_are_reachable(client) -> None:
     assert res.status_code == 200 and len(res.get_json()["items"]) == 3
 
 
+def test_ids_in_the_url_are_read_as_posted_ones_are(client) -> None:
+    """KB QA: " qq " was stored as "qq", but GET /v1/users/%20qq%20 got the popular items, one the user
+    had among them; a blank id was a 200 there and a 400 in a post."""
+    events = [{"user_id": " qq ", "item_id": i, "timestamp": 1_000 + n} for n, i in enumerate(("m10", "m11"))]
+    assert client.post("/v1/interactions", json=events).status_code == 201
+    res = client.get("/v1/users/%20qq%20/recommendations?k=5").get_json()
+    assert res == client.get("/v1/users/qq/recommendations?k=5").get_json() and res["strategy"] == "personalised"
+    assert not {"m10", "m11"} & set(res["items"])
+    assert "m10" not in client.get("/v1/items/%20m10/similar?k=5").get_json()["items"]
+    for path in ("/v1/users/%20/recommendations", "/v1/items/%E2%80%8B/similar"):
+        res = client.get(path)
+        assert res.status_code == 400 and "must hold a visible character" in res.get_json()["error"]["message"]
+
+
 def test_the_cli_on_the_registered_version_counts_what_was_posted(client, production, tmp_path) -> None:
     """`recs recommend --model DOMAIN/recommendations@production` recommended items a user had
     posted through the service since the fit, which the service itself never does."""
