@@ -75,12 +75,14 @@ def read_user_ids(path: str) -> list[str]:
     return users
 
 
-def fold_in_stored(model: Any, domain: str) -> None:
-    """Add the interactions posted to the recommendations service since ``model`` was fitted
-    (the database of the settings), as the service does, so the CLI never recommends what a
-    user has since posted; without a readable database, says so and goes on without them."""
+def as_served(model: Any, domain: str) -> list[int]:
+    """Make ``model`` answer as the service does: add the interactions posted to it since the fit
+    (the database of the settings), so the CLI never recommends what a user has since posted, and
+    return the indices of the items retired there, which no answer names (the CLI named them);
+    without a readable database, says so and goes on with the model alone."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from services.recommendations.models import retired_ids
     from services.recommendations.retraining import stored_since
     from shared.db import Database
     from shared.settings import get_settings
@@ -88,14 +90,16 @@ def fold_in_stored(model: Any, domain: str) -> None:
     db = Database(get_settings().db_url)
     try:
         events, _ = stored_since(db, domain, int(model.config.get("db_max_id") or 0))
+        retired = retired_ids(db, domain)
     except SQLAlchemyError as exc:
-        _note(f"stored interactions not read ({str(exc).splitlines()[0]}); the model's own histories only")
-        return
+        _note(f"stored interactions and retired items not read ({str(exc).splitlines()[0]}); the model alone")
+        return []
     finally:
         db.dispose()
     model.add_many((e.user_id, e.item_id, e.timestamp) for e in events)
     if events:
         _note(f"{len(events)} interactions posted to the service since the fit count as seen")
+    return [model.item_index[i] for i in retired if i in model.item_index]
 
 
 @recs.command("recommend")
@@ -116,9 +120,9 @@ def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
     check_writable(output, [users_path])
     users = read_user_ids(users_path)  # a bad file fails before the model loads
     model = TrainedModel(path)
-    if domain is not None:  # a registered version: what users posted to the service counts too
-        fold_in_stored(model, domain)
-    recs_ = model.recommend(users, k)
+    # a registered version: what users posted to the service counts too, and what ops retired there
+    exclude = as_served(model, domain) if domain is not None else []
+    recs_ = model.recommend(users, k, exclude=exclude)
     unknown = sum(1 for u in users if u not in model.histories)
     n = write_jsonl(output, ({"user_id": u, "items": items} for u, items in zip(users, recs_, strict=True)))
     if unknown:

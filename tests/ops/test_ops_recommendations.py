@@ -392,13 +392,23 @@ def test_a_retired_item_is_never_served_again_and_left_out_of_refits(recs, tmp_p
     assert mv.version == 3 and not retired & set(load_interactions(mv.path).item_ids)
 
 
-def test_a_retired_item_can_be_restored(recs) -> None:
+def test_a_retired_item_can_be_restored(recs, tmp_path) -> None:
     """Ops QA: retiring was for good (a mistaken DELETE could only be undone in the database)."""
     client, auth = client_for(recs["settings"]), recs["auth"]
     before = answers(client)
     top = before["user nobody-yet"][0]
     assert client.delete(f"/v1/items/{top}", headers=auth).status_code == 200
     assert top not in answers(client)["user nobody-yet"]
+    # KB QA: `recs recommend --model DOMAIN/recommendations@production` still named a retired item
+    from click.testing import CliRunner
+
+    from services.recommendations.cli import recs as recs_cli
+
+    (tmp_path / "u.txt").write_text("nobody-yet\n")
+    res = CliRunner().invoke(recs_cli, ["recommend", "--model", f"{recs['domain']}/{TASK}@production", "--users",
+                                        str(tmp_path / "u.txt"), "--output", str(tmp_path / "o.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o.jsonl").read_text())["items"] == answers(client)["user nobody-yet"]
     for headers, status in (({}, 401), ({"Authorization": f"Bearer {recs['keys']['analyst']}"}, 403)):
         assert client.post(f"/v1/items/{top}/restore", headers=headers).status_code == status
     res = client.post(f"/v1/items/{top}/restore", headers=auth)
