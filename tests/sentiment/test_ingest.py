@@ -380,7 +380,7 @@ def _post_at_once(app, rows: list[dict], monkeypatch) -> list[dict]:
             # on PostgreSQL a request posting the same text as another waits for that one's content
             # lock before it reads (the race cannot happen): the first gives up meeting them
             with contextlib.suppress(threading.BrokenBarrierError):
-                read.wait(timeout=3)
+                read.wait(timeout=1)
         return found
 
     monkeypatch.setattr(ingest_mod, "_existing", existing_then_meet)
