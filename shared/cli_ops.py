@@ -100,7 +100,7 @@ def retrain(domain: str, task: str, data: str, dev: str | None, eval_set: str | 
                                            ignore_result=True)  # the job row carries the outcome
         click.echo(job_id)
         return
-    from training.tuning import interrupt_on_sigterm
+    from shared.signals import interrupt_on_sigterm
 
     click.echo(f"job {job_id}: running here (finpulse ops job {job_id} shows it)", err=True)
     previous = interrupt_on_sigterm()  # SIGTERM ends the job as Ctrl-C does (it died silently, "running")

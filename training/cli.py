@@ -59,8 +59,8 @@ def train() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Any other config option (JSON value).")
 def train_sentiment_cmd(overrides: tuple[str, ...], **opts: object) -> None:
     """Fine-tune a 3-class sentiment classifier and register it; prints the version dir."""
+    from shared.signals import interrupt_on_sigterm
     from training import SentimentTrainConfig, train_sentiment
-    from training.tuning import interrupt_on_sigterm
 
     # only options not given drop out: `v not in (None, False)` also dropped 0 (0 == False), so
     # --epochs 0 trained the default 5 epochs and --seed 0 silently became seed 42

@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from data_connectors.labelled import load_labelled
 from shared.errors import BadInput
 from shared.io import write_json
 from shared.registry import Registry
+from shared.signals import interrupt_on_sigterm
 from training.config import SentimentTrainConfig
 from training.evaluation import classification_metrics
 
@@ -128,19 +128,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process
         return True
     return True
-
-
-def interrupt_on_sigterm() -> Any:
-    """Make SIGTERM (``kill``, a scheduler's timeout) interrupt like Ctrl-C, so that the
-    ``finally`` still deletes the scratch trials; the handler it replaced, or None where
-    signals cannot be handled (not the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt) or signal.SIG_DFL  # None: set outside Python
 
 
 def score_ensemble(registry: Registry, refs: list[str], dev_path: str) -> dict[str, Any]:
