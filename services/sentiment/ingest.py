@@ -353,14 +353,13 @@ def _lock_contents(session: Any, items: list[NewsItem]) -> None:
     (10 parallel copies left 3). PostgreSQL: an advisory lock per hash, taken in one order so two
     batches never deadlock. SQLite: the database's write lock (a write statement that changes
     nothing), as it has one writer at a time anyway; its reads ran outside any transaction."""
-    if session.get_bind().dialect.name == "sqlite":
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
         session.execute(text(f"UPDATE {Article.__tablename__} SET id = id WHERE 0"))
-        return
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    keys = sorted({int(i.content_hash[:15], 16) for i in items})  # 60 bits: a bigint
-    session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-                    {"keys": keys}).all()
+    elif dialect == "postgresql":
+        keys = sorted({int(i.content_hash[:15], 16) for i in items})  # 60 bits: a bigint
+        session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                        {"keys": keys}).all()
 
 
 def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, Any]]:
