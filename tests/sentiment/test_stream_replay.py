@@ -301,16 +301,19 @@ def test_browser_eventsource_gets_alerts_raised_while_it_reconnects(server, pipe
         browser.close()
 
 
-def test_open_streams_never_starve_requests_and_one_too_many_is_a_503(migrated, redis_url, stub_scorer) -> None:
+def test_open_streams_never_starve_requests_and_one_too_many_is_a_503(migrated, redis_url, stub_scorer,
+                                                                     monkeypatch) -> None:
     """Eight dashboards held waitress's eight request threads: /healthz and POST /v1/news waited
     for a stream to end (58 s). Streams now have threads of their own, as many as the slots."""
     import time
     import urllib.error
     import urllib.request
 
-    from services.sentiment import create_app
+    from services.sentiment import api, create_app
     from shared.up import waitress_options
     from tests.waitress_server import serving
+
+    monkeypatch.setattr(api, "KEEPALIVE_S", 1)  # a closed stream is noticed on a write: within seconds
 
     app = create_app(migrated.model_copy(update={"sentiment_alert_streams": 2}), scorer=stub_scorer)
     options = waitress_options("sentiment", app)
@@ -344,16 +347,18 @@ def test_open_streams_never_starve_requests_and_one_too_many_is_a_503(migrated, 
                 s.close()
 
 
-def test_one_address_holds_at_most_its_share_of_the_stream_slots(migrated, stub_scorer) -> None:
+def test_one_address_holds_at_most_its_share_of_the_stream_slots(migrated, stub_scorer, monkeypatch) -> None:
     """One client could open every stream slot and turn every other dashboard to polling: an
     address now holds at most ``sentiment_alert_streams_per_address`` (then a 429), while
     other addresses still get the rest, and a closed stream gives its address's slot back.
     The clients come through a declared proxy (``trusted_proxies``), which names each one."""
     import time
 
-    from services.sentiment import create_app
+    from services.sentiment import api, create_app
     from shared.up import waitress_options
     from tests.waitress_server import serving
+
+    monkeypatch.setattr(api, "KEEPALIVE_S", 1)  # a closed stream is noticed on a write: within seconds
 
     app = create_app(migrated.model_copy(update={"sentiment_alert_streams": 3, "trusted_proxies": 1,
                                                 "sentiment_alert_streams_per_address": 2}), scorer=stub_scorer)
