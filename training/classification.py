@@ -85,13 +85,14 @@ class Batches:
 
 def train_sentiment(config: SentimentTrainConfig, settings: Any,
                     callback: Callable[[dict[str, Any]], None] | None = None,
-                    eval_texts: Sequence[str] | None = None) -> ModelVersion | None:
+                    eval_texts: Sequence[str] | None = None, checkpoint: bool = True) -> ModelVersion | None:
     """Train, evaluate and register a classifier; returns the registered version.
 
     ``callback`` (optional, used by ops retrain jobs) gets a progress dict after every
     optimiser step and dev evaluation; an exception it raises (a cancel) stops training.
     ``eval_texts`` (a retrain job's gate set): the transfer stage leaves them out as it leaves
     out the dev set, and the lineage's ``train_eval_overlap`` counts those the run trained on.
+    ``checkpoint=False`` (tuning's trials, whose folders are scratch): no resumable state.
     Under ``torchrun`` (see :mod:`training.distributed`) only rank 0 registers and returns
     the version; the other ranks return None.
     """
@@ -111,7 +112,7 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
     transfer = run_transfer_stage(config, settings, callback, data=stage_data) if stage is not None else None
     if transfer is not None:
         config = config.replace(base_model=transfer["path"])
-    fitted = _fit(config, settings, callback, started, data=data)
+    fitted = _fit(config, settings, callback, started, checkpoint=checkpoint, data=data)
     if fitted is None:
         return None
     run_dir, staging, metrics, train_config = fitted

@@ -84,7 +84,9 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
                     raise optuna.TrialPruned()
 
             config = base.replace(run_dir=str(scratch / f"trial-{trial.number}"), **params)
-            mv = train_sentiment(config, trial_settings, callback=report)
+            # no checkpoint: the scratch is removed, so an interrupted trial's "--resume" hint named
+            # a file about to go, and each epoch wrote ~430 MB nothing would read
+            mv = train_sentiment(config, trial_settings, callback=report, checkpoint=False)
             return float(mv.metrics()["macro_f1"])
 
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),

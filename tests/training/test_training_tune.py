@@ -19,7 +19,7 @@ def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch
         capsys: pytest.CaptureFixture[str]) -> None:
     from data_connectors.base import file_sha256
     from shared.registry import Registry
-    from training import tuning
+    from training import classification, tuning
 
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
@@ -33,6 +33,8 @@ def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch
     tweets = tmp_path / "tweets.jsonl"
     tweets.write_text(tiny_train.read_text())  # any labelled file of the same labels will do
     fixed = {"epochs": 1, "batch_size": 12, "eval_every": 1.0, "max_length": 32, "transfer_data": str(tweets)}
+    checkpoints: list[str] = []
+    monkeypatch.setattr(classification, "save_checkpoint", lambda _state, path: checkpoints.append(str(path)))
 
     best = tuning.search(settings, str(tiny_train), str(tiny_dev), trials=2, fixed=fixed)
 
@@ -40,6 +42,9 @@ def test_search_shares_one_transfer_stage_pins_set_options_and_leaves_no_scratch
     assert set(best["params"]) == {"lr", "warmup_ratio"}  # pinned options left the search space
     assert best["fixed"] == fixed
     assert best["transfer"]["data"]["sha256"] == file_sha256(tweets)
+    # trials keep no resumable state: each epoch wrote ~430 MB into a scratch removed at the end,
+    # and an interrupted trial said "continue it with --resume" of a file about to go
+    assert checkpoints == []
     err = capsys.readouterr().err
     assert err.count("transfer stage: 1 epoch(s)") == 1  # once, not once per trial
     assert err.count("model: transfer/model, full") == 2  # both trials started from the transfer stage's encoder
