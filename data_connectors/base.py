@@ -417,6 +417,14 @@ def iter_jsonl_objects(path: str | Path, mend: bool = False) -> Iterator[tuple[i
     _say_mended(path, mended)
 
 
+def missing_field(row: dict[str, Any], field: str, option: str) -> str:
+    """The message for a row without ``field``, naming the column it most likely meant: a header
+    of ``Text,Label`` said only "use --text-field", leaving the user to guess it is case-sensitive."""
+    alike = [k for k in row if isinstance(k, str) and k.strip().casefold() == field.casefold()]
+    hint = f"this row has {alike[0]!r}: pass {option} {alike[0]}" if alike else f"use {option} to map another column"
+    return f"missing field {field!r} ({hint})"
+
+
 def text_field_of(path: str | Path, line: int, row: dict[str, Any], text_field: str) -> str:
     """The string in ``row[text_field]``; else a :class:`BadRow` saying which way it is missing.
 
@@ -424,7 +432,7 @@ def text_field_of(path: str | Path, line: int, row: dict[str, Any], text_field: 
     line is one row) showed up as "text ... is not a string (NoneType)" on the line after it.
     """
     if text_field not in row:
-        raise BadRow(path, line, f"missing field {text_field!r} (use --text-field to map another column)")
+        raise BadRow(path, line, missing_field(row, text_field, "--text-field"))
     text = row[text_field]
     if text is None:
         raise BadRow(path, line, f"no value in field {text_field!r} (null, or fewer fields than the header; "

@@ -27,6 +27,7 @@ from data_connectors.base import (
     file_sha256,
     iter_jsonl_objects,
     iter_rows,
+    missing_field,
     text_field_of,
 )
 from shared.errors import BadInput
@@ -203,8 +204,11 @@ def load_labelled(
 def _example(path: Path, line: int, row: dict[str, Any], labels: Sequence[str],
              text_field: str, label_field: str, scheme: str | None = None) -> Example:
     text = text_field_of(path, line, row, text_field)
-    if row.get(label_field) is None:  # a CSV/TSV row short of the column reads it as None
-        raise BadRow(path, line, f"missing field {label_field!r} (use --label-field to map another column)")
+    if label_field not in row:
+        raise BadRow(path, line, missing_field(row, label_field, "--label-field"))
+    if row[label_field] is None:  # a CSV/TSV row short of the column reads it as None
+        raise BadRow(path, line, f"no value in field {label_field!r} (null, or fewer fields than the header; "
+                                 "in a TSV a line is one row)")
     if not text.strip():
         raise BadRow(path, line, f"empty text in field {text_field!r}")
     label = normalise_label(row[label_field], labels, scheme)

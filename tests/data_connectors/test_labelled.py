@@ -78,7 +78,7 @@ def test_a_tsv_field_quoted_whole_may_hold_a_tab(tmp_path: Path) -> None:
     data = load_labelled(path)
     assert data.texts == ["has\ttab inside", 'tab\tand "quotes"', "plain"] and data.targets == [2, 0, 1]
     path.write_text('text\tlabel\n"two\nlines"\tneutral\n')
-    with pytest.raises(BadRow, match=r"d\.tsv:2: missing field 'label'"):
+    with pytest.raises(BadRow, match=r"d\.tsv:2: no value in field 'label'"):
         load_labelled(path)
     path.write_text('label\ttext\nneutral\t"two\nlines"\n')
     with pytest.raises(BadRow, match=r"d\.tsv:3: no value in field 'text' \(null, or fewer fields than the header; "
@@ -250,12 +250,29 @@ def test_skip_summary_is_one_line_with_count_and_first_reasons(tmp_path: Path) -
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv"])
 def test_a_row_short_of_the_label_column_names_the_missing_field(tmp_path: Path, suffix: str) -> None:
-    """A CSV/TSV row lacking the label column said "unknown label None"."""
+    """A CSV/TSV row lacking the label column said "unknown label None"; now it says so as it
+    does of the text column."""
     sep = "\t" if suffix == ".tsv" else ","
     path = tmp_path / f"t{suffix}"
     path.write_text(f"text{sep}label\nup{sep}positive\njust text\n")
-    with pytest.raises(BadRow, match=rf"^{path}:3: missing field 'label' \(use --label-field"):
+    with pytest.raises(BadRow, match=rf"^{path}:3: no value in field 'label' \(null, or fewer fields than the header"):
         load_labelled(path)
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    ("Text,label", "missing field 'text' (this row has 'Text': pass --text-field Text)"),
+    ("text,LABEL", "missing field 'label' (this row has 'LABEL': pass --label-field LABEL)"),
+    ("body,label", "missing field 'text' (use --text-field to map another column)"),
+])
+def test_a_missing_field_names_the_column_that_differs_only_in_case(tmp_path: Path, header: str,
+                                                                    message: str) -> None:
+    """CLI QA: a spreadsheet's `Text,Label` header said only "use --text-field", leaving the user to
+    guess that field names are case-sensitive."""
+    path = tmp_path / "t.csv"
+    path.write_text(f"{header}\nprofit rose,positive\n")
+    with pytest.raises(BadRow) as bad:
+        load_labelled(path)
+    assert str(bad.value) == f"{path}:2: {message}"
 
 
 @pytest.mark.parametrize(("name", "body", "text", "target"), [
