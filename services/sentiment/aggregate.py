@@ -155,6 +155,31 @@ class _WindowStats:
         return k, mean, math.sqrt(var) if var > 1e-12 else 0.0  # below that: rounding, not spread
 
 
+class _Sums:
+    """Windowed sums (prefix sums, as :class:`_WindowStats`) of the articles' count, sentiment,
+    squared sentiment and of 1/volume over the buckets that hold articles."""
+
+    def __init__(self, *columns: np.ndarray):
+        self.c = [np.concatenate(([0.0], np.cumsum(col))) for col in columns]
+
+    def spread(self, i: int, lo: int, k: int, bucket_std: float, volume: int) -> float:
+        """The standard deviation expected of a bucket mean of ``volume`` articles.
+
+        A mean of 3 articles swings far more than one of 10, but the spread of bucket means is
+        set by the typical bucket: noise alone raised critical alerts on a busy ticker's quiet
+        weekend days. The spread splits into the day-to-day swing of the tone (what the bucket
+        means vary by beyond their sampling noise) plus the articles' own spread over ``volume``.
+        Never below the spread of bucket means: a busy day's articles mostly retell one story,
+        so they are not as many independent draws as their count says.
+        """
+        n, total, squares, inverse = (float(c[i] - c[lo]) for c in self.c)
+        if n <= 0:
+            return bucket_std
+        per_article = max(squares / n - (total / n) ** 2, 0.0)
+        between = max(bucket_std * bucket_std - per_article * inverse / k, 0.0)
+        return max(bucket_std, math.sqrt(between + per_article / volume))
+
+
 def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, baseline_days: float = 30,
            alpha: float = 0.3, min_articles: int = 3, since: datetime | None = None) -> list[Point]:
     """Points for the buckets in ``[start, end)``; ``rows`` must reach back ``baseline_days``.
@@ -167,6 +192,7 @@ def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, basel
     n_buckets = max(0, math.ceil((end - first).total_seconds() / bucket_s))
     pts = [Point(first + timedelta(seconds=i * bucket_s)) for i in range(n_buckets)]
     wsum, wsent = np.zeros(n_buckets), np.zeros(n_buckets)
+    asum, asq = np.zeros(n_buckets), np.zeros(n_buckets)  # per-article sums: the articles' own spread
     for r in rows:
         i = int((r.published_at - first).total_seconds() // bucket_s)
         if 0 <= i < n_buckets:
@@ -176,6 +202,8 @@ def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, basel
             p.article_ids.append(r.article_id)
             wsum[i] += r.relevance
             wsent[i] += r.relevance * r.sentiment
+            asum[i] += r.sentiment
+            asq[i] += r.sentiment * r.sentiment
     vol = np.array([p.volume for p in pts], dtype=float)
     neg = np.array([p.negatives for p in pts], dtype=float)
     has = vol > 0
@@ -188,6 +216,7 @@ def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, basel
     everywhere = np.ones(n_buckets, dtype=bool)
     sent_stats, vol_stats, neg_stats = (_WindowStats(sent, has), _WindowStats(vol, everywhere),
                                         _WindowStats(neg, everywhere))
+    articles = _Sums(vol, asum, asq, np.where(has, 1.0 / np.maximum(vol, 1.0), 0.0))
     ewma = None
     for i, p in enumerate(pts):
         if has[i]:
@@ -199,7 +228,7 @@ def series(rows: list[Row], start: datetime, end: datetime, bucket_s: int, basel
         if k >= MIN_BASELINE_BUCKETS:
             p.baseline, p.baseline_std = mean, std
             if p.volume >= min_articles:
-                p.z = (float(sent[i]) - mean) / max(std, STD_FLOOR)
+                p.z = (float(sent[i]) - mean) / max(articles.spread(i, lo, k, std, p.volume), STD_FLOOR)
             _, vmean, vstd = vol_stats(i, lo)
             p.volume_baseline = vmean
             p.volume_z = (p.volume - vmean) / max(vstd, math.sqrt(max(vmean, 1.0)))

@@ -141,6 +141,28 @@ def test_ewma_and_z_score_known_answer() -> None:
     assert abs(p.ewma - (0.5 * -0.9 + 0.5 * ewma)) < 1e-9
 
 
+def test_a_bucket_of_few_articles_is_judged_against_the_wider_swing_of_a_few_articles() -> None:
+    """Sentiment QA: noise alone (random headlines, 2-10 a day) raised critical alerts on a busy
+    ticker's 3-article weekend days, z-scored against the spread of its 10-article days' means.
+    A mean of 3 articles is now judged against what 3 articles swing by; a typical bucket as before."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    draw = random.Random(5)  # 10 articles a day of mixed tone: days differ by chance, as real ones do
+    rows = [Row(f"a{d}-{i}", t0 + timedelta(days=d, hours=1, minutes=i), 1.0, "neutral", max(-t, 0.0), 0.0,
+                max(t, 0.0), "v") for d in range(20) for i, t in enumerate(draw.choices([-0.8, 0.0, 0.8], k=10))]
+
+    def judged(day_tones: list[float]) -> tuple[float, float]:
+        day = [Row(f"b{i}", t0 + timedelta(days=20, hours=i), 1.0, "negative", max(-t, 0.0), 0.0, max(t, 0.0), "v")
+               for i, t in enumerate(day_tones)]
+        p = series(rows + day, t0 + timedelta(days=20), t0 + timedelta(days=21), 86400)[0]
+        assert p.baseline is not None and p.baseline_std is not None and p.z is not None
+        return p.z, (p.sentiment - p.baseline) / max(p.baseline_std, 0.15)
+
+    few, by_bucket_spread = judged([-0.8, -0.8, -0.8])
+    assert by_bucket_spread < -3 < few < -1.5  # no longer critical: 3 articles swing wide
+    typical, by_bucket_spread = judged([-0.8, -0.8, -0.8, -0.8, 0.0, 0.0, 0.0, -0.8, 0.0, -0.8])
+    assert typical == by_bucket_spread  # a bucket of the usual size: as before (never narrower)
+
+
 def test_late_history_still_judges_the_burst_day(client) -> None:
     """Burst posted before its history: the history's arrival re-judges the later buckets."""
     assert client.post("/v1/news", json=burst("ACME", BURST_DAY)).status_code == 202
