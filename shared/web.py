@@ -445,6 +445,13 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
     }
 
 
+# a proxy in front names the client in one of these (nginx's X-Real-IP, RFC 7239's Forwarded)
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+# pages (dashboard, ops page, chat demo) are never framed: another site could overlay them
+PAGE_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
+
 def create_service_app(name: str, settings: Settings | None = None) -> Flask:
     """The skeleton of a service: settings, logging, errors, metrics, health endpoints."""
     from shared.logs import configure_logging
@@ -471,6 +478,12 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
         # an id in the path or query (%00) would reach the database as in a JSON body
         if "\x00" in request.path or any("\x00" in v for v in request.args.values()):
             raise BadInput("the URL holds a NUL character", code="invalid_url")
+
+    @app.after_request
+    def _security_headers(resp: Any) -> Any:
+        for header, value in (SECURITY_HEADERS | (PAGE_HEADERS if resp.mimetype == "text/html" else {})).items():
+            resp.headers.setdefault(header, value)
+        return resp
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -6,6 +6,7 @@ the index, encoder and Redis client are only touched by the first request.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
@@ -19,9 +20,13 @@ __all__ = ["create_app", "retrain_task"]
 
 
 def _session_id() -> str | None:
+    """The posted session id when it is a valid one: the limiter keys Redis on it before the
+    body is validated, and a 7.5 MB id made a 7.5 MB key a request (five raised Redis by 48 MB)."""
+    from services.chatbot.api import SESSION_ID
+
     body = request.get_json(silent=True) if request.is_json else None
     sid = body.get("session_id") if isinstance(body, dict) else None
-    return sid if isinstance(sid, str) and sid else None
+    return sid if isinstance(sid, str) and re.fullmatch(SESSION_ID, sid) else None
 
 
 def _session_key() -> str:
@@ -48,7 +53,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     from shared import search_index
     from shared.redis_client import get_redis, limiter_storage_uri, ping
     from shared.settings import get_settings
-    from shared.web import add_readiness_check, create_service_app, rate_limited
+    from shared.web import FORWARDING_HEADERS, add_readiness_check, create_service_app, rate_limited
 
     settings = settings or get_settings()
     # The domain is fixed for the process: its index, encoder, session keys, monitoring labels
@@ -75,9 +80,12 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
 
     @limiter.request_filter
     def _exempt() -> bool:
-        if not settings.trusted_proxies and "X-Forwarded-For" in request.headers:
+        if not settings.trusted_proxies and any(h in request.headers for h in FORWARDING_HEADERS):
             return False  # forwarded by a proxy nobody declared: the address is the proxy's
-        return request.remote_addr in exempt
+        # the peer itself must be exempt too: with trusted proxies, a client reaching the port
+        # directly with "X-Forwarded-For: 127.0.0.1" was exempt from every limit
+        peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", request.remote_addr)
+        return request.remote_addr in exempt and peer in exempt
 
     # Flask-Limiter checks decorated limits inside the wrapper, so the wrapper must be the view.
     # rate_limited records each limit for the OpenAPI document (429 with Retry-After).

@@ -72,6 +72,10 @@ def test_this_host_is_not_rate_limited_unless_a_proxy_forwarded_it(settings: Any
     forwarded = [local.post("/v1/chat", json={"message": "hello"}, headers={"X-Forwarded-For": "198.51.100.2"})
                  for _ in range(5)]  # through a local proxy nobody declared: limited, as the proxy
     assert forwarded[-1].status_code == 429
+    for header, value in (("X-Real-IP", "198.51.100.5"), ("Forwarded", "for=198.51.100.6")):  # nginx, RFC 7239
+        codes = [local.post("/v1/chat", json={"message": "hello"}, headers={header: value}).status_code
+                 for _ in range(5)]
+        assert codes[-1] == 429, (header, codes)  # a local proxy sending only these made everyone exempt
     behind = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute",
                                                                "trusted_proxies": 1}))
     proxy = behind.test_client()  # a declared proxy: each customer has a bucket of their own
@@ -79,6 +83,23 @@ def test_this_host_is_not_rate_limited_unless_a_proxy_forwarded_it(settings: Any
         codes = [proxy.post("/v1/chat", json={"message": "hi"}, headers={"X-Forwarded-For": who}).status_code
                  for _ in range(5)]
         assert (codes[-1] == 429) is limited, (who, codes)
+    # security QA: a client reaching the port itself, not through the proxy, claiming to be this host
+    direct = behind.test_client()
+    direct.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    codes = [direct.post("/v1/chat", json={"message": "hi"}, headers={"X-Forwarded-For": "127.0.0.1"}).status_code
+             for _ in range(5)]
+    assert codes[-1] == 429, codes
+
+
+def test_the_per_conversation_limit_keys_only_valid_session_ids(settings: Any) -> None:
+    """Security QA: the limiter keyed Redis on the posted session id before the body was
+    validated: a 7.5 MB id stored a 7.5 MB key a request (five raised Redis by 48 MB)."""
+    from services.chatbot import _session_id
+
+    app = build_app("chatbot", settings)
+    for posted, keyed in (("B" * 7_500_000, None), ("ok-1_A", "ok-1_A"), ("a b", None), (7, None)):
+        with app.test_request_context("/v1/chat", method="POST", json={"session_id": posted, "message": "hi"}):
+            assert _session_id() == keyed
 
 
 def test_cors_allowlist_on_chat(settings: Any) -> None:
@@ -140,3 +161,18 @@ def test_under_waitress_a_forwarded_request_from_this_host_is_still_limited(sett
 
         assert 429 not in [post({}) for _ in range(5)]  # this host itself
         assert [post({"X-Forwarded-For": "203.0.113.50"}) for _ in range(5)][-1] == 429
+
+
+@pytest.mark.parametrize(("service", "path"), [("sentiment", "/"), ("chatbot", "/"), ("recommendations", "/ops")])
+def test_pages_cannot_be_framed_and_no_response_is_sniffed(service: str, path: str, settings: Any) -> None:
+    """Security QA: the dashboard, ops page and chat demo had no frame or sniffing headers: another
+    site could frame the dashboard under its own overlay."""
+    client = build_app(service, settings).test_client()
+    page, data = client.get(path, headers={"Authorization": f"Bearer {OPS_KEY}"}), client.get("/healthz")
+    assert page.mimetype == "text/html" and data.is_json
+    for resp in (page, data):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Referrer-Policy"] == "same-origin"
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert "X-Frame-Options" not in data.headers
