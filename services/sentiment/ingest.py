@@ -121,6 +121,9 @@ NAMED_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST":
 # held a worker, GIL and all, for 15 s.
 _IANA_ZONE = re.compile(r"[A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+")
 _ZONE_NAME = re.compile(r"[A-Za-z]{1,5}")  # an abbreviation such as UTC, GMT, CEST (or IST, refused by name)
+# "07.06.2024": every locale writing dates with dots puts the day first (finance QA: dateutil's
+# month-first default read a European wire's 7 June as 6 July); "2024.06.07" and slashes are left be.
+_DOTTED_DATE = re.compile(r"\d{1,2}\.\d{1,2}\.(?:\d{4}|\d{2})(?![\d.])")
 # Longer than any real time (RFC 2822 with a comment, an ISO time with an IANA zone: under 80):
 # refused before parsing, so no parser's cost depends on what a client sends.
 MAX_TIME_CHARS = 100
@@ -154,15 +157,17 @@ def _parse_text(value: str, name: str) -> datetime:
         except (ZoneInfoNotFoundError, ValueError):
             raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {words[1][:40]!r}") from None
         text = words[0]
+    dayfirst = bool(_DOTTED_DATE.match(text))
     try:  # parsed against two defaults: a field the text lacks comes out different
         try:
-            dt, other = (dateparser.parse(text, default=d, tzinfos=_zone) for d in DEFAULTS)
+            dt, other = (dateparser.parse(text, default=d, tzinfos=_zone, dayfirst=dayfirst) for d in DEFAULTS)
         except ValueError:
             # dateutil reads a zone name only after a time: "2025-04-01 UTC" is that day's midnight there
             date, zone = (text.rsplit(None, 1) + [""])[:2]
             if not _ZONE_NAME.fullmatch(zone):
                 raise
-            dt, other = (dateparser.parse(f"{date} 00:00 {zone}", default=d, tzinfos=_zone) for d in DEFAULTS)
+            dt, other = (dateparser.parse(f"{date} 00:00 {zone}", default=d, tzinfos=_zone, dayfirst=dayfirst)
+                         for d in DEFAULTS)
     except _UnknownZone as exc:
         raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {str(exc)[:20]!r}; give a UTC "
                        f"offset (+0100) or one of {', '.join(NAMED_ZONES)}") from None
@@ -224,13 +229,28 @@ def _out_of_range(name: str, value: Any) -> str:
             f"and {LATEST - timedelta(days=1):%Y-%m-%d}")
 
 
+# Query parameters that say where a reader came from, not which story: one story posted with
+# several of them was stored several times (finance QA: cnbc.com/x?__source=rss beside cnbc.com/x).
+_TRACKING = frozenset({"ref", "src", "mod", "__source", "ncid", "cmpid", "mc_cid", "mc_eid", "_ga", "igshid"})
+_TRACKING_PREFIXES = ("utm_", "fbclid", "gclid")
+
+
 def normalise_url(url: str) -> str:
-    """Lower-case scheme and host, drop the fragment, tracking parameters and a trailing slash."""
+    """Lower-case scheme and host, drop a leading ``www.``, the fragment, tracking parameters and a
+    trailing slash."""
     parts = urlsplit(url.strip())
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                       if not k.lower().startswith(("utm_", "fbclid", "gclid"))])
+                       if not (k.lower().startswith(_TRACKING_PREFIXES) or k.lower() in _TRACKING)])
     path = parts.path.rstrip("/") or "/"
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
+    host = parts.netloc.lower().removeprefix("www.")
+    return urlunsplit((parts.scheme.lower(), host, path, query, ""))
+
+
+def stored_url_forms(url: str) -> list[str]:
+    """The forms a normalised ``url`` may be stored under, its own first: articles stored before
+    ``www.`` was dropped keep it, and a re-post of one must still find it (not store it again)."""
+    parts = urlsplit(url)
+    return [url, urlunsplit(parts._replace(netloc="www." + parts.netloc))] if parts.netloc else [url]
 
 
 def content_hash(title: str, body: str) -> str:
@@ -366,7 +386,8 @@ def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, Any]]:
     """Which ids, urls and content hashes of ``items`` are already stored (-> stored article id);
     ``text``: the stored content hash of each article found by id or url."""
     ids = [i.id for i in items]
-    urls = [i.url for i in items if i.url]
+    forms = {form: i.url for i in items if i.url for form in stored_url_forms(i.url)}
+    urls = list(forms)
     hashes = list({i.content_hash for i in items})
     found: dict[str, dict[str, Any]] = {"id": {}, "url": {}, "hash": {}, "text": {}}
     for start in range(0, len(ids), 500):
@@ -381,7 +402,8 @@ def _existing(session: Any, items: list[NewsItem]) -> dict[str, dict[str, Any]]:
     for start in range(0, len(urls), 500):
         for aid, u, h in session.execute(select(Article.id, Article.url, Article.content_hash)
                                          .where(Article.url.in_(urls[start:start + 500]))):
-            found["url"][u] = aid
+            if u == forms[u] or forms[u] not in found["url"]:  # the url as normalised now wins
+                found["url"][forms[u]] = aid
             found["text"][aid] = h
     return found
 

@@ -2,17 +2,21 @@
 
 A :class:`Linker` is built once from the shipped ``companies.csv`` plus an optional
 user CSV (``ticker,name,aliases`` with ``|``-separated aliases). Explicit forms
-(``$ACME``, ``NASDAQ:ACME``) are trusted for any ticker. A cashtag not in capitals
-(``$aapl``, as often typed on social media) counts only for a listed ticker, so ``$us`` or
-``$fun`` link nothing. Rules that keep words from becoming tickers:
+(``$ACME``, ``NASDAQ:ACME``) are trusted for any ticker, words on the stoplist too (``$ON``,
+``NYSE:IT``, ``$A``: ON Semiconductor, Gartner, Agilent), except a cashtag of a currency or an
+abbreviation that names no company (:data:`NOT_COMPANIES`: ``$USD``, ``$CEO``). A cashtag not in
+capitals (``$aapl``, as often typed on social media) counts only for a listed ticker, so ``$us``
+or ``$fun`` link nothing. Rules that keep words from becoming tickers:
 
 - a symbol in parentheses counts when it is a listed ticker, or when the name before it spells
   it (its letters in order, from the first letter of one of the last four words: ``Acme Widgets
   (ACME)``, ``Xerox (XRX)``): ``NEW YORK (AP)``, ``(AFP)``, ``(PHOTO)`` are datelines and
   captions, not companies;
-- a bare all-caps word counts only for a listed ticker (3+ letters, not on the stoplist), and
-  not at all in a shouted text (three quarters of its 3+ words in capitals: ``CAT FOOD MAKER
-  RECALLS``), where every word looks like a ticker;
+- a bare all-caps word counts only for a listed ticker not on the stoplist: of 3+ letters, or of
+  2 with a corporate word in its sentence (``GE shares jump 3%``; see below). In a shouted text
+  (three quarters of its 3+ words in capitals: ``CAT FOOD MAKER RECALLS``), where every word looks
+  like a ticker, only one of 3+ letters that is no English word (:data:`WORD_TICKERS`) counts,
+  and company names match in any case (``BERKSHIRE HATHAWAY BUYS APPLE STAKE``);
 - a company name that is also a common word or name (:data:`AMBIGUOUS_NAMES`: Visa, Ford, ...)
   counts only with a second signal: a corporate word in its sentence (shares, earnings, CEO,
   plant, a percentage, ...: :data:`_CORPORATE`; an exchange prefix such as ``NYSE:JPM`` belongs to
@@ -44,6 +48,27 @@ NOTE AGM OTC REIT ADR EST PST GMT UTC ET PT LTD INC CORP PLC AG SA NV THE FOR BU
 EURO MLN BLN KW KWH MW MWH GW GWH TWH BBL
 """
 STOPLIST = frozenset(_STOPWORDS.split())
+# Cashtags that name no company: currencies ("$USD strengthens") and abbreviations. Any other
+# stoplist word written as a cashtag is a ticker (finance QA: fin_tweets' $A Agilent, $DO, $ET,
+# $PE, $ON and $UN linked nothing).
+_NOT_COMPANY_WORDS = """
+USD EUR GBP JPY CNY CHF CAD AUD HKD EURO US USA UK EU API ATM CEO CFO CIO COO CTO CPI DOJ EBIT EBITDA
+ECB EPS ESG ETF FAQ FBI FDA FED FOMC FTC FX FY GAAP GDP HQ IMF IPO IRS LLC LTD INC CORP PLC MBA OECD QE
+ROI SEC SPAC VP WHO YOY YTD CAGR LTM TTM ARPU COVID AGM OTC REIT ADR EST PST GMT UTC MLN BLN KW KWH MW
+MWH GW GWH TWH BBL NYSE NASDAQ PDF
+"""
+NOT_COMPANIES = frozenset(_NOT_COMPANY_WORDS.split())
+# English words that are (or may be listed as) tickers: in a shouted text they are words
+# ("STOCKS FALL AS COST PRESSURES MOUNT"), not Costco; mixed-case prose still links them bare.
+_ENGLISH_WORDS = """
+ALL ARE NOW LOW KEY FAST PLAY FUN CAKE BIG RUN EAT CAR CARS TRIP GOOD HAS LIFE WELL MAIN BEST DOG COST
+CAT SHOP META PEP DIS UBER AIR ALLY ANY APP ARM BAND BILL BIO BOX CASH CORE DAY DOC EARN EDIT EYE FIVE
+FOX FREE GAME GAS GOLD HOME HOOD ICE JOB JOBS KIDS LAND LOVE MAN MET NEXT NICE OIL ONE OPEN PAY PINS
+POOL POST RACE RARE REAL ROCK SAVE SEE SKY SNOW SPOT SUN TAP TEAM TOP TWO TEN WAY WORK YOU HIGH SAY
+SAYS CUT CUTS HIT WIN WINS BID DEAL RATE BANK FUND DATA TECH CHIP FIRE MORE LIVE SAFE LOAN RENT HOPE
+PLUS MOVE GAIN LOSS RISE FALL DROP JUMP SINK LEAD PLAN TALK CALL BEAT MISS WARN PICK BOOM BULL BEAR
+"""
+WORD_TICKERS = frozenset(_ENGLISH_WORDS.split())
 
 _T = r"[A-Z]{1,5}(?:[.\-][A-Z])?"  # a share class may be written BRK.B or BRK-B
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,5}(?:[.\-][A-Za-z])?)\b")
@@ -154,8 +179,12 @@ class Linker:
                 if alias:
                     self.names[alias] = c.ticker
         alts = sorted(self.names, key=len, reverse=True)
-        self._name_re = (re.compile(r"(?<![\w&])(?:" + "|".join(re.escape(a) for a in alts) + r")(?![\w&])")
-                         if alts else None)
+        pattern = r"(?<![\w&])(?:" + "|".join(re.escape(a) for a in alts) + r")(?![\w&])"
+        self._name_re = re.compile(pattern) if alts else None
+        # shouted text writes names in capitals ("BERKSHIRE HATHAWAY BUYS APPLE STAKE"): matched
+        # in any case there, and read back as the alias it spells
+        self._loud_name_re = re.compile(pattern, re.IGNORECASE) if alts else None
+        self._folded = {a.casefold(): a for a in alts}
 
     @classmethod
     def from_files(cls, extra: str | Path | None = None) -> Linker:
@@ -180,29 +209,38 @@ class Linker:
         found: dict[str, str] = {}
         for m in _CASHTAG.finditer(text):
             t = self._symbol(m.group(1))
-            if t in self.known or (m.group(1).isupper() and t not in STOPLIST):
+            if t in self.known or (m.group(1).isupper() and t not in NOT_COMPANIES):
                 found[t] = "explicit"
-        for m in _PREFIX.finditer(text):
-            t = self._symbol(m.group(1))
-            if t not in STOPLIST or t in self.known:
-                found[t] = "explicit"
+        for m in _PREFIX.finditer(text):  # "NYSE: IT" is how Gartner's own releases name it
+            found[self._symbol(m.group(1))] = "explicit"
         for m in _PAREN.finditer(text):
             t = self._symbol(m.group(1))
             if t in self.known or (t not in STOPLIST and len(t) >= 2 and self._named_before(text, m.start(), t)):
                 found[t] = "explicit"
-        if not loud:
-            for m in _BARE.finditer(text):
-                t = self._symbol(m.group(1))
-                if t in self.known and len(t) >= 3 and t not in STOPLIST:
-                    found.setdefault(t, "explicit")
-        if self._name_re is not None:
-            for m in self._name_re.finditer(text):
-                t = self.names[m.group(0)]
-                kind = ("weak" if m.group(0) in AMBIGUOUS_NAMES
+        for m in _BARE.finditer(text):
+            t = self._symbol(m.group(1))
+            if self._bare_ticker(t, text, m.start(), m.end(), loud):
+                found.setdefault(t, "explicit")
+        name_re = self._loud_name_re if loud else self._name_re
+        if name_re is not None:
+            for m in name_re.finditer(text):
+                alias = self._folded[m.group(0).casefold()] if loud else m.group(0)
+                kind = ("weak" if alias in AMBIGUOUS_NAMES
                         and not self._corporate(_sentence_at(text, m.start(), m.end())) else "name")
-                if found.get(t, "weak") == "weak":
-                    found[t] = kind
+                if found.get(self.names[alias], "weak") == "weak":
+                    found[self.names[alias]] = kind
         return found
+
+    def _bare_ticker(self, t: str, text: str, start: int, end: int, loud: bool) -> bool:
+        """A bare all-caps word ``t`` at ``text[start:end]`` is a ticker: a listed one off the
+        stoplist, of 3+ letters, or of 2 with a corporate word in its sentence (finance QA: "GM up
+        3%" and "GE shares jump 3%" linked nothing). Shouted, where every word is in capitals, only
+        3+ letters that are no English word count ("TSLA SHARES PLUNGE", not "CAT FOOD MAKER")."""
+        if t not in self.known or t in STOPLIST:
+            return False
+        if loud:
+            return len(t) >= 3 and t not in WORD_TICKERS
+        return len(t) >= 3 or (len(t) == 2 and self._corporate(_sentence_at(text, start, end)))
 
     @staticmethod
     def _corporate(sentence: str) -> bool:

@@ -608,3 +608,48 @@ def test_the_earliest_published_syndicated_copy_counts_whatever_arrived_first(cl
     assert outcomes == {k: [("2024-09-01", [f"syn{k}-A"]), ("2024-09-02", [])] for k in outcomes}
     with pipe.db.session() as s:
         assert sorted(s.scalars(select(Article.id))) == ["syn1-A", "syn2-A", "syn3-A", "syn4-A"]
+
+
+def test_one_story_under_www_and_tracking_variants_of_its_url_is_stored_once(client, pipe) -> None:
+    """Regression (finance QA): ``https://www.cnbc.com/x?__source=rss`` and ``https://cnbc.com/x``
+    were two urls, so one story posted via both was stored twice."""
+    from services.sentiment.ingest import normalise_url
+
+    tracked = ("https://WWW.cnbc.com/x/?__source=rss&ref=home&src=tw&mod=mw&ncid=1&cmpid=2&mc_cid=3&mc_eid=4"
+               "&_ga=5&igshid=6&utm_source=feed&fbclid=7&gclid=8#top")
+    assert normalise_url(tracked) == normalise_url("https://cnbc.com/x") == "https://cnbc.com/x"
+    assert normalise_url("https://www.cnbc.com/x?id=3&ref=a") == "https://cnbc.com/x?id=3"  # content params stay
+    rows = [art(1, url="https://www.cnbc.com/x?__source=rss"), art(2, url="https://cnbc.com/x"), art(3, url=tracked)]
+    r = client.post("/v1/news", json=rows)
+    assert r.json["ids"] == ["a1"] and r.json["article_ids"] == ["a1", "a1", "a1"]
+    assert [d["reason"] for d in r.json["duplicates"]] == ["duplicate url", "duplicate url"]
+    assert _count(pipe, Article) == 1
+
+
+def test_an_article_stored_under_its_www_url_still_matches_reposts(client, pipe) -> None:
+    """Urls stored before ``www.`` was dropped keep it: a re-post of such a story must find it (by
+    url; its derived id changed with the url) rather than store it again."""
+    from services.sentiment.ingest import content_hash
+
+    with pipe.db.session() as s:  # as the release before stored it
+        s.add(Article(id="old-1", source="wire", published_at=datetime(2024, 5, 1, 10, tzinfo=UTC),
+                      title="$ACME first draft", body="", url="https://www.cnbc.com/y",
+                      content_hash=content_hash("$ACME first draft", "")))
+    row = {"source": "wire", "published_at": "2024-05-01T10:00:00Z", "url": "https://www.cnbc.com/y?__source=rss"}
+    same = client.post("/v1/news", json={**row, "title": "$ACME first draft"}).json
+    assert same["duplicates"][0]["reason"] == "duplicate url" and same["article_ids"] == ["old-1"]
+    assert client.post("/v1/news", json={**row, "title": "$ACME corrected"}).json["updated"] == ["old-1"]
+    assert _count(pipe, Article) == 1
+
+
+def test_a_dotted_date_is_read_day_first_and_a_slashed_one_as_before() -> None:
+    """Regression (finance QA): a European wire's "07.06.2024 10:00" was stored as 6 July."""
+    from services.sentiment.ingest import parse_time
+
+    june_7 = datetime(2024, 6, 7, 10, tzinfo=UTC)
+    for dotted in ("07.06.2024 10:00", "7.6.2024 10:00", "07.06.24 10:00", "07.06.2024 12:00 Europe/Berlin",
+                   "07.06.2024 11:00 CET"):
+        assert parse_time(dotted) == june_7, dotted
+    assert parse_time("13.06.2024") == datetime(2024, 6, 13, tzinfo=UTC)
+    assert parse_time("06/07/2024 10:00") == june_7  # slashes stay month first
+    assert parse_time("2024.06.07 10:00") == june_7  # year first: not a day-first date

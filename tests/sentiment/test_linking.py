@@ -187,3 +187,67 @@ def test_a_company_list_with_only_its_header_or_share_classes_reads(tmp_path) ->
     assert read_companies(path) == []  # no extra companies: allowed
     path.write_text("Ticker,Name\n$brk-b,Berkshire B\n", encoding="utf-8")
     assert [(c.ticker, c.name) for c in read_companies(path)] == [("BRK.B", "Berkshire B")]  # as the API reads it
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("$IT raises its outlook", {"IT"}), ("Gartner (NYSE: IT) raises its outlook", {"IT"}),
+    ("$ON beats", {"ON"}), ("onsemi NASDAQ:ON beats", {"ON"}), ("$A beats", {"A"}), ("NYSE:A beats", {"A"}),
+    ("NYSE:PM cuts guidance", {"PM"}), ("$SO raises its dividend", {"SO"}),
+    # fin_tweets lines whose stoplist cashtags linked nothing
+    ("$A - Agilent Q4 2019 Earnings Preview", {"A"}),
+    ("$DO - Diamond Offshore: Q4 2019 Earnings And Fleet Status Report Analysis.", {"DO"}),
+    ("$ET $RDS.A - Shell-led Lake Charles LNG gets five more years", {"ET", "RDS.A"}),
+    ("$PE $PXD - Parsley willing to cut oil production 20% if deal reached", {"PE", "PXD"}),
+    ("$XLK $ON $KLAC - Semis gain on signs of resilience", {"XLK", "ON", "KLAC"}),
+    ("$UN $UL - Unilever sees Lipton as still attractive", {"UN", "UL"}),
+    # currencies and abbreviations that name no company stay out; so does a lower-case stoplist word
+    ("$USD firms, $EUR slips; $CEO pay, $ETF flows, $IPO pipeline and $GDP data", set()),
+    ("do $it now, turn $on the lights", set()),
+])
+def test_explicit_cashtags_and_exchange_prefixes_of_stoplist_symbols_link(linker: Linker, text: str,
+                                                                          expected: set) -> None:
+    """Regression (finance QA): ``$IT``, ``NYSE:IT``, ``$ON``, ``$A``, ``NYSE:PM``, ``$SO`` linked
+    nothing, though explicit forms are trusted for any ticker."""
+    assert set(linker.link(text)) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("TSLA SHARES PLUNGE AFTER RECALL", {"TSLA"}),
+    ("AAPL, MSFT LEAD NASDAQ HIGHER", {"AAPL", "MSFT"}),
+    ("*TESLA TO RECALL 2 MILLION VEHICLES", {"TSLA"}),
+    ("BERKSHIRE HATHAWAY BUYS APPLE STAKE", {"BRK.B", "AAPL"}),
+    ("FORD RECALLS 10,000 TRUCKS", {"F"}),  # an ambiguous name still needs its corporate word
+    # shouted noise: stoplist words, English words that are tickers, ambiguous names alone
+    ("CEO SAYS IT IS ON TRACK", set()),
+    ("ALL ARE NOW ON A ROLL AS COST CUTS BITE", set()),
+    ("VISA RULES FOR STUDENTS TIGHTENED", set()),
+    ("HARRISON FORD STARS IN NEW FILM", set()),
+])
+def test_shouted_headlines_link_listed_symbols_and_names_in_capitals(linker: Linker, text: str,
+                                                                     expected: set) -> None:
+    """Regression (finance QA): every all-caps headline linked nothing (bare tickers were all
+    skipped there, and names matched in their exact case only)."""
+    assert set(linker.link(text)) == expected
+
+
+def test_a_shouted_body_links_names_in_capitals_in_its_texts(linker: Linker) -> None:
+    body = "TESLA SAID IT WOULD RECALL THE CARS. COST PRESSURES MOUNT."
+    assert linker.link("Recall", body) == {"TSLA": 0.5}
+    assert linker.texts_for(["TSLA"], "Recall", body) == {"TSLA": "Recall TESLA SAID IT WOULD RECALL THE CARS."}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("GM and Ford report sales; GM up 3%", {"GM", "F"}),
+    ("GE shares jump 3%", {"GE"}),
+    ("MS, GS earnings beat", {"MS", "GS"}),
+    # no market or corporate word in its sentence: a two-letter word is no ticker
+    ("GE to hold a town hall", set()),
+    ("The GM of the team resigned. Shares of the league rose 3%.", set()),
+    # stoplist words stay out whatever the sentence says
+    ("IT spending is ON track, AI shares up 3% as US sales rise", set()),
+])
+def test_a_bare_two_letter_ticker_counts_with_a_corporate_word_in_its_sentence(linker: Linker, text: str,
+                                                                               expected: set) -> None:
+    """Regression (finance QA): "GM ... GM up 3%" linked only F and "GE shares jump 3%" nothing
+    (bare tickers needed 3+ letters)."""
+    assert set(linker.link(text)) == expected
