@@ -148,7 +148,10 @@ def predict_sentiment_cmd(ref: str, input_path: str, output_path: str, runtime: 
     n = predict_file(_registry(), ref, input_path, output_path, runtime=runtime,
                      batch_size=batch_size, text_field=text_field, explain=explain)
     click.echo(f"{n} rows -> {output_path}", err=True)
-    click.echo(output_path)
+    from shared.io import in_place_target
+
+    if in_place_target(output_path) is None:  # a file; `--output /dev/stdout` got the path as a last non-JSON row
+        click.echo(output_path)
 
 
 # -- export -------------------------------------------------------------------------

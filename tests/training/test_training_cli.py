@@ -50,6 +50,26 @@ def test_predict_keeps_order_and_scores_sum_to_one(settings, tiny_sentiment_mode
     assert all(tok["token"] in r["text"].split() for r in rows for tok in r["explanation"])
 
 
+def test_predict_to_dev_stdout_writes_rows_only(settings, tiny_sentiment_model: Path, tmp_path: Path) -> None:
+    """Docs QA: `--output /dev/stdout` ended the JSONL with the path, "/dev/stdout", as a last
+    non-JSON line (kb ask and recs recommend print rows only); a file output still prints its path."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"text": "profit fell sharply"}) + "\n")
+    cmd = [sys.executable, "-m", "shared.cli", "predict", "sentiment", "--model", str(tiny_sentiment_model),
+           "--input", str(src), "--output"]
+    env = {**os.environ, "FINPULSE_HOME": str(settings.home)}
+    proc = subprocess.run([*cmd, "/dev/stdout"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["text"] for line in proc.stdout.splitlines()] == ["profit fell sharply"]
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run([*cmd, str(out)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [str(out)], proc.stderr
+
+
 def test_export_int8_writes_both_files_and_reports_parity(settings, model_copy: Path, caplog) -> None:
     result = invoke("export", "--model", str(model_copy), "--int8")
     # onnxruntime's advice to pre-process (the graph is fused first already) printed on every export
