@@ -13,4 +13,15 @@ fi
 scripts/services.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check .
-exec .venv/bin/pytest -m "not gpu" "$@"
+# pytest keeps only the last -m: a caller's -m "not slow" brought the GPU tests back, so theirs is
+# joined to "not gpu" instead
+marker="not gpu"
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -m) marker="($marker) and ($2)"; shift 2 ;;
+    --markexpr=*) marker="($marker) and (${1#--markexpr=})"; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+exec .venv/bin/pytest -m "$marker" "${args[@]}"

@@ -67,13 +67,13 @@ def start_observability(settings: Any, queues: list[str], metrics_port: int | No
               help="Inference runtime (default: the runtime setting).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--warm/--no-warm", default=True, help="Load the sentiment model before taking tasks.")
-@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--loglevel", "-l", default=None, help="Celery's log level (default: FINPULSE_LOG_LEVEL, INFO).")
 @click.option("--hostname", "-n", default=None, help="Celery node name (unique per worker).")
 @click.option("--beat", is_flag=True, help="Also run the periodic schedule (feed polling, recs retraining, "
               "retention when set); "
               "one worker per deployment.")
 def worker(queues: str | None, pool: str | None, concurrency: int | None, metrics_port: int | None,
-           runtime: str | None, device: str | None, warm: bool, loglevel: str, hostname: str | None,
+           runtime: str | None, device: str | None, warm: bool, loglevel: str | None, hostname: str | None,
            beat: bool) -> None:
     """Run a Celery worker for inference (and training) tasks."""
     from celery import signals
@@ -84,7 +84,8 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
     overrides = {k: v for k, v in {"runtime": runtime, "device": device}.items() if v}
     settings = load_settings(**overrides)
     app = make_celery(settings)
-    argv = worker_argv(settings, queues, pool, concurrency, loglevel, hostname)
+    # the setting, as the services take it: the worker logged INFO whatever FINPULSE_LOG_LEVEL said
+    argv = worker_argv(settings, queues, pool, concurrency, loglevel or settings.log_level, hostname)
     queue_names = argv[argv.index("-Q") + 1].split(",")
     if beat:
         app.conf.beat_schedule = beat_schedules(settings)
@@ -99,6 +100,11 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, metric
     configure_runtimes(spinning=False)
 
     if settings.log_format == "json":
+        from shared.logs import celery_json_output, configure_logging
+
+        configure_logging(settings)  # before Celery warns (as root) or prints
+        celery_json_output()
+        argv = ["--quiet", *argv]  # Celery's banner: 20 plain lines in the JSON stream
         # a receiver of setup_logging makes Celery leave logging alone: its own plain handlers
         # wrote every worker line (task received, reloads, errors) outside the JSON stream
         @signals.setup_logging.connect(weak=False)

@@ -39,6 +39,7 @@ def configure_logging(settings: Settings) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
         _json = True
+        logging.captureWarnings(True)  # a warning (Celery's about root) printed plain lines among the JSON
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(lambda record: not getattr(record, "said", False))  # say() printed it already
@@ -50,6 +51,20 @@ def configure_logging(settings: Settings) -> None:
     # per-CPU module names: 9 INFO lines of "Could not load library ... ModuleNotFoundError" per process
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     _configured = True
+
+
+def progress_bars() -> bool:
+    """Whether this process may draw progress bars: not where it logs JSON (a bar is no JSON line)."""
+    return not _json
+
+
+def celery_json_output() -> None:
+    """Make a JSON-logging worker's own prints log records: logging (warnings included) set up
+    before Celery starts, no banner (``--quiet``, the caller's), and the shutdown line, which
+    Celery writes past logging ("worker: Warm shutdown (MainProcess)"), a record."""
+    from celery.apps import worker as celery_worker
+
+    celery_worker.safe_say = lambda msg, f=None: logging.getLogger("celery.apps.worker").info(msg)
 
 
 def say(source: str, message: str, logger: str | None = None) -> None:

@@ -22,6 +22,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}  # browsers leave these out of an Ori
 # every list setting must be one, since the JSON decoding of pydantic-settings is switched off for it
 EnvList = Annotated[list[str], NoDecode]
 MAX_RETENTION_DAYS = 36_500  # a century: a longer limit keeps everything, and its cutoff date would not exist
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 RetentionDays = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)]  # 0: keep forever
 
 
@@ -56,7 +57,7 @@ class Settings(BaseSettings):
     # First ops key; stored hashed, never logged.
     ops_key: str | None = None
     log_format: Literal["plain", "json"] = "plain"
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # of the services, the worker and `up`
     # Data folder the first run prepares models from (../shared/data when present).
     data_dir: Path | None = None
     # Domains each service serves from the registry's `production` pointer.
@@ -180,6 +181,16 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(f"FINPULSE_HOME {home} {problem}")
         return home
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        # logging's "Unknown level" came only when a process configured its logs: a traceback in
+        # `shared.up serve`, a line naming no setting in `up`, and nothing at all in the worker
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"FINPULSE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return level
 
     @field_validator("chatbot_rate_limit", "chatbot_session_rate_limit")
     @classmethod

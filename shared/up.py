@@ -321,6 +321,8 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
            "TOKENIZERS_PARALLELISM": "false"}
     for name in SERVICES:
         env[f"FINPULSE_{name.upper()}_PORT"] = str(settings.port_for(name))
+    if settings.log_format == "json":  # transformers' "Loading weights" bars: no JSON lines
+        env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     sup = Supervisor(env)
     stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, closed terminal
     previous = {sig: signal.signal(sig, _raise_stop) for sig in stop_signals}
@@ -457,7 +459,15 @@ def worker(celery_args: tuple[str, ...]) -> None:
     settings = get_settings()
     app = make_celery(settings)
     args = list(celery_args) or worker_pool_args(settings)
-    app.worker_main(["worker", "--loglevel", "INFO", "--hostname", f"finpulse-{os.getpid()}@%h", *args])
+    quiet = []
+    if settings.log_format == "json":  # Celery's banner, warnings and shutdown line: plain lines among JSON
+        from shared.logs import celery_json_output
+
+        configure_logging(settings)
+        celery_json_output()
+        quiet = ["--quiet"]
+    app.worker_main([*quiet, "worker", "--loglevel", settings.log_level, "--hostname", f"finpulse-{os.getpid()}@%h",
+                     *args])
 
 
 @child.command("prepare")

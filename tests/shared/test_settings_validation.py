@@ -32,6 +32,29 @@ def test_a_rate_limit_flask_limiter_cannot_parse_is_refused(monkeypatch, home, n
     assert name in message and repr(value) in message
 
 
+@pytest.mark.parametrize("value", ["BOGUS", "", "verbose"])
+def test_a_log_level_logging_does_not_know_is_refused_naming_the_setting(monkeypatch, home, value) -> None:
+    """Docs QA: `up` said only "Unknown level: 'BOGUS'", `shared.up serve` died in a traceback and the
+    worker ignored it."""
+    message = config_error(monkeypatch, FINPULSE_HOME=str(home), FINPULSE_LOG_LEVEL=value)
+    assert "FINPULSE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in message
+
+
+def test_a_log_level_is_read_in_any_case_and_the_worker_takes_it(monkeypatch, home) -> None:
+    from click.testing import CliRunner
+
+    from services import worker
+
+    monkeypatch.setenv("FINPULSE_LOG_LEVEL", " warning")
+    assert load_settings(home=home).log_level == "WARNING"
+    argv: list[list[str]] = []
+    monkeypatch.setattr("shared.celery_app.make_celery", lambda _s: type("App", (), {
+        "worker_main": lambda _self, a: argv.append(a), "conf": type("Conf", (), {})()})())
+    monkeypatch.setenv("FINPULSE_HOME", str(home))
+    assert CliRunner().invoke(worker.worker, ["--no-warm"]).exit_code == 0
+    assert argv[0][argv[0].index("--loglevel") + 1] == "WARNING"  # it logged INFO whatever the setting said
+
+
 def test_rate_limits_in_the_limits_syntax_are_accepted(monkeypatch, home) -> None:
     monkeypatch.setenv("FINPULSE_CHATBOT_RATE_LIMIT", "10 per second; 500/hour")
     monkeypatch.setenv("FINPULSE_CHATBOT_SESSION_RATE_LIMIT", "30/minute")
