@@ -157,6 +157,10 @@ def feedback(body: FeedbackIn) -> Any:
         # feedback rates an answer given: on no conversation it is noise (or a made-up pair)
         raise BadInput(f"session {body.session_id!r} has no conversation; send feedback with the "
                        "session_id that POST /v1/chat returned", code="unknown_session")
+    if body.entry_id is not None and not handoff.was_offered(get_db(), body.session_id, body.entry_id):
+        # QA: any entry in the knowledge base was taken, and a thumbs-up became a made-up training pair
+        raise BadInput(f"session {body.session_id!r} was never given or offered entry {body.entry_id!r}",
+                       code="unknown_entry")
     settings = settings_of()
     record_feedback(settings, settings.chatbot_domain, helpful=body.rating == "up", version=_version())
     fid = handoff.add_feedback(get_db(), body.session_id, 1 if body.rating == "up" else -1,

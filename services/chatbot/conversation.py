@@ -6,6 +6,7 @@ directly with a real Redis, SQLite and any :class:`~services.chatbot.retriever.E
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -22,9 +23,11 @@ from services.chatbot.dialogue import (
     Decision,
     Policy,
     State,
+    cancels_handoff,
     chosen,
     decide,
     follow_up_context,
+    handed_back,
     rejects_answer,
     silent,
     suggestion_labels,
@@ -33,13 +36,14 @@ from services.chatbot.dialogue import (
 )
 from services.chatbot.kb import KbHandle
 from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder, unreadable
-from shared.errors import BadInput, FinPulseError
+from shared.errors import BadInput, FinPulseError, NotFound
 
 log = logging.getLogger(__name__)
 CONTEXT_WEIGHT = 0.6  # weight of the previous question's vector in a follow-up's query
 # A session's turns take its lock one at a time; a holder that died frees it after LOCK_TTL_S.
 LOCK_TTL_S = 60.0
 LOCK_WAIT_S = 30.0  # a turn queued longer than this behind its session's others is refused (429)
+CUSTOMER = "customer"  # who released a ticket the customer took back (its released_by)
 
 
 @dataclass
@@ -124,7 +128,10 @@ class ChatEngine:
         state = self.load_state(session_id)
         if entry_id is not None and not self.current_entry(session_id, entry_id):
             entry_id = None  # the offer outlived its entry: the suggestion's question is asked instead
-        decision = self._pick(entry_id, state) if entry_id is not None else self._decide(message, state)
+        if entry_id is not None:
+            decision = self._pick(entry_id, state)
+        else:
+            decision = self._handed_back(session_id, message, state) or self._decide(message, state)
         state.turns.append({"role": "user", "text": handoff.mask_pii(message)})
         if decision.kind != "silent":
             state.turns.append({"role": "bot", "text": decision.answer})
@@ -159,6 +166,15 @@ class ChatEngine:
         if handoff.was_offered(self.db, session_id, entry_id):
             return False
         raise BadInput(f"no knowledge-base entry with id {entry_id!r}", code="unknown_entry")
+
+    def _handed_back(self, session_id: str, message: str, state: State) -> Decision | None:
+        """The customer takes back a hand-off no agent has answered yet ("cancel", "never mind"): its
+        ticket is closed as an agent's release closes it. Once an agent writes, the words are the agent's."""
+        if not state.handoff or not cancels_handoff(message) or handoff.agent_replied(self.db, session_id):
+            return None
+        with contextlib.suppress(NotFound):  # released meanwhile by an agent: back with the bot either way
+            handoff.release_ticket(self.db, session_id, CUSTOMER)
+        return handed_back(state)
 
     def _pick(self, entry_id: str, state: State) -> Decision:
         kb = self.handle.get()
@@ -201,7 +217,7 @@ class ChatEngine:
         with self.session_lock(session_id):
             n = handoff.release_ticket(self.db, session_id, actor)
             state = self.load_state(session_id)
-            state.handoff, state.unsure, state.ticket_id, state.notified = False, 0, None, False
+            state.hand_back()
             self.save_state(session_id, state)
         return n
 

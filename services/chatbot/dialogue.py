@@ -34,10 +34,30 @@ _HUMAN = re.compile(
     r"|\b(?:can|could|will|would) (?:someone|somebody|a person|an agent|a representative) (?:please )?"
     r"(?:call|ring|phone) me\b"
     r"|\bcall me back\b"
+    # QA: "live chat" and "escalate" alone were looked up; a question about them ("is live chat open on
+    # Sundays?", "how do I escalate a complaint?") still is
+    r"|^(?:(?:a|the) )?live chat(?: please| pls| now)?$"
+    r"|\b(?:want|need|start|open|get|give me|connect me to|take me to) (?:a |the )?live chat\b"
+    r"|^(?:please )?escalate(?: this| it| me| my (?:case|issue|complaint|problem|query))?(?: please| now)?$"
+    r"|\b(?:i want to|i'd like to|i need to|please|can you|could you) escalate (?:this|it|me|my (?:case|issue|"
+    r"complaint|problem|query))\b"
+    rf"|\bescalate (?:(?:this|it|me|my (?:case|issue|complaint|problem|query)) )?to {_DET}{_NOUN}s?\b"
     rf"|^(?:{_DET}{_NOUN}|human|agent)(?: please| pls| now)?$", re.I)
-# "do I need to speak to a representative to change my PIN?" is a question for the FAQ
-_ASKS_IF_NEEDED = re.compile(r"\b(?:do|does|would|will|must|should) (?:i|we|you) (?:need|have) to "
-                             r"(?:speak|talk|chat)\b", re.I)
+# "do I need to speak to a representative to change my PIN?", "do I need an agent to file a claim?" and
+# "how do I find an agent near me for cash deposit" are questions for the FAQ (QA: each opened a ticket)
+_ASKS_IF_NEEDED = re.compile(r"\b(?:do|does|would|will|must|should) (?:i|we|you|one) (?:need|have) "
+                             r"(?:to (?:speak|talk|chat)\b|(?:an?|the|any) (?:human|person|agent|representative|"
+                             r"advis[eo]r|manager)s?\b)"
+                             r"|\b(?:find|locate|nearest|closest) (?:(?:an?|the|your) )?(?:(?:nearest|closest|"
+                             r"local) )?(?:agent|advis[eo]r|representative)s? (?:near|nearby|close to|around|in)\b",
+                             re.I)
+# A request said not to be wanted: "I don't want to talk to a human, just tell me...", "please don't transfer me
+# to an agent" (QA: each opened a ticket). The negation leads the request in its clause, with only words of
+# wanting between them: "I don't understand, talk to a human" is a request.
+_NEGATED = re.compile(r"\b(?:don't|dont|do not|doesn't|does not|didn't|did not|never|no need|without|rather not)"
+                      r"(?: (?:really|ever|even|actually|want|wanna|need|wish|have|like|ask|asked|to|be|i|me|"
+                      r"a|an|the|you|it))* ?$", re.I)
+_CLAUSES = re.compile(r"[,;.!?:\u2026]+|\s(?:but|just|instead)\s", re.I)
 _MARKS = re.compile(r"[^\w'\s]+")
 # Short follow-ups ("and for credit cards?", "what about savings?") lean on the previous turn.
 _FOLLOW_UP = re.compile(r"^\s*(and|what about|how about|also|same for|what if|or)\b", re.I)
@@ -54,7 +74,12 @@ _THANKS = re.compile(r"^(?:(?:ok|okay|great|perfect|cool|nice|brilliant|awesome|
 _BYE = re.compile(r"^(?:(?:ok|okay|thanks|thank you) )*(?:bye|bye bye|goodbye|good bye|see you|see ya|cya|"
                   r"good night|have a (?:good|nice) (?:day|one))(?: now| then| for now)?$")
 _OK = re.compile(r"^(?:ok|okay|k|kk|okey|alright|all right|cool|great|got it|understood|fine|noted|perfect|"
-                 r"sure|i see|no thanks?|no thank you|nothing else|that's all|thats all)(?: thanks?| thank you)?$")
+                 r"sure|i see)(?: thanks?| thank you)?$")
+# "No" to "Is there anything else I can help you with?": QA's "thanks" -> "no" -> "nope" -> "no, that is all"
+# was looked up three times, found nothing and opened a low_confidence ticket. It ends the chat politely.
+_ALL = r"(?:(?:that's|thats|that is) (?:all|it|everything)|all good|all set|nothing else|nothing more|i'm good|im good)"
+_DONE = re.compile(rf"^(?:(?:ok|okay|thanks|thank you) )*(?:(?:no|nope|nah)(?: (?:thanks?|thank you|thx))?(?: {_ALL})?"
+                   rf"|{_ALL})(?: (?:for now|for today|thanks?|thank you))*$")
 # An emoji acknowledgement alone (repeated or skin-toned: "👍🏽👍"): 🙏 😊 🙂 ☺ thank, 👍 👌 ✅ 🆗 say ok.
 # Looked up, it was all [UNK] to the encoder and got an unrelated answer.
 _EMOJI_TALK = {"thanks": frozenset("\U0001f64f\U0001f60a\U0001f642\u263a"),
@@ -62,21 +87,41 @@ _EMOJI_TALK = {"thanks": frozenset("\U0001f64f\U0001f60a\U0001f642\u263a"),
 _EMOJI_MODIFIERS = re.compile(r"[\s\ufe0f\U0001f3fb-\U0001f3ff]+")  # spaces, emoji style, skin tones
 # "That didn't help" after an answer: the customer rejects it. Read as a new question it found
 # whatever entry mentions "help"; it is an unsure turn on the same topic, offering the other entries.
+# QA: "that doesnt help", "didn't help", "wrong" and "useless" were looked up as questions. Only the whole
+# (short) message: "wrong amount debited from my account" is a question.
+_IS = r"(?:that's|thats|that is|this is|it's|its|it is|that was|this was|it was)"
 _REJECTED = re.compile(r"^(?:no|nope|sorry|hmm|but)?\s*(?:"
-                       r"(?:that|this|it)(?: answer)? (?:didn't|did not|doesn't|does not|won't|will not) "
-                       r"(?:help|work|answer (?:my|the) question)(?: (?:at all|me|much))*"
-                       r"|(?:that's|that is|this is|it's|it is) not (?:helpful|it|right|correct|what i (?:asked|meant|"
-                       r"wanted|need|needed|was asking|was looking for))"
-                       r"|not (?:helpful|what i (?:asked|meant|wanted|need|needed|was asking|was looking for))"
-                       r"|(?:that's |that is |this is )?(?:the )?wrong answer|(?:that's|that is) wrong"
+                       r"(?:(?:that|this|it)(?: answer)? )?(?:didn't|didnt|did not|doesn't|doesnt|does not|won't|wont|"
+                       r"will not) (?:help|work|answer (?:my|the) question)(?: (?:at all|me|much))*"
+                       rf"|{_IS} not (?:helpful|useful|it|right|correct|what i (?:asked|meant|wanted|need|needed|"
+                       r"was asking|was looking for))"
+                       r"|(?:that|this|it) (?:wasn't|wasnt|isn't|isnt) (?:helpful|useful|right|correct)"
+                       r"|not (?:helpful|useful|what i (?:asked|meant|wanted|need|needed|was asking|was looking for))"
+                       r"(?: at all)?"
+                       rf"|(?:{_IS} )?(?:the )?wrong(?: answer)?"
+                       rf"|(?:(?:{_IS}|you're|you are) )?(?:(?:so|totally|completely|very) )?"
+                       r"(?:useless|unhelpful|incorrect)"
                        r"|(?:you )?(?:didn't|did not|don't|do not) (?:understand|answer) (?:me|my question)"
                        r")$")
 REJECTED_ANSWER = "Sorry that didn't help. Did you mean one of these?"
+# Taking back a hand-off before an agent answered (QA: after a low-confidence hand-off, "cancel" or "never mind"
+# met silence; the customer could only wait for an agent they no longer needed). The whole message only.
+_PERSON = r"(?:an? |the )?(?:agent|human|person|representative|rep|operator|someone|anyone|somebody)"
+_CANCEL_HANDOFF = re.compile(
+    r"^(?:(?:ok|okay|no|oh|actually|sorry|please|hmm) )*(?:"
+    r"cancel(?: (?:that|it|this|(?:the|my) request|the hand ?off))?"  # not "cancel the transfer": a payment
+    r"|never ?mind|nvm|forget (?:it|about it)|(?:don't|dont) bother"
+    rf"|(?:i )?(?:don't|dont|do not) (?:need|want) {_PERSON}|no need(?: for {_PERSON})?|no {_PERSON}"
+    r"|(?:(?:go|take me|put me|switch|get me) )?back to (?:the )?(?:bot|assistant|chatbot)"
+    r"|(?:i'll|ill|i will|let me) (?:use|try|talk to|chat with|ask) (?:the )?(?:bot|assistant|chatbot)"
+    r")(?: (?:anymore|any more|after all|then|now|thanks?|thank you|please|again|instead))*$")
+HANDOFF_CANCELLED_ANSWER = "OK, I've cancelled your request for a person. What else can I help you with?"
 SMALL_TALK_ANSWERS = {
     "greeting": "Hello! How can I help you today? Ask me about your accounts, cards, loans or payments.",
     "thanks": "You're welcome! Is there anything else I can help you with?",
     "bye": "Goodbye, and thank you for chatting with us.",
     "ok": "Is there anything else I can help you with?",
+    "done": "Alright. Thank you for chatting with us, and if anything else comes up, just ask.",
 }
 
 HANDOFF_ANSWER = ("I'm handing this conversation to a member of our team; "
@@ -115,6 +160,10 @@ class State:
         return {"turns": self.turns[-10:], "unsure": self.unsure, "handoff": self.handoff,
                 "ticket_id": self.ticket_id, "notified": self.notified, "answered": self.answered}
 
+    def hand_back(self) -> None:
+        """The hand-off is over (an agent released it, or the customer took it back): the bot answers."""
+        self.handoff, self.unsure, self.ticket_id, self.notified = False, 0, None, False
+
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> State:
         data = data or {}
@@ -132,12 +181,19 @@ class Decision:
 
 
 def wants_human(text: str) -> bool:
-    words = " ".join(_MARKS.sub(" ", text).split())  # "talk to a *human* agent!" reads as its words
-    return bool(_HUMAN.search(words)) and not _ASKS_IF_NEEDED.search(words)
+    """Whether some clause of ``text`` asks for a person, not saying it does not want one."""
+    return any(_asks_for_person(clause) for clause in _CLAUSES.split(text.replace("\u2019", "'")))
+
+
+def _asks_for_person(clause: str) -> bool:
+    words = " ".join(_MARKS.sub(" ", clause).split())  # "talk to a *human* agent" reads as its words
+    match = _HUMAN.search(words)
+    return match is not None and not _NEGATED.search(words[:match.start()]) and not _ASKS_IF_NEEDED.search(words)
 
 
 def small_talk(text: str) -> str | None:
-    """``greeting``, ``thanks``, ``bye`` or ``ok`` when the whole (short) message is only that."""
+    """``greeting``, ``thanks``, ``bye``, ``done`` ("no, that's all") or ``ok`` when the whole (short)
+    message is only that."""
     emoji = set(_EMOJI_MODIFIERS.sub("", text))
     for kind, marks in _EMOJI_TALK.items():
         if emoji and emoji <= marks:
@@ -146,10 +202,16 @@ def small_talk(text: str) -> str | None:
     if not words or len(words.split()) > 6:
         return None
     # a goodbye first: "ok thanks bye" ends the chat, it does not invite another question
-    for kind, pattern in (("greeting", _GREETING), ("bye", _BYE), ("thanks", _THANKS), ("ok", _OK)):
+    for kind, pattern in (("greeting", _GREETING), ("bye", _BYE), ("done", _DONE), ("thanks", _THANKS), ("ok", _OK)):
         if pattern.match(words):
             return kind
     return None
+
+
+def cancels_handoff(text: str) -> bool:
+    """The whole message takes back a hand-off ("cancel", "never mind", "I don't need an agent")."""
+    words = " ".join(_MARKS.sub(" ", text.casefold().replace("\u2019", "'")).split())
+    return len(words.split()) <= 10 and bool(_CANCEL_HANDOFF.match(words))
 
 
 def is_follow_up(text: str) -> bool:
@@ -210,7 +272,9 @@ def same_entry_text(a: Hit, b: Hit, answers: dict[str, str]) -> bool:
 # nothing and denying nothing the other does not, are copies (bank FAQ: a word or two apart).
 NEAR_COPY, NEAR_COPY_WORDS = 0.85, 8
 _NEGATIONS = frozenset({"not", "no", "never", "cannot", "can't", "cant", "don't", "dont", "won't", "isn't", "without"})
-_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][\w-]*")
+# not a sentence's first word, also where the FAQ left out the space ("Debit Card.New card", "purchaser.The":
+# bank FAQ QA saw buttons read "... stolen — New The")
+_NAME = re.compile(r"(?<![.!?:]\s)(?<![.!?:])(?<!^)\b[A-Z][\w-]*")
 _FIGURE = re.compile(r"\b\d(?:[\d,.]*\d)?\b")  # "60 days" and "180 days" in advance are two rules
 
 
@@ -312,6 +376,12 @@ def silent(state: State) -> Decision:
         return Decision("silent", "", 0.0, [])
     state.notified = True
     return Decision("silent", SILENT_ANSWER, 0.0, [])
+
+
+def handed_back(state: State) -> Decision:
+    """The customer took the hand-off back (its ticket is closed): the bot answers again, counts reset."""
+    state.hand_back()
+    return Decision("answer", HANDOFF_CANCELLED_ANSWER, 1.0, [])
 
 
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],

@@ -178,6 +178,18 @@ def release_ticket(db: Any, session_id: str, actor: str) -> int:
         return len(rows)
 
 
+def agent_replied(db: Any, session_id: str) -> bool:
+    """Whether an agent has written in the session since its open ticket was opened."""
+    with db.session() as s:
+        opened = s.scalar(select(HandoffTicket.created_at).where(HandoffTicket.session_id == session_id,
+                                                                 HandoffTicket.status == "open")
+                          .order_by(HandoffTicket.id.desc()).limit(1))
+        if opened is None:
+            return False
+        return s.scalar(select(ChatMessage.id).where(ChatMessage.session_id == session_id, ChatMessage.role == "agent",
+                                                     ChatMessage.created_at >= opened).limit(1)) is not None
+
+
 def has_conversation(db: Any, session_id: str) -> bool:
     """Whether ``session_id`` ever chatted (its transcript outlives the Redis state)."""
     with db.session() as s:
@@ -213,14 +225,16 @@ def feedback_pairs(db: Any, entries: Mapping[str, FaqEntry] | None = None) -> li
 
     ``entries``: the current knowledge base's; pairs naming an entry deleted since are left
     out, as a retrain fails on a pair whose id is not in the knowledge base, and an id goes
-    out as the base gave it (``5``, not ``"5"``), as in ``sources``.
+    out as the base gave it (``5``, not ``"5"``), as in ``sources``. A session's latest rating
+    of an entry is the one that counts (QA: rated three times, a pair went out three times, and a
+    thumbs-down after a thumbs-up still exported it).
     """
     with db.session() as s:
-        rows = s.scalars(select(ChatFeedback).where(ChatFeedback.rating > 0,
-                                                    ChatFeedback.entry_id.is_not(None),
-                                                    ChatFeedback.query.is_not(None))
+        rows = s.scalars(select(ChatFeedback).where(ChatFeedback.entry_id.is_not(None))
                          .order_by(ChatFeedback.id)).all()
+        latest = list({(r.session_id, r.entry_id): r for r in rows}.values())  # each key at its latest row
+        latest.sort(key=lambda r: r.id)
         # a blank question ("   " rated up) made the file `train embeddings --pairs` refuses
         return [{"text": r.query, "id": entries[r.entry_id].public_id if entries is not None else r.entry_id}
-                for r in rows if r.entry_id is not None and r.query is not None and not is_blank(r.query)
-                and (entries is None or r.entry_id in entries)]
+                for r in latest if r.rating > 0 and r.entry_id is not None and r.query is not None
+                and not is_blank(r.query) and (entries is None or r.entry_id in entries)]

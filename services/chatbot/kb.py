@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from services.chatbot.retriever import Calibration, Encoder, Scoring, aggregate
 from shared import search_index
 from shared.errors import BadInput, NotFound, Unavailable
 from shared.io import atomic_dir, check_replaceable, file_lock, write_json, write_jsonl
+from shared.logs import say
 
 SHIFT = 16  # phrasings per entry < 65536
 HYBRID_CANDIDATES = 20  # dense candidates the BM25 fusion may re-order
@@ -256,11 +256,13 @@ class KnowledgeBase:
         confidence 1, with its own score where the search found it (a rival above it still makes
         the turn ambiguous), else the best score of the others; the neighbours of a text the
         encoder could not read are no rivals to it. Any other question whose best score is under
-        the calibration's floor matches nothing: confidence 0, whatever its nearest entries."""
+        the calibration's floor, or that the encoder could not read, matches nothing: confidence 0,
+        whatever its nearest entries (QA: "😀", "🤔" or 1,000 x's got three random "Did you mean"
+        suggestions at 0.11-0.15)."""
         if exact is None or not hits:
-            if not unreadable and self.calibration.matches_nothing(hits):
+            if unreadable or self.calibration.matches_nothing(hits):
                 return Ranked(hits, 0.0, False, no_match=True)
-            return Ranked(hits, self.confidence(hits, unreadable), False)
+            return Ranked(hits, self.confidence(hits), False)
         own = next((h for h in hits if h.id == exact), None)
         top = own or Hit(exact, hits[0].score, self.entries[exact].question)
         return Ranked([top] + [h for h in hits if h.id != exact][:len(hits) - 1], 1.0, unreadable)
@@ -285,11 +287,11 @@ def _load_rows(path: Path) -> list[tuple[str, str]]:
 
 def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind: str = "auto",
                  model: str | None = None, progress: bool = True, meta: dict[str, Any] | None = None,
-                 live: bool = False, announce: str | None = None) -> KnowledgeBase:
+                 live: bool = False, announce: tuple[str, str] | None = None) -> KnowledgeBase:
     """``kb build``: load a file, embed, write ``output`` atomically (``meta``: extra index facts).
 
-    ``announce``: a progress line for stderr, printed once the file has been read (a bad row's
-    error is then the only line a failed command prints).
+    ``announce``: a progress line for stderr (source, message: :func:`shared.logs.say`), said once
+    the file has been read (a bad row's error is then the only line a failed command prints).
 
     ``live``: ``output`` is a served index that ``PUT/DELETE /v1/kb`` edit: the file's entries
     replace the index's, and the edits saved while they were embedded are applied on top
@@ -298,7 +300,7 @@ def build_kb_dir(kb_file: str | Path, output: str | Path, encoder: Encoder, kind
     check_replaceable(output, MARKER, [kb_file])  # before the embedding, not after it
     entries = load_faq(kb_file)
     if announce:
-        print(announce, file=sys.stderr)
+        say(*announce)
     with index_lock(output, "load") if live else contextlib.nullcontext():
         before = _replaced(output) if live else None
         kb = KnowledgeBase.build(entries, encoder, kind, model, progress)

@@ -313,10 +313,14 @@ def test_feedback_is_validated_and_export_holds_only_live_entries(client, ops_he
     assert r.status_code == 400
     body = {"questions": ["Do you offer pet insurance?"], "answer": "Yes."}
     assert client.put("/v1/kb/pets", json=body, headers=ops_headers).status_code == 201
-    chat(client, "insure my dog", "fb1")
+    # each rated entry was given in the session (one never offered is a 400: see the test below)
+    assert chat(client, "Do you offer pet insurance?", "fb1").get_json()["sources"][0]["id"] == "pets"
+    for sid in ("fb1", "fb2"):
+        assert chat(client, "I forgot my PIN", sid).get_json()["sources"][0]["id"] == "reset-pin"
     # KB QA: a blank question rated up went out as {"text": "   "}, which `train embeddings --pairs` refuses
-    for entry, text in (("pets", "insure my dog"), ("reset-pin", "forgot my pin"), ("reset-pin", "   ")):
-        fb = {"session_id": "fb1", "rating": "up", "entry_id": entry, "message": text}
+    for sid, entry, text in (("fb1", "pets", "insure my dog"), ("fb1", "reset-pin", "forgot my pin"),
+                             ("fb2", "reset-pin", "   ")):
+        fb = {"session_id": sid, "rating": "up", "entry_id": entry, "message": text}
         assert client.post("/v1/feedback", json=fb).status_code == 201
     assert client.delete("/v1/kb/pets", headers=ops_headers).status_code == 200
     lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
@@ -850,3 +854,96 @@ def test_widget_carries_the_services_message_limit(chat_settings, bow) -> None:
     assert js.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
     again = client.get("/widget.js", headers={"If-None-Match": js.headers["ETag"]})
     assert again.status_code == 304
+
+
+def test_no_after_thanks_ends_the_chat_without_a_ticket(client, ops_headers, unique) -> None:
+    """Bank FAQ QA: "thanks" -> "no" -> "nope" -> "no, that is all" were three unsure turns and a ticket."""
+    from services.chatbot.dialogue import SMALL_TALK_ANSWERS
+
+    sid = f"no-{unique}"
+    assert chat(client, "How do I block my card?", sid).get_json()["kind"] == "answer"
+    replies = [chat(client, m, sid).get_json() for m in ("thanks", "no", "nope", "no, that is all")]
+    assert [(r["kind"], r["handoff"], r["sources"]) for r in replies] == [("answer", False, [])] * 4
+    assert [r["answer"] for r in replies[1:]] == [SMALL_TALK_ANSWERS["done"]] * 3
+    assert not [t for t in client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+                if t["session_id"] == sid]
+
+
+def test_a_customer_takes_back_a_low_confidence_handoff(client, ops_headers, unique) -> None:
+    """QA: after a low-confidence hand-off, "cancel" met silence; the customer could only wait for an agent.
+    It closes the ticket as an agent's release does, and the bot answers again."""
+    from services.chatbot.dialogue import HANDOFF_CANCELLED_ANSWER
+
+    sid = f"take-back-{unique}"
+    kinds = [chat(client, "zebra quantum violin", sid).get_json()["kind"] for _ in range(3)]
+    assert kinds[-1] == "handoff"
+    back = chat(client, "never mind", sid).get_json()
+    assert (back["kind"], back["answer"], back["handoff"]) == ("answer", HANDOFF_CANCELLED_ANSWER, False)
+    assert not [t for t in client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+                if t["session_id"] == sid]
+    assert client.get(f"/v1/chat/{sid}/messages").get_json()["handoff"] is False
+    again = chat(client, "How do I reset my card PIN?", sid).get_json()
+    assert (again["kind"], again["sources"][0]["id"]) == ("answer", "reset-pin")
+    # the unsure count started over: one more miss is no hand-off
+    assert chat(client, "zebra quantum violin", sid).get_json()["kind"] == "clarify"
+
+
+def test_once_an_agent_has_written_cancel_is_for_the_agent(client, ops_headers, unique) -> None:
+    sid = f"agent-cancel-{unique}"
+    assert chat(client, "I want to speak to a human agent", sid).get_json()["kind"] == "handoff"
+    assert client.post(f"/v1/handoffs/{sid}/messages", json={"text": "Anna here."},
+                       headers=ops_headers).status_code == 201
+    reply = chat(client, "cancel", sid).get_json()
+    assert (reply["kind"], reply["handoff"]) == ("silent", True)
+    assert [t for t in client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+            if t["session_id"] == sid]
+
+
+def test_an_unreadable_message_asks_to_rephrase_without_suggestions(chat_settings, bow, loaded_kb) -> None:
+    """QA: "😀", "🤔", 1,000 x's or a script the KB has none of got three random "Did you mean"
+    suggestions (scores 0.11-0.15); like any question that matches nothing, it asks to rephrase."""
+    import re
+
+    from services.chatbot import create_app
+    from services.chatbot.dialogue import NO_MATCH_ANSWER, SMALL_TALK_ANSWERS
+
+    class Reader(type(bow)):
+        def unknown_share(self, texts):  # what is not [a-z0-9] is [UNK], as emoji and Georgian are to MiniLM
+            return [0.0 if re.search(r"[a-z0-9]", t.lower()) and len(t) < 100 else 1.0 for t in texts]
+
+    client = create_app(chat_settings, encoder=Reader()).test_client()
+    georgian = "\u10e0\u10dd\u10d2\u10dd\u10e0 \u10d3\u10d0\u10d5\u10d1\u10da\u10dd\u10d9\u10dd"  # how do I block
+    for text in ("\U0001f600", "\U0001f914", "x" * 1000, georgian):
+        got = chat(client, text).get_json()
+        assert (got["kind"], got["answer"], got["sources"], got["confidence"]) == \
+            ("clarify", NO_MATCH_ANSWER, [], 0.0), (text, got)
+    for text, kind in (("\U0001f44d", "ok"), ("\U0001f64f", "thanks"), ("hi", "greeting")):
+        assert chat(client, text).get_json()["answer"] == SMALL_TALK_ANSWERS[kind], text
+    assert chat(client, "How do I reset my card PIN?").get_json()["sources"][0]["id"] == "reset-pin"
+
+
+def test_feedback_on_an_entry_the_session_was_never_shown_is_refused(client, ops_headers, unique) -> None:
+    """QA: the OpenAPI document promises a 400 unknown_entry, but any entry in the knowledge base was taken,
+    and a thumbs-up became a made-up training pair."""
+    sid = f"fb-shown-{unique}"
+    shown = [s["id"] for s in chat(client, "How do I reset my card PIN?", sid).get_json()["sources"]]
+    assert shown[0] == "reset-pin" and "mortgage" not in shown
+    fb = {"session_id": sid, "rating": "up", "entry_id": "mortgage", "message": "made up"}
+    r = client.post("/v1/feedback", json=fb)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_entry"
+    assert "made up" not in client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True)
+    assert client.post("/v1/feedback", json=fb | {"entry_id": "reset-pin"}).status_code == 201
+
+
+def test_feedback_pairs_keep_a_sessions_latest_rating_of_an_entry(client, ops_headers, unique) -> None:
+    """QA: rating one answer three times exported its pair three times, and a thumbs-down after a
+    thumbs-up still exported it."""
+    up, changed = f"fb-up-{unique}", f"fb-changed-{unique}"
+    for sid in (up, changed):
+        assert chat(client, "How do I reset my card PIN?", sid).get_json()["sources"][0]["id"] == "reset-pin"
+    fb = {"rating": "up", "entry_id": "reset-pin", "message": "reset my pin"}
+    for sid, ratings in ((up, ("up", "up", "up")), (changed, ("up", "down"))):
+        for rating in ratings:
+            assert client.post("/v1/feedback", json=fb | {"session_id": sid, "rating": rating}).status_code == 201
+    lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
+    assert [json.loads(x) for x in lines].count({"text": "reset my pin", "id": "reset-pin"}) == 1

@@ -269,7 +269,7 @@ def test_near_identical_questions_are_one_question_for_suggestions() -> None:
     ("Thank you", "thanks"), ("thanks a lot", "thanks"), ("bye", "bye"), ("Goodbye!", "bye"), ("ok", "ok"),
     ("OK.", "ok"), ("got it, thanks", "ok"),
     # re-measured on the bank FAQ: these still got "Did you mean" (or a "You're welcome!" to a goodbye)
-    ("thank you, that helped!", "thanks"), ("that was helpful, thanks", "thanks"), ("no thanks", "ok"),
+    ("thank you, that helped!", "thanks"), ("that was helpful, thanks", "thanks"), ("no thanks", "done"),
     ("ok thanks bye", "bye"),
     # i18n QA: an emoji alone was looked up (all [UNK] to the encoder) and answered with some entry
     ("\U0001f44d", "ok"), ("\U0001f64f", "thanks"), ("\U0001f44c", "ok"), ("\U0001f60a", "thanks"),
@@ -376,3 +376,102 @@ def test_a_rejection_is_the_whole_message_saying_the_answer_did_not_help() -> No
     for text in ("how do I get help with my card?", "that helped", "no thanks", "my card doesn't work",
                  "help", "the app doesn't work when I log in from abroad"):
         assert not rejects_answer(text), text
+
+
+@pytest.mark.parametrize("text", ["no", "nope", "nah", "no thanks", "No, that's all", "no that's all", "that's it",
+                                  "that's all", "all good", "nothing else", "No, that is all.", "nope, nothing else"])
+def test_no_to_anything_else_closes_the_chat_and_is_not_an_unsure_turn(text: str) -> None:
+    """Bank FAQ QA: "thanks" ("Is there anything else I can help you with?") -> "no" -> "nope" ->
+    "no, that is all" got "Sorry, I couldn't find anything" three times, and the third opened a ticket."""
+    from services.chatbot.dialogue import SMALL_TALK_ANSWERS, small_talk
+
+    assert small_talk(text) == "done"
+    state = State(unsure=2)
+    d = decide(text, [], 0.0, ANSWERS, state, Policy(max_unsure=2), no_match=True)
+    assert (d.kind, d.answer, d.hits) == ("answer", SMALL_TALK_ANSWERS["done"], [])
+    assert (state.unsure, state.handoff) == (2, False)
+
+
+def test_the_qa_goodbye_after_an_answer_opens_no_handoff() -> None:
+    from services.chatbot.dialogue import SMALL_TALK_ANSWERS
+
+    state, policy = State(), Policy(max_unsure=2)
+    assert decide("How can I block my debit card?", HITS, 0.9, ANSWERS, state, policy).kind == "answer"
+    replies = [decide(m, [], 0.0, ANSWERS, state, policy, no_match=True) for m in ("thanks", "no", "nope",
+                                                                                   "no, that is all")]
+    assert [r.answer for r in replies] == [SMALL_TALK_ANSWERS["thanks"]] + [SMALL_TALK_ANSWERS["done"]] * 3
+    assert not state.handoff and state.unsure == 0
+    # a question after "no" is still a question
+    assert decide("no, how do I block my card?", HITS, 0.9, ANSWERS, state, policy).answer == "answer a"
+
+
+@pytest.mark.parametrize("text", [  # chatbot QA: each of these opened a ticket and silenced the bot
+    "I don't want to talk to a human, just tell me how to change my PIN", "please don't transfer me to an agent",
+    "Do I need an agent to file a claim?", "how do I find an agent near me for cash deposit",
+    "I do not want to speak to a person", "no need to transfer me to an agent", "I never want to talk to a human",
+    "I don\u2019t want to talk to a human", "is live chat open on Sundays?", "how do I escalate a complaint?",
+    "I don't want live chat"])
+def test_a_person_not_wanted_or_asked_about_is_no_request_for_one(text: str) -> None:
+    assert not wants_human(text)
+    assert decide(text, HITS, 0.99, ANSWERS, State(), Policy()).kind == "answer"
+
+
+@pytest.mark.parametrize("text", [
+    "live chat", "Live chat please", "I want live chat", "escalate", "please escalate this", "escalate to a manager",
+    "can you escalate my complaint?", "speak to someone", "I don't want to wait, get me a human",
+    "I don't understand, talk to a human", "no, I want to talk to a person"])
+def test_live_chat_escalate_and_requests_after_another_clause_hand_off(text: str) -> None:
+    assert wants_human(text)
+    assert decide(text, HITS, 0.99, ANSWERS, State(), Policy()).kind == "handoff"
+
+
+@pytest.mark.parametrize("text", ["that doesnt help", "didn't help", "not helpful", "wrong", "Wrong answer",
+                                  "useless", "that's useless", "that was not helpful", "didnt work", "incorrect"])
+def test_more_wordings_of_that_did_not_help_reject_the_answer(text: str) -> None:
+    """Bank FAQ QA: these were looked up as new questions (whatever entry mentions "help" or "wrong")."""
+    from services.chatbot.dialogue import rejects_answer
+
+    assert rejects_answer(text)
+
+
+@pytest.mark.parametrize("text", ["wrong amount debited from my account", "wrong pin entered three times",
+                                  "my card doesn't work", "useless charges on my statement", "no thanks"])
+def test_questions_starting_like_a_rejection_are_still_questions(text: str) -> None:
+    from services.chatbot.dialogue import rejects_answer
+
+    assert not rejects_answer(text)
+
+
+@pytest.mark.parametrize("text", ["cancel", "Cancel that", "never mind", "nevermind", "I don't need an agent",
+                                  "I don\u2019t need an agent anymore", "back to the bot", "go back to the bot please",
+                                  "forget it", "no need"])
+def test_a_customer_may_take_back_a_handoff(text: str) -> None:
+    from services.chatbot.dialogue import HANDOFF_CANCELLED_ANSWER, cancels_handoff, handed_back
+
+    assert cancels_handoff(text)
+    state = State(unsure=3, handoff=True, ticket_id=7, notified=True)
+    d = handed_back(state)
+    assert (d.kind, d.answer, d.hits) == ("answer", HANDOFF_CANCELLED_ANSWER, [])
+    assert (state.handoff, state.unsure, state.ticket_id, state.notified) == (False, 0, None, False)
+
+
+@pytest.mark.parametrize("text", ["cancel my card", "how do I cancel a standing order", "cancel a transfer",
+                                  "never mind the fee, how do I close my account?"])
+def test_asking_to_cancel_something_is_no_taking_back_of_a_handoff(text: str) -> None:
+    from services.chatbot.dialogue import cancels_handoff
+
+    assert not cancels_handoff(text)
+
+
+def test_a_name_right_after_a_full_stop_with_no_space_is_no_name_in_a_label() -> None:
+    """Bank FAQ QA: "hey, my card was stolen" offered "Who should I contact if my card is lost or stolen —
+    New The": the answers' "Card.New card" and "purchaser.The" read as names."""
+    from services.chatbot.dialogue import _names, suggestion_labels
+
+    q = "Who should I contact if my card is lost or stolen"
+    answers = {"debit": "Call PhoneBanking at once to block your debit Card.New card will reach you in 7 days.",
+               "gift": "Call PhoneBanking at once to block the card and tell the purchaser.The balance is refunded."}
+    labels = suggestion_labels([Hit("debit", 0.9, q), Hit("gift", 0.89, q)], answers)
+    assert not any(label.endswith(("New", "The", "New The")) for label in labels), labels
+    assert "new" not in _names(answers["debit"]) and "the" not in _names(answers["gift"])
+    assert "phonebanking" in _names(answers["debit"])  # a name mid-sentence still is one
