@@ -210,14 +210,17 @@ def _status(url: str) -> int | None:
 
 
 def test_json_logs_make_every_stderr_line_of_up_json(home):
-    """A log shipper reading `up`'s stderr met plain `[up]`/`[prepare]` lines among the JSON ones."""
+    """A log shipper reading `up`'s stderr met plain `[up]`/`[prepare]` lines among the JSON ones,
+    and the worker's: Celery's banner and its warning about running as root, and the chatbot's
+    progress bars while it embeds its knowledge base (docs QA)."""
     ports = free_ports(4)
     env = up_env(home, ports, FINPULSE_LOG_FORMAT="json", FINPULSE_DATA_DIR=str(home / "no-data"))
-    with running_up(env, "--no-worker", "--services", "recommendations", services=("recommendations",)):
-        deadline = time.monotonic() + 60  # the first run trains the sample recommender
+    with running_up(env, "--services", "recommendations,chatbot", services=("recommendations", "chatbot")):
+        deadline = time.monotonic() + 90  # the first run trains the sample recommender, embeds the sample KB
         # `up` says "running" after its own health poll, which may come after the test's: a
         # SIGTERM before it left no such line (a flaky failure)
-        while not all(said in (home / "up.err").read_text() for said in ("recommendations: done", "Ctrl-C")) \
+        while not all(said in (home / "up.err").read_text()
+                      for said in ("recommendations: done", "chatbot: done", "Ctrl-C")) \
                 and time.monotonic() < deadline:
             time.sleep(0.3)
     lines = [ln for ln in (home / "up.err").read_text().splitlines() if ln.strip()]
@@ -226,6 +229,7 @@ def test_json_logs_make_every_stderr_line_of_up_json(home):
     said = {(r["logger"], r["message"]) for r in records}
     assert ("up", "running; Ctrl-C stops everything") in said and ("up", "stopped") in said
     assert ("prepare", "recommendations: done: prepared") in said
+    assert any(r["logger"].startswith("celery") for r in records)  # the worker ran, and logged JSON
     assert any(logger == "recommendations" and " ready (" in message for logger, message in said)
     assert not any(r["logger"] == "alembic.runtime.plugins" for r in records)  # 7 noise lines per migrate
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
+
+from shared.logs import say
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "samples" / "faq.jsonl"
@@ -19,6 +20,6 @@ def prepare(settings: Any, data_dir: Path | None) -> None:
     source = Path(data_dir) / "bank_faq" / "faq.jsonl" if data_dir else None
     if source is None or not source.is_file():
         source = SAMPLE
-    print(f"chatbot: loading knowledge base {source}", file=sys.stderr)
+    say("chatbot", f"loading knowledge base {source}")  # a record where logs are JSON, as every prepare line
     kb = load_kb(settings, source, progress=True)
-    print(f"chatbot: {len(kb.entries)} entries ready", file=sys.stderr)
+    say("chatbot", f"{len(kb.entries)} entries ready")

@@ -90,12 +90,14 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         import torch
 
+        from shared.logs import progress_bars
+
         texts = [normal_text(t) for t in texts]  # queries and KB phrasings alike
         states = self.onnx_states() if 0 < len(texts) <= ONNX_MAX_ROWS else False
         if states:
             return self._encode_onnx(states, list(texts))
         with torch.inference_mode():
-            vecs = self.model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
+            vecs = self.model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress and progress_bars(),
                                      convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vecs, dtype=np.float32)
 
@@ -157,7 +159,8 @@ class SentenceEncoder:
             import torch
 
             with torch.inference_mode():
-                want = model.encode(probe, convert_to_numpy=True, normalize_embeddings=True)
+                want = model.encode(probe, convert_to_numpy=True, normalize_embeddings=True,
+                                    show_progress_bar=False)  # at INFO its default drew a bar per process
             if float(np.max(np.abs(got - want))) > 1e-4:
                 raise ValueError(f"ONNX and torch embeddings differ by {np.max(np.abs(got - want)):.2e}")
             return states

@@ -124,7 +124,7 @@ def load_kb(settings: Any, kb_file: str | Path, domain: str | None = None,
     encoder = get_encoder(path)
     kbase = build_kb_dir(kb_file, kb_dir(settings, domain), encoder, "auto", model=str(path), progress=progress,
                          meta={"follows": FOLLOWS_PRODUCTION}, live=True,
-                         announce=f"kb load: embedding {kb_file} with {path}")
+                         announce=("kb load", f"embedding {kb_file} with {path}"))
     with atomic_write(Path(settings.indexes_dir) / "chatbot" / LAST_LOADED) as fh:
         fh.write(domain + "\n")
     encoder.warm()  # the query graph is exported now, not on the first customer's chat
