@@ -137,7 +137,8 @@ def _print_report(result: dict[str, Any]) -> None:
 def score_cmd() -> None:
     """Score every article still unscored (after a crash or before a model existed)."""
     out = _pipeline().sweep(limit=1_000_000)
-    click.echo(f"scored {out.articles} articles with {out.model_version or '-'}; new alerts {len(out.alerts)}")
+    model = f" with {out.model_version}" if out.model_version else ""  # "with -" when nothing was scored
+    click.echo(f"scored {out.articles} articles{model}; new alerts {len(out.alerts)}")
 
 
 @news.command("relink")

@@ -432,3 +432,12 @@ def test_an_alert_whose_numbers_change_is_updated_not_raised_again(pipe) -> None
     pipe.score(pipe.ingest(day_of("ACME", BURST_DAY, 3, first=12)).stored, publish=False)  # a backfill's
     assert queries.alerts_created_after(pipe.db, event["created_at"]) == []  # stored, kept off the stream
     assert list_alerts(pipe.db)[0]["article_count"] == 15
+
+
+def test_cli_score_with_nothing_to_score_names_no_model(migrated) -> None:
+    """Docs QA: with nothing to score it said "scored 0 articles with -"."""
+    from services.sentiment.cli import news
+
+    result = CliRunner().invoke(news, ["score"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "scored 0 articles; new alerts 0"
