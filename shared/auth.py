@@ -15,7 +15,9 @@ from sqlalchemy import select
 from shared.errors import BadInput, Forbidden, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
-ROLES = ("analyst", "ops")  # ops may do everything an analyst may
+# ops may do everything; a feed key only posts news, texts to score and interactions, and only
+# where FINPULSE_FEED_KEY_REQUIRED closes those endpoints (open by default, as the contract has them)
+ROLES = ("analyst", "feed", "ops")
 
 
 def hash_key(key: str) -> str:
@@ -59,8 +61,12 @@ def role_for(db: Any, key: str, ops_key: str | None) -> tuple[str, str] | None:
         return (row.name, row.role) if row else None
 
 
-def require_role(role: str) -> Callable[[F], F]:
-    """Decorator: the request needs ``Authorization: Bearer <key>`` of ``role`` (or ops)."""
+def require_role(role: str, only_if: str | None = None) -> Callable[[F], F]:
+    """Decorator: the request needs ``Authorization: Bearer <key>`` of ``role`` (or ops).
+
+    ``only_if``: a boolean setting that turns the check on; while it is off the endpoint stays
+    open, and the OpenAPI document says so (:func:`role_required`).
+    """
 
     def deco(view: F) -> F:
         @wraps(view)
@@ -69,6 +75,8 @@ def require_role(role: str) -> Callable[[F], F]:
 
             from shared.db import get_db
 
+            if only_if is not None and not getattr(current_app.config["FINPULSE"], only_if):
+                return view(*args, **kwargs)
             scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
             if scheme.lower() != "bearer" or not key.strip():  # schemes are case-insensitive (RFC 9110)
                 raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
@@ -82,9 +90,16 @@ def require_role(role: str) -> Callable[[F], F]:
             return view(*args, **kwargs)
 
         wrapper._openapi_role = role  # type: ignore[attr-defined]  # the OpenAPI document's security
+        wrapper._openapi_role_if = only_if  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+def role_required(view: Any, settings: Any) -> str | None:
+    """The role ``view`` needs under ``settings`` (None: it is open)."""
+    role, setting = getattr(view, "_openapi_role", None), getattr(view, "_openapi_role_if", None)
+    return role if role is not None and (setting is None or getattr(settings, setting)) else None
 
 
 def audit(db: Any, actor: str, action: str, target: str | None, outcome: str,

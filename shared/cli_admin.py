@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from shared.auth import ROLES
 from shared.settings import get_settings
 
 
@@ -43,7 +44,9 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True, help="Who holds the key.")
-@click.option("--role", type=click.Choice(["analyst", "ops"]), required=True)
+@click.option("--role", type=click.Choice(list(ROLES)), required=True,
+              help="analyst: read alerts and monitoring; feed: post news, texts and interactions "
+                   "(with FINPULSE_FEED_KEY_REQUIRED); ops: everything.")
 def keys_create(name: str, role: str) -> None:
     """Create a key and print it."""
     from shared.auth import audit, create_key

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     recommendations_port: int = Field(default=8103, ge=1, le=65535)
     # First ops key; stored hashed, never logged.
     ops_key: str | None = None
+    # POST /v1/news, /v1/score and /v1/interactions take a `feed` (or ops) key: on a reachable port
+    # anyone could otherwise rewrite stored articles, move alerts or skew everyone's recommendations
+    feed_key_required: bool = False
     log_format: Literal["plain", "json"] = "plain"
     log_level: str = "INFO"  # of the services, the worker and `up`
     # Data folder the first run prepares models from (../shared/data when present).

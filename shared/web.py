@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from shared import metrics
+from shared.auth import role_required
 from shared.errors import BadInput, FinPulseError
 from shared.settings import Settings, get_settings
 
@@ -341,7 +342,7 @@ def _error_reasons(view: Any, endpoint: str, reads_body: bool) -> dict[int, list
         add(415, "unsupported_media_type: the body is not sent as application/json")
     if query := getattr(view, "_openapi_query", None):
         add(400, f"bad_request: a malformed or out-of-range query argument ({', '.join(query)})")
-    if role := getattr(view, "_openapi_role", None):
+    if role := role_required(view, current_app.config["FINPULSE"]):
         add(401, "unauthorized: no, an unknown or a revoked API key")
         add(403, f"forbidden: the key lacks the {role} role")
         needs.insert(0, "database")  # keys are looked up there
@@ -414,7 +415,7 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
                                 "content": {"application/json": {"schema": ERROR_REF}}},
                 },
             }
-            if getattr(view, "_openapi_role", None):
+            if role_required(view, current_app.config["FINPULSE"]):
                 op["security"] = [{"bearer": []}]
             if (answer := getattr(view, "_openapi_response", None)) is not None:
                 op["responses"][str(status)]["content"] = {"application/json": {"schema": _schema(answer, schemas)}}

@@ -126,6 +126,7 @@ bp.before_request(require_utf8_path)  # "%FF" was read as U+FFFD and answered fo
 
 @bp.post("/v1/interactions")
 @documented(status=201, needs=("database",))
+@require_role("feed", only_if="feed_key_required")
 @json_body(InteractionsIn)
 def post_interactions(body: InteractionsIn) -> Any:
     """Store interactions; they change the users' next recommendations at once (fold-in)."""

@@ -17,6 +17,7 @@ from services.sentiment.alerts import MAX_ARTICLE_IDS, list_alerts
 from services.sentiment.ingest import Rejected, parse_time
 from services.sentiment.linking import ticker_symbol
 from services.sentiment.pipeline import Pipeline
+from shared.auth import require_role
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
 from shared.web import (
@@ -95,6 +96,7 @@ def _cursor_arg(name: str) -> tuple[datetime, str] | None:
 @documented(needs=("model",), errors={
     400: "validation_error: a text over FINPULSE_MAX_TEXT_CHARS, or one the model cannot score",
     503: "unavailable: no inference worker answered in time"})
+@require_role("feed", only_if="feed_key_required")
 @json_body(ScoreRequest)
 def score(body: ScoreRequest) -> Any:
     """Score texts with the production sentiment model."""
@@ -137,6 +139,7 @@ NewsIn = RootModel[NewsArticleIn | list[NewsArticleIn] | NewsListIn]
 @documented(status=202, body=NewsIn, needs=("database",), errors={
     400: "bad_request or all_rejected: not an article, a list or {\"articles\"}; or every row rejected",
     413: f"too_large: more than {MAX_NEWS_ROWS} articles in one request"})
+@require_role("feed", only_if="feed_key_required")
 def post_news() -> Any:
     """Ingest one article or a list; 202 with stored and updated ids, duplicates and rejected rows."""
     require_json()

@@ -176,3 +176,34 @@ def test_pages_cannot_be_framed_and_no_response_is_sniffed(service: str, path: s
     assert page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
     assert "X-Frame-Options" not in data.headers
+
+
+WRITES = [("sentiment", "/v1/news", {"id": "w1", "title": "$ACME record profit", "published_at": "2024-03-01T10:00:00Z",
+                                     "source": "wire"}, 202),
+          ("sentiment", "/v1/score", {"texts": ["profit rose"]}, 200),
+          ("recommendations", "/v1/interactions", {"user_id": "u1", "item_id": "i1"}, 201)]
+
+
+@pytest.mark.parametrize(("service", "path", "body", "ok"), WRITES)
+def test_feed_key_required_closes_the_public_writes_to_feed_and_ops_keys(service: str, path: str, body: dict,
+                                                                         ok: int, settings: Any) -> None:
+    """Security QA: anyone who could reach a port rewrote stored articles (withdrawing a real alert)
+    or skewed every user's recommendations; FINPULSE_FEED_KEY_REQUIRED lets a deployment close the
+    writes. Off (the default) they stay open, as the contract has them, and the document says so."""
+    from shared.auth import create_key
+    from shared.db import get_db
+
+    open_app = build_app(service, settings)
+    assert open_app.test_client().post(path, json=body).status_code == ok
+    assert "security" not in open_app.test_client().get("/openapi.json").get_json()["paths"][path]["post"]
+    app = build_app(service, settings.model_copy(update={"feed_key_required": True}))
+    with app.app_context():
+        feed, analyst = create_key(get_db(app), "newswire", "feed"), create_key(get_db(app), "desk", "analyst")
+    client = app.test_client()
+    for headers, want in (({}, 401), ({"Authorization": f"Bearer {analyst}"}, 403),
+                          ({"Authorization": f"Bearer {feed}"}, ok), ({"Authorization": f"Bearer {OPS_KEY}"}, ok)):
+        resp = client.post(path, json=body, headers=headers)
+        assert resp.status_code == want, (headers, resp.get_json())
+    op = client.get("/openapi.json").get_json()["paths"][path]["post"]
+    assert op["security"] == [{"bearer": []}] and "401" in op["responses"]
+    assert client.get("/healthz").status_code == 200  # reads stay open
