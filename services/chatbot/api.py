@@ -18,7 +18,7 @@ from shared.errors import BadInput, FinPulseError
 from shared.monitoring import record_chat, record_feedback
 from shared.text import is_blank
 from shared.url_path import require_utf8_path
-from shared.web import Query, documented, json_body, query_params, settings_of
+from shared.web import Query, documented, int_query, json_body, query_params, settings_of
 
 bp = Blueprint("chatbot", __name__)
 bp.before_request(require_utf8_path)  # PUT /v1/kb/%FF wrote the entry "\ufffd", and %FE overwrote it
@@ -29,6 +29,9 @@ TOO_LONG = "message_too_long: over FINPULSE_CHATBOT_MAX_MESSAGE_CHARS characters
 BUSY = "session_busy: the conversation is still busy with an earlier message (no Retry-After; resend shortly)"
 BAD_SESSION = "validation_error: a session id other than 1-64 letters, digits, '-' or '_'"
 NO_HANDOFF = "not_found: the session has no open handoff"
+TICKETS = int_query("tickets per page", 1, 200, 50)  # QA: the agents' list had no paging (217 KB at 153 tickets)
+TICKETS_AFTER = Query("integer", "the `next` of the previous page (a ticket id): the open tickets after it "
+                      "(default 0)", 0, MAX_CURSOR, 0)
 
 
 def entry_key(value: Any) -> Any:
@@ -86,6 +89,37 @@ class FeedbackIn(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
 
 
+class FeedbackOut(BaseModel):
+    id: int = Field(description="the stored rating's id")
+    reply: ChatOut | None = Field(description="a thumbs-down on the session's last answer is taken as the customer "
+                                  "saying it did not help: the bot's next turn, as /v1/chat sends it (the topic's "
+                                  "other entries, or a hand-off); null otherwise")
+
+
+class TurnOut(BaseModel):
+    role: Literal["user", "bot", "agent"]
+    text: str = Field(description="as stored: card numbers, e-mails and phone numbers masked")
+    at: str
+    meta: dict[str, Any] | None = Field(default=None, description="what the turn stored: a bot turn's kind, "
+                                        "confidence, sources (the answer's entry or the suggestions offered) and "
+                                        "picked entry; a thumbs-down's feedback and entry_id; an agent's actor. "
+                                        "entries: those it names that the knowledge base holds, with their question")
+
+
+class TicketOut(BaseModel):
+    id: int
+    session_id: str
+    reason: str = Field(description="asked_for_person or low_confidence")
+    created_at: str
+    transcript: list[TurnOut] = Field(description=f"the last {handoff.TRANSCRIPT_TAIL} turns, oldest first")
+    transcript_total: int = Field(description="how many turns the conversation holds")
+
+
+class HandoffsOut(BaseModel):
+    handoffs: list[TicketOut] = Field(description="open tickets, oldest (longest waiting) first")
+    next: int | None = Field(description="pass as `after` for the next page; null on the last page")
+
+
 class AgentReplyIn(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
@@ -141,12 +175,13 @@ def chat(body: ChatIn) -> Any:
 
 
 @bp.post("/v1/feedback")
-@documented(status=201, needs=("database", "kb"), errors={
+@documented(status=201, response=FeedbackOut, needs=("database", "kb", "redis"), errors={
     400: "unknown_session or unknown_entry: no conversation of that session, or an entry it was never offered",
-    413: TOO_LONG})
+    413: TOO_LONG, 429: BUSY})
 @json_body(FeedbackIn)
 def feedback(body: FeedbackIn) -> Any:
-    """Thumbs up/down on an answer (stored; thumbs-up export as training pairs)."""
+    """Thumbs up/down on an answer (stored; thumbs-up export as training pairs); a thumbs-down on the
+    session's last answer also gets the bot's next turn, as "that didn't help" would."""
     if body.message is not None:
         _check_message_length(body.message.strip())
     if body.entry_id is not None:
@@ -161,11 +196,16 @@ def feedback(body: FeedbackIn) -> Any:
         # QA: any entry in the knowledge base was taken, and a thumbs-up became a made-up training pair
         raise BadInput(f"session {body.session_id!r} was never given or offered entry {body.entry_id!r}",
                        code="unknown_entry")
+    # the turn first: a busy conversation (429) stores no rating the widget would show as unsaved
+    reply = engine().rate_down(body.session_id, body.entry_id) \
+        if body.rating == "down" and body.entry_id is not None else None
     settings = settings_of()
+    if reply is not None:  # a chat turn like the typed one, its hand-off counted once
+        record_chat(settings, settings.chatbot_domain, handoff=reply["kind"] == "handoff", version=_version())
     record_feedback(settings, settings.chatbot_domain, helpful=body.rating == "up", version=_version())
     fid = handoff.add_feedback(get_db(), body.session_id, 1 if body.rating == "up" else -1,
                                body.entry_id, body.message, body.comment)
-    return jsonify({"id": fid}), 201
+    return jsonify({"id": fid, "reply": reply}), 201
 
 
 @bp.get("/v1/feedback/pairs")
@@ -204,11 +244,25 @@ def delete_entry(entry_id: str) -> Any:
 
 
 @bp.get("/v1/handoffs")
-@documented(needs=("database",))
+@documented(response=HandoffsOut, needs=("database",))
+@query_params(limit=TICKETS, after=TICKETS_AFTER)
 @require_role("ops")
 def handoffs() -> Any:
-    """Open handoff tickets with their transcripts."""
-    return jsonify({"handoffs": handoff.open_tickets(get_db())})
+    """Open handoff tickets, oldest first, a page at a time, with their transcripts' last turns."""
+    limit, after = TICKETS.read("limit"), TICKETS_AFTER.read("after")
+    # ids are 32-bit on PostgreSQL: a larger cursor is past every ticket
+    page, cursor = handoff.open_tickets_page(get_db(), after=min(after, 2**31 - 1), limit=limit,
+                                             entries=_entries())
+    return jsonify({"handoffs": page, "next": cursor})
+
+
+def _entries() -> Any:
+    """The knowledge base's entries, naming the ones a transcript offered; None while none is loaded
+    (the agents' queue needs only the database)."""
+    try:
+        return engine().handle.get().entries
+    except FinPulseError:
+        return None
 
 
 @bp.post("/v1/handoffs/<session_id>/release")

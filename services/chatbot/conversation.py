@@ -44,6 +44,9 @@ CONTEXT_WEIGHT = 0.6  # weight of the previous question's vector in a follow-up'
 LOCK_TTL_S = 60.0
 LOCK_WAIT_S = 30.0  # a turn queued longer than this behind its session's others is refused (429)
 CUSTOMER = "customer"  # who released a ticket the customer took back (its released_by)
+# A thumbs-down on the last answer is this message (the widget's button label), which rejects_answer reads
+# as "that didn't help": the transcript shows it as the customer's turn, its meta saying it was a rating.
+THUMBS_DOWN = "Not helpful"
 
 
 @dataclass
@@ -123,7 +126,21 @@ class ChatEngine:
         with self.session_lock(session_id):
             return self._turn(message, session_id, entry_id)
 
-    def _turn(self, message: str, session_id: str, entry_id: str | None) -> dict[str, Any]:
+    def rate_down(self, session_id: str, entry_id: str) -> dict[str, Any] | None:
+        """A thumbs-down on the session's last answered entry: the bot's next turn, as if the customer
+        had typed "that didn't help" (the topic's other entries, or a hand-off after enough unsure
+        turns); None for an older answer, or while a person has the conversation (the rating only).
+
+        QA: "Not helpful" changed nothing; asking again gave the same answer.
+        """
+        with self.session_lock(session_id):
+            state = self.load_state(session_id)
+            if state.handoff or state.answered != entry_id:
+                return None
+            return self._turn(THUMBS_DOWN, session_id, None, {"feedback": "down", "entry_id": entry_id})
+
+    def _turn(self, message: str, session_id: str, entry_id: str | None,
+              user_meta: dict[str, Any] | None = None) -> dict[str, Any]:
         """One turn, under the session's lock: read the state, decide, record, save."""
         state = self.load_state(session_id)
         if entry_id is not None and not self.current_entry(session_id, entry_id):
@@ -139,7 +156,7 @@ class ChatEngine:
                 "sources": [h.id for h in decision.hits]}
         if entry_id is not None:
             meta["picked"] = entry_id
-        turns = [("user", message, None)] + ([("bot", decision.answer, meta)] if decision.kind != "silent" else [])
+        turns = [("user", message, user_meta)] + ([("bot", decision.answer, meta)] if decision.kind != "silent" else [])
         handoff.record_turns(self.db, session_id, turns)
         if decision.kind == "handoff":
             reason = "asked_for_person" if wants_human(message) else "low_confidence"

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from services.chatbot.models import ChatFeedback, ChatMessage, HandoffTicket
 from shared import webhooks
@@ -18,6 +19,10 @@ from shared.text import is_blank
 
 if TYPE_CHECKING:
     from data_connectors.faq import FaqEntry
+
+# QA: GET /v1/handoffs sent every open ticket with its whole transcript (217 KB at 153 tickets): the
+# agents' list pages its tickets and carries each one's last TRANSCRIPT_TAIL turns with their total
+TRANSCRIPT_TAIL = 50
 
 # \d and \w are Unicode (full-width, Arabic-Indic digits); separators are too: i18n QA found numbers
 # typed with NBSP, narrow NBSP, thin or ideographic spaces, zero-width spaces and en/em dashes stored as typed
@@ -109,19 +114,72 @@ def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = Non
     return int(ticket_id)
 
 
-def open_tickets(db: Any) -> list[dict[str, Any]]:
-    """Open tickets, each with its conversation as it stands now (masked), for the agents.
+def open_tickets(db: Any, *, after: int = 0, limit: int | None = None,
+                 entries: Mapping[str, FaqEntry] | None = None) -> list[dict[str, Any]]:
+    """Open tickets after ticket id ``after``, oldest first (who waited longest), each with its
+    conversation as it stands now (masked), for the agents: the last :data:`TRANSCRIPT_TAIL` turns
+    and ``transcript_total``, how many it holds.
 
     Not the copy taken at the handoff (that one went to the webhook): what the customer
-    wrote after it, and the agents' replies, are in the agents' view too.
+    wrote after it, and the agents' replies, are in the agents' view too. Each turn carries its
+    stored ``meta`` (see :func:`_agent_view`), described with ``entries``, the knowledge base's.
     """
+    query = select(HandoffTicket).where(HandoffTicket.status == "open", HandoffTicket.id > after)
     with db.session() as s:
-        rows = s.scalars(select(HandoffTicket).where(HandoffTicket.status == "open")
-                         .order_by(HandoffTicket.id)).all()
+        rows = s.scalars(query.order_by(HandoffTicket.id).limit(limit)).all()
         tickets = [{"id": t.id, "session_id": t.session_id, "reason": t.reason,
                     "created_at": utc_iso(t.created_at)} for t in rows]
-    turns = transcripts(db, [t["session_id"] for t in tickets])
-    return [{**t, "transcript": turns.get(t["session_id"], [])} for t in tickets]
+    tails = transcript_tails(db, [t["session_id"] for t in tickets], TRANSCRIPT_TAIL)
+    out = []
+    for t in tickets:
+        turns, total = tails.get(t["session_id"], ([], 0))
+        out.append({**t, "transcript": [_agent_view(m, entries) for m in turns], "transcript_total": total})
+    return out
+
+
+def open_tickets_page(db: Any, *, after: int, limit: int, entries: Mapping[str, FaqEntry] | None = None,
+                      ) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of :func:`open_tickets` and the ``after`` of the next page (None on the last): ids
+    only grow, so a ticket opened meanwhile lands on a later page, none is skipped or repeated."""
+    page = open_tickets(db, after=after, limit=limit + 1, entries=entries)
+    if len(page) <= limit:
+        return page, None
+    return page[:limit], int(page[limit - 1]["id"])
+
+
+def transcript_tails(db: Any, session_ids: list[str], tail: int) -> dict[str, tuple[list[dict[str, Any]], int]]:
+    """The last ``tail`` stored turns of each of ``session_ids`` (oldest first, with their ``meta``)
+    and how many it has, in one query: a long conversation is not read whole for its last page."""
+    if not session_ids:
+        return {}
+    numbered = select(ChatMessage,
+                      func.row_number().over(partition_by=ChatMessage.session_id,
+                                             order_by=ChatMessage.id.desc()).label("n"),
+                      func.count().over(partition_by=ChatMessage.session_id).label("total")) \
+        .where(ChatMessage.session_id.in_(set(session_ids))).subquery()
+    row = aliased(ChatMessage, numbered)
+    out: dict[str, tuple[list[dict[str, Any]], int]] = {}
+    with db.session() as s:
+        for r, total in s.execute(select(row, numbered.c.total).where(numbered.c.n <= tail).order_by(row.id)):
+            out.setdefault(r.session_id, ([], int(total)))[0].append(
+                {"role": r.role, "text": r.text, "at": utc_iso(r.created_at), "meta": r.meta})
+    return out
+
+
+def _agent_view(turn: dict[str, Any], entries: Mapping[str, FaqEntry] | None) -> dict[str, Any]:
+    """A turn as the agents read it: its stored meta kept (QA: a "Did you mean one of these?" showed
+    without the suggestions it offered, a rated-down answer without its entry), and the entries it
+    names (``sources``, ``picked``; a thumbs-down's ``entry_id``) listed with their questions where
+    the knowledge base still holds them. The customer's text stays masked as stored."""
+    meta = turn.get("meta")
+    if not isinstance(meta, dict):
+        return {k: v for k, v in turn.items() if k != "meta"}
+    named = [*(meta.get("sources") or []), meta.get("picked"), meta.get("entry_id")]
+    ids = list(dict.fromkeys(str(i) for i in named if i is not None))
+    if entries is not None:
+        meta = {**meta, "entries": [{"id": entries[i].public_id, "question": entries[i].question}
+                                    for i in ids if i in entries]}
+    return {**turn, "meta": meta}
 
 
 def find_open_ticket(db: Any, session_id: str) -> int | None:

@@ -947,3 +947,116 @@ def test_feedback_pairs_keep_a_sessions_latest_rating_of_an_entry(client, ops_he
             assert client.post("/v1/feedback", json=fb | {"session_id": sid, "rating": rating}).status_code == 201
     lines = client.get("/v1/feedback/pairs", headers=ops_headers).get_data(as_text=True).splitlines()
     assert [json.loads(x) for x in lines].count({"text": "reset my pin", "id": "reset-pin"}) == 1
+
+
+def test_the_agents_queue_pages_oldest_first_with_each_transcripts_last_turns(app, client, ops_headers,
+                                                                             unique) -> None:
+    """QA: GET /v1/handoffs had no paging and sent every open ticket with its whole transcript (217 KB at
+    153 tickets); it pages by ticket id, oldest waiting first, each with its last turns and their total."""
+    from services.chatbot import handoff
+    from shared.db import get_db
+
+    sids = [f"queue-{i}-{unique}" for i in range(5)]
+    handoff.record_turns(get_db(app), sids[0], [("user", f"question {i}", None) for i in range(60)])
+    for sid in sids:
+        assert chat(client, "I want to speak to a human", sid).get_json()["handoff"] is True
+    seen, after, pages = [], 0, 0
+    while after is not None:
+        body = client.get(f"/v1/handoffs?limit=2&after={after}", headers=ops_headers).get_json()
+        assert len(body["handoffs"]) <= 2
+        seen += body["handoffs"]
+        after, pages = body["next"], pages + 1
+    assert pages == 3 and [t["session_id"] for t in seen] == sids  # none skipped or repeated
+    long = seen[0]
+    assert long["transcript_total"] == 62 and len(long["transcript"]) == handoff.TRANSCRIPT_TAIL
+    assert [m["text"] for m in long["transcript"][:2]] == ["question 12", "question 13"]  # the last 50, in order
+    assert (seen[1]["transcript_total"], len(seen[1]["transcript"])) == (2, 2)
+    default = client.get("/v1/handoffs", headers=ops_headers).get_json()
+    assert [t["session_id"] for t in default["handoffs"]] == sids and default["next"] is None
+    for bad in ("limit=0", "limit=201", "limit=x", "after=-1"):
+        assert client.get(f"/v1/handoffs?{bad}", headers=ops_headers).status_code == 400, bad
+    assert client.get("/v1/handoffs?after=99999999999", headers=ops_headers).get_json()["handoffs"] == []
+    doc = client.get("/openapi.json").get_json()["paths"]["/v1/handoffs"]["get"]
+    params = {p["name"]: p["schema"] for p in doc["parameters"]}
+    assert params["limit"] == {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
+    assert params["after"]["type"] == "integer"
+    assert "next" in doc["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_open_ticket_pages_carry_each_transcripts_tail_on_sqlite_and_postgresql(any_db_url) -> None:
+    """The agents' page (a window query for each ticket's last turns) on both backends: ids after the
+    cursor, oldest first, the last TRANSCRIPT_TAIL turns with their meta, and the total."""
+    from services.chatbot import handoff
+    from shared.db import Database
+
+    db = Database(any_db_url)
+    try:
+        for sid, n in (("tail-a", 3), ("tail-b", handoff.TRANSCRIPT_TAIL + 7), ("tail-c", 1)):
+            handoff.record_turns(db, sid, [("bot", f"{sid} {i}", {"kind": "answer", "sources": [str(i)]})
+                                           for i in range(n)])
+            handoff.open_ticket(db, sid, "low_confidence")
+        first, after = handoff.open_tickets_page(db, after=0, limit=2)
+        rest, last = handoff.open_tickets_page(db, after=after, limit=2)
+        assert [t["session_id"] for t in first + rest] == ["tail-a", "tail-b", "tail-c"] and last is None
+        b = first[1]
+        assert (b["transcript_total"], len(b["transcript"])) == (handoff.TRANSCRIPT_TAIL + 7, handoff.TRANSCRIPT_TAIL)
+        assert b["transcript"][0]["text"] == "tail-b 7" and b["transcript"][-1]["meta"]["sources"] == ["56"]
+    finally:
+        db.dispose()
+
+
+def test_the_agents_transcript_shows_what_each_bot_turn_offered(client, ops_headers, unique) -> None:
+    """QA: the agents read "Did you mean one of these?" without the suggestions it offered, and a rated-down
+    answer without which entry it was: each turn carries its stored meta, its entries with their questions."""
+    from services.chatbot.dialogue import REJECTED_ANSWER
+
+    sid = f"meta-{unique}"
+    assert chat(client, "my card 4111 1111 1111 1111 PIN reset", sid).get_json()["session_id"] == sid
+    first = chat(client, "How do I reset my card PIN?", sid).get_json()
+    offered = chat(client, "That didn't help", sid).get_json()
+    assert first["sources"][0]["id"] == "reset-pin" and offered["kind"] == "clarify"
+    assert chat(client, "talk to a human", sid).get_json()["handoff"] is True
+    (ticket,) = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+    turns = ticket["transcript"]
+    assert "4111" not in json.dumps(turns) and "[card]" in turns[0]["text"]  # masked as before
+    answer = next(t for t in turns if t["text"] == first["answer"])
+    assert answer["meta"]["kind"] == "answer" and answer["meta"]["sources"][0] == "reset-pin"
+    assert answer["meta"]["entries"][0] == {"id": "reset-pin", "question": first["sources"][0]["question"]}
+    clarify = next(t for t in turns if t["text"] == REJECTED_ANSWER)
+    assert clarify["meta"]["sources"] == [s["id"] for s in offered["sources"]]
+    assert [e["question"] for e in clarify["meta"]["entries"]] == [s["question"] for s in offered["sources"]]
+    assert all("meta" not in t for t in turns if t["role"] == "user")
+
+
+def test_a_thumbs_down_on_the_last_answer_is_that_did_not_help(client, ops_headers, unique) -> None:
+    """QA: "Not helpful" only said thanks, and asking again gave the same answer. A thumbs-down on the
+    session's last answer gets the bot's next turn, as "that didn't help" would: the topic's other
+    entries, then a hand-off; one on an older answer is only stored."""
+    from services.chatbot.dialogue import HANDOFF_ANSWER, REJECTED_ANSWER
+
+    sid = f"thumbs-{unique}"
+    pin = chat(client, "How do I reset my card PIN?", sid).get_json()
+    fee = chat(client, "What does an international transfer cost?", sid).get_json()
+    assert (pin["kind"], fee["kind"]) == ("answer", "answer") and fee["sources"][0]["id"] != "reset-pin"
+    older = client.post("/v1/feedback", json={"session_id": sid, "rating": "down", "entry_id": "reset-pin"})
+    assert older.status_code == 201 and older.get_json()["reply"] is None  # not the last answer: stored only
+    up = client.post("/v1/feedback", json={"session_id": sid, "rating": "up", "entry_id": fee["sources"][0]["id"]})
+    assert up.status_code == 201 and up.get_json()["reply"] is None
+    fb = {"session_id": sid, "rating": "down", "entry_id": fee["sources"][0]["id"], "message": "transfer cost"}
+    r = client.post("/v1/feedback", json=fb)
+    assert r.status_code == 201 and isinstance(r.get_json()["id"], int)
+    reply = r.get_json()["reply"]
+    assert (reply["kind"], reply["answer"], reply["handoff"], reply["session_id"]) == (
+        "clarify", REJECTED_ANSWER, False, sid), reply
+    assert reply["sources"] and fee["sources"][0]["id"] not in [s["id"] for s in reply["sources"]]
+    assert {"id", "question", "score", "label"} <= set(reply["sources"][0])
+    # as typing it: more unsure turns hand off
+    assert client.post("/v1/feedback", json=fb).get_json()["reply"]["kind"] == "clarify"
+    last = client.post("/v1/feedback", json=fb).get_json()["reply"]
+    assert (last["kind"], last["answer"], last["handoff"]) == ("handoff", HANDOFF_ANSWER, True)
+    assert client.post("/v1/feedback", json=fb).get_json()["reply"] is None  # a person has it now
+    (ticket,) = client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+    assert ticket["reason"] == "low_confidence"
+    rated = [t for t in ticket["transcript"] if t["role"] == "user" and t.get("meta")]
+    assert len(rated) == 3 and rated[0]["meta"]["feedback"] == "down"
+    assert rated[0]["meta"]["entry_id"] == fee["sources"][0]["id"]

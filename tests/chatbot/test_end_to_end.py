@@ -522,7 +522,8 @@ def test_widget_labels_shared_questions_and_takes_feedback_on_answers(chat_setti
         assert log.get_by_role("button", name="Not helpful").count() == 0  # a clarify is not rated
         log.get_by_role("button", name=f"{q} \u2014 \u2026eGift card is sold online only.").click()
         log.get_by_text("The eGift card is sold online only.").wait_for(timeout=15_000)
-        answer = log.locator(".fpc-bot").last
+        # by its text: the thumbs-down's follow-up ("Sorry that didn't help...") comes after it
+        answer = log.locator(".fpc-bot", has_text="The eGift card is sold online only.")
         helpful = answer.get_by_role("button", name="Helpful", exact=True)
         unhelpful = answer.get_by_role("button", name="Not helpful")
         assert helpful.get_attribute("aria-pressed") == unhelpful.get_attribute("aria-pressed") == "false"
@@ -537,11 +538,35 @@ def test_widget_labels_shared_questions_and_takes_feedback_on_answers(chat_setti
         sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
         page.reload()  # a rated answer stays rated
         page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)
-        again = log.locator(".fpc-bot").last.get_by_role("button", name="Not helpful")
+        again = answer.get_by_role("button", name="Not helpful")
         assert again.get_attribute("aria-pressed") == "true" and again.is_disabled()
     with get_db(app).session() as s:
         rows = s.execute(select(ChatFeedback).where(ChatFeedback.session_id == sid)).scalars().all()
         assert [(r.rating, r.entry_id, r.query) for r in rows] == [(-1, "gift", q)]
+
+
+@pytest.mark.browser
+def test_widget_thumbs_down_on_the_last_answer_offers_the_topics_other_entries(app) -> None:
+    """QA: "Not helpful" only said "Thanks for your feedback", and asking again gave the same answer. The
+    feedback's reply shows as the bot's next message with its suggestion buttons, which answer when picked."""
+    from services.chatbot.dialogue import REJECTED_ANSWER
+
+    with demo_page(app) as (page, base):
+        box, log = ask_on_demo_page(page, base, "How do I reset my card PIN?")
+        log.get_by_text("Reset your PIN in the app").wait_for(timeout=15_000)
+        assert log.locator(".fpc-sugg button").count() == 0
+        log.locator(".fpc-bot").last.get_by_role("button", name="Not helpful").click()
+        log.get_by_text(REJECTED_ANSWER).wait_for(timeout=15_000)
+        page.get_by_role("status").get_by_text("Thanks for your feedback").wait_for(timeout=15_000)
+        buttons = log.locator(".fpc-sugg button")
+        texts = buttons.all_inner_texts()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chatbot_widget_thumbs_down.png"))
+        assert texts and "I forgot my PIN" not in texts and all(buttons.nth(i).is_enabled() for i in range(len(texts)))
+        assert log.locator(".fpc-user").count() == 1  # the rating is no message of the customer's
+        buttons.first.click()
+        expect(log.locator(".fpc-bot")).to_have_count(3, timeout=15_000)  # the picked entry's answer
+        assert log.locator(".fpc-bot").last.get_by_role("button", name="Not helpful").count() == 1
 
 
 @pytest.mark.browser

@@ -8,7 +8,8 @@
  * Accessible: a labelled dialog, a role="log" aria-live region for replies, native
  * buttons and a form, so it works with the keyboard and screen readers.
  * A picked suggestion is sent with its entry id (the same question text may belong to
- * two entries). While a person has the chat (handoff) it polls for the agent's messages,
+ * two entries). "Not helpful" on the last answer shows the bot's next turn, which the feedback response
+ * carries (the topic's other entries, or a hand-off). While a person has the chat (handoff) it polls for the agent's messages,
  * every 3 s at first, slower while nothing comes (up to 15 s) or on errors (up to 60 s).
  * Server error texts are never shown: customers get a plain, friendly message; so does a request
  * left unanswered for ASK_TIMEOUT_MS (15 s), and the question goes back into the input.
@@ -348,6 +349,11 @@
             if (row.contains(root.activeElement)) { input.focus(); }
             Array.prototype.forEach.call(row.querySelectorAll("button"), function (x) { x.disabled = true; });
             status.textContent = "Thanks for your feedback.";
+            /* QA: "Not helpful" changed nothing. On the last answer the server answers it as "that didn't
+             * help": its turn (the topic's other entries, or a hand-off) shows as the bot's next message */
+            return res.json().then(function (data) {
+              if (data && data.reply && typeof data.reply === "object") { showReply(data.reply, fb.message, true); }
+            }, function () { /* stored; no follow-up to show */ });
           })
           .catch(unsaved);
       });
@@ -442,6 +448,19 @@
     if (!document.hidden && polling) { pollDelay = POLL_MIN; schedulePoll(0); }
   });
 
+  /* The bot's turn (a /v1/chat answer, or the one a thumbs-down brought): its message, its suggestions,
+   * the hand-off. ``question``: what the customer asked, sent with a rating of this answer.
+   * ``keepStatus``: a turn with no hand-off leaves the status line ("Thanks for your feedback") as it is. */
+  function showReply(data, question, keepStatus) {
+    var top = data.kind === "answer" && data.sources && data.sources[0];
+    /* an answer from the knowledge base can be rated; small talk, clarify and handoff cannot */
+    if (data.answer) { addMessage("bot", data.answer, false, top ? {entry_id: top.id, message: question} : null); }
+    if (data.kind === "clarify" && data.sources && data.sources.length) { addSuggestions(data.sources); }
+    if (data.handoff) { status.textContent = "A member of our team will take over this chat."; }
+    else if (!keepStatus) { status.textContent = ""; }
+    if (data.handoff) { startPolling(); }
+  }
+
   /* A request the server never answers (paused, a dead proxy) ends like any failure after this long. */
   var ASK_TIMEOUT_MS = 15000;
   function ask(text, entryId) {
@@ -474,12 +493,7 @@
         if (!data || typeof data.session_id !== "string") { failed(500); return; }
         sessionId = data.session_id;
         store(KEY, sessionId);
-        var top = data.kind === "answer" && data.sources && data.sources[0];
-        /* an answer from the knowledge base can be rated; small talk, clarify and handoff cannot */
-        if (data.answer) { addMessage("bot", data.answer, false, top ? {entry_id: top.id, message: text} : null); }
-        if (data.kind === "clarify" && data.sources && data.sources.length) { addSuggestions(data.sources); }
-        status.textContent = data.handoff ? "A member of our team will take over this chat." : "";
-        if (data.handoff) { startPolling(); }
+        showReply(data, text);
       })
       .catch(function () { failed(0); })  /* no answer, or none within ASK_TIMEOUT_MS */
       .then(function () {
