@@ -92,7 +92,59 @@ _CORPORATE = re.compile(
     r"guidance|outlook|forecasts?|invest(?:s|ed|ing|ments?|ors?)?|analysts?|shareholders?|CEO|CFO|"
     r"chief executive|Inc|Corp|company|merger|acquisitions?|acquires?|acquired|buyback|deal|IPO|"
     r"valuation|layoffs|jobs|workers|plants?|factor(?:y|ies)|recalls?|vehicles?|trucks?|cars?|SUVs?|EVs?|"
-    r"prices?|fees|payments?|billion|million|NYSE|Nasdaq|Wall Street)\b|\d(?:%| percent)", re.IGNORECASE)
+    r"prices?|fees|payments?|billion|million|NYSE|Nasdaq|Wall Street|"
+    # a rating action or estimates: "Goldman downgrades Ford", "Oracle beats estimates" (finance QA)
+    r"(?:up|down)grade[sd]?|price targets?|estimates)\b|\d(?:%| percent)", re.IGNORECASE)
+
+# Banks and brokers whose analysts rate other companies' shares: "Goldman Sachs downgrades Netflix
+# to sell" is news about Netflix (finance QA: GS linked at relevance 1.0 and scored negative;
+# fin_tweets' "Wells Fargo Downgrades Netflix" and "... - BofA" linked WFC and BAC).
+BROKERS = frozenset({"JPM", "BAC", "WFC", "C", "GS", "MS"})
+_GRADES = (r"(?:strong )?buy|sell|hold|neutral|overweight|underweight|equal[- ]?weight|outperform|underperform|"
+           r"(?:market|sector|peer) perform|in[- ]line|accumulate|reduce")
+# Words that make a sentence a rating action, whatever its verb.
+_RATING = re.compile(rf"\b(?:(?:up|down)grad\w*|price targets?|target price|PT|coverage|ratings?|rated|top pick|"
+                     rf"(?:to|at|with|as|reiterates?|reiterated|maintains?|keeps?) (?:an? )?(?:{_GRADES}))\b",
+                     re.IGNORECASE)
+# After a broker issuing the rating: "Goldman Sachs (GS) analysts downgrade", "JPMorgan raises
+# price target on"; not "Goldman downgraded to sell at ..." (Goldman rated, passive).
+_RATER_VERB = re.compile(
+    r"\)?(?:'s)?(?:\s*\([^)]{1,20}\))?(?:\s+(?:Group|Securities|Research|Global|Investment|analysts?|strategists?))*\s+"
+    r"(?:(?:up|down)grade[sd]?|initiat(?:es?|ed)|reiterat(?:es?|ed)|reinstat(?:es?|ed)|rais(?:es?|ed)|cuts?|"
+    r"lower(?:s|ed)?|lifts?|lifted|boost(?:s|ed)?|hik(?:es?|ed)|trim(?:s|med)?|slash(?:es|ed)?|starts?|started|"
+    r"resum(?:es?|ed)|assum(?:es?|ed)|maintain(?:s|ed)?|keeps?|kept|rates?|rated)\b"
+    r"(?!\s+(?:to|at|by|from|on|in|after|amid|as|for)\b)", re.IGNORECASE)
+# Before a broker credited with the rating: "Netflix downgraded to sell at|by|from Goldman",
+# "Netflix cut to neutral - BofA".
+_RATER_CREDIT = re.compile(r"(?:\b(?:at|by|from)|\s[-\u2013\u2014|])\s+(?:analysts?\s+(?:at|from)\s+)?$",
+                           re.IGNORECASE)
+
+# Everyday phrases holding a company name that are not the company, matched in any case
+# (finance QA: "Amazon rainforest fires worsen" linked AMZN, "Apple pie prices soar" AAPL, "Citi
+# Field hosts Mets" C, "Oracle of Omaha Warren Buffett buys Chevron stake" ORCL). Name -> the
+# words that may come before it, and those that may come after it.
+_EVERYDAY = {
+    "Amazon": ("Brazilian|Peruvian|Colombian|Ecuadorian|Bolivian",
+               "rain ?forests?|rivers?|basin|jungles?|forests?|region|deforestation|delta|tribes?"),
+    "Apple": ("Big|Adam's|crab|candy|caramel|toffee",
+              "pies?|juice|cider|orchards?|trees?|sauce|seeds?|picking|harvests?|growers?|crops?|farmers?|"
+              "vinegar|blossoms?|crumble|tarts?|strudel"),
+    "Citi": ("", "Field|Bike|Open"),
+    "Oracle": ("", "of Omaha|of Delphi|Park|Arena"),
+    "Ford": ("Harrison|Gerald|Betty|Tom", "Foundation|'s Theatre|'s Theater"),
+    "Chevron": ("", "doctrine|deference"),
+    "Merck": ("", "KGaA"),
+    "Berkshire": ("West|Royal", "County|Hills|Mountains"),
+    "Wells Fargo": ("", "Center|Arena"),
+    "Bank of America": ("", "Stadium"),
+    "Alphabet": ("", "soup|City"),
+    "Tesla": ("Nikola", ""),
+}
+_EVERYDAY_RE = re.compile("|".join(
+    part for name, (before, after) in _EVERYDAY.items()
+    for part in ((rf"\b(?:{before})\s+{re.escape(name)}\b" if before else ""),
+                 (rf"\b{re.escape(name)}\s+(?:{after})\b" if after else "")) if part), re.IGNORECASE)
+_KIND_RANK = {"weak": 0, "name": 1, "explicit": 2}
 
 # Relevance of a mention: explicit forms and title mentions weigh more than a name in passing.
 W_TITLE, W_EXPLICIT, W_NAME = 1.0, 0.8, 0.5
@@ -160,11 +212,21 @@ def shouted(text: str) -> bool:
     return len(words) >= 3 and 4 * sum(w.isupper() for w in words) >= 3 * len(words)
 
 
-def _sentence_at(text: str, start: int, end: int) -> str:
-    """The sentence of ``text`` holding ``text[start:end]``."""
+def _sentence_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Bounds of the sentence of ``text`` holding ``text[start:end]``."""
     lo = max(text.rfind(c, 0, start) for c in ".!?\n") + 1
     his = [i for i in (text.find(c, end) for c in ".!?\n") if i >= 0]
-    return text[lo:min(his, default=len(text))]
+    return lo, min(his, default=len(text))
+
+
+def _sentence_at(text: str, start: int, end: int) -> str:
+    """The sentence of ``text`` holding ``text[start:end]``."""
+    lo, hi = _sentence_span(text, start, end)
+    return text[lo:hi]
+
+
+# A ticker found at text[start:end], and how ('explicit', 'name' or 'weak').
+Hit = tuple[str, str, int, int]
 
 
 class Linker:
@@ -203,33 +265,60 @@ class Linker:
     def mentions(self, text: str, loud: bool | None = None) -> dict[str, str]:
         """Ticker -> strongest mention kind found in ``text``: 'explicit', 'name', or 'weak' (an
         ambiguous company name without corporate words around it: counts only with another
-        mention, see :meth:`link`). ``loud``: treat the text as shouted (default: judge it)."""
+        mention, see :meth:`link`). ``loud``: treat the text as shouted (default: judge it).
+        A broker issuing a rating on another company in its sentence is no mention (:data:`BROKERS`)."""
         text = normal_text(text).translate(_APOSTROPHES)  # ＄ＡＣＭＥ is $ACME
         loud = shouted(text) if loud is None else loud
+        hits = self._hits(text, loud)
         found: dict[str, str] = {}
+        for t, kind, start, end in hits:
+            if t in BROKERS and self._rates_another(text, t, start, end, hits):
+                continue
+            if _KIND_RANK[kind] > _KIND_RANK.get(found.get(t, ""), -1):
+                found[t] = kind
+        return found
+
+    def _hits(self, text: str, loud: bool) -> list[Hit]:
+        """Every ticker mention in ``text``, explicit forms first, then names."""
+        hits: list[Hit] = []
         for m in _CASHTAG.finditer(text):
             t = self._symbol(m.group(1))
             if t in self.known or (m.group(1).isupper() and t not in NOT_COMPANIES):
-                found[t] = "explicit"
+                hits.append((t, "explicit", *m.span()))
         for m in _PREFIX.finditer(text):  # "NYSE: IT" is how Gartner's own releases name it
-            found[self._symbol(m.group(1))] = "explicit"
+            hits.append((self._symbol(m.group(1)), "explicit", *m.span()))
         for m in _PAREN.finditer(text):
             t = self._symbol(m.group(1))
             if t in self.known or (t not in STOPLIST and len(t) >= 2 and self._named_before(text, m.start(), t)):
-                found[t] = "explicit"
+                hits.append((t, "explicit", *m.span()))
         for m in _BARE.finditer(text):
             t = self._symbol(m.group(1))
             if self._bare_ticker(t, text, m.start(), m.end(), loud):
-                found.setdefault(t, "explicit")
+                hits.append((t, "explicit", *m.span()))
         name_re = self._loud_name_re if loud else self._name_re
-        if name_re is not None:
-            for m in name_re.finditer(text):
-                alias = self._folded[m.group(0).casefold()] if loud else m.group(0)
-                kind = ("weak" if alias in AMBIGUOUS_NAMES
-                        and not self._corporate(_sentence_at(text, m.start(), m.end())) else "name")
-                if found.get(self.names[alias], "weak") == "weak":
-                    found[self.names[alias]] = kind
-        return found
+        if name_re is None:
+            return hits
+        everyday = [m.span() for m in _EVERYDAY_RE.finditer(text)]
+        for m in name_re.finditer(text):
+            if any(lo <= m.start() and m.end() <= hi for lo, hi in everyday):
+                continue  # "Apple pie", "Citi Field": not the company
+            alias = self._folded[m.group(0).casefold()] if loud else m.group(0)
+            kind = ("weak" if alias in AMBIGUOUS_NAMES
+                    and not self._corporate(_sentence_at(text, m.start(), m.end())) else "name")
+            hits.append((self.names[alias], kind, *m.span()))
+        return hits
+
+    @staticmethod
+    def _rates_another(text: str, broker: str, start: int, end: int, hits: list[Hit]) -> bool:
+        """The broker at ``text[start:end]`` issues a rating on another company of its sentence:
+        "Goldman Sachs downgrades Netflix to sell", "Netflix upgraded to buy at Goldman",
+        "Netflix cut to neutral - BofA". Alone ("Goldman Sachs raises its dividend") it is the subject."""
+        lo, hi = _sentence_span(text, start, end)
+        if not any(t != broker and kind != "weak" and lo <= a < hi for t, kind, a, _ in hits):
+            return False
+        before, after = text[lo:start], text[end:hi]
+        return bool(_RATING.search(text[lo:hi])
+                    and (_RATER_VERB.match(after) or (_RATER_CREDIT.search(before) and _RATING.search(before))))
 
     def _bare_ticker(self, t: str, text: str, start: int, end: int, loud: bool) -> bool:
         """A bare all-caps word ``t`` at ``text[start:end]`` is a ticker: a listed one off the
@@ -277,19 +366,28 @@ class Linker:
         return out
 
     def text_for(self, ticker: str, title: str, body: str, max_chars: int = 400) -> str:
-        """The text to score for ``ticker``: title plus the sentences that mention it.
-
-        When no body sentence mentions the ticker, title plus lead stands in.
-        """
+        """The text to score for ``ticker``: see :meth:`texts_for`."""
         return self.texts_for([ticker], title, body, max_chars)[ticker]
 
     def texts_for(self, tickers: list[str], title: str, body: str, max_chars: int = 400) -> dict[str, str]:
-        """:meth:`text_for` of each of ``tickers``, reading each sentence's mentions once: per
-        ticker it cost tickers x sentences (1000 tickers on a 20k-character body: 22 s of CPU)."""
+        """Ticker -> the text to score for it. One the title names: title plus the body sentences
+        that mention it (title plus lead when none does). One only the body mentions: those
+        sentences alone, as the headline is about something else (finance QA: "Tesla recalls 2
+        million vehicles" gave Ford and GM, named in passing, the recall's negative score). One
+        the text never mentions (given, a feed tag): title plus lead.
+
+        Each sentence's mentions are read once: per ticker it cost tickers x sentences (1000
+        tickers on a 20k-character body: 22 s of CPU)."""
         sentences = split_sentences(body)
         loud = shouted(body)
         mentioned: dict[str, list[str]] = {}
         for s in sentences:
             for t in self.mentions(s, loud):
                 mentioned.setdefault(t, []).append(s)
-        return {t: " ".join([title, *(mentioned.get(t) or sentences[:2])]).strip()[:max_chars] for t in tickers}
+        in_title = self.mentions(title) if title else {}
+
+        def parts(t: str) -> list[str]:
+            own = mentioned.get(t)
+            return own if own and t not in in_title else [title, *(own or sentences[:2])]
+
+        return {t: " ".join(parts(t)).strip()[:max_chars] for t in tickers}

@@ -68,10 +68,15 @@ def lead(title: str, body: str, max_chars: int = LEAD_CHARS) -> str:
 
 
 def ticker_texts(art: Any, tickers: list[str], linker: Linker) -> dict[str, str]:
-    """Ticker -> text of an article (anything with ``title`` and ``body``); with several tickers each
-    gets the sentences that mention it. What scoring and ``news relink`` score."""
-    if len(tickers) <= 1:
-        return {(tickers[0] if tickers else ""): lead(art.title, art.body)}
+    """Ticker -> text of an article (anything with ``title`` and ``body``): what scoring and ``news
+    relink`` score. A lone ticker the title names (or one the text never names) gets title plus
+    lead; otherwise :meth:`Linker.texts_for`: a ticker only the body mentions gets its own sentences,
+    also when it is the only one (finance QA: a wrap "Stocks slump as Fed worries mount" scored AAPL,
+    up 2% in its last sentence, on the slump)."""
+    if not tickers:
+        return {"": lead(art.title, art.body)}
+    if len(tickers) == 1 and tickers[0] in linker.mentions(art.title):
+        return {tickers[0]: lead(art.title, art.body)}
     return linker.texts_for(tickers, art.title, art.body, LEAD_CHARS)
 
 

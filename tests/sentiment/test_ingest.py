@@ -275,7 +275,8 @@ def test_a_repost_with_changed_text_updates_relinks_and_rescores(client, pipe) -
     assert r.status_code == 202, r.json
     assert (r.json["ids"], r.json["updated"], r.json["duplicates"], r.json["article_ids"]) == ([], ["a1"], [], ["a1"])
     assert r.json["scoring"] == "scored"
-    assert _scores(pipe, "a1") == {"BOLT": "negative", "CRUX": "negative"}  # re-linked, old scores gone
+    # re-linked, old scores gone; CRUX, only in the body, is scored on its own sentence
+    assert _scores(pipe, "a1") == {"BOLT": "negative", "CRUX": "neutral"}
     with pipe.db.session() as s:
         a = s.get(Article, "a1")
         assert (a.title, as_utc(a.published_at)) == ("$BOLT fraud probe", datetime(2024, 5, 2, 10, tzinfo=UTC))

@@ -45,10 +45,12 @@ ROUNDUP = ("Tech roundup: $AAPL, $MSFT and Ford", "Apple posted record profit. M
 
 
 def _text_before(linker: Linker, ticker: str, title: str, body: str, max_chars: int) -> str:
-    """``text_for`` as it was, reading every sentence's mentions again for each ticker."""
+    """``text_for`` read one ticker at a time, every sentence's mentions read again for each."""
     sentences = split_sentences(body)
     loud = shouted(body)
     own = [s for s in sentences if ticker in linker.mentions(s, loud)]
+    if own and ticker not in linker.mentions(title):
+        return " ".join(own).strip()[:max_chars]
     return " ".join([title, *(own or sentences[:2])]).strip()[:max_chars]
 
 
@@ -64,6 +66,7 @@ def test_each_tickers_text_is_what_it_was_when_read_for_all_tickers_at_once(link
     assert {t: linker.text_for(t, title, body, max_chars) for t in tickers} == expected
     assert expected["AAPL"] == ("Tech roundup: $AAPL, $MSFT and Ford Apple posted record profit. "
                                 "NASDAQ:NVDA and (INTC) rallied while Apple slipped.")[:max_chars]
+    assert expected["NVDA"] == "NASDAQ:NVDA and (INTC) rallied while Apple slipped."[:max_chars]  # body only
     assert _texts(Article(title=title, body=body), tickers, linker) == {
         t: _text_before(linker, t, title, body, 300) for t in tickers}
 
@@ -80,8 +83,8 @@ def test_an_articles_sentences_are_read_once_whatever_its_tickers(linker: Linker
     mentions = linker.mentions
     monkeypatch.setattr(linker, "mentions", lambda text, loud=None: reads.append(text) or mentions(text, loud))
     texts = _texts(Article(title="Movers", body=body), tickers, linker)
-    assert len(reads) == len(split_sentences(body)) == 20
-    assert texts["QCX"] == "Movers $QCX rose 2%." and texts["ZZZZ"] == "Movers $QAX rose 0%. $QBX rose 1%."
+    assert len(reads) == len(split_sentences(body)) + 1 == 21  # and the title once
+    assert texts["QCX"] == "$QCX rose 2%." and texts["ZZZZ"] == "Movers $QAX rose 0%. $QBX rose 1%."
 
 
 def test_user_company_list_extends_the_starter_list(tmp_path) -> None:
@@ -233,7 +236,7 @@ def test_shouted_headlines_link_listed_symbols_and_names_in_capitals(linker: Lin
 def test_a_shouted_body_links_names_in_capitals_in_its_texts(linker: Linker) -> None:
     body = "TESLA SAID IT WOULD RECALL THE CARS. COST PRESSURES MOUNT."
     assert linker.link("Recall", body) == {"TSLA": 0.5}
-    assert linker.texts_for(["TSLA"], "Recall", body) == {"TSLA": "Recall TESLA SAID IT WOULD RECALL THE CARS."}
+    assert linker.texts_for(["TSLA"], "Recall", body) == {"TSLA": "TESLA SAID IT WOULD RECALL THE CARS."}
 
 
 @pytest.mark.parametrize(("text", "expected"), [
