@@ -83,6 +83,7 @@ def as_served(model: Any, domain: str) -> list[int]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from services.recommendations.models import retired_ids
+    from services.recommendations.recommenders.data import is_positive
     from services.recommendations.retraining import stored_since
     from shared.db import Database
     from shared.settings import get_settings
@@ -96,7 +97,7 @@ def as_served(model: Any, domain: str) -> list[int]:
         return []
     finally:
         db.dispose()
-    model.add_many((e.user_id, e.item_id, e.timestamp) for e in events)
+    model.add_many((e.user_id, e.item_id, e.timestamp, is_positive(e.rating, e.event)) for e in events)
     if events:
         _note(f"{len(events)} interactions posted to the service since the fit count as seen")
     return [model.item_index[i] for i in retired if i in model.item_index]

@@ -52,7 +52,7 @@ def evaluate(data: Interactions, make_model: Callable[[], RecommenderBase], k: i
 
 def requested_at(histories: list[History], users: np.ndarray, times: np.ndarray) -> list[History]:
     """The held-out users' histories, each asked for at its held-out event's time."""
-    return [History(histories[u].items, histories[u].times, int(t)) for u, t in zip(users, times, strict=True)]
+    return [histories[u].asked_at(int(t)) for u, t in zip(users, times, strict=True)]
 
 
 def evaluate_implicit_als(data: Interactions, k: int = 10, seed: int = 0) -> dict[str, float]:

@@ -34,6 +34,9 @@ from services.recommendations.recommenders.tuning import NAMES, default
 from shared.errors import BadInput, ModelNotFound
 from shared.io import atomic_dir, check_replaceable, write_json, write_jsonl
 
+# a posted event as fold-in takes it: user, item, timestamp (None: now) and, optionally, whether
+# it is evidence of interest (recommenders.data.is_positive; a dislike only marks the item seen)
+Event = tuple[str, str, int | None] | tuple[str, str, int | None, bool]
 MARKER = "interactions.npz"  # every model directory holds it; a folder without it is not replaced
 
 
@@ -250,25 +253,31 @@ class TrainedModel:
     def history(self, user_id: str) -> History:
         return self.histories.get(str(user_id), History())
 
-    def add(self, user_id: str, item_id: str, timestamp: int | None = None) -> bool:
+    def add(self, user_id: str, item_id: str, timestamp: int | None = None, positive: bool = True) -> bool:
         """Fold one event into the user's history; unknown items are ignored (False)."""
-        return self.add_many([(user_id, item_id, timestamp)]) == 1
+        return self.add_many([(user_id, item_id, timestamp, positive)]) == 1
 
-    def add_many(self, events: Iterable[tuple[str, str, int | None]]) -> int:
-        """Fold ``(user, item, timestamp)`` events into their users' histories and the trend;
-        returns how many had an item the model knows (the others are ignored)."""
-        items, times = [], []
-        for user_id, item_id, timestamp in events:
+    def add_many(self, events: Iterable[Event]) -> int:
+        """Fold ``(user, item, timestamp[, positive])`` events into their users' histories and the
+        trend; returns how many had an item the model knows (the others are ignored). A dislike
+        (``positive`` False, see :func:`is_positive`) only marks the item seen."""
+        items, times, known = [], [], 0
+        for user_id, item_id, timestamp, *rest in events:
             index = self.item_index.get(str(item_id))
             if index is None:
                 continue
+            known += 1
+            positive = bool(rest[0]) if rest else True
             ts = int(time.time()) if timestamp is None else int(timestamp)  # 0 is a time (1970), not "now"
-            self.histories[str(user_id)] = self.history(user_id).extended([index], [ts])
-            items.append(index)
-            times.append(ts)
+            before = self.history(user_id)
+            self.histories[str(user_id)] = before.extended([index], [ts], positive)
+            # trending counts users, not clicks: QA's 170 duplicate clicks by one user made an item #1
+            if positive and index not in before.items:
+                items.append(index)
+                times.append(ts)
         if self.trend is not None:
             self.trend.observe(items, times)
-        return len(items)
+        return known
 
     def recommend(self, user_ids: list[str], k: int = 10, at: list[int] | None = None,
                   exclude: Sequence[int] = ()) -> list[list[str]]:
@@ -279,7 +288,7 @@ class TrainedModel:
             raise BadInput(f"k must be >= 1, got {k}")
         hists = [self.history(u) for u in user_ids]
         if at is not None:
-            hists = [History(h.items, h.times, int(t)) for h, t in zip(hists, at, strict=True)]
+            hists = [h.asked_at(int(t)) for h, t in zip(hists, at, strict=True)]
         out = []
         for start in range(0, len(hists), 256):
             for items, _ in self.recommender.recommend_batch(hists[start:start + 256], k, exclude=exclude):

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from data_connectors.interactions import Interaction
 from services.recommendations.pipeline import TrainedModel
+from services.recommendations.recommenders.data import is_positive
 from services.recommendations.versions import TASK, import_legacy, registry
 from shared.errors import BadInput, Unavailable
 
@@ -112,7 +113,7 @@ class RecsService:
         try:
             with self.db.session() as s:
                 rows = s.execute(select(RecsInteraction.id, RecsInteraction.user_id, RecsInteraction.item_id,
-                                        RecsInteraction.ts)
+                                        RecsInteraction.ts, RecsInteraction.rating, RecsInteraction.event)
                                  .where(RecsInteraction.domain == self.domain,
                                         RecsInteraction.id > self._synced_id)
                                  .order_by(RecsInteraction.id)).all()
@@ -123,7 +124,8 @@ class RecsService:
         if not rows:
             return
         with self._lock:
-            fresh = [(user, item, ts) for row_id, user, item, ts in rows if row_id > self._synced_id]
+            fresh = [(user, item, ts, is_positive(rating, event))
+                     for row_id, user, item, ts, rating, event in rows if row_id > self._synced_id]
             self._model.add_many(fresh)
             self._synced_id = max(self._synced_id, rows[-1][0])
 
@@ -138,7 +140,8 @@ class RecsService:
         if self.db is None:  # nowhere to keep them but the live model's histories
             model = self.model()
             with self._lock:
-                known = model.add_many((e.user_id, e.item_id, e.timestamp) for e in events)
+                known = model.add_many((e.user_id, e.item_id, e.timestamp, is_positive(e.rating, e.event))
+                                       for e in events)
             return {"stored": len(events), "folded_in": known, "unknown_items": len(events) - known,
                     "model_version": model.ref}
         from services.recommendations.models import RecsInteraction

@@ -62,8 +62,9 @@ class RecommenderBase(ABC):
         out = []
         for row, hist in zip(scores, histories, strict=True):
             row = row.copy()
-            if filter_seen and len(hist):
-                row[hist.items[hist.items < len(row)]] = -np.inf
+            seen = hist.seen  # disliked items too: never recommended back
+            if filter_seen and len(seen):
+                row[seen[seen < len(row)]] = -np.inf
             if len(exclude):
                 row[np.asarray(exclude, dtype=np.int64)] = -np.inf
             out.append(top_k(row, k))

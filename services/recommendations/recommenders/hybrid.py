@@ -18,6 +18,11 @@ from services.recommendations.recommenders.base import RecommenderBase, top_k
 from services.recommendations.recommenders.data import History, Interactions
 
 
+def liked_counts(data: Interactions) -> np.ndarray:
+    """Training events per item that are evidence (dislikes are not): what makes an item cold."""
+    return np.bincount(data.liked().items, minlength=data.n_items).astype(np.float32)
+
+
 def scale_rows(S: np.ndarray) -> np.ndarray:
     """Min-max scale each row to [0, 1] (a constant row becomes 0)."""
     lo = S.min(axis=1, keepdims=True)
@@ -48,7 +53,7 @@ class Hybrid(RecommenderBase):
 
             self.tuning = tune_popularity(self, data, self.tune, self.seed)
         self.n_items = data.n_items
-        self.counts = np.bincount(data.items, minlength=data.n_items).astype(np.float32)
+        self.counts = liked_counts(data)
         for comp in self.components:
             comp.fit(data)
         return self
@@ -75,8 +80,9 @@ class Hybrid(RecommenderBase):
                 total[~empty] += weight * part[~empty]
         pop = self._popularity()
         if empty.any() and pop is not None:
-            # no history: nothing but (time-aware) popularity knows anything about this user
-            total[empty] += scale_rows(pop.score([h for h, e in zip(histories, empty, strict=True) if e]))
+            # no history: nothing but (time-aware) popularity knows anything about this user; its
+            # scaled scores alone, so they stay in [0, 1] (QA: /similar's fallback scored w_popularity + 1)
+            total[empty] = scale_rows(pop.score([h for h, e in zip(histories, empty, strict=True) if e]))
         return total
 
     def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -141,9 +147,9 @@ class Hybrid(RecommenderBase):
                 if len(vals) and vals.max() > 0:
                     idx_parts.append(idx)
                     val_parts.append(weight * vals / vals.max())
-        else:
-            w_pop += 1.0
-        banned = np.unique(np.concatenate([hist.items, np.asarray(exclude, dtype=np.int64)]))
+        else:  # popularity alone, as in score(): scores in [0, 1]
+            w_pop = 1.0
+        banned = np.unique(np.concatenate([hist.seen, np.asarray(exclude, dtype=np.int64)]))
         want = min(k + len(banned), len(pop_row))
         head = pop_order[:want] if pop_order is not None else np.argpartition(-pop_row, want - 1)[:want]
         cand = np.unique(np.concatenate([head, *idx_parts]).astype(np.int64))

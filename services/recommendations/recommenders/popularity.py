@@ -9,6 +9,11 @@ set still answers with its last trending items). The recent counts weigh by thei
 with n (decayed) events their share is n / (n + ``prior_events``) and global counts take the
 rest, so a quiet spell (a few clicks after an old seed set) need not put its one-click items in
 front of everyone.
+
+Popularity counts users, not events: a user's first liked event on an item counts, their repeats
+and dislikes do not (QA: one user's 170 duplicate clicks made an item #1 for every cold user, and
+a refit kept it there). Items the window cannot tell apart fall back to all-time popularity
+(QA: with the MIND-tuned prior 0, the cold list's tail was in catalogue order).
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ CACHE_SIZE = 64
 PRIOR_EVENTS = 100  # a window of this many events weighs as much as the global counts
 CHECKPOINT_EVENTS = 1024  # events between two stored states of the decayed counts...
 MAX_CHECKPOINTS = 64  # ...or more, so that at most this many states (n_items floats each) are kept
+TIE_BREAK = 1e-6  # all-time popularity added to a blend: orders what the window leaves (nearly) tied
+
+
+def first_likes(data: Interactions) -> np.ndarray:
+    """Rows that are a user's first liked event on an item (rows are by user, then time)."""
+    rows = np.flatnonzero(data.positive)
+    pairs = data.users[rows] * max(data.n_items, 1) + data.items[rows]
+    _, first = np.unique(pairs, return_index=True)
+    return rows[np.sort(first)]
 
 
 class Popularity(RecommenderBase):
@@ -58,9 +72,11 @@ class Popularity(RecommenderBase):
 
     def fit(self, data: Interactions) -> Popularity:
         self.n_items = data.n_items
-        self.counts = np.bincount(data.items, minlength=data.n_items).astype(np.float32)
-        order = np.argsort(data.times, kind="stable")  # kept also without a window: tuning sets one
-        self._events = (data.times[order], data.items[order])
+        rows = first_likes(data)
+        items, times = data.items[rows], data.times[rows]
+        self.counts = np.bincount(items, minlength=data.n_items).astype(np.float32)
+        order = np.argsort(times, kind="stable")  # kept also without a window: tuning sets one
+        self._events = (times[order], items[order])
         self.__dict__.pop("_cache", None)
         self.__dict__.pop("_checkpoints_cache", None)
         return self
@@ -68,7 +84,8 @@ class Popularity(RecommenderBase):
     def observe(self, items: Sequence[int], times: Sequence[int]) -> None:
         """Clicks posted to the running service count from now, not from the next refit: news
         trends by the minute, and a refit comes every six hours. One call per batch: each call
-        copies the event arrays once.
+        copies the event arrays once. The caller passes users' first likes of an item only
+        (:meth:`TrainedModel.add_many`): popularity counts users, as :meth:`fit` does.
 
         The stored checkpoints hold the events before their last start; clicks after that
         (the usual case: now) only lengthen the tail :meth:`windows` adds by hand, and they are
@@ -131,7 +148,8 @@ class Popularity(RecommenderBase):
     def blend(self, window: np.ndarray, events: np.ndarray, prior_events: float) -> np.ndarray:
         """Recent counts (from :meth:`windows`) weighed by their evidence against all-time counts."""
         share = (events / np.maximum(events + prior_events, 1e-12))[:, None].astype(np.float32)
-        return share * window + (1.0 - share) * self.global_scores()
+        overall = self.global_scores()
+        return (share * window + (1.0 - share + TIE_BREAK) * overall) / (1.0 + TIE_BREAK)  # in [0, 1]
 
     def windows(self, times: np.ndarray, half_life_hours: float) -> tuple[np.ndarray, np.ndarray]:
         """For each request time t: the decayed counts of the events before t, scaled to [0, 1]

@@ -74,12 +74,12 @@ def grid(model: Hybrid, train: Interactions, histories: list[History], targets: 
     ``train`` (the other parts are scored once, popularity once per half-life); and each
     (half-life, prior)'s gain for popularity alone, as a user without history gets it. The
     model is left fitted on ``train``."""
-    from services.recommendations.recommenders.hybrid import scale_rows
+    from services.recommendations.recommenders.hybrid import liked_counts, scale_rows
 
     pop_at = model.popularity_index()
     for comp in model.components:
         comp.fit(train)
-    model.n_items, model.counts = train.n_items, np.bincount(train.items, minlength=train.n_items).astype(np.float32)
+    model.n_items, model.counts = train.n_items, liked_counts(train)
     pop = model.components[pop_at]
     weights = list(model.weights)
     model.weights[pop_at] = 0.0
@@ -88,7 +88,7 @@ def grid(model: Hybrid, train: Interactions, histories: list[History], targets: 
         for start in range(0, len(histories), BATCH):
             part = model.score(histories[start:start + BATCH])
             for row, hist in enumerate(histories[start:start + BATCH]):
-                part[row, hist.items] = -np.inf  # seen: never recommended
+                part[row, hist.seen] = -np.inf  # seen (disliked too): never recommended
             base.append(part)
     finally:
         model.weights = weights
