@@ -20,6 +20,8 @@ from redis.exceptions import LockError
 
 from services.chatbot import handoff
 from services.chatbot.dialogue import (
+    HANDOFF_CANCELLED_ANSWER,
+    MAX_TURNS,
     Decision,
     Policy,
     State,
@@ -47,6 +49,9 @@ CUSTOMER = "customer"  # who released a ticket the customer took back (its relea
 # A thumbs-down on the last answer is this message (the widget's button label), which rejects_answer reads
 # as "that didn't help": the transcript shows it as the customer's turn, its meta saying it was a rating.
 THUMBS_DOWN = "Not helpful"
+# A state gone from Redis is rebuilt from the transcript's last REBUILD_ROWS turns: the MAX_TURNS the state
+# keeps, and the bot turns before them that may name the last answer (small talk since pushed it out).
+REBUILD_ROWS = 2 * MAX_TURNS
 
 
 @dataclass
@@ -75,19 +80,20 @@ class ChatEngine:
         return f"{self._key(session_id)}:agent:{message_id}"
 
     def load_state(self, session_id: str) -> State:
-        """The session's state; once it expired from Redis, an open ticket still means handed off.
+        """The session's state; once gone from Redis, rebuilt from its transcript and open ticket.
 
-        The state's TTL runs out while a customer waits for an agent more than ``ttl_s``: the
-        widget's poll then read "no handoff", stopped polling and never showed the reply.
+        The state's TTL runs out (or Redis is flushed) while the widget still shows the chat: QA saw
+        "that didn't help" get "couldn't find anything", a follow-up lose its topic, and a waiting
+        customer's poll read "no handoff" and never showed the agent's reply. A session with no
+        transcript is new: one query, and no ticket to look for (retention keeps an open one's turns).
         """
         raw = self.redis.get(self._key(session_id))
         if raw:
             return State.from_dict(json.loads(raw))
-        state = State()
-        ticket_id = handoff.find_open_ticket(self.db, session_id)
-        if ticket_id is not None:
-            state.handoff, state.ticket_id = True, ticket_id
-        return state
+        rows = handoff.last_turns(self.db, session_id, REBUILD_ROWS)
+        if not rows:
+            return State()
+        return state_from_transcript(rows, handoff.find_open_ticket(self.db, session_id))
 
     def save_state(self, session_id: str, state: State) -> None:
         self.redis.set(self._key(session_id), json.dumps(state.to_dict()), ex=self.ttl_s)
@@ -270,3 +276,50 @@ class ChatEngine:
         return {"session_id": session_id, "messages": rows,
                 "cursor": rows[-1]["id"] if rows else after,
                 "handoff": handoff.find_open_ticket(self.db, session_id) is not None}
+
+
+def state_from_transcript(rows: list[dict[str, Any]], ticket_id: int | None) -> State:
+    """The state ``_turn`` would have saved, from the session's last stored turns (oldest first) and
+    its open ticket: the turns the state keeps, the last answered entry, the unsure count and the handoff."""
+    state = State(turns=[{"role": r["role"], "text": r["text"]} for r in rows[-MAX_TURNS:]],
+                  unsure=_unsure_count(rows), answered=_last_answered(rows))
+    if ticket_id is not None:
+        state.handoff, state.ticket_id = True, ticket_id
+        # the first message after the handoff turn was told "an agent has this conversation": once is enough
+        last_bot = max((i for i, r in enumerate(rows) if r["role"] == "bot"), default=-1)
+        state.notified = any(r["role"] == "user" for r in rows[last_bot + 1:])
+    return state
+
+
+def _bot_meta(row: dict[str, Any]) -> dict[str, Any] | None:
+    meta = row.get("meta")
+    return meta if row["role"] == "bot" and isinstance(meta, dict) else None
+
+
+def _last_answered(rows: list[dict[str, Any]]) -> str | None:
+    """The entry of the last answer (its ``sources[0]``, a picked suggestion's too), as :func:`decide` keeps
+    it: through clarifies and small talk (no sources), not past a handoff the customer asked for."""
+    for i in range(len(rows) - 1, -1, -1):
+        meta = _bot_meta(rows[i])
+        if meta is None:
+            continue
+        if meta.get("kind") == "answer" and meta.get("sources"):
+            return str(meta["sources"][0])
+        if meta.get("kind") == "handoff" and i > 0 and wants_human(rows[i - 1]["text"]):
+            return None
+    return None
+
+
+def _unsure_count(rows: list[dict[str, Any]]) -> int:
+    """Clarifies since the last answer, handoff or taken-back handoff (each resets it; small talk does not)."""
+    unsure = 0
+    for row in reversed(rows):
+        meta = _bot_meta(row)
+        if meta is None:
+            continue
+        kind = meta.get("kind")
+        if kind == "clarify":
+            unsure += 1
+        elif kind == "handoff" or meta.get("sources") or row["text"] == HANDOFF_CANCELLED_ANSWER:
+            break
+    return unsure

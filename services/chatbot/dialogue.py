@@ -143,6 +143,9 @@ class Policy:
     suggestions: int = 3
 
 
+MAX_TURNS = 10  # the turns a conversation's state keeps (follow-ups and "didn't help" read the last question)
+
+
 @dataclass
 class State:
     """What Redis remembers of a conversation between turns."""
@@ -157,7 +160,7 @@ class State:
     answered: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"turns": self.turns[-10:], "unsure": self.unsure, "handoff": self.handoff,
+        return {"turns": self.turns[-MAX_TURNS:], "unsure": self.unsure, "handoff": self.handoff,
                 "ticket_id": self.ticket_id, "notified": self.notified, "answered": self.answered}
 
     def hand_back(self) -> None:

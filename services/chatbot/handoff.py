@@ -93,6 +93,15 @@ def transcripts(db: Any, session_ids: list[str]) -> dict[str, list[dict[str, Any
     return out
 
 
+def last_turns(db: Any, session_id: str, n: int) -> list[dict[str, Any]]:
+    """The session's last ``n`` stored turns (``role``, ``text``, ``meta``), oldest first, in one query."""
+    with db.session() as s:
+        rows = s.execute(select(ChatMessage.role, ChatMessage.text, ChatMessage.meta)
+                         .where(ChatMessage.session_id == session_id)
+                         .order_by(ChatMessage.id.desc()).limit(n)).all()
+    return [{"role": r.role, "text": r.text, "meta": r.meta} for r in reversed(rows)]
+
+
 def open_ticket(db: Any, session_id: str, reason: str, webhook: str | None = None) -> int:
     """Create a ticket holding the transcript; notify the webhook without blocking the reply.
 
