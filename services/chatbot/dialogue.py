@@ -387,6 +387,10 @@ def handed_back(state: State) -> Decision:
     return Decision("answer", HANDOFF_CANCELLED_ANSWER, 1.0, [])
 
 
+def _last_bot_text(state: State) -> str | None:
+    return next((t["text"] for t in reversed(state.turns) if t.get("role") == "bot"), None)
+
+
 def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, str],
            state: State, policy: Policy, follow_up: bool = False, rejected: bool = False,
            unrivalled: bool = False, no_match: bool = False) -> Decision:
@@ -409,6 +413,14 @@ def decide(message: str, hits: list[Hit], confidence: float, answers: dict[str, 
         state.handoff, state.notified, state.answered = True, False, None
         return Decision("handoff", HANDOFF_ANSWER, confidence, hits[: policy.suggestions])
     chat = small_talk(message)
+    if chat == "done" and _last_bot_text(state) in (CLARIFY_ANSWER, REJECTED_ANSWER):
+        # "no" to "Did you mean one of these?" says none of them fits, it does not end the chat (regression
+        # QA: it said goodbye, and the next question's unsure turn went straight to a handoff): an unsure turn
+        state.unsure += 1
+        if state.unsure > policy.max_unsure:
+            state.handoff, state.notified = True, False
+            return Decision("handoff", HANDOFF_ANSWER, 0.0, [])
+        return Decision("clarify", NO_MATCH_ANSWER, 0.0, [])
     if chat is not None:  # neither an unsure turn nor a resolved one: the counts stay as they are
         return Decision("answer", SMALL_TALK_ANSWERS[chat], 1.0, [])
     repeated = rejected or (follow_up and bool(hits) and state.answered is not None and hits[0].id == state.answered)

@@ -392,6 +392,19 @@ def test_no_to_anything_else_closes_the_chat_and_is_not_an_unsure_turn(text: str
     assert (state.unsure, state.handoff) == (2, False)
 
 
+@pytest.mark.parametrize("text", ["no", "nope", "no thanks"])
+def test_no_to_did_you_mean_says_none_fits_and_is_an_unsure_turn(text: str) -> None:
+    """Regression QA: "no" to "Did you mean one of these?" said goodbye, and the next unclear question
+    went straight to a handoff; it asks to rephrase, as none of the suggestions fits."""
+    from services.chatbot.dialogue import CLARIFY_ANSWER, NO_MATCH_ANSWER, REJECTED_ANSWER
+
+    for asked in (CLARIFY_ANSWER, REJECTED_ANSWER):
+        state = State(turns=[{"role": "user", "text": "card"}, {"role": "bot", "text": asked}], unsure=1)
+        d = decide(text, HITS, 0.9, ANSWERS, state, Policy(max_unsure=2))
+        assert (d.kind, d.answer, d.hits, state.unsure, state.handoff) == ("clarify", NO_MATCH_ANSWER, [], 2, False)
+        assert decide(text, HITS, 0.9, ANSWERS, state, Policy(max_unsure=2)).kind == "handoff"  # unsure as ever
+
+
 def test_the_qa_goodbye_after_an_answer_opens_no_handoff() -> None:
     from services.chatbot.dialogue import SMALL_TALK_ANSWERS
 
