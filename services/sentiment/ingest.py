@@ -123,7 +123,7 @@ _IANA_ZONE = re.compile(r"[A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+")
 _ZONE_NAME = re.compile(r"[A-Za-z]{1,5}")  # an abbreviation such as UTC, GMT, CEST (or IST, refused by name)
 # "07.06.2024": every locale writing dates with dots puts the day first (finance QA: dateutil's
 # month-first default read a European wire's 7 June as 6 July); "2024.06.07" and slashes are left be.
-_DOTTED_DATE = re.compile(r"\d{1,2}\.\d{1,2}\.(?:\d{4}|\d{2})(?![\d.])")
+_DOTTED_DATE = re.compile(r"(?<![\d.])\d{1,2}\.\d{1,2}\.(?:\d{4}|\d{2})(?![\d.])")  # after a weekday too
 # Longer than any real time (RFC 2822 with a comment, an ISO time with an IANA zone: under 80):
 # refused before parsing, so no parser's cost depends on what a client sends.
 MAX_TIME_CHARS = 100
@@ -157,7 +157,7 @@ def _parse_text(value: str, name: str) -> datetime:
         except (ZoneInfoNotFoundError, ValueError):
             raise Rejected(f"{name} {value[:60]!r} names an unknown time zone {words[1][:40]!r}") from None
         text = words[0]
-    dayfirst = bool(_DOTTED_DATE.match(text))
+    dayfirst = bool(_DOTTED_DATE.search(text))  # "Sun, 07.06.2026" as RSS feeds write it (regression QA)
     try:  # parsed against two defaults: a field the text lacks comes out different
         try:
             dt, other = (dateparser.parse(text, default=d, tzinfos=_zone, dayfirst=dayfirst) for d in DEFAULTS)
@@ -231,7 +231,9 @@ def _out_of_range(name: str, value: Any) -> str:
 
 # Query parameters that say where a reader came from, not which story: one story posted with
 # several of them was stored several times (finance QA: cnbc.com/x?__source=rss beside cnbc.com/x).
-_TRACKING = frozenset({"ref", "src", "mod", "__source", "ncid", "cmpid", "mc_cid", "mc_eid", "_ga", "igshid"})
+# Only keys no site uses for its content: "ref", "src", "mod" name the page on many sites (a forum's
+# ?t=100&src=111), and two articles merged into one, the second dropped as a duplicate (regression QA).
+_TRACKING = frozenset({"__source", "ncid", "cmpid", "mc_cid", "mc_eid", "_ga", "igshid"})
 _TRACKING_PREFIXES = ("utm_", "fbclid", "gclid")
 
 

@@ -616,10 +616,14 @@ def test_one_story_under_www_and_tracking_variants_of_its_url_is_stored_once(cli
     were two urls, so one story posted via both was stored twice."""
     from services.sentiment.ingest import normalise_url
 
-    tracked = ("https://WWW.cnbc.com/x/?__source=rss&ref=home&src=tw&mod=mw&ncid=1&cmpid=2&mc_cid=3&mc_eid=4"
+    tracked = ("https://WWW.cnbc.com/x/?__source=rss&ncid=1&cmpid=2&mc_cid=3&mc_eid=4"
                "&_ga=5&igshid=6&utm_source=feed&fbclid=7&gclid=8#top")
     assert normalise_url(tracked) == normalise_url("https://cnbc.com/x") == "https://cnbc.com/x"
-    assert normalise_url("https://www.cnbc.com/x?id=3&ref=a") == "https://cnbc.com/x?id=3"  # content params stay
+    assert normalise_url("https://www.cnbc.com/x?id=3&_ga=a") == "https://cnbc.com/x?id=3"  # content params stay
+    # regression QA: "ref", "src" and "mod" name the page on many sites; two forum posts were merged
+    for key in ("ref", "src", "mod"):
+        assert normalise_url(f"https://forum.example.com/v.php?t=100&{key}=111") != \
+            normalise_url(f"https://forum.example.com/v.php?t=100&{key}=222")
     rows = [art(1, url="https://www.cnbc.com/x?__source=rss"), art(2, url="https://cnbc.com/x"), art(3, url=tracked)]
     r = client.post("/v1/news", json=rows)
     assert r.json["ids"] == ["a1"] and r.json["article_ids"] == ["a1", "a1", "a1"]
@@ -649,7 +653,7 @@ def test_a_dotted_date_is_read_day_first_and_a_slashed_one_as_before() -> None:
 
     june_7 = datetime(2024, 6, 7, 10, tzinfo=UTC)
     for dotted in ("07.06.2024 10:00", "7.6.2024 10:00", "07.06.24 10:00", "07.06.2024 12:00 Europe/Berlin",
-                   "07.06.2024 11:00 CET"):
+                   "07.06.2024 11:00 CET", "Fri, 07.06.2024 10:00"):  # a weekday first, as RSS writes it
         assert parse_time(dotted) == june_7, dotted
     assert parse_time("13.06.2024") == datetime(2024, 6, 13, tzinfo=UTC)
     assert parse_time("06/07/2024 10:00") == june_7  # slashes stay month first

@@ -248,9 +248,15 @@ def test_a_shouted_body_links_names_in_capitals_in_its_texts(linker: Linker) -> 
     ("The GM of the team resigned. Shares of the league rose 3%.", set()),
     # stoplist words stay out whatever the sentence says
     ("IT spending is ON track, AI shares up 3% as US sales rise", set()),
+    ("Shares of GE rose 2%", {"GE"}),
+    # regression QA: a corporate word anywhere in the sentence linked each of these
+    ("PG&E shares up 2%", set()), ("PG-13 films box office sales up 5%", set()), ("HD TV sales up 10%", set()),
+    ("KO win earns boxer $5 million", set()), ("MS drug trial shows 30% fewer relapses", set()),
+    ("MA degree costs rise 10%", set()), ("BA flights cancelled, shares of IAG fall 3%", set()),
+    ("GM crops ban hits farmers' profits", set()),
 ])
 def test_a_bare_two_letter_ticker_counts_with_a_corporate_word_in_its_sentence(linker: Linker, text: str,
                                                                                expected: set) -> None:
     """Regression (finance QA): "GM ... GM up 3%" linked only F and "GE shares jump 3%" nothing
-    (bare tickers needed 3+ letters)."""
+    (bare tickers needed 3+ letters); now one needs its stock's words right beside it."""
     assert set(linker.link(text)) == expected

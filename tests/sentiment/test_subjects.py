@@ -84,6 +84,19 @@ def test_a_broker_rating_another_company_is_not_linked(linker: Linker, title: st
     assert linker.link(title) == expected
 
 
+@pytest.mark.parametrize(("body", "expected"), [
+    ("Netflix shares fell 5% after a downgrade. Analysts at Goldman Sachs cut it to sell.", {"NFLX": 0.5}),
+    ("Goldman Sachs shares rose 3% after earnings. Netflix was flat.", {"GS": 0.5, "NFLX": 0.5}),
+    ("Goldman Sachs raised its price target on Netflix. Goldman Sachs reported record profit.",
+     {"NFLX": 0.5, "GS": 0.5}),  # its own news in another sentence: linked, scored on that one
+])
+def test_a_broker_whose_every_sentence_rates_the_articles_company_is_not_linked(linker: Linker, body: str,
+                                                                                expected: dict) -> None:
+    """Regression QA: "Analysts at Goldman Sachs cut it to sell" names no other company ("it"), so GS
+    was linked and, scored on that sentence alone, charged the downgrade."""
+    assert linker.link("Streaming stocks slide", body) == expected
+
+
 def test_a_brokers_rating_is_not_charged_to_the_broker(client, pipe) -> None:
     """Regression (finance QA): GS was scored negative on its own Netflix downgrade; its own news
     in the body still links it, scored on that sentence."""
