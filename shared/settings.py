@@ -23,6 +23,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}  # browsers leave these out of an Ori
 EnvList = Annotated[list[str], NoDecode]
 MAX_RETENTION_DAYS = 36_500  # a century: a longer limit keeps everything, and its cutoff date would not exist
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 RetentionDays = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)]  # 0: keep forever
 
 
@@ -136,7 +137,11 @@ class Settings(BaseSettings):
     chatbot_session_rate_limit: str = "30/minute"
     # Client addresses neither limit applies to: this host (scripts, an evaluation run, probes).
     # A request that came through a proxy not declared in trusted_proxies is never exempt.
+    # The same addresses are exempt from auth_failure_limit and see /readyz's full reasons.
     chatbot_rate_limit_exempt: EnvList = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Wrong API keys one client address may present, across every key-protected endpoint of every
+    # service (security QA: 200 wrong keys in 2.4 s, none refused); past it each is a 429 with Retry-After
+    auth_failure_limit: str = "20/minute"
     chatbot_max_message_chars: int = Field(default=1000, ge=1)
     chatbot_cors_origins: EnvList = Field(default_factory=list)
     chatbot_session_ttl_s: int = Field(default=1800, ge=1)
@@ -191,11 +196,12 @@ class Settings(BaseSettings):
         # logging's "Unknown level" came only when a process configured its logs: a traceback in
         # `shared.up serve`, a line naming no setting in `up`, and nothing at all in the worker
         level = value.strip().upper()
+        level = LEVEL_ALIASES.get(level, level)  # WARN and FATAL, as logging takes them (regression QA)
         if level not in LOG_LEVELS:
             raise ValueError(f"FINPULSE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
         return level
 
-    @field_validator("chatbot_rate_limit", "chatbot_session_rate_limit")
+    @field_validator("chatbot_rate_limit", "chatbot_session_rate_limit", "auth_failure_limit")
     @classmethod
     def _check_rate_limit(cls, value: str, info: ValidationInfo) -> str:
         # Flask-Limiter only logs a limit it cannot parse and then applies none

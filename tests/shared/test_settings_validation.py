@@ -24,7 +24,8 @@ def config_error(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
     return message
 
 
-@pytest.mark.parametrize("name", ["FINPULSE_CHATBOT_RATE_LIMIT", "FINPULSE_CHATBOT_SESSION_RATE_LIMIT"])
+@pytest.mark.parametrize("name", ["FINPULSE_CHATBOT_RATE_LIMIT", "FINPULSE_CHATBOT_SESSION_RATE_LIMIT",
+                                  "FINPULSE_AUTH_FAILURE_LIMIT"])
 @pytest.mark.parametrize("value", ["lots", "many", "", "-1/minute", "120 per fortnight"])
 def test_a_rate_limit_flask_limiter_cannot_parse_is_refused(monkeypatch, home, name, value) -> None:
     """Flask-Limiter logged "couldn't parse rate limit string" and then limited nothing."""
@@ -45,8 +46,10 @@ def test_a_log_level_is_read_in_any_case_and_the_worker_takes_it(monkeypatch, ho
 
     from services import worker
 
+    for value, level in ((" warning", "WARNING"), ("WARN", "WARNING"), ("fatal", "CRITICAL")):  # logging's aliases
+        monkeypatch.setenv("FINPULSE_LOG_LEVEL", value)
+        assert load_settings(home=home).log_level == level
     monkeypatch.setenv("FINPULSE_LOG_LEVEL", " warning")
-    assert load_settings(home=home).log_level == "WARNING"
     argv: list[list[str]] = []
     monkeypatch.setattr("shared.celery_app.make_celery", lambda _s: type("App", (), {
         "worker_main": lambda _self, a: argv.append(a), "conf": type("Conf", (), {})()})())
@@ -58,8 +61,10 @@ def test_a_log_level_is_read_in_any_case_and_the_worker_takes_it(monkeypatch, ho
 def test_rate_limits_in_the_limits_syntax_are_accepted(monkeypatch, home) -> None:
     monkeypatch.setenv("FINPULSE_CHATBOT_RATE_LIMIT", "10 per second; 500/hour")
     monkeypatch.setenv("FINPULSE_CHATBOT_SESSION_RATE_LIMIT", "30/minute")
+    monkeypatch.setenv("FINPULSE_AUTH_FAILURE_LIMIT", "5/minute;50/day")
     s = load_settings(home=home)
     assert (s.chatbot_rate_limit, s.chatbot_session_rate_limit) == ("10 per second; 500/hour", "30/minute")
+    assert s.auth_failure_limit == "5/minute;50/day"
 
 
 @pytest.mark.parametrize(("origin", "says"), [
