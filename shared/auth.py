@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import math
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -14,6 +17,7 @@ from sqlalchemy import select
 
 from shared.errors import BadInput, Forbidden, Unauthorized
 
+log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 # ops may do everything; a feed key only posts news, texts to score and interactions, and only
 # where FINPULSE_FEED_KEY_REQUIRED closes those endpoints (open by default, as the contract has them)
@@ -61,6 +65,98 @@ def role_for(db: Any, key: str, ops_key: str | None) -> tuple[str, str] | None:
         return (row.name, row.role) if row else None
 
 
+class FailureBudget:
+    """Wrong keys a client address may present (FINPULSE_AUTH_FAILURE_LIMIT), counted by ``limits`` in
+    the rate limits' store: Redis, so one budget across every service (security QA: 200 wrong keys
+    to /v1/admin/jobs in 2.4 s, all plain 401s). Only a presented, unknown key counts: a missing
+    key or another scheme guesses nothing, and a key that authenticates (a 403 included) is no failure."""
+
+    KEY = "finpulse-auth-failures"
+
+    def __init__(self, settings: Any) -> None:
+        from limits import parse_many
+        from limits.storage import storage_from_string
+        from limits.strategies import MovingWindowRateLimiter
+
+        from shared.redis_client import limiter_storage_uri
+
+        self.items = parse_many(settings.auth_failure_limit)
+        uri = limiter_storage_uri(settings.ratelimit_storage_url or settings.redis_url)
+        # short timeouts, as get_redis: an unreachable Redis must not hold each request (memory:// ignores them)
+        self.limiter = MovingWindowRateLimiter(storage_from_string(uri, socket_connect_timeout=2,
+                                                                   socket_timeout=5))
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may present keys again; None while it is within the budget."""
+        for item in self.items:
+            if not self.limiter.test(item, self.KEY, address):
+                reset = self.limiter.get_window_stats(item, self.KEY, address).reset_time
+                return max(1, math.ceil(reset - time.time()))
+        return None
+
+    def fail(self, address: str) -> None:
+        for item in self.items:
+            self.limiter.hit(item, self.KEY, address)
+
+
+def _budget_call(action: Callable[[FailureBudget], Any]) -> Any:
+    """Run ``action`` on the app's budget (made on first use); None when its store is unreachable.
+
+    Fails open: keys are 192 random bits, so the budget is defence in depth, and during a Redis
+    outage the ops endpoints are what ops need (the chat's limiter answers 503 instead)."""
+    from flask import current_app
+    from limits.errors import StorageError
+    from redis import RedisError
+
+    budget = current_app.extensions.get("auth_failures")
+    if budget is None:
+        budget = current_app.extensions.setdefault("auth_failures", FailureBudget(current_app.config["FINPULSE"]))
+    try:
+        return action(budget)
+    except (RedisError, OSError, StorageError) as exc:
+        log.warning("failed-key budget not enforced: its store is unreachable (%s)", exc)
+        return None
+
+
+def budgeted_address() -> str | None:
+    """The client address whose wrong keys count (as the rate limiter takes it, after ProxyFix), or
+    None for an exempt one (:func:`shared.web.exempt_client`: this host's scripts and tests)."""
+    from flask import current_app, request
+
+    from shared.web import exempt_client
+
+    return None if exempt_client(current_app.config["FINPULSE"]) else (request.remote_addr or "unknown")
+
+
+def failure_wait() -> int | None:
+    """Seconds this request's address must wait before its keys are looked up again; None when they are."""
+    address = budgeted_address()
+    return None if address is None else _budget_call(lambda b: b.retry_after(address))
+
+
+def check_failure_budget() -> None:
+    """A 429 with Retry-After, before any key lookup, while this address is past its budget."""
+    from werkzeug.exceptions import TooManyRequests
+
+    if (wait := failure_wait()) is not None:
+        raise TooManyRequests(f"too many wrong API keys from this address; retry in {wait} s",
+                              retry_after=wait)
+
+
+def record_failure() -> None:
+    """Count a wrong key against this address's budget (exempt addresses are not counted)."""
+    if (address := budgeted_address()) is not None:
+        _budget_call(lambda b: b.fail(address))
+
+
+def presented_key() -> str | None:
+    """The key of ``Authorization: Bearer <key>``, or None (schemes are case-insensitive, RFC 9110)."""
+    from flask import request
+
+    scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
 def require_role(role: str, only_if: str | None = None) -> Callable[[F], F]:
     """Decorator: the request needs ``Authorization: Bearer <key>`` of ``role`` (or ops).
 
@@ -71,17 +167,19 @@ def require_role(role: str, only_if: str | None = None) -> Callable[[F], F]:
     def deco(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from flask import current_app, g, request
+            from flask import current_app, g
 
             from shared.db import get_db
 
             if only_if is not None and not getattr(current_app.config["FINPULSE"], only_if):
                 return view(*args, **kwargs)
-            scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
-            if scheme.lower() != "bearer" or not key.strip():  # schemes are case-insensitive (RFC 9110)
+            check_failure_budget()
+            key = presented_key()
+            if key is None:
                 raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-            found = role_for(get_db(), key.strip(), current_app.config["FINPULSE"].ops_key)
+            found = role_for(get_db(), key, current_app.config["FINPULSE"].ops_key)
             if found is None:
+                record_failure()
                 raise Unauthorized("unknown or revoked API key")
             name, have = found
             if have != role and have != "ops":

@@ -345,6 +345,8 @@ def _error_reasons(view: Any, endpoint: str, reads_body: bool) -> dict[int, list
     if role := role_required(view, current_app.config["FINPULSE"]):
         add(401, "unauthorized: no, an unknown or a revoked API key")
         add(403, f"forbidden: the key lacks the {role} role")
+        add(429, f"too_many_requests: over {current_app.config['FINPULSE'].auth_failure_limit} wrong API keys "
+                 "from this address (FINPULSE_AUTH_FAILURE_LIMIT), on any service; Retry-After says when")
         needs.insert(0, "database")  # keys are looked up there
     for limit in getattr(view, "_openapi_rate_limits", []):
         add(429, f"too_many_requests: over {limit}; Retry-After says when")
@@ -362,8 +364,8 @@ def _error_responses(view: Any, endpoint: str, reads_body: bool) -> dict[str, An
     """The operation's error answers, each the shared Error schema; the statuses that come with
     Retry-After (a rate limit's 429, ``retry_after``) or WWW-Authenticate (401) say so."""
     out: dict[str, Any] = {}
-    retry = {*getattr(view, "_openapi_retry_after", ()), *([429] if getattr(view, "_openapi_rate_limits", None)
-                                                           else [])}
+    limited = getattr(view, "_openapi_rate_limits", None) or role_required(view, current_app.config["FINPULSE"])
+    retry = {*getattr(view, "_openapi_retry_after", ()), *([429] if limited else [])}
     for status, texts in sorted(_error_reasons(view, endpoint, reads_body).items()):
         answer: dict[str, Any] = {"description": f"{HTTP_STATUS_CODES.get(status, 'Error')}. " + "; ".join(texts),
                                   "content": {"application/json": {"schema": ERROR_REF}}}
@@ -449,6 +451,20 @@ def openapi_document(app: Flask, title: str) -> dict[str, Any]:
 # a proxy in front names the client in one of these (nginx's X-Real-IP, RFC 7239's Forwarded)
 FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+
+def exempt_client(settings: Settings) -> bool:
+    """Whether the request comes from an address the limits leave alone (FINPULSE_CHATBOT_RATE_LIMIT_EXEMPT,
+    this host by default): the chat limits' rule, also used by the failed-key budget and /readyz."""
+    if not settings.trusted_proxies and any(h in request.headers for h in FORWARDING_HEADERS):
+        return False  # forwarded by a proxy nobody declared: the address is the proxy's
+    # the peer itself must be exempt too: with trusted proxies, a client reaching the port
+    # directly with "X-Forwarded-For: 127.0.0.1" was exempt from every limit
+    peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", request.remote_addr)
+    exempt = settings.chatbot_rate_limit_exempt
+    return request.remote_addr in exempt and peer in exempt
+
+
 # pages (dashboard, ops page, chat demo) are never framed: another site could overlay them
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
@@ -493,7 +509,7 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
 
     @app.get("/readyz")
     @documented(errors={503: "unavailable: a readiness check failed (model, Redis or database); "
-                             "`reasons` lists each"})
+                             "`reasons` lists each, in full for this host or an analyst/ops key"})
     def readyz() -> Any:
         """Readiness: model loaded, Redis and DB reachable (503 with the reasons)."""
         problems = []
@@ -504,6 +520,8 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
                 problems.append(exc.message)
             except Exception as exc:  # a failing probe must not make readiness 500
                 problems.append(f"{getattr(check, '__name__', 'check')}: {exc}")
+        if problems and not _sees_full_reasons():  # security QA: paths and probe errors went to anyone
+            problems = list(dict.fromkeys(_short_reason(p) for p in problems))
         if problems:  # the contract's error shape, plus the fields probes already read
             return jsonify({"error": {"code": "unavailable", "message": "; ".join(problems)},
                             "status": "unavailable", "service": name, "reasons": problems}), 503
@@ -515,6 +533,47 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
         return jsonify(openapi_document(current_app, f"FinPulse {name}"))
 
     return app
+
+
+# What a reason says, named without its detail, for /readyz callers without a key: first match wins
+# ("preparing sentiment: training the model" is preparation, not the model).
+_READINESS_TOPICS = (
+    (("preparing",), "preparation"),
+    (("knowledge base", "knowledge-base"), "knowledge base"),
+    (("redis",), "redis"),
+    (("database",), "database"),
+    (("companies_csv",), "company list"),
+    (("model", "recommender", "registry"), "model"),
+)
+
+
+def _short_reason(reason: str) -> str:
+    """``reason`` as one of a fixed set of names: nothing of the message (paths, URLs, errors) leaves."""
+    text = reason.lower()
+    return next((name for words, name in _READINESS_TOPICS if any(w in text for w in words)), "a readiness check")
+
+
+def _sees_full_reasons() -> bool:
+    """This host (where probes and `finpulse up` run) or an analyst/ops key sees /readyz's full reasons.
+
+    A wrong key counts against the failed-key budget (else /readyz would be a key oracle without one);
+    past the budget the key is not looked up and the short reasons come: readiness never answers 429."""
+    from shared.auth import failure_wait, presented_key, record_failure, role_for
+    from shared.db import get_db
+
+    settings = current_app.config["FINPULSE"]
+    if exempt_client(settings):
+        return True
+    if (key := presented_key()) is None or failure_wait() is not None:
+        return False
+    try:
+        found = role_for(get_db(), key, settings.ops_key)
+    except Exception:  # the database may be what is not ready: the short reasons then
+        log.info("readyz: the presented key could not be checked", exc_info=True)
+        return False
+    if found is None:
+        record_failure()
+    return found is not None and found[1] in ("analyst", "ops")
 
 
 def add_readiness_check(app: Flask, check: Callable[[], None]) -> None:

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     from shared import search_index
     from shared.redis_client import get_redis, limiter_storage_uri, ping
     from shared.settings import get_settings
-    from shared.web import FORWARDING_HEADERS, add_readiness_check, create_service_app, rate_limited
+    from shared.web import add_readiness_check, create_service_app, exempt_client, rate_limited
 
     settings = settings or get_settings()
     # The domain is fixed for the process: its index, encoder, session keys, monitoring labels
@@ -76,16 +76,9 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     limiter = Limiter(get_remote_address, app=app,
                       storage_uri=limiter_storage_uri(settings.ratelimit_storage_url or settings.redis_url),
                       headers_enabled=True, strategy="moving-window")
-    exempt = set(settings.chatbot_rate_limit_exempt)
-
     @limiter.request_filter
     def _exempt() -> bool:
-        if not settings.trusted_proxies and any(h in request.headers for h in FORWARDING_HEADERS):
-            return False  # forwarded by a proxy nobody declared: the address is the proxy's
-        # the peer itself must be exempt too: with trusted proxies, a client reaching the port
-        # directly with "X-Forwarded-For: 127.0.0.1" was exempt from every limit
-        peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", request.remote_addr)
-        return request.remote_addr in exempt and peer in exempt
+        return exempt_client(settings)
 
     # Flask-Limiter checks decorated limits inside the wrapper, so the wrapper must be the view.
     # rate_limited records each limit for the OpenAPI document (429 with Retry-After).

@@ -53,6 +53,38 @@ def test_ops_endpoints_need_keys(service: str, settings: Any, tally: Any) -> Non
         assert resp.status_code < 500 or resp.get_json()["error"]["code"] == "unavailable", (method, path)
 
 
+def test_wrong_keys_share_one_budget_across_services(settings: Any, redis_url: str, unique: str) -> None:
+    """Security QA: 200 wrong keys to /v1/admin/jobs in 2.4 s, all 401s. The budget of wrong keys
+    (FINPULSE_AUTH_FAILURE_LIMIT) is one per address in the rate limits' Redis, across services."""
+    s = settings.model_copy(update={"ratelimit_storage_url": None, "auth_failure_limit": "4/minute"})
+    apps = [build_app(name, s) for name in ("sentiment", "recommendations")]
+    clients = [app.test_client() for app in apps]
+    for client in clients:  # a fresh address in the shared test Redis on every run
+        client.environ_base["REMOTE_ADDR"] = f"2001:db8::{unique[:4]}:{unique[4:]}"
+    codes = [c.get("/v1/admin/jobs", headers={"Authorization": "Bearer fp_wrong"}).status_code
+             for c in clients for _ in range(2)]
+    assert codes == [401] * 4, codes
+    for client in clients:
+        resp = client.get("/v1/admin/jobs", headers={"Authorization": f"Bearer {OPS_KEY}"})
+        assert resp.status_code == 429 and resp.get_json()["error"]["code"] == "too_many_requests"
+        assert int(resp.headers["Retry-After"]) > 0
+    doc = clients[0].get("/openapi.json").get_json()
+    assert "Retry-After" in doc["paths"]["/v1/admin/jobs"]["get"]["responses"]["429"]["headers"]
+
+
+def test_readyz_names_no_server_path_to_others(settings: Any) -> None:
+    """Security QA: /readyz told anyone "no knowledge base loaded at /tmp/.../indexes/chatbot/bank"."""
+    app = build_app("chatbot", settings)  # no knowledge base loaded
+    outside = app.test_client()
+    outside.environ_base["REMOTE_ADDR"] = "203.0.113.7"
+    resp = outside.get("/readyz")
+    assert resp.status_code == 503 and "knowledge base" in resp.get_json()["reasons"]
+    assert str(settings.home) not in resp.get_data(as_text=True)
+    for headers in ({"Authorization": f"Bearer {OPS_KEY}"}, None):  # ops, and this host, see the path
+        client = outside if headers else app.test_client()
+        assert str(settings.home) in " ".join(client.get("/readyz", headers=headers).get_json()["reasons"])
+
+
 def test_chat_is_rate_limited(settings: Any) -> None:
     app = build_app("chatbot", settings.model_copy(update={"chatbot_rate_limit": "3/minute"}))
     client = app.test_client()

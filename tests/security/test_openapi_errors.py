@@ -64,9 +64,10 @@ def test_every_operation_lists_its_errors_with_the_one_error_schema(service: str
             assert {"400", "413", "415"} <= set(errors), where
         if any(p["in"] == "query" for p in op["parameters"]):
             assert "400" in errors, where
-        if "security" in op:  # the key is looked up in the database
-            assert {"401", "403", "503"} <= set(errors), where
+        if "security" in op:  # the key is looked up in the database, past the failed-key budget
+            assert {"401", "403", "429", "503"} <= set(errors), where
             assert "WWW-Authenticate" in errors["401"]["headers"], where
+            assert "FINPULSE_AUTH_FAILURE_LIMIT" in errors["429"]["description"], where
         if "too_many_requests" in errors.get("429", {}).get("description", ""):  # a rate limit's, not session_busy
             assert "Retry-After" in errors["429"]["headers"], where
     # 503 only where a dependency is touched: not on liveness, metrics or the document itself

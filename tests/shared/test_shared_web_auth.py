@@ -115,6 +115,96 @@ def test_health_readiness_metrics(app, client):
     assert metrics.headers["Content-Type"].count("charset") == 1  # strict scrapers refuse a repeated one
 
 
+def test_wrong_keys_past_the_budget_are_refused_before_the_lookup(app, client, monkeypatch):
+    """Security QA: 200 wrong keys to /v1/admin/jobs in 2.4 s were all plain 401s, nothing slowed.
+    Past FINPULSE_AUTH_FAILURE_LIMIT (20/minute) every key-protected request from that address is a 429."""
+    from shared import auth
+    from shared.db import get_db
+
+    analyst = {"Authorization": f"Bearer {auth.create_key(get_db(app), 'ann', 'analyst')}"}
+    ops = {"Authorization": "Bearer boot-key"}
+    client.environ_base["REMOTE_ADDR"] = "203.0.113.7"  # a customer, not this host
+    for _ in range(25):  # successes, a missing key and a 403 are no failed key
+        assert client.post("/v1/admin/thing", headers=ops).status_code == 200
+        assert client.post("/v1/admin/thing").status_code == 401
+        assert client.post("/v1/admin/thing", headers=analyst).status_code == 403
+    guesses = [client.post("/v1/admin/thing", headers={"Authorization": f"Bearer fp_guess{n}"}) for n in range(20)]
+    assert [r.status_code for r in guesses] == [401] * 20
+    lookups = []
+    monkeypatch.setattr(auth, "role_for", lambda *a: lookups.append(a))
+    for method, path, headers in (("POST", "/v1/admin/thing", ops), ("GET", "/v1/report", analyst),
+                                  ("GET", "/v1/report", {})):
+        refused = client.open(path, method=method, headers=headers)
+        assert _error(refused, 429)["code"] == "too_many_requests", (method, path)
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert lookups == []  # refused before the key is looked up
+    monkeypatch.undo()
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.1"  # another address keeps its own budget
+    assert other.post("/v1/admin/thing", headers=ops).status_code == 200
+    local = app.test_client()  # this host (FINPULSE_CHATBOT_RATE_LIMIT_EXEMPT): scripts and tests
+    assert {local.post("/v1/admin/thing", headers={"Authorization": "Bearer no"}).status_code
+            for _ in range(30)} == {401}
+    assert local.post("/v1/admin/thing", headers=ops).status_code == 200
+
+
+def test_the_failed_key_budget_ends_with_its_window(app, client):
+    import time
+
+    app.config["FINPULSE"] = app.config["FINPULSE"].model_copy(update={"auth_failure_limit": "2/second"})
+    client.environ_base["REMOTE_ADDR"] = "203.0.113.8"
+    assert [client.get("/v1/report", headers={"Authorization": "Bearer no"}).status_code
+            for _ in range(3)] == [401, 401, 429]
+    time.sleep(1.1)
+    assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key"}).status_code == 200
+
+
+def test_an_unreachable_budget_store_locks_nobody_out(app, client):
+    """The budget fails open (logged): during a Redis outage ops still reach their endpoints."""
+    app.config["FINPULSE"] = app.config["FINPULSE"].model_copy(update={"ratelimit_storage_url": "redis://127.0.0.1:1/0"})
+    client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    assert client.get("/v1/report", headers={"Authorization": "Bearer no"}).status_code == 401
+    assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key"}).status_code == 200
+
+
+def test_readyz_gives_full_reasons_only_to_this_host_and_analyst_or_ops_keys(app, client, tmp_path):
+    """Security QA: /readyz showed anyone server paths and raw probe errors ("no knowledge base
+    loaded at /tmp/.../indexes/chatbot/bank"); others get the probes' names only."""
+    from shared.auth import create_key
+    from shared.db import get_db
+    from shared.web import add_readiness_check
+
+    secret = tmp_path / "indexes" / "chatbot" / "bank"
+
+    def kb() -> None:
+        raise Unavailable(f"no knowledge base loaded at {secret}; run 'finpulse kb load --kb FILE'")
+
+    def probe() -> None:
+        raise OSError(f"[Errno 13] Permission denied: '{secret}'")
+
+    add_readiness_check(app, kb)
+    add_readiness_check(app, probe)
+    app.extensions["flags"]["ready"] = False
+    analyst, feed = create_key(get_db(app), "ann", "analyst"), create_key(get_db(app), "fred", "feed")
+    outside = app.test_client()
+    outside.environ_base["REMOTE_ADDR"] = "203.0.113.7"
+    for key in (None, feed, "fp_wrong"):
+        resp = outside.get("/readyz", headers={"Authorization": f"Bearer {key}"} if key else {})
+        short = ["model", "knowledge base", "a readiness check"]
+        assert _error(resp, 503) == {"code": "unavailable", "message": "; ".join(short)}
+        assert resp.get_json()["reasons"] == short, key
+        assert str(secret) not in resp.get_data(as_text=True) and "Errno" not in resp.get_data(as_text=True)
+    for who, key in ((outside, analyst), (outside, "boot-key"), (client, None)):  # client: this host
+        resp = who.get("/readyz", headers={"Authorization": f"Bearer {key}"} if key else {})
+        reasons = resp.get_json()["reasons"]
+        assert "not loaded yet" in reasons[0] and str(secret) in reasons[1] and "Errno 13" in reasons[2], key
+    # a wrong key counts against the budget (/readyz is no key oracle), and past it even a good one is not looked up
+    for _ in range(20):
+        outside.get("/readyz", headers={"Authorization": "Bearer fp_guess"})
+    assert outside.get("/readyz", headers={"Authorization": f"Bearer {analyst}"}).get_json()["reasons"][0] == "model"
+    assert _error(outside.get("/v1/report", headers={"Authorization": f"Bearer {analyst}"}), 429)
+
+
 def test_openapi_document_is_valid(client):
     from openapi_spec_validator import validate
 
