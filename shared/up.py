@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from shared.errors import ConfigError, Unavailable
+from shared.errors import ConfigError, FinPulseError, Unavailable
 from shared.logs import configure_logging, say
 from shared.settings import redact
 
@@ -487,4 +487,7 @@ def prepare_cmd(services_opt: str | None) -> None:
 
 
 if __name__ == "__main__":
-    child(prog_name="python -m shared.up")
+    try:
+        child(prog_name="python -m shared.up")
+    except FinPulseError as exc:  # a bad setting: one line, as `finpulse` says it (docker-compose runs these)
+        sys.exit(f"python -m shared.up: error: {exc.message.splitlines()[0] if exc.message else exc.code}")

@@ -162,3 +162,21 @@ def test_the_cli_says_one_line_naming_the_setting(tmp_path, args, env, says) -> 
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"finpulse: error: invalid configuration: {says.format(tmp=tmp_path)}"), lines
+
+
+def test_a_service_process_refuses_a_bad_setting_in_one_line(home) -> None:
+    """Docs QA: `python -m shared.up serve NAME` (docker-compose's command) died with a traceback on a
+    bad setting, where `finpulse` says one line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "FINPULSE_HOME": str(home), "FINPULSE_LOG_LEVEL": "bogus"}
+    env.pop("FINPULSE_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "shared.up", "serve", "recommendations"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "python -m shared.up: error: invalid configuration: FINPULSE_LOG_LEVEL must be one of DEBUG, INFO, "
+        "WARNING, ERROR, CRITICAL, got 'bogus'"]
