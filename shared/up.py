@@ -380,11 +380,11 @@ def service_app(name: str, settings: Settings) -> Flask:
         if isinstance(exc, ModuleNotFoundError) and exc.name not in (f"services.{name}", "services"):
             raise
         app = create_service_app(name, settings)
-        add_readiness_check(app, _redis_check(settings))
-        add_readiness_check(app, _db_check(settings))
+        add_readiness_check(app, _redis_check(settings), "redis")
+        add_readiness_check(app, _db_check(settings), "database")
     else:
         app = factory(settings)
-    add_readiness_check(app, preparation_check(settings, name))
+    add_readiness_check(app, preparation_check(settings, name), "preparation")
     return app
 
 

@@ -512,16 +512,18 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
                              "`reasons` lists each, in full for this host or an analyst/ops key"})
     def readyz() -> Any:
         """Readiness: model loaded, Redis and DB reachable (503 with the reasons)."""
-        problems = []
-        for check in current_app.extensions["readiness"]:
+        problems, failed = [], []
+        for topic, check in current_app.extensions["readiness"]:
             try:
                 check()
+                continue
             except FinPulseError as exc:
                 problems.append(exc.message)
             except Exception as exc:  # a failing probe must not make readiness 500
                 problems.append(f"{getattr(check, '__name__', 'check')}: {exc}")
+            failed.append(topic)
         if problems and not _sees_full_reasons():  # security QA: paths and probe errors went to anyone
-            problems = list(dict.fromkeys(_short_reason(p) for p in problems))
+            problems = list(dict.fromkeys(failed))
         if problems:  # the contract's error shape, plus the fields probes already read
             return jsonify({"error": {"code": "unavailable", "message": "; ".join(problems)},
                             "status": "unavailable", "service": name, "reasons": problems}), 503
@@ -533,24 +535,6 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
         return jsonify(openapi_document(current_app, f"FinPulse {name}"))
 
     return app
-
-
-# What a reason says, named without its detail, for /readyz callers without a key: first match wins
-# ("preparing sentiment: training the model" is preparation, not the model).
-_READINESS_TOPICS = (
-    (("preparing",), "preparation"),
-    (("knowledge base", "knowledge-base"), "knowledge base"),
-    (("redis",), "redis"),
-    (("database",), "database"),
-    (("companies_csv",), "company list"),
-    (("model", "recommender", "registry"), "model"),
-)
-
-
-def _short_reason(reason: str) -> str:
-    """``reason`` as one of a fixed set of names: nothing of the message (paths, URLs, errors) leaves."""
-    text = reason.lower()
-    return next((name for words, name in _READINESS_TOPICS if any(w in text for w in words)), "a readiness check")
 
 
 def _sees_full_reasons() -> bool:
@@ -576,8 +560,10 @@ def _sees_full_reasons() -> bool:
     return found is not None and found[1] in ("analyst", "ops")
 
 
-def add_readiness_check(app: Flask, check: Callable[[], None]) -> None:
-    app.extensions["readiness"].append(check)
+def add_readiness_check(app: Flask, check: Callable[[], None], topic: str = "a readiness check") -> None:
+    """``check`` raises when the service is not ready; ``topic`` ("model", "redis", ...) is all of its
+    reason that /readyz tells a caller without a key (the message may hold paths and probe errors)."""
+    app.extensions["readiness"].append((topic, check))
 
 
 def settings_of(app: Flask | None = None) -> Settings:

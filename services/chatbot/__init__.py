@@ -105,9 +105,9 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
 
         threading.Thread(target=_warm_query_encoder, args=(app.extensions["chatbot"],), daemon=True,
                          name="chatbot-warm").start()
-    add_readiness_check(app, lambda: handle.get() and None)
-    add_readiness_check(app, lambda: ping(settings.redis_url))
-    add_readiness_check(app, db.ready)
+    add_readiness_check(app, lambda: handle.get() and None, "knowledge base")
+    add_readiness_check(app, lambda: ping(settings.redis_url), "redis")
+    add_readiness_check(app, db.ready, "database")
     # Ops endpoints for this service's own model (the sentence encoder of its domain).
     from shared.admin import register_admin
 

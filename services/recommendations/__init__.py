@@ -47,10 +47,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     recs = RecsService(settings, db)
     app.extensions["recs"] = recs
     app.register_blueprint(bp)
-    add_readiness_check(app, recs.ready)
-    add_readiness_check(app, db.ready)
+    add_readiness_check(app, recs.ready, "model")
+    add_readiness_check(app, db.ready, "database")
     # retrains queue through Redis and model changes arrive on it: ready said yes with it down
-    add_readiness_check(app, lambda: ping(settings.redis_url))
+    add_readiness_check(app, lambda: ping(settings.redis_url), "redis")
     register_admin(app, tasks={TASK: retrain_task()}, domains=[settings.recommendations_domain])
     return app
 

@@ -42,10 +42,10 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
                                                   settings.sentiment_alert_streams_per_address)
     app.register_blueprint(bp)
     metrics.init_app(db)  # the scoring backlog as the database sees it, whichever process scores
-    add_readiness_check(app, db.ready)
-    add_readiness_check(app, lambda: redis_client.ping(settings.redis_url))
-    add_readiness_check(app, lambda: pipe.scorer() and None)
-    add_readiness_check(app, lambda: pipe.linker and None)  # a broken FINPULSE_SENTIMENT_COMPANIES_CSV
+    add_readiness_check(app, db.ready, "database")
+    add_readiness_check(app, lambda: redis_client.ping(settings.redis_url), "redis")
+    add_readiness_check(app, lambda: pipe.scorer() and None, "model")
+    add_readiness_check(app, lambda: pipe.linker and None, "company list")  # a broken FINPULSE_SENTIMENT_COMPANIES_CSV
     # Ops endpoints for this service's own model; the service never imports training.
     from shared.admin import register_admin
 

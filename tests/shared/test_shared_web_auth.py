@@ -56,7 +56,7 @@ def app(settings):
         if not app.extensions["flags"]["ready"]:
             raise Unavailable("model news/sentiment@production not loaded yet")
 
-    add_readiness_check(app, model_loaded)
+    add_readiness_check(app, model_loaded, "model")
     yield app
     app.extensions["db"].dispose()
 
@@ -182,7 +182,7 @@ def test_readyz_gives_full_reasons_only_to_this_host_and_analyst_or_ops_keys(app
     def probe() -> None:
         raise OSError(f"[Errno 13] Permission denied: '{secret}'")
 
-    add_readiness_check(app, kb)
+    add_readiness_check(app, kb, "knowledge base")
     add_readiness_check(app, probe)
     app.extensions["flags"]["ready"] = False
     analyst, feed = create_key(get_db(app), "ann", "analyst"), create_key(get_db(app), "fred", "feed")
