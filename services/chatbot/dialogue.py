@@ -228,10 +228,12 @@ def rejects_answer(text: str) -> bool:
 
 
 def topic_question(state: State) -> str | None:
-    """The last user turn that asked something: not small talk, a follow-up or a rejection."""
+    """The last user turn that asked something: not small talk, a follow-up, a rejection, a request
+    for a person or its taking back (QA: after a cancelled handoff, "that didn't help" offered the
+    entries nearest "cancel" instead of the earlier answer's alternatives)."""
     return next((t["text"] for t in reversed(state.turns) if t.get("role") == "user"
                  and not small_talk(text := t.get("text", "")) and not is_follow_up(text)
-                 and not rejects_answer(text)), None)
+                 and not rejects_answer(text) and not wants_human(text) and not cancels_handoff(text)), None)
 
 
 def follow_up_context(message: str, state: State) -> str | None:

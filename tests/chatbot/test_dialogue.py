@@ -488,3 +488,14 @@ def test_a_name_right_after_a_full_stop_with_no_space_is_no_name_in_a_label() ->
     assert not any(label.endswith(("New", "The", "New The")) for label in labels), labels
     assert "new" not in _names(answers["debit"]) and "the" not in _names(answers["gift"])
     assert "phonebanking" in _names(answers["debit"])  # a name mid-sentence still is one
+
+
+def test_a_request_for_a_person_or_its_taking_back_is_no_topic() -> None:
+    """Regression QA: after "talk to a human" and "cancel", "that didn't help" read "cancel" as the
+    topic and offered the entries nearest it instead of the earlier answer's alternatives."""
+    from services.chatbot.dialogue import topic_question
+
+    turns = [("user", "how do I block my card?"), ("bot", "answer a"), ("user", "talk to a human"),
+             ("bot", "handing over"), ("user", "cancel"), ("bot", "cancelled")]
+    state = State(turns=[{"role": role, "text": text} for role, text in turns])
+    assert topic_question(state) == "how do I block my card?"
