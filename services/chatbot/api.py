@@ -113,6 +113,9 @@ class TicketOut(BaseModel):
     created_at: str
     transcript: list[TurnOut] = Field(description=f"the last {handoff.TRANSCRIPT_TAIL} turns, oldest first")
     transcript_total: int = Field(description="how many turns the conversation holds")
+    customer_seen_at: str | None = Field(description="when the customer was last there: the later of their last "
+                                         "message and the widget's last poll for replies (every 3-60 s while it "
+                                         "is open); an old one means the customer has left")
 
 
 class HandoffsOut(BaseModel):
@@ -253,7 +256,7 @@ def handoffs() -> Any:
     # ids are 32-bit on PostgreSQL: a larger cursor is past every ticket
     page, cursor = handoff.open_tickets_page(get_db(), after=min(after, 2**31 - 1), limit=limit,
                                              entries=_entries())
-    return jsonify({"handoffs": page, "next": cursor})
+    return jsonify({"handoffs": engine().with_customer_seen(page), "next": cursor})
 
 
 def _entries() -> Any:

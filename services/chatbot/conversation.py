@@ -13,10 +13,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from services.chatbot import handoff
 from services.chatbot.dialogue import (
@@ -38,6 +39,7 @@ from services.chatbot.dialogue import (
 )
 from services.chatbot.kb import KbHandle
 from services.chatbot.retriever import BatchingEncoder, Encoder, get_encoder, unreadable
+from shared.db import utc_iso
 from shared.errors import BadInput, FinPulseError, NotFound
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ THUMBS_DOWN = "Not helpful"
 # A state gone from Redis is rebuilt from the transcript's last REBUILD_ROWS turns: the MAX_TURNS the state
 # keeps, and the bot turns before them that may name the last answer (small talk since pushed it out).
 REBUILD_ROWS = 2 * MAX_TURNS
+# How long the agents' queue remembers a waiting customer's last poll (a ticket may wait for days).
+SEEN_TTL_S = 7 * 24 * 3600
 
 
 @dataclass
@@ -78,6 +82,31 @@ class ChatEngine:
 
     def _agent_text_key(self, session_id: str, message_id: int) -> str:
         return f"{self._key(session_id)}:agent:{message_id}"
+
+    def _seen_key(self, session_id: str) -> str:
+        return f"{self._key(session_id)}:seen"
+
+    def with_customer_seen(self, tickets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each ticket with ``customer_seen_at``: the later of its customer's last poll for the agents'
+        messages (the widget polls every 3-60 s while handed off) and last message, or None.
+
+        QA: a customer who closed the tab left the ticket at the head of the queue (oldest first) looking
+        like one still waiting, and agents wrote into conversations nobody read. Redis down or the key gone:
+        the last message alone (the queue needs only the database).
+        """
+        polled: list[Any] = [None] * len(tickets)
+        if tickets:
+            try:
+                polled = self.redis.mget([self._seen_key(t["session_id"]) for t in tickets])
+            except RedisError as exc:
+                log.warning("handoffs: customers' last polls unknown (%s)", exc)
+        out = []
+        for t, raw in zip(tickets, polled, strict=True):
+            times = [m["at"] for m in t.get("transcript", []) if m.get("role") == "user" and m.get("at")]
+            if raw is not None:
+                times.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+            out.append({**t, "customer_seen_at": max(times, key=datetime.fromisoformat, default=None)})
+        return out
 
     def load_state(self, session_id: str) -> State:
         """The session's state; once gone from Redis, rebuilt from its transcript and open ticket.
@@ -273,9 +302,11 @@ class ChatEngine:
             exact = self.redis.mget([self._agent_text_key(session_id, r["id"]) for r in rows])
             rows = [{**r, "text": t.decode() if isinstance(t, bytes) else t} if t is not None else r
                     for r, t in zip(rows, exact, strict=True)]
+        waiting = handoff.find_open_ticket(self.db, session_id) is not None
+        if waiting:  # the agents' queue tells a customer still there from one who left (with_customer_seen)
+            self.redis.set(self._seen_key(session_id), utc_iso(datetime.now(UTC)), ex=SEEN_TTL_S)
         return {"session_id": session_id, "messages": rows,
-                "cursor": rows[-1]["id"] if rows else after,
-                "handoff": handoff.find_open_ticket(self.db, session_id) is not None}
+                "cursor": rows[-1]["id"] if rows else after, "handoff": waiting}
 
 
 def state_from_transcript(rows: list[dict[str, Any]], ticket_id: int | None) -> State:

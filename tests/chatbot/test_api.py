@@ -1060,3 +1060,36 @@ def test_a_thumbs_down_on_the_last_answer_is_that_did_not_help(client, ops_heade
     rated = [t for t in ticket["transcript"] if t["role"] == "user" and t.get("meta")]
     assert len(rated) == 3 and rated[0]["meta"]["feedback"] == "down"
     assert rated[0]["meta"]["entry_id"] == fee["sources"][0]["id"]
+
+
+def test_agents_queue_tells_a_waiting_customer_from_one_who_left(app, client, ops_headers, monkeypatch) -> None:
+    """Regression (hand-off QA): a customer who closed the tab left a ticket at the head of the queue
+    (oldest first) that looked like any other, and agents wrote into conversations nobody read. Each
+    ticket carries ``customer_seen_at``: the later of the customer's last message and the widget's last
+    poll for the agent's messages; without Redis, the last message alone."""
+    from datetime import datetime
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def ticket(sid: str) -> dict:
+        tickets = client.get("/v1/handoffs?limit=200", headers=ops_headers).get_json()["handoffs"]
+        (found,) = [t for t in tickets if t["session_id"] == sid]
+        return found
+
+    left = chat(client, "I want to speak to a human").get_json()["session_id"]
+    waiting = chat(client, "I want to speak to a human").get_json()["session_id"]
+    last_said = {sid: [m["at"] for m in ticket(sid)["transcript"] if m["role"] == "user"][-1]
+                 for sid in (left, waiting)}
+    assert ticket(left)["customer_seen_at"] == last_said[left]  # no poll yet: the last message
+    assert client.get(f"/v1/chat/{waiting}/messages?after=0").status_code == 200  # the widget's poll
+    seen = ticket(waiting)["customer_seen_at"]
+    assert datetime.fromisoformat(seen) > datetime.fromisoformat(last_said[waiting]) and seen.endswith("+00:00")
+    assert ticket(left)["customer_seen_at"] == last_said[left]
+
+    engine = app.extensions["chatbot"]
+
+    def down(*args, **kwargs):
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(engine.redis, "mget", down)
+    assert ticket(waiting)["customer_seen_at"] == last_said[waiting]  # the queue still answers

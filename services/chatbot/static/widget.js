@@ -32,7 +32,7 @@
   var base = (script && script.getAttribute("data-endpoint")) ||
     (script && script.src ? new URL(script.src, location.href).origin : location.origin);
   var KEY = "finpulse-chat-session", HISTORY_KEY = "finpulse-chat-history", CURSOR_KEY = "finpulse-chat-cursor";
-  var OPEN_KEY = "finpulse-chat-open";
+  var OPEN_KEY = "finpulse-chat-open", UNREAD_KEY = "finpulse-chat-unread";
   var HISTORY_MAX = 100;  /* bubbles kept for a reload */
   var sessionId = null, shown = [], savedCursor = 0;
   try {
@@ -240,6 +240,9 @@
   var log = el("div", {"class": "fpc-log", "role": "log", "aria-live": "polite", "aria-relevant": "additions",
     "data-testid": "fpc-log"});
   var status = el("div", {"class": "fpc-status", "role": "status", "aria-live": "polite"});
+  /* outside the panel: a live region inside a hidden panel is not read out (an agent's reply to a closed chat);
+   * no role of its own, so the chat's status line stays the widget's one role="status" */
+  var notice = el("div", {"class": "fpc-sr fpc-notice", "aria-live": "polite", "aria-atomic": "true"});
   var form = el("form", {"class": "fpc-form"});
   var label = el("label", {"for": "fpc-input", "class": "fpc-sr"}, "Your question");
   var INPUT_MAX = 1000;  /* the chatbot serving this file writes its FINPULSE_CHATBOT_MAX_MESSAGE_CHARS here */
@@ -248,7 +251,7 @@
   var send = el("button", {"type": "submit"}, "Send");
   form.appendChild(label); form.appendChild(input); form.appendChild(send);
   panel.appendChild(head); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
-  root.appendChild(css); root.appendChild(toggle); root.appendChild(panel);
+  root.appendChild(css); root.appendChild(toggle); root.appendChild(notice); root.appendChild(panel);
   /* in the page once <body> is there (a <script> in <head> without defer runs before it), and
    * again after the page replaced <body> (the <style> is checked against the CSP again: its nonce too) */
   function attach(freshNonce) {
@@ -262,10 +265,22 @@
     }
   }
 
+  /* QA: an agent's reply to a customer who had closed the chat while waiting went unseen (and unheard):
+   * the closed chat's button counts the messages that came meanwhile, and the notice region says so */
+  var unread = 0;
+  try { unread = parseInt(sessionStorage.getItem(UNREAD_KEY) || "0", 10) || 0; } catch (e) { unread = 0; }
+  function setUnread(n) {
+    unread = n;
+    store(UNREAD_KEY, String(n));
+    if (panel.hidden) { toggle.textContent = n ? "Chat with us (" + n + " new)" : "Chat with us"; }
+    toggle.classList.toggle("fpc-unread", n > 0);
+    notice.textContent = n ? (n === 1 ? "New message from our team in the chat." : n + " new messages from our team in the chat.") : "";
+  }
   function setOpen(open, quiet) {
     panel.hidden = !open;
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
     toggle.textContent = open ? "Close chat" : "Chat with us";
+    if (open && unread) { setUnread(0); }
     store(OPEN_KEY, open ? "1" : "");
     if (quiet) { return; }  /* reopened by a page load: the page keeps its focus */
     if (open) { input.focus(); } else { toggle.focus(); }
@@ -378,6 +393,9 @@
       /* the label tells apart entries that share a question (one per card); the pick goes by id */
       var b = el("button", {"type": "button"}, typeof s.label === "string" && s.label ? s.label : s.question);
       b.addEventListener("click", function () {
+        /* QA: a pick made with the keyboard disabled the focused button, which dropped the focus to <body>
+         * (Escape no longer closed the chat, a screen reader went back to the page's top): to the input */
+        if (box.contains(root.activeElement)) { input.focus(); }
         /* one pick per offer: a second click would ask again; the pick stays marked */
         Array.prototype.forEach.call(box.querySelectorAll("button"), function (x) { x.disabled = true; });
         b.setAttribute("aria-pressed", "true");
@@ -430,6 +448,7 @@
         if (!data) { return; }
         var fresh = data.messages || [];
         fresh.forEach(function (m) { addMessage("agent", m.text); });
+        if (fresh.length && panel.hidden) { setUnread(unread + fresh.length); }
         cursor = data.cursor || cursor;
         store(CURSOR_KEY, String(cursor));
         if (data.handoff && !handedOff) { status.textContent = "A member of our team has this chat."; }
@@ -467,11 +486,16 @@
     text = (text || "").trim();
     if (!text) { return; }
     addMessage("user", text);
+    var sent = shown[shown.length - 1];  /* its entry in the history kept for a reload */
     input.value = "";
     send.disabled = true;
     log.setAttribute("aria-busy", "true");
     status.textContent = "The assistant is answering…";
     function failed(code) {
+      /* QA: the server never got it, and the error is not kept: after a reload the question read as sent
+       * and unanswered (twice, once sent again). It stays on screen above the error, and in the input */
+      var at = shown.lastIndexOf(sent);
+      if (at >= 0) { shown.splice(at, 1); store(HISTORY_KEY, JSON.stringify(shown)); }
       addMessage("error", friendlyError(code));
       status.textContent = "";
       if (!input.value) { input.value = text; }  /* to edit or send again, not to type again */
@@ -523,4 +547,5 @@
   });
   if (sessionId) { polling = true; schedulePoll(0); }
   try { if (sessionId && sessionStorage.getItem(OPEN_KEY)) { setOpen(true, true); } } catch (e) { /* no storage */ }
+  if (panel.hidden && unread) { setUnread(unread); }  /* a reload keeps the count of the closed chat */
 })();
