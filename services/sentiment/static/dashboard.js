@@ -3,9 +3,10 @@
   "use strict";
   const $ = (id) => document.getElementById(id);
   // data: the chart's series; query: what it was asked with (a live redraw asks again); loads: load() calls
-  // so far (an answer to an older one is dropped); older: the cursor of the next, older page of alerts
+  // so far (an answer to an older one is dropped); older: the cursor of the next, older page of alerts;
+  // articleLoads: article tables asked for so far (only the newest may fill the table)
   const state = { ticker: null, chart: null, series: null, data: null, cursorIdx: null, query: null, loads: 0,
-                  older: null };
+                  older: null, articleLoads: 0 };
   const params = new URLSearchParams(location.search);
 
   function el(tag, text, cls) {
@@ -40,7 +41,8 @@
     const li = el("li", null, a.severity + (fresh ? " new" : ""));
     li.dataset.id = a.id;
     const head = el("div");
-    head.append(el("span", a.ticker, "ticker"), el("span", a.kind.replace(/_/g, " ") + " · " + a.severity));
+    // the space keeps a screen reader's name of the item "ACME sentiment shift", not "ACMEsentiment shift"
+    head.append(el("span", a.ticker, "ticker"), " ", el("span", a.kind.replace(/_/g, " ") + " · " + a.severity));
     // article_ids holds at most 50 of them: the count is article_count (absent from an older server)
     const count = a.article_count ?? a.article_ids.length;
     li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + count + " articles", "meta"));
@@ -229,11 +231,12 @@
     state.chart.over.addEventListener("click", () => pickBucket(state.cursorIdx));
   }
   // the keyboard's way to what a click on the chart does: arrows, Home and End move between buckets
+  // (↓ and ↑ as ← and →, as on any slider: a screen reader's user is told to use them)
   $("chart").addEventListener("keydown", (ev) => {
     const u = state.chart, last = u ? u.data[0].length - 1 : -1, i = state.cursorIdx;
     if (last < 0) return;
-    const next = { Home: 0, End: last, ArrowLeft: i == null ? last : Math.max(0, i - 1),
-                   ArrowRight: i == null ? 0 : Math.min(last, i + 1) }[ev.key];
+    const back = i == null ? last : Math.max(0, i - 1), on = i == null ? 0 : Math.min(last, i + 1);
+    const next = { Home: 0, End: last, ArrowLeft: back, ArrowDown: back, ArrowRight: on, ArrowUp: on }[ev.key];
     if (ev.key === "Enter") pickBucket(i);
     else if (next === undefined) return;
     else u.setCursor({ left: u.valToPos(u.data[0][next], "x"), top: u.over.clientHeight / 2 });
@@ -246,19 +249,35 @@
   });
 
   // ---- articles -------------------------------------------------------------
+  function articlesNote(text, cls) {  // the table's one row when it has no articles to show
+    const body = $("articles").tBodies[0];
+    body.textContent = "";
+    const tr = el("tr"); const td = el("td", text, cls); td.colSpan = 6;
+    tr.append(td); body.append(tr);
+  }
+  /* the articles of the open ticker from start to end; only the newest request fills the table (a slow
+   * answer for a bucket picked before, or for the ticker shown before, is dropped), and one that fails
+   * says so in place of the rows: the table never goes on showing other articles under the new title */
   async function loadArticles(start, end, label, limit = 100, bySource = true) {
+    const mine = ++state.articleLoads, t = state.ticker;
     const q = new URLSearchParams({ limit: String(limit) });
     if (start) q.set("start", start);
     if (end) q.set("end", end);
     if (bySource && $("source").value) q.set("source", $("source").value);
-    const data = await getJSON("/v1/tickers/" + encodeURIComponent(state.ticker) + "/articles?" + q);
-    $("articles-title").textContent = "Articles · " + state.ticker + (label ? " · " + label : "");
+    let data;
+    try {
+      data = await getJSON("/v1/tickers/" + encodeURIComponent(t) + "/articles?" + q);
+    } catch (err) {
+      if (mine !== state.articleLoads) return;
+      $("articles-title").textContent = "Articles · " + t + (label ? " · " + label : "");
+      articlesNote("Could not load the articles: " + err.message, "error");
+      return;
+    }
+    if (mine !== state.articleLoads) return;  // a newer table was asked for meanwhile
+    $("articles-title").textContent = "Articles · " + t + (label ? " · " + label : "");
     const body = $("articles").tBodies[0];
     body.textContent = "";
-    if (!data.articles.length) {
-      const tr = el("tr"); const td = el("td", "No articles in this period.", "muted"); td.colSpan = 6;
-      tr.append(td); body.append(tr);
-    }
+    if (!data.articles.length) articlesNote("No articles in this period.", "muted");
     data.articles.forEach((a) => {
       const tr = el("tr");
       const title = el("td", null, "title");
@@ -282,9 +301,10 @@
     drawChart(data);
   }
   async function load() {
-    const t = $("ticker").value.trim().replace(/^\$/, "").toUpperCase();
+    let t = $("ticker").value.trim().replace(/^\$/, "").toUpperCase();
     if (!t) return;
     state.ticker = t;
+    state.articleLoads++;  // the articles of what was shown before no longer fill the table
     const q = new URLSearchParams({ window: $("window").value, bucket: $("bucket").value });
     if ($("source").value) q.set("source", $("source").value);
     if ($("end").value) q.set("end", $("end").value + "T23:59:59Z");
@@ -295,6 +315,13 @@
       if (!TICKER.test(t)) throw new Error("not a ticker symbol (up to 16 letters, digits, \".\" or \"-\")");
       const data = await getJSON(seriesURL(t, q));
       if (mine !== state.loads) return;  // another ticker or filter was asked for meanwhile
+      // the server's spelling ("brk-b" is BRK.B), which alerts and stream events name: a live
+      // event for the open ticker must find it to redraw the chart
+      if (data.ticker && data.ticker !== t) {
+        t = state.ticker = data.ticker;
+        $("ticker").value = t;
+        history.replaceState(null, "", "?ticker=" + encodeURIComponent(t));
+      }
       showChart(t, data);
       state.query = q.toString();
       await loadArticles(data.start, data.end, "window");
@@ -347,8 +374,16 @@
     });
     stream();  // opened with the list: an alert raised while the page loads falls in neither's gap
     // without the ticker list only the input's suggestions are missing
-    const [tickers, alerts] = await Promise.all([loadTickers().catch(() => []), listed]);
-    const first = params.get("ticker") || (alerts[0] && alerts[0].ticker) || (tickers[0] && tickers[0].ticker);
-    if (first) { $("ticker").value = first; await load(); }
+    const [tickers, alerts] = await Promise.all([loadTickers().catch(() => null), listed]);
+    const first = params.get("ticker") || (alerts[0] && alerts[0].ticker) || (tickers && tickers[0] && tickers[0].ticker);
+    if (first) { $("ticker").value = first; await load(); return; }
+    // nothing to chart: say why, rather than leave a blank chart and a table of headers
+    if (tickers === null) {
+      $("chart-note").textContent = "Could not load the list of tickers; type a ticker above and press Show.";
+    } else {
+      $("chart-note").textContent = "No news stored yet. Articles posted to POST /v1/news or ingested with " +
+        "finpulse news ingest appear here; type a ticker above and press Show to chart one.";
+    }
+    articlesNote("No articles yet.", "muted");
   })();
 })();
