@@ -179,52 +179,102 @@ def detect_format(path: str | Path) -> str:
 def iter_rows(path: str | Path, fmt: str | None = None,
               fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line, row)`` from a JSONL, CSV or TSV file (format from the suffix);
-    ``fieldnames`` names the columns of a CSV/TSV without a header line."""
+    ``fieldnames`` names the columns of a CSV/TSV without a header line. The first bad row
+    raises its :class:`BadRow` (:func:`iter_rows_or_bad` reads past it)."""
     path = Path(path)
     fmt = fmt or detect_format(path)
+    if fmt != "jsonl":
+        for line_no, row in iter_rows_or_bad(path, fmt, fieldnames):
+            if isinstance(row, BadRow):
+                raise row
+            yield line_no, row
+        return
     fh = _open_text(path)
     try:
-        if fmt == "jsonl":
-            mended = []
-            for line_no, line in _lines(path, fh):
-                if not line.strip():
-                    continue
-                try:
-                    row = json_line(line)
-                except ValueError as exc:
-                    raise BadRow(path, line_no, f"invalid JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise BadRow(path, line_no, "expected a JSON object")
-                clean = without_lone_surrogates(row)
-                if clean is not row:
-                    mended.append(line_no)
-                yield line_no, clean
-            _say_mended(path, mended)
-        elif fmt == "tsv":
-            yield from _tsv_rows(path, fh, fieldnames)
-        else:
+        mended = []
+        for line_no, line in _lines(path, fh):
+            if not line.strip():
+                continue
             try:
-                for line_no, row in csv_rows(path, fh, fieldnames):
-                    if None in row:
-                        raise BadRow(path, line_no, "more fields than the header")
-                    yield line_no, row
-            except UnicodeDecodeError as exc:
-                raise not_utf8(path, exc) from None
+                row = json_line(line)
+            except ValueError as exc:
+                raise BadRow(path, line_no, f"invalid JSON ({exc})") from None
+            if not isinstance(row, dict):
+                raise BadRow(path, line_no, "expected a JSON object")
+            clean = without_lone_surrogates(row)
+            if clean is not row:
+                mended.append(line_no)
+            yield line_no, clean
+        _say_mended(path, mended)
     finally:
         fh.close()
 
 
-def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
-              ) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_rows_or_bad(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str] | None = None
+                     ) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    """:func:`iter_rows` for the readers that count and skip bad rows (``--skip-bad``): a bad row
+    comes back as ``(line, BadRow)`` and reading goes on after it (JSONL rows come mended, as
+    :func:`iter_jsonl_objects` with ``mend`` gives them).
+
+    A CSV/TSV line is decoded on its own, so a byte that is not UTF-8 spoils its row (the CSV
+    record holding that line) alone. Read through a text stream, the decoder failed on the whole
+    chunk (8 KiB) around it and the reader stopped: with ``--skip-bad`` the rows before it in that
+    chunk and every row after it were dropped, reported as "skipped 1 bad row"; so were all rows
+    after a CSV/TSV row with more fields than the header. What the reader cannot read past is
+    still raised: a header it cannot decode, a UTF-16 file, a quote never closed, a ``csv.Error``.
+    """
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt == "jsonl":
+        yield from iter_jsonl_objects(path, mend=True)
+        return
+    bad: dict[int, BadRow] = {}  # line -> its decoding error, filled as the lines are read
+    lines = _decoded_lines(path, bad)
+    if fmt == "tsv":
+        yield from _tsv_rows(path, lines, bad, fieldnames)
+        return
+    for line_no, row in _csv_rows(path, (line for _, line in lines), bad, fieldnames):
+        if not isinstance(row, BadRow) and None in row:
+            row = BadRow(path, line_no, "more fields than the header")
+        yield line_no, row
+
+
+def _decoded_lines(path: Path, bad: dict[int, BadRow]) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` of a CSV/TSV file from 1, line endings kept (lines split as ``newline=""``
+    splits them: at ``\n``, ``\r\n`` and a lone ``\r``). A line that is not UTF-8 comes with the
+    bad bytes replaced and its :class:`BadRow` in ``bad``; a UTF-16 file is refused at line 1."""
+    path = check_file(path)
+    line_no = 0
+    with open(path, "rb") as fh:
+        for chunk in fh:
+            for raw in chunk.splitlines(keepends=True):
+                line_no += 1
+                try:
+                    yield line_no, decode_line(path, line_no, raw)
+                except BadRow as err:
+                    if line_no == 1 and raw.startswith(UTF16_BOMS):
+                        raise
+                    bad[line_no] = err
+                    yield line_no, raw.decode("utf-8-sig" if line_no == 1 else "utf-8", "replace")
+
+
+def _tsv_rows(path: Path, lines: Iterable[tuple[int, str]], bad: dict[int, BadRow],
+              fieldnames: Sequence[str] | None) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     """Plain TSV (IANA text/tab-separated-values): a line is a row and quotes are text.
 
     Read as CSV, a text opening with an unclosed quote (a cut-off tweet) swallowed every line
     after it into one row, silently or with an error naming the last line. A field a CSV
     writer quoted whole (in quotes, inner quotes doubled, as pandas writes a text holding
-    quotes or a tab) is unquoted.
+    quotes or a tab) is unquoted. A bad row is yielded as its :class:`BadRow`; a header line
+    that is not UTF-8 is raised (no row can be read without it).
     """
     header = list(fieldnames) if fieldnames else None
-    for line_no, line in _lines(path, fh):
+    for line_no, line in lines:
+        if line_no in bad:
+            if header is None:
+                raise bad[line_no]
+            yield line_no, bad[line_no]
+            continue
         line = line.rstrip("\r\n")
         if not line.strip():  # blank, or only spaces and tabs: no row (as JSONL readers skip it)
             continue
@@ -233,7 +283,8 @@ def _tsv_rows(path: Path, fh: io.TextIOWrapper, fieldnames: Sequence[str] | None
             header = [name.strip() for name in fields]  # "id\t text": the column is "text"
             continue
         if len(fields) > len(header):
-            raise BadRow(path, line_no, "more fields than the header")
+            yield line_no, BadRow(path, line_no, "more fields than the header")
+            continue
         yield line_no, dict(zip(header, fields + [None] * (len(header) - len(fields)), strict=True))
 
 
@@ -253,15 +304,28 @@ def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] |
     A quote never closed is one too, on the line it opens: the lenient reader otherwise took
     the rest of the file as that one field, silently.
     """
+    yield from _csv_rows(path, lines, {}, fieldnames)  # type: ignore[misc]  # no bad lines: no BadRow yielded
+
+
+def _csv_rows(path: str | Path, lines: Iterable[str], bad: dict[int, BadRow],
+              fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+    """:func:`csv_rows`, where ``bad`` maps lines that were not UTF-8 (filled as ``lines`` is read)
+    to their :class:`BadRow`: a record holding one is yielded as that BadRow (raised for the header)."""
     tap = _Tap(lines)
     reader = csv.reader(tap)
     header = list(fieldnames) if fieldnames else None
     try:
         for record in reader:
             raw, tap.taken = tap.taken, []  # the reader reads no further than the record it returns
+            first = reader.line_num - len(raw) + 1
+            broken = next((bad[n] for n in range(first, reader.line_num + 1) if n in bad), None)
+            if broken is not None:
+                if header is None:
+                    raise broken
+                yield reader.line_num, broken
+                continue
             if tap.done and _runs_off_the_end(raw):
-                raise BadRow(path, reader.line_num - len(raw) + 1,
-                             "unclosed quote: this field runs to the end of the file")
+                raise BadRow(path, first, "unclosed quote: this field runs to the end of the file")
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
             if header is None:

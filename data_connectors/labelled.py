@@ -25,8 +25,7 @@ from data_connectors.base import (
     check_file,
     detect_format,
     file_sha256,
-    iter_jsonl_objects,
-    iter_rows,
+    iter_rows_or_bad,
     missing_field,
     text_field_of,
 )
@@ -167,22 +166,19 @@ def load_labelled(
     """
     path = check_file(path)
     data = LabelledData(str(path), file_sha256(path), list(labels))
-    # JSONL is read per line from bytes: exact line numbers, and a bad line can be skipped
-    is_jsonl = (fmt or detect_format(path)) == "jsonl"
-    # read it all first: the numeric label scheme is the whole file's
+    # read it all first: the numeric label scheme is the whole file's. A bad row comes back as
+    # its BadRow and the reader reads on; one it cannot read past (a quote never closed) is raised
     items: list[tuple[int, dict[str, Any]] | BadRow] = []
-    if is_jsonl:
-        items = [row if isinstance(row, BadRow) else (line, row) for line, row in iter_jsonl_objects(path, mend=True)]
-    else:
-        rows = iter_rows(path, fmt)
-        while True:
-            try:
-                items.append(next(rows))
-            except StopIteration:
-                break
-            except BadRow as err:  # the strict CSV reader stops at its first bad row
-                items.append(err)
-                break
+    rows = iter_rows_or_bad(path, fmt or detect_format(path))  # a file of no known format fails, --skip-bad or not
+    while True:
+        try:
+            line, row = next(rows)
+        except StopIteration:
+            break
+        except BadRow as err:
+            items.append(err)
+            break
+        items.append(row if isinstance(row, BadRow) else (line, row))
     scheme = numeric_scheme(path, [(item[0], item[1][label_field]) for item in items
                                    if not isinstance(item, BadRow) and label_field in item[1]], labels)
     for item in items:
@@ -196,8 +192,11 @@ def load_labelled(
             if not skip_bad:
                 raise
             data.report.skip(err)
-    if not data.examples:
-        raise BadInput(f"{path}: no usable rows (expected fields {text_field!r} and {label_field!r})")
+    if not data.examples:  # with --skip-bad, say why: "expected fields" alone hid an unknown label
+        skipped = data.report.skipped
+        detail = (f"; {len(skipped)} bad row{'s' if len(skipped) != 1 else ''} skipped, first: "
+                  f"line {skipped[0]['line']}: {skipped[0]['reason']}") if skipped else ""
+        raise BadInput(f"{path}: no usable rows (expected fields {text_field!r} and {label_field!r}){detail}")
     return data
 
 

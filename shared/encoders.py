@@ -61,7 +61,7 @@ def check_model_folder(name: Any, option: str = "base_model") -> Path:
     missing = [what for what, ok in (
         ("config.json with a model_type", isinstance(model_type, str) and bool(model_type)),
         (f"weights ({' or '.join(WEIGHTS[:2])})", any((path / f).is_file() for f in WEIGHTS)),
-        (f"a tokenizer ({' or '.join(TOKENIZER[:3])})", any((path / f).is_file() for f in TOKENIZER))) if not ok]
+        (f"tokenizer ({' or '.join(TOKENIZER[:3])})", any((path / f).is_file() for f in TOKENIZER))) if not ok]
     if missing:
         raise BadInput(f"{option} {name!r} is not a transformers model folder: no {', no '.join(missing)}",
                        code="bad_option")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from data_connectors.labelled import Example, load_labelled, shared_texts, stratified_split, text_key
-from shared.encoders import offline, resolve_base_model
+from shared.encoders import check_model_folder, offline, resolve_base_model
 from shared.errors import BadInput
 from shared.io import check_writable, open_tree, write_json
 from shared.logs import say
@@ -138,7 +138,10 @@ def check_inputs(config: SentimentTrainConfig) -> None:
     """The base model, a ``--resume`` checkpoint (:func:`training.checkpoint.check_checkpoint`)
     and an ``mlm_text`` file, checked before the first line of progress: a missing or wrong one
     failed only after a stage had started or the model had loaded."""
-    resolve_base_model(config.base_model)
+    if config.base_model is None:
+        resolve_base_model(None)
+    else:  # `--base-model /tmp` failed once the data was read with "Couldn't instantiate the backend tokenizer"
+        check_model_folder(config.base_model, "base model")
     if config.resume_from:  # /etc/passwd got as far as torch.load, after the model: an IndexError
         check_checkpoint(config.resume_from)
     if config.mlm_text and not Path(config.mlm_text).is_file():  # read only after the model loaded

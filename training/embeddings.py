@@ -29,6 +29,7 @@ from typing import Any
 from data_connectors.base import file_sha256, iter_rows
 from data_connectors.faq import FaqEntry, load_faq
 from shared.errors import BadInput
+from shared.io import check_writable
 from shared.model_loading import model_loading
 from training.config import wrong_type
 from training.embeddings_frozen import FgmShare, TopLayers, fgm_loss, freezable
@@ -315,7 +316,14 @@ def train_embeddings(kb: str | Path, pairs: str | Path | None = None, domain: st
     settings = settings or get_settings()
     config = config or EmbeddingsConfig()
     kb, pairs, dev = Path(kb), Path(pairs) if pairs else None, Path(dev) if dev else None
-    get_registry(settings).task_dir(domain, "embeddings")  # validates the domain name before training
+    # validates the domain name, and that the registry can be written, before training: a registry
+    # it cannot write (a file in its path, a read-only mount) failed only at registration, after
+    # the whole fine-tune, with a bare "[Errno 20] Not a directory" (as train_sentiment checks it)
+    check_writable(get_registry(settings).task_dir(domain, "embeddings") / ".staging")
+    if config.base_model is not None:  # `/tmp` failed in transformers: "Unrecognized model in /tmp..."
+        from shared.encoders import check_model_folder
+
+        check_model_folder(config.base_model, "base model")
     if dev is not None:  # a bad dev file fails now, not after training
         read_pairs(dev, {e.id for e in load_faq(kb)})
     with tempfile.TemporaryDirectory(prefix="emb-") as tmp:

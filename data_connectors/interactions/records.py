@@ -19,7 +19,7 @@ from data_connectors.base import (
     detect_format,
     first_line,
     iter_jsonl_objects,
-    iter_rows,
+    iter_rows_or_bad,
 )
 from shared.errors import BadInput
 from shared.text import is_blank
@@ -150,19 +150,22 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
     """Yield interactions; bad rows are recorded in ``report`` (or raised without ``skip_bad``)."""
     report = report if report is not None else ReadReport()
     fmt = fmt or detect_format(path)
-    rows = iter_jsonl_objects(path) if fmt == "jsonl" else iter_rows(path, fmt, _headerless_columns(path, fmt))
+    # a CSV/TSV row with a bad byte or one field too many is skipped like a broken JSON line: the
+    # reader read on (iter_rows stopped there, and every row after it was lost to one "bad row")
+    rows = iter_jsonl_objects(path) if fmt == "jsonl" else iter_rows_or_bad(path, fmt, _headerless_columns(path, fmt))
     while True:
         try:
             line, row = next(rows)
         except StopIteration:
             return
         except BadRow as err:
-            # a structural error (bad UTF-8, broken CSV) ends the file: nothing after it is trusted
+            # a structural error (a header or UTF-16 file it cannot read, a quote never closed, broken
+            # CSV) ends the file: nothing after it is trusted
             if not skip_bad:
                 raise
             report.skip(err)
             return
-        if isinstance(row, BadRow):  # one broken JSON line: skip it, read on
+        if isinstance(row, BadRow):  # one broken line (or CSV record): skip it, read on
             if not skip_bad:
                 raise row
             report.skip(row)

@@ -203,3 +203,18 @@ def test_catalogue_ids_named_like_interaction_ids_and_nothing_usable(tmp_path: P
     nameless.write_text('{"title": "no id"}\n')
     with pytest.raises(BadInput, match=r"no usable items.*line 1: missing item_id"):
         read_items(nameless)
+
+
+def test_skip_bad_reads_on_past_a_row_with_an_extra_field_or_a_bad_byte(tmp_path: Path) -> None:
+    """Regression (CLI QA): a TSV/CSV row with one field too many, or a byte that is not UTF-8,
+    ended the read (the byte lost its whole decoding chunk, the rows before it too): every row
+    after it was dropped as one "bad row". Each is one skipped row now; the rest is read."""
+    for name, sep in (("r.tsv", "\t"), ("r.csv", ",")):
+        path = tmp_path / name
+        lines = ["user_id item_id rating timestamp", "1 10 4 100", "2 11 3 101 extra", "3 caf\xe9 5 102",
+                 "4 13 2 103", "5 14 1 104"]
+        path.write_bytes("".join(line.replace(" ", sep) + "\n" for line in lines).encode("latin-1"))
+        rows, report = read_interactions(path)
+        assert [r.user_id for r in rows] == ["1", "4", "5"], name
+        assert [(s["line"], s["reason"].split(" (")[0]) for s in report.skipped] == [
+            (3, "more fields than the header"), (4, "not UTF-8")], name

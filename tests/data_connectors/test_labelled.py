@@ -286,3 +286,42 @@ def test_spaces_around_csv_and_tsv_header_names_are_no_part_of_them(tmp_path: Pa
     path.write_text(body)
     data = load_labelled(path)
     assert (data.texts, data.targets) == ([text], [target])
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_skip_bad_reads_on_past_a_bad_csv_or_tsv_row(tmp_path: Path, sep: str) -> None:
+    """Regression (training CLI QA): with ``--skip-bad`` a CSV/TSV row with one field too many
+    ended the read there, and a byte that is not UTF-8 lost its whole 8 KiB decoding chunk, the
+    rows before it included: a 30-row file trained on 5 rows (or none) and said "skipped 1 bad
+    row". A bad row is one skipped row; the reader reads on, as it does in a JSONL file."""
+    rows = [f"text {i}{sep}{LABELS[i % 3]}" for i in range(30)]
+    rows[5] += f"{sep}extra"                                  # line 7: more fields than the header
+    raw = (f"text{sep}label\n" + "\n".join(rows) + "\n").encode()
+    raw = raw.replace(f"text 20{sep}".encode(), f"caf\xe9 20{sep}".encode("latin-1"))  # line 22
+    path = tmp_path / ("d.csv" if sep == "," else "d.tsv")
+    path.write_bytes(raw)
+    with pytest.raises(BadRow, match=r"d\.[ct]sv:7: more fields than the header"):
+        load_labelled(path)
+    data = load_labelled(path, skip_bad=True)
+    assert len(data.examples) == 28 and data.texts[-1] == "text 29"
+    assert [(s["line"], s["reason"].split(" (")[0]) for s in data.report.skipped] == [
+        (7, "more fields than the header"), (22, "not UTF-8")]
+
+
+def test_skip_bad_csv_record_over_lines_with_a_bad_byte_is_one_skipped_row(tmp_path: Path) -> None:
+    """A quoted CSV field over several lines holding a bad byte spoils that record alone."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b'text,label\nprofit fell,negative\n"two\nlines caf\xe9",neutral\nsales rose,positive\n')
+    with pytest.raises(BadRow, match=r"d\.csv:4: not UTF-8"):
+        load_labelled(path)
+    data = load_labelled(path, skip_bad=True)
+    assert data.texts == ["profit fell", "sales rose"] and [s["line"] for s in data.report.skipped] == [4]
+
+
+def test_a_file_whose_every_row_was_skipped_says_why(tmp_path: Path) -> None:
+    """``--skip-bad`` on a file of only bad rows said "no usable rows (expected fields 'text' and
+    'label')" whatever was wrong: an unknown label, bad bytes. The first reason is named."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nprofit fell,mixed\nsales rose,mixed\n")
+    with pytest.raises(BadInput, match=r"no usable rows .*; 2 bad rows skipped, first: line 2: unknown label 'mixed'"):
+        load_labelled(path, skip_bad=True)

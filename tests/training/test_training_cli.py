@@ -156,6 +156,22 @@ def test_models_list_shows_a_self_evaluated_models_own_metric(settings, tmp_path
     assert listed[0]["gate_metric"] == {"ndcg@10": 0.2512}
 
 
+def test_models_list_and_show_survive_a_version_whose_json_files_hold_no_object(registered_tiny) -> None:
+    """Regression (training CLI QA): a damaged metrics.json holding a JSON list (or a number in
+    train_config.json) failed `models list` for the whole registry with "AttributeError: 'list'
+    object has no attribute 'get'"; it reads as a missing one does, and the other versions list."""
+    reg, v1, v2 = registered_tiny
+    (v2.path / "metrics.json").write_text("[1, 2]\n")
+    (v2.path / "train_config.json").write_text("7\n")
+    table = invoke("models", "list").stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["news/sentiment@v1", "news/sentiment@v2"]
+    assert table[2].split()[1:4] == ["-", "-", "-"]  # no accuracy, F1 or own metric
+    listed = [json.loads(x) for x in invoke("models", "list", "--json").stdout.splitlines()]
+    assert listed[1]["accuracy"] is None and listed[1]["method"] is None
+    shown = json.loads(invoke("models", "show", "news/sentiment@v2").stdout)
+    assert shown["ref"] == "news/sentiment@v2" and shown["method"] is None and shown["metrics"]["accuracy"] is None
+
+
 def test_train_embeddings_missing_module_is_one_line(settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "training.embeddings_cli", None)  # import now fails
     result = CliRunner().invoke(cli, ["train", "embeddings", "--kb", "x.jsonl"])

@@ -7,6 +7,7 @@ counted on stderr; numeric -1/0/1 labels, BOM files and progress work end to end
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,27 @@ def test_a_registry_that_cannot_be_written_fails_before_training(settings, tiny_
                                        rf"{settings.registry_dir} is not a directory"):
         train_sentiment(SentimentTrainConfig(train_path=str(tiny_train)), settings)
     assert not (settings.home / "runs").exists()
+
+
+def test_train_embeddings_with_a_registry_it_cannot_write_fails_before_training(
+        settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (training CLI QA): `train embeddings` with a file in the registry's path ran the
+    whole fine-tune (its --max-minutes budget) and then failed with a bare "[Errno 20] Not a
+    directory: '.../registry/bank/embeddings'"; it is refused first, as `train sentiment` is."""
+    import training.embeddings as embeddings
+
+    def trained(*args: object, **kw: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(embeddings, "fine_tune", trained)
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("".join(json.dumps({"id": f"e{i}", "question": f"how do I do thing {i}", "answer": f"like {i}"})
+                          + "\n" for i in range(4)))
+    (settings.registry_dir / "bank").parent.mkdir(parents=True, exist_ok=True)
+    (settings.registry_dir / "bank").write_text("not a folder")
+    with pytest.raises(BadInput, match=rf"cannot write {settings.registry_dir}/bank/embeddings/.staging: "
+                                       rf"{settings.registry_dir}/bank is not a directory"):
+        embeddings.train_embeddings(kb, domain="bank", settings=settings)
 
 
 def test_bad_data_fails_before_the_transfer_stage(settings, tiny_train: Path, tmp_path: Path,
@@ -172,6 +194,28 @@ def test_one_label_missing_inputs_and_a_bad_transfer_file_fail_before_any_stage(
         with pytest.raises(BadInput, match=says):
             train_sentiment(SentimentTrainConfig(train_path=str(tiny_train), **options), settings)
     assert "transfer stage" not in capsys.readouterr().err and not (settings.home / "runs").exists()
+
+
+def test_a_base_model_folder_that_holds_no_model_fails_before_any_stage(
+        settings, tiny_train: Path, tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression (training CLI QA): `train sentiment --base-model /tmp` (a folder, but no model)
+    read the data and then failed in transformers with "Couldn't instantiate the backend tokenizer
+    from one of:", and `train embeddings --base-model /tmp` with "Unrecognized model in /tmp":
+    neither named the option. Both now say what the folder lacks before anything trains."""
+    from training.embeddings import EmbeddingsConfig, train_embeddings
+
+    empty = tmp_path / "not-a-model"
+    (empty / "notes").mkdir(parents=True)
+    says = r"base model '.*not-a-model' is not a transformers model folder: no config.json"
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--train", str(tiny_train), "--base-model", str(empty),
+                                      "--transfer-data", "none"])
+    assert isinstance(result.exception, BadInput) and re.search(says, str(result.exception))
+    assert "[train] data:" not in result.output and not (settings.home / "runs").exists()
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("".join(json.dumps({"id": f"e{i}", "question": f"how do I do thing {i}", "answer": f"like {i}"})
+                          + "\n" for i in range(4)))
+    with pytest.raises(BadInput, match=says):
+        train_embeddings(kb, domain="bank", config=EmbeddingsConfig(base_model=str(empty)), settings=settings)
 
 
 def test_auto_transfer_reads_the_tweets_with_their_own_columns(settings, tmp_path: Path) -> None:
