@@ -236,11 +236,14 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
-    """A small JSON state file, or ``{}`` when it is missing or unreadable (not written yet)."""
+    """A small JSON state file, or ``{}`` when it is missing, unreadable (not written yet) or holds no
+    object: a damaged one (a list, a number) failed every caller's ``.get`` (``models list`` for the
+    whole registry) with an AttributeError."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -206,11 +206,11 @@ def models_list(as_json: bool) -> None:
     rows = []
     for mv in reg.all_versions():
         prod = reg.pointer(mv.domain, mv.task).get("version") == mv.version
-        m = _object(mv.metrics())
+        m = mv.metrics()
         key = m.get(GATE_METRIC_KEY)  # models the trainer evaluated itself (recommenders, encoders)
         rows.append({"ref": mv.ref, "production": prod, "accuracy": m.get("accuracy"),
                      "macro_f1": m.get("macro_f1"), "gate_metric": {key: m.get(key)} if key else None,
-                     "method": _object(mv.train_config()).get("method"), "path": str(mv.path)})
+                     "method": mv.train_config().get("method"), "path": str(mv.path)})
     if as_json:
         for r in rows:
             click.echo(json.dumps(r))
@@ -224,13 +224,6 @@ def models_list(as_json: bool) -> None:
             own = f"{name}={value:.4f}" if isinstance(value, float) else f"{name}=-"
         click.echo(f"{r['ref']:<32} {'*' if r['production'] else '':<5} {acc:>6} {f1:>6} {own:<17} "
                    f"{r['method'] or '-':<12} {r['path']}")
-
-
-def _object(value: object) -> dict:
-    """A version's metrics.json / train_config.json as read, or {} when it holds no JSON object: a
-    damaged one (a list, a number) failed `models list` for every version with "AttributeError:
-    'list' object has no attribute 'get'", as a missing or unparsable one reads as {}."""
-    return value if isinstance(value, dict) else {}
 
 
 @models.command("promote")
@@ -275,7 +268,7 @@ def models_show(ref: str) -> None:
         name: str | None = registry.resolve_version(ref).ref
     except ModelNotFound:  # a directory outside this registry
         name = None
-    cfg, m = _object(read_json(path / "train_config.json")), _object(read_json(path / "metrics.json"))
+    cfg, m = read_json(path / "train_config.json"), read_json(path / "metrics.json")
     keep = ("method", "seed", "base_model", "git_commit", "data", "epochs", "lr", "max_length")
     # a recommender's lineage: its interactions/items files and hashes, or the version it refitted
     recs_lineage = ("interactions", "interactions_sha256", "items", "items_sha256", "retrained_from",
