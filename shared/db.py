@@ -126,8 +126,12 @@ class Database:
         readiness said ready while every query failed with a 500)."""
         current, wanted = self.revisions(), schema_heads()
         if current != wanted:
-            raise Unavailable(f"database schema at {', '.join(sorted(current)) or 'nothing'}, this FinPulse "
-                              f"needs {', '.join(sorted(wanted))}: run `finpulse db upgrade`")
+            at = (f"database schema at {', '.join(sorted(current)) or 'nothing'}, "
+                  f"this FinPulse needs {', '.join(sorted(wanted))}")
+            newer = sorted(current - known_revisions())
+            if newer:  # `db upgrade` cannot help: it fails on the revision it does not know
+                raise Unavailable(f"{at}; {NEWER_SCHEMA.format(newer=', '.join(newer))}")
+            raise Unavailable(f"{at}: run `finpulse db upgrade`")
         self.check_writable()
 
     def check_writable(self) -> None:
@@ -228,34 +232,69 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+# PostgreSQL's insufficient_privilege: a role that may not create (or change) the tables
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+@contextlib.contextmanager
+def _database_named(url: str) -> Iterator[None]:
+    """A database that cannot be reached, or that refuses the role the migration's DDL, as one line
+    naming the database (never the password): ``db downgrade`` printed SQLAlchemy's
+    "OperationalError: (psycopg.OperationalError) ..." and both commands a role's refusal as
+    "ProgrammingError: (psycopg.errors.InsufficientPrivilege) ..."."""
+    try:
+        yield
+    except DBAPIError as exc:
+        denied = getattr(exc.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE
+        if not (isinstance(exc, OperationalError) or denied):
+            raise
+        where, reason = redact(url).split("@")[-1], _reason(exc)
+        if denied:
+            reason += " (run the migrations as a role that owns the schema and its tables)"
+        raise Unavailable(f"cannot migrate database {where}: {reason}") from None
+
+
 def upgrade(url: str, revision: str = "heads") -> None:
     """Apply migrations up to ``revision`` (all branches by default)."""
     from alembic import command
 
-    try:
-        with _migrating(url), _revision_named(revision):
-            command.upgrade(alembic_config(url), revision)
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0]
-        raise Unavailable(f"cannot migrate database {url.split('@')[-1]}: {reason}") from None
+    with _database_named(url), _migrating(url), _revision_named(revision, url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
-    with _migrating(url), _revision_named(revision):
+    with _database_named(url), _migrating(url), _revision_named(revision, url):
         command.downgrade(alembic_config(url), revision)
 
 
+NEWER_SCHEMA = ("{newer} is a migration this FinPulse does not have (a newer release ran it): run that release, "
+                "or first its `finpulse db downgrade` to this one's revisions")
+
+
+def _newer_revisions(url: str) -> list[str]:
+    """The revisions stored in the database at ``url`` that no migration of this code names."""
+    try:
+        return sorted(set(current_revisions(url)) - known_revisions())
+    except Exception:  # noqa: BLE001 - only a better message is lost
+        return []
+
+
 @contextlib.contextmanager
-def _revision_named(revision: str) -> Iterator[None]:
+def _revision_named(revision: str, url: str | None = None) -> Iterator[None]:
     """Alembic's refusal of a revision as one line naming what it takes (it printed
-    "CommandError: Can't locate revision identified by 'x'")."""
+    "CommandError: Can't locate revision identified by 'x'"); a database a newer release migrated
+    is named as such (``db upgrade`` blamed its own argument: "revision 'heads': Can't locate
+    revision identified by 'recs_0003'; give a revision id ...")."""
     from alembic.util import CommandError
 
     try:
         yield
     except (CommandError, AssertionError) as exc:  # alembic asserts on BRANCH@-N from a branch not applied
+        newer = _newer_revisions(url) if url is not None else []
+        if newer:
+            raise BadInput(f"cannot migrate the database: {NEWER_SCHEMA.format(newer=', '.join(newer))}") from None
         reason = str(exc).splitlines()[0] if str(exc) else "the database has no such migration to go back from"
         heads = ", ".join(sorted(schema_heads()))
         raise BadInput(f"revision {revision!r}: {reason}; give a revision id "
@@ -268,6 +307,14 @@ def schema_heads() -> frozenset[str]:
     from alembic.script import ScriptDirectory
 
     return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every migration revision this code has, in any branch."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(rev.revision for rev in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions())
 
 
 def current_revisions(url: str) -> list[str]:

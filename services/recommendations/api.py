@@ -30,6 +30,7 @@ from shared.url_path import require_utf8_path
 from shared.web import documented, int_query, json_body, query_params
 
 bp = Blueprint("recommendations", __name__)
+MAX_ID_CHARS = 200  # an id's length in a post, a file row and the tables' columns
 K = int_query("items to return", 1, MAX_K, 10)  # read by k_arg (ASCII digits only)
 
 
@@ -39,17 +40,22 @@ def _visible(value: str) -> str:
     return value
 
 
-def path_id(raw: str, name: str) -> str:
+def path_id(raw: str, name: str, *, stored: bool = False) -> str:
     """An id in the URL read as a posted one is stored: " qq " is the user "qq" (a GET for it got the
-    popular items, ones that user had among them); a blank one is a 400, as it is in a post."""
+    popular items, ones that user had among them); a blank one is a 400, as it is in a post. One to be
+    ``stored`` (retired) is at most ``MAX_ID_CHARS`` long, as in a post: PostgreSQL refused a longer one
+    with a 500 (SQLite kept it)."""
     value = raw.strip()
     if is_blank(value):
         raise BadInput(f"{name} must hold a visible character")
+    if stored and len(value) > MAX_ID_CHARS:
+        raise BadInput(f"{name} is at most {MAX_ID_CHARS} characters, got {len(value)}")
     return value
 
 
 # a JSON number is the id its integer writes, as in a file: 1.0 was another item than 1
-Id = Annotated[str, BeforeValidator(id_text), StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+Id = Annotated[str, BeforeValidator(id_text),
+               StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS),
                AfterValidator(_visible)]
 
 
@@ -149,7 +155,7 @@ def user_recommendations(user_id: str) -> Any:
 @require_role("ops")
 def retire_item(item_id: str) -> Any:
     """Retire an item (a deleted FAQ entry, a superseded article): never recommended again, left out of refits."""
-    item_id = path_id(item_id, "item id")
+    item_id = path_id(item_id, "item id", stored=True)
     result = service().retire(item_id, g.actor)
     audit(get_db(), g.actor, "recs.retire_item", item_id, "ok")
     return jsonify(result)
@@ -160,7 +166,7 @@ def retire_item(item_id: str) -> Any:
 @require_role("ops")
 def restore_item(item_id: str) -> Any:
     """Undo a retirement: the item may be recommended again and refits keep its events."""
-    item_id = path_id(item_id, "item id")
+    item_id = path_id(item_id, "item id", stored=True)
     result = service().restore(item_id)
     audit(get_db(), g.actor, "recs.restore_item", item_id, "ok" if result["restored"] else "not retired")
     return jsonify(result)

@@ -40,6 +40,19 @@ class RecsRetiredItem(Base):
     actor: Mapped[str] = mapped_column(String(100))
 
 
+def restarted_below(session: Any, mark: int) -> bool:
+    """Whether the interactions table restarted below row ``mark`` (a reader's last row read, or a
+    version's ``db_max_id``): it holds no row at or above it. Ids only grow (retention keeps the
+    newest row), so this is a table dropped and made again (``finpulse db downgrade`` and upgrade)
+    or another database (``DATABASE_URL`` moved from SQLite to PostgreSQL): its first ``mark``
+    posts were read past, folded in by no process and left out of every refit."""
+    from sqlalchemy import func, select
+
+    if mark <= 0:
+        return False
+    return int(session.execute(select(func.max(RecsInteraction.id))).scalar() or 0) < mark
+
+
 def retired_ids(db: Any, domain: str) -> set[str]:
     """The ids retired in ``domain`` (none without a database)."""
     if db is None:

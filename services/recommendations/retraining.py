@@ -88,9 +88,11 @@ def stored_since(db: Database | None, domain: str, after_id: int) -> tuple[list[
     """Interactions posted to the service after row ``after_id``, and the newest row id."""
     if db is None:
         return [], after_id
-    from services.recommendations.models import RecsInteraction
+    from services.recommendations.models import RecsInteraction, restarted_below
 
     with db.session() as s:
+        if restarted_below(s, after_id):  # a table made again, or another database: every row is new
+            after_id = 0
         newest = int(s.execute(select(func.max(RecsInteraction.id))
                                .where(RecsInteraction.domain == domain)).scalar() or 0)
         rows = s.execute(select(RecsInteraction).where(RecsInteraction.domain == domain,

@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from data_connectors.interactions import Interaction
+from services.recommendations.models import restarted_below
 from services.recommendations.pipeline import TrainedModel
 from services.recommendations.recommenders.data import is_positive
 from services.recommendations.versions import TASK, import_legacy, registry
@@ -30,7 +31,20 @@ from shared.errors import BadInput, Unavailable
 
 MAX_K = 100
 SYNC_INTERVAL_S = 0.5  # how stale another process's posted events may be on this one
+POST_LOCK_KEY = 0x46505243  # "FPRC": with the domain's hash, the advisory lock its interaction posts take turns on
 log = logging.getLogger(__name__)
+
+
+def serialise_posts(session: Any, domain: str) -> None:
+    """Make ``domain``'s interaction posts commit in the order of their row ids (call first in the
+    transaction that inserts them). Readers (a service's fold-in, a refit's ``db_max_id``) go on
+    from the newest id they saw; PostgreSQL takes an id when a row is written and shows the row when
+    its transaction commits, so a post still committing appeared behind a newer one already read
+    past, and that click was never read by any process or refit. One post at a time per domain (an
+    advisory lock until commit) gives the ids out in commit order. SQLite writes one at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key, hashtext(:domain))"),
+                        {"key": POST_LOCK_KEY, "domain": domain})
 
 
 def check_k(k: int) -> int:
@@ -110,20 +124,35 @@ class RecsService:
         self._synced_at = now
         from services.recommendations.models import RecsInteraction
 
+        with self._lock:
+            model, after = self._model, self._synced_id
         try:
             with self.db.session() as s:
                 rows = s.execute(select(RecsInteraction.id, RecsInteraction.user_id, RecsInteraction.item_id,
                                         RecsInteraction.ts, RecsInteraction.rating, RecsInteraction.event)
                                  .where(RecsInteraction.domain == self.domain,
-                                        RecsInteraction.id > self._synced_id)
+                                        RecsInteraction.id > after)
                                  .order_by(RecsInteraction.id)).all()
+                restarted = not rows and restarted_below(s, after)
         except SQLAlchemyError as exc:
             # serving goes on from memory; readiness reports the database separately
             log.warning("recommendations: cannot read stored interactions: %s", exc)
             return
+        if restarted:
+            with self._lock:
+                if self._model is not model or self._synced_id != after:
+                    return
+                log.warning("recommendations: the interactions table holds no row from %d on (made again, or "
+                            "another database): folding it in from its first row", after)
+                self._synced_id = 0
+            self._sync(force=True)
+            return
         if not rows:
             return
         with self._lock:
+            if self._model is not model:  # production moved while this read: the rows read were
+                # the old model's, and moving the new one's mark past them lost its earlier rows
+                return  # (a rollback's model starts lower); the new model's own sync reads them
             fresh = [(user, item, ts, is_positive(rating, event))
                      for row_id, user, item, ts, rating, event in rows if row_id > self._synced_id]
             self._model.add_many(fresh)
@@ -148,6 +177,7 @@ class RecsService:
 
         now = datetime.now(UTC)
         with self.db.session() as s:
+            serialise_posts(s, self.domain)
             s.add_all([RecsInteraction(domain=self.domain, user_id=e.user_id, item_id=e.item_id,
                                        rating=e.rating, event=e.event,
                                        ts=e.timestamp, created_at=now)
@@ -173,10 +203,13 @@ class RecsService:
             return {"item_id": item_id, "retired": True}
         from services.recommendations.models import RecsRetiredItem
 
-        with self.db.session() as s:
-            if s.get(RecsRetiredItem, (self.domain, item_id)) is None:
-                s.add(RecsRetiredItem(domain=self.domain, item_id=item_id, retired_at=datetime.now(UTC),
-                                      actor=actor[:100]))
+        try:
+            with self.db.session() as s:
+                if s.get(RecsRetiredItem, (self.domain, item_id)) is None:
+                    s.add(RecsRetiredItem(domain=self.domain, item_id=item_id, retired_at=datetime.now(UTC),
+                                          actor=actor[:100]))
+        except IntegrityError:  # another request retired it meanwhile (its row won): retired all the same
+            pass
         self._retired_at = float("-inf")  # this process sees it at once
         return {"item_id": item_id, "retired": True}
 

@@ -75,6 +75,55 @@ def test_unreachable_database_is_one_line():
     assert "\n" not in info.value.message and "database unreachable" in info.value.message
 
 
+@pytest.mark.parametrize("revision", ["heads", "base"])
+def test_migrating_an_unreachable_database_is_one_line_either_way(revision):
+    """``db upgrade`` said "cannot migrate database HOST/DB: ..."; ``db downgrade`` printed SQLAlchemy's
+    "OperationalError: (psycopg.OperationalError) ...". Both say the first, without the password."""
+    from shared.db import downgrade, upgrade
+    from shared.errors import Unavailable
+
+    url = "postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none"
+    with pytest.raises(Unavailable) as info:
+        upgrade(url) if revision == "heads" else downgrade(url, revision)
+    message = info.value.message
+    assert message.startswith("cannot migrate database 127.0.0.1:1/none: "), message
+    assert "\n" not in message and "s3cret" not in message and "OperationalError" not in message
+
+
+@pytest.mark.postgres
+def test_a_role_refused_the_tables_is_one_line_naming_the_database(postgres_url: str):
+    """A role without CREATE on the schema (PostgreSQL 15's default for non-owners) got
+    "ProgrammingError: (psycopg.errors.InsufficientPrivilege) ..." from both commands."""
+    from shared.db import downgrade, upgrade
+    from shared.errors import Unavailable
+
+    name = f"fp_ro_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE ROLE "{name}" LOGIN'))
+    base = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    owner = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with owner.connect() as conn:
+            conn.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+        as_role = base.replace("://postgres@", f"://{name}@", 1)
+        assert as_role != base
+        for migrate in (lambda: upgrade(as_role), lambda: downgrade(as_role, "base")):
+            with pytest.raises(Unavailable) as info:
+                migrate()
+            message = info.value.message
+            assert message.startswith(f"cannot migrate database {base.split('@')[-1]}: permission denied"), message
+            assert "\n" not in message and "ProgrammingError" not in message
+            upgrade(base)  # as the owner: the next pass finds tables to go down from
+    finally:
+        owner.dispose()
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        engine.dispose()
+
+
 @pytest.mark.parametrize("url", ["postgresql://", "postgresql://postgres:pw@127.0.0.1:5432"])
 def test_a_postgres_url_without_a_database_is_refused(url):
     """libpq fell back to the database named after the OS user: a suite ran on the shared `root`."""
@@ -260,4 +309,29 @@ def test_sqlite_readiness_sees_a_file_made_unwritable_while_running(tmp_path) ->
             db.ready()
     finally:
         subprocess.run([chattr, "-i", *map(str, files)], check=True)
+        db.dispose()
+
+
+def test_a_database_a_newer_release_migrated_is_named_as_such(any_db_url):
+    """After a newer release migrated the database and the code went back a release, `db upgrade` said
+    "revision 'heads': Can't locate revision identified by 'recs_0099'; give a revision id ..." (blaming
+    its own argument) and /readyz said to run that same failing `finpulse db upgrade`."""
+    from shared.db import Database, downgrade, upgrade
+    from shared.errors import BadInput, Unavailable
+
+    engine = create_engine(any_db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'recs_0099' WHERE version_num LIKE 'recs_%'"))
+    engine.dispose()
+    newer = "recs_0099 is a migration this FinPulse does not have (a newer release ran it)"
+    for migrate in (lambda: upgrade(any_db_url), lambda: downgrade(any_db_url, "recommendations@-1")):
+        with pytest.raises(BadInput) as info:
+            migrate()
+        assert newer in info.value.message and "give a revision id" not in info.value.message
+    db = Database(any_db_url)
+    try:
+        with pytest.raises(Unavailable) as info:
+            db.ready()
+        assert newer in info.value.message and "run `finpulse db upgrade`" not in info.value.message
+    finally:
         db.dispose()
