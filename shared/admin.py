@@ -42,7 +42,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from shared.auth import require_role
 from shared.celery_app import QUEUE_TRAINING
 from shared.errors import BadInput, Conflict, FinPulseError, Forbidden, NotFound, Unavailable
-from shared.web import Query, documented, format_validation_error, int_query, parse_body, query_params, settings_of
+from shared.web import (
+    Query,
+    documented,
+    format_validation_error,
+    int_query,
+    number_arg,
+    parse_body,
+    query_params,
+    settings_of,
+)
 
 Enqueue = Callable[[str, Any], Any]
 EXT = "finpulse_admin"
@@ -414,10 +423,7 @@ def _domains() -> list[str] | None:
 
 
 def _window() -> float:
-    try:
-        hours = float(request.args.get("hours", 24))
-    except ValueError:
-        raise BadInput("hours must be a number") from None
+    hours = number_arg("hours", 24)  # ASCII decimals only: float() took "１", " 5", "nan" and "1e3"
     if not 0 < hours <= MAX_HOURS:
         raise BadInput(f"hours must be in (0, {MAX_HOURS}]")
     return hours * 3600

@@ -22,6 +22,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # ops may do everything; a feed key only posts news, texts to score and interactions, and only
 # where FINPULSE_FEED_KEY_REQUIRED closes those endpoints (open by default, as the contract has them)
 ROLES = ("analyst", "feed", "ops")
+# the audit log's actors that are FinPulse itself (bootstrap key, schedulers, the command line):
+# a key of that name would pass its requests off as theirs
+RESERVED_ACTORS = frozenset({"ops-bootstrap", "beat", "reaper", "finpulse", "finpulse-up", "train", "cli"})
 
 
 def hash_key(key: str) -> str:
@@ -34,8 +37,14 @@ def create_key(db: Any, name: str, role: str) -> str:
 
     if role not in ROLES:
         raise BadInput(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    if not name.strip() or len(name) > 100 or not name.isprintable():
+    # stripped: " alice" was stored apart from "alice", looked the same in `keys list` and the audit
+    # log, and outlived `keys revoke --name alice`
+    name = name.strip()
+    if not name or len(name) > 100 or not name.isprintable():
         raise BadInput("a key's name must be 1-100 printable characters (who holds the key)")
+    if name in RESERVED_ACTORS or name.startswith("cli:"):  # the audit log's actor is the key's name
+        raise BadInput(f"a key may not be named {name!r}: the audit log names FinPulse's own actions so "
+                       f"({', '.join(sorted(RESERVED_ACTORS))}, cli:USER)")
     key = "fp_" + secrets.token_urlsafe(24)
     with db.session() as s:
         s.add(ApiKey(name=name, role=role, key_hash=hash_key(key)))
@@ -43,10 +52,12 @@ def create_key(db: Any, name: str, role: str) -> str:
 
 
 def revoke_key(db: Any, name: str) -> int:
+    """Revoke every active key of ``name`` (spaces around it aside, as :func:`create_key` strips
+    them; a key stored with them by an earlier release is matched too)."""
     from shared.models import ApiKey
 
     with db.session() as s:
-        keys = s.scalars(select(ApiKey).where(ApiKey.name == name,
+        keys = s.scalars(select(ApiKey).where(ApiKey.name.in_({name, name.strip()}),
                                               ApiKey.revoked_at.is_(None))).all()
         for k in keys:
             k.revoked_at = datetime.now(UTC)
@@ -57,6 +68,9 @@ def role_for(db: Any, key: str, ops_key: str | None) -> tuple[str, str] | None:
     """(name, role) for a presented key, or None."""
     from shared.models import ApiKey
 
+    # stripped as the presented key is: FINPULSE_OPS_KEY read from a secret file or an env file often
+    # ends in a newline, and such a bootstrap key could never be presented (every request a 401)
+    ops_key = (ops_key or "").strip()
     if ops_key and hmac.compare_digest(hash_key(key), hash_key(ops_key)):
         return ("ops-bootstrap", "ops")
     with db.session() as s:

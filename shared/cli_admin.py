@@ -86,9 +86,10 @@ def keys_list() -> None:
     upgrade(settings.db_url)
     with Database(settings.db_url).session() as s:
         rows = s.scalars(select(ApiKey).order_by(ApiKey.id)).all()
-        click.echo(f"{'name':<20} {'role':<8} {'created':<26} revoked")
+        width = max([20, *(len(k.name) for k in rows)])  # a longer name pushed its row's columns out of line
+        click.echo(f"{'name':<{width}} {'role':<8} {'created':<26} revoked")
         for k in rows:
-            click.echo(f"{k.name:<20} {k.role:<8} {str(k.created_at)[:19]:<26} {str(k.revoked_at or '')[:19]}")
+            click.echo(f"{k.name:<{width}} {k.role:<8} {str(k.created_at)[:19]:<26} {str(k.revoked_at or '')[:19]}")
 
 
 @click.command("audit")

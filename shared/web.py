@@ -192,17 +192,34 @@ def json_body(model: type[BaseModel]) -> Callable[[F], F]:
     return deco
 
 
+# A query number is ASCII digits (README: "`k` 1-100 in ASCII digits"): ``int()`` also took "+5", " 5 ",
+# "1_0" and full-width or Arabic-Indic digits ("１", "٣"), so each of those spellings answered as a number.
+_ASCII_INT = re.compile(r"-?[0-9]{1,100}")
+_ASCII_NUMBER = re.compile(r"[0-9]{1,100}(\.[0-9]{1,100})?|\.[0-9]{1,100}")
+
+
 def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     """Query argument ``name`` as an integer in [lo, hi]; anything else is a 400 saying so
-    (a clamped ``?limit=0`` answered something the caller did not ask for)."""
+    (a clamped ``?limit=0`` answered something the caller did not ask for). Only ASCII digits
+    (and a leading ``-``) count: no sign ``+``, spaces, ``_`` or digits of other scripts."""
     raw = request.args.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(f"{name} must be an integer, got {raw[:20]!r}") from None
+    if not _ASCII_INT.fullmatch(raw):
+        raise BadInput(f"{name} must be an integer between {lo} and {hi} in ASCII digits, got {raw[:20]!r}")
+    value = int(raw)
     if not lo <= value <= hi:
         raise BadInput(f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def number_arg(name: str, default: float) -> float:
+    """Query argument ``name`` as a plain decimal number in ASCII (``24``, ``0.5``): ``float()``
+    also took "１", " 5", "1_0", "1e3", "nan" and "inf". The caller checks its bounds."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not _ASCII_NUMBER.fullmatch(raw):
+        raise BadInput(f"{name} must be a number in ASCII digits, got {raw[:20]!r}")
+    return float(raw)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from services.sentiment.pipeline import Pipeline
 from shared.auth import require_role
 from shared.errors import BadInput
 from shared.monitoring import record_predictions
+from shared.text import is_blank
 from shared.web import (
     Query,
     documented,
@@ -58,7 +59,7 @@ class ScoreRequest(BaseModel):
     @classmethod
     def _non_empty(cls, texts: list[str]) -> list[str]:
         for i, t in enumerate(texts):
-            if not t.strip():
+            if is_blank(t):  # "\u200b" alone passed str.strip() (shared rule: chat, recommendations)
                 raise ValueError(f"texts[{i}] is empty")
         return texts
 

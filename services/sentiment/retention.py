@@ -34,11 +34,15 @@ def prune_news(db: Database, cutoff: datetime, _settings: Settings, batches: Bat
     """Articles (tickers and scores first) and alerts older than ``cutoff``'s UTC midnight."""
     midnight = floor_time(cutoff, DAY_S)
     articles, alerts = Article.__table__.c, Alert.__table__.c
-    counts = batches.delete(db, articles.id, [articles.published_at < midnight, articles.ingested_at < cutoff],
+    old = [articles.published_at < midnight, articles.ingested_at < cutoff]
+    counts = batches.delete(db, articles.id, old,
                             children=[ArticleTicker.__table__.c.article_id, Score.__table__.c.article_id])
     tickers = ArticleTicker.__table__.c
+    # an article "left" is one this prune keeps: a dry run deletes none, and counted every old
+    # alert as kept (0 "would delete") that the prune itself then deleted
+    kept = ~exists().where(articles.id == tickers.article_id, *old)
     left = exists().where(tickers.ticker == alerts.ticker, tickers.published_at >= alerts.at,
-                          tickers.published_at < midnight)
+                          tickers.published_at < midnight, kept)
     counts |= batches.delete(db, alerts.id, [alerts.at < midnight, ~left])
     return counts
 

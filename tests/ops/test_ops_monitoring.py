@@ -141,6 +141,9 @@ def test_ops_page_and_monitoring_endpoint(ops, series):
     assert b"<h2>Jobs</h2><p>none</p>" in page.data and b"<th>epoch</th>" not in page.data
     assert client.get("/ops").status_code == 401
     assert client.get("/v1/admin/monitoring?hours=abc", headers=analyst).status_code == 400
+    for hours in ("\uff12\uff14", "+24", " 24", "1_0", "1e1", "nan"):  # float() took all but nan: ASCII decimals only
+        assert client.get("/v1/admin/monitoring", query_string={"hours": hours}, headers=analyst).status_code == 400
+    assert client.get("/v1/admin/monitoring?hours=0.5", headers=analyst).status_code == 200
 
 
 def test_retrain_with_the_broker_down_is_a_503_and_leaves_no_queued_job(ops):

@@ -85,7 +85,9 @@ def test_real_tiny_model_scores_texts_and_news(registered, redis_url) -> None:
 
 
 @pytest.mark.parametrize("body", [{}, {"texts": []}, {"texts": "one"}, {"texts": [""]}, {"texts": ["ok", 3]},
-                                  {"texts": ["x"] * 257}])
+                                  {"texts": ["x"] * 257},
+                                  # invisible only: blank as in the chat and recommendations (shared.text.is_blank)
+                                  {"texts": ["\u200b"]}, {"texts": ["ok", " \ufeff\u2060 "]}])
 def test_score_validates_input(client, body) -> None:
     r = client.post("/v1/score", json=body)
     assert r.status_code == 400 and r.json["error"]["code"] == "validation_error"

@@ -78,3 +78,22 @@ def test_an_alert_over_a_backfill_that_stays_is_kept_until_its_articles_go(any_d
     # once the backfill itself is old by arrival too, article and alert go together
     prune(db, settings, {"news": 40}, now=NOW + timedelta(days=60))
     assert _ids(db, Article) == set() and _ids(db, Alert) == set()
+
+
+def test_a_dry_run_counts_the_alerts_the_prune_then_deletes(any_db_url, settings) -> None:
+    """A dry run deletes no articles, so every old alert still had its bucket's articles "left" and
+    `prune --dry-run` said 0 alerts would go where the prune itself then deleted them."""
+    db = Database(any_db_url)
+    bucket = datetime(2025, 3, 1, tzinfo=UTC)
+    with db.session() as s:
+        _article(s, "old1", bucket + timedelta(hours=2), bucket + timedelta(hours=2))
+        _article(s, "old2", bucket + timedelta(hours=5), bucket + timedelta(hours=5))
+        _alert(s, "a-old", bucket, ["old1", "old2"])
+        _article(s, "bf", bucket - timedelta(days=10), NOW - timedelta(days=1))  # a backfill that stays
+        _alert(s, "a-bf", bucket - timedelta(days=10), ["bf"])
+    dry = prune(db, settings, {"news": 40}, dry_run=True, now=NOW)
+    assert _ids(db, Article) == {"old1", "old2", "bf"} and _ids(db, Alert) == {"a-old", "a-bf"}
+    assert dry == [("news", 40, "news_article_tickers", 2), ("news", 40, "news_scores", 2),
+                   ("news", 40, "news_articles", 2), ("news", 40, "news_alerts", 1)]
+    assert prune(db, settings, {"news": 40}, now=NOW) == dry
+    assert _ids(db, Article) == {"bf"} and _ids(db, Alert) == {"a-bf"}

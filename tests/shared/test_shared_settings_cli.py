@@ -121,6 +121,32 @@ def test_keys_and_db_commands_say_what_they_did(settings) -> None:
     assert up.exit_code == 0 and up.output.startswith("database at ") and up.output.strip() != "database at base"
 
 
+def test_key_names_are_stripped_and_never_a_finpulse_actor(settings) -> None:
+    """`keys create --name " alice "` stored a second "alice" that `keys list` showed alike and
+    `keys revoke --name alice` left active; a key named `beat` or `cli:root` wrote audit rows that
+    read as the scheduler's or a shell user's."""
+    from click.testing import CliRunner
+
+    from shared.auth import role_for
+    from shared.cli import cli
+    from shared.db import Database
+
+    run = CliRunner().invoke
+    assert run(cli, ["keys", "create", "--name", "alice", "--role", "ops"]).exit_code == 0
+    spaced = run(cli, ["keys", "create", "--name", " alice ", "--role", "analyst"])
+    assert spaced.exit_code == 0
+    assert run(cli, ["keys", "revoke", "--name", "alice"]).output.strip() == "revoked 2 key(s)"
+    assert role_for(Database(settings.db_url), spaced.output.strip(), None) is None
+    for actor in ("beat", "reaper", "ops-bootstrap", "cli:root", " finpulse-up "):
+        res = run(cli, ["keys", "create", "--name", actor, "--role", "ops"])
+        assert res.exit_code != 0 and "may not be named" in str(res.exception), (actor, res.output)
+    long_name = "n" * 40
+    assert run(cli, ["keys", "create", "--name", long_name, "--role", "feed"]).exit_code == 0
+    header, *rows = run(cli, ["keys", "list"]).output.splitlines()
+    at = header.index("role")  # every row's role under the header's, however long its name
+    assert [row[at:].split()[0] for row in rows] == ["ops", "analyst", "feed"]
+
+
 @pytest.mark.parametrize("migrated", [True, False])
 @pytest.mark.parametrize("revision", ["nonsense", "chatbot@-9"])
 def test_a_revision_alembic_cannot_find_is_one_line_saying_what_it_takes(settings, revision, migrated) -> None:

@@ -251,6 +251,31 @@ def test_require_role_and_audit(app, client):
     assert row.at is not None
 
 
+@pytest.mark.parametrize("configured", ["boot-key\n", " boot-key ", "boot-key\r\n"])
+def test_a_bootstrap_key_set_with_a_trailing_newline_still_authenticates(settings, configured) -> None:
+    """FINPULSE_OPS_KEY from a secret or env file ends in a newline; the presented key is stripped,
+    the configured one was not, so the bootstrap key was a 401 on every request."""
+    from shared import db as dbmod
+    from shared.auth import require_role, role_for
+    from shared.web import create_service_app
+
+    dbmod.upgrade(settings.db_url)
+    app = create_service_app("testsvc", settings.model_copy(update={"ops_key": configured}))
+    dbmod.init_app(app, settings)
+
+    @app.post("/v1/admin/thing")
+    @require_role("ops")
+    def admin_thing() -> Any:
+        """Ops only."""
+        return jsonify({"ok": True})
+
+    client = app.test_client()
+    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key"}).status_code == 200
+    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-ke"}).status_code == 401
+    assert role_for(dbmod.get_db(app), "anything", "  \n") is None  # a blank setting is no key at all
+    app.extensions["db"].dispose()
+
+
 def test_a_database_without_the_schema_is_a_503_naming_db_upgrade(any_db_url, settings) -> None:
     """QA (multi-process deploy): before `finpulse db upgrade` every data endpoint was a 500
     internal_error on PostgreSQL (undefined table); readiness alone said what was wrong."""
