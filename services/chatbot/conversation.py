@@ -31,6 +31,7 @@ from services.chatbot.dialogue import (
     decide,
     follow_up_context,
     handed_back,
+    handoff_kept,
     rejects_answer,
     silent,
     suggestion_labels,
@@ -221,9 +222,12 @@ class ChatEngine:
 
     def _handed_back(self, session_id: str, message: str, state: State) -> Decision | None:
         """The customer takes back a hand-off no agent has answered yet ("cancel", "never mind"): its
-        ticket is closed as an agent's release closes it. Once an agent writes, the words are the agent's."""
-        if not state.handoff or not cancels_handoff(message) or handoff.agent_replied(self.db, session_id):
+        ticket is closed as an agent's release closes it. Once an agent writes, the words are the agent's:
+        the turn stays silent, with a line telling the customer that the agent keeps the chat."""
+        if not state.handoff or not cancels_handoff(message):
             return None
+        if handoff.agent_replied(self.db, session_id):
+            return handoff_kept(state)
         with contextlib.suppress(NotFound):  # released meanwhile by an agent: back with the bot either way
             handoff.release_ticket(self.db, session_id, CUSTOMER)
         return handed_back(state)

@@ -116,6 +116,10 @@ _CANCEL_HANDOFF = re.compile(
     r"|(?:i'll|ill|i will|let me) (?:use|try|talk to|chat with|ask) (?:the )?(?:bot|assistant|chatbot)"
     r")(?: (?:anymore|any more|after all|then|now|thanks?|thank you|please|again|instead))*$")
 HANDOFF_CANCELLED_ANSWER = "OK, I've cancelled your request for a person. What else can I help you with?"
+# the same words once an agent has written: the agent keeps the chat, the turn stays silent, but the customer
+# is told so (QA: "cancel" met nothing at all, as if the chat were broken)
+HANDOFF_KEPT_ANSWER = ("A member of our team has this chat and will answer you here. "
+                       "If you don't need them any more, just tell them.")
 SMALL_TALK_ANSWERS = {
     "greeting": "Hello! How can I help you today? Ask me about your accounts, cards, loans or payments.",
     "thanks": "You're welcome! Is there anything else I can help you with?",
@@ -381,6 +385,13 @@ def silent(state: State) -> Decision:
         return Decision("silent", "", 0.0, [])
     state.notified = True
     return Decision("silent", SILENT_ANSWER, 0.0, [])
+
+
+def handoff_kept(state: State) -> Decision:
+    """The customer asked to take back a hand-off an agent has already answered: the agent keeps it (the
+    turn is silent, ``handoff`` stays true), and the customer is told so instead of meeting nothing."""
+    state.notified = True
+    return Decision("silent", HANDOFF_KEPT_ANSWER, 0.0, [])
 
 
 def handed_back(state: State) -> Decision:

@@ -889,14 +889,24 @@ def test_a_customer_takes_back_a_low_confidence_handoff(client, ops_headers, uni
 
 
 def test_once_an_agent_has_written_cancel_is_for_the_agent(client, ops_headers, unique) -> None:
+    """The hand-off stays (the agent has the chat), the turn is silent; but the customer is told so (QA: "cancel"
+    met an empty answer, nothing happened in the widget), each time, and the line is not stored as a bot turn."""
+    from services.chatbot.dialogue import HANDOFF_KEPT_ANSWER, SILENT_ANSWER
+
     sid = f"agent-cancel-{unique}"
     assert chat(client, "I want to speak to a human agent", sid).get_json()["kind"] == "handoff"
+    assert chat(client, "hello?", sid).get_json()["answer"] == SILENT_ANSWER
     assert client.post(f"/v1/handoffs/{sid}/messages", json={"text": "Anna here."},
                        headers=ops_headers).status_code == 201
-    reply = chat(client, "cancel", sid).get_json()
-    assert (reply["kind"], reply["handoff"]) == ("silent", True)
-    assert [t for t in client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
-            if t["session_id"] == sid]
+    for text in ("cancel", "never mind"):
+        reply = chat(client, text, sid).get_json()
+        assert (reply["kind"], reply["handoff"], reply["answer"]) == ("silent", True, HANDOFF_KEPT_ANSWER)
+    assert chat(client, "my card is blocked", sid).get_json()["answer"] == ""  # to the agent: silent as before
+    tickets = [t for t in client.get("/v1/handoffs", headers=ops_headers).get_json()["handoffs"]
+               if t["session_id"] == sid]
+    assert tickets and HANDOFF_KEPT_ANSWER not in [t["text"] for t in tickets[0]["transcript"]]
+    assert [t["text"] for t in tickets[0]["transcript"] if t["role"] == "user"][-3:] == \
+        ["cancel", "never mind", "my card is blocked"]
 
 
 def test_an_unreadable_message_asks_to_rephrase_without_suggestions(chat_settings, bow, loaded_kb) -> None:

@@ -144,3 +144,117 @@ def test_widget_reload_leaves_out_a_question_that_never_reached_the_server(app) 
         page.locator(".fpc-bot").first.wait_for(timeout=5_000)
         texts = [t.split("\n", 1)[-1].strip() for t in page.locator(".fpc-msg").all_inner_texts()]
         assert texts[:2] == ["I forgot my PIN", "Reset it in the app."] and len(texts) == 2, texts
+
+
+def _polling(replies: list[dict], polls: list[int], now: list[int], handoff: list[bool] | None = None):
+    """A fake ``GET /v1/chat/{id}/messages``: ``replies`` after the cursor; each poll's (fake) time into ``polls``."""
+
+    def messages(route) -> None:
+        polls.append(now[0])
+        after = int(route.request.url.rsplit("after=", 1)[1])
+        fresh = [m for m in replies if m["id"] > after]
+        route.fulfill(json={"session_id": SID, "messages": fresh, "handoff": handoff[0] if handoff else True,
+                            "cursor": fresh[-1]["id"] if fresh else after})
+
+    return messages
+
+
+@pytest.mark.browser
+def test_widget_polls_fast_again_once_the_customer_writes_or_comes_back(app) -> None:
+    """Regression (browser QA): while handed off the poll slows to every 15 s when nothing comes, and the
+    customer's next message left it there: the agent's instant answer to it took up to 15 s to show. So did
+    an answer that came while the chat was closed, after opening it again. Both now bring the poll back to
+    its fast interval (3 s after a message, at once on opening). The page's clock is Playwright's, run by hand."""
+    replies: list[dict] = []
+    polls: list[int] = []
+    now = [0]
+    silent = {"session_id": SID, "kind": "silent", "handoff": True, "answer": "", "confidence": 0.0, "sources": []}
+
+    def chat(route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        if body.get("message") == "are you there?":  # the agent answers it at once
+            replies.append({"id": 1, "role": "agent", "text": "Yes, Anna here.", "at": "2026-01-01T00:00:00+00:00"})
+        route.fulfill(json=HANDOFF if "session_id" not in body else silent)
+
+    with demo_page(app) as (page, base):
+        page.clock.install(time=1_000_000)
+        page.route("**/v1/chat", chat)
+        page.route("**/v1/chat/*/messages?*", _polling(replies, polls, now))
+        open_chat(page, base)
+        page.clock.pause_at(2_000_000)
+
+        def run(ms: int) -> None:  # the page's time, in steps that let each poll's answer in
+            for _ in range(ms // 250):
+                page.clock.run_for(250)
+                now[0] += 250
+                page.wait_for_timeout(15)
+
+        def idle() -> None:  # until the poll has slowed down to every 15 s, and just polled
+            run(45_000)
+            assert polls[-1] - polls[-2] >= 14_000, polls
+            count = len(polls)
+            while len(polls) == count:
+                run(250)
+
+        ask(page, "a person please")
+        page.get_by_text("handing this conversation").wait_for(timeout=5_000)
+        idle()
+        ask(page, "are you there?")
+        page.locator(".fpc-form button:enabled").wait_for(timeout=5_000)
+        status = page.locator(".fpc-status")
+        expect(status).to_have_text("A member of our team will take over this chat.")
+        run(4_000)
+        expect(page.locator(".fpc-agent")).to_have_text("Agent: Yes, Anna here.", timeout=1_000)  # was 15 s away
+        # the agent has written: no longer "will take over" (browser QA, as in the test below)
+        expect(status).to_have_text("A member of our team has this chat and will answer you here.")
+
+        page.get_by_role("button", name="Close chat").click()
+        idle()
+        replies.append({"id": 2, "role": "agent", "text": "Anything else?", "at": "2026-01-01T00:01:00+00:00"})
+        page.locator(".fpc-toggle").click()
+        run(1_000)
+        expect(page.locator(".fpc-agent").last).to_have_text("Agent: Anything else?", timeout=1_000)
+
+
+@pytest.mark.browser
+def test_widget_tells_who_has_the_chat_and_answers_a_cancel_the_agent_keeps(app, ops_headers) -> None:
+    """Regression (browser QA), on the real chat service: the status line said the team "will take over"
+    after the agent had written (and after a reload "has this chat" before anyone had); and once an agent had
+    written, "cancel" (the agent's to answer, the hand-off stays) met nothing at all. The status line now says
+    which stage it is, and the cancel gets a line saying a member of the team has the chat."""
+    from services.chatbot.dialogue import HANDOFF_KEPT_ANSWER, SILENT_ANSWER
+
+    waiting, with_agent = "will take over this chat", "has this chat and will answer you here"
+    with demo_page(app) as (page, base):
+        open_chat(page, base)
+        log, status = page.locator("[role=log]"), page.locator(".fpc-status")
+        ask(page, "I want to talk to a human agent please")
+        log.get_by_text("an agent will reply here shortly").wait_for(timeout=15_000)
+        expect(status).to_contain_text(waiting)
+        ask(page, "hello?")
+        log.get_by_text(SILENT_ANSWER).wait_for(timeout=15_000)
+        expect(status).to_contain_text(waiting)
+        page.reload()
+        page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)
+        page.wait_for_timeout(1_000)  # the first poll after a reload: no agent yet
+        expect(status).to_contain_text(waiting)  # was "has this chat"
+
+        sid = page.evaluate("sessionStorage.getItem('finpulse-chat-session')")
+        r = app.test_client().post(f"/v1/handoffs/{sid}/messages", json={"text": "Hi, Anna here."}, headers=ops_headers)
+        assert r.status_code == 201
+        log.locator(".fpc-agent").get_by_text("Hi, Anna here.").wait_for(timeout=15_000)
+        expect(status).to_contain_text(with_agent)  # was "will take over"
+        ask(page, "cancel")
+        log.locator(".fpc-bot").get_by_text(HANDOFF_KEPT_ANSWER).wait_for(timeout=15_000)  # was nothing
+        expect(status).to_contain_text(with_agent)
+        page.reload()
+        page.get_by_role("button", name="Close chat").wait_for(timeout=15_000)
+        page.wait_for_timeout(1_000)
+        expect(status).to_contain_text(with_agent)
+        expect(log.locator(".fpc-bot").get_by_text(HANDOFF_KEPT_ANSWER)).to_have_count(1)
+
+        app.test_client().post(f"/v1/handoffs/{sid}/release", headers=ops_headers)
+        expect(status).to_contain_text("chatting with our assistant again", timeout=20_000)
+        ask(page, "I want to talk to a human agent please")
+        log.get_by_text("an agent will reply here shortly").last.wait_for(timeout=15_000)
+        expect(status).to_contain_text(waiting)  # a new hand-off: nobody has written in it yet

@@ -10,7 +10,9 @@
  * A picked suggestion is sent with its entry id (the same question text may belong to
  * two entries). "Not helpful" on the last answer shows the bot's next turn, which the feedback response
  * carries (the topic's other entries, or a hand-off). While a person has the chat (handoff) it polls for the agent's messages,
- * every 3 s at first, slower while nothing comes (up to 15 s) or on errors (up to 60 s).
+ * every 3 s at first, slower while nothing comes (up to 15 s) or on errors (up to 60 s); a message the customer
+ * sends, or the chat opened again, brings it back to every 3 s (the agent's answer to it comes at once).
+ * The status line says the team will take over until an agent has written, then that the agent has the chat.
  * Server error texts are never shown: customers get a plain, friendly message; so does a request
  * left unanswered for ASK_TIMEOUT_MS (15 s), and the question goes back into the input.
  * The conversation shown and the agent-message cursor are kept in sessionStorage with the
@@ -32,7 +34,7 @@
   var base = (script && script.getAttribute("data-endpoint")) ||
     (script && script.src ? new URL(script.src, location.href).origin : location.origin);
   var KEY = "finpulse-chat-session", HISTORY_KEY = "finpulse-chat-history", CURSOR_KEY = "finpulse-chat-cursor";
-  var OPEN_KEY = "finpulse-chat-open", UNREAD_KEY = "finpulse-chat-unread";
+  var OPEN_KEY = "finpulse-chat-open", UNREAD_KEY = "finpulse-chat-unread", AGENT_KEY = "finpulse-chat-agent";
   var HISTORY_MAX = 100;  /* bubbles kept for a reload */
   var sessionId = null, shown = [], savedCursor = 0;
   try {
@@ -281,6 +283,7 @@
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
     toggle.textContent = open ? "Close chat" : "Chat with us";
     if (open && unread) { setUnread(0); }
+    if (open) { hurryPoll(0); }  /* QA: back in the chat, the agent's latest waited up to 15 s (idle poll) */
     store(OPEN_KEY, open ? "1" : "");
     if (quiet) { return; }  /* reopened by a page load: the page keeps its focus */
     if (open) { input.focus(); } else { toggle.focus(); }
@@ -419,13 +422,32 @@
   /* Handoff: poll for the agent's messages after a cursor, backing off while idle or failing. */
   var POLL_MIN = 3000, POLL_IDLE_MAX = 15000, POLL_ERROR_MAX = 60000;
   var cursor = savedCursor, pollDelay = POLL_MIN, pollTimer = null, handedOff = false, polling = false;
+  var inFlight = false, hurried = false;
+  /* QA: the status line said the team "will take over" after the agent had written: which it is, kept for a reload */
+  var WAITING = "A member of our team will take over this chat.";
+  var WITH_AGENT = "A member of our team has this chat and will answer you here.";
+  var agentWrote = false;
+  try { agentWrote = !!sessionId && sessionStorage.getItem(AGENT_KEY) === "1"; } catch (e) { agentWrote = false; }
+  function setAgentWrote(wrote) {
+    agentWrote = wrote;
+    store(AGENT_KEY, wrote ? "1" : "");
+  }
+  function handoffStatus() { return agentWrote ? WITH_AGENT : WAITING; }
   function schedulePoll(delay) {
     if (pollTimer) { clearTimeout(pollTimer); }
     pollTimer = setTimeout(poll, delay);
   }
+  /* QA: after a quiet spell the poll had slowed to 15 s, and the customer's next message (or coming back to the
+   * chat) left it there, so the agent's instant answer took up to 15 s to show: back to the fast interval
+   * (a poll on its way ends with the fast interval too) */
+  function hurryPoll(delay) {
+    if (!polling) { return; }
+    pollDelay = POLL_MIN;
+    if (inFlight) { hurried = true; } else { schedulePoll(delay); }
+  }
   function startPolling() {
     handedOff = true;
-    if (!polling) { polling = true; pollDelay = POLL_MIN; schedulePoll(pollDelay); }
+    if (!polling) { polling = true; pollDelay = POLL_MIN; schedulePoll(pollDelay); } else { hurryPoll(POLL_MIN); }
   }
   function stopPolling() {
     polling = false;
@@ -435,6 +457,7 @@
     pollTimer = null;
     if (!sessionId || !polling) { return; }
     if (document.hidden) { schedulePoll(pollDelay); return; }  /* resumes on visibilitychange */
+    inFlight = true; hurried = false;
     fetch(base + "/v1/chat/" + encodeURIComponent(sessionId) + "/messages?after=" + cursor)
       .then(function (r) {
         if (!r.ok) {
@@ -451,17 +474,27 @@
         if (fresh.length && panel.hidden) { setUnread(unread + fresh.length); }
         cursor = data.cursor || cursor;
         store(CURSOR_KEY, String(cursor));
-        if (data.handoff && !handedOff) { status.textContent = "A member of our team has this chat."; }
+        if (fresh.length && data.handoff) {
+          setAgentWrote(true);
+          /* not over a line of its own ("Thanks for your feedback", the answer on its way) */
+          if (!status.textContent || status.textContent === WAITING) { status.textContent = WITH_AGENT; }
+        }
+        if (data.handoff && !handedOff) { status.textContent = handoffStatus(); }
         if (data.handoff) { handedOff = true; }
         pollDelay = fresh.length ? POLL_MIN : Math.min(POLL_IDLE_MAX, pollDelay * 1.5);
         if (!data.handoff) {
           if (handedOff) { status.textContent = "You're chatting with our assistant again."; }
           handedOff = false;
+          setAgentWrote(false);
           stopPolling();
         }
       })
       .catch(function () { pollDelay = Math.min(POLL_ERROR_MAX, pollDelay * 2); })
-      .then(function () { if (polling) { schedulePoll(pollDelay); } });
+      .then(function () {
+        inFlight = false;
+        if (hurried) { hurried = false; pollDelay = POLL_MIN; }
+        if (polling) { schedulePoll(pollDelay); }
+      });
   }
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && polling) { pollDelay = POLL_MIN; schedulePoll(0); }
@@ -475,7 +508,9 @@
     /* an answer from the knowledge base can be rated; small talk, clarify and handoff cannot */
     if (data.answer) { addMessage("bot", data.answer, false, top ? {entry_id: top.id, message: question} : null); }
     if (data.kind === "clarify" && data.sources && data.sources.length) { addSuggestions(data.sources); }
-    if (data.handoff) { status.textContent = "A member of our team will take over this chat."; }
+    /* a new hand-off waits for an agent; a turn after it (silent) keeps whichever stage it is in */
+    if (data.kind === "handoff" || !data.handoff) { setAgentWrote(false); }
+    if (data.handoff) { status.textContent = handoffStatus(); }
     else if (!keepStatus) { status.textContent = ""; }
     if (data.handoff) { startPolling(); }
   }
