@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from celery import shared_task
-from sqlalchemy import Column, ColumnElement, Table, delete, func, select
+from sqlalchemy import Column, ColumnElement, Table, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from shared.errors import BadInput
@@ -38,13 +41,16 @@ KINDS: dict[str, tuple[str, str]] = {
     "feedback": ("services.chatbot.retention:FEEDBACK", "chat feedback (thumbs-up rows are training pairs)"),
     "news": ("services.sentiment.retention:NEWS", "news articles with their tickers and scores, and alerts"),
     "interactions": ("services.recommendations.retention:INTERACTIONS", "posted recommendation interactions"),
-    "jobs": ("shared.retention:JOBS", "finished retrain jobs and their logs"),
+    "jobs": ("shared.retention:JOBS", "finished retrain jobs, their logs and uploaded files"),
     "audit": ("shared.retention:AUDIT", "the audit log of admin actions"),
 }
 # What --older-than prunes without --only: the audit log is the record a bank answers to, so it
 # goes only when named (or by its own setting).
 DEFAULT_KINDS = ("chat", "feedback", "news", "interactions", "jobs")
 PRUNE_TASK = "shared.retention.prune"
+# the folder under FINPULSE_HOME where retrain uploads are kept (shared.admin), and the name its
+# files are counted under beside the tables: they go with their jobs
+UPLOADS = "uploads"
 BATCH_RETRIES = 3  # a batch that lost a deadlock to a live writer is tried again
 
 
@@ -219,13 +225,98 @@ def run_scheduled(settings: Settings, kinds: Sequence[str]) -> dict[str, int]:
 
 # ---- the kinds of the shared tables ----
 
-def _prune_jobs(db: Database, cutoff: datetime, _settings: Settings, batches: Batches) -> dict[str, int]:
+def _prune_jobs(db: Database, cutoff: datetime, settings: Settings, batches: Batches) -> dict[str, int]:
     from shared.lifecycle import FINAL
     from shared.models import Job
 
     jobs = Job.__table__.c
     # a queued or running job is never old: its worker still writes to the row
-    return batches.delete(db, jobs.id, [jobs.status.in_(FINAL), jobs.updated_at < cutoff])
+    counts = batches.delete(db, jobs.id, [jobs.status.in_(FINAL), jobs.updated_at < cutoff])
+    # the jobs that stay (on a dry run: would stay); NULL-safe, so a row the delete leaves is one kept here
+    kept = or_(jobs.status.not_in(FINAL), jobs.updated_at.is_(None), jobs.updated_at >= cutoff)
+    counts[UPLOADS] = _prune_uploads(db, cutoff, settings, batches, kept)
+    return counts
+
+
+def _prune_uploads(db: Database, cutoff: datetime, settings: Settings, batches: Batches,
+                   kept: ColumnElement[bool]) -> int:
+    """Delete (count, on a dry run) the files ``POST /v1/admin/retrain`` saved under ``FINPULSE_HOME/uploads``
+    that outlived their job: uploaded before ``cutoff`` and named by no job that stays (a queued or
+    running one reads it; a job sent with a path into the folder shares it) nor, as its ``items``, by a
+    production version's lineage (a retrain with data and no items reuses production's catalogue file).
+    Only plain files directly in that folder: a path a job names elsewhere is the server's own file."""
+    folder = settings.home / UPLOADS
+    try:
+        old = [p for p in folder.iterdir() if _plain_file_before(p, cutoff)] if folder.is_dir() else []
+        if not old:
+            return 0
+        named = _named_paths(db, settings, kept)
+    except (OSError, ValueError) as exc:  # an unreadable folder or registry: keep every upload, say why
+        log.warning("retention: uploads kept, their users could not be read: %s", exc)
+        return 0
+    count = 0
+    for path in old:
+        if _resolved(str(path)) in named:
+            continue
+        if not batches.dry_run:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("retention: upload %s not deleted: %s", path, exc)
+                continue
+        count += 1
+    return count
+
+
+def _plain_file_before(path: Path, cutoff: datetime) -> bool:
+    """Whether ``path`` is a regular file (not a link, not a folder) last written before ``cutoff``."""
+    try:
+        info = path.lstat()
+    except OSError:  # gone meanwhile (a refused upload is deleted by its request)
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff.timestamp()
+
+
+def _named_paths(db: Database, settings: Settings, kept: ColumnElement[bool]) -> set[str]:
+    """The files named by the parameters of the jobs matching ``kept`` and by each production
+    version's ``items`` lineage, resolved."""
+    from shared.models import Job
+    from shared.registry import get_registry
+
+    jobs = Job.__table__.c
+    named: set[str] = set()
+    with db.session() as s:
+        for params in s.execute(select(jobs.params).where(kept).execution_options(yield_per=500)).scalars():
+            named.update(filter(None, map(_resolved, _strings(params))))
+    registry = get_registry(settings)
+    for domain, task in {(mv.domain, mv.task) for mv in registry.all_versions()}:
+        prod = registry.production(domain, task)
+        items = prod.train_config().get("items") if prod is not None else None
+        if isinstance(items, str) and (path := _resolved(items)):
+            named.add(path)
+    return named
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every text in a job's parameters, however nested (``data``, ``items``, ``options.pairs``, ...)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _resolved(text: str) -> str | None:
+    """``text`` as an absolute path with links resolved, or None when it is no path."""
+    try:
+        return os.path.realpath(os.path.expanduser(text)) if text and "\0" not in text else None
+    except (OSError, ValueError):
+        return None
 
 
 def _prune_audit(db: Database, cutoff: datetime, _settings: Settings, batches: Batches) -> dict[str, int]:
@@ -235,7 +326,7 @@ def _prune_audit(db: Database, cutoff: datetime, _settings: Settings, batches: B
     return batches.delete(db, log_.id, [log_.at < cutoff])
 
 
-JOBS = Kind("jobs", ("jobs",), _prune_jobs)
+JOBS = Kind("jobs", ("jobs", UPLOADS), _prune_jobs)
 AUDIT = Kind("audit", ("audit_log",), _prune_audit)
 
 

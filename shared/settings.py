@@ -25,6 +25,9 @@ MAX_RETENTION_DAYS = 36_500  # a century: a longer limit keeps everything, and i
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 RetentionDays = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)]  # 0: keep forever
+# FINPULSE_OPS_KEY is a full ops key that no table lists or revokes: a short one is guessed (security QA: "ab"
+# worked): `finpulse up` and each service say so. `finpulse keys create` makes 35-character keys
+MIN_OPS_KEY_CHARS = 16
 
 
 
@@ -189,6 +192,16 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(f"FINPULSE_HOME {home} {problem}")
         return home
+
+    def weak_ops_key(self) -> str | None:
+        """Why FINPULSE_OPS_KEY is too short to trust, or None. A warning, not a refusal: the contract lets
+        any value set the first ops key (a test rig's "secret" must still start the suite). Measured as
+        auth.role_for reads it (stripped); blank is unset, as compose passes an unset one; never echoes it."""
+        key = (self.ops_key or "").strip()
+        if key and len(key) < MIN_OPS_KEY_CHARS:
+            return (f"FINPULSE_OPS_KEY is {len(key)} characters, under {MIN_OPS_KEY_CHARS}: anyone who guesses it "
+                    f"has every ops endpoint; use a random one, e.g. `openssl rand -hex 32`")
+        return None
 
     @field_validator("log_level")
     @classmethod

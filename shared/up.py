@@ -310,6 +310,8 @@ def up(services_opt: str | None, prepare: bool, worker: bool) -> None:
 
     settings = get_settings()
     configure_logging(settings)  # JSON logs: its own progress lines are JSON too
+    if weak := settings.weak_ops_key():
+        _say(f"warning: {weak}")
     services = parse_services(services_opt)
     check_ports(settings, services)
     check_database(settings)
@@ -421,6 +423,8 @@ def serve(name: str) -> None:
     offline()
     settings = get_settings()
     app = service_app(name, settings)
+    if weak := settings.weak_ops_key():  # docker-compose starts each service alone: its log says it too
+        logging.getLogger(__name__).warning(weak)
     waitress_serve(app, host=settings.host, port=settings.port_for(name), _quiet=True,
                    **waitress_options(name, app))
 

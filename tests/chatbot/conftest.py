@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_FAQ = REPO / "data" / "samples" / "faq.jsonl"
-OPS_KEY = "test-ops-key"
+OPS_KEY = "test-ops-key-for-tests"
 
 
 class BowEncoder:

@@ -142,12 +142,12 @@ def _admin_client(settings, task: str, spec, domain: str):
     from shared.web import create_service_app
 
     upgrade(settings.db_url)
-    app = create_service_app("svc", settings.model_copy(update={"ops_key": "boot-key"}))
+    app = create_service_app("svc", settings.model_copy(update={"ops_key": "boot-key-for-tests"}))
     register_admin(app, tasks={task: spec}, domains=[domain])
     return app.test_client()
 
 
-AUTH = {"Authorization": "Bearer boot-key"}
+AUTH = {"Authorization": "Bearer boot-key-for-tests"}
 
 
 def test_admin_lists_refuse_a_limit_out_of_range_as_alerts_does(settings):

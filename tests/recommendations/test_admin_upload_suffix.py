@@ -66,10 +66,10 @@ def test_the_chatbot_still_refuses_a_knowledge_base_upload_it_cannot_read(settin
     from services.chatbot import create_app as chatbot_app
     from shared.db import upgrade
 
-    s = settings.model_copy(update={"ops_key": "k-ops", "chatbot_domain": "bank"})
+    s = settings.model_copy(update={"ops_key": "k-ops-for-the-tests", "chatbot_domain": "bank"})
     upgrade(s.db_url)
     client = chatbot_app(s, encoder=object()).test_client()
-    resp = client.post("/v1/admin/retrain", headers={"Authorization": "Bearer k-ops"},
+    resp = client.post("/v1/admin/retrain", headers={"Authorization": "Bearer k-ops-for-the-tests"},
                        content_type="multipart/form-data",
                        data={"data": (io.BytesIO(b'{"question": "q", "answer": "a"}\n'), "faq.data")})
     assert resp.status_code == 400, resp.get_json()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-OPS_KEY = "test-ops-key"
+OPS_KEY = "test-ops-key-for-tests"
 AUTH = {"Authorization": f"Bearer {OPS_KEY}"}
 
 

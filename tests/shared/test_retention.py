@@ -42,13 +42,71 @@ def test_finished_jobs_go_running_ones_stay_and_audit_only_when_asked(any_db_url
         s.execute(update(Job).where(Job.id.in_(["done", "running"])).values(updated_at=OLD))
         s.execute(update(Job).where(Job.id == "recent").values(updated_at=NOW))
 
-    assert prune(db, settings, {"jobs": 30}, now=NOW) == [("jobs", 30, "jobs", 1)]
+    assert prune(db, settings, {"jobs": 30}, now=NOW) == [("jobs", 30, "jobs", 1), ("jobs", 30, "uploads", 0)]
     with db.session() as s:
         assert set(s.scalars(select(Job.id))) == {"running", "recent"}
         assert s.scalars(select(AuditLog.target)).all() == ["x", "y"]
     assert prune(db, settings, {"audit": 365}, now=NOW) == [("audit", 365, "audit_log", 1)]
     with db.session() as s:
         assert s.scalars(select(AuditLog.target)).all() == ["y"]
+
+
+def test_uploads_go_with_their_jobs_and_only_when_nothing_needs_them(settings, tmp_path) -> None:
+    """Files uploaded to retrain jobs (customer data) were never deleted, whatever the job retention.
+    An old upload goes once no job that stays names it (its own job pruned, or no job at all: a
+    request that died before its job was made) unless production's lineage reuses it as its catalogue;
+    links, folders and the server's own files named by a job are never touched; a dry run counts."""
+    from shared.io import write_json
+    from shared.registry import get_registry
+
+    upgrade(settings.db_url)
+    db = Database(settings.db_url)
+    uploads = settings.home / "uploads"
+    uploads.mkdir()
+    outside = tmp_path / "server-clicks.tsv"  # a server path a pruned job named: the server's file
+    files = {name: uploads / name for name in ("pruned.tsv", "running.tsv", "shared.tsv", "catalogue.psv",
+                                               "orphan.tsv", "fresh.tsv", "cancelled.tsv")}
+    for path in [*files.values(), outside]:
+        path.write_text("u1\ti1\t1\t1\n")
+    (uploads / "link.tsv").symlink_to(outside)
+    (uploads / "folder").mkdir()
+    old = (NOW - timedelta(days=60)).timestamp()
+    for path in [*(p for n, p in files.items() if n != "fresh.tsv"), uploads / "folder"]:
+        os.utime(path, (old, old))
+    os.utime(uploads / "link.tsv", (old, old), follow_symlinks=False)
+
+    def job(id_: str, status: str, **params: object) -> Job:
+        return Job(id=id_, kind="retrain:default/recommendations", status=status, params=params)
+
+    with db.session() as s:
+        s.add_all([job("done", "succeeded", data=str(files["pruned.tsv"]), items=str(files["catalogue.psv"])),
+                   job("lost", "failed", data=str(outside), options={"pairs": str(files["shared.tsv"])}),
+                   job("gone", "cancelled", data=str(files["cancelled.tsv"])),
+                   job("running", "running", data=str(files["running.tsv"])),
+                   # a later job sent the earlier upload's server path (the folder spelt another way)
+                   job("recent", "succeeded", data=f"{uploads}/../uploads/shared.tsv")])
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id != "recent").values(updated_at=NOW - timedelta(days=60)))
+        s.execute(update(Job).where(Job.id == "recent").values(updated_at=NOW))
+    registry = get_registry(settings)  # production was trained with the uploaded catalogue: reused by retrains
+    version = registry.task_dir("default", "recommendations") / "v1"
+    version.mkdir(parents=True)
+    write_json(version / "train_config.json", {"items": str(files["catalogue.psv"]), "items_sha256": "x"})
+    write_json(registry.pointer_path("default", "recommendations"), {"version": 1, "history": []})
+
+    before = sorted(p.name for p in uploads.iterdir())
+    assert prune(db, settings, {"jobs": 30}, now=NOW, dry_run=True) == [("jobs", 30, "jobs", 3),
+                                                                        ("jobs", 30, "uploads", 3)]
+    assert sorted(p.name for p in uploads.iterdir()) == before  # a dry run deletes nothing
+    assert prune(db, settings, {"jobs": 30}, now=NOW) == [("jobs", 30, "jobs", 3), ("jobs", 30, "uploads", 3)]
+    assert sorted(p.name for p in uploads.iterdir()) == ["catalogue.psv", "folder", "fresh.tsv", "link.tsv",
+                                                         "running.tsv", "shared.tsv"]
+    assert outside.read_text()  # named by a pruned job, but not an upload
+
+    # production moves to a version trained without that catalogue: the next prune lets it go
+    write_json(registry.pointer_path("default", "recommendations"), {"version": None, "history": []})
+    assert prune(db, settings, {"jobs": 30}, now=NOW)[1] == ("jobs", 30, "uploads", 1)
+    assert not files["catalogue.psv"].exists() and files["running.tsv"].exists()
 
 
 def _finpulse(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -71,6 +129,7 @@ def test_cli_dry_run_counts_then_prune_deletes_and_is_audited(home: Path) -> Non
     dry = _finpulse(home, "--older-than", "45", "--only", "jobs", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[1].split() == ["jobs", "45", "jobs", "3"]
+    assert dry.stdout.splitlines()[2].split() == ["jobs", "45", "uploads", "0"]
     assert "would delete" in dry.stdout.splitlines()[0]
     done = _finpulse(home, "--only", "jobs", "--batch-size", "2", FINPULSE_RETENTION_JOBS_DAYS="45")
     assert done.returncode == 0, done.stderr
@@ -78,7 +137,7 @@ def test_cli_dry_run_counts_then_prune_deletes_and_is_audited(home: Path) -> Non
     with db.session() as s:
         assert s.scalars(select(Job.id)).all() == []
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "prune")).one()
-    assert entry.detail == {"days": {"jobs": 45}, "deleted": {"jobs": 3}}
+    assert entry.detail == {"days": {"jobs": 45}, "deleted": {"jobs": 3, "uploads": 0}}
 
 
 @pytest.mark.parametrize(("args", "env", "says"), [

@@ -129,6 +129,41 @@ def test_a_home_still_to_be_made_is_fine_and_not_made_yet(tmp_path) -> None:
     assert load_settings(home=home).home == home and not home.exists()
 
 
+@pytest.mark.parametrize("value", ["ab", "x", "  fifteen-chars-x \n", "a" * 15])
+def test_a_short_ops_key_is_named_weak_without_echoing_it(monkeypatch, home, value) -> None:
+    """Security QA: FINPULSE_OPS_KEY=ab worked as the full, unrevocable ops key, unremarked. It still works
+    (the contract lets any value set the first ops key), but the settings say why it should not."""
+    monkeypatch.setenv("FINPULSE_OPS_KEY", value)
+    settings = load_settings(home=home)
+    assert settings.ops_key == value
+    weak = settings.weak_ops_key()
+    assert weak is not None and weak.startswith(f"FINPULSE_OPS_KEY is {len(value.strip())} characters, under 16")
+    if len(value.strip()) > 1:  # a secret: its length is said, never the key
+        assert value.strip() not in weak
+
+
+@pytest.mark.parametrize("value", ["a" * 16, " fp_sixteen-chars \n", "", "  \n"])
+def test_an_ops_key_of_16_characters_or_a_blank_one_is_not_weak(monkeypatch, home, value) -> None:
+    """16 characters is enough; blank is no key at all (compose passes an unset FINPULSE_OPS_KEY as '')."""
+    monkeypatch.setenv("FINPULSE_OPS_KEY", value)
+    assert load_settings(home=home).weak_ops_key() is None
+
+
+def test_up_warns_of_a_short_ops_key_and_still_reads_its_config(tmp_path) -> None:
+    """`up` says so in one line on stderr before starting anything (here it then stops at a port in use)."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = finpulse(["up", "--no-prepare", "--services", "sentiment"], FINPULSE_HOME=str(tmp_path / "home"),
+                        FINPULSE_OPS_KEY="ab", FINPULSE_SENTIMENT_PORT=str(port))
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert any("warning: FINPULSE_OPS_KEY is 2 characters, under 16" in ln for ln in lines), proc.stderr
+    assert proc.returncode != 0 and f"port {port} (sentiment) is already in use" in proc.stderr, proc.stderr
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
 def test_a_home_under_a_read_only_folder_cannot_be_created(monkeypatch, tmp_path) -> None:
     locked = tmp_path / "locked"
@@ -164,7 +199,11 @@ def test_the_cli_says_one_line_naming_the_setting(tmp_path, args, env, says) -> 
     assert lines[0].startswith(f"finpulse: error: invalid configuration: {says.format(tmp=tmp_path)}"), lines
 
 
-def test_a_service_process_refuses_a_bad_setting_in_one_line(home) -> None:
+@pytest.mark.parametrize(("env", "says"), [
+    ({"FINPULSE_LOG_LEVEL": "bogus"}, "FINPULSE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+                                      "got 'bogus'"),
+])
+def test_a_service_process_refuses_a_bad_setting_in_one_line(home, env, says) -> None:
     """Docs QA: `python -m shared.up serve NAME` (docker-compose's command) died with a traceback on a
     bad setting, where `finpulse` says one line."""
     import os
@@ -172,11 +211,9 @@ def test_a_service_process_refuses_a_bad_setting_in_one_line(home) -> None:
     import sys
     from pathlib import Path
 
-    env = {**os.environ, "FINPULSE_HOME": str(home), "FINPULSE_LOG_LEVEL": "bogus"}
+    env = {**os.environ, "FINPULSE_HOME": str(home), **env}
     env.pop("FINPULSE_DEBUG", None)
     proc = subprocess.run([sys.executable, "-m", "shared.up", "serve", "recommendations"], env=env,
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        "python -m shared.up: error: invalid configuration: FINPULSE_LOG_LEVEL must be one of DEBUG, INFO, "
-        "WARNING, ERROR, CRITICAL, got 'bogus'"]
+    assert proc.stderr.strip().splitlines() == [f"python -m shared.up: error: invalid configuration: {says}"]

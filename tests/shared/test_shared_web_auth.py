@@ -24,7 +24,7 @@ def app(settings):
     from shared.web import add_readiness_check, create_service_app, json_body
 
     dbmod.upgrade(settings.db_url)
-    app = create_service_app("testsvc", settings.model_copy(update={"ops_key": "boot-key"}))
+    app = create_service_app("testsvc", settings.model_copy(update={"ops_key": "boot-key-for-tests"}))
     dbmod.init_app(app, settings)
 
     @app.post("/v1/echo")
@@ -122,7 +122,7 @@ def test_wrong_keys_past_the_budget_are_refused_before_the_lookup(app, client, m
     from shared.db import get_db
 
     analyst = {"Authorization": f"Bearer {auth.create_key(get_db(app), 'ann', 'analyst')}"}
-    ops = {"Authorization": "Bearer boot-key"}
+    ops = {"Authorization": "Bearer boot-key-for-tests"}
     client.environ_base["REMOTE_ADDR"] = "203.0.113.7"  # a customer, not this host
     for _ in range(25):  # successes, a missing key and a 403 are no failed key
         assert client.post("/v1/admin/thing", headers=ops).status_code == 200
@@ -156,7 +156,7 @@ def test_the_failed_key_budget_ends_with_its_window(app, client):
     assert [client.get("/v1/report", headers={"Authorization": "Bearer no"}).status_code
             for _ in range(3)] == [401, 401, 429]
     time.sleep(1.1)
-    assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key"}).status_code == 200
+    assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key-for-tests"}).status_code == 200
 
 
 def test_an_unreachable_budget_store_locks_nobody_out(app, client):
@@ -164,7 +164,7 @@ def test_an_unreachable_budget_store_locks_nobody_out(app, client):
     app.config["FINPULSE"] = app.config["FINPULSE"].model_copy(update={"ratelimit_storage_url": "redis://127.0.0.1:1/0"})
     client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
     assert client.get("/v1/report", headers={"Authorization": "Bearer no"}).status_code == 401
-    assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key"}).status_code == 200
+    assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key-for-tests"}).status_code == 200
 
 
 def test_readyz_gives_full_reasons_only_to_this_host_and_analyst_or_ops_keys(app, client, tmp_path):
@@ -194,7 +194,7 @@ def test_readyz_gives_full_reasons_only_to_this_host_and_analyst_or_ops_keys(app
         assert _error(resp, 503) == {"code": "unavailable", "message": "; ".join(short)}
         assert resp.get_json()["reasons"] == short, key
         assert str(secret) not in resp.get_data(as_text=True) and "Errno" not in resp.get_data(as_text=True)
-    for who, key in ((outside, analyst), (outside, "boot-key"), (client, None)):  # client: this host
+    for who, key in ((outside, analyst), (outside, "boot-key-for-tests"), (client, None)):  # client: this host
         resp = who.get("/readyz", headers={"Authorization": f"Bearer {key}"} if key else {})
         reasons = resp.get_json()["reasons"]
         assert "not loaded yet" in reasons[0] and str(secret) in reasons[1] and "Errno 13" in reasons[2], key
@@ -232,9 +232,9 @@ def test_require_role_and_audit(app, client):
     assert client.get("/v1/report", headers=as_analyst).status_code == 200
     assert client.post("/v1/admin/thing", headers={"Authorization": f"Bearer {ops}"}).status_code == 200
     assert client.get("/v1/report", headers={"Authorization": f"Bearer {ops}"}).status_code == 200
-    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key"}).status_code == 200
-    assert client.post("/v1/admin/thing", headers={"Authorization": "bearer boot-key"}).status_code == 200
-    assert _error(client.post("/v1/admin/thing", headers={"Authorization": "Basic boot-key"}), 401)
+    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key-for-tests"}).status_code == 200
+    assert client.post("/v1/admin/thing", headers={"Authorization": "bearer boot-key-for-tests"}).status_code == 200
+    assert _error(client.post("/v1/admin/thing", headers={"Authorization": "Basic boot-key-for-tests"}), 401)
     for unauthorized in (client.post("/v1/admin/thing"),
                          client.get("/v1/report", headers={"Authorization": "Bearer no"})):
         assert unauthorized.headers["WWW-Authenticate"].startswith("Bearer")  # RFC 9110: every 401 has one
@@ -251,7 +251,7 @@ def test_require_role_and_audit(app, client):
     assert row.at is not None
 
 
-@pytest.mark.parametrize("configured", ["boot-key\n", " boot-key ", "boot-key\r\n"])
+@pytest.mark.parametrize("configured", ["boot-key-for-tests\n", " boot-key-for-tests ", "boot-key-for-tests\r\n"])
 def test_a_bootstrap_key_set_with_a_trailing_newline_still_authenticates(settings, configured) -> None:
     """FINPULSE_OPS_KEY from a secret or env file ends in a newline; the presented key is stripped,
     the configured one was not, so the bootstrap key was a 401 on every request."""
@@ -270,8 +270,8 @@ def test_a_bootstrap_key_set_with_a_trailing_newline_still_authenticates(setting
         return jsonify({"ok": True})
 
     client = app.test_client()
-    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key"}).status_code == 200
-    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-ke"}).status_code == 401
+    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key-for-tests"}).status_code == 200
+    assert client.post("/v1/admin/thing", headers={"Authorization": "Bearer boot-key-for-test"}).status_code == 401
     assert role_for(dbmod.get_db(app), "anything", "  \n") is None  # a blank setting is no key at all
     app.extensions["db"].dispose()
 
