@@ -12,7 +12,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,40 @@ class BadRow(BadInput):
         self.path = str(path)
         self.line = line
         self.reason = reason
+
+
+class BadHeader(BadRow):
+    """A header line no row can be read by (a column the reader uses named twice): it ends the
+    file, ``--skip-bad`` or not, since skipping it would skip every row under it."""
+
+
+# what a header's name reads as for the caller (e.g. its lower case), None for a column it never reads
+ColumnKey = Callable[[str], str | None]
+
+
+def repeated_column(path: str | Path, line: int, header: Sequence[str], column: ColumnKey) -> BadHeader | None:
+    """The error for a ``header`` that names a column the caller reads twice, else None.
+
+    A row is read into a dict, which keeps the last of two same-named fields: ``text,label,label``
+    trained on the third column's labels and ``user_id`` twice fitted on the second one's ids,
+    silently, whichever the file meant. Only a column the caller reads (``column`` gives its key,
+    e.g. its name in lower case where names match case-insensitively) is refused: a repeated
+    column it never reads (two ``notes`` columns of an export, the blank names of trailing
+    separators) changes nothing read, and refusing it would fail a file that reads correctly.
+    """
+    seen: dict[str, tuple[int, str]] = {}
+    for n, name in enumerate(header, start=1):
+        key = column(name)
+        if key is None:
+            continue
+        if key in seen:
+            first_n, first_name = seen[key]
+            where = (f"columns {first_n} and {n}" if name == first_name
+                     else f"as {first_name!r} in column {first_n} and {name!r} in column {n}")
+            return BadHeader(path, line, f"the header names the column {first_name!r} twice ({where}); "
+                                         "rename or drop one: which of them holds the data is ambiguous")
+        seen[key] = (n, name)
+    return None
 
 
 @dataclass
@@ -176,15 +210,17 @@ def detect_format(path: str | Path) -> str:
                           "(separate the columns with tabs, e.g. sed 's/::/\\t/g' for MovieLens-1M's ratings.dat)")
 
 
-def iter_rows(path: str | Path, fmt: str | None = None,
-              fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_rows(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str] | None = None, *,
+              column: ColumnKey | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line, row)`` from a JSONL, CSV or TSV file (format from the suffix);
     ``fieldnames`` names the columns of a CSV/TSV without a header line. The first bad row
-    raises its :class:`BadRow` (:func:`iter_rows_or_bad` reads past it)."""
+    raises its :class:`BadRow` (:func:`iter_rows_or_bad` reads past it). ``column``: the columns
+    the caller reads, a CSV/TSV header naming one twice being a :class:`BadHeader`
+    (:func:`repeated_column`)."""
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt != "jsonl":
-        for line_no, row in iter_rows_or_bad(path, fmt, fieldnames):
+        for line_no, row in iter_rows_or_bad(path, fmt, fieldnames, column=column):
             if isinstance(row, BadRow):
                 raise row
             yield line_no, row
@@ -210,8 +246,8 @@ def iter_rows(path: str | Path, fmt: str | None = None,
         fh.close()
 
 
-def iter_rows_or_bad(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str] | None = None
-                     ) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+def iter_rows_or_bad(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str] | None = None, *,
+                     column: ColumnKey | None = None) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     """:func:`iter_rows` for the readers that count and skip bad rows (``--skip-bad``): a bad row
     comes back as ``(line, BadRow)`` and reading goes on after it (JSONL rows come mended, as
     :func:`iter_jsonl_objects` with ``mend`` gives them).
@@ -221,7 +257,8 @@ def iter_rows_or_bad(path: str | Path, fmt: str | None = None, fieldnames: Seque
     chunk (8 KiB) around it and the reader stopped: with ``--skip-bad`` the rows before it in that
     chunk and every row after it were dropped, reported as "skipped 1 bad row"; so were all rows
     after a CSV/TSV row with more fields than the header. What the reader cannot read past is
-    still raised: a header it cannot decode, a UTF-16 file, a quote never closed, a ``csv.Error``.
+    still raised: a header it cannot decode, a UTF-16 file, a quote never closed, a ``csv.Error``,
+    a header naming twice a column the caller reads (``column``, see :func:`repeated_column`).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
@@ -231,9 +268,9 @@ def iter_rows_or_bad(path: str | Path, fmt: str | None = None, fieldnames: Seque
     bad: dict[int, BadRow] = {}  # line -> its decoding error, filled as the lines are read
     lines = _decoded_lines(path, bad)
     if fmt == "tsv":
-        yield from _tsv_rows(path, lines, bad, fieldnames)
+        yield from _tsv_rows(path, lines, bad, fieldnames, column)
         return
-    for line_no, row in _csv_rows(path, (line for _, line in lines), bad, fieldnames):
+    for line_no, row in _csv_rows(path, (line for _, line in lines), bad, fieldnames, column):
         if not isinstance(row, BadRow) and None in row:
             row = BadRow(path, line_no, "more fields than the header")
         yield line_no, row
@@ -259,7 +296,8 @@ def _decoded_lines(path: Path, bad: dict[int, BadRow]) -> Iterator[tuple[int, st
 
 
 def _tsv_rows(path: Path, lines: Iterable[tuple[int, str]], bad: dict[int, BadRow],
-              fieldnames: Sequence[str] | None) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+              fieldnames: Sequence[str] | None, column: ColumnKey | None = None
+              ) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     """Plain TSV (IANA text/tab-separated-values): a line is a row and quotes are text.
 
     Read as CSV, a text opening with an unclosed quote (a cut-off tweet) swallowed every line
@@ -281,6 +319,8 @@ def _tsv_rows(path: Path, lines: Iterable[tuple[int, str]], bad: dict[int, BadRo
         fields = _tsv_fields(line)
         if header is None:
             header = [name.strip() for name in fields]  # "id\t text": the column is "text"
+            if column is not None and (err := repeated_column(path, line_no, header, column)) is not None:
+                raise err
             continue
         if len(fields) > len(header):
             yield line_no, BadRow(path, line_no, "more fields than the header")
@@ -308,7 +348,8 @@ def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] |
 
 
 def _csv_rows(path: str | Path, lines: Iterable[str], bad: dict[int, BadRow],
-              fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+              fieldnames: Sequence[str] | None = None, column: ColumnKey | None = None
+              ) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     """:func:`csv_rows`, where ``bad`` maps lines that were not UTF-8 (filled as ``lines`` is read)
     to their :class:`BadRow`: a record holding one is yielded as that BadRow (raised for the header)."""
     tap = _Tap(lines)
@@ -330,6 +371,8 @@ def _csv_rows(path: str | Path, lines: Iterable[str], bad: dict[int, BadRow],
                 continue
             if header is None:
                 header = [name.strip() for name in record]  # "id, text" (a space after each comma): "text"
+                if column is not None and (err := repeated_column(path, first, header, column)) is not None:
+                    raise err
                 continue
             row: dict[Any, Any] = dict(zip(header, record, strict=False))
             if len(record) > len(header):

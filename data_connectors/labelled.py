@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from data_connectors.base import (
+    BadHeader,
     BadRow,
     ReadReport,
     check_file,
@@ -162,19 +163,26 @@ def load_labelled(
 
     Integer labels are read as indices into ``labels``, so ``0/1/2`` and
     ``negative/neutral/positive`` both work; an ``agreement`` column is kept for
-    per-agreement evaluation.
+    per-agreement evaluation. A CSV/TSV header naming one of the columns read here (``text_field``,
+    ``label_field``, ``agreement``) twice, as ``text,label,label``, is a :class:`BadHeader` at its
+    line, ``skip_bad`` or not: the row kept the last one, and trained silently on whatever that
+    column held; a repeated column never read is no error (see :func:`~data_connectors.base.repeated_column`).
     """
     path = check_file(path)
     data = LabelledData(str(path), file_sha256(path), list(labels))
+    reads = {text_field, label_field, "agreement"}
     # read it all first: the numeric label scheme is the whole file's. A bad row comes back as
     # its BadRow and the reader reads on; one it cannot read past (a quote never closed) is raised
     items: list[tuple[int, dict[str, Any]] | BadRow] = []
-    rows = iter_rows_or_bad(path, fmt or detect_format(path))  # a file of no known format fails, --skip-bad or not
+    # a file of no known format fails, --skip-bad or not
+    rows = iter_rows_or_bad(path, fmt or detect_format(path), column=lambda name: name if name in reads else None)
     while True:
         try:
             line, row = next(rows)
         except StopIteration:
             break
+        except BadHeader:  # no row of the file can be read by it: an error, --skip-bad or not
+            raise
         except BadRow as err:
             items.append(err)
             break

@@ -295,7 +295,29 @@ def load_data(config: SentimentTrainConfig, leave_out: Iterable[str] = ()) -> Sp
         for data in files:
             if (line := data.report.summary(data.path)) is not None:
                 _log(line)
+        if (line := _one_label_dev(config, split.dev)) is not None:
+            _log(line)
     return split
+
+
+def _one_label_dev(config: SentimentTrainConfig, dev: list[Example]) -> str | None:
+    """A warning when the dev set holds a single label, else None.
+
+    Its accuracy is then the share of rows given that label and its macro-F1 that label's F1 over
+    three classes: figures that say nothing of telling classes apart, yet pick the checkpoint kept,
+    stop the run early and go into ``metrics.json``; such a run trained and registered with "dev
+    accuracy 0.0000" and no word why. Warned, not refused: the README asks two labels of ``--train``
+    only, and a small file's stratified hold-out may keep one row of a single label.
+    """
+    found = {e.label for e in dev}
+    if len(found) != 1:
+        return None
+    label = config.labels[found.pop()]
+    where = (f"dev {config.dev_path}" if config.dev_path
+             else f"the dev set held out of {config.train_path} ({len(dev)} row{'s' if len(dev) != 1 else ''})")
+    return (f"warning: {where} holds only the label {label!r}: its accuracy and macro-F1, which choose the "
+            "checkpoint kept, measure how often that label is predicted, not how classes are told apart; "
+            "give a --dev file with at least two labels")
 
 
 def _run_dir(config: SentimentTrainConfig, settings: Any, run_suffix: str) -> tuple[Path, str | None]:

@@ -6,6 +6,7 @@ naming the lines it skipped and why, so one malformed line never sinks a whole f
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from data_connectors.base import (
+    BadHeader,
     BadRow,
     ReadReport,
+    check_file,
     detect_format,
     first_line,
     iter_jsonl_objects,
     iter_rows_or_bad,
 )
+from data_connectors.base import _tsv_fields as tsv_fields
 from shared.errors import BadInput
 from shared.text import is_blank
 
@@ -72,13 +76,18 @@ def id_text(value: Any, name: str = "id") -> str:
 
 
 def rating_number(value: Any) -> float:
-    """A rating as a float; ``true`` was read as 1 (a boolean is no rating, as it is no timestamp)."""
+    """A rating as a float; ``true`` was read as 1 (a boolean is no rating, as it is no timestamp).
+    ``"NaN"``, ``"inf"`` (or a JSON ``NaN``) is no rating either: a posted one passed here and was
+    then refused as "must be <= 1000000", as no comparison holds for NaN."""
     if isinstance(value, bool):
         raise ValueError("a boolean is not a rating")
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"rating {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"rating {value!r} is not a finite number")
+    return number
 
 
 MAX_RATING = 1e6  # |rating| above it is a unit or typing mistake (1e300 overflowed the fit); as over HTTP
@@ -132,9 +141,7 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
     if item is None:
         raise ValueError("missing item_id")
     raw_rating = _first(row, RATING_KEYS)
-    rating = 1.0 if raw_rating is None else rating_number(raw_rating)
-    if not math.isfinite(rating):
-        raise ValueError(f"rating {raw_rating!r} is not a finite number")
+    rating = 1.0 if raw_rating is None else rating_number(raw_rating)  # a number, and finite
     if not -MAX_RATING <= rating <= MAX_RATING:
         raise ValueError(f"rating {raw_rating!r} is outside -{MAX_RATING:g}..{MAX_RATING:g}")
     try:
@@ -147,17 +154,29 @@ def parse_interaction(row: dict[str, Any]) -> Interaction:
 
 def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: bool = True,
                       report: ReadReport | None = None) -> Iterator[Interaction]:
-    """Yield interactions; bad rows are recorded in ``report`` (or raised without ``skip_bad``)."""
+    """Yield interactions; bad rows are recorded in ``report`` (or raised without ``skip_bad``).
+
+    An empty file (or one of blank lines only) is a :class:`BadInput` saying so, and a CSV/TSV header
+    naming a column read here twice (``user_id`` twice, or as ``user_id`` and ``User_ID``: names match
+    case-insensitively) a :class:`BadHeader`, ``skip_bad`` or not: the row kept the last of them and
+    fitted on it silently. A repeated column never read (see :data:`KNOWN_KEYS`) is no error, see
+    :func:`~data_connectors.base.repeated_column`; nor are two aliases of one column (``item_id`` and
+    ``item``, an id and a title): the first of ``ITEM_KEYS`` with a value is read.
+    """
     report = report if report is not None else ReadReport()
+    _refuse_empty(path)
     fmt = fmt or detect_format(path)
     # a CSV/TSV row with a bad byte or one field too many is skipped like a broken JSON line: the
     # reader read on (iter_rows stopped there, and every row after it was lost to one "bad row")
-    rows = iter_jsonl_objects(path) if fmt == "jsonl" else iter_rows_or_bad(path, fmt, _headerless_columns(path, fmt))
+    rows = iter_jsonl_objects(path) if fmt == "jsonl" else iter_rows_or_bad(
+        path, fmt, _headerless_columns(path, fmt), column=_read_column)
     while True:
         try:
             line, row = next(rows)
         except StopIteration:
             return
+        except BadHeader:  # no row can be read by this header: an error, skip_bad or not
+            raise
         except BadRow as err:
             # a structural error (a header or UTF-16 file it cannot read, a quote never closed, broken
             # CSV) ends the file: nothing after it is trusted
@@ -182,18 +201,57 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
         yield inter
 
 
+def _read_column(name: str) -> str | None:
+    """The column a header's name is read as (names match case-insensitively), None for one never read."""
+    key = name.strip().lower()
+    return key if key in KNOWN_KEYS else None
+
+
+def _refuse_empty(path: str | Path) -> None:
+    """A :class:`BadInput` for a file without a non-blank line: it was "read as a header, but it names
+    none of the columns" (CSV/TSV) or "no usable interactions" with no word of the file being empty."""
+    if first_line(path, skip_blank=True).strip():
+        return
+    what = "is empty" if check_file(path).stat().st_size == 0 else "holds only blank lines"
+    raise BadInput(f"{path}: the file {what}; expected interactions, one a line: "
+                   f"{', '.join(HEADERLESS_COLUMNS[:2])}[, {', '.join(HEADERLESS_COLUMNS[2:])}]")
+
+
+def _first_cells(path: str | Path, fmt: str) -> list[str]:
+    """The first non-blank line's cells as the reader will split them (a CSV writer's quotes taken
+    off: a quoted ``"user_id","item_id"`` header was read as no header, and as the file's first row)."""
+    line = first_line(path, skip_blank=True)
+    try:
+        cells = tsv_fields(line) if fmt == "tsv" else next(csv.reader([line]), [""])
+    except csv.Error:  # the reader proper names it
+        cells = line.split(",")
+    return [c.strip() for c in cells]
+
+
 def _headerless_columns(path: str | Path, fmt: str) -> tuple[str, ...] | None:
     """The column names of a CSV/TSV whose first line is data, not a header (MovieLens'
     ``u.data``: user, item, rating, timestamp): 2-4 cells, none naming a known column, that
     :func:`_read_as_data`. None when it has a header; a first line that is neither is an error
-    (each row was "missing user_id", from line 2 on)."""
-    cells = [c.strip() for c in first_line(path, skip_blank=True).split("\t" if fmt == "tsv" else ",")]
+    (each row was "missing user_id", from line 2 on) saying which: too many columns for data, a
+    single column (no separator), or 2-4 cells that are no data and name no column."""
+    cells = _first_cells(path, fmt)
     if any(c.lower() in KNOWN_KEYS for c in cells):
         return None
-    if 2 <= len(cells) <= len(HEADERLESS_COLUMNS) and _read_as_data(cells):
-        return HEADERLESS_COLUMNS[:len(cells)]
-    raise BadRow(path, 1, f"read as a header, but it names none of the columns ({', '.join(HEADERLESS_COLUMNS)} "
-                 f"or their aliases); a file without a header has 2-{len(HEADERLESS_COLUMNS)} columns in that order")
+    n, most = len(cells), len(HEADERLESS_COLUMNS)
+    if 2 <= n <= most and _read_as_data(cells):
+        return HEADERLESS_COLUMNS[:n]
+    columns = ", ".join(HEADERLESS_COLUMNS)
+    if n > most:
+        reason = (f"the first line has {n} columns, too many for a file without a header (2-{most}: {columns} "
+                  f"in that order), and as a header it names none of the columns ({columns} or their aliases)")
+    elif n < 2:
+        sep = "tab" if fmt == "tsv" else "comma"
+        reason = (f"the first line is a single column (no {sep} in it): a header names the columns ({columns} "
+                  f"or their aliases), a file without a header has 2-{most} columns in that order")
+    else:
+        reason = (f"read as a header, but it names none of the columns ({columns} or their aliases); "
+                  f"a file without a header has 2-{most} columns in that order")
+    raise BadRow(path, 1, reason)
 
 
 def _read_as_data(cells: list[str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -105,13 +106,91 @@ def test_headerless_iso_times_and_a_header_naming_no_column(tmp_path: Path) -> N
     iso.write_text("u1\ti1\t5\t2024-01-01T00:00:00Z\nu2\ti2\t4\t2024-01-02\n")
     assert [(r.user_id, r.timestamp) for r in read_interactions(iso, skip_bad=False)[0]] == [
         ("u1", 1704067200), ("u2", 1704153600)]
-    for name, text in [("five.tsv", "u1\ti1\t5\t100\textra\nu2\ti2\t5\t200\n"),
-                       ("words.csv", "customer,product,amount\nu2,i2,5\n")]:
+    # QA: a fifth field, or a single column, was "read as a header, but it names none of the columns"
+    # too, which hid what was wrong (too many columns for data; no separator)
+    for name, text, says in [
+            ("five.tsv", "u1\ti1\t5\t100\textra\nu2\ti2\t5\t200\n",
+             "the first line has 5 columns, too many for a file without a header (2-4: user_id, item_id, rating, "
+             "timestamp in that order), and as a header it names none of the columns (user_id, item_id, rating, "
+             "timestamp or their aliases)"),
+            ("spaces.tsv", "u1 i1 5 100\n",
+             "the first line is a single column (no tab in it): a header names the columns (user_id, item_id, "
+             "rating, timestamp or their aliases), a file without a header has 2-4 columns in that order"),
+            ("words.csv", "customer,product,amount\nu2,i2,5\n",
+             "read as a header, but it names none of the columns (user_id, item_id, rating, timestamp or their "
+             "aliases); a file without a header has 2-4 columns in that order")]:
         path = tmp_path / name
         path.write_text(text)
         for skip_bad in (False, True):  # the whole file is unreadable: no row to skip to
-            with pytest.raises(BadInput, match=rf"{name}:1: read as a header, but it names none of the columns"):
+            with pytest.raises(BadInput) as bad:
                 read_interactions(path, skip_bad=skip_bad)
+            assert str(bad.value) == f"{path}:1: {says}"
+
+
+@pytest.mark.parametrize("name", ["r.tsv", "r.csv", "r.jsonl", "u.data"])
+def test_an_empty_file_says_it_is_empty(tmp_path: Path, name: str) -> None:
+    """QA: an empty CSV/TSV was "line 1: read as a header, but it names none of the columns"."""
+    path = tmp_path / name
+    for body, what in (("", "is empty"), ("\n  \n\t\n", "holds only blank lines")):
+        path.write_text(body)
+        for skip_bad in (False, True):
+            with pytest.raises(BadInput) as bad:
+                read_interactions(path, skip_bad=skip_bad)
+            assert str(bad.value) == (f"{path}: the file {what}; expected interactions, one a line: "
+                                      "user_id, item_id[, rating, timestamp]")
+
+
+@pytest.mark.parametrize(("name", "body", "column", "where"), [
+    ("r.tsv", "user_id\titem_id\tuser_id\n1\t2\t3\n", "user_id", "columns 1 and 3"),
+    ("r.csv", "user_id,item_id,rating,rating\n1,2,3,4\n", "rating", "columns 3 and 4"),
+    ("r.csv", "User_ID,item_id,user_id\n1,2,3\n", "User_ID", "as 'User_ID' in column 1 and 'user_id' in column 3"),
+    ("r.tsv", "user\tmovieId\ttimestamp\tTimestamp\n1\t2\t100\t200\n", "timestamp",
+     "as 'timestamp' in column 3 and 'Timestamp' in column 4"),
+])
+def test_a_header_naming_a_column_twice_is_an_error_naming_it(tmp_path: Path, name: str, body: str,
+                                                              column: str, where: str) -> None:
+    """QA: `user_id` twice in the header was read with the last one, silently (a row is a dict)."""
+    path = tmp_path / name
+    path.write_text(body)
+    for skip_bad in (False, True):
+        with pytest.raises(BadInput) as bad:
+            read_interactions(path, skip_bad=skip_bad)
+        assert str(bad.value) == (f"{path}:1: the header names the column {column!r} twice ({where}); "
+                                  "rename or drop one: which of them holds the data is ambiguous")
+
+
+def test_repeated_columns_never_read_and_aliases_of_one_column_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,item_id,item,note,note\nu1,i1,Some title,a,b\n")  # item: a title beside the id
+    assert [(r.user_id, r.item_id) for r in read_interactions(path, skip_bad=False)[0]] == [("u1", "i1")]
+
+
+def test_a_header_in_quotes_is_a_header(tmp_path: Path) -> None:
+    """A CSV writer quoting every field (QUOTE_ALL) wrote a header its quotes hid: 2 columns were read
+    as a first interaction of user "user_id", 3 or more refused as naming no column."""
+    two = tmp_path / "two.csv"
+    two.write_text('"user_id","item_id"\n"u1","i1"\n')
+    assert [(r.user_id, r.item_id) for r in read_interactions(two, skip_bad=False)[0]] == [("u1", "i1")]
+    three = tmp_path / "three.csv"
+    three.write_text('"user_id","item_id","rating"\n"u1","i1","4"\n')
+    assert [(r.user_id, r.rating) for r in read_interactions(three, skip_bad=False)[0]] == [("u1", 4.0)]
+    tsv = tmp_path / "q.tsv"
+    tsv.write_text('"user_id"\t"item_id"\n"u1"\t"i1"\n')
+    assert [(r.user_id, r.item_id) for r in read_interactions(tsv, skip_bad=False)[0]] == [("u1", "i1")]
+
+
+@pytest.mark.parametrize("rating", ["NaN", "nan", "inf", "-Infinity"])
+def test_a_rating_that_is_no_finite_number_says_so(tmp_path: Path, rating: str) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"user_id": "u1", "item_id": "i1", "rating": rating}) + "\n"
+                    + '{"user_id": "u1", "item_id": "i2", "rating": NaN}\n{"user_id": "u1", "item_id": "i3"}\n')
+    with pytest.raises(BadInput) as bad:
+        read_interactions(path, skip_bad=False)
+    assert str(bad.value) == f"{path}:1: rating {rating!r} is not a finite number"
+    rows, report = read_interactions(path)
+    assert [r.item_id for r in rows] == ["i3"]
+    assert [s["reason"] for s in report.skipped] == [f"rating {rating!r} is not a finite number",
+                                                     "rating nan is not a finite number"]
 
 
 def test_a_file_with_nothing_usable_is_an_error(tmp_path: Path) -> None:

@@ -325,3 +325,37 @@ def test_a_file_whose_every_row_was_skipped_says_why(tmp_path: Path) -> None:
     path.write_text("text,label\nprofit fell,mixed\nsales rose,mixed\n")
     with pytest.raises(BadInput, match=r"no usable rows .*; 2 bad rows skipped, first: line 2: unknown label 'mixed'"):
         load_labelled(path, skip_bad=True)
+
+
+@pytest.mark.parametrize(("name", "body", "options", "column", "where"), [
+    ("d.csv", "text,label,label\nprofit fell,negative,positive\n", {}, "label", "columns 2 and 3"),
+    ("d.tsv", "label\ttext\tlabel\nnegative\tprofit fell\tpositive\n", {}, "label", "columns 1 and 3"),
+    ("d.csv", "\ntext, label,text\nprofit fell,negative,x\n", {}, "text", "columns 1 and 3"),  # line 2: the header's
+    ("d.csv", "body,label,agreement,agreement\nprofit fell,negative,100,50\n", {"text_field": "body"},
+     "agreement", "columns 3 and 4"),
+    ("d.csv", "id,body,text,body\n1,a,b,c\n", {"text_field": "body"}, "body", "columns 2 and 4"),
+])
+def test_a_header_naming_a_column_read_twice_is_an_error_naming_it(tmp_path: Path, name: str, body: str,
+                                                                   options: dict, column: str, where: str) -> None:
+    """QA: `text,label,label` was read with the last `label` column, silently (a row is a dict), and
+    trained on whatever it held. A repeated column that is read is an error at the header's line,
+    `--skip-bad` or not (no row can be trusted under it)."""
+    path = tmp_path / name
+    path.write_text(body)
+    line = 2 if body.startswith("\n") else 1
+    for skip_bad in (False, True):
+        with pytest.raises(BadRow) as bad:
+            load_labelled(path, skip_bad=skip_bad, **options)
+        assert str(bad.value) == (f"{path}:{line}: the header names the column {column!r} twice ({where}); "
+                                  "rename or drop one: which of them holds the data is ambiguous")
+
+
+@pytest.mark.parametrize(("name", "body"), [
+    ("d.csv", "text,label,note,note,,\nprofit fell,negative,a,b,,\n"),  # unread columns, blank trailing names
+    ("d.tsv", "Text\ttext\tlabel\nx\tprofit fell\tnegative\n"),          # names are case-sensitive here
+])
+def test_a_repeated_column_that_is_not_read_is_no_error(tmp_path: Path, name: str, body: str) -> None:
+    path = tmp_path / name
+    path.write_text(body)
+    data = load_labelled(path)
+    assert (data.texts, data.targets) == (["profit fell"], [0])

@@ -149,6 +149,45 @@ def test_ratings_in_files_meet_the_http_bound(tmp_path: Path, rating: str) -> No
     assert not (tmp_path / "m").exists()
 
 
+def test_a_posted_rating_that_is_no_finite_number_says_so(client) -> None:
+    """QA: a posted `"rating": "NaN"` was a 400 saying "must be <= 1000000" (no bound holds for NaN)."""
+    for rating in ("NaN", "nan", "inf", "-Infinity"):
+        res = client.post("/v1/interactions", json={"user_id": "u1", "item_id": "m1", "rating": rating})
+        assert res.status_code == 400, res.get_json()
+        assert res.get_json()["error"]["message"] == \
+            f"interaction.rating: Value error, rating {rating!r} is not a finite number"
+    res = client.post("/v1/interactions", data='{"user_id": "u1", "item_id": "m1", "rating": NaN}',
+                      content_type="application/json")  # the JSON literal Python's parser takes
+    assert res.status_code == 400 and "is not a finite number" in res.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("rating", ["nan", "inf"])
+def test_ratings_in_files_that_are_no_finite_number_say_so(tmp_path: Path, rating: str) -> None:
+    data = tmp_path / "inter.tsv"
+    data.write_text(HEADER + f"u1\tm1\t5\t100\nu1\tm2\t{rating}\t101\n")
+    res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m")])
+    assert str(res.exception) == f"{data}:3: rating {rating!r} is not a finite number"
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("user_id\titem_id\tuser_id\nu1\tm1\tu2\n",
+     ":1: the header names the column 'user_id' twice (columns 1 and 3); rename or drop one: "
+     "which of them holds the data is ambiguous"),
+    ("", ": the file is empty; expected interactions, one a line: user_id, item_id[, rating, timestamp]"),
+    ("u1\tm1\t5\t100\tx\n", ":1: the first line has 5 columns, too many for a file without a header"),
+])
+def test_recs_train_says_what_is_wrong_with_the_file(tmp_path: Path, body: str, says: str) -> None:
+    """QA: a repeated `user_id` column fitted on the last one silently; an empty file and a headerless
+    one with 5 columns were "read as a header, but it names none of the columns"."""
+    data = tmp_path / "inter.tsv"
+    data.write_text(body)
+    for skip in ([], ["--skip-bad"]):
+        res = CliRunner().invoke(recs, ["train", "--interactions", str(data), "--output", str(tmp_path / "m"), *skip])
+        assert res.exit_code != 0 and isinstance(res.exception, BadInput)
+        assert str(res.exception).startswith(f"{data}{says}")
+    assert not (tmp_path / "m").exists()
+
+
 # -- the path -------------------------------------------------------------------------------
 def test_an_id_that_is_not_utf8_is_a_400(client) -> None:
     for path in ("/v1/users/%FF/recommendations", "/v1/items/a%C3/similar"):

@@ -124,6 +124,48 @@ def test_skip_bad_says_per_file_how_many_rows_it_dropped(tiny_train: Path, tmp_p
                      f"negative, neutral, positive; line 26: text in field 'text' is not a string (list))"]
 
 
+def test_a_header_naming_the_label_column_twice_fails_before_training(tmp_path: Path, no_training: None) -> None:
+    """QA: `text,label,label` trained on the last `label` column, silently."""
+    train = tmp_path / "dup.csv"
+    train.write_text("text,label,label\n" + "".join(f"text {i},{('negative', 'positive')[i % 2]},positive\n"
+                                                     for i in range(12)))
+    for skip in ([], ["--skip-bad"]):
+        result = CliRunner().invoke(cli, ["train", "sentiment", "--train", str(train), *skip])
+        assert isinstance(result.exception, BadRow), result.exception  # not AssertionError: training started
+        assert str(result.exception) == (f"{train}:1: the header names the column 'label' twice (columns 2 and 3); "
+                                         "rename or drop one: which of them holds the data is ambiguous")
+
+
+def test_a_dev_set_of_one_label_is_warned_of_on_one_stderr_line(settings, tiny_train: Path, tmp_path: Path,
+                                                                no_training: None,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: `--dev F` with F holding one label trained and registered with "dev accuracy 0.0000" and a
+    macro-F1 that compares no classes, silently. Warned (the README asks two labels of --train only)."""
+    from training.classification import load_data
+
+    one = tmp_path / "dev_one.jsonl"
+    one.write_text("".join(json.dumps({"text": f"up {i}", "label": "positive"}) + "\n" for i in range(5)))
+    data = load_data(SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(one)))
+    assert len(data.dev) == 5
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [f"[train] warning: dev {one} holds only the label 'positive': its accuracy and macro-F1, "
+                      "which choose the checkpoint kept, measure how often that label is predicted, not how "
+                      "classes are told apart; give a --dev file with at least two labels"]
+    # a hold-out of one label (a label of one row keeps it in train) is warned of too
+    lopsided = tmp_path / "lopsided.jsonl"
+    lopsided.write_text("".join(json.dumps({"text": f"up {i}", "label": "positive"}) + "\n" for i in range(9))
+                        + json.dumps({"text": "down", "label": "negative"}) + "\n")
+    assert {e.label for e in load_data(SentimentTrainConfig(train_path=str(lopsided))).dev} == {2}
+    assert f"warning: the dev set held out of {lopsided} (1 row) holds only the label 'positive'" \
+        in capsys.readouterr().err
+    # the CLI says it once, on stderr, before training; a dev file of two labels or more is no warning
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--train", str(tiny_train), "--dev", str(one)])
+    assert isinstance(result.exception, AssertionError)  # no_training: it got as far as training
+    assert result.stderr.count("holds only the label") == 1 and "holds only" not in result.stdout
+    load_data(SentimentTrainConfig(train_path=str(tiny_train), dev_path=str(tiny_train)))
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_train_minus_one_zero_one_labels_from_a_bom_file(settings, tmp_path: Path) -> None:
     """The -1/0/1 scheme trains three classes (positives were read as neutral); BOM and skips too."""
     from tests.training.conftest import _rows
