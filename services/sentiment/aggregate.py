@@ -24,7 +24,9 @@ from shared.errors import BadInput
 BUCKETS = {"1h": 3600, "1d": 86400}
 STD_FLOOR = 0.15  # a calm ticker's tiny spread must not turn small moves into big z-scores
 MIN_BASELINE_BUCKETS = 7  # buckets with articles (a week of days) before any z-score is given
-_DURATION = re.compile(r"^(\d{1,4})([hdw])$")
+# ASCII digits only, nothing around them, as every number in a query (shared.web.int_arg): ``\d`` also took
+# "３０d" and "٣٠d", and a strip() " 30d " (QA)
+_DURATION = re.compile(r"([0-9]{1,4})([hdw])")
 
 
 MAX_WINDOW = timedelta(days=3660)  # the longest series one request may ask for
@@ -34,9 +36,9 @@ MAX_POINTS = 10_000
 
 
 def parse_duration(text: str, name: str = "window") -> timedelta:
-    m = _DURATION.match((text or "").strip())
+    m = _DURATION.fullmatch(text or "")
     if not m:
-        raise BadInput(f"{name} must look like 12h, 30d or 4w, got {text!r}")
+        raise BadInput(f"{name} must look like 12h, 30d or 4w in ASCII digits, got {(text or '')[:20]!r}")
     n, unit = int(m.group(1)), m.group(2)
     delta = timedelta(hours=n) if unit == "h" else timedelta(days=n * (7 if unit == "w" else 1))
     if not timedelta(hours=1) <= delta <= MAX_WINDOW:

@@ -30,6 +30,7 @@ from data_connectors.news.base import ARTICLE_ID, ARTICLE_ID_RULE
 from services.sentiment.linking import W_TITLE, Linker, ticker_symbol
 from services.sentiment.models import Article, ArticleTicker, Score, as_utc, utcnow
 from shared.db import lost_a_race
+from shared.text import is_blank
 
 _WORDS = re.compile(r"[^\w]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -108,7 +109,9 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # dateutil fills what a text lacks from a default date; two different ones reveal the gaps
 DEFAULTS = (datetime(2000, 1, 1), datetime(2001, 2, 2))
-EPOCH = re.compile(r"\d{9,13}(\.\d+)?")  # epoch seconds or milliseconds written as text
+# epoch seconds or milliseconds written as text, in ASCII digits: ``\d`` (and float()) also took
+# "１７３３４０００００" and "٣" as a number, as no numeric query argument does (shared.web.int_arg)
+EPOCH = re.compile(r"[0-9]{9,13}(\.[0-9]+)?")
 MAX_OFFSET = timedelta(hours=18)  # real zones span -12:00..+14:00; ISO/Java allow up to 18:00
 # Zone names a time may carry, in hours east of UTC: RFC 2822's (section 4.3, what feeds and mail
 # write; CST is the US one) and the unambiguous European ones wires use. Any other abbreviation is
@@ -280,7 +283,10 @@ def _text(row: dict[str, Any], key: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise Rejected(f"{key} is not valid UTF-8 text") from None
-    return _CONTROL.sub("", unicodedata.normalize("NFC", value)).strip()
+    value = _CONTROL.sub("", unicodedata.normalize("NFC", value)).strip()
+    # only invisible characters ("\u200b", a BOM, a word joiner) is no text: strip() keeps them, and an
+    # article of a zero-width space was stored (shared rule: the chat, recommendations and /v1/score)
+    return "" if is_blank(value) else value
 
 
 def _cashtags(value: Any) -> list[str]:

@@ -81,7 +81,8 @@ def resume_position(db: Any, last_event_id: str) -> tuple[datetime, str] | None:
     """The stream position a ``Last-Event-ID`` names: read from a :func:`stream_id`, or looked up
     for a bare alert id (what ids were before they carried a position); None if unknown."""
     alert_id, sep, micros = last_event_id.rpartition("@")
-    if sep and alert_id and micros.isdigit() and len(micros) <= 18:
+    # ASCII digits: isdigit() also holds for "²" (int() then raised: a 500) and "１２"
+    if sep and alert_id and micros.isascii() and micros.isdigit() and len(micros) <= 18:
         return EPOCH + timedelta(microseconds=int(micros)), alert_id
     return alert_position(db, last_event_id)
 

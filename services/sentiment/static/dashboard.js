@@ -37,15 +37,23 @@
   const num = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
 
   // ---- alerts -------------------------------------------------------------
+  /* an alert is a list item holding a real button: a screen reader hears a list of N alerts (an item
+   * with role=button lost the list), and the button takes the keyboard (Enter, Space) and focus itself */
   function alertItem(a, fresh) {
     const li = el("li", null, a.severity + (fresh ? " new" : ""));
     li.dataset.id = a.id;
-    const head = el("div");
+    li.dataset.at = a.at;  // where it stands in the list (placeAlert)
+    const button = el("button");
+    button.type = "button";
+    const head = el("span", null, "head");
     // the space keeps a screen reader's name of the item "ACME sentiment shift", not "ACMEsentiment shift"
     head.append(el("span", a.ticker, "ticker"), " ", el("span", a.kind.replace(/_/g, " ") + " · " + a.severity));
     // article_ids holds at most 50 of them: the count is article_count (absent from an older server)
     const count = a.article_count ?? a.article_ids.length;
-    li.append(head, el("div", a.message), el("div", iso(a.at) + " UTC · " + count + " articles", "meta"));
+    // spans (a button holds phrasing content only) shown as lines; the spaces keep the name's words apart
+    button.append(head, " ", el("span", a.message, "message"), " ",
+                  el("span", iso(a.at) + " UTC · " + count + " articles", "meta"));
+    li.append(button);
     // the chart around the alert, then the articles of its bucket: the ones behind it, not the window's
     const open = async () => {
       $("ticker").value = a.ticker; $("end").value = a.at.slice(0, 10);
@@ -57,27 +65,39 @@
       await loadArticles(a.at, end, "alert " + iso(a.at) + " · " + count + " articles" + ($("source").value ? " (all sources)" : ""),
                          Math.min(Math.max(count, 100), 1000), false);
     };
-    li.tabIndex = 0;  // reachable and opened by keyboard too, not by mouse only
-    li.setAttribute("role", "button");  // announced as something that acts, not as plain text
-    li.addEventListener("click", open);
-    li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
+    button.addEventListener("click", open);  // a native button: Enter and Space click it too
     return li;
   }
   const itemOf = (id) => $("alerts").querySelector('li[data-id="' + CSS.escape(id) + '"]');  // its item, or null
+  const buttonOf = (li) => li.querySelector("button");  // what takes the focus in an item
+  const hasFocus = (li) => li !== null && li.contains(document.activeElement);
+  // the list's order, the server's: event time, newest first, then id on a tie
+  function precedes(a, li) {
+    const t = Date.parse(a.at), u = Date.parse(li.dataset.at);
+    return t !== u ? t > u : a.id < li.dataset.id;
+  }
+  /* an item put where it belongs by its time: a live alert for an older bucket (a late article, a
+   * backfill's update) sat on top of the list said to be newest first; from the end, as a page of
+   * older alerts and most of the first fill go there */
+  function placeAlert(li, a) {
+    const list = $("alerts");
+    let next = null;
+    for (let item = list.lastElementChild; item && precedes(a, item); item = item.previousElementSibling) next = item;
+    list.insertBefore(li, next);
+  }
   const signature = (a) => JSON.stringify(a, Object.keys(a).sort());  // list and stream order keys differently
   function addAlert(a, fresh) {
-    const list = $("alerts");
     const known = itemOf(a.id);
     const sig = signature(a);
     // the stream also sends what the list already shows (it looks a second back): leave that
     // item be, or the one an analyst has focused would vanish under the keyboard
     if (known && (!fresh || known.dataset.sig === sig)) return;
-    const focused = known !== null && document.activeElement === known;
+    const focused = hasFocus(known);
     if (known) known.remove();  // sent again: the bucket's alert changed kind or severity
     const li = alertItem(a, fresh);
     li.dataset.sig = sig;
-    fresh ? list.prepend(li) : list.append(li);
-    if (focused) li.focus();
+    placeAlert(li, a);
+    if (focused) buttonOf(li).focus();
     $("no-alerts").hidden = true;
     if (fresh) chartChanged(a.ticker);
   }
@@ -86,11 +106,11 @@
   function updateAlert(a) {
     const known = itemOf(a.id);
     if (!known) return addAlert(a, true);
-    const focused = document.activeElement === known;
+    const focused = hasFocus(known);
     const li = alertItem(a, known.classList.contains("new"));
     li.dataset.sig = signature(a);
-    known.replaceWith(li);
-    if (focused) li.focus();
+    known.replaceWith(li);  // the same id is the same bucket: its place stays
+    if (focused) buttonOf(li).focus();
     chartChanged(a.ticker);  // its bucket's volume and sentiment moved with it
   }
   // an alert id is TICKER-YYYYMMDDTHHMM: a retraction names the ticker even of an alert not listed
@@ -100,7 +120,8 @@
     const known = itemOf(id);
     if (!known) return;
     // the focused one gone: focus its neighbour (or the list), not <body>, where the keyboard starts over
-    const next = document.activeElement === known ? known.nextElementSibling || known.previousElementSibling || $("alerts") : null;
+    const neighbour = hasFocus(known) ? known.nextElementSibling || known.previousElementSibling : null;
+    const next = hasFocus(known) ? (neighbour ? buttonOf(neighbour) : $("alerts")) : null;
     known.remove();
     if (next) next.focus();
     $("no-alerts").hidden = $("alerts").children.length > 0 || !$("alerts-error").hidden;
@@ -133,7 +154,7 @@
       data.alerts.forEach((a) => addAlert(a, false));
       $("alerts-error").hidden = true;
       showOlder(data.next);
-      if (first) itemOf(first.id).focus();
+      if (first) buttonOf(itemOf(first.id)).focus();
     } catch (err) {
       $("alerts-error").textContent = "Could not load older alerts: " + err.message;
       $("alerts-error").hidden = false;
@@ -153,19 +174,61 @@
       // every stream slot is taken): then it is closed for good, and a new one is opened later
       if (es.readyState === EventSource.CLOSED) setTimeout(stream, 15000);
     };
-    es.addEventListener("alert", (ev) => afterList(() => addAlert(JSON.parse(ev.data), true)));
-    es.addEventListener("update", (ev) => afterList(() => updateAlert(JSON.parse(ev.data))));
+    es.addEventListener("alert", (ev) => afterList(() => { const a = JSON.parse(ev.data); addAlert(a, true); tickerSeen(a.ticker); }));
+    es.addEventListener("update", (ev) => afterList(() => { const a = JSON.parse(ev.data); updateAlert(a); tickerSeen(a.ticker); }));
     es.addEventListener("retract", (ev) => afterList(() => retractAlert(JSON.parse(ev.data).id)));
   }
 
   // ---- filters ------------------------------------------------------------
+  /* the ticker suggestions and the Source list follow the store, not the page's first second: asked
+   * again when the stream names a ticker they lack, or when a filter gets the focus and they are over
+   * FILTERS_STALE_MS old; one request at a time, at most one per FILTERS_MIN_MS (a burst of events
+   * for new tickers makes one) */
+  const FILTERS_STALE_MS = 30000, FILTERS_MIN_MS = 5000;
+  const filters = { at: 0, busy: null, again: false, timer: 0, known: new Set() };
   async function loadTickers() {
     const data = await getJSON("/v1/tickers");
     const dl = $("tickers");
-    data.tickers.forEach((t) => { const o = el("option"); o.value = t.ticker; o.label = t.articles + " articles"; dl.append(o); });
-    data.sources.forEach((s) => { const o = el("option", s); o.value = s; $("source").append(o); });
+    dl.replaceChildren(...data.tickers.map((t) => { const o = el("option"); o.value = t.ticker; o.label = t.articles + " articles"; return o; }));
+    data.tickers.forEach((t) => filters.known.add(t.ticker));
+    // new sources join in the server's order; none is removed, and the one picked stays picked
+    const select = $("source"), shown = new Map(Array.from(select.options, (o) => [o.value, o]));
+    let prev = select.options[0];  // "all"
+    data.sources.forEach((s) => {
+      let o = shown.get(s);
+      if (!o) { o = el("option", s); o.value = s; prev.after(o); }
+      prev = o;
+    });
     return data.tickers;
   }
+  function fetchFilters() {
+    filters.at = Date.now();
+    filters.busy = loadTickers().finally(() => {
+      filters.busy = null;
+      filters.at = Date.now();
+      if (filters.again) { filters.again = false; refreshFilters(); }  // asked for while this one was out
+    });
+    return filters.busy;
+  }
+  function refreshFilters() {
+    if (filters.busy) { filters.again = true; return; }
+    if (filters.timer) return;  // one is due already
+    const wait = filters.at + FILTERS_MIN_MS - Date.now();
+    if (wait > 0) { filters.timer = setTimeout(() => { filters.timer = 0; refreshFilters(); }, wait); return; }
+    fetchFilters().catch(() => null);  // the suggestions shown stay; the next focus or event asks again
+  }
+  // once per ticker (one beyond the list's 200 would otherwise ask with each of its events), judged
+  // against the answer under way, if any: it may hold the ticker already
+  function tickerSeen(t) {
+    if (!t) return;
+    if (filters.busy) { const later = () => tickerSeen(t); filters.busy.then(later, later); return; }
+    if (filters.known.has(t)) return;
+    filters.known.add(t);
+    refreshFilters();
+  }
+  const refreshIfStale = () => { if (!filters.busy && Date.now() - filters.at > FILTERS_STALE_MS) refreshFilters(); };
+  $("ticker").addEventListener("focus", refreshIfStale);
+  $("source").addEventListener("focus", refreshIfStale);
 
   // ---- chart --------------------------------------------------------------
   function alertMarkers(u, alerts) {
@@ -374,7 +437,7 @@
     });
     stream();  // opened with the list: an alert raised while the page loads falls in neither's gap
     // without the ticker list only the input's suggestions are missing
-    const [tickers, alerts] = await Promise.all([loadTickers().catch(() => null), listed]);
+    const [tickers, alerts] = await Promise.all([fetchFilters().catch(() => null), listed]);
     const first = params.get("ticker") || (alerts[0] && alerts[0].ticker) || (tickers && tickers[0] && tickers[0].ticker);
     if (first) { $("ticker").value = first; await load(); return; }
     // nothing to chart: say why, rather than leave a blank chart and a table of headers
