@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import stat
@@ -243,7 +244,10 @@ def read_json(path: str | Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        logging.getLogger(__name__).warning("%s is damaged (%.80r, not a JSON object): read as empty", path, data)
+        return {}
+    return data
 
 
 def write_json(path: str | Path, obj: Any) -> None:
