@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # the scheduled sweep leaves articles that arrived this recently to the tasks queued for them
     sentiment_sweep_grace_s: float = Field(default=300.0, ge=0)
     sentiment_scoring: Literal["inline", "celery", "off"] = "inline"  # where POST /v1/news scores
+    # languages the sentiment model scores (ISO 639-1, as services/sentiment/language.py detects them);
+    # an article confidently in another is stored and linked, not scored. "*": score every article
+    sentiment_languages: EnvList = Field(default_factory=lambda: ["en"])
     sentiment_score_batch: int = Field(default=64, ge=1, le=4096)  # articles per scoring task
     sentiment_bucket: Literal["1h", "1d"] = "1d"  # alert evaluation bucket
     sentiment_baseline_days: int = Field(default=30, ge=1)  # rolling baseline of each ticker
@@ -227,7 +230,8 @@ class Settings(BaseSettings):
                              f"'10/second;500/hour', got {value!r}") from None
         return value
 
-    @field_validator("sentiment_feeds", "chatbot_rate_limit_exempt", "chatbot_cors_origins", mode="before")
+    @field_validator("sentiment_feeds", "sentiment_languages", "chatbot_rate_limit_exempt", "chatbot_cors_origins",
+                     mode="before")
     @classmethod
     def _env_list(cls, value: Any, info: ValidationInfo) -> Any:
         """A JSON list, or the plain values people write: FINPULSE_CHATBOT_CORS_ORIGINS=* as the
@@ -243,6 +247,16 @@ class Settings(BaseSettings):
                                  "e.g. '[\"a\", \"b\"]', or comma-separated values") from None
             return [value] if isinstance(value, str) else value
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("sentiment_languages")
+    @classmethod
+    def _check_languages(cls, value: list[str]) -> list[str]:
+        langs = [v.strip().lower() for v in value]
+        bad = [v for v in langs if v != "*" and not re.fullmatch(r"[a-z]{2,3}", v)]
+        if bad:
+            raise ValueError(f"FINPULSE_SENTIMENT_LANGUAGES takes ISO 639-1 codes such as 'en' or 'en,de', "
+                             f"or '*' for every language; got {bad[0][:20]!r}")
+        return list(dict.fromkeys(langs))
 
     @field_validator("chatbot_cors_origins")
     @classmethod

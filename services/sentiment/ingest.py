@@ -27,6 +27,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from data_connectors.news.base import ARTICLE_ID, ARTICLE_ID_RULE
+from services.sentiment.language import article_language
 from services.sentiment.linking import W_TITLE, Linker, ticker_symbol
 from services.sentiment.models import Article, ArticleTicker, Score, as_utc, utcnow
 from shared.db import lost_a_race
@@ -55,6 +56,7 @@ class NewsItem:
     # ticker -> where it came from ('text', 'tag' or 'given'): stored, so ``news relink`` knows
     # which links the linker may change
     origins: dict[str, str] = field(default_factory=dict)
+    language: str = "en"  # ISO 639-1, "en" also when in doubt (services.sentiment.language)
 
 
 @dataclass
@@ -372,7 +374,8 @@ def normalise(row: Any, linker: Linker, *, now: datetime, max_chars: int, skew_s
         tags = _cashtags(row.get("cashtags"))
         tickers = linked_tickers(linker, title, body, tags)
         origins = {t: "tag" if t in tags else "text" for t in tickers}
-    return NewsItem(art_id, source, published, title, body, url, tickers, digest, origins)
+    return NewsItem(art_id, source, published, title, body, url, tickers, digest, origins,
+                    article_language(title, body))
 
 
 def _lock_contents(session: Any, items: list[NewsItem]) -> None:
@@ -438,7 +441,7 @@ def _duplicate_of(item: NewsItem, seen: dict[str, dict[str, Any]], window: timed
 
 def _add(session: Any, item: NewsItem) -> None:
     session.add(Article(id=item.id, source=item.source, published_at=item.published_at, title=item.title,
-                        body=item.body, url=item.url, content_hash=item.content_hash))
+                        body=item.body, url=item.url, content_hash=item.content_hash, language=item.language))
     for ticker, rel in item.tickers.items():
         session.add(ArticleTicker(article_id=item.id, ticker=ticker, relevance=rel,
                                   published_at=item.published_at, origin=item.origins.get(ticker)))
@@ -459,16 +462,18 @@ def _update(session: Any, aid: str, item: NewsItem) -> dict[str, list[datetime]]
     if locked.rowcount == 0:
         return None
     art = session.get(Article, aid, populate_existing=True)
-    old_at = as_utc(art.published_at)
+    old_at, relanguaged = as_utc(art.published_at), art.language != item.language
     old = list(session.scalars(select(ArticleTicker.ticker).where(ArticleTicker.article_id == aid)))
     session.execute(delete(Score).where(Score.article_id == aid))
     session.execute(delete(ArticleTicker).where(ArticleTicker.article_id == aid))
     art.title, art.body, art.content_hash = item.title, item.body, item.content_hash
+    art.language, art.skip_reason = item.language, None  # judged again when scored
     art.published_at, art.ingested_at = item.published_at, utcnow()
     for ticker, rel in item.tickers.items():
         session.add(ArticleTicker(article_id=aid, ticker=ticker, relevance=rel, published_at=item.published_at,
                                   origin=item.origins.get(ticker)))
-    return {t: [old_at] for t in old if t not in item.tickers or old_at != item.published_at}
+    # a new language may leave it unscored (not counted where its old text was): judged again now
+    return {t: [old_at] for t in old if t not in item.tickers or old_at != item.published_at or relanguaged}
 
 
 def _drop(session: Any, aid: str) -> dict[str, list[datetime]]:

@@ -37,6 +37,10 @@ class Article(Base):
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # NULL until scored: the sweep picks these up again after a crash.
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    # Its language (ISO 639-1) as ingest detected it: "en" also when in doubt; None: stored before sentiment_0006.
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # Why it was left unscored (no scores, scored_at set: a language the model does not read); None: scored.
+    skip_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     # /metrics reads the backlog's size and oldest arrival from this index alone.
     __table_args__ = (Index("ix_news_articles_unscored", "scored_at", "ingested_at"),)

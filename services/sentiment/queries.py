@@ -48,7 +48,9 @@ def articles(db: Any, ticker: str, *, start: datetime | None, end: datetime | No
                         "title": art.title, "url": art.url, "relevance": rel,
                         "label": sc.label if sc else None,
                         "scores": {"negative": sc.negative, "neutral": sc.neutral, "positive": sc.positive}
-                        if sc else None, "model_version": sc.model_version if sc else None})
+                        if sc else None, "model_version": sc.model_version if sc else None,
+                        # unscored and why: a language the model does not read (still linked, listed here)
+                        "language": art.language, "scored": sc is not None, "skip_reason": art.skip_reason})
     return out
 
 

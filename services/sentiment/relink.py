@@ -59,6 +59,8 @@ class Change:
     title: str = ""
     body: str = ""
     links: list[tuple[str, float, str | None]] = field(default_factory=list)  # as read: written only if unchanged
+    language: str | None = None
+    skip: str | None = None  # why it stays unscored (a language the model does not read): set when scored
 
 
 @dataclass
@@ -162,7 +164,8 @@ def _plan_chunk(db: Any, linker: Linker, ids: list[str], only: set[str] | None,
     """Read ``ids`` (with their links) now and plan their changes; counts the articles left alone."""
     with db.session() as s:
         arts = s.execute(select(Article.id, Article.published_at, Article.title, Article.body,
-                                Article.content_hash).where(Article.id.in_(ids)).order_by(Article.id)).all()
+                                Article.content_hash, Article.language).where(Article.id.in_(ids))
+                         .order_by(Article.id)).all()
         links = _links(s, [a.id for a in arts])
     changes = []
     for a in arts:
@@ -173,7 +176,7 @@ def _plan_chunk(db: Any, linker: Linker, ids: list[str], only: set[str] | None,
             report.unknown_kept += 1
         elif add or remove or reweigh:
             changes.append(Change(a.id, a.content_hash, as_utc(a.published_at), add, remove, reweigh,
-                                  a.title, a.body or "", sorted(links[a.id])))
+                                  a.title, a.body or "", sorted(links[a.id]), a.language))
     return changes
 
 
@@ -182,6 +185,9 @@ def _new_scores(pipe: Any, linker: Linker, changes: list[Change]) -> dict[str, d
     :func:`score_articles` builds them; computed before any write (no transaction held meanwhile)."""
     jobs = []
     for ch in changes:
+        ch.skip = pipe.scorer().skips(ch)  # its links change, it stays unscored (as scoring left it)
+        if ch.skip:
+            continue
         tickers = sorted(({t for t, _, _ in ch.links} - set(ch.remove)) | set(ch.add))
         jobs += [(ch.article_id, t, text) for t, text in ticker_texts(ch, tickers, linker).items()]
     preds = predict_texts(pipe.scorer(), [text for _, _, text in jobs], pipe.settings.max_batch_size)
@@ -218,8 +224,8 @@ def _apply(db: Any, changes: list[Change], scores: dict[str, dict[str, dict]], v
             for t, (rel, origin) in ch.add.items():
                 s.add(ArticleTicker(article_id=ch.article_id, ticker=t, relevance=rel,
                                     published_at=ch.published_at, origin=origin))
-            s.add_all(score_row(ch.article_id, t, version, p, now) for t, p in scores[ch.article_id].items())
-            s.execute(update(Article).where(Article.id == ch.article_id).values(scored_at=now)
+            s.add_all(score_row(ch.article_id, t, version, p, now) for t, p in scores.get(ch.article_id, {}).items())
+            s.execute(update(Article).where(Article.id == ch.article_id).values(scored_at=now, skip_reason=ch.skip)
                       .execution_options(synchronize_session=False))
             done.append(ch)
     return done

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from services.sentiment.language import scored_languages, skip_reason
 from services.sentiment.linking import Linker, split_sentences
 from services.sentiment.models import Article, ArticleTicker, Score, as_utc
 
@@ -29,10 +30,16 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True)
 class Scorer:
-    """A model version label and the runtime that predicts with it."""
+    """A model version label, the runtime that predicts with it, and the languages it reads
+    (``FINPULSE_SENTIMENT_LANGUAGES``; None: every one): an article in another is left unscored."""
 
     version: str
     runtime: Predictor
+    languages: frozenset[str] | None = frozenset({"en"})
+
+    def skips(self, art: Any) -> str | None:
+        """Why article ``art`` is not to be scored by this model (its language), or None."""
+        return skip_reason(getattr(art, "language", None), self.languages)
 
 
 def model_ref(settings: Any) -> str:
@@ -51,7 +58,7 @@ def load_scorer(settings: Any) -> Scorer:
     except Unavailable:
         raise Unavailable(f"no sentiment model registered for {settings.sentiment_domain}/sentiment; "
                           "train one with `finpulse train sentiment` (or `finpulse up`)") from None
-    return Scorer(loaded.ref, loaded.runtime)
+    return Scorer(loaded.ref, loaded.runtime, scored_languages(settings))
 
 
 @dataclass
@@ -59,6 +66,7 @@ class ScoreReport:
     articles: int = 0
     texts: int = 0
     batch_size: int = 0
+    skipped: int = 0  # claimed unscored: a language the model does not read
     # ticker -> event times of the newly scored articles (what alert evaluation needs)
     touched: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
 
@@ -117,7 +125,10 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
         links: dict[str, list[str]] = defaultdict(list)
         for at in s.scalars(select(ArticleTicker).where(ArticleTicker.article_id.in_([a.id for a in arts]))):
             links[at.article_id].append(at.ticker)
-    jobs = [(a, t, text) for a in arts for t, text in ticker_texts(a, sorted(links[a.id]), linker).items()]
+    # an article in a language the model does not read is claimed without scores: not in series or alerts
+    skipped = {a.id: why for a in arts if (why := scorer.skips(a))}
+    jobs = [(a, t, text) for a in arts if a.id not in skipped
+            for t, text in ticker_texts(a, sorted(links[a.id]), linker).items()]
     preds = predict_texts(scorer, [text for _, _, text in jobs], batch_size)
     now = datetime.now(UTC)
     try:
@@ -137,6 +148,9 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
                 log.info("%d of %d articles changed or were scored elsewhere while scoring; their scores "
                          "are not written", len(arts) - len(claimed), len(arts))
             arts = [a for a in arts if a.id in claimed]
+            for aid in sorted(claimed & skipped.keys()):
+                s.execute(update(Article).where(Article.id == aid).values(skip_reason=skipped[aid])
+                          .execution_options(synchronize_session=False))
             for art, ticker, text in jobs:
                 if art.id not in claimed:
                     continue
@@ -146,5 +160,7 @@ def score_articles(db: Any, scorer: Scorer, linker: Linker, ids: list[str], batc
     except IntegrityError:  # another worker scored them meanwhile
         log.info("articles already scored by another worker; skipping %d", len(arts))
         return ScoreReport(batch_size=batch_size)
-    report.articles, report.texts = len(arts), len({text for art, _, text in jobs if art.id in claimed})
+    report.skipped = sum(1 for a in arts if a.id in skipped)
+    report.articles = len(arts) - report.skipped
+    report.texts = len({text for art, _, text in jobs if art.id in claimed})
     return report

@@ -349,7 +349,10 @@
         title.append(link);
       } else title.textContent = a.title;
       const s = a.scores || {};
-      tr.append(el("td", iso(a.published_at), "when"), sourceCell(a.source), title, el("td", a.label || "unscored", a.label),
+      // an article in a language the model does not read is listed, not scored: say so and why
+      const label = el("td", a.label || (a.skip_reason ? "not scored (" + a.language + ")" : "unscored"), a.label);
+      if (a.skip_reason) label.title = a.skip_reason;
+      tr.append(el("td", iso(a.published_at), "when"), sourceCell(a.source), title, label,
                 el("td", num(s.negative) + " / " + num(s.neutral) + " / " + num(s.positive), "probs"), el("td", a.model_version || "–", "model"));
       body.append(tr);
     });
