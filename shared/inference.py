@@ -29,7 +29,7 @@ class LoadedModel:
 
 
 _lock = threading.Lock()
-_cache: dict[tuple[str, str, str], LoadedModel] = {}
+_cache: dict[tuple[str, str, str, Any], LoadedModel] = {}
 _runtime_options: dict[str, Any] = {}
 
 
@@ -45,16 +45,32 @@ def get_model(registry: Registry, ref: str, kind: str = "torch", device: str = "
         path = registry.resolve(ref)
     except (BadInput, NotFound) as exc:
         raise Unavailable(f"model {ref!r} is not available: {exc.message}") from None
-    key = (str(path), kind, device)
+    key = (str(path), kind, device, _export_stamp(path) if kind == "auto" else None)
     with _lock:
         hit = _cache.get(key)
         if hit is None:
+            # an export made (or made again) since: this version's earlier `auto` runtime goes
+            for stale in [k for k in _cache if k[:3] == key[:3]]:
+                del _cache[stale]
             label = ref
             if Path(path).parent.parent.parent == registry.root:
                 label = f"{path.parent.parent.name}/{path.parent.name}@{path.name}"
             hit = LoadedModel(label, load_runtime(path, kind, device, **_runtime_options))
             _cache[key] = hit
         return hit
+
+
+def _export_stamp(path: Path) -> tuple[int, int] | None:
+    """The int8 export's (size, mtime) that ``auto`` would pick, or None: part of an ``auto`` cache key,
+    so `finpulse export --int8` of a version a process already serves takes effect at its next request.
+    It did only after a restart or a model change: the process kept the torch runtime it had loaded."""
+    from shared.runtimes import ONNX_DIR, ONNX_INT8
+
+    try:
+        stat = (Path(path) / ONNX_DIR / ONNX_INT8).stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def invalidate() -> None:
@@ -76,8 +92,13 @@ _batchers: dict[tuple[str, str, str], Any] = {}
 
 
 def sentiment_ref(settings: Settings) -> str:
-    """The model a service scores with: its domain's ``production`` version (else newest)."""
-    return f"{settings.sentiment_domain}/sentiment"
+    """The model a service scores with: its domain's ``production`` version, and only that.
+
+    It was ``DOMAIN/sentiment``, which reads as the newest version when there is no production
+    (a pointer damaged by hand, or naming a deleted version): the worker's ``sentiment_scores``
+    tasks and its warm-up then served a version never promoted (one its gate refused, perhaps)
+    while the service's own scoring answered 503, as it should."""
+    return f"{settings.sentiment_domain}/sentiment@production"
 
 
 def get_batcher(settings: Settings, ref: str | None = None, kind: str | None = None) -> tuple[LoadedModel, Any]:

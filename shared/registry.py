@@ -8,6 +8,7 @@ small JSON file replaced atomically; its ``history`` makes rollback one step.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -271,9 +272,16 @@ class Registry:
 
 
 def _given_out(task_dir: Path) -> int:
-    """The number in a task folder's ``LAST_VERSION`` file (0 before the first)."""
-    number = read_json(task_dir / LAST_VERSION)  # {} when missing
-    return number if isinstance(number, int) else 0
+    """The number in a task folder's ``LAST_VERSION`` file (0 before the first, or when damaged).
+
+    Read here, not with ``read_json``: the file holds a bare number, which ``read_json`` (state
+    files are objects) read as ``{}``, with a "damaged" warning on every registration, so the
+    marker never counted and a deleted, never promoted ``vN``'s number was given out again."""
+    try:
+        number = json.loads((task_dir / LAST_VERSION).read_text())
+    except (OSError, ValueError):  # missing (no version yet) or unreadable
+        return 0
+    return number if _is_version(number) else 0
 
 
 def get_registry(settings: Any = None) -> Registry:

@@ -35,6 +35,7 @@ ONNX_DIR = "onnx"
 ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model.int8.onnx"
 DEFAULT_MAX_CHARS = 20_000  # texts longer than this are cut before tokenising
+log = logging.getLogger(__name__)
 MIN_SPLIT_ROWS = 1  # chunk rows when a batch is split across ONNX sessions (2 rows: 3.5 ms vs 5.4 on one)
 
 
@@ -414,7 +415,17 @@ def load_runtime(model_dir: str | Path, kind: str = "torch", device: str = "cpu"
     device = resolve_device(device)
     if kind == "auto":  # the fastest runtime this version supports on this device
         exported = (Path(model_dir) / ONNX_DIR / ONNX_INT8).is_file()
-        kind = "onnx-int8" if device == "cpu" and exported else "torch"
+        if device == "cpu" and exported:
+            try:
+                return load_runtime(model_dir, "onnx-int8", device, **options)
+            except Exception as exc:  # noqa: BLE001 - a damaged export must not take serving down
+                # a truncated or corrupt graph (a copy cut short, a full disk) failed every request
+                # and /readyz of a service on `auto`, though torch could serve the same version
+                log.warning("%s: its ONNX int8 export cannot be loaded (%s); serving it with torch "
+                            "(`finpulse export --model %s --int8` makes the export again)",
+                            model_dir, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+                            model_dir)
+        kind = "torch"
     if kind == "torch":
         options.pop("threads", None)
         options.pop("spinning", None)

@@ -124,3 +124,45 @@ def parity(model_dir: Path, texts: list[str], int8: bool) -> dict[str, Any]:
         report[name] = {"max_prob_diff": float(np.abs(got - ref).max()),
                         "label_agreement": float((got.argmax(-1) == ref.argmax(-1)).mean())}
     return report
+
+
+def export_like_production(settings: Any, mv: Any, note: Any = None) -> dict[str, Any] | None:
+    """Give a retrained version ``mv`` the ONNX int8 export its services will look for; returns the
+    parity report, or None when nothing needed it.
+
+    Services and workers on ``FINPULSE_RUNTIME=auto`` serve a version with ONNX int8 only when it
+    has that export, and a retrain job registered its version without one: promoted, it silently
+    ran on torch (about a fifth of int8's throughput on CPU), and on an explicit ``onnx``/``onnx-int8``
+    runtime it could not be loaded at all. It is made before the gate, so the version is served as
+    production was from its first request. Wanted when the runtime is an ONNX one, or ``auto`` and
+    the production version has the int8 export (a production served with torch stays so).
+    A failed export is logged (``note``) and the version stays on torch under ``auto``; under an
+    explicit ONNX runtime it is an error, as promoting the version would stop its scoring.
+    """
+    from shared.errors import FinPulseError
+    from shared.registry import get_registry
+    from shared.runtimes import ONNX_DIR, ONNX_INT8
+
+    runtime = getattr(settings, "runtime", "auto")
+    if (Path(mv.path) / ONNX_DIR / ONNX_INT8).is_file():
+        return None
+    production = get_registry(settings).production(mv.domain, mv.task)
+    served_int8 = runtime == "auto" and production is not None and production.version != mv.version \
+        and (production.path / ONNX_DIR / ONNX_INT8).is_file()
+    if runtime not in ("onnx", "onnx-int8") and not served_int8:
+        return None
+    say = note or (lambda line: None)
+    why = f"FINPULSE_RUNTIME={runtime}" if runtime != "auto" else f"production {production.ref} serves it"
+    say(f"exporting {mv.ref} to ONNX int8 ({why})")
+    try:
+        _, report = export_onnx(mv.path, int8=True)
+    except Exception as exc:  # noqa: BLE001 - torch still serves it under auto
+        message = f"ONNX export of {mv.ref} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        if runtime != "auto":
+            raise FinPulseError(f"{message}; services on FINPULSE_RUNTIME={runtime} could not load it") from None
+        say(f"warning: {message}; services on FINPULSE_RUNTIME=auto would serve it with torch")
+        return None
+    int8 = report.get("model.int8.onnx") or {}
+    say(f"exported {mv.ref}: int8 label agreement with torch {int8.get('label_agreement', float('nan')):.4f}, "
+        f"max prob diff {int8.get('max_prob_diff', float('nan')):.2e} on {report.get('texts')} texts")
+    return report

@@ -144,6 +144,23 @@ def test_models_promote_rollback_list_show(registered_tiny) -> None:
     assert "model.promote" in audit and "model.rollback" in audit
 
 
+def test_models_promote_and_rollback_warn_when_production_loses_its_int8_export(registered_tiny) -> None:
+    """Lifecycle QA: promoting by hand a version without the int8 graph production had (a retrain's,
+    one trained with `train sentiment`) silently moved the services on `auto` from ONNX int8 to torch."""
+    reg, v1, v2 = registered_tiny
+    (v1.path / "onnx").mkdir()
+    (v1.path / "onnx" / "model.int8.onnx").write_bytes(b"int8")  # production served with int8
+    out = invoke("models", "promote", "news/sentiment@v2")
+    assert "news/sentiment@v2 is production" in out.stdout and "warning" not in out.stdout
+    assert ("warning: news/sentiment@v2 has no ONNX int8 export: services on FINPULSE_RUNTIME=auto serve it "
+            "with torch, not ONNX int8 as they served news/sentiment@v1; "
+            "`finpulse export --model news/sentiment@v2 --int8` makes it") in out.stderr
+    back = invoke("models", "rollback", "news/sentiment")  # back to the exported v1: nothing to say
+    assert "news/sentiment@v1 is production" in back.stdout and back.stderr == ""
+    (v1.path / "onnx" / "model.int8.onnx").unlink()  # neither has one: torch before and after
+    assert invoke("models", "promote", "news/sentiment@v2").stderr == ""
+
+
 def test_models_list_shows_a_self_evaluated_models_own_metric(settings, tmp_path: Path) -> None:
     from shared.registry import Registry
 

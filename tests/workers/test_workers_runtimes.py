@@ -81,6 +81,27 @@ def test_auto_runtime_picks_int8_when_exported_else_torch(onnx_model, tiny_senti
     assert isinstance(load_runtime(tiny_sentiment_model, "auto"), TorchRuntime)  # no export: still serves
 
 
+def test_auto_runtime_serves_with_torch_when_the_int8_export_is_damaged(onnx_model, tmp_path, caplog):
+    """Lifecycle QA: a truncated model.int8.onnx (a copy cut short, a full disk) made every
+    /v1/score of a service on `auto` a 500 and its /readyz a 503, though torch serves the version.
+    An explicit onnx-int8 still fails: that runtime was asked for."""
+    import shutil
+
+    from shared.runtimes import TorchRuntime
+
+    model = tmp_path / "model"
+    shutil.copytree(onnx_model, model)
+    graph = model / "onnx" / "model.int8.onnx"
+    graph.write_bytes(graph.read_bytes()[:100_000])
+    with caplog.at_level("WARNING", logger="shared.runtimes"):
+        rt = load_runtime(model, "auto")
+    assert isinstance(rt, TorchRuntime)
+    assert rt.predict(["profit fell sharply"])[0]["label"] in rt.labels
+    assert "ONNX int8 export cannot be loaded" in caplog.text and "finpulse export" in caplog.text
+    with pytest.raises(Exception, match="(?i)protobuf"):
+        load_runtime(model, "onnx-int8")
+
+
 def test_int8_graph_quantises_products_not_the_embedding_table(onnx_model):
     """Matrix products run int8; the embedding lookup stays fp32 (no speed to gain there)."""
     import onnx
@@ -100,3 +121,42 @@ def test_an_int8_score_does_not_depend_on_the_texts_batched_beside_it(onnx_model
     for batch_size in (4, 32):
         together = [r["scores"] for r in rt.predict(texts, batch_size=batch_size)]
         assert together == alone, batch_size  # the same floats, not merely close ones
+
+
+def test_an_export_made_while_a_process_serves_the_version_is_used_at_the_next_request(
+        worker_settings, onnx_model):
+    """Lifecycle QA: `finpulse export --int8` of the production version a service already served
+    with torch (promoted without an export) changed nothing until a restart or another promotion:
+    the process kept its cached torch runtime, though the README says `auto` then uses ONNX."""
+    import shutil
+
+    from shared.inference import get_model
+    from shared.registry import get_registry
+    from shared.runtimes import OnnxRuntime, TorchRuntime
+
+    registry = get_registry(worker_settings)
+    first = get_model(registry, "news/sentiment", kind="auto")
+    assert isinstance(first.runtime, TorchRuntime)
+    assert get_model(registry, "news/sentiment", kind="auto") is first  # still loaded once
+    shutil.copytree(onnx_model / "onnx", registry.production("news", "sentiment").path / "onnx")
+    now = get_model(registry, "news/sentiment", kind="auto")
+    assert isinstance(now.runtime, OnnxRuntime) and now.ref == first.ref == "news/sentiment@v1"
+    assert get_model(registry, "news/sentiment", kind="auto") is now
+    assert isinstance(get_model(registry, "news/sentiment", kind="torch").runtime, TorchRuntime)  # asked for
+
+
+def test_the_workers_scoring_serves_production_only(worker_settings, tiny_sentiment_model):
+    """Lifecycle QA: with no production (a pointer damaged by hand, or naming a deleted version)
+    the worker's `sentiment_scores` task and warm-up took the newest version, never promoted,
+    while the service's own scoring said 503: two answers, and one from a model nobody promoted."""
+    from shared.errors import Unavailable
+    from shared.inference import invalidate, score_local
+    from shared.registry import get_registry
+
+    registry = get_registry(worker_settings)
+    registry.register("news", "sentiment", tiny_sentiment_model, move=False)  # v2: registered, not promoted
+    assert score_local(["profit fell"], worker_settings)["model"] == "news/sentiment@v1"
+    registry.pointer_path("news", "sentiment").write_text('{"version": "abc"}')  # damaged by hand
+    invalidate()
+    with pytest.raises(Unavailable, match="no production version"):
+        score_local(["profit fell"], worker_settings)
