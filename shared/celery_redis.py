@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from functools import cached_property
 from queue import Empty
 from typing import Any
@@ -53,7 +54,55 @@ return 1
 
 class Channel(kombu_redis.Channel):
     """kombu's Redis channel, reusing one synchronous client per connection pool, and dropping
-    a queue item that is not a kombu message (logged) instead of stopping the worker."""
+    a queue item that is not a kombu message, or a message its consumer cannot take (a task
+    payload that is not ``[args, kwargs, embed]``), logged and dead-lettered, instead of
+    stopping the worker."""
+
+    def basic_consume(self, queue: Any, *args: Any, **kwargs: Any) -> Any:
+        ret = super().basic_consume(queue, *args, **kwargs)
+        inner = self.connection._callbacks.get(queue)
+        if inner is not None:
+            self.connection._callbacks[queue] = lambda raw: self._take(inner, raw, queue)
+        return ret
+
+    def _take(self, inner: Any, raw: Any, queue: str) -> Any:
+        # An error raised while the consumer decodes one message (Celery's Request reading a body
+        # of the wrong shape, a message without a delivery tag) went up to the worker's event loop:
+        # "Unrecoverable error", the worker exited, restored the message to the queue on its way
+        # out, and each restart died on it again (under `finpulse up`: the whole suite stopped).
+        try:
+            return inner(raw)
+        except Exception as exc:  # noqa: BLE001 - one bad message must not end the worker
+            # Redis gone while the message was recorded as unacked: reconnect, as kombu does (its
+            # connection errors include KeyError, which here is a message without a delivery tag)
+            if isinstance(exc, self.connection_errors) and not isinstance(exc, LookupError):
+                raise
+            self._drop_message(raw, queue, exc)
+            return None
+
+    def _drop_message(self, raw: Any, queue: str, exc: Exception) -> None:
+        props = raw.get("properties") if isinstance(raw, dict) else None
+        headers = raw.get("headers") if isinstance(raw, dict) else None
+        tag = props.get("delivery_tag") if isinstance(props, dict) else None
+        task_id = headers.get("id") if isinstance(headers, dict) else None
+        task = headers.get("task") if isinstance(headers, dict) else None
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("dropped a message of queue %s its worker cannot take (task %s, id %s): %s",
+                  queue, task, task_id, reason)
+        if tag is not None:  # out of the unacked set: never restored, never redelivered
+            try:
+                self.qos.reject(tag, requeue=False)
+            except Exception as err:  # noqa: BLE001
+                log.warning("could not discard message %s: %s", tag, err)
+        from shared.tasks import FAILED_LIST
+
+        entry = {"id": task_id, "task": task, "queue": queue, "reason": f"malformed message: {reason}"[:500],
+                 "at": time.time(), "args": repr(raw)[:500]}
+        try:
+            self.client.lpush(FAILED_LIST, json.dumps(entry, default=str))
+            self.client.ltrim(FAILED_LIST, 0, 999)
+        except Exception as err:  # noqa: BLE001 - recording must not end the worker either
+            log.warning("could not record dropped message %s: %s", task_id, err)
 
     def _brpop_read(self, **options: Any) -> Any:
         # kombu decodes the popped item outside any handler: one non-JSON item pushed on a queue

@@ -299,13 +299,30 @@ def _lost(job: Any) -> dict[str, Any]:
     return {"status": "failed", "error": error, "progress": {"stage": "failed"}, "log_line": f"failed: {error}"}
 
 
-def start_reaper(db: Database, stale_s: float, every_s: float = REAP_EVERY_S) -> threading.Event:
+def stale_queued_jobs(db: Database, older_than_s: float) -> list[dict[str, Any]]:
+    """The queued jobs untouched for ``older_than_s``: candidates whose task message may be gone."""
+    from shared.models import Job
+
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    with db.session() as s:
+        rows = s.scalars(select(Job).where(Job.status == "queued", Job.updated_at < cutoff)).all()
+        return [job_dict(j) for j in rows]
+
+
+def start_reaper(db: Database, stale_s: float, every_s: float = REAP_EVERY_S,
+                 requeue: Callable[[], object] | None = None) -> threading.Event:
     """Reap lost jobs now and every ``every_s`` in a daemon thread; set the event to stop.
 
     Now: a worker restarted after a kill ends what a longer outage left. Every ``every_s``:
     restarted within seconds, it still finds its own last job beating, stale only later.
+    ``requeue`` (the Celery worker's) then sends again the queued jobs whose task message was lost.
     """
-    return _repeat(lambda: reap_lost_jobs(db, stale_s), every_s, "job reaper", now=True)
+    def once() -> None:
+        reap_lost_jobs(db, stale_s)
+        if requeue is not None:
+            requeue()
+
+    return _repeat(once, every_s, "job reaper", now=True)
 
 
 def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion, params: dict[str, Any],

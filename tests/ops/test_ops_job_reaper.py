@@ -149,7 +149,8 @@ def test_a_training_worker_reaps_at_start_and_periodically(settings, monkeypatch
     from shared.celery_app import QUEUE_CPU, QUEUE_TRAINING, make_celery, start_job_reaper
 
     started: list[tuple[str, float]] = []
-    monkeypatch.setattr(lifecycle, "start_reaper", lambda db, stale_s: started.append((db.url, stale_s)))
+    monkeypatch.setattr(lifecycle, "start_reaper",  # and it sends again the jobs whose message was lost
+                        lambda db, stale_s, requeue: started.append((db.url, stale_s)) if callable(requeue) else None)
     for queues in ([QUEUE_CPU], [QUEUE_CPU, QUEUE_TRAINING]):
         app = make_celery(settings)
         app.amqp.queues.select(queues)
@@ -179,3 +180,35 @@ def test_an_interrupted_job_ends_cancelled_and_the_interrupt_goes_on(db):
     job = lifecycle.get_job(db, job_id)
     assert (job["status"], job["progress"]["stage"]) == ("cancelled", "cancelled")
     assert "interrupted (Ctrl-C or SIGTERM) before it finished" in job["log"]
+
+
+def test_a_queued_job_whose_task_message_was_lost_is_sent_again(db, settings, redis_url):
+    """Worker QA: Redis restarted without its data (or flushed) while a retrain waited on the
+    training queue: its message was gone and the job read ``queued`` for good. The training
+    worker's reaper sends such a job again once it has been queued for FINPULSE_JOB_STALE_S
+    with no message left in Redis (never one that still waits there, nor a fresh one)."""
+    import json
+
+    import redis
+
+    from shared.celery_app import QUEUE_TRAINING, make_celery, requeue_lost_jobs
+
+    client = redis.Redis.from_url(redis_url)
+    app = make_celery(settings)
+    lost = _job(db, "queued", 600, stage="queued")
+    waiting = _job(db, "queued", 600, stage="queued")
+    fresh = _job(db, "queued", 5, stage="queued")
+    app.send_task("training.retrain", args=[waiting], queue=QUEUE_TRAINING, ignore_result=True)
+    try:
+        assert requeue_lost_jobs(app, db, settings) == [lost]
+        bodies = [json.loads(m) for m in client.lrange(QUEUE_TRAINING, 0, -1)]
+        sent = [b for b in bodies if b["headers"]["task"] == "training.retrain" and lost in b["headers"]["argsrepr"]]
+        assert len(sent) == 1
+        job = lifecycle.get_job(db, lost)
+        assert job["status"] == "queued" and "sent again" in job["log"]
+        assert "sent again" not in lifecycle.get_job(db, waiting)["log"] + lifecycle.get_job(db, fresh)["log"]
+        assert requeue_lost_jobs(app, db, settings) == []  # its row was touched; its message is there now
+    finally:
+        for item in client.lrange(QUEUE_TRAINING, 0, -1):
+            if lost.encode() in item or waiting.encode() in item:
+                client.lrem(QUEUE_TRAINING, 0, item)

@@ -73,3 +73,82 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def test_two_workers_with_beat_send_each_entry_once(tmp_path: Path, unique: str) -> None:
+    """Worker QA: two workers started with --beat on one Redis (a second `finpulse up`, an ops
+    `finpulse worker --beat` beside up's) each sent every entry: the six-hourly recommender refit
+    made two versions, feeds were polled twice. One beat holds the lock and sends; the other waits,
+    and takes over when the holder's process is gone. A private redis-server: the lock is per DB."""
+    import shutil
+    import signal
+    import socket
+
+    import redis
+
+    from shared.celery_app import BEAT_LOCK
+
+    server = shutil.which("redis-server")
+    if server is None:
+        import pytest
+
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis_proc = subprocess.Popen([server, "--port", str(port), "--save", "", "--appendonly", "no",
+                                   "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+    procs: list[subprocess.Popen] = []
+    logs = [tmp_path / f"beat{i}.log" for i in range(2)]
+    try:
+        for i, log in enumerate(logs):
+            home = tmp_path / f"home{i}"
+            home.mkdir()
+            env = {**os.environ, "FINPULSE_HOME": str(home), "REDIS_URL": url}
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", "worker", "--beat", "--pool", "solo", "--queues",
+                 f"beat-{unique}", "--no-warm", "--loglevel", "INFO", "--hostname", f"beat{i}-{unique}@test"],
+                env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
+            time.sleep(0.5)
+
+        def sends() -> list[int]:
+            return [log.read_text(errors="replace").count("Sending due task sentiment-sweep-unscored") for log in logs]
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and sum(sends()) < 1:
+            assert all(p.poll() is None for p in procs), [log.read_text()[-2000:] for log in logs]
+            time.sleep(1)
+        time.sleep(20)  # both beats are up and ticking by now: a second sender would have sent
+        first = sends()
+        assert sorted(first) == [0, 1], (first, [log.read_text()[-2000:] for log in logs])
+        holder = first.index(1)
+        assert client.get(BEAT_LOCK)
+        os.killpg(procs[holder].pid, signal.SIGKILL)  # its lock stays behind, till its TTL
+        procs[holder].wait(10)
+        other = 1 - holder
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sends()[other] < 1:
+            time.sleep(1)
+        assert sends()[other] >= 1, logs[other].read_text()[-3000:]
+        assert "runs the schedule" in logs[other].read_text()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        redis_proc.terminate()
+        redis_proc.wait(10)
