@@ -13,9 +13,11 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.errors import Unavailable
 from shared.metrics import counter, histogram
 
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256)
@@ -105,7 +107,13 @@ class DynamicBatcher:
         return fut
 
     def predict(self, texts: list[Any], timeout: float | None = None) -> list[dict]:
-        return self.submit(texts).result(timeout)
+        """``texts``' rows; a model too busy to answer within ``timeout`` is :class:`Unavailable` (a 503,
+        a task retried): the bare TimeoutError was a 500 with a traceback (worker QA)."""
+        try:
+            return self.submit(texts).result(timeout)
+        except FutureTimeout:
+            raise Unavailable(f"the model {self.name} did not answer within {timeout:g} s "
+                              "(FINPULSE_TASK_TIMEOUT_S): it is busy; try again") from None
 
     def close(self, wait: bool = True) -> None:
         """Stop taking requests; everything already queued is still answered."""

@@ -104,3 +104,24 @@ def test_close_answers_queued_requests(runtime):
     assert all(f.result(timeout=60)[0]["label"] in runtime.labels for f in futures)
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(["late"]).result(timeout=1)
+
+
+def test_a_model_too_busy_to_answer_in_time_is_unavailable(runtime):
+    """Worker QA: a batch that outlived FINPULSE_TASK_TIMEOUT_S raised a bare TimeoutError, a 500 with a
+    traceback from /v1/score; it is Unavailable (a 503 saying to try again; a task retries it)."""
+    import time
+
+    from shared.errors import Unavailable
+
+    class Slow(Recording):
+        def forward(self, encs):  # noqa: ANN001, ANN201
+            time.sleep(0.5)
+            return super().forward(encs)
+
+    batcher = DynamicBatcher(Slow(runtime), name="test-slow")
+    try:
+        with pytest.raises(Unavailable, match="did not answer within 0.05 s"):
+            batcher.predict(["profit rose"], timeout=0.05)
+        assert len(batcher.predict(["profit rose"], timeout=10)) == 1  # the batcher goes on serving
+    finally:
+        batcher.close()
