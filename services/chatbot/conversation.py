@@ -250,14 +250,14 @@ class ChatEngine:
         encoder = self.query_encoder(kb.meta["model"])
         # "that didn't help": the question it answered is looked up again, its other entries offered
         topic = topic_question(state) if rejects_answer(message) else None
-        query = topic if topic is not None else message
+        query = kb.correct(topic if topic is not None else message)  # "my crad" asks about a card
         # an entry's own question asks that entry: never a follow-up read with the last turn
         exact = kb.exact_entry(message) if topic is None else None
         context = follow_up_context(message, state) if topic is None and exact is None else None
         if context is None:
             vec = encoder.encode([query])
         else:  # the new words lead, the previous question fills in the topic
-            pair = encoder.encode([message, context])
+            pair = encoder.encode([kb.correct(message), context])
             vec = pair[:1] + CONTEXT_WEIGHT * pair[1:]
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
         # a follow-up whose best entry is the one just answered is offered the others: one more of them

@@ -25,6 +25,7 @@ import numpy as np
 from data_connectors.faq import FaqEntry, load_faq
 from services.chatbot.lexical import LexicalIndex, fuse, match_key
 from services.chatbot.retriever import Calibration, Encoder, Scoring, aggregate
+from services.chatbot.spelling import Speller
 from shared import search_index
 from shared.errors import BadInput, NotFound, Unavailable
 from shared.io import atomic_dir, check_replaceable, file_lock, write_json, write_jsonl
@@ -70,6 +71,7 @@ class KnowledgeBase:
     lock: threading.RLock = field(default_factory=threading.RLock)
     _lexical: Any = field(default=None, repr=False)  # BM25, built on the first hybrid search
     _exact: dict[str, str] | None = field(default=None, repr=False)  # match_key(phrasing) -> entry id
+    _speller: Speller | None = field(default=None, repr=False)  # the phrasings' words, built on first use
 
     def __post_init__(self) -> None:
         self.by_key = {k: i for i, k in self.keys.items()}
@@ -149,7 +151,7 @@ class KnowledgeBase:
             self.entries[entry.id], self.keys[entry.id] = entry, key
             self.by_key[key] = entry.id
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
-            self._lexical = self._exact = None
+            self._lexical = self._exact = self._speller = None
         return created
 
     def _int_id_like(self, entry_id: str, created: bool) -> bool:
@@ -176,7 +178,7 @@ class KnowledgeBase:
             self.entry(entry_id)
             self._drop_vectors(self.keys.pop(entry_id))
             self.meta["version"] = int(self.meta.get("version", 1)) + 1
-            self._lexical = self._exact = None
+            self._lexical = self._exact = self._speller = None
             return self.entries.pop(entry_id)
 
     def _drop_vectors(self, key: int) -> None:
@@ -229,6 +231,19 @@ class KnowledgeBase:
                 self._lexical = LexicalIndex([(e.id, q) for e in self.entries.values() for q in e.questions])
             return self._lexical
 
+    def correct(self, text: str) -> str:
+        """``text`` with its typos corrected to the knowledge base's own words, to be encoded and
+        searched in its place (:mod:`services.chatbot.spelling`): "my crad was declined" asks
+        about a card. A word the encoder knows whole (its ``vocab.txt``) is read as typed."""
+        speller = self._speller
+        if speller is None:
+            with self.lock:
+                speller = self._speller
+                if speller is None:
+                    speller = self._speller = Speller((q for e in self.entries.values() for q in e.questions),
+                                                      _whole_words(self.meta.get("model")))
+        return speller.correct(text)
+
     def exact_entry(self, text: str) -> str | None:
         """The one entry holding ``text`` as a phrasing (by :func:`match_key`), else None.
 
@@ -273,6 +288,15 @@ class KnowledgeBase:
         if not hits or unreadable:
             return 0.0
         return self.calibration.confidence(hits[0].score, hits[1].score if len(hits) > 1 else None)
+
+
+def _whole_words(model: str | None) -> list[str]:
+    """The plain words of a WordPiece encoder's vocabulary (none for any other encoder)."""
+    try:
+        lines = (Path(model) / "vocab.txt").read_text(encoding="utf-8").splitlines() if model else []
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [w for w in lines if w.isascii() and w.isalpha() and w.islower()]
 
 
 def _load_rows(path: Path) -> list[tuple[str, str]]:

@@ -240,7 +240,7 @@ def answer_rows(index_dir: Path, input_file: Path, output: Path, k: int,
     if not rows:
         raise BadInput(f"{input_file}: no rows to answer")
     encoder = get_encoder(kbase.meta["model"])
-    texts = [r["text"] for r in rows]
+    texts = [kbase.correct(r["text"]) for r in rows]  # typos corrected to the knowledge base's words, as the chat
     vecs = encoder.encode(texts, progress=len(rows) > 256)
     # decided on the hits the chat decides on, whatever --k lists: with --k 1 there was no
     # runner-up, so the confidence (top score and margin) and the handoff flag changed with k
@@ -314,7 +314,7 @@ def fit_scoring(kbase: KnowledgeBase, rows: list[tuple[str, str]]) -> dict[str, 
 
     from services.chatbot.retriever import Calibration
 
-    texts = [t for t, _ in rows]
+    texts = [kbase.correct(t) for t, _ in rows]  # as the chat searches them
     vecs = get_encoder(kbase.meta["model"]).encode(texts)
     # Hybrid BM25 only where it earns its place: the weight with the best dev accuracy@1
     # (ties keep the simpler, dense-only ranking).
