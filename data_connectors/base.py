@@ -359,7 +359,7 @@ def _csv_rows(path: str | Path, lines: Iterable[str], bad: dict[int, BadRow],
         for record in reader:
             raw, tap.taken = tap.taken, []  # the reader reads no further than the record it returns
             first = reader.line_num - len(raw) + 1
-            broken = next((bad[n] for n in range(first, reader.line_num + 1) if n in bad), None)
+            broken = next((bad[n] for n in range(first, reader.line_num + 1) if n in bad), None) if bad else None
             if broken is not None:
                 if header is None:
                     raise broken

@@ -340,6 +340,11 @@ class BeatScheduler(PersistentScheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self.holds_lock():
             return self.CHECK_S
+        if isinstance(self._store, _MemoryStore):
+            # took over (the holder stopped, or Redis was down at start): the schedule file is this
+            # beat's now; kept in memory, a restarted beat read the stale file and re-sent long entries
+            self.setup_schedule()
+            self._heap = None
         return min(super().tick(*args, **kwargs), self.CHECK_S)
 
     def close(self) -> None:

@@ -44,7 +44,10 @@ _ENGLISH_WORDS = frozenset({
     "the", "and", "shares", "stock", "stocks", "profit", "profits", "sales", "revenue", "earnings", "quarter",
     "quarterly", "rises", "falls", "beats", "misses", "jumps", "slumps", "raises", "cuts", "says", "said",
     "expects", "reports", "posts", "wins", "buys", "sells", "sees", "lifts", "lowers", "its", "with", "after",
-    "than", "this", "that", "which", "would", "could", "should", "from", "are", "has", "have", "been"})
+    "than", "this", "that", "which", "would", "could", "should", "from", "are", "has", "have", "been",
+    # wire-headline verbs and nouns: "Graco declares $0.175 dividend" was Galician, "Banca Monte dei Paschi
+    # di Siena S.p.A. reports FY results" Italian, and left unscored
+    "declares", "declared", "dividend", "dividends", "results", "announces", "announced", "annual", "how", "much"})
 
 
 @lru_cache(maxsize=1)

@@ -66,6 +66,14 @@ ENGLISH = [
     'Kone Oyj and Metso Oyj sign deal with Outokumpu',
     'Siemens Energy slumps',
     'Huhtamäki Oyj completes acquisition',
+    # wire headlines (fin_tweets) taken for Galician, Latin, Italian, French, Spanish
+    'Graco declares $0.175 dividend',
+    'SmartCentres REIT declares CAD 0.1542 dividend',
+    'Superior Plus declares CAD 0.06 dividend',
+    'Banca Monte dei Paschi di Siena S.p.A. reports FY results',
+    'Assicurazioni Generali annual results',
+    'Société Générale reports FY results',
+    'How Much Of ACS, Actividades de Construcción y Servicios, S.A. (BME:ACS) Do Insiders Own?',
 ]
 
 

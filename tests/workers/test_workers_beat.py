@@ -152,3 +152,43 @@ def test_two_workers_with_beat_send_each_entry_once(tmp_path: Path, unique: str)
                 os.killpg(p.pid, signal.SIGKILL)
         redis_proc.terminate()
         redis_proc.wait(10)
+
+
+def test_a_beat_that_takes_over_keeps_its_schedule_in_the_file(settings, redis_url: str, unique: str,  # noqa: ANN001
+                                                               tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Worker QA: a beat started while another held the lock (a worker container restarted, its old
+    lock not yet expired; Redis down at start) ran the schedule from memory once it took over, and
+    never wrote the schedule file: a later restart read the stale file and re-sent long entries."""
+    from datetime import timedelta
+
+    import redis
+
+    import shared.celery_app as celery_app
+
+    lock = f"finpulse:beat:lock:test-{unique}"
+    monkeypatch.setattr(celery_app, "BEAT_LOCK", lock)
+    app = celery_app.make_celery(settings)
+    app.conf.beat_schedule = {"every-second": {"task": "rq.none", "schedule": timedelta(seconds=1)}}
+    client = redis.Redis.from_url(redis_url)
+    client.set(lock, "another-host:1|123|dead", ex=1)  # its holder is gone; the lock has yet to expire
+    sent: list[str] = []
+
+    class Beat(celery_app.BeatScheduler):
+        def apply_async(self, entry, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            sent.append(entry.name)
+
+    schedule = tmp_path / "celerybeat-schedule"
+    beat = Beat(app=app, schedule_filename=str(schedule))
+    try:
+        assert beat.tick() == Beat.CHECK_S and not sent  # another holds it: nothing sent
+        time.sleep(1.5)
+        deadline = time.monotonic() + 10
+        while not sent and time.monotonic() < deadline:
+            beat.tick()
+            time.sleep(0.2)
+        assert sent
+    finally:
+        beat.close()
+        client.delete(lock)
+    with shelve.open(str(schedule), flag="r") as db:
+        assert db["entries"]["every-second"].total_run_count >= 1
