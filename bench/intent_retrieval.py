@@ -58,7 +58,7 @@ def evaluate(kb_file: Path, dev: Path, model: Path, index_dir: Path) -> dict[str
     dev_ids.write_text("".join(json.dumps({"text": r["text"], "id": r["intent"]}) + "\n" for r in rows))
     report = calibrate_index(index_dir, dev_ids)
     kb = KnowledgeBase.load(index_dir)
-    texts = [r["text"] for r in rows]
+    texts = [kb.correct(r["text"]) for r in rows]  # as the chat searches them: typos corrected
     hits = kb.search(enc.encode(texts), k=5, texts=texts)
     correct = np.array([h[0].id == r["intent"] for h, r in zip(hits, rows, strict=True)])
     conf = np.array([kb.confidence(h) for h in hits])
