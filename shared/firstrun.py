@@ -112,6 +112,24 @@ def sentiment_training_files(data_dir: Path | None) -> tuple[Path, Path | None]:
     return SAMPLES / "sentiment.jsonl", None
 
 
+def training_progress(what: str, progress: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
+    """A trainer callback that reports each dev evaluation as ``what``'s progress ("... main stage
+    epoch 2/5, dev macro-F1 0.8123"), so /readyz and prepare.json say how far a first model is:
+    they said "training ... on FILE" for the whole run (25 minutes on a busy host). The calls made
+    after every step only note the stage's epoch count (prepare.json is not rewritten per step)."""
+    epochs: dict[str, Any] = {}
+
+    def report(d: dict[str, Any]) -> None:
+        stage = "transfer stage" if d.get("stage") == "transfer" else "main stage"
+        if "epochs" in d:
+            epochs[stage] = d["epochs"]
+        if "metrics" in d:
+            of = f"/{epochs[stage]}" if stage in epochs else ""
+            progress(f"{what}: {stage} epoch {d.get('epoch')}{of}, dev macro-F1 {d['metrics']['macro_f1']:.4f}")
+
+    return report
+
+
 def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Callable[[str], None]) -> None:
     """Train and promote the first sentiment model of the domain, unless one exists."""
     from shared.registry import Registry
@@ -134,7 +152,7 @@ def prepare_sentiment(settings: Settings, data_dir: Path | None, progress: Calla
     # text neutral. A slower first model beats a useless one; /readyz says it is preparing.
     config = SentimentTrainConfig(train_path=str(train), dev_path=str(dev) if dev else None, domain=domain,
                                   time_budget_min=None, **small)
-    version = train_sentiment(config, settings)
+    version = train_sentiment(config, settings, callback=training_progress(f"training {domain}/sentiment", progress))
     progress(f"exporting {version.ref} to ONNX int8 (the CPU runtime)")
     from training.export import export_onnx
 

@@ -14,12 +14,14 @@ optimisation and dynamically quantised int8 weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import queue
 import threading
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -342,26 +344,47 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, num_heads: int =
 
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     fused = int8_path.with_name(int8_path.stem + ".fused.onnx")
-    try:
-        optimized = optimize_model(str(fp32_path), model_type="bert", num_heads=num_heads,
-                                   hidden_size=hidden_size, opt_level=1)
-        optimized.save_model_to_file(str(fused))
-        # Fused ops come from the com.microsoft domain: tell shape inference they are float.
-        # The quantiser then advises "pre-processing" (shape inference and the fusion just done)
-        # on the root logger, which printed it to every `finpulse export --int8`: dropped there.
-        def hint(record: logging.LogRecord) -> bool:
-            return "pre-processing before quantization" not in record.getMessage()
-
-        root = logging.getLogger()
-        root.addFilter(hint)
+    with _onnx_tools_at_warning():
         try:
-            quantize_dynamic(fused, int8_path, per_channel=True, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Attention"], extra_options={"DefaultTensorType": 1})
+            optimized = optimize_model(str(fp32_path), model_type="bert", num_heads=num_heads,
+                                       hidden_size=hidden_size, opt_level=1)
+            optimized.save_model_to_file(str(fused))
+            # Fused ops come from the com.microsoft domain: tell shape inference they are float.
+            # The quantiser then advises "pre-processing" (shape inference and the fusion just done)
+            # on the root logger, which printed it to every `finpulse export --int8`, and its INFO
+            # lines (tensor by tensor) reached the console of a process logging at INFO (the first
+            # run of `finpulse up`: ~60 of them): dropped there, below WARNING and that advice.
+            def hint(record: logging.LogRecord) -> bool:
+                return (record.levelno >= logging.WARNING
+                        and "pre-processing before quantization" not in record.getMessage())
+
+            root = logging.getLogger()
+            root.addFilter(hint)
+            try:
+                quantize_dynamic(fused, int8_path, per_channel=True, weight_type=QuantType.QInt8,
+                                 op_types_to_quantize=["MatMul", "Attention"],
+                                 extra_options={"DefaultTensorType": 1})
+            finally:
+                root.removeFilter(hint)
         finally:
-            root.removeFilter(hint)
-    finally:
-        fused.unlink(missing_ok=True)
+            fused.unlink(missing_ok=True)
     return int8_path
+
+
+@contextlib.contextmanager
+def _onnx_tools_at_warning() -> Iterator[None]:
+    """onnxruntime's optimiser and quantiser log at INFO through module loggers of their own
+    (``fusion_*``, ``onnx_model*``, ``onnxruntime.*``): raised to WARNING while they run."""
+    names = [n for n in list(logging.root.manager.loggerDict)
+             if n.startswith(("fusion_", "onnx_model", "onnxruntime", "dynamo_onnx"))]
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(max(logging.WARNING, saved[n]))
+    try:
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def resolve_device(device: str) -> str:

@@ -136,6 +136,41 @@ def test_readiness_reports_preparation(settings):
     check()
 
 
+def test_first_run_training_reports_each_dev_evaluation_with_its_epoch():
+    """Walkthrough QA: /readyz said "training news/sentiment on FILE" for the whole first run (25 minutes
+    on a busy host) with nothing to tell how far it was; each dev evaluation is now its progress, and the
+    per-step calls rewrite nothing."""
+    from shared.firstrun import training_progress
+
+    said: list[str] = []
+    report = training_progress("training news/sentiment", said.append)
+    report({"stage": "transfer", "epoch": 1, "epochs": 1, "step": 1, "total_steps": 9, "loss": 1.0})
+    report({"stage": "transfer", "epoch": 1, "step": 9, "metrics": {"accuracy": 0.8, "macro_f1": 0.7512}})
+    for step in range(1, 4):
+        report({"stage": "training", "epoch": 1, "epochs": 5, "step": step, "total_steps": 30, "loss": 0.5})
+    report({"stage": "training", "epoch": 1, "step": 3, "metrics": {"accuracy": 0.8, "macro_f1": 0.81234}})
+    assert said == ["training news/sentiment: transfer stage epoch 1/1, dev macro-F1 0.7512",
+                    "training news/sentiment: main stage epoch 1/5, dev macro-F1 0.8123"]
+
+
+def test_scoring_without_a_model_while_up_prepares_it_says_so(settings):
+    """Walkthrough QA: while `finpulse up` trained the first model, /v1/score, /readyz and the worker's
+    sweep (every minute) said to "train one with `finpulse train sentiment` (or `finpulse up`)"."""
+    from services.sentiment.scoring import load_scorer
+    from shared.errors import Unavailable
+    from shared.io import write_json
+
+    with pytest.raises(Unavailable, match="train one with"):
+        load_scorer(settings)
+    write_json(settings.home / "run" / "prepare.json",
+               {"sentiment": {"state": "running", "detail": "training news/sentiment: main stage epoch 2/5"}})
+    with pytest.raises(Unavailable) as info:
+        load_scorer(settings)
+    assert "train one" not in info.value.message
+    assert info.value.message == ("no sentiment model yet (finpulse up is preparing sentiment: training "
+                                  "news/sentiment: main stage epoch 2/5)")
+
+
 def test_sentiment_sample_and_data_choice(tmp_path):
     from shared.firstrun import SAMPLES, sentiment_training_files
 

@@ -56,6 +56,12 @@ def load_scorer(settings: Any) -> Scorer:
     try:
         loaded = get_model(get_registry(settings), ref, kind=settings.runtime, device=settings.device)
     except Unavailable:
+        from shared.firstrun import preparation_check
+
+        try:  # `finpulse up` training the first model: said so, not "train one" (walkthrough QA)
+            preparation_check(settings, "sentiment")()
+        except Unavailable as preparing:
+            raise Unavailable(f"no sentiment model yet (finpulse up is {preparing.message})") from None
         raise Unavailable(f"no sentiment model registered for {settings.sentiment_domain}/sentiment; "
                           "train one with `finpulse train sentiment` (or `finpulse up`)") from None
     return Scorer(loaded.ref, loaded.runtime, scored_languages(settings))

@@ -160,3 +160,20 @@ def test_the_workers_scoring_serves_production_only(worker_settings, tiny_sentim
     invalidate()
     with pytest.raises(Unavailable, match="no production version"):
         score_local(["profit fell"], worker_settings)
+
+
+def test_int8_quantisation_prints_none_of_onnxruntime_info_lines(onnx_model, tmp_path, caplog):
+    """Walkthrough QA: the first run of `finpulse up` (a process logging at INFO) printed ~60 of the
+    optimiser's and quantiser's INFO lines ("Quantization parameters for tensor ...", "Fused Attention")."""
+    import logging
+
+    from shared.runtimes import ONNX_DIR, ONNX_FP32, quantize_int8
+
+    caplog.set_level(logging.INFO)
+    before = {n: logging.getLogger(n).level for n in ("fusion_base", "onnx_model")}
+    out = quantize_int8(onnx_model / ONNX_DIR / ONNX_FP32, tmp_path / "model.int8.onnx")
+    assert out.is_file() and out.stat().st_size > 0
+    noisy = [r for r in caplog.records if r.levelno < logging.WARNING
+             and (r.name == "root" or r.name.startswith(("fusion_", "onnx_model", "onnxruntime")))]
+    assert noisy == [], [r.getMessage()[:80] for r in noisy[:5]]
+    assert {n: logging.getLogger(n).level for n in before} == before  # levels put back
