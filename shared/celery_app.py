@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -306,7 +307,12 @@ class BeatScheduler(PersistentScheduler):
             return held
         except OSError:  # alive, another user's
             return ""
-        return ""
+        try:  # a zombie answers kill(0): killed with its worker, never reaped where PID 1 reaps nothing (containers)
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+            state = stat.rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return ""
+        return held if state in ("Z", "X") else ""
 
     def holds_lock(self) -> bool:
         """Claim or renew the beat lock; False while another live beat holds it."""

@@ -136,7 +136,9 @@ def test_two_workers_with_beat_send_each_entry_once(tmp_path: Path, unique: str)
         os.killpg(procs[holder].pid, signal.SIGKILL)  # its lock stays behind, till its TTL
         procs[holder].wait(10)
         other = 1 - holder
-        deadline = time.monotonic() + 60
+        # taken over at its next tick (at most after the lock's 30 s TTL), then sent once the entry is due
+        # again (60 s: the schedule the dead holder last saved, or a fresh one)
+        deadline = time.monotonic() + 150
         while time.monotonic() < deadline and sends()[other] < 1:
             time.sleep(1)
         assert sends()[other] >= 1, logs[other].read_text()[-3000:]
