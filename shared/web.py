@@ -198,16 +198,17 @@ _ASCII_INT = re.compile(r"-?[0-9]{1,100}")
 _ASCII_NUMBER = re.compile(r"[0-9]{1,100}(\.[0-9]{1,100})?|\.[0-9]{1,100}")
 
 
-def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+def int_arg(name: str, default: int, lo: int, hi: int, code: str | None = None) -> int:
     """Query argument ``name`` as an integer in [lo, hi]; anything else is a 400 saying so
     (a clamped ``?limit=0`` answered something the caller did not ask for). Only ASCII digits
     (and a leading ``-``) count: no sign ``+``, spaces, ``_`` or digits of other scripts."""
     raw = request.args.get(name, str(default))
     if not _ASCII_INT.fullmatch(raw):
-        raise BadInput(f"{name} must be an integer between {lo} and {hi} in ASCII digits, got {raw[:20]!r}")
+        raise BadInput(f"{name} must be an integer between {lo} and {hi} in ASCII digits, got {raw[:20]!r}",
+                       code=code)
     value = int(raw)
     if not lo <= value <= hi:
-        raise BadInput(f"{name} must be between {lo} and {hi}, got {value}")
+        raise BadInput(f"{name} must be between {lo} and {hi}, got {value}", code=code)
     return value
 
 

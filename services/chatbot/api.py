@@ -18,7 +18,7 @@ from shared.errors import BadInput, FinPulseError
 from shared.monitoring import record_chat, record_feedback
 from shared.text import is_blank
 from shared.url_path import require_utf8_path
-from shared.web import Query, documented, int_query, json_body, query_params, settings_of
+from shared.web import Query, documented, int_arg, int_query, json_body, query_params, settings_of
 
 bp = Blueprint("chatbot", __name__)
 bp.before_request(require_utf8_path)  # PUT /v1/kb/%FF wrote the entry "\ufffd", and %FE overwrote it
@@ -294,11 +294,9 @@ def agent_reply(session_id: str, body: AgentReplyIn) -> Any:
 @query_params(after=Query("integer", "the cursor: messages with a larger id (default 0)", 0, MAX_CURSOR, 0))
 def session_messages(session_id: str) -> Any:
     """Agent messages of a conversation after ``?after=<message id>``, and whether an agent has it."""
-    raw = request.args.get("after", "0")
-    if not re.fullmatch(r"[0-9]{1,18}", raw):
-        raise BadInput("'after' must be a message id (a non-negative integer)", code="validation_error")
+    after = int_arg("after", 0, 0, MAX_CURSOR, code="validation_error")  # ASCII digits, as every query number
     # ids are 32-bit on PostgreSQL: a larger cursor is past every message (there it was a 500)
-    return jsonify(engine().messages(_session_id(session_id), min(int(raw), 2**31 - 1)))
+    return jsonify(engine().messages(_session_id(session_id), min(after, 2**31 - 1)))
 
 
 def _session_id(value: str) -> str:

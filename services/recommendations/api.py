@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,7 +27,7 @@ from shared.db import get_db
 from shared.errors import BadInput
 from shared.text import is_blank
 from shared.url_path import require_utf8_path
-from shared.web import documented, int_query, json_body, query_params
+from shared.web import documented, int_arg, int_query, json_body, query_params
 
 bp = Blueprint("recommendations", __name__)
 MAX_ID_CHARS = 200  # an id's length in a post, a file row and the tables' columns
@@ -117,14 +117,8 @@ def service() -> RecsService:
 
 
 def k_arg() -> int:
-    """``k`` in ASCII digits only: ``int()`` also took "1_0", Arabic-Indic and full-width digits."""
-    raw = request.args.get("k", str(K.default))
-    if not (raw.isascii() and raw.isdigit()):
-        raise BadInput(f"k must be an integer between 1 and {MAX_K}, got {raw!r}", code="bad_k")
-    k = int(raw)
-    if not 1 <= k <= MAX_K:  # K's bounds
-        raise BadInput(f"k must be between 1 and {MAX_K}, got {k}", code="bad_k")
-    return k
+    """``k`` as :data:`K` documents it (ASCII digits only, ``shared.web.int_arg``), refused as ``bad_k``."""
+    return int_arg("k", K.default, 1, MAX_K, code="bad_k")
 
 
 bp.before_request(require_utf8_path)  # "%FF" was read as U+FFFD and answered for that user
