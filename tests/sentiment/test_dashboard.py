@@ -188,10 +188,19 @@ def dashboard(app: Any, pipe: Any, **context: Any) -> Iterator[tuple[Any, str, l
     ``(page, base URL, uncaught page errors)``. The page is not navigated yet."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not installed")
+    pipe.score(pipe.ingest(history(["ACME"], START, 30) + burst("ACME", START + timedelta(days=30))).stored)
+    with served_page(app, **context) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def served_page(app: Any, **context: Any) -> Iterator[tuple[Any, str, list[str]]]:
+    """``app`` on a real server and a fresh headless Chromium page: ``(page, base URL, page errors)``."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed")
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
-    pipe.score(pipe.ingest(history(["ACME"], START, 30) + burst("ACME", START + timedelta(days=30))).stored)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -3,18 +3,14 @@ an article table that fails or answers late, a store without news, what a screen
 
 from __future__ import annotations
 
-import contextlib
 import re
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.sentiment.conftest import START, burst, history
-from tests.sentiment.test_dashboard import CHROMIUM, dashboard
+from tests.sentiment.test_dashboard import dashboard, served_page
 
 UNAVAILABLE = {"error": {"code": "unavailable", "message": "database unavailable"}}
 ALERT = '#alerts li[data-id="ACME-20240331T0000"]'
@@ -99,36 +95,12 @@ def test_a_late_answer_for_the_ticker_shown_before_does_not_fill_the_table(app, 
         assert errors == []
 
 
-@contextlib.contextmanager
-def empty_dashboard(app: Any) -> Iterator[tuple[Any, str, list[str]]]:
-    """``app`` without any news on a real server, and a fresh headless Chromium page."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                yield page, f"http://127.0.0.1:{server.port}", errors
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
-
-
 @pytest.mark.browser
 def test_a_dashboard_without_news_says_so(app) -> None:
     """Regression (browser QA): on a fresh install the chart card was a blank 320px box over a
     table of headers alone, with nothing saying there was no news yet or how to add some; a
     ticker list that failed to load looked the same."""
-    with empty_dashboard(app) as (page, base, errors):
+    with served_page(app) as (page, base, errors):
         page.goto(f"{base}/")
         page.wait_for_function(text_of("#chart-note", includes="No news stored yet"), timeout=15_000)
         assert "POST /v1/news" in page.inner_text("#chart-note")
