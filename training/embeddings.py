@@ -28,6 +28,7 @@ from typing import Any
 
 from data_connectors.base import file_sha256, iter_rows
 from data_connectors.faq import FaqEntry, load_faq
+from shared.encoders import check_model_folder
 from shared.errors import BadInput
 from shared.io import check_writable
 from shared.model_loading import model_loading
@@ -321,8 +322,6 @@ def train_embeddings(kb: str | Path, pairs: str | Path | None = None, domain: st
     # the whole fine-tune, with a bare "[Errno 20] Not a directory" (as train_sentiment checks it)
     check_writable(get_registry(settings).task_dir(domain, "embeddings") / ".staging")
     if config.base_model is not None:  # `/tmp` failed in transformers: "Unrecognized model in /tmp..."
-        from shared.encoders import check_model_folder
-
         check_model_folder(config.base_model, "base model")
     if dev is not None:  # a bad dev file fails now, not after training
         read_pairs(dev, {e.id for e in load_faq(kb)})

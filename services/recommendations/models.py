@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String
+from sqlalchemy import BigInteger, DateTime, Float, Integer, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -46,8 +46,6 @@ def restarted_below(session: Any, mark: int) -> bool:
     newest row), so this is a table dropped and made again (``finpulse db downgrade`` and upgrade)
     or another database (``DATABASE_URL`` moved from SQLite to PostgreSQL): its first ``mark``
     posts were read past, folded in by no process and left out of every refit."""
-    from sqlalchemy import func, select
-
     if mark <= 0:
         return False
     return int(session.execute(select(func.max(RecsInteraction.id))).scalar() or 0) < mark
