@@ -19,7 +19,8 @@ can be checked before anything is queued. ``domains`` limits which domains it ma
   ``{"job_id", "status", "url"}`` (``data`` optional where the task says so)
 - ``GET /v1/admin/jobs``, ``GET /v1/admin/jobs/<id>``, ``POST /v1/admin/jobs/<id>/cancel``
 - ``POST /v1/admin/models/promote`` ``{"ref" | "domain","task","version", "force"?, "reason"?}``
-- ``POST /v1/admin/models/rollback`` ``{"domain", "task"}``
+- ``POST /v1/admin/models/rollback`` ``{"domain", "task"}``; both answer the move, with ``warning``
+  when the new production lacks the ONNX export its services look for (:func:`shared.lifecycle.promote`)
 - ``GET /v1/admin/models``, ``GET /v1/admin/audit``
 - ``GET /v1/admin/monitoring`` and ``GET /ops`` (the ops page with plots): analyst key
 """
@@ -323,7 +324,9 @@ def _blueprint() -> Blueprint:
              "moved meanwhile (nothing changed; retry)"})
     @require_role("ops")
     def promote() -> Any:
-        """Move `production` to a version that passed its gate (or forced, with a reason)."""
+        """Move `production` to a version that passed its gate (or forced, with a reason).
+
+        The answer carries `warning` when the version lacks the ONNX export its services look for."""
         body = parse_body(PromoteRequest)
         ref = body.ref
         if ref is None:
@@ -348,7 +351,9 @@ def _blueprint() -> Blueprint:
         409: "conflict: no earlier production version, or production moved meanwhile (retry)"})
     @require_role("ops")
     def rollback() -> Any:
-        """Restore the previous production version."""
+        """Restore the previous production version.
+
+        The answer carries `warning` as a promotion's does."""
         body = parse_body(RollbackRequest) if request.content_length else RollbackRequest()
         domain, task = _scope(body.domain, body.task)
         return jsonify(lifecycle.rollback(settings_of(), get_db(), domain, task, actor=g.actor))

@@ -357,13 +357,16 @@ def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion,
             update_job(db, job_id, log_line=f"not promoted: {refused}")
     if promoted is not None:
         production = promoted["production"]
+        if promoted.get("warning"):
+            update_job(db, job_id, log_line=f"warning: {promoted['warning']}")
     else:  # what still serves: a refused candidate's job said null, as if nothing did
         current = get_registry(settings).production(mv.domain, mv.task)
         production = current.ref if current is not None else None
     return {"version": mv.ref, "path": str(mv.path), "gate": {
         k: report.get(k) for k in ("passed", "summary", "delta", "primary_metric", "production")},
         "promoted": promoted is not None, "production": production,
-        **({"promotion_refused": refused} if refused else {})}
+        **({"promotion_refused": refused} if refused else {}),
+        **({"warning": promoted["warning"]} if promoted and promoted.get("warning") else {})}
 
 
 # -- model_versions mirror ----------------------------------------------------------
@@ -472,8 +475,9 @@ def promote(settings: Any, db: Database, ref: str, *, actor: str, reason: str | 
               else "error", {"reason": reason, "force": force, "error": str(exc)[:500]})
         raise
     announce(settings, mv)
-    log.info("promoted %s (was %s) by %s", mv.ref, detail["previous"], actor)
-    return {"production": mv.ref, "version": mv.version, **detail}
+    warning = _export_warning(settings, mv, previous)
+    log.info("promoted %s (was %s) by %s%s", mv.ref, detail["previous"], actor, _logged(warning))
+    return {"production": mv.ref, "version": mv.version, **detail, **warning}
 
 
 def rollback(settings: Any, db: Database, domain: str, task: str, *, actor: str,
@@ -496,8 +500,30 @@ def rollback(settings: Any, db: Database, domain: str, task: str, *, actor: str,
               {"error": str(exc)[:500]})
         raise
     announce(settings, mv, event="rollback")
-    log.info("rolled back %s to %s by %s", target, mv.ref, actor)
-    return {"production": mv.ref, "version": mv.version, **detail}
+    warning = _export_warning(settings, mv, current)
+    log.info("rolled back %s to %s by %s%s", target, mv.ref, actor, _logged(warning))
+    return {"production": mv.ref, "version": mv.version, **detail, **warning}
+
+
+def _export_warning(settings: Any, mv: ModelVersion, previous: ModelVersion | None) -> dict[str, str]:
+    """``{"warning": ...}`` when the new production lacks the ONNX graph its services look for
+    (:func:`shared.runtimes.missing_export_warning`), else ``{}``. The CLI, the HTTP answer and a
+    retrain job's log all show it: services fell to torch, or failed, with nobody told."""
+    from shared.runtimes import missing_export_warning
+
+    try:
+        warning = missing_export_warning(mv, previous, runtime=getattr(settings, "runtime", "auto"),
+                                         device=getattr(settings, "device", "cpu"))
+    except OSError as exc:  # the pointer has moved: a check of the files must not fail the move
+        log.warning("could not check %s for its ONNX export: %s", mv.ref, exc)
+        return {}
+    return {} if warning is None else {"warning": warning}
+
+
+def _logged(warning: dict[str, str]) -> str:
+    """The warning as the end of the move's INFO line: a WARNING record of its own would reach a
+    CLI's stderr a second time through Python's last-resort handler (the CLI prints the result's)."""
+    return f"; warning: {warning['warning']}" if warning else ""
 
 
 def _record_move(db: Database, actor: str, action: str, mv: ModelVersion, detail: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,10 +32,17 @@ from shared.batching import plan_batches
 from shared.errors import BadInput, ConfigError
 from shared.model_loading import model_loading
 
+if TYPE_CHECKING:
+    from shared.registry import ModelVersion
+
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 ONNX_DIR = "onnx"
 ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model.int8.onnx"
+# Registry tasks whose services load a version's own onnx/ export (the sentiment service and its
+# scoring workers); the chatbot's encoders export into FINPULSE_HOME/cache/onnx-encoders and
+# recommenders have no ONNX graph, so a version of theirs never lacks one.
+EXPORT_SERVED_TASKS = frozenset({"sentiment"})
 DEFAULT_MAX_CHARS = 20_000  # texts longer than this are cut before tokenising
 log = logging.getLogger(__name__)
 MIN_SPLIT_ROWS = 1  # chunk rows when a batch is split across ONNX sessions (2 rows: 3.5 ms vs 5.4 on one)
@@ -458,6 +465,31 @@ def load_runtime(model_dir: str | Path, kind: str = "torch", device: str = "cpu"
         options.pop("dtype", None)
         return OnnxRuntime(model_dir, int8=kind == "onnx-int8", device=device, **options)
     raise BadInput(f"unknown runtime {kind!r}; choose one of {', '.join(RUNTIMES)}")
+
+
+def missing_export_warning(new: ModelVersion, previous: ModelVersion | None, *, runtime: str,
+                           device: str = "cpu") -> str | None:
+    """What a move of production from ``previous`` to ``new`` costs its services when ``new`` lacks
+    the ONNX graph they look for, or None; shared by every promotion and rollback (CLI, HTTP, jobs).
+
+    Under ``auto`` (CPU) they silently fell from int8 to torch, about a fifth of the throughput,
+    when ``previous`` had the int8 export; under an explicit ``onnx``/``onnx-int8`` runtime they
+    could not load ``new`` at all.
+    """
+    if new.task not in EXPORT_SERVED_TASKS or runtime == "torch" or (runtime == "auto" and device == "cuda"):
+        return None  # auto on a GPU serves torch whatever the version holds (see load_runtime)
+    graph = ONNX_FP32 if runtime == "onnx" else ONNX_INT8
+
+    def exported(mv: ModelVersion | None) -> bool:
+        return mv is not None and (mv.path / ONNX_DIR / graph).is_file()
+
+    if exported(new) or (runtime == "auto" and not exported(previous)):
+        return None
+    then = ("cannot load it" if runtime != "auto" or previous is None else  # auto: previous had it
+            f"serve it with torch, not ONNX int8 as they served {previous.ref}")
+    return (f"{new.ref} has no ONNX {'fp32' if runtime == 'onnx' else 'int8'} export: services on "
+            f"FINPULSE_RUNTIME={runtime} {then}; `finpulse export --model {new.ref} --int8` makes it, "
+            "and they take it up at their next request")
 
 
 class OnnxTokenStates:

@@ -234,10 +234,9 @@ def models_promote(ref: str, reason: str | None) -> None:
     from shared.cli_ops import cli_actor, cli_database
     from shared.lifecycle import promote
 
-    settings, db = _settings(), cli_database()
-    out = promote(settings, db, ref, actor=cli_actor(), reason=reason or "promoted from the CLI", force=True)
-    click.echo(f"{out['production']} is production (was {out['previous'] or 'none'})")
-    _warn_no_export(settings, out["production"], out["previous"])
+    out = promote(_settings(), cli_database(), ref, actor=cli_actor(), reason=reason or "promoted from the CLI",
+                  force=True)
+    _echo_move(out)
 
 
 @models.command("rollback")
@@ -250,31 +249,14 @@ def models_rollback(task_ref: str) -> None:
     domain, sep, task = task_ref.partition("/")
     if not sep or not task or "@" in task:
         raise BadInput(f"rollback expects DOMAIN/TASK, got {task_ref!r}")
-    settings = _settings()
-    out = rollback(settings, cli_database(), domain, task, actor=cli_actor())
+    _echo_move(rollback(_settings(), cli_database(), domain, task, actor=cli_actor()))
+
+
+def _echo_move(out: dict) -> None:
+    """The new production on stdout; the move's warning (an ONNX export it lacks) on stderr."""
     click.echo(f"{out['production']} is production (was {out['previous'] or 'none'})")
-    _warn_no_export(settings, out["production"], out["previous"])
-
-
-def _warn_no_export(settings: object, ref: str, previous: str | None) -> None:
-    """A stderr line when the new production lacks the ONNX int8 graph its services look for: under
-    ``auto`` they silently fell from int8 to torch (the previous production had the export), under
-    an explicit onnx runtime they could not load it at all."""
-    from shared.runtimes import ONNX_DIR, ONNX_FP32, ONNX_INT8
-
-    runtime = getattr(settings, "runtime", "auto")
-    registry, graph = _registry(), ONNX_FP32 if runtime == "onnx" else ONNX_INT8
-
-    def exported(name: str | None) -> bool:
-        return name is not None and (registry.resolve_version(name).path / ONNX_DIR / graph).is_file()
-
-    if runtime == "torch" or exported(ref) or (runtime == "auto" and not exported(previous)):
-        return
-    then = ("cannot load it" if runtime != "auto" else
-            f"serve it with torch, not ONNX int8 as they served {previous}")
-    click.echo(f"warning: {ref} has no ONNX {'fp32' if runtime == 'onnx' else 'int8'} export: services on "
-               f"FINPULSE_RUNTIME={runtime} {then}; `finpulse export --model {ref} --int8` makes it, "
-               "and they take it up at their next request", err=True)
+    if out.get("warning"):
+        click.echo(f"warning: {out['warning']}", err=True)
 
 
 @models.command("show")

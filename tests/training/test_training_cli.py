@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -144,7 +145,7 @@ def test_models_promote_rollback_list_show(registered_tiny) -> None:
     assert "model.promote" in audit and "model.rollback" in audit
 
 
-def test_models_promote_and_rollback_warn_when_production_loses_its_int8_export(registered_tiny) -> None:
+def test_models_promote_and_rollback_warn_when_production_loses_its_int8_export(registered_tiny, caplog) -> None:
     """Lifecycle QA: promoting by hand a version without the int8 graph production had (a retrain's,
     one trained with `train sentiment`) silently moved the services on `auto` from ONNX int8 to torch."""
     reg, v1, v2 = registered_tiny
@@ -155,6 +156,8 @@ def test_models_promote_and_rollback_warn_when_production_loses_its_int8_export(
     assert ("warning: news/sentiment@v2 has no ONNX int8 export: services on FINPULSE_RUNTIME=auto serve it "
             "with torch, not ONNX int8 as they served news/sentiment@v1; "
             "`finpulse export --model news/sentiment@v2 --int8` makes it") in out.stderr
+    # printed once: a WARNING record of it would reach stderr again through Python's last-resort handler
+    assert not [r for r in caplog.records if "has no ONNX" in r.getMessage() and r.levelno >= logging.WARNING]
     back = invoke("models", "rollback", "news/sentiment")  # back to the exported v1: nothing to say
     assert "news/sentiment@v1 is production" in back.stdout and back.stderr == ""
     (v1.path / "onnx" / "model.int8.onnx").unlink()  # neither has one: torch before and after
