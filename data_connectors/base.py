@@ -7,11 +7,13 @@ and line, which callers turn into an error or, with ``skip_bad``, a counted skip
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,32 @@ class BadHeader(BadRow):
 ColumnKey = Callable[[str], str | None]
 
 
+def every_column(name: str) -> str | None:
+    """The :data:`ColumnKey` of a caller that keeps whole rows (``predict`` and ``kb ask`` echo them,
+    a knowledge base keeps extra fields): each named column is read; blank names (trailing
+    separators) are none."""
+    return name or None
+
+
+def only_columns(*names: str) -> ColumnKey:
+    """The :data:`ColumnKey` of a caller that reads just ``names`` (names match exactly)."""
+    wanted = frozenset(names)
+    return lambda name: name if name in wanted else None
+
+
+def _first_repeat(names: Sequence[str], column: ColumnKey) -> tuple[int, str, int, str] | None:
+    """``(first place, first name, place, name)`` of the first name read as one seen before, else None."""
+    seen: dict[str, tuple[int, str]] = {}
+    for n, name in enumerate(names, start=1):
+        key = column(name)
+        if key is None:
+            continue
+        if key in seen:
+            return (*seen[key], n, name)
+        seen[key] = (n, name)
+    return None
+
+
 def repeated_column(path: str | Path, line: int, header: Sequence[str], column: ColumnKey) -> BadHeader | None:
     """The error for a ``header`` that names a column the caller reads twice, else None.
 
@@ -51,19 +79,18 @@ def repeated_column(path: str | Path, line: int, header: Sequence[str], column: 
     column it never reads (two ``notes`` columns of an export, the blank names of trailing
     separators) changes nothing read, and refusing it would fail a file that reads correctly.
     """
-    seen: dict[str, tuple[int, str]] = {}
-    for n, name in enumerate(header, start=1):
-        key = column(name)
-        if key is None:
-            continue
-        if key in seen:
-            first_n, first_name = seen[key]
-            where = (f"columns {first_n} and {n}" if name == first_name
-                     else f"as {first_name!r} in column {first_n} and {name!r} in column {n}")
-            return BadHeader(path, line, f"the header names the column {first_name!r} twice ({where}); "
-                                         "rename or drop one: which of them holds the data is ambiguous")
-        seen[key] = (n, name)
-    return None
+    repeat = _first_repeat(header, column)
+    if repeat is None:
+        return None
+    first_n, first_name, n, name = repeat
+    where = (f"columns {first_n} and {n}" if name == first_name
+             else f"as {first_name!r} in column {first_n} and {name!r} in column {n}")
+    return BadHeader(path, line, f"the header names the column {first_name!r} twice ({where}); "
+                                 "rename or drop one: which of them holds the data is ambiguous")
+
+
+class RepeatedKey(ValueError):
+    """A JSON object naming a key the caller reads twice (see :func:`json_line`)."""
 
 
 @dataclass
@@ -145,14 +172,71 @@ def not_utf8(path: str | Path, exc: UnicodeDecodeError) -> BadRow:
     return BadRow(path, 1, f"not UTF-8 ({exc.reason})")  # e.g. a sequence cut at the end of the file
 
 
-def json_line(line: str) -> Any:
+def _keep_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object as json builds it; the keys in order are noted when one repeats (rarely)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        _REPEATS.found.append((obj, tuple(k for k, _ in pairs)))
+    return obj
+
+
+# one decoder (json.loads with a hook built one per call: 2.5x the time of a row) and, per thread,
+# the objects of the line being decoded whose keys repeat
+_DECODER = json.JSONDecoder(object_pairs_hook=_keep_repeats)
+_REPEATS = threading.local()
+
+
+def json_line(line: str, column: ColumnKey = every_column) -> Any:
     """One JSONL line parsed; a ``ValueError`` saying why when it is not JSON. Nesting deeper than
     the parser's stack (``[[[[...``) raised a RecursionError, which no reader caught: "line N:
-    invalid JSON" like any other broken line, not a crash naming no line."""
+    invalid JSON" like any other broken line, not a crash naming no line.
+
+    A top-level object naming a key the caller reads twice (``column``, as for a CSV/TSV header:
+    ``{"text": "a", "text": "b"}``, or ``user_id`` and ``USER_ID`` where names match
+    case-insensitively) raises :class:`RepeatedKey`: json keeps the last value, silently, as a
+    dict row kept a header's last same-named column. Keys repeated inside nested values are
+    left as json reads them: no reader looks into those by name."""
+    if line.startswith("\ufeff"):  # as json.loads says it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+    _REPEATS.found = found = []
     try:
-        return json.loads(line)
+        value = _DECODER.decode(line)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    if not isinstance(value, dict):
+        return value
+    keys = next((keys for obj, keys in found if obj is value), None)
+    if keys is None:
+        if column is every_column:  # distinct keys are distinct columns
+            return value
+        keys = tuple(value)
+    repeat = _repeated_key(keys, column)
+    if repeat is not None:
+        first_n, first_name, n, name = repeat
+        where = (f"keys {first_n} and {n}" if name == first_name
+                 else f"as {first_name!r} in key {first_n} and {name!r} in key {n}")
+        raise RepeatedKey(f"the object names the key {first_name!r} twice ({where}); drop one: "
+                          "which of them holds the data is ambiguous")
+    return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _repeated_key(keys: tuple[str, ...], column: ColumnKey) -> tuple[int, str, int, str] | None:
+    """:func:`_first_repeat` of a row's keys, remembered: a file's rows mostly share one set of keys."""
+    return _first_repeat(keys, column)
+
+
+def json_row(path: str | Path, line_no: int, line: str, column: ColumnKey = every_column) -> dict[str, Any] | BadRow:
+    """One JSONL line as a row object, or the :class:`BadRow` saying why it is none."""
+    try:
+        row = json_line(line, column)
+    except RepeatedKey as exc:
+        return BadRow(path, line_no, str(exc))
+    except ValueError as exc:
+        return BadRow(path, line_no, f"invalid JSON ({exc})")
+    if not isinstance(row, dict):
+        return BadRow(path, line_no, "expected a JSON object")
+    return row
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -211,12 +295,13 @@ def detect_format(path: str | Path) -> str:
 
 
 def iter_rows(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str] | None = None, *,
-              column: ColumnKey | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+              column: ColumnKey = every_column) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line, row)`` from a JSONL, CSV or TSV file (format from the suffix);
     ``fieldnames`` names the columns of a CSV/TSV without a header line. The first bad row
     raises its :class:`BadRow` (:func:`iter_rows_or_bad` reads past it). ``column``: the columns
-    the caller reads, a CSV/TSV header naming one twice being a :class:`BadHeader`
-    (:func:`repeated_column`)."""
+    the caller reads (by default every named one: the caller keeps whole rows), a CSV/TSV header
+    naming one twice being a :class:`BadHeader` (:func:`repeated_column`) and a JSON object a
+    bad row (:func:`json_line`)."""
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt != "jsonl":
@@ -231,12 +316,9 @@ def iter_rows(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str
         for line_no, line in _lines(path, fh):
             if not line.strip():
                 continue
-            try:
-                row = json_line(line)
-            except ValueError as exc:
-                raise BadRow(path, line_no, f"invalid JSON ({exc})") from None
-            if not isinstance(row, dict):
-                raise BadRow(path, line_no, "expected a JSON object")
+            row = json_row(path, line_no, line, column)
+            if isinstance(row, BadRow):
+                raise row
             clean = without_lone_surrogates(row)
             if clean is not row:
                 mended.append(line_no)
@@ -247,7 +329,7 @@ def iter_rows(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str
 
 
 def iter_rows_or_bad(path: str | Path, fmt: str | None = None, fieldnames: Sequence[str] | None = None, *,
-                     column: ColumnKey | None = None) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+                     column: ColumnKey = every_column) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     """:func:`iter_rows` for the readers that count and skip bad rows (``--skip-bad``): a bad row
     comes back as ``(line, BadRow)`` and reading goes on after it (JSONL rows come mended, as
     :func:`iter_jsonl_objects` with ``mend`` gives them).
@@ -258,12 +340,13 @@ def iter_rows_or_bad(path: str | Path, fmt: str | None = None, fieldnames: Seque
     chunk and every row after it were dropped, reported as "skipped 1 bad row"; so were all rows
     after a CSV/TSV row with more fields than the header. What the reader cannot read past is
     still raised: a header it cannot decode, a UTF-16 file, a quote never closed, a ``csv.Error``,
-    a header naming twice a column the caller reads (``column``, see :func:`repeated_column`).
+    a header naming twice a column the caller reads (``column``, see :func:`repeated_column`; a
+    JSON object naming one twice is a bad row).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
-        yield from iter_jsonl_objects(path, mend=True)
+        yield from iter_jsonl_objects(path, mend=True, column=column)
         return
     bad: dict[int, BadRow] = {}  # line -> its decoding error, filled as the lines are read
     lines = _decoded_lines(path, bad)
@@ -333,8 +416,8 @@ def _tsv_rows(path: Path, lines: Iterable[tuple[int, str]], bad: dict[int, BadRo
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
-def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] | None = None
-             ) -> Iterator[tuple[int, dict[str, Any]]]:
+def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] | None = None,
+             column: ColumnKey = every_column) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, row)`` of CSV text, as :class:`csv.DictReader` reads it (extra fields under the
     key None, missing ones None): the one CSV reader of the connectors.
 
@@ -342,9 +425,10 @@ def csv_rows(path: str | Path, lines: Iterable[str], fieldnames: Sequence[str] |
     field was the spaces). A :class:`csv.Error` is a :class:`BadRow` naming the line it is on:
     ``DictReader.line_num`` is only set once a row is read, so it named the line before.
     A quote never closed is one too, on the line it opens: the lenient reader otherwise took
-    the rest of the file as that one field, silently.
+    the rest of the file as that one field, silently. A header naming twice a column the caller
+    reads (``column``) is a :class:`BadHeader` (:func:`repeated_column`).
     """
-    yield from _csv_rows(path, lines, {}, fieldnames)  # type: ignore[misc]  # no bad lines: no BadRow yielded
+    yield from _csv_rows(path, lines, {}, fieldnames, column)  # type: ignore[misc]  # no bad lines: no BadRow
 
 
 def _csv_rows(path: str | Path, lines: Iterable[str], bad: dict[int, BadRow],
@@ -482,7 +566,8 @@ def _mend(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def iter_jsonl_objects(path: str | Path, mend: bool = False) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
+def iter_jsonl_objects(path: str | Path, mend: bool = False, column: ColumnKey = every_column
+                       ) -> Iterator[tuple[int, dict[str, Any] | BadRow]]:
     """JSONL lines as ``(line, object)``, or ``(line, BadRow)`` for a line that is not one: the
     readers that count and skip bad rows (``--skip-bad``) read on after it.
 
@@ -492,7 +577,8 @@ def iter_jsonl_objects(path: str | Path, mend: bool = False) -> Iterator[tuple[i
     (``"a\\ud800"``) crashed a recommender fit, and a training text's crashed the tokenizer after
     the transfer stage had run, naming no line: with ``mend`` (texts) the row comes back with
     U+FFFD in its place and one warning counts such rows, as :func:`iter_rows` does; without (ids,
-    which mended could become another row's) the row is bad.
+    which mended could become another row's) the row is bad. An object naming a key the caller
+    reads (``column``) twice is a bad row too (:func:`json_line`).
     """
     path = check_file(path)
     mended: list[int] = []
@@ -505,13 +591,9 @@ def iter_jsonl_objects(path: str | Path, mend: bool = False) -> Iterator[tuple[i
                 continue
             if not line.strip():
                 continue
-            try:
-                row = json_line(line)
-            except ValueError as exc:
-                yield n, BadRow(path, n, f"invalid JSON ({exc})")
-                continue
-            if not isinstance(row, dict):
-                yield n, BadRow(path, n, "expected a JSON object")
+            row = json_row(path, n, line, column)
+            if isinstance(row, BadRow):
+                yield n, row
                 continue
             clean = without_lone_surrogates(row)
             if clean is row:
@@ -549,6 +631,12 @@ def text_field_of(path: str | Path, line: int, row: dict[str, Any], text_field: 
     return text
 
 
+def empty_text(path: str | Path, line: int, text_field: str) -> BadRow:
+    """The bad row of a text that is empty or only white space: nothing to train on or to score
+    (``predict`` gave it a label, of no text, in among the real rows' labels)."""
+    return BadRow(path, line, f"empty text in field {text_field!r}")
+
+
 def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
     """Unlabelled text for MLM: a ``.txt`` file (a text a line) or JSONL/CSV/TSV rows' ``text_field``."""
     path = Path(path)
@@ -556,7 +644,7 @@ def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
         texts = [line.strip() for _, line in iter_lines(path) if line.strip()]
     else:
         texts = []
-        for line, row in iter_rows(path):
+        for line, row in iter_rows(path, column=only_columns(text_field)):
             text = row.get(text_field)
             if not isinstance(text, str):
                 raise BadRow(path, line, f"no text in field {text_field!r}")

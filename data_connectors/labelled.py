@@ -25,9 +25,11 @@ from data_connectors.base import (
     ReadReport,
     check_file,
     detect_format,
+    empty_text,
     file_sha256,
     iter_rows_or_bad,
     missing_field,
+    only_columns,
     text_field_of,
 )
 from shared.errors import BadInput
@@ -175,7 +177,7 @@ def load_labelled(
     # its BadRow and the reader reads on; one it cannot read past (a quote never closed) is raised
     items: list[tuple[int, dict[str, Any]] | BadRow] = []
     # a file of no known format fails, --skip-bad or not
-    rows = iter_rows_or_bad(path, fmt or detect_format(path), column=lambda name: name if name in reads else None)
+    rows = iter_rows_or_bad(path, fmt or detect_format(path), column=only_columns(*reads))
     while True:
         try:
             line, row = next(rows)
@@ -217,7 +219,7 @@ def _example(path: Path, line: int, row: dict[str, Any], labels: Sequence[str],
         raise BadRow(path, line, f"no value in field {label_field!r} (null, or fewer fields than the header; "
                                  "in a TSV a line is one row)")
     if not text.strip():
-        raise BadRow(path, line, f"empty text in field {text_field!r}")
+        raise empty_text(path, line, text_field)
     label = normalise_label(row[label_field], labels, scheme)
     if label is None:
         expected = (f"this file's numeric labels are {scheme}; {_SCHEME_HELP}" if scheme

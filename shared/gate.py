@@ -98,11 +98,11 @@ def save_domain_config(settings: Any, config: DomainConfig) -> Path:
 
 def read_eval_set(config: DomainConfig) -> tuple[list[str], list[str]]:
     """Texts and gold labels of the evaluation set; a bad row names file and line."""
-    from data_connectors.base import BadRow, iter_rows
+    from data_connectors.base import BadRow, iter_rows, only_columns
 
     assert config.eval_set is not None
     texts, labels = [], []
-    for line, row in iter_rows(config.eval_set):
+    for line, row in iter_rows(config.eval_set, column=only_columns(config.text_field, config.label_field)):
         text, label = row.get(config.text_field), row.get(config.label_field)
         if not isinstance(text, str) or not text.strip():
             raise BadRow(config.eval_set, line, f"empty or missing {config.text_field!r}")

@@ -177,10 +177,10 @@ def _parity_texts(model_dir: Path, limit: int = 300) -> list[str] | None:
         lineage = json.loads((model_dir / "train_config.json").read_text())
         data, field = lineage["data"], lineage.get("text_field") or "text"  # a --text-field run's column
         path = data["dev"].get("path") or data["train"]["path"]
-        from data_connectors.base import iter_rows
+        from data_connectors.base import iter_rows, only_columns
 
         texts = []
-        for _, row in iter_rows(path):
+        for _, row in iter_rows(path, column=only_columns(field)):  # a repeated column never read is no error
             if isinstance(row.get(field), str) and row[field].strip():
                 texts.append(row[field])
             if len(texts) >= limit:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import file_sha256, iter_rows
+from data_connectors.base import file_sha256, iter_rows, only_columns
 from data_connectors.faq import FaqEntry, load_faq
 from shared.encoders import check_model_folder
 from shared.errors import BadInput
@@ -93,7 +93,7 @@ def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
     from data_connectors.base import BadRow
 
     out = []
-    for line, row in iter_rows(path):
+    for line, row in iter_rows(path, column=only_columns("text", "query", "id", "entry_id")):
         text = row.get("text") or row.get("query")
         raw = row.get("id", row.get("entry_id"))  # 0 is an id: a base numbered from 0 has an entry 0
         entry_id = "" if raw is None or isinstance(raw, bool) else str(raw).strip()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import iter_rows, text_field_of
+from data_connectors.base import empty_text, iter_rows, text_field_of
 from shared.errors import BadInput
 from shared.io import check_writable, write_jsonl
 from shared.registry import Registry
@@ -33,8 +33,13 @@ def predict_file(registry: Registry, ref: str, input_path: str | Path, output_pa
         raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
     check_writable(output_path, [input_path])
     rows = []
-    for line, row in iter_rows(input_path):  # lone UTF-16 surrogates come back mended, with a warning
-        text_field_of(input_path, line, row, text_field)
+    # every column is read (the rows are echoed), so a CSV/TSV header or a JSON object naming one
+    # twice is an error; lone UTF-16 surrogates come back mended, with a warning
+    for line, row in iter_rows(input_path):
+        # a blank text is a bad row, as in training: there is no --skip-bad, since the output is
+        # the input's rows in order, and a row dropped would shift every row after it
+        if not text_field_of(input_path, line, row, text_field).strip():
+            raise empty_text(input_path, line, text_field)
         rows.append(row)
     if not rows:  # an empty file, or a CSV/TSV header alone: whatever it meant, nothing was scored
         raise BadInput(f"{input_path}: no rows to score (JSONL rows {{\"{text_field}\": ...}} or a CSV/TSV "

@@ -61,7 +61,14 @@ def iter_item_rows(path: str | Path, report: ReadReport) -> Iterator[Item]:
     from data_connectors.faq.entry import entry_from_row
     from data_connectors.interactions.records import ITEM_KEYS, id_text
 
-    for line, row in iter_rows(path):
+    reads = {"item_id", "id", *ITEM_KEYS, "title", "text", "body", "abstract", "description", "question",
+             "questions", "answer", "categories", "category", "genres"}
+
+    def column(name: str) -> str | None:  # names match case-insensitively: Title and title are one column
+        key = name.strip().lower()
+        return key if key in reads else None
+
+    for line, row in iter_rows(path, column=column):
         row = {str(k).strip().lower(): v for k, v in row.items()}  # as interactions' columns are read
         # the interactions' id columns (movie_id, itemId, ...) name the same items here
         item_id = next((row[k] for k in ("item_id", "id", *ITEM_KEYS) if row.get(k) not in (None, "")), None)

@@ -159,7 +159,8 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
     An empty file (or one of blank lines only) is a :class:`BadInput` saying so, and a CSV/TSV header
     naming a column read here twice (``user_id`` twice, or as ``user_id`` and ``User_ID``: names match
     case-insensitively) a :class:`BadHeader`, ``skip_bad`` or not: the row kept the last of them and
-    fitted on it silently. A repeated column never read (see :data:`KNOWN_KEYS`) is no error, see
+    fitted on it silently; a JSON object naming one twice is a bad row, for the same reason. A repeated
+    column never read (see :data:`KNOWN_KEYS`) is no error, see
     :func:`~data_connectors.base.repeated_column`; nor are two aliases of one column (``item_id`` and
     ``item``, an id and a title): the first of ``ITEM_KEYS`` with a value is read.
     """
@@ -168,7 +169,7 @@ def iter_interactions(path: str | Path, fmt: str | None = None, *, skip_bad: boo
     fmt = fmt or detect_format(path)
     # a CSV/TSV row with a bad byte or one field too many is skipped like a broken JSON line: the
     # reader read on (iter_rows stopped there, and every row after it was lost to one "bad row")
-    rows = iter_jsonl_objects(path) if fmt == "jsonl" else iter_rows_or_bad(
+    rows = iter_jsonl_objects(path, column=_read_column) if fmt == "jsonl" else iter_rows_or_bad(
         path, fmt, _headerless_columns(path, fmt), column=_read_column)
     while True:
         try:

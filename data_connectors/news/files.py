@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from data_connectors.base import BadRow, csv_rows, json_line, refuse_utf16
+from data_connectors.base import BadRow, RepeatedKey, csv_rows, json_line, refuse_utf16
 from data_connectors.news.base import NewsBatch, NewsSource
 from shared.errors import BadInput
 
@@ -42,7 +42,10 @@ class JsonlSource(NewsSource):
                 batch.rejected.append({"line": line_no, "reason": "not valid UTF-8"})
                 continue
             try:
-                row = json_line(line)
+                row = json_line(line)  # every key is kept, so none may be named twice
+            except RepeatedKey as exc:
+                batch.rejected.append({"line": line_no, "reason": str(exc)})
+                continue
             except ValueError as exc:
                 batch.rejected.append({"line": line_no, "reason": f"invalid JSON ({getattr(exc, 'msg', exc)})"})
                 continue

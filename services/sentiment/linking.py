@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data_connectors.base import repeated_column
 from shared.errors import BadInput
 from shared.text import normal_text
 
@@ -165,12 +166,19 @@ class Company:
     aliases: list[str] = field(default_factory=list)
 
 
+def _company_column(name: str) -> str | None:
+    """The column a company list's header name is read as (case-insensitively), None for one never read."""
+    key = name.lower()
+    return key if key in ("ticker", "name", "aliases") else None
+
+
 def read_companies(path: str | Path) -> list[Company]:
     """Read a ``ticker,name,aliases`` CSV; a bad file names itself (and the line) and the fix.
 
     Strict, as ``news relink`` applies the list to all history: a headerless file (its first row
     read as the header left no companies, and a relink then removed every link), an empty or
-    non-CSV one, a ticker the API would refuse, or a ticker listed twice is refused."""
+    non-CSV one, a ticker the API would refuse, a ticker listed twice, or a header naming a column
+    twice (``ticker,name,Name``: the row kept the last, whichever the file meant) is refused."""
     path = Path(path)
     columns = "first line must be the header ticker,name,aliases"
     try:
@@ -184,6 +192,9 @@ def read_companies(path: str | Path) -> list[Company]:
         raise BadInput(f"company list {path}: empty file; {columns}")
     if "ticker" not in header:
         raise BadInput(f"company list {path}:1: {columns} (found {','.join(header)[:60]!r})")
+    names = [(h or "").strip() for h in (reader.fieldnames or [])]  # as written, for the message
+    if (repeat := repeated_column(path, 1, names, _company_column)) is not None:
+        raise BadInput(f"company list {repeat}")
     out = []
     seen: dict[str, int] = {}
     for i, row in enumerate(rows, start=2):

@@ -71,9 +71,10 @@ def _eval_set(path: Any, params: dict[str, Any], config: SentimentTrainConfig) -
         raise BadInput(f"eval {path!r} cannot be read: {exc}") from None
     if set(gold) <= set(config.labels):
         return
-    from data_connectors.base import iter_rows
+    from data_connectors.base import iter_rows, only_columns
 
-    for line, row in iter_rows(path):  # the first row the gate would refuse, for its line number
+    # the first row the gate would refuse, for its line number (read as the gate reads it)
+    for line, row in iter_rows(path, column=only_columns(domain.text_field, domain.label_field)):
         label = str(row.get(domain.label_field))
         if label not in config.labels:
             raise BadInput(f"eval is not a usable evaluation set: {path}:{line}: label {label!r} is not one of "
