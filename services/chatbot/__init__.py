@@ -6,6 +6,7 @@ the index, encoder and Redis client are only touched by the first request.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -100,11 +101,9 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
                          r"/v1/chat/[^/]+/messages": {"origins": settings.chatbot_cors_origins},
                          r"/v1/feedback": {"origins": settings.chatbot_cors_origins},
                          r"/widget.js": {"origins": "*"}})
-    if encoder is None and not settings.testing:
-        import threading
-
-        threading.Thread(target=_warm_query_encoder, args=(app.extensions["chatbot"],), daemon=True,
-                         name="chatbot-warm").start()
+    handle.prepare = functools.partial(_warm_query_encoder, app.extensions["chatbot"])
+    if not settings.testing:  # tests start it themselves, where they mean to
+        handle.watch()  # loads the index and warms its encoder now, and readies each new one before serving it
     add_readiness_check(app, lambda: handle.get() and None, "knowledge base")
     add_readiness_check(app, lambda: ping(settings.redis_url), "redis")
     add_readiness_check(app, db.ready, "database")
@@ -115,15 +114,10 @@ def create_app(settings: Settings | None = None, encoder: Any = None) -> Flask:
     return app
 
 
-def _warm_query_encoder(engine: Any) -> None:
-    """Load the index's encoder and its query graph at start: the first chat after a restart
-    otherwise waited seconds for them while /readyz already said ready."""
-    import logging
-
-    try:
-        engine.query_encoder(engine.handle.get().meta["model"]).warm()
-    except Exception as exc:  # no knowledge base yet (kb load warms it then): readiness says so
-        logging.getLogger(__name__).info("chatbot: query encoder not warmed at start (%s)", exc)
+def _warm_query_encoder(engine: Any, kb: Any) -> None:
+    """Load the encoder of ``kb`` (an index about to be served) and its query graph: the first chat
+    after a restart, or after a ``kb load`` in another process, otherwise waited seconds for them."""
+    engine.query_encoder(kb.meta["model"]).warm()
 
 
 def retrain_task(start: str | Enqueue | None = None) -> RetrainTask:

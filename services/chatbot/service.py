@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data_connectors.base import BadRow, file_sha256, iter_rows
+from data_connectors.base import BadRow, file_sha256, iter_rows, only_columns
 from services.chatbot.dialogue import Policy, is_ambiguous, wants_human
 from services.chatbot.kb import KnowledgeBase, build_kb_dir, edit_lock, index_lock, read_live, swap_in
 from services.chatbot.retriever import get_encoder, unreadable
@@ -296,7 +296,7 @@ def calibration_rows(dev_file: Path, ids: set[str] | None = None) -> list[tuple[
     """``(text, entry id)`` rows; with ``ids``, an id outside them is a BadRow (a row of another
     knowledge base was fitted on as a wrong answer, and saved over a good fit), as in training."""
     rows = []
-    for line, row in iter_rows(dev_file):
+    for line, row in iter_rows(dev_file, column=only_columns("text", "id", "intent")):
         text, entry_id = row.get("text"), row.get("id", row.get("intent"))
         if not isinstance(text, str) or not text.strip() or entry_id is None:
             raise BadRow(dev_file, line, "expected {'text': ..., 'id': ...}")

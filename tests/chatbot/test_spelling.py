@@ -47,6 +47,25 @@ def test_a_word_the_encoder_knows_is_not_corrected() -> None:
     assert Speller(["how do I look at my balance"], known=["lock"]).correct("lock") == "lock"
 
 
+def test_a_fine_tune_without_vocab_txt_knows_its_words_from_tokenizer_json(tmp_path) -> None:
+    """Speller QA: a `train embeddings` version holds tokenizer.json but no vocab.txt, so the
+    speller of an index on it knew none of the encoder's words and changed real ones
+    (BANKING77 dev: "insufficient" to "sufficient", "coffee" to "offer", 52 clean questions)."""
+    import shutil
+
+    from services.chatbot.kb import _whole_words
+    from shared.encoders import base_encoder_path
+
+    tuned = tmp_path / "tuned"
+    tuned.mkdir()
+    shutil.copy(base_encoder_path() / "tokenizer.json", tuned)
+    words = _whole_words(str(tuned))
+    assert words == _whole_words(str(base_encoder_path())) and "insufficient" in words
+    speller = Speller(["do I have sufficient funds"], known=words)
+    assert speller.correct("insufficient funds") == "insufficient funds"
+    assert speller.correct("sufficent funds") == "sufficient funds"
+
+
 def test_an_edit_teaches_the_speller_new_words(bow) -> None:
     kb = KnowledgeBase.build(ENTRIES, bow, "flat")
     assert kb.correct("mortgaeg rates") == "mortgaeg rates"
