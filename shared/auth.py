@@ -7,15 +7,20 @@ import hmac
 import logging
 import math
 import secrets
+import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
 from shared.errors import BadInput, Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,13 +84,57 @@ def role_for(db: Any, key: str, ops_key: str | None) -> tuple[str, str] | None:
         return (row.name, row.role) if row else None
 
 
+class LocalBudget:
+    """Wrong keys per address counted in this process: the failed-key budget while its store (Redis) is
+    unreachable, so an outage (or an attacker who causes one) does not lift the limit. The same moving
+    windows as the store's; memory stays bounded: per address only the newest failures the largest limit
+    needs, over as many addresses as ``max_failures`` such lists hold (10,000 at 20/minute, a few MB; the
+    least recently failing go first, as do those whose failures all left the longest window), so a flood
+    from many addresses (IPv6 gives an attacker plenty) cannot grow it without end."""
+
+    def __init__(self, items: list[RateLimitItem], max_failures: int = 200_000) -> None:
+        self.items = items
+        self.depth = max(1, *(item.amount for item in items))
+        self.longest = max(item.get_expiry() for item in items)
+        self.max_addresses = max(100, max_failures // self.depth)
+        self.failures: OrderedDict[str, deque[float]] = OrderedDict()  # oldest last failure first
+        self.lock = threading.Lock()
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may present keys again; None while it is within every limit."""
+        now = time.monotonic()
+        with self.lock:
+            times = self.failures.get(address) or deque()
+            # a limit of N is reached while the Nth newest failure is still inside its window
+            waits = [(times[-item.amount] - now if item.amount else 0.0) + item.get_expiry() for item in self.items
+                     if item.amount <= len(times)]  # a limit of 0 refuses every key, as the store's does
+        wait = max(waits, default=0.0)
+        return max(1, math.ceil(wait)) if wait > 0 else None
+
+    def fail(self, address: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            times = self.failures.pop(address, None) or deque(maxlen=self.depth)
+            times.append(now)
+            self.failures[address] = times
+            while self.failures and (len(self.failures) > self.max_addresses
+                                     or next(iter(self.failures.values()))[-1] <= now - self.longest):
+                self.failures.popitem(last=False)
+
+
 class FailureBudget:
     """Wrong keys a client address may present (FINPULSE_AUTH_FAILURE_LIMIT), counted by ``limits`` in
     the rate limits' store: Redis, so one budget across every service (security QA: 200 wrong keys
     to /v1/admin/jobs in 2.4 s, all plain 401s). Only a presented, unknown key counts: a missing
-    key or another scheme guesses nothing, and a key that authenticates (a 403 included) is no failure."""
+    key or another scheme guesses nothing, and a key that authenticates (a 403 included) is no failure.
+
+    While the store is unreachable the budget is this process's (:class:`LocalBudget`, same limits): it
+    failed open before, so making Redis unreachable gave unlimited guesses. Good keys still pass."""
 
     KEY = "finpulse-auth-failures"
+    # after the store failed, it is tried again this much later: meanwhile each request would wait for
+    # its connect timeout, and the outage is logged once instead of on every request
+    RETRY_STORE_S = 5.0
 
     def __init__(self, settings: Any) -> None:
         from limits import parse_many
@@ -99,37 +148,54 @@ class FailureBudget:
         # short timeouts, as get_redis: an unreachable Redis must not hold each request (memory:// ignores them)
         self.limiter = MovingWindowRateLimiter(storage_from_string(uri, socket_connect_timeout=2,
                                                                    socket_timeout=5))
+        self.local = LocalBudget(self.items)
+        self.store_down_until: float | None = None  # monotonic time of the next try; None while it answers
 
     def retry_after(self, address: str) -> int | None:
         """Seconds until ``address`` may present keys again; None while it is within the budget."""
+        return self._run(lambda: self._store_retry_after(address), lambda: self.local.retry_after(address))
+
+    def fail(self, address: str) -> None:
+        self._run(lambda: [self.limiter.hit(item, self.KEY, address) for item in self.items],
+                  lambda: self.local.fail(address))
+
+    def _store_retry_after(self, address: str) -> int | None:
         for item in self.items:
             if not self.limiter.test(item, self.KEY, address):
                 reset = self.limiter.get_window_stats(item, self.KEY, address).reset_time
                 return max(1, math.ceil(reset - time.time()))
         return None
 
-    def fail(self, address: str) -> None:
-        for item in self.items:
-            self.limiter.hit(item, self.KEY, address)
+    def _run(self, shared: Callable[[], Any], local: Callable[[], Any]) -> Any:
+        """``shared`` on the store; ``local`` (this process's budget) while the store is unreachable."""
+        from limits.errors import StorageError
+        from redis import RedisError
+
+        down_until = self.store_down_until
+        if down_until is None or time.monotonic() >= down_until:
+            try:
+                result = shared()
+            except (RedisError, OSError, StorageError) as exc:
+                if down_until is None:  # once an outage, not once a request
+                    log.warning("failed-key budget: its store is unreachable (%s); counting wrong keys in this "
+                                "process until it is back", exc)
+                self.store_down_until = time.monotonic() + self.RETRY_STORE_S
+            else:
+                if down_until is not None:
+                    log.info("failed-key budget: its store is reachable again; counting wrong keys there")
+                    self.store_down_until = None
+                return result
+        return local()
 
 
 def _budget_call(action: Callable[[FailureBudget], Any]) -> Any:
-    """Run ``action`` on the app's budget (made on first use); None when its store is unreachable.
-
-    Fails open: keys are 192 random bits, so the budget is defence in depth, and during a Redis
-    outage the ops endpoints are what ops need (the chat's limiter answers 503 instead)."""
+    """Run ``action`` on the app's budget (made on first use)."""
     from flask import current_app
-    from limits.errors import StorageError
-    from redis import RedisError
 
     budget = current_app.extensions.get("auth_failures")
     if budget is None:
         budget = current_app.extensions.setdefault("auth_failures", FailureBudget(current_app.config["FINPULSE"]))
-    try:
-        return action(budget)
-    except (RedisError, OSError, StorageError) as exc:
-        log.warning("failed-key budget not enforced: its store is unreachable (%s)", exc)
-        return None
+    return action(budget)
 
 
 def budgeted_address() -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -106,6 +107,10 @@ class Settings(BaseSettings):
     # Reverse proxies in front of the services (X-Forwarded-For/-Proto/-Host hops to trust):
     # behind one, leave this 0 and every customer has the proxy's address (one rate-limit bucket).
     trusted_proxies: int = Field(default=0, ge=0, le=5)
+    # Host names the services answer to (the Host header, or a trusted proxy's X-Forwarded-Host), so a page
+    # on another name (DNS rebinding) or a forged Host in links gets a 400; ".bank.example" takes its
+    # subdomains too. Empty: any host. This host's loopback names always pass (`finpulse up`, health checks)
+    allowed_hosts: EnvList = Field(default_factory=list)
     # Sentiment service (services/sentiment): ingest limits, aggregation and alert rules.
     sentiment_companies_csv: Path | None = None  # extra company list (ticker,name,aliases)
     sentiment_max_article_chars: int = Field(default=100_000, ge=100)  # longer articles are rejected
@@ -231,7 +236,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("sentiment_feeds", "sentiment_languages", "chatbot_rate_limit_exempt", "chatbot_cors_origins",
-                     mode="before")
+                     "allowed_hosts", mode="before")
     @classmethod
     def _env_list(cls, value: Any, info: ValidationInfo) -> Any:
         """A JSON list, or the plain values people write: FINPULSE_CHATBOT_CORS_ORIGINS=* as the
@@ -267,6 +272,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"FINPULSE_CHATBOT_CORS_ORIGINS: {origin!r} {problem}; list origins as "
                                  "scheme://host[:port], e.g. https://www.bank.example (or \"*\" for any)")
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        hosts = []
+        for entry in value:
+            host, problem = allowed_host(entry)
+            if problem:
+                raise ValueError(f"FINPULSE_ALLOWED_HOSTS: {entry!r} {problem}; list host names without scheme or "
+                                 "port, e.g. api.bank.example,.bank.example (or leave it empty for any host)")
+            hosts.append(host)
+        return list(dict.fromkeys(hosts))
 
     @model_validator(mode="after")
     def _check_news_retention(self) -> Settings:
@@ -358,6 +375,30 @@ def origin_problem(origin: str) -> str | None:
     if port == DEFAULT_PORTS[parts.scheme]:
         return f"names the default port {port}, which browsers leave out"
     return None
+
+
+def allowed_host(entry: str) -> tuple[str, str | None]:
+    """``entry`` of FINPULSE_ALLOWED_HOSTS as the Host check compares it (lower case, IDNA, no trailing
+    dot, an IPv6 address unbracketed), and why it can never match a Host header (None when it can)."""
+    text = entry.strip().lower()
+    if "://" in text:
+        return text, "has a scheme"
+    if text == "*":
+        return text, "is a wildcard"
+    try:
+        return ipaddress.ip_address(text.removeprefix("[").removesuffix("]")).compressed, None
+    except ValueError:
+        pass
+    dot, name = ("." if text.startswith(".") else ""), text.removeprefix(".").removesuffix(".")
+    if ":" in name:
+        return text, "has a port (the check ignores ports)"
+    try:
+        name = name.encode("idna").decode("ascii")  # a Host header carries the xn-- form
+    except UnicodeError:
+        return text, "is no host name"
+    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", name):
+        return text, "is no host name"
+    return dot + name, None
 
 
 def env_name(field: str) -> str:

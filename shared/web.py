@@ -6,6 +6,8 @@ registers readiness checks (callables that raise :class:`~shared.errors.Unavaila
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -353,6 +355,8 @@ def _error_reasons(view: Any, endpoint: str, reads_body: bool) -> dict[int, list
         reasons.setdefault(status, []).append(text)
 
     add(400, "invalid_url: the URL holds a NUL character or is not UTF-8")  # the app's before_request
+    if current_app.config["FINPULSE"].allowed_hosts:
+        add(400, "invalid_host: the Host header names no host in FINPULSE_ALLOWED_HOSTS")
     needs = list(getattr(view, "_openapi_needs", ()))
     if reads_body:
         add(400, "invalid_json or validation_error: the body is not usable JSON or a field is invalid")
@@ -483,6 +487,25 @@ def exempt_client(settings: Settings) -> bool:
     return request.remote_addr in exempt and peer in exempt
 
 
+# always answered under FINPULSE_ALLOWED_HOSTS: `finpulse up` and compose's health checks address the
+# services so, and a Host naming this host's loopback points no link or rebinding page at another site
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """Whether ``host`` (``request.host``: name[:port], "" when malformed) names one of ``allowed`` (as
+    :func:`shared.settings.allowed_host` wrote them; ".bank.example" is it and its subdomains) or loopback."""
+    if host.startswith("["):  # an IPv6 address, compared in the form the setting stores
+        name = host[1:].partition("]")[0]
+        with contextlib.suppress(ValueError):
+            name = ipaddress.ip_address(name).compressed
+    else:
+        name = host.partition(":")[0]
+    name = name.lower().removesuffix(".")
+    return bool(name) and any(name == entry.removeprefix(".") or (entry.startswith(".") and name.endswith(entry))
+                              for entry in (*allowed, *LOOPBACK_HOSTS))
+
+
 # pages (dashboard, ops page, chat demo) are never framed: another site could overlay them
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
@@ -507,6 +530,15 @@ def create_service_app(name: str, settings: Settings | None = None) -> Flask:
     configure_logging(settings)
     register_error_handlers(app)
     metrics.init_app(app, name)
+
+    @app.before_request
+    def _allowed_host() -> None:
+        # before every hook a service adds, so a refused Host reaches no rate limiter, session or view
+        # (health endpoints included: loopback names always pass, see LOOPBACK_HOSTS)
+        allowed = current_app.config["FINPULSE"].allowed_hosts
+        if allowed and not host_allowed(request.host, allowed):
+            raise BadInput(f"this service does not answer to the host {request.headers.get('Host', '')[:100]!r} "
+                           "(FINPULSE_ALLOWED_HOSTS)", code="invalid_host")
 
     @app.before_request
     def _no_nul() -> None:

@@ -159,12 +159,61 @@ def test_the_failed_key_budget_ends_with_its_window(app, client):
     assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key-for-tests"}).status_code == 200
 
 
-def test_an_unreachable_budget_store_locks_nobody_out(app, client):
-    """The budget fails open (logged): during a Redis outage ops still reach their endpoints."""
-    app.config["FINPULSE"] = app.config["FINPULSE"].model_copy(update={"ratelimit_storage_url": "redis://127.0.0.1:1/0"})
+def test_an_unreachable_budget_store_keeps_a_budget_in_this_process(app, client, caplog):
+    """Security QA: with its Redis unreachable the failed-key budget failed open, so whoever could make
+    Redis unreachable had unlimited key guesses. It now counts in this process, with the same limits and
+    one log line; good keys keep working (ops need their endpoints during an outage) until it is spent."""
+    import logging
+
+    unreachable = "redis://127.0.0.1:6399/15"  # nothing listens there
+    app.config["FINPULSE"] = app.config["FINPULSE"].model_copy(
+        update={"ratelimit_storage_url": unreachable, "auth_failure_limit": "3/minute"})
     client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
-    assert client.get("/v1/report", headers={"Authorization": "Bearer no"}).status_code == 401
-    assert client.get("/v1/report", headers={"Authorization": "Bearer boot-key-for-tests"}).status_code == 200
+    good = {"Authorization": "Bearer boot-key-for-tests"}
+    with caplog.at_level(logging.INFO, logger="shared.auth"):
+        assert client.get("/v1/report", headers=good).status_code == 200
+        codes = [client.get("/v1/report", headers={"Authorization": f"Bearer fp_guess{n}"}).status_code
+                 for n in range(5)]
+        assert codes == [401, 401, 401, 429, 429], codes
+        refused = client.get("/v1/report", headers=good)  # past the budget no key is looked up
+        assert _error(refused, 429)["code"] == "too_many_requests"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        other = app.test_client()
+        other.environ_base["REMOTE_ADDR"] = "198.51.100.9"  # another address keeps its own budget
+        assert other.get("/v1/report", headers=good).status_code == 200
+    said = [r.getMessage() for r in caplog.records if r.name == "shared.auth"]
+    assert len(said) == 1 and "unreachable" in said[0] and "in this process" in said[0], said
+
+
+def test_the_in_process_budget_keeps_its_windows_in_bounded_memory():
+    """The stand-in budget holds the newest failures the largest limit needs, for a bounded number of
+    addresses: a flood of wrong keys from ever new (IPv6) addresses cannot grow it without end."""
+    import time
+
+    from limits import parse_many
+
+    from shared.auth import LocalBudget
+
+    budget = LocalBudget(parse_many("2/second;3/minute"), max_failures=300)  # 300 // 3: 100 addresses
+    for n in range(250):
+        budget.fail(f"2001:db8::{n:x}")
+    assert len(budget.failures) == 100
+    assert "2001:db8::f9" in budget.failures and "2001:db8::0" not in budget.failures  # the oldest went
+    for _ in range(10):
+        budget.fail("203.0.113.1")
+    assert len(budget.failures["203.0.113.1"]) == 3  # only what 3/minute needs
+    assert 55 <= budget.retry_after("203.0.113.1") <= 60  # the longest limit reached decides
+    assert budget.retry_after("198.51.100.1") is None
+
+    short = LocalBudget(parse_many("2/second"))
+    short.fail("a")
+    assert short.retry_after("a") is None
+    short.fail("a")
+    assert short.retry_after("a") == 1
+    time.sleep(1.05)
+    assert short.retry_after("a") is None  # a moving window, as the store's
+    short.fail("b")
+    assert list(short.failures) == ["b"]  # failures all out of every window are forgotten
 
 
 def test_readyz_gives_full_reasons_only_to_this_host_and_analyst_or_ops_keys(app, client, tmp_path):
