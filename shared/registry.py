@@ -235,6 +235,9 @@ class Registry:
         if ref.strip().startswith(("./", "../", "/", "~")):  # a path, not D/T ("./copy" read as domain ".")
             if not path.exists():
                 raise ModelNotFound(f"model directory {ref.strip()!r} does not exist")
+            if not path.is_dir():  # `--model /data/dev.jsonl` was called "a directory outside the registry"
+                raise ModelNotFound(f"model reference {ref!r} is a file, not a model directory "
+                                    "or DOMAIN/TASK[@VERSION]")
             raise ModelNotFound(f"model reference {ref!r} is a directory outside the registry's versions "
                                 "and not DOMAIN/TASK[@VERSION]")
         m = _REF.match(ref.strip())

@@ -85,12 +85,13 @@ def _parse_sets(items: tuple[str, ...]) -> dict[str, object]:
     values: dict[str, object] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep:
+        key = key.strip().replace("-", "_")
+        if not sep or not key:  # `--set =3` was "unknown training option(s): " with an empty name
             raise BadInput(f"--set expects KEY=VALUE, got {item!r}")
         try:
-            values[key.strip().replace("-", "_")] = json.loads(raw)
+            values[key] = json.loads(raw)
         except ValueError:
-            values[key.strip().replace("-", "_")] = raw
+            values[key] = raw
     return values
 
 
@@ -247,7 +248,8 @@ def models_rollback(task_ref: str) -> None:
     from shared.lifecycle import rollback
 
     domain, sep, task = task_ref.partition("/")
-    if not sep or not task or "@" in task:
+    # a task folder's path (`/home/registry/news/sentiment`) was "domain '' is not a valid name"
+    if not sep or not domain or not task or "@" in task or "/" in task:
         raise BadInput(f"rollback expects DOMAIN/TASK, got {task_ref!r}")
     _echo_move(rollback(_settings(), cli_database(), domain, task, actor=cli_actor()))
 
@@ -274,6 +276,9 @@ def models_show(ref: str) -> None:
         name: str | None = registry.resolve_version(ref).ref
     except ModelNotFound:  # a directory outside this registry
         name = None
+    # `models show /tmp` printed a lineage of nulls and exited 0, as if /tmp were a model without one
+    if not any((path / f).is_file() for f in ("config.json", "train_config.json", "metrics.json")):
+        raise ModelNotFound(f"{ref} is not a model directory (no config.json, train_config.json or metrics.json)")
     cfg, m = read_json(path / "train_config.json"), read_json(path / "metrics.json")
     keep = ("method", "seed", "base_model", "git_commit", "data", "epochs", "lr", "max_length")
     # a recommender's lineage: its interactions/items files and hashes, or the version it refitted

@@ -129,6 +129,8 @@ class SentimentTrainConfig:
         _check(len(set(self.labels)) == len(self.labels) >= 2, "labels", self.labels,
                "at least two distinct labels")
         _check(bool(self.train_path), "train_path", self.train_path, "a data file")
+        # `--set extra=5` was kept as the lineage's "extra" (wrong_type checks no dict fields)
+        _check(isinstance(self.extra, dict), "extra", self.extra, "an object")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

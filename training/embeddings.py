@@ -16,6 +16,7 @@ figure the ops evaluation gate compares with production's.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sys
@@ -74,6 +75,8 @@ class EmbeddingsConfig:
         for name in ("epochs", "lr", "max_minutes", "scale"):  # nan and inf failed deep inside (OverflowError)
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise BadInput(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        if self.lr >= 1:  # AdamW at lr 5 trained and registered a ruined encoder (`train sentiment` refuses it too)
+            raise BadInput(f"lr must be a learning rate below 1 (e.g. 1e-4), got {self.lr!r}")
         if not 0 <= self.seed < 2**32:
             raise BadInput(f"seed must be in 0..2**32-1, got {self.seed}")
         if self.adversarial_eps < 0:
@@ -96,7 +99,12 @@ def read_pairs(path: Path, ids: set[str]) -> list[tuple[str, str]]:
     for line, row in iter_rows(path, column=only_columns("text", "query", "id", "entry_id")):
         text = row.get("text") or row.get("query")
         raw = row.get("id", row.get("entry_id"))  # 0 is an id: a base numbered from 0 has an entry 0
-        entry_id = "" if raw is None or isinstance(raw, bool) else str(raw).strip()
+        # a JSON true, 5 or [..] where a string belongs was called "missing", though the row has it
+        if text is not None and not isinstance(text, str):
+            raise BadRow(path, line, f"'text' must be a string, got {json.dumps(text)[:40]}")
+        if isinstance(raw, bool | dict | list):
+            raise BadRow(path, line, f"'id' must be a string or an integer, got {json.dumps(raw)[:40]}")
+        entry_id = "" if raw is None else str(raw).strip()
         if not isinstance(text, str) or not text.strip():
             raise BadRow(path, line, "missing 'text'")
         if not entry_id:

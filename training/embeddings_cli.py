@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -35,12 +36,20 @@ def embeddings(kb: Path, pairs: Path | None, dev: Path | None, domain: str, epoc
                freeze_layers: int, max_minutes: float, base_model: str | None, seed: int, device: str,
                precision: str, adversarial_eps: float) -> None:
     """Contrastive fine-tune of the sentence encoder on a knowledge base's question groups."""
+    from shared.signals import interrupt_on_sigterm
     from training.embeddings import train_embeddings
 
     config = Defaults(base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr,
                       freeze_layers=freeze_layers, max_minutes=max_minutes, seed=seed, device=device,
                       precision=precision, adversarial_eps=adversarial_eps)
-    version = train_embeddings(kb, pairs, domain, config, dev=dev)
+    # SIGTERM (kill, a scheduler's timeout) ends the run like Ctrl-C, as in `train sentiment`: it died
+    # silently (exit 143, no error line) and left its temp folder (the model, ~90 MB once saved) in /tmp
+    previous = interrupt_on_sigterm()
+    try:
+        version = train_embeddings(kb, pairs, domain, config, dev=dev)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     # Unlike sentiment, not even a first version is promoted: the base encoder already serves and
     # a fine-tune on a small KB can be worse; the operator (or a retrain job's gate) decides.
     click.echo(f"{version.ref} registered; the chatbot keeps its current encoder until "

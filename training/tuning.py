@@ -42,6 +42,8 @@ def search(settings: Any, train_path: str, dev_path: str | None, *, domain: str 
 
     if trials < 1:
         raise BadInput("--trials must be at least 1")
+    if not trial_budget_min > 0:  # it was named as the field it becomes: "training option time_budget_min=0.0"
+        raise BadInput(f"--trial-budget must be more than 0 minutes, got {trial_budget_min}")
     fixed = dict(fixed or {})
     # what retraining with the best parameters will run; a bad --set fails here, before any training
     final = SentimentTrainConfig.from_dict({"train_path": train_path, "dev_path": dev_path, "domain": domain,
@@ -138,7 +140,8 @@ def score_ensemble(registry: Registry, refs: list[str], dev_path: str) -> dict[s
 
     if len(refs) < 2:
         raise BadInput("--ensemble needs at least two model references separated by commas")
-    runtimes = [load_runtime(registry.resolve(ref), "torch") for ref in refs]
+    # every reference first: a typo in the last one was found only after loading the models before it
+    runtimes = [load_runtime(path, "torch") for path in [registry.resolve(ref) for ref in refs]]
     labels = runtimes[0].labels
     data = load_labelled(dev_path, labels=labels)
     agreement = [e.agreement for e in data.examples]

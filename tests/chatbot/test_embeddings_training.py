@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,8 @@ def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
             EmbeddingsConfig(**bad)
     with pytest.raises(BadInput, match=r"^seed must be in 0\.\.2\*\*32-1, got -1$"):
         EmbeddingsConfig(seed=-1)
+    with pytest.raises(BadInput, match=r"^lr must be a learning rate below 1 \(e\.g\. 1e-4\), got 5\.0$"):
+        EmbeddingsConfig(lr=5.0)  # training CLI QA: `--lr 5` trained and registered a ruined encoder
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"text": "hi", "id": "zz"}) + "\n")
     with pytest.raises(BadInput, match="pairs.jsonl:1: id 'zz' is not in the knowledge base"):
         read_pairs(tmp_path / "pairs.jsonl", {"a"})
@@ -82,6 +85,21 @@ def test_bad_config_and_pairs_name_the_problem(tmp_path) -> None:
     (tmp_path / "pairs.jsonl").write_text("\n")
     with pytest.raises(BadInput, match="pairs.jsonl: no query rows"):
         read_pairs(tmp_path / "pairs.jsonl", {"0"})
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ({"text": "hi", "id": True}, "'id' must be a string or an integer, got true"),
+    ({"text": "hi", "id": ["a"]}, "'id' must be a string or an integer, got [\"a\"]"),
+    ({"text": 5, "id": "a"}, "'text' must be a string, got 5"),
+    ({"query": {"q": "hi"}, "id": "a"}, "'text' must be a string, got {\"q\": \"hi\"}"),
+])
+def test_a_pairs_value_of_the_wrong_type_is_named_not_missing(tmp_path: Path, row: dict, reason: str) -> None:
+    """Training CLI QA: `{"text": "hi", "id": true}` was "missing 'id'" and `{"text": 5}` "missing 'text'",
+    though the row has both: the fault is the value's type."""
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(BadInput) as info:
+        read_pairs(tmp_path / "pairs.jsonl", {"a"})
+    assert str(info.value).endswith(f"pairs.jsonl:1: {reason}")
 
 
 @pytest.mark.slow

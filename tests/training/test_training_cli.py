@@ -124,6 +124,76 @@ def test_train_sentiment_treats_sigterm_like_ctrl_c(settings, tiny_train: Path,
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+def test_train_embeddings_treats_sigterm_like_ctrl_c(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Training CLI QA: SIGTERM (kill, a scheduler's timeout) killed `train embeddings` outright: exit 143, no
+    error line, and its /tmp/emb-* folder (the model, once saved) left behind. It now interrupts like Ctrl-C,
+    as `train sentiment` does. The process's own SIGTERM fate is played here by ``Killed``, so that the old
+    code fails the test instead of killing pytest."""
+    import signal
+
+    import training.embeddings as embeddings
+    from shared.cli import main
+
+    class Killed(Exception):
+        pass
+
+    def killed(_signum: int, _frame: object) -> None:
+        raise Killed
+
+    folders: list[Path] = []
+
+    def fine_tune(kb: Path, pairs: object, config: object, out: Path, callback: object) -> dict:
+        folders.append(out.parent)
+        out.mkdir()
+        (out / "model.safetensors").write_bytes(b"saved")
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not end the run")
+
+    monkeypatch.setattr(embeddings, "fine_tune", fine_tune)
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("".join(json.dumps({"id": f"e{i}", "question": f"how do I do thing {i}", "answer": f"like {i}"})
+                          + "\n" for i in range(4)))
+    previous = signal.signal(signal.SIGTERM, killed)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "embeddings", "--kb", str(kb)])
+        assert signal.getsignal(signal.SIGTERM) is killed  # the command's handler is undone
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "finpulse: error: aborted"
+    assert folders and not folders[0].exists()
+    assert not list(settings.registry_dir.glob("bank/embeddings/v*"))
+
+
+def test_models_show_refuses_what_is_no_model(settings, tmp_path: Path) -> None:
+    """Training CLI QA: `models show /tmp` printed a lineage of nulls and exited 0; a file was called "a
+    directory outside the registry's versions"."""
+    (tmp_path / "notes.txt").write_text("not a model")
+    result = CliRunner().invoke(cli, ["models", "show", str(tmp_path)])
+    assert result.exit_code != 0 and "is not a model directory" in str(result.exception)
+    result = CliRunner().invoke(cli, ["models", "show", str(tmp_path / "notes.txt")])
+    assert result.exit_code != 0 and "is a file, not a model directory" in str(result.exception)
+
+
+@pytest.mark.parametrize("ref", ["/srv/finpulse/registry/news/sentiment", "news/sentiment/v1", "/sentiment"])
+def test_models_rollback_of_a_path_asks_for_domain_and_task(settings, ref: str) -> None:
+    """Training CLI QA: a task folder's path was "domain '' is not a valid name"."""
+    result = CliRunner().invoke(cli, ["models", "rollback", ref])
+    assert result.exit_code != 0 and str(result.exception) == f"rollback expects DOMAIN/TASK, got {ref!r}"
+
+
+@pytest.mark.parametrize("item", ["=3", " =3"])
+def test_set_without_a_key_is_refused(item: str) -> None:
+    """Training CLI QA: `--set =3` failed as "unknown training option(s): " naming nothing."""
+    from shared.errors import BadInput
+    from training.cli import _parse_sets
+
+    with pytest.raises(BadInput, match=r"--set expects KEY=VALUE, got"):
+        _parse_sets((item,))
+
+
 def test_models_promote_rollback_list_show(registered_tiny) -> None:
     reg, v1, v2 = registered_tiny
     assert "news/sentiment@v2 is production" in invoke("models", "promote", "news/sentiment@v2",

@@ -28,6 +28,7 @@ from training import SentimentTrainConfig
     ({"seed": -1}, "seed=-1"),  # numpy's range: "Seed must be between 0 and 2**32 - 1" after the model loaded
     ({"seed": 2**32}, "seed=4294967296"),
     ({"lora_dropout": 1.0}, "lora_dropout=1.0"),
+    ({"extra": 5}, "extra=5"),  # training CLI QA: `--set extra=5` trained and kept 5 as the lineage's extra
 ])
 def test_bad_values_are_named(changes: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:

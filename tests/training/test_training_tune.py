@@ -86,7 +86,7 @@ def test_sigterm_mid_search_still_deletes_the_scratch_trials(home: Path, tiny_tr
     (["--set", "epochs=abc"], "training option epochs='abc' is invalid"),
     (["--set", "nope=1"], "unknown training option(s): nope"),
     (["--trials", "0"], "--trials must be at least 1"),
-    (["--trial-budget", "0"], "time_budget_min=0.0 is invalid"),
+    (["--trial-budget", "0"], "--trial-budget must be more than 0 minutes, got 0.0"),  # was time_budget_min=0.0
     # ops QA: these failed inside trial 0, under Optuna's "Trial 0 failed" warning and its traceback
     (["--domain", "../x"], "domain '../x' is not a valid name"),
     (["--train", "nonexist.jsonl"], "nonexist.jsonl: no such file"),
@@ -101,3 +101,31 @@ def test_bad_tune_options_fail_in_one_line_before_training(settings, tiny_train:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("finpulse: error:") and message in lines[0]
     assert not (settings.home / "tuning").exists()
+
+
+@pytest.mark.parametrize("budget", [0.0, -1.0, float("nan")])
+def test_a_trial_budget_not_above_zero_is_named_as_the_option_given(settings, tiny_train: Path, budget: float) -> None:
+    """Training CLI QA: `--trial-budget 0` said "training option time_budget_min=0.0 is invalid", an
+    option the command does not have."""
+    from shared.errors import BadInput
+    from training import tuning
+
+    with pytest.raises(BadInput, match=r"^--trial-budget must be more than 0 minutes"):
+        tuning.search(settings, str(tiny_train), None, trials=1, trial_budget_min=budget)
+
+
+def test_ensemble_checks_every_reference_before_loading_a_model(registered_tiny, tiny_dev: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training CLI QA: `--ensemble news/sentiment@v1,news/sentiment@v9` loaded v1 before finding that v9
+    does not exist (a minute per member with real models)."""
+    from shared import runtimes
+    from shared.errors import ModelNotFound
+    from training import tuning
+
+    def load_runtime(*_args: object, **_kw: object) -> None:
+        raise AssertionError("a model was loaded before every reference was resolved")
+
+    monkeypatch.setattr(runtimes, "load_runtime", load_runtime)
+    reg = registered_tiny[0]
+    with pytest.raises(ModelNotFound, match="has no version 'v9'"):
+        tuning.score_ensemble(reg, ["news/sentiment@v1", "news/sentiment@v9"], str(tiny_dev))
