@@ -3,11 +3,11 @@
 "how do i chnage my pin", "my crad was declined": MiniLM's word pieces split a misspelt word into
 fragments that mean little, and BANKING77 dev questions with typos lost about 11 points of acc@1
 (``bench/typo_robustness.py``). A word of 4+ letters that no phrasing of the knowledge base uses is
-replaced by the nearest word that one does (Damerau distance 1, 2 for words of 6+ letters; ties go
-to the more frequent word); every other word, and every word that has no such neighbour, is kept
-as typed. Lookup is symmetric-delete (SymSpell's idea): each knowledge-base word is indexed under
-the strings left by deleting up to two of its letters, so a query word costs a few dozen dict
-lookups, well under a millisecond a question.
+replaced by the nearest word that one does (Damerau-OSA distance 1, 2 for words of 6+ letters; ties
+go to the more frequent word, then the alphabetically first); every other word, and every word that
+has no such neighbour, is kept as typed. Lookup is symspellpy's SymSpell (symmetric delete: each word
+indexed under the strings left by deleting letters of its first 7), a few dozen dict lookups a word:
+0.03 ms a BANKING77 question, its 9,000 phrasings indexed in 60-80 ms.
 """
 
 from __future__ import annotations
@@ -16,35 +16,14 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from symspellpy import SymSpell, Verbosity
+
 from services.chatbot.lexical import tokenize
 from shared.text import normal_text
 
 MIN_LENGTH = 4  # shorter words are left alone: "fee" is one letter from "see", "fen", "few"...
 LONG_WORD = 6  # from this length a word may be two edits from its correction
 _WORD = re.compile(r"(?<![A-Za-z0-9'])[A-Za-z]+(?:'[A-Za-z]+)?(?![A-Za-z0-9])")
-
-
-def _deletes(word: str, depth: int) -> set[str]:
-    """``word`` and every string left by deleting up to ``depth`` of its letters."""
-    out, front = {word}, {word}
-    for _ in range(depth):
-        front = {w[:i] + w[i + 1:] for w in front for i in range(len(w))}
-        out |= front
-    return out
-
-
-def distance(a: str, b: str) -> int:
-    """Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps."""
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        prev2, prev = prev, cur
-    return prev[-1]
 
 
 def _cased(like: str, word: str) -> str:
@@ -66,23 +45,20 @@ class Speller:
     def __init__(self, texts: Iterable[str], known: Iterable[str] = ()):
         self.counts = Counter(w for text in texts for w in tokenize(text))
         self.known = frozenset(known)
-        self._index: dict[str, list[str]] = {}
-        for word in self.counts:
+        # symspellpy's default distance is Damerau-OSA; its compiled one (editdistpy, DAMERAU_OSA_FAST) saved
+        # 4 microseconds a BANKING77 question, not worth a further dependency
+        self._symspell = SymSpell(max_dictionary_edit_distance=2)
+        for word, count in self.counts.items():
             if word.isalpha() and len(word) >= MIN_LENGTH - 1:  # "crd" -> "card" needs 4-letter words' deletes
-                for variant in _deletes(word, 2 if len(word) >= LONG_WORD - 1 else 1):
-                    self._index.setdefault(variant, []).append(word)
+                self._symspell.create_dictionary_entry(word, count)
 
     def word(self, word: str) -> str:
         """The vocabulary's word nearest to lower-case ``word``, or ``word`` itself."""
         if len(word) < MIN_LENGTH or word in self.counts or word in self.known or not word.isalpha():
             return word
-        limit = 2 if len(word) >= LONG_WORD else 1
-        best: tuple[int, int, str] | None = None
-        for candidate in {c for v in _deletes(word, limit) for c in self._index.get(v, ())}:
-            d = distance(word, candidate)
-            if d <= limit and (best is None or (d, -self.counts[candidate], candidate) < best):
-                best = (d, -self.counts[candidate], candidate)
-        return best[2] if best is not None else word
+        found = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=2 if len(word) >= LONG_WORD else 1)
+        # CLOSEST, not TOP: TOP keeps the first found of equally frequent words, which hangs on dict order
+        return min(found, key=lambda s: (-s.count, s.term)).term if found else word
 
     def correct(self, text: str) -> str:
         """``text`` (NFKC) with each out-of-vocabulary word replaced by its correction, case kept."""

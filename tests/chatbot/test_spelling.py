@@ -6,7 +6,7 @@ import pytest
 
 from data_connectors.faq import FaqEntry
 from services.chatbot.kb import KnowledgeBase
-from services.chatbot.spelling import Speller, distance
+from services.chatbot.spelling import Speller
 
 ENTRIES = [
     FaqEntry("change-pin", ["how do I change my PIN code"], "Settings > Card > PIN."),
@@ -75,9 +75,18 @@ def test_an_edit_teaches_the_speller_new_words(bow) -> None:
     assert kb.correct("mortgaeg rates") == "mortgaeg rates"
 
 
-def test_distance_counts_an_adjacent_swap_as_one_edit() -> None:
-    assert distance("crad", "card") == 1
-    assert distance("transfr", "transfer") == 1
-    assert distance("chnage", "change") == 1
-    assert distance("abcd", "badc") == 2
-    assert distance("", "abc") == 3
+def test_an_adjacent_swap_is_one_edit() -> None:
+    """Damerau-OSA distance (Levenshtein makes "crad" two edits from "card", too many for 4 letters)."""
+    assert Speller(["my card"]).word("crad") == "card"
+    assert Speller(["a transfer"]).word("transfr") == "transfer"
+    assert Speller(["change it"]).word("chnage") == "change"
+    assert Speller(["abcdef"]).word("bacdfe") == "abcdef"  # two swaps: two edits, allowed from 6 letters
+    assert Speller(["abcd"]).word("badc") == "badc"  # two edits: too many for 4 letters
+    assert Speller(["abcdef"]).word("badcfe") == "badcfe"  # three edits: too many for any word
+
+
+@pytest.mark.parametrize("texts", [["dark bark"], ["bark dark"]])
+def test_a_tie_goes_to_the_more_frequent_word_then_the_alphabetically_first(texts) -> None:
+    """Equally near and equally frequent: the alphabetically first, whatever order the phrasings came in."""
+    assert Speller(texts).word("wark") == "bark"
+    assert Speller([*texts, "dark"]).word("wark") == "dark"
