@@ -257,7 +257,12 @@ def _retrain_body() -> tuple[RetrainRequest, dict[str, Any]]:
             raise BadInput(format_validation_error(exc), code="validation_error") from None
         # a part without a file name is a form's file input left empty: no upload
         uploads = {k: f for k in files if (f := request.files.get(k)) is not None and f.filename}
-        if "data" not in uploads:
+        # as in a JSON body, `data` may be a server path, and a task that refits production needs
+        # none: a refit with an uploaded catalogue alone, or a server path beside an uploaded `items`,
+        # was refused; an empty file input still is (a chooser left blank is no request to refit)
+        spec = _conf()["tasks"].get(body.task or next(iter(_conf()["tasks"])))
+        refits = spec is not None and spec.data_optional and "data" not in request.files
+        if "data" not in uploads and not body.data and not refits:
             raise BadInput("multipart retrain needs a 'data' file")
         return body, uploads
     return parse_body(RetrainRequest), {}

@@ -37,6 +37,8 @@ K = int_query("items to return", 1, MAX_K, 10)  # read by k_arg (ASCII digits on
 def _visible(value: str) -> str:
     if is_blank(value):  # "\u200b", "\ufeff" or "\u2060" alone was stored as a user (or item)
         raise ValueError("must hold a visible character")
+    if len(value) > MAX_ID_CHARS:  # StringConstraints said "at most 200 items" ("at least 1 item" of "")
+        raise ValueError(f"must be at most {MAX_ID_CHARS} characters, got {len(value)}")
     return value
 
 
@@ -55,8 +57,8 @@ def path_id(raw: str, name: str, *, stored: bool = False) -> str:
 
 # a JSON number is the id its integer writes, as in a file: 1.0 was another item than 1
 Id = Annotated[str, BeforeValidator(id_text),
-               StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS),
-               AfterValidator(_visible)]
+               StringConstraints(strip_whitespace=True), AfterValidator(_visible),
+               Field(json_schema_extra={"minLength": 1, "maxLength": MAX_ID_CHARS})]  # checked by _visible
 
 
 class InteractionIn(BaseModel):

@@ -124,7 +124,7 @@ def recommend_cmd(model_dir: str, users_path: str, output: str, k: int) -> None:
     # a registered version: what users posted to the service counts too, and what ops retired there
     exclude = as_served(model, domain) if domain is not None else []
     recs_ = model.recommend(users, k, exclude=exclude)
-    unknown = sum(1 for u in users if u not in model.histories)
+    unknown = sum(1 for u in users if not model.has_evidence(u))
     n = write_jsonl(output, ({"user_id": u, "items": items} for u, items in zip(users, recs_, strict=True)))
     if unknown:
         _note(f"{unknown} unknown users got popularity results")

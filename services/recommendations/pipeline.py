@@ -253,6 +253,11 @@ class TrainedModel:
     def history(self, user_id: str) -> History:
         return self.histories.get(str(user_id), History())
 
+    def has_evidence(self, user_id: str) -> bool:
+        """Whether ``user_id`` liked anything the model knows: a user with dislikes alone gets the
+        popular items, as one without history does (it was labelled ``personalised``)."""
+        return len(self.history(user_id)) > 0
+
     def add(self, user_id: str, item_id: str, timestamp: int | None = None, positive: bool = True) -> bool:
         """Fold one event into the user's history; unknown items are ignored (False)."""
         return self.add_many([(user_id, item_id, timestamp, positive)]) == 1

@@ -205,7 +205,24 @@ def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) ->
         mv: ModelVersion = register(settings, domain, path)
     update_job(db, job_id, progress={"metrics": {k: v for k, v in mv.metrics().items()
                                                  if k.startswith(("hr@", "ndcg@"))}})
-    return gate_and_promote(settings, db, job_id, mv, params)
+    return gate_and_promote(settings, db, job_id, mv, stale_refit(settings, db, job_id, mv, params))
+
+
+def stale_refit(settings: Any, db: Database, job_id: str, mv: ModelVersion, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``auto_promote`` off when ``mv`` refitted a version that is no longer production.
+
+    A refit holds the events of the production it started from; a rollback, a promotion or another
+    retrain that moved production while it ran was silently undone when it passed the gate (the beat's
+    refit of a version just rolled back put that version's events back in service). It is still
+    registered and gated, for a person to promote by hand."""
+    base = None if params.get("data") else mv.train_config().get("retrained_from")
+    current = registry(settings).production(mv.domain, mv.task)
+    if not base or (current is not None and current.ref == base):
+        return params
+    now = current.ref if current is not None else "none"
+    update_job(db, job_id, log_line=f"not promoting: production moved from {base} to {now} while this refit of "
+                                    f"{base} ran; refit again to build on {now}, or promote {mv.ref} by hand")
+    return {**params, "auto_promote": False}
 
 
 def run_retrain_job(job_id: str, settings: Any, db: Database | None = None) -> dict[str, Any]:

@@ -246,10 +246,10 @@ class RecsService:
     def recommend(self, user_id: str, k: int = 10) -> dict[str, Any]:
         check_k(k)
         model = self.model()
-        known = str(user_id) in model.histories
         items = model.recommend([str(user_id)], k, exclude=self._exclude(model))[0]
         return {"user_id": str(user_id), "items": items,
-                "strategy": "personalised" if known else "popularity", "model_version": model.ref}
+                "strategy": "personalised" if model.has_evidence(user_id) else "popularity",
+                "model_version": model.ref}
 
     def similar(self, item_id: str, k: int = 10) -> dict[str, Any]:
         check_k(k)

