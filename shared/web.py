@@ -109,7 +109,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
-        body, status = error_response(code, exc.description or exc.name, exc.code or 500)
+        message = exc.description or exc.name
+        if exc.code == 413:  # werkzeug's "exceeds the capacity limit" named no limit to keep under
+            limit = current_app.config.get("MAX_CONTENT_LENGTH") or MAX_CONTENT_LENGTH
+            message = (f"the request body is over the {limit / 2**20:g} MiB limit; send less at a time "
+                       "(split a batch) or give a server path instead of an upload where the endpoint takes one")
+        body, status = error_response(code, message, exc.code or 500)
         # what the exception adds to its own response (a 405's Allow, a 429's Retry-After)
         body.headers.extend([(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"])
         return body, status
