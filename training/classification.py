@@ -31,7 +31,7 @@ import numpy as np
 from data_connectors.labelled import Example, load_labelled, shared_texts, stratified_split, text_key
 from shared.encoders import check_model_folder, offline, resolve_base_model
 from shared.errors import BadInput
-from shared.io import check_writable, open_tree, write_json
+from shared.io import check_writable, open_tree, read_json, write_json
 from shared.logs import say
 from shared.model_loading import model_loading
 from shared.registry import ModelVersion, Registry
@@ -135,17 +135,50 @@ def train_sentiment(config: SentimentTrainConfig, settings: Any,
 
 
 def check_inputs(config: SentimentTrainConfig) -> None:
-    """The base model, a ``--resume`` checkpoint (:func:`training.checkpoint.check_checkpoint`)
-    and an ``mlm_text`` file, checked before the first line of progress: a missing or wrong one
-    failed only after a stage had started or the model had loaded."""
+    """The base model, a ``--resume`` checkpoint (:func:`training.checkpoint.check_checkpoint`),
+    an ``mlm_text`` file and a given ``run_dir`` (:func:`check_run_dir`), checked before the first
+    line of progress: a missing or wrong one failed only after a stage had started or the model had loaded."""
     if config.base_model is None:
         resolve_base_model(None)
     else:  # `--base-model /tmp` failed once the data was read with "Couldn't instantiate the backend tokenizer"
         check_model_folder(config.base_model, "base model")
     if config.resume_from:  # /etc/passwd got as far as torch.load, after the model: an IndexError
         check_checkpoint(config.resume_from)
+    if config.run_dir:
+        check_run_dir(config.run_dir)
     if config.mlm_text and not Path(config.mlm_text).is_file():  # read only after the model loaded
         raise BadInput(f"mlm_text {config.mlm_text}: no such file")
+
+
+# what a run writes in its folder: its files (and their atomic-write temp files), TensorBoard logs, the
+# transfer stage's and MLM's encoders, the staged model (``.train-*``)
+_RUN_FILES = ("checkpoint.pt", "train_config.json", "metrics.json")
+_RUN_FOLDERS = ("tb", "transfer", "adapted")
+
+
+def _is_run_entry(name: str) -> bool:
+    return (name in _RUN_FILES or name in _RUN_FOLDERS or name.startswith(".train-")
+            or any(name.startswith(f".{f}.") and name.endswith(".tmp") for f in _RUN_FILES))
+
+
+def check_run_dir(path: str | Path) -> None:
+    """Refuse a given ``run_dir`` that is a file or holds anything no run writes.
+
+    `--set run_dir=/etc` wrote train_config.json, metrics.json, a ~430 MB checkpoint.pt and tb/
+    into /etc. A new or empty folder, or a run's own (an interrupted run continued with
+    ``--resume``, an earlier run's folder reused), is fine.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"run_dir {folder} is not a folder; name a new or empty folder (nothing was written)")
+    try:
+        others = sorted(e.name for e in folder.iterdir() if not _is_run_entry(e.name)) if folder.is_dir() else []
+    except OSError as exc:
+        raise BadInput(f"run_dir {folder} cannot be read ({exc.strerror})") from None
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise BadInput(f"run_dir {folder} is not a training run's folder (it holds {shown}); name a new or "
+                       "empty folder, or an earlier run's (nothing was written)")
 
 
 def transfer_stage_config(config: SentimentTrainConfig, settings: Any) -> SentimentTrainConfig | None:
@@ -415,6 +448,8 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     device = resolve_device(config.device)
     ranks = init_ranks(device)
     amp_dtype = autocast_dtype(device, config.precision)
+    # before the run folder is claimed: a refused --resume is then its one line, and writes nothing
+    resumed = _resume_state(config, settings, data, device) if config.resume_from else None
     run_dir, made = _claim_run_dir(config, settings, run_suffix) if ranks.main else (Path(), False)
     run_dir = Path(ranks.broadcast(str(run_dir)))
     # The thread count is the process's: a worker's retrain job with num_threads=1 must not
@@ -424,15 +459,17 @@ def _fit(config: SentimentTrainConfig, settings: Any, callback: Callable[[dict[s
     try:
         with _removed_on_failure(run_dir, owner=ranks.main, made=made):
             run_dir.mkdir(parents=True, exist_ok=True)  # made by rank 0; the other ranks find it
-            return _train_in(config, callback, started, checkpoint, data, run_dir, ranks, device, amp_dtype)
+            return _train_in(config, callback, started, checkpoint, data, run_dir, ranks, device, amp_dtype,
+                             resumed)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]], None] | None,
               started: float, checkpoint: bool, data: SplitData, run_dir: Path, ranks: Any, device: str,
-              amp_dtype: Any) -> tuple[Path, Path, dict[str, Any], dict[str, Any]] | None:
-    """:func:`_fit` from the model on, in its run folder."""
+              amp_dtype: Any, resumed: dict[str, Any] | None = None
+              ) -> tuple[Path, Path, dict[str, Any], dict[str, Any]] | None:
+    """:func:`_fit` from the model on, in its run folder; ``resumed``: the ``--resume`` checkpoint's state."""
     import torch
 
     train_ex, dev_ex, data_lineage = data.train, data.dev, data.lineage
@@ -489,20 +526,14 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
 
     # -- state: resume from a checkpoint when asked ---------------------------------------
     step, epoch0, best_f1, best_state, history = 0, 0, -1.0, None, []
-    if config.resume_from:
-        try:  # checked before the model was loaded (check_inputs); a damaged one still gets one line
-            ckpt = torch.load(config.resume_from, map_location=device, weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError, EOFError, IndexError, ValueError) as exc:
-            raise BadInput(f"--resume {config.resume_from} cannot be loaded as a checkpoint: "
-                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        _check_resume(config, ckpt.get("config") or {}, data_lineage, ckpt.get("data") or {})
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step, epoch0, best_f1, history = ckpt["step"], ckpt["epoch"], ckpt["best_f1"], ckpt["history"]
-        best_state = ckpt.get("best_state")
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        if resumed.get("scaler"):
+            scaler.load_state_dict(resumed["scaler"])
+        step, epoch0, best_f1, history = resumed["step"], resumed["epoch"], resumed["best_f1"], resumed["history"]
+        best_state = resumed.get("best_state")
         _log(f"resumed from {config.resume_from} at epoch {epoch0}, step {step}")
     net = ranks.wrap(model, device)  # forward/backward through DDP; ``model`` stays the plain module
     from torch.utils.tensorboard import SummaryWriter
@@ -517,8 +548,8 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
     budget_s = config.time_budget_min * 60 if config.time_budget_min else None
     loop_start, step0 = time.monotonic(), step
     ema = _Ema(model, config.ema_decay) if config.ema_decay and ranks.main else None  # only rank 0 judges
-    if ema is not None and config.resume_from and ckpt.get("ema"):
-        ema.shadow = {n: v.to(device) for n, v in ckpt["ema"].items()}
+    if ema is not None and resumed is not None and resumed.get("ema"):
+        ema.shadow = {n: v.to(device) for n, v in resumed["ema"].items()}
     fgm = _Fgm(model, config.adversarial_eps) if config.adversarial_eps else None
     if fgm is not None:
         if ranks.main:
@@ -642,6 +673,57 @@ def _train_in(config: SentimentTrainConfig, callback: Callable[[dict[str, Any]],
                     "base_model_path": str(base), "domain_adapt": adapted, "git_commit": git_commit(),
                     "device": device, "amp": str(amp_dtype) if amp_dtype else None, "world_size": ranks.world}
     return run_dir, staging, metrics, train_config
+
+
+def _resume_state(config: SentimentTrainConfig, settings: Any, data: SplitData, device: str) -> dict[str, Any]:
+    """The ``--resume`` checkpoint, loaded and checked before the run folder is claimed.
+
+    A refusal used to come after the folder was taken, so an interrupted run's folder printed
+    "run stopped; continue it with --resume X" first, the very command just refused. A checkpoint
+    whose run trained all ``epochs`` and registered its model has nothing left: resuming it
+    trained 0 steps and registered a copy (v11 = v10), so it is refused, naming that version.
+    One that trained them all but stopped before registering (Ctrl-C while saving) still registers.
+    """
+    import torch
+
+    try:  # checked before the model was loaded (check_inputs); a damaged one still gets one line
+        ckpt = torch.load(config.resume_from, map_location=device, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, IndexError, ValueError) as exc:
+        raise BadInput(f"--resume {config.resume_from} cannot be loaded as a checkpoint: "
+                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    saved = ckpt.get("config") or {}
+    if ckpt["epoch"] >= config.epochs:
+        finished = read_json(Path(config.resume_from).parent / "metrics.json")  # its run's, when it is there
+        if not _same_history(finished, ckpt["history"]):
+            finished = {}
+        ref = _registered_from(ckpt["history"], finished, settings, saved.get("domain", config.domain), config.task)
+        if ref is not None or finished:
+            raise BadInput(f"--resume {config.resume_from}: its run trained all {ckpt['epoch']} epoch(s) and "
+                           + (f"registered {ref}" if ref else "finished")
+                           + f"; nothing left to train, nothing registered (--epochs above {ckpt['epoch']} "
+                             "trains it further)")
+    _check_resume(config, saved, data.lineage, ckpt.get("data") or {})
+    return ckpt
+
+
+def _same_history(metrics: dict[str, Any], history: list[dict[str, Any]]) -> bool:
+    """Whether ``metrics`` (a ``metrics.json``) is the finished run of a checkpoint with ``history``:
+    its dev evaluations, step by step, with their scores."""
+    return bool(history) and metrics.get("history") == history
+
+
+def _registered_from(history: list[dict[str, Any]], finished: dict[str, Any], settings: Any, domain: str,
+                     task: str) -> str | None:
+    """The version of ``domain/task`` registered from the checkpoint with ``history``, or None: the one
+    whose metrics are its run folder's ``finished`` metrics (their train_seconds tell apart the twins a
+    deterministic seed makes), else the first with its dev history (a checkpoint copied out of its folder)."""
+    try:
+        versions = sorted(Registry(settings.registry_dir).versions(domain, task), key=lambda v: v.version)
+    except (OSError, BadInput):  # no such domain name or registry: nothing registered there
+        return None
+    metrics = [(mv, mv.metrics()) for mv in versions]
+    exact = next((mv.ref for mv, m in metrics if finished and m == finished), None)
+    return exact or next((mv.ref for mv, m in metrics if _same_history(m, history)), None)
 
 
 # the weights' layout (not base_model: a transfer stage's run saved its stage's encoder there)
