@@ -102,16 +102,37 @@ def test_a_pairs_value_of_the_wrong_type_is_named_not_missing(tmp_path: Path, ro
     assert str(info.value).endswith(f"pairs.jsonl:1: {reason}")
 
 
+def test_dev_queries_that_are_training_text_are_counted(tmp_path: Path, sample_faq) -> None:
+    """Training CLI QA: `--pairs F --dev F` measured acc@1 on the queries it trained on, and said nothing."""
+    from data_connectors.faq import load_faq
+    from training.embeddings import dev_overlap
+
+    entry = load_faq(sample_faq)[0]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"text": "a query only the pairs hold", "id": entry.id}) + "\n")
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"text": t, "id": entry.id}) + "\n" for t in (
+        "a query only the pairs hold", f"  {entry.questions[0].upper()} ", "a query nobody trained on")))
+    assert dev_overlap(sample_faq, pairs, dev) == 2  # the pairs' query, and a phrasing in another case
+    assert dev_overlap(sample_faq, None, dev) == 1
+    assert dev_overlap(sample_faq, pairs, pairs) == 1  # the same file as both
+
+
 @pytest.mark.slow
-def test_tiny_run_registers_a_loadable_version(settings, sample_faq, monkeypatch) -> None:
+def test_tiny_run_registers_a_loadable_version(settings, sample_faq, monkeypatch, tmp_path, capsys) -> None:
     from sentence_transformers import SentenceTransformer
 
     from shared.encoders import base_encoder_path
     from training.embeddings import train_embeddings
 
+    dev = tmp_path / "dev.jsonl"  # one query is a phrasing of the knowledge base: trained on, so said
+    dev.write_text(json.dumps({"text": "I lost my card", "id": "lost-card"}) + "\n"
+                   + json.dumps({"text": "where is my new card", "id": "card-arrival"}) + "\n")
     monkeypatch.chdir(sample_faq.parent)  # named relatively, as typed in its folder: the lineage holds where it is
     version = train_embeddings(Path(sample_faq.name), None, "bank",
-                               EmbeddingsConfig(epochs=0.1, batch_size=8, freeze_layers=0), settings=settings)
+                               EmbeddingsConfig(epochs=0.1, batch_size=8, freeze_layers=0), settings=settings, dev=dev)
+    assert "warning: 1 --dev queries are also training text" in capsys.readouterr().err
+    assert version.train_config()["data"]["dev_train_overlap"] == 1
     assert version.ref == "bank/embeddings@v1"
     assert version.metrics()["steps"] >= 1 and version.train_config()["data"]["kb_sha256"]
     assert version.train_config()["data"]["kb"] == str(sample_faq.resolve())
