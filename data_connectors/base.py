@@ -13,7 +13,6 @@ import io
 import json
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,18 +171,24 @@ def not_utf8(path: str | Path, exc: UnicodeDecodeError) -> BadRow:
     return BadRow(path, 1, f"not UTF-8 ({exc.reason})")  # e.g. a sequence cut at the end of the file
 
 
+class _KeysRepeated(dict):  # type: ignore[type-arg]
+    """A JSON object one of whose keys repeats, as json builds it (the last value), with its keys in order."""
+
+    order: tuple[str, ...] = ()
+
+
 def _keep_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object as json builds it; the keys in order are noted when one repeats (rarely)."""
+    """An object as json builds it; one whose keys repeat (rarely) carries them in order."""
     obj = dict(pairs)
-    if len(obj) != len(pairs):
-        _REPEATS.found.append((obj, tuple(k for k, _ in pairs)))
-    return obj
+    if len(obj) == len(pairs):
+        return obj
+    repeated = _KeysRepeated(obj)
+    repeated.order = tuple(k for k, _ in pairs)
+    return repeated
 
 
-# one decoder (json.loads with a hook built one per call: 2.5x the time of a row) and, per thread,
-# the objects of the line being decoded whose keys repeat
+# one decoder: json.loads with a hook built one per call took 2.5x the time of a row
 _DECODER = json.JSONDecoder(object_pairs_hook=_keep_repeats)
-_REPEATS = threading.local()
 
 
 def json_line(line: str, column: ColumnKey = every_column) -> Any:
@@ -198,14 +203,13 @@ def json_line(line: str, column: ColumnKey = every_column) -> Any:
     left as json reads them: no reader looks into those by name."""
     if line.startswith("\ufeff"):  # as json.loads says it
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
-    _REPEATS.found = found = []
     try:
         value = _DECODER.decode(line)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     if not isinstance(value, dict):
         return value
-    keys = next((keys for obj, keys in found if obj is value), None)
+    keys = value.order if isinstance(value, _KeysRepeated) else None
     if keys is None:
         if column is every_column:  # distinct keys are distinct columns
             return value

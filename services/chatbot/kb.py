@@ -245,7 +245,7 @@ class KnowledgeBase:
     def correct(self, text: str) -> str:
         """``text`` with its typos corrected to the knowledge base's own words, to be encoded and
         searched in its place (:mod:`services.chatbot.spelling`): "my crad was declined" asks
-        about a card. A word the encoder knows whole (its ``vocab.txt``) is read as typed."""
+        about a card. A word the encoder knows whole (its ``vocab.txt`` or ``tokenizer.json``) is read as typed."""
         return self.speller().correct(text)
 
     def speller(self) -> Speller:

@@ -37,7 +37,7 @@ class Speller:
     """Corrects words outside the vocabulary of ``texts`` to their nearest inside it.
 
     ``known``: further words never corrected, though they are no correction's target either: the
-    encoder's whole words (its ``vocab.txt``) are English it reads as typed, and a knowledge base's
+    encoder's whole words (its vocabulary) are English it reads as typed, and a knowledge base's
     few thousand words do not hold "lock", "mother" or "insufficient" (corrected to "look", "other"
     and "sufficient" without them: 52 of BANKING77's 1,003 dev questions had a word changed, 12 with).
     """
