@@ -240,6 +240,9 @@ def _stored_figures(candidate: ModelVersion, production: ModelVersion | None, me
     missing = None
     if metric not in cand_m:  # its trainer had nothing to evaluate it on
         cand_m, missing = None, f"{candidate.ref} carries no {metric} (trained without held-out data)"
+    elif cand_m.get("eval_users") == 0:  # its 0.0 measured nobody: refused "on ndcg 0.0000" read as a bad model
+        cand_m, missing = None, (f"{candidate.ref} has no {metric} to judge (evaluated on 0 users: "
+                                 "none has two liked events to hold one out)")
     prod_m = None
     if production is not None:
         prod_m = production_metrics if production_metrics is not None else _numbers(production.metrics())

@@ -335,9 +335,21 @@ def gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion,
     the job on the candidate's held-out data (see :func:`shared.gate.run_gate`);
     ``progress_metrics`` names the candidate's gate figures the job's progress shows.
     """
+    record_version(db, mv)
+    try:
+        return _gate_and_promote(settings, db, job_id, mv, params, extra, production_metrics, progress_metrics)
+    except JobCancelled:  # too late to register nothing: the log names what is left, unpromoted
+        update_job(db, job_id, log_line=f"cancelled after {mv.ref} was registered: it stays registered "
+                                        "and is not promoted (promote it by hand if wanted)")
+        raise
+
+
+def _gate_and_promote(settings: Any, db: Database, job_id: str, mv: ModelVersion, params: dict[str, Any],
+                      extra: dict[str, Any] | None, production_metrics: dict[str, float] | None,
+                      progress_metrics: Sequence[str]) -> dict[str, Any]:
+    """:func:`gate_and_promote` once ``mv`` is recorded; raises :class:`JobCancelled` at a stage."""
     from shared.gate import run_gate
 
-    record_version(db, mv)
     job_stage(db, job_id, "gate", f"registered {mv.ref}; evaluating against production")
     report = run_gate(settings, mv, eval_set=params.get("eval"), tolerance=params.get("tolerance"),
                       extra={"job": job_id, **(extra or {})}, production_metrics=production_metrics)

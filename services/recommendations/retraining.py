@@ -46,6 +46,7 @@ CONFIG_FIELDS = {f.name for f in fields(RecsConfig)}
 # Limits of the machine doing the fit, not choices of the model: a refit takes today's default
 # (or the request's option), not the one production was fitted under.
 RESOURCE_FIELDS = ("max_dense_items",)
+MIN_COVERAGE = 0.1  # share of a retrain data's item ids its catalogue must know, else the job log warns
 
 
 def recs_config(params: dict[str, Any], base: RecsConfig | None = None) -> RecsConfig:
@@ -168,6 +169,20 @@ def production_items(settings: Any, domain: str) -> tuple[list[Item] | None, dic
     return items, lineage, [f"{notes[0]} (production {prod.ref}'s catalogue, reused)", *notes[1:]]
 
 
+def catalogue_coverage(rows: list[Interaction], items: list[Item] | None, source: str) -> list[str]:
+    """The job log's warning when the catalogue knows under :data:`MIN_COVERAGE` of the data's item ids:
+    production's reused for another dataset (MovieLens data on a MIND model) gave no item content
+    features, silently."""
+    wanted = {r.item_id for r in rows}
+    if items is None or not wanted:
+        return []
+    known = len(wanted & {i.item_id for i in items})
+    if known >= MIN_COVERAGE * len(wanted):
+        return []
+    return [f"warning: the catalogue ({source}) has {known} of the data's {len(wanted)} item ids "
+            f"({known / len(wanted):.1%}): almost no content features; send \"items\" for this data"]
+
+
 def train_from_request(settings: Any, domain: str, params: dict[str, Any], output: Path,
                        db: Database | None = None) -> tuple[Path, list[str]]:
     """Fit on the request's interactions file (bad rows skipped only with ``options.skip_bad``)
@@ -178,12 +193,13 @@ def train_from_request(settings: Any, domain: str, params: dict[str, Any], outpu
     rows, report = read_interactions(source, skip_bad=skip_bad_option(params))
     items, item_lineage, item_notes = (request_items(params["items"]) if params.get("items")
                                        else production_items(settings, domain))
+    coverage = catalogue_coverage(rows, items, params.get("items") or "production's, reused")
     (rows,), items, retired = drop_retired(db, domain, [rows], items)
     path = train(rows, output, items=items, config=recs_config(params),
                  lineage={"interactions": str(source), "interactions_sha256": file_sha256(source), **item_lineage})
     notes = "; ".join(format_skips(report, source))
     return path, [f"trained on {len(rows)} interactions from {source}" + (f" ({notes})" if notes else ""),
-                  *item_notes, *retired]
+                  *item_notes, *coverage, *retired]
 
 
 def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +218,8 @@ def retrain(settings: Any, db: Database, job_id: str, params: dict[str, Any]) ->
         for line in notes:
             update_job(db, job_id, log_line=line)
         job_stage(db, job_id, "evaluating", "offline evaluation (leave-last-out) for the gate")
-        mv: ModelVersion = register(settings, domain, path)
+        mv: ModelVersion = register(settings, domain, path, before_move=lambda: job_stage(
+            db, job_id, "registering", "evaluated; registering the candidate"))  # cancelled meanwhile: nothing
     update_job(db, job_id, progress={"metrics": {k: v for k, v in mv.metrics().items()
                                                  if k.startswith(("hr@", "ndcg@"))}})
     return gate_and_promote(settings, db, job_id, mv, stale_refit(settings, db, job_id, mv, params))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,15 @@ def fitted_text_vectors(model_dir: str | Path, n_items: int) -> np.ndarray | Non
     return None
 
 
-def register(settings: Any, domain: str, model_dir: str | Path) -> ModelVersion:
-    """Evaluate ``model_dir`` offline and move it into the registry as the next version."""
+def register(settings: Any, domain: str, model_dir: str | Path,
+             before_move: Callable[[], object] | None = None) -> ModelVersion:
+    """Evaluate ``model_dir`` offline and move it into the registry as the next version.
+
+    ``before_move`` runs between the two (a retrain job's cancel check): the evaluation is the
+    long step, and a job cancelled during it must not register a version."""
     metrics = {**read_json(Path(model_dir) / "metrics.json"), **offline_metrics(model_dir)}
+    if before_move is not None:
+        before_move()
     return registry(settings).register(domain, TASK, model_dir, metrics=metrics)
 
 

@@ -423,3 +423,83 @@ def test_a_retired_item_can_be_restored(recs, tmp_path) -> None:
     job = wait_job(client, client.post("/v1/admin/retrain", headers=auth,
                                        json={"force": True, "reason": "restored"}).get_json()["job_id"], auth)
     assert job["status"] == "succeeded" and "retired" not in job["log"], job
+
+
+def _job(recs, params: dict) -> str:
+    domain = recs["domain"]
+    return lifecycle.create_job(recs["db"], f"retrain:{domain}/{TASK}", {"domain": domain, "task": TASK, **params},
+                                actor="carol")
+
+
+def test_a_job_cancelled_while_evaluating_registers_nothing(recs, tmp_path, monkeypatch):
+    """Regression: a retrain cancelled while its candidate was evaluated still registered it
+    (the cancel flag was read only at the gate stage, after registering)."""
+    from services.recommendations import versions
+
+    job_id = _job(recs, {"data": str(sequential_users(tmp_path / "d.tsv"))})
+    real = versions.offline_metrics
+
+    def cancelled_meanwhile(model_dir, *args, **kwargs):
+        lifecycle.cancel_job(recs["db"], job_id, actor="carol")  # the operator, during the evaluation
+        return real(model_dir, *args, **kwargs)
+
+    monkeypatch.setattr(versions, "offline_metrics", cancelled_meanwhile)
+    job = run_retrain_job(job_id, recs["settings"], recs["db"])
+    assert job["status"] == "cancelled" and job["result"] is None, job
+    assert [v.version for v in recs["registry"].versions(recs["domain"], TASK)] == [1]
+    assert not any(p.name.startswith(".train-") for p in recs["registry"].task_dir(recs["domain"], TASK).iterdir())
+
+
+def test_a_cancel_after_registering_says_so_and_does_not_promote(recs, tmp_path, monkeypatch):
+    """A cancel that arrives once the version is registered cannot undo it: the log names the version
+    left registered, and it is neither gated nor promoted (the log said only "cancelled")."""
+    domain = recs["domain"]
+    job_id = _job(recs, {"data": str(sequential_users(tmp_path / "d.tsv"))})
+    real = lifecycle.record_version
+
+    def cancelled_meanwhile(db, mv, *args, **kwargs):
+        real(db, mv, *args, **kwargs)
+        lifecycle.cancel_job(db, job_id, actor="carol")
+
+    monkeypatch.setattr(lifecycle, "record_version", cancelled_meanwhile)
+    job = run_retrain_job(job_id, recs["settings"], recs["db"])
+    assert job["status"] == "cancelled", job
+    assert f"cancelled after {domain}/{TASK}@v2 was registered: it stays registered and is not promoted" in job["log"]
+    assert recs["registry"].production(domain, TASK).version == 1
+
+
+def test_a_catalogue_that_knows_none_of_the_datas_items_is_warned_about(recs, tmp_path, cheap_encoder):
+    """Regression: a retrain with data but no items reused production's catalogue without a word when
+    none of the data's item ids were in it (MovieLens data on a MIND model: no content features)."""
+    client, auth = client_for(recs["settings"]), recs["auth"]
+    data = str(sequential_users(tmp_path / "d.tsv"))
+    foreign = tmp_path / "other.tsv"  # another dataset's ids
+    foreign.write_text("item_id\ttitle\tcategories\n" + "".join(f"N{i}\tNews {i}\tnews\n" for i in range(1, 61)))
+
+    def retrain(body: dict) -> dict:
+        resp = client.post("/v1/admin/retrain", headers=auth, json=body)
+        assert resp.status_code == 202, resp.get_json()
+        job = wait_job(client, resp.get_json()["job_id"], auth)
+        assert job["status"] == "succeeded", job
+        return job
+
+    job = retrain({"data": data, "items": str(foreign), "force": True, "reason": "a news catalogue"})
+    assert f"warning: the catalogue ({foreign}) has 0 of the data's 60 item ids (0.0%)" in job["log"], job["log"]
+    job = retrain({"data": data})  # production's catalogue, reused
+    assert "warning: the catalogue (production's, reused) has 0 of the data's 60 item ids" in job["log"], job["log"]
+    job = retrain({"data": data, "items": str(catalogue(tmp_path / "items.tsv"))})
+    assert "warning: the catalogue" not in job["log"], job["log"]
+
+
+def test_a_candidate_evaluated_on_no_users_is_not_refused_on_its_zero_ndcg(recs, tmp_path):
+    """Regression: a candidate whose data gives no user a held-out event was "refused: ndcg@10 0.0000
+    vs production ..." as if it were a bad model; the gate says it has nothing to judge on."""
+    once = tmp_path / "once.tsv"  # every user one event: nobody to hold an event out for
+    once.write_text(HEADER + "".join(f"o{u}\tm{u % 60 + 1}\t4\t{1000 + u}\n" for u in range(80)))
+    job = run_retrain_job(_job(recs, {"data": str(once)}), recs["settings"], recs["db"])
+    assert job["status"] == "succeeded", job
+    summary = job["result"]["gate"]["summary"]
+    assert job["result"]["gate"]["passed"] is False and job["result"]["promoted"] is False
+    assert summary.startswith(f"refused: {recs['domain']}/{TASK}@v2 has no {GATE_METRIC} to judge "
+                              "(evaluated on 0 users"), summary
+    assert "0.0000" not in summary
